@@ -1,0 +1,339 @@
+//! Persisted shapes of every stored object (version 1). The store keeps each object
+//! as JSON of one of these structs plus metadata columns (id, kind, name, owner,
+//! parent, revisions, times). Add fields only with `#[serde(default)]`; a change
+//! that is not backward compatible needs a new version and a migration.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::dns::{RecordData, RecordName};
+use crate::{
+    AccountKind, CountryCode, DbEngine, DbIdent, DomainName, EmailAddress, FtpUsername, Id,
+    LocalPart, PlacementMode, RelPath, Role, Slug,
+};
+
+/// Kinds of stored objects. The string form is the store's `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// [`Account`]
+    Account,
+    /// [`ApiToken`]
+    Token,
+    /// [`Cluster`]
+    Cluster,
+    /// [`Server`]
+    Server,
+    /// [`Domain`]
+    Domain,
+    /// [`Site`]
+    Site,
+    /// [`Mailbox`]
+    Mailbox,
+    /// [`MailAlias`]
+    MailAlias,
+    /// [`Database`]
+    Database,
+    /// [`DbUser`]
+    DbUser,
+    /// [`FtpAccount`]
+    FtpAccount,
+    /// [`DnsRecord`]
+    DnsRecord,
+}
+
+impl Kind {
+    /// The store's and the audit log's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Account => "account",
+            Kind::Token => "token",
+            Kind::Cluster => "cluster",
+            Kind::Server => "server",
+            Kind::Domain => "domain",
+            Kind::Site => "site",
+            Kind::Mailbox => "mailbox",
+            Kind::MailAlias => "mail_alias",
+            Kind::Database => "database",
+            Kind::DbUser => "db_user",
+            Kind::FtpAccount => "ftp_account",
+            Kind::DnsRecord => "dns_record",
+        }
+    }
+
+    /// Parse the store's spelling.
+    pub fn parse(s: &str) -> Option<Kind> {
+        [
+            Kind::Account, Kind::Token, Kind::Cluster, Kind::Server, Kind::Domain, Kind::Site,
+            Kind::Mailbox, Kind::MailAlias, Kind::Database, Kind::DbUser, Kind::FtpAccount, Kind::DnsRecord,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Implemented by every persisted object type: which kind it is stored as.
+pub trait Object: Serialize + for<'de> Deserialize<'de> + Clone + Send + Sync + 'static {
+    /// The store kind.
+    const KIND: Kind;
+}
+
+macro_rules! object {
+    ($t:ident, $k:ident) => {
+        impl Object for $t {
+            const KIND: Kind = Kind::$k;
+        }
+    };
+}
+
+/// An admin, reseller or customer account. Customers own domains and everything
+/// below them; a reseller owns the customers it created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// Login and reference name.
+    pub name: Slug,
+    /// Rights.
+    pub kind: AccountKind,
+    /// Name for people.
+    #[serde(default)]
+    pub display_name: String,
+    /// Contact address.
+    #[serde(default)]
+    pub email: Option<EmailAddress>,
+    /// The reseller that manages this customer, if any.
+    #[serde(default)]
+    pub reseller: Option<Id>,
+    /// Cluster per role used when this customer adds a domain without choosing.
+    #[serde(default)]
+    pub default_clusters: BTreeMap<Role, Id>,
+    /// argon2id PHC string of the panel/API login password, if one is set.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    /// A disabled account cannot log in and its tokens are refused.
+    #[serde(default)]
+    pub disabled: bool,
+}
+object!(Account, Account);
+
+/// An API token. The secret is shown once at creation and stored only as an argon2id
+/// hash; `public_id` finds the row without revealing anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// Account the token acts as.
+    pub account: Id,
+    /// Label chosen by the user, e.g. `laptop`.
+    pub name: String,
+    /// Random identifier embedded in the token string.
+    pub public_id: String,
+    /// argon2id PHC string of the secret part.
+    pub secret_hash: String,
+    /// Unix time after which the token is refused.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+object!(ApiToken, Token);
+
+/// DNS time-to-live settings of a cluster's zones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ttls {
+    /// TTL of the web records (`@`, `www`): short so failover reaches resolvers fast.
+    pub web: u32,
+    /// TTL of every other generated record.
+    pub default: u32,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self { web: 60, default: 3600 }
+    }
+}
+
+/// A named group of servers of one role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// Reference name, e.g. `web-eu`.
+    pub name: Slug,
+    /// Role of every server in it.
+    pub role: Role,
+    /// Free text for operators.
+    #[serde(default)]
+    pub description: String,
+    /// Used for new domains when neither the request nor the customer names one.
+    #[serde(default)]
+    pub is_default: bool,
+    /// TTLs for zones built from this cluster's servers.
+    #[serde(default)]
+    pub ttls: Ttls,
+}
+object!(Cluster, Cluster);
+
+/// One machine (or one `up` process) with one role in one cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    /// Reference name, e.g. `web-1`.
+    pub name: Slug,
+    /// Same as its cluster's role.
+    pub role: Role,
+    /// Its cluster.
+    pub cluster: Id,
+    /// In DNS and mail clusters: 0 is the primary, 1.. the secondaries in order.
+    #[serde(default)]
+    pub rank: u16,
+    /// Public host name, e.g. `ns1.hosting.example`.
+    pub hostname: DomainName,
+    /// Public addresses that records and clients use.
+    pub addresses: Vec<IpAddr>,
+    /// Free-form region, e.g. `eu-west`.
+    #[serde(default)]
+    pub region: String,
+    /// Country, to keep secondaries away from primaries.
+    pub country: CountryCode,
+    /// Notes on the hardware profile (disks, RAID, memory).
+    #[serde(default)]
+    pub hardware: String,
+    /// A drained server takes no new work and has its work moved off.
+    #[serde(default)]
+    pub drained: bool,
+}
+object!(Server, Server);
+
+/// A customer domain and the cluster of each role its services are placed on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Domain {
+    /// The name (A-labels).
+    pub name: DomainName,
+    /// Owning customer account.
+    pub customer: Id,
+    /// Cluster id per placed role.
+    pub placements: BTreeMap<Role, Id>,
+}
+object!(Domain, Domain);
+
+/// The web part of a domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// The domain (its name is the site's primary host name).
+    pub domain: Id,
+    /// Further host names served by the site; each inside one of the customer's domains.
+    #[serde(default)]
+    pub aliases: Vec<DomainName>,
+    /// Serve `.php` through PHP-FPM.
+    #[serde(default)]
+    pub php: bool,
+    /// Active on one server or on all servers of the web cluster.
+    pub mode: PlacementMode,
+    /// Redirect plain HTTP to HTTPS.
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// For `single` sites: the server it is active on (set by the scheduler).
+    #[serde(default)]
+    pub active_server: Option<Id>,
+}
+object!(Site, Site);
+
+/// A mailbox that stores mail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mailbox {
+    /// Its domain.
+    pub domain: Id,
+    /// The part before `@`.
+    pub local_part: LocalPart,
+    /// argon2id PHC string of the mailbox password.
+    pub password_hash: String,
+    /// Quota in MiB; 0 means unlimited.
+    #[serde(default)]
+    pub quota_mb: u64,
+    /// Name for the From header and the panel.
+    #[serde(default)]
+    pub display_name: String,
+    /// A disabled mailbox refuses logins but still receives mail.
+    #[serde(default)]
+    pub enabled: bool,
+}
+object!(Mailbox, Mailbox);
+
+/// An address that forwards to other addresses (local or remote).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailAlias {
+    /// Its domain.
+    pub domain: Id,
+    /// The part before `@`.
+    pub local_part: LocalPart,
+    /// Where mail goes.
+    pub destinations: Vec<EmailAddress>,
+}
+object!(MailAlias, MailAlias);
+
+/// A customer database on a db cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Database {
+    /// Owning customer.
+    pub customer: Id,
+    /// Name on the server.
+    pub name: DbIdent,
+    /// MariaDB or PostgreSQL.
+    pub engine: DbEngine,
+    /// The db cluster it lives on.
+    pub cluster: Id,
+    /// The domain it belongs to, if the customer linked one.
+    #[serde(default)]
+    pub domain: Option<Id>,
+}
+object!(Database, Database);
+
+/// A database login with grants on some of its customer's databases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbUser {
+    /// Owning customer.
+    pub customer: Id,
+    /// Login name on the server.
+    pub name: DbIdent,
+    /// Engine of the server it lives on.
+    pub engine: DbEngine,
+    /// The db cluster it lives on.
+    pub cluster: Id,
+    /// Engine-native password verifier (MariaDB `*HEX` hash or PostgreSQL SCRAM-SHA-256);
+    /// never the password.
+    pub password_verifier: String,
+    /// Databases it has all privileges on (same customer, same engine and cluster).
+    #[serde(default)]
+    pub databases: Vec<Id>,
+}
+object!(DbUser, DbUser);
+
+/// An FTP login whose home is the site's files or a folder in them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FtpAccount {
+    /// The domain whose site files it reaches.
+    pub domain: Id,
+    /// Login name.
+    pub username: FtpUsername,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Folder inside the site's files; empty for the site root.
+    #[serde(default = "RelPath::root")]
+    pub home: RelPath,
+    /// Upload quota in MiB; 0 means unlimited.
+    #[serde(default)]
+    pub quota_mb: u64,
+}
+object!(FtpAccount, FtpAccount);
+
+/// A customer's own DNS record in a domain's zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    /// The zone.
+    pub domain: Id,
+    /// Owner name relative to the zone.
+    pub name: RecordName,
+    /// TTL in seconds; the cluster default when absent.
+    #[serde(default)]
+    pub ttl: Option<u32>,
+    /// Typed record data.
+    pub data: RecordData,
+}
+object!(DnsRecord, DnsRecord);
+
+/// Shortest and longest TTL a customer may set.
+pub const TTL_RANGE: std::ops::RangeInclusive<u32> = 30..=604_800;

@@ -1,0 +1,12 @@
+//! hostplane's wire formats. Everything that crosses a process boundary is defined
+//! here and nowhere else: REST request and response bodies under [`v1`] (and later
+//! the controller⇄agent messages). Types are versioned by module; a shipped type is
+//! never changed incompatibly: add optional fields, or add a `v2`.
+//!
+//! Request bodies reject unknown fields and carry plain strings: the controller
+//! validates each field with the `model` newtypes, so an error can name the field
+//! and the rule.
+
+#![forbid(unsafe_code)]
+
+pub mod v1;
