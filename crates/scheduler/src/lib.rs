@@ -1,1 +1,196 @@
-//! placeholder
+//! Placement and failover decisions, as pure functions over a [`Snapshot`] of the
+//! clusters and servers. No I/O and no clock: the controller builds the snapshot
+//! from the store and health monitor, calls these functions, and writes the plan.
+//! Being pure, every rule here is property-tested.
+
+#![forbid(unsafe_code)]
+
+use model::{CountryCode, Id, Role};
+use std::collections::BTreeMap;
+
+/// Health of a server as the controller currently believes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Health {
+    /// Never heard from (just added).
+    Unknown,
+    /// Heartbeats arriving.
+    Up,
+    /// Heartbeats missed; not yet confirmed down.
+    Suspect,
+    /// Heartbeats missed and the active probe failed.
+    Down,
+}
+
+impl Health {
+    /// Whether new work may be placed on (or kept on) a server in this state.
+    pub fn is_usable(self) -> bool {
+        matches!(self, Health::Up | Health::Unknown)
+    }
+}
+
+/// What the scheduler needs to know about one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// Store id.
+    pub id: Id,
+    /// Name, for messages.
+    pub name: String,
+    /// 0 = primary in ranked (DNS, mail) clusters.
+    pub rank: u16,
+    /// Where it stands.
+    pub country: CountryCode,
+    /// Current health.
+    pub health: Health,
+    /// Drained for maintenance: takes no work.
+    pub drained: bool,
+    /// Number of `single` sites active on it (for least-loaded placement).
+    pub load: u32,
+}
+
+/// What the scheduler needs to know about one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// Store id.
+    pub id: Id,
+    /// Name, for messages.
+    pub name: String,
+    /// Role of its servers.
+    pub role: Role,
+    /// The operator's default cluster for its role.
+    pub is_default: bool,
+    /// Its servers.
+    pub servers: Vec<ServerInfo>,
+}
+
+/// Everything placement looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// All clusters.
+    pub clusters: Vec<ClusterInfo>,
+}
+
+impl Snapshot {
+    /// The cluster with this id.
+    pub fn cluster(&self, id: Id) -> Option<&ClusterInfo> {
+        self.clusters.iter().find(|c| c.id == id)
+    }
+}
+
+/// A request to place a new (or moved) domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainRequest {
+    /// Roles that must be placed.
+    pub roles: Vec<Role>,
+    /// Clusters the caller chose explicitly, per role.
+    pub explicit: BTreeMap<Role, Id>,
+    /// The customer's default clusters, per role.
+    pub customer_defaults: BTreeMap<Role, Id>,
+}
+
+/// Where a domain's services go: one cluster per role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Cluster id per role.
+    pub placements: BTreeMap<Role, Id>,
+}
+
+/// Why a placement cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Infeasible {
+    /// No cluster of a needed role exists, or none was chosen and none is default.
+    #[error("no {role} cluster to place it on: create one (`hostplane cluster add NAME --role {role} --default`) or name one explicitly")]
+    NoCluster {
+        /// The role.
+        role: Role,
+    },
+    /// A chosen cluster does not exist.
+    #[error("cluster {id} chosen for {role} does not exist")]
+    UnknownCluster {
+        /// The role.
+        role: Role,
+        /// The missing id.
+        id: Id,
+    },
+    /// A chosen cluster has another role.
+    #[error("cluster `{cluster}` is a {actual} cluster, not a {role} cluster")]
+    WrongRole {
+        /// The role it was chosen for.
+        role: Role,
+        /// The cluster's name.
+        cluster: String,
+        /// Its actual role.
+        actual: Role,
+    },
+}
+
+/// Choose one cluster per requested role: the explicit choice, else the customer's
+/// default, else the operator's default cluster of that role, else — when exactly one
+/// cluster of that role exists — that one.
+pub fn place_domain(snap: &Snapshot, req: &DomainRequest) -> Result<Plan, Infeasible> {
+    let mut plan = Plan::default();
+    for &role in &req.roles {
+        let chosen = match req.explicit.get(&role).or_else(|| req.customer_defaults.get(&role)) {
+            Some(&id) => {
+                let cluster = snap.cluster(id).ok_or(Infeasible::UnknownCluster { role, id })?;
+                if cluster.role != role {
+                    return Err(Infeasible::WrongRole { role, cluster: cluster.name.clone(), actual: cluster.role });
+                }
+                id
+            }
+            None => default_cluster(snap, role).ok_or(Infeasible::NoCluster { role })?,
+        };
+        plan.placements.insert(role, chosen);
+    }
+    Ok(plan)
+}
+
+/// The operator's default cluster of a role; the only one if there is exactly one.
+pub fn default_cluster(snap: &Snapshot, role: Role) -> Option<Id> {
+    let of_role: Vec<&ClusterInfo> = snap.clusters.iter().filter(|c| c.role == role).collect();
+    of_role
+        .iter()
+        .find(|c| c.is_default)
+        .or(if of_role.len() == 1 { of_role.first() } else { None })
+        .map(|c| c.id)
+}
+
+/// A secondary that would stand in the same country as its primary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("server `{secondary}` would be a secondary in {country}, the same country as primary `{primary}`; secondaries must be elsewhere so one country's outage does not take both (use --force to override; a warning is recorded)")]
+pub struct SameCountry {
+    /// The primary's name.
+    pub primary: String,
+    /// The secondary's name.
+    pub secondary: String,
+    /// The shared country.
+    pub country: CountryCode,
+}
+
+/// Check the "secondaries are elsewhere" rule for a ranked cluster after a server is
+/// added or changed: every secondary must be in another country than the primary.
+/// Returns every violation (empty = fine). Unranked roles never violate.
+pub fn same_country_violations(cluster: &ClusterInfo) -> Vec<SameCountry> {
+    if !cluster.role.is_ranked() {
+        return Vec::new();
+    }
+    let Some(primary) = cluster.servers.iter().min_by_key(|s| (s.rank, s.id)) else {
+        return Vec::new();
+    };
+    cluster
+        .servers
+        .iter()
+        .filter(|s| s.id != primary.id && s.country == primary.country)
+        .map(|s| SameCountry { primary: primary.name.clone(), secondary: s.name.clone(), country: s.country })
+        .collect()
+}
+
+/// The server a `single` site should be active on: the least-loaded usable,
+/// undrained server of the cluster (ties to the lowest id). None if no server is usable.
+pub fn pick_single_server(cluster: &ClusterInfo) -> Option<Id> {
+    cluster
+        .servers
+        .iter()
+        .filter(|s| s.health.is_usable() && !s.drained)
+        .min_by_key(|s| (s.load, s.id))
+        .map(|s| s.id)
+}
