@@ -39,7 +39,10 @@ impl RecordName {
         for (i, label) in s.split('.').enumerate() {
             if label == "*" {
                 if i != 0 {
-                    return Err(Invalid::new("bad_wildcard", "`*` is only allowed as the leftmost label"));
+                    return Err(Invalid::new(
+                        "bad_wildcard",
+                        "`*` is only allowed as the leftmost label",
+                    ));
                 }
                 out.push("*".to_owned());
                 continue;
@@ -47,8 +50,9 @@ impl RecordName {
             let ascii = if label.is_ascii() {
                 label.to_ascii_lowercase()
             } else {
-                idna::domain_to_ascii_strict(label)
-                    .map_err(|_| Invalid::new("bad_idna", format!("label `{label}` is not valid IDNA")))?
+                idna::domain_to_ascii_strict(label).map_err(|_| {
+                    Invalid::new("bad_idna", format!("label `{label}` is not valid IDNA"))
+                })?
             };
             check_label(&ascii, true)?;
             out.push(ascii);
@@ -68,7 +72,11 @@ impl RecordName {
 
     /// The absolute name inside `zone`, without trailing dot.
     pub fn absolute(&self, zone: &DomainName) -> String {
-        if self.is_apex() { zone.to_string() } else { format!("{}.{}", self.0, zone) }
+        if self.is_apex() {
+            zone.to_string()
+        } else {
+            format!("{}.{}", self.0, zone)
+        }
     }
 
     /// True if `self` is strictly below `other` (both relative to one zone).
@@ -76,14 +84,22 @@ impl RecordName {
         if other.is_apex() {
             return !self.is_apex();
         }
-        self.0.len() > other.0.len() && self.0.ends_with(&other.0) && self.0.as_bytes()[self.0.len() - other.0.len() - 1] == b'.'
+        self.0.len() > other.0.len()
+            && self.0.ends_with(&other.0)
+            && self.0.as_bytes()[self.0.len() - other.0.len() - 1] == b'.'
     }
 
     /// Check the name fits inside `zone` within the 253-octet limit.
     pub fn check_in_zone(&self, zone: &DomainName) -> Result<(), Invalid> {
         let len = self.absolute(zone).len();
         if len > MAX_DOMAIN_LEN {
-            return Err(Invalid::new("name_too_long", format!("`{}` is {len} characters with the domain; at most {MAX_DOMAIN_LEN}", self.0)));
+            return Err(Invalid::new(
+                "name_too_long",
+                format!(
+                    "`{}` is {len} characters with the domain; at most {MAX_DOMAIN_LEN}",
+                    self.0
+                ),
+            ));
         }
         Ok(())
     }
@@ -123,14 +139,20 @@ impl Target {
         let ascii = if stripped.is_ascii() {
             stripped.to_ascii_lowercase()
         } else {
-            idna::domain_to_ascii_strict(stripped)
-                .map_err(|_| Invalid::new("bad_idna", format!("`{stripped}` is not a valid domain name")))?
+            idna::domain_to_ascii_strict(stripped).map_err(|_| {
+                Invalid::new(
+                    "bad_idna",
+                    format!("`{stripped}` is not a valid domain name"),
+                )
+            })?
         };
         crate::names::check_ldh_name(&ascii, true)?;
         if !ascii.contains('.') {
             return Err(Invalid::new(
                 "not_fully_qualified",
-                format!("target `{stripped}` must be a fully qualified name such as mail.example.com"),
+                format!(
+                    "target `{stripped}` must be a fully qualified name such as mail.example.com"
+                ),
             ));
         }
         Ok(Self(ascii))
@@ -249,12 +271,18 @@ impl RecordData {
         match self {
             RecordData::A { address } => {
                 if address.is_unspecified() || address.is_broadcast() || address.is_multicast() {
-                    return Err(("address", Invalid::new("bad_address", format!("{address} cannot be a host address"))));
+                    return Err((
+                        "address",
+                        Invalid::new("bad_address", format!("{address} cannot be a host address")),
+                    ));
                 }
             }
             RecordData::Aaaa { address } => {
                 if address.is_unspecified() || address.is_multicast() {
-                    return Err(("address", Invalid::new("bad_address", format!("{address} cannot be a host address"))));
+                    return Err((
+                        "address",
+                        Invalid::new("bad_address", format!("{address} cannot be a host address")),
+                    ));
                 }
             }
             RecordData::Cname { target } => {
@@ -262,12 +290,24 @@ impl RecordData {
                     return Err(("name", Invalid::new("cname_at_apex", "a CNAME cannot be at the domain itself (@): it would hide the SOA and NS records")));
                 }
                 if target.is_root() {
-                    return Err(("target", Invalid::new("root_target", "a CNAME target cannot be the root")));
+                    return Err((
+                        "target",
+                        Invalid::new("root_target", "a CNAME target cannot be the root"),
+                    ));
                 }
             }
-            RecordData::Mx { preference, exchange } => {
+            RecordData::Mx {
+                preference,
+                exchange,
+            } => {
                 if exchange.is_root() && *preference != 0 {
-                    return Err(("preference", Invalid::new("null_mx_preference", "a null MX (exchange `.`) must have preference 0 (RFC 7505)")));
+                    return Err((
+                        "preference",
+                        Invalid::new(
+                            "null_mx_preference",
+                            "a null MX (exchange `.`) must have preference 0 (RFC 7505)",
+                        ),
+                    ));
                 }
             }
             RecordData::Txt { text } => {
@@ -275,28 +315,57 @@ impl RecordData {
                     return Err(("text", Invalid::new("empty", "TXT text cannot be empty")));
                 }
                 if text.len() > MAX_TXT_LEN {
-                    return Err(("text", Invalid::new("too_long", format!("TXT text is at most {MAX_TXT_LEN} characters"))));
+                    return Err((
+                        "text",
+                        Invalid::new(
+                            "too_long",
+                            format!("TXT text is at most {MAX_TXT_LEN} characters"),
+                        ),
+                    ));
                 }
                 if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                    return Err(("text", Invalid::new("bad_character", "TXT text must be printable ASCII")));
+                    return Err((
+                        "text",
+                        Invalid::new("bad_character", "TXT text must be printable ASCII"),
+                    ));
                 }
             }
             RecordData::Srv { target, .. } => {
                 let _ = target;
                 let first = name.as_str().split('.').next().unwrap_or_default();
                 if !first.starts_with('_') {
-                    return Err(("name", Invalid::new("srv_name", "an SRV record name looks like `_service._proto`, e.g. `_sip._tcp`")));
+                    return Err((
+                        "name",
+                        Invalid::new(
+                            "srv_name",
+                            "an SRV record name looks like `_service._proto`, e.g. `_sip._tcp`",
+                        ),
+                    ));
                 }
             }
             RecordData::Caa { flags, tag, value } => {
                 if *flags != 0 && *flags != 128 {
-                    return Err(("flags", Invalid::new("bad_flags", "CAA flags are 0 or 128 (critical)")));
+                    return Err((
+                        "flags",
+                        Invalid::new("bad_flags", "CAA flags are 0 or 128 (critical)"),
+                    ));
                 }
-                if tag.is_empty() || tag.len() > 15 || !tag.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+                if tag.is_empty()
+                    || tag.len() > 15
+                    || !tag
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                {
                     return Err(("tag", Invalid::new("bad_tag", "a CAA tag is 1-15 lowercase letters or digits, e.g. issue, issuewild, iodef")));
                 }
                 if value.len() > 255 || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                    return Err(("value", Invalid::new("bad_value", "a CAA value is at most 255 printable ASCII characters")));
+                    return Err((
+                        "value",
+                        Invalid::new(
+                            "bad_value",
+                            "a CAA value is at most 255 printable ASCII characters",
+                        ),
+                    ));
                 }
             }
             RecordData::Ns { target } => {
@@ -304,10 +373,16 @@ impl RecordData {
                     return Err(("name", Invalid::new("ns_at_apex", "NS records at the domain itself come from its DNS cluster; NS records here delegate a subdomain")));
                 }
                 if target.is_root() {
-                    return Err(("target", Invalid::new("root_target", "an NS target cannot be the root")));
+                    return Err((
+                        "target",
+                        Invalid::new("root_target", "an NS target cannot be the root"),
+                    ));
                 }
                 if name.as_str().starts_with('*') {
-                    return Err(("name", Invalid::new("ns_wildcard", "a delegation cannot be a wildcard")));
+                    return Err((
+                        "name",
+                        Invalid::new("ns_wildcard", "a delegation cannot be a wildcard"),
+                    ));
                 }
             }
         }
@@ -319,30 +394,63 @@ impl RecordData {
 /// zone consistent: a CNAME is alone at its name (RFC 1034 §3.6.2); a delegated name
 /// (NS) holds only NS records and nothing below it but address (glue) records.
 /// `existing` must not contain the record being replaced on update.
-pub fn check_coexistence(existing: &[(RecordName, RecordData)], name: &RecordName, new: &RecordData) -> Result<(), Invalid> {
-    let at_name: Vec<&RecordData> = existing.iter().filter(|(n, _)| n == name).map(|(_, d)| d).collect();
+pub fn check_coexistence(
+    existing: &[(RecordName, RecordData)],
+    name: &RecordName,
+    new: &RecordData,
+) -> Result<(), Invalid> {
+    let at_name: Vec<&RecordData> = existing
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, d)| d)
+        .collect();
     let is_cname = matches!(new, RecordData::Cname { .. });
     if is_cname && !at_name.is_empty() {
-        return Err(Invalid::new("cname_conflict", format!("`{name}` already has records; a CNAME must be the only record at its name")));
+        return Err(Invalid::new(
+            "cname_conflict",
+            format!("`{name}` already has records; a CNAME must be the only record at its name"),
+        ));
     }
-    if !is_cname && at_name.iter().any(|d| matches!(d, RecordData::Cname { .. })) {
-        return Err(Invalid::new("cname_conflict", format!("`{name}` has a CNAME; no other record can be at that name")));
+    if !is_cname
+        && at_name
+            .iter()
+            .any(|d| matches!(d, RecordData::Cname { .. }))
+    {
+        return Err(Invalid::new(
+            "cname_conflict",
+            format!("`{name}` has a CNAME; no other record can be at that name"),
+        ));
     }
     let is_ns = matches!(new, RecordData::Ns { .. });
     if is_ns && at_name.iter().any(|d| !matches!(d, RecordData::Ns { .. })) {
-        return Err(Invalid::new("delegation_conflict", format!("`{name}` has other records; a delegated name holds only NS records")));
+        return Err(Invalid::new(
+            "delegation_conflict",
+            format!("`{name}` has other records; a delegated name holds only NS records"),
+        ));
     }
     if !is_ns && at_name.iter().any(|d| matches!(d, RecordData::Ns { .. })) {
-        return Err(Invalid::new("delegation_conflict", format!("`{name}` is delegated (NS); only NS records can be added there")));
+        return Err(Invalid::new(
+            "delegation_conflict",
+            format!("`{name}` is delegated (NS); only NS records can be added there"),
+        ));
     }
     // Below a delegation: only glue.
     let is_glue = matches!(new, RecordData::A { .. } | RecordData::Aaaa { .. });
     for (n, d) in existing {
         if matches!(d, RecordData::Ns { .. }) && name.is_below(n) && !is_glue {
-            return Err(Invalid::new("below_delegation", format!("`{name}` is inside the delegated `{n}`; only glue (A/AAAA) can be added there")));
+            return Err(Invalid::new(
+                "below_delegation",
+                format!(
+                    "`{name}` is inside the delegated `{n}`; only glue (A/AAAA) can be added there"
+                ),
+            ));
         }
-        if is_ns && n.is_below(name) && !matches!(d, RecordData::A { .. } | RecordData::Aaaa { .. }) {
-            return Err(Invalid::new("delegation_conflict", format!("`{n}` below `{name}` has records that a delegation would hide")));
+        if is_ns && n.is_below(name) && !matches!(d, RecordData::A { .. } | RecordData::Aaaa { .. })
+        {
+            return Err(Invalid::new(
+                "delegation_conflict",
+                format!("`{n}` below `{name}` has records that a delegation would hide"),
+            ));
         }
     }
     Ok(())
@@ -356,10 +464,14 @@ mod tests {
         RecordName::new(s).unwrap()
     }
     fn cname(t: &str) -> RecordData {
-        RecordData::Cname { target: Target::new(t).unwrap() }
+        RecordData::Cname {
+            target: Target::new(t).unwrap(),
+        }
     }
     fn a() -> RecordData {
-        RecordData::A { address: Ipv4Addr::new(192, 0, 2, 1) }
+        RecordData::A {
+            address: Ipv4Addr::new(192, 0, 2, 1),
+        }
     }
 
     #[test]
@@ -376,31 +488,65 @@ mod tests {
     #[test]
     fn cname_is_alone() {
         let existing = vec![(n("www"), a())];
-        assert_eq!(check_coexistence(&existing, &n("www"), &cname("x.example.net")).unwrap_err().rule, "cname_conflict");
+        assert_eq!(
+            check_coexistence(&existing, &n("www"), &cname("x.example.net"))
+                .unwrap_err()
+                .rule,
+            "cname_conflict"
+        );
         let existing = vec![(n("www"), cname("x.example.net"))];
-        assert_eq!(check_coexistence(&existing, &n("www"), &a()).unwrap_err().rule, "cname_conflict");
+        assert_eq!(
+            check_coexistence(&existing, &n("www"), &a())
+                .unwrap_err()
+                .rule,
+            "cname_conflict"
+        );
         assert!(check_coexistence(&existing, &n("other"), &a()).is_ok());
     }
 
     #[test]
     fn delegation() {
-        let ns = RecordData::Ns { target: Target::new("ns1.other.net").unwrap() };
+        let ns = RecordData::Ns {
+            target: Target::new("ns1.other.net").unwrap(),
+        };
         let existing = vec![(n("sub"), ns.clone())];
         assert!(check_coexistence(&existing, &n("ns.sub"), &a()).is_ok());
         let txt = RecordData::Txt { text: "x".into() };
-        assert_eq!(check_coexistence(&existing, &n("x.sub"), &txt).unwrap_err().rule, "below_delegation");
-        assert_eq!(check_coexistence(&existing, &n("sub"), &txt).unwrap_err().rule, "delegation_conflict");
+        assert_eq!(
+            check_coexistence(&existing, &n("x.sub"), &txt)
+                .unwrap_err()
+                .rule,
+            "below_delegation"
+        );
+        assert_eq!(
+            check_coexistence(&existing, &n("sub"), &txt)
+                .unwrap_err()
+                .rule,
+            "delegation_conflict"
+        );
         assert_eq!(ns.validate(&n("@")).unwrap_err().1.rule, "ns_at_apex");
     }
 
     #[test]
     fn data_rules() {
-        assert_eq!(cname("a.example.com").validate(&n("@")).unwrap_err().1.rule, "cname_at_apex");
-        let mx = RecordData::Mx { preference: 10, exchange: Target::new(".").unwrap() };
-        assert_eq!(mx.validate(&n("@")).unwrap_err().1.rule, "null_mx_preference");
+        assert_eq!(
+            cname("a.example.com").validate(&n("@")).unwrap_err().1.rule,
+            "cname_at_apex"
+        );
+        let mx = RecordData::Mx {
+            preference: 10,
+            exchange: Target::new(".").unwrap(),
+        };
+        assert_eq!(
+            mx.validate(&n("@")).unwrap_err().1.rule,
+            "null_mx_preference"
+        );
         let json = r#"{"type":"MX","preference":10,"exchange":"mx.example.com"}"#;
         let d: RecordData = serde_json::from_str(json).unwrap();
         assert_eq!(d.rtype(), "MX");
-        assert!(serde_json::from_str::<RecordData>(r#"{"type":"A","address":"1.2.3.4","x":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<RecordData>(r#"{"type":"A","address":"1.2.3.4","x":1}"#)
+                .is_err()
+        );
     }
 }

@@ -65,8 +65,18 @@ impl Kind {
     /// Parse the store's spelling.
     pub fn parse(s: &str) -> Option<Kind> {
         [
-            Kind::Account, Kind::Token, Kind::Cluster, Kind::Server, Kind::Domain, Kind::Site,
-            Kind::Mailbox, Kind::MailAlias, Kind::Database, Kind::DbUser, Kind::FtpAccount, Kind::DnsRecord,
+            Kind::Account,
+            Kind::Token,
+            Kind::Cluster,
+            Kind::Server,
+            Kind::Domain,
+            Kind::Site,
+            Kind::Mailbox,
+            Kind::MailAlias,
+            Kind::Database,
+            Kind::DbUser,
+            Kind::FtpAccount,
+            Kind::DnsRecord,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -145,7 +155,10 @@ pub struct Ttls {
 
 impl Default for Ttls {
     fn default() -> Self {
-        Self { web: 60, default: 3600 }
+        Self {
+            web: 60,
+            default: 3600,
+        }
     }
 }
 

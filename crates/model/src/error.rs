@@ -17,12 +17,19 @@ pub struct Invalid {
 impl Invalid {
     /// A new validation failure.
     pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
-        Self { rule, message: message.into() }
+        Self {
+            rule,
+            message: message.into(),
+        }
     }
 
     /// Attach the name of the request field that carried the bad value.
     pub fn at(self, field: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), rule: self.rule, message: self.message }
+        FieldError {
+            field: field.into(),
+            rule: self.rule,
+            message: self.message,
+        }
     }
 }
 

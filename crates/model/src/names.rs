@@ -5,6 +5,7 @@
 //! as its plain string; deserialising re-validates, so a stored or received value is
 //! never trusted blindly.
 
+use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -74,7 +75,10 @@ impl DomainName {
             return Err(Invalid::new("empty", "a domain name is required"));
         }
         if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Invalid::new("bad_character", "a domain name cannot contain spaces or control characters"));
+            return Err(Invalid::new(
+                "bad_character",
+                "a domain name cannot contain spaces or control characters",
+            ));
         }
         let ascii = to_ascii(trimmed)?;
         check_ldh_name(&ascii, false)?;
@@ -85,8 +89,14 @@ impl DomainName {
                 format!("`{trimmed}` needs at least two labels, like example.com"),
             ));
         }
-        if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
-            return Err(Invalid::new("numeric_tld", "the top-level label cannot be all digits"));
+        if labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(Invalid::new(
+                "numeric_tld",
+                "the top-level label cannot be all digits",
+            ));
         }
         Ok(Self(ascii))
     }
@@ -94,7 +104,11 @@ impl DomainName {
     /// The Unicode (U-label) form for display; the A-label form if decoding fails.
     pub fn to_unicode(&self) -> String {
         let (s, res) = idna::domain_to_unicode(&self.0);
-        if res.is_ok() { s } else { self.0.clone() }
+        if res.is_ok() {
+            s
+        } else {
+            self.0.clone()
+        }
     }
 
     /// Labels from left to right.
@@ -117,22 +131,44 @@ fn to_ascii(input: &str) -> Result<String, Invalid> {
         let lower = input.to_ascii_lowercase();
         // Pure ASCII still has to be valid: xn-- labels must decode.
         if lower.split('.').any(|l| l.starts_with("xn--")) {
+            // Plain LDH mistakes first, so they get their own rule.
+            check_ldh_name(&lower, false)?;
             idna::domain_to_unicode(&lower).1.map_err(|_| {
-                Invalid::new("bad_punycode", format!("`{input}` has an xn-- label that is not valid punycode"))
+                Invalid::new(
+                    "bad_punycode",
+                    format!("`{input}` has an xn-- label that is not valid punycode"),
+                )
             })?;
-            // Round-trip: the A-label must be the canonical encoding.
+            // Round-trip: the A-label must be the canonical encoding, and the U-label
+            // must pass the same rules as Unicode input (hyphens: RFC 5891 §4.2.3.1).
             let (uni, _) = idna::domain_to_unicode(&lower);
-            let back = idna::domain_to_ascii(&uni).map_err(|_| {
-                Invalid::new("bad_punycode", format!("`{input}` has an xn-- label that is not valid IDNA"))
-            })?;
+            let back = Uts46::new()
+                .to_ascii(
+                    uni.as_bytes(),
+                    AsciiDenyList::STD3,
+                    Hyphens::Check,
+                    DnsLength::Ignore,
+                )
+                .map_err(|_| {
+                    Invalid::new(
+                        "bad_punycode",
+                        format!("`{input}` has an xn-- label that is not valid IDNA"),
+                    )
+                })?;
             if back != lower {
-                return Err(Invalid::new("bad_punycode", format!("`{input}` is not in canonical IDNA form")));
+                return Err(Invalid::new(
+                    "bad_punycode",
+                    format!("`{input}` is not in canonical IDNA form"),
+                ));
             }
         }
         return Ok(lower);
     }
     idna::domain_to_ascii_strict(input).map_err(|_| {
-        Invalid::new("bad_idna", format!("`{input}` is not a valid internationalised domain name (IDNA 2008 / UTS 46)"))
+        Invalid::new(
+            "bad_idna",
+            format!("`{input}` is not a valid internationalised domain name (IDNA 2008 / UTS 46)"),
+        )
     })
 }
 
@@ -142,7 +178,10 @@ pub(crate) fn check_ldh_name(ascii: &str, allow_underscore: bool) -> Result<(), 
     if ascii.len() > MAX_DOMAIN_LEN {
         return Err(Invalid::new(
             "name_too_long",
-            format!("a domain name is at most {MAX_DOMAIN_LEN} characters, this one has {}", ascii.len()),
+            format!(
+                "a domain name is at most {MAX_DOMAIN_LEN} characters, this one has {}",
+                ascii.len()
+            ),
         ));
     }
     for label in ascii.split('.') {
@@ -153,26 +192,43 @@ pub(crate) fn check_ldh_name(ascii: &str, allow_underscore: bool) -> Result<(), 
 
 pub(crate) fn check_label(label: &str, allow_underscore: bool) -> Result<(), Invalid> {
     if label.is_empty() {
-        return Err(Invalid::new("empty_label", "a domain name cannot have an empty label (two dots in a row, or a leading dot)"));
+        return Err(Invalid::new(
+            "empty_label",
+            "a domain name cannot have an empty label (two dots in a row, or a leading dot)",
+        ));
     }
     if label.len() > MAX_LABEL_LEN {
         return Err(Invalid::new(
             "label_too_long",
-            format!("label `{label}` is {} characters; a label is at most {MAX_LABEL_LEN}", label.len()),
+            format!(
+                "label `{label}` is {} characters; a label is at most {MAX_LABEL_LEN}",
+                label.len()
+            ),
         ));
     }
-    let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (allow_underscore && b == b'_');
+    let ok_char = |b: u8| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (allow_underscore && b == b'_')
+    };
     if let Some(bad) = label.bytes().find(|&b| !ok_char(b)) {
         return Err(Invalid::new(
             "bad_character",
-            format!("label `{label}` contains `{}`; use letters, digits and hyphens", bad as char),
+            format!(
+                "label `{label}` contains `{}`; use letters, digits and hyphens",
+                bad as char
+            ),
         ));
     }
     if label.starts_with('-') || label.ends_with('-') {
-        return Err(Invalid::new("hyphen_at_edge", format!("label `{label}` cannot start or end with a hyphen")));
+        return Err(Invalid::new(
+            "hyphen_at_edge",
+            format!("label `{label}` cannot start or end with a hyphen"),
+        ));
     }
     if label.len() >= 4 && &label[2..4] == "--" && !label.starts_with("xn--") {
-        return Err(Invalid::new("reserved_hyphens", format!("label `{label}` has hyphens in positions 3 and 4, reserved for IDNA")));
+        return Err(Invalid::new(
+            "reserved_hyphens",
+            format!("label `{label}` has hyphens in positions 3 and 4, reserved for IDNA"),
+        ));
     }
     Ok(())
 }
@@ -195,19 +251,32 @@ impl LocalPart {
     /// Validate and lowercase a local part.
     pub fn new(input: &str) -> Result<Self, Invalid> {
         if input.is_empty() {
-            return Err(Invalid::new("empty", "a local part (the part before @) is required"));
+            return Err(Invalid::new(
+                "empty",
+                "a local part (the part before @) is required",
+            ));
         }
         if input.len() > MAX_LOCAL_PART_LEN {
             return Err(Invalid::new(
                 "local_part_too_long",
-                format!("a local part is at most {MAX_LOCAL_PART_LEN} characters, this one has {}", input.len()),
+                format!(
+                    "a local part is at most {MAX_LOCAL_PART_LEN} characters, this one has {}",
+                    input.len()
+                ),
             ));
         }
         if input.starts_with('.') || input.ends_with('.') || input.contains("..") {
-            return Err(Invalid::new("bad_dots", "a local part cannot start or end with a dot or have two dots in a row"));
+            return Err(Invalid::new(
+                "bad_dots",
+                "a local part cannot start or end with a dot or have two dots in a row",
+            ));
         }
         if let Some(bad) = input.bytes().find(|&b| b != b'.' && !is_atext(b)) {
-            let shown = if bad.is_ascii_graphic() { format!("`{}`", bad as char) } else { format!("byte 0x{bad:02x}") };
+            let shown = if bad.is_ascii_graphic() {
+                format!("`{}`", bad as char)
+            } else {
+                format!("byte 0x{bad:02x}")
+            };
             return Err(Invalid::new(
                 "bad_character",
                 format!("a local part cannot contain {shown}; use letters, digits and . _ - + (RFC 5321 dot-string)"),
@@ -227,9 +296,12 @@ impl EmailAddress {
     /// Validate and normalise an address.
     pub fn new(input: &str) -> Result<Self, Invalid> {
         let input = input.trim();
-        let (local, domain) = input
-            .rsplit_once('@')
-            .ok_or_else(|| Invalid::new("missing_at", format!("`{input}` is not a mail address: it has no @")))?;
+        let (local, domain) = input.rsplit_once('@').ok_or_else(|| {
+            Invalid::new(
+                "missing_at",
+                format!("`{input}` is not a mail address: it has no @"),
+            )
+        })?;
         let local = LocalPart::new(local)?;
         let domain = DomainName::new(domain)?;
         Ok(Self::from_parts(&local, &domain))
@@ -265,19 +337,37 @@ impl Slug {
             return Err(Invalid::new("empty", "a name is required"));
         }
         if input.len() > 63 {
-            return Err(Invalid::new("too_long", format!("a name is at most 63 characters, this one has {}", input.len())));
+            return Err(Invalid::new(
+                "too_long",
+                format!(
+                    "a name is at most 63 characters, this one has {}",
+                    input.len()
+                ),
+            ));
         }
         if !input.as_bytes()[0].is_ascii_lowercase() {
-            return Err(Invalid::new("must_start_with_letter", format!("`{input}` must start with a lowercase letter")));
+            return Err(Invalid::new(
+                "must_start_with_letter",
+                format!("`{input}` must start with a lowercase letter"),
+            ));
         }
-        if let Some(bad) = input.bytes().find(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')) {
+        if let Some(bad) = input
+            .bytes()
+            .find(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
             return Err(Invalid::new(
                 "bad_character",
-                format!("`{input}` contains `{}`; use lowercase letters, digits and hyphens", bad.escape_ascii()),
+                format!(
+                    "`{input}` contains `{}`; use lowercase letters, digits and hyphens",
+                    bad.escape_ascii()
+                ),
             ));
         }
         if input.ends_with('-') || input.contains("--") {
-            return Err(Invalid::new("bad_hyphens", format!("`{input}` cannot end with a hyphen or contain two in a row")));
+            return Err(Invalid::new(
+                "bad_hyphens",
+                format!("`{input}` cannot end with a hyphen or contain two in a row"),
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -295,9 +385,26 @@ string_newtype! {
 pub const MAX_DB_IDENT_LEN: usize = 32;
 
 const RESERVED_DB_NAMES: &[&str] = &[
-    "root", "admin", "postgres", "template0", "template1", "public", "information_schema",
-    "performance_schema", "sys", "mysql", "mariadb", "test", "replication", "hostplane",
-    "all", "user", "current_user", "session_user", "none", "default",
+    "root",
+    "admin",
+    "postgres",
+    "template0",
+    "template1",
+    "public",
+    "information_schema",
+    "performance_schema",
+    "sys",
+    "mysql",
+    "mariadb",
+    "test",
+    "replication",
+    "hostplane",
+    "all",
+    "user",
+    "current_user",
+    "session_user",
+    "none",
+    "default",
 ];
 
 impl DbIdent {
@@ -313,16 +420,31 @@ impl DbIdent {
             ));
         }
         if !input.as_bytes()[0].is_ascii_lowercase() {
-            return Err(Invalid::new("must_start_with_letter", format!("`{}` must start with a lowercase letter", input.escape_debug())));
+            return Err(Invalid::new(
+                "must_start_with_letter",
+                format!(
+                    "`{}` must start with a lowercase letter",
+                    input.escape_debug()
+                ),
+            ));
         }
-        if let Some(bad) = input.bytes().find(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')) {
+        if let Some(bad) = input
+            .bytes()
+            .find(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+        {
             return Err(Invalid::new(
                 "bad_character",
                 format!("database and user names may use lowercase letters, digits and _ only, not `{}`", bad.escape_ascii()),
             ));
         }
-        if RESERVED_DB_NAMES.contains(&input) || input.starts_with("pg_") || input.starts_with("mysql") {
-            return Err(Invalid::new("reserved", format!("`{input}` is reserved by the database server; choose another name")));
+        if RESERVED_DB_NAMES.contains(&input)
+            || input.starts_with("pg_")
+            || input.starts_with("mysql")
+        {
+            return Err(Invalid::new(
+                "reserved",
+                format!("`{input}` is reserved by the database server; choose another name"),
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -337,19 +459,34 @@ impl FtpUsername {
     /// Validate an FTP login name.
     pub fn new(input: &str) -> Result<Self, Invalid> {
         if input.len() < 2 || input.len() > 32 {
-            return Err(Invalid::new("bad_length", "an FTP user name has 2 to 32 characters"));
+            return Err(Invalid::new(
+                "bad_length",
+                "an FTP user name has 2 to 32 characters",
+            ));
         }
         if !input.as_bytes()[0].is_ascii_lowercase() {
-            return Err(Invalid::new("must_start_with_letter", "an FTP user name starts with a lowercase letter"));
+            return Err(Invalid::new(
+                "must_start_with_letter",
+                "an FTP user name starts with a lowercase letter",
+            ));
         }
-        if let Some(bad) = input.bytes().find(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))) {
+        if let Some(bad) = input
+            .bytes()
+            .find(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)))
+        {
             return Err(Invalid::new(
                 "bad_character",
-                format!("an FTP user name uses lowercase letters, digits and . _ - only, not `{}`", bad.escape_ascii()),
+                format!(
+                    "an FTP user name uses lowercase letters, digits and . _ - only, not `{}`",
+                    bad.escape_ascii()
+                ),
             ));
         }
         if input.ends_with('.') || input.contains("..") {
-            return Err(Invalid::new("bad_dots", "an FTP user name cannot end with a dot or contain two in a row"));
+            return Err(Invalid::new(
+                "bad_dots",
+                "an FTP user name cannot end with a dot or contain two in a row",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -378,12 +515,24 @@ impl RelPath {
                 return Err(Invalid::new("empty_segment", "a path cannot contain `//`"));
             }
             if seg.starts_with('.') {
-                return Err(Invalid::new("dot_segment", format!("path segment `{seg}` cannot start with a dot (no `..`, no hidden files)")));
+                return Err(Invalid::new(
+                    "dot_segment",
+                    format!(
+                        "path segment `{seg}` cannot start with a dot (no `..`, no hidden files)"
+                    ),
+                ));
             }
-            if let Some(bad) = seg.bytes().find(|&b| !(b.is_ascii_alphanumeric() || b"._-".contains(&b))) {
+            if let Some(bad) = seg
+                .bytes()
+                .find(|&b| !(b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+            {
                 return Err(Invalid::new(
                     "bad_character",
-                    format!("path segment `{}` contains `{}`; use letters, digits and . _ -", seg.escape_debug(), bad.escape_ascii()),
+                    format!(
+                        "path segment `{}` contains `{}`; use letters, digits and . _ -",
+                        seg.escape_debug(),
+                        bad.escape_ascii()
+                    ),
                 ));
             }
         }
@@ -410,13 +559,22 @@ impl Password {
     pub fn new(input: &str) -> Result<Self, Invalid> {
         let n = input.chars().count();
         if n < MIN_PASSWORD_LEN {
-            return Err(Invalid::new("too_short", format!("a password has at least {MIN_PASSWORD_LEN} characters")));
+            return Err(Invalid::new(
+                "too_short",
+                format!("a password has at least {MIN_PASSWORD_LEN} characters"),
+            ));
         }
         if input.len() > MAX_PASSWORD_LEN {
-            return Err(Invalid::new("too_long", format!("a password has at most {MAX_PASSWORD_LEN} bytes")));
+            return Err(Invalid::new(
+                "too_long",
+                format!("a password has at most {MAX_PASSWORD_LEN} bytes"),
+            ));
         }
         if input.chars().any(char::is_control) {
-            return Err(Invalid::new("bad_character", "a password cannot contain control characters"));
+            return Err(Invalid::new(
+                "bad_character",
+                "a password cannot contain control characters",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -439,20 +597,45 @@ mod tests {
 
     #[test]
     fn domain_unicode_to_a_label() {
-        assert_eq!(DomainName::new("Bücher.Example.").unwrap().as_str(), "xn--bcher-kva.example");
-        assert_eq!(DomainName::new("xn--bcher-kva.example").unwrap().to_unicode(), "bücher.example");
+        assert_eq!(
+            DomainName::new("Bücher.Example.").unwrap().as_str(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(
+            DomainName::new("xn--bcher-kva.example")
+                .unwrap()
+                .to_unicode(),
+            "bücher.example"
+        );
     }
 
     #[test]
     fn domain_rules() {
         assert_eq!(DomainName::new("com").unwrap_err().rule, "too_few_labels");
         assert_eq!(DomainName::new("a..com").unwrap_err().rule, "empty_label");
-        assert_eq!(DomainName::new("-a.com").unwrap_err().rule, "hyphen_at_edge");
-        assert_eq!(DomainName::new("a_b.com").unwrap_err().rule, "bad_character");
-        assert_eq!(DomainName::new(&format!("{}.com", "a".repeat(64))).unwrap_err().rule, "label_too_long");
+        assert_eq!(
+            DomainName::new("-a.com").unwrap_err().rule,
+            "hyphen_at_edge"
+        );
+        assert_eq!(
+            DomainName::new("a_b.com").unwrap_err().rule,
+            "bad_character"
+        );
+        assert_eq!(
+            DomainName::new(&format!("{}.com", "a".repeat(64)))
+                .unwrap_err()
+                .rule,
+            "label_too_long"
+        );
         assert_eq!(DomainName::new("a.123").unwrap_err().rule, "numeric_tld");
-        assert_eq!(DomainName::new("ab--c.com").unwrap_err().rule, "reserved_hyphens");
-        assert_eq!(DomainName::new("xn--zz.com").unwrap_err().rule, "bad_punycode");
+        assert_eq!(
+            DomainName::new("ab--c.com").unwrap_err().rule,
+            "reserved_hyphens"
+        );
+        assert_eq!(
+            DomainName::new("xn--zz.com").unwrap_err().rule,
+            "bad_punycode"
+        );
         let long = format!("{}.com", vec!["a".repeat(63); 4].join("."));
         assert_eq!(DomainName::new(&long).unwrap_err().rule, "name_too_long");
     }
@@ -467,18 +650,30 @@ mod tests {
 
     #[test]
     fn local_parts() {
-        assert_eq!(LocalPart::new("John.Doe+tag").unwrap().as_str(), "john.doe+tag");
+        assert_eq!(
+            LocalPart::new("John.Doe+tag").unwrap().as_str(),
+            "john.doe+tag"
+        );
         assert_eq!(LocalPart::new(".a").unwrap_err().rule, "bad_dots");
         assert_eq!(LocalPart::new("a b").unwrap_err().rule, "bad_character");
-        assert_eq!(LocalPart::new(&"a".repeat(65)).unwrap_err().rule, "local_part_too_long");
+        assert_eq!(
+            LocalPart::new(&"a".repeat(65)).unwrap_err().rule,
+            "local_part_too_long"
+        );
     }
 
     #[test]
     fn db_idents() {
         assert!(DbIdent::new("shop_db1").is_ok());
-        assert_eq!(DbIdent::new("x; DROP TABLE y").unwrap_err().rule, "bad_character");
+        assert_eq!(
+            DbIdent::new("x; DROP TABLE y").unwrap_err().rule,
+            "bad_character"
+        );
         assert_eq!(DbIdent::new("pg_foo").unwrap_err().rule, "reserved");
-        assert_eq!(DbIdent::new("Abc").unwrap_err().rule, "must_start_with_letter");
+        assert_eq!(
+            DbIdent::new("Abc").unwrap_err().rule,
+            "must_start_with_letter"
+        );
         assert_eq!(DbIdent::new("a`b").unwrap_err().rule, "bad_character");
     }
 

@@ -129,11 +129,21 @@ pub enum Infeasible {
 pub fn place_domain(snap: &Snapshot, req: &DomainRequest) -> Result<Plan, Infeasible> {
     let mut plan = Plan::default();
     for &role in &req.roles {
-        let chosen = match req.explicit.get(&role).or_else(|| req.customer_defaults.get(&role)) {
+        let chosen = match req
+            .explicit
+            .get(&role)
+            .or_else(|| req.customer_defaults.get(&role))
+        {
             Some(&id) => {
-                let cluster = snap.cluster(id).ok_or(Infeasible::UnknownCluster { role, id })?;
+                let cluster = snap
+                    .cluster(id)
+                    .ok_or(Infeasible::UnknownCluster { role, id })?;
                 if cluster.role != role {
-                    return Err(Infeasible::WrongRole { role, cluster: cluster.name.clone(), actual: cluster.role });
+                    return Err(Infeasible::WrongRole {
+                        role,
+                        cluster: cluster.name.clone(),
+                        actual: cluster.role,
+                    });
                 }
                 id
             }
@@ -150,7 +160,11 @@ pub fn default_cluster(snap: &Snapshot, role: Role) -> Option<Id> {
     of_role
         .iter()
         .find(|c| c.is_default)
-        .or(if of_role.len() == 1 { of_role.first() } else { None })
+        .or(if of_role.len() == 1 {
+            of_role.first()
+        } else {
+            None
+        })
         .map(|c| c.id)
 }
 
@@ -180,7 +194,11 @@ pub fn same_country_violations(cluster: &ClusterInfo) -> Vec<SameCountry> {
         .servers
         .iter()
         .filter(|s| s.id != primary.id && s.country == primary.country)
-        .map(|s| SameCountry { primary: primary.name.clone(), secondary: s.name.clone(), country: s.country })
+        .map(|s| SameCountry {
+            primary: primary.name.clone(),
+            secondary: s.name.clone(),
+            country: s.country,
+        })
         .collect()
 }
 
@@ -193,4 +211,168 @@ pub fn pick_single_server(cluster: &ClusterInfo) -> Option<Id> {
         .filter(|s| s.health.is_usable() && !s.drained)
         .min_by_key(|s| (s.load, s.id))
         .map(|s| s.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(
+        id: Id,
+        rank: u16,
+        country: &str,
+        health: Health,
+        drained: bool,
+        load: u32,
+    ) -> ServerInfo {
+        ServerInfo {
+            id,
+            name: format!("s{id}"),
+            rank,
+            country: CountryCode::new(country).unwrap(),
+            health,
+            drained,
+            load,
+        }
+    }
+
+    fn cluster(id: Id, role: Role, is_default: bool, servers: Vec<ServerInfo>) -> ClusterInfo {
+        ClusterInfo {
+            id,
+            name: format!("c{id}"),
+            role,
+            is_default,
+            servers,
+        }
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            clusters: vec![
+                cluster(1, Role::Web, false, vec![]),
+                cluster(2, Role::Web, true, vec![]),
+                cluster(3, Role::Dns, false, vec![]),
+                cluster(4, Role::Mail, false, vec![]),
+                cluster(5, Role::Mail, false, vec![]),
+            ],
+        }
+    }
+
+    fn req(roles: &[Role]) -> DomainRequest {
+        DomainRequest {
+            roles: roles.to_vec(),
+            ..DomainRequest::default()
+        }
+    }
+
+    #[test]
+    fn defaults_and_single_clusters() {
+        let plan = place_domain(&snap(), &req(&[Role::Web, Role::Dns])).unwrap();
+        assert_eq!(
+            plan.placements,
+            BTreeMap::from([(Role::Web, 2), (Role::Dns, 3)])
+        );
+        assert_eq!(
+            place_domain(&snap(), &req(&[Role::Mail])),
+            Err(Infeasible::NoCluster { role: Role::Mail })
+        );
+        assert_eq!(
+            place_domain(&snap(), &req(&[Role::Files])),
+            Err(Infeasible::NoCluster { role: Role::Files })
+        );
+        assert_eq!(place_domain(&snap(), &req(&[])), Ok(Plan::default()));
+    }
+
+    #[test]
+    fn explicit_beats_customer_default_beats_operator_default() {
+        let mut r = req(&[Role::Web, Role::Mail]);
+        r.customer_defaults.insert(Role::Web, 1);
+        r.customer_defaults.insert(Role::Mail, 4);
+        assert_eq!(
+            place_domain(&snap(), &r).unwrap().placements,
+            BTreeMap::from([(Role::Web, 1), (Role::Mail, 4)])
+        );
+        r.explicit.insert(Role::Mail, 5);
+        assert_eq!(
+            place_domain(&snap(), &r).unwrap().placements[&Role::Mail],
+            5
+        );
+        // An explicit choice is checked even when the customer default would work.
+        r.explicit.insert(Role::Web, 3);
+        assert_eq!(
+            place_domain(&snap(), &r),
+            Err(Infeasible::WrongRole {
+                role: Role::Web,
+                cluster: "c3".into(),
+                actual: Role::Dns
+            })
+        );
+        r.explicit.insert(Role::Web, 99);
+        assert_eq!(
+            place_domain(&snap(), &r),
+            Err(Infeasible::UnknownCluster {
+                role: Role::Web,
+                id: 99
+            })
+        );
+    }
+
+    #[test]
+    fn single_server_choice() {
+        let c = cluster(
+            1,
+            Role::Web,
+            false,
+            vec![
+                server(10, 0, "DE", Health::Down, false, 0),
+                server(11, 0, "DE", Health::Up, true, 0),
+                server(12, 0, "DE", Health::Suspect, false, 0),
+                server(13, 0, "DE", Health::Up, false, 3),
+                server(14, 0, "DE", Health::Unknown, false, 2),
+                server(15, 0, "DE", Health::Up, false, 2),
+            ],
+        );
+        assert_eq!(pick_single_server(&c), Some(14));
+        let none = cluster(
+            2,
+            Role::Web,
+            false,
+            vec![
+                server(10, 0, "DE", Health::Down, false, 0),
+                server(11, 0, "DE", Health::Up, true, 0),
+            ],
+        );
+        assert_eq!(pick_single_server(&none), None);
+        assert_eq!(
+            pick_single_server(&cluster(3, Role::Web, false, vec![])),
+            None
+        );
+    }
+
+    #[test]
+    fn secondaries_elsewhere() {
+        let servers = vec![
+            server(20, 1, "DE", Health::Up, false, 0),
+            server(21, 0, "FR", Health::Up, false, 0),
+            server(22, 2, "FR", Health::Up, false, 0),
+            server(23, 3, "NL", Health::Up, false, 0),
+        ];
+        let dns = cluster(1, Role::Dns, false, servers.clone());
+        let v = same_country_violations(&dns);
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            (
+                v[0].primary.as_str(),
+                v[0].secondary.as_str(),
+                v[0].country.as_str()
+            ),
+            ("s21", "s22", "FR")
+        );
+        assert_eq!(
+            same_country_violations(&cluster(2, Role::Mail, false, servers.clone())).len(),
+            1
+        );
+        assert!(same_country_violations(&cluster(3, Role::Web, false, servers)).is_empty());
+        assert!(same_country_violations(&cluster(4, Role::Dns, false, vec![])).is_empty());
+    }
 }
