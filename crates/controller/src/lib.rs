@@ -6,25 +6,155 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
+pub mod ca;
 pub mod config;
+pub mod error;
+pub mod files;
 pub mod init;
+pub mod openapi;
+pub mod secrets;
+pub mod state;
+pub mod tls;
 
 use std::future::Future;
+use std::time::Duration;
+
+use axum::http::Request;
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tower::ServiceExt;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::state::{AppState, ClientAddr};
+
+/// How long a client may take for the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections may finish their requests after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// Anything.
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] store::StoreError),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+/// The full HTTP application (router plus panic guard) over `state`.
+pub fn app(state: AppState) -> axum::Router {
+    api::router(state).layer(CatchPanicLayer::custom(
+        |_: Box<dyn std::any::Any + Send>| {
+            error::ApiError::internal("a request handler panicked").into_response()
+        },
+    ))
 }
 
 /// Serve the API on `listener` until `shutdown` completes. HTTPS unless the config
 /// asks for plain HTTP (allowed on loopback only).
 pub async fn serve(
-    _config: config::ControllerConfig,
-    _listener: tokio::net::TcpListener,
-    _shutdown: impl Future<Output = ()> + Send + 'static,
+    config: config::ControllerConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    unimplemented!()
+    config.validate()?;
+    if !config.tls.enabled {
+        let local = listener
+            .local_addr()
+            .map_err(|e| ServeError::Other(e.to_string()))?;
+        if !local.ip().is_loopback() {
+            return Err(ServeError::Config(config::ConfigError::Invalid {
+                key: "tls.enabled",
+                message: format!("plain HTTP is allowed only on loopback, not {local}"),
+            }));
+        }
+    }
+    let acceptor = if config.tls.enabled {
+        let tls = tls::server_config(&config.tls_cert_path(), &config.tls_key_path())?;
+        Some(tokio_rustls::TlsAcceptor::from(tls))
+    } else {
+        None
+    };
+    let store = store::Store::open_url(&config.store_url()).await?;
+    let app = app(AppState::new(store.clone(), config));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                app.clone().oneshot(req)
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30));
+            let result = match acceptor {
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let conn =
+                                builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+    }
+    store.close().await;
+    Ok(())
 }

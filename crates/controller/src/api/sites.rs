@@ -1,0 +1,286 @@
+//! `/v1/sites`: the web part of a domain, named by its domain.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use model::entity::{Domain, Kind, Site};
+use model::{DomainName, PlacementMode, Role, WithField};
+use proto::v1::{CreateSite, ErrorBody, ListParams, Page, SiteView, UpdateSite};
+use scheduler::pick_single_server;
+use store::{NewObject, Stored, UniqueKey};
+
+use super::domains::customer_domains;
+use super::{body_domain, filters, list_page, rfc3339, snapshot, Names, Paging};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::state::AppState;
+
+/// The unique keys a site claims: one `hostname` per host name it serves.
+pub fn site_keys(site: &Site, domain: &str) -> Vec<UniqueKey> {
+    std::iter::once(domain.to_owned())
+        .chain(site.aliases.iter().map(ToString::to_string))
+        .map(|key| UniqueKey {
+            ns: "hostname",
+            key,
+        })
+        .collect()
+}
+
+/// A site as shown.
+pub async fn site_view(names: &mut Names<'_>, s: &Stored<Site>) -> ApiResult<SiteView> {
+    let domain = names.domain(s.data.domain).await?;
+    let (customer, cluster) = match names_store(names)
+        .get::<Domain>(store::Scope::All, s.data.domain)
+        .await?
+    {
+        Some(d) => (
+            names.account(d.data.customer).await?,
+            match d.data.placements.get(&Role::Web) {
+                Some(c) => names.cluster(*c).await?,
+                None => String::new(),
+            },
+        ),
+        None => (String::new(), String::new()),
+    };
+    Ok(SiteView {
+        domain,
+        customer,
+        aliases: s.data.aliases.iter().map(ToString::to_string).collect(),
+        php: s.data.php,
+        mode: s.data.mode.to_string(),
+        https_redirect: s.data.https_redirect,
+        cluster,
+        active_server: match s.data.active_server {
+            Some(id) => Some(names.server(id).await?),
+            None => None,
+        },
+        created_at: rfc3339(s.meta.created_at),
+    })
+}
+
+fn names_store<'a>(names: &Names<'a>) -> &'a store::Store {
+    names.store()
+}
+
+/// Validate aliases: host names inside one of the customer's domains, no duplicates,
+/// not the site's own domain.
+async fn aliases(
+    state: &AppState,
+    customer: model::Id,
+    domain: &DomainName,
+    list: &[String],
+) -> ApiResult<Vec<DomainName>> {
+    if list.len() > 100 {
+        return Err(ApiError::invalid(
+            "aliases",
+            "too_many",
+            "a site has at most 100 aliases",
+        ));
+    }
+    let owned = customer_domains(state, customer).await?;
+    let mut out: Vec<DomainName> = Vec::new();
+    for (i, a) in list.iter().enumerate() {
+        let field = format!("aliases[{i}]");
+        let name = DomainName::new(a).field(&field)?;
+        if &name == domain || out.contains(&name) {
+            return Err(ApiError::invalid(
+                field,
+                "duplicate",
+                format!("`{name}` is listed twice"),
+            ));
+        }
+        if !owned.iter().any(|d| name.is_within(d)) {
+            return Err(ApiError::invalid(
+                field,
+                "not_in_own_domain",
+                format!(
+                    "`{name}` is not inside one of this customer's domains; add the domain first"
+                ),
+            ));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
+fn mode(value: Option<&str>) -> ApiResult<Option<PlacementMode>> {
+    value
+        .map(|m| m.parse::<PlacementMode>())
+        .transpose()
+        .field("mode")
+        .map_err(Into::into)
+}
+
+/// The server a `single` site goes on.
+async fn pick(
+    state: &AppState,
+    domain: &Domain,
+    mode: PlacementMode,
+) -> ApiResult<Option<model::Id>> {
+    if mode == PlacementMode::All {
+        return Ok(None);
+    }
+    let snap = snapshot(&state.store).await?;
+    Ok(domain
+        .placements
+        .get(&Role::Web)
+        .and_then(|c| snap.cluster(*c))
+        .and_then(pick_single_server))
+}
+
+/// A site named in a path, visible to the caller, or 404.
+async fn path_site(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stored<Site>> {
+    let missing = || ApiError::not_found(format!("no site `{name}`"));
+    let dn = DomainName::new(name).map_err(|_| missing())?;
+    state
+        .store
+        .get_by_name::<Site>(caller.scope(), dn.as_str())
+        .await?
+        .ok_or_else(missing)
+}
+
+/// `POST /v1/sites`.
+#[utoipa::path(post, path = "/v1/sites", tag = "sites", request_body = CreateSite,
+    responses((status = 201, body = SiteView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_site(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateSite>,
+) -> ApiResult<(StatusCode, Json<SiteView>)> {
+    let domain = body_domain(&state, &caller, &req.domain, "domain").await?;
+    let aliases = aliases(
+        &state,
+        domain.data.customer,
+        &domain.data.name,
+        req.aliases.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let mode = mode(req.mode.as_deref())?.unwrap_or(PlacementMode::Single);
+    let active_server = pick(&state, &domain.data, mode).await?;
+    let data = Site {
+        domain: domain.meta.id,
+        aliases,
+        php: req.php.unwrap_or(false),
+        mode,
+        https_redirect: req.https_redirect.unwrap_or(false),
+        active_server,
+    };
+    let mut tx = state.store.begin(caller.actor()).await?;
+    let keys = site_keys(&data, &domain.meta.name);
+    let created = tx
+        .create(NewObject {
+            name: domain.meta.name.clone(),
+            owner: domain.meta.owner,
+            parent: Some(domain.meta.id),
+            keys,
+            data,
+        })
+        .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(site_view(&mut Names::new(&state.store), &created).await?),
+    ))
+}
+
+/// `GET /v1/sites`.
+#[utoipa::path(get, path = "/v1/sites", tag = "sites", params(ListParams), responses((status = 200, body = Page<SiteView>)))]
+pub async fn list_sites(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<SiteView>>> {
+    let paging = Paging::new(params.cursor.as_deref(), params.limit)?;
+    let (owner, parent) = filters(&state, &caller, &params, true, false).await?;
+    let (rows, next) = list_page::<Site>(&state, caller.scope(), paging, owner, parent).await?;
+    let mut names = Names::new(&state.store);
+    let mut items = Vec::with_capacity(rows.len());
+    for s in &rows {
+        items.push(site_view(&mut names, s).await?);
+    }
+    Ok(Json(Page {
+        items,
+        next_cursor: next,
+    }))
+}
+
+/// `GET /v1/sites/{domain}`.
+#[utoipa::path(get, path = "/v1/sites/{domain}", tag = "sites", params(("domain" = String, Path)),
+    responses((status = 200, body = SiteView), (status = 404, body = ErrorBody)))]
+pub async fn get_site(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<SiteView>> {
+    let s = path_site(&state, &caller, &name).await?;
+    Ok(Json(site_view(&mut Names::new(&state.store), &s).await?))
+}
+
+/// `PATCH /v1/sites/{domain}`.
+#[utoipa::path(patch, path = "/v1/sites/{domain}", tag = "sites", params(("domain" = String, Path)),
+    request_body = UpdateSite, responses((status = 200, body = SiteView), (status = 404, body = ErrorBody)))]
+pub async fn update_site(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateSite>,
+) -> ApiResult<Json<SiteView>> {
+    let s = path_site(&state, &caller, &name).await?;
+    let domain = state
+        .store
+        .get::<Domain>(store::Scope::All, s.data.domain)
+        .await?
+        .ok_or_else(|| ApiError::not_found("domain not found"))?;
+    let new_aliases = match &req.aliases {
+        Some(list) => Some(aliases(&state, domain.data.customer, &domain.data.name, list).await?),
+        None => None,
+    };
+    let new_mode = mode(req.mode.as_deref())?;
+    let new_server = match new_mode {
+        Some(m) if m != s.data.mode => Some(pick(&state, &domain.data, m).await?),
+        _ => None,
+    };
+    let mut tx = state.store.begin(caller.actor()).await?;
+    let mut cur = tx
+        .get::<Site>(s.meta.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("site not found"))?;
+    if let Some(a) = new_aliases {
+        cur.data.aliases = a;
+    }
+    if let Some(p) = req.php {
+        cur.data.php = p;
+    }
+    if let Some(r) = req.https_redirect {
+        cur.data.https_redirect = r;
+    }
+    if let Some(m) = new_mode {
+        cur.data.mode = m;
+    }
+    if let Some(server) = new_server {
+        cur.data.active_server = server;
+    }
+    let keys = site_keys(&cur.data, &cur.meta.name);
+    let updated = tx
+        .update(cur.meta.id, &cur.meta.name, keys, cur.data)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(
+        site_view(&mut Names::new(&state.store), &updated).await?,
+    ))
+}
+
+/// `DELETE /v1/sites/{domain}`.
+#[utoipa::path(delete, path = "/v1/sites/{domain}", tag = "sites", params(("domain" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_site(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let s = path_site(&state, &caller, &name).await?;
+    let mut tx = state.store.begin(caller.actor()).await?;
+    tx.delete(Kind::Site, s.meta.id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

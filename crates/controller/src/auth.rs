@@ -1,0 +1,373 @@
+//! Authentication: bearer tokens `hp_<public id>_<secret>` verified against the
+//! argon2id hash in the store once, then served from an in-memory cache keyed by the
+//! BLAKE3 hash of the token (purged on revocation, account changes, and after a
+//! minute so other controllers' revocations also take effect); expiry is checked on
+//! every request. Failed authentication is rate limited per client address (and per
+//! account for logins).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use model::entity::{Account, ApiToken};
+use model::{AccountKind, Id};
+use store::{Actor, NewObject, Scope, Stored, Tx};
+
+use crate::error::{ApiError, ApiResult};
+use crate::secrets;
+use crate::state::{AppState, ClientAddr};
+
+/// How long a verified token is served from the cache before the store is asked again.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Most tokens kept in the cache (it is cleared when full).
+const CACHE_MAX: usize = 50_000;
+/// Length of the rate limiter's window.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// The authenticated account a request acts as.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Account id.
+    pub account_id: Id,
+    /// The account as it was when the token was verified.
+    pub account: Account,
+    /// Store id of the token used.
+    pub token_id: Id,
+    /// Public id of the token used.
+    pub token_public_id: String,
+}
+
+impl Caller {
+    /// What the caller may see.
+    pub fn scope(&self) -> Scope {
+        match self.account.kind {
+            AccountKind::Admin => Scope::All,
+            AccountKind::Reseller => Scope::Reseller(self.account_id),
+            AccountKind::Customer => Scope::Customer(self.account_id),
+        }
+    }
+
+    /// True for operators.
+    pub fn is_admin(&self) -> bool {
+        self.account.kind == AccountKind::Admin
+    }
+
+    /// The audit log's actor.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            account: Some(self.account_id),
+            label: self.account.name.to_string(),
+        }
+    }
+
+    /// 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "only operators (admin accounts) may do this",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    caller: Caller,
+    expires_at: Option<i64>,
+    cached_at: Instant,
+}
+
+/// Verified tokens by BLAKE3 hash of the whole token string.
+#[derive(Debug, Default)]
+pub struct AuthCache {
+    entries: Mutex<HashMap<[u8; 32], CacheEntry>>,
+}
+
+impl AuthCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], CacheEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<CacheEntry> {
+        let mut map = self.lock();
+        match map.get(key) {
+            Some(e) if e.cached_at.elapsed() < CACHE_TTL => Some(e.clone()),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&self, key: [u8; 32], entry: CacheEntry) {
+        let mut map = self.lock();
+        if map.len() >= CACHE_MAX {
+            map.clear();
+        }
+        map.insert(key, entry);
+    }
+
+    /// Forget every token of an account (disabled, password changed, deleted).
+    pub fn purge_account(&self, account: Id) {
+        self.lock().retain(|_, e| e.caller.account_id != account);
+    }
+
+    /// Forget one token (revoked).
+    pub fn purge_token(&self, token_id: Id) {
+        self.lock().retain(|_, e| e.caller.token_id != token_id);
+    }
+
+    /// Forget everything.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+/// Counts failed authentications per key in one-minute windows.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl RateLimiter {
+    /// At most `per_minute` failures per key and minute.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: per_minute.max(1),
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u32)>> {
+        self.windows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Err(seconds to wait)` if `key` already failed too often this minute.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let map = self.lock();
+        match map.get(key) {
+            Some((start, n)) if *n >= self.per_minute && start.elapsed() < WINDOW => {
+                Err(WINDOW.saturating_sub(start.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Record a failure of `key`.
+    pub fn fail(&self, key: &str) {
+        let mut map = self.lock();
+        if map.len() > 100_000 {
+            map.retain(|_, (start, _)| start.elapsed() < WINDOW);
+        }
+        let entry = map.entry(key.to_owned()).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// 429 if any of `keys` is over the limit.
+    pub fn check_all(&self, keys: &[&str]) -> ApiResult<()> {
+        for k in keys {
+            self.check(k).map_err(ApiError::too_many)?;
+        }
+        Ok(())
+    }
+}
+
+/// The rate-limit key of a client address.
+pub fn ip_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(ip) => format!("ip:{ip}"),
+        None => "ip:unknown".to_owned(),
+    }
+}
+
+/// Current Unix time in seconds.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Verify `secret` against `phc` on the blocking pool (argon2 is deliberately slow).
+pub async fn verify_blocking(secret: String, phc: String) -> ApiResult<bool> {
+    tokio::task::spawn_blocking(move || secrets::verify_password(&secret, &phc))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// Hash `secret` on the blocking pool.
+pub async fn hash_blocking(secret: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || secrets::hash_password(&secret))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+/// The owner a token (or other object acting for an account) is stored under.
+pub fn owner_of_account(account: &Stored<Account>) -> Option<Id> {
+    match account.data.kind {
+        AccountKind::Admin => None,
+        _ => Some(account.meta.id),
+    }
+}
+
+/// Create a token for `account` inside `tx`; returns the token string (shown once)
+/// and the stored token.
+pub async fn issue_token(
+    tx: &mut Tx,
+    account: &Stored<Account>,
+    name: &str,
+    expires_at: Option<i64>,
+) -> ApiResult<(String, Stored<ApiToken>)> {
+    let (token, public_id, secret) = secrets::generate_token();
+    let secret_hash = hash_blocking(secret).await?;
+    let data = ApiToken {
+        account: account.meta.id,
+        name: name.to_owned(),
+        public_id: public_id.clone(),
+        secret_hash,
+        expires_at,
+    };
+    let stored = tx
+        .create(NewObject {
+            name: public_id,
+            owner: owner_of_account(account),
+            parent: Some(account.meta.id),
+            keys: Vec::new(),
+            data,
+        })
+        .await?;
+    Ok((token, stored))
+}
+
+/// Verify a bearer token (cache first, then the store).
+pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> ApiResult<Caller> {
+    let key = *blake3::hash(token.as_bytes()).as_bytes();
+    if let Some(entry) = state.auth.get(&key) {
+        if entry.expires_at.is_some_and(|t| t <= now_unix()) {
+            state.auth.purge_token(entry.caller.token_id);
+            return Err(ApiError::unauthorized(
+                "the token has expired; create a new one with `hostplane login`",
+            ));
+        }
+        return Ok(entry.caller);
+    }
+    let ip_key = ip_key(ip);
+    state.limiter.check_all(&[&ip_key])?;
+    match verify_token(state, token).await {
+        Ok((caller, expires_at)) => {
+            state.auth.insert(
+                key,
+                CacheEntry {
+                    caller: caller.clone(),
+                    expires_at,
+                    cached_at: Instant::now(),
+                },
+            );
+            Ok(caller)
+        }
+        Err(e) => {
+            if e.status == axum::http::StatusCode::UNAUTHORIZED {
+                state.limiter.fail(&ip_key);
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn verify_token(state: &AppState, token: &str) -> ApiResult<(Caller, Option<i64>)> {
+    let bad = || {
+        ApiError::unauthorized("the token is not valid (revoked, expired or mistyped); log in again with `hostplane login`")
+    };
+    let (public_id, secret) = secrets::parse_token(token).ok_or_else(bad)?;
+    let stored = state
+        .store
+        .get_by_name::<ApiToken>(Scope::All, public_id)
+        .await?
+        .ok_or_else(bad)?;
+    if !verify_blocking(secret.to_owned(), stored.data.secret_hash.clone()).await? {
+        return Err(bad());
+    }
+    if stored.data.expires_at.is_some_and(|t| t <= now_unix()) {
+        return Err(ApiError::unauthorized(
+            "the token has expired; create a new one with `hostplane login`",
+        ));
+    }
+    let account = state
+        .store
+        .get::<Account>(Scope::All, stored.data.account)
+        .await?
+        .ok_or_else(bad)?;
+    if account.data.disabled {
+        return Err(ApiError::unauthorized("the account is disabled"));
+    }
+    Ok((
+        Caller {
+            account_id: account.meta.id,
+            account: account.data,
+            token_id: stored.meta.id,
+            token_public_id: stored.meta.name,
+        },
+        stored.data.expires_at,
+    ))
+}
+
+/// The bearer token of a request, if any.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The client address of a request.
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ClientAddr>().map(|a| a.0.ip())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer(parts) else {
+            return Err(ApiError::unauthorized(
+                "authentication required: send `Authorization: Bearer <token>` (get one with `hostplane login`)",
+            ));
+        };
+        let ip = client_ip(parts);
+        authenticate(state, token, ip).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_counts_per_key() {
+        let l = RateLimiter::new(3);
+        for _ in 0..3 {
+            assert!(l.check("a").is_ok());
+            l.fail("a");
+        }
+        let wait = l.check("a").unwrap_err();
+        assert!((1..=60).contains(&wait));
+        assert!(l.check("b").is_ok());
+        assert_eq!(
+            l.check_all(&["b", "a"]).unwrap_err().status,
+            axum::http::StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! The OpenAPI document of the REST API, generated from the handlers' annotations
+//! and the `proto::v1` schemas; served at `GET /v1/openapi.json` without auth.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api;
+
+/// Adds the bearer token scheme.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hp_<id>_<secret>")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hostplane API", description = "Control plane of a clustered hosting platform."),
+    security(("bearer" = [])),
+    modifiers(&BearerAuth),
+    paths(
+        api::auth::login, api::auth::whoami, api::auth::create_token, api::auth::list_tokens,
+        api::auth::get_token, api::auth::revoke_token,
+        api::infra::create_cluster, api::infra::list_clusters, api::infra::get_cluster,
+        api::infra::update_cluster, api::infra::delete_cluster,
+        api::infra::create_server, api::infra::list_servers, api::infra::get_server,
+        api::infra::update_server, api::infra::delete_server,
+        api::customers::create_customer, api::customers::list_customers, api::customers::get_customer,
+        api::customers::update_customer, api::customers::delete_customer,
+        api::domains::create_domain, api::domains::list_domains, api::domains::get_domain,
+        api::domains::update_domain, api::domains::delete_domain,
+        api::sites::create_site, api::sites::list_sites, api::sites::get_site,
+        api::sites::update_site, api::sites::delete_site,
+        api::mail::create_mailbox, api::mail::list_mailboxes, api::mail::get_mailbox,
+        api::mail::update_mailbox, api::mail::delete_mailbox,
+        api::mail::create_alias, api::mail::list_aliases, api::mail::get_alias,
+        api::mail::update_alias, api::mail::delete_alias,
+        api::databases::create_database, api::databases::list_databases, api::databases::get_database,
+        api::databases::update_database, api::databases::delete_database,
+        api::databases::create_db_user, api::databases::list_db_users, api::databases::get_db_user,
+        api::databases::update_db_user, api::databases::delete_db_user,
+        api::ftp::create_ftp_account, api::ftp::list_ftp_accounts, api::ftp::get_ftp_account,
+        api::ftp::update_ftp_account, api::ftp::delete_ftp_account,
+        api::dns::create_record, api::dns::list_records, api::dns::get_record,
+        api::dns::update_record, api::dns::delete_record,
+        api::status::events, api::status::status,
+    ),
+    components(schemas(
+        proto::v1::ErrorBody, proto::v1::LoginRequest, proto::v1::WhoAmI, proto::v1::CreateToken,
+        proto::v1::TokenView, proto::v1::TokenCreated, proto::v1::CreateCluster, proto::v1::UpdateCluster,
+        proto::v1::ClusterView, proto::v1::CreateServer, proto::v1::UpdateServer, proto::v1::ServerView,
+        proto::v1::CreateCustomer, proto::v1::UpdateCustomer, proto::v1::CustomerView,
+        proto::v1::CreateDomain, proto::v1::UpdateDomain, proto::v1::DomainView,
+        proto::v1::CreateSite, proto::v1::UpdateSite, proto::v1::SiteView,
+        proto::v1::CreateMailbox, proto::v1::UpdateMailbox, proto::v1::MailboxView,
+        proto::v1::CreateAlias, proto::v1::UpdateAlias, proto::v1::AliasView,
+        proto::v1::CreateDatabase, proto::v1::UpdateDatabase, proto::v1::DatabaseView,
+        proto::v1::CreateDbUser, proto::v1::UpdateDbUser, proto::v1::DbUserView,
+        proto::v1::CreateFtpAccount, proto::v1::UpdateFtpAccount, proto::v1::FtpAccountView,
+        proto::v1::CreateDnsRecord, proto::v1::UpdateDnsRecord, proto::v1::DnsRecordView,
+        proto::v1::EventView, proto::v1::StatusView,
+    )),
+    tags(
+        (name = "auth", description = "Login and API tokens"),
+        (name = "infrastructure", description = "Clusters and servers (operators)"),
+        (name = "customers", description = "Accounts"),
+        (name = "domains", description = "Domains and their placement"),
+        (name = "sites", description = "Web sites"),
+        (name = "mail", description = "Mailboxes and aliases"),
+        (name = "databases", description = "Databases and database users"),
+        (name = "ftp", description = "FTP accounts"),
+        (name = "dns", description = "Custom DNS records"),
+        (name = "status", description = "Audit log and status"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `GET /v1/openapi.json`.
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
