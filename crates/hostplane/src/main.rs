@@ -1,1 +1,112 @@
-fn main() {}
+//! `hostplane`: one binary for the controller, `up` (a whole platform on one
+//! machine) and the CLI client of the REST API.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod controller_cmd;
+mod login;
+mod output;
+mod up;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
+    let out = output::Output {
+        json: cli.global.json,
+    };
+    match cli.command {
+        cli::Command::Controller(cmd) => controller_cmd::run(out, cmd).await,
+        cli::Command::Up(args) => up::run(out, args).await,
+        command => {
+            commands::run(
+                &commands::Ctx {
+                    global: cli.global,
+                    out,
+                },
+                command,
+            )
+            .await
+        }
+    }
+}
+
+/// Print `error: ...` and, where we can tell, what to do about it.
+fn report(err: &anyhow::Error) {
+    let api_err = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<client::ClientError>());
+    match api_err {
+        Some(e) => {
+            eprintln!("error: {e}");
+            if e.is_unauthorized() {
+                eprintln!("hint: the token was not accepted: run `hostplane login` again or set HOSTPLANE_TOKEN");
+            } else if e.is_certificate_problem() {
+                eprintln!(
+                    "hint: the controller's certificate is not trusted: pass --ca FILE (the CA from \
+                     `hostplane controller init`) or set HOSTPLANE_CA"
+                );
+            } else if e.is_transport() {
+                eprintln!("hint: is the controller running? (`hostplane up` or `hostplane controller run`); check --server / HOSTPLANE_URL");
+            }
+        }
+        None => eprintln!("error: {err:#}"),
+    }
+}
+
+/// Log to stderr; `RUST_LOG` overrides `default`.
+pub(crate) fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .ok();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
