@@ -9,4 +9,5 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent_v1;
 pub mod v1;

@@ -271,8 +271,47 @@ pub struct ServerView {
     /// RFC 3339 time of the last heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat: Option<String>,
+    /// Revision of the desired config the controller holds for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_revision: Option<i64>,
     /// RFC 3339.
     pub created_at: String,
+}
+
+/// `POST /v1/join-tokens`: a one-time token that lets one agent join a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJoinToken {
+    /// The cluster the joining server enters.
+    pub cluster: String,
+    /// Minutes until it expires: 1 to 10080 (7 days); default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_minutes: Option<u32>,
+}
+
+/// A join token without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JoinTokenView {
+    /// Public id (also the path key: `/v1/join-tokens/{id}`).
+    pub id: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// Whether it has expired (expired tokens are refused; delete them).
+    pub expired: bool,
+}
+
+/// A newly created join token: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JoinTokenCreated {
+    /// The token to put in the agent's join request. Shown once; works once.
+    pub token: String,
+    /// Its metadata.
+    #[serde(flatten)]
+    pub info: JoinTokenView,
 }
 
 // ---------------------------------------------------------------- customers

@@ -1,0 +1,465 @@
+//! The hostplane agent: one per server. It joins the cluster (key + CSR + join token →
+//! certificate from the controller CA), then over mutual TLS watches its desired
+//! config with blocking queries, keeps it on disk, hands it to its role engine, and
+//! reports health with heartbeats.
+//!
+//! The data plane never waits for the control plane: on start, a cached desired
+//! config is handed to the role engine before any controller is contacted, and the
+//! engine keeps serving whatever it last applied while controllers are unreachable.
+//!
+//! Entry points: [`run`] (every role [`NotBuilt`]) and [`run_with_engines`] (role
+//! crates register their engines in an [`EngineRegistry`]).
+
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod client;
+pub mod config;
+pub mod fsutil;
+pub mod identity;
+pub mod supervisor;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proto::agent_v1::{DesiredConfig, EngineHealth, Heartbeat, JoinRequest, CONFIG_FORMAT};
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+
+pub use client::{AgentClient, Backoff, ClientError, Controllers};
+pub use config::{AgentConfig, ConfigError};
+pub use identity::{Identity, IdentityError, JoinInfo};
+pub use supervisor::{
+    BoxFuture, EngineContext, EngineError, EngineFactory, EngineRegistry, NotBuilt, RoleEngine,
+    Supervisor,
+};
+
+/// The agent's version, sent in heartbeats.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file or directory could not be read or created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The identity in the state directory (or the one a join returned) is unusable.
+    #[error("identity: {0}")]
+    Identity(#[from] IdentityError),
+    /// The agent has not joined and no join token is configured.
+    #[error(
+        "not joined yet and no join token: set join_token, join_token_file or ${}",
+        config::JOIN_TOKEN_ENV
+    )]
+    NoJoinToken,
+    /// The agent has not joined and no `ca_file` is configured to verify the controller.
+    #[error("not joined yet and no ca_file to verify the controller with")]
+    NoCaFile,
+    /// The controller refused the join token (used, expired or unknown).
+    #[error("join refused: {0}")]
+    JoinRefused(String),
+    /// The HTTPS client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// What the heartbeat reports: shared between the supervisor and the heartbeat loop.
+#[derive(Debug, Clone, Default)]
+struct Status {
+    applied_revision: i64,
+    engines: Vec<EngineHealth>,
+}
+
+type SharedStatus = Arc<Mutex<Status>>;
+type DesiredTx = watch::Sender<Option<Arc<DesiredConfig>>>;
+type DesiredRx = watch::Receiver<Option<Arc<DesiredConfig>>>;
+
+/// Run the agent until `shutdown` completes, with no role engines built (every
+/// role reports `not_built`).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    run_with_engines(config, EngineRegistry::new(), shutdown).await
+}
+
+/// Run the agent until `shutdown` completes, serving its role with the engine
+/// `registry` provides.
+///
+/// Returns `Ok(())` after `shutdown`, or an error when the agent cannot work at
+/// all (invalid config, unusable identity, join refused). Controller outages and
+/// bad controller responses are logged and retried, never fatal.
+pub async fn run_with_engines(
+    config: AgentConfig,
+    registry: EngineRegistry,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    config.validate()?;
+    let state_dir = config.state_dir.clone();
+    fsutil::create_private_dir(&state_dir).map_err(|source| AgentError::Io {
+        path: state_dir.display().to_string(),
+        source,
+    })?;
+    let existing = identity::load(&state_dir)?;
+    let server_name = existing
+        .as_ref()
+        .map(|id| id.info.server.clone())
+        .unwrap_or_else(|| config.name.clone());
+    let cached = load_cache(&state_dir, &server_name);
+
+    // The data plane first: the cached config goes to the engine before any
+    // controller is contacted.
+    let (desired_tx, desired_rx) = watch::channel(cached.clone().map(Arc::new));
+    let status: SharedStatus = Arc::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let supervisor = Supervisor::new(registry, server_name, config.bind, state_dir.clone());
+    let initial_role = existing.as_ref().map(|id| id.info.role.clone());
+    let sup_task = tokio::spawn(supervise(
+        supervisor,
+        initial_role,
+        desired_rx,
+        status.clone(),
+        stop_rx,
+        config.heartbeat_interval(),
+    ));
+
+    let controllers = Arc::new(Controllers::new(&config.controllers));
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        r = control_plane(&config, existing, controllers, desired_tx, cached, status) => r,
+    };
+    let _ = stop_tx.send(true);
+    if let Err(e) = sup_task.await {
+        tracing::error!("role supervisor task failed: {e}");
+    }
+    result
+}
+
+fn load_cache(state_dir: &Path, server: &str) -> Option<DesiredConfig> {
+    match cache::load(state_dir) {
+        Ok(Some(cfg)) if cfg.server.name == server && cfg.format == CONFIG_FORMAT => {
+            tracing::info!(revision = cfg.revision, "serving the cached desired config");
+            Some(cfg)
+        }
+        Ok(Some(cfg)) => {
+            tracing::warn!(
+                cached_server = %cfg.server.name,
+                format = cfg.format,
+                "ignoring a cached desired config of another server or format"
+            );
+            None
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("ignoring the desired-config cache: {e}");
+            None
+        }
+    }
+}
+
+/// Everything that talks to controllers: join if needed, then the watch and
+/// heartbeat loops (which run until the future is dropped).
+async fn control_plane(
+    config: &AgentConfig,
+    existing: Option<Identity>,
+    controllers: Arc<Controllers>,
+    desired_tx: DesiredTx,
+    cached: Option<DesiredConfig>,
+    status: SharedStatus,
+) -> Result<(), AgentError> {
+    let id = match existing {
+        Some(id) => id,
+        None => join(config, &controllers).await?,
+    };
+    let client = AgentClient::for_identity(&id, config.bind)?;
+    tokio::join!(
+        watch_loop(config, &id, &client, &controllers, desired_tx, cached),
+        heartbeat_loop(config, &client, &controllers, &status),
+    );
+    Ok(())
+}
+
+/// Join with the token: generate (or reuse) the key, send the CSR, store the result.
+async fn join(config: &AgentConfig, controllers: &Controllers) -> Result<Identity, AgentError> {
+    let state_dir = &config.state_dir;
+    let token = config
+        .resolve_join_token()?
+        .ok_or(AgentError::NoJoinToken)?;
+    let ca_file = config.ca_file.as_ref().ok_or(AgentError::NoCaFile)?;
+    let ca_pem = std::fs::read(ca_file).map_err(|source| AgentError::Io {
+        path: ca_file.display().to_string(),
+        source,
+    })?;
+    let key_pem = identity::load_or_create_key(state_dir)?;
+    let req = JoinRequest {
+        token,
+        csr_pem: identity::make_csr(&key_pem, &config.name)?,
+        name: config.name.clone(),
+        hostname: config.hostname.clone(),
+        addresses: config.public_addresses(),
+        country: config.country.clone(),
+        region: config.region.clone(),
+        hardware: config.hardware.clone(),
+    };
+    let client = AgentClient::for_join(&ca_pem, config.bind)?;
+    let mut backoff = Backoff::default();
+    loop {
+        let (index, base) = controllers.current();
+        match client.join(base, &req).await {
+            Ok(resp) => {
+                let id = identity::store_join(state_dir, &key_pem, &resp)?;
+                tracing::info!(
+                    server = %id.info.server,
+                    cluster = %id.info.cluster,
+                    role = %id.info.role,
+                    "joined"
+                );
+                return Ok(id);
+            }
+            Err(e) if e.is_refused() => return Err(AgentError::JoinRefused(e.to_string())),
+            Err(e) => {
+                tracing::warn!("join failed, retrying: {e}");
+                controllers.failed(index);
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+/// Long-poll the desired config; persist and hand on every change; resync with
+/// `after=0` every `resync_interval_s`.
+async fn watch_loop(
+    config: &AgentConfig,
+    id: &Identity,
+    client: &AgentClient,
+    controllers: &Controllers,
+    desired_tx: DesiredTx,
+    mut current: Option<DesiredConfig>,
+) {
+    let mut backoff = Backoff::default();
+    let mut after = current.as_ref().map(|c| c.revision).unwrap_or(0);
+    // The first query is a full resync: it repairs whatever changed while down.
+    let mut next_resync = Instant::now();
+    loop {
+        let resync = Instant::now() >= next_resync;
+        let query = if resync { 0 } else { after };
+        let (index, base) = controllers.current();
+        let outcome = client
+            .fetch_config(base, query, config.watch_timeout())
+            .await
+            .and_then(|cfg| match cfg {
+                Some(cfg) => check_config(&cfg, &id.info.server, base).map(|()| Some(cfg)),
+                None => Ok(None),
+            });
+        match outcome {
+            Ok(got) => {
+                backoff.reset();
+                if resync {
+                    next_resync = Instant::now() + config.resync_interval();
+                }
+                let Some(cfg) = got else { continue };
+                after = cfg.revision;
+                if current.as_ref() == Some(&cfg) {
+                    continue;
+                }
+                tracing::info!(revision = cfg.revision, resync, "new desired config");
+                if let Err(e) = cache::store(&config.state_dir, &cfg) {
+                    // Still apply it: serving the newest config matters more; the
+                    // next resync after a restart repairs the stale cache.
+                    tracing::error!("cannot persist the desired config: {e}");
+                }
+                current = Some(cfg.clone());
+                desired_tx.send_replace(Some(Arc::new(cfg)));
+            }
+            Err(e) => {
+                tracing::warn!("desired-config watch failed: {e}");
+                controllers.failed(index);
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+fn check_config(cfg: &DesiredConfig, server: &str, base: &str) -> Result<(), ClientError> {
+    let problem = if cfg.format != CONFIG_FORMAT {
+        format!(
+            "desired config format {} (this agent reads {CONFIG_FORMAT})",
+            cfg.format
+        )
+    } else if cfg.server.name != server {
+        format!(
+            "desired config for server {} (this is {server})",
+            cfg.server.name
+        )
+    } else {
+        return Ok(());
+    };
+    Err(ClientError::Body {
+        url: base.to_string(),
+        message: problem,
+    })
+}
+
+/// Send a heartbeat every `heartbeat_interval_ms`.
+async fn heartbeat_loop(
+    config: &AgentConfig,
+    client: &AgentClient,
+    controllers: &Controllers,
+    status: &SharedStatus,
+) {
+    let every = config.heartbeat_interval();
+    let timeout = every.clamp(Duration::from_secs(2), Duration::from_secs(10));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failing = false;
+    let mut skew_warned = false;
+    loop {
+        tick.tick().await;
+        let snapshot = status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let hb = Heartbeat {
+            applied_revision: snapshot.applied_revision,
+            engines: snapshot.engines,
+            agent_version: AGENT_VERSION.to_string(),
+        };
+        let (index, base) = controllers.current();
+        match client.heartbeat(base, &hb, timeout).await {
+            Ok(ack) => {
+                if failing {
+                    tracing::info!(controller = base, "heartbeats delivered again");
+                }
+                failing = false;
+                if !skew_warned {
+                    if let Some(skew) = clock_skew(&ack.server_time) {
+                        if skew > Duration::from_secs(30) {
+                            tracing::warn!(?skew, "clock differs from the controller's");
+                            skew_warned = true;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if failing {
+                    tracing::debug!("heartbeat failed: {e}");
+                } else {
+                    tracing::warn!("heartbeat failed: {e}");
+                }
+                failing = true;
+                controllers.failed(index);
+            }
+        }
+    }
+}
+
+fn clock_skew(server_time: &str) -> Option<Duration> {
+    let theirs =
+        time::OffsetDateTime::parse(server_time, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    let diff = time::OffsetDateTime::now_utc() - theirs;
+    Duration::try_from(diff.abs()).ok()
+}
+
+fn publish(sup: &Supervisor, status: &SharedStatus) {
+    let next = Status {
+        applied_revision: sup.applied_revision(),
+        engines: sup.health(),
+    };
+    *status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+}
+
+async fn apply_logged(sup: &mut Supervisor, cfg: &DesiredConfig) -> bool {
+    match sup.apply(cfg).await {
+        Ok(true) => {
+            tracing::info!(revision = cfg.revision, "desired config applied");
+            true
+        }
+        Ok(false) => true,
+        Err(e) => {
+            tracing::error!(
+                revision = cfg.revision,
+                "applying the desired config failed: {e}"
+            );
+            false
+        }
+    }
+}
+
+/// The role supervisor task: applies each new desired config, retries failed
+/// applies with backoff, refreshes the health the heartbeat reports.
+async fn supervise(
+    mut sup: Supervisor,
+    initial_role: Option<String>,
+    mut desired_rx: DesiredRx,
+    status: SharedStatus,
+    mut stop: watch::Receiver<bool>,
+    health_every: Duration,
+) {
+    let mut latest = desired_rx.borrow_and_update().clone();
+    if latest.is_none() {
+        if let Some(role) = initial_role {
+            if let Err(e) = sup.ensure_role(&role).await {
+                tracing::error!(role, "cannot start the role engine: {e}");
+            }
+        }
+    }
+    let mut retry = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut retry_at: Option<Instant> = None;
+    if let Some(cfg) = &latest {
+        if !apply_logged(&mut sup, cfg).await {
+            retry_at = Some(Instant::now() + retry.next_delay());
+        }
+    }
+    publish(&sup, &status);
+    let mut health = tokio::time::interval(health_every);
+    health.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut feed_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            changed = desired_rx.changed(), if feed_open => {
+                if changed.is_err() {
+                    feed_open = false;
+                    continue;
+                }
+                latest = desired_rx.borrow_and_update().clone();
+                if let Some(cfg) = &latest {
+                    if apply_logged(&mut sup, cfg).await {
+                        retry.reset();
+                        retry_at = None;
+                    } else {
+                        retry_at = Some(Instant::now() + retry.next_delay());
+                    }
+                }
+            }
+            _ = health.tick() => {
+                if let (Some(at), Some(cfg)) = (retry_at, &latest) {
+                    if Instant::now() >= at {
+                        if apply_logged(&mut sup, cfg).await {
+                            retry.reset();
+                            retry_at = None;
+                        } else {
+                            retry_at = Some(Instant::now() + retry.next_delay());
+                        }
+                    }
+                }
+            }
+        }
+        publish(&sup, &status);
+    }
+    sup.shutdown().await;
+}

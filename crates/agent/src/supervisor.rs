@@ -1,0 +1,391 @@
+//! The role supervisor: runs the one role engine of this server and hands it each
+//! new desired config.
+//!
+//! Role crates plug their engine in through an [`EngineRegistry`]; a role without a
+//! registered engine gets [`NotBuilt`], which accepts every config and reports the
+//! state `not_built`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use proto::agent_v1::{DesiredConfig, EngineHealth, EngineState, RoleConfig};
+
+/// A boxed, sendable future (what [`RoleEngine`] methods return).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A role engine could not start or apply a config.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The config is not valid for this engine (e.g. the wrong role).
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    /// Applying failed; the engine keeps serving its previous config.
+    #[error("apply failed: {0}")]
+    Apply(String),
+    /// A file or socket operation failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// One role's data-plane engine (web server, DNS server, …).
+///
+/// `apply` is level-triggered and idempotent: it converges the engine on the whole
+/// config it is given. On error the engine must keep serving its previous config.
+pub trait RoleEngine: Send {
+    /// Engine name, reported in heartbeats (usually the role).
+    fn name(&self) -> &str;
+
+    /// Converge on `cfg`.
+    fn apply<'a>(&'a mut self, cfg: &'a RoleConfig) -> BoxFuture<'a, Result<(), EngineError>>;
+
+    /// Current health (cheap; called every heartbeat interval).
+    fn health(&self) -> EngineHealth;
+
+    /// Stop serving (the agent is shutting down or the role changed). Default: nothing.
+    fn shutdown(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// What an engine factory gets to build its engine.
+#[derive(Debug, Clone)]
+pub struct EngineContext {
+    /// This server's name.
+    pub server: String,
+    /// The role to serve.
+    pub role: String,
+    /// The address engines listen on (and bind outgoing connections to).
+    pub bind: IpAddr,
+    /// A private directory for the engine's own state (`state_dir/engines/<role>`);
+    /// the engine creates it when it needs it.
+    pub state_dir: PathBuf,
+}
+
+/// The engine of a role that has no engine in this build: accepts every config
+/// of its role and reports `not_built`.
+#[derive(Debug, Clone)]
+pub struct NotBuilt {
+    role: String,
+}
+
+impl NotBuilt {
+    /// A placeholder engine for `role`.
+    pub fn new(role: impl Into<String>) -> Self {
+        Self { role: role.into() }
+    }
+}
+
+impl RoleEngine for NotBuilt {
+    fn name(&self) -> &str {
+        &self.role
+    }
+
+    fn apply<'a>(&'a mut self, cfg: &'a RoleConfig) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            if cfg.role() == self.role {
+                Ok(())
+            } else {
+                Err(EngineError::Invalid(format!(
+                    "a {} config for the {} engine",
+                    cfg.role(),
+                    self.role
+                )))
+            }
+        })
+    }
+
+    fn health(&self) -> EngineHealth {
+        EngineHealth {
+            name: self.role.clone(),
+            state: EngineState::NotBuilt,
+            detail: format!("engine for role {} is not built yet", self.role),
+        }
+    }
+}
+
+/// Builds the engine of one role.
+pub type EngineFactory =
+    Arc<dyn Fn(&EngineContext) -> Result<Box<dyn RoleEngine>, EngineError> + Send + Sync>;
+
+/// Which engine serves which role. Roles not registered get [`NotBuilt`].
+#[derive(Clone, Default)]
+pub struct EngineRegistry {
+    factories: BTreeMap<String, EngineFactory>,
+}
+
+impl std::fmt::Debug for EngineRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineRegistry")
+            .field("roles", &self.factories.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl EngineRegistry {
+    /// A registry with no engines: every role is [`NotBuilt`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serve `role` (`web`, `dns`, `mail`, `files`, `db`) with engines `factory`
+    /// builds. Replaces an earlier registration.
+    pub fn register<F>(&mut self, role: &str, factory: F) -> &mut Self
+    where
+        F: Fn(&EngineContext) -> Result<Box<dyn RoleEngine>, EngineError> + Send + Sync + 'static,
+    {
+        self.factories.insert(role.to_string(), Arc::new(factory));
+        self
+    }
+
+    /// Whether `role` has a real engine.
+    pub fn is_built(&self, role: &str) -> bool {
+        self.factories.contains_key(role)
+    }
+
+    /// Build the engine for `ctx.role`.
+    pub fn create(&self, ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineError> {
+        match self.factories.get(&ctx.role) {
+            Some(f) => f(ctx),
+            None => Ok(Box::new(NotBuilt::new(ctx.role.clone()))),
+        }
+    }
+}
+
+/// Runs the engine of this server's role and tracks what it applied.
+pub struct Supervisor {
+    registry: EngineRegistry,
+    server: String,
+    bind: IpAddr,
+    state_dir: PathBuf,
+    engine: Option<Box<dyn RoleEngine>>,
+    /// Role the engine (or the failed attempt to build it) is for.
+    role: Option<String>,
+    applied: Option<DesiredConfig>,
+    last_error: Option<(i64, String)>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("role", &self.role)
+            .field("applied_revision", &self.applied_revision())
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor with no engine yet; `state_dir` is the agent's state directory.
+    pub fn new(registry: EngineRegistry, server: String, bind: IpAddr, state_dir: PathBuf) -> Self {
+        Self {
+            registry,
+            server,
+            bind,
+            state_dir,
+            engine: None,
+            role: None,
+            applied: None,
+            last_error: None,
+        }
+    }
+
+    /// Make sure the engine of `role` runs (replacing an engine of another role).
+    pub async fn ensure_role(&mut self, role: &str) -> Result<(), EngineError> {
+        if self.role.as_deref() == Some(role) && self.engine.is_some() {
+            return Ok(());
+        }
+        if let Some(mut old) = self.engine.take() {
+            tracing::info!(
+                from = old.name(),
+                to = role,
+                "role changed; stopping engine"
+            );
+            old.shutdown().await;
+            self.applied = None;
+        }
+        self.role = Some(role.to_string());
+        let ctx = EngineContext {
+            server: self.server.clone(),
+            role: role.to_string(),
+            bind: self.bind,
+            state_dir: self.state_dir.join("engines").join(role),
+        };
+        let engine = self.registry.create(&ctx)?;
+        self.engine = Some(engine);
+        Ok(())
+    }
+
+    /// Apply `desired` unless it equals what was last applied. Returns whether the
+    /// engine was called.
+    pub async fn apply(&mut self, desired: &DesiredConfig) -> Result<bool, EngineError> {
+        if self.applied.as_ref() == Some(desired) {
+            return Ok(false);
+        }
+        let result = self.apply_inner(desired).await;
+        match &result {
+            Ok(()) => {
+                self.applied = Some(desired.clone());
+                self.last_error = None;
+            }
+            Err(e) => self.last_error = Some((desired.revision, e.to_string())),
+        }
+        result.map(|()| true)
+    }
+
+    async fn apply_inner(&mut self, desired: &DesiredConfig) -> Result<(), EngineError> {
+        self.ensure_role(desired.role.role()).await?;
+        match self.engine.as_mut() {
+            Some(engine) => engine.apply(&desired.role).await,
+            None => Err(EngineError::Apply("no engine".into())),
+        }
+    }
+
+    /// Whether the last apply failed (so the same config should be retried).
+    pub fn needs_retry(&self) -> bool {
+        self.last_error.is_some()
+    }
+
+    /// Revision of the config last applied successfully (0 before the first).
+    pub fn applied_revision(&self) -> i64 {
+        self.applied.as_ref().map(|c| c.revision).unwrap_or(0)
+    }
+
+    /// The config last applied successfully.
+    pub fn applied(&self) -> Option<&DesiredConfig> {
+        self.applied.as_ref()
+    }
+
+    /// Health of the engine: its own report, made `degraded` when the last apply
+    /// failed, or `failed` when the engine could not be built.
+    pub fn health(&self) -> Vec<EngineHealth> {
+        match (&self.engine, &self.role) {
+            (Some(engine), _) => {
+                let mut h = engine.health();
+                if let Some((rev, err)) = &self.last_error {
+                    if h.state == EngineState::Ok {
+                        h.state = EngineState::Degraded;
+                    }
+                    h.detail = format!("applying revision {rev} failed: {err}; {}", h.detail);
+                }
+                vec![h]
+            }
+            (None, Some(role)) => vec![EngineHealth {
+                name: role.clone(),
+                state: EngineState::Failed,
+                detail: self
+                    .last_error
+                    .as_ref()
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or_else(|| "engine not started".into()),
+            }],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// Stop the engine.
+    pub async fn shutdown(&mut self) {
+        if let Some(mut engine) = self.engine.take() {
+            engine.shutdown().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::agent_v1::{DnsConfig, ServerIdentity, WebConfig, CONFIG_FORMAT};
+
+    fn desired(rev: i64, role: RoleConfig) -> DesiredConfig {
+        DesiredConfig {
+            format: CONFIG_FORMAT,
+            revision: rev,
+            server: ServerIdentity {
+                name: "s".into(),
+                role: role.role().into(),
+                cluster: "c".into(),
+                rank: 0,
+                addresses: vec![],
+                hostname: "s.example.net".into(),
+            },
+            role,
+        }
+    }
+
+    struct Flaky {
+        fail: bool,
+        applied: usize,
+    }
+
+    impl RoleEngine for Flaky {
+        fn name(&self) -> &str {
+            "web"
+        }
+        fn apply<'a>(&'a mut self, _: &'a RoleConfig) -> BoxFuture<'a, Result<(), EngineError>> {
+            Box::pin(async move {
+                if self.fail {
+                    self.fail = false;
+                    return Err(EngineError::Apply("port in use".into()));
+                }
+                self.applied += 1;
+                Ok(())
+            })
+        }
+        fn health(&self) -> EngineHealth {
+            EngineHealth {
+                name: "web".into(),
+                state: EngineState::Ok,
+                detail: format!("{} applies", self.applied),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn not_built_engine_reports_itself() {
+        let mut s = Supervisor::new(
+            EngineRegistry::new(),
+            "s".into(),
+            "127.0.0.1".parse().unwrap(),
+            "/nonexistent".into(),
+        );
+        assert!(s.health().is_empty());
+        assert!(s
+            .apply(&desired(4, RoleConfig::Dns(DnsConfig::default())))
+            .await
+            .unwrap());
+        assert_eq!(s.applied_revision(), 4);
+        let h = s.health();
+        assert_eq!(h[0].state, EngineState::NotBuilt);
+        assert_eq!(h[0].detail, "engine for role dns is not built yet");
+        // the same config again is not re-applied
+        assert!(!s
+            .apply(&desired(4, RoleConfig::Dns(DnsConfig::default())))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn failed_apply_degrades_then_recovers_on_retry() {
+        let mut reg = EngineRegistry::new();
+        reg.register("web", |_| {
+            Ok(Box::new(Flaky {
+                fail: true,
+                applied: 0,
+            }))
+        });
+        assert!(reg.is_built("web") && !reg.is_built("dns"));
+        let mut s = Supervisor::new(reg, "s".into(), "127.0.0.1".parse().unwrap(), "/x".into());
+        let d = desired(2, RoleConfig::Web(WebConfig::default()));
+        assert!(s.apply(&d).await.is_err());
+        assert!(s.needs_retry());
+        assert_eq!(s.applied_revision(), 0);
+        assert_eq!(s.health()[0].state, EngineState::Degraded);
+        assert!(s.apply(&d).await.unwrap());
+        assert!(!s.needs_retry());
+        assert_eq!(s.applied_revision(), 2);
+        assert_eq!(s.health()[0].state, EngineState::Ok);
+    }
+}
