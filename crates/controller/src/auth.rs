@@ -196,18 +196,37 @@ pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Verify `secret` against `phc` on the blocking pool (argon2 is deliberately slow).
-pub async fn verify_blocking(secret: String, phc: String) -> ApiResult<bool> {
-    tokio::task::spawn_blocking(move || secrets::verify_password(&secret, &phc))
+/// At most this many argon2 computations run at once, one per CPU. Each takes 19 MiB
+/// and most of a core: unbounded, a burst of logins or mailbox creations would spawn
+/// hundreds of blocking threads and gigabytes of memory (measured: 5.8 GiB RSS at 32
+/// concurrent mailbox creations before this limit, see bench/RESULTS.md).
+fn hash_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cpus)
+    })
+}
+
+/// Run one argon2 computation on the blocking pool, within the concurrency limit.
+async fn with_hash_permit<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    let _permit = hash_permits().acquire().await.map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)
 }
 
+/// Verify `secret` against `phc` on the blocking pool (argon2 is deliberately slow).
+pub async fn verify_blocking(secret: String, phc: String) -> ApiResult<bool> {
+    with_hash_permit(move || secrets::verify_password(&secret, &phc)).await
+}
+
 /// Hash `secret` on the blocking pool.
 pub async fn hash_blocking(secret: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || secrets::hash_password(&secret))
-        .await
-        .map_err(ApiError::internal)?
+    with_hash_permit(move || secrets::hash_password(&secret))
+        .await?
         .map_err(ApiError::from)
 }
 
