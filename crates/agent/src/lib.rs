@@ -333,6 +333,9 @@ async fn heartbeat_loop(
             applied_revision: snapshot.applied_revision,
             engines: snapshot.engines,
             agent_version: AGENT_VERSION.to_string(),
+            // Engines that listen will report their service port here; until then
+            // the controller probes the role's standard port.
+            probe_port: None,
         };
         let (index, base) = controllers.current();
         match client.heartbeat(base, &hb, timeout).await {

@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SerialNumber, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    PKCS_ECDSA_P256_SHA256,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -147,6 +148,30 @@ impl Ca {
         self.sign(names, ExtendedKeyUsagePurpose::ClientAuth)
     }
 
+    /// Sign an agent's certificate signing request (PEM) as a client certificate
+    /// whose subject common name is `common_name`; returns the certificate (PEM).
+    ///
+    /// Only the CSR's public key is used (its signature is checked): the subject,
+    /// names and extensions requested are ignored, so a CSR cannot ask for more than
+    /// a client certificate for `common_name`.
+    pub fn sign_csr(&self, csr_pem: &str, common_name: &str) -> Result<String, CaError> {
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + LEAF_VALIDITY;
+        params.serial_number = Some(random_serial());
+        csr.params = params;
+        Ok(csr.signed_by(&self.issuer)?.pem())
+    }
+
     fn sign(&self, names: &[String], eku: ExtendedKeyUsagePurpose) -> Result<Issued, CaError> {
         let mut unique: Vec<String> = Vec::new();
         for n in names {
@@ -219,6 +244,18 @@ mod tests {
             .sign_server_cert(&["localhost".into(), "127.0.0.1".into(), "::1".into()])
             .unwrap();
         assert!(leaf.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let agent_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut req = CertificateParams::new(vec!["evil.example".to_string()]).unwrap();
+        req.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let csr = req.serialize_request(&agent_key).unwrap().pem().unwrap();
+        let cert = loaded.sign_csr(&csr, "web-1").unwrap();
+        let der = rustls_pemfile::certs(&mut cert.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let peer = crate::tls::PeerCert::from_der(&der).unwrap();
+        assert_eq!(peer.common_name, "web-1");
+        assert!(loaded.sign_csr("not a csr", "web-1").is_err());
         assert!(matches!(
             loaded.sign_server_cert(&["bad name!".into()]),
             Err(CaError::BadName(_))

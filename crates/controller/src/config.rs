@@ -18,6 +18,22 @@
 //!
 //! [auth]
 //! failed_attempts_per_minute = 10    # default
+//!
+//! [health]
+//! heartbeat_interval_ms = 1000       # default; agents send a heartbeat this often
+//! suspect_after = 3                  # missed heartbeats before `suspect`
+//! probe_timeout_ms = 500             # TCP connect timeout of the active probe
+//! [health.probe_ports]               # service port probed per role (defaults shown);
+//! web = 80                           # a heartbeat's `probe_port` overrides it per server
+//! dns = 53
+//! mail = 25
+//! files = 21
+//! db = 3306
+//!
+//! [agents]
+//! config_wait_ms = 30000             # longest wait of `GET /v1/agent/config` before 304
+//! resync_interval_ms = 1000          # how often the store revision is polled (changes
+//!                                    # made by other controllers) for a config rebuild
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -116,6 +132,152 @@ impl Default for AuthConfig {
     }
 }
 
+fn default_heartbeat_ms() -> u64 {
+    1000
+}
+fn default_suspect_after() -> u32 {
+    3
+}
+fn default_probe_timeout_ms() -> u64 {
+    500
+}
+fn default_config_wait_ms() -> u64 {
+    30_000
+}
+fn default_resync_ms() -> u64 {
+    1000
+}
+
+/// TCP port probed per role when a server's heartbeats stop.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbePorts {
+    /// Web servers (HTTP).
+    #[serde(default = "ProbePorts::web")]
+    pub web: u16,
+    /// DNS servers (DNS over TCP).
+    #[serde(default = "ProbePorts::dns")]
+    pub dns: u16,
+    /// Mail servers (SMTP).
+    #[serde(default = "ProbePorts::mail")]
+    pub mail: u16,
+    /// Files servers (FTP).
+    #[serde(default = "ProbePorts::files")]
+    pub files: u16,
+    /// Database servers (MariaDB).
+    #[serde(default = "ProbePorts::db")]
+    pub db: u16,
+}
+
+impl ProbePorts {
+    fn web() -> u16 {
+        80
+    }
+    fn dns() -> u16 {
+        53
+    }
+    fn mail() -> u16 {
+        25
+    }
+    fn files() -> u16 {
+        21
+    }
+    fn db() -> u16 {
+        3306
+    }
+
+    /// The port of a role.
+    pub fn of(&self, role: model::Role) -> u16 {
+        match role {
+            model::Role::Web => self.web,
+            model::Role::Dns => self.dns,
+            model::Role::Mail => self.mail,
+            model::Role::Files => self.files,
+            model::Role::Db => self.db,
+        }
+    }
+}
+
+impl Default for ProbePorts {
+    fn default() -> Self {
+        Self {
+            web: Self::web(),
+            dns: Self::dns(),
+            mail: Self::mail(),
+            files: Self::files(),
+            db: Self::db(),
+        }
+    }
+}
+
+/// Health monitoring of the servers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Interval of agent heartbeats in milliseconds (default 1000).
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// Heartbeats missed before a server is `suspect` (default 3).
+    #[serde(default = "default_suspect_after")]
+    pub suspect_after: u32,
+    /// Connect timeout of the active probe in milliseconds (default 500).
+    #[serde(default = "default_probe_timeout_ms")]
+    pub probe_timeout_ms: u64,
+    /// Service port probed per role.
+    #[serde(default)]
+    pub probe_ports: ProbePorts,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: default_heartbeat_ms(),
+            suspect_after: default_suspect_after(),
+            probe_timeout_ms: default_probe_timeout_ms(),
+            probe_ports: ProbePorts::default(),
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The heartbeat interval.
+    pub fn interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// How long without a heartbeat before `suspect`.
+    pub fn suspect_window(&self) -> std::time::Duration {
+        self.interval().saturating_mul(self.suspect_after)
+    }
+
+    /// The probe's connect timeout.
+    pub fn probe_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.probe_timeout_ms)
+    }
+}
+
+/// The controller ⇄ agent protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// Longest wait of a blocking config query before it answers 304 (default 30 s).
+    #[serde(default = "default_config_wait_ms")]
+    pub config_wait_ms: u64,
+    /// How often the store revision is checked for changes this controller did not
+    /// make itself (default 1 s); a change triggers a config rebuild.
+    #[serde(default = "default_resync_ms")]
+    pub resync_interval_ms: u64,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        Self {
+            config_wait_ms: default_config_wait_ms(),
+            resync_interval_ms: default_resync_ms(),
+        }
+    }
+}
+
 /// The controller's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +305,12 @@ pub struct ControllerConfig {
     /// Authentication settings.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Health monitoring.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Agent protocol settings.
+    #[serde(default)]
+    pub agents: AgentsConfig,
 }
 
 impl ControllerConfig {
@@ -157,6 +325,8 @@ impl ControllerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
+            health: HealthConfig::default(),
+            agents: AgentsConfig::default(),
         }
     }
 
@@ -224,6 +394,36 @@ impl ControllerConfig {
             return Err(ConfigError::Invalid {
                 key: "auth.failed_attempts_per_minute",
                 message: "must be at least 1".into(),
+            });
+        }
+        if !(10..=60_000).contains(&self.health.heartbeat_interval_ms) {
+            return Err(ConfigError::Invalid {
+                key: "health.heartbeat_interval_ms",
+                message: "must be 10 to 60000".into(),
+            });
+        }
+        if !(1..=100).contains(&self.health.suspect_after) {
+            return Err(ConfigError::Invalid {
+                key: "health.suspect_after",
+                message: "must be 1 to 100".into(),
+            });
+        }
+        if !(10..=30_000).contains(&self.health.probe_timeout_ms) {
+            return Err(ConfigError::Invalid {
+                key: "health.probe_timeout_ms",
+                message: "must be 10 to 30000".into(),
+            });
+        }
+        if !(10..=600_000).contains(&self.agents.config_wait_ms) {
+            return Err(ConfigError::Invalid {
+                key: "agents.config_wait_ms",
+                message: "must be 10 to 600000".into(),
+            });
+        }
+        if !(10..=3_600_000).contains(&self.agents.resync_interval_ms) {
+            return Err(ConfigError::Invalid {
+                key: "agents.resync_interval_ms",
+                message: "must be 10 to 3600000".into(),
             });
         }
         if let Some(url) = &self.store {
@@ -304,6 +504,18 @@ mod tests {
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert_eq!(c.auth.failed_attempts_per_minute, 10);
         assert!(c.tls.enabled);
+        assert_eq!(c.health.heartbeat_interval_ms, 1000);
+        assert_eq!(c.health.suspect_after, 3);
+        assert_eq!(c.health.probe_ports.of(model::Role::Db), 3306);
+        assert_eq!(c.agents.config_wait_ms, 30_000);
+        let c = ControllerConfig::parse(
+            "data_dir = \"/d\"\n[health]\nsuspect_after = 5\n[health.probe_ports]\nweb = 10080",
+        )
+        .unwrap();
+        assert_eq!(c.health.probe_ports.of(model::Role::Web), 10080);
+        assert_eq!(c.health.probe_ports.of(model::Role::Mail), 25);
+        assert_eq!(c.health.suspect_window(), std::time::Duration::from_secs(5));
+        assert!(ControllerConfig::parse("data_dir = \"/d\"\n[health]\nsuspect_after = 0").is_err());
         assert_eq!(c.url("127.0.0.1:9".parse().unwrap()), "https://127.0.0.1:9");
         assert_eq!(c.url("[::]:9".parse().unwrap()), "https://[::1]:9");
     }

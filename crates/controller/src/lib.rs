@@ -1,18 +1,25 @@
 //! hostplane's control plane: the REST API (axum) with authentication and tenancy,
-//! the internal CA, and (later) config builders, health monitor and reconcilers.
+//! the internal CA, the agent protocol (join, desired configs, heartbeats over
+//! mutual TLS), the config builder, the health monitor and failover.
 //!
 //! The binary calls [`init::init`] once to create a data dir, then [`serve`] with an
 //! already-bound listener and a shutdown signal.
 
 #![forbid(unsafe_code)]
 
+pub mod agent_api;
 pub mod api;
 pub mod auth;
+pub mod builder;
 pub mod ca;
 pub mod config;
+pub mod configs;
 pub mod error;
+pub mod failover;
 pub mod files;
+pub mod health;
 pub mod init;
+pub mod join;
 pub mod openapi;
 pub mod secrets;
 pub mod state;
@@ -82,14 +89,30 @@ pub async fn serve(
             }));
         }
     }
+    let ca_path = config.ca_cert_path();
+    let ca = if ca_path.exists() {
+        Some(
+            ca::Ca::load(&ca_path, &config.ca_key_path())
+                .map_err(|e| ServeError::Other(format!("cannot load the internal CA: {e}")))?,
+        )
+    } else {
+        tracing::warn!(path = %ca_path.display(), "no internal CA: agents cannot join");
+        None
+    };
     let acceptor = if config.tls.enabled {
-        let tls = tls::server_config(&config.tls_cert_path(), &config.tls_key_path())?;
+        let client_ca = ca.as_ref().map(|_| ca_path.as_path());
+        let tls = tls::server_config(&config.tls_cert_path(), &config.tls_key_path(), client_ca)?;
         Some(tokio_rustls::TlsAcceptor::from(tls))
     } else {
         None
     };
     let store = store::Store::open_url(&config.store_url()).await?;
-    let app = app(AppState::new(store.clone(), config));
+    let state = AppState::with_ca(store.clone(), config, ca);
+    let app = app(state.clone());
+    let background = [
+        tokio::spawn(configs::run(state.clone())),
+        tokio::spawn(health::run(state.clone())),
+    ];
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -110,10 +133,16 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                app.clone().oneshot(req)
-            });
+            let make_service = |cert: Option<tls::PeerCert>| {
+                let app = app.clone();
+                hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    if let Some(c) = &cert {
+                        req.extensions_mut().insert(c.clone());
+                    }
+                    app.clone().oneshot(req)
+                })
+            };
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
@@ -123,6 +152,13 @@ pub async fn serve(
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
+                            let cert = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .and_then(|c| tls::PeerCert::from_der(c));
+                            let service = make_service(cert);
                             let conn =
                                 builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
                             watcher.watch(conn.into_owned()).await
@@ -138,6 +174,7 @@ pub async fn serve(
                     }
                 }
                 None => {
+                    let service = make_service(None);
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
@@ -149,6 +186,10 @@ pub async fn serve(
         });
     }
     drop(listener);
+    state.stop();
+    for task in &background {
+        task.abort();
+    }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()

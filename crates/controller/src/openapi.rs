@@ -57,6 +57,8 @@ impl Modify for BearerAuth {
         api::dns::create_record, api::dns::list_records, api::dns::get_record,
         api::dns::update_record, api::dns::delete_record,
         api::status::events, api::status::status,
+        api::infra::drain_server, api::infra::undrain_server, api::infra::reset_agent,
+        crate::join::create_join_token, crate::join::list_join_tokens, crate::join::delete_join_token,
     ),
     components(schemas(
         proto::v1::ErrorBody, proto::v1::LoginRequest, proto::v1::WhoAmI, proto::v1::CreateToken,
@@ -72,6 +74,7 @@ impl Modify for BearerAuth {
         proto::v1::CreateFtpAccount, proto::v1::UpdateFtpAccount, proto::v1::FtpAccountView,
         proto::v1::CreateDnsRecord, proto::v1::UpdateDnsRecord, proto::v1::DnsRecordView,
         proto::v1::EventView, proto::v1::StatusView,
+        proto::v1::CreateJoinToken, proto::v1::JoinTokenView, proto::v1::JoinTokenCreated,
     )),
     tags(
         (name = "auth", description = "Login and API tokens"),
@@ -84,6 +87,7 @@ impl Modify for BearerAuth {
         (name = "ftp", description = "FTP accounts"),
         (name = "dns", description = "Custom DNS records"),
         (name = "status", description = "Audit log and status"),
+        (name = "agents", description = "Join tokens for agents (the mutual-TLS agent protocol itself is `proto::agent_v1`)"),
     )
 )]
 pub struct ApiDoc;

@@ -5,9 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use store::Store;
+use tokio::sync::watch;
 
 use crate::auth::{AuthCache, RateLimiter};
+use crate::ca::Ca;
 use crate::config::ControllerConfig;
+use crate::configs::ConfigHub;
+use crate::health::HealthMonitor;
 
 /// Everything handlers share; cheap to clone.
 #[derive(Clone, Debug)]
@@ -26,19 +30,53 @@ pub struct Inner {
     pub auth: AuthCache,
     /// Failed-authentication counters.
     pub limiter: RateLimiter,
+    /// The internal CA that signs agent certificates (None: joins are refused).
+    pub ca: Option<Ca>,
+    /// Bumped after every committed change; the config builder watches it.
+    pub changes: watch::Sender<u64>,
+    /// Set when the controller shuts down (blocking queries answer at once).
+    pub stopping: watch::Sender<bool>,
+    /// Every server's desired config and its revision.
+    pub configs: ConfigHub,
+    /// Servers' health as heartbeats and probes tell it.
+    pub health: HealthMonitor,
+    /// Serialises failover / placement passes.
+    pub placement: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
-    /// State over an opened store.
+    /// State over an opened store, without a CA (agents cannot join).
     pub fn new(store: Store, config: ControllerConfig) -> Self {
+        Self::with_ca(store, config, None)
+    }
+
+    /// State over an opened store with the CA that signs agent certificates.
+    pub fn with_ca(store: Store, config: ControllerConfig, ca: Option<Ca>) -> Self {
         let per_minute = config.auth.failed_attempts_per_minute;
+        let health = HealthMonitor::new(config.health.clone());
         Self(Arc::new(Inner {
             store,
             config,
             started: Instant::now(),
             auth: AuthCache::default(),
             limiter: RateLimiter::new(per_minute),
+            ca,
+            changes: watch::channel(0).0,
+            stopping: watch::channel(false).0,
+            configs: ConfigHub::default(),
+            health,
+            placement: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Tell the config builder that the store changed (call after every commit).
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Begin shutting down: blocking queries return.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 }
 

@@ -12,6 +12,11 @@ mod up;
 
 use std::process::ExitCode;
 
+/// mimalloc returns freed memory to the OS; with glibc's allocator the controller
+/// kept ~900 MiB after a burst of argon2 hashing (19 MiB per hash) and never shrank.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -41,6 +41,8 @@ pub enum Kind {
     FtpAccount,
     /// [`DnsRecord`]
     DnsRecord,
+    /// [`JoinToken`]
+    JoinToken,
 }
 
 impl Kind {
@@ -59,6 +61,7 @@ impl Kind {
             Kind::DbUser => "db_user",
             Kind::FtpAccount => "ftp_account",
             Kind::DnsRecord => "dns_record",
+            Kind::JoinToken => "join_token",
         }
     }
 
@@ -77,6 +80,7 @@ impl Kind {
             Kind::DbUser,
             Kind::FtpAccount,
             Kind::DnsRecord,
+            Kind::JoinToken,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -208,8 +212,41 @@ pub struct Server {
     /// A drained server takes no new work and has its work moved off.
     #[serde(default)]
     pub drained: bool,
+    /// The agent identity issued when the server joined (None until an agent joins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentEnrolment>,
 }
 object!(Server, Server);
+
+/// The client certificate issued to a server's agent at join. Only the certificate
+/// with this fingerprint is accepted for the server: a re-join or a reset replaces
+/// it, and a deleted server takes it with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentEnrolment {
+    /// Unix time of the join.
+    pub joined_at: i64,
+    /// Lowercase hex SHA-256 of the certificate's DER encoding.
+    pub cert_sha256: String,
+}
+
+/// A one-time token that lets one agent join a cluster. The secret is shown once
+/// and stored only as a BLAKE3 hash (it is 256 random bits, so a fast hash is
+/// enough); the token is deleted in the transaction that registers the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinToken {
+    /// The cluster the joining server enters.
+    pub cluster: Id,
+    /// Random identifier embedded in the token string (also the store name).
+    pub public_id: String,
+    /// Lowercase hex BLAKE3 hash of the secret part.
+    pub secret_hash: String,
+    /// Unix time after which the token is refused.
+    pub expires_at: i64,
+    /// The admin account that created it.
+    #[serde(default)]
+    pub created_by: Option<Id>,
+}
+object!(JoinToken, JoinToken);
 
 /// A customer domain and the cluster of each role its services are placed on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

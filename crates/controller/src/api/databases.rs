@@ -76,7 +76,7 @@ async fn db_cluster(
         }
         None => match owner.data.default_clusters.get(&Role::Db) {
             Some(id) => *id,
-            None => default_cluster(&snapshot(&state.store).await?, Role::Db).ok_or_else(|| {
+            None => default_cluster(&snapshot(state).await?, Role::Db).ok_or_else(|| {
                 ApiError::infeasible("no db cluster to place it on: create one (`hostplane cluster add NAME --role db --default`) or name one")
             })?,
         },

@@ -84,7 +84,7 @@ pub async fn create_domain(
         .filter(|(r, _)| Role::DOMAIN_ROLES.contains(r))
         .map(|(r, c)| (*r, *c))
         .collect();
-    let snap = snapshot(&state.store).await?;
+    let snap = snapshot(&state).await?;
     let plan = place_domain(
         &snap,
         &DomainRequest {
@@ -177,7 +177,7 @@ pub async fn update_domain(
         .is_some_and(|c| cur.data.placements.get(&Role::Web) != Some(c));
     cur.data.placements.extend(moves);
     if web_moved {
-        let snap = snapshot(&state.store).await?;
+        let snap = snapshot(&state).await?;
         let web = cur
             .data
             .placements

@@ -16,7 +16,7 @@ use proto::v1::{
     ClusterView, CreateCluster, CreateServer, ErrorBody, ListParams, Page, ServerView,
     UpdateCluster, UpdateServer,
 };
-use scheduler::{pick_single_server, same_country_violations, ClusterInfo, SameCountry};
+use scheduler::{pick_single_server, same_country_violations, ClusterInfo, Health, SameCountry};
 use store::{ListQuery, NewObject, Scope, Store, Stored, Tx};
 
 use super::{filters, list_page, rfc3339, server_info, text_field, Names, Paging};
@@ -277,13 +277,19 @@ pub async fn delete_cluster(
     }
     tx.delete(Kind::Cluster, id).await?;
     tx.commit().await?;
+    state.changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---------------------------------------------------------------- servers
 
-/// A server as shown.
-pub async fn server_view(names: &mut Names<'_>, s: &Stored<Server>) -> ApiResult<ServerView> {
+/// A server as shown, with its health and revisions.
+pub async fn server_view(
+    state: &AppState,
+    names: &mut Names<'_>,
+    s: &Stored<Server>,
+) -> ApiResult<ServerView> {
+    let health = state.health.get(s.meta.id);
     Ok(ServerView {
         name: s.meta.name.clone(),
         role: s.data.role.to_string(),
@@ -294,15 +300,19 @@ pub async fn server_view(names: &mut Names<'_>, s: &Stored<Server>) -> ApiResult
         region: s.data.region.clone(),
         country: s.data.country.to_string(),
         hardware: s.data.hardware.clone(),
-        health: "unknown".to_owned(),
+        health: crate::health::health_str(
+            health.as_ref().map(|h| h.state).unwrap_or(Health::Unknown),
+        )
+        .to_owned(),
         drained: s.data.drained,
-        applied_revision: None,
-        last_heartbeat: None,
+        applied_revision: health.as_ref().and_then(|h| h.applied_revision),
+        last_heartbeat: health.as_ref().and_then(|h| h.last_heartbeat).map(rfc3339),
+        config_revision: state.configs.revision(s.meta.id),
         created_at: rfc3339(s.meta.created_at),
     })
 }
 
-fn addresses(list: &[String]) -> ApiResult<Vec<IpAddr>> {
+pub(crate) fn addresses(list: &[String]) -> ApiResult<Vec<IpAddr>> {
     if list.is_empty() {
         return Err(ApiError::invalid(
             "addresses",
@@ -347,7 +357,7 @@ fn new_violations(before: &ClusterInfo, after: &ClusterInfo) -> Vec<SameCountry>
 
 /// Check the "secondaries are elsewhere" rule when `changed` joins or changes in its
 /// cluster; refuse unless forced, in which case record warning events.
-async fn check_country(
+pub(crate) async fn check_country(
     tx: &mut Tx,
     cluster: &Stored<Cluster>,
     changed: &Stored<Server>,
@@ -461,6 +471,7 @@ pub async fn create_server(
         country,
         hardware,
         drained: false,
+        agent: None,
     };
     let created = tx
         .create(NewObject {
@@ -475,7 +486,7 @@ pub async fn create_server(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(server_view(&mut Names::new(&state.store), &created).await?),
+        Json(server_view(&state, &mut Names::new(&state.store), &created).await?),
     ))
 }
 
@@ -501,7 +512,7 @@ pub async fn list_servers(
     let mut names = Names::new(&state.store);
     let mut items = Vec::with_capacity(rows.len());
     for s in &rows {
-        items.push(server_view(&mut names, s).await?);
+        items.push(server_view(&state, &mut names, s).await?);
     }
     Ok(Json(Page {
         items,
@@ -519,7 +530,9 @@ pub async fn get_server(
 ) -> ApiResult<Json<ServerView>> {
     caller.require_admin()?;
     let s = server_by_name(&state, &name).await?;
-    Ok(Json(server_view(&mut Names::new(&state.store), &s).await?))
+    Ok(Json(
+        server_view(&state, &mut Names::new(&state.store), &s).await?,
+    ))
 }
 
 /// `PATCH /v1/servers/{name}` (admins).
@@ -581,7 +594,7 @@ pub async fn update_server(
         .await?;
     tx.commit().await?;
     Ok(Json(
-        server_view(&mut Names::new(&state.store), &updated).await?,
+        server_view(&state, &mut Names::new(&state.store), &updated).await?,
     ))
 }
 
@@ -598,7 +611,7 @@ pub async fn delete_server(
     let s = server_by_name(&state, &name).await?;
     let mut tx = state.store.begin(caller.actor()).await?;
     tx.delete(Kind::Server, s.meta.id).await?;
-    let snap = super::snapshot(&state.store).await?;
+    let snap = super::snapshot(&state).await?;
     let mut cluster = snap.cluster(s.data.cluster).cloned();
     if let Some(c) = cluster.as_mut() {
         c.servers.retain(|x| x.id != s.meta.id);
@@ -619,5 +632,94 @@ pub async fn delete_server(
         }
     }
     tx.commit().await?;
+    state.changed();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set or clear `drained`, then run a placement pass for the server's cluster.
+async fn set_drained(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    drained: bool,
+) -> ApiResult<ServerView> {
+    caller.require_admin()?;
+    let s = server_by_name(state, name).await?;
+    let mut tx = state.store.begin(caller.actor()).await?;
+    let mut cur = tx
+        .get::<Server>(s.meta.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("server not found"))?;
+    let cluster = cur.data.cluster;
+    let updated = if cur.data.drained != drained {
+        cur.data.drained = drained;
+        let u = tx
+            .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
+            .await?;
+        tx.commit().await?;
+        state.changed();
+        u
+    } else {
+        drop(tx);
+        cur
+    };
+    crate::failover::reconcile(
+        state,
+        Some(cluster),
+        if drained { "drain" } else { "undrain" },
+    )
+    .await?;
+    server_view(state, &mut Names::new(&state.store), &updated).await
+}
+
+/// `POST /v1/servers/{name}/drain` (admins): the server takes no new work, and its
+/// `single` sites move to other usable servers of its cluster.
+#[utoipa::path(post, path = "/v1/servers/{name}/drain", tag = "infrastructure", params(("name" = String, Path)),
+    responses((status = 200, body = ServerView), (status = 404, body = ErrorBody)))]
+pub async fn drain_server(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ServerView>> {
+    Ok(Json(set_drained(&state, &caller, &name, true).await?))
+}
+
+/// `POST /v1/servers/{name}/undrain` (admins): the server may take work again
+/// (sites that moved off stay where they are; unplaced ones are placed).
+#[utoipa::path(post, path = "/v1/servers/{name}/undrain", tag = "infrastructure", params(("name" = String, Path)),
+    responses((status = 200, body = ServerView), (status = 404, body = ErrorBody)))]
+pub async fn undrain_server(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ServerView>> {
+    Ok(Json(set_drained(&state, &caller, &name, false).await?))
+}
+
+/// `POST /v1/servers/{name}/reset-agent` (admins): forget the agent identity the
+/// server joined with. Its certificate is refused from now on, and a new agent may
+/// join under the same name with a new join token (re-join after a lost key).
+#[utoipa::path(post, path = "/v1/servers/{name}/reset-agent", tag = "infrastructure", params(("name" = String, Path)),
+    responses((status = 200, body = ServerView), (status = 404, body = ErrorBody)))]
+pub async fn reset_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ServerView>> {
+    caller.require_admin()?;
+    let s = server_by_name(&state, &name).await?;
+    let mut tx = state.store.begin(caller.actor()).await?;
+    let mut cur = tx
+        .get::<Server>(s.meta.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("server not found"))?;
+    cur.data.agent = None;
+    let updated = tx
+        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
+        .await?;
+    tx.commit().await?;
+    state.changed();
+    Ok(Json(
+        server_view(&state, &mut Names::new(&state.store), &updated).await?,
+    ))
 }

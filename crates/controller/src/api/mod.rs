@@ -152,13 +152,53 @@ pub fn router(state: AppState) -> Router {
                 .patch(dns::update_record)
                 .delete(dns::delete_record),
         )
+        .route("/v1/servers/{name}/drain", post(infra::drain_server))
+        .route("/v1/servers/{name}/undrain", post(infra::undrain_server))
+        .route("/v1/servers/{name}/reset-agent", post(infra::reset_agent))
+        .route(
+            "/v1/join-tokens",
+            get(crate::join::list_join_tokens).post(crate::join::create_join_token),
+        )
+        .route(
+            "/v1/join-tokens/{id}",
+            axum::routing::delete(crate::join::delete_join_token),
+        )
+        .route(proto::agent_v1::JOIN_PATH, post(crate::join::join))
+        .route(proto::agent_v1::CONFIG_PATH, get(crate::agent_api::config))
+        .route(
+            proto::agent_v1::HEARTBEAT_PATH,
+            post(crate::agent_api::heartbeat),
+        )
         .route("/v1/events", get(status::events))
         .route("/v1/status", get(status::status))
         .route("/v1/openapi.json", get(crate::openapi::serve))
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            notify_changes,
+        ))
         .with_state(state)
+}
+
+/// After a successful write through the REST API, tell the config builder
+/// ([`AppState::changed`]). Agent calls notify for themselves (heartbeats change
+/// nothing in the store).
+async fn notify_changes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let write = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    ) && !req.uri().path().starts_with("/v1/agent/");
+    let res = next.run(req).await;
+    if write && res.status().is_success() {
+        state.changed();
+    }
+    res
 }
 
 // ---------------------------------------------------------------- paging
@@ -485,9 +525,10 @@ pub async fn list_page<T: Object>(
     Ok(paging.cut(rows))
 }
 
-/// The scheduler's view of clusters and servers (health unknown until heartbeats
-/// exist; `load` = number of `single` sites active on each server).
-pub async fn snapshot(store: &Store) -> ApiResult<Snapshot> {
+/// The scheduler's view of clusters and servers (health from the monitor;
+/// `load` = number of `single` sites active on each server).
+pub async fn snapshot(state: &AppState) -> ApiResult<Snapshot> {
+    let store = &state.store;
     let clusters = store.all::<Cluster>().await?;
     let servers = store.all::<Server>().await?;
     let sites = store.all::<model::entity::Site>().await?;
@@ -508,7 +549,11 @@ pub async fn snapshot(store: &Store) -> ApiResult<Snapshot> {
                 servers: servers
                     .iter()
                     .filter(|s| s.data.cluster == c.meta.id)
-                    .map(|s| server_info(s, load.get(&s.meta.id).copied().unwrap_or(0)))
+                    .map(|s| {
+                        let mut info = server_info(s, load.get(&s.meta.id).copied().unwrap_or(0));
+                        info.health = state.health.state(s.meta.id);
+                        info
+                    })
                     .collect(),
             })
             .collect(),

@@ -120,7 +120,7 @@ async fn pick(
     if mode == PlacementMode::All {
         return Ok(None);
     }
-    let snap = snapshot(&state.store).await?;
+    let snap = snapshot(state).await?;
     Ok(domain
         .placements
         .get(&Role::Web)

@@ -89,7 +89,7 @@ pub async fn status(State(state): State<AppState>, caller: Caller) -> ApiResult<
         }
         let mut names = Names::new(&state.store);
         for s in state.store.all::<Server>().await? {
-            servers.push(server_view(&mut names, &s).await?);
+            servers.push(server_view(&state, &mut names, &s).await?);
         }
     }
     Ok(Json(StatusView {

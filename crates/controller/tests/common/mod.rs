@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 pub struct Server {
     /// Base URL.
     pub url: String,
+    /// The store URL (tests may open it beside the controller).
+    pub store_url: String,
     /// The CA certificate (PEM).
     pub ca: Vec<u8>,
     /// The first admin's token.
@@ -24,6 +26,13 @@ pub struct Server {
 impl Server {
     /// init a fresh data dir and serve it.
     pub async fn start() -> Server {
+        Self::start_with(|_| {}).await
+    }
+
+    /// init a fresh data dir and serve it with a changed configuration.
+    pub async fn start_with(
+        change: impl FnOnce(&mut controller::config::ControllerConfig),
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("cp");
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -37,7 +46,9 @@ impl Server {
         })
         .await
         .unwrap();
-        let config = controller::config::ControllerConfig::load(&out.config_path).unwrap();
+        let mut config = controller::config::ControllerConfig::load(&out.config_path).unwrap();
+        change(&mut config);
+        let store_url = config.store_url();
         let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
         let url = config.url(listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -46,6 +57,7 @@ impl Server {
         }));
         Server {
             url,
+            store_url,
             ca: std::fs::read(&out.ca_path).unwrap(),
             admin_token: out.admin_token,
             shutdown: Some(tx),

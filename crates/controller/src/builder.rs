@@ -1,0 +1,639 @@
+//! Desired-config builder: from a snapshot of the store, the whole
+//! [`agent_v1`](proto::agent_v1) desired config of every server. Pure (no I/O, no
+//! clock), so it is unit- and snapshot-tested; [`World::load`] is the only part that
+//! reads the store.
+//!
+//! Every server of a cluster gets the cluster's whole workload (every web server
+//! holds all of the cluster's sites, every DNS server all its zones ...); what
+//! differs per server is its identity and its part: `active` of `single` sites,
+//! `primary` of zones and mail domains (the server with the lowest `(rank, id)` of a
+//! ranked cluster is the primary).
+
+use std::collections::{BTreeMap, HashMap};
+
+use model::entity::{
+    Cluster, Database, DbUser, Domain, FtpAccount, MailAlias, Mailbox, Server, Site,
+};
+use model::{Id, PlacementMode, Role};
+use proto::agent_v1::{
+    DbConfig, DbRoleConfig, DbUserConfig, DnsConfig, FilesConfig, FtpAccountConfig, MailConfig,
+    MailDomain, RoleConfig, ServerIdentity, WebConfig, WebSite, ZoneAssignment,
+};
+use store::{Store, StoreError, Stored};
+
+/// Everything the builder reads, as stored.
+#[derive(Debug, Clone, Default)]
+pub struct World {
+    /// All clusters.
+    pub clusters: Vec<Stored<Cluster>>,
+    /// All servers.
+    pub servers: Vec<Stored<Server>>,
+    /// All domains.
+    pub domains: Vec<Stored<Domain>>,
+    /// All sites.
+    pub sites: Vec<Stored<Site>>,
+    /// All mailboxes.
+    pub mailboxes: Vec<Stored<Mailbox>>,
+    /// All mail aliases.
+    pub aliases: Vec<Stored<MailAlias>>,
+    /// All FTP accounts.
+    pub ftp_accounts: Vec<Stored<FtpAccount>>,
+    /// All databases.
+    pub databases: Vec<Stored<Database>>,
+    /// All database users.
+    pub db_users: Vec<Stored<DbUser>>,
+}
+
+impl World {
+    /// Read the store. Returns the store revision read *before* the objects, so the
+    /// world reflects at least that revision (a change committed meanwhile triggers
+    /// another build).
+    pub async fn load(store: &Store) -> Result<(i64, World), StoreError> {
+        let revision = store.revision().await?;
+        let world = World {
+            clusters: store.all().await?,
+            servers: store.all().await?,
+            domains: store.all().await?,
+            sites: store.all().await?,
+            mailboxes: store.all().await?,
+            aliases: store.all().await?,
+            ftp_accounts: store.all().await?,
+            databases: store.all().await?,
+            db_users: store.all().await?,
+        };
+        Ok((revision, world))
+    }
+}
+
+/// One server's desired config, without its revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Built {
+    /// Who the server is.
+    pub server: ServerIdentity,
+    /// What its engine serves.
+    pub role: RoleConfig,
+}
+
+impl Built {
+    /// BLAKE3 hash of the content (identity and role config), to tell whether a
+    /// server's config changed between builds.
+    pub fn content_hash(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        // Serialising these plain structs cannot fail; an empty hash would only
+        // cause one needless revision bump.
+        if let Ok(bytes) = serde_json::to_vec(&self.server) {
+            h.update(&bytes);
+        }
+        h.update(b"\0");
+        if let Ok(bytes) = serde_json::to_vec(&self.role) {
+            h.update(&bytes);
+        }
+        *h.finalize().as_bytes()
+    }
+}
+
+/// The primary of a cluster's servers: lowest `(rank, id)`.
+fn primary_of<'a>(members: &[&'a Stored<Server>]) -> Option<&'a Stored<Server>> {
+    members
+        .iter()
+        .min_by_key(|s| (s.data.rank, s.meta.id))
+        .copied()
+}
+
+fn addrs(s: &Stored<Server>) -> Vec<String> {
+    s.data.addresses.iter().map(ToString::to_string).collect()
+}
+
+/// Indexes shared by every server's build.
+struct Index<'a> {
+    world: &'a World,
+    cluster_names: HashMap<Id, &'a str>,
+    members: HashMap<Id, Vec<&'a Stored<Server>>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(world: &'a World) -> Self {
+        let mut members: HashMap<Id, Vec<&Stored<Server>>> = HashMap::new();
+        for s in &world.servers {
+            members.entry(s.data.cluster).or_default().push(s);
+        }
+        for list in members.values_mut() {
+            list.sort_by_key(|s| (s.data.rank, s.meta.id));
+        }
+        Self {
+            world,
+            cluster_names: world
+                .clusters
+                .iter()
+                .map(|c| (c.meta.id, c.meta.name.as_str()))
+                .collect(),
+            members,
+        }
+    }
+
+    /// Domains placed on `cluster` for `role`, by name.
+    fn domains_on(&self, role: Role, cluster: Id) -> Vec<&'a Stored<Domain>> {
+        let mut v: Vec<_> = self
+            .world
+            .domains
+            .iter()
+            .filter(|d| d.data.placements.get(&role) == Some(&cluster))
+            .collect();
+        v.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+        v
+    }
+
+    fn web(&self, server: &Stored<Server>) -> WebConfig {
+        let placed: HashMap<Id, &str> = self
+            .domains_on(Role::Web, server.data.cluster)
+            .into_iter()
+            .map(|d| (d.meta.id, d.meta.name.as_str()))
+            .collect();
+        let mut sites: Vec<WebSite> = self
+            .world
+            .sites
+            .iter()
+            .filter_map(|s| {
+                let domain = placed.get(&s.data.domain)?;
+                let active = match s.data.mode {
+                    PlacementMode::All => true,
+                    PlacementMode::Single => s.data.active_server == Some(server.meta.id),
+                };
+                let mut aliases: Vec<String> =
+                    s.data.aliases.iter().map(ToString::to_string).collect();
+                aliases.sort();
+                Some(WebSite {
+                    domain: (*domain).to_owned(),
+                    aliases,
+                    php: s.data.php,
+                    mode: s.data.mode,
+                    active,
+                })
+            })
+            .collect();
+        sites.sort_by(|a, b| a.domain.cmp(&b.domain));
+        // The content-sync protocol of the files role defines where content is
+        // pulled from; until then no origin is announced.
+        WebConfig {
+            sites,
+            files_origin: None,
+        }
+    }
+
+    fn dns(&self, server: &Stored<Server>) -> DnsConfig {
+        let members = self
+            .members
+            .get(&server.data.cluster)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let Some(primary) = primary_of(members) else {
+            return DnsConfig::default();
+        };
+        let primary_addresses = addrs(primary);
+        let secondaries: Vec<String> = members
+            .iter()
+            .filter(|s| s.meta.id != primary.meta.id)
+            .flat_map(|s| addrs(s))
+            .collect();
+        let zones = self
+            .domains_on(Role::Dns, server.data.cluster)
+            .into_iter()
+            .map(|d| ZoneAssignment {
+                domain: d.meta.name.clone(),
+                primary: primary.meta.id == server.meta.id,
+                primary_addresses: primary_addresses.clone(),
+                secondaries: secondaries.clone(),
+            })
+            .collect();
+        DnsConfig { zones }
+    }
+
+    fn mail(&self, server: &Stored<Server>) -> MailConfig {
+        let members = self
+            .members
+            .get(&server.data.cluster)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let is_primary = primary_of(members).map(|p| p.meta.id) == Some(server.meta.id);
+        let domains = self
+            .domains_on(Role::Mail, server.data.cluster)
+            .into_iter()
+            .map(|d| {
+                let mut mailboxes: Vec<String> = self
+                    .world
+                    .mailboxes
+                    .iter()
+                    .filter(|m| m.data.domain == d.meta.id)
+                    .map(|m| m.data.local_part.to_string())
+                    .collect();
+                mailboxes.sort();
+                let mut aliases: Vec<(String, Vec<String>)> = self
+                    .world
+                    .aliases
+                    .iter()
+                    .filter(|a| a.data.domain == d.meta.id)
+                    .map(|a| {
+                        (
+                            a.data.local_part.to_string(),
+                            a.data
+                                .destinations
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                aliases.sort();
+                MailDomain {
+                    domain: d.meta.name.clone(),
+                    primary: is_primary,
+                    mailboxes,
+                    aliases,
+                }
+            })
+            .collect();
+        MailConfig { domains }
+    }
+
+    fn files(&self, server: &Stored<Server>) -> FilesConfig {
+        let placed = self.domains_on(Role::Files, server.data.cluster);
+        let ids: HashMap<Id, &str> = placed
+            .iter()
+            .map(|d| (d.meta.id, d.meta.name.as_str()))
+            .collect();
+        let mut ftp_accounts: Vec<FtpAccountConfig> = self
+            .world
+            .ftp_accounts
+            .iter()
+            .filter_map(|f| {
+                let domain = ids.get(&f.data.domain)?;
+                Some(FtpAccountConfig {
+                    username: f.data.username.to_string(),
+                    domain: (*domain).to_owned(),
+                    password_hash: f.data.password_hash.clone(),
+                    home: f.data.home.to_string(),
+                    quota_mb: f.data.quota_mb,
+                })
+            })
+            .collect();
+        ftp_accounts.sort_by(|a, b| a.username.cmp(&b.username));
+        FilesConfig {
+            sites: placed.iter().map(|d| d.meta.name.clone()).collect(),
+            ftp_accounts,
+        }
+    }
+
+    fn db(&self, server: &Stored<Server>) -> DbRoleConfig {
+        let cluster = server.data.cluster;
+        let db_names: HashMap<Id, &str> = self
+            .world
+            .databases
+            .iter()
+            .filter(|d| d.data.cluster == cluster)
+            .map(|d| (d.meta.id, d.data.name.as_str()))
+            .collect();
+        let mut databases: Vec<DbConfig> = self
+            .world
+            .databases
+            .iter()
+            .filter(|d| d.data.cluster == cluster)
+            .map(|d| DbConfig {
+                name: d.data.name.to_string(),
+                engine: d.data.engine,
+            })
+            .collect();
+        databases.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut users: Vec<DbUserConfig> = self
+            .world
+            .db_users
+            .iter()
+            .filter(|u| u.data.cluster == cluster)
+            .map(|u| {
+                let mut dbs: Vec<String> = u
+                    .data
+                    .databases
+                    .iter()
+                    .filter_map(|id| db_names.get(id).map(|n| (*n).to_owned()))
+                    .collect();
+                dbs.sort();
+                DbUserConfig {
+                    name: u.data.name.to_string(),
+                    engine: u.data.engine,
+                    password_verifier: u.data.password_verifier.clone(),
+                    databases: dbs,
+                }
+            })
+            .collect();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        DbRoleConfig { databases, users }
+    }
+
+    fn build(&self, server: &Stored<Server>) -> Built {
+        let identity = ServerIdentity {
+            name: server.meta.name.clone(),
+            role: server.data.role.to_string(),
+            cluster: self
+                .cluster_names
+                .get(&server.data.cluster)
+                .map(|n| (*n).to_owned())
+                .unwrap_or_default(),
+            rank: server.data.rank,
+            addresses: addrs(server),
+            hostname: server.data.hostname.to_string(),
+        };
+        let role = match server.data.role {
+            Role::Web => RoleConfig::Web(self.web(server)),
+            Role::Dns => RoleConfig::Dns(self.dns(server)),
+            Role::Mail => RoleConfig::Mail(self.mail(server)),
+            Role::Files => RoleConfig::Files(self.files(server)),
+            Role::Db => RoleConfig::Db(self.db(server)),
+        };
+        Built {
+            server: identity,
+            role,
+        }
+    }
+}
+
+/// The desired config of every server, by server id.
+pub fn build_all(world: &World) -> BTreeMap<Id, Built> {
+    let index = Index::new(world);
+    world
+        .servers
+        .iter()
+        .map(|s| (s.meta.id, index.build(s)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::entity::{Mailbox, Ttls};
+    use model::{CountryCode, DbEngine, DbIdent, DomainName, FtpUsername, LocalPart, RelPath};
+    use model::{EmailAddress, Slug};
+    use proto::agent_v1::{DesiredConfig, CONFIG_FORMAT};
+    use store::Meta;
+    use time::OffsetDateTime;
+
+    fn stored<T>(id: Id, name: &str, parent: Option<Id>, data: T) -> Stored<T> {
+        let t = OffsetDateTime::UNIX_EPOCH;
+        Stored {
+            meta: Meta {
+                id,
+                name: name.to_owned(),
+                owner: None,
+                reseller: None,
+                parent,
+                created_rev: 1,
+                updated_rev: 1,
+                created_at: t,
+                updated_at: t,
+            },
+            data,
+        }
+    }
+
+    fn cluster(id: Id, name: &str, role: Role) -> Stored<Cluster> {
+        stored(
+            id,
+            name,
+            None,
+            Cluster {
+                name: Slug::new(name).unwrap(),
+                role,
+                description: String::new(),
+                is_default: false,
+                ttls: Ttls::default(),
+            },
+        )
+    }
+
+    fn server(id: Id, name: &str, role: Role, cluster: Id, rank: u16, ip: &str) -> Stored<Server> {
+        stored(
+            id,
+            name,
+            Some(cluster),
+            Server {
+                name: Slug::new(name).unwrap(),
+                role,
+                cluster,
+                rank,
+                hostname: DomainName::new(&format!("{name}.hosting.example")).unwrap(),
+                addresses: vec![ip.parse().unwrap()],
+                region: String::new(),
+                country: CountryCode::new("DE").unwrap(),
+                hardware: String::new(),
+                drained: false,
+                agent: None,
+            },
+        )
+    }
+
+    fn domain(id: Id, name: &str, placements: &[(Role, Id)]) -> Stored<Domain> {
+        stored(
+            id,
+            name,
+            None,
+            Domain {
+                name: DomainName::new(name).unwrap(),
+                customer: 1,
+                placements: placements.iter().copied().collect(),
+            },
+        )
+    }
+
+    fn site(id: Id, domain: Id, mode: PlacementMode, active: Option<Id>) -> Stored<Site> {
+        stored(
+            id,
+            "",
+            Some(domain),
+            Site {
+                domain,
+                aliases: vec![],
+                php: true,
+                mode,
+                https_redirect: false,
+                active_server: active,
+            },
+        )
+    }
+
+    /// Two web clusters (2 + 1 servers), DNS and mail primary + secondary, files, db.
+    fn world() -> World {
+        let web = [
+            (Role::Web, 1),
+            (Role::Dns, 3),
+            (Role::Mail, 4),
+            (Role::Files, 5),
+        ];
+        World {
+            clusters: vec![
+                cluster(1, "web-eu", Role::Web),
+                cluster(2, "web-us", Role::Web),
+                cluster(3, "dns", Role::Dns),
+                cluster(4, "mail", Role::Mail),
+                cluster(5, "files", Role::Files),
+                cluster(6, "db", Role::Db),
+            ],
+            servers: vec![
+                server(11, "web-1", Role::Web, 1, 0, "127.0.0.11"),
+                server(12, "web-2", Role::Web, 1, 1, "127.0.0.12"),
+                server(13, "web-3", Role::Web, 2, 0, "127.0.0.13"),
+                server(22, "ns2", Role::Dns, 3, 1, "127.0.0.22"),
+                server(21, "ns1", Role::Dns, 3, 0, "127.0.0.21"),
+                server(31, "mx1", Role::Mail, 4, 0, "127.0.0.31"),
+                server(32, "mx2", Role::Mail, 4, 1, "127.0.0.32"),
+                server(41, "files-1", Role::Files, 5, 0, "127.0.0.41"),
+                server(51, "db-1", Role::Db, 6, 0, "127.0.0.51"),
+            ],
+            domains: vec![
+                domain(100, "b.example", &web),
+                domain(101, "a.example", &web),
+                domain(102, "us.example", &[(Role::Web, 2)]),
+            ],
+            sites: vec![
+                site(200, 100, PlacementMode::Single, Some(12)),
+                site(201, 101, PlacementMode::All, None),
+                site(202, 102, PlacementMode::Single, Some(13)),
+            ],
+            mailboxes: vec![stored(
+                300,
+                "info@a.example",
+                Some(101),
+                Mailbox {
+                    domain: 101,
+                    local_part: LocalPart::new("info").unwrap(),
+                    password_hash: "$argon2id$x".into(),
+                    quota_mb: 0,
+                    display_name: String::new(),
+                    enabled: true,
+                },
+            )],
+            aliases: vec![stored(
+                301,
+                "sales@a.example",
+                Some(101),
+                MailAlias {
+                    domain: 101,
+                    local_part: LocalPart::new("sales").unwrap(),
+                    destinations: vec![EmailAddress::new("info@a.example").unwrap()],
+                },
+            )],
+            ftp_accounts: vec![stored(
+                400,
+                "a-ftp",
+                Some(101),
+                FtpAccount {
+                    domain: 101,
+                    username: FtpUsername::new("a-ftp").unwrap(),
+                    password_hash: "$argon2id$y".into(),
+                    home: RelPath::root(),
+                    quota_mb: 100,
+                },
+            )],
+            databases: vec![stored(
+                500,
+                "shop",
+                None,
+                Database {
+                    customer: 1,
+                    name: DbIdent::new("shop").unwrap(),
+                    engine: DbEngine::Mariadb,
+                    cluster: 6,
+                    domain: None,
+                },
+            )],
+            db_users: vec![stored(
+                501,
+                "shopuser",
+                None,
+                DbUser {
+                    customer: 1,
+                    name: DbIdent::new("shopuser").unwrap(),
+                    engine: DbEngine::Mariadb,
+                    cluster: 6,
+                    password_verifier: "*ABC".into(),
+                    databases: vec![500, 999],
+                },
+            )],
+        }
+    }
+
+    fn documents(world: &World) -> BTreeMap<String, DesiredConfig> {
+        build_all(world)
+            .into_values()
+            .map(|b| {
+                (
+                    b.server.name.clone(),
+                    DesiredConfig {
+                        format: CONFIG_FORMAT,
+                        revision: 1,
+                        server: b.server,
+                        role: b.role,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_role_snapshot() {
+        insta::assert_json_snapshot!(documents(&world()));
+    }
+
+    #[test]
+    fn per_server_parts() {
+        let docs = documents(&world());
+        let web = |name: &str| match &docs[name].role {
+            RoleConfig::Web(w) => w.clone(),
+            other => panic!("{other:?}"),
+        };
+        let (w1, w2, w3) = (web("web-1"), web("web-2"), web("web-3"));
+        let names = |w: &WebConfig| w.sites.iter().map(|s| s.domain.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&w1), vec!["a.example", "b.example"]);
+        assert_eq!(names(&w3), vec!["us.example"]);
+        // `all` is active everywhere; `single` only on its server.
+        assert!(w1.sites[0].active && w2.sites[0].active);
+        assert!(!w1.sites[1].active && w2.sites[1].active);
+        assert!(w3.sites[0].active);
+        // The DNS primary is the lowest rank, whatever the listing order.
+        let zone = |name: &str| match &docs[name].role {
+            RoleConfig::Dns(d) => d.zones.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(zone("ns1").iter().all(|z| z.primary));
+        assert!(zone("ns2").iter().all(|z| !z.primary));
+        assert_eq!(zone("ns2")[0].primary_addresses, vec!["127.0.0.21"]);
+        assert_eq!(zone("ns1")[0].secondaries, vec!["127.0.0.22"]);
+        // A user's grant on a missing database is dropped.
+        match &docs["db-1"].role {
+            RoleConfig::Db(d) => assert_eq!(d.users[0].databases, vec!["shop"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hashes_change_only_for_affected_servers() {
+        let before = build_all(&world());
+        let mut w = world();
+        // A site of web-us changes: only web-3 sees it.
+        w.sites[2].data.php = false;
+        let after = build_all(&w);
+        let changed: Vec<Id> = before
+            .iter()
+            .filter(|(id, b)| after[id].content_hash() != b.content_hash())
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(changed, vec![13]);
+        // A failover of a single site changes both web-eu servers' parts.
+        let mut w = world();
+        w.sites[0].data.active_server = Some(11);
+        let after = build_all(&w);
+        let changed: Vec<Id> = before
+            .iter()
+            .filter(|(id, b)| after[id].content_hash() != b.content_hash())
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(changed, vec![11, 12]);
+    }
+}

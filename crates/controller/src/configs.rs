@@ -1,0 +1,207 @@
+//! Every server's desired config with its own revision, and the task that keeps
+//! them current.
+//!
+//! After every committed change ([`AppState::changed`]) and whenever the store
+//! revision moved without this controller noticing (another controller on the same
+//! PostgreSQL; checked every `agents.resync_interval_ms`), the builder task reads
+//! the store, builds every server's config ([`crate::builder`]) and compares each
+//! with the previous build by content hash. Only servers whose config changed get a
+//! new revision — the global store revision of the build, or one more than their
+//! previous revision if that is higher — so a change reaches only the servers it
+//! affects, and a server's revision only grows.
+//!
+//! Blocking queries ([`ConfigHub::wait`]) wait on a generation counter bumped after
+//! each build that changed something.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use model::Id;
+use proto::agent_v1::{DesiredConfig, CONFIG_FORMAT};
+use tokio::sync::watch;
+
+use crate::builder::{build_all, Built, World};
+use crate::state::AppState;
+
+/// One server's current config.
+#[derive(Debug, Clone)]
+struct Entry {
+    hash: [u8; 32],
+    doc: Arc<DesiredConfig>,
+}
+
+#[derive(Debug, Default)]
+struct Hub {
+    /// Whether a first build finished.
+    ready: bool,
+    /// Store revision of the last build.
+    built_revision: i64,
+    servers: HashMap<Id, Entry>,
+}
+
+/// Desired configs by server, with per-server revisions.
+#[derive(Debug)]
+pub struct ConfigHub {
+    hub: RwLock<Hub>,
+    generation: watch::Sender<u64>,
+}
+
+impl Default for ConfigHub {
+    fn default() -> Self {
+        Self {
+            hub: RwLock::new(Hub::default()),
+            generation: watch::channel(0).0,
+        }
+    }
+}
+
+impl ConfigHub {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Hub> {
+        self.hub.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replace the configs with a new build made at store `revision`; returns the
+    /// ids of the servers whose config changed (new ones included).
+    pub fn apply(&self, revision: i64, built: BTreeMap<Id, Built>) -> Vec<Id> {
+        let mut changed = Vec::new();
+        {
+            let mut hub = self.hub.write().unwrap_or_else(|p| p.into_inner());
+            let mut next = HashMap::with_capacity(built.len());
+            for (id, b) in built {
+                let hash = b.content_hash();
+                match hub.servers.remove(&id) {
+                    Some(old) if old.hash == hash => {
+                        next.insert(id, old);
+                    }
+                    old => {
+                        let rev = match old {
+                            Some(o) => revision.max(o.doc.revision + 1),
+                            None => revision.max(1),
+                        };
+                        let doc = DesiredConfig {
+                            format: CONFIG_FORMAT,
+                            revision: rev,
+                            server: b.server,
+                            role: b.role,
+                        };
+                        next.insert(
+                            id,
+                            Entry {
+                                hash,
+                                doc: Arc::new(doc),
+                            },
+                        );
+                        changed.push(id);
+                    }
+                }
+            }
+            let removed = !hub.servers.is_empty();
+            hub.servers = next;
+            hub.built_revision = revision;
+            let first = !hub.ready;
+            hub.ready = true;
+            if !(first || removed || !changed.is_empty()) {
+                return changed;
+            }
+        }
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+        changed
+    }
+
+    /// The current config of a server.
+    pub fn get(&self, server: Id) -> Option<Arc<DesiredConfig>> {
+        self.read().servers.get(&server).map(|e| Arc::clone(&e.doc))
+    }
+
+    /// The config revision of a server, if it has a config.
+    pub fn revision(&self, server: Id) -> Option<i64> {
+        self.read().servers.get(&server).map(|e| e.doc.revision)
+    }
+
+    /// Store revision of the last build (None before the first).
+    pub fn built_revision(&self) -> Option<i64> {
+        let hub = self.read();
+        hub.ready.then_some(hub.built_revision)
+    }
+
+    /// The server's config as soon as its revision is greater than `after` (at once
+    /// for `after <= 0`), or None after `wait` or when `stopping` turns true.
+    pub async fn wait(
+        &self,
+        server: Id,
+        after: i64,
+        wait: Duration,
+        mut stopping: watch::Receiver<bool>,
+    ) -> Option<Arc<DesiredConfig>> {
+        let mut generation = self.generation.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            generation.mark_unchanged();
+            if let Some(doc) = self.get(server) {
+                if after <= 0 || doc.revision > after {
+                    return Some(doc);
+                }
+            }
+            if *stopping.borrow_and_update() {
+                return None;
+            }
+            tokio::select! {
+                r = generation.changed() => if r.is_err() { return None },
+                r = stopping.changed() => if r.is_err() { return None },
+                () = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
+    }
+}
+
+/// Build once: read the store, build, apply. Returns the store revision built.
+pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
+    let (revision, world) = World::load(&state.store).await?;
+    let built = match tokio::task::spawn_blocking(move || build_all(&world)).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "config build panicked");
+            return Ok(revision);
+        }
+    };
+    let changed = state.configs.apply(revision, built);
+    if !changed.is_empty() {
+        tracing::debug!(revision, servers = changed.len(), "desired configs changed");
+    }
+    Ok(revision)
+}
+
+/// The builder task: rebuild at start, after every [`AppState::changed`], and when
+/// the store revision moved; until the controller stops.
+pub async fn run(state: AppState) {
+    let mut changes = state.changes.subscribe();
+    let mut stopping = state.stopping.subscribe();
+    let resync = Duration::from_millis(state.config.agents.resync_interval_ms);
+    let mut last: Option<i64> = None;
+    loop {
+        changes.mark_unchanged();
+        match rebuild(&state).await {
+            Ok(rev) => last = Some(rev),
+            Err(e) => tracing::warn!(error = %e, "config build failed; retrying"),
+        }
+        loop {
+            tokio::select! {
+                r = changes.changed() => {
+                    if r.is_err() { return; }
+                    break;
+                }
+                r = stopping.changed() => {
+                    if r.is_err() || *stopping.borrow() { return; }
+                }
+                () = tokio::time::sleep(resync) => {
+                    match state.store.revision().await {
+                        Ok(rev) if Some(rev) == last => {}
+                        Ok(_) => break,
+                        Err(e) => tracing::warn!(error = %e, "cannot read the store revision"),
+                    }
+                }
+            }
+        }
+    }
+}
