@@ -29,7 +29,12 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { domains: 10_000, concurrency: 32, bin: "target/release/hostplane".into(), mailboxes: true };
+    let mut args = Args {
+        domains: 10_000,
+        concurrency: 32,
+        bin: "target/release/hostplane".into(),
+        mailboxes: true,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -76,7 +81,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn post<T: serde::Serialize>(c: &reqwest::Client, url: &str, body: &T) -> Result<()> {
     let r = c.post(url).json(body).send().await?;
     if !r.status().is_success() {
-        bail!("POST {url}: {} {}", r.status(), r.text().await.unwrap_or_default());
+        bail!(
+            "POST {url}: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -121,9 +130,17 @@ async fn main() -> Result<()> {
         .arg(&data)
         .args(["--listen", "127.0.0.1:0"])
         .output()
-        .with_context(|| format!("running {} (build it with cargo build --release -p hostplane)", args.bin))?;
+        .with_context(|| {
+            format!(
+                "running {} (build it with cargo build --release -p hostplane)",
+                args.bin
+            )
+        })?;
     if !init.status.success() {
-        bail!("controller init failed: {}", String::from_utf8_lossy(&init.stderr));
+        bail!(
+            "controller init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
     }
     let init_out = String::from_utf8_lossy(&init.stdout).to_string();
     let token = init_out
@@ -144,7 +161,10 @@ async fn main() -> Result<()> {
     let mut url = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line?;
-        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("https://") || w.starts_with("http://")) {
+        if let Some(u) = line
+            .split_whitespace()
+            .find(|w| w.starts_with("https://") || w.starts_with("http://"))
+        {
             url = u.trim_end_matches('/').to_owned();
             break;
         }
@@ -154,34 +174,69 @@ async fn main() -> Result<()> {
     }
     let ca = std::fs::read(data.join("ca").join("ca.pem")).context("reading CA")?;
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse()?,
+    );
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
         .default_headers(headers)
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
 
-    for (name, role) in [("web-a", "web"), ("dns-a", "dns"), ("mail-a", "mail"), ("files-a", "files")] {
-        let body = CreateCluster { name: name.into(), role: role.into(), description: None, default: Some(true), web_ttl: None, ttl: None };
+    for (name, role) in [
+        ("web-a", "web"),
+        ("dns-a", "dns"),
+        ("mail-a", "mail"),
+        ("files-a", "files"),
+    ] {
+        let body = CreateCluster {
+            name: name.into(),
+            role: role.into(),
+            description: None,
+            default: Some(true),
+            web_ttl: None,
+            ttl: None,
+        };
         post(&client, &format!("{url}/v1/clusters"), &body).await?;
     }
-    let cust = CreateCustomer { name: "bench".into(), kind: None, display_name: None, email: None, reseller: None, password: None, default_clusters: None };
+    let cust = CreateCustomer {
+        name: "bench".into(),
+        kind: None,
+        display_name: None,
+        email: None,
+        reseller: None,
+        password: None,
+        default_clusters: None,
+    };
     post(&client, &format!("{url}/v1/customers"), &cust).await?;
 
     let (rss0, _) = rss_kib(pid);
     println!("controller pid {pid}, RSS at start {} MiB", rss0 / 1024);
-    println!("creating {} domains with {} concurrent clients ...", args.domains, args.concurrency);
+    println!(
+        "creating {} domains with {} concurrent clients ...",
+        args.domains, args.concurrency
+    );
     let (c, u) = (client.clone(), url.clone());
     let elapsed = run_parallel(args.domains, args.concurrency, move |i| {
         let (c, u) = (c.clone(), u.clone());
         async move {
-            let body = CreateDomain { name: format!("bench-{i:05}.example"), customer: Some("bench".into()), clusters: None };
+            let body = CreateDomain {
+                name: format!("bench-{i:05}.example"),
+                customer: Some("bench".into()),
+                clusters: None,
+            };
             post(&c, &format!("{u}/v1/domains"), &body).await
         }
     })
     .await?;
     let domain_rate = args.domains as f64 / elapsed.as_secs_f64();
-    println!("domains:   {} in {:.2} s = {:.0} creations/s", args.domains, elapsed.as_secs_f64(), domain_rate);
+    println!(
+        "domains:   {} in {:.2} s = {:.0} creations/s",
+        args.domains,
+        elapsed.as_secs_f64(),
+        domain_rate
+    );
 
     if args.mailboxes {
         let (c, u) = (client.clone(), url.clone());
@@ -210,7 +265,9 @@ async fn main() -> Result<()> {
     let mut cursor: Option<String> = None;
     let mut seen = 0;
     loop {
-        let mut req = client.get(format!("{url}/v1/domains")).query(&[("limit", "100")]);
+        let mut req = client
+            .get(format!("{url}/v1/domains"))
+            .query(&[("limit", "100")]);
         if let Some(c) = &cursor {
             req = req.query(&[("cursor", c.as_str())]);
         }
@@ -232,7 +289,11 @@ async fn main() -> Result<()> {
         pages.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     let (rss, hwm) = rss_kib(pid);
-    println!("controller RSS now {} MiB, peak {} MiB", rss / 1024, hwm / 1024);
+    println!(
+        "controller RSS now {} MiB, peak {} MiB",
+        rss / 1024,
+        hwm / 1024
+    );
     drop(guard);
     Ok(())
 }
