@@ -172,6 +172,9 @@ pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
     Ok(revision)
 }
 
+/// Longest rest between two builds (see [`run`]).
+const MAX_REST: Duration = Duration::from_millis(250);
+
 /// The builder task: rebuild at start, after every [`AppState::changed`], and when
 /// the store revision moved; until the controller stops.
 pub async fn run(state: AppState) {
@@ -179,12 +182,21 @@ pub async fn run(state: AppState) {
     let mut stopping = state.stopping.subscribe();
     let resync = Duration::from_millis(state.config.agents.resync_interval_ms);
     let mut last: Option<i64> = None;
+    let mut took = Duration::ZERO;
     loop {
+        // A full rebuild reads the whole store. Under a burst of API writes, rebuilding
+        // back to back would take a core away from the API (measured: domain creations
+        // fell from ~1000/s to ~390/s at 10,000 domains). Resting as long as the last
+        // build took keeps the builder under half a core; changes arriving meanwhile are
+        // coalesced into the next build.
+        tokio::time::sleep(took.min(MAX_REST)).await;
         changes.mark_unchanged();
+        let started = tokio::time::Instant::now();
         match rebuild(&state).await {
             Ok(rev) => last = Some(rev),
             Err(e) => tracing::warn!(error = %e, "config build failed; retrying"),
         }
+        took = started.elapsed();
         loop {
             tokio::select! {
                 r = changes.changed() => {
