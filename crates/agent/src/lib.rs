@@ -6,6 +6,8 @@
 //! The data plane never waits for the control plane: on start, a cached desired
 //! config is handed to the role engine before any controller is contacted, and the
 //! engine keeps serving whatever it last applied while controllers are unreachable.
+//! What it serves (applied revision, engine health) is in `state_dir/status.json`
+//! ([`status`]), readable while no controller answers.
 //!
 //! Entry points: [`run`] (every role [`NotBuilt`]) and [`run_with_engines`] (role
 //! crates register their engines in an [`EngineRegistry`]).
@@ -17,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod fsutil;
 pub mod identity;
+pub mod status;
 pub mod supervisor;
 
 use std::future::Future;
@@ -122,6 +125,11 @@ pub async fn run_with_engines(
     let (desired_tx, desired_rx) = watch::channel(cached.clone().map(Arc::new));
     let status: SharedStatus = Arc::default();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let file = StatusFile {
+        state_dir: state_dir.clone(),
+        server: server_name.clone(),
+        written: None,
+    };
     let supervisor = Supervisor::new(registry, server_name, config.bind, state_dir.clone());
     let initial_role = existing.as_ref().map(|id| id.info.role.clone());
     let sup_task = tokio::spawn(supervise(
@@ -131,6 +139,7 @@ pub async fn run_with_engines(
         status.clone(),
         stop_rx,
         config.heartbeat_interval(),
+        file,
     ));
 
     let controllers = Arc::new(Controllers::new(&config.controllers));
@@ -374,14 +383,41 @@ fn clock_skew(server_time: &str) -> Option<Duration> {
     Duration::try_from(diff.abs()).ok()
 }
 
-fn publish(sup: &Supervisor, status: &SharedStatus) {
+/// Share the supervisor's state with the heartbeat loop and, when it changed,
+/// write it to the status file (`state_dir/status.json`).
+fn publish(sup: &Supervisor, status: &SharedStatus, file: &mut StatusFile) {
     let next = Status {
         applied_revision: sup.applied_revision(),
         engines: sup.health(),
     };
+    file.update(&next);
     *status
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+}
+
+/// The status file and what was last written to it.
+struct StatusFile {
+    state_dir: std::path::PathBuf,
+    server: String,
+    written: Option<status::AgentStatus>,
+}
+
+impl StatusFile {
+    fn update(&mut self, now: &Status) {
+        let next = status::AgentStatus {
+            server: self.server.clone(),
+            applied_revision: now.applied_revision,
+            engines: now.engines.clone(),
+        };
+        if self.written.as_ref() == Some(&next) {
+            return;
+        }
+        match status::store(&self.state_dir, &next) {
+            Ok(()) => self.written = Some(next),
+            Err(e) => tracing::warn!("cannot write the status file: {e}"),
+        }
+    }
 }
 
 async fn apply_logged(sup: &mut Supervisor, cfg: &DesiredConfig) -> bool {
@@ -410,6 +446,7 @@ async fn supervise(
     status: SharedStatus,
     mut stop: watch::Receiver<bool>,
     health_every: Duration,
+    mut file: StatusFile,
 ) {
     let mut latest = desired_rx.borrow_and_update().clone();
     if latest.is_none() {
@@ -426,7 +463,7 @@ async fn supervise(
             retry_at = Some(Instant::now() + retry.next_delay());
         }
     }
-    publish(&sup, &status);
+    publish(&sup, &status, &mut file);
     let mut health = tokio::time::interval(health_every);
     health.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut feed_open = true;
@@ -462,7 +499,7 @@ async fn supervise(
                 }
             }
         }
-        publish(&sup, &status);
+        publish(&sup, &status, &mut file);
     }
     sup.shutdown().await;
 }

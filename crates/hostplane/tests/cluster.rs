@@ -1,0 +1,478 @@
+//! The controller and several agents as real `hostplane` processes (through
+//! `testkit`): join, revision propagation, cached config while the controller is
+//! down, heartbeat loss and recovery, failover, drain, and the refusals (join
+//! tokens, foreign certificates, customer tokens on agent endpoints).
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic
+
+use std::time::Duration;
+
+use proto::agent_v1::{RoleConfig, WebSite, CONFIG_PATH, HEARTBEAT_PATH};
+use proto::v1::{CreateDomain, CreateSite};
+use testkit::{Options, TestCluster};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hostplane");
+/// Generous bound for anything that normally takes well under a second.
+const T: Duration = Duration::from_secs(10);
+
+async fn cluster() -> TestCluster {
+    TestCluster::start(BIN, Options::default()).await.unwrap()
+}
+
+/// Web clusters `web-a` (default) and `web-b`, default clusters for the other
+/// domain roles, and the customer `acme`.
+async fn topology(c: &TestCluster) {
+    for (name, role, default) in [
+        ("web-a", "web", true),
+        ("web-b", "web", false),
+        ("dns-1", "dns", true),
+        ("mail-1", "mail", true),
+        ("files-1", "files", true),
+    ] {
+        c.add_cluster(name, role, default).await.unwrap();
+    }
+    c.add_customer("acme").await.unwrap();
+}
+
+/// Add domain `domain` on web cluster `web` with a site of `mode`; returns the
+/// site's active server.
+async fn site(c: &TestCluster, domain: &str, web: &str, mode: &str) -> Option<String> {
+    c.admin()
+        .create_domain(&CreateDomain {
+            name: domain.into(),
+            customer: Some("acme".into()),
+            clusters: Some([("web".to_string(), web.to_string())].into()),
+        })
+        .await
+        .unwrap();
+    c.admin()
+        .create_site(&CreateSite {
+            domain: domain.into(),
+            aliases: None,
+            php: None,
+            mode: Some(mode.into()),
+            https_redirect: None,
+        })
+        .await
+        .unwrap()
+        .active_server
+}
+
+/// The sites in the desired config agent `name` received (its `desired.json`).
+fn cached_sites(c: &TestCluster, name: &str) -> Vec<WebSite> {
+    match c.agent_desired(name).unwrap().map(|d| d.role) {
+        Some(RoleConfig::Web(w)) => w.sites,
+        Some(other) => panic!("{name} has a {} config", other.role()),
+        None => Vec::new(),
+    }
+}
+
+/// Whether agent `name` has received `domain` with `active`.
+fn has_site(c: &TestCluster, name: &str, domain: &str, active: bool) -> bool {
+    cached_sites(c, name)
+        .iter()
+        .any(|s| s.domain == domain && s.active == active)
+}
+
+/// The server.health transitions of `server`, as (from, to).
+async fn health_path(c: &TestCluster, server: &str) -> Vec<(String, String)> {
+    c.events("server.health")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.object == server)
+        .map(|e| {
+            (
+                e.detail["from"].as_str().unwrap_or("?").to_owned(),
+                e.detail["to"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn join_reports_health_and_applied_revision() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    let bind = c.add_agent("w1", "web-a", "GB").await.unwrap();
+    let s = c.wait_converged("w1", T).await.unwrap();
+    assert_eq!(s.health, "up");
+    assert_eq!(s.role, "web");
+    assert_eq!(s.cluster, "web-a");
+    assert_eq!(s.country, "GB");
+    assert_eq!(s.addresses, vec![bind.to_string()]);
+    assert!(s.last_heartbeat.is_some());
+    let rev = s.config_revision.unwrap();
+    assert!(rev > 0);
+    assert_eq!(s.applied_revision, Some(rev));
+    // The agent holds the same config on disk and says it applied it.
+    assert_eq!(c.agent_desired("w1").unwrap().unwrap().revision, rev);
+    c.wait_until("status file", T, async |c| {
+        Ok(c.agent_status("w1")?.map(|s| s.applied_revision) == Some(rev))
+    })
+    .await
+    .unwrap();
+    let status = c.agent_status("w1").unwrap().unwrap();
+    assert_eq!(status.server, "w1");
+    assert_eq!(status.engines[0].name, "web");
+    let joins = c.events("server.join").await.unwrap();
+    assert_eq!(joins.len(), 1, "{joins:?}");
+    assert_eq!(joins[0].object, "w1");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = c.agent("w1").unwrap().state_dir.join("identity");
+        for (file, want) in [("key.pem", 0o600), ("cert.pem", 0o644)] {
+            let mode = std::fs::metadata(dir.join(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, want, "{file}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_change_reaches_only_the_affected_cluster() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    c.add_agent("a1", "web-a", "GB").await.unwrap();
+    c.add_agent("a2", "web-a", "GB").await.unwrap();
+    c.add_agent("b1", "web-b", "US").await.unwrap();
+    let mut before = std::collections::BTreeMap::new();
+    for n in ["a1", "a2", "b1"] {
+        before.insert(n, c.wait_converged(n, T).await.unwrap().applied_revision);
+    }
+
+    site(&c, "shop.test", "web-a", "all").await;
+    for n in ["a1", "a2"] {
+        c.wait_until(&format!("{n} has shop.test"), T, async |c| {
+            Ok(has_site(c, n, "shop.test", true))
+        })
+        .await
+        .unwrap();
+        let s = c.wait_converged(n, T).await.unwrap();
+        assert!(s.applied_revision > before[n], "{n}: {s:?}");
+    }
+    // Give a wrongly sent change time to arrive, then check web-b saw nothing.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let b1 = c.server("b1").await.unwrap();
+    assert_eq!(b1.applied_revision, before["b1"]);
+    assert_eq!(b1.config_revision, before["b1"]);
+    assert!(cached_sites(&c, "b1").is_empty());
+    assert_eq!(
+        c.agent_desired("b1").unwrap().unwrap().revision,
+        before["b1"].unwrap()
+    );
+
+    // And the other way round: a web-b site leaves web-a alone.
+    let a1 = c.server("a1").await.unwrap().applied_revision;
+    site(&c, "blog.test", "web-b", "all").await;
+    c.wait_until("b1 has blog.test", T, async |c| {
+        Ok(has_site(c, "b1", "blog.test", true))
+    })
+    .await
+    .unwrap();
+    c.wait_converged("b1", T).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.server("a1").await.unwrap().applied_revision, a1);
+    assert!(!has_site(&c, "a1", "blog.test", true));
+}
+
+#[tokio::test]
+async fn restarted_agent_serves_its_cache_while_the_controller_is_down() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    c.add_agent("w1", "web-a", "GB").await.unwrap();
+    c.wait_converged("w1", T).await.unwrap();
+    site(&c, "shop.test", "web-a", "single").await;
+    c.wait_until("w1 has shop.test", T, async |c| {
+        Ok(has_site(c, "w1", "shop.test", true))
+    })
+    .await
+    .unwrap();
+    let rev = c
+        .wait_converged("w1", T)
+        .await
+        .unwrap()
+        .config_revision
+        .unwrap();
+
+    c.stop_controller().unwrap();
+    c.kill_agent("w1").unwrap();
+    c.clear_agent_status("w1").unwrap();
+    c.restart_agent("w1").unwrap();
+    // With no controller, the new process applies its cached config.
+    c.wait_until("w1 applies its cache", T, async |c| {
+        Ok(c.agent_status("w1")?.map(|s| s.applied_revision) == Some(rev))
+    })
+    .await
+    .unwrap();
+    assert!(
+        c.agent_exit("w1").unwrap().is_none(),
+        "the agent must keep running"
+    );
+    assert!(has_site(&c, "w1", "shop.test", true));
+
+    // The controller returns on the same address: the agent reports in again
+    // and watches for changes.
+    c.start_controller().await.unwrap();
+    let s = c
+        .wait_converged("w1", Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(s.config_revision, Some(rev));
+    site(&c, "blog.test", "web-a", "single").await;
+    c.wait_until(
+        "w1 receives blog.test",
+        Duration::from_secs(15),
+        async |c| Ok(has_site(c, "w1", "blog.test", true)),
+    )
+    .await
+    .unwrap();
+    let s = c.wait_converged("w1", T).await.unwrap();
+    assert!(s.applied_revision.unwrap() > rev);
+}
+
+#[tokio::test]
+async fn heartbeat_loss_suspect_down_and_recovery() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    c.add_agent("w1", "web-a", "GB").await.unwrap();
+    c.wait_converged("w1", T).await.unwrap();
+
+    c.kill_agent("w1").unwrap();
+    c.wait_health("w1", "down", T).await.unwrap();
+    // (A heavily loaded machine may add a spurious suspect → up before the kill;
+    // the path ends the same way.)
+    let path = health_path(&c, "w1").await;
+    let pair = |f: &str, t: &str| (f.to_owned(), t.to_owned());
+    assert_eq!(path.first(), Some(&pair("unknown", "up")), "{path:?}");
+    assert!(
+        path.ends_with(&[pair("up", "suspect"), pair("suspect", "down")]),
+        "{path:?}"
+    );
+
+    c.restart_agent("w1").unwrap();
+    c.wait_converged("w1", T).await.unwrap();
+    let path = health_path(&c, "w1").await;
+    assert_eq!(
+        path.last(),
+        Some(&("down".to_owned(), "up".to_owned())),
+        "{path:?}"
+    );
+}
+
+#[tokio::test]
+async fn single_site_fails_over_when_its_server_dies() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    c.add_agent("w1", "web-a", "GB").await.unwrap();
+    c.add_agent("w2", "web-a", "GB").await.unwrap();
+    c.wait_converged("w1", T).await.unwrap();
+    c.wait_converged("w2", T).await.unwrap();
+    let first = site(&c, "shop.test", "web-a", "single").await.unwrap();
+    let other = if first == "w1" { "w2" } else { "w1" };
+    c.wait_until("the active server has the site active", T, async |c| {
+        Ok(has_site(c, &first, "shop.test", true) && has_site(c, other, "shop.test", false))
+    })
+    .await
+    .unwrap();
+
+    c.kill_agent(&first).unwrap();
+    c.wait_health(&first, "down", T).await.unwrap();
+    c.wait_until("the site moves", T, async |c| {
+        Ok(c.site("shop.test").await?.active_server.as_deref() == Some(other))
+    })
+    .await
+    .unwrap();
+    // The survivor's own desired config (what its agent received) has it active.
+    c.wait_until("the survivor serves it", T, async |c| {
+        Ok(has_site(c, other, "shop.test", true))
+    })
+    .await
+    .unwrap();
+    c.wait_converged(other, T).await.unwrap();
+    let moves = c.events("site.move").await.unwrap();
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!(moves[0].detail["from"], first.as_str());
+    assert_eq!(moves[0].detail["to"], other);
+}
+
+#[tokio::test]
+async fn drain_moves_sites_and_undrain_makes_the_server_eligible_again() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    c.add_agent("w1", "web-a", "GB").await.unwrap();
+    c.add_agent("w2", "web-a", "GB").await.unwrap();
+    c.wait_converged("w1", T).await.unwrap();
+    c.wait_converged("w2", T).await.unwrap();
+    let first = site(&c, "shop.test", "web-a", "single").await.unwrap();
+    let other = if first == "w1" { "w2" } else { "w1" };
+
+    let (status, body) = c
+        .admin_post(
+            &format!("/v1/servers/{first}/drain"),
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["drained"], true);
+    assert_eq!(
+        c.site("shop.test").await.unwrap().active_server.as_deref(),
+        Some(other)
+    );
+    c.wait_until("the other server serves it", T, async |c| {
+        Ok(has_site(c, other, "shop.test", true) && has_site(c, &first, "shop.test", false))
+    })
+    .await
+    .unwrap();
+    // A drained server takes no new single site.
+    assert_eq!(
+        site(&c, "blog.test", "web-a", "single").await.as_deref(),
+        Some(other)
+    );
+
+    let (status, body) = c
+        .admin_post(
+            &format!("/v1/servers/{first}/undrain"),
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["drained"], false);
+    // Eligible again: draining the other server moves everything back to it.
+    let (status, body) = c
+        .admin_post(
+            &format!("/v1/servers/{other}/drain"),
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    for d in ["shop.test", "blog.test"] {
+        assert_eq!(
+            c.site(d).await.unwrap().active_server.as_deref(),
+            Some(first.as_str()),
+            "{d}"
+        );
+    }
+    c.wait_until("both sites back on the first server", T, async |c| {
+        Ok(has_site(c, &first, "shop.test", true) && has_site(c, &first, "blog.test", true))
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn reused_expired_and_forged_join_tokens_are_refused() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    let used = c.join_token("web-a").await.unwrap().token;
+    c.add_agent_with_token("w1", &used, "GB").unwrap();
+    c.wait_converged("w1", T).await.unwrap();
+
+    let expired = c.join_token("web-a").await.unwrap().token;
+    c.expire_join_token(&expired).await.unwrap();
+    let valid = c.join_token("web-a").await.unwrap().token;
+    let (prefix, secret) = valid.rsplit_once('_').unwrap();
+    let flipped: String = secret
+        .chars()
+        .map(|ch| if ch == 'a' { 'b' } else { 'a' })
+        .collect();
+    let forged = format!("{prefix}_{flipped}");
+    assert_ne!(forged, valid);
+
+    for (name, token) in [("w2", &used), ("w3", &expired), ("w4", &forged)] {
+        c.add_agent_with_token(name, token, "GB").unwrap();
+    }
+    for name in ["w2", "w3", "w4"] {
+        c.wait_until(&format!("{name} gives up"), T, async |c| {
+            Ok(c.agent_exit(name)?.is_some())
+        })
+        .await
+        .unwrap();
+        let exit = c.agent_exit(name).unwrap().unwrap();
+        assert!(!exit.success(), "{name} exited {exit}");
+        let log = c.agent_log(name).unwrap();
+        assert!(log.contains("refused"), "{name}: {log}");
+        let err = c.server(name).await.unwrap_err();
+        assert!(
+            err.to_string().contains("404") || err.to_string().contains("no server"),
+            "{err:#}"
+        );
+    }
+    let mut reasons: Vec<String> = c
+        .events("join.refused")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.detail["reason"].as_str().unwrap_or("").to_owned())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons, ["expired", "forged", "unknown_or_used"]);
+    let servers: Vec<String> = c
+        .admin()
+        .list_all_servers(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(servers, ["w1"]);
+    // The unused valid token still works: refusals consumed nothing.
+    c.add_agent_with_token("w5", &valid, "GB").unwrap();
+    c.wait_converged("w5", T).await.unwrap();
+}
+
+#[tokio::test]
+async fn foreign_certificates_and_customer_tokens_are_refused_on_agent_endpoints() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    c.add_agent("w1", "web-a", "GB").await.unwrap();
+    c.wait_converged("w1", T).await.unwrap();
+    let config_url = format!("{}{CONFIG_PATH}?after=0", c.url());
+    let heartbeat_url = format!("{}{HEARTBEAT_PATH}", c.url());
+
+    // Without any client certificate the TLS connection works (and the agent
+    // endpoint refuses): so a failure below is the certificate's doing.
+    let plain = c.http().get(&config_url).send().await.unwrap();
+    assert!(
+        [401, 403].contains(&plain.status().as_u16()),
+        "{}",
+        plain.status()
+    );
+
+    // A certificate for w1 from another CA: the handshake fails.
+    let (cert, key) = testkit::foreign_client_cert("w1").unwrap();
+    let intruder = c.mtls_client(&cert, &key).unwrap();
+    let r = intruder.get(&config_url).send().await;
+    assert!(r.is_err(), "a foreign certificate must not connect: {r:?}");
+
+    // A customer's API token is no agent identity.
+    let token = c.api_token_for("acme").await.unwrap();
+    let r = c
+        .http()
+        .get(&config_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!([401, 403].contains(&r.status().as_u16()), "{}", r.status());
+    let r = c
+        .http()
+        .post(&heartbeat_url)
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "applied_revision": 1, "engines": [], "agent_version": "0"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!([401, 403].contains(&r.status().as_u16()), "{}", r.status());
+    // w1 was not disturbed.
+    assert_eq!(c.server("w1").await.unwrap().health, "up");
+}
