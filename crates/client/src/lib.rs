@@ -326,6 +326,11 @@ impl Client {
             .await
     }
 
+    async fn post_empty<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T> {
+        self.send::<T, NoBody, NoBody>(Method::POST, segments, None, None)
+            .await
+    }
+
     async fn patch<T: DeserializeOwned, B: Serialize>(
         &self,
         segments: &[&str],
@@ -402,6 +407,47 @@ impl Client {
     /// `DELETE /v1/tokens/{id}`: revoke a token.
     pub async fn delete_token(&self, id: &str) -> Result<()> {
         self.delete(&["v1", "tokens", id]).await
+    }
+
+    // ------------------------------------------------------------ join tokens and agents
+
+    /// `POST /v1/join-tokens` (admins): a one-time token for one agent to join a
+    /// cluster; the secret is in the answer only.
+    pub async fn create_join_token(&self, req: &CreateJoinToken) -> Result<JoinTokenCreated> {
+        self.post(&["v1", "join-tokens"], req).await
+    }
+
+    /// `GET /v1/join-tokens` (admins): one page of unused join tokens.
+    pub async fn list_join_tokens(&self, params: &ListParams) -> Result<Page<JoinTokenView>> {
+        self.get_with(&["v1", "join-tokens"], params).await
+    }
+
+    /// `GET /v1/join-tokens`, every page.
+    pub async fn list_all_join_tokens(&self, params: &ListParams) -> Result<Vec<JoinTokenView>> {
+        self.all_pages(&["v1", "join-tokens"], params).await
+    }
+
+    /// `DELETE /v1/join-tokens/{id}` (admins): revoke an unused join token.
+    pub async fn delete_join_token(&self, id: &str) -> Result<()> {
+        self.delete(&["v1", "join-tokens", id]).await
+    }
+
+    /// `POST /v1/servers/{name}/drain` (admins): take no new work and move the
+    /// server's `single` sites to other servers of its cluster.
+    pub async fn drain_server(&self, name: &str) -> Result<ServerView> {
+        self.post_empty(&["v1", "servers", name, "drain"]).await
+    }
+
+    /// `POST /v1/servers/{name}/undrain` (admins): the server may take work again.
+    pub async fn undrain_server(&self, name: &str) -> Result<ServerView> {
+        self.post_empty(&["v1", "servers", name, "undrain"]).await
+    }
+
+    /// `POST /v1/servers/{name}/reset-agent` (admins): forget the agent identity the
+    /// server joined with, so a new agent may join under its name.
+    pub async fn reset_agent(&self, name: &str) -> Result<ServerView> {
+        self.post_empty(&["v1", "servers", name, "reset-agent"])
+            .await
     }
 
     // ------------------------------------------------------------ events

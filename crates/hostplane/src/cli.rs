@@ -61,12 +61,19 @@ pub enum Command {
   hostplane controller run --config /var/lib/hostplane/controller.toml"
     )]
     Controller(ControllerCmd),
-    /// Run a whole platform on this machine (controller now; agents come next)
+    /// Run a whole platform on this machine: the controller and one agent per server
     #[command(after_help = "Examples:
   hostplane up
-  hostplane up --data-dir /tmp/hp --listen 127.0.0.1:9443
-Then, from another shell: `hostplane status`, `hostplane domain add example.com --customer demo`.")]
+  hostplane up --web 3 --data-dir /tmp/hp --listen 127.0.0.1:9443
+  hostplane up --listen 127.0.0.1:0 --address-base 127.0.7 --health-interval-ms 200
+Then, from another shell: `hostplane status`, `hostplane server stop web-1`, `hostplane server start web-1`.")]
     Up(UpArgs),
+    /// Run a server's agent: join the cluster, apply desired config, send heartbeats
+    #[command(after_help = "Examples:
+  hostplane agent --config /etc/hostplane/agent.toml
+  RUST_LOG=debug hostplane agent --config ./agent.toml
+Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` prints a config to start from.")]
+    Agent(AgentArgs),
     /// Save the controller URL, CA and a token for later commands
     #[command(after_help = "Examples:
   hostplane login --server https://127.0.0.1:8443 --ca ./data/ca.pem --token hp_...
@@ -96,7 +103,10 @@ Then, from another shell: `hostplane status`, `hostplane domain add example.com 
         after_help = "Examples:
   hostplane server add ns1 --cluster dns-main --hostname ns1.example.net --address 192.0.2.21 --country GB
   hostplane server list --cluster dns-main
-  hostplane server update ns1 --region eu-west"
+  hostplane server update ns1 --region eu-west
+  hostplane server token create --cluster web-eu
+  hostplane server drain web-1
+  hostplane server stop web-1      # servers of a running `hostplane up`"
     )]
     Server(ServerCmd),
     /// Manage customer, reseller and admin accounts
@@ -323,9 +333,49 @@ pub struct UpArgs {
     /// Data directory (created on the first run, reused after)
     #[arg(long, value_name = "DIR", default_value = "hostplane-up")]
     pub data_dir: PathBuf,
-    /// Address of the controller's API
+    /// Address of the controller's API (port 0: any free port, printed)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
+    /// Servers in the web-eu cluster (web-1 .. web-N; the web-us server comes after)
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub web: u8,
+    /// First three octets of the servers' loopback addresses (web-1 is <BASE>.11)
+    #[arg(long, value_name = "A.B.C", default_value = "127.0.0", value_parser = parse_address_base)]
+    pub address_base: [u8; 3],
+    /// Heartbeat interval of the controller and agents in milliseconds (suspect after 3 missed)
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60000))]
+    pub health_interval_ms: u64,
+    /// Seconds to wait for every agent to be up before printing the summary anyway
+    #[arg(long, value_name = "S", default_value_t = 120)]
+    pub wait_secs: u64,
+}
+
+/// Parse `127.0.0` (three octets inside 127.0.0.0/8).
+pub fn parse_address_base(text: &str) -> Result<[u8; 3], String> {
+    let parts: Vec<&str> = text.trim().trim_end_matches('.').split('.').collect();
+    let bad =
+        || format!("`{text}` is not three octets of a loopback address, e.g. 127.0.0 or 127.0.9");
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 3];
+    for (slot, part) in out.iter_mut().zip(&parts) {
+        *slot = part.parse().map_err(|_| bad())?;
+    }
+    if out[0] != 127 {
+        return Err(format!(
+            "`{text}` is outside 127.0.0.0/8; `up` runs every server on loopback addresses"
+        ));
+    }
+    Ok(out)
+}
+
+/// `hostplane agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Agent config file (TOML: name, controllers, ca_file, join_token_file, state_dir, bind, ...)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
 }
 
 // ------------------------------------------------------------------ login
@@ -437,6 +487,105 @@ pub enum ServerCmd {
     /// Remove a server
     #[command(visible_alias = "rm")]
     Delete(NameArg),
+    /// Join tokens: let a new server's agent join a cluster
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  hostplane server token create --cluster web-eu --expires-in 2h
+  hostplane server token list
+  hostplane server token delete 3f2a9c0d4e5b6a71"
+    )]
+    Token(JoinTokenCmd),
+    /// Move everything off a server before maintenance (it takes no new work)
+    #[command(after_help = "Example:\n  hostplane server drain web-1")]
+    Drain(NameArg),
+    /// Let a drained server take work again
+    #[command(after_help = "Example:\n  hostplane server undrain web-1")]
+    Undrain(NameArg),
+    /// Forget a server's agent identity so a new agent can join under its name
+    #[command(after_help = "Example (the old agent lost its key):
+  hostplane server reset-agent web-1
+  hostplane server token create --cluster web-eu")]
+    ResetAgent(NameArg),
+    /// Stop (kill) one server's agent process of a running `hostplane up`
+    #[command(
+        after_help = "Example:\n  hostplane server stop web-1    # then watch `hostplane server list`"
+    )]
+    Stop(UpServerArg),
+    /// Start again one server's agent process of a running `hostplane up`
+    #[command(after_help = "Example:\n  hostplane server start web-1")]
+    Start(UpServerArg),
+}
+
+/// `hostplane server token ...`.
+#[derive(Debug, Subcommand)]
+pub enum JoinTokenCmd {
+    /// Make a one-time, expiring join token for a cluster (shown once)
+    #[command(visible_alias = "add")]
+    Create(JoinTokenCreate),
+    /// List unused join tokens (without their secrets)
+    #[command(visible_alias = "ls")]
+    List(ListOnly),
+    /// Revoke an unused join token
+    #[command(visible_alias = "rm", visible_alias = "revoke")]
+    Delete(JoinTokenId),
+}
+
+/// `server token create`.
+#[derive(Debug, Args)]
+pub struct JoinTokenCreate {
+    /// Cluster the new server joins (it takes the cluster's role)
+    #[arg(long)]
+    pub cluster: String,
+    /// Lifetime: minutes, or a number with m, h or d (e.g. 90m, 2h, 7d; at most 7d)
+    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_minutes)]
+    pub expires_in: u32,
+    /// Server name to put in the printed agent.toml
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// `server token delete`.
+#[derive(Debug, Args)]
+pub struct JoinTokenId {
+    /// Token id (from `server token list`)
+    pub id: String,
+}
+
+/// `server stop` / `server start`.
+#[derive(Debug, Args)]
+pub struct UpServerArg {
+    /// Server name, e.g. web-1
+    pub name: String,
+    /// Data dir of the `hostplane up` to control (default: the one the CLI login came from)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Parse `90`, `90m`, `2h` or `7d` into minutes.
+pub fn parse_minutes(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (num, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+        _ => (t, 'm'),
+    };
+    let n: u32 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: use e.g. 30m, 2h or 7d"))?;
+    let factor = match unit {
+        'm' => 1,
+        'h' => 60,
+        'd' => 24 * 60,
+        _ => return Err(format!("unknown unit in `{text}`: use m, h or d")),
+    };
+    let minutes = n
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too long"))?;
+    if minutes == 0 {
+        return Err("the lifetime must be at least 1 minute".into());
+    }
+    Ok(minutes)
 }
 
 /// `server add`.

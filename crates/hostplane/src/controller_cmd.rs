@@ -85,7 +85,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let url = config.url(bound);
     announce(&url, &config.data_dir)?;
-    controller::serve(config, listener, crate::shutdown_signal()).await?;
+    controller::serve(config, listener, crate::stop_signal()).await?;
     eprintln!("hostplane controller stopped");
     Ok(())
 }

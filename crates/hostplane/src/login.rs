@@ -22,6 +22,9 @@ pub struct SavedLogin {
     /// The token was made by `login --account`: `logout` revokes it.
     #[serde(default)]
     pub revoke_on_logout: bool,
+    /// Data dir of the `hostplane up` that saved this login (for `server stop/start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_data_dir: Option<PathBuf>,
 }
 
 /// Path of the login file: `$HOSTPLANE_CONFIG`, else `<config dir>/hostplane/cli.toml`.
@@ -221,6 +224,7 @@ mod tests {
             token: "hp_secret".into(),
             ca: Some("/tmp/ca.pem".into()),
             revoke_on_logout: true,
+            up_data_dir: None,
         };
         let text = toml::to_string(&login).unwrap();
         assert_eq!(toml::from_str::<SavedLogin>(&text).unwrap(), login);

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod agent_cmd;
 mod cli;
 mod commands;
 mod controller_cmd;
@@ -45,6 +46,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Controller(cmd) => controller_cmd::run(out, cmd).await,
         cli::Command::Up(args) => up::run(out, args).await,
+        cli::Command::Agent(args) => agent_cmd::run(args).await,
         command => {
             commands::run(
                 &commands::Ctx {
@@ -88,8 +90,36 @@ pub(crate) fn init_tracing(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init()
         .ok();
+}
+
+/// Environment variable `up` sets on its children: stop when `up` is gone.
+pub(crate) const EXIT_WITH_PARENT_ENV: &str = "HOSTPLANE_EXIT_WITH_PARENT";
+
+/// Completes on Ctrl-C or SIGTERM, or, when `$HOSTPLANE_EXIT_WITH_PARENT` is set
+/// (children of `hostplane up`), when the parent process is gone (so a killed `up`
+/// leaves no agents behind).
+pub(crate) async fn stop_signal() {
+    if std::env::var_os(EXIT_WITH_PARENT_ENV).is_none() {
+        return shutdown_signal().await;
+    }
+    let parent = std::os::unix::process::parent_id();
+    let orphaned = async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if std::os::unix::process::parent_id() != parent {
+                tracing::warn!("the parent process {parent} is gone; stopping");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = orphaned => {}
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

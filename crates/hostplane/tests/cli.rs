@@ -1,6 +1,6 @@
 //! End to end: the real `hostplane` binary. `controller init` into a temp dir,
-//! `controller run` as a child process on port 0, then the CLI against it, and
-//! `hostplane up` started, used from "another shell" and stopped with SIGTERM.
+//! `controller run` as a child process on port 0, then the CLI against it.
+//! (`hostplane up` is tested in `tests/up.rs`.)
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic
 
@@ -446,91 +446,4 @@ fn help_teaches_with_examples() {
     assert!(dns.contains("MX 10 mx.example.net"), "{dns}");
     let usage = run(hp(&login), &["domain", "add"]);
     assert_eq!(usage.code, 2, "usage errors exit 2");
-}
-
-#[test]
-fn up_runs_a_controller_and_saves_the_login() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("up");
-    let login = tmp.path().join("cli.toml");
-    let up_args = [
-        "up",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ];
-
-    let mut up = Guard::spawn({
-        let mut c = hp(&login);
-        c.args(up_args);
-        c
-    });
-    let url = up.wait_for("API URL", |l| {
-        l.trim()
-            .strip_prefix("API URL")
-            .map(|u| u.trim().to_owned())
-    });
-    up.wait_for("ready line", |l| l.contains("Ctrl-C").then_some(()));
-    let token = std::fs::read_to_string(data.join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert!(!token.is_empty());
-
-    // Another shell: no flags needed.
-    let me = ok_json(&login, &["whoami"]);
-    assert_eq!(field(&me, "account"), "admin");
-    let status = ok_json(&login, &["status"]);
-    assert!(status.get("version").is_some(), "{status}");
-    ok(
-        &login,
-        &["cluster", "add", "web", "--role", "web", "--default"],
-    );
-    assert!(ok(&login, &["cluster", "list"]).contains("web"));
-    let _ = url;
-
-    let stopped = up.terminate();
-    assert!(stopped.success(), "up exit status {stopped:?}");
-    drop(up);
-
-    // A second run reuses the data dir and the same admin token.
-    let mut up = Guard::spawn({
-        let mut c = hp(&login);
-        c.args(up_args);
-        c
-    });
-    let shown = up.wait_for("admin token", |l| {
-        l.trim()
-            .strip_prefix("admin token")
-            .map(|t| t.trim().to_owned())
-    });
-    assert_eq!(shown, token);
-    up.wait_for("ready line", |l| l.contains("Ctrl-C").then_some(()));
-    assert!(
-        ok(&login, &["cluster", "list"]).contains("web"),
-        "data kept across runs"
-    );
-    let stopped = up.terminate();
-    assert!(stopped.success());
-
-    // A taken port: said plainly, with the way out.
-    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = busy.local_addr().unwrap().to_string();
-    let r = run(
-        hp(&login),
-        &[
-            "up",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            &addr,
-        ],
-    );
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("already in use") && r.stderr.contains("--listen"),
-        "{}",
-        r.stderr
-    );
 }

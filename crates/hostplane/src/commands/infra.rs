@@ -1,9 +1,13 @@
 //! `cluster` and `server`: the operator's infrastructure.
 
-use proto::v1::{CreateCluster, CreateServer, ListParams, UpdateCluster, UpdateServer};
+use proto::v1::{
+    CreateCluster, CreateJoinToken, CreateServer, JoinTokenCreated, ListParams, UpdateCluster,
+    UpdateServer,
+};
 
 use super::{listing, non_empty, Ctx};
-use crate::cli::{ClusterCmd, ServerCmd};
+use crate::cli::{ClusterCmd, JoinTokenCmd, JoinTokenCreate, ServerCmd};
+use crate::output::{print_fields, print_json};
 
 /// `hostplane cluster ...`.
 pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
@@ -46,6 +50,14 @@ pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
 
 /// `hostplane server ...`.
 pub async fn server(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<()> {
+    // stop/start talk to a local `hostplane up`, not to the API.
+    let cmd = match cmd {
+        ServerCmd::Stop(a) => return crate::up::control::client_command(ctx.out, "stop", a).await,
+        ServerCmd::Start(a) => {
+            return crate::up::control::client_command(ctx.out, "start", a).await
+        }
+        other => other,
+    };
     let api = ctx.api()?;
     match cmd {
         ServerCmd::Add(a) => {
@@ -92,5 +104,94 @@ pub async fn server(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<()> {
             api.delete_server(&n.name).await?;
             ctx.out.deleted("server", &n.name)
         }
+        ServerCmd::Token(t) => join_token(ctx, &api, t).await,
+        ServerCmd::Drain(n) => ctx.out.one(&api.drain_server(&n.name).await?),
+        ServerCmd::Undrain(n) => ctx.out.one(&api.undrain_server(&n.name).await?),
+        ServerCmd::ResetAgent(n) => {
+            let view = api.reset_agent(&n.name).await?;
+            if ctx.out.json {
+                return print_json(&view);
+            }
+            println!(
+                "agent identity of {} forgotten: its certificate is refused from now on",
+                n.name
+            );
+            println!(
+                "to join again: hostplane server token create --cluster {} --name {}",
+                view.cluster, n.name
+            );
+            Ok(())
+        }
+        ServerCmd::Stop(_) | ServerCmd::Start(_) => Ok(()),
     }
+}
+
+/// `hostplane server token ...`.
+async fn join_token(ctx: &Ctx, api: &client::Client, cmd: JoinTokenCmd) -> anyhow::Result<()> {
+    match cmd {
+        JoinTokenCmd::Create(a) => {
+            let req = CreateJoinToken {
+                cluster: a.cluster.clone(),
+                expires_in_minutes: Some(a.expires_in),
+            };
+            let created = api.create_join_token(&req).await?;
+            if ctx.out.json {
+                return print_json(&created);
+            }
+            let target = crate::login::resolve(&ctx.global)?;
+            print_join_instructions(&created, &a, &target);
+            Ok(())
+        }
+        JoinTokenCmd::List(l) => ctx.out.list(&listing!(
+            api,
+            l.list,
+            l.list.params(),
+            list_all_join_tokens,
+            list_join_tokens
+        )),
+        JoinTokenCmd::Delete(d) => {
+            api.delete_join_token(&d.id).await?;
+            ctx.out.deleted("join token", &d.id)
+        }
+    }
+}
+
+/// The token (once) and how to start an agent with it.
+fn print_join_instructions(
+    created: &JoinTokenCreated,
+    args: &JoinTokenCreate,
+    target: &crate::login::Target,
+) {
+    print_fields(&[
+        ("join token id", created.info.id.clone()),
+        ("cluster", created.info.cluster.clone()),
+        ("expires", created.info.expires_at.clone()),
+    ]);
+    crate::output::secret("join token", &created.token);
+    let name = args.name.as_deref().unwrap_or("NAME");
+    let ca = target
+        .ca
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<the controller CA certificate>".into());
+    println!();
+    println!("on the new server (works once, until it expires):");
+    println!("  install -d -m 0700 /etc/hostplane");
+    println!("  cp {ca} /etc/hostplane/controller-ca.pem     # copy it over from here");
+    println!(
+        "  (umask 077; echo '{}' > /etc/hostplane/join-token)",
+        created.token
+    );
+    println!("  cat > /etc/hostplane/agent.toml <<'EOF'");
+    println!("name = \"{name}\"");
+    println!("controllers = [\"{}\"]", target.server);
+    println!("ca_file = \"/etc/hostplane/controller-ca.pem\"");
+    println!("join_token_file = \"/etc/hostplane/join-token\"");
+    println!("state_dir = \"/var/lib/hostplane-agent\"");
+    println!("bind = \"192.0.2.10\"                 # this server's own address");
+    println!("hostname = \"{name}.example.net\"");
+    println!("country = \"GB\"                      # ISO 3166-1 alpha-2");
+    println!("# region = \"eu-west\"");
+    println!("EOF");
+    println!("  hostplane agent --config /etc/hostplane/agent.toml");
 }

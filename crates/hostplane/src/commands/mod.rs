@@ -78,8 +78,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::DbUser(cmd) => databases::db_user(ctx, cmd).await,
         Command::Ftp(cmd) => ftp::ftp(ctx, cmd).await,
         Command::Dns(cmd) => dns::dns(ctx, cmd).await,
-        Command::Controller(_) | Command::Up(_) => {
-            anyhow::bail!("internal: `controller` and `up` are not client commands")
+        Command::Controller(_) | Command::Up(_) | Command::Agent(_) => {
+            anyhow::bail!("internal: `controller`, `up` and `agent` are not client commands")
         }
     }
 }

@@ -42,6 +42,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         token,
         ca: target.ca.clone(),
         revoke_on_logout,
+        up_data_dir: None,
     };
     let path = login::save(&saved)?;
     ctx.out.value(
@@ -158,14 +159,29 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
             },
         ),
     ]);
+    if !st.servers.is_empty() {
+        println!("{}", health_line(&st.servers));
+    }
     if !st.clusters.is_empty() {
         println!("\nclusters:");
+        let rows = st.clusters.iter().map(|c| {
+            let members: Vec<&proto::v1::ServerView> =
+                st.servers.iter().filter(|s| s.cluster == c.name).collect();
+            vec![
+                c.name.clone(),
+                c.role.clone(),
+                if c.default { "yes".into() } else { "no".into() },
+                if c.servers.is_empty() {
+                    "-".into()
+                } else {
+                    c.servers.join(", ")
+                },
+                health_counts(&members),
+            ]
+        });
         println!(
             "{}",
-            table(
-                <proto::v1::ClusterView as crate::output::Render>::HEADERS,
-                st.clusters.iter().map(crate::output::Render::cells)
-            )
+            table(&["name", "role", "default", "servers", "health"], rows)
         );
     }
     if !st.servers.is_empty() {
@@ -179,6 +195,48 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `health: 9 servers: 8 up, 1 down`.
+fn health_line(servers: &[proto::v1::ServerView]) -> String {
+    let all: Vec<&proto::v1::ServerView> = servers.iter().collect();
+    format!(
+        "{:<10} {} servers: {}",
+        "health:",
+        servers.len(),
+        health_counts(&all)
+    )
+}
+
+/// `2 up`, `1 up, 1 suspect`, `-` for none; drained servers counted apart.
+fn health_counts(servers: &[&proto::v1::ServerView]) -> String {
+    if servers.is_empty() {
+        return "-".into();
+    }
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for s in servers {
+        let key = if s.drained {
+            format!("{} drained", s.health)
+        } else {
+            s.health.clone()
+        };
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+    let order = |k: &str| match k {
+        "up" => 0,
+        "suspect" => 1,
+        "down" => 2,
+        _ => 3,
+    };
+    counts.sort_by_key(|(k, _)| order(k));
+    counts
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `hostplane events`.

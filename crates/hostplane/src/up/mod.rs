@@ -1,0 +1,802 @@
+//! `hostplane up`: a whole platform on this machine. The controller runs as its own
+//! OS process (`hostplane controller run`), then one `hostplane agent` process per
+//! server of the demo topology ([`topology`]), each on its own 127.0.0.x address with
+//! its own state dir under the data dir. `up` stays their supervisor: it waits until
+//! every agent heartbeats, prints a summary, serves `server stop/start NAME` on a
+//! control socket ([`control`]), and stops every child on Ctrl-C or SIGTERM.
+//!
+//! Data dir layout: `controller.toml`, `ca.pem`, the store (from `controller init`),
+//! `admin.token`, `up.toml` (what `up` created), `controller-up.toml` (the config the
+//! controller runs with: the health timings of this run), `agents/NAME/` (agent.toml,
+//! join-token, state/), `logs/` (one log per process), `up-run.toml` (pids while
+//! running) and `up.sock`.
+
+pub mod control;
+pub mod procs;
+pub mod topology;
+
+use anyhow::{bail, Context};
+use controller::config::ControllerConfig;
+use controller::init::InitOptions;
+use proto::v1::{CreateCluster, CreateJoinToken, CreateServer, ListParams, ServerView};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::cli::UpArgs;
+use crate::login::{self, write_private, SavedLogin};
+use crate::output::{print_json, Output};
+use control::{Action, Request};
+use procs::Proc;
+use topology::PlannedServer;
+
+/// Name of the admin token file inside the data dir.
+pub const TOKEN_FILE: &str = "admin.token";
+/// Name of the file recording what `up` created.
+pub const STATE_FILE: &str = "up.toml";
+/// Name of the controller config `up` runs the controller with.
+pub const RUN_CONFIG_FILE: &str = "controller-up.toml";
+/// Name of the file listing the processes of a running `up`.
+pub const RUN_STATE_FILE: &str = "up-run.toml";
+
+/// What `up` created in its data dir (the paths `init` chose).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UpState {
+    /// Controller config file.
+    config: PathBuf,
+    /// CA certificate.
+    ca: PathBuf,
+}
+
+/// The processes of a running `up` (`up-run.toml`), for people and scripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    up_pid: u32,
+    url: String,
+    control_socket: PathBuf,
+    controller: ProcState,
+    servers: BTreeMap<String, ProcState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProcState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<PathBuf>,
+    log: PathBuf,
+}
+
+/// Ctrl-C and SIGTERM, installed before any child starts.
+struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+/// Everything `up` supervises.
+struct Fleet {
+    data_dir: PathBuf,
+    url: String,
+    controller: Proc,
+    agents: Vec<(PlannedServer, Proc)>,
+}
+
+impl Fleet {
+    fn agent(&mut self, name: &str) -> Option<&mut Proc> {
+        self.agents
+            .iter_mut()
+            .find(|(s, _)| s.name == name)
+            .map(|(_, p)| p)
+    }
+
+    /// Stop the agents (in parallel), then the controller: SIGTERM, then SIGKILL.
+    async fn shutdown(&mut self) {
+        let waits = self
+            .agents
+            .iter_mut()
+            .map(|(_, p)| p.terminate(procs::GRACE));
+        futures_join_all(waits).await;
+        self.controller.terminate(procs::GRACE).await;
+        std::fs::remove_file(self.data_dir.join(RUN_STATE_FILE)).ok();
+    }
+
+    fn write_run_state(&self) {
+        let state = RunState {
+            up_pid: std::process::id(),
+            url: self.url.clone(),
+            control_socket: control::socket_path(&self.data_dir),
+            controller: ProcState {
+                pid: self.controller.pid(),
+                config: None,
+                log: self.controller.log.clone(),
+            },
+            servers: self
+                .agents
+                .iter()
+                .map(|(s, p)| {
+                    (
+                        s.name.clone(),
+                        ProcState {
+                            pid: p.pid(),
+                            config: Some(agent_dir(&self.data_dir, &s.name).join("agent.toml")),
+                            log: p.log.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let path = self.data_dir.join(RUN_STATE_FILE);
+        match toml::to_string(&state) {
+            Ok(text) => {
+                if let Err(e) = write_private(&path, text.as_bytes()) {
+                    tracing::warn!("cannot write {}: {e:#}", path.display());
+                }
+            }
+            Err(e) => tracing::warn!("cannot encode the run state: {e}"),
+        }
+    }
+}
+
+/// Await every future (they run concurrently on this task).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    // Poll all of them together.
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+fn agent_dir(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("agents").join(name)
+}
+
+/// Run `hostplane up`.
+pub async fn run(out: Output, args: UpArgs) -> anyhow::Result<()> {
+    crate::init_tracing("warn");
+    let mut signals = Signals::install()?;
+    let data_dir = std::path::absolute(&args.data_dir)
+        .with_context(|| format!("bad data dir {}", args.data_dir.display()))?;
+    control::ensure_not_running(&data_dir).await?;
+    if args.listen.port() != 0 {
+        // Say plainly that the port is taken before starting anything.
+        drop(crate::controller_cmd::bind(args.listen).await?);
+    }
+    let (state, token, fresh) = prepare(&data_dir, &args).await?;
+    let run_config = write_run_config(&data_dir, &state, &args)?;
+    let logs = data_dir.join("logs");
+    let (controller, url) =
+        procs::start_controller(&run_config, args.listen, logs.join("controller.log")).await?;
+    let mut fleet = Fleet {
+        data_dir: data_dir.clone(),
+        url: url.clone(),
+        controller,
+        agents: Vec::new(),
+    };
+    // From here on every error still stops the children below.
+    let result = supervise(out, &args, &mut fleet, &state, &token, fresh, &mut signals).await;
+    if !out.json {
+        println!("hostplane up: stopping every process ...");
+    }
+    fleet.shutdown().await;
+    std::fs::remove_file(control::socket_path(&data_dir)).ok();
+    if !out.json {
+        println!(
+            "hostplane up: stopped (data kept in {})",
+            data_dir.display()
+        );
+    }
+    result
+}
+
+/// Everything after the controller started; returns when `up` should stop.
+async fn supervise(
+    out: Output,
+    args: &UpArgs,
+    fleet: &mut Fleet,
+    state: &UpState,
+    token: &str,
+    fresh: bool,
+    signals: &mut Signals,
+) -> anyhow::Result<()> {
+    let url = fleet.url.clone();
+    let data_dir = fleet.data_dir.clone();
+    let ca_pem = std::fs::read(&state.ca)
+        .with_context(|| format!("cannot read the CA {}", state.ca.display()))?;
+    let api = client::Client::new(&url, Some(token.to_owned()), Some(&ca_pem))?;
+    let saved = SavedLogin {
+        server: url.clone(),
+        token: token.to_owned(),
+        ca: Some(state.ca.clone()),
+        revoke_on_logout: false,
+        up_data_dir: Some(data_dir.clone()),
+    };
+    let login_path = login::save(&saved)?;
+
+    // The topology: clusters, servers, agent configs, agent processes.
+    let plan = topology::servers(args.web, args.address_base);
+    let setup = async {
+        ensure_clusters(&api).await?;
+        let mut agents = Vec::new();
+        for server in &plan {
+            let config = prepare_agent(&api, &data_dir, &state.ca, &url, server, args).await?;
+            let proc = Proc {
+                name: server.name.clone(),
+                args: vec![
+                    "agent".into(),
+                    "--config".into(),
+                    config.display().to_string(),
+                ],
+                log: data_dir.join("logs").join(format!("{}.log", server.name)),
+                child: None,
+            };
+            agents.push((server.clone(), proc));
+        }
+        anyhow::Ok(agents)
+    };
+    let agents = tokio::select! {
+        biased;
+        _ = signals.recv() => return Ok(()),
+        r = setup => r?,
+    };
+    fleet.agents = agents;
+    for (_, proc) in &mut fleet.agents {
+        proc.spawn()?;
+    }
+    fleet.write_run_state();
+    let (tx, mut requests) = mpsc::channel::<Request>(16);
+    control::listen(&data_dir, tx)?;
+
+    // Wait for every agent to heartbeat.
+    // Biased: on Ctrl-C the agents (same process group) exit too; that is no failure.
+    let servers = tokio::select! {
+        biased;
+        _ = signals.recv() => return Ok(()),
+        r = wait_until_up(out, &api, fleet, Duration::from_secs(args.wait_secs)) => r?,
+    };
+    let summary = Summary {
+        url: &url,
+        token,
+        ca: &state.ca,
+        data_dir: &data_dir,
+        login_path: &login_path,
+        fresh,
+        fleet,
+        servers: &servers,
+    };
+    if out.json {
+        print_json(&summary.json())?;
+    } else {
+        summary.print()?;
+    }
+
+    // Supervise until Ctrl-C / SIGTERM.
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            biased;
+            _ = signals.recv() => return Ok(()),
+            Some(req) = requests.recv() => {
+                let answer = handle(fleet, &req.action, &req.server).await;
+                if !out.json {
+                    match &answer {
+                        Ok(m) => println!("{m}"),
+                        Err(m) => println!("refused: {m}"),
+                    }
+                }
+                fleet.write_run_state();
+                req.reply.send(answer).ok();
+            }
+            _ = tick.tick() => {
+                if let Some(status) = fleet.controller.exited() {
+                    bail!(
+                        "the controller exited ({status}); the end of its log ({}):\n{}",
+                        fleet.controller.log.display(),
+                        procs::log_tail(&fleet.controller.log, 15)
+                    );
+                }
+                let mut changed = false;
+                for (server, proc) in &mut fleet.agents {
+                    if let Some(status) = proc.exited() {
+                        changed = true;
+                        if !out.json {
+                            println!(
+                                "{}: agent exited ({status}); log: {}; `hostplane server start {}` starts it again",
+                                server.name,
+                                proc.log.display(),
+                                server.name
+                            );
+                        }
+                    }
+                }
+                if changed {
+                    fleet.write_run_state();
+                }
+            }
+        }
+    }
+}
+
+/// Carry out `stop NAME` / `start NAME`.
+async fn handle(fleet: &mut Fleet, action: &Action, name: &str) -> Result<String, String> {
+    let known: Vec<String> = fleet.agents.iter().map(|(s, _)| s.name.clone()).collect();
+    let Some(proc) = fleet.agent(name) else {
+        return Err(format!(
+            "no server `{name}` in this `hostplane up` (servers: {})",
+            known.join(", ")
+        ));
+    };
+    match action {
+        Action::Stop => match proc.kill().await {
+            Some(pid) => Ok(format!(
+                "stopped {name} (killed its agent, pid {pid}); the controller marks it suspect, then down"
+            )),
+            None => Err(format!("{name} is already stopped")),
+        },
+        Action::Start => {
+            if let Some(pid) = proc.pid() {
+                return Err(format!("{name} is already running (pid {pid})"));
+            }
+            match proc.spawn() {
+                Ok(pid) => Ok(format!("started {name} (agent pid {pid})")),
+                Err(e) => Err(format!("cannot start {name}: {e:#}")),
+            }
+        }
+    }
+}
+
+/// Create the data dir on the first run; on later runs read what the first made.
+async fn prepare(data_dir: &Path, args: &UpArgs) -> anyhow::Result<(UpState, String, bool)> {
+    let token_path = data_dir.join(TOKEN_FILE);
+    let state_path = data_dir.join(STATE_FILE);
+    if token_path.exists() && state_path.exists() {
+        let token = std::fs::read_to_string(&token_path)
+            .with_context(|| format!("cannot read {}", token_path.display()))?
+            .trim()
+            .to_owned();
+        let text = std::fs::read_to_string(&state_path)
+            .with_context(|| format!("cannot read {}", state_path.display()))?;
+        let state: UpState = toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is damaged; move the data dir away to start afresh",
+                state_path.display()
+            )
+        })?;
+        return Ok((state, token, false));
+    }
+    let occupied = std::fs::read_dir(data_dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if occupied {
+        bail!(
+            "{} exists but was not made by `hostplane up` (no {TOKEN_FILE}); choose another --data-dir or empty it",
+            data_dir.display()
+        );
+    }
+    let opts = InitOptions {
+        data_dir: data_dir.to_path_buf(),
+        listen: args.listen,
+        store_url: None,
+        extra_names: Vec::new(),
+        admin_name: "admin".into(),
+        plain_http: false,
+    };
+    let created = controller::init::init(opts)
+        .await
+        .context("cannot create the controller data dir")?;
+    let state = UpState {
+        config: std::path::absolute(&created.config_path)?,
+        ca: std::path::absolute(&created.ca_path)?,
+    };
+    write_private(&token_path, format!("{}\n", created.admin_token).as_bytes())?;
+    write_private(&state_path, toml::to_string(&state)?.as_bytes())?;
+    Ok((state, created.admin_token, true))
+}
+
+/// The controller config of this run: `controller.toml` with this run's listen
+/// address, heartbeat interval and probe ports.
+fn write_run_config(data_dir: &Path, state: &UpState, args: &UpArgs) -> anyhow::Result<PathBuf> {
+    let mut config = ControllerConfig::load(&state.config)
+        .with_context(|| format!("cannot load {}", state.config.display()))?;
+    config.listen = args.listen;
+    config.health.heartbeat_interval_ms = args.health_interval_ms;
+    config.health.probe_timeout_ms = (args.health_interval_ms / 2).clamp(50, 500);
+    let privileged = topology::privileged();
+    let port = |role: &str| {
+        topology::ports(role, privileged)
+            .first()
+            .map(|&(_, p)| p)
+            .unwrap_or(1)
+    };
+    config.health.probe_ports.web = port("web");
+    config.health.probe_ports.dns = port("dns");
+    config.health.probe_ports.mail = port("mail");
+    config.health.probe_ports.files = port("files");
+    config.health.probe_ports.db = port("db");
+    let path = data_dir.join(RUN_CONFIG_FILE);
+    write_private(&path, config.to_toml()?.as_bytes())?;
+    Ok(path)
+}
+
+/// Create the planned clusters that do not exist yet.
+async fn ensure_clusters(api: &client::Client) -> anyhow::Result<()> {
+    let existing = api.list_all_clusters(&ListParams::default()).await?;
+    for c in topology::clusters() {
+        match existing.iter().find(|e| e.name == c.name) {
+            Some(e) if e.role != c.role => bail!(
+                "cluster `{}` exists with role {} but `up` needs it for {}; use a fresh --data-dir",
+                c.name,
+                e.role,
+                c.role
+            ),
+            Some(_) => {}
+            None => {
+                let has_default = existing.iter().any(|e| e.role == c.role && e.default);
+                api.create_cluster(&CreateCluster {
+                    name: c.name.to_owned(),
+                    role: c.role.to_owned(),
+                    description: Some("made by hostplane up".into()),
+                    default: (c.default && !has_default).then_some(true),
+                    web_ttl: None,
+                    ttl: None,
+                })
+                .await
+                .with_context(|| format!("cannot create the cluster {}", c.name))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Register the server if needed, make a join token unless its agent has joined,
+/// and write its agent.toml. Returns the config path.
+async fn prepare_agent(
+    api: &client::Client,
+    data_dir: &Path,
+    ca: &Path,
+    url: &str,
+    server: &PlannedServer,
+    args: &UpArgs,
+) -> anyhow::Result<PathBuf> {
+    let dir = agent_dir(data_dir, &server.name);
+    let state_dir = dir.join("state");
+    let token_file = dir.join("join-token");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let joined = matches!(agent::identity::load(&state_dir), Ok(Some(_)));
+    let existing = match api.get_server(&server.name).await {
+        Ok(s) => Some(s),
+        Err(e) if e.status() == Some(404) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(s) = &existing {
+        if s.cluster != server.cluster {
+            bail!(
+                "server `{}` exists in cluster {} but this topology puts it in {} \
+                 (was the data dir made with another --web?): use the same options as before, or a fresh --data-dir",
+                server.name,
+                s.cluster,
+                server.cluster
+            );
+        }
+    }
+    let join_token_file = if joined {
+        std::fs::remove_file(&token_file).ok();
+        None
+    } else {
+        match existing {
+            // Registered but this agent has no identity (first run cut short, or
+            // the state dir was removed): let a new agent join under the name.
+            Some(_) => {
+                api.reset_agent(&server.name).await?;
+            }
+            None => {
+                api.create_server(&CreateServer {
+                    name: server.name.clone(),
+                    cluster: server.cluster.to_owned(),
+                    rank: Some(server.rank),
+                    hostname: server.hostname(),
+                    addresses: vec![server.ip.to_string()],
+                    region: Some(server.region.to_owned()),
+                    country: server.country.to_owned(),
+                    hardware: None,
+                    force: None,
+                })
+                .await
+                .with_context(|| format!("cannot register the server {}", server.name))?;
+            }
+        }
+        let created = api
+            .create_join_token(&CreateJoinToken {
+                cluster: server.cluster.to_owned(),
+                expires_in_minutes: Some(60),
+            })
+            .await
+            .with_context(|| format!("cannot make a join token for {}", server.name))?;
+        write_private(&token_file, format!("{}\n", created.token).as_bytes())?;
+        Some(token_file)
+    };
+    let config = agent::AgentConfig {
+        name: server.name.clone(),
+        controllers: vec![url.to_owned()],
+        ca_file: Some(ca.to_path_buf()),
+        join_token: None,
+        join_token_file,
+        state_dir,
+        bind: std::net::IpAddr::V4(server.ip),
+        hostname: server.hostname(),
+        addresses: vec![server.ip.to_string()],
+        country: server.country.to_owned(),
+        region: server.region.to_owned(),
+        hardware: String::new(),
+        heartbeat_interval_ms: args.health_interval_ms,
+        resync_interval_s: agent::config::DEFAULT_RESYNC_INTERVAL_S,
+        watch_timeout_s: agent::config::DEFAULT_WATCH_TIMEOUT_S,
+    };
+    config
+        .validate()
+        .with_context(|| format!("agent config of {}", server.name))?;
+    let path = dir.join("agent.toml");
+    write_private(&path, toml::to_string(&config)?.as_bytes())?;
+    Ok(path)
+}
+
+/// Poll the servers until every planned one is `up` (or `wait` passes), showing
+/// progress. Returns the last listing.
+async fn wait_until_up(
+    out: Output,
+    api: &client::Client,
+    fleet: &mut Fleet,
+    wait: Duration,
+) -> anyhow::Result<Vec<ServerView>> {
+    let deadline = Instant::now() + wait;
+    let tty = !out.json && std::io::stdout().is_terminal();
+    let total = fleet.agents.len();
+    let mut last_shown = None;
+    let mut servers = Vec::new();
+    loop {
+        if let Some(status) = fleet.controller.exited() {
+            bail!(
+                "the controller exited ({status}); the end of its log ({}):\n{}",
+                fleet.controller.log.display(),
+                procs::log_tail(&fleet.controller.log, 15)
+            );
+        }
+        let mut dead = Vec::new();
+        for (server, proc) in &mut fleet.agents {
+            if let Some(status) = proc.exited() {
+                dead.push(format!(
+                    "{} exited ({status}); the end of {}:\n{}",
+                    server.name,
+                    proc.log.display(),
+                    procs::log_tail(&proc.log, 8)
+                ));
+            }
+        }
+        if !dead.is_empty() {
+            bail!("an agent stopped during start-up:\n{}", dead.join("\n"));
+        }
+        if let Ok(list) = api.list_all_servers(&ListParams::default()).await {
+            servers = list;
+        }
+        let health = |name: &str| {
+            servers
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.health.as_str())
+                .unwrap_or("unregistered")
+        };
+        let waiting: Vec<String> = fleet
+            .agents
+            .iter()
+            .filter(|(s, _)| health(&s.name) != "up")
+            .map(|(s, _)| format!("{} ({})", s.name, health(&s.name)))
+            .collect();
+        let up = total - waiting.len();
+        if !out.json && last_shown != Some(up) {
+            let line = format!(
+                "waiting for the agents to join and heartbeat: {up}/{total} up{}",
+                if waiting.is_empty() {
+                    String::new()
+                } else {
+                    format!("; waiting for {}", waiting.join(", "))
+                }
+            );
+            let mut o = std::io::stdout().lock();
+            if tty {
+                write!(o, "\r\x1b[2K{line}")?;
+            } else {
+                writeln!(o, "{line}")?;
+            }
+            o.flush()?;
+            last_shown = Some(up);
+        }
+        if waiting.is_empty() {
+            if tty {
+                println!();
+            }
+            return Ok(servers);
+        }
+        if Instant::now() >= deadline {
+            if tty {
+                println!();
+            }
+            eprintln!(
+                "warning: not every agent is up after {}s: {} (their logs are in {}); continuing",
+                wait.as_secs(),
+                waiting.join(", "),
+                fleet.data_dir.join("logs").display()
+            );
+            return Ok(servers);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// What the summary shows.
+struct Summary<'a> {
+    url: &'a str,
+    token: &'a str,
+    ca: &'a Path,
+    data_dir: &'a Path,
+    login_path: &'a Path,
+    fresh: bool,
+    fleet: &'a Fleet,
+    servers: &'a [ServerView],
+}
+
+impl Summary<'_> {
+    fn health(&self, name: &str) -> String {
+        self.servers
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.health.clone())
+            .unwrap_or_else(|| "not registered".into())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let privileged = topology::privileged();
+        let servers: Vec<_> = self
+            .fleet
+            .agents
+            .iter()
+            .map(|(s, p)| {
+                let ports: BTreeMap<_, _> =
+                    topology::ports(s.role, privileged).into_iter().collect();
+                serde_json::json!({
+                    "name": s.name, "role": s.role, "cluster": s.cluster, "rank": s.rank,
+                    "address": s.ip.to_string(), "country": s.country, "ports": ports,
+                    "health": self.health(&s.name), "pid": p.pid(), "log": p.log,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "url": self.url, "admin_token": self.token, "ca": self.ca,
+            "data_dir": self.data_dir, "cli_config": self.login_path, "created": self.fresh,
+            "controller_pid": self.fleet.controller.pid(),
+            "control_socket": control::socket_path(self.data_dir),
+            "servers": servers,
+        })
+    }
+
+    fn print(&self) -> anyhow::Result<()> {
+        let privileged = topology::privileged();
+        let mut o = std::io::stdout().lock();
+        writeln!(
+            o,
+            "hostplane is up{}",
+            if self.fresh { " (new data dir)" } else { "" }
+        )?;
+        writeln!(o)?;
+        writeln!(o, "  API URL      {}", self.url)?;
+        writeln!(o, "  admin token  {}", self.token)?;
+        writeln!(
+            o,
+            "               (kept in {}, mode 0600)",
+            self.data_dir.join(TOKEN_FILE).display()
+        )?;
+        writeln!(o, "  CA           {}", self.ca.display())?;
+        writeln!(o, "  data dir     {}", self.data_dir.display())?;
+        writeln!(o, "  logs         {}", self.data_dir.join("logs").display())?;
+        writeln!(
+            o,
+            "  CLI login    {} (other shells need no flags)",
+            self.login_path.display()
+        )?;
+        writeln!(o)?;
+        let rows = self.fleet.agents.iter().map(|(s, p)| {
+            let ports = topology::ports(s.role, privileged)
+                .iter()
+                .map(|(n, port)| format!("{n} {port}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                s.name.clone(),
+                s.role.to_owned(),
+                s.cluster.to_owned(),
+                s.rank.to_string(),
+                s.country.to_owned(),
+                s.ip.to_string(),
+                ports,
+                self.health(&s.name),
+                p.pid().map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            ]
+        });
+        let table = crate::output::table(
+            &[
+                "server", "role", "cluster", "rank", "country", "address", "ports", "health", "pid",
+            ],
+            rows,
+        );
+        for line in table.lines() {
+            writeln!(o, "  {line}")?;
+        }
+        writeln!(o)?;
+        writeln!(
+            o,
+            "  The agents run, join and heartbeat; role engines are not built yet, so nothing"
+        )?;
+        writeln!(
+            o,
+            "  listens on the service ports{}.",
+            if privileged {
+                ""
+            } else {
+                " (standard port + 10000: not root)"
+            }
+        )?;
+        writeln!(o)?;
+        writeln!(o, "try, from another shell:")?;
+        writeln!(o, "  hostplane status")?;
+        writeln!(o, "  hostplane server list")?;
+        writeln!(
+            o,
+            "  hostplane server stop web-1       # kill its agent: suspect, then down"
+        )?;
+        writeln!(o, "  hostplane server start web-1")?;
+        writeln!(
+            o,
+            "  hostplane server drain web-2 && hostplane server undrain web-2"
+        )?;
+        writeln!(o, "  hostplane customer add demo")?;
+        writeln!(o, "  hostplane domain add example.com --customer demo")?;
+        writeln!(
+            o,
+            "  curl --cacert {} -H \"Authorization: Bearer $(cat {})\" {}/v1/status",
+            self.ca.display(),
+            self.data_dir.join(TOKEN_FILE).display(),
+            self.url
+        )?;
+        writeln!(o)?;
+        writeln!(o, "press Ctrl-C to stop")?;
+        o.flush()?;
+        Ok(())
+    }
+}
