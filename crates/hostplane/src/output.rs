@@ -258,6 +258,7 @@ impl Render for ServerView {
         "country",
         "address",
         "health",
+        "engine",
         "applied",
         "heartbeat",
     ];
@@ -271,6 +272,7 @@ impl Render for ServerView {
             self.country.clone(),
             list(&self.addresses),
             health_text(self),
+            engine_text(self),
             applied_text(self),
             heartbeat_age(self.last_heartbeat.as_deref()),
         ]
@@ -287,6 +289,7 @@ impl Render for ServerView {
             ("country", self.country.clone()),
             ("hardware", text(&self.hardware)),
             ("health", self.health.clone()),
+            ("engine", engine_text(self)),
             ("drained", yes(self.drained)),
             ("applied revision", opt(&self.applied_revision)),
             ("config revision", opt(&self.config_revision)),
@@ -300,6 +303,19 @@ impl Render for ServerView {
             ("created", self.created_at.clone()),
         ]
     }
+}
+
+/// Engine states as reported (`not_built` for roles without an engine in this
+/// build), `-` before the first heartbeat.
+pub fn engine_text(s: &ServerView) -> String {
+    if s.engines.is_empty() {
+        return "-".into();
+    }
+    s.engines
+        .iter()
+        .map(|e| e.state.replace('_', " "))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Health, with `(drained)` when drained.

@@ -274,6 +274,10 @@ pub struct ServerView {
     /// Revision of the desired config the controller holds for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_revision: Option<i64>,
+    /// Health of each role engine as the agent last reported it; an engine that this
+    /// build does not have yet reports state `not_built`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<EngineView>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -312,6 +316,17 @@ pub struct JoinTokenCreated {
     /// Its metadata.
     #[serde(flatten)]
     pub info: JoinTokenView,
+}
+
+/// One role engine on a server, as its agent reported it in the last heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EngineView {
+    /// Engine name (e.g. `dns`).
+    pub name: String,
+    /// `ok`, `degraded`, `failed` or `not_built`.
+    pub state: String,
+    /// What the engine says about itself.
+    pub detail: String,
 }
 
 // ---------------------------------------------------------------- customers

@@ -308,6 +308,19 @@ pub async fn server_view(
         applied_revision: health.as_ref().and_then(|h| h.applied_revision),
         last_heartbeat: health.as_ref().and_then(|h| h.last_heartbeat).map(rfc3339),
         config_revision: state.configs.revision(s.meta.id),
+        engines: health
+            .as_ref()
+            .map(|h| {
+                h.engines
+                    .iter()
+                    .map(|e| proto::v1::EngineView {
+                        name: e.name.clone(),
+                        state: e.state.as_str().to_owned(),
+                        detail: e.detail.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         created_at: rfc3339(s.meta.created_at),
     })
 }

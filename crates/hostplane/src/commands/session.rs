@@ -177,11 +177,15 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
                     c.servers.join(", ")
                 },
                 health_counts(&members),
+                engine_states(&members),
             ]
         });
         println!(
             "{}",
-            table(&["name", "role", "default", "servers", "health"], rows)
+            table(
+                &["name", "role", "default", "servers", "health", "engine"],
+                rows
+            )
         );
     }
     if !st.servers.is_empty() {
@@ -195,6 +199,25 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The distinct engine states reported by a cluster's servers, e.g. `ok` or
+/// `not built` (the role's engine is not in this build yet); `-` before heartbeats.
+fn engine_states(servers: &[&proto::v1::ServerView]) -> String {
+    let mut states: Vec<String> = Vec::new();
+    for s in servers {
+        for e in &s.engines {
+            let st = e.state.replace('_', " ");
+            if !states.contains(&st) {
+                states.push(st);
+            }
+        }
+    }
+    if states.is_empty() {
+        "-".into()
+    } else {
+        states.join(", ")
+    }
 }
 
 /// `health: 9 servers: 8 up, 1 down`.
