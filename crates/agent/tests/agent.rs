@@ -78,6 +78,7 @@ fn dns_cfg(server: &str, revision: i64, zones: &[&str]) -> DesiredConfig {
                     primary: true,
                     primary_addresses: vec![],
                     secondaries: vec![],
+                    zone: None,
                 })
                 .collect(),
         }),

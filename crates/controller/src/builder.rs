@@ -8,18 +8,27 @@
 //! differs per server is its identity and its part: `active` of `single` sites,
 //! `primary` of zones and mail domains (the server with the lowest `(rank, id)` of a
 //! ranked cluster is the primary).
+//!
+//! Each DNS-placed domain's zone is built once per build ([`crate::zones`]) and
+//! carried whole by the zone assignment of every server of its DNS cluster. The
+//! zone follows the web servers' health ([`World::health`]), so a web server going
+//! down changes the DNS servers' configs and no other server's.
 
 use std::collections::{BTreeMap, HashMap};
 
 use model::entity::{
-    Cluster, Database, DbUser, Domain, FtpAccount, MailAlias, Mailbox, Server, Site,
+    Cluster, Database, DbUser, DnsRecord, Domain, FtpAccount, MailAlias, Mailbox, Server, Site,
+    Ttls,
 };
 use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DnsConfig, FilesConfig, FtpAccountConfig, MailConfig,
-    MailDomain, RoleConfig, ServerIdentity, WebConfig, WebSite, ZoneAssignment,
+    MailDomain, RoleConfig, ServerIdentity, WebConfig, WebSite, ZoneAssignment, ZoneContent,
 };
+use scheduler::Health;
 use store::{Store, StoreError, Stored};
+
+use crate::zones::{build_zone, ZoneInput, ZoneSerials, ZoneServer};
 
 /// Everything the builder reads, as stored.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +51,11 @@ pub struct World {
     pub databases: Vec<Stored<Database>>,
     /// All database users.
     pub db_users: Vec<Stored<DbUser>>,
+    /// All customer DNS records.
+    pub dns_records: Vec<Stored<DnsRecord>>,
+    /// Health of the servers as the controller believes it (not stored; the
+    /// caller fills it from the health monitor). A server absent here is `unknown`.
+    pub health: HashMap<Id, Health>,
 }
 
 impl World {
@@ -60,6 +74,8 @@ impl World {
             ftp_accounts: store.all().await?,
             databases: store.all().await?,
             db_users: store.all().await?,
+            dns_records: store.all().await?,
+            health: HashMap::new(),
         };
         Ok((revision, world))
     }
@@ -109,6 +125,8 @@ struct Index<'a> {
     world: &'a World,
     cluster_names: HashMap<Id, &'a str>,
     members: HashMap<Id, Vec<&'a Stored<Server>>>,
+    /// The zone of every DNS-placed domain, by domain id.
+    zones: HashMap<Id, ZoneContent>,
 }
 
 impl<'a> Index<'a> {
@@ -128,7 +146,81 @@ impl<'a> Index<'a> {
                 .map(|c| (c.meta.id, c.meta.name.as_str()))
                 .collect(),
             members,
+            zones: HashMap::new(),
         }
+    }
+
+    fn zone_servers(&self, cluster: Option<Id>) -> Vec<ZoneServer<'a>> {
+        cluster
+            .and_then(|c| self.members.get(&c))
+            .map(|list| {
+                list.iter()
+                    .map(|s| ZoneServer {
+                        id: s.meta.id,
+                        server: &s.data,
+                        health: self
+                            .world
+                            .health
+                            .get(&s.meta.id)
+                            .copied()
+                            .unwrap_or(Health::Unknown),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn ttls(&self, cluster: Option<Id>) -> Ttls {
+        cluster
+            .and_then(|c| self.world.clusters.iter().find(|x| x.meta.id == c))
+            .map(|c| c.data.ttls)
+            .unwrap_or_default()
+    }
+
+    /// Build the zone of every DNS-placed domain, with serials from `serials`.
+    fn build_zones(&mut self, serials: &mut ZoneSerials, today_yyyymmdd: u32) {
+        let world = self.world;
+        let sites: HashMap<Id, &Site> = world
+            .sites
+            .iter()
+            .map(|s| (s.data.domain, &s.data))
+            .collect();
+        let mut records: HashMap<Id, Vec<&DnsRecord>> = HashMap::new();
+        for r in &world.dns_records {
+            records.entry(r.data.domain).or_default().push(&r.data);
+        }
+        for list in records.values_mut() {
+            list.sort_by(|a, b| (&a.name, a.data.rtype()).cmp(&(&b.name, b.data.rtype())));
+        }
+        let mut zones = HashMap::new();
+        for d in &world.domains {
+            let placed = |role: Role| d.data.placements.get(&role).copied();
+            let Some(dns) = placed(Role::Dns) else {
+                continue;
+            };
+            let web = placed(Role::Web);
+            let input = ZoneInput {
+                origin: &d.data.name,
+                serial: 0,
+                dns: self.zone_servers(Some(dns)),
+                web: self.zone_servers(web),
+                site: web.and_then(|_| sites.get(&d.meta.id).copied()),
+                mail: self.zone_servers(placed(Role::Mail)),
+                files: self.zone_servers(placed(Role::Files)),
+                records: records.remove(&d.meta.id).unwrap_or_default(),
+                ttls: Ttls {
+                    web: web.map_or(Ttls::default().web, |w| self.ttls(Some(w)).web),
+                    default: self.ttls(Some(dns)).default,
+                },
+            };
+            let mut zone = build_zone(&input);
+            serials.assign(&mut zone, today_yyyymmdd);
+            zones.insert(d.meta.id, zone);
+        }
+        let built: std::collections::HashSet<&str> =
+            zones.values().map(|z| z.origin.as_str()).collect();
+        serials.retain(|origin| built.contains(origin));
+        self.zones = zones;
     }
 
     /// Domains placed on `cluster` for `role`, by name.
@@ -203,6 +295,7 @@ impl<'a> Index<'a> {
                 primary: primary.meta.id == server.meta.id,
                 primary_addresses: primary_addresses.clone(),
                 secondaries: secondaries.clone(),
+                zone: self.zones.get(&d.meta.id).cloned(),
             })
             .collect();
         DnsConfig { zones }
@@ -355,9 +448,16 @@ impl<'a> Index<'a> {
     }
 }
 
-/// The desired config of every server, by server id.
-pub fn build_all(world: &World) -> BTreeMap<Id, Built> {
-    let index = Index::new(world);
+/// The desired config of every server, by server id. Zone serials come from (and
+/// are recorded in) `serials`; `today_yyyymmdd` (e.g. `20261125`) is the date a
+/// new serial is at least (`YYYYMMDD00`).
+pub fn build_all(
+    world: &World,
+    serials: &mut ZoneSerials,
+    today_yyyymmdd: u32,
+) -> BTreeMap<Id, Built> {
+    let mut index = Index::new(world);
+    index.build_zones(serials, today_yyyymmdd);
     world
         .servers
         .iter()
@@ -556,11 +656,19 @@ mod tests {
                     databases: vec![500, 999],
                 },
             )],
+            dns_records: vec![],
+            health: HashMap::new(),
         }
     }
 
+    const TODAY: u32 = 20_261_125;
+
+    fn build(world: &World) -> BTreeMap<Id, Built> {
+        build_all(world, &mut ZoneSerials::default(), TODAY)
+    }
+
     fn documents(world: &World) -> BTreeMap<String, DesiredConfig> {
-        build_all(world)
+        build(world)
             .into_values()
             .map(|b| {
                 (
@@ -612,28 +720,130 @@ mod tests {
         }
     }
 
+    fn changed(before: &BTreeMap<Id, Built>, after: &BTreeMap<Id, Built>) -> Vec<Id> {
+        before
+            .iter()
+            .filter(|(id, b)| after[id].content_hash() != b.content_hash())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn zones_of(built: &BTreeMap<Id, Built>, server: Id) -> Vec<ZoneAssignment> {
+        match &built[&server].role {
+            RoleConfig::Dns(d) => d.zones.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn hashes_change_only_for_affected_servers() {
-        let before = build_all(&world());
+        let mut serials = ZoneSerials::default();
+        let before = build_all(&world(), &mut serials, TODAY);
+        // Nothing changed: nothing changes, serials included.
+        assert!(changed(&before, &build_all(&world(), &mut serials, TODAY)).is_empty());
         let mut w = world();
-        // A site of web-us changes: only web-3 sees it.
+        // A site of web-us changes: only web-3 sees it (us.example has no DNS).
         w.sites[2].data.php = false;
-        let after = build_all(&w);
-        let changed: Vec<Id> = before
-            .iter()
-            .filter(|(id, b)| after[id].content_hash() != b.content_hash())
-            .map(|(id, _)| *id)
-            .collect();
-        assert_eq!(changed, vec![13]);
-        // A failover of a single site changes both web-eu servers' parts.
+        let after = build_all(&w, &mut serials, TODAY);
+        assert_eq!(changed(&before, &after), vec![13]);
+        // A failover of a single site changes both web-eu servers' parts and the
+        // zone, so the DNS servers' configs.
         let mut w = world();
         w.sites[0].data.active_server = Some(11);
-        let after = build_all(&w);
-        let changed: Vec<Id> = before
+        let after = build_all(&w, &mut serials, TODAY);
+        assert_eq!(changed(&before, &after), vec![11, 12, 21, 22]);
+    }
+
+    #[test]
+    fn dns_servers_carry_the_zones() {
+        let mut serials = ZoneSerials::default();
+        let built = build_all(&world(), &mut serials, TODAY);
+        let (ns1, ns2) = (zones_of(&built, 21), zones_of(&built, 22));
+        assert_eq!(ns1.len(), 2);
+        for (a, b) in ns1.iter().zip(&ns2) {
+            let (za, zb) = (a.zone.as_ref().unwrap(), b.zone.as_ref().unwrap());
+            // Primary and secondary get the same content.
+            assert_eq!(za, zb);
+            assert_eq!(za.origin, a.domain);
+            assert_eq!(za.serial, 2_026_112_500);
+        }
+        // b.example is `single` on web-2; a.example is `all` on web-1 and web-2.
+        let addresses = |z: &ZoneAssignment, name: &str| -> Vec<String> {
+            let zone = z.zone.as_ref().unwrap();
+            zone.records
+                .iter()
+                .filter(|r| r.name == name && r.rtype == "A")
+                .map(|r| r.data.clone())
+                .collect()
+        };
+        assert_eq!(
+            addresses(&ns1[0], "a.example"),
+            ["127.0.0.11", "127.0.0.12"]
+        );
+        assert_eq!(addresses(&ns1[1], "b.example"), ["127.0.0.12"]);
+        // A customer record lands in its zone.
+        let mut w = world();
+        w.dns_records.push(stored(
+            600,
+            "",
+            Some(101),
+            DnsRecord {
+                domain: 101,
+                name: model::dns::RecordName::new("_dmarc").unwrap(),
+                ttl: None,
+                data: model::dns::RecordData::Txt {
+                    text: "v=DMARC1; p=none".into(),
+                },
+            },
+        ));
+        let after = build_all(&w, &mut serials, TODAY);
+        let z = zones_of(&after, 21)[0].zone.clone().unwrap();
+        assert!(z.records.iter().any(|r| r.name == "_dmarc.a.example"));
+        assert_eq!(z.serial, 2_026_112_501);
+        // b.example did not change: same serial.
+        assert_eq!(
+            zones_of(&after, 21)[1].zone.as_ref().unwrap().serial,
+            2_026_112_500
+        );
+    }
+
+    #[test]
+    fn web_health_reaches_only_the_dns_servers() {
+        let mut serials = ZoneSerials::default();
+        let mut w = world();
+        w.health = w.servers.iter().map(|s| (s.meta.id, Health::Up)).collect();
+        let before = build_all(&w, &mut serials, TODAY);
+        // web-1 goes down: a.example (`all` on web-1, web-2) loses its address.
+        w.health.insert(11, Health::Down);
+        let after = build_all(&w, &mut serials, TODAY);
+        assert_eq!(changed(&before, &after), vec![21, 22]);
+        let zone = zones_of(&after, 22)[0].zone.clone().unwrap();
+        assert_eq!(zone.origin, "a.example");
+        assert_eq!(zone.serial, 2_026_112_501);
+        let apex: Vec<&str> = zone
+            .records
             .iter()
-            .filter(|(id, b)| after[id].content_hash() != b.content_hash())
-            .map(|(id, _)| *id)
+            .filter(|r| r.name == "a.example" && r.rtype == "A")
+            .map(|r| r.data.as_str())
             .collect();
-        assert_eq!(changed, vec![11, 12]);
+        assert_eq!(apex, ["127.0.0.12"]);
+        // The health of a server no zone names changes nothing.
+        w.health.insert(51, Health::Down);
+        assert!(changed(&after, &build_all(&w, &mut serials, TODAY)).is_empty());
+        // Back up: the address returns with yet another serial.
+        w.health.insert(11, Health::Up);
+        let back = build_all(&w, &mut serials, TODAY);
+        assert_eq!(changed(&after, &back), vec![21, 22]);
+        assert_eq!(
+            zones_of(&back, 21)[0].zone.as_ref().unwrap().serial,
+            2_026_112_502
+        );
+        // The next day a change takes the date serial.
+        w.health.insert(12, Health::Down);
+        let next_day = build_all(&w, &mut serials, TODAY + 1);
+        assert_eq!(
+            zones_of(&next_day, 21)[0].zone.as_ref().unwrap().serial,
+            2_026_112_600
+        );
     }
 }

@@ -10,11 +10,15 @@
 //! previous revision if that is higher — so a change reaches only the servers it
 //! affects, and a server's revision only grows.
 //!
+//! Zone serials ([`crate::zones::ZoneSerials`]) are kept here too, next to the
+//! configs that carry the zones: in memory, so a controller restart starts every
+//! changed zone again at its date serial (`YYYYMMDD00`).
+//!
 //! Blocking queries ([`ConfigHub::wait`]) wait on a generation counter bumped after
 //! each build that changed something.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use model::Id;
@@ -23,6 +27,7 @@ use tokio::sync::watch;
 
 use crate::builder::{build_all, Built, World};
 use crate::state::AppState;
+use crate::zones::ZoneSerials;
 
 /// One server's current config.
 #[derive(Debug, Clone)]
@@ -45,6 +50,8 @@ struct Hub {
 pub struct ConfigHub {
     hub: RwLock<Hub>,
     generation: watch::Sender<u64>,
+    /// Last content hash and serial of every zone; held for a whole build.
+    serials: Mutex<ZoneSerials>,
 }
 
 impl Default for ConfigHub {
@@ -52,6 +59,7 @@ impl Default for ConfigHub {
         Self {
             hub: RwLock::new(Hub::default()),
             generation: watch::channel(0).0,
+            serials: Mutex::new(ZoneSerials::default()),
         }
     }
 }
@@ -109,6 +117,13 @@ impl ConfigHub {
         changed
     }
 
+    /// Build every server's config from `world` with this hub's zone serials
+    /// (held locked for the build, so concurrent builds number zones in turn).
+    pub fn build(&self, world: &World, today_yyyymmdd: u32) -> BTreeMap<Id, Built> {
+        let mut serials = self.serials.lock().unwrap_or_else(|p| p.into_inner());
+        build_all(world, &mut serials, today_yyyymmdd)
+    }
+
     /// The current config of a server.
     pub fn get(&self, server: Id) -> Option<Arc<DesiredConfig>> {
         self.read().servers.get(&server).map(|e| Arc::clone(&e.doc))
@@ -157,19 +172,33 @@ impl ConfigHub {
 
 /// Build once: read the store, build, apply. Returns the store revision built.
 pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
-    let (revision, world) = World::load(&state.store).await?;
-    let built = match tokio::task::spawn_blocking(move || build_all(&world)).await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "config build panicked");
-            return Ok(revision);
-        }
-    };
+    let (revision, mut world) = World::load(&state.store).await?;
+    world.health = world
+        .servers
+        .iter()
+        .map(|s| (s.meta.id, state.health.state(s.meta.id)))
+        .collect();
+    let today = today_yyyymmdd(time::OffsetDateTime::now_utc().date());
+    let builder = state.clone();
+    let built =
+        match tokio::task::spawn_blocking(move || builder.configs.build(&world, today)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "config build panicked");
+                return Ok(revision);
+            }
+        };
     let changed = state.configs.apply(revision, built);
     if !changed.is_empty() {
         tracing::debug!(revision, servers = changed.len(), "desired configs changed");
     }
     Ok(revision)
+}
+
+/// A date as `YYYYMMDD`, e.g. `20261125`.
+pub fn today_yyyymmdd(date: time::Date) -> u32 {
+    let year = u32::try_from(date.year()).unwrap_or(0);
+    year * 10_000 + u32::from(u8::from(date.month())) * 100 + u32::from(date.day())
 }
 
 /// Longest rest between two builds (see [`run`]).
@@ -215,5 +244,18 @@ pub async fn run(state: AppState) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_serial_base() {
+        let d = time::macros::date!(2026 - 11 - 05);
+        assert_eq!(today_yyyymmdd(d), 20_261_105);
+        let d = time::macros::date!(1999 - 12 - 31);
+        assert_eq!(today_yyyymmdd(d), 19_991_231);
     }
 }

@@ -246,6 +246,9 @@ pub async fn record(state: &AppState, transitions: &[Transition]) {
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot record health transitions");
     }
+    // Health feeds the zones (web records follow healthy servers): rebuild now rather
+    // than at the next store poll, so failover reaches DNS within a second.
+    state.changed();
     let mut clusters: Vec<Id> = transitions
         .iter()
         .filter(|t| t.to == Health::Down || (t.to == Health::Up && t.from != Health::Unknown))

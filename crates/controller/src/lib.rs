@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod secrets;
 pub mod state;
 pub mod tls;
+pub mod zones;
 
 use std::future::Future;
 use std::time::Duration;

@@ -194,6 +194,37 @@ pub struct ZoneAssignment {
     /// Addresses of the secondaries: whom a primary notifies and allows to transfer.
     #[serde(default)]
     pub secondaries: Vec<String>,
+    /// The zone's whole content as the controller built it (the primary serves it;
+    /// a secondary may use it to check what it transferred). Absent from older
+    /// controllers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<ZoneContent>,
+}
+
+/// The content of one zone: every record, the SOA first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ZoneContent {
+    /// Zone apex (A-labels, no trailing dot).
+    pub origin: String,
+    /// The SOA serial (also in the SOA record's data); grows, in RFC 1982 serial
+    /// arithmetic, with every change of the other records.
+    pub serial: u32,
+    /// The records, SOA first, then sorted by name and type.
+    pub records: Vec<ZoneRecord>,
+}
+
+/// One resource record of a [`ZoneContent`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ZoneRecord {
+    /// Absolute owner name (A-labels, lowercase, no trailing dot).
+    pub name: String,
+    /// Time to live in seconds.
+    pub ttl: u32,
+    /// Type mnemonic, e.g. `A`, `MX`, `SOA` (class is always IN).
+    pub rtype: String,
+    /// RDATA in zone-file presentation format, names absolute with a trailing dot,
+    /// e.g. `10 mx1.hosting.example.` or `"v=spf1 mx -all"`.
+    pub data: String,
 }
 
 /// Desired state of a mail server.

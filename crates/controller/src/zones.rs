@@ -1,0 +1,1035 @@
+//! Zone builder: the whole content of one domain's zone from its placements, the
+//! health of its web servers and the customer's own records. Pure (no I/O, no
+//! clock); [`crate::builder`] calls it once per DNS-placed domain and
+//! [`ZoneSerials`] gives each zone a serial that grows with every change.
+//!
+//! What a zone holds, in order of precedence (a customer record at a name replaces
+//! the generated records of the same type at that name; a customer CNAME replaces
+//! every generated record at its name; a customer delegation (NS) replaces the
+//! generated records at and below its name):
+//! - SOA: MNAME the DNS primary's host name, RNAME `hostmaster.<domain>`, refresh
+//!   3600, retry 600, expire 1209600, minimum 300;
+//! - NS for every server of the DNS cluster, with glue A/AAAA where the server's
+//!   host name lies inside the zone (likewise addresses for mail servers whose
+//!   host names lie inside it);
+//! - A/AAAA at `@` and `www` with the web TTL: the healthy servers where the site
+//!   is active (`all`: every healthy, non-drained server of the web cluster;
+//!   `single`: the active server). Never empty: when every candidate is down, all
+//!   candidates are kept. No site, no web records;
+//! - MX 10 to the mail primary, 20, 30 … to the secondaries; `mail` with the mail
+//!   primary's addresses; `ftp` with the files primary's addresses;
+//! - `v=spf1 mx -all` at `@` unless the customer has an SPF TXT (`v=spf1 …`) there;
+//! - the customer's records, with the DNS cluster's default TTL when they have none.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use model::dns::RecordData;
+use model::entity::{DnsRecord, Server, Site, Ttls};
+use model::{DomainName, Id, PlacementMode};
+use proto::agent_v1::{ZoneContent, ZoneRecord};
+use scheduler::Health;
+
+/// SOA refresh (seconds).
+pub const SOA_REFRESH: u32 = 3600;
+/// SOA retry (seconds).
+pub const SOA_RETRY: u32 = 600;
+/// SOA expire (seconds).
+pub const SOA_EXPIRE: u32 = 1_209_600;
+/// SOA minimum, the negative-caching TTL (seconds).
+pub const SOA_MINIMUM: u32 = 300;
+/// The SPF record generated when the customer has none.
+pub const DEFAULT_SPF: &str = "v=spf1 mx -all";
+
+/// One server as the zone builder sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ZoneServer<'a> {
+    /// Store id (what `Site::active_server` names).
+    pub id: Id,
+    /// The server.
+    pub server: &'a Server,
+    /// Its health as the controller believes it.
+    pub health: Health,
+}
+
+impl ZoneServer<'_> {
+    /// Healthy enough to receive visitors: `up`, or `unknown` (no agent reports on
+    /// it, so nothing says it is down). `suspect` and `down` are withdrawn.
+    fn healthy(&self) -> bool {
+        self.health.is_usable()
+    }
+}
+
+/// Everything one zone is built from.
+#[derive(Debug, Clone)]
+pub struct ZoneInput<'a> {
+    /// The domain (zone apex).
+    pub origin: &'a DomainName,
+    /// The SOA serial to write.
+    pub serial: u32,
+    /// The DNS cluster's servers, ranked (primary first).
+    pub dns: Vec<ZoneServer<'a>>,
+    /// The web cluster's servers (empty when web is not placed).
+    pub web: Vec<ZoneServer<'a>>,
+    /// The domain's site, if it has one.
+    pub site: Option<&'a Site>,
+    /// The mail cluster's servers, ranked (primary first; empty when mail is not placed).
+    pub mail: Vec<ZoneServer<'a>>,
+    /// The files cluster's servers, ranked (empty when files is not placed).
+    pub files: Vec<ZoneServer<'a>>,
+    /// The customer's own records of this zone.
+    pub records: Vec<&'a DnsRecord>,
+    /// TTLs: `web` for `@`/`www` addresses, `default` for everything else.
+    pub ttls: Ttls,
+}
+
+/// Absolute name with a trailing dot, for record data.
+fn fqdn(name: &str) -> String {
+    if name == "." || name.ends_with('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.")
+    }
+}
+
+fn address_record(name: &str, ttl: u32, ip: IpAddr) -> ZoneRecord {
+    ZoneRecord {
+        name: name.to_owned(),
+        ttl,
+        rtype: if ip.is_ipv4() { "A" } else { "AAAA" }.to_owned(),
+        data: ip.to_string(),
+    }
+}
+
+/// The SOA record data for `serial`.
+fn soa_data(mname: &str, origin: &str, serial: u32) -> String {
+    format!(
+        "{} {} {serial} {SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {SOA_MINIMUM}",
+        fqdn(mname),
+        fqdn(&format!("hostmaster.{origin}")),
+    )
+}
+
+/// Quote a character string for presentation format.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// TXT data: the text split into quoted strings of at most 255 octets.
+fn txt_data(text: &str) -> String {
+    // TXT text is printable ASCII (validated by the model), so every byte is a
+    // char boundary; `chunks` on bytes then converting is safe for ASCII and lossy
+    // (never panicking) otherwise.
+    text.as_bytes()
+        .chunks(255)
+        .map(|c| quoted(&String::from_utf8_lossy(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Presentation-format RDATA of a customer record.
+fn record_data(data: &RecordData) -> String {
+    match data {
+        RecordData::A { address } => address.to_string(),
+        RecordData::Aaaa { address } => address.to_string(),
+        RecordData::Cname { target } | RecordData::Ns { target } => fqdn(target.as_str()),
+        RecordData::Mx {
+            preference,
+            exchange,
+        } => format!("{preference} {}", fqdn(exchange.as_str())),
+        RecordData::Txt { text } => txt_data(text),
+        RecordData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => format!("{priority} {weight} {port} {}", fqdn(target.as_str())),
+        RecordData::Caa { flags, tag, value } => format!("{flags} {tag} {}", quoted(value)),
+    }
+}
+
+/// An SPF policy: TXT starting with `v=spf1` followed by a space or the end.
+fn is_spf(data: &RecordData) -> bool {
+    let RecordData::Txt { text } = data else {
+        return false;
+    };
+    text.get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("v=spf1"))
+        && matches!(text.as_bytes().get(6), None | Some(b' '))
+}
+
+/// Servers whose addresses go into `@` and `www`.
+fn web_targets<'a>(input: &ZoneInput<'a>) -> Vec<ZoneServer<'a>> {
+    let Some(site) = input.site else {
+        return Vec::new();
+    };
+    let candidates: Vec<ZoneServer<'a>> = match site.mode {
+        PlacementMode::All => {
+            let serving: Vec<_> = input
+                .web
+                .iter()
+                .filter(|s| !s.server.drained)
+                .copied()
+                .collect();
+            // Every server drained: they still hold the site.
+            if serving.is_empty() {
+                input.web.clone()
+            } else {
+                serving
+            }
+        }
+        PlacementMode::Single => {
+            let active: Vec<_> = input
+                .web
+                .iter()
+                .filter(|s| Some(s.id) == site.active_server)
+                .copied()
+                .collect();
+            // No (known) active server yet: the cluster's servers, so the name
+            // resolves to where the site will be placed rather than to nothing.
+            if active.is_empty() {
+                input.web.clone()
+            } else {
+                active
+            }
+        }
+    };
+    let healthy: Vec<_> = candidates.iter().filter(|s| s.healthy()).copied().collect();
+    if healthy.is_empty() {
+        candidates
+    } else {
+        healthy
+    }
+}
+
+/// The zone of `input.origin`. Records are SOA first, then sorted by name (apex
+/// first), type and data, without duplicates.
+pub fn build_zone(input: &ZoneInput<'_>) -> ZoneContent {
+    let origin = input.origin.as_str().to_owned();
+    let ttl = input.ttls.default;
+    let web_ttl = input.ttls.web;
+    let abs = |rel: &str| format!("{rel}.{origin}");
+    let mut generated: Vec<ZoneRecord> = Vec::new();
+
+    // NS and glue.
+    for ns in &input.dns {
+        let host = ns.server.hostname.as_str();
+        generated.push(ZoneRecord {
+            name: origin.clone(),
+            ttl,
+            rtype: "NS".into(),
+            data: fqdn(host),
+        });
+        if ns.server.hostname.is_within(input.origin) {
+            for ip in &ns.server.addresses {
+                generated.push(address_record(host, ttl, *ip));
+            }
+        }
+    }
+
+    // Web.
+    for s in web_targets(input) {
+        for ip in &s.server.addresses {
+            generated.push(address_record(&origin, web_ttl, *ip));
+            generated.push(address_record(&abs("www"), web_ttl, *ip));
+        }
+    }
+
+    // Mail.
+    for (i, mx) in input.mail.iter().enumerate() {
+        let pref = u16::try_from(i.saturating_add(1).saturating_mul(10)).unwrap_or(u16::MAX);
+        generated.push(ZoneRecord {
+            name: origin.clone(),
+            ttl,
+            rtype: "MX".into(),
+            data: format!("{pref} {}", fqdn(mx.server.hostname.as_str())),
+        });
+        // An exchange inside this zone must resolve from it.
+        if mx.server.hostname.is_within(input.origin) {
+            for ip in &mx.server.addresses {
+                generated.push(address_record(mx.server.hostname.as_str(), ttl, *ip));
+            }
+        }
+    }
+    if let Some(primary) = input.mail.first() {
+        for ip in &primary.server.addresses {
+            generated.push(address_record(&abs("mail"), ttl, *ip));
+        }
+    }
+    if let Some(files) = input.files.first() {
+        for ip in &files.server.addresses {
+            generated.push(address_record(&abs("ftp"), ttl, *ip));
+        }
+    }
+    if !input
+        .records
+        .iter()
+        .any(|r| r.name.is_apex() && is_spf(&r.data))
+    {
+        generated.push(ZoneRecord {
+            name: origin.clone(),
+            ttl,
+            rtype: "TXT".into(),
+            data: quoted(DEFAULT_SPF),
+        });
+    }
+
+    // Customer records replace generated ones.
+    let customer: Vec<ZoneRecord> = input
+        .records
+        .iter()
+        .map(|r| ZoneRecord {
+            name: r.name.absolute(input.origin),
+            ttl: r.ttl.unwrap_or(ttl),
+            rtype: r.data.rtype().to_owned(),
+            data: record_data(&r.data),
+        })
+        .collect();
+    let mut replaced: HashSet<(&str, &str)> = HashSet::new();
+    let mut cnames: Vec<&str> = Vec::new();
+    let mut delegations: Vec<&str> = Vec::new();
+    for rec in &customer {
+        match rec.rtype.as_str() {
+            "CNAME" => cnames.push(&rec.name),
+            "NS" => delegations.push(&rec.name),
+            // The SPF rule above decides about the generated TXT.
+            "TXT" => {}
+            t => {
+                replaced.insert((&rec.name, t));
+            }
+        }
+    }
+    let below = |name: &str, cut: &str| {
+        name == cut
+            || (name.len() > cut.len()
+                && name.ends_with(cut)
+                && name.as_bytes().get(name.len() - cut.len() - 1) == Some(&b'.'))
+    };
+    generated.retain(|g| {
+        !replaced.contains(&(g.name.as_str(), g.rtype.as_str()))
+            && !cnames.contains(&g.name.as_str())
+            && !delegations.iter().any(|d| below(&g.name, d))
+    });
+    let mut records: Vec<ZoneRecord> = generated;
+    records.extend(customer);
+
+    let rank = |t: &str| match t {
+        "NS" => 0,
+        "A" => 1,
+        "AAAA" => 2,
+        "CNAME" => 3,
+        "MX" => 4,
+        "TXT" => 5,
+        "SRV" => 6,
+        "CAA" => 7,
+        _ => 8,
+    };
+    records.sort_by(|a, b| {
+        (a.name != origin, &a.name, rank(&a.rtype), &a.rtype, &a.data).cmp(&(
+            b.name != origin,
+            &b.name,
+            rank(&b.rtype),
+            &b.rtype,
+            &b.data,
+        ))
+    });
+    // Same record twice (two servers sharing an address, a customer record equal
+    // to a generated one): once, with the shortest TTL given.
+    records.dedup_by(|later, kept| {
+        if later.name == kept.name && later.rtype == kept.rtype && later.data == kept.data {
+            kept.ttl = kept.ttl.min(later.ttl);
+            true
+        } else {
+            false
+        }
+    });
+    // One RRset, one TTL (RFC 2181 §5.2): the shortest of the set.
+    let mut i = 0;
+    while i < records.len() {
+        let mut j = i;
+        let mut min = records[i].ttl;
+        while j < records.len()
+            && records[j].name == records[i].name
+            && records[j].rtype == records[i].rtype
+        {
+            min = min.min(records[j].ttl);
+            j += 1;
+        }
+        for r in &mut records[i..j] {
+            r.ttl = min;
+        }
+        i = j.max(i + 1);
+    }
+
+    let mname = input
+        .dns
+        .first()
+        .map(|p| p.server.hostname.as_str().to_owned())
+        .unwrap_or_else(|| origin.clone());
+    records.insert(
+        0,
+        ZoneRecord {
+            name: origin.clone(),
+            ttl,
+            rtype: "SOA".into(),
+            data: soa_data(&mname, &origin, input.serial),
+        },
+    );
+    ZoneContent {
+        origin,
+        serial: input.serial,
+        records,
+    }
+}
+
+/// Set the serial of a built zone (its field and the SOA record's data).
+pub fn set_serial(zone: &mut ZoneContent, serial: u32) {
+    zone.serial = serial;
+    for r in zone.records.iter_mut().filter(|r| r.rtype == "SOA") {
+        let mut fields: Vec<&str> = r.data.split_whitespace().collect();
+        let text = serial.to_string();
+        if let Some(f) = fields.get_mut(2) {
+            *f = &text;
+        }
+        r.data = fields.join(" ");
+    }
+}
+
+/// The zone as a master file (RFC 1035 §5): `$ORIGIN`, then one line per record
+/// with absolute owner names.
+pub fn to_zone_file(zone: &ZoneContent) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "$ORIGIN {}", fqdn(&zone.origin));
+    for r in &zone.records {
+        let _ = writeln!(out, "{} {} IN {} {}", fqdn(&r.name), r.ttl, r.rtype, r.data);
+    }
+    out
+}
+
+/// True if serial `a` is greater than `b` in RFC 1982 serial arithmetic (32 bits):
+/// `a` is ahead of `b` by less than 2^31. Undefined pairs (exactly 2^31 apart)
+/// compare false both ways.
+pub fn serial_gt(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+/// The serial for new content of a zone: one more than the previous serial, or
+/// the date serial `today × 100` (`YYYYMMDD00`) when that is greater in serial
+/// arithmetic. `today_yyyymmdd` is e.g. `20261125`.
+pub fn next_serial(prev: Option<u32>, today_yyyymmdd: u32) -> u32 {
+    let date = today_yyyymmdd.saturating_mul(100);
+    match prev {
+        None => date.max(1),
+        Some(p) => {
+            let next = p.wrapping_add(1);
+            if serial_gt(date, next) {
+                date
+            } else {
+                next
+            }
+        }
+    }
+}
+
+/// The per-zone memory of the serial: the hash of the last content and the serial
+/// it got, so a serial changes exactly when the zone's content does.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneSerials {
+    zones: HashMap<String, ([u8; 32], u32)>,
+}
+
+/// BLAKE3 hash of a zone's content, serial excluded.
+fn content_hash(zone: &ZoneContent) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(zone.origin.as_bytes());
+    for r in &zone.records {
+        h.update(b"\n");
+        h.update(r.name.as_bytes());
+        h.update(b" ");
+        h.update(r.ttl.to_string().as_bytes());
+        h.update(b" ");
+        h.update(r.rtype.as_bytes());
+        h.update(b" ");
+        if r.rtype == "SOA" {
+            // Everything but the serial.
+            for (i, f) in r.data.split_whitespace().enumerate() {
+                if i != 2 {
+                    h.update(f.as_bytes());
+                    h.update(b" ");
+                }
+            }
+        } else {
+            h.update(r.data.as_bytes());
+        }
+    }
+    *h.finalize().as_bytes()
+}
+
+impl ZoneSerials {
+    /// Give `zone` its serial: the previous one if its content did not change,
+    /// else [`next_serial`].
+    pub fn assign(&mut self, zone: &mut ZoneContent, today_yyyymmdd: u32) {
+        let hash = content_hash(zone);
+        let serial = match self.zones.get(&zone.origin) {
+            Some((h, s)) if *h == hash => *s,
+            prev => next_serial(prev.map(|(_, s)| *s), today_yyyymmdd),
+        };
+        self.zones.insert(zone.origin.clone(), (hash, serial));
+        set_serial(zone, serial);
+    }
+
+    /// Forget the zones not in `keep` (deleted domains).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.zones.retain(|k, _| keep(k));
+    }
+
+    /// The last serial of a zone.
+    pub fn serial(&self, origin: &str) -> Option<u32> {
+        self.zones.get(origin).map(|(_, s)| *s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::dns::{RecordName, Target};
+    use model::CountryCode;
+    use model::Slug;
+
+    fn server(name: &str, host: &str, ips: &[&str]) -> Server {
+        Server {
+            name: Slug::new(name).unwrap(),
+            role: model::Role::Web,
+            cluster: 1,
+            rank: 0,
+            hostname: DomainName::new(host).unwrap(),
+            addresses: ips.iter().map(|i| i.parse().unwrap()).collect(),
+            region: String::new(),
+            country: CountryCode::new("DE").unwrap(),
+            hardware: String::new(),
+            drained: false,
+            agent: None,
+        }
+    }
+
+    fn site(mode: PlacementMode, active: Option<Id>) -> Site {
+        Site {
+            domain: 1,
+            aliases: vec![],
+            php: false,
+            mode,
+            https_redirect: false,
+            active_server: active,
+        }
+    }
+
+    fn rec(name: &str, ttl: Option<u32>, data: RecordData) -> DnsRecord {
+        DnsRecord {
+            domain: 1,
+            name: RecordName::new(name).unwrap(),
+            ttl,
+            data,
+        }
+    }
+
+    fn target(s: &str) -> Target {
+        Target::new(s).unwrap()
+    }
+
+    /// The fixed servers of every case.
+    struct Fleet {
+        ns: Vec<Server>,
+        web: Vec<Server>,
+        mail: Vec<Server>,
+        files: Vec<Server>,
+    }
+
+    fn fleet() -> Fleet {
+        Fleet {
+            ns: vec![
+                server("ns1", "ns1.hosting.example", &["192.0.2.53"]),
+                server("ns2", "ns2.hosting.example", &["198.51.100.53"]),
+            ],
+            web: vec![
+                server("web-1", "web-1.hosting.example", &["192.0.2.80"]),
+                server("web-2", "web-2.hosting.example", &["192.0.2.81"]),
+            ],
+            mail: vec![
+                server("mx1", "mx1.hosting.example", &["192.0.2.25"]),
+                server("mx2", "mx2.hosting.example", &["198.51.100.25"]),
+            ],
+            files: vec![server(
+                "files-1",
+                "files-1.hosting.example",
+                &["192.0.2.21"],
+            )],
+        }
+    }
+
+    fn up(list: &[Server], first_id: Id) -> Vec<ZoneServer<'_>> {
+        list.iter()
+            .zip(first_id..)
+            .map(|(server, id)| ZoneServer {
+                id,
+                server,
+                health: Health::Up,
+            })
+            .collect()
+    }
+
+    fn input<'a>(
+        origin: &'a DomainName,
+        f: &'a Fleet,
+        site: Option<&'a Site>,
+        records: &'a [DnsRecord],
+    ) -> ZoneInput<'a> {
+        ZoneInput {
+            origin,
+            serial: 2_026_112_500,
+            dns: up(&f.ns, 1),
+            web: up(&f.web, 11),
+            site,
+            mail: up(&f.mail, 31),
+            files: up(&f.files, 41),
+            records: records.iter().collect(),
+            ttls: Ttls::default(),
+        }
+    }
+
+    fn example() -> DomainName {
+        DomainName::new("example.com").unwrap()
+    }
+
+    fn customer_records() -> Vec<DnsRecord> {
+        vec![
+            rec(
+                "www",
+                Some(300),
+                RecordData::Cname {
+                    target: target("shop.provider.example"),
+                },
+            ),
+            rec(
+                "@",
+                None,
+                RecordData::Txt {
+                    text: "v=spf1 mx include:_spf.provider.example ~all".into(),
+                },
+            ),
+            rec(
+                "@",
+                None,
+                RecordData::Txt {
+                    text: "site-verification=\"abc\"".into(),
+                },
+            ),
+            rec(
+                "@",
+                None,
+                RecordData::Caa {
+                    flags: 0,
+                    tag: "issue".into(),
+                    value: "letsencrypt.org".into(),
+                },
+            ),
+            rec(
+                "_sip._tcp",
+                Some(600),
+                RecordData::Srv {
+                    priority: 10,
+                    weight: 5,
+                    port: 5060,
+                    target: target("sip.provider.example"),
+                },
+            ),
+            rec(
+                "ftp",
+                None,
+                RecordData::A {
+                    address: "203.0.113.7".parse().unwrap(),
+                },
+            ),
+            rec(
+                "dev",
+                None,
+                RecordData::Ns {
+                    target: target("ns.dev-provider.example"),
+                },
+            ),
+            rec(
+                "long",
+                None,
+                RecordData::Txt {
+                    text: "x".repeat(300),
+                },
+            ),
+        ]
+    }
+
+    /// Every case of the snapshot tests, by name.
+    fn cases() -> Vec<(&'static str, ZoneContent)> {
+        let origin = example();
+        let f = fleet();
+        let single = site(PlacementMode::Single, Some(12));
+        let all = site(PlacementMode::All, None);
+        let mut out = Vec::new();
+
+        out.push(("plain", build_zone(&input(&origin, &f, None, &[]))));
+        out.push((
+            "all_two_servers",
+            build_zone(&input(&origin, &f, Some(&all), &[])),
+        ));
+        out.push((
+            "single",
+            build_zone(&input(&origin, &f, Some(&single), &[])),
+        ));
+
+        let mut i = input(&origin, &f, Some(&all), &[]);
+        i.web[0].health = Health::Down;
+        out.push(("one_web_down", build_zone(&i)));
+
+        let mut i = input(&origin, &f, Some(&all), &[]);
+        i.web[0].health = Health::Down;
+        i.web[1].health = Health::Suspect;
+        out.push(("all_web_down", build_zone(&i)));
+
+        let records = customer_records();
+        out.push((
+            "customer_records",
+            build_zone(&input(&origin, &f, Some(&all), &records)),
+        ));
+
+        let hosting = DomainName::new("hosting.example").unwrap();
+        out.push((
+            "in_bailiwick_glue",
+            build_zone(&input(&hosting, &f, None, &[])),
+        ));
+
+        let v6 = Fleet {
+            ns: vec![
+                server("ns1", "ns1.example.com", &["192.0.2.53", "2001:db8::53"]),
+                server("ns2", "ns2.hosting.example", &["2001:db8:1::53"]),
+            ],
+            web: vec![
+                server(
+                    "web-1",
+                    "web-1.hosting.example",
+                    &["2001:db8::80", "192.0.2.80"],
+                ),
+                server("web-2", "web-2.hosting.example", &["2001:db8::81"]),
+            ],
+            mail: vec![server("mx1", "mx1.hosting.example", &["2001:db8::25"])],
+            files: vec![server(
+                "files-1",
+                "files-1.hosting.example",
+                &["2001:db8::21"],
+            )],
+        };
+        out.push(("ipv6", build_zone(&input(&origin, &v6, Some(&all), &[]))));
+        out
+    }
+
+    #[test]
+    fn zone_snapshots() {
+        for (name, zone) in cases() {
+            insta::assert_snapshot!(name, to_zone_file(&zone));
+        }
+    }
+
+    fn names_of(zone: &ZoneContent, name: &str, rtype: &str) -> Vec<String> {
+        zone.records
+            .iter()
+            .filter(|r| r.name == name && r.rtype == rtype)
+            .map(|r| r.data.clone())
+            .collect()
+    }
+
+    #[test]
+    fn web_records_follow_placement_and_health() {
+        let cases: HashMap<_, _> = cases().into_iter().collect();
+        let a = |case: &str, name: &str| names_of(&cases[case], name, "A");
+        assert!(a("plain", "example.com").is_empty());
+        assert_eq!(
+            a("all_two_servers", "example.com"),
+            ["192.0.2.80", "192.0.2.81"]
+        );
+        assert_eq!(
+            a("all_two_servers", "www.example.com"),
+            ["192.0.2.80", "192.0.2.81"]
+        );
+        assert_eq!(a("single", "example.com"), ["192.0.2.81"]);
+        assert_eq!(a("one_web_down", "www.example.com"), ["192.0.2.81"]);
+        assert_eq!(
+            a("all_web_down", "example.com"),
+            ["192.0.2.80", "192.0.2.81"]
+        );
+        let ttl = cases["single"]
+            .records
+            .iter()
+            .find(|r| r.name == "www.example.com")
+            .map(|r| r.ttl);
+        assert_eq!(ttl, Some(60));
+        // A drained server leaves `all`, unless it is the last one.
+        let origin = example();
+        let mut f = fleet();
+        f.web[0].drained = true;
+        let all = site(PlacementMode::All, None);
+        let z = build_zone(&input(&origin, &f, Some(&all), &[]));
+        assert_eq!(names_of(&z, "example.com", "A"), ["192.0.2.81"]);
+        f.web[1].drained = true;
+        let z = build_zone(&input(&origin, &f, Some(&all), &[]));
+        assert_eq!(
+            names_of(&z, "example.com", "A"),
+            ["192.0.2.80", "192.0.2.81"]
+        );
+        // The single site's server down with the other one up: still the active one.
+        let single = site(PlacementMode::Single, Some(12));
+        let f = fleet();
+        let mut i = input(&origin, &f, Some(&single), &[]);
+        i.web[1].health = Health::Down;
+        assert_eq!(
+            names_of(&build_zone(&i), "example.com", "A"),
+            ["192.0.2.81"]
+        );
+    }
+
+    #[test]
+    fn generated_records() {
+        let cases: HashMap<_, _> = cases().into_iter().collect();
+        let z = &cases["plain"];
+        assert_eq!(z.records[0].rtype, "SOA");
+        assert_eq!(
+            z.records[0].data,
+            "ns1.hosting.example. hostmaster.example.com. 2026112500 3600 600 1209600 300"
+        );
+        assert_eq!(
+            names_of(z, "example.com", "NS"),
+            ["ns1.hosting.example.", "ns2.hosting.example."]
+        );
+        assert_eq!(
+            names_of(z, "example.com", "MX"),
+            ["10 mx1.hosting.example.", "20 mx2.hosting.example."]
+        );
+        assert_eq!(names_of(z, "mail.example.com", "A"), ["192.0.2.25"]);
+        assert_eq!(names_of(z, "ftp.example.com", "A"), ["192.0.2.21"]);
+        assert_eq!(names_of(z, "example.com", "TXT"), ["\"v=spf1 mx -all\""]);
+        // No glue for out-of-zone name servers; glue for in-zone ones.
+        assert!(names_of(z, "ns1.hosting.example", "A").is_empty());
+        let g = &cases["in_bailiwick_glue"];
+        assert_eq!(names_of(g, "ns1.hosting.example", "A"), ["192.0.2.53"]);
+        assert_eq!(names_of(g, "ns2.hosting.example", "A"), ["198.51.100.53"]);
+        let v6 = &cases["ipv6"];
+        assert_eq!(
+            names_of(v6, "www.example.com", "AAAA"),
+            ["2001:db8::80", "2001:db8::81"]
+        );
+        assert_eq!(names_of(v6, "ns1.example.com", "AAAA"), ["2001:db8::53"]);
+    }
+
+    #[test]
+    fn customer_records_replace_generated_ones() {
+        let cases: HashMap<_, _> = cases().into_iter().collect();
+        let z = &cases["customer_records"];
+        assert!(names_of(z, "www.example.com", "A").is_empty());
+        assert_eq!(
+            names_of(z, "www.example.com", "CNAME"),
+            ["shop.provider.example."]
+        );
+        // Their SPF replaces ours; their other TXT stays next to it.
+        let txt = names_of(z, "example.com", "TXT");
+        assert_eq!(txt.len(), 2, "{txt:?}");
+        assert!(!txt.contains(&"\"v=spf1 mx -all\"".to_owned()));
+        assert!(txt.contains(&"\"site-verification=\\\"abc\\\"\"".to_owned()));
+        assert_eq!(names_of(z, "ftp.example.com", "A"), ["203.0.113.7"]);
+        // The apex keeps its web addresses and MX.
+        assert_eq!(names_of(z, "example.com", "A").len(), 2);
+        assert_eq!(names_of(z, "example.com", "MX").len(), 2);
+        // A 300-character TXT becomes two strings.
+        let long = names_of(z, "long.example.com", "TXT");
+        assert_eq!(long[0].matches('"').count(), 4);
+        // A non-SPF TXT alone keeps the default SPF.
+        let origin = example();
+        let f = fleet();
+        let only = [rec(
+            "@",
+            None,
+            RecordData::Txt {
+                text: "v=spf10".into(),
+            },
+        )];
+        let z = build_zone(&input(&origin, &f, None, &only));
+        assert!(names_of(&z, "example.com", "TXT").contains(&"\"v=spf1 mx -all\"".to_owned()));
+        // A customer MX replaces all generated MX; a customer CNAME at `mail` its A.
+        let recs = [
+            rec(
+                "@",
+                None,
+                RecordData::Mx {
+                    preference: 5,
+                    exchange: target("mx.google.example"),
+                },
+            ),
+            rec(
+                "mail",
+                None,
+                RecordData::Cname {
+                    target: target("ghs.google.example"),
+                },
+            ),
+        ];
+        let z = build_zone(&input(&origin, &f, None, &recs));
+        assert_eq!(names_of(&z, "example.com", "MX"), ["5 mx.google.example."]);
+        assert!(names_of(&z, "mail.example.com", "A").is_empty());
+    }
+
+    #[test]
+    fn rrsets_have_one_ttl_and_no_duplicates() {
+        let origin = example();
+        let f = fleet();
+        let all = site(PlacementMode::All, None);
+        let recs = [rec(
+            "www",
+            Some(30),
+            RecordData::A {
+                address: "192.0.2.99".parse().unwrap(),
+            },
+        )];
+        // The customer's A at www replaces ours; duplicates of the same server
+        // addresses collapse.
+        let mut i = input(&origin, &f, Some(&all), &recs);
+        i.web.push(i.web[0]);
+        let z = build_zone(&i);
+        assert_eq!(names_of(&z, "www.example.com", "A"), ["192.0.2.99"]);
+        assert_eq!(
+            names_of(&z, "example.com", "A"),
+            ["192.0.2.80", "192.0.2.81"]
+        );
+        let mut ttls: HashMap<(&str, &str), u32> = HashMap::new();
+        for r in &z.records {
+            let t = ttls.entry((&r.name, &r.rtype)).or_insert(r.ttl);
+            assert_eq!(*t, r.ttl, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn serial_arithmetic() {
+        assert!(serial_gt(2, 1));
+        assert!(!serial_gt(1, 2));
+        assert!(!serial_gt(5, 5));
+        // Wrap-around: 0 and 1 are after u32::MAX.
+        assert!(serial_gt(0, u32::MAX));
+        assert!(serial_gt(1, u32::MAX - 10));
+        assert!(!serial_gt(u32::MAX, 0));
+        // Within 2^31 - 1 ahead is greater; exactly 2^31 apart is undefined.
+        assert!(serial_gt(0x7fff_ffff, 0));
+        assert!(!serial_gt(0x8000_0000, 0));
+        assert!(!serial_gt(0, 0x8000_0000));
+    }
+
+    #[test]
+    fn next_serials() {
+        assert_eq!(next_serial(None, 20_261_125), 2_026_112_500);
+        assert_eq!(next_serial(None, 0), 1);
+        // Same day: count up.
+        assert_eq!(next_serial(Some(2_026_112_500), 20_261_125), 2_026_112_501);
+        // A new day jumps to its date serial.
+        assert_eq!(next_serial(Some(2_026_112_507), 20_261_126), 2_026_112_600);
+        // More than 100 changes a day run past the date; the next day does not
+        // go back.
+        assert_eq!(next_serial(Some(2_026_112_650), 20_261_126), 2_026_112_651);
+        // Wrap-around: past u32::MAX the serial continues at 0, still "greater".
+        let s = next_serial(Some(u32::MAX), 0);
+        assert_eq!(s, 0);
+        assert!(serial_gt(s, u32::MAX));
+        // ... or jumps to the date serial when that is ahead of it.
+        let s = next_serial(Some(u32::MAX), 20_261_125);
+        assert_eq!(s, 2_026_112_500);
+        assert!(serial_gt(s, u32::MAX));
+        // Far ahead of the date (2^31 > distance > 0 the other way): count up.
+        assert_eq!(next_serial(Some(3_000_000_000), 20_261_125), 3_000_000_001);
+        // A small serial jumps forward to the date serial.
+        assert_eq!(next_serial(Some(5), 20_261_125), 2_026_112_500);
+        // Whatever the previous serial, the result is greater.
+        for prev in [0, 1, 2_026_112_499, 0x7fff_ffff, 0x8000_0000, u32::MAX - 1] {
+            assert!(
+                serial_gt(next_serial(Some(prev), 20_261_125), prev),
+                "{prev}"
+            );
+        }
+    }
+
+    #[test]
+    fn serial_changes_exactly_with_content() {
+        let origin = example();
+        let f = fleet();
+        let all = site(PlacementMode::All, None);
+        let mut serials = ZoneSerials::default();
+        let mut z = build_zone(&input(&origin, &f, Some(&all), &[]));
+        serials.assign(&mut z, 20_261_125);
+        assert_eq!(z.serial, 2_026_112_500);
+        assert!(z.records[0].data.contains(" 2026112500 "));
+        let mut same = build_zone(&input(&origin, &f, Some(&all), &[]));
+        serials.assign(&mut same, 20_261_125);
+        assert_eq!(same, z);
+        let mut i = input(&origin, &f, Some(&all), &[]);
+        i.web[1].health = Health::Down;
+        let mut changed = build_zone(&i);
+        serials.assign(&mut changed, 20_261_125);
+        assert_eq!(changed.serial, 2_026_112_501);
+        assert!(changed.records[0].data.contains(" 2026112501 "));
+        assert_eq!(serials.serial("example.com"), Some(2_026_112_501));
+        serials.retain(|_| false);
+        assert_eq!(serials.serial("example.com"), None);
+    }
+
+    /// Every rendered zone must load in BIND's checker (package `bind9-utils`).
+    #[test]
+    fn zones_pass_named_checkzone() {
+        let Ok(out) = std::process::Command::new("named-checkzone")
+            .arg("-v")
+            .output()
+        else {
+            panic!(
+                "named-checkzone is not installed: run `apt-get install -y bind9-utils` \
+                 (scripts/test installs it)"
+            );
+        };
+        assert!(out.status.success(), "named-checkzone -v failed");
+        let dir = tempfile::tempdir().unwrap();
+        for (name, zone) in cases() {
+            let path = dir.path().join(format!("{name}.zone"));
+            std::fs::write(&path, to_zone_file(&zone)).unwrap();
+            let out = std::process::Command::new("named-checkzone")
+                .args([
+                    "-k", "fail", "-m", "fail", "-M", "fail", "-n", "fail", "-S", "fail",
+                ])
+                .args(["-i", "full"])
+                .arg(&zone.origin)
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}: named-checkzone rejected the zone:\n{}{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                to_zone_file(&zone)
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains(&format!("serial {}", zone.serial)),
+                "{name}: {stdout}"
+            );
+        }
+    }
+}
