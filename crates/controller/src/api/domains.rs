@@ -12,7 +12,9 @@ use scheduler::{pick_single_server, place_domain, DomainRequest};
 use store::{NewObject, Scope, Stored, Tx};
 
 use super::customers::cluster_map;
-use super::{filters, list_page, owning_customer, rfc3339, snapshot, Names, Paging};
+use super::{
+    cluster_snapshot, filters, list_page, owning_customer, rfc3339, snapshot, Names, Paging,
+};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
@@ -84,7 +86,7 @@ pub async fn create_domain(
         .filter(|(r, _)| Role::DOMAIN_ROLES.contains(r))
         .map(|(r, c)| (*r, *c))
         .collect();
-    let snap = snapshot(&state).await?;
+    let snap = cluster_snapshot(&state).await?;
     let plan = place_domain(
         &snap,
         &DomainRequest {

@@ -528,10 +528,24 @@ pub async fn list_page<T: Object>(
 /// The scheduler's view of clusters and servers (health from the monitor;
 /// `load` = number of `single` sites active on each server).
 pub async fn snapshot(state: &AppState) -> ApiResult<Snapshot> {
+    snapshot_with(state, true).await
+}
+
+/// The scheduler's view of clusters and servers without site loads: enough to place a
+/// domain on clusters, and it does not read every site (O(sites) per request).
+pub async fn cluster_snapshot(state: &AppState) -> ApiResult<Snapshot> {
+    snapshot_with(state, false).await
+}
+
+async fn snapshot_with(state: &AppState, with_load: bool) -> ApiResult<Snapshot> {
     let store = &state.store;
     let clusters = store.all::<Cluster>().await?;
     let servers = store.all::<Server>().await?;
-    let sites = store.all::<model::entity::Site>().await?;
+    let sites = if with_load {
+        store.all::<model::entity::Site>().await?
+    } else {
+        Vec::new()
+    };
     let mut load: HashMap<Id, u32> = HashMap::new();
     for s in &sites {
         if let Some(id) = s.data.active_server {
