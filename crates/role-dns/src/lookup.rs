@@ -1,0 +1,739 @@
+//! Pure answer logic: a request's bytes and a [`ZoneSet`] in, the response's bytes out.
+//!
+//! Nothing here touches a socket, so every behaviour (NXDOMAIN vs NODATA, referrals,
+//! wildcards, CNAME chains, EDNS0 and truncation, malformed input) is unit-tested directly.
+//! [`handle`] never panics: every path returns a `Result`, and undecodable input becomes
+//! FORMERR, unsupported opcodes NOTIMP, and packets that must not be answered are dropped.
+
+use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::ProtoError;
+
+use crate::zone::{Node, Zone, ZoneSet};
+
+/// Largest UDP response we ever send, whatever the client advertises.
+pub const MAX_UDP_PAYLOAD: u16 = 4096;
+/// The UDP payload size we advertise in our OPT record (DNS flag day 2020).
+pub const ADVERTISED_UDP_PAYLOAD: u16 = 1232;
+/// UDP response limit for clients without EDNS0 (RFC 1035 §4.2.1).
+pub const CLASSIC_UDP_PAYLOAD: u16 = 512;
+/// Longest CNAME chain followed inside a zone.
+const MAX_CNAME_CHAIN: usize = 16;
+/// Length of the fixed DNS header.
+const HEADER_LEN: usize = 12;
+
+/// The transport a request arrived on; it decides the response size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: 512 bytes, or the client's EDNS0 size (capped at [`MAX_UDP_PAYLOAD`]).
+    Udp,
+    /// TCP: up to 65535 bytes.
+    Tcp,
+}
+
+/// A failure to produce a response (the packet is then dropped).
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The response could not be encoded.
+    #[error("cannot encode response: {0}")]
+    Encode(#[from] ProtoError),
+}
+
+/// The outcome of looking a name up: the rcode and the three record sections.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolution {
+    /// Response code (NOERROR, NXDOMAIN or REFUSED).
+    pub rcode: ResponseCode,
+    /// Whether the AA flag is set (false for referrals and refusals).
+    pub authoritative: bool,
+    /// The answer section.
+    pub answers: Vec<Record>,
+    /// The authority section (SOA for negative answers, NS for referrals).
+    pub authorities: Vec<Record>,
+    /// The additional section (in-zone addresses of NS/MX/SRV targets, glue).
+    pub additionals: Vec<Record>,
+}
+
+impl Resolution {
+    fn new(rcode: ResponseCode, authoritative: bool) -> Self {
+        Self {
+            rcode,
+            authoritative,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+}
+
+/// What one name yields inside one zone.
+enum Found {
+    /// RRset(s) answering the question, owners already set to the looked-up name.
+    Records(Vec<Record>),
+    /// A CNAME (owner set) to follow.
+    Cname(Box<Record>),
+    /// The name is at or below a zone cut: the delegation's NS RRset.
+    Referral(Vec<Record>),
+    /// The name exists but has no data of this type.
+    NoData,
+    /// The name does not exist and no wildcard covers it.
+    NxDomain,
+}
+
+fn fqdn(mut name: Name) -> Name {
+    name.set_fqdn(true);
+    name
+}
+
+fn with_owner(records: &[Record], owner: &Name) -> Vec<Record> {
+    records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.name = owner.clone();
+            r
+        })
+        .collect()
+}
+
+fn from_node(node: &Node, owner: &Name, qtype: RecordType) -> Found {
+    if qtype == RecordType::ANY {
+        let all: Vec<Record> = node
+            .rrsets
+            .values()
+            .flat_map(|rrset| with_owner(rrset, owner))
+            .collect();
+        return if all.is_empty() {
+            Found::NoData
+        } else {
+            Found::Records(all)
+        };
+    }
+    if let Some(rrset) = node.get(qtype) {
+        return Found::Records(with_owner(rrset, owner));
+    }
+    if let Some(cname) = node.get(RecordType::CNAME).and_then(|c| c.first()) {
+        let mut cname = cname.clone();
+        cname.name = owner.clone();
+        return Found::Cname(Box::new(cname));
+    }
+    Found::NoData
+}
+
+/// Looks `name` (inside `zone`) up: zone cuts first, then the exact node, then the
+/// wildcard at the closest encloser (RFC 4592 §3.3.1).
+fn find_in_zone(zone: &Zone, name: &Name, qtype: RecordType) -> Found {
+    let origin_labels = usize::from(zone.origin().num_labels());
+    let labels = usize::from(name.num_labels());
+    let mut closest_encloser = zone.origin().clone();
+    let mut exact = labels == origin_labels;
+    for n in origin_labels + 1..=labels {
+        let candidate = fqdn(name.trim_to(n));
+        let Some(node) = zone.node(&candidate) else {
+            break;
+        };
+        // NS below the apex is a zone cut; DS for the cut itself is parent-side data.
+        if let Some(ns) = node.get(RecordType::NS) {
+            if !(n == labels && qtype == RecordType::DS) {
+                return Found::Referral(ns.to_vec());
+            }
+        }
+        closest_encloser = candidate;
+        exact = n == labels;
+    }
+    if exact {
+        return match zone.node(name) {
+            Some(node) => from_node(node, name, qtype),
+            None => Found::NxDomain,
+        };
+    }
+    match closest_encloser
+        .prepend_label("*")
+        .ok()
+        .and_then(|wild| zone.node(&fqdn(wild)))
+    {
+        Some(node) => from_node(node, name, qtype),
+        None => Found::NxDomain,
+    }
+}
+
+/// The name an NS, MX or SRV record points at.
+fn target(record: &Record) -> Option<&Name> {
+    match &record.data {
+        RData::NS(ns) => Some(&ns.0),
+        RData::MX(mx) => Some(&mx.exchange),
+        RData::SRV(srv) => Some(&srv.target),
+        _ => None,
+    }
+}
+
+/// Adds the in-zone A/AAAA records of every NS/MX/SRV target in `records`.
+fn add_additionals(zone: &Zone, records: &[Record], additionals: &mut Vec<Record>) {
+    for target in records.iter().filter_map(target) {
+        if !zone.origin().zone_of(target) {
+            continue;
+        }
+        let Some(node) = zone.node(target) else {
+            continue;
+        };
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            for record in node.get(rtype).unwrap_or_default() {
+                if !additionals.contains(record) {
+                    additionals.push(record.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Answers `qname`/`qtype` (class IN) from `zones`.
+pub fn resolve(zones: &ZoneSet, qname: &Name, qtype: RecordType) -> Resolution {
+    let qname = fqdn(qname.clone());
+    let Some(zone) = zones.find(&qname) else {
+        return Resolution::new(ResponseCode::Refused, false);
+    };
+    let mut res = Resolution::new(ResponseCode::NoError, true);
+    let mut name = qname;
+    let mut visited: Vec<Name> = Vec::new();
+    for _ in 0..MAX_CNAME_CHAIN {
+        match find_in_zone(zone, &name, qtype) {
+            Found::Records(records) => {
+                add_additionals(zone, &records, &mut res.additionals);
+                res.answers.extend(records);
+                return res;
+            }
+            Found::Cname(cname) => {
+                let next = match &cname.data {
+                    RData::CNAME(c) => fqdn(c.0.clone()),
+                    _ => return res,
+                };
+                res.answers.push(*cname);
+                visited.push(name);
+                if !zone.origin().zone_of(&next) || visited.contains(&next) {
+                    return res;
+                }
+                name = next;
+            }
+            Found::Referral(ns) => {
+                // A chain that runs into a delegation stops at the last CNAME.
+                if res.answers.is_empty() {
+                    res.authoritative = false;
+                    add_additionals(zone, &ns, &mut res.additionals);
+                    res.authorities = ns;
+                }
+                return res;
+            }
+            Found::NoData => {
+                res.authorities.push(zone.negative_soa());
+                return res;
+            }
+            Found::NxDomain => {
+                // RFC 6604: the rcode describes the last name in the chain.
+                res.rcode = ResponseCode::NXDomain;
+                res.authorities.push(zone.negative_soa());
+                return res;
+            }
+        }
+    }
+    res
+}
+
+/// A header-only response echoing the request's id, opcode and RD bit.
+fn header_only(request: &[u8], rcode: ResponseCode) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_LEN];
+    out[0] = request[0];
+    out[1] = request[1];
+    out[2] = 0x80 | (request[2] & 0x79);
+    out[3] = rcode.low() & 0x0f;
+    out
+}
+
+/// Encodes `response`, shrinking it to `limit` bytes: first without the additional
+/// section (TC set if that drops referral glue), then with only the question and TC=1.
+fn encode(mut response: Message, limit: usize) -> Result<Vec<u8>, LookupError> {
+    let bytes = response.to_vec()?;
+    if bytes.len() <= limit {
+        return Ok(bytes);
+    }
+    let referral = !response.metadata.authoritative && !response.additionals.is_empty();
+    response.additionals.clear();
+    response.metadata.truncation = referral;
+    let bytes = response.to_vec()?;
+    if bytes.len() <= limit {
+        return Ok(bytes);
+    }
+    response.answers.clear();
+    response.authorities.clear();
+    response.metadata.truncation = true;
+    Ok(response.to_vec()?)
+}
+
+/// Answers one DNS request.
+///
+/// Returns `Ok(None)` when the packet must not be answered (shorter than a header, or
+/// itself a response), otherwise the encoded response, which fits the transport's limit.
+pub fn handle(
+    zones: &ZoneSet,
+    request: &[u8],
+    transport: Transport,
+) -> Result<Option<Vec<u8>>, LookupError> {
+    if request.len() < HEADER_LEN || request[2] & 0x80 != 0 {
+        return Ok(None);
+    }
+    if (request[2] >> 3) & 0x0f != 0 {
+        return Ok(Some(header_only(request, ResponseCode::NotImp)));
+    }
+    let Ok(message) = Message::from_vec(request) else {
+        return Ok(Some(header_only(request, ResponseCode::FormErr)));
+    };
+    let [query] = message.queries.as_slice() else {
+        return Ok(Some(header_only(request, ResponseCode::FormErr)));
+    };
+
+    let mut response = Message::response(message.metadata.id, OpCode::Query);
+    response.metadata.recursion_desired = message.metadata.recursion_desired;
+    response.metadata.checking_disabled = message.metadata.checking_disabled;
+    response.add_query(query.clone());
+    let limit = match (transport, &message.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => usize::from(CLASSIC_UDP_PAYLOAD),
+        (Transport::Udp, Some(edns)) => usize::from(
+            edns.max_payload()
+                .clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
+        ),
+    };
+    if let Some(request_edns) = &message.edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(ADVERTISED_UDP_PAYLOAD);
+        edns.set_version(0);
+        response.set_edns(edns);
+        if request_edns.version() > 0 {
+            response.metadata.response_code = ResponseCode::BADVERS;
+            return encode(response, limit).map(Some);
+        }
+    }
+
+    let qtype = query.query_type();
+    let rcode = if query.query_class() != DNSClass::IN {
+        Some(ResponseCode::Refused)
+    } else if matches!(qtype, RecordType::OPT) {
+        Some(ResponseCode::FormErr)
+    } else if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+        // Zone transfers are not served by this engine (yet): refuse like an ACL would.
+        Some(ResponseCode::Refused)
+    } else {
+        None
+    };
+    if let Some(rcode) = rcode {
+        response.metadata.response_code = rcode;
+        return encode(response, limit).map(Some);
+    }
+
+    let res = resolve(zones, query.name(), qtype);
+    response.metadata.response_code = res.rcode;
+    response.metadata.authoritative = res.authoritative;
+    response.answers = res.answers;
+    response.authorities = res.authorities;
+    response.additionals = res.additionals;
+    encode(response, limit).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::{RecordLine, ZoneData};
+    use hickory_proto::op::Query;
+
+    fn line(name: &str, ttl: u32, rtype: &str, rdata: &str) -> RecordLine {
+        RecordLine {
+            name: name.into(),
+            ttl,
+            rtype: rtype.into(),
+            rdata: rdata.into(),
+        }
+    }
+
+    fn example_com() -> ZoneData {
+        let o = "example.com.";
+        ZoneData {
+            origin: o.into(),
+            serial: 7,
+            records: vec![
+                line(
+                    o,
+                    3600,
+                    "SOA",
+                    "ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 300",
+                ),
+                line(o, 3600, "NS", "ns1.example.com."),
+                line(o, 3600, "NS", "ns.other.net."),
+                line(o, 60, "A", "192.0.2.1"),
+                line(o, 300, "MX", "10 mail.example.com."),
+                line("ns1.example.com.", 3600, "A", "192.0.2.53"),
+                line("mail.example.com.", 300, "A", "192.0.2.25"),
+                line("mail.example.com.", 300, "AAAA", "2001:db8::25"),
+                line("www.example.com.", 300, "CNAME", "web.example.com."),
+                line("web.example.com.", 300, "CNAME", "example.com."),
+                line("loop1.example.com.", 300, "CNAME", "loop2.example.com."),
+                line("loop2.example.com.", 300, "CNAME", "loop1.example.com."),
+                line("dangling.example.com.", 300, "CNAME", "gone.example.com."),
+                line("out.example.com.", 300, "CNAME", "www.example.org."),
+                line("a.b.c.example.com.", 300, "A", "192.0.2.9"),
+                line("*.wild.example.com.", 120, "A", "192.0.2.77"),
+                line("*.wild.example.com.", 120, "TXT", "\"wild\""),
+                line("exists.wild.example.com.", 120, "TXT", "\"real\""),
+                line("sub.example.com.", 3600, "NS", "ns.sub.example.com."),
+                line("sub.example.com.", 3600, "NS", "ns.elsewhere.net."),
+                line("ns.sub.example.com.", 3600, "A", "192.0.2.200"),
+                line("into-sub.example.com.", 300, "CNAME", "x.sub.example.com."),
+            ],
+        }
+    }
+
+    fn zones() -> ZoneSet {
+        ZoneSet::from_data([&example_com()]).expect("zones")
+    }
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).expect("name")
+    }
+
+    fn names(records: &[Record]) -> Vec<(String, RecordType)> {
+        records
+            .iter()
+            .map(|r| (r.name.to_ascii().to_lowercase(), r.record_type()))
+            .collect()
+    }
+
+    #[test]
+    fn positive_answer_with_additional_addresses() {
+        let r = resolve(&zones(), &n("Example.COM."), RecordType::MX);
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        assert!(r.authoritative);
+        assert_eq!(
+            names(&r.answers),
+            vec![("example.com.".into(), RecordType::MX)]
+        );
+        assert_eq!(
+            names(&r.additionals),
+            vec![
+                ("mail.example.com.".into(), RecordType::A),
+                ("mail.example.com.".into(), RecordType::AAAA)
+            ]
+        );
+        // Apex NS: answered (not a referral), in-zone server's address added.
+        let r = resolve(&zones(), &n("example.com."), RecordType::NS);
+        assert!(r.authoritative);
+        assert_eq!(r.answers.len(), 2);
+        assert_eq!(
+            names(&r.additionals),
+            vec![("ns1.example.com.".into(), RecordType::A)]
+        );
+    }
+
+    #[test]
+    fn nxdomain_and_nodata_carry_negative_soa() {
+        let r = resolve(&zones(), &n("nope.example.com."), RecordType::A);
+        assert_eq!(r.rcode, ResponseCode::NXDomain);
+        assert!(r.authoritative);
+        assert!(r.answers.is_empty());
+        assert_eq!(r.authorities.len(), 1);
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+        assert_eq!(r.authorities[0].ttl, 300, "min(SOA ttl 3600, minimum 300)");
+
+        let r = resolve(&zones(), &n("mail.example.com."), RecordType::TXT);
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        assert!(r.answers.is_empty());
+        assert_eq!(
+            names(&r.authorities),
+            vec![("example.com.".into(), RecordType::SOA)]
+        );
+
+        // Empty non-terminals are NODATA, not NXDOMAIN.
+        for ent in ["b.c.example.com.", "c.example.com."] {
+            let r = resolve(&zones(), &n(ent), RecordType::A);
+            assert_eq!(r.rcode, ResponseCode::NoError, "{ent}");
+            assert!(r.answers.is_empty());
+        }
+    }
+
+    #[test]
+    fn refused_outside_our_zones() {
+        let r = resolve(&zones(), &n("www.example.org."), RecordType::A);
+        assert_eq!(r.rcode, ResponseCode::Refused);
+        assert!(!r.authoritative);
+        let r = resolve(&zones(), &n("com."), RecordType::NS);
+        assert_eq!(r.rcode, ResponseCode::Refused);
+    }
+
+    #[test]
+    fn cname_chains() {
+        let r = resolve(&zones(), &n("www.example.com."), RecordType::A);
+        assert_eq!(
+            names(&r.answers),
+            vec![
+                ("www.example.com.".into(), RecordType::CNAME),
+                ("web.example.com.".into(), RecordType::CNAME),
+                ("example.com.".into(), RecordType::A)
+            ]
+        );
+        // Asking for the CNAME itself does not follow it.
+        let r = resolve(&zones(), &n("www.example.com."), RecordType::CNAME);
+        assert_eq!(r.answers.len(), 1);
+        // Loops stop; dangling targets make NXDOMAIN with the chain kept.
+        let r = resolve(&zones(), &n("loop1.example.com."), RecordType::A);
+        assert_eq!(r.answers.len(), 2);
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        let r = resolve(&zones(), &n("dangling.example.com."), RecordType::A);
+        assert_eq!(r.rcode, ResponseCode::NXDomain);
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.authorities.len(), 1);
+        // Targets outside the zone are left to the resolver.
+        let r = resolve(&zones(), &n("out.example.com."), RecordType::A);
+        assert_eq!(r.answers.len(), 1);
+        assert!(r.authorities.is_empty());
+        // A chain into a delegation stops at the CNAME, still authoritative.
+        let r = resolve(&zones(), &n("into-sub.example.com."), RecordType::A);
+        assert_eq!(r.answers.len(), 1);
+        assert!(r.authoritative);
+    }
+
+    #[test]
+    fn wildcards() {
+        let r = resolve(&zones(), &n("Anything.wild.example.com."), RecordType::A);
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        assert_eq!(
+            names(&r.answers),
+            vec![("anything.wild.example.com.".into(), RecordType::A)]
+        );
+        // Deeper names are covered too (closest encloser is wild.example.com).
+        let r = resolve(&zones(), &n("x.y.wild.example.com."), RecordType::A);
+        assert_eq!(r.answers.len(), 1);
+        // Existing names block the wildcard (RFC 4592 §2.2.1): NODATA, not synthesis.
+        let r = resolve(&zones(), &n("exists.wild.example.com."), RecordType::A);
+        assert!(r.answers.is_empty());
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        // Below an existing name the wildcard does not apply.
+        let r = resolve(&zones(), &n("x.exists.wild.example.com."), RecordType::A);
+        assert_eq!(r.rcode, ResponseCode::NXDomain);
+        // Wildcard NODATA.
+        let r = resolve(&zones(), &n("q.wild.example.com."), RecordType::MX);
+        assert!(r.answers.is_empty());
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        // ANY at a wildcard gives all its RRsets.
+        let r = resolve(&zones(), &n("q.wild.example.com."), RecordType::ANY);
+        assert_eq!(r.answers.len(), 2);
+        // The wildcard owner itself answers literally.
+        let r = resolve(&zones(), &n("*.wild.example.com."), RecordType::A);
+        assert_eq!(r.answers.len(), 1);
+    }
+
+    #[test]
+    fn referrals_with_glue() {
+        for q in ["sub.example.com.", "deep.host.sub.example.com."] {
+            let r = resolve(&zones(), &n(q), RecordType::A);
+            assert_eq!(r.rcode, ResponseCode::NoError, "{q}");
+            assert!(!r.authoritative, "{q}");
+            assert!(r.answers.is_empty());
+            assert_eq!(
+                names(&r.authorities),
+                vec![
+                    ("sub.example.com.".into(), RecordType::NS),
+                    ("sub.example.com.".into(), RecordType::NS)
+                ]
+            );
+            assert_eq!(
+                names(&r.additionals),
+                vec![("ns.sub.example.com.".into(), RecordType::A)]
+            );
+        }
+        // DS at the cut is answered by the parent (NODATA here).
+        let r = resolve(&zones(), &n("sub.example.com."), RecordType::DS);
+        assert!(r.authoritative);
+        assert_eq!(
+            names(&r.authorities),
+            vec![("example.com.".into(), RecordType::SOA)]
+        );
+    }
+
+    fn query_bytes(name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.id = 0x1234;
+        m.add_query(Query::query(n(name), qtype));
+        if let Some(size) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            m.set_edns(e);
+        }
+        m.to_vec().expect("encode")
+    }
+
+    fn answer(bytes: &[u8], transport: Transport) -> Message {
+        let out = handle(&zones(), bytes, transport)
+            .expect("handle")
+            .expect("some response");
+        Message::from_vec(&out).expect("decodable response")
+    }
+
+    #[test]
+    fn wire_answer_preserves_question_case_and_sets_flags() {
+        let m = answer(
+            &query_bytes("WwW.ExAmPlE.cOm.", RecordType::A, None),
+            Transport::Udp,
+        );
+        assert_eq!(m.metadata.id, 0x1234);
+        assert!(m.metadata.authoritative);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.queries[0].name().to_ascii(), "WwW.ExAmPlE.cOm.");
+        assert_eq!(m.answers.len(), 3);
+        assert!(m.edns.is_none(), "no OPT without EDNS in the query");
+    }
+
+    #[test]
+    fn wire_edns_echo_and_truncation() {
+        let mut data = example_com();
+        for i in 0..30 {
+            data.records.push(line(
+                "big.example.com.",
+                60,
+                "TXT",
+                &format!("\"{i:03} {}\"", "x".repeat(90)),
+            ));
+        }
+        let set = ZoneSet::from_data([&data]).expect("zones");
+        let run = |bytes: &[u8], t| {
+            let out = handle(&set, bytes, t).expect("handle").expect("response");
+            (out.len(), Message::from_vec(&out).expect("decode"))
+        };
+        // Without EDNS: 512 bytes, truncated, no OPT.
+        let (len, m) = run(
+            &query_bytes("big.example.com.", RecordType::TXT, None),
+            Transport::Udp,
+        );
+        assert!(len <= 512 && m.metadata.truncation && m.answers.is_empty());
+        assert!(m.edns.is_none());
+        // EDNS 1232: still too big, truncated, OPT echoed.
+        let (len, m) = run(
+            &query_bytes("big.example.com.", RecordType::TXT, Some(1232)),
+            Transport::Udp,
+        );
+        assert!(len <= 1232 && m.metadata.truncation);
+        assert_eq!(
+            m.edns.as_ref().map(Edns::max_payload),
+            Some(ADVERTISED_UDP_PAYLOAD)
+        );
+        // EDNS 4096 (client's size honoured): fits.
+        let (len, m) = run(
+            &query_bytes("big.example.com.", RecordType::TXT, Some(4096)),
+            Transport::Udp,
+        );
+        assert!(len > 1232 && !m.metadata.truncation && m.answers.len() == 30);
+        // TCP: everything.
+        let (_, m) = run(
+            &query_bytes("big.example.com.", RecordType::TXT, None),
+            Transport::Tcp,
+        );
+        assert!(!m.metadata.truncation && m.answers.len() == 30);
+        // A tiny advertised size is raised to 512.
+        let (_, m) = run(
+            &query_bytes("example.com.", RecordType::A, Some(100)),
+            Transport::Udp,
+        );
+        assert!(!m.metadata.truncation && m.answers.len() == 1);
+    }
+
+    #[test]
+    fn wire_errors() {
+        let zones = zones();
+        // Short packets and responses are dropped.
+        assert_eq!(handle(&zones, &[], Transport::Udp).expect("ok"), None);
+        assert_eq!(
+            handle(&zones, &[1, 2, 3], Transport::Udp).expect("ok"),
+            None
+        );
+        let mut resp = query_bytes("example.com.", RecordType::A, None);
+        resp[2] |= 0x80;
+        assert_eq!(handle(&zones, &resp, Transport::Udp).expect("ok"), None);
+        // Header claims a question that is not there: FORMERR.
+        let mut bad = query_bytes("example.com.", RecordType::A, None);
+        bad.truncate(15);
+        let out = handle(&zones, &bad, Transport::Udp)
+            .expect("ok")
+            .expect("resp");
+        assert_eq!(out.len(), 12);
+        assert_eq!(&out[..2], &[0x12, 0x34]);
+        assert_eq!(out[3] & 0x0f, ResponseCode::FormErr.low());
+        // Zero questions: FORMERR.
+        let mut none = query_bytes("example.com.", RecordType::A, None);
+        none[4] = 0;
+        none[5] = 0;
+        none.truncate(12);
+        let out = handle(&zones, &none, Transport::Udp)
+            .expect("ok")
+            .expect("resp");
+        assert_eq!(out[3] & 0x0f, 1);
+        // UPDATE (opcode 5) and unknown opcode 15: NOTIMP, opcode echoed.
+        for opcode in [5u8, 15] {
+            let mut upd = query_bytes("example.com.", RecordType::A, None);
+            upd[2] = (upd[2] & 0x87) | (opcode << 3);
+            let out = handle(&zones, &upd, Transport::Udp)
+                .expect("ok")
+                .expect("resp");
+            assert_eq!(out[3] & 0x0f, 4);
+            assert_eq!((out[2] >> 3) & 0x0f, opcode);
+            assert!(out[2] & 0x80 != 0);
+        }
+        // EDNS version 1: BADVERS.
+        let mut m = Message::query();
+        m.add_query(Query::query(n("example.com."), RecordType::A));
+        let mut e = Edns::new();
+        e.set_version(1);
+        m.set_edns(e);
+        let r = answer(&m.to_vec().expect("enc"), Transport::Udp);
+        // 16 decodes as BADSIG (same number); compare the wire value.
+        assert_eq!(u16::from(r.metadata.response_code), 16);
+        // Transfers and CHAOS class are refused.
+        let r = answer(
+            &query_bytes("example.com.", RecordType::AXFR, None),
+            Transport::Tcp,
+        );
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+        let mut q = Query::query(n("version.bind."), RecordType::TXT);
+        q.set_query_class(DNSClass::CH);
+        let mut m = Message::query();
+        m.add_query(q);
+        let r = answer(&m.to_vec().expect("enc"), Transport::Udp);
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+    }
+
+    #[test]
+    fn wire_never_panics_on_garbage() {
+        let zones = zones();
+        let valid = query_bytes("www.example.com.", RecordType::A, Some(1232));
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for i in 0..20_000 {
+            let mut packet = if i % 2 == 0 {
+                valid.clone()
+            } else {
+                (0..(next() % 80) as usize).map(|_| next() as u8).collect()
+            };
+            // Flip a few bytes and cut at a random length.
+            for _ in 0..(next() % 4) {
+                if !packet.is_empty() {
+                    let at = (next() as usize) % packet.len();
+                    packet[at] = next() as u8;
+                }
+            }
+            let cut = (next() as usize) % (packet.len() + 1);
+            packet.truncate(cut.max(packet.len() / 2));
+            let _ = handle(&zones, &packet, Transport::Udp);
+            let _ = handle(&zones, &packet, Transport::Tcp);
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! Zone model: the plain description the controller sends ([`ZoneData`]), its parsed form
+//! ([`Zone`]) and the set of zones one server answers for ([`ZoneSet`]).
+//!
+//! Parsing validates everything up front (names inside the zone, absolute target names,
+//! exactly one SOA at the apex, no CNAME next to other data), so the answer path never
+//! meets a malformed zone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use serde::{Deserialize, Serialize};
+
+/// One resource record in presentation format, as the controller describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordLine {
+    /// Absolute owner name, e.g. `www.example.com.` (a missing final dot is tolerated).
+    pub name: String,
+    /// Time to live in seconds.
+    pub ttl: u32,
+    /// Record type mnemonic: `A`, `AAAA`, `CNAME`, `MX`, `TXT`, `SRV`, `CAA`, `NS` or `SOA`.
+    pub rtype: String,
+    /// Record data in presentation format; names inside must be absolute (end with `.`).
+    pub rdata: String,
+}
+
+/// A whole zone as the controller describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneData {
+    /// The zone apex, e.g. `example.com.`.
+    pub origin: String,
+    /// The zone serial; it replaces the serial written in the SOA line.
+    pub serial: u32,
+    /// All records, including exactly one SOA at the apex.
+    pub records: Vec<RecordLine>,
+}
+
+/// Why a [`ZoneData`] could not be turned into a [`Zone`].
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    /// The origin is not a valid domain name.
+    #[error("zone origin {origin:?} is not a valid name: {reason}")]
+    BadOrigin {
+        /// The origin as given.
+        origin: String,
+        /// What the name parser said.
+        reason: String,
+    },
+    /// A record's owner name is invalid.
+    #[error("record {index}: owner {name:?} is not a valid name: {reason}")]
+    BadOwner {
+        /// Position of the record in [`ZoneData::records`].
+        index: usize,
+        /// The owner as given.
+        name: String,
+        /// What the name parser said.
+        reason: String,
+    },
+    /// A record's owner lies outside the zone.
+    #[error("record {index}: owner {name} is not inside zone {origin}")]
+    OutOfZone {
+        /// Position of the record in [`ZoneData::records`].
+        index: usize,
+        /// The owner name.
+        name: String,
+        /// The zone origin.
+        origin: String,
+    },
+    /// The record type is unknown or not supported.
+    #[error("record {index}: unsupported record type {rtype:?}")]
+    UnsupportedType {
+        /// Position of the record in [`ZoneData::records`].
+        index: usize,
+        /// The type as given.
+        rtype: String,
+    },
+    /// The record data does not parse for its type.
+    #[error("record {index}: bad {rtype} data {rdata:?}: {reason}")]
+    BadRdata {
+        /// Position of the record in [`ZoneData::records`].
+        index: usize,
+        /// The record type.
+        rtype: String,
+        /// The data as given.
+        rdata: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A name inside the record data is relative.
+    #[error("record {index}: name {target} in the data must be absolute (end with '.')")]
+    RelativeTarget {
+        /// Position of the record in [`ZoneData::records`].
+        index: usize,
+        /// The relative name.
+        target: String,
+    },
+    /// The zone has no SOA at its apex, more than one, or one elsewhere.
+    #[error("zone {origin}: {reason}")]
+    Soa {
+        /// The zone origin.
+        origin: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A CNAME shares its owner with other data (RFC 1034 §3.6.2).
+    #[error("zone {origin}: CNAME at {name} cannot coexist with other records")]
+    CnameConflict {
+        /// The zone origin.
+        origin: String,
+        /// The owner name.
+        name: String,
+    },
+    /// Two zones in one set have the same origin.
+    #[error("zone {origin} appears twice")]
+    DuplicateZone {
+        /// The zone origin.
+        origin: String,
+    },
+}
+
+/// The record types a [`RecordLine`] may carry.
+const SUPPORTED: [RecordType; 9] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::TXT,
+    RecordType::SRV,
+    RecordType::CAA,
+    RecordType::NS,
+    RecordType::SOA,
+];
+
+/// All data at one owner name. An empty node is an empty non-terminal (RFC 4592 §2.2.2):
+/// the name exists (so queries for it are NODATA, not NXDOMAIN) but holds no records.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Node {
+    pub(crate) rrsets: BTreeMap<RecordType, Vec<Record>>,
+}
+
+impl Node {
+    /// The RRset of one type, if present.
+    pub(crate) fn get(&self, rtype: RecordType) -> Option<&[Record]> {
+        self.rrsets.get(&rtype).map(Vec::as_slice)
+    }
+}
+
+/// A parsed, validated authoritative zone.
+#[derive(Clone, Debug)]
+pub struct Zone {
+    origin: Name,
+    soa: Record,
+    nodes: HashMap<Name, Node>,
+}
+
+fn parse_name(text: &str) -> Result<Name, String> {
+    let mut name = Name::from_ascii(text.trim()).map_err(|e| e.to_string())?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// The names inside an RData that must be absolute.
+fn target_names(data: &RData) -> Vec<&Name> {
+    match data {
+        RData::CNAME(n) => vec![&n.0],
+        RData::NS(n) => vec![&n.0],
+        RData::MX(mx) => vec![&mx.exchange],
+        RData::SRV(srv) => vec![&srv.target],
+        RData::SOA(soa) => vec![&soa.mname, &soa.rname],
+        _ => Vec::new(),
+    }
+}
+
+impl Zone {
+    /// Parses and validates a zone description.
+    pub fn from_data(data: &ZoneData) -> Result<Self, ZoneError> {
+        let origin = parse_name(&data.origin).map_err(|reason| ZoneError::BadOrigin {
+            origin: data.origin.clone(),
+            reason,
+        })?;
+        let origin_text = origin.to_ascii();
+        let mut nodes: HashMap<Name, Node> = HashMap::new();
+        nodes.insert(origin.clone(), Node::default());
+        let mut soa: Option<Record> = None;
+
+        for (index, line) in data.records.iter().enumerate() {
+            let name = parse_name(&line.name).map_err(|reason| ZoneError::BadOwner {
+                index,
+                name: line.name.clone(),
+                reason,
+            })?;
+            if !origin.zone_of(&name) {
+                return Err(ZoneError::OutOfZone {
+                    index,
+                    name: name.to_ascii(),
+                    origin: origin_text,
+                });
+            }
+            let rtype = RecordType::from_str(&line.rtype.trim().to_ascii_uppercase())
+                .ok()
+                .filter(|t| SUPPORTED.contains(t))
+                .ok_or_else(|| ZoneError::UnsupportedType {
+                    index,
+                    rtype: line.rtype.clone(),
+                })?;
+            let mut rdata =
+                RData::try_from_str(rtype, &line.rdata).map_err(|e| ZoneError::BadRdata {
+                    index,
+                    rtype: rtype.to_string(),
+                    rdata: line.rdata.clone(),
+                    reason: e.to_string(),
+                })?;
+            if let Some(relative) = target_names(&rdata).into_iter().find(|n| !n.is_fqdn()) {
+                return Err(ZoneError::RelativeTarget {
+                    index,
+                    target: relative.to_ascii(),
+                });
+            }
+            if let RData::SOA(s) = &mut rdata {
+                if name != origin {
+                    return Err(ZoneError::Soa {
+                        origin: origin_text,
+                        reason: "SOA record is not at the apex",
+                    });
+                }
+                if soa.is_some() {
+                    return Err(ZoneError::Soa {
+                        origin: origin_text,
+                        reason: "more than one SOA record",
+                    });
+                }
+                s.serial = data.serial;
+            }
+            let mut record = Record::from_rdata(name.clone(), line.ttl, rdata);
+            record.dns_class = DNSClass::IN;
+            if rtype == RecordType::SOA {
+                soa = Some(record.clone());
+            }
+            // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
+            let mut parent = name.base_name();
+            while parent.num_labels() > origin.num_labels() {
+                let next = parent.base_name();
+                nodes.entry(parent).or_default();
+                parent = next;
+            }
+            let rrset = nodes
+                .entry(name)
+                .or_default()
+                .rrsets
+                .entry(rtype)
+                .or_default();
+            if !rrset.iter().any(|r| r.data == record.data) {
+                rrset.push(record);
+            }
+        }
+
+        let soa = soa.ok_or_else(|| ZoneError::Soa {
+            origin: origin_text.clone(),
+            reason: "no SOA record at the apex",
+        })?;
+        for (name, node) in &mut nodes {
+            if node.rrsets.contains_key(&RecordType::CNAME) && node.rrsets.len() > 1 {
+                return Err(ZoneError::CnameConflict {
+                    origin: origin_text,
+                    name: name.to_ascii(),
+                });
+            }
+            // One TTL per RRset (RFC 2181 §5.2): use the smallest given.
+            for rrset in node.rrsets.values_mut() {
+                let ttl = rrset.iter().map(|r| r.ttl).min().unwrap_or(0);
+                for r in rrset.iter_mut() {
+                    r.ttl = ttl;
+                }
+            }
+        }
+        Ok(Self { origin, soa, nodes })
+    }
+
+    /// The zone apex.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// The zone's SOA record (with the serial from [`ZoneData::serial`]).
+    pub fn soa(&self) -> &Record {
+        &self.soa
+    }
+
+    /// The zone serial.
+    pub fn serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    /// The SOA to put in the authority section of negative answers: its TTL is
+    /// `min(SOA TTL, SOA MINIMUM)` (RFC 2308 §3).
+    pub fn negative_soa(&self) -> Record {
+        let mut soa = self.soa.clone();
+        if let RData::SOA(data) = &self.soa.data {
+            soa.ttl = soa.ttl.min(data.minimum);
+        }
+        soa
+    }
+
+    /// Every record of the zone, SOA first (the order a zone transfer needs).
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        std::iter::once(&self.soa).chain(
+            self.nodes
+                .values()
+                .flat_map(|n| n.rrsets.iter())
+                .filter(|(t, _)| **t != RecordType::SOA)
+                .flat_map(|(_, rrset)| rrset.iter()),
+        )
+    }
+
+    /// The node at `name`, if the name exists in the zone.
+    pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+}
+
+/// The zones one server is authoritative for, keyed by origin. Swapped as a whole
+/// (behind an `Arc`) whenever the controller changes anything.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneSet {
+    zones: HashMap<Name, Zone>,
+}
+
+impl ZoneSet {
+    /// An empty set: every query is answered REFUSED.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a set from parsed zones; two zones with one origin are an error.
+    pub fn from_zones(zones: impl IntoIterator<Item = Zone>) -> Result<Self, ZoneError> {
+        let mut set = Self::new();
+        for zone in zones {
+            set.insert(zone)?;
+        }
+        Ok(set)
+    }
+
+    /// Parses and validates every description, failing on the first bad zone.
+    pub fn from_data<'a>(data: impl IntoIterator<Item = &'a ZoneData>) -> Result<Self, ZoneError> {
+        Self::from_zones(
+            data.into_iter()
+                .map(Zone::from_data)
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    }
+
+    /// Adds a zone; a zone with the same origin already present is an error.
+    pub fn insert(&mut self, zone: Zone) -> Result<(), ZoneError> {
+        if self.zones.contains_key(zone.origin()) {
+            return Err(ZoneError::DuplicateZone {
+                origin: zone.origin().to_ascii(),
+            });
+        }
+        self.zones.insert(zone.origin().clone(), zone);
+        Ok(())
+    }
+
+    /// Adds or replaces a zone, returning the one it replaced.
+    pub fn replace(&mut self, zone: Zone) -> Option<Zone> {
+        self.zones.insert(zone.origin().clone(), zone)
+    }
+
+    /// Removes the zone with this origin, returning it.
+    pub fn remove(&mut self, origin: &Name) -> Option<Zone> {
+        self.zones.remove(origin)
+    }
+
+    /// The zone with exactly this origin.
+    pub fn get(&self, origin: &Name) -> Option<&Zone> {
+        self.zones.get(origin)
+    }
+
+    /// The most specific zone containing `name` (the closest enclosing apex).
+    pub fn find(&self, name: &Name) -> Option<&Zone> {
+        let mut candidate = name.clone();
+        candidate.set_fqdn(true);
+        loop {
+            if let Some(zone) = self.zones.get(&candidate) {
+                return Some(zone);
+            }
+            if candidate.is_root() {
+                return None;
+            }
+            candidate = candidate.base_name();
+        }
+    }
+
+    /// Number of zones.
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    /// Whether the set holds no zone.
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
+    /// All zones, in no particular order.
+    pub fn zones(&self) -> impl Iterator<Item = &Zone> {
+        self.zones.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn line(name: &str, ttl: u32, rtype: &str, rdata: &str) -> RecordLine {
+        RecordLine {
+            name: name.into(),
+            ttl,
+            rtype: rtype.into(),
+            rdata: rdata.into(),
+        }
+    }
+
+    fn soa_line() -> RecordLine {
+        line(
+            "example.com.",
+            3600,
+            "SOA",
+            "ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 300",
+        )
+    }
+
+    fn zone(records: Vec<RecordLine>) -> Result<Zone, ZoneError> {
+        Zone::from_data(&ZoneData {
+            origin: "example.com.".into(),
+            serial: 42,
+            records,
+        })
+    }
+
+    #[test]
+    fn parses_every_supported_type_and_overrides_serial() {
+        let z = zone(vec![
+            soa_line(),
+            line("example.com.", 60, "A", "192.0.2.1"),
+            line("example.com.", 60, "AAAA", "2001:db8::1"),
+            line("example.com.", 300, "MX", "10 mail.example.com."),
+            line("example.com.", 300, "TXT", "\"v=spf1 mx -all\""),
+            line("example.com.", 300, "CAA", "0 issue \"letsencrypt.org\""),
+            line("example.com.", 300, "NS", "ns1.example.com."),
+            line(
+                "_sip._tcp.example.com.",
+                300,
+                "SRV",
+                "10 5 5060 sip.example.com.",
+            ),
+            line("www.example.com.", 300, "cname", "example.com."),
+        ])
+        .expect("valid zone");
+        assert_eq!(z.serial(), 42);
+        assert_eq!(z.records().count(), 9);
+        assert_eq!(z.negative_soa().ttl, 300);
+        // `_tcp` is an empty non-terminal.
+        let ent = parse_name("_tcp.example.com.").expect("name");
+        assert!(z.node(&ent).is_some_and(|n| n.rrsets.is_empty()));
+    }
+
+    #[test]
+    fn zone_data_round_trips_through_json() {
+        let data = ZoneData {
+            origin: "example.com.".into(),
+            serial: 9,
+            records: vec![soa_line(), line("example.com.", 60, "TXT", "\"a b\"")],
+        };
+        let json = serde_json::to_string(&data).expect("serialise");
+        let back: ZoneData = serde_json::from_str(&json).expect("deserialise");
+        assert_eq!(back, data);
+        assert_eq!(Zone::from_data(&back).expect("zone").serial(), 9);
+    }
+
+    #[test]
+    fn rejects_bad_zones() {
+        assert!(matches!(zone(vec![]), Err(ZoneError::Soa { .. })));
+        assert!(matches!(
+            zone(vec![soa_line(), soa_line()]),
+            Err(ZoneError::Soa { .. })
+        ));
+        assert!(matches!(
+            zone(vec![soa_line(), line("example.org.", 1, "A", "192.0.2.1")]),
+            Err(ZoneError::OutOfZone { .. })
+        ));
+        assert!(matches!(
+            zone(vec![soa_line(), line("a.example.com.", 1, "A", "nope")]),
+            Err(ZoneError::BadRdata { .. })
+        ));
+        assert!(matches!(
+            zone(vec![soa_line(), line("a.example.com.", 1, "HINFO", "a b")]),
+            Err(ZoneError::UnsupportedType { .. })
+        ));
+        assert!(matches!(
+            zone(vec![
+                soa_line(),
+                line("a.example.com.", 1, "CNAME", "relative")
+            ]),
+            Err(ZoneError::RelativeTarget { .. })
+        ));
+        assert!(matches!(
+            zone(vec![
+                soa_line(),
+                line("a.example.com.", 1, "CNAME", "b.example.com."),
+                line("a.example.com.", 1, "A", "192.0.2.1"),
+            ]),
+            Err(ZoneError::CnameConflict { .. })
+        ));
+        assert!(matches!(
+            zone(vec![
+                soa_line(),
+                line("a..example.com.", 1, "A", "192.0.2.1")
+            ]),
+            Err(ZoneError::BadOwner { .. })
+        ));
+    }
+
+    #[test]
+    fn deduplicates_and_unifies_ttl() {
+        let z = zone(vec![
+            soa_line(),
+            line("a.example.com.", 100, "A", "192.0.2.1"),
+            line("a.example.com.", 50, "A", "192.0.2.2"),
+            line("a.example.com.", 100, "A", "192.0.2.1"),
+        ])
+        .expect("zone");
+        let node = z
+            .node(&parse_name("A.EXAMPLE.COM").expect("name"))
+            .expect("node");
+        let rrset = node.get(RecordType::A).expect("rrset");
+        assert_eq!(rrset.len(), 2);
+        assert!(rrset.iter().all(|r| r.ttl == 50));
+    }
+
+    #[test]
+    fn zone_set_finds_closest_apex() {
+        let mut set = ZoneSet::new();
+        set.insert(zone(vec![soa_line()]).expect("zone"))
+            .expect("insert");
+        let sub = Zone::from_data(&ZoneData {
+            origin: "sub.example.com".into(),
+            serial: 1,
+            records: vec![line(
+                "sub.example.com",
+                60,
+                "SOA",
+                "ns.example.com. h.example.com. 1 2 3 4 5",
+            )],
+        })
+        .expect("sub");
+        set.insert(sub.clone()).expect("insert");
+        assert!(matches!(
+            set.insert(sub),
+            Err(ZoneError::DuplicateZone { .. })
+        ));
+        let find = |n: &str| {
+            set.find(&parse_name(n).expect("name"))
+                .map(|z| z.origin().to_ascii())
+        };
+        assert_eq!(find("x.Sub.Example.com."), Some("sub.example.com.".into()));
+        assert_eq!(find("www.example.com."), Some("example.com.".into()));
+        assert_eq!(find("example.org."), None);
+        assert_eq!(find("."), None);
+    }
+}
