@@ -113,9 +113,15 @@ pub async fn create_domain(
         })
         .await?;
     tx.commit().await?;
+    // Every name the view shows is already in hand: render it without queries.
+    let mut names = Names::new(&state.store);
+    names.seed::<model::entity::Account>(owner.meta.id, &owner.meta.name);
+    for c in &snap.clusters {
+        names.seed::<Cluster>(c.id, &c.name);
+    }
     Ok((
         StatusCode::CREATED,
-        Json(domain_view(&mut Names::new(&state.store), &created).await?),
+        Json(domain_view(&mut names, &created).await?),
     ))
 }
 

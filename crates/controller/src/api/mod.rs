@@ -317,6 +317,11 @@ impl<'a> Names<'a> {
         Ok(name)
     }
 
+    /// Remember a name the caller already holds, so rendering a view needs no query.
+    pub fn seed<T: Object>(&mut self, id: Id, name: &str) {
+        self.cache.insert((T::KIND, id), name.to_owned());
+    }
+
     /// The store it reads.
     pub fn store(&self) -> &'a Store {
         self.store
