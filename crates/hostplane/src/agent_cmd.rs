@@ -12,7 +12,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load the agent config {}", args.config.display()))?;
     let name = config.name.clone();
     tracing::info!(server = %name, config = %args.config.display(), "hostplane agent starting");
-    agent::run(config, crate::stop_signal())
+    agent::run_with_engines(config, crate::engines::registry(), crate::stop_signal())
         .await
         .with_context(|| format!("agent {name} stopped with an error"))?;
     tracing::info!(server = %name, "hostplane agent stopped");

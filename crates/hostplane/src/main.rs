@@ -7,6 +7,7 @@ mod agent_cmd;
 mod cli;
 mod commands;
 mod controller_cmd;
+mod engines;
 mod login;
 mod output;
 mod up;
