@@ -476,3 +476,99 @@ async fn foreign_certificates_and_customer_tokens_are_refused_on_agent_endpoints
     // w1 was not disturbed.
     assert_eq!(c.server("w1").await.unwrap().health, "up");
 }
+
+/// The DNS server's `addr:port` as its engine reports it (`serving N zones on ADDR`).
+async fn dns_endpoint(c: &TestCluster, name: &str) -> Option<(String, String)> {
+    let view = c.server(name).await.ok()?;
+    let detail = &view.engines.iter().find(|e| e.name == "dns")?.detail;
+    let addr: std::net::SocketAddr = detail.rsplit(' ').next()?.parse().ok()?;
+    Some((addr.ip().to_string(), addr.port().to_string()))
+}
+
+/// `dig +short` for A records of `name` at one server, sorted.
+fn dig_a(server: &(String, String), name: &str) -> Vec<String> {
+    let out = std::process::Command::new("dig")
+        .args([
+            &format!("@{}", server.0),
+            "-p",
+            &server.1,
+            name,
+            "A",
+            "+short",
+            "+norecurse",
+            "+time=1",
+            "+tries=1",
+        ])
+        .output()
+        .expect("`dig` not found: install bind9-dnsutils (scripts/test does)");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Both DNS servers answer a site's A records from its healthy web servers; killing
+/// one web server withdraws its address from both, and it returns on recovery.
+#[tokio::test]
+async fn dns_answers_follow_web_health() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    let w1 = c.add_agent("w1", "web-a", "GB").await.unwrap().to_string();
+    let w2 = c.add_agent("w2", "web-a", "GB").await.unwrap().to_string();
+    c.add_agent("ns1", "dns-1", "GB").await.unwrap();
+    c.add_agent("ns2", "dns-1", "US").await.unwrap();
+    for n in ["w1", "w2", "ns1", "ns2"] {
+        c.wait_converged(n, T).await.unwrap();
+    }
+    site(&c, "shop.example", "web-a", "all").await;
+    let mut servers = Vec::new();
+    for ns in ["ns1", "ns2"] {
+        c.wait_until("dns engine reports its address", T, async |c| {
+            Ok(dns_endpoint(c, ns).await.is_some())
+        })
+        .await
+        .unwrap();
+        servers.push(dns_endpoint(&c, ns).await.unwrap());
+    }
+    let both = {
+        let mut v = vec![w1.clone(), w2.clone()];
+        v.sort();
+        v
+    };
+    for s in &servers {
+        let (s, both) = (s.clone(), both.clone());
+        c.wait_until("both web addresses served", T, async move |_| {
+            Ok(dig_a(&s, "shop.example") == both)
+        })
+        .await
+        .unwrap();
+    }
+
+    c.kill_agent("w1").unwrap();
+    let started = std::time::Instant::now();
+    for s in &servers {
+        let (s, only) = (s.clone(), vec![w2.clone()]);
+        c.wait_until("web-1's address withdrawn", T, async move |_| {
+            Ok(dig_a(&s, "shop.example") == only)
+        })
+        .await
+        .unwrap();
+    }
+    eprintln!(
+        "w1's address withdrawn from both name servers after {:?}",
+        started.elapsed()
+    );
+
+    c.restart_agent("w1").unwrap();
+    for s in &servers {
+        let (s, both) = (s.clone(), both.clone());
+        c.wait_until("web-1's address back", T, async move |_| {
+            Ok(dig_a(&s, "shop.example") == both)
+        })
+        .await
+        .unwrap();
+    }
+}
