@@ -6,59 +6,15 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hostplane");
+mod common;
+
+use common::{hp, ok, ok_json, run};
 const STARTUP: Duration = Duration::from_secs(60);
-
-/// A `hostplane` command with a private CLI login file and no inherited settings.
-fn hp(config: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env("HOSTPLANE_CONFIG", config)
-        .env_remove("HOSTPLANE_URL")
-        .env_remove("HOSTPLANE_TOKEN")
-        .env_remove("HOSTPLANE_CA")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    cmd
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut cmd: Command, args: &[&str]) -> Run {
-    let out: Output = cmd.args(args).output().expect("start hostplane");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Run and require success.
-fn ok(config: &Path, args: &[&str]) -> String {
-    let r = run(hp(config), args);
-    assert_eq!(
-        r.code, 0,
-        "hostplane {args:?} failed\nstdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
-    r.stdout
-}
-
-fn ok_json(config: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = ok(config, &all);
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("hostplane {args:?} printed no JSON ({e}):\n{out}"))
-}
 
 /// A child process killed (and reaped) when the test ends, pass or fail.
 struct Guard {

@@ -8,59 +8,15 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hostplane");
+mod common;
+
+use common::{hp, ok, ok_json, run};
 const STARTUP: Duration = Duration::from_secs(120);
-
-/// A `hostplane` command with a private CLI login file and no inherited settings.
-fn hp(config: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env("HOSTPLANE_CONFIG", config)
-        .env_remove("HOSTPLANE_URL")
-        .env_remove("HOSTPLANE_TOKEN")
-        .env_remove("HOSTPLANE_CA")
-        .env_remove("HOSTPLANE_JOIN_TOKEN")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    cmd
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut cmd: Command, args: &[&str]) -> Run {
-    let out: Output = cmd.args(args).output().expect("start hostplane");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn ok(config: &Path, args: &[&str]) -> String {
-    let r = run(hp(config), args);
-    assert_eq!(
-        r.code, 0,
-        "hostplane {args:?} failed\nstdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
-    r.stdout
-}
-
-fn ok_json(config: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = ok(config, &all);
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("hostplane {args:?} printed no JSON ({e}):\n{out}"))
-}
 
 /// A per-test block `127.A.B` from the process id and a counter (DESIGN.md).
 fn address_base() -> String {
