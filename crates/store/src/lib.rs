@@ -13,7 +13,9 @@
 //! serialised and checks made inside a transaction (uniqueness, DNS coexistence) are
 //! race-free. Dropping a `Tx` without [`Tx::commit`] rolls it back. Within one process
 //! writers also queue on an in-memory lock before taking a connection, so waiting
-//! writers do not hold pooled connections. Do not begin a second transaction while
+//! writers do not hold pooled connections, and queued writers share one database
+//! transaction, each in its own savepoint, so a burst of writes costs one fsync
+//! (group commit; `commit` still returns only after the shared commit). Do not begin a second transaction while
 //! holding one in the same task: it waits for the first and fails after 30 s.
 //!
 //! Data model in brief:
@@ -31,17 +33,17 @@
 
 #![forbid(unsafe_code)]
 
+mod group;
 mod open;
 mod sql;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use model::entity::{Account, Kind, Object};
 use model::{AccountKind, Id};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
 use sql::{object_cols, Filter};
 
@@ -251,8 +253,9 @@ pub struct Store {
     backend: BackendKind,
     /// Serialises this process's writers before they take a connection, so waiting
     /// writers queue here instead of holding pooled connections while they wait for
-    /// the database's write lock (which still serialises writers across processes).
-    writer: Arc<Mutex<()>>,
+    /// the database's write lock (which still serialises writers across processes);
+    /// queued writers share one database transaction (group commit, see `group`).
+    writers: group::Writers,
 }
 
 impl Store {
@@ -261,7 +264,7 @@ impl Store {
         Self {
             pool,
             backend,
-            writer: Arc::new(Mutex::new(())),
+            writers: group::Writers::default(),
         }
     }
 
@@ -442,27 +445,34 @@ impl Store {
     pub async fn begin(&self, actor: Actor) -> Result<Tx> {
         // Bounded, so a task that begins a second transaction while holding one fails
         // instead of waiting for itself forever.
-        let writer = tokio::time::timeout(WRITER_WAIT, Arc::clone(&self.writer).lock_owned())
+        let mut slot = self
+            .writers
+            .lock(WRITER_WAIT)
             .await
-            .map_err(|_| StoreError::Backend(sqlx::Error::PoolTimedOut))?;
-        let mut tx = match self.backend {
-            // Take SQLite's write lock now (waiting up to the busy timeout) rather than
-            // upgrading a read transaction later.
-            BackendKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            BackendKind::Postgres => self.pool.begin().await?,
-        };
-        let rev: i64 =
-            sqlx::query_scalar("UPDATE revision SET rev = rev + 1 WHERE id = 1 RETURNING rev")
-                .fetch_one(&mut *tx)
-                .await?;
-        Ok(Tx {
-            tx,
-            rev,
+            .ok_or(StoreError::Backend(sqlx::Error::PoolTimedOut))?;
+        if slot.batch.is_none() {
+            let tx = match self.backend {
+                // Take SQLite's write lock now (waiting up to the busy timeout) rather
+                // than upgrading a read transaction later.
+                BackendKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                BackendKind::Postgres => self.pool.begin().await?,
+            };
+            slot.batch = Some(group::Batch::new(tx));
+        }
+        let mut tx = Tx {
+            slot: Some(slot),
+            writers: self.writers.clone(),
+            rev: 0,
             actor,
             resellers: HashMap::new(),
             events: Vec::new(),
-            _writer: writer,
-        })
+        };
+        // From here on, an error drops `tx`, which undoes this writer's part only.
+        sqlx::query(group::SAVEPOINT).execute(tx.conn()).await?;
+        tx.rev = sqlx::query_scalar("UPDATE revision SET rev = rev + 1 WHERE id = 1 RETURNING rev")
+            .fetch_one(tx.conn())
+            .await?;
+        Ok(tx)
     }
 }
 
@@ -500,8 +510,11 @@ fn dedup_keys(mut keys: Vec<UniqueKey>) -> Vec<UniqueKey> {
 /// A write transaction. Every mutation records an audit event; `commit` makes it
 /// durable (fsync on SQLite) and returns the new revision.
 pub struct Tx {
-    /// The database transaction; dropping it rolls back.
-    tx: sqlx::Transaction<'static, Any>,
+    /// The writer lock and the open batch (database transaction) this writer works
+    /// in, inside its own savepoint; `None` once committed.
+    slot: Option<OwnedMutexGuard<group::Slot>>,
+    /// The writer queue, to finish or abandon the batch.
+    writers: group::Writers,
     /// Revision this transaction commits as.
     rev: i64,
     /// Who acts, for the audit log.
@@ -510,8 +523,16 @@ pub struct Tx {
     resellers: HashMap<Id, Option<Id>>,
     /// Audit events to write at commit.
     events: Vec<PendingEvent>,
-    /// This process's writer slot; released after `tx` (fields drop in order).
-    _writer: OwnedMutexGuard<()>,
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        // Not committed: undo this writer's savepoint; the batch lives on for the
+        // others.
+        if let Some(slot) = self.slot.take() {
+            self.writers.abandon(slot);
+        }
+    }
 }
 
 impl std::fmt::Debug for Tx {
@@ -527,6 +548,19 @@ impl Tx {
     /// The revision this transaction will commit as.
     pub fn revision(&self) -> i64 {
         self.rev
+    }
+
+    /// The connection of the batch this writer works in.
+    #[allow(clippy::expect_used)]
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        // Invariant: `slot` holds an open batch from `Store::begin` until `commit`
+        // consumes the `Tx`; no method runs after that.
+        &mut self
+            .slot
+            .as_mut()
+            .and_then(|s| s.batch.as_mut())
+            .expect("a live Tx holds an open batch")
+            .tx
     }
 
     /// Insert an object; `Conflict` if its (kind, name) or any key is taken.
@@ -568,7 +602,7 @@ impl Tx {
         .bind(json.clone())
         .bind(self.rev)
         .bind(now)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn())
         .await
         .map_err(|e| insert_error(e, kind, &obj.name, obj.parent))?;
         let Some(id) = inserted else {
@@ -586,7 +620,7 @@ impl Tx {
                 sqlx::query("UPDATE objects SET owner = $1, reseller = $2 WHERE id = $1")
                     .bind(id)
                     .bind(reseller)
-                    .execute(&mut *self.tx)
+                    .execute(self.conn())
                     .await?;
             }
         }
@@ -642,7 +676,7 @@ impl Tx {
         .bind(kind)
         .bind(id)
         .bind(name.to_owned())
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn())
         .await?;
         let mut current = None;
         let mut name_taken = false;
@@ -675,12 +709,12 @@ impl Tx {
             .bind(self.rev)
             .bind(now)
             .bind(id)
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await
             .map_err(|e| sql::unique(e, kind, name))?;
         sqlx::query("DELETE FROM object_keys WHERE object_id = $1")
             .bind(id)
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await?;
         self.insert_keys(id, &keys).await?;
         if T::KIND == Kind::Account {
@@ -694,7 +728,7 @@ impl Tx {
                 sqlx::query("UPDATE objects SET reseller = $1 WHERE owner = $2")
                     .bind(new_reseller)
                     .bind(id)
-                    .execute(&mut *self.tx)
+                    .execute(self.conn())
                     .await?;
                 if owner == Some(id) {
                     reseller = new_reseller;
@@ -735,7 +769,7 @@ impl Tx {
         )
         .bind(id)
         .bind(kind.as_str())
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn())
         .await?;
         let Some(row) = row else {
             return Err(StoreError::NotFound {
@@ -767,7 +801,7 @@ impl Tx {
         ))
         .bind(id)
         .bind(T::KIND.as_str())
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn())
         .await?;
         row.as_ref().map(sql::object).transpose()
     }
@@ -781,7 +815,7 @@ impl Tx {
         ))
         .bind(T::KIND.as_str())
         .bind(name.to_owned())
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn())
         .await?;
         row.as_ref().map(sql::object).transpose()
     }
@@ -795,7 +829,7 @@ impl Tx {
         ))
         .bind(T::KIND.as_str())
         .bind(parent)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn())
         .await?;
         rows.iter().map(sql::object).collect()
     }
@@ -805,7 +839,7 @@ impl Tx {
         let row = sqlx::query(FIND_KEY)
             .bind(ns.to_owned())
             .bind(key.to_owned())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn())
             .await?;
         row.as_ref().map(kind_and_id).transpose()
     }
@@ -847,9 +881,19 @@ impl Tx {
     }
 
     /// Commit; returns the revision.
+    ///
+    /// Returns once the change is durable: the database transaction that carries it
+    /// (possibly with other writers' changes, see the `group` module) has committed.
     pub async fn commit(mut self) -> Result<i64> {
         self.flush_events().await?;
-        self.tx.commit().await?;
+        sqlx::query(group::RELEASE).execute(self.conn()).await?;
+        let Some(slot) = self.slot.take() else {
+            return Ok(self.rev);
+        };
+        self.writers
+            .finish(slot)
+            .await
+            .map_err(|msg| StoreError::Backend(sqlx::Error::Protocol(msg.to_string())))?;
         Ok(self.rev)
     }
 
@@ -859,7 +903,7 @@ impl Tx {
             sqlx::query_scalar("SELECT object_id FROM object_keys WHERE ns = $1 AND key = $2")
                 .bind(key.ns)
                 .bind(key.key.clone())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn())
                 .await?;
         match holder {
             Some(h) if Some(h) != except => Err(StoreError::Conflict {
@@ -877,7 +921,7 @@ impl Tx {
                 .bind(k.ns)
                 .bind(k.key.clone())
                 .bind(id)
-                .execute(&mut *self.tx)
+                .execute(self.conn())
                 .await
                 .map_err(|e| sql::unique(e, k.ns, &k.key))?;
         }
@@ -893,7 +937,7 @@ impl Tx {
             sqlx::query_scalar("SELECT data FROM objects WHERE id = $1 AND kind = $2")
                 .bind(owner)
                 .bind(Kind::Account.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn())
                 .await?;
         let Some(data) = data else {
             return Err(StoreError::NotFound {
@@ -974,7 +1018,7 @@ impl Tx {
                     .bind(e.reseller)
                     .bind(e.detail.clone());
             }
-            q.execute(&mut *self.tx).await?;
+            q.execute(self.conn()).await?;
         }
         Ok(())
     }

@@ -177,6 +177,7 @@ suite!(
     revision_and_rollback,
     events_record_changes,
     concurrent_writers,
+    group_commit_isolates_failures,
     data_survives_reopen,
     missing_owner_or_parent,
     corrupt_document,
@@ -303,6 +304,7 @@ fn cluster(name: &str) -> Result<NewObject<Cluster>> {
             description: String::new(),
             is_default: true,
             ttls: Ttls::default(),
+            external_secondaries: Vec::new(),
         },
     ))
 }
@@ -1196,6 +1198,106 @@ async fn concurrent_writers(env: &Env) -> Result<()> {
         store.events(Scope::All, None, 1000).await?.len(),
         1 + 2 * TASKS * PER_TASK
     );
+    Ok(())
+}
+
+/// Concurrent writers share database transactions (group commit); one writer's
+/// failure or rollback must not touch the others' work in the same batch.
+async fn group_commit_isolates_failures(env: &Env) -> Result<()> {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 24;
+    let store = env.open().await?;
+    let c = customer(&store, "acme", None).await?;
+    add_domain(&store, "taken.example", c.meta.id).await?;
+    let start = store.revision().await?;
+
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let store = store.clone();
+        let owner = c.meta.id;
+        handles.push(tokio::spawn(async move {
+            let mut committed = Vec::new();
+            for i in 0..PER_TASK {
+                let name = format!("g{t}-{i}.example");
+                let mut tx = store
+                    .begin(Actor {
+                        account: None,
+                        label: format!("task{t}"),
+                    })
+                    .await?;
+                let d = tx.create(domain(&name, owner)?).await?;
+                match i % 4 {
+                    // A name conflict after a successful insert: the caller drops
+                    // the transaction.
+                    0 => {
+                        let r = tx.create(domain("taken.example", owner)?).await;
+                        ensure!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}");
+                        drop(tx);
+                    }
+                    // A database error (foreign key) inside the transaction.
+                    1 => {
+                        let r = tx
+                            .create(new(
+                                &format!("orphan-{t}-{i}"),
+                                Some(owner),
+                                Some(999_999_999),
+                                Mailbox {
+                                    domain: 999_999_999,
+                                    local_part: LocalPart::new("x")?,
+                                    password_hash: String::new(),
+                                    quota_mb: 0,
+                                    display_name: String::new(),
+                                    enabled: true,
+                                },
+                            ))
+                            .await;
+                        ensure!(matches!(r, Err(StoreError::NotFound { .. })), "{r:?}");
+                        drop(tx);
+                    }
+                    // Plain commits, one with a second object.
+                    2 => {
+                        tx.create(site(&d, &[&d.meta.name])?).await?;
+                        committed.push((name, tx.commit().await?));
+                    }
+                    _ => committed.push((name, tx.commit().await?)),
+                }
+            }
+            Ok::<_, anyhow::Error>(committed)
+        }));
+    }
+    let mut committed = Vec::new();
+    for h in handles {
+        committed.extend(h.await??);
+    }
+    let want = TASKS * PER_TASK / 2;
+    ensure!(committed.len() == want, "{} commits", committed.len());
+    let mut revs: Vec<i64> = committed.iter().map(|(_, r)| *r).collect();
+    revs.sort_unstable();
+    let gap_free: Vec<i64> = (start + 1..=start + want as i64).collect();
+    assert_eq!(
+        revs, gap_free,
+        "rolled-back writers leave no revision behind"
+    );
+    assert_eq!(store.revision().await?, start + want as i64);
+    // Exactly the committed domains exist (plus taken.example).
+    let names: BTreeSet<String> = store
+        .all::<Domain>()
+        .await?
+        .into_iter()
+        .map(|d| d.meta.name)
+        .collect();
+    let mut expect: BTreeSet<String> = committed.into_iter().map(|(n, _)| n).collect();
+    expect.insert("taken.example".into());
+    assert_eq!(names, expect);
+    assert_eq!(
+        store.count(Kind::Site, Scope::All).await?,
+        (TASKS * PER_TASK / 4) as i64
+    );
+    assert_eq!(store.count(Kind::Mailbox, Scope::All).await?, 0);
+    // One event per committed object, none for rolled-back ones.
+    let events = store.events(Scope::All, None, 1000).await?;
+    let after: Vec<_> = events.iter().filter(|e| e.revision > start).collect();
+    assert_eq!(after.len(), want + TASKS * PER_TASK / 4);
     Ok(())
 }
 
