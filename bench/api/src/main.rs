@@ -197,6 +197,7 @@ async fn main() -> Result<()> {
             default: Some(true),
             web_ttl: None,
             ttl: None,
+            external_secondaries: None,
         };
         post(&client, &format!("{url}/v1/clusters"), &body).await?;
     }

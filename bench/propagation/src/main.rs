@@ -450,6 +450,7 @@ async fn main() -> Result<()> {
             default: Some(*default),
             web_ttl: None,
             ttl: None,
+            external_secondaries: None,
         };
         post(&client, &format!("{url}/v1/clusters"), &body).await?;
     }
@@ -552,6 +553,7 @@ async fn main() -> Result<()> {
                 heartbeat_interval_ms: agent::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
                 resync_interval_s: agent::config::DEFAULT_RESYNC_INTERVAL_S,
                 watch_timeout_s: agent::config::DEFAULT_WATCH_TIMEOUT_S,
+                engine: Default::default(),
             };
             let registry = registry.clone();
             let mut stop = stop_rx.clone();

@@ -111,6 +111,10 @@ pub struct AgentConfig {
     /// controller's wait (about 30 s). Default: 60.
     #[serde(default = "default_watch_timeout")]
     pub watch_timeout_s: u64,
+    /// Options for the role engine (`[engine]` table of strings), handed to it as
+    /// [`crate::supervisor::EngineContext::options`]; each engine documents its keys.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub engine: std::collections::BTreeMap<String, String>,
 }
 
 fn default_heartbeat() -> u64 {

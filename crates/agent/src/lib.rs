@@ -130,7 +130,18 @@ pub async fn run_with_engines(
         server: server_name.clone(),
         written: None,
     };
-    let supervisor = Supervisor::new(registry, server_name, config.bind, state_dir.clone());
+    // The identity files exist once the agent has joined (possibly after the engine
+    // starts); engines that need them read them when they connect.
+    let id_paths = identity::IdentityPaths::new(&state_dir);
+    let supervisor = Supervisor::new(registry, server_name, config.bind, state_dir.clone())
+        .with_engine_env(
+            Some(supervisor::AgentTlsPaths {
+                cert: id_paths.cert(),
+                key: id_paths.key(),
+                ca: id_paths.ca(),
+            }),
+            config.engine.clone(),
+        );
     let initial_role = existing.as_ref().map(|id| id.info.role.clone());
     let sup_task = tokio::spawn(supervise(
         supervisor,

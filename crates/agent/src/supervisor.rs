@@ -63,6 +63,25 @@ pub struct EngineContext {
     /// A private directory for the engine's own state (`state_dir/engines/<role>`);
     /// the engine creates it when it needs it.
     pub state_dir: PathBuf,
+    /// The agent's own mTLS identity (PEM files), for engines that talk to other
+    /// agents (content sync): the client certificate and key the controller CA
+    /// signed at join, and that CA. `None` in tests that run without a controller.
+    pub identity: Option<AgentTlsPaths>,
+    /// Engine options from the agent config's `[engine]` table (e.g.
+    /// `resolver = "127.0.0.21:53"` for mail, `passive_ports = "30000-30100"` for FTP).
+    /// Each engine documents the keys it reads and rejects values it cannot parse.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Paths of the agent's mTLS identity files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentTlsPaths {
+    /// The agent's client certificate (PEM), common name = server name.
+    pub cert: PathBuf,
+    /// Its private key (PEM, 0600).
+    pub key: PathBuf,
+    /// The controller CA certificate (PEM): the root every agent certificate chains to.
+    pub ca: PathBuf,
 }
 
 /// The engine of a role that has no engine in this build: accepts every config
@@ -161,6 +180,8 @@ pub struct Supervisor {
     server: String,
     bind: IpAddr,
     state_dir: PathBuf,
+    identity: Option<AgentTlsPaths>,
+    options: BTreeMap<String, String>,
     engine: Option<Box<dyn RoleEngine>>,
     /// Role the engine (or the failed attempt to build it) is for.
     role: Option<String>,
@@ -186,11 +207,24 @@ impl Supervisor {
             server,
             bind,
             state_dir,
+            identity: None,
+            options: BTreeMap::new(),
             engine: None,
             role: None,
             applied: None,
             last_error: None,
         }
+    }
+
+    /// Give engines built from now on the agent's identity and engine options.
+    pub fn with_engine_env(
+        mut self,
+        identity: Option<AgentTlsPaths>,
+        options: BTreeMap<String, String>,
+    ) -> Self {
+        self.identity = identity;
+        self.options = options;
+        self
     }
 
     /// Make sure the engine of `role` runs (replacing an engine of another role).
@@ -213,6 +247,8 @@ impl Supervisor {
             role: role.to_string(),
             bind: self.bind,
             state_dir: self.state_dir.join("engines").join(role),
+            identity: self.identity.clone(),
+            options: self.options.clone(),
         };
         let engine = self.registry.create(&ctx)?;
         self.engine = Some(engine);

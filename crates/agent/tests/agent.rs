@@ -51,6 +51,9 @@ fn web_cfg(server: &str, revision: i64, domains: &[&str]) -> DesiredConfig {
                     php: false,
                     mode: model::PlacementMode::All,
                     active: true,
+                    https_redirect: false,
+                    tls: None,
+                    files_origin: None,
                 })
                 .collect(),
             files_origin: None,
@@ -79,6 +82,9 @@ fn dns_cfg(server: &str, revision: i64, zones: &[&str]) -> DesiredConfig {
                     primary_addresses: vec![],
                     secondaries: vec![],
                     zone: None,
+                    primary_endpoints: vec![],
+                    notify: vec![],
+                    tsig: None,
                 })
                 .collect(),
         }),

@@ -17,13 +17,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use model::entity::{
-    Cluster, Database, DbUser, DnsRecord, Domain, FtpAccount, MailAlias, Mailbox, Server, Site,
-    Ttls,
+    Account, Cluster, Database, DbUser, DnsRecord, Domain, FtpAccount, MailAlias, Mailbox, Secret,
+    SecretPurpose, Server, Site, Ttls,
 };
 use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
-    DbConfig, DbRoleConfig, DbUserConfig, DnsConfig, FilesConfig, FtpAccountConfig, MailConfig,
-    MailDomain, RoleConfig, ServerIdentity, WebConfig, WebSite, ZoneAssignment, ZoneContent,
+    DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FilesConfig, FtpAccountConfig,
+    MailAccount, MailConfig, MailDomain, RoleConfig, ServerIdentity, TlsMaterial, TsigKey,
+    WebConfig, WebSite, ZoneAssignment, ZoneContent, SYNC_PORT,
 };
 use scheduler::Health;
 use store::{Store, StoreError, Stored};
@@ -53,6 +54,14 @@ pub struct World {
     pub db_users: Vec<Stored<DbUser>>,
     /// All customer DNS records.
     pub dns_records: Vec<Stored<DnsRecord>>,
+    /// Key material ([`crate::keys`]): certificates, DKIM and TSIG keys.
+    pub secrets: Vec<Stored<Secret>>,
+    /// Account names by id (database owners).
+    pub account_names: HashMap<Id, String>,
+    /// The port of each server's role service (DNS, SMTP ...) as the controller
+    /// knows it: the heartbeat's probe port, else the configured one. A server absent
+    /// here uses the role's standard port.
+    pub service_ports: HashMap<Id, u16>,
     /// Health of the servers as the controller believes it (not stored; the
     /// caller fills it from the health monitor). A server absent here is `unknown`.
     pub health: HashMap<Id, Health>,
@@ -75,6 +84,14 @@ impl World {
             databases: store.all().await?,
             db_users: store.all().await?,
             dns_records: store.all().await?,
+            secrets: store.all().await?,
+            account_names: store
+                .all::<Account>()
+                .await?
+                .into_iter()
+                .map(|a| (a.meta.id, a.meta.name))
+                .collect(),
+            service_ports: HashMap::new(),
             health: HashMap::new(),
         };
         Ok((revision, world))
@@ -127,6 +144,27 @@ struct Index<'a> {
     members: HashMap<Id, Vec<&'a Stored<Server>>>,
     /// The zone of every DNS-placed domain, by domain id.
     zones: HashMap<Id, ZoneContent>,
+    /// Key material by purpose and subject.
+    secrets: HashMap<(SecretPurpose, &'a str), &'a Secret>,
+}
+
+/// The standard port of a role's service (what a server listens on when the
+/// controller has not heard otherwise).
+fn standard_port(role: Role) -> u16 {
+    match role {
+        Role::Web => 80,
+        Role::Dns => 53,
+        Role::Mail => 25,
+        Role::Files => 21,
+        Role::Db => 3306,
+    }
+}
+
+fn tls_of(secret: Option<&&Secret>) -> Option<TlsMaterial> {
+    secret.map(|s| TlsMaterial {
+        cert_pem: s.public.clone(),
+        key_pem: s.private.clone(),
+    })
 }
 
 impl<'a> Index<'a> {
@@ -147,7 +185,40 @@ impl<'a> Index<'a> {
                 .collect(),
             members,
             zones: HashMap::new(),
+            secrets: world
+                .secrets
+                .iter()
+                .map(|s| ((s.data.purpose, s.data.subject.as_str()), &s.data))
+                .collect(),
         }
+    }
+
+    /// `ip:port` of each address of `s`'s role service.
+    fn endpoints(&self, s: &Stored<Server>) -> Vec<String> {
+        let port = self
+            .world
+            .service_ports
+            .get(&s.meta.id)
+            .copied()
+            .unwrap_or_else(|| standard_port(s.data.role));
+        s.data
+            .addresses
+            .iter()
+            .map(|ip| std::net::SocketAddr::new(*ip, port).to_string())
+            .collect()
+    }
+
+    /// The content origin (`https://ip:port`) of a domain's files placement: the
+    /// files cluster's primary.
+    fn files_origin(&self, domain: &Stored<Domain>) -> Option<String> {
+        let cluster = domain.data.placements.get(&Role::Files)?;
+        let members = self.members.get(cluster)?;
+        let origin = primary_of(members)?;
+        let ip = origin.data.addresses.first()?;
+        Some(format!(
+            "https://{}",
+            std::net::SocketAddr::new(*ip, SYNC_PORT)
+        ))
     }
 
     fn zone_servers(&self, cluster: Option<Id>) -> Vec<ZoneServer<'a>> {
@@ -212,6 +283,17 @@ impl<'a> Index<'a> {
                     web: web.map_or(Ttls::default().web, |w| self.ttls(Some(w)).web),
                     default: self.ttls(Some(dns)).default,
                 },
+                dkim: placed(Role::Mail)
+                    .and_then(|_| {
+                        self.secrets
+                            .get(&(SecretPurpose::Dkim, d.meta.name.as_str()))
+                    })
+                    .map(|k| {
+                        (
+                            crate::keys::DKIM_SELECTOR,
+                            format!("v=DKIM1; k=ed25519; p={}", k.public),
+                        )
+                    }),
             };
             let mut zone = build_zone(&input);
             serials.assign(&mut zone, today_yyyymmdd);
@@ -236,10 +318,10 @@ impl<'a> Index<'a> {
     }
 
     fn web(&self, server: &Stored<Server>) -> WebConfig {
-        let placed: HashMap<Id, &str> = self
+        let placed: HashMap<Id, &Stored<Domain>> = self
             .domains_on(Role::Web, server.data.cluster)
             .into_iter()
-            .map(|d| (d.meta.id, d.meta.name.as_str()))
+            .map(|d| (d.meta.id, d))
             .collect();
         let mut sites: Vec<WebSite> = self
             .world
@@ -254,18 +336,21 @@ impl<'a> Index<'a> {
                 let mut aliases: Vec<String> =
                     s.data.aliases.iter().map(ToString::to_string).collect();
                 aliases.sort();
+                let name = domain.meta.name.as_str();
                 Some(WebSite {
-                    domain: (*domain).to_owned(),
+                    domain: name.to_owned(),
                     aliases,
                     php: s.data.php,
                     mode: s.data.mode,
                     active,
+                    https_redirect: s.data.https_redirect,
+                    tls: tls_of(self.secrets.get(&(SecretPurpose::SiteCert, name))),
+                    files_origin: self.files_origin(domain),
                 })
             })
             .collect();
         sites.sort_by(|a, b| a.domain.cmp(&b.domain));
-        // The content-sync protocol of the files role defines where content is
-        // pulled from; until then no origin is announced.
+        // Each site names its own origin (`WebSite::files_origin`).
         WebConfig {
             sites,
             files_origin: None,
@@ -287,15 +372,53 @@ impl<'a> Index<'a> {
             .filter(|s| s.meta.id != primary.meta.id)
             .flat_map(|s| addrs(s))
             .collect();
+        let is_primary = primary.meta.id == server.meta.id;
+        let cluster = self
+            .world
+            .clusters
+            .iter()
+            .find(|c| c.meta.id == server.data.cluster);
+        let primary_endpoints = if is_primary {
+            Vec::new()
+        } else {
+            self.endpoints(primary)
+        };
+        let notify: Vec<String> = if is_primary {
+            members
+                .iter()
+                .filter(|s| s.meta.id != primary.meta.id)
+                .flat_map(|s| self.endpoints(s))
+                .chain(
+                    cluster
+                        .into_iter()
+                        .flat_map(|c| c.data.external_secondaries.iter().map(ToString::to_string)),
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tsig = cluster
+            .and_then(|c| {
+                self.secrets
+                    .get(&(SecretPurpose::Tsig, c.meta.name.as_str()))
+            })
+            .map(|k| TsigKey {
+                name: k.public.clone(),
+                algorithm: k.algorithm.clone(),
+                secret: k.private.clone(),
+            });
         let zones = self
             .domains_on(Role::Dns, server.data.cluster)
             .into_iter()
             .map(|d| ZoneAssignment {
                 domain: d.meta.name.clone(),
-                primary: primary.meta.id == server.meta.id,
+                primary: is_primary,
                 primary_addresses: primary_addresses.clone(),
                 secondaries: secondaries.clone(),
                 zone: self.zones.get(&d.meta.id).cloned(),
+                primary_endpoints: primary_endpoints.clone(),
+                notify: notify.clone(),
+                tsig: tsig.clone(),
             })
             .collect();
         DnsConfig { zones }
@@ -307,7 +430,13 @@ impl<'a> Index<'a> {
             .get(&server.data.cluster)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let is_primary = primary_of(members).map(|p| p.meta.id) == Some(server.meta.id);
+        let primary = primary_of(members);
+        let is_primary = primary.map(|p| p.meta.id) == Some(server.meta.id);
+        let primary_smtp = if is_primary {
+            None
+        } else {
+            primary.and_then(|p| self.endpoints(p).into_iter().next())
+        };
         let domains = self
             .domains_on(Role::Mail, server.data.cluster)
             .into_iter()
@@ -342,10 +471,48 @@ impl<'a> Index<'a> {
                     primary: is_primary,
                     mailboxes,
                     aliases,
+                    accounts: if is_primary {
+                        self.mail_accounts(d.meta.id)
+                    } else {
+                        Vec::new()
+                    },
+                    primary_smtp: primary_smtp.clone(),
+                    dkim: self
+                        .secrets
+                        .get(&(SecretPurpose::Dkim, d.meta.name.as_str()))
+                        .map(|k| DkimKey {
+                            selector: crate::keys::DKIM_SELECTOR.to_owned(),
+                            algorithm: k.algorithm.clone(),
+                            private_key_pem: k.private.clone(),
+                        }),
                 }
             })
             .collect();
-        MailConfig { domains }
+        MailConfig {
+            domains,
+            tls: tls_of(
+                self.secrets
+                    .get(&(SecretPurpose::ServerCert, server.meta.name.as_str())),
+            ),
+        }
+    }
+
+    /// Mailbox logins of a domain, by local part.
+    fn mail_accounts(&self, domain: Id) -> Vec<MailAccount> {
+        let mut out: Vec<MailAccount> = self
+            .world
+            .mailboxes
+            .iter()
+            .filter(|m| m.data.domain == domain)
+            .map(|m| MailAccount {
+                local_part: m.data.local_part.to_string(),
+                password_hash: m.data.password_hash.clone(),
+                quota_mb: m.data.quota_mb,
+                enabled: m.data.enabled,
+            })
+            .collect();
+        out.sort_by(|a, b| a.local_part.cmp(&b.local_part));
+        out
     }
 
     fn files(&self, server: &Stored<Server>) -> FilesConfig {
@@ -370,9 +537,30 @@ impl<'a> Index<'a> {
             })
             .collect();
         ftp_accounts.sort_by(|a, b| a.username.cmp(&b.username));
+        // Web servers that host these domains may pull exactly those.
+        let mut pullers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for d in &placed {
+            let Some(web) = d.data.placements.get(&Role::Web) else {
+                continue;
+            };
+            for w in self.members.get(web).map(Vec::as_slice).unwrap_or_default() {
+                pullers
+                    .entry(w.meta.name.as_str())
+                    .or_default()
+                    .push(d.meta.name.clone());
+            }
+        }
         FilesConfig {
             sites: placed.iter().map(|d| d.meta.name.clone()).collect(),
             ftp_accounts,
+            tls: tls_of(
+                self.secrets
+                    .get(&(SecretPurpose::ServerCert, server.meta.name.as_str())),
+            ),
+            sync_clients: pullers
+                .into_iter()
+                .map(|(s, d)| (s.to_owned(), d))
+                .collect(),
         }
     }
 
@@ -393,6 +581,13 @@ impl<'a> Index<'a> {
             .map(|d| DbConfig {
                 name: d.data.name.to_string(),
                 engine: d.data.engine,
+                owner: self
+                    .world
+                    .account_names
+                    .get(&d.data.customer)
+                    .cloned()
+                    .unwrap_or_default(),
+                restore_from: None,
             })
             .collect();
         databases.sort_by(|a, b| a.name.cmp(&b.name));
@@ -418,7 +613,12 @@ impl<'a> Index<'a> {
             })
             .collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
-        DbRoleConfig { databases, users }
+        DbRoleConfig {
+            databases,
+            users,
+            quotas: Vec::new(),
+            trash_days: 0,
+        }
     }
 
     fn build(&self, server: &Stored<Server>) -> Built {
@@ -504,6 +704,7 @@ mod tests {
                 description: String::new(),
                 is_default: false,
                 ttls: Ttls::default(),
+                external_secondaries: Vec::new(),
             },
         )
     }
@@ -657,8 +858,57 @@ mod tests {
                 },
             )],
             dns_records: vec![],
+            secrets: vec![
+                secret(600, SecretPurpose::SiteCert, "a.example", "CERT-A", "KEY-A"),
+                secret(601, SecretPurpose::ServerCert, "mx1", "CERT-MX1", "KEY-MX1"),
+                secret(
+                    602,
+                    SecretPurpose::ServerCert,
+                    "files-1",
+                    "CERT-F1",
+                    "KEY-F1",
+                ),
+                secret(603, SecretPurpose::Dkim, "a.example", "PUBA", "DKIM-KEY-A"),
+                secret(
+                    604,
+                    SecretPurpose::Tsig,
+                    "dns",
+                    "xfr.dns.hostplane.",
+                    "c2VjcmV0",
+                ),
+            ],
+            account_names: HashMap::from([(1, "acme".to_owned())]),
+            service_ports: HashMap::from([(21, 10053), (31, 10025)]),
             health: HashMap::new(),
         }
+    }
+
+    fn secret(
+        id: Id,
+        purpose: SecretPurpose,
+        subject: &str,
+        public: &str,
+        private: &str,
+    ) -> Stored<Secret> {
+        stored(
+            id,
+            &purpose.store_name(subject),
+            None,
+            Secret {
+                purpose,
+                subject: subject.into(),
+                public: public.into(),
+                private: private.into(),
+                algorithm: match purpose {
+                    SecretPurpose::Dkim => "ed25519-sha256".into(),
+                    SecretPurpose::Tsig => "hmac-sha256".into(),
+                    _ => "ecdsa-p256".into(),
+                },
+                not_after: None,
+                uploaded: false,
+                names: vec![subject.into()],
+            },
+        )
     }
 
     const TODAY: u32 = 20_261_125;

@@ -173,10 +173,27 @@ impl ConfigHub {
 /// Build once: read the store, build, apply. Returns the store revision built.
 pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
     let (revision, mut world) = World::load(&state.store).await?;
+    match crate::keys::ensure(state, &mut world).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(changed = n, "key material updated"),
+        // Build anyway: servers keep the key material they had.
+        Err(e) => tracing::warn!(error = %e, "cannot update key material"),
+    }
     world.health = world
         .servers
         .iter()
         .map(|s| (s.meta.id, state.health.state(s.meta.id)))
+        .collect();
+    world.service_ports = world
+        .servers
+        .iter()
+        .map(|s| {
+            let port = state
+                .health
+                .reported_port(s.meta.id)
+                .unwrap_or_else(|| state.config.health.probe_ports.of(s.data.role));
+            (s.meta.id, port)
+        })
         .collect();
     let today = today_yyyymmdd(time::OffsetDateTime::now_utc().date());
     let builder = state.clone();

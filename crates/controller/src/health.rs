@@ -169,6 +169,11 @@ impl HealthMonitor {
         out
     }
 
+    /// The service port a server's last heartbeat reported, if any.
+    pub fn reported_port(&self, server: Id) -> Option<u16> {
+        self.lock().get(&server).and_then(|h| h.probe_port)
+    }
+
     /// Servers to probe: every `suspect` one, with the port override it reported.
     pub fn suspects(&self) -> Vec<(Id, Option<u16>)> {
         self.lock()

@@ -20,6 +20,7 @@ pub mod files;
 pub mod health;
 pub mod init;
 pub mod join;
+pub mod keys;
 pub mod openapi;
 pub mod secrets;
 pub mod state;

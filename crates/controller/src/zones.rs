@@ -19,6 +19,8 @@
 //! - MX 10 to the mail primary, 20, 30 … to the secondaries; `mail` with the mail
 //!   primary's addresses; `ftp` with the files primary's addresses;
 //! - `v=spf1 mx -all` at `@` unless the customer has an SPF TXT (`v=spf1 …`) there;
+//! - the DKIM public key at `<selector>._domainkey` when mail is placed, unless the
+//!   customer has a TXT there;
 //! - the customer's records, with the DNS cluster's default TTL when they have none.
 
 use std::collections::{HashMap, HashSet};
@@ -82,6 +84,9 @@ pub struct ZoneInput<'a> {
     pub records: Vec<&'a DnsRecord>,
     /// TTLs: `web` for `@`/`www` addresses, `default` for everything else.
     pub ttls: Ttls,
+    /// The domain's DKIM key, `(selector, TXT record text)`, when mail is placed:
+    /// published at `<selector>._domainkey` unless the customer has a TXT there.
+    pub dkim: Option<(&'a str, String)>,
 }
 
 /// Absolute name with a trailing dot, for record data.
@@ -282,6 +287,21 @@ pub fn build_zone(input: &ZoneInput<'_>) -> ZoneContent {
             rtype: "TXT".into(),
             data: quoted(DEFAULT_SPF),
         });
+    }
+
+    if let Some((selector, text)) = &input.dkim {
+        let name = abs(&format!("{selector}._domainkey"));
+        let customer_has = input.records.iter().any(|r| {
+            matches!(r.data, RecordData::Txt { .. }) && r.name.absolute(input.origin) == name
+        });
+        if !customer_has {
+            generated.push(ZoneRecord {
+                name,
+                ttl,
+                rtype: "TXT".into(),
+                data: txt_data(text),
+            });
+        }
     }
 
     // Customer records replace generated ones.
@@ -603,7 +623,35 @@ mod tests {
             files: up(&f.files, 41),
             records: records.iter().collect(),
             ttls: Ttls::default(),
+            dkim: None,
         }
+    }
+
+    #[test]
+    fn dkim_key_is_published_unless_the_customer_has_a_txt_there() {
+        let f = fleet();
+        let origin = example();
+        let mut inp = input(&origin, &f, None, &[]);
+        inp.dkim = Some(("hp1", "v=DKIM1; k=ed25519; p=AAAA".into()));
+        let z = build_zone(&inp);
+        assert_eq!(
+            names_of(&z, "hp1._domainkey.example.com", "TXT"),
+            ["\"v=DKIM1; k=ed25519; p=AAAA\""]
+        );
+        let own = vec![rec(
+            "hp1._domainkey",
+            None,
+            RecordData::Txt {
+                text: "v=DKIM1; p=mine".into(),
+            },
+        )];
+        let mut inp = input(&origin, &f, None, &own);
+        inp.dkim = Some(("hp1", "v=DKIM1; k=ed25519; p=AAAA".into()));
+        let z = build_zone(&inp);
+        assert_eq!(
+            names_of(&z, "hp1._domainkey.example.com", "TXT"),
+            ["\"v=DKIM1; p=mine\""]
+        );
     }
 
     fn example() -> DomainName {

@@ -447,6 +447,10 @@ pub struct ClusterAdd {
     /// TTL of other generated records, seconds (default 3600)
     #[arg(long, value_name = "SECONDS")]
     pub ttl: Option<u32>,
+    /// DNS clusters: an external secondary (BIND, Knot, NSD ...) to notify and allow
+    /// zone transfers to, as IP or IP:PORT; repeat for several
+    #[arg(long = "external-secondary", value_name = "IP[:PORT]")]
+    pub external_secondaries: Vec<String>,
 }
 
 /// `cluster update`.
@@ -466,6 +470,12 @@ pub struct ClusterUpdate {
     /// New default TTL, seconds
     #[arg(long, value_name = "SECONDS")]
     pub ttl: Option<u32>,
+    /// Replace the external secondaries of a DNS cluster (IP or IP:PORT; repeat)
+    #[arg(long = "external-secondary", value_name = "IP[:PORT]")]
+    pub external_secondaries: Vec<String>,
+    /// Remove every external secondary
+    #[arg(long, conflicts_with = "external_secondaries")]
+    pub no_external_secondaries: bool,
 }
 
 // ------------------------------------------------------------------ servers

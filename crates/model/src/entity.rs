@@ -43,6 +43,8 @@ pub enum Kind {
     DnsRecord,
     /// [`JoinToken`]
     JoinToken,
+    /// [`Secret`]
+    Secret,
 }
 
 impl Kind {
@@ -62,6 +64,7 @@ impl Kind {
             Kind::FtpAccount => "ftp_account",
             Kind::DnsRecord => "dns_record",
             Kind::JoinToken => "join_token",
+            Kind::Secret => "secret",
         }
     }
 
@@ -81,6 +84,7 @@ impl Kind {
             Kind::FtpAccount,
             Kind::DnsRecord,
             Kind::JoinToken,
+            Kind::Secret,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -182,6 +186,11 @@ pub struct Cluster {
     /// TTLs for zones built from this cluster's servers.
     #[serde(default)]
     pub ttls: Ttls,
+    /// DNS clusters: extra secondaries outside hostplane (e.g. a BIND or Knot run
+    /// by a partner), as `ip` or `ip:port`: notified on every change and allowed to
+    /// transfer the cluster's zones.
+    #[serde(default)]
+    pub external_secondaries: Vec<std::net::SocketAddr>,
 }
 object!(Cluster, Cluster);
 
@@ -387,3 +396,76 @@ object!(DnsRecord, DnsRecord);
 
 /// Shortest and longest TTL a customer may set.
 pub const TTL_RANGE: std::ops::RangeInclusive<u32> = 30..=604_800;
+
+/// What a [`Secret`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretPurpose {
+    /// A site's TLS certificate and key (subject: the site's domain).
+    SiteCert,
+    /// A server's TLS certificate and key for its public services: FTPS, SMTP
+    /// STARTTLS, POP3S, content sync (subject: the server name).
+    ServerCert,
+    /// A domain's DKIM signing key (subject: the domain).
+    Dkim,
+    /// A DNS cluster's TSIG key for zone transfers (subject: the cluster name).
+    Tsig,
+}
+
+impl SecretPurpose {
+    /// The prefix of the store name `<purpose>:<subject>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretPurpose::SiteCert => "site_cert",
+            SecretPurpose::ServerCert => "server_cert",
+            SecretPurpose::Dkim => "dkim",
+            SecretPurpose::Tsig => "tsig",
+        }
+    }
+
+    /// The store name of the secret of `subject`.
+    pub fn store_name(self, subject: &str) -> String {
+        format!("{}:{subject}", self.as_str())
+    }
+}
+
+/// Key material the controller keeps and hands to the servers that need it in their
+/// desired config (never through the customer API): certificates with their keys,
+/// DKIM keys, TSIG keys. Stored under the name `<purpose>:<subject>`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Secret {
+    /// What it is for.
+    pub purpose: SecretPurpose,
+    /// Whom it is for: a domain, a server or a cluster name.
+    pub subject: String,
+    /// The public half: certificate chain PEM, DKIM public key (base64 for the TXT
+    /// record), or the TSIG key name.
+    pub public: String,
+    /// The private half: key PEM or the TSIG secret (base64).
+    pub private: String,
+    /// Algorithm: `ecdsa-p256`, `rsa`, `ed25519`, `hmac-sha256` ...
+    pub algorithm: String,
+    /// Expiry (unix seconds) of a certificate, so it is renewed in time.
+    #[serde(default)]
+    pub not_after: Option<i64>,
+    /// Uploaded by the customer (never replaced automatically) rather than issued.
+    #[serde(default)]
+    pub uploaded: bool,
+    /// The names a certificate was issued for (domain and aliases, or host name and
+    /// addresses), so a change of names re-issues it.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+object!(Secret, Secret);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("purpose", &self.purpose)
+            .field("subject", &self.subject)
+            .field("algorithm", &self.algorithm)
+            .field("not_after", &self.not_after)
+            .field("uploaded", &self.uploaded)
+            .finish_non_exhaustive()
+    }
+}

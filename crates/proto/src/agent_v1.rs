@@ -29,6 +29,9 @@ pub const JOIN_PATH: &str = "/v1/agent/join";
 pub const CONFIG_PATH: &str = "/v1/agent/config";
 /// Path of the heartbeat call.
 pub const HEARTBEAT_PATH: &str = "/v1/agent/heartbeat";
+/// Port of the content-sync endpoint of files servers (HTTPS, mutual TLS), on the
+/// files server's own address.
+pub const SYNC_PORT: u16 = 7443;
 /// The [`DesiredConfig::format`] this module describes.
 pub const CONFIG_FORMAT: u32 = 1;
 
@@ -170,6 +173,38 @@ pub struct WebSite {
     /// Whether this server serves the site now (always for `all`; for `single`,
     /// only on the server the scheduler chose). Inactive sites are kept synced.
     pub active: bool,
+    /// Answer plain-HTTP requests with a permanent redirect to HTTPS.
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// The site's certificate (for the domain and its aliases) and key: from the
+    /// controller CA unless the customer uploaded one. `None` from older controllers
+    /// (then the site is served on HTTP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMaterial>,
+    /// Base URL (`https://ip:port`) of the files server this site's content is
+    /// pulled from (the site's domain's files placement); `None` when the domain has
+    /// no files role (then the content stays as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_origin: Option<String>,
+}
+
+/// A certificate chain and its private key, both PEM. Travels only inside the
+/// desired config (mutual TLS; the agent caches it 0600).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsMaterial {
+    /// The certificate first, then intermediates.
+    pub cert_pem: String,
+    /// The private key (PKCS#8 or SEC1 PEM).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("TlsMaterial")
+            .field("cert_pem", &format!("{} bytes", self.cert_pem.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Desired state of a DNS server.
@@ -199,6 +234,39 @@ pub struct ZoneAssignment {
     /// controllers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<ZoneContent>,
+    /// Where a secondary transfers from and which NOTIFY sources it accepts:
+    /// the primary's DNS endpoints as `ip:port` (port 53, or 10053 for an
+    /// unprivileged engine). Empty on the primary.
+    #[serde(default)]
+    pub primary_endpoints: Vec<String>,
+    /// Whom the primary notifies on every change, as `ip:port`: the cluster's
+    /// secondaries and the cluster's extra external secondaries. Their addresses
+    /// may transfer (AXFR/IXFR) the zone. Empty on secondaries.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// The TSIG key transfers and NOTIFY of this zone are signed with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig: Option<TsigKey>,
+}
+
+/// A TSIG key (RFC 8945) shared by a zone's primary and secondaries.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TsigKey {
+    /// Key name, a domain name such as `xfr.dns-eu.hostplane.` .
+    pub name: String,
+    /// Algorithm: `hmac-sha256` (the only one the controller issues).
+    pub algorithm: String,
+    /// The shared secret, base64.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The content of one zone: every record, the SOA first.
@@ -233,6 +301,10 @@ pub struct MailConfig {
     /// Mail domains this server accepts for.
     #[serde(default)]
     pub domains: Vec<MailDomain>,
+    /// The server's certificate (host name and addresses) for STARTTLS, submission
+    /// and POP3S/IMAPS, from the controller CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMaterial>,
 }
 
 /// One mail domain on a mail server.
@@ -249,6 +321,67 @@ pub struct MailDomain {
     /// Aliases: `[local part, [destination addresses]]`.
     #[serde(default)]
     pub aliases: Vec<(String, Vec<String>)>,
+    /// Mailbox logins (POP3, IMAP, submission) with their quota: on the primary
+    /// only; secondaries check recipients against `mailboxes` and `aliases`.
+    #[serde(default)]
+    pub accounts: Vec<MailAccount>,
+    /// On a secondary: the primary's SMTP endpoint (`ip:port`) queued mail is
+    /// relayed to. `None` on the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_smtp: Option<String>,
+    /// The domain's DKIM signing key (its public half is the TXT record
+    /// `<selector>._domainkey.<domain>` in the domain's zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkim: Option<DkimKey>,
+}
+
+/// One mailbox login on a mail primary.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailAccount {
+    /// Local part (the mailbox is `local_part@domain`).
+    pub local_part: String,
+    /// argon2id PHC string of the password.
+    pub password_hash: String,
+    /// Quota in MiB; 0 means unlimited.
+    #[serde(default)]
+    pub quota_mb: u64,
+    /// A disabled mailbox still receives mail but cannot log in.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl std::fmt::Debug for MailAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailAccount")
+            .field("local_part", &self.local_part)
+            .field("quota_mb", &self.quota_mb)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A domain's DKIM signing key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimKey {
+    /// Selector, e.g. `hp1`.
+    pub selector: String,
+    /// `rsa-sha256` or `ed25519-sha256`.
+    pub algorithm: String,
+    /// The private key, PKCS#8 PEM.
+    pub private_key_pem: String,
+}
+
+impl std::fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimKey")
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Desired state of a files server.
@@ -260,6 +393,15 @@ pub struct FilesConfig {
     /// FTP logins.
     #[serde(default)]
     pub ftp_accounts: Vec<FtpAccountConfig>,
+    /// The server's certificate (host name and addresses) for FTPS and for the
+    /// content-sync endpoint web servers pull from, from the controller CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMaterial>,
+    /// Server names (agent certificate common names) allowed to pull content: the
+    /// web servers of the clusters that host this server's sites. Each may pull
+    /// only the sites it hosts: `[server, [domains]]`.
+    #[serde(default)]
+    pub sync_clients: Vec<(String, Vec<String>)>,
 }
 
 /// One FTP login on a files server.
@@ -288,6 +430,13 @@ pub struct DbRoleConfig {
     /// Logins to exist.
     #[serde(default)]
     pub users: Vec<DbUserConfig>,
+    /// Per-customer storage quotas in MiB (`[customer, MiB]`); a customer not
+    /// listed is unlimited.
+    #[serde(default)]
+    pub quotas: Vec<(String, u64)>,
+    /// Days a dropped database's dump stays in the trash; 0 means the default (7).
+    #[serde(default)]
+    pub trash_days: u32,
 }
 
 /// One database on a db server.
@@ -297,6 +446,13 @@ pub struct DbConfig {
     pub name: String,
     /// `mariadb` or `postgres`.
     pub engine: DbEngine,
+    /// The owning customer's account name (for quotas and reports).
+    #[serde(default)]
+    pub owner: String,
+    /// When the database does not exist: restore it from this trash entry (a name
+    /// the engine reported) instead of creating it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
 }
 
 /// One database login on a db server.
@@ -403,6 +559,9 @@ mod tests {
                     php: true,
                     mode: PlacementMode::Single,
                     active: true,
+                    https_redirect: false,
+                    tls: None,
+                    files_origin: None,
                 }],
                 files_origin: None,
             }),

@@ -144,6 +144,10 @@ pub struct CreateCluster {
     /// TTL of other generated records, seconds (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u32>,
+    /// DNS clusters: external secondaries (`ip` or `ip:port`, port 53 by default)
+    /// notified on every zone change and allowed to transfer the zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_secondaries: Option<Vec<String>>,
 }
 
 /// `PATCH /v1/clusters/{name}`: fields to change.
@@ -162,6 +166,9 @@ pub struct UpdateCluster {
     /// New default TTL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u32>,
+    /// Replace the external secondaries (DNS clusters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_secondaries: Option<Vec<String>>,
 }
 
 /// A cluster.
@@ -181,6 +188,9 @@ pub struct ClusterView {
     pub ttl: u32,
     /// Names of its servers, primary first for ranked roles.
     pub servers: Vec<String>,
+    /// External secondaries (`ip:port`) of a DNS cluster.
+    #[serde(default)]
+    pub external_secondaries: Vec<String>,
     /// RFC 3339.
     pub created_at: String,
 }

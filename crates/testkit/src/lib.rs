@@ -383,6 +383,7 @@ impl TestCluster {
                 default: Some(default),
                 web_ttl: None,
                 ttl: None,
+                external_secondaries: None,
             })
             .await?)
     }
@@ -523,6 +524,7 @@ impl TestCluster {
             heartbeat_interval_ms: self.opts.heartbeat_interval_ms,
             resync_interval_s: 60,
             watch_timeout_s: (self.opts.config_wait_ms / 1000 + 5).max(2),
+            engine: Default::default(),
         };
         let config_path = dir.join("agent.toml");
         std::fs::write(&config_path, toml::to_string(&config)?)?;

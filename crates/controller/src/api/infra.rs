@@ -40,8 +40,64 @@ pub async fn cluster_view(store: &Store, c: &Stored<Cluster>) -> ApiResult<Clust
         web_ttl: c.data.ttls.web,
         ttl: c.data.ttls.default,
         servers: servers.into_iter().map(|s| s.meta.name).collect(),
+        external_secondaries: c
+            .data
+            .external_secondaries
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         created_at: rfc3339(c.meta.created_at),
     })
+}
+
+/// Parse external secondaries (`ip` or `ip:port`, port 53 by default); only DNS
+/// clusters have them.
+fn external_secondaries(
+    list: Option<Vec<String>>,
+    role: Role,
+) -> ApiResult<Option<Vec<std::net::SocketAddr>>> {
+    let Some(list) = list else { return Ok(None) };
+    if role != Role::Dns && !list.is_empty() {
+        return Err(ApiError::invalid(
+            "external_secondaries",
+            "dns_only",
+            "only DNS clusters have external secondaries",
+        ));
+    }
+    if list.len() > 32 {
+        return Err(ApiError::invalid(
+            "external_secondaries",
+            "too_many",
+            "at most 32 external secondaries",
+        ));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for item in list {
+        let addr = item
+            .parse::<std::net::SocketAddr>()
+            .or_else(|_| {
+                item.parse::<std::net::IpAddr>()
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+            })
+            .map_err(|_| {
+                ApiError::invalid(
+                    "external_secondaries",
+                    "address",
+                    format!("`{item}` is not an IP address or ip:port (e.g. 192.0.2.53 or [2001:db8::53]:53)"),
+                )
+            })?;
+        if addr.port() == 0 {
+            return Err(ApiError::invalid(
+                "external_secondaries",
+                "address",
+                format!("`{item}`: port 0 is not a port"),
+            ));
+        }
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    Ok(Some(out))
 }
 
 fn ttl(value: Option<u32>, field: &str, default: u32) -> ApiResult<u32> {
@@ -110,6 +166,8 @@ pub async fn create_cluster(
         default: ttl(req.ttl, "ttl", defaults.default)?,
     };
     let is_default = req.default.unwrap_or(false);
+    let external_secondaries =
+        external_secondaries(req.external_secondaries, role)?.unwrap_or_default();
     let mut tx = state.store.begin(caller.actor()).await?;
     if is_default {
         unset_other_defaults(&state.store, &mut tx, role, None).await?;
@@ -120,6 +178,7 @@ pub async fn create_cluster(
         description,
         is_default,
         ttls,
+        external_secondaries,
     };
     let created = tx
         .create(NewObject {
@@ -206,6 +265,9 @@ pub async fn update_cluster(
     }
     if let Some(t) = default_ttl {
         cur.data.ttls.default = t;
+    }
+    if let Some(list) = external_secondaries(req.external_secondaries, cur.data.role)? {
+        cur.data.external_secondaries = list;
     }
     if let Some(d) = req.default {
         if d && !cur.data.is_default {

@@ -21,6 +21,8 @@ pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                 default: a.default.then_some(true),
                 web_ttl: a.web_ttl,
                 ttl: a.ttl,
+                external_secondaries: (!a.external_secondaries.is_empty())
+                    .then_some(a.external_secondaries),
             };
             ctx.out.one(&api.create_cluster(&req).await?)
         }
@@ -38,6 +40,11 @@ pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                 default: u.default,
                 web_ttl: u.web_ttl,
                 ttl: u.ttl,
+                external_secondaries: if u.no_external_secondaries {
+                    Some(Vec::new())
+                } else {
+                    (!u.external_secondaries.is_empty()).then_some(u.external_secondaries)
+                },
             };
             ctx.out.one(&api.update_cluster(&u.name, &req).await?)
         }

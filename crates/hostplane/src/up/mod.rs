@@ -467,6 +467,7 @@ async fn ensure_clusters(api: &client::Client) -> anyhow::Result<()> {
                     default: (c.default && !has_default).then_some(true),
                     web_ttl: None,
                     ttl: None,
+                    external_secondaries: None,
                 })
                 .await
                 .with_context(|| format!("cannot create the cluster {}", c.name))?;
@@ -559,6 +560,7 @@ async fn prepare_agent(
         heartbeat_interval_ms: args.health_interval_ms,
         resync_interval_s: agent::config::DEFAULT_RESYNC_INTERVAL_S,
         watch_timeout_s: agent::config::DEFAULT_WATCH_TIMEOUT_S,
+        engine: Default::default(),
     };
     config
         .validate()

@@ -1,0 +1,407 @@
+//! Key material the controller issues and keeps for the data plane: a TLS
+//! certificate for every site (domain and aliases), a server certificate for every
+//! files and mail server (FTPS, STARTTLS, POP3S, content sync), a DKIM key for every
+//! mail-placed domain and a TSIG key for every DNS cluster.
+//!
+//! Which secrets should exist is a pure function of the world ([`wanted`], [`plan`]);
+//! [`ensure`] issues what is missing, re-issues certificates whose names changed or
+//! that expire within [`RENEW_BEFORE`], deletes secrets nobody needs, and stores them
+//! (`Kind::Secret`, never shown through the customer API). The config builder task
+//! calls it before every build, so key material is in place before any desired
+//! config names it, and stays the same from build to build (configs do not churn).
+
+use std::collections::{BTreeSet, HashMap};
+
+use base64::Engine as _;
+use model::entity::{Kind, Secret, SecretPurpose};
+use model::{Id, Role};
+use ring::rand::SecureRandom as _;
+use store::{Actor, NewObject, Stored};
+
+use crate::builder::World;
+use crate::state::AppState;
+
+/// The DKIM selector of the keys the controller generates (`hp1._domainkey`).
+pub const DKIM_SELECTOR: &str = "hp1";
+/// The DKIM algorithm of generated keys (RFC 8463).
+pub const DKIM_ALGORITHM: &str = "ed25519-sha256";
+/// Certificates are re-issued this long (seconds) before they expire.
+pub const RENEW_BEFORE: i64 = 30 * 24 * 3600;
+
+/// One secret that should exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// What it is for.
+    pub purpose: SecretPurpose,
+    /// Whom it is for (domain, server or cluster name).
+    pub subject: String,
+    /// For certificates: the names (sorted as issued: the subject first).
+    pub names: Vec<String>,
+    /// The account owning it (the site's customer), if any.
+    pub owner: Option<Id>,
+}
+
+/// Every secret the world needs.
+pub fn wanted(world: &World) -> Vec<Wanted> {
+    let domains: HashMap<Id, _> = world.domains.iter().map(|d| (d.meta.id, d)).collect();
+    let mut out = Vec::new();
+    for site in &world.sites {
+        let Some(d) = domains.get(&site.data.domain) else {
+            continue;
+        };
+        let mut names = vec![d.meta.name.clone()];
+        for a in &site.data.aliases {
+            let a = a.to_string();
+            if !names.contains(&a) {
+                names.push(a);
+            }
+        }
+        out.push(Wanted {
+            purpose: SecretPurpose::SiteCert,
+            subject: d.meta.name.clone(),
+            names,
+            owner: d.meta.owner,
+        });
+    }
+    for s in &world.servers {
+        if matches!(s.data.role, Role::Files | Role::Mail) {
+            let mut names = vec![s.data.hostname.to_string()];
+            names.extend(s.data.addresses.iter().map(ToString::to_string));
+            out.push(Wanted {
+                purpose: SecretPurpose::ServerCert,
+                subject: s.meta.name.clone(),
+                names,
+                owner: None,
+            });
+        }
+    }
+    for d in &world.domains {
+        if d.data.placements.contains_key(&Role::Mail) {
+            out.push(Wanted {
+                purpose: SecretPurpose::Dkim,
+                subject: d.meta.name.clone(),
+                names: Vec::new(),
+                owner: d.meta.owner,
+            });
+        }
+    }
+    for c in &world.clusters {
+        if c.data.role == Role::Dns {
+            out.push(Wanted {
+                purpose: SecretPurpose::Tsig,
+                subject: c.meta.name.clone(),
+                names: Vec::new(),
+                owner: None,
+            });
+        }
+    }
+    out
+}
+
+/// What [`ensure`] has to do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Secrets to make.
+    pub create: Vec<Wanted>,
+    /// Certificates to re-issue (store id, what they must be).
+    pub reissue: Vec<(Id, Wanted)>,
+    /// Secrets nobody needs any more (store ids).
+    pub delete: Vec<Id>,
+}
+
+impl Plan {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.reissue.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// Compare what should exist with what does, at `now` (unix seconds).
+pub fn plan(wanted: Vec<Wanted>, existing: &[Stored<Secret>], now: i64) -> Plan {
+    let have: HashMap<(SecretPurpose, &str), &Stored<Secret>> = existing
+        .iter()
+        .map(|s| ((s.data.purpose, s.data.subject.as_str()), s))
+        .collect();
+    let mut plan = Plan::default();
+    let mut kept: BTreeSet<Id> = BTreeSet::new();
+    for w in wanted {
+        match have.get(&(w.purpose, w.subject.as_str())) {
+            None => plan.create.push(w),
+            Some(s) => {
+                kept.insert(s.meta.id);
+                let is_cert = matches!(
+                    w.purpose,
+                    SecretPurpose::SiteCert | SecretPurpose::ServerCert
+                );
+                let stale = is_cert
+                    && !s.data.uploaded
+                    && (sorted(&s.data.names) != sorted(&w.names)
+                        || s.data.not_after.is_some_and(|t| t - now < RENEW_BEFORE));
+                if stale {
+                    plan.reissue.push((s.meta.id, w));
+                }
+            }
+        }
+    }
+    plan.delete = existing
+        .iter()
+        .map(|s| s.meta.id)
+        .filter(|id| !kept.contains(id))
+        .collect();
+    plan
+}
+
+fn sorted(v: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = v.iter().map(String::as_str).collect();
+    out.sort_unstable();
+    out
+}
+
+/// Making key material failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The certificate authority refused (e.g. a name it cannot certify).
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+    /// The random generator or key generation failed.
+    #[error("key generation failed")]
+    Crypto,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// PEM armour of DER bytes.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// A new Ed25519 DKIM key: (public key base64 for the TXT record, PKCS#8 PEM).
+pub fn new_dkim_key() -> Result<(String, String), KeyError> {
+    use ring::signature::KeyPair as _;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Crypto)?;
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| KeyError::Crypto)?;
+    let public = base64::engine::general_purpose::STANDARD.encode(pair.public_key().as_ref());
+    Ok((public, pem("PRIVATE KEY", pkcs8.as_ref())))
+}
+
+/// A new 256-bit TSIG secret, base64.
+pub fn new_tsig_secret() -> Result<String, KeyError> {
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| KeyError::Crypto)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(key))
+}
+
+/// The TSIG key name of a DNS cluster's transfers.
+pub fn tsig_key_name(cluster: &str) -> String {
+    format!("xfr.{cluster}.hostplane.")
+}
+
+/// Make the secret `w` describes (`None`: a certificate without a CA to issue it).
+fn make(state: &AppState, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyError> {
+    let (public, private, algorithm, not_after) = match w.purpose {
+        SecretPurpose::SiteCert | SecretPurpose::ServerCert => {
+            let Some(ca) = state.ca.as_ref() else {
+                return Ok(None);
+            };
+            let issued = ca.sign_server_cert(&w.names)?;
+            let not_after = now + crate::ca::LEAF_VALIDITY.whole_seconds();
+            (
+                issued.cert_pem,
+                issued.key_pem,
+                "ecdsa-p256".to_owned(),
+                Some(not_after),
+            )
+        }
+        SecretPurpose::Dkim => {
+            let (public, private) = new_dkim_key()?;
+            (public, private, DKIM_ALGORITHM.to_owned(), None)
+        }
+        SecretPurpose::Tsig => (
+            tsig_key_name(&w.subject),
+            new_tsig_secret()?,
+            "hmac-sha256".to_owned(),
+            None,
+        ),
+    };
+    Ok(Some(Secret {
+        purpose: w.purpose,
+        subject: w.subject.clone(),
+        public,
+        private,
+        algorithm,
+        not_after,
+        uploaded: false,
+        names: w.names.clone(),
+    }))
+}
+
+/// Bring the stored secrets in line with `world` and put them into
+/// `world.secrets`. Returns how many secrets changed. A name the CA cannot certify
+/// is logged and skipped (the site is then served without its certificate).
+pub async fn ensure(state: &AppState, world: &mut World) -> Result<usize, KeyError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let plan = plan(wanted(world), &world.secrets, now);
+    if plan.is_empty() {
+        return Ok(0);
+    }
+    let changes = plan.create.len() + plan.reissue.len() + plan.delete.len();
+    let mut tx = state
+        .store
+        .begin(Actor {
+            account: None,
+            label: "controller".into(),
+        })
+        .await?;
+    for w in &plan.create {
+        match make(state, w, now) {
+            Ok(Some(secret)) => {
+                tx.create(NewObject {
+                    name: w.purpose.store_name(&w.subject),
+                    owner: w.owner,
+                    parent: None,
+                    keys: Vec::new(),
+                    data: secret,
+                })
+                .await?;
+            }
+            Ok(None) => {}
+            Err(KeyError::Ca(e)) => {
+                tracing::warn!(subject = %w.subject, error = %e, "cannot issue a certificate");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for (id, w) in &plan.reissue {
+        if let Some(secret) = make(state, w, now)? {
+            tx.update(*id, &w.purpose.store_name(&w.subject), Vec::new(), secret)
+                .await?;
+        }
+    }
+    for id in &plan.delete {
+        tx.delete(Kind::Secret, *id).await?;
+    }
+    tx.commit().await?;
+    world.secrets = state.store.all().await?;
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::Meta;
+
+    fn stored(id: Id, data: Secret) -> Stored<Secret> {
+        let t = time::OffsetDateTime::UNIX_EPOCH;
+        Stored {
+            meta: Meta {
+                id,
+                name: data.purpose.store_name(&data.subject),
+                owner: None,
+                reseller: None,
+                parent: None,
+                created_rev: 1,
+                updated_rev: 1,
+                created_at: t,
+                updated_at: t,
+            },
+            data,
+        }
+    }
+
+    fn cert(subject: &str, names: &[&str], not_after: i64, uploaded: bool) -> Secret {
+        Secret {
+            purpose: SecretPurpose::SiteCert,
+            subject: subject.into(),
+            public: String::new(),
+            private: String::new(),
+            algorithm: "ecdsa-p256".into(),
+            not_after: Some(not_after),
+            uploaded,
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+
+    fn want(subject: &str, names: &[&str]) -> Wanted {
+        Wanted {
+            purpose: SecretPurpose::SiteCert,
+            subject: subject.into(),
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn plan_creates_reissues_and_deletes() {
+        let now = 1_000_000_000;
+        let far = now + 400 * 24 * 3600;
+        let existing = vec![
+            stored(1, cert("a.example", &["a.example"], far, false)),
+            // aliases changed
+            stored(2, cert("b.example", &["b.example"], far, false)),
+            // expires in 10 days
+            stored(
+                3,
+                cert("c.example", &["c.example"], now + 10 * 24 * 3600, false),
+            ),
+            // uploaded: never re-issued even with other names
+            stored(4, cert("d.example", &["d.example"], now + 3600, true)),
+            // site gone
+            stored(5, cert("gone.example", &["gone.example"], far, false)),
+        ];
+        let wanted = vec![
+            want("a.example", &["a.example"]),
+            want("b.example", &["b.example", "www.b.example"]),
+            want("c.example", &["c.example"]),
+            want("d.example", &["d.example", "x.d.example"]),
+            want("new.example", &["new.example"]),
+        ];
+        let p = plan(wanted, &existing, now);
+        assert_eq!(p.create, vec![want("new.example", &["new.example"])]);
+        let reissued: Vec<Id> = p.reissue.iter().map(|(id, _)| *id).collect();
+        assert_eq!(reissued, vec![2, 3]);
+        assert_eq!(p.delete, vec![5]);
+        // Order of names does not matter.
+        let same = plan(
+            vec![want("a.example", &["www.a.example", "a.example"])],
+            &[stored(
+                1,
+                cert("a.example", &["a.example", "www.a.example"], far, false),
+            )],
+            now,
+        );
+        assert!(same.is_empty(), "{same:?}");
+    }
+
+    #[test]
+    fn dkim_and_tsig_keys_have_the_right_shape() {
+        let (public, private) = new_dkim_key().unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&public)
+            .unwrap();
+        assert_eq!(raw.len(), 32, "raw Ed25519 public key");
+        assert!(private.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let secret = new_tsig_secret().unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&secret)
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_ne!(new_tsig_secret().unwrap(), secret);
+        assert_eq!(tsig_key_name("dns-eu"), "xfr.dns-eu.hostplane.");
+    }
+}
