@@ -11,8 +11,10 @@
 //! affects, and a server's revision only grows.
 //!
 //! Zone serials ([`crate::zones::ZoneSerials`]) are kept here too, next to the
-//! configs that carry the zones: in memory, so a controller restart starts every
-//! changed zone again at its date serial (`YYYYMMDD00`).
+//! configs that carry the zones, and journaled to `<data_dir>/zone-serials.log`
+//! (one `serial hash origin` line per change, fsynced before the build is handed
+//! to any agent; compacted at start), so a restarted controller continues every
+//! zone's serial: secondaries only follow serials that grow.
 //!
 //! Blocking queries ([`ConfigHub::wait`]) wait on a generation counter bumped after
 //! each build that changed something.
@@ -52,6 +54,8 @@ pub struct ConfigHub {
     generation: watch::Sender<u64>,
     /// Last content hash and serial of every zone; held for a whole build.
     serials: Mutex<ZoneSerials>,
+    /// The serial journal, open for appending (`None`: serials are not persisted).
+    journal: Mutex<Option<std::fs::File>>,
 }
 
 impl Default for ConfigHub {
@@ -60,7 +64,63 @@ impl Default for ConfigHub {
             hub: RwLock::new(Hub::default()),
             generation: watch::channel(0).0,
             serials: Mutex::new(ZoneSerials::default()),
+            journal: Mutex::new(None),
         }
+    }
+}
+
+/// One journal line: `serial hash-hex origin`.
+fn journal_line(origin: &str, hash: &[u8; 32], serial: u32) -> String {
+    let mut line = format!("{serial} ");
+    for b in hash {
+        line.push_str(&format!("{b:02x}"));
+    }
+    line.push(' ');
+    line.push_str(origin);
+    line.push('\n');
+    line
+}
+
+/// Parse a journal line; `None` for a torn or foreign line (skipped).
+fn parse_journal_line(line: &str) -> Option<(String, [u8; 32], u32)> {
+    let mut parts = line.splitn(3, ' ');
+    let serial = parts.next()?.parse().ok()?;
+    let hex = parts.next()?;
+    let origin = parts.next()?.trim();
+    if hex.len() != 64 || origin.is_empty() {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    for (i, b) in hash.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some((origin.to_owned(), hash, serial))
+}
+
+impl ConfigHub {
+    /// A hub whose zone serials persist in the journal at `path`: read (the last
+    /// line of a zone wins), compacted atomically, then opened for appending.
+    pub fn with_serial_journal(path: &std::path::Path) -> std::io::Result<Self> {
+        let hub = Self::default();
+        let mut serials = ZoneSerials::default();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                for (origin, hash, serial) in text.lines().filter_map(parse_journal_line) {
+                    serials.restore(origin, hash, serial);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let compact: String = serials
+            .entries()
+            .map(|(o, h, s)| journal_line(o, h, s))
+            .collect();
+        durable::write_atomic(path, compact.as_bytes(), 0o600)?;
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        *hub.serials.lock().unwrap_or_else(|p| p.into_inner()) = serials;
+        *hub.journal.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+        Ok(hub)
     }
 }
 
@@ -121,7 +181,33 @@ impl ConfigHub {
     /// (held locked for the build, so concurrent builds number zones in turn).
     pub fn build(&self, world: &World, today_yyyymmdd: u32) -> BTreeMap<Id, Built> {
         let mut serials = self.serials.lock().unwrap_or_else(|p| p.into_inner());
-        build_all(world, &mut serials, today_yyyymmdd)
+        let built = build_all(world, &mut serials, today_yyyymmdd);
+        let changes = serials.take_changes();
+        if !changes.is_empty() {
+            self.journal_serials(&changes);
+        }
+        built
+    }
+
+    /// Append changed serials to the journal and fsync, before the build that
+    /// carries them reaches any agent. A failure is logged: serving the change
+    /// matters more than remembering its serial across a restart.
+    fn journal_serials(&self, changes: &[(String, [u8; 32], u32)]) {
+        use std::io::Write as _;
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(file) = journal.as_mut() else {
+            return;
+        };
+        let text: String = changes
+            .iter()
+            .map(|(o, h, s)| journal_line(o, h, *s))
+            .collect();
+        if let Err(e) = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+        {
+            tracing::error!(error = %e, "cannot journal zone serials; a restart may reuse serials");
+        }
     }
 
     /// The current config of a server.
@@ -267,6 +353,66 @@ pub async fn run(state: AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zone_serials_survive_a_restart_through_the_journal() {
+        use proto::agent_v1::{ZoneContent, ZoneRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zone-serials.log");
+        let zone = |ip: &str| ZoneContent {
+            origin: "example.com".into(),
+            serial: 0,
+            records: vec![
+                ZoneRecord {
+                    name: "example.com".into(),
+                    ttl: 3600,
+                    rtype: "SOA".into(),
+                    data: "ns1.example.net. hostmaster.example.com. 0 3600 600 1209600 300".into(),
+                },
+                ZoneRecord {
+                    name: "example.com".into(),
+                    ttl: 60,
+                    rtype: "A".into(),
+                    data: ip.into(),
+                },
+            ],
+        };
+        let hub = ConfigHub::with_serial_journal(&path).unwrap();
+        let mut z = zone("192.0.2.1");
+        {
+            let mut s = hub.serials.lock().unwrap();
+            s.assign(&mut z, 20_261_126);
+        }
+        assert_eq!(z.serial, 2_026_112_600);
+        let changes = hub.serials.lock().unwrap().take_changes();
+        hub.journal_serials(&changes);
+        let mut z2 = zone("192.0.2.2");
+        hub.serials.lock().unwrap().assign(&mut z2, 20_261_126);
+        let changes = hub.serials.lock().unwrap().take_changes();
+        hub.journal_serials(&changes);
+        assert_eq!(z2.serial, 2_026_112_601);
+        drop(hub);
+        // A torn last line is ignored.
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(b"2026112699 abc").unwrap();
+        }
+
+        // "Restart": same content keeps its serial, a change continues from it.
+        let hub = ConfigHub::with_serial_journal(&path).unwrap();
+        let mut same = zone("192.0.2.2");
+        hub.serials.lock().unwrap().assign(&mut same, 20_261_126);
+        assert_eq!(same.serial, 2_026_112_601);
+        let mut changed = zone("192.0.2.3");
+        hub.serials.lock().unwrap().assign(&mut changed, 20_261_126);
+        assert_eq!(changed.serial, 2_026_112_602);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "compacted at open: {text}");
+    }
 
     #[test]
     fn date_serial_base() {

@@ -54,6 +54,7 @@ impl AppState {
     pub fn with_ca(store: Store, config: ControllerConfig, ca: Option<Ca>) -> Self {
         let per_minute = config.auth.failed_attempts_per_minute;
         let health = HealthMonitor::new(config.health.clone());
+        let configs = open_config_hub(&config);
         Self(Arc::new(Inner {
             store,
             config,
@@ -63,7 +64,7 @@ impl AppState {
             ca,
             changes: watch::channel(0).0,
             stopping: watch::channel(false).0,
-            configs: ConfigHub::default(),
+            configs,
             health,
             placement: tokio::sync::Mutex::new(()),
         }))
@@ -91,3 +92,16 @@ impl std::ops::Deref for AppState {
 /// server loop (used to rate-limit failed authentication per client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
+
+/// The config hub, with zone serials journaled in the data dir when it exists.
+fn open_config_hub(config: &ControllerConfig) -> ConfigHub {
+    if !config.data_dir.is_dir() {
+        return ConfigHub::default();
+    }
+    let path = config.data_dir.join("zone-serials.log");
+    ConfigHub::with_serial_journal(&path).unwrap_or_else(|e| {
+        tracing::error!(path = %path.display(), error = %e,
+            "cannot open the zone serial journal; serials restart after a controller restart");
+        ConfigHub::default()
+    })
+}

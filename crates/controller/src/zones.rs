@@ -466,6 +466,8 @@ pub fn next_serial(prev: Option<u32>, today_yyyymmdd: u32) -> u32 {
 #[derive(Debug, Clone, Default)]
 pub struct ZoneSerials {
     zones: HashMap<String, ([u8; 32], u32)>,
+    /// Zones whose serial changed since [`ZoneSerials::take_changes`].
+    changed: Vec<String>,
 }
 
 /// BLAKE3 hash of a zone's content, serial excluded.
@@ -502,10 +504,35 @@ impl ZoneSerials {
         let hash = content_hash(zone);
         let serial = match self.zones.get(&zone.origin) {
             Some((h, s)) if *h == hash => *s,
-            prev => next_serial(prev.map(|(_, s)| *s), today_yyyymmdd),
+            prev => {
+                self.changed.push(zone.origin.clone());
+                next_serial(prev.map(|(_, s)| *s), today_yyyymmdd)
+            }
         };
         self.zones.insert(zone.origin.clone(), (hash, serial));
         set_serial(zone, serial);
+    }
+
+    /// Remember a zone's last content hash and serial (from persisted state), so a
+    /// restarted controller continues the zone's serials instead of starting over.
+    pub fn restore(&mut self, origin: String, hash: [u8; 32], serial: u32) {
+        self.zones.insert(origin, (hash, serial));
+    }
+
+    /// The zones whose serial changed since the last call: `(origin, hash, serial)`.
+    pub fn take_changes(&mut self) -> Vec<(String, [u8; 32], u32)> {
+        let mut out = Vec::new();
+        for origin in std::mem::take(&mut self.changed) {
+            if let Some((h, s)) = self.zones.get(&origin) {
+                out.push((origin, *h, *s));
+            }
+        }
+        out
+    }
+
+    /// Every zone's memory, for compaction: `(origin, hash, serial)`.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &[u8; 32], u32)> {
+        self.zones.iter().map(|(o, (h, s))| (o.as_str(), h, *s))
     }
 
     /// Forget the zones not in `keep` (deleted domains).
