@@ -81,7 +81,14 @@ pub enum AgentError {
 struct Status {
     applied_revision: i64,
     engines: Vec<EngineHealth>,
+    /// The engine's report (database sizes, mail queue), if it makes one.
+    report: Option<proto::agent_v1::RoleReport>,
+    /// The engine's service port, if it knows it.
+    service_port: Option<u16>,
 }
+
+/// How often an unchanged engine report is sent again.
+const REPORT_REFRESH: Duration = Duration::from_secs(30);
 
 type SharedStatus = Arc<Mutex<Status>>;
 type DesiredTx = watch::Sender<Option<Arc<DesiredConfig>>>;
@@ -343,23 +350,34 @@ async fn heartbeat_loop(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing = false;
     let mut skew_warned = false;
+    // The report last delivered, and when: sent again only when it changed or
+    // REPORT_REFRESH passed, so a large report does not ride every heartbeat.
+    let mut report_sent: Option<(proto::agent_v1::RoleReport, Instant)> = None;
     loop {
         tick.tick().await;
         let snapshot = status
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let report = snapshot.report.filter(|r| match &report_sent {
+            Some((last, at)) => last != r || at.elapsed() >= REPORT_REFRESH,
+            None => true,
+        });
         let hb = Heartbeat {
             applied_revision: snapshot.applied_revision,
             engines: snapshot.engines,
             agent_version: AGENT_VERSION.to_string(),
-            // Engines that listen will report their service port here; until then
-            // the controller probes the role's standard port.
-            probe_port: None,
+            // Engines that know their bound port tell it; otherwise the controller
+            // probes the role's configured port.
+            probe_port: snapshot.service_port,
+            report: report.clone(),
         };
         let (index, base) = controllers.current();
         match client.heartbeat(base, &hb, timeout).await {
             Ok(ack) => {
+                if let Some(r) = report {
+                    report_sent = Some((r, Instant::now()));
+                }
                 if failing {
                     tracing::info!(controller = base, "heartbeats delivered again");
                 }
@@ -400,6 +418,8 @@ fn publish(sup: &Supervisor, status: &SharedStatus, file: &mut StatusFile) {
     let next = Status {
         applied_revision: sup.applied_revision(),
         engines: sup.health(),
+        report: sup.report(),
+        service_port: sup.service_port(),
     };
     file.update(&next);
     *status

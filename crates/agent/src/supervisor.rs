@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use proto::agent_v1::{DesiredConfig, EngineHealth, EngineState, RoleConfig};
+use proto::agent_v1::{DesiredConfig, EngineHealth, EngineState, RoleConfig, RoleReport};
 
 /// A boxed, sendable future (what [`RoleEngine`] methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -44,6 +44,19 @@ pub trait RoleEngine: Send {
 
     /// Current health (cheap; called every heartbeat interval).
     fn health(&self) -> EngineHealth;
+
+    /// What the engine reports beyond health (database sizes, mail queue); cheap,
+    /// called every heartbeat interval. Default: nothing.
+    fn report(&self) -> Option<RoleReport> {
+        None
+    }
+
+    /// The TCP port of the role's service as bound (e.g. 10025 when 25 was not
+    /// permitted), which the controller probes and tells peers. Default: unknown
+    /// (the controller assumes its configured port).
+    fn service_port(&self) -> Option<u16> {
+        None
+    }
 
     /// Stop serving (the agent is shutting down or the role changed). Default: nothing.
     fn shutdown(&mut self) -> BoxFuture<'_, ()> {
@@ -293,6 +306,16 @@ impl Supervisor {
     /// The config last applied successfully.
     pub fn applied(&self) -> Option<&DesiredConfig> {
         self.applied.as_ref()
+    }
+
+    /// The engine's report, if it makes one.
+    pub fn report(&self) -> Option<RoleReport> {
+        self.engine.as_ref().and_then(|e| e.report())
+    }
+
+    /// The engine's service port, if it knows it.
+    pub fn service_port(&self) -> Option<u16> {
+        self.engine.as_ref().and_then(|e| e.service_port())
     }
 
     /// Health of the engine: its own report, made `degraded` when the last apply

@@ -382,6 +382,22 @@ impl Client {
         self.get(&["v1", "status"]).await
     }
 
+    /// `GET /v1/db-trash`: dumps of dropped databases the caller may restore.
+    pub async fn list_db_trash(&self) -> Result<Vec<proto::v1::DbTrashView>> {
+        self.get(&["v1", "db-trash"]).await
+    }
+
+    /// `GET /v1/mail/queue` (admins): every mail server's queue.
+    pub async fn mail_queue(&self) -> Result<Vec<proto::v1::MailQueueView>> {
+        self.get(&["v1", "mail", "queue"]).await
+    }
+
+    /// `POST /v1/mail/flush` (admins): every mail server retries its queue now.
+    pub async fn mail_flush(&self) -> Result<()> {
+        self.send::<(), NoBody, NoBody>(Method::POST, &["v1", "mail", "flush"], None, None)
+            .await
+    }
+
     /// `GET /v1/openapi.json`: the OpenAPI document.
     pub async fn openapi(&self) -> Result<serde_json::Value> {
         self.get(&["v1", "openapi.json"]).await

@@ -114,7 +114,18 @@ pub async fn heartbeat(
             "at most 64 bytes",
         ));
     }
-    if let Some(t) = state.health.heartbeat(agent.server.meta.id, &hb) {
+    let port_before = state.health.reported_port(agent.server.meta.id);
+    let transition = state.health.heartbeat(agent.server.meta.id, &hb);
+    if transition.is_none() && state.health.reported_port(agent.server.meta.id) != port_before {
+        // Peers learn service ports from their desired configs (DNS notify targets,
+        // the mail primary's SMTP endpoint).
+        state.changed();
+    }
+    if transition.is_some() && agent.server.data.role == model::Role::Mail {
+        // A mail server (back) up: secondaries deliver what they queued for it.
+        crate::configs::flush_mail(&state);
+    }
+    if let Some(t) = transition {
         let state2 = state.clone();
         // Recording writes the store; the agent need not wait for it.
         tokio::spawn(async move { crate::health::record(&state2, &[t]).await });

@@ -62,6 +62,9 @@ pub struct World {
     /// knows it: the heartbeat's probe port, else the configured one. A server absent
     /// here uses the role's standard port.
     pub service_ports: HashMap<Id, u16>,
+    /// The mail flush counter (`hostplane mail flush`, a mail primary coming back):
+    /// mail servers retry their queues when it changes.
+    pub mail_flush: u64,
     /// Health of the servers as the controller believes it (not stored; the
     /// caller fills it from the health monitor). A server absent here is `unknown`.
     pub health: HashMap<Id, Health>,
@@ -92,6 +95,7 @@ impl World {
                 .map(|a| (a.meta.id, a.meta.name))
                 .collect(),
             service_ports: HashMap::new(),
+            mail_flush: 0,
             health: HashMap::new(),
         };
         Ok((revision, world))
@@ -490,6 +494,7 @@ impl<'a> Index<'a> {
             .collect();
         MailConfig {
             domains,
+            flush: self.world.mail_flush,
             tls: tls_of(
                 self.secrets
                     .get(&(SecretPurpose::ServerCert, server.meta.name.as_str())),
@@ -587,7 +592,7 @@ impl<'a> Index<'a> {
                     .get(&d.data.customer)
                     .cloned()
                     .unwrap_or_default(),
-                restore_from: None,
+                restore_from: d.data.restore_from.clone(),
             })
             .collect();
         databases.sort_by(|a, b| a.name.cmp(&b.name));
@@ -842,6 +847,7 @@ mod tests {
                     engine: DbEngine::Mariadb,
                     cluster: 6,
                     domain: None,
+                    restore_from: None,
                 },
             )],
             db_users: vec![stored(
@@ -879,6 +885,7 @@ mod tests {
             ],
             account_names: HashMap::from([(1, "acme".to_owned())]),
             service_ports: HashMap::from([(21, 10053), (31, 10025)]),
+            mail_flush: 0,
             health: HashMap::new(),
         }
     }

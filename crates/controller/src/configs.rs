@@ -56,6 +56,9 @@ pub struct ConfigHub {
     serials: Mutex<ZoneSerials>,
     /// The serial journal, open for appending (`None`: serials are not persisted).
     journal: Mutex<Option<std::fs::File>>,
+    /// The mail flush counter ([`World::mail_flush`]); starts at the controller's
+    /// start time so a restart never repeats an earlier value.
+    pub mail_flush: std::sync::atomic::AtomicU64,
 }
 
 impl Default for ConfigHub {
@@ -65,6 +68,9 @@ impl Default for ConfigHub {
             generation: watch::channel(0).0,
             serials: Mutex::new(ZoneSerials::default()),
             journal: Mutex::new(None),
+            mail_flush: std::sync::atomic::AtomicU64::new(
+                u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0),
+            ),
         }
     }
 }
@@ -270,6 +276,10 @@ pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
         .iter()
         .map(|s| (s.meta.id, state.health.state(s.meta.id)))
         .collect();
+    world.mail_flush = state
+        .configs
+        .mail_flush
+        .load(std::sync::atomic::Ordering::SeqCst);
     world.service_ports = world
         .servers
         .iter()
@@ -296,6 +306,15 @@ pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
         tracing::debug!(revision, servers = changed.len(), "desired configs changed");
     }
     Ok(revision)
+}
+
+/// Ask every mail server to retry its queue now.
+pub fn flush_mail(state: &AppState) {
+    state
+        .configs
+        .mail_flush
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    state.changed();
 }
 
 /// A date as `YYYYMMDD`, e.g. `20261125`.

@@ -57,6 +57,8 @@ pub struct ServerHealth {
     pub probe_port: Option<u16>,
     /// Agent version.
     pub agent_version: Option<String>,
+    /// The engine's last report (database sizes, mail queue).
+    pub report: Option<std::sync::Arc<proto::agent_v1::RoleReport>>,
 }
 
 impl ServerHealth {
@@ -70,6 +72,7 @@ impl ServerHealth {
             engines: Vec::new(),
             probe_port: None,
             agent_version: None,
+            report: None,
         }
     }
 }
@@ -129,6 +132,9 @@ impl HealthMonitor {
         h.engines = hb.engines.clone();
         h.probe_port = hb.probe_port.filter(|p| *p != 0);
         h.agent_version = Some(hb.agent_version.clone());
+        if let Some(r) = &hb.report {
+            h.report = Some(std::sync::Arc::new(r.clone()));
+        }
         let from = h.state;
         h.state = Health::Up;
         (from != Health::Up).then_some(Transition {
@@ -167,6 +173,11 @@ impl HealthMonitor {
             }
         }
         out
+    }
+
+    /// The last report of a server's engine, if it sent one.
+    pub fn report(&self, server: Id) -> Option<std::sync::Arc<proto::agent_v1::RoleReport>> {
+        self.lock().get(&server).and_then(|h| h.report.clone())
     }
 
     /// The service port a server's last heartbeat reported, if any.
@@ -340,6 +351,7 @@ mod tests {
             }],
             agent_version: "test".into(),
             probe_port: Some(8080),
+            report: None,
         }
     }
 

@@ -169,9 +169,20 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
         after_help = "Examples:
   hostplane db add shop --engine mariadb --customer acme --domain example.com
   hostplane db list --customer acme
-  hostplane db update shop --domain \"\"                # unlink"
+  hostplane db update shop --domain \"\"                # unlink
+  hostplane db delete shop                            # a dump stays in the server's trash
+  hostplane db trash                                  # dumps you can restore
+  hostplane db restore shop-20261126T101500Z           # back under its old name"
     )]
     Db(DbCmd),
+    /// Look at and retry the mail servers' queues
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  hostplane mail queue            # what each mail server still has to deliver
+  hostplane mail flush            # retry every queue now"
+    )]
+    Mail(MailCmd),
     /// Manage database users and their grants
     #[command(
         subcommand,
@@ -1018,9 +1029,36 @@ pub enum DbCmd {
     Show(NameArg),
     /// Link a database to a domain (or unlink with --domain "")
     Update(DbUpdate),
-    /// Delete a database and its data
+    /// Delete a database (its db server keeps a dump in its trash for some days)
     #[command(visible_alias = "rm")]
     Delete(NameArg),
+    /// List dumps of deleted databases that can be restored
+    Trash(JsonOnly),
+    /// Bring a deleted database back from its dump in the trash
+    Restore(DbRestore),
+}
+
+/// `db restore`.
+#[derive(Debug, Args)]
+pub struct DbRestore {
+    /// Trash entry (see `hostplane db trash`)
+    pub entry: String,
+    /// Name of the restored database (default: the name it had)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// A command whose only option is `--json` (global).
+#[derive(Debug, Args)]
+pub struct JsonOnly {}
+
+/// `hostplane mail ...`.
+#[derive(Debug, Subcommand)]
+pub enum MailCmd {
+    /// Show every mail server's queue (admins)
+    Queue(JsonOnly),
+    /// Retry every mail server's queue now (admins)
+    Flush(JsonOnly),
 }
 
 /// `db add`.

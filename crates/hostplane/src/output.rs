@@ -711,6 +711,35 @@ impl Render for EventView {
     }
 }
 
+impl Render for proto::v1::DbTrashView {
+    const HEADERS: &'static [&'static str] = &[
+        "entry", "database", "engine", "customer", "server", "dropped", "size",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.database.clone(),
+            self.engine.clone(),
+            self.customer.clone(),
+            self.server.clone(),
+            self.dropped_at.clone(),
+            self.size_bytes.to_string(),
+        ]
+    }
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("entry", self.name.clone()),
+            ("database", self.database.clone()),
+            ("engine", self.engine.clone()),
+            ("customer", self.customer.clone()),
+            ("cluster", self.cluster.clone()),
+            ("server", self.server.clone()),
+            ("dropped", self.dropped_at.clone()),
+            ("size bytes", self.size_bytes.to_string()),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

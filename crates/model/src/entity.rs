@@ -338,6 +338,10 @@ pub struct Database {
     /// The domain it belongs to, if the customer linked one.
     #[serde(default)]
     pub domain: Option<Id>,
+    /// Created by restoring this trash entry (a dump the db server kept when an
+    /// earlier database was dropped) instead of empty.
+    #[serde(default)]
+    pub restore_from: Option<String>,
 }
 object!(Database, Database);
 

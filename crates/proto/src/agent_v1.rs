@@ -301,6 +301,10 @@ pub struct MailConfig {
     /// Mail domains this server accepts for.
     #[serde(default)]
     pub domains: Vec<MailDomain>,
+    /// Retry the whole queue now whenever this number changes (`hostplane mail
+    /// flush`, or the controller seeing the primary come back).
+    #[serde(default)]
+    pub flush: u64,
     /// The server's certificate (host name and addresses) for STARTTLS, submission
     /// and POP3S/IMAPS, from the controller CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -487,6 +491,101 @@ pub struct Heartbeat {
     /// controller's configured port for the role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_port: Option<u16>,
+    /// What the role engine reports beyond health (database sizes, the mail
+    /// queue ...): sent when it changed and every 30 s, absent in between (the
+    /// controller keeps the last one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<RoleReport>,
+}
+
+/// A role engine's report to the controller, tagged by `"role"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum RoleReport {
+    /// A database server's databases and trash.
+    Db(DbReport),
+    /// A mail server's queue.
+    Mail(MailReport),
+}
+
+/// What a database server reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbReport {
+    /// Every database hostplane manages there, with its size.
+    #[serde(default)]
+    pub databases: Vec<DbStatus>,
+    /// Dumps of dropped databases that can be restored.
+    #[serde(default)]
+    pub trash: Vec<DbTrashEntry>,
+    /// Customers over (or near) their quota, with a human-readable note.
+    #[serde(default)]
+    pub quota_notes: Vec<(String, String)>,
+}
+
+/// One database's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbStatus {
+    /// Name.
+    pub name: String,
+    /// `mariadb` or `postgres`.
+    pub engine: DbEngine,
+    /// Size on disk in bytes.
+    pub size_bytes: u64,
+    /// Owning customer (account name).
+    #[serde(default)]
+    pub owner: String,
+    /// Writes are stopped because the owner is over quota.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// One dump in a database server's trash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbTrashEntry {
+    /// The entry name to restore from ([`DbConfig::restore_from`]).
+    pub name: String,
+    /// The database it was.
+    pub database: String,
+    /// `mariadb` or `postgres`.
+    pub engine: DbEngine,
+    /// Its owner (account name), so only that customer may restore it.
+    #[serde(default)]
+    pub owner: String,
+    /// When it was dropped (RFC 3339).
+    pub dropped_at: String,
+    /// Compressed dump size in bytes.
+    pub size_bytes: u64,
+}
+
+/// What a mail server reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailReport {
+    /// Messages waiting for delivery (to the primary, or outbound).
+    #[serde(default)]
+    pub queue: Vec<QueuedMail>,
+}
+
+/// One queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMail {
+    /// Queue id.
+    pub id: String,
+    /// Envelope sender (empty for bounces).
+    pub from: String,
+    /// Envelope recipients not yet delivered.
+    pub to: Vec<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When it was queued (RFC 3339).
+    pub queued_at: String,
+    /// Next attempt (RFC 3339), if scheduled.
+    #[serde(default)]
+    pub next_attempt: Option<String>,
+    /// Why the last attempt failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// Health of one role engine.

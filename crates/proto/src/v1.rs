@@ -636,6 +636,66 @@ pub struct CreateDatabase {
     /// Domain to link it to (the customer's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// Restore this trash entry (see `GET /v1/db-trash`) into the new
+    /// database instead of creating it empty; engine and cluster must match the
+    /// entry's, and only the customer who owned the dropped database may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
+}
+
+/// A dump of a dropped database, kept in its db server's trash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DbTrashView {
+    /// Entry name (what `restore_from` takes).
+    pub name: String,
+    /// The database it was.
+    pub database: String,
+    /// Engine.
+    pub engine: String,
+    /// Owning customer.
+    pub customer: String,
+    /// db cluster.
+    pub cluster: String,
+    /// The db server holding it.
+    pub server: String,
+    /// When it was dropped (RFC 3339).
+    pub dropped_at: String,
+    /// Compressed size, bytes.
+    pub size_bytes: u64,
+}
+
+/// One mail server's queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MailQueueView {
+    /// Server name.
+    pub server: String,
+    /// Whether the server's last report is known (it may be down).
+    pub reported: bool,
+    /// Queued messages.
+    pub messages: Vec<QueuedMailView>,
+}
+
+/// One queued message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueuedMailView {
+    /// Queue id.
+    pub id: String,
+    /// Envelope sender.
+    pub from: String,
+    /// Recipients not yet delivered.
+    pub to: Vec<String>,
+    /// Size, bytes.
+    pub size: u64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Queued at (RFC 3339).
+    pub queued_at: String,
+    /// Next attempt (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
+    /// Last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// `PATCH /v1/databases/{name}`.

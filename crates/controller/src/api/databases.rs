@@ -7,9 +7,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use model::entity::{Account, Cluster, Database, DbUser, Domain, Kind};
 use model::{DbEngine, DbIdent, Id, Role, WithField};
+use proto::agent_v1::RoleReport;
 use proto::v1::{
-    CreateDatabase, CreateDbUser, DatabaseView, DbUserView, ErrorBody, ListParams, Page,
-    UpdateDatabase, UpdateDbUser, WithPassword,
+    CreateDatabase, CreateDbUser, DatabaseView, DbTrashView, DbUserView, ErrorBody, ListParams,
+    Page, UpdateDatabase, UpdateDbUser, WithPassword,
 };
 use scheduler::default_cluster;
 use store::{NewObject, Scope, Stored};
@@ -37,6 +38,111 @@ pub async fn database_view(names: &mut Names<'_>, d: &Stored<Database>) -> ApiRe
         size_bytes: None,
         created_at: rfc3339(d.meta.created_at),
     })
+}
+
+/// What the db servers last reported: each server's (name, cluster) and report.
+async fn db_reports(state: &AppState) -> ApiResult<Vec<(String, Id, std::sync::Arc<RoleReport>)>> {
+    let servers = state.store.all::<model::entity::Server>().await?;
+    Ok(servers
+        .into_iter()
+        .filter(|s| s.data.role == Role::Db)
+        .filter_map(|s| {
+            let r = state.health.report(s.meta.id)?;
+            Some((s.meta.name, s.data.cluster, r))
+        })
+        .collect())
+}
+
+/// Fill each view's size from the reports of its cluster's servers.
+fn fill_sizes(
+    reports: &[(String, Id, std::sync::Arc<RoleReport>)],
+    rows: &[Stored<Database>],
+    views: &mut [DatabaseView],
+) {
+    for (d, v) in rows.iter().zip(views.iter_mut()) {
+        v.size_bytes = reports
+            .iter()
+            .filter(|(_, cluster, _)| *cluster == d.data.cluster)
+            .filter_map(|(_, _, r)| match r.as_ref() {
+                RoleReport::Db(db) => db
+                    .databases
+                    .iter()
+                    .find(|s| s.name == d.meta.name && s.engine == d.data.engine)
+                    .map(|s| s.size_bytes),
+                RoleReport::Mail(_) => None,
+            })
+            .max();
+    }
+}
+
+/// `GET /v1/db-trash`: dumps of dropped databases the caller may restore.
+#[utoipa::path(get, path = "/v1/db-trash", tag = "databases", responses((status = 200, body = Vec<DbTrashView>)))]
+pub async fn list_trash(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<DbTrashView>>> {
+    let mut names = Names::new(&state.store);
+    let mut out = Vec::new();
+    for (server, cluster, report) in db_reports(&state).await? {
+        let RoleReport::Db(db) = report.as_ref() else {
+            continue;
+        };
+        for t in &db.trash {
+            let Some(owner) = state
+                .store
+                .get_by_name::<Account>(caller.scope(), &t.owner)
+                .await?
+            else {
+                // Not the caller's (or the account is gone): not shown.
+                continue;
+            };
+            out.push(DbTrashView {
+                name: t.name.clone(),
+                database: t.database.clone(),
+                engine: t.engine.to_string(),
+                customer: owner.meta.name,
+                cluster: names.cluster(cluster).await?,
+                server: server.clone(),
+                dropped_at: t.dropped_at.clone(),
+                size_bytes: t.size_bytes,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.dropped_at.cmp(&a.dropped_at));
+    Ok(Json(out))
+}
+
+/// Check that trash entry `entry` exists on a server of `cluster`, for `engine`,
+/// and belonged to `owner`.
+async fn check_restore(
+    state: &AppState,
+    entry: &str,
+    cluster: Id,
+    engine: DbEngine,
+    owner: &str,
+) -> ApiResult<()> {
+    let found = db_reports(state)
+        .await?
+        .into_iter()
+        .filter(|(_, c, _)| *c == cluster)
+        .any(|(_, _, r)| match r.as_ref() {
+            RoleReport::Db(db) => db
+                .trash
+                .iter()
+                .any(|t| t.name == entry && t.engine == engine && t.owner == owner),
+            RoleReport::Mail(_) => false,
+        });
+    if found {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "restore_from",
+            "unknown_trash_entry",
+            format!(
+                "no {engine} trash entry `{entry}` of this customer on the db cluster; list them with `hostplane db trash`"
+            ),
+        ))
+    }
 }
 
 /// A database user as shown.
@@ -129,12 +235,16 @@ pub async fn create_database(
         owner.meta.id,
     )
     .await?;
+    if let Some(entry) = &req.restore_from {
+        check_restore(&state, entry, cluster.meta.id, engine, &owner.meta.name).await?;
+    }
     let data = Database {
         customer: owner.meta.id,
         name: name.clone(),
         engine,
         cluster: cluster.meta.id,
         domain,
+        restore_from: req.restore_from.clone(),
     };
     let mut tx = state.store.begin(caller.actor()).await?;
     if tx.get::<Cluster>(cluster.meta.id).await?.is_none() {
@@ -173,6 +283,7 @@ pub async fn list_databases(
     for d in &rows {
         items.push(database_view(&mut names, d).await?);
     }
+    fill_sizes(&db_reports(&state).await?, &rows, &mut items);
     Ok(Json(Page {
         items,
         next_cursor: next,
@@ -188,9 +299,14 @@ pub async fn get_database(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<DatabaseView>> {
     let d = visible::<Database>(&state, &caller, &name, "database").await?;
-    Ok(Json(
-        database_view(&mut Names::new(&state.store), &d).await?,
-    ))
+    let mut view = [database_view(&mut Names::new(&state.store), &d).await?];
+    fill_sizes(
+        &db_reports(&state).await?,
+        std::slice::from_ref(&d),
+        &mut view,
+    );
+    let [view] = view;
+    Ok(Json(view))
 }
 
 /// `PATCH /v1/databases/{name}`: link to a domain or unlink ("").

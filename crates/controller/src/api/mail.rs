@@ -371,3 +371,52 @@ pub async fn delete_alias(
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /v1/mail/queue` (admins): every mail server's queue as it last reported it.
+#[utoipa::path(get, path = "/v1/mail/queue", tag = "mail",
+    responses((status = 200, body = Vec<proto::v1::MailQueueView>), (status = 403, body = ErrorBody)))]
+pub async fn mail_queue(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<proto::v1::MailQueueView>>> {
+    caller.require_admin()?;
+    let mut servers = state.store.all::<model::entity::Server>().await?;
+    servers.retain(|s| s.data.role == model::Role::Mail);
+    servers.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+    let mut out = Vec::with_capacity(servers.len());
+    for s in servers {
+        let report = state.health.report(s.meta.id);
+        let messages = match report.as_deref() {
+            Some(proto::agent_v1::RoleReport::Mail(m)) => m
+                .queue
+                .iter()
+                .map(|q| proto::v1::QueuedMailView {
+                    id: q.id.clone(),
+                    from: q.from.clone(),
+                    to: q.to.clone(),
+                    size: q.size,
+                    attempts: q.attempts,
+                    queued_at: q.queued_at.clone(),
+                    next_attempt: q.next_attempt.clone(),
+                    last_error: q.last_error.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.push(proto::v1::MailQueueView {
+            server: s.meta.name,
+            reported: report.is_some(),
+            messages,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// `POST /v1/mail/flush` (admins): every mail server retries its queue now.
+#[utoipa::path(post, path = "/v1/mail/flush", tag = "mail",
+    responses((status = 202), (status = 403, body = ErrorBody)))]
+pub async fn mail_flush(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    crate::configs::flush_mail(&state);
+    Ok(StatusCode::ACCEPTED)
+}

@@ -102,6 +102,9 @@ pub fn router(state: AppState) -> Router {
                 .patch(mail::update_mailbox)
                 .delete(mail::delete_mailbox),
         )
+        .route("/v1/mail/queue", get(mail::mail_queue))
+        .route("/v1/mail/flush", post(mail::mail_flush))
+        .route("/v1/db-trash", get(databases::list_trash))
         .route(
             "/v1/aliases",
             get(mail::list_aliases).post(mail::create_alias),

@@ -16,6 +16,7 @@ pub async fn database(ctx: &Ctx, cmd: DbCmd) -> anyhow::Result<()> {
                 customer: a.customer,
                 cluster: a.cluster,
                 domain: a.domain,
+                restore_from: None,
             };
             ctx.out.one(&api.create_database(&req).await?)
         }
@@ -40,6 +41,28 @@ pub async fn database(ctx: &Ctx, cmd: DbCmd) -> anyhow::Result<()> {
         DbCmd::Delete(n) => {
             api.delete_database(&n.name).await?;
             ctx.out.deleted("database", &n.name)
+        }
+        DbCmd::Trash(_) => {
+            let items = api.list_db_trash().await?;
+            ctx.out.list(&crate::output::Listing::All(items))
+        }
+        DbCmd::Restore(r) => {
+            let trash = api.list_db_trash().await?;
+            let Some(entry) = trash.into_iter().find(|t| t.name == r.entry) else {
+                anyhow::bail!(
+                    "no trash entry `{}`; `hostplane db trash` lists the ones you can restore",
+                    r.entry
+                );
+            };
+            let req = CreateDatabase {
+                name: r.name.unwrap_or_else(|| entry.database.clone()),
+                engine: entry.engine.clone(),
+                customer: Some(entry.customer.clone()),
+                cluster: Some(entry.cluster.clone()),
+                domain: None,
+                restore_from: Some(entry.name.clone()),
+            };
+            ctx.out.one(&api.create_database(&req).await?)
         }
     }
 }

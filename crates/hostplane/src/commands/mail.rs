@@ -87,3 +87,50 @@ pub async fn alias(ctx: &Ctx, cmd: AliasCmd) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `hostplane mail queue|flush`.
+pub async fn mail_queue(ctx: &Ctx, cmd: crate::cli::MailCmd) -> anyhow::Result<()> {
+    let api = ctx.api()?;
+    match cmd {
+        crate::cli::MailCmd::Queue(_) => {
+            let queues = api.mail_queue().await?;
+            if ctx.out.json {
+                return crate::output::print_json(&queues);
+            }
+            for q in &queues {
+                let state = if q.reported { "" } else { " (no report yet)" };
+                println!("{}: {} message(s){state}", q.server, q.messages.len());
+                if !q.messages.is_empty() {
+                    println!(
+                        "{}",
+                        crate::output::table(
+                            &["id", "from", "to", "size", "attempts", "next", "last error"],
+                            q.messages.iter().map(|m| vec![
+                                m.id.clone(),
+                                m.from.clone(),
+                                m.to.join(", "),
+                                m.size.to_string(),
+                                m.attempts.to_string(),
+                                m.next_attempt.clone().unwrap_or_default(),
+                                m.last_error.clone().unwrap_or_default(),
+                            ])
+                        )
+                    );
+                }
+            }
+            if queues.is_empty() {
+                println!("(no mail servers)");
+            }
+            Ok(())
+        }
+        crate::cli::MailCmd::Flush(_) => {
+            api.mail_flush().await?;
+            if ctx.out.json {
+                crate::output::print_json(&serde_json::json!({"flushed": true}))
+            } else {
+                println!("every mail server retries its queue now");
+                Ok(())
+            }
+        }
+    }
+}

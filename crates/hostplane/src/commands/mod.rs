@@ -75,6 +75,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Mailbox(cmd) => mail::mailbox(ctx, cmd).await,
         Command::Alias(cmd) => mail::alias(ctx, cmd).await,
         Command::Db(cmd) => databases::database(ctx, cmd).await,
+        Command::Mail(cmd) => mail::mail_queue(ctx, cmd).await,
         Command::DbUser(cmd) => databases::db_user(ctx, cmd).await,
         Command::Ftp(cmd) => ftp::ftp(ctx, cmd).await,
         Command::Dns(cmd) => dns::dns(ctx, cmd).await,
