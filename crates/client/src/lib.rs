@@ -382,6 +382,31 @@ impl Client {
         self.get(&["v1", "status"]).await
     }
 
+    /// `GET /v1/sites/{domain}/certificate`: the certificate a site is served with.
+    pub async fn get_site_certificate(&self, domain: &str) -> Result<proto::v1::CertificateView> {
+        self.get(&["v1", "sites", domain, "certificate"]).await
+    }
+
+    /// `PUT /v1/sites/{domain}/certificate`: serve the site with an own certificate.
+    pub async fn put_site_certificate(
+        &self,
+        domain: &str,
+        req: &proto::v1::UploadCertificate,
+    ) -> Result<proto::v1::CertificateView> {
+        self.send::<_, NoBody, _>(
+            Method::PUT,
+            &["v1", "sites", domain, "certificate"],
+            None,
+            Some(req),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/sites/{domain}/certificate`: back to the internal certificate.
+    pub async fn delete_site_certificate(&self, domain: &str) -> Result<()> {
+        self.delete(&["v1", "sites", domain, "certificate"]).await
+    }
+
     /// `GET /v1/db-trash`: dumps of dropped databases the caller may restore.
     pub async fn list_db_trash(&self) -> Result<Vec<proto::v1::DbTrashView>> {
         self.get(&["v1", "db-trash"]).await

@@ -1112,3 +1112,65 @@ async fn tenant_isolation_matrix() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn site_certificates_upload_check_and_isolation() {
+    use reqwest::Method;
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    default_clusters(&admin).await;
+    let a = customer(&srv, &admin, "alice", json!({})).await;
+    let b = customer(&srv, &admin, "bob", json!({})).await;
+    a.post("/v1/domains", json!({"name": "alice.example"}))
+        .await
+        .expect(201);
+    a.post("/v1/sites", json!({"domain": "alice.example"}))
+        .await
+        .expect(201);
+    let path = "/v1/sites/alice.example/certificate";
+    let shown = a.get(path).await.expect(200);
+    assert_ne!(shown["source"], "uploaded");
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["alice.example".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let body = json!({"cert_pem": cert.pem(), "key_pem": key.serialize_pem()});
+    // Someone else's key, a wrong name, unknown fields: 422 naming the field.
+    let other = rcgen::KeyPair::generate().unwrap();
+    a.call(
+        Method::PUT,
+        path,
+        Some(json!({"cert_pem": cert.pem(), "key_pem": other.serialize_pem()})),
+    )
+    .await
+    .invalid("key_pem");
+    let wrong = rcgen::CertificateParams::new(vec!["bob.example".to_owned()])
+        .unwrap()
+        .self_signed(&other)
+        .unwrap();
+    a.call(
+        Method::PUT,
+        path,
+        Some(json!({"cert_pem": wrong.pem(), "key_pem": other.serialize_pem()})),
+    )
+    .await
+    .invalid("cert_pem");
+    // Bob can neither see nor replace nor delete alice's certificate.
+    b.get(path).await.error(404, "not_found");
+    b.call(Method::PUT, path, Some(body.clone()))
+        .await
+        .error(404, "not_found");
+    b.delete(path).await.error(404, "not_found");
+
+    let up = a.call(Method::PUT, path, Some(body)).await.expect(200);
+    assert_eq!(up["source"], "uploaded");
+    assert_eq!(up["names"], json!(["alice.example"]));
+    assert!(up.get("key_pem").is_none(), "keys are never shown");
+    assert_eq!(a.get(path).await.expect(200)["source"], "uploaded");
+    a.delete(path).await.expect(204);
+    assert_ne!(a.get(path).await.expect(200)["source"], "uploaded");
+    a.delete(path).await.error(404, "not_found");
+    srv.stop().await;
+}

@@ -871,6 +871,40 @@ pub enum SiteCmd {
     /// Delete a site
     #[command(visible_alias = "rm")]
     Delete(DomainArg),
+    /// Show, upload or remove the site's own TLS certificate
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  hostplane site cert show example.com
+  hostplane site cert upload example.com --cert fullchain.pem --key privkey.pem
+  hostplane site cert delete example.com     # back to the internal CA's certificate"
+    )]
+    Cert(SiteCertCmd),
+}
+
+/// `site cert ...`.
+#[derive(Debug, Subcommand)]
+pub enum SiteCertCmd {
+    /// Which certificate the site is served with
+    Show(DomainArg),
+    /// Serve the site with your own certificate (checked to match its key and name the domain)
+    Upload(SiteCertUpload),
+    /// Remove an uploaded certificate; the site gets one from the internal CA again
+    #[command(visible_alias = "rm")]
+    Delete(DomainArg),
+}
+
+/// `site cert upload`.
+#[derive(Debug, Args)]
+pub struct SiteCertUpload {
+    /// Domain name of the site
+    pub domain: String,
+    /// PEM file with the certificate chain, the site's certificate first
+    #[arg(long, value_name = "FILE")]
+    pub cert: std::path::PathBuf,
+    /// PEM file with its private key
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
 }
 
 /// A positional domain name.

@@ -740,6 +740,26 @@ impl Render for proto::v1::DbTrashView {
     }
 }
 
+impl Render for proto::v1::CertificateView {
+    const HEADERS: &'static [&'static str] = &["domain", "source", "names", "expires"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.domain.clone(),
+            self.source.clone(),
+            self.names.join(", "),
+            self.not_after.clone().unwrap_or_default(),
+        ]
+    }
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("domain", self.domain.clone()),
+            ("source", self.source.clone()),
+            ("names", self.names.join(", ")),
+            ("expires", self.not_after.clone().unwrap_or_default()),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

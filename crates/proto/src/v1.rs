@@ -516,6 +516,40 @@ pub struct SiteView {
     pub created_at: String,
 }
 
+/// `PUT /v1/sites/{domain}/certificate`: the customer's own certificate.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadCertificate {
+    /// PEM chain: the site's certificate first, then intermediates.
+    pub cert_pem: String,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for UploadCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadCertificate").finish_non_exhaustive()
+    }
+}
+
+/// The certificate a site is served with (never its key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CertificateView {
+    /// The site's domain.
+    pub domain: String,
+    /// `internal` (controller CA), `uploaded` (the customer's) or `pending` (not
+    /// issued yet).
+    pub source: String,
+    /// DNS names it covers.
+    pub names: Vec<String>,
+    /// Expiry (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// The certificate chain (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_pem: Option<String>,
+}
+
 // ---------------------------------------------------------------- mail
 
 /// `POST /v1/mailboxes`.

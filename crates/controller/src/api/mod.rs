@@ -2,6 +2,7 @@
 //! (paging, visibility, name lookups, time formatting).
 
 pub mod auth;
+pub mod certs;
 pub mod customers;
 pub mod databases;
 pub mod dns;
@@ -101,6 +102,12 @@ pub fn router(state: AppState) -> Router {
             get(mail::get_mailbox)
                 .patch(mail::update_mailbox)
                 .delete(mail::delete_mailbox),
+        )
+        .route(
+            "/v1/sites/{domain}/certificate",
+            get(certs::get_certificate)
+                .put(certs::put_certificate)
+                .delete(certs::delete_certificate),
         )
         .route("/v1/mail/queue", get(mail::mail_queue))
         .route("/v1/mail/flush", post(mail::mail_flush))

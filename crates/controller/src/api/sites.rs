@@ -129,7 +129,11 @@ async fn pick(
 }
 
 /// A site named in a path, visible to the caller, or 404.
-async fn path_site(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stored<Site>> {
+pub(crate) async fn path_site(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ApiResult<Stored<Site>> {
     let missing = || ApiError::not_found(format!("no site `{name}`"));
     let dn = DomainName::new(name).map_err(|_| missing())?;
     state

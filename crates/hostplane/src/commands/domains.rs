@@ -87,5 +87,34 @@ pub async fn site(ctx: &Ctx, cmd: SiteCmd) -> anyhow::Result<()> {
             api.delete_site(&d.domain).await?;
             ctx.out.deleted("site", &d.domain)
         }
+        SiteCmd::Cert(c) => site_cert(ctx, &api, c).await,
+    }
+}
+
+/// `hostplane site cert ...`.
+async fn site_cert(
+    ctx: &Ctx,
+    api: &client::Client,
+    cmd: crate::cli::SiteCertCmd,
+) -> anyhow::Result<()> {
+    use crate::cli::SiteCertCmd;
+    use anyhow::Context as _;
+    match cmd {
+        SiteCertCmd::Show(d) => ctx.out.one(&api.get_site_certificate(&d.domain).await?),
+        SiteCertCmd::Upload(u) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            let req = proto::v1::UploadCertificate {
+                cert_pem: read(&u.cert)?,
+                key_pem: read(&u.key)?,
+            };
+            ctx.out
+                .one(&api.put_site_certificate(&u.domain, &req).await?)
+        }
+        SiteCertCmd::Delete(d) => {
+            api.delete_site_certificate(&d.domain).await?;
+            ctx.out.deleted("certificate of", &d.domain)
+        }
     }
 }
