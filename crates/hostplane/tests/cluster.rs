@@ -578,3 +578,64 @@ async fn dns_answers_follow_web_health() {
         .unwrap();
     }
 }
+
+/// Kill the DNS primary: the secondary keeps answering every zone; a change made
+/// while the primary is down reaches both name servers once it is back (the
+/// secondary gets it from the primary by NOTIFY and zone transfer).
+#[tokio::test]
+async fn dns_secondary_answers_while_the_primary_is_down_and_catches_up() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    let w1 = c.add_agent("w1", "web-a", "GB").await.unwrap().to_string();
+    c.add_agent("ns1", "dns-1", "GB").await.unwrap();
+    c.add_agent("ns2", "dns-1", "US").await.unwrap();
+    for n in ["w1", "ns1", "ns2"] {
+        c.wait_converged(n, T).await.unwrap();
+    }
+    site(&c, "shop.example", "web-a", "all").await;
+    site(&c, "blog.example", "web-a", "single").await;
+    let mut servers = Vec::new();
+    for ns in ["ns1", "ns2"] {
+        c.wait_until("dns engine reports its address", T, async |c| {
+            Ok(dns_endpoint(c, ns).await.is_some())
+        })
+        .await
+        .unwrap();
+        servers.push(dns_endpoint(&c, ns).await.unwrap());
+    }
+    for s in &servers {
+        for zone in ["shop.example", "blog.example"] {
+            let (s, want) = (s.clone(), vec![w1.clone()]);
+            c.wait_until("zone answered", T, async move |_| Ok(dig_a(&s, zone) == want))
+                .await
+                .unwrap();
+        }
+    }
+
+    c.kill_agent("ns1").unwrap();
+    let ns2 = servers[1].clone();
+    for zone in ["shop.example", "blog.example"] {
+        assert_eq!(dig_a(&ns2, zone), vec![w1.clone()], "{zone} at ns2");
+    }
+    c.admin()
+        .create_dns_record(&proto::v1::CreateDnsRecord {
+            domain: "shop.example".into(),
+            name: "news".into(),
+            ttl: None,
+            data: serde_json::json!({"type": "A", "address": "192.0.2.77"}),
+        })
+        .await
+        .unwrap();
+    // ns2 still answers the zone as it was while its primary is away.
+    assert_eq!(dig_a(&ns2, "shop.example"), vec![w1.clone()]);
+
+    c.restart_agent("ns1").unwrap();
+    for s in &servers {
+        let s = s.clone();
+        c.wait_until("the change made while ns1 was down", T, async move |_| {
+            Ok(dig_a(&s, "news.shop.example") == ["192.0.2.77"])
+        })
+        .await
+        .unwrap();
+    }
+}
