@@ -17,6 +17,7 @@
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod deploy;
 pub mod fsutil;
 pub mod identity;
 pub mod status;
@@ -148,6 +149,7 @@ pub async fn run_with_engines(
                 ca: id_paths.ca(),
             }),
             config.engine.clone(),
+            config.controllers.clone(),
         );
     let initial_role = existing.as_ref().map(|id| id.info.role.clone());
     let sup_task = tokio::spawn(supervise(

@@ -84,6 +84,9 @@ pub struct EngineContext {
     /// `resolver = "127.0.0.21:53"` for mail, `passive_ports = "30000-30100"` for FTP).
     /// Each engine documents the keys it reads and rejects values it cannot parse.
     pub options: BTreeMap<String, String>,
+    /// The controllers' base URLs (for engines that fetch from them, e.g. site
+    /// deployments on files servers).
+    pub controllers: Vec<String>,
 }
 
 /// Paths of the agent's mTLS identity files.
@@ -195,6 +198,7 @@ pub struct Supervisor {
     state_dir: PathBuf,
     identity: Option<AgentTlsPaths>,
     options: BTreeMap<String, String>,
+    controllers: Vec<String>,
     engine: Option<Box<dyn RoleEngine>>,
     /// Role the engine (or the failed attempt to build it) is for.
     role: Option<String>,
@@ -222,6 +226,7 @@ impl Supervisor {
             state_dir,
             identity: None,
             options: BTreeMap::new(),
+            controllers: Vec::new(),
             engine: None,
             role: None,
             applied: None,
@@ -234,9 +239,11 @@ impl Supervisor {
         mut self,
         identity: Option<AgentTlsPaths>,
         options: BTreeMap<String, String>,
+        controllers: Vec<String>,
     ) -> Self {
         self.identity = identity;
         self.options = options;
+        self.controllers = controllers;
         self
     }
 
@@ -262,6 +269,7 @@ impl Supervisor {
             state_dir: self.state_dir.join("engines").join(role),
             identity: self.identity.clone(),
             options: self.options.clone(),
+            controllers: self.controllers.clone(),
         };
         let engine = self.registry.create(&ctx)?;
         self.engine = Some(engine);

@@ -407,6 +407,46 @@ impl Client {
         self.delete(&["v1", "sites", domain, "certificate"]).await
     }
 
+    /// `PUT /v1/sites/{domain}/content`: deploy a tar archive as the site's files.
+    /// `progress` is called with the bytes sent so far after each chunk.
+    pub async fn upload_site_content(
+        &self,
+        domain: &str,
+        archive: Vec<u8>,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<proto::v1::DeploymentView> {
+        const CHUNK: usize = 256 * 1024;
+        let url = self.url(&["v1", "sites", domain, "content"])?;
+        let total = archive.len();
+        let archive = std::sync::Arc::new(archive);
+        let chunks = (0..total.div_ceil(CHUNK)).map(move |i| {
+            let end = ((i + 1) * CHUNK).min(total);
+            let piece = archive[i * CHUNK..end].to_vec();
+            progress(end as u64);
+            Ok::<_, std::io::Error>(piece)
+        });
+        let mut req = self
+            .http
+            .put(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let transport = |source: reqwest::Error| ClientError::Http {
+            url: url.to_string(),
+            source,
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        decode(url.as_str(), status, &bytes)
+    }
+
     /// `GET /v1/db-trash`: dumps of dropped databases the caller may restore.
     pub async fn list_db_trash(&self) -> Result<Vec<proto::v1::DbTrashView>> {
         self.get(&["v1", "db-trash"]).await

@@ -555,8 +555,26 @@ impl<'a> Index<'a> {
                     .push(d.meta.name.clone());
             }
         }
+        let site_of: HashMap<Id, &Site> = self
+            .world
+            .sites
+            .iter()
+            .map(|s| (s.data.domain, &s.data))
+            .collect();
+        let deployments = placed
+            .iter()
+            .filter_map(|d| {
+                let dep = site_of.get(&d.meta.id)?.deployment.as_ref()?;
+                Some(proto::agent_v1::SiteDeployment {
+                    domain: d.meta.name.clone(),
+                    id: dep.id.clone(),
+                    size: dep.size,
+                })
+            })
+            .collect();
         FilesConfig {
             sites: placed.iter().map(|d| d.meta.name.clone()).collect(),
+            deployments,
             ftp_accounts,
             tls: tls_of(
                 self.secrets
@@ -760,6 +778,7 @@ mod tests {
                 mode,
                 https_redirect: false,
                 active_server: active,
+                deployment: None,
             },
         )
     }

@@ -14,6 +14,7 @@ pub mod builder;
 pub mod ca;
 pub mod config;
 pub mod configs;
+pub mod deployments;
 pub mod error;
 pub mod failover;
 pub mod files;

@@ -577,6 +577,7 @@ mod tests {
             mode,
             https_redirect: false,
             active_server: active,
+            deployment: None,
         }
     }
 

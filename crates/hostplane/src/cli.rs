@@ -871,6 +871,10 @@ pub enum SiteCmd {
     /// Delete a site
     #[command(visible_alias = "rm")]
     Delete(DomainArg),
+    /// Deploy a folder as the site's files (replaces them; for those not using FTP)
+    #[command(after_help = "Examples:
+  hostplane site upload example.com ./public      # the folder's content becomes the site root")]
+    Upload(SiteUpload),
     /// Show, upload or remove the site's own TLS certificate
     #[command(
         subcommand,
@@ -880,6 +884,15 @@ pub enum SiteCmd {
   hostplane site cert delete example.com     # back to the internal CA's certificate"
     )]
     Cert(SiteCertCmd),
+}
+
+/// `site upload`.
+#[derive(Debug, Args)]
+pub struct SiteUpload {
+    /// Domain name of the site
+    pub domain: String,
+    /// Folder whose content becomes the site's files (symlinks are skipped)
+    pub dir: std::path::PathBuf,
 }
 
 /// `site cert ...`.

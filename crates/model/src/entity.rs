@@ -288,8 +288,22 @@ pub struct Site {
     /// For `single` sites: the server it is active on (set by the scheduler).
     #[serde(default)]
     pub active_server: Option<Id>,
+    /// The content last deployed through the API (`hostplane site upload`).
+    #[serde(default)]
+    pub deployment: Option<Deployment>,
 }
 object!(Site, Site);
+
+/// A tar archive of a site's content uploaded through the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// BLAKE3 hash (hex) of the archive: its name in the controller's store.
+    pub id: String,
+    /// Archive size in bytes.
+    pub size: u64,
+    /// When it was uploaded (unix seconds).
+    pub at: i64,
+}
 
 /// A mailbox that stores mail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

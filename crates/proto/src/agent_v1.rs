@@ -406,6 +406,28 @@ pub struct FilesConfig {
     /// only the sites it hosts: `[server, [domains]]`.
     #[serde(default)]
     pub sync_clients: Vec<(String, Vec<String>)>,
+    /// Content deployed through the API: each site's latest archive. The engine
+    /// fetches one it has not applied yet from the controller
+    /// ([`deployment_path`]), unpacks it safely and replaces the site's files with it.
+    #[serde(default)]
+    pub deployments: Vec<SiteDeployment>,
+}
+
+/// The latest API deployment of one site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteDeployment {
+    /// The site's domain.
+    pub domain: String,
+    /// Deployment id (BLAKE3 hex of the tar archive).
+    pub id: String,
+    /// Archive size in bytes.
+    pub size: u64,
+}
+
+/// Path (under a controller's base URL) of the archive of deployment `id`
+/// (`GET`, mutual TLS).
+pub fn deployment_path(id: &str) -> String {
+    format!("/v1/agent/deployments/{id}")
 }
 
 /// One FTP login on a files server.

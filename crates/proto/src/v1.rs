@@ -532,6 +532,19 @@ impl std::fmt::Debug for UploadCertificate {
     }
 }
 
+/// A site's content deployed through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentView {
+    /// The site's domain.
+    pub domain: String,
+    /// Deployment id (BLAKE3 of the archive).
+    pub id: String,
+    /// Archive size, bytes.
+    pub size: u64,
+    /// RFC 3339.
+    pub deployed_at: String,
+}
+
 /// The certificate a site is served with (never its key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CertificateView {

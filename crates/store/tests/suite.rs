@@ -288,6 +288,7 @@ fn site(domain: &Stored<Domain>, hosts: &[&str]) -> Result<NewObject<Site>> {
                 mode: PlacementMode::Single,
                 https_redirect: false,
                 active_server: None,
+                deployment: None,
             },
         )
     })

@@ -109,6 +109,10 @@ pub fn router(state: AppState) -> Router {
                 .put(certs::put_certificate)
                 .delete(certs::delete_certificate),
         )
+        .route(
+            "/v1/sites/{domain}/content",
+            axum::routing::put(crate::deployments::upload),
+        )
         .route("/v1/mail/queue", get(mail::mail_queue))
         .route("/v1/mail/flush", post(mail::mail_flush))
         .route("/v1/db-trash", get(databases::list_trash))
@@ -175,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(proto::agent_v1::JOIN_PATH, post(crate::join::join))
         .route(proto::agent_v1::CONFIG_PATH, get(crate::agent_api::config))
+        .route("/v1/agent/deployments/{id}", get(crate::deployments::fetch))
         .route(
             proto::agent_v1::HEARTBEAT_PATH,
             post(crate::agent_api::heartbeat),

@@ -168,6 +168,7 @@ pub async fn create_site(
         mode,
         https_redirect: req.https_redirect.unwrap_or(false),
         active_server,
+        deployment: None,
     };
     let mut tx = state.store.begin(caller.actor()).await?;
     let keys = site_keys(&data, &domain.meta.name);

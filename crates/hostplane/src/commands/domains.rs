@@ -88,6 +88,7 @@ pub async fn site(ctx: &Ctx, cmd: SiteCmd) -> anyhow::Result<()> {
             ctx.out.deleted("site", &d.domain)
         }
         SiteCmd::Cert(c) => site_cert(ctx, &api, c).await,
+        SiteCmd::Upload(u) => site_upload(ctx, &api, u).await,
     }
 }
 
@@ -117,4 +118,84 @@ async fn site_cert(
             ctx.out.deleted("certificate of", &d.domain)
         }
     }
+}
+
+/// A tar archive of `dir`'s content (plain files and folders; symlinks and other
+/// special files are skipped with a warning).
+fn archive_dir(dir: &std::path::Path) -> anyhow::Result<(Vec<u8>, usize)> {
+    use anyhow::Context as _;
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let mut files = 0usize;
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let abs = dir.join(&rel);
+        let mut entries: Vec<_> = std::fs::read_dir(&abs)
+            .with_context(|| format!("cannot read {}", abs.display()))?
+            .collect::<Result<_, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            let rel_child = rel.join(e.file_name());
+            let kind = e.file_type()?;
+            if kind.is_dir() {
+                builder.append_dir(&rel_child, e.path())?;
+                stack.push(rel_child);
+            } else if kind.is_file() {
+                builder
+                    .append_path_with_name(e.path(), &rel_child)
+                    .with_context(|| format!("cannot add {}", e.path().display()))?;
+                files += 1;
+            } else {
+                eprintln!(
+                    "skipping {} (not a plain file or folder)",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    Ok((builder.into_inner()?, files))
+}
+
+/// `hostplane site upload DOMAIN DIR`.
+async fn site_upload(
+    ctx: &Ctx,
+    api: &client::Client,
+    u: crate::cli::SiteUpload,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if !u.dir.is_dir() {
+        anyhow::bail!("{} is not a folder", u.dir.display());
+    }
+    let dir = u.dir.clone();
+    let (archive, files) = tokio::task::spawn_blocking(move || archive_dir(&dir)).await??;
+    let total = archive.len() as u64;
+    let show = !ctx.out.json && std::io::stderr().is_terminal();
+    let view = api
+        .upload_site_content(&u.domain, archive, move |sent| {
+            if show {
+                let pct = (sent * 100).checked_div(total).unwrap_or(100);
+                eprint!(
+                    "\ruploading {files} files: {pct:>3}% of {} KiB",
+                    total.div_ceil(1024)
+                );
+            }
+        })
+        .await?;
+    if show {
+        eprintln!();
+    }
+    if ctx.out.json {
+        return crate::output::print_json(&view);
+    }
+    crate::output::print_fields(&[
+        ("site", view.domain.clone()),
+        ("deployment", view.id.clone()),
+        ("files", files.to_string()),
+        ("size bytes", view.size.to_string()),
+        ("deployed", view.deployed_at.clone()),
+    ]);
+    println!(
+        "\nthe files server applies it within seconds; web servers pick it up by content sync"
+    );
+    Ok(())
 }
