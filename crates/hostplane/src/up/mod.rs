@@ -247,7 +247,9 @@ async fn supervise(
         ensure_clusters(&api).await?;
         let mut agents = Vec::new();
         for server in &plan {
-            let config = prepare_agent(&api, &data_dir, &state.ca, &url, server, args).await?;
+            let options = topology::engine_options(server, &plan, topology::privileged());
+            let config =
+                prepare_agent(&api, &data_dir, &state.ca, &url, server, options, args).await?;
             let proc = Proc {
                 name: server.name.clone(),
                 args: vec![
@@ -485,6 +487,7 @@ async fn prepare_agent(
     ca: &Path,
     url: &str,
     server: &PlannedServer,
+    engine: std::collections::BTreeMap<String, String>,
     args: &UpArgs,
 ) -> anyhow::Result<PathBuf> {
     let dir = agent_dir(data_dir, &server.name);
@@ -560,7 +563,7 @@ async fn prepare_agent(
         heartbeat_interval_ms: args.health_interval_ms,
         resync_interval_s: agent::config::DEFAULT_RESYNC_INTERVAL_S,
         watch_timeout_s: agent::config::DEFAULT_WATCH_TIMEOUT_S,
-        engine: Default::default(),
+        engine,
     };
     config
         .validate()

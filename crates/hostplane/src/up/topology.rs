@@ -111,9 +111,15 @@ pub fn ports(role: &str, privileged: bool) -> Vec<(&'static str, u16)> {
     let standard: &[(&'static str, u16)] = match role {
         "web" => &[("http", 80), ("https", 443)],
         "dns" => &[("dns", 53)],
-        "mail" => &[("smtp", 25), ("submission", 587), ("imaps", 993)],
-        "files" => &[("ftp", 21)],
-        "db" => &[("mysql", 3306)],
+        "mail" => &[
+            ("smtp", 25),
+            ("submission", 587),
+            ("submissions", 465),
+            ("pop3", 110),
+            ("pop3s", 995),
+        ],
+        "files" => &[("ftp", 21), ("sync", 7443)],
+        "db" => &[("mysql", 3306), ("postgres", 5432)],
         _ => &[],
     };
     standard
@@ -126,6 +132,30 @@ pub fn ports(role: &str, privileged: bool) -> Vec<(&'static str, u16)> {
             }
         })
         .collect()
+}
+
+/// Options for a server's role engine (its agent config's `[engine]` table): mail
+/// servers resolve MX records through ns1 (so mail between hosted domains stays on
+/// this machine), the db server runs its own MariaDB/PostgreSQL instances.
+pub fn engine_options(
+    server: &PlannedServer,
+    all: &[PlannedServer],
+    privileged: bool,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    match server.role {
+        "mail" => {
+            if let Some(ns1) = all.iter().find(|s| s.role == "dns" && s.rank == 0) {
+                let port = ports("dns", privileged).first().map_or(53, |p| p.1);
+                out.insert("resolver".into(), format!("{}:{port}", ns1.ip));
+            }
+        }
+        "db" => {
+            out.insert("managed".into(), "true".into());
+        }
+        _ => {}
+    }
+    out
 }
 
 /// True when this process may bind ports below 1024 (it runs as root).
@@ -194,6 +224,31 @@ mod tests {
     fn unprivileged_ports_move_up_by_10000() {
         assert_eq!(ports("web", false), vec![("http", 10080), ("https", 10443)]);
         assert_eq!(ports("web", true), vec![("http", 80), ("https", 443)]);
-        assert_eq!(ports("db", false), vec![("mysql", 3306)]);
+        assert_eq!(
+            ports("db", false),
+            vec![("mysql", 3306), ("postgres", 5432)]
+        );
+        assert_eq!(ports("files", false), vec![("ftp", 10021), ("sync", 7443)]);
+    }
+
+    #[test]
+    fn mail_resolves_through_ns1_and_db_manages_its_daemons() {
+        let plan = servers(2, [127, 0, 0]);
+        let mx1 = plan.iter().find(|s| s.name == "mx1").unwrap();
+        assert_eq!(
+            engine_options(mx1, &plan, false)
+                .get("resolver")
+                .map(String::as_str),
+            Some("127.0.0.21:10053")
+        );
+        let db = plan.iter().find(|s| s.role == "db").unwrap();
+        assert_eq!(
+            engine_options(db, &plan, true)
+                .get("managed")
+                .map(String::as_str),
+            Some("true")
+        );
+        let web = plan.iter().find(|s| s.role == "web").unwrap();
+        assert!(engine_options(web, &plan, true).is_empty());
     }
 }
