@@ -20,6 +20,8 @@ pub fn registry() -> EngineRegistry {
     reg.register("dns", |ctx| {
         Ok(Box::new(DnsEngine::start(ctx)?) as Box<dyn RoleEngine>)
     });
+    reg.register("web", role_web::start_engine);
+    reg.register("mail", role_mail::start_engine);
     reg
 }
 

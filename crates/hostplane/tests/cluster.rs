@@ -606,9 +606,11 @@ async fn dns_secondary_answers_while_the_primary_is_down_and_catches_up() {
     for s in &servers {
         for zone in ["shop.example", "blog.example"] {
             let (s, want) = (s.clone(), vec![w1.clone()]);
-            c.wait_until("zone answered", T, async move |_| Ok(dig_a(&s, zone) == want))
-                .await
-                .unwrap();
+            c.wait_until("zone answered", T, async move |_| {
+                Ok(dig_a(&s, zone) == want)
+            })
+            .await
+            .unwrap();
         }
     }
 

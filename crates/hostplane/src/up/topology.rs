@@ -149,6 +149,9 @@ pub fn engine_options(
                 let port = ports("dns", privileged).first().map_or(53, |p| p.1);
                 out.insert("resolver".into(), format!("{}:{port}", ns1.ip));
             }
+            // Other mail servers of this machine listen where `up` put them.
+            let smtp = ports("mail", privileged).first().map_or(25, |p| p.1);
+            out.insert("outbound_port".into(), smtp.to_string());
         }
         "db" => {
             out.insert("managed".into(), "true".into());

@@ -1,0 +1,43 @@
+//! A standalone mail server for benchmarks and crash tests: serves the
+//! `MailConfig` in `CONFIG` (JSON) with its SMTP MX on `IP:PORT` (other services on
+//! free ports), state under `DIR`, until killed.
+//!
+//! `mail-mx IP PORT DIR CONFIG`
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use proto::agent_v1::MailConfig;
+use role_mail::{Limits, Listeners, MailServer};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [ip, port, dir, config] = args.as_slice() else {
+        return Err("usage: mail-mx IP PORT DIR CONFIG".into());
+    };
+    let ip: IpAddr = ip.parse()?;
+    let port: u16 = port.parse()?;
+    let cfg: MailConfig = serde_json::from_slice(&std::fs::read(config)?)?;
+    let bind = |p: u16| -> std::io::Result<tokio::net::TcpListener> {
+        let l = std::net::TcpListener::bind(SocketAddr::new(ip, p))?;
+        l.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(l)
+    };
+    let listeners = Listeners {
+        mx: bind(port)?,
+        submission: bind(0)?,
+        submissions: bind(0)?,
+        pop3: bind(0)?,
+        pop3s: bind(0)?,
+    };
+    let limits = Limits {
+        max_conn_per_ip: 1000,
+        ..Limits::default()
+    };
+    let server = MailServer::start(listeners, &PathBuf::from(dir), "mx.bench", Some(ip), limits)?;
+    server.apply(&cfg)?;
+    println!("listening on {}", server.addrs().mx);
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

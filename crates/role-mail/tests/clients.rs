@@ -1,0 +1,368 @@
+//! End-to-end: the mail server on its own loopback address, driven by real clients
+//! (swaks, Python's smtplib and poplib, raw sockets for attacks).
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use common::*;
+use role_mail::Limits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaks_recipients_pipelining_and_starttls() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let s = server(
+        ip,
+        0,
+        dir.path(),
+        &example(None, Some(tls(ip))),
+        Limits::default(),
+    )?;
+    let mx = s.addrs().mx.to_string();
+
+    let ok = swaks(&[
+        "--server",
+        &mx,
+        "--from",
+        "x@remote.test",
+        "--to",
+        "alice@example.com",
+        "--pipeline",
+        "--header",
+        "Subject: piped",
+    ])
+    .await?;
+    assert!(ok.ok, "{}", ok.out);
+    assert!(ok.out.contains("250 2.0.0 OK"), "{}", ok.out);
+
+    let bad = swaks(&[
+        "--server",
+        &mx,
+        "--from",
+        "x@remote.test",
+        "--to",
+        "nobody@example.com",
+    ])
+    .await?;
+    assert!(!bad.ok && bad.out.contains("550 5.1.1"), "{}", bad.out);
+
+    let relay = swaks(&[
+        "--server",
+        &mx,
+        "--from",
+        "x@remote.test",
+        "--to",
+        "victim@elsewhere.test",
+    ])
+    .await?;
+    assert!(
+        !relay.ok && relay.out.contains("550 5.7.1"),
+        "{}",
+        relay.out
+    );
+
+    let tls = swaks(&[
+        "--server",
+        &mx,
+        "--tls",
+        "--from",
+        "x@remote.test",
+        "--to",
+        "team@example.com",
+        "--header",
+        "Subject: over tls",
+    ])
+    .await?;
+    assert!(tls.ok, "{}", tls.out);
+    assert!(
+        tls.out.contains("220 2.0.0 ready to start TLS"),
+        "{}",
+        tls.out
+    );
+
+    let alice = mailbox(dir.path(), "alice");
+    assert_eq!(alice.len(), 2, "{alice:?}");
+    assert!(alice
+        .iter()
+        .any(|m| m.contains("with ESMTPS") && m.contains("Subject: over tls")));
+    assert_eq!(mailbox(dir.path(), "bob").len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaks_oversize_and_submission_auth() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let limits = Limits {
+        max_message_bytes: 10_000,
+        ..Limits::default()
+    };
+    let s = server(ip, 0, dir.path(), &example(None, Some(tls(ip))), limits)?;
+    let a = s.addrs();
+    let big = "x".repeat(200);
+    let body = vec![big.as_str(); 100].join("\n");
+    let over = swaks(&[
+        "--server",
+        &a.mx.to_string(),
+        "--from",
+        "x@remote.test",
+        "--to",
+        "alice@example.com",
+        "--body",
+        &body,
+    ])
+    .await?;
+    assert!(!over.ok && over.out.contains("552 5.3.4"), "{}", over.out);
+
+    let sub = a.submission.to_string();
+    let no_tls = swaks(&[
+        "--server",
+        &sub,
+        "--from",
+        "alice@example.com",
+        "--to",
+        "bob@example.com",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@example.com",
+        "--auth-password",
+        "alice-pw",
+    ])
+    .await?;
+    assert!(!no_tls.ok, "{}", no_tls.out);
+
+    let good = swaks(&[
+        "--server",
+        &sub,
+        "--tls",
+        "--from",
+        "alice@example.com",
+        "--to",
+        "bob@example.com",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@example.com",
+        "--auth-password",
+        "alice-pw",
+        "--header",
+        "Subject: submitted",
+    ])
+    .await?;
+    assert!(good.ok, "{}", good.out);
+    assert!(good.out.contains("235 2.7.0"), "{}", good.out);
+
+    let alias = swaks(&[
+        "--server",
+        &a.submissions.to_string(),
+        "--tlsc",
+        "--from",
+        "info@example.com",
+        "--to",
+        "bob@example.com",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "alice@example.com",
+        "--auth-password",
+        "alice-pw",
+    ])
+    .await?;
+    assert!(alias.ok, "{}", alias.out);
+
+    let spoof = swaks(&[
+        "--server",
+        &sub,
+        "--tls",
+        "--from",
+        "bob@example.com",
+        "--to",
+        "bob@example.com",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@example.com",
+        "--auth-password",
+        "alice-pw",
+    ])
+    .await?;
+    assert!(
+        !spoof.ok && spoof.out.contains("553 5.7.1"),
+        "{}",
+        spoof.out
+    );
+
+    let wrong = swaks(&[
+        "--server",
+        &sub,
+        "--tls",
+        "--from",
+        "alice@example.com",
+        "--to",
+        "bob@example.com",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@example.com",
+        "--auth-password",
+        "bob-pw",
+    ])
+    .await?;
+    assert!(
+        !wrong.ok && wrong.out.contains("535 5.7.8"),
+        "{}",
+        wrong.out
+    );
+
+    let bob = mailbox(dir.path(), "bob");
+    assert_eq!(bob.len(), 2, "{bob:?}");
+    assert!(bob
+        .iter()
+        .any(|m| m.contains("with ESMTPSA") && m.contains("Subject: submitted")));
+    Ok(())
+}
+
+/// Raw-socket SMTP smuggling attempts: `<LF>.<LF>` and `<CR><LF>.<LF>` never end
+/// the data, and a second message hidden behind them is never delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggling_attempts_are_refused() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let s = server(ip, 0, dir.path(), &example(None, None), Limits::default())?;
+    for hidden in ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n"] {
+        let script = format!(
+            "EHLO c\r\nMAIL FROM:<a@r.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nSubject: outer\r\n\r\nx{hidden}MAIL FROM:<admin@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\n.\r\n"
+        );
+        let mut c = tokio::net::TcpStream::connect(s.addrs().mx).await?;
+        c.write_all(script.as_bytes()).await?;
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(30), c.read_to_string(&mut out)).await??;
+        assert!(out.contains("521 5.5.2"), "{hidden:?}: {out}");
+    }
+    assert!(mailbox(dir.path(), "alice").is_empty());
+    assert!(mailbox(dir.path(), "bob").is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_and_timeouts() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let limits = Limits {
+        max_conn_per_ip: 2,
+        command_timeout: Duration::from_millis(500),
+        data_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let s = server(ip, 0, dir.path(), &example(None, None), limits)?;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(s.addrs().mx).await?;
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).await?;
+        assert!(buf[..n].starts_with(b"220 "));
+        held.push(c);
+    }
+    let mut third = tokio::net::TcpStream::connect(s.addrs().mx).await?;
+    let mut out = String::new();
+    third.read_to_string(&mut out).await?;
+    assert!(out.starts_with("421 4.7.0"), "{out}");
+    // a silent client is dropped with 421 4.4.2
+    let mut rest = String::new();
+    tokio::time::timeout(Duration::from_secs(30), held[0].read_to_string(&mut rest)).await??;
+    assert!(rest.contains("421 4.4.2"), "{rest}");
+    // so is one that stops talking inside DATA, and nothing is stored
+    // (from another client address: this one's slots may still be in use)
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(std::net::SocketAddr::new(common::ip(b, 9), 0))?;
+    let mut c = sock.connect(s.addrs().mx).await?;
+    c.write_all(b"EHLO c\r\nMAIL FROM:<a@r.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nSubject: half\r\n")
+        .await?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(30), c.read_to_string(&mut out)).await??;
+    assert!(
+        out.contains("354 ") && out.contains("421 4.4.2 timeout in DATA"),
+        "{out}"
+    );
+    assert!(mailbox(dir.path(), "alice").is_empty());
+    Ok(())
+}
+
+const PY_SUBMIT_AND_POP: &str = r#"
+import smtplib, poplib, ssl, sys
+host, sub, pop, pops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP(host, sub) as s:
+    s.starttls(context=ctx)
+    s.login("alice@example.com", "alice-pw")
+    s.sendmail("alice@example.com", ["bob@example.com"], "Subject: from python\r\n\r\nhello bob\r\n.leading dot\r\n")
+# no cleartext passwords while TLS is available
+p = poplib.POP3(host, pop)
+try:
+    p.user("bob@example.com"); print("CLEARTEXT"); sys.exit(1)
+except poplib.error_proto as e:
+    assert b"STLS" in e.args[0], e
+assert "STLS" in p.capa() and "USER" not in p.capa(), p.capa()
+p.quit()
+# bob reads over STLS
+p = poplib.POP3(host, pop)
+p.stls(context=ctx)
+p.user("bob@example.com"); p.pass_("bob-pw")
+count, size = p.stat()
+assert count == 1, (count, size)
+resp, lines, octets = p.retr(1)
+text = b"\n".join(lines).decode()
+assert "hello bob" in text and "\n.leading dot" in text, text
+assert p.uidl()[1]
+p.dele(1); p.quit()
+# alice cannot read bob's mailbox: her password does not open it, her own is empty
+p = poplib.POP3_SSL(host, pops, context=ctx)
+p.user("bob@example.com")
+try:
+    p.pass_("alice-pw"); print("LEAK"); sys.exit(1)
+except poplib.error_proto as e:
+    assert b"AUTH" in e.args[0], e
+p.close()
+p = poplib.POP3_SSL(host, pops, context=ctx)
+p.user("alice@example.com"); p.pass_("alice-pw")
+assert p.stat()[0] == 0
+p.quit()
+print("OK")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_submission_and_pop3_isolation() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let s = server(
+        ip,
+        0,
+        dir.path(),
+        &example(None, Some(tls(ip))),
+        Limits::default(),
+    )?;
+    let a = s.addrs();
+    let r = python(
+        PY_SUBMIT_AND_POP,
+        &[
+            ip.to_string(),
+            a.submission.port().to_string(),
+            a.pop3.port().to_string(),
+            a.pop3s.port().to_string(),
+        ],
+    )
+    .await?;
+    assert!(r.ok && r.out.contains("OK"), "{}", r.out);
+    // deleted at QUIT
+    assert!(mailbox(dir.path(), "bob").is_empty());
+    Ok(())
+}

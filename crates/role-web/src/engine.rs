@@ -1,0 +1,326 @@
+//! The agent adapter: [`start_engine`] binds the listeners and starts the server;
+//! [`WebEngine::apply`] renders the desired config, swaps the plan (open
+//! connections keep going; the next request sees the new plan) and converges
+//! PHP-FPM.
+//!
+//! Ports: 80 and 443 on the server's address, or 10080 and 10443 when binding a
+//! privileged port is not permitted. Options read from the agent config's `[engine]`
+//! table:
+//!
+//! | key | meaning | default |
+//! | --- | --- | --- |
+//! | `http_port` | plain HTTP port (`0`: any) | 80, else 10080 |
+//! | `https_port` | HTTPS port (`0`: any) | 443, else 10443 |
+//! | `php_fpm` | path of the php-fpm binary | `/usr/sbin/php-fpm*` |
+//! | `access_log` | `on` / `off` | `on` |
+//! | `threads` | dedicated server threads (`0`: the agent's runtime) | one per CPU |
+//!
+//! State under `ctx.state_dir`: `content/<domain>/current` (site files, maintained
+//! by the content-sync client), `php/` (pool sockets, temp dirs, php-fpm config and
+//! log), `logs/` (`<domain>.access.log`, `error.log`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent::supervisor::{AgentTlsPaths, BoxFuture, EngineContext, EngineError, RoleEngine};
+use proto::agent_v1::{EngineHealth, EngineState, RoleConfig, WebConfig};
+use tokio::sync::{oneshot, watch};
+
+use crate::fpm::FpmManager;
+use crate::plan::{render, Layout, Plan};
+use crate::server::{run_with_options, ServerOptions};
+use crate::tls::CertStore;
+
+/// How often a dead php-fpm master is noticed and restarted.
+const FPM_WATCHDOG: Duration = Duration::from_secs(5);
+
+/// The running web engine.
+pub struct WebEngine {
+    plan: watch::Sender<Arc<Plan>>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    fpm: Arc<tokio::sync::Mutex<FpmManager>>,
+    watchdog: tokio::task::JoinHandle<()>,
+    layout: Layout,
+    http: SocketAddr,
+    https: SocketAddr,
+    certs: CertStore,
+    status: Arc<Mutex<(EngineState, String)>>,
+    /// For the content-sync client: the server's address (source of its
+    /// connections) and the agent's mTLS identity.
+    bind: IpAddr,
+    identity: Option<AgentTlsPaths>,
+}
+
+impl std::fmt::Debug for WebEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebEngine")
+            .field("http", &self.http)
+            .field("https", &self.https)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Build the web engine for the agent (register it for the `web` role).
+pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineError> {
+    Ok(Box::new(WebEngine::start(ctx)?))
+}
+
+fn port_option(ctx: &EngineContext, key: &str) -> Result<Option<u16>, EngineError> {
+    ctx.options
+        .get(key)
+        .map(|v| {
+            v.parse::<u16>().map_err(|_| {
+                EngineError::Invalid(format!("engine option {key}: `{v}` is not a port"))
+            })
+        })
+        .transpose()
+}
+
+/// Bind `port` (or `standard`, falling back to `standard + 10000` when not
+/// permitted) on `ip`.
+fn bind(
+    ip: IpAddr,
+    port: Option<u16>,
+    standard: u16,
+) -> Result<std::net::TcpListener, EngineError> {
+    if let Some(p) = port {
+        return Ok(std::net::TcpListener::bind((ip, p))?);
+    }
+    match std::net::TcpListener::bind((ip, standard)) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Ok(std::net::TcpListener::bind((ip, standard + 10000))?)
+        }
+        r => Ok(r?),
+    }
+}
+
+fn tokio_listener(l: std::net::TcpListener) -> Result<tokio::net::TcpListener, EngineError> {
+    l.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(l)?)
+}
+
+impl WebEngine {
+    /// Bind, create the state directories and start serving an empty plan.
+    pub fn start(ctx: &EngineContext) -> Result<Self, EngineError> {
+        let http = bind(ctx.bind, port_option(ctx, "http_port")?, 80)?;
+        let https = bind(ctx.bind, port_option(ctx, "https_port")?, 443)?;
+        let (http_addr, https_addr) = (http.local_addr()?, https.local_addr()?);
+        let access_log = match ctx.options.get("access_log").map(String::as_str) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => {
+                return Err(EngineError::Invalid(format!(
+                    "engine option access_log: `{v}` is neither on nor off"
+                )))
+            }
+        };
+        let threads = match ctx.options.get("threads") {
+            Some(v) => v.parse::<usize>().map_err(|_| {
+                EngineError::Invalid(format!("engine option threads: `{v}` is not a number"))
+            })?,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let layout = Layout::under(&ctx.state_dir);
+        std::fs::create_dir_all(&layout.content_root)?;
+        std::fs::create_dir_all(&layout.php_dir)?;
+        let certs = CertStore::default();
+        let opts = ServerOptions {
+            log_dir: Some(ctx.state_dir.join("logs")),
+            access_log,
+            certs: certs.clone(),
+            threads,
+            ..ServerOptions::default()
+        };
+        let (plan, rx) = watch::channel(Arc::new(Plan::default()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(run_with_options(
+            Some(tokio_listener(http)?),
+            Some(tokio_listener(https)?),
+            rx,
+            async move {
+                let _ = stopped.await;
+            },
+            opts,
+        ));
+        let binary = ctx.options.get("php_fpm").map(PathBuf::from);
+        let fpm = Arc::new(tokio::sync::Mutex::new(FpmManager::new(
+            layout.php_dir.clone(),
+            binary,
+        )));
+        let watchdog = tokio::spawn(fpm_watchdog(fpm.clone()));
+        tracing::info!(%http_addr, %https_addr, "web engine listening");
+        Ok(Self {
+            plan,
+            stop: Some(stop),
+            server: Some(server),
+            fpm,
+            watchdog,
+            layout,
+            http: http_addr,
+            https: https_addr,
+            certs,
+            bind: ctx.bind,
+            identity: ctx.identity.clone(),
+            status: Arc::new(Mutex::new((
+                EngineState::Ok,
+                format!("serving 0 sites on http {http_addr} https {https_addr}"),
+            ))),
+        })
+    }
+
+    /// The plain HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The HTTPS address.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https
+    }
+
+    /// The run-time certificate store (where ACME-issued certificates go).
+    pub fn cert_store(&self) -> &CertStore {
+        &self.certs
+    }
+
+    /// Where site content is served from.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn set_status(&self, state: EngineState, detail: String) {
+        *self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (state, detail);
+    }
+
+    /// HOOK for the lead: start (or reconfigure) the content-sync client here when
+    /// `cfg.files_origin` is `Some` (e.g. `role_files::client` with
+    /// `SyncOptions::new(origin, identity.cert, identity.key, identity.ca,
+    /// Some(self.bind), self.layout.content_root.clone())`): it must keep
+    /// `<content_root>/<domain>/current` of every site in `cfg.sites` (active or not)
+    /// in step with the files server. Until then, content is whatever is on disk
+    /// under the content root.
+    fn content_sync_hook(&mut self, cfg: &WebConfig) {
+        if let Some(origin) = &cfg.files_origin {
+            tracing::debug!(
+                %origin,
+                bind = %self.bind,
+                identity = self.identity.is_some(),
+                sites = cfg.sites.len(),
+                "content sync not wired yet"
+            );
+        }
+    }
+
+    async fn apply_web(&mut self, cfg: &WebConfig) -> Result<(), EngineError> {
+        let plan = render(cfg, &self.layout).map_err(|e| {
+            self.set_status(
+                EngineState::Degraded,
+                format!("kept the previous sites: {e}"),
+            );
+            EngineError::Apply(e.to_string())
+        })?;
+        let pools = plan.php_pools();
+        let active = plan.active_sites().count();
+        let mut warnings = plan.warnings.clone();
+        self.content_sync_hook(cfg);
+        // Swap first: static sites and certificates must not wait for PHP.
+        self.plan.send_replace(Arc::new(plan));
+        let fpm = self.fpm.lock().await.apply(&pools).await;
+        if let Err(e) = &fpm {
+            warnings.push(format!("php-fpm: {e}"));
+        }
+        let ports = format!("http {} https {}", self.http, self.https);
+        if warnings.is_empty() {
+            self.set_status(
+                EngineState::Ok,
+                format!(
+                    "serving {active} sites ({} with PHP) on {ports}",
+                    pools.len()
+                ),
+            );
+        } else {
+            self.set_status(
+                EngineState::Degraded,
+                format!("serving {active} sites on {ports}; {}", warnings.join("; ")),
+            );
+        }
+        fpm.map_err(|e| EngineError::Apply(format!("php-fpm: {e}")))
+    }
+}
+
+async fn fpm_watchdog(fpm: Arc<tokio::sync::Mutex<FpmManager>>) {
+    loop {
+        tokio::time::sleep(FPM_WATCHDOG).await;
+        let mut m = fpm.lock().await;
+        let pools = m.pools().to_vec();
+        if !pools.is_empty() && !m.running() {
+            tracing::warn!("php-fpm master is gone; restarting it");
+            if let Err(e) = m.apply(&pools).await {
+                tracing::error!(error = %e, "restarting php-fpm failed");
+            }
+        }
+    }
+}
+
+impl RoleEngine for WebEngine {
+    fn name(&self) -> &str {
+        "web"
+    }
+
+    fn apply<'a>(&'a mut self, cfg: &'a RoleConfig) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            match cfg {
+                RoleConfig::Web(web) => self.apply_web(web).await,
+                other => Err(EngineError::Invalid(format!(
+                    "a web engine got a {} config",
+                    other.role()
+                ))),
+            }
+        })
+    }
+
+    fn health(&self) -> EngineHealth {
+        let (state, detail) = self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        EngineHealth {
+            name: "web".into(),
+            state,
+            detail,
+        }
+    }
+
+    fn service_port(&self) -> Option<u16> {
+        Some(self.http.port())
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(server) = self.server.take() {
+                let _ = server.await;
+            }
+            self.watchdog.abort();
+            self.fpm.lock().await.stop().await;
+        })
+    }
+}
+
+impl Drop for WebEngine {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.watchdog.abort();
+    }
+}

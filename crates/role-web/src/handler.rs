@@ -1,0 +1,353 @@
+//! Request routing: host → site (unknown host → plain 404), SNI/Host consistency,
+//! HTTP → HTTPS redirect, path checks, and the choice between a static file, a
+//! directory redirect or index, and PHP (script, `PATH_INFO`, front controller).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::sync::watch;
+
+use crate::body::{self, plain, redirect, Body};
+use crate::cache::ContentCache;
+use crate::fsafe::{self, Kind, OpenError, Opened};
+use crate::log::{AccessRecord, Logs};
+use crate::path::{self, PathError, ReqPath};
+use crate::plan::{Plan, Site};
+use crate::{files, php};
+
+/// State shared by every connection of a server.
+pub(crate) struct Shared {
+    pub plan: watch::Receiver<Arc<Plan>>,
+    pub cache: ContentCache,
+    pub logs: Logs,
+    /// The HTTPS port redirects point to (omitted from URLs when 443).
+    pub https_port: Option<u16>,
+}
+
+/// What is known about the connection a request came on.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// Came over TLS.
+    pub tls: bool,
+    /// The SNI name of the TLS handshake (lowercase).
+    pub sni: Option<String>,
+}
+
+/// The host a request is for: `:authority` (HTTP/2, absolute-form) or `Host`,
+/// lowercase, without port or trailing dot.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = match req.uri().host() {
+        Some(h) => h.to_string(),
+        None => {
+            let h = req.headers().get(header::HOST)?.to_str().ok()?;
+            h.parse::<http::uri::Authority>().ok()?.host().to_string()
+        }
+    };
+    let host = raw.trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// Answer one request. Never fails: every problem is an HTTP status.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let plan = shared.plan.borrow().clone();
+    let Some(host) = request_host(&req) else {
+        return Ok(plain(StatusCode::BAD_REQUEST, "missing host\n"));
+    };
+    let Some(site) = plan.site_for_host(&host).cloned() else {
+        return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
+    };
+    if let Some(sni) = &conn.sni {
+        let same = plan
+            .site_for_host(sni)
+            .is_some_and(|s| Arc::ptr_eq(s, &site));
+        if !same {
+            return Ok(plain(
+                StatusCode::MISDIRECTED_REQUEST,
+                "misdirected request\n",
+            ));
+        }
+    }
+    let record = shared
+        .logs
+        .access_enabled()
+        .then(|| access_record(&conn, &req));
+    let resp = site_response(&shared, &conn, &site, &host, req).await;
+    Ok(match record {
+        Some(rec) => body::logged(resp, &shared.logs, site.domain.as_str().into(), rec),
+        None => resp,
+    })
+}
+
+fn access_record<B>(conn: &Conn, req: &Request<B>) -> AccessRecord {
+    let h = |n: header::HeaderName| {
+        req.headers()
+            .get(n)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    AccessRecord {
+        remote: conn.remote,
+        request_line: format!("{} {target} {:?}", req.method(), req.version()),
+        status: 0,
+        bytes: 0,
+        referer: h(header::REFERER),
+        user_agent: h(header::USER_AGENT),
+    }
+}
+
+async fn site_response(
+    shared: &Shared,
+    conn: &Conn,
+    site: &Arc<Site>,
+    host: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if !conn.tls && site.https_redirect && site.cert.is_some() {
+        return to_https(shared, host, &req);
+    }
+    let rpath = match path::parse(req.uri().path()) {
+        Ok(p) => p,
+        Err(PathError::Malformed) => return plain(StatusCode::BAD_REQUEST, "bad request\n"),
+        Err(PathError::Forbidden) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let (root, target) = match open_and_resolve(site, &rpath) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.logs.error(format!(
+                "{}: content root {} not usable: {e:?}",
+                site.domain,
+                site.root.display()
+            ));
+            return plain(StatusCode::NOT_FOUND, "not found\n");
+        }
+    };
+    match target {
+        Target::Static(o) => {
+            let head = req.method() == Method::HEAD;
+            if req.method() != Method::GET && !head {
+                let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                r.headers_mut()
+                    .insert(header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+                return r;
+            }
+            let ext = rpath.extension();
+            let ext = resolved_ext(&o, ext);
+            files::serve(&shared.cache, o.file, ext.as_deref(), req.headers(), head).await
+        }
+        Target::AddSlash => {
+            let mut loc = format!("{}/", req.uri().path());
+            if let Some(q) = req.uri().query() {
+                loc.push('?');
+                loc.push_str(q);
+            }
+            redirect(StatusCode::MOVED_PERMANENTLY, &loc)
+        }
+        Target::Php(script) => match &site.php {
+            Some(p) => php::serve(shared, conn, site, p, &root, script, host, req).await,
+            None => plain(StatusCode::NOT_FOUND, "not found\n"),
+        },
+        Target::NotFound => plain(StatusCode::NOT_FOUND, "not found\n"),
+        Target::Forbidden => plain(StatusCode::FORBIDDEN, "forbidden\n"),
+        Target::Escape => {
+            shared.logs.error(format!(
+                "{}: refused a path leaving the site root: {}",
+                site.domain,
+                rpath.absolute()
+            ));
+            plain(StatusCode::NOT_FOUND, "not found\n")
+        }
+        Target::Error(e) => {
+            shared.logs.error(format!(
+                "{}: opening {}: {e}",
+                site.domain,
+                rpath.absolute()
+            ));
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
+    }
+}
+
+/// Open the site root (cached, revalidated) and resolve the path beneath it. A miss
+/// is retried once on a freshly opened root, in case the cached release directory
+/// was deleted after a swap.
+fn open_and_resolve(site: &Site, p: &ReqPath) -> Result<(Arc<OwnedFd>, Target), OpenError> {
+    let php = site.php.is_some();
+    let root = site.root_cache.open(&site.site_dir)?;
+    let target = resolve(&root, p, php);
+    if !matches!(target, Target::NotFound) {
+        return Ok((root, target));
+    }
+    site.root_cache.invalidate();
+    let root = site.root_cache.open(&site.site_dir)?;
+    let target = resolve(&root, p, php);
+    Ok((root, target))
+}
+
+/// The extension that picks the MIME type: the index file's when a directory was
+/// asked for, else the request path's.
+fn resolved_ext(o: &StaticFile, from_path: Option<String>) -> Option<String> {
+    match o.index {
+        Some(name) => name.rsplit_once('.').map(|(_, e)| e.to_string()),
+        None => from_path,
+    }
+}
+
+fn to_https<B>(shared: &Shared, host: &str, req: &Request<B>) -> Response<Body> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let authority = match shared.https_port {
+        Some(443) | None => host.to_string(),
+        Some(p) => format!("{host}:{p}"),
+    };
+    redirect(
+        StatusCode::MOVED_PERMANENTLY,
+        &format!("https://{authority}{target}"),
+    )
+}
+
+/// A static file to serve, and the index file name when a directory was asked for.
+pub(crate) struct StaticFile {
+    pub file: Opened,
+    pub index: Option<&'static str>,
+}
+
+/// A PHP script to run.
+pub(crate) struct Script {
+    /// The open script (its real path becomes `SCRIPT_FILENAME`).
+    pub file: Opened,
+    /// URL path of the script, e.g. `/index.php`.
+    pub script_name: String,
+    /// What follows the script in the URL (`/a/b` of `/index.php/a/b`), maybe empty.
+    pub path_info: String,
+}
+
+enum Target {
+    Static(StaticFile),
+    Php(Script),
+    AddSlash,
+    NotFound,
+    Forbidden,
+    Escape,
+    Error(String),
+}
+
+const STATIC_INDEX: [&str; 2] = ["index.html", "index.htm"];
+const FRONT_CONTROLLER: &str = "index.php";
+
+fn resolve(root: &OwnedFd, p: &ReqPath, php: bool) -> Target {
+    let rel = p.relative();
+    match fsafe::open_beneath(root, &rel) {
+        Ok(o) => match o.kind() {
+            Kind::File if php && p.extension().as_deref() == Some("php") => Target::Php(Script {
+                file: o,
+                script_name: p.absolute(),
+                path_info: String::new(),
+            }),
+            Kind::File => Target::Static(StaticFile {
+                file: o,
+                index: None,
+            }),
+            Kind::Dir if !p.trailing_slash && !p.segments.is_empty() => Target::AddSlash,
+            Kind::Dir => directory_index(root, p, php),
+            Kind::Other => Target::NotFound,
+        },
+        Err(OpenError::NotFound) if php => php_fallback(root, p),
+        Err(e) => open_error(e),
+    }
+}
+
+fn open_error(e: OpenError) -> Target {
+    match e {
+        OpenError::NotFound => Target::NotFound,
+        OpenError::Escape => Target::Escape,
+        OpenError::Denied => Target::Forbidden,
+        OpenError::Other(errno) => Target::Error(errno.to_string()),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn directory_index(root: &OwnedFd, p: &ReqPath, php: bool) -> Target {
+    let dir = p.relative();
+    for name in STATIC_INDEX {
+        match fsafe::open_beneath(root, &join(&dir, name)) {
+            Ok(o) if o.kind() == Kind::File => {
+                return Target::Static(StaticFile {
+                    file: o,
+                    index: Some(name),
+                })
+            }
+            Ok(_) | Err(OpenError::NotFound) => {}
+            Err(e) => return open_error(e),
+        }
+    }
+    if !php {
+        return Target::Forbidden;
+    }
+    match fsafe::open_beneath(root, &join(&dir, FRONT_CONTROLLER)) {
+        Ok(o) if o.kind() == Kind::File => Target::Php(Script {
+            file: o,
+            script_name: format!("{}{FRONT_CONTROLLER}", p.absolute()),
+            path_info: String::new(),
+        }),
+        Ok(_) | Err(OpenError::NotFound) => front_controller(root),
+        Err(e) => open_error(e),
+    }
+}
+
+/// A missing path on a PHP site: `/x.php/more` runs `/x.php` with `PATH_INFO`
+/// `/more`; a missing `.php` is a 404; anything else goes to `/index.php` (pretty
+/// URLs, as WordPress needs).
+fn php_fallback(root: &OwnedFd, p: &ReqPath) -> Target {
+    if let Some(i) = p.segments.iter().position(|s| s.ends_with(".php")) {
+        if i + 1 < p.segments.len() {
+            let script = p.segments[..=i].join("/");
+            return match fsafe::open_beneath(root, &script) {
+                Ok(o) if o.kind() == Kind::File => Target::Php(Script {
+                    file: o,
+                    script_name: format!("/{script}"),
+                    path_info: format!("/{}", p.segments[i + 1..].join("/")),
+                }),
+                Ok(_) => Target::NotFound,
+                Err(e) => open_error(e),
+            };
+        }
+        return Target::NotFound;
+    }
+    front_controller(root)
+}
+
+fn front_controller(root: &OwnedFd) -> Target {
+    match fsafe::open_beneath(root, FRONT_CONTROLLER) {
+        Ok(o) if o.kind() == Kind::File => Target::Php(Script {
+            file: o,
+            script_name: format!("/{FRONT_CONTROLLER}"),
+            path_info: String::new(),
+        }),
+        Ok(_) => Target::NotFound,
+        Err(e) => open_error(e),
+    }
+}

@@ -1,0 +1,42 @@
+//! hostplane's web engine (`web` role): HTTP/1.1 and HTTP/2 virtual hosting.
+//!
+//! - [`plan`]: the pure [`render`] of the controller's `WebConfig` into a [`Plan`]
+//!   (host → site, content root, certificate, PHP pool).
+//! - [`server`]: [`run`] over already-bound listeners, a plan `watch` and a shutdown
+//!   signal; HTTP/1.1 on the plain listener, HTTP/1.1 + HTTP/2 (ALPN) over rustls on
+//!   the TLS listener; [`tls`] picks certificates by SNI from the live plan.
+//! - [`path`], [`fsafe`], [`files`], [`cache`], [`compress`]: static files, opened
+//!   with `openat2(RESOLVE_BENEATH)` beneath the site root, with validators,
+//!   conditional GET, ranges and gzip/brotli.
+//! - [`fastcgi`], [`php`], [`fpm`]: PHP through PHP-FPM (one pool per site, its own
+//!   system user and socket), managed by the engine.
+//! - [`log`]: per-site access logs (combined format) and the error log.
+//! - [`engine`]: the agent adapter, [`start_engine`].
+//!
+//! Content location contract: a site's files are served from
+//! `<content_root>/<domain>/current/`, where `current` is a symlink the content-sync
+//! client swaps atomically; it is opened afresh for every request.
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod cache;
+pub mod compress;
+pub mod engine;
+pub mod fastcgi;
+pub mod files;
+pub mod fpm;
+pub mod fsafe;
+mod handler;
+pub mod log;
+pub mod path;
+pub mod php;
+pub mod plan;
+pub mod server;
+pub mod tls;
+
+pub use engine::{start_engine, WebEngine};
+pub use fpm::{FpmError, FpmManager};
+pub use plan::{render, Layout, Plan, RenderError, Site};
+pub use server::{run, run_with_options, ServerOptions};
+pub use tls::CertStore;

@@ -1,0 +1,310 @@
+//! The HTTP server: accept loops on the plain and TLS listeners, TLS handshakes with
+//! the SNI resolver and ALPN, and one hyper-util "auto" connection (HTTP/1.1 or
+//! HTTP/2) per socket. The plan is read from a `watch` channel on every request and
+//! every handshake, so a new plan applies at once without dropping connections. On
+//! shutdown the listeners close and open connections are drained gracefully (up to
+//! [`ServerOptions::drain`]). Connections run on the caller's runtime or on
+//! dedicated per-thread runtimes ([`ServerOptions::threads`]).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::cache::ContentCache;
+use crate::handler::{self, Conn, Shared};
+use crate::log::Logs;
+use crate::plan::Plan;
+use crate::tls::{self, CertStore, SniResolver};
+
+/// Server settings besides the listeners and the plan.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Directory of the access and error logs; `None` logs errors to `tracing` only.
+    pub log_dir: Option<PathBuf>,
+    /// Write access logs (when `log_dir` is set).
+    pub access_log: bool,
+    /// Run-time certificates (ACME), consulted before the plan's.
+    pub certs: CertStore,
+    /// Bytes of small files and compressed variants kept in memory.
+    pub cache_bytes: usize,
+    /// Largest file kept in the cache.
+    pub cache_entry: usize,
+    /// How long open connections may finish their requests at shutdown.
+    pub drain: Duration,
+    /// Time allowed for a TLS handshake, and for a request's headers.
+    pub header_timeout: Duration,
+    /// Dedicated server threads (each a single-threaded runtime); 0 serves on the
+    /// caller's runtime.
+    pub threads: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            log_dir: None,
+            access_log: true,
+            certs: CertStore::default(),
+            cache_bytes: 64 << 20,
+            cache_entry: 1 << 20,
+            drain: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
+            threads: 0,
+        }
+    }
+}
+
+/// Serve until `shutdown` resolves, with default options (logs to `tracing` only).
+pub async fn run(
+    http: Option<TcpListener>,
+    https: Option<TcpListener>,
+    plan: watch::Receiver<Arc<Plan>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    run_with_options(http, https, plan, shutdown, ServerOptions::default()).await
+}
+
+/// Serve plain HTTP on `http` and HTTPS on `https` (either may be absent) from the
+/// current plan until `shutdown` resolves.
+///
+/// With [`ServerOptions::threads`] = 0 the connections run on the caller's runtime;
+/// with n > 0 they run on n dedicated threads, each with its own single-threaded
+/// runtime accepting on the same sockets (nginx's worker model: a connection stays
+/// on one thread, no work stealing, no cross-thread wake-ups).
+pub async fn run_with_options(
+    http: Option<TcpListener>,
+    https: Option<TcpListener>,
+    plan: watch::Receiver<Arc<Plan>>,
+    shutdown: impl Future<Output = ()>,
+    opts: ServerOptions,
+) -> io::Result<()> {
+    let logs = match &opts.log_dir {
+        Some(dir) => Logs::start(dir.clone(), opts.access_log),
+        None => Logs::default(),
+    };
+    let https_port = match &https {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
+    let tls_config = tls::server_config(SniResolver::new(plan.clone(), opts.certs.clone()))
+        .map_err(io::Error::other)?;
+    let acceptor = TlsAcceptor::from(tls_config);
+    let shared = Arc::new(Shared {
+        plan,
+        cache: ContentCache::new(opts.cache_bytes, opts.cache_entry),
+        logs,
+        https_port,
+    });
+    if opts.threads == 0 {
+        let listeners = Listeners { http, https };
+        return serve_loop(listeners, shared, acceptor, &opts, shutdown).await;
+    }
+    run_threads(http, https, shared, acceptor, opts, shutdown).await
+}
+
+/// The listeners one accept loop serves.
+struct Listeners {
+    http: Option<TcpListener>,
+    https: Option<TcpListener>,
+}
+
+fn clone_std(l: &Option<std::net::TcpListener>) -> io::Result<Option<std::net::TcpListener>> {
+    l.as_ref().map(|l| l.try_clone()).transpose()
+}
+
+async fn run_threads(
+    http: Option<TcpListener>,
+    https: Option<TcpListener>,
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let http = http.map(|l| l.into_std()).transpose()?;
+    let https = https.map(|l| l.into_std()).transpose()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut threads = Vec::with_capacity(opts.threads);
+    for i in 0..opts.threads {
+        let (h, s) = (clone_std(&http)?, clone_std(&https)?);
+        let (shared, acceptor, opts) = (shared.clone(), acceptor.clone(), opts.clone());
+        let mut stop = stop_rx.clone();
+        let thread = std::thread::Builder::new().name(format!("web-{i}")).spawn(
+            move || -> io::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let listeners = Listeners {
+                        http: h.map(TcpListener::from_std).transpose()?,
+                        https: s.map(TcpListener::from_std).transpose()?,
+                    };
+                    let stopped = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    serve_loop(listeners, shared, acceptor, &opts, stopped).await
+                })
+            },
+        )?;
+        threads.push(thread);
+    }
+    drop((http, https));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            match t.join() {
+                Ok(Err(e)) => tracing::warn!(error = %e, "web: server thread failed"),
+                Err(_) => tracing::error!("web: server thread panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
+    })
+    .await
+    .map_err(io::Error::other)
+}
+
+async fn serve_loop(
+    listeners: Listeners,
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    opts: &ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let Listeners { http, https } = listeners;
+    let builder = Arc::new(builder(opts));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            r = accept(http.as_ref()) => {
+                if let Some((stream, remote)) = accepted(r).await {
+                    let w = graceful.watcher();
+                    tokio::spawn(serve_plain(shared.clone(), builder.clone(), w, stream, remote));
+                }
+            }
+            r = accept(https.as_ref()) => {
+                if let Some((stream, remote)) = accepted(r).await {
+                    let w = graceful.watcher();
+                    let acc = acceptor.clone();
+                    let t = opts.header_timeout;
+                    tokio::spawn(serve_tls(shared.clone(), builder.clone(), w, acc, t, stream, remote));
+                }
+            }
+        }
+    }
+    drop((http, https));
+    if tokio::time::timeout(opts.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("web: drain timed out; closing remaining connections");
+    }
+    Ok(())
+}
+
+fn builder(opts: &ServerOptions) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Duration::from_secs(30));
+    b
+}
+
+async fn accept(l: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Log accept errors (e.g. out of descriptors) and back off briefly.
+async fn accepted(r: io::Result<(TcpStream, SocketAddr)>) -> Option<(TcpStream, SocketAddr)> {
+    match r {
+        Ok((s, a)) => {
+            let _ = s.set_nodelay(true);
+            Some((s, a))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "web: accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+async fn serve_plain(
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    stream: TcpStream,
+    remote: SocketAddr,
+) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let conn = Arc::new(Conn {
+        remote,
+        local,
+        tls: false,
+        sni: None,
+    });
+    let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
+    let c = builder.serve_connection(TokioIo::new(stream), svc);
+    if let Err(e) = watcher.watch(c.into_owned()).await {
+        tracing::debug!(%remote, error = %e, "web: connection ended with an error");
+    }
+}
+
+async fn serve_tls(
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    stream: TcpStream,
+    remote: SocketAddr,
+) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "web: TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let sni = tls
+        .get_ref()
+        .1
+        .server_name()
+        .map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+    let conn = Arc::new(Conn {
+        remote,
+        local,
+        tls: true,
+        sni,
+    });
+    let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
+    let c = builder.serve_connection(TokioIo::new(tls), svc);
+    if let Err(e) = watcher.watch(c.into_owned()).await {
+        tracing::debug!(%remote, error = %e, "web: connection ended with an error");
+    }
+}

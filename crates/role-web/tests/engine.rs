@@ -1,0 +1,147 @@
+//! The agent adapter: `start_engine` / `WebEngine` with an `EngineContext` as the
+//! agent builds it, applying desired configs (static + PHP + TLS sites), refusing
+//! bad ones while serving the previous plan, and shutting down cleanly.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use agent::supervisor::{EngineContext, RoleEngine};
+use common::{args, curl, site, TestCa};
+use proto::agent_v1::{DnsConfig, EngineState, RoleConfig, WebConfig};
+use role_web::WebEngine;
+
+fn ctx(state: &std::path::Path) -> EngineContext {
+    let mut options = BTreeMap::new();
+    options.insert("http_port".to_string(), "0".to_string());
+    options.insert("https_port".to_string(), "0".to_string());
+    EngineContext {
+        server: "web-1".into(),
+        role: "web".into(),
+        bind: "127.0.0.1".parse().unwrap(),
+        state_dir: state.join("engines/web"),
+        identity: None,
+        options,
+        controllers: Vec::new(),
+    }
+}
+
+fn publish(state: &std::path::Path, domain: &str, name: &str, body: &str) {
+    let dir = state
+        .join("engines/web/content")
+        .join(domain)
+        .join("releases/r1");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), body).unwrap();
+    let link = state
+        .join("engines/web/content")
+        .join(domain)
+        .join("current");
+    if !link.exists() {
+        std::os::unix::fs::symlink("releases/r1", link).unwrap();
+    }
+}
+
+async fn get(host: &str, url: String, extra: &[&str]) -> common::Got {
+    let port = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut a = args(&["--resolve", &format!("{host}:{port}:127.0.0.1")]);
+    a.extend(args(extra));
+    a.push(url);
+    curl(a).await
+}
+
+#[tokio::test]
+async fn engine_applies_configs_and_keeps_the_previous_on_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("t");
+    let cafile = ca.write(tmp.path(), "ca.pem");
+    let mut engine = WebEngine::start(&ctx(tmp.path())).unwrap();
+    let (http, https) = (engine.http_addr().port(), engine.https_addr().port());
+    assert!(engine
+        .health()
+        .detail
+        .contains(&format!("127.0.0.1:{http}")));
+
+    let mut a = site("a.example");
+    a.tls = Some(ca.issue(&["a.example"]));
+    let mut p = site("p.example");
+    p.php = true;
+    let cfg = WebConfig {
+        sites: vec![a, p],
+        files_origin: Some("https://127.0.0.41:7443".into()),
+    };
+    publish(tmp.path(), "a.example", "index.html", "engine A");
+    publish(
+        tmp.path(),
+        "p.example",
+        "index.php",
+        "<?php echo 'php ', PHP_MAJOR_VERSION;",
+    );
+    engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
+    let h = engine.health();
+    assert_eq!(h.state, EngineState::Ok, "{}", h.detail);
+    assert!(
+        h.detail.contains("serving 2 sites (1 with PHP)"),
+        "{}",
+        h.detail
+    );
+
+    let g = get("a.example", format!("http://a.example:{http}/"), &[]).await;
+    assert_eq!(g.text(), "engine A");
+    let g = get(
+        "a.example",
+        format!("https://a.example:{https}/"),
+        &["--http2", "--cacert", cafile.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!((g.status, g.version.as_str()), (200, "2"), "{}", g.stderr);
+    let g = get("p.example", format!("http://p.example:{http}/"), &[]).await;
+    assert_eq!(g.text(), "php 8", "{g:?}");
+
+    // A config of another role, and a broken one, are refused; A is still served.
+    assert!(engine
+        .apply(&RoleConfig::Dns(DnsConfig::default()))
+        .await
+        .is_err());
+    let mut dup = cfg.clone();
+    dup.sites[1].aliases = vec!["a.example".into()];
+    assert!(engine.apply(&RoleConfig::Web(dup)).await.is_err());
+    assert_eq!(engine.health().state, EngineState::Degraded);
+    let g = get("a.example", format!("http://a.example:{http}/"), &[]).await;
+    assert_eq!(g.text(), "engine A");
+
+    // Re-applying the good config recovers; dropping PHP stops php-fpm.
+    engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
+    assert_eq!(engine.health().state, EngineState::Ok);
+    let mut no_php = cfg.clone();
+    no_php.sites.truncate(1);
+    engine.apply(&RoleConfig::Web(no_php)).await.unwrap();
+    let g = get("p.example", format!("http://p.example:{http}/"), &[]).await;
+    assert_eq!(g.status, 404);
+
+    engine.shutdown().await;
+    let g = get("a.example", format!("http://a.example:{http}/"), &[]).await;
+    assert_ne!(g.exit, 0, "still listening after shutdown");
+}
+
+#[tokio::test]
+async fn factory_builds_the_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut engine = role_web::start_engine(&ctx(tmp.path())).unwrap();
+    assert_eq!(engine.name(), "web");
+    assert_eq!(engine.health().state, EngineState::Ok);
+    engine
+        .apply(&RoleConfig::Web(WebConfig::default()))
+        .await
+        .unwrap();
+    engine.shutdown().await;
+}
