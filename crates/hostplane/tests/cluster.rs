@@ -487,7 +487,14 @@ async fn foreign_certificates_and_customer_tokens_are_refused_on_agent_endpoints
 async fn dns_endpoint(c: &TestCluster, name: &str) -> Option<(String, String)> {
     let view = c.server(name).await.ok()?;
     let detail = &view.engines.iter().find(|e| e.name == "dns")?.detail;
-    let addr: std::net::SocketAddr = detail.rsplit(' ').next()?.parse().ok()?;
+    // "serving N zones (...) on IP:PORT; transfers in: ..."
+    let addr: std::net::SocketAddr = detail
+        .split_whitespace()
+        .skip_while(|w| *w != "on")
+        .nth(1)?
+        .trim_end_matches(';')
+        .parse()
+        .ok()?;
     Some((addr.ip().to_string(), addr.port().to_string()))
 }
 

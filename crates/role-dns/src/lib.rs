@@ -6,6 +6,13 @@
 //!   name → sections ([`resolve`]); no sockets, unit-tested directly.
 //! - [`server`]: UDP and TCP listeners ([`run`]) answering from a live zone set that is
 //!   swapped atomically through a `tokio::sync::watch` channel.
+//! - [`xfr`]: AXFR/IXFR record streams, the IXFR journal diff, and applying received
+//!   transfers; [`tsig`]: RFC 8945 HMAC-SHA256 signing and verification.
+//! - [`client`]: outgoing SOA queries, transfers and NOTIFY; [`persist`]: transferred
+//!   zones on disk.
+//! - [`engine`]: the agent adapter ([`start_engine`]): primary (journal, NOTIFY) and
+//!   secondary (refresh/retry/expire, persistence) zone management.
+//! - [`fuzzing`]: the request-path entry point of the fuzz target and proptests.
 //!
 //! The answer logic is our own over `hickory-proto` wire types rather than
 //! hickory-server's `Catalog`/`Authority`: a zone set swapped as one `Arc` gives atomic
@@ -13,10 +20,17 @@
 //! testable without sockets, and the hot path is a few hash lookups with no async
 //! trait objects per query.
 
+pub mod client;
+pub mod engine;
+pub mod fuzzing;
 pub mod lookup;
+pub mod persist;
 pub mod server;
+pub mod tsig;
+pub mod xfr;
 pub mod zone;
 
-pub use lookup::{handle, resolve, LookupError, Resolution, Transport};
+pub use engine::{start_engine, DnsEngine};
+pub use lookup::{handle, handle_from, resolve, LookupError, Outcome, Resolution, Transport};
 pub use server::{run, run_with_options, ServerOptions};
-pub use zone::{RecordLine, Zone, ZoneData, ZoneError, ZoneSet};
+pub use zone::{RecordLine, Zone, ZoneData, ZoneError, ZoneMeta, ZoneSet};

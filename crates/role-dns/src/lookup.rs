@@ -5,10 +5,14 @@
 //! [`handle`] never panics: every path returns a `Result`, and undecodable input becomes
 //! FORMERR, unsupported opcodes NOTIMP, and packets that must not be answered are dropped.
 
-use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use std::net::IpAddr;
+
+use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::ProtoError;
 
+use crate::tsig::{self, Key, ResponseSigner};
+use crate::xfr;
 use crate::zone::{Node, Zone, ZoneSet};
 
 /// Largest UDP response we ever send, whatever the client advertises.
@@ -190,7 +194,12 @@ fn add_additionals(zone: &Zone, records: &[Record], additionals: &mut Vec<Record
 pub fn resolve(zones: &ZoneSet, qname: &Name, qtype: RecordType) -> Resolution {
     let qname = fqdn(qname.clone());
     let Some(zone) = zones.find(&qname) else {
-        return Resolution::new(ResponseCode::Refused, false);
+        // A secondary zone we hold no (unexpired) copy of: SERVFAIL, not REFUSED.
+        let rcode = match zones.find_meta(&qname) {
+            Some((_, meta)) if meta.unavailable => ResponseCode::ServFail,
+            _ => ResponseCode::Refused,
+        };
+        return Resolution::new(rcode, false);
     };
     let mut res = Resolution::new(ResponseCode::NoError, true);
     let mut name = qname;
@@ -268,7 +277,26 @@ fn encode(mut response: Message, limit: usize) -> Result<Vec<u8>, LookupError> {
     Ok(response.to_vec()?)
 }
 
-/// Answers one DNS request.
+/// What answering one request produced.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Response messages to send, in order (several for a zone transfer; empty when
+    /// the packet is dropped).
+    pub messages: Vec<Vec<u8>>,
+    /// A NOTIFY for this zone was accepted from an allowed primary: check it now.
+    pub notified: Option<Name>,
+}
+
+impl Outcome {
+    fn one(message: Vec<u8>) -> Self {
+        Self {
+            messages: vec![message],
+            notified: None,
+        }
+    }
+}
+
+/// Answers one DNS request (no transfers or NOTIFY: the peer is unknown).
 ///
 /// Returns `Ok(None)` when the packet must not be answered (shorter than a header, or
 /// itself a response), otherwise the encoded response, which fits the transport's limit.
@@ -277,19 +305,180 @@ pub fn handle(
     request: &[u8],
     transport: Transport,
 ) -> Result<Option<Vec<u8>>, LookupError> {
+    let peer = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+    Ok(handle_from(zones, request, peer, transport)?
+        .messages
+        .into_iter()
+        .next())
+}
+
+/// A verified TSIG on the request: the key and the request MAC to sign answers over.
+struct Signed<'a> {
+    key: &'a Key,
+    mac: Vec<u8>,
+}
+
+/// Answers one request from `peer`: queries, zone transfers (TCP, ACL and TSIG
+/// checked), NOTIFY (from the zone's primary) and signed requests.
+///
+/// Never panics on any input; packets that must not be answered give no message.
+pub fn handle_from(
+    zones: &ZoneSet,
+    request: &[u8],
+    peer: IpAddr,
+    transport: Transport,
+) -> Result<Outcome, LookupError> {
     if request.len() < HEADER_LEN || request[2] & 0x80 != 0 {
-        return Ok(None);
+        return Ok(Outcome::default());
     }
-    if (request[2] >> 3) & 0x0f != 0 {
-        return Ok(Some(header_only(request, ResponseCode::NotImp)));
+    let opcode = (request[2] >> 3) & 0x0f;
+    if opcode != 0 && opcode != 4 {
+        return Ok(Outcome::one(header_only(request, ResponseCode::NotImp)));
     }
-    let Ok(message) = Message::from_vec(request) else {
-        return Ok(Some(header_only(request, ResponseCode::FormErr)));
+    // A TSIG record can only be last in the additional section.
+    let arcount = u16::from_be_bytes([request[10], request[11]]);
+    let mut signed = None;
+    let mut stripped = None;
+    if arcount > 0 {
+        if let Some(rr) = tsig::find(request) {
+            let Some(key) = zones.key(&rr.key_name.to_lowercase()) else {
+                let resp = header_only(request, ResponseCode::NotAuth);
+                return Ok(Outcome::one(tsig::error_response(resp, &rr, tsig::BADKEY)));
+            };
+            match tsig::verify_request(key, request, &rr, tsig::now()) {
+                Ok(mac) => signed = Some(Signed { key, mac }),
+                Err(code) => {
+                    let resp = header_only(request, ResponseCode::NotAuth);
+                    return Ok(Outcome::one(tsig::error_response(resp, &rr, code)));
+                }
+            }
+            let mut body = tsig::strip(request, &rr);
+            body[0..2].copy_from_slice(&request[0..2]);
+            stripped = Some(body);
+        }
+    }
+    let body = stripped.as_deref().unwrap_or(request);
+    let Ok(message) = Message::from_vec(body) else {
+        return Ok(Outcome::one(header_only(request, ResponseCode::FormErr)));
     };
     let [query] = message.queries.as_slice() else {
-        return Ok(Some(header_only(request, ResponseCode::FormErr)));
+        return Ok(Outcome::one(header_only(request, ResponseCode::FormErr)));
     };
+    let mut outcome = if opcode == 4 {
+        notify(zones, &message, query, peer)?
+    } else if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
+        && query.query_class() == DNSClass::IN
+    {
+        transfer(zones, &message, query, peer, transport, signed.as_ref())?
+    } else {
+        Outcome::one(answer(zones, &message, query, transport)?)
+    };
+    if let Some(signed) = signed {
+        let mut signer = ResponseSigner::new(signed.key, signed.mac, tsig::now());
+        let mut out = Vec::with_capacity(outcome.messages.len());
+        for m in outcome.messages {
+            match signer.sign(m) {
+                Ok(m) => out.push(m),
+                Err(_) => return Ok(Outcome::default()),
+            }
+        }
+        outcome.messages = out;
+    }
+    Ok(outcome)
+}
 
+/// A response to `message` with only the question and `rcode`.
+fn bare_response(message: &Message, query: &Query, opcode: OpCode, rcode: ResponseCode) -> Message {
+    let mut response = Message::response(message.metadata.id, opcode);
+    response.metadata.recursion_desired = message.metadata.recursion_desired;
+    response.metadata.response_code = rcode;
+    response.add_query(query.clone());
+    response
+}
+
+/// NOTIFY (RFC 1996): accepted from the zone's primary addresses only (signed or
+/// not: a NOTIFY only makes the secondary ask the primary, over a checked channel).
+fn notify(
+    zones: &ZoneSet,
+    message: &Message,
+    query: &Query,
+    peer: IpAddr,
+) -> Result<Outcome, LookupError> {
+    let origin = fqdn(query.name().clone());
+    let (rcode, accepted) = match zones.meta(&origin) {
+        None => (ResponseCode::NotAuth, false),
+        Some(meta) if !meta.notify_from.contains(&peer) => (ResponseCode::Refused, false),
+        Some(_) => (ResponseCode::NoError, true),
+    };
+    let mut response = bare_response(message, query, OpCode::Notify, rcode);
+    response.metadata.authoritative = accepted;
+    Ok(Outcome {
+        messages: vec![response.to_vec()?],
+        notified: accepted.then_some(origin),
+    })
+}
+
+/// AXFR/IXFR: TCP only (IXFR over UDP gets the SOA alone), to the zone's ACL, signed
+/// with the zone's key when it has one.
+fn transfer(
+    zones: &ZoneSet,
+    message: &Message,
+    query: &Query,
+    peer: IpAddr,
+    transport: Transport,
+    signed: Option<&Signed<'_>>,
+) -> Result<Outcome, LookupError> {
+    let origin = fqdn(query.name().clone());
+    let refuse = |rcode| -> Result<Outcome, LookupError> {
+        let mut r = bare_response(message, query, OpCode::Query, rcode);
+        if message.edns.is_some() {
+            r.set_edns(Edns::new());
+        }
+        Ok(Outcome::one(r.to_vec()?))
+    };
+    let Some(zone) = zones.get_shared(&origin) else {
+        return refuse(ResponseCode::NotAuth);
+    };
+    let Some(meta) = zones
+        .meta(&origin)
+        .filter(|m| m.transfer_acl.contains(&peer))
+    else {
+        return refuse(ResponseCode::Refused);
+    };
+    if let Some(key) = &meta.tsig {
+        if signed.is_none_or(|s| s.key.name() != key.name()) {
+            return refuse(ResponseCode::NotAuth);
+        }
+    }
+    let is_ixfr = query.query_type() == RecordType::IXFR;
+    let records = match (transport, is_ixfr) {
+        (Transport::Udp, false) => return refuse(ResponseCode::Refused),
+        (Transport::Udp, true) => vec![zone.soa().clone()],
+        (Transport::Tcp, false) => xfr::axfr_records(zone),
+        (Transport::Tcp, true) => {
+            let Some(client) = message.authorities.iter().find_map(xfr::soa_serial) else {
+                return refuse(ResponseCode::FormErr);
+            };
+            xfr::ixfr_records(zone, &meta.history, client)
+        }
+    };
+    let messages = xfr::pack(message.metadata.id, query, records)
+        .iter()
+        .map(Message::to_vec)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Outcome {
+        messages,
+        notified: None,
+    })
+}
+
+/// A standard query (opcode QUERY, not a transfer).
+fn answer(
+    zones: &ZoneSet,
+    message: &Message,
+    query: &Query,
+    transport: Transport,
+) -> Result<Vec<u8>, LookupError> {
     let mut response = Message::response(message.metadata.id, OpCode::Query);
     response.metadata.recursion_desired = message.metadata.recursion_desired;
     response.metadata.checking_disabled = message.metadata.checking_disabled;
@@ -309,7 +498,7 @@ pub fn handle(
         response.set_edns(edns);
         if request_edns.version() > 0 {
             response.metadata.response_code = ResponseCode::BADVERS;
-            return encode(response, limit).map(Some);
+            return encode(response, limit);
         }
     }
 
@@ -319,14 +508,13 @@ pub fn handle(
     } else if matches!(qtype, RecordType::OPT) {
         Some(ResponseCode::FormErr)
     } else if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-        // Zone transfers are not served by this engine (yet): refuse like an ACL would.
         Some(ResponseCode::Refused)
     } else {
         None
     };
     if let Some(rcode) = rcode {
         response.metadata.response_code = rcode;
-        return encode(response, limit).map(Some);
+        return encode(response, limit);
     }
 
     let res = resolve(zones, query.name(), qtype);
@@ -335,14 +523,13 @@ pub fn handle(
     response.answers = res.answers;
     response.authorities = res.authorities;
     response.additionals = res.additionals;
-    encode(response, limit).map(Some)
+    encode(response, limit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::zone::{RecordLine, ZoneData};
-    use hickory_proto::op::Query;
 
     fn line(name: &str, ttl: u32, rtype: &str, rdata: &str) -> RecordLine {
         RecordLine {
@@ -735,5 +922,83 @@ mod tests {
             let _ = handle(&zones, &packet, Transport::Udp);
             let _ = handle(&zones, &packet, Transport::Tcp);
         }
+    }
+
+    fn xfr_zones() -> ZoneSet {
+        let mut set = zones();
+        let meta = crate::zone::ZoneMeta {
+            transfer_acl: vec!["127.0.0.2".parse().expect("ip")],
+            notify_from: vec!["127.0.0.3".parse().expect("ip")],
+            ..Default::default()
+        };
+        set.set_meta(n("example.com."), std::sync::Arc::new(meta));
+        set
+    }
+
+    fn request(qtype: RecordType, opcode: OpCode) -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.op_code = opcode;
+        m.add_query(Query::query(n("example.com."), qtype));
+        if qtype == RecordType::IXFR {
+            let soa = xfr_zones()
+                .get(&n("example.com."))
+                .expect("zone")
+                .soa()
+                .clone();
+            m.add_authority(soa);
+        }
+        m.to_vec().expect("encode")
+    }
+
+    fn rcodes(out: &Outcome) -> Vec<ResponseCode> {
+        out.messages
+            .iter()
+            .map(|m| Message::from_vec(m).expect("decode").metadata.response_code)
+            .collect()
+    }
+
+    #[test]
+    fn transfers_obey_acl_and_transport() {
+        let set = xfr_zones();
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let axfr = request(RecordType::AXFR, OpCode::Query);
+        let ok = handle_from(&set, &axfr, ip("127.0.0.2"), Transport::Tcp).expect("ok");
+        assert_eq!(rcodes(&ok), vec![ResponseCode::NoError]);
+        let first = Message::from_vec(&ok.messages[0]).expect("decode");
+        assert_eq!(
+            first.answers.first().map(Record::record_type),
+            Some(RecordType::SOA)
+        );
+        assert_eq!(
+            first.answers.last().map(Record::record_type),
+            Some(RecordType::SOA)
+        );
+        let denied = handle_from(&set, &axfr, ip("127.0.0.9"), Transport::Tcp).expect("ok");
+        assert_eq!(rcodes(&denied), vec![ResponseCode::Refused]);
+        let udp = handle_from(&set, &axfr, ip("127.0.0.2"), Transport::Udp).expect("ok");
+        assert_eq!(rcodes(&udp), vec![ResponseCode::Refused]);
+        let ixfr = request(RecordType::IXFR, OpCode::Query);
+        let soa_only = handle_from(&set, &ixfr, ip("127.0.0.2"), Transport::Udp).expect("ok");
+        let m = Message::from_vec(&soa_only.messages[0]).expect("decode");
+        assert_eq!(m.answers.len(), 1);
+        // Without transfer metadata nobody may transfer.
+        let plain = handle_from(&zones(), &axfr, ip("127.0.0.2"), Transport::Tcp).expect("ok");
+        assert_eq!(rcodes(&plain), vec![ResponseCode::Refused]);
+    }
+
+    #[test]
+    fn notify_only_from_the_primary() {
+        let set = xfr_zones();
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let notify = request(RecordType::SOA, OpCode::Notify);
+        let ok = handle_from(&set, &notify, ip("127.0.0.3"), Transport::Udp).expect("ok");
+        assert_eq!(rcodes(&ok), vec![ResponseCode::NoError]);
+        let m = Message::from_vec(&ok.messages[0]).expect("decode");
+        assert!(m.metadata.authoritative);
+        assert_eq!(m.metadata.op_code, OpCode::Notify);
+        assert_eq!(ok.notified, Some(n("example.com.")));
+        let bad = handle_from(&set, &notify, ip("127.0.0.2"), Transport::Udp).expect("ok");
+        assert_eq!(rcodes(&bad), vec![ResponseCode::Refused]);
+        assert_eq!(bad.notified, None);
     }
 }

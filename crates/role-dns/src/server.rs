@@ -8,17 +8,32 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_proto::rr::Name;
+use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::lookup::{handle, Transport};
+use crate::lookup::{handle_from, Outcome, Transport};
 use crate::zone::ZoneSet;
+
+/// An accepted NOTIFY: the zone to check now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notified {
+    /// Zone origin.
+    pub zone: Name,
+    /// Where the NOTIFY came from.
+    pub from: SocketAddr,
+}
 
 /// Tunables of the socket layer.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
+    /// Where accepted NOTIFY messages are reported (dropped when full or absent).
+    pub notify_events: Option<mpsc::Sender<Notified>>,
+    /// Tasks receiving on the UDP socket concurrently (at least 1).
+    pub udp_workers: usize,
     /// A TCP connection with no complete query for this long is closed.
     pub tcp_idle_timeout: Duration,
     /// At most this many TCP connections are served at once; extra ones are closed.
@@ -30,6 +45,8 @@ impl Default for ServerOptions {
         Self {
             tcp_idle_timeout: Duration::from_secs(10),
             max_tcp_connections: 1024,
+            notify_events: None,
+            udp_workers: 1,
         }
     }
 }
@@ -58,14 +75,109 @@ pub async fn run_with_options(
 ) {
     tokio::select! {
         () = shutdown => {}
-        () = serve_udp(&udp, zones.clone()) => {}
+        () = serve_udp_workers(udp, zones.clone(), options.notify_events.clone(), options.udp_workers) => {}
         () = serve_tcp(&tcp, zones, options) => {}
     }
 }
 
+/// Reports an accepted NOTIFY (never blocks the answer path).
+fn report(events: Option<&mpsc::Sender<Notified>>, outcome: &mut Outcome, from: SocketAddr) {
+    if let (Some(events), Some(zone)) = (events, outcome.notified.take()) {
+        if events.try_send(Notified { zone, from }).is_err() {
+            tracing::debug!(%from, "notify queue full; the refresh timer will catch up");
+        }
+    }
+}
+
+/// Runs `workers` UDP receive loops on one socket; ends only if all of them end.
+async fn serve_udp_workers(
+    udp: UdpSocket,
+    zones: watch::Receiver<Arc<ZoneSet>>,
+    events: Option<mpsc::Sender<Notified>>,
+    workers: usize,
+) {
+    let udp = Arc::new(udp);
+    let mut tasks = JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let (udp, zones, events) = (Arc::clone(&udp), zones.clone(), events.clone());
+        tasks.spawn(async move { serve_udp(&udp, zones, events).await });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Most answers one UDP worker keeps encoded (cleared when full).
+const ANSWER_CACHE_ENTRIES: usize = 50_000;
+
+/// Encoded answers to plain UDP queries, valid for one zone set: keyed by the exact
+/// question (and OPT record) bytes, so a hit differs from the query only in its id
+/// and RD/CD bits, which are patched in. Signed requests, transfers, NOTIFY and
+/// anything unusual never enter it.
+#[derive(Default)]
+struct AnswerCache {
+    set: Option<Arc<ZoneSet>>,
+    answers: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+}
+
+/// The cache key of a plain query: the bytes after the header when the request is
+/// opcode QUERY with one question, no answer/authority records and at most an OPT.
+fn cache_key(req: &[u8]) -> Option<&[u8]> {
+    let count = |at: usize| u16::from_be_bytes([req[at], req[at + 1]]);
+    if req.len() < 17 || req[2] & 0xFE != 0 || req[3] & 0x0F != 0 {
+        return None;
+    }
+    if count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
+        return None;
+    }
+    let end = crate::tsig::skip_name(req, 12)? + 4;
+    let qtype = u16::from_be_bytes([*req.get(end - 4)?, *req.get(end - 3)?]);
+    if matches!(qtype, 251 | 252) {
+        return None;
+    }
+    match count(10) {
+        0 if end == req.len() => Some(&req[12..]),
+        1 if req.get(end..end + 3) == Some(&[0, 0, 41]) => Some(&req[12..]),
+        _ => None,
+    }
+}
+
+impl AnswerCache {
+    /// The cached answer to `req`, patched with its id and flags.
+    fn get(&mut self, set: &Arc<ZoneSet>, req: &[u8]) -> Option<Vec<u8>> {
+        if !self.set.as_ref().is_some_and(|s| Arc::ptr_eq(s, set)) {
+            self.set = Some(Arc::clone(set));
+            self.answers.clear();
+            return None;
+        }
+        let mut out = self.answers.get(cache_key(req)?)?.clone();
+        out[0] = req[0];
+        out[1] = req[1];
+        out[2] = (out[2] & !0x01) | (req[2] & 0x01);
+        out[3] = (out[3] & !0x10) | (req[3] & 0x10);
+        Some(out)
+    }
+
+    fn put(&mut self, req: &[u8], outcome: &Outcome) {
+        let (Some(key), [answer]) = (cache_key(req), outcome.messages.as_slice()) else {
+            return;
+        };
+        if outcome.notified.is_some() || answer.len() < 12 {
+            return;
+        }
+        if self.answers.len() >= ANSWER_CACHE_ENTRIES {
+            self.answers.clear();
+        }
+        self.answers.insert(key.to_vec(), answer.clone());
+    }
+}
+
 /// Answers UDP queries forever.
-async fn serve_udp(socket: &UdpSocket, zones: watch::Receiver<Arc<ZoneSet>>) {
+async fn serve_udp(
+    socket: &UdpSocket,
+    zones: watch::Receiver<Arc<ZoneSet>>,
+    events: Option<mpsc::Sender<Notified>>,
+) {
     let mut buf = vec![0u8; usize::from(u16::MAX)];
+    let mut cache = AnswerCache::default();
     loop {
         let (len, peer) = match socket.recv_from(&mut buf).await {
             Ok(got) => got,
@@ -76,13 +188,23 @@ async fn serve_udp(socket: &UdpSocket, zones: watch::Receiver<Arc<ZoneSet>>) {
             }
         };
         let set = zones.borrow().clone();
-        match handle(&set, &buf[..len], Transport::Udp) {
-            Ok(Some(reply)) => {
-                if let Err(e) = socket.send_to(&reply, peer).await {
-                    tracing::debug!(%peer, error = %e, "udp send failed");
+        let request = &buf[..len];
+        if let Some(reply) = cache.get(&set, request) {
+            if let Err(e) = socket.send_to(&reply, peer).await {
+                tracing::debug!(%peer, error = %e, "udp send failed");
+            }
+            continue;
+        }
+        match handle_from(&set, request, peer.ip(), Transport::Udp) {
+            Ok(mut outcome) => {
+                report(events.as_ref(), &mut outcome, peer);
+                cache.put(request, &outcome);
+                if let Some(reply) = outcome.messages.first() {
+                    if let Err(e) = socket.send_to(reply, peer).await {
+                        tracing::debug!(%peer, error = %e, "udp send failed");
+                    }
                 }
             }
-            Ok(None) => {}
             Err(e) => tracing::warn!(%peer, error = %e, "dropping udp query"),
         }
     }
@@ -116,8 +238,9 @@ async fn serve_tcp(
         };
         let zones = zones.clone();
         let idle = options.tcp_idle_timeout;
+        let events = options.notify_events.clone();
         connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, zones, idle).await {
+            if let Err(e) = serve_connection(stream, peer, zones, idle, events).await {
                 tracing::debug!(%peer, error = %e, "tcp connection ended");
             }
             drop(permit);
@@ -128,8 +251,10 @@ async fn serve_tcp(
 /// Answers length-prefixed queries on one connection until EOF, error or idleness.
 async fn serve_connection(
     mut stream: TcpStream,
+    peer: SocketAddr,
     zones: watch::Receiver<Arc<ZoneSet>>,
     idle: Duration,
+    events: Option<mpsc::Sender<Notified>>,
 ) -> std::io::Result<()> {
     let mut len_buf = [0u8; 2];
     let mut buf = Vec::new();
@@ -149,23 +274,142 @@ async fn serve_connection(
             Err(_) => return Ok(()),
         }
         let set = zones.borrow().clone();
-        let reply = match handle(&set, &buf, Transport::Tcp) {
-            Ok(Some(reply)) => reply,
-            Ok(None) => continue,
+        let mut outcome = match handle_from(&set, &buf, peer.ip(), Transport::Tcp) {
+            Ok(outcome) => outcome,
             Err(e) => {
                 tracing::warn!(error = %e, "closing tcp connection after unanswerable query");
                 return Ok(());
             }
         };
-        let Ok(reply_len) = u16::try_from(reply.len()) else {
-            return Ok(());
-        };
-        let mut framed = Vec::with_capacity(reply.len() + 2);
-        framed.extend_from_slice(&reply_len.to_be_bytes());
-        framed.extend_from_slice(&reply);
-        match tokio::time::timeout(idle, stream.write_all(&framed)).await {
-            Ok(written) => written?,
-            Err(_) => return Ok(()),
+        drop(set);
+        report(events.as_ref(), &mut outcome, peer);
+        for reply in &outcome.messages {
+            let Ok(reply_len) = u16::try_from(reply.len()) else {
+                return Ok(());
+            };
+            let mut framed = Vec::with_capacity(reply.len() + 2);
+            framed.extend_from_slice(&reply_len.to_be_bytes());
+            framed.extend_from_slice(reply);
+            match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+                Ok(written) => written?,
+                Err(_) => return Ok(()),
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::{RecordLine, ZoneData};
+    use hickory_proto::op::{Edns, Message, OpCode, Query};
+    use hickory_proto::rr::RecordType;
+
+    fn set(ip: &str) -> Arc<ZoneSet> {
+        let line = |n: &str, t: &str, d: &str| RecordLine {
+            name: n.into(),
+            ttl: 60,
+            rtype: t.into(),
+            rdata: d.into(),
+        };
+        let data = ZoneData {
+            origin: "example.com.".into(),
+            serial: 1,
+            records: vec![
+                line(
+                    "example.com.",
+                    "SOA",
+                    "ns.example.com. h.example.com. 1 2 3 4 5",
+                ),
+                line("www.example.com.", "A", ip),
+            ],
+        };
+        Arc::new(ZoneSet::from_data([&data]).expect("zones"))
+    }
+
+    fn query(id: u16, name: &str, qtype: RecordType, rd: bool, edns: bool, op: OpCode) -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.id = id;
+        m.metadata.op_code = op;
+        m.metadata.recursion_desired = rd;
+        m.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+        if edns {
+            m.set_edns(Edns::new());
+        }
+        m.to_vec().expect("encode")
+    }
+
+    fn answer(cache: &mut AnswerCache, zones: &Arc<ZoneSet>, req: &[u8]) -> (bool, Message) {
+        if let Some(hit) = cache.get(zones, req) {
+            return (true, Message::from_vec(&hit).expect("decode"));
+        }
+        let peer = std::net::IpAddr::from([127, 0, 0, 1]);
+        let outcome = handle_from(zones, req, peer, Transport::Udp).expect("answer");
+        cache.put(req, &outcome);
+        (
+            false,
+            Message::from_vec(&outcome.messages[0]).expect("decode"),
+        )
+    }
+
+    #[test]
+    fn answer_cache_patches_id_and_flags_and_follows_zone_changes() {
+        let mut cache = AnswerCache::default();
+        let zones = set("192.0.2.1");
+        let q = |id, rd| {
+            query(
+                id,
+                "www.example.com.",
+                RecordType::A,
+                rd,
+                false,
+                OpCode::Query,
+            )
+        };
+        assert!(!answer(&mut cache, &zones, &q(1, true)).0);
+        let (hit, m) = answer(&mut cache, &zones, &q(2, false));
+        assert!(hit);
+        assert_eq!(m.metadata.id, 2);
+        assert!(!m.metadata.recursion_desired);
+        assert!(m.metadata.authoritative);
+        assert_eq!(m.answers.len(), 1);
+        // Other case, EDNS: separate entries with their own answers.
+        let upper = query(
+            3,
+            "WWW.example.com.",
+            RecordType::A,
+            true,
+            true,
+            OpCode::Query,
+        );
+        let (hit, m) = answer(&mut cache, &zones, &upper);
+        assert!(!hit);
+        assert_eq!(m.queries[0].name().to_ascii(), "WWW.example.com.");
+        assert!(m.edns.is_some());
+        // A new zone set empties the cache.
+        let changed = set("192.0.2.2");
+        let (hit, m) = answer(&mut cache, &changed, &q(4, true));
+        assert!(!hit);
+        assert_eq!(m.answers[0].data.to_string(), "192.0.2.2");
+        // Transfers and NOTIFY never use it.
+        assert!(cache_key(&query(
+            5,
+            "example.com.",
+            RecordType::AXFR,
+            false,
+            false,
+            OpCode::Query
+        ))
+        .is_none());
+        assert!(cache_key(&query(
+            6,
+            "example.com.",
+            RecordType::SOA,
+            false,
+            false,
+            OpCode::Notify
+        ))
+        .is_none());
+        assert!(cache_key(&[0u8; 11]).is_none());
     }
 }

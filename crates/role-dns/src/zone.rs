@@ -6,10 +6,14 @@
 //! meets a malformed zone.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use serde::{Deserialize, Serialize};
+
+use crate::tsig::Key;
 
 /// One resource record in presentation format, as the controller describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +157,11 @@ pub struct Zone {
     nodes: HashMap<Name, Node>,
 }
 
+fn fqdn_name(mut name: Name) -> Name {
+    name.set_fqdn(true);
+    name
+}
+
 fn parse_name(text: &str) -> Result<Name, String> {
     let mut name = Name::from_ascii(text.trim()).map_err(|e| e.to_string())?;
     name.set_fqdn(true);
@@ -178,24 +187,13 @@ impl Zone {
             origin: data.origin.clone(),
             reason,
         })?;
-        let origin_text = origin.to_ascii();
-        let mut nodes: HashMap<Name, Node> = HashMap::new();
-        nodes.insert(origin.clone(), Node::default());
-        let mut soa: Option<Record> = None;
-
+        let mut records = Vec::with_capacity(data.records.len());
         for (index, line) in data.records.iter().enumerate() {
             let name = parse_name(&line.name).map_err(|reason| ZoneError::BadOwner {
                 index,
                 name: line.name.clone(),
                 reason,
             })?;
-            if !origin.zone_of(&name) {
-                return Err(ZoneError::OutOfZone {
-                    index,
-                    name: name.to_ascii(),
-                    origin: origin_text,
-                });
-            }
             let rtype = RecordType::from_str(&line.rtype.trim().to_ascii_uppercase())
                 .ok()
                 .filter(|t| SUPPORTED.contains(t))
@@ -217,6 +215,45 @@ impl Zone {
                 });
             }
             if let RData::SOA(s) = &mut rdata {
+                s.serial = data.serial;
+            }
+            records.push(Record::from_rdata(name, line.ttl, rdata));
+        }
+        Self::from_records(origin, records)
+    }
+
+    /// Builds a zone from records (e.g. received by zone transfer): every owner must
+    /// be inside `origin`, exactly one SOA at the apex, no CNAME beside other data.
+    /// Records of any type are kept; the class is forced to IN.
+    pub fn from_records(
+        origin: Name,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Result<Self, ZoneError> {
+        let origin = fqdn_name(origin);
+        let origin_text = origin.to_ascii();
+        let mut nodes: HashMap<Name, Node> = HashMap::new();
+        nodes.insert(origin.clone(), Node::default());
+        let mut soa: Option<Record> = None;
+
+        for (index, mut record) in records.into_iter().enumerate() {
+            record.name = fqdn_name(record.name);
+            let name = record.name.clone();
+            if !origin.zone_of(&name) {
+                return Err(ZoneError::OutOfZone {
+                    index,
+                    name: name.to_ascii(),
+                    origin: origin_text,
+                });
+            }
+            let rtype = record.record_type();
+            if matches!(
+                rtype,
+                RecordType::OPT | RecordType::TSIG | RecordType::AXFR | RecordType::IXFR
+            ) {
+                continue;
+            }
+            record.dns_class = DNSClass::IN;
+            if rtype == RecordType::SOA {
                 if name != origin {
                     return Err(ZoneError::Soa {
                         origin: origin_text,
@@ -229,11 +266,6 @@ impl Zone {
                         reason: "more than one SOA record",
                     });
                 }
-                s.serial = data.serial;
-            }
-            let mut record = Record::from_rdata(name.clone(), line.ttl, rdata);
-            record.dns_class = DNSClass::IN;
-            if rtype == RecordType::SOA {
                 soa = Some(record.clone());
             }
             // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
@@ -274,6 +306,18 @@ impl Zone {
             }
         }
         Ok(Self { origin, soa, nodes })
+    }
+
+    /// The SOA timers `(refresh, retry, expire)` in seconds (negative values read as 0).
+    pub fn timers(&self) -> (u32, u32, u32) {
+        match &self.soa.data {
+            RData::SOA(s) => (
+                u32::try_from(s.refresh).unwrap_or(0),
+                u32::try_from(s.retry).unwrap_or(0),
+                u32::try_from(s.expire).unwrap_or(0),
+            ),
+            _ => (0, 0, 0),
+        }
     }
 
     /// The zone apex.
@@ -321,11 +365,30 @@ impl Zone {
     }
 }
 
+/// How one zone may be transferred and notified, and its recent history (for IXFR).
+#[derive(Clone, Debug, Default)]
+pub struct ZoneMeta {
+    /// Addresses allowed to transfer (AXFR/IXFR) the zone; empty: nobody.
+    pub transfer_acl: Vec<IpAddr>,
+    /// Addresses whose NOTIFY for the zone is accepted (the primary's, on a secondary).
+    pub notify_from: Vec<IpAddr>,
+    /// The TSIG key transfers of this zone must be signed with.
+    pub tsig: Option<Arc<Key>>,
+    /// Earlier versions of the zone, oldest first (the IXFR journal).
+    pub history: Vec<Arc<Zone>>,
+    /// The zone is a secondary that has no usable content (never transferred or
+    /// expired): queries for it get SERVFAIL.
+    pub unavailable: bool,
+}
+
 /// The zones one server is authoritative for, keyed by origin. Swapped as a whole
-/// (behind an `Arc`) whenever the controller changes anything.
+/// (behind an `Arc`) whenever anything changes; zones are shared `Arc`s, so building
+/// a new set after one zone changed is cheap.
 #[derive(Clone, Debug, Default)]
 pub struct ZoneSet {
-    zones: HashMap<Name, Zone>,
+    zones: HashMap<Name, Arc<Zone>>,
+    meta: HashMap<Name, Arc<ZoneMeta>>,
+    keys: HashMap<Name, Arc<Key>>,
 }
 
 impl ZoneSet {
@@ -359,22 +422,74 @@ impl ZoneSet {
                 origin: zone.origin().to_ascii(),
             });
         }
-        self.zones.insert(zone.origin().clone(), zone);
+        self.zones.insert(zone.origin().clone(), Arc::new(zone));
         Ok(())
     }
 
     /// Adds or replaces a zone, returning the one it replaced.
-    pub fn replace(&mut self, zone: Zone) -> Option<Zone> {
+    pub fn replace(&mut self, zone: Zone) -> Option<Arc<Zone>> {
+        self.replace_shared(Arc::new(zone))
+    }
+
+    /// Adds or replaces a shared zone, returning the one it replaced.
+    pub fn replace_shared(&mut self, zone: Arc<Zone>) -> Option<Arc<Zone>> {
         self.zones.insert(zone.origin().clone(), zone)
     }
 
-    /// Removes the zone with this origin, returning it.
-    pub fn remove(&mut self, origin: &Name) -> Option<Zone> {
+    /// Removes the zone with this origin (and its metadata), returning it.
+    pub fn remove(&mut self, origin: &Name) -> Option<Arc<Zone>> {
+        self.meta.remove(origin);
         self.zones.remove(origin)
+    }
+
+    /// Removes only the zone content, keeping its metadata.
+    pub fn remove_content(&mut self, origin: &Name) -> Option<Arc<Zone>> {
+        self.zones.remove(origin)
+    }
+
+    /// Sets the transfer/notify metadata of the zone at `origin` (the zone itself
+    /// may be absent, e.g. a secondary zone not transferred yet).
+    pub fn set_meta(&mut self, origin: Name, meta: Arc<ZoneMeta>) {
+        self.meta.insert(fqdn_name(origin), meta);
+    }
+
+    /// The metadata of the zone at exactly `origin`.
+    pub fn meta(&self, origin: &Name) -> Option<&Arc<ZoneMeta>> {
+        self.meta.get(origin)
+    }
+
+    /// The metadata entry of the closest enclosing origin of `name` (used when no
+    /// zone content answers for it).
+    pub fn find_meta(&self, name: &Name) -> Option<(&Name, &Arc<ZoneMeta>)> {
+        let mut candidate = fqdn_name(name.clone());
+        loop {
+            if let Some(entry) = self.meta.get_key_value(&candidate) {
+                return Some(entry);
+            }
+            if candidate.is_root() {
+                return None;
+            }
+            candidate = candidate.base_name();
+        }
+    }
+
+    /// Replaces the TSIG keyring (keys by name) requests are verified with.
+    pub fn set_keys(&mut self, keys: impl IntoIterator<Item = Arc<Key>>) {
+        self.keys = keys.into_iter().map(|k| (k.name().clone(), k)).collect();
+    }
+
+    /// The TSIG key with this name (names compare case-insensitively).
+    pub fn key(&self, name: &Name) -> Option<&Arc<Key>> {
+        self.keys.get(name)
     }
 
     /// The zone with exactly this origin.
     pub fn get(&self, origin: &Name) -> Option<&Zone> {
+        self.zones.get(origin).map(|z| &**z)
+    }
+
+    /// The shared zone with exactly this origin.
+    pub fn get_shared(&self, origin: &Name) -> Option<&Arc<Zone>> {
         self.zones.get(origin)
     }
 
@@ -393,7 +508,7 @@ impl ZoneSet {
         }
     }
 
-    /// Number of zones.
+    /// Number of zones with content.
     pub fn len(&self) -> usize {
         self.zones.len()
     }
@@ -405,7 +520,7 @@ impl ZoneSet {
 
     /// All zones, in no particular order.
     pub fn zones(&self) -> impl Iterator<Item = &Zone> {
-        self.zones.values()
+        self.zones.values().map(|z| &**z)
     }
 }
 

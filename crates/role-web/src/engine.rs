@@ -19,6 +19,7 @@
 //! by the content-sync client), `php/` (pool sockets, temp dirs, php-fpm config and
 //! log), `logs/` (`<domain>.access.log`, `error.log`).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,18 @@ pub struct WebEngine {
     /// connections) and the agent's mTLS identity.
     bind: IpAddr,
     identity: Option<AgentTlsPaths>,
+    /// Running content-sync clients by origin.
+    syncs: BTreeMap<String, Sync>,
+}
+
+/// One running content-sync client.
+struct Sync {
+    /// The sites it keeps.
+    sites: watch::Sender<Vec<String>>,
+    /// Dropping it stops the client.
+    _stop: oneshot::Sender<()>,
+    /// Its status.
+    status: role_files::SyncStatusHandle,
 }
 
 impl std::fmt::Debug for WebEngine {
@@ -164,6 +177,7 @@ impl WebEngine {
             certs,
             bind: ctx.bind,
             identity: ctx.identity.clone(),
+            syncs: BTreeMap::new(),
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
                 format!("serving 0 sites on http {http_addr} https {https_addr}"),
@@ -198,23 +212,91 @@ impl WebEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = (state, detail);
     }
 
-    /// HOOK for the lead: start (or reconfigure) the content-sync client here when
-    /// `cfg.files_origin` is `Some` (e.g. `role_files::client` with
-    /// `SyncOptions::new(origin, identity.cert, identity.key, identity.ca,
-    /// Some(self.bind), self.layout.content_root.clone())`): it must keep
-    /// `<content_root>/<domain>/current` of every site in `cfg.sites` (active or not)
-    /// in step with the files server. Until then, content is whatever is on disk
-    /// under the content root.
+    /// Keep one content-sync client per files origin running (each site names its
+    /// origin, `WebSite::files_origin`; `WebConfig::files_origin` is the fallback for
+    /// older controllers), and hand each the sites it must keep under
+    /// `<content_root>/<domain>/current`, active or not (an inactive `single` site
+    /// is kept synced so failover finds its files in place).
     fn content_sync_hook(&mut self, cfg: &WebConfig) {
-        if let Some(origin) = &cfg.files_origin {
-            tracing::debug!(
-                %origin,
-                bind = %self.bind,
-                identity = self.identity.is_some(),
-                sites = cfg.sites.len(),
-                "content sync not wired yet"
-            );
+        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for site in &cfg.sites {
+            if let Some(origin) = site.files_origin.as_ref().or(cfg.files_origin.as_ref()) {
+                wanted
+                    .entry(origin.clone())
+                    .or_default()
+                    .push(site.domain.clone());
+            }
         }
+        // Origins no longer named: stop their clients (dropping the sender ends them).
+        self.syncs.retain(|origin, _| wanted.contains_key(origin));
+        let Some(id) = self.identity.clone() else {
+            if !wanted.is_empty() {
+                tracing::warn!("no agent identity: site content cannot be synced");
+            }
+            return;
+        };
+        for (origin, sites) in wanted {
+            if let Some(sync) = self.syncs.get(&origin) {
+                sync.sites.send_if_modified(|cur| {
+                    let changed = *cur != sites;
+                    *cur = sites.clone();
+                    changed
+                });
+                continue;
+            }
+            let opts = role_files::SyncOptions::new(
+                origin.clone(),
+                id.cert.clone(),
+                id.key.clone(),
+                id.ca.clone(),
+                Some(self.bind),
+                self.layout.content_root.clone(),
+            );
+            match role_files::SyncClient::new(opts) {
+                Ok(client) => {
+                    let (tx, rx) = watch::channel(sites);
+                    let (stop, stopped) = oneshot::channel::<()>();
+                    let status = client.status();
+                    tokio::spawn(client.run(rx, async move {
+                        let _ = stopped.await;
+                    }));
+                    tracing::info!(%origin, "content sync started");
+                    self.syncs.insert(
+                        origin,
+                        Sync {
+                            sites: tx,
+                            _stop: stop,
+                            status,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(%origin, error = %e, "cannot start content sync"),
+            }
+        }
+    }
+
+    /// A summary of the content-sync clients for the health detail, and whether
+    /// one of them is degraded.
+    fn sync_summary(&self) -> (String, bool) {
+        let mut degraded = false;
+        let parts: Vec<String> = self
+            .syncs
+            .iter()
+            .map(|(origin, s)| {
+                let st = s.status.get();
+                if st.state == role_files::SyncState::Degraded {
+                    degraded = true;
+                }
+                format!(
+                    "sync {origin} {:?} {}/{}{}",
+                    st.state,
+                    st.sites_synced,
+                    st.sites_wanted,
+                    st.last_error.map(|e| format!(" ({e})")).unwrap_or_default()
+                )
+            })
+            .collect();
+        (parts.join(", "), degraded)
     }
 
     async fn apply_web(&mut self, cfg: &WebConfig) -> Result<(), EngineError> {
@@ -286,11 +368,19 @@ impl RoleEngine for WebEngine {
     }
 
     fn health(&self) -> EngineHealth {
-        let (state, detail) = self
+        let (mut state, mut detail) = self
             .status
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let (sync, degraded) = self.sync_summary();
+        if !sync.is_empty() {
+            detail = format!("{detail}; {sync}");
+        }
+        // Serving the last synced copy is still serving: degraded, not failed.
+        if degraded && state == EngineState::Ok {
+            state = EngineState::Degraded;
+        }
         EngineHealth {
             name: "web".into(),
             state,

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# DNS benchmark: our engine vs Knot vs NSD, each serving the same 10,000 zones on its
+# own loopback address, measured with dnsperf (same query file, same duration); then
+# change -> answered by the secondary (our primary -> our secondary, NOTIFY + IXFR).
+#
+# Usage: bench/dns/run.sh [zones=10000] [seconds=10] [changes=200]   (KEEP=1 keeps the work dir)
+# Needs: apt packages knot nsd dnsperf (and a release build of role-dns' example).
+set -euo pipefail
+ZONES=${1:-10000}
+SECONDS_PER_RUN=${2:-10}
+CHANGES=${3:-200}
+PORT=10054
+OURS=127.0.5.1 KNOT=127.0.5.2 NSD=127.0.5.3 PRI=127.0.5.11 SEC=127.0.5.12
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/bench-dns.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
+}
+trap cleanup EXIT INT TERM
+for tool in dnsperf knotd nsd kdig; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install knot nsd dnsperf knot-dnsutils)" >&2; exit 1; }
+done
+
+cd "$ROOT"
+cargo build --release -p role-dns --example serve_zones >&2
+BIN="$ROOT/target/release/examples/serve_zones"
+"$BIN" gen "$WORK" "$ZONES"
+
+# Knot
+mkdir -p "$WORK/knot"
+{
+  printf 'server:\n    rundir: "%s/knot"\n    listen: %s@%s\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n' "$WORK" "$KNOT" "$PORT"
+  printf 'log:\n  - target: stderr\n    any: warning\n'
+  printf 'database:\n    storage: "%s/knot"\n' "$WORK"
+  printf 'template:\n  - id: default\n    storage: "%s/zones"\n    file: "%%s.zone"\n    zonefile-sync: -1\n    journal-content: none\n' "$WORK"
+  printf 'zone:\n'
+  for ((i = 0; i < ZONES; i++)); do printf '  - domain: z%d.bench\n' "$i"; done
+} > "$WORK/knot/knot.conf"
+
+# NSD
+mkdir -p "$WORK/nsd"
+{
+  printf 'server:\n    ip-address: %s@%s\n    server-count: 1\n    username: ""\n    database: ""\n    zonesdir: "%s/zones"\n    pidfile: "%s/nsd/nsd.pid"\n    xfrdfile: "%s/nsd/xfrd.state"\n    zonelistfile: "%s/nsd/zone.list"\n    logfile: "%s/nsd/nsd.log"\n    verbosity: 0\n' "$NSD" "$PORT" "$WORK" "$WORK" "$WORK" "$WORK" "$WORK"
+  printf 'remote-control:\n    control-enable: no\n'
+  for ((i = 0; i < ZONES; i++)); do printf 'zone:\n    name: z%d.bench\n    zonefile: z%d.bench.zone\n' "$i" "$i"; done
+} > "$WORK/nsd/nsd.conf"
+
+wait_up() { # ip name
+  for _ in $(seq 1 600); do
+    if kdig @"$1" -p "$PORT" "www.z$((ZONES - 1)).bench" A +short +time=1 +retry=0 2>/dev/null | grep -q .; then return 0; fi
+    sleep 0.2
+  done
+  echo "$2 did not come up" >&2; exit 1
+}
+
+run_perf() { # ip name
+  dnsperf -s "$1" -p "$PORT" -d "$WORK/queries.txt" -l "$SECONDS_PER_RUN" -c 8 -T 1 -q 200 > "$WORK/$2.perf" 2>&1
+  local qps lat lost
+  qps=$(awk '/Queries per second/ {print $4}' "$WORK/$2.perf")
+  lat=$(awk '/Average Latency/ {print $4}' "$WORK/$2.perf")
+  lost=$(awk '/Queries lost/ {print $3}' "$WORK/$2.perf")
+  echo "$2 $qps $lat $lost"
+  grep -E 'Response codes' "$WORK/$2.perf" | sed "s/^/  $2 /" >&2
+}
+
+"$BIN" serve "$OURS" "$PORT" "$ZONES" > "$WORK/ours.log" 2>&1 & PIDS+=($!)
+knotd -c "$WORK/knot/knot.conf" > "$WORK/knot.log" 2>&1 & PIDS+=($!)
+nsd -d -c "$WORK/nsd/nsd.conf" > "$WORK/nsd.log" 2>&1 & PIDS+=($!)
+wait_up "$OURS" ours; wait_up "$KNOT" knot; wait_up "$NSD" nsd
+
+RESULTS=()
+for target in "ours $OURS" "knot $KNOT" "nsd $NSD"; do
+  set -- $target
+  RESULTS+=("$(run_perf "$2" "$1")")
+done
+
+echo
+echo "dnsperf, $ZONES zones, ${SECONDS_PER_RUN} s each, 8 clients, 1 thread, same query file (60% www A, 20% MX, 20% NXDOMAIN)"
+printf '%-6s %12s %16s %8s\n' server QPS "avg latency ms" lost
+for r in "${RESULTS[@]}"; do
+  set -- $r
+  printf '%-6s %12.0f %16.3f %8s\n' "$1" "$2" "$(echo "$3 * 1000" | bc -l)" "$4"
+done
+ours=$(echo "${RESULTS[0]}" | awk '{print $2}')
+knot=$(echo "${RESULTS[1]}" | awk '{print $2}')
+nsd=$(echo "${RESULTS[2]}" | awk '{print $2}')
+printf 'ours/nsd %.2fx   ours/knot %.2fx\n' "$(echo "$ours / $nsd" | bc -l)" "$(echo "$ours / $knot" | bc -l)"
+
+# Stop the servers before the propagation run (it needs the CPU).
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+PIDS=()
+echo
+"$BIN" propagate "$PRI" "$SEC" "$PORT" "$ZONES" "$CHANGES"

@@ -1,0 +1,344 @@
+//! The files role engine for the agent's supervisor: FTP on port 21 (10021 without the
+//! right to bind it, or the `ftp_port` option) and the sync origin on `sync_port`
+//! (default 7443), both on the server's address; site folders under
+//! `<state_dir>/sites/<domain>/`. `apply` swaps accounts, served sites and the
+//! certificate in place: nobody is disconnected.
+//!
+//! Options (agent config `[engine]`): see [`EngineOptions`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
+use proto::agent_v1::{EngineHealth, EngineState, RoleConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::Accounts;
+use crate::changes::Changes;
+use crate::error::FilesError;
+use crate::ftp::{run_ftp, FtpShared};
+use crate::origin::{run_origin, run_rescan, OriginState};
+use crate::plan::{render, EngineOptions, FilesPlan};
+use crate::tls::{certified_key, origin_config, SwapCert};
+
+impl From<FilesError> for EngineError {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Invalid(m) => EngineError::Invalid(m),
+            FilesError::Io(e) => EngineError::Io(e),
+            other => EngineError::Apply(other.to_string()),
+        }
+    }
+}
+
+/// Bind `ip:port`; with `fallback`, a permission error on `port` tries `port + 10000`.
+pub fn bind_tcp(ip: IpAddr, port: u16, fallback: bool) -> Result<TcpListener, std::io::Error> {
+    let first = std::net::TcpListener::bind(SocketAddr::new(ip, port));
+    let l = match first {
+        Err(e) if fallback && e.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::net::TcpListener::bind(SocketAddr::new(ip, port.saturating_add(10000)))?
+        }
+        other => other?,
+    };
+    l.set_nonblocking(true)?;
+    TcpListener::from_std(l)
+}
+
+/// The running files engine.
+struct FilesEngine {
+    accounts: Accounts,
+    cert: Arc<SwapCert>,
+    origin: Arc<OriginState>,
+    sites_root: PathBuf,
+    ftp_addr: SocketAddr,
+    sync_addr: Option<SocketAddr>,
+    tls_required: bool,
+    stop: watch::Sender<bool>,
+    status: Arc<Mutex<(EngineState, String)>>,
+    applied: Option<FilesPlan>,
+    /// Wakes the sync origin's long-polls after a deployment changed a site.
+    changes: Changes,
+    /// Fetches API deployments from the controllers (`None` without an identity).
+    fetcher: Option<agent::deploy::Fetcher>,
+    /// The engine's private directory (deployment staging and records).
+    state_dir: PathBuf,
+    /// Deployments being applied now, by id.
+    deploying: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// The last deployment failure, for the health detail.
+    deploy_error: Arc<Mutex<Option<String>>>,
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Start the files engine for `ctx` (binds its ports now; serves no site until `apply`).
+pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineError> {
+    let opts = EngineOptions::parse(&ctx.options)?;
+    let sites_root = ctx.state_dir.join("sites");
+    std::fs::create_dir_all(&sites_root)?;
+    let ftp = match opts.ftp_port {
+        Some(p) => bind_tcp(ctx.bind, p, false)?,
+        None => bind_tcp(ctx.bind, 21, true)?,
+    };
+    let ftp_addr = ftp.local_addr()?;
+    let changes = Changes::new();
+    let engine_changes = changes.clone();
+    let accounts = Accounts::default();
+    let cert = Arc::new(SwapCert::default());
+    let origin = Arc::new(OriginState::new(sites_root.clone(), changes.clone()));
+    let (stop, stop_rx) = watch::channel(false);
+
+    let shared = FtpShared::new(
+        sites_root.clone(),
+        accounts.clone(),
+        cert.clone(),
+        changes,
+        opts.passive_ports.clone(),
+        opts.ftp_tls_required,
+    );
+    tokio::spawn(run_ftp(ftp, shared, stopped(stop_rx.clone())));
+
+    let sync_addr = match &ctx.identity {
+        Some(id) => {
+            let ca = std::fs::read(&id.ca)?;
+            let tls = origin_config(cert.clone(), &ca)?;
+            let l = bind_tcp(ctx.bind, opts.sync_port, false)?;
+            let addr = l.local_addr()?;
+            tokio::spawn(run_origin(l, tls, origin.clone(), stopped(stop_rx.clone())));
+            Some(addr)
+        }
+        None => {
+            tracing::warn!("no agent identity: the content-sync origin is not started");
+            None
+        }
+    };
+    tokio::spawn(run_rescan(
+        origin.clone(),
+        Duration::from_secs(opts.rescan_secs),
+        stopped(stop_rx),
+    ));
+    tracing::info!(%ftp_addr, ?sync_addr, "files engine listening");
+    let engine = FilesEngine {
+        accounts,
+        cert,
+        origin,
+        sites_root,
+        ftp_addr,
+        sync_addr,
+        tls_required: opts.ftp_tls_required,
+        stop,
+        status: Arc::new(Mutex::new((EngineState::Ok, String::new()))),
+        applied: None,
+        changes: engine_changes,
+        fetcher: ctx.identity.as_ref().and_then(|id| {
+            agent::deploy::Fetcher::new(id, ctx.bind, ctx.controllers.clone())
+                .map_err(|e| tracing::warn!(error = %e, "site deployments cannot be fetched"))
+                .ok()
+        }),
+        state_dir: ctx.state_dir.clone(),
+        deploying: Arc::default(),
+        deploy_error: Arc::default(),
+    };
+    engine.refresh_status(None);
+    Ok(Box::new(engine))
+}
+
+/// Create `<sites_root>/<domain>` and every account home beneath it (no symlink or `..`
+/// can make a home land outside its site: cap-std resolves beneath the site folder).
+fn prepare_dirs(sites_root: &Path, plan: &FilesPlan) -> std::io::Result<()> {
+    let root = cap_std::fs::Dir::open_ambient_dir(sites_root, cap_std::ambient_authority())?;
+    for d in &plan.sites {
+        root.create_dir_all(d)?;
+    }
+    for acc in plan.accounts.values() {
+        let site = root.open_dir(&acc.domain)?;
+        if let Ok(rest) = acc.home.strip_prefix(&acc.domain) {
+            if !rest.as_os_str().is_empty() {
+                site.create_dir_all(rest)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl FilesEngine {
+    fn refresh_status(&self, err: Option<String>) {
+        let sync = match self.sync_addr {
+            Some(a) => format!("sync origin on {a}"),
+            None => "sync origin off (no agent identity)".into(),
+        };
+        let tls = if self.cert.is_set() {
+            if self.tls_required {
+                "FTPS required"
+            } else {
+                "FTPS offered"
+            }
+        } else {
+            "no certificate"
+        };
+        let mut detail = format!(
+            "ftp on {} ({tls}), {sync}; {} sites, {} ftp accounts",
+            self.ftp_addr,
+            self.origin.sites().len(),
+            self.accounts.len()
+        );
+        let mut state = EngineState::Ok;
+        if !self.cert.is_set() && self.applied.is_some() {
+            state = EngineState::Degraded;
+            detail.push_str("; no TLS certificate: FTPS and sync unavailable");
+        }
+        if let Some(e) = err {
+            state = EngineState::Degraded;
+            detail = format!("{e}; {detail}");
+        }
+        *self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (state, detail);
+    }
+
+    /// Apply, in the background, every API deployment of a served site that is not
+    /// applied yet (`agent::deploy`); the sync origin then tells the web servers.
+    fn start_deployments(&self, deployments: &[proto::agent_v1::SiteDeployment]) {
+        let Some(fetcher) = self.fetcher.clone() else {
+            return;
+        };
+        let served = self
+            .applied
+            .as_ref()
+            .map(|p| p.sites.clone())
+            .unwrap_or_default();
+        for dep in deployments {
+            if !served.contains(&dep.domain) || agent::deploy::is_applied(&self.state_dir, dep) {
+                continue;
+            }
+            {
+                let mut busy = self
+                    .deploying
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !busy.insert(dep.id.clone()) {
+                    continue;
+                }
+            }
+            let (fetcher, dep) = (fetcher.clone(), dep.clone());
+            let (state_dir, root) = (self.state_dir.clone(), self.sites_root.clone());
+            let (busy, changes, error) = (
+                self.deploying.clone(),
+                self.changes.clone(),
+                self.deploy_error.clone(),
+            );
+            tokio::spawn(async move {
+                let mut delay = Duration::from_secs(1);
+                loop {
+                    match agent::deploy::apply(&fetcher, &state_dir, &root, &dep).await {
+                        Ok(_) => {
+                            changes.bump();
+                            *error
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                            break;
+                        }
+                        Err(e @ agent::deploy::DeployError::Refused { .. })
+                        | Err(e @ agent::deploy::DeployError::Corrupt(_)) => {
+                            tracing::error!(domain = %dep.domain, error = %e, "deployment refused");
+                            *error
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                Some(format!("{}: {e}", dep.domain));
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(domain = %dep.domain, error = %e, "deployment failed; retrying");
+                            *error
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                Some(format!("{}: {e}", dep.domain));
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(60));
+                        }
+                    }
+                }
+                busy.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&dep.id);
+            });
+        }
+    }
+
+    async fn apply_files(&mut self, cfg: &proto::agent_v1::FilesConfig) -> Result<(), FilesError> {
+        let plan = render(cfg)?;
+        if self.applied.as_ref() == Some(&plan) {
+            return Ok(());
+        }
+        let ck = match &plan.tls {
+            Some(t) => Some(certified_key(&t.cert_pem, &t.key_pem)?),
+            None => None,
+        };
+        let (root, p) = (self.sites_root.clone(), plan.clone());
+        tokio::task::spawn_blocking(move || prepare_dirs(&root, &p))
+            .await
+            .map_err(|_| FilesError::Io(std::io::Error::other("blocking task failed")))??;
+        self.cert.set(ck);
+        self.accounts.set(plan.accounts.clone());
+        self.origin.set_clients(plan.sync_clients.clone());
+        self.origin.set_sites(plan.sites.clone());
+        self.applied = Some(plan);
+        Ok(())
+    }
+}
+
+impl RoleEngine for FilesEngine {
+    fn name(&self) -> &str {
+        "files"
+    }
+
+    fn apply<'a>(&'a mut self, cfg: &'a RoleConfig) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            let RoleConfig::Files(files) = cfg else {
+                return Err(EngineError::Invalid(format!(
+                    "a files engine got a {} config",
+                    cfg.role()
+                )));
+            };
+            match self.apply_files(files).await {
+                Ok(()) => {
+                    self.start_deployments(&files.deployments);
+                    self.refresh_status(None);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.refresh_status(Some(format!("kept the previous config: {e}")));
+                    Err(e.into())
+                }
+            }
+        })
+    }
+
+    fn health(&self) -> EngineHealth {
+        let (state, detail) = self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        EngineHealth {
+            name: "files".into(),
+            state,
+            detail,
+        }
+    }
+
+    /// The FTP control port as bound (21, or 10021 without the right to bind 21).
+    fn service_port(&self) -> Option<u16> {
+        Some(self.ftp_addr.port())
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, ()> {
+        let _ = self.stop.send(true);
+        Box::pin(async {})
+    }
+}

@@ -1,0 +1,32 @@
+//! hostplane files engine.
+//!
+//! A files server holds every site's content under `<sites_root>/<domain>/` and offers it
+//! through two doors:
+//! - FTP and explicit FTPS for customers ([`ftp`]): accounts with argon2id passwords, a home
+//!   confined to one site (or a folder of it), per-account quotas, fsync before `226`;
+//! - the content-sync origin for web servers ([`origin`]): an mTLS HTTPS endpoint serving
+//!   per-site manifests (path, size, mode, BLAKE3) and file bytes, with a long-poll change
+//!   feed. Web servers run the sync client ([`client`]) to mirror sites into versioned
+//!   directories switched atomically.
+//!
+//! [`engine`] plugs both into the agent's supervisor; [`plan`] is the pure translation of
+//! the controller's desired config into what the engine serves.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod changes;
+pub mod client;
+pub mod engine;
+pub mod error;
+pub mod ftp;
+pub mod manifest;
+pub mod origin;
+pub mod plan;
+pub mod safe_fs;
+pub mod storage;
+pub mod tls;
+
+pub use client::{run_sync, SyncClient, SyncOptions, SyncState, SyncStatus, SyncStatusHandle};
+pub use engine::start_engine;
+pub use error::FilesError;

@@ -1,0 +1,311 @@
+//! Render: the controller's [`FilesConfig`] and the agent's engine options turned into
+//! what the engine serves. Pure (no I/O), so every rule here is unit-tested.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+use proto::agent_v1::{FilesConfig, TlsMaterial};
+
+use crate::error::FilesError;
+
+/// One FTP login, ready for the authenticator.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Login name.
+    pub username: String,
+    /// The site it belongs to.
+    pub domain: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Home relative to the sites root: `<domain>` or `<domain>/<home>`.
+    pub home: PathBuf,
+    /// Upload quota in bytes; 0 = unlimited.
+    pub quota_bytes: u64,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the hash.
+        f.debug_struct("Account")
+            .field("username", &self.username)
+            .field("domain", &self.domain)
+            .field("home", &self.home)
+            .field("quota_bytes", &self.quota_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the files engine serves for one desired config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilesPlan {
+    /// Sites held here (and served to web servers).
+    pub sites: BTreeSet<String>,
+    /// FTP logins by username.
+    pub accounts: BTreeMap<String, Account>,
+    /// Certificate and key for FTPS and the sync origin.
+    pub tls: Option<TlsMaterial>,
+    /// Which sync clients (certificate common name = server name) may pull which sites.
+    pub sync_clients: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Check that `domain` is a plain lower-case host name usable as one directory name.
+pub fn check_domain(domain: &str) -> Result<(), FilesError> {
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && !domain.starts_with('.')
+        && !domain.starts_with('-')
+        && !domain.contains("..")
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(FilesError::Invalid(format!("bad site domain {domain:?}")))
+    }
+}
+
+/// Turn a relative folder (`a/b`, empty for none) into a path, refusing `..`, `.`,
+/// absolute paths, empty components and control characters.
+pub fn check_rel_path(rel: &str) -> Result<PathBuf, FilesError> {
+    let mut out = PathBuf::new();
+    if rel.is_empty() {
+        return Ok(out);
+    }
+    for part in rel.split('/') {
+        if part.is_empty()
+            || part == "."
+            || part == ".."
+            || part.chars().any(|c| c.is_control() || c == '\\')
+        {
+            return Err(FilesError::Invalid(format!("bad relative path {rel:?}")));
+        }
+        out.push(part);
+    }
+    Ok(out)
+}
+
+/// Render the plan for `cfg`.
+pub fn render(cfg: &FilesConfig) -> Result<FilesPlan, FilesError> {
+    let mut sites = BTreeSet::new();
+    for d in &cfg.sites {
+        check_domain(d)?;
+        sites.insert(d.clone());
+    }
+    let mut accounts = BTreeMap::new();
+    for a in &cfg.ftp_accounts {
+        if a.username.is_empty() || a.username.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(FilesError::Invalid(format!(
+                "bad ftp username {:?}",
+                a.username
+            )));
+        }
+        check_domain(&a.domain)?;
+        if !sites.contains(&a.domain) {
+            return Err(FilesError::Invalid(format!(
+                "ftp account {} is for {}, which is not a site of this server",
+                a.username, a.domain
+            )));
+        }
+        let mut home = PathBuf::from(&a.domain);
+        home.push(check_rel_path(&a.home)?);
+        let acc = Account {
+            username: a.username.clone(),
+            domain: a.domain.clone(),
+            password_hash: a.password_hash.clone(),
+            home,
+            quota_bytes: a.quota_mb.saturating_mul(1024 * 1024),
+        };
+        if accounts.insert(a.username.clone(), acc).is_some() {
+            return Err(FilesError::Invalid(format!(
+                "ftp username {} appears twice",
+                a.username
+            )));
+        }
+    }
+    let mut sync_clients: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (server, domains) in &cfg.sync_clients {
+        let allowed = sync_clients.entry(server.clone()).or_default();
+        // Only sites held here can be pulled, whatever the list says.
+        allowed.extend(domains.iter().filter(|d| sites.contains(*d)).cloned());
+    }
+    Ok(FilesPlan {
+        sites,
+        accounts,
+        tls: cfg.tls.clone(),
+        sync_clients,
+    })
+}
+
+/// Engine options read from the agent config's `[engine]` table.
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `passive_ports` | `30000-30099` | FTP passive data port range, `LOW-HIGH` |
+/// | `sync_port` | `7443` | port of the content-sync origin (HTTPS, mTLS) |
+/// | `ftp_port` | `21`, else `10021` | FTP control port (21 falls back to 10021 without privilege) |
+/// | `ftp_tls_required` | `true` | refuse logins before `AUTH TLS`; `false` only for tests |
+/// | `rescan_secs` | `5` | how often the origin rescans sites for changes made outside FTP |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Passive data ports.
+    pub passive_ports: RangeInclusive<u16>,
+    /// Sync origin port.
+    pub sync_port: u16,
+    /// Explicit FTP port (no fallback) if set.
+    pub ftp_port: Option<u16>,
+    /// Whether logins need TLS.
+    pub ftp_tls_required: bool,
+    /// Rescan period in seconds.
+    pub rescan_secs: u64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            passive_ports: 30000..=30099,
+            sync_port: 7443,
+            ftp_port: None,
+            ftp_tls_required: true,
+            rescan_secs: 5,
+        }
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, FilesError> {
+    v.trim()
+        .parse()
+        .map_err(|_| FilesError::Invalid(format!("engine option {key} = {v:?} is not a number")))
+}
+
+/// Parse `LOW-HIGH` into a port range.
+pub fn parse_port_range(v: &str) -> Result<RangeInclusive<u16>, FilesError> {
+    let (lo, hi) = v
+        .split_once('-')
+        .ok_or_else(|| FilesError::Invalid(format!("passive_ports = {v:?}: want LOW-HIGH")))?;
+    let lo: u16 = parse_num("passive_ports", lo)?;
+    let hi: u16 = parse_num("passive_ports", hi)?;
+    if lo == 0 || lo > hi {
+        return Err(FilesError::Invalid(format!(
+            "passive_ports = {v:?}: want 1 <= LOW <= HIGH"
+        )));
+    }
+    Ok(lo..=hi)
+}
+
+impl EngineOptions {
+    /// Read the options this engine knows; unknown keys are ignored (they belong to other
+    /// engines), bad values are refused.
+    pub fn parse(opts: &BTreeMap<String, String>) -> Result<Self, FilesError> {
+        let mut o = Self::default();
+        if let Some(v) = opts.get("passive_ports") {
+            o.passive_ports = parse_port_range(v)?;
+        }
+        if let Some(v) = opts.get("sync_port") {
+            o.sync_port = parse_num("sync_port", v)?;
+        }
+        if let Some(v) = opts.get("ftp_port") {
+            o.ftp_port = Some(parse_num("ftp_port", v)?);
+        }
+        if let Some(v) = opts.get("ftp_tls_required") {
+            o.ftp_tls_required = match v.trim() {
+                "true" | "yes" | "1" => true,
+                "false" | "no" | "0" => false,
+                _ => {
+                    return Err(FilesError::Invalid(format!(
+                        "ftp_tls_required = {v:?}: want true or false"
+                    )))
+                }
+            };
+        }
+        if let Some(v) = opts.get("rescan_secs") {
+            o.rescan_secs = parse_num::<u64>("rescan_secs", v)?.max(1);
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::agent_v1::FtpAccountConfig;
+
+    fn acc(user: &str, domain: &str, home: &str) -> FtpAccountConfig {
+        FtpAccountConfig {
+            username: user.into(),
+            domain: domain.into(),
+            password_hash: "$argon2id$x".into(),
+            home: home.into(),
+            quota_mb: 2,
+        }
+    }
+
+    #[test]
+    fn renders_accounts_with_homes_and_quotas() {
+        let cfg = FilesConfig {
+            sites: vec!["a.example".into(), "b.example".into()],
+            ftp_accounts: vec![
+                acc("alice", "a.example", ""),
+                acc("bob", "b.example", "pub/up"),
+            ],
+            tls: None,
+            sync_clients: vec![],
+            ..Default::default()
+        };
+        let p = render(&cfg).unwrap();
+        assert_eq!(p.sites.len(), 2);
+        assert_eq!(p.accounts["alice"].home, PathBuf::from("a.example"));
+        assert_eq!(p.accounts["bob"].home, PathBuf::from("b.example/pub/up"));
+        assert_eq!(p.accounts["bob"].quota_bytes, 2 * 1024 * 1024);
+        assert!(!format!("{:?}", p.accounts["bob"]).contains("argon2"));
+    }
+
+    #[test]
+    fn refuses_escapes_duplicates_and_foreign_sites() {
+        for home in ["..", "a/../..", "/etc", "a//b", "./a"] {
+            let cfg = FilesConfig {
+                sites: vec!["a.example".into()],
+                ftp_accounts: vec![acc("u", "a.example", home)],
+                tls: None,
+                sync_clients: vec![],
+                ..Default::default()
+            };
+            assert!(render(&cfg).is_err(), "{home}");
+        }
+        let dup = FilesConfig {
+            sites: vec!["a.example".into()],
+            ftp_accounts: vec![acc("u", "a.example", ""), acc("u", "a.example", "x")],
+            tls: None,
+            sync_clients: vec![],
+            ..Default::default()
+        };
+        assert!(render(&dup).is_err());
+        let foreign = FilesConfig {
+            sites: vec!["a.example".into()],
+            ftp_accounts: vec![acc("u", "b.example", "")],
+            tls: None,
+            sync_clients: vec![],
+            ..Default::default()
+        };
+        assert!(render(&foreign).is_err());
+        for d in ["", "..", "../x", "a/b", "A.example", ".a"] {
+            assert!(check_domain(d).is_err(), "{d}");
+        }
+    }
+
+    #[test]
+    fn parses_options() {
+        let mut m = BTreeMap::new();
+        assert_eq!(EngineOptions::parse(&m).unwrap(), EngineOptions::default());
+        m.insert("passive_ports".into(), "40000-40010".into());
+        m.insert("sync_port".into(), "8443".into());
+        m.insert("ftp_tls_required".into(), "false".into());
+        let o = EngineOptions::parse(&m).unwrap();
+        assert_eq!(o.passive_ports, 40000..=40010);
+        assert_eq!(o.sync_port, 8443);
+        assert!(!o.ftp_tls_required);
+        m.insert("passive_ports".into(), "5-1".into());
+        assert!(EngineOptions::parse(&m).is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! The agent adapter: `start_engine` binds FTP and the sync origin on the server's
+//! address, `apply` brings sites, accounts and the certificate in live, health names
+//! ports and counts, a bad config keeps the previous one.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use agent::supervisor::{AgentTlsPaths, EngineContext};
+use anyhow::{Context, Result};
+use common::*;
+use proto::agent_v1::{EngineState, RoleConfig};
+use role_files::{SyncClient, SyncOptions};
+
+fn port_after(detail: &str, what: &str) -> Result<u16> {
+    let rest = &detail[detail.find(what).context("no such part")? + what.len()..];
+    let addr = rest.split_whitespace().next().context("no address")?;
+    let addr = addr.trim_end_matches([',', ';']);
+    Ok(addr.rsplit(':').next().context("no port")?.parse()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
+    let block = AddrBlock::next();
+    let ip = block.addr(41);
+    let state = tempfile::tempdir()?;
+    let pki = Pki::new("controller CA")?;
+    let ca = state.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem)?;
+    let mut options = BTreeMap::new();
+    options.insert("sync_port".to_string(), "0".to_string());
+    options.insert("passive_ports".to_string(), "31000-31009".to_string());
+    let ctx = EngineContext {
+        server: "files-1".into(),
+        role: "files".into(),
+        bind: ip,
+        state_dir: state.path().join("engines/files"),
+        identity: Some(AgentTlsPaths {
+            cert: state.path().join("unused-cert.pem"),
+            key: state.path().join("unused-key.pem"),
+            ca: ca.clone(),
+        }),
+        options,
+        controllers: vec![],
+    };
+    let mut engine = role_files::start_engine(&ctx)?;
+    let h = engine.health();
+    let ftp_port = port_after(&h.detail, "ftp on ")?;
+    ensure(ftp_port == 21 || ftp_port == 10021, || {
+        format!("ftp port: {}", h.detail)
+    })?;
+    let sync_port = port_after(&h.detail, "sync origin on ")?;
+
+    let mut cfg = default_config();
+    cfg.tls = Some(pki.server(ip)?);
+    engine.apply(&RoleConfig::Files(cfg.clone())).await?;
+    let h = engine.health();
+    ensure(
+        h.state == EngineState::Ok
+            && h.detail.contains("2 sites, 3 ftp accounts")
+            && h.detail.contains("FTPS required"),
+        || format!("health: {h:?}"),
+    )?;
+    let site = ctx.state_dir.join("sites/a.example");
+    ensure(site.join("pub").is_dir(), || {
+        "carol's home not created".into()
+    })?;
+
+    // FTPS upload through the engine's port
+    let work = tempfile::tempdir()?;
+    let f = work.path().join("f.txt");
+    std::fs::write(&f, b"through the engine")?;
+    let userpw = "alice:alice-pw";
+    let url = format!("ftp://{ip}:{ftp_port}/f.txt");
+    let r = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "--ssl-reqd",
+            "--cacert",
+            &ca.display().to_string(),
+            "-u",
+            userpw,
+            "-T",
+            &f.display().to_string(),
+            &url,
+        ],
+    )
+    .await?;
+    ensure(r.ok, || format!("upload: {r:?}"))?;
+    ensure(
+        std::fs::read(site.join("f.txt"))? == b"through the engine",
+        || "on disk".into(),
+    )?;
+
+    // the sync origin serves it to web-1
+    let client_m = pki.client("web-1")?;
+    let (c, k) = (work.path().join("c.pem"), work.path().join("k.pem"));
+    std::fs::write(&c, &client_m.cert_pem)?;
+    std::fs::write(&k, &client_m.key_pem)?;
+    let opts = SyncOptions::new(
+        format!("https://{ip}:{sync_port}"),
+        c,
+        k,
+        ca.clone(),
+        Some(block.addr(11)),
+        work.path().join("content"),
+    );
+    let client = SyncClient::new(opts)?;
+    let m = client.fetch_manifest("a.example").await?;
+    ensure(m.files.iter().any(|f| f.path == "f.txt"), || {
+        format!("{m:?}")
+    })?;
+
+    // a bad config (account for a site not held) is refused and the old one kept
+    let mut bad = cfg.clone();
+    bad.ftp_accounts
+        .push(account("eve", "eve-pw", "c.example", "", 0));
+    ensure(engine.apply(&RoleConfig::Files(bad)).await.is_err(), || {
+        "bad config applied".into()
+    })?;
+    let r = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "--ssl-reqd",
+            "--cacert",
+            &ca.display().to_string(),
+            "-u",
+            userpw,
+            &format!("ftp://{ip}:{ftp_port}/"),
+        ],
+    )
+    .await?;
+    ensure(r.ok && r.stdout.contains("f.txt"), || {
+        format!("old config lost: {r:?}")
+    })?;
+    ensure(engine.health().state == EngineState::Degraded, || {
+        "bad apply not reported".into()
+    })?;
+
+    // a wrong role is refused
+    ensure(
+        engine
+            .apply(&RoleConfig::Web(Default::default()))
+            .await
+            .is_err(),
+        || "web config".into(),
+    )?;
+    engine.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}
