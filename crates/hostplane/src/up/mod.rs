@@ -711,6 +711,26 @@ impl Summary<'_> {
         })
     }
 
+    /// `ip[:port]` of the first web server's HTTP port, for the printed examples.
+    fn web_address(&self) -> String {
+        let privileged = topology::privileged();
+        let port = topology::ports("web", privileged)
+            .first()
+            .map_or(80, |p| p.1);
+        self.fleet
+            .agents
+            .iter()
+            .find(|(s, _)| s.role == "web")
+            .map(|(s, _)| {
+                if port == 80 {
+                    s.ip.to_string()
+                } else {
+                    format!("{}:{port}", s.ip)
+                }
+            })
+            .unwrap_or_default()
+    }
+
     fn print(&self) -> anyhow::Result<()> {
         let privileged = topology::privileged();
         let mut o = std::io::stdout().lock();
@@ -766,11 +786,7 @@ impl Summary<'_> {
         writeln!(o)?;
         writeln!(
             o,
-            "  The agents run, join and heartbeat; role engines are not built yet, so nothing"
-        )?;
-        writeln!(
-            o,
-            "  listens on the service ports{}.",
+            "  Every server's role engine listens on its own address{}.",
             if privileged {
                 ""
             } else {
@@ -792,6 +808,14 @@ impl Summary<'_> {
         )?;
         writeln!(o, "  hostplane customer add demo")?;
         writeln!(o, "  hostplane domain add example.com --customer demo")?;
+        writeln!(o, "  hostplane site add example.com --mode all")?;
+        writeln!(o, "  hostplane site upload example.com ./public")?;
+        writeln!(
+            o,
+            "  curl -H 'Host: example.com' http://{}/",
+            self.web_address()
+        )?;
+        writeln!(o, "  hostplane mailbox add info@example.com")?;
         writeln!(
             o,
             "  curl --cacert {} -H \"Authorization: Bearer $(cat {})\" {}/v1/status",
