@@ -648,3 +648,140 @@ async fn dns_secondary_answers_while_the_primary_is_down_and_catches_up() {
         .unwrap();
     }
 }
+
+/// `ip:port` after the word `word` in an engine's health detail (e.g. `ftp on
+/// 127.0.0.41:21`, `on http 127.0.0.11:80`).
+async fn engine_addr(c: &TestCluster, server: &str, word: &str) -> Option<String> {
+    let view = c.server(server).await.ok()?;
+    let detail = &view.engines.first()?.detail;
+    let mut words = detail.split_whitespace();
+    words.find(|w| *w == word)?;
+    let next = words.next()?;
+    let next = if next == "on" { words.next()? } else { next };
+    let addr: std::net::SocketAddr = next.trim_end_matches([';', ',']).parse().ok()?;
+    Some(addr.to_string())
+}
+
+/// `curl -s http://addr/` with a Host header.
+fn http_get(addr: &str, host: &str, path: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "2", "-H", &format!("Host: {host}")])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("`curl` not found: install curl (scripts/test does)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A file uploaded by FTPS to the files server is served by every web server of the
+/// site's cluster (content sync over mutual TLS); a folder deployed through the API
+/// replaces the site's files; with the files server down the web servers keep serving
+/// their last copy.
+#[tokio::test]
+async fn site_content_flows_from_the_files_server_to_every_web_server() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    for (n, cl) in [("w1", "web-a"), ("w2", "web-a"), ("f1", "files-1")] {
+        c.add_agent(n, cl, "GB").await.unwrap();
+    }
+    for n in ["w1", "w2", "f1"] {
+        c.wait_converged(n, T).await.unwrap();
+    }
+    site(&c, "shop.example", "web-a", "all").await;
+    c.admin()
+        .create_ftp_account(&proto::v1::CreateFtpAccount {
+            username: "shop-ftp".into(),
+            domain: "shop.example".into(),
+            password: Some("ftp-password-123".into()),
+            home: None,
+            quota_mb: None,
+        })
+        .await
+        .unwrap();
+    c.wait_until("files engine up", T, async |c| {
+        Ok(engine_addr(c, "f1", "ftp").await.is_some())
+    })
+    .await
+    .unwrap();
+    let ftp = engine_addr(&c, "f1", "ftp").await.unwrap();
+    let mut webs = Vec::new();
+    for w in ["w1", "w2"] {
+        c.wait_until("web engine up", T, async |c| {
+            Ok(engine_addr(c, w, "http").await.is_some())
+        })
+        .await
+        .unwrap();
+        webs.push(engine_addr(&c, w, "http").await.unwrap());
+    }
+
+    // FTPS upload (TLS required for logins), verified against the controller CA.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, c.ca_pem()).unwrap();
+    let page = dir.path().join("index.html");
+    std::fs::write(&page, "<h1>from ftp</h1>\n").unwrap();
+    let mut uploaded = false;
+    for _ in 0..50 {
+        let st = std::process::Command::new("curl")
+            .args(["-s", "--ssl-reqd", "--cacert"])
+            .arg(&ca)
+            .arg("-T")
+            .arg(&page)
+            .arg(format!("ftp://shop-ftp:ftp-password-123@{ftp}/"))
+            .status()
+            .unwrap();
+        if st.success() {
+            uploaded = true;
+            break;
+        }
+        // The account and certificate reach the files server with its next config.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(uploaded, "FTPS upload to {ftp} failed");
+    let started = std::time::Instant::now();
+    for w in &webs {
+        let w = w.clone();
+        c.wait_until("FTP upload served", T, async move |_| {
+            Ok(http_get(&w, "shop.example", "/") == "<h1>from ftp</h1>\n")
+        })
+        .await
+        .unwrap();
+    }
+    eprintln!(
+        "FTP upload served by both web servers after {:?}",
+        started.elapsed()
+    );
+
+    // Deploy a folder through the API: it replaces the site's files.
+    let mut tar = tar::Builder::new(Vec::new());
+    let body = b"<h1>deployed</h1>\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "index.html", &body[..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "css/a.css", &b"p{}"[..]).unwrap();
+    c.admin()
+        .upload_site_content("shop.example", tar.into_inner().unwrap(), |_| {})
+        .await
+        .unwrap();
+    for w in &webs {
+        let w = w.clone();
+        c.wait_until("deployment served", T, async move |_| {
+            Ok(http_get(&w, "shop.example", "/") == "<h1>deployed</h1>\n"
+                && http_get(&w, "shop.example", "/css/a.css") == "p{}")
+        })
+        .await
+        .unwrap();
+    }
+
+    // Files server down: the web servers keep serving their last synced copy.
+    c.kill_agent("f1").unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for w in &webs {
+        assert_eq!(http_get(w, "shop.example", "/"), "<h1>deployed</h1>\n");
+    }
+}
