@@ -14,5 +14,6 @@ pub fn registry() -> EngineRegistry {
     reg.register("web", role_web::start_engine);
     reg.register("mail", role_mail::start_engine);
     reg.register("files", role_files::start_engine);
+    reg.register("db", role_db::start_engine);
     reg
 }

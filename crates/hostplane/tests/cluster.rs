@@ -785,3 +785,170 @@ async fn site_content_flows_from_the_files_server_to_every_web_server() {
         assert_eq!(http_get(w, "shop.example", "/"), "<h1>deployed</h1>\n");
     }
 }
+
+/// `mysql` as a customer's login against the machine's MariaDB (127.0.0.1:3306).
+fn mysql(user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+    let out = std::process::Command::new("mysql")
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", user])
+        .arg(format!("-p{password}"))
+        .args(["-N", "-B", db, "-e", sql])
+        .output()
+        .expect("`mysql` not found: install mariadb-client (scripts/test does)");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A database made through the API exists on the db server for its customer's login,
+/// its size is reported back, deleting it keeps a dump in the trash that restores the
+/// rows, and with the db server killed web, DNS and mail of the same customer's
+/// domain keep working.
+#[tokio::test]
+async fn databases_provision_restore_and_a_dead_db_server_touches_nothing_else() {
+    let mut c = cluster().await;
+    topology(&c).await;
+    c.add_cluster("db-1", "db", true).await.unwrap();
+    for (n, cl, country) in [
+        ("w1", "web-a", "GB"),
+        ("ns1", "dns-1", "GB"),
+        ("mx1", "mail-1", "GB"),
+        ("d1", "db-1", "GB"),
+    ] {
+        c.add_agent(n, cl, country).await.unwrap();
+    }
+    for n in ["w1", "ns1", "mx1", "d1"] {
+        c.wait_converged(n, T).await.unwrap();
+    }
+    site(&c, "shop.example", "web-a", "all").await;
+    // Names unique to this run: the db server is the machine's MariaDB.
+    let tag = format!("t{}", std::process::id());
+    let (db, user, pw) = (format!("{tag}_shop"), format!("{tag}_u"), "db-password-123");
+    let api = c.admin();
+    api.create_database(&proto::v1::CreateDatabase {
+        name: db.clone(),
+        engine: "mariadb".into(),
+        customer: Some("acme".into()),
+        cluster: None,
+        domain: Some("shop.example".into()),
+        restore_from: None,
+    })
+    .await
+    .unwrap();
+    api.create_db_user(&proto::v1::CreateDbUser {
+        name: user.clone(),
+        engine: "mariadb".into(),
+        customer: Some("acme".into()),
+        cluster: None,
+        password: Some(pw.into()),
+        databases: Some(vec![db.clone()]),
+    })
+    .await
+    .unwrap();
+    let (u, d) = (user.clone(), db.clone());
+    c.wait_until("the login works in its database", T, async move |_| {
+        Ok(mysql(&u, pw, &d, "CREATE TABLE IF NOT EXISTS t (x INT)").is_ok())
+    })
+    .await
+    .unwrap();
+    mysql(&user, pw, &db, "INSERT INTO t VALUES (7), (8)").unwrap();
+    assert!(
+        mysql(&user, pw, "mysql", "SELECT 1").is_err(),
+        "no access to others"
+    );
+    let d = db.clone();
+    c.wait_until(
+        "its size is reported",
+        Duration::from_secs(90),
+        async move |c| Ok(c.admin().get_database(&d).await?.size_bytes.is_some()),
+    )
+    .await
+    .unwrap();
+
+    // Delete: a dump goes to the trash; restore brings the rows back.
+    api.delete_database(&db).await.unwrap();
+    let d = db.clone();
+    c.wait_until("the dump is in the trash", T, async move |c| {
+        Ok(c.admin()
+            .list_db_trash()
+            .await?
+            .iter()
+            .any(|t| t.database == d))
+    })
+    .await
+    .unwrap();
+    let entry = api
+        .list_db_trash()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.database == db)
+        .unwrap();
+    api.create_database(&proto::v1::CreateDatabase {
+        name: db.clone(),
+        engine: "mariadb".into(),
+        customer: Some("acme".into()),
+        cluster: None,
+        domain: None,
+        restore_from: Some(entry.name.clone()),
+    })
+    .await
+    .unwrap();
+    api.update_db_user(
+        &user,
+        &proto::v1::UpdateDbUser {
+            databases: Some(vec![db.clone()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (u, d) = (user.clone(), db.clone());
+    c.wait_until("the restored rows", T, async move |_| {
+        Ok(mysql(&u, pw, &d, "SELECT SUM(x) FROM t").as_deref() == Ok("15"))
+    })
+    .await
+    .unwrap();
+
+    // Clean up on the machine's MariaDB, then kill the db server.
+    api.delete_db_user(&user).await.unwrap();
+    api.delete_database(&db).await.unwrap();
+    let (u, d) = (user.clone(), db.clone());
+    c.wait_until("login and database gone", T, async move |_| {
+        Ok(mysql(&u, pw, &d, "SELECT 1").is_err())
+    })
+    .await
+    .unwrap();
+    c.kill_agent("d1").unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let web = engine_addr(&c, "w1", "http").await.unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: shop.example",
+        ])
+        .arg(format!("http://{web}/"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "404",
+        "web answers (no content yet)"
+    );
+    let ns1 = dns_endpoint(&c, "ns1").await.unwrap();
+    assert_eq!(
+        dig_a(&ns1, "shop.example"),
+        vec![c.agent("w1").unwrap().bind.to_string()]
+    );
+    let mx = engine_addr(&c, "mx1", "smtp").await.unwrap();
+    let mut conn = std::net::TcpStream::connect(&mx).unwrap();
+    let mut banner = [0u8; 3];
+    std::io::Read::read_exact(&mut conn, &mut banner).unwrap();
+    assert_eq!(&banner, b"220", "mail answers");
+}
