@@ -209,6 +209,7 @@ async fn main() -> Result<()> {
         reseller: None,
         password: None,
         default_clusters: None,
+        db_quota_mb: None,
     };
     post(&client, &format!("{url}/v1/customers"), &cust).await?;
 

@@ -431,7 +431,7 @@ mod tests {
         h.set_size(1);
         h.set_cksum();
         let mut raw = h.as_bytes().to_vec();
-        raw.extend_from_slice(&[b'x']);
+        raw.extend_from_slice(b"x");
         raw.resize(1024 + 1024, 0);
         let archive = dir.path().join("bad.tar");
         std::fs::write(&archive, raw).unwrap();

@@ -58,6 +58,8 @@ pub struct World {
     pub secrets: Vec<Stored<Secret>>,
     /// Account names by id (database owners).
     pub account_names: HashMap<Id, String>,
+    /// Database storage quotas (MiB) of the accounts that have one.
+    pub db_quotas: HashMap<Id, u64>,
     /// The port of each server's role service (DNS, SMTP ...) as the controller
     /// knows it: the heartbeat's probe port, else the configured one. A server absent
     /// here uses the role's standard port.
@@ -65,6 +67,9 @@ pub struct World {
     /// The mail flush counter (`hostplane mail flush`, a mail primary coming back):
     /// mail servers retry their queues when it changes.
     pub mail_flush: u64,
+    /// Days db servers keep dumps of dropped databases (controller config
+    /// `databases.trash_days`).
+    pub db_trash_days: u32,
     /// Health of the servers as the controller believes it (not stored; the
     /// caller fills it from the health monitor). A server absent here is `unknown`.
     pub health: HashMap<Id, Health>,
@@ -88,16 +93,20 @@ impl World {
             db_users: store.all().await?,
             dns_records: store.all().await?,
             secrets: store.all().await?,
-            account_names: store
-                .all::<Account>()
-                .await?
-                .into_iter()
-                .map(|a| (a.meta.id, a.meta.name))
-                .collect(),
+            account_names: HashMap::new(),
+            db_quotas: HashMap::new(),
             service_ports: HashMap::new(),
             mail_flush: 0,
+            db_trash_days: 0,
             health: HashMap::new(),
         };
+        let mut world = world;
+        for a in store.all::<Account>().await? {
+            if let Some(q) = a.data.db_quota_mb {
+                world.db_quotas.insert(a.meta.id, q);
+            }
+            world.account_names.insert(a.meta.id, a.meta.name);
+        }
         Ok((revision, world))
     }
 }
@@ -636,11 +645,24 @@ impl<'a> Index<'a> {
             })
             .collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
+        // Quotas of the customers owning databases here.
+        let mut quotas: Vec<(String, u64)> = self
+            .world
+            .databases
+            .iter()
+            .filter(|d| d.data.cluster == cluster)
+            .filter_map(|d| {
+                let q = self.world.db_quotas.get(&d.data.customer)?;
+                Some((self.world.account_names.get(&d.data.customer)?.clone(), *q))
+            })
+            .collect();
+        quotas.sort();
+        quotas.dedup();
         DbRoleConfig {
             databases,
             users,
-            quotas: Vec::new(),
-            trash_days: 0,
+            quotas,
+            trash_days: self.world.db_trash_days,
         }
     }
 
@@ -905,6 +927,8 @@ mod tests {
             account_names: HashMap::from([(1, "acme".to_owned())]),
             service_ports: HashMap::from([(21, 10053), (31, 10025)]),
             mail_flush: 0,
+            db_trash_days: 7,
+            db_quotas: HashMap::from([(1, 500)]),
             health: HashMap::new(),
         }
     }

@@ -34,6 +34,9 @@
 //! config_wait_ms = 30000             # longest wait of `GET /v1/agent/config` before 304
 //! resync_interval_ms = 1000          # how often the store revision is polled (changes
 //!                                    # made by other controllers) for a config rebuild
+//!
+//! [databases]
+//! trash_days = 7                     # dumps of dropped databases kept this many days
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -278,6 +281,28 @@ impl Default for AgentsConfig {
     }
 }
 
+/// Settings handed to the database servers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabasesConfig {
+    /// Days a db server keeps the dump of a dropped database in its trash, so
+    /// `hostplane db restore` can bring it back (default 7).
+    #[serde(default = "default_trash_days")]
+    pub trash_days: u32,
+}
+
+fn default_trash_days() -> u32 {
+    7
+}
+
+impl Default for DatabasesConfig {
+    fn default() -> Self {
+        Self {
+            trash_days: default_trash_days(),
+        }
+    }
+}
+
 /// The controller's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -311,6 +336,9 @@ pub struct ControllerConfig {
     /// Agent protocol settings.
     #[serde(default)]
     pub agents: AgentsConfig,
+    /// Database servers.
+    #[serde(default)]
+    pub databases: DatabasesConfig,
 }
 
 impl ControllerConfig {
@@ -327,6 +355,7 @@ impl ControllerConfig {
             auth: AuthConfig::default(),
             health: HealthConfig::default(),
             agents: AgentsConfig::default(),
+            databases: DatabasesConfig::default(),
         }
     }
 

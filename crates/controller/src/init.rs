@@ -194,6 +194,7 @@ async fn first_admin(store: &Store, admin: &Slug) -> Result<String, InitError> {
         default_clusters: Default::default(),
         password_hash: None,
         disabled: false,
+        db_quota_mb: None,
     };
     let account = tx
         .create(NewObject { name: admin.to_string(), owner: None, parent: None, keys: Vec::new(), data })

@@ -1174,3 +1174,27 @@ async fn site_certificates_upload_check_and_isolation() {
     a.delete(path).await.error(404, "not_found");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn database_quotas_are_set_by_the_provider_not_the_customer() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    default_clusters(&admin).await;
+    let a = customer(&srv, &admin, "alice", json!({"db_quota_mb": 500})).await;
+    assert_eq!(
+        admin.get("/v1/customers/alice").await.expect(200)["db_quota_mb"],
+        500
+    );
+    a.patch("/v1/customers/alice", json!({"db_quota_mb": 100000}))
+        .await
+        .error(403, "forbidden");
+    a.patch("/v1/customers/alice", json!({"display_name": "Alice"}))
+        .await
+        .expect(200);
+    admin
+        .patch("/v1/customers/alice", json!({"db_quota_mb": 0}))
+        .await
+        .expect(200);
+    assert!(admin.get("/v1/customers/alice").await.expect(200)["db_quota_mb"].is_null());
+    srv.stop().await;
+}

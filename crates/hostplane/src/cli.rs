@@ -723,6 +723,10 @@ pub struct CustomerAdd {
     /// Default cluster for a role of new domains, ROLE=CLUSTER (repeatable)
     #[arg(long = "default-cluster", value_name = "ROLE=CLUSTER", value_parser = parse_role_cluster)]
     pub default_clusters: Vec<(String, String)>,
+    /// Storage quota for all the customer's databases, MiB (0: unlimited); at 90% the
+    /// db server warns, above 100% it stops writes until usage is back under
+    #[arg(long, value_name = "MIB")]
+    pub db_quota_mb: Option<u64>,
 }
 
 /// `customer update`.
@@ -745,6 +749,10 @@ pub struct CustomerUpdate {
     /// New default clusters, ROLE=CLUSTER (repeatable; replaces the map)
     #[arg(long = "default-cluster", value_name = "ROLE=CLUSTER", value_parser = parse_role_cluster)]
     pub default_clusters: Vec<(String, String)>,
+    /// Storage quota for all the customer's databases, MiB (0: unlimited); at 90% the
+    /// db server warns, above 100% it stops writes until usage is back under
+    #[arg(long, value_name = "MIB")]
+    pub db_quota_mb: Option<u64>,
 }
 
 // ------------------------------------------------------------------ tokens

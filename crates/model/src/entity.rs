@@ -131,6 +131,11 @@ pub struct Account {
     /// A disabled account cannot log in and its tokens are refused.
     #[serde(default)]
     pub disabled: bool,
+    /// Storage quota (MiB) for all of the customer's databases on a db server: at
+    /// 90% the db server warns, above 100% it stops writes until usage is back
+    /// under. `None`: unlimited. Set by admins and resellers, never by the customer.
+    #[serde(default)]
+    pub db_quota_mb: Option<u64>,
 }
 object!(Account, Account);
 

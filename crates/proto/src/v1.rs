@@ -365,6 +365,10 @@ pub struct CreateCustomer {
     /// Default cluster name per role for this customer's new domains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_clusters: Option<BTreeMap<String, String>>,
+    /// Storage quota in MiB for all the customer's databases (0 or absent:
+    /// unlimited). At 90% the db server warns; above 100% it stops writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_quota_mb: Option<u64>,
 }
 
 /// `PATCH /v1/customers/{name}`.
@@ -386,6 +390,9 @@ pub struct UpdateCustomer {
     /// New default clusters (replaces the map).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_clusters: Option<BTreeMap<String, String>>,
+    /// New database storage quota in MiB; 0 removes it (admins and resellers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_quota_mb: Option<u64>,
 }
 
 /// An account.
@@ -409,6 +416,9 @@ pub struct CustomerView {
     pub has_password: bool,
     /// Default cluster per role.
     pub default_clusters: BTreeMap<String, String>,
+    /// Database storage quota in MiB (absent: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_quota_mb: Option<u64>,
     /// RFC 3339.
     pub created_at: String,
 }

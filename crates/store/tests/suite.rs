@@ -204,6 +204,7 @@ fn account(name: &str, kind: AccountKind, reseller: Option<Id>) -> Result<Accoun
         default_clusters: BTreeMap::new(),
         password_hash: None,
         disabled: false,
+        db_quota_mb: None,
     })
 }
 

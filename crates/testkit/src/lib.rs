@@ -400,6 +400,7 @@ impl TestCluster {
                 reseller: None,
                 password: None,
                 default_clusters: None,
+                db_quota_mb: None,
             })
             .await?)
     }

@@ -33,6 +33,7 @@ pub async fn customer_view(names: &mut Names<'_>, a: &Stored<Account>) -> ApiRes
         disabled: a.data.disabled,
         has_password: a.data.password_hash.is_some(),
         default_clusters,
+        db_quota_mb: a.data.db_quota_mb,
         created_at: rfc3339(a.meta.created_at),
     })
 }
@@ -167,6 +168,7 @@ pub async fn create_customer(
         default_clusters,
         password_hash,
         disabled: false,
+        db_quota_mb: req.db_quota_mb.filter(|q| *q > 0),
     };
     let mut tx = state.store.begin(caller.actor()).await?;
     let created = tx
@@ -281,6 +283,15 @@ pub async fn update_customer(
     }
     if let Some(m) = default_clusters {
         cur.data.default_clusters = m;
+    }
+    if let Some(q) = req.db_quota_mb {
+        // Customers may not raise their own quota; their reseller or an admin may.
+        if caller.account_id == cur.meta.id && !caller.is_admin() {
+            return Err(ApiError::forbidden(
+                "your database quota is set by your provider",
+            ));
+        }
+        cur.data.db_quota_mb = (q > 0).then_some(q);
     }
     let updated = tx
         .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)

@@ -28,6 +28,7 @@ pub async fn customer(ctx: &Ctx, cmd: CustomerCmd) -> anyhow::Result<()> {
                 reseller: a.reseller,
                 password: a.password,
                 default_clusters: cluster_map(a.default_clusters),
+                db_quota_mb: a.db_quota_mb,
             };
             ctx.out.one(&api.create_customer(&req).await?)
         }
@@ -46,6 +47,7 @@ pub async fn customer(ctx: &Ctx, cmd: CustomerCmd) -> anyhow::Result<()> {
                 password: u.password,
                 disabled: u.disabled,
                 default_clusters: cluster_map(u.default_clusters),
+                db_quota_mb: u.db_quota_mb,
             };
             ctx.out.one(&api.update_customer(&u.name, &req).await?)
         }
