@@ -568,11 +568,20 @@ async fn health_failover_drain_and_recovery() {
             )
         })
         .collect();
-    let w1_path: Vec<(&str, &str)> = health
+    let mut w1_path: Vec<(&str, &str)> = health
         .iter()
         .filter(|(n, _, _)| n == "w1")
         .map(|(_, f, t)| (f.as_str(), t.as_str()))
         .collect();
+    // On a loaded machine a late heartbeat may make w1 suspect and then up again
+    // before it is killed: that detour is legitimate; the path must end in the
+    // kill's suspect → down.
+    while let Some(i) = w1_path
+        .windows(2)
+        .position(|w| w == [("up", "suspect"), ("suspect", "up")])
+    {
+        w1_path.drain(i..i + 2);
+    }
     assert_eq!(
         w1_path,
         vec![("unknown", "up"), ("up", "suspect"), ("suspect", "down")]
