@@ -190,7 +190,8 @@ async fn serve_loop(
             r = accept(http.as_ref()) => {
                 if let Some((stream, remote)) = accepted(r).await {
                     let w = graceful.watcher();
-                    tokio::spawn(serve_plain(shared.clone(), builder.clone(), w, stream, remote));
+                    let t = opts.header_timeout;
+                    tokio::spawn(serve_plain(shared.clone(), w, t, stream, remote));
                 }
             }
             r = accept(https.as_ref()) => {
@@ -250,8 +251,8 @@ async fn accepted(r: io::Result<(TcpStream, SocketAddr)>) -> Option<(TcpStream, 
 
 async fn serve_plain(
     shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
+    header_timeout: Duration,
     stream: TcpStream,
     remote: SocketAddr,
 ) {
@@ -265,10 +266,21 @@ async fn serve_plain(
         sni: None,
     });
     let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
-    let c = builder.serve_connection(TokioIo::new(stream), svc);
-    if let Err(e) = watcher.watch(c.into_owned()).await {
+    // Plain HTTP is HTTP/1.1 only (HTTP/2 is offered over TLS by ALPN): the HTTP/1
+    // connection directly, without the auto builder's version sniffing.
+    let c = http1_builder(header_timeout).serve_connection(TokioIo::new(stream), svc);
+    if let Err(e) = watcher.watch(c).await {
         tracing::debug!(%remote, error = %e, "web: connection ended with an error");
     }
+}
+
+/// The HTTP/1.1 connection settings of plain connections.
+fn http1_builder(header_timeout: Duration) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    b
 }
 
 async fn serve_tls(
