@@ -3,12 +3,15 @@
 #
 # Both serve the same 1 KiB and 100 KiB files from the same directory, plain HTTP,
 # keep-alive, access log off, each on its own 127.0.0.x address; the load is
-# `wrk -t2 -c64 -d10s --latency` with the site's Host header. Prints req/s and p99
-# for each, and the ratio ours/nginx (target: >= 1.0).
+# `wrk -t2 -c64 -d10s --latency` with the site's Host header. Prints req/s, p99 and
+# the server's CPU time per request for each, and the req/s ratio ours/nginx
+# (target: >= 1.0).
 #
 # Needs: wrk, nginx (apt-get install wrk nginx), curl. Options (environment):
 #   DURATION=10s  THREADS=2  CONNECTIONS=64  ROUNDS=3  OURS_ADDR=127.0.0.61:18080
 #   NGINX_ADDR=127.0.0.62:18080  NGINX_WORKERS=auto  SKIP_BUILD=1 (use the last build)
+#   NGINX_OPEN_FILE_CACHE=1 (give nginx its open-file cache too, the counterpart of
+#   our 1 ms hot-file cache; nginx's default is off)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -52,6 +55,11 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
 pids+=($!)
 
 mkdir -p "$work/nginx"
+nginx_ofc=""
+if [ -n "${NGINX_OPEN_FILE_CACHE:-}" ]; then
+    nginx_ofc="open_file_cache max=4096 inactive=20s; open_file_cache_valid 1s;"
+    echo "nginx: open_file_cache on (max=4096, valid 1s)" >&2
+fi
 cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes $NGINX_WORKERS;
 pid $work/nginx/nginx.pid;
@@ -65,6 +73,7 @@ http {
     tcp_nopush on;
     tcp_nodelay on;
     keepalive_requests 1000000;
+    $nginx_ofc
     client_body_temp_path $work/nginx/body;
     proxy_temp_path $work/nginx/proxy;
     fastcgi_temp_path $work/nginx/fastcgi;
@@ -96,30 +105,54 @@ for f in 1k.bin 100k.bin; do
     cmp <(curl -s -H "Host: $HOST" "http://$OURS_ADDR/$f") <(curl -s -H "Host: $HOST" "http://$NGINX_ADDR/$f")
 done
 
-run_wrk() { # addr file -> "req/s p99"
-    local out
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: $HOST" "http://$1/$2")
+# CPU time (user + system, in clock ticks) the given processes have used so far.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$@"; do
+        # Fields 14 and 15 of /proc/PID/stat (after the parenthesised name).
+        read -r ut st < <(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')
+        total=$((total + ut + st))
+    done
+    echo "$total"
+}
+clk_tck=$(getconf CLK_TCK)
+ours_pid=${pids[0]}
+nginx_workers() { pgrep -P "${pids[1]}" | tr '\n' ' '; }
+
+run_wrk() { # addr file pids... -> "req/s p99_ms cpu_us_per_request"
+    local addr=$1 file=$2 out before after
+    shift 2
+    before=$(cpu_ticks "$@")
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: $HOST" "http://$addr/$file")
+    after=$(cpu_ticks "$@")
     echo "$out" >>"$work/wrk.log"
-    local rps p99
+    local rps p99 reqs
     rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
-    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-    echo "$rps $p99"
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    # wrk prints the latency with its own unit (us, ms, s): normalise to ms.
+    p99=$(echo "$out" | awk '$1 == "99%" {v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.2f", v}')
+    local cpu
+    cpu=$(python3 -c "print(f'{($after - $before) / $clk_tck * 1e6 / $reqs:.1f}')")
+    echo "$rps $p99 $cpu"
 }
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -H 'Host: $HOST' (keep-alive), $ROUNDS round(s), ours and nginx alternating; median shown"
-printf '%-9s %14s %10s %14s %10s %8s\n' file "ours req/s" "ours p99" "nginx req/s" "nginx p99" ratio
+echo "(cpu/req: the server's own user+system CPU time per request, a steadier figure than req/s when wrk shares the cores)"
+printf '%-9s %12s %9s %8s  %12s %9s %8s  %7s\n' file "ours req/s" "p99 ms" "cpu/req" "nginx req/s" "p99 ms" "cpu/req" ratio
 median() { python3 -c 'import sys,statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 for f in 1k.bin 100k.bin; do
-    o_rps=() o_p99=() n_rps=() n_p99=()
+    o_rps=() o_p99=() o_cpu=() n_rps=() n_p99=() n_cpu=()
     for _ in $(seq 1 "$ROUNDS"); do
-        read -r r p < <(run_wrk "$OURS_ADDR" "$f"); o_rps+=("$r"); o_p99+=("$p")
-        read -r r p < <(run_wrk "$NGINX_ADDR" "$f"); n_rps+=("$r"); n_p99+=("$p")
+        read -r r p c < <(run_wrk "$OURS_ADDR" "$f" "$ours_pid"); o_rps+=("$r"); o_p99+=("$p"); o_cpu+=("$c")
+        # shellcheck disable=SC2046
+        read -r r p c < <(run_wrk "$NGINX_ADDR" "$f" $(nginx_workers)); n_rps+=("$r"); n_p99+=("$p"); n_cpu+=("$c")
     done
     ours_rps=$(median "${o_rps[@]}"); ngx_rps=$(median "${n_rps[@]}")
-    ours_p99=$(printf '%s\n' "${o_p99[@]}" | sort -V | sed -n "$(( (ROUNDS + 1) / 2 ))p")
-    ngx_p99=$(printf '%s\n' "${n_p99[@]}" | sort -V | sed -n "$(( (ROUNDS + 1) / 2 ))p")
     ratio=$(python3 -c "print(f'{$ours_rps / $ngx_rps:.2f}')")
-    printf '%-9s %14.0f %10s %14.0f %10s %8s\n' "$f" "$ours_rps" "$ours_p99" "$ngx_rps" "$ngx_p99" "${ratio}x"
+    printf '%-9s %12.0f %9.2f %6.1fus  %12.0f %9.2f %6.1fus  %6sx\n' "$f" \
+        "$ours_rps" "$(median "${o_p99[@]}")" "$(median "${o_cpu[@]}")" \
+        "$ngx_rps" "$(median "${n_p99[@]}")" "$(median "${n_cpu[@]}")" "$ratio"
     if [ "$ROUNDS" -gt 1 ]; then
         echo "          rounds: ours ${o_rps[*]} / nginx ${n_rps[*]}"
     fi

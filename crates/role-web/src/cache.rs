@@ -7,7 +7,7 @@
 //! byte budget).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use rustix::fs::Stat;
@@ -58,7 +58,8 @@ struct Inner {
 
 /// A bounded cache of file bodies.
 pub struct ContentCache {
-    inner: Mutex<Inner>,
+    /// Read-mostly: hits share the read lock, only misses take the write lock.
+    inner: RwLock<Inner>,
     budget: usize,
     max_entry: usize,
 }
@@ -76,7 +77,7 @@ impl ContentCache {
     /// A cache of at most `budget` bytes holding entries of at most `max_entry` bytes.
     pub fn new(budget: usize, max_entry: usize) -> Self {
         Self {
-            inner: Mutex::new(Inner::default()),
+            inner: RwLock::new(Inner::default()),
             budget,
             max_entry,
         }
@@ -87,15 +88,21 @@ impl ContentCache {
         self.max_entry
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
         self.inner
-            .lock()
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The cached body, if any.
     pub fn get(&self, file: FileKey, variant: Variant) -> Option<Bytes> {
-        self.lock().map.get(&(file, variant)).cloned()
+        self.read().map.get(&(file, variant)).cloned()
     }
 
     /// Keep `body` (ignored when larger than the entry limit).
@@ -103,7 +110,7 @@ impl ContentCache {
         if body.len() > self.max_entry {
             return;
         }
-        let mut inner = self.lock();
+        let mut inner = self.write();
         let key = (file, variant);
         let len = body.len();
         match inner.map.insert(key, body) {
@@ -125,7 +132,7 @@ impl ContentCache {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.lock().bytes
+        self.read().bytes
     }
 }
 

@@ -26,11 +26,14 @@ const INLINE_READ: u64 = 256 << 10;
 /// Chunk size when streaming large files.
 const CHUNK: usize = 64 << 10;
 
-/// The validators of a file version.
+/// The validators of a file version, with their header values rendered once.
+#[derive(Debug)]
 struct Validators {
     etag: String,
     mtime: SystemTime,
     last_modified: String,
+    etag_header: Option<HeaderValue>,
+    last_modified_header: Option<HeaderValue>,
 }
 
 impl Validators {
@@ -38,9 +41,13 @@ impl Validators {
         #[allow(clippy::unnecessary_cast)]
         let (secs, nsecs) = (o.stat.st_mtime as i64, o.stat.st_mtime_nsec as i64);
         let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+        let etag = format!("\"{secs:x}.{nsecs:x}-{:x}\"", o.size());
+        let last_modified = httpdate::fmt_http_date(mtime);
         Self {
-            etag: format!("\"{secs:x}.{nsecs:x}-{:x}\"", o.size()),
-            last_modified: httpdate::fmt_http_date(mtime),
+            etag_header: HeaderValue::from_str(&etag).ok(),
+            last_modified_header: HeaderValue::from_str(&last_modified).ok(),
+            etag,
+            last_modified,
             mtime,
         }
     }
@@ -53,6 +60,61 @@ impl Validators {
     }
 }
 
+/// Everything a response needs to know of one version of a file, computed once
+/// (and kept with the bytes of hot small files, see [`crate::hot`]).
+#[derive(Debug)]
+pub struct FileMeta {
+    key: FileKey,
+    size: u64,
+    mime: &'static str,
+    compressible: bool,
+    validators: Validators,
+}
+
+impl FileMeta {
+    /// The metadata of the open file `o`, typed by the extension `ext`.
+    pub fn of(o: &Opened, ext: Option<&str>) -> Self {
+        let mime = ext
+            .and_then(|e| mime_guess::from_ext(e).first_raw())
+            .unwrap_or("application/octet-stream");
+        Self {
+            key: FileKey::of(&o.stat),
+            size: o.size(),
+            mime,
+            compressible: compress::compressible(mime),
+            validators: Validators::of(o),
+        }
+    }
+}
+
+/// Where the bytes of a file come from.
+pub enum Source {
+    /// Wholly in memory (a small file, from the cache).
+    Memory(Bytes),
+    /// Read from the open file as the response is sent.
+    File(Opened),
+}
+
+/// A static file ready to answer from: its metadata and its bytes.
+pub struct Prepared {
+    /// The metadata (shared with the hot-file cache).
+    pub meta: std::sync::Arc<FileMeta>,
+    /// The bytes.
+    pub source: Source,
+}
+
+/// Take the open regular file `o` (`ext` chooses the MIME type): small files are
+/// read into memory (through the [`ContentCache`]), large ones stay open.
+pub async fn prepare(cache: &ContentCache, o: Opened, ext: Option<&str>) -> io::Result<Prepared> {
+    let meta = std::sync::Arc::new(FileMeta::of(&o, ext));
+    let source = if fits_cache(cache, &o) {
+        Source::Memory(bytes_of(cache, o).await?)
+    } else {
+        Source::File(o)
+    };
+    Ok(Prepared { meta, source })
+}
+
 /// Serve the open regular file `o` (`ext` chooses the MIME type).
 pub async fn serve(
     cache: &ContentCache,
@@ -61,39 +123,51 @@ pub async fn serve(
     req: &HeaderMap,
     head: bool,
 ) -> Response<Body> {
-    let mime = ext
-        .and_then(|e| mime_guess::from_ext(e).first_raw())
-        .unwrap_or("application/octet-stream");
-    let v = Validators::of(&o);
-    let size = o.size();
-    let compressible = compress::compressible(mime);
-    let enc = if compressible && (compress::MIN_SIZE..=compress::MAX_SIZE).contains(&size) {
+    match prepare(cache, o, ext).await {
+        Ok(p) => respond(cache, &p.meta, p.source, req, head).await,
+        Err(e) => read_failed(&e),
+    }
+}
+
+pub(crate) fn read_failed(e: &io::Error) -> Response<Body> {
+    tracing::warn!(error = %e, "reading a static file failed");
+    crate::body::plain(StatusCode::INTERNAL_SERVER_ERROR, "read error\n")
+}
+
+/// Answer a GET or HEAD for the file `meta` describes, whose bytes `source` holds:
+/// conditional GET, a single range, compression, or the whole file.
+pub async fn respond(
+    cache: &ContentCache,
+    meta: &FileMeta,
+    source: Source,
+    req: &HeaderMap,
+    head: bool,
+) -> Response<Body> {
+    let (v, size, mime) = (&meta.validators, meta.size, meta.mime);
+    let enc = if meta.compressible && (compress::MIN_SIZE..=compress::MAX_SIZE).contains(&size) {
         header_str(req, header::ACCEPT_ENCODING).and_then(compress::negotiate)
     } else {
         None
     };
-    if not_modified(req, &v, enc) {
+    if not_modified(req, v, enc) {
         let mut r = Response::new(empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
-        set_validators(r.headers_mut(), &v, enc, compressible);
+        set_validators(r.headers_mut(), v, enc, meta.compressible);
         return r;
     }
-    let range = match requested_range(req, &v, size) {
+    let range = match requested_range(req, v, size) {
         Ok(r) => r,
         Err(Unsatisfiable) => return unsatisfiable(size),
     };
     let result = match (range, enc) {
-        (Some((start, end)), _) => ranged(cache, o, start, end).await,
-        (None, Some(e)) => encoded(cache, o, e).await,
-        (None, None) => whole(cache, o).await,
+        (Some((start, end)), _) => ranged(source, start, end),
+        (None, Some(e)) => encoded(cache, meta.key, source, e).await,
+        (None, None) => whole(source, size),
     };
     let (status, body, len, enc) = match result {
         Ok(Served::Partial(body, len)) => (StatusCode::PARTIAL_CONTENT, body, len, None),
         Ok(Served::Whole(body, len, enc)) => (StatusCode::OK, body, len, enc),
-        Err(e) => {
-            tracing::warn!(error = %e, "reading a static file failed");
-            return crate::body::plain(StatusCode::INTERNAL_SERVER_ERROR, "read error\n");
-        }
+        Err(e) => return read_failed(&e),
     };
     let mut r = Response::new(if head { empty() } else { body });
     *r.status_mut() = status;
@@ -101,7 +175,7 @@ pub async fn serve(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    set_validators(h, &v, enc, compressible);
+    set_validators(h, v, enc, meta.compressible);
     if let Some(e) = enc {
         h.insert(
             header::CONTENT_ENCODING,
@@ -126,10 +200,14 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 fn set_validators(h: &mut HeaderMap, v: &Validators, enc: Option<Encoding>, vary: bool) {
-    if let Ok(e) = HeaderValue::from_str(&v.etag_for(enc)) {
+    let etag = match enc {
+        None => v.etag_header.clone(),
+        Some(_) => HeaderValue::from_str(&v.etag_for(enc)).ok(),
+    };
+    if let Some(e) = etag {
         h.insert(header::ETAG, e);
     }
-    if let Ok(lm) = HeaderValue::from_str(&v.last_modified) {
+    if let Some(lm) = v.last_modified_header.clone() {
         h.insert(header::LAST_MODIFIED, lm);
     }
     if vary {
@@ -140,11 +218,11 @@ fn set_validators(h: &mut HeaderMap, v: &Validators, enc: Option<Encoding>, vary
 /// RFC 9110 §13.2.2: If-None-Match (weak comparison) wins over If-Modified-Since.
 fn not_modified(req: &HeaderMap, v: &Validators, enc: Option<Encoding>) -> bool {
     if let Some(inm) = header_str(req, header::IF_NONE_MATCH) {
-        let mine = v.etag_for(enc);
+        let mine = enc.map(|e| v.etag_for(Some(e)));
         let plain = &v.etag;
         return inm.split(',').map(str::trim).any(|t| {
             let t = t.strip_prefix("W/").unwrap_or(t);
-            t == "*" || t == mine || t == plain
+            t == "*" || t == plain || mine.as_deref() == Some(t)
         });
     }
     match header_str(req, header::IF_MODIFIED_SINCE).map(httpdate::parse_http_date) {
@@ -267,43 +345,49 @@ fn fits_cache(cache: &ContentCache, o: &Opened) -> bool {
     usize::try_from(o.size()).is_ok_and(|s| s <= cache.max_entry())
 }
 
-async fn whole(cache: &ContentCache, o: Opened) -> io::Result<Served> {
-    let len = o.size();
-    if fits_cache(cache, &o) {
-        let b = bytes_of(cache, o).await?;
-        let n = b.len() as u64;
-        return Ok(Served::Whole(full(b), n, None));
-    }
-    Ok(Served::Whole(stream(o, 0, len)?, len, None))
-}
-
-async fn ranged(cache: &ContentCache, o: Opened, start: u64, end: u64) -> io::Result<Served> {
-    let len = end - start + 1;
-    if fits_cache(cache, &o) {
-        let b = bytes_of(cache, o).await?;
-        let (s, e) = (start as usize, (end as usize + 1).min(b.len()));
-        if s >= e {
-            return Err(io::Error::other("file changed while serving a range"));
+fn whole(source: Source, size: u64) -> io::Result<Served> {
+    Ok(match source {
+        Source::Memory(b) => {
+            let n = b.len() as u64;
+            Served::Whole(full(b), n, None)
         }
-        return Ok(Served::Partial(full(b.slice(s..e)), (e - s) as u64));
-    }
-    Ok(Served::Partial(stream(o, start, len)?, len))
+        Source::File(o) => Served::Whole(stream(o, 0, size)?, size, None),
+    })
 }
 
-async fn encoded(cache: &ContentCache, o: Opened, enc: Encoding) -> io::Result<Served> {
-    let key = FileKey::of(&o.stat);
+fn ranged(source: Source, start: u64, end: u64) -> io::Result<Served> {
+    match source {
+        Source::Memory(b) => {
+            let (s, e) = (start as usize, (end as usize + 1).min(b.len()));
+            if s >= e {
+                return Err(io::Error::other("file changed while serving a range"));
+            }
+            Ok(Served::Partial(full(b.slice(s..e)), (e - s) as u64))
+        }
+        Source::File(o) => {
+            let len = end - start + 1;
+            Ok(Served::Partial(stream(o, start, len)?, len))
+        }
+    }
+}
+
+async fn encoded(
+    cache: &ContentCache,
+    key: FileKey,
+    source: Source,
+    enc: Encoding,
+) -> io::Result<Served> {
     if let Some(b) = cache.get(key, Variant::Encoded(enc)) {
         let n = b.len() as u64;
         return Ok(Served::Whole(full(b), n, Some(enc)));
     }
-    let plain = if fits_cache(cache, &o) {
-        bytes_of(cache, o).await?
-    } else {
-        Bytes::from(
+    let plain = match source {
+        Source::Memory(b) => b,
+        Source::File(o) => Bytes::from(
             tokio::task::spawn_blocking(move || read_all(&o))
                 .await
                 .map_err(io::Error::other)??,
-        )
+        ),
     };
     let packed = tokio::task::spawn_blocking(move || compress::compress(&plain, enc))
         .await

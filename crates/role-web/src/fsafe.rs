@@ -1,15 +1,16 @@
 //! Safe file access beneath a site root.
 //!
 //! The site root (`<content_root>/<domain>/current`, a symlink the content-sync client
-//! swaps) is opened fresh for every request, so a swap takes effect at once and a
-//! request sees one release from start to end. Everything below it is opened with
+//! swaps) is resolved once per request, so a request sees one release from start to
+//! end. Everything below it is opened with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: the kernel refuses `..` that
 //! climbs out, absolute symlinks, and symlinks whose target leaves the root, whatever
 //! the path string looks like.
 //!
 //! [`RootCache`] keeps the site root open between requests and revalidates it with
-//! one `readlinkat` of `current` per request (a one-component lookup), so a swap is
-//! still seen by the very next request.
+//! one `readlinkat` of `current` (a one-component lookup) when it was last checked
+//! more than [`REVALIDATE_AFTER`] (1 ms) ago, so a swap is seen within a
+//! millisecond without a syscall on every request.
 //!
 //! These are plain blocking syscalls on a local file system (microseconds when the
 //! metadata is cached); the server calls them inline, as nginx does, and moves only
@@ -18,7 +19,11 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
@@ -118,48 +123,98 @@ pub fn open_beneath(root: impl AsFd, rel: &str) -> Result<Opened, OpenError> {
 /// The name of the symlink (or directory) served inside a site's directory.
 pub const CURRENT: &str = "current";
 
+/// How long a validated root is trusted before `current` is read again. A content
+/// swap is seen by every request that starts this long after it (the sync client
+/// swaps at most a few times per second; nginx's `open_file_cache_valid` is 60 s).
+pub const REVALIDATE_AFTER: Duration = Duration::from_millis(1);
+
 struct CachedRoot {
     site_dir: OwnedFd,
     target: CString,
     root: Arc<OwnedFd>,
+    /// Unique per opened root, process-wide (see [`Root::id`]).
+    id: u64,
+    /// When `current` was last seen pointing at `target` (see [`monotonic_ns`]).
+    checked_ns: AtomicU64,
 }
 
-/// A site's open root directory, revalidated against the `current` symlink on
-/// every use. When `current` is not a symlink, every use opens it afresh.
-#[derive(Default)]
+/// A site root as [`RootCache::open`] gives it.
+#[derive(Debug, Clone)]
+pub struct Root {
+    /// The open root directory (`O_PATH`).
+    pub fd: Arc<OwnedFd>,
+    /// Names this very opened root, never reused in the process; 0 when `current`
+    /// is not a symlink (the root is reopened on every use and has no identity).
+    /// What is known of paths beneath it may be cached under this id.
+    pub id: u64,
+}
+
+/// Nanoseconds since the first call (a cheap monotonic clock: vDSO, no syscall).
+pub(crate) fn monotonic_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A site's open root directory, revalidated against the `current` symlink when
+/// last checked more than [`REVALIDATE_AFTER`] ago. When `current` is not a
+/// symlink, every use opens it afresh. Lock-free on the hit path: server threads
+/// never wait for each other here.
 pub struct RootCache {
-    inner: Mutex<Option<CachedRoot>>,
+    inner: ArcSwapOption<CachedRoot>,
+    revalidate_ns: u64,
+}
+
+impl Default for RootCache {
+    fn default() -> Self {
+        Self::with_revalidation(REVALIDATE_AFTER)
+    }
 }
 
 impl std::fmt::Debug for RootCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootCache").finish_non_exhaustive()
+        f.debug_struct("RootCache")
+            .field("revalidate_ns", &self.revalidate_ns)
+            .finish_non_exhaustive()
     }
 }
 
 impl RootCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<CachedRoot>> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A cache that trusts a validated root for `after` (zero: check every use).
+    pub fn with_revalidation(after: Duration) -> Self {
+        Self {
+            inner: ArcSwapOption::const_empty(),
+            revalidate_ns: u64::try_from(after.as_nanos()).unwrap_or(u64::MAX),
+        }
     }
 
-    /// The root `<site_dir>/current` as the symlink points now.
-    pub fn open(&self, site_dir: &Path) -> Result<Arc<OwnedFd>, OpenError> {
-        if let Some(c) = self.lock().as_ref() {
+    /// The root `<site_dir>/current` as the symlink points now (or at most
+    /// [`REVALIDATE_AFTER`] ago).
+    pub fn open(&self, site_dir: &Path) -> Result<Root, OpenError> {
+        if let Some(c) = self.inner.load().as_ref() {
+            let hit = || Root {
+                fd: c.root.clone(),
+                id: c.id,
+            };
+            let now = monotonic_ns();
+            if now.saturating_sub(c.checked_ns.load(Ordering::Relaxed)) < self.revalidate_ns {
+                return Ok(hit());
+            }
             if let Ok(t) = rustix::fs::readlinkat(&c.site_dir, CURRENT, Vec::new()) {
                 if t == c.target {
-                    return Ok(c.root.clone());
+                    c.checked_ns.store(now, Ordering::Relaxed);
+                    return Ok(hit());
                 }
             }
         }
+        let checked = monotonic_ns();
         let dir = rustix::fs::open(
             site_dir,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
         // Read the link first, then open: the fd is never older than the target we
-        // remember, so a swap in between is seen (and reopened) on the next use.
+        // remember, so a swap in between is seen (and reopened) on the next check.
         let target = rustix::fs::readlinkat(&dir, CURRENT, Vec::new());
         let root = Arc::new(rustix::fs::openat(
             &dir,
@@ -167,17 +222,22 @@ impl RootCache {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?);
-        *self.lock() = target.ok().map(|target| CachedRoot {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let cached = target.ok().map(|target| CachedRoot {
             site_dir: dir,
             target,
             root: root.clone(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            checked_ns: AtomicU64::new(checked),
         });
-        Ok(root)
+        let id = cached.as_ref().map_or(0, |c| c.id);
+        self.inner.store(cached.map(Arc::new));
+        Ok(Root { fd: root, id })
     }
 
     /// Forget the cached root (e.g. its release directory was deleted).
     pub fn invalidate(&self) {
-        *self.lock() = None;
+        self.inner.store(None);
     }
 }
 
@@ -193,17 +253,44 @@ mod tests {
             std::fs::write(tmp.path().join(r).join("f"), r).unwrap();
         }
         std::os::unix::fs::symlink("r1", tmp.path().join("current")).unwrap();
-        let cache = RootCache::default();
+        let cache = RootCache::with_revalidation(Duration::ZERO);
         let read = |fd: &OwnedFd| {
             let o = open_beneath(fd, "f").unwrap();
             std::fs::read_to_string(o.real_path().unwrap()).unwrap()
         };
         let a = cache.open(tmp.path()).unwrap();
-        assert_eq!(read(&a), "r1");
-        assert!(Arc::ptr_eq(&a, &cache.open(tmp.path()).unwrap()));
+        assert_eq!(read(&a.fd), "r1");
+        let again = cache.open(tmp.path()).unwrap();
+        assert!(Arc::ptr_eq(&a.fd, &again.fd));
+        assert_eq!(a.id, again.id);
+        assert_ne!(a.id, 0);
         std::os::unix::fs::symlink("r2", tmp.path().join("next")).unwrap();
         std::fs::rename(tmp.path().join("next"), tmp.path().join("current")).unwrap();
-        assert_eq!(read(&cache.open(tmp.path()).unwrap()), "r2");
+        let b = cache.open(tmp.path()).unwrap();
+        assert_eq!(read(&b.fd), "r2");
+        assert_ne!(b.id, a.id, "a new root gets a new id");
+    }
+
+    #[test]
+    fn root_cache_trusts_a_validated_root_for_the_window_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        for r in ["r1", "r2"] {
+            std::fs::create_dir_all(tmp.path().join(r)).unwrap();
+        }
+        std::os::unix::fs::symlink("r1", tmp.path().join("current")).unwrap();
+        let cache = RootCache::with_revalidation(Duration::from_millis(200));
+        let name = |fd: &OwnedFd| {
+            use std::os::fd::AsRawFd;
+            std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
+        };
+        assert!(name(&cache.open(tmp.path()).unwrap().fd).ends_with("r1"));
+        std::os::unix::fs::symlink("r2", tmp.path().join("next")).unwrap();
+        std::fs::rename(tmp.path().join("next"), tmp.path().join("current")).unwrap();
+        // Within the window the validated root is still used (no syscall)…
+        assert!(name(&cache.open(tmp.path()).unwrap().fd).ends_with("r1"));
+        // …and after it the swap is seen.
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(name(&cache.open(tmp.path()).unwrap().fd).ends_with("r2"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! HTTP → HTTPS redirect, path checks, and the choice between a static file, a
 //! directory redirect or index, and PHP (script, `PATH_INFO`, front controller).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -13,7 +14,9 @@ use tokio::sync::watch;
 
 use crate::body::{self, plain, redirect, Body};
 use crate::cache::ContentCache;
-use crate::fsafe::{self, Kind, OpenError, Opened};
+use crate::files::Source;
+use crate::fsafe::{self, Kind, OpenError, Opened, Root};
+use crate::hot::HotFiles;
 use crate::log::{AccessRecord, Logs};
 use crate::path::{self, PathError, ReqPath};
 use crate::plan::{Plan, Site};
@@ -23,6 +26,7 @@ use crate::{files, php};
 pub(crate) struct Shared {
     pub plan: watch::Receiver<Arc<Plan>>,
     pub cache: ContentCache,
+    pub hot: HotFiles,
     pub logs: Logs,
     /// The HTTPS port redirects point to (omitted from URLs when 443).
     pub https_port: Option<u16>,
@@ -40,17 +44,38 @@ pub(crate) struct Conn {
 }
 
 /// The host a request is for: `:authority` (HTTP/2, absolute-form) or `Host`,
-/// lowercase, without port or trailing dot.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
+/// lowercase, without port or trailing dot (borrowed when already so).
+fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = match req.uri().host() {
-        Some(h) => h.to_string(),
-        None => {
-            let h = req.headers().get(header::HOST)?.to_str().ok()?;
-            h.parse::<http::uri::Authority>().ok()?.host().to_string()
-        }
+        Some(h) => h,
+        None => host_of(req.headers().get(header::HOST)?.to_str().ok()?)?,
     };
-    let host = raw.trim_end_matches('.').to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+    let host = raw.trim_end_matches('.');
+    if host.is_empty() {
+        return None;
+    }
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
+}
+
+/// The host part of a `Host` header value (without the port).
+fn host_of(value: &str) -> Option<&str> {
+    if !value.contains(':') && !value.contains('@') && !value.is_empty() {
+        // The common case, a plain name: still checked as an authority below only
+        // when it has a port or brackets.
+        return value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            .then_some(value);
+    }
+    let auth = value.parse::<http::uri::Authority>().ok()?;
+    let host = auth.host();
+    // `host()` borrows from `auth`; find the same text inside `value`.
+    let start = value.find(host)?;
+    Some(&value[start..start + host.len()])
 }
 
 /// Answer one request. Never fails: every problem is an HTTP status.
@@ -66,6 +91,7 @@ pub(crate) async fn handle(
     let Some(site) = plan.site_for_host(&host).cloned() else {
         return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
     };
+    drop(host);
     if let Some(sni) = &conn.sni {
         let same = plan
             .site_for_host(sni)
@@ -81,7 +107,7 @@ pub(crate) async fn handle(
         .logs
         .access_enabled()
         .then(|| access_record(&conn, &req));
-    let resp = site_response(&shared, &conn, &site, &host, req).await;
+    let resp = site_response(&shared, &conn, &site, req).await;
     Ok(match record {
         Some(rec) => body::logged(resp, &shared.logs, site.domain.as_str().into(), rec),
         None => resp,
@@ -113,32 +139,36 @@ async fn site_response(
     shared: &Shared,
     conn: &Conn,
     site: &Arc<Site>,
-    host: &str,
     req: Request<Incoming>,
 ) -> Response<Body> {
     if !conn.tls && site.https_redirect && site.cert.is_some() {
-        return to_https(shared, host, &req);
+        return to_https(shared, &req);
     }
+    let root = match site.root_cache.open(&site.site_dir) {
+        Ok(r) => r,
+        Err(e) => return root_unusable(shared, site, e),
+    };
+    let head = req.method() == Method::HEAD;
+    let get_or_head = head || req.method() == Method::GET;
+    if get_or_head && root.id != 0 {
+        if let Some(hot) = shared.hot.get(root.id, req.uri().path()) {
+            let body = Source::Memory(hot.body.clone());
+            return files::respond(&shared.cache, &hot.meta, body, req.headers(), head).await;
+        }
+    }
+    let opened_ns = fsafe::monotonic_ns();
     let rpath = match path::parse(req.uri().path()) {
         Ok(p) => p,
         Err(PathError::Malformed) => return plain(StatusCode::BAD_REQUEST, "bad request\n"),
         Err(PathError::Forbidden) => return plain(StatusCode::NOT_FOUND, "not found\n"),
     };
-    let (root, target) = match open_and_resolve(site, &rpath) {
+    let (root, target) = match resolve_with_retry(site, root, &rpath) {
         Ok(r) => r,
-        Err(e) => {
-            shared.logs.error(format!(
-                "{}: content root {} not usable: {e:?}",
-                site.domain,
-                site.root.display()
-            ));
-            return plain(StatusCode::NOT_FOUND, "not found\n");
-        }
+        Err(e) => return root_unusable(shared, site, e),
     };
     match target {
         Target::Static(o) => {
-            let head = req.method() == Method::HEAD;
-            if req.method() != Method::GET && !head {
+            if !get_or_head {
                 let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
                 r.headers_mut()
                     .insert(header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
@@ -146,7 +176,19 @@ async fn site_response(
             }
             let ext = rpath.extension();
             let ext = resolved_ext(&o, ext);
-            files::serve(&shared.cache, o.file, ext.as_deref(), req.headers(), head).await
+            let prepared = match files::prepare(&shared.cache, o.file, ext.as_deref()).await {
+                Ok(p) => p,
+                Err(e) => return files::read_failed(&e),
+            };
+            if let (Source::Memory(body), true) = (&prepared.source, root.id != 0) {
+                let meta = prepared.meta.clone();
+                let path = req.uri().path();
+                shared
+                    .hot
+                    .insert(root.id, path, opened_ns, meta, body.clone());
+            }
+            let (meta, source) = (prepared.meta, prepared.source);
+            files::respond(&shared.cache, &meta, source, req.headers(), head).await
         }
         Target::AddSlash => {
             let mut loc = format!("{}/", req.uri().path());
@@ -157,7 +199,10 @@ async fn site_response(
             redirect(StatusCode::MOVED_PERMANENTLY, &loc)
         }
         Target::Php(script) => match &site.php {
-            Some(p) => php::serve(shared, conn, site, p, &root, script, host, req).await,
+            Some(p) => {
+                let host = request_host(&req).map(Cow::into_owned).unwrap_or_default();
+                php::serve(shared, conn, site, p, &root.fd, script, &host, req).await
+            }
             None => plain(StatusCode::NOT_FOUND, "not found\n"),
         },
         Target::NotFound => plain(StatusCode::NOT_FOUND, "not found\n"),
@@ -181,19 +226,26 @@ async fn site_response(
     }
 }
 
-/// Open the site root (cached, revalidated) and resolve the path beneath it. A miss
-/// is retried once on a freshly opened root, in case the cached release directory
-/// was deleted after a swap.
-fn open_and_resolve(site: &Site, p: &ReqPath) -> Result<(Arc<OwnedFd>, Target), OpenError> {
+fn root_unusable(shared: &Shared, site: &Site, e: OpenError) -> Response<Body> {
+    shared.logs.error(format!(
+        "{}: content root {} not usable: {e:?}",
+        site.domain,
+        site.root.display()
+    ));
+    plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// Resolve the path beneath the site root. A miss is retried once on a freshly
+/// opened root, in case the cached release directory was deleted after a swap.
+fn resolve_with_retry(site: &Site, root: Root, p: &ReqPath) -> Result<(Root, Target), OpenError> {
     let php = site.php.is_some();
-    let root = site.root_cache.open(&site.site_dir)?;
-    let target = resolve(&root, p, php);
+    let target = resolve(&root.fd, p, php);
     if !matches!(target, Target::NotFound) {
         return Ok((root, target));
     }
     site.root_cache.invalidate();
     let root = site.root_cache.open(&site.site_dir)?;
-    let target = resolve(&root, p, php);
+    let target = resolve(&root.fd, p, php);
     Ok((root, target))
 }
 
@@ -206,7 +258,10 @@ fn resolved_ext(o: &StaticFile, from_path: Option<String>) -> Option<String> {
     }
 }
 
-fn to_https<B>(shared: &Shared, host: &str, req: &Request<B>) -> Response<Body> {
+fn to_https<B>(shared: &Shared, req: &Request<B>) -> Response<Body> {
+    let Some(host) = request_host(req) else {
+        return plain(StatusCode::BAD_REQUEST, "missing host\n");
+    };
     let target = req
         .uri()
         .path_and_query()

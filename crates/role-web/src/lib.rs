@@ -7,7 +7,8 @@
 //!   the TLS listener; [`tls`] picks certificates by SNI from the live plan.
 //! - [`path`], [`fsafe`], [`files`], [`cache`], [`compress`]: static files, opened
 //!   with `openat2(RESOLVE_BENEATH)` beneath the site root, with validators,
-//!   conditional GET, ranges and gzip/brotli.
+//!   conditional GET, ranges and gzip/brotli; [`hot`] keeps small files that were
+//!   just opened ready to answer for 1 ms (the site root's revalidation window).
 //! - [`fastcgi`], [`php`], [`fpm`]: PHP through PHP-FPM (one pool per site, its own
 //!   system user and socket), managed by the engine.
 //! - [`log`]: per-site access logs (combined format) and the error log.
@@ -15,7 +16,8 @@
 //!
 //! Content location contract: a site's files are served from
 //! `<content_root>/<domain>/current/`, where `current` is a symlink the content-sync
-//! client swaps atomically; it is opened afresh for every request.
+//! client swaps atomically; a swap is seen by every request that starts more than
+//! 1 ms after it ([`fsafe::REVALIDATE_AFTER`]).
 
 #![forbid(unsafe_code)]
 
@@ -28,6 +30,7 @@ pub mod files;
 pub mod fpm;
 pub mod fsafe;
 mod handler;
+pub mod hot;
 pub mod log;
 pub mod path;
 pub mod php;

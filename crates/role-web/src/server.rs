@@ -23,9 +23,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cache::ContentCache;
 use crate::handler::{self, Conn, Shared};
+use crate::hot::HotFiles;
 use crate::log::Logs;
 use crate::plan::Plan;
 use crate::tls::{self, CertStore, SniResolver};
+
+/// Most small files kept ready to answer (see [`crate::hot`]); entries live 1 ms,
+/// so this only needs to cover the files asked for within a millisecond.
+const HOT_FILES: usize = 4096;
 
 /// Server settings besides the listeners and the plan.
 #[derive(Debug, Clone)]
@@ -102,6 +107,7 @@ pub async fn run_with_options(
     let shared = Arc::new(Shared {
         plan,
         cache: ContentCache::new(opts.cache_bytes, opts.cache_entry),
+        hot: HotFiles::new(HOT_FILES, opts.cache_bytes / 4),
         logs,
         https_port,
     });

@@ -153,6 +153,33 @@ async fn content_swap_takes_effect_at_once() {
     assert_eq!(curl(a).await.text(), "site B, release 2");
 }
 
+/// Small files are answered from the 1 ms hot-file cache; an edit in place or a
+/// swap must still show a few milliseconds later, however hot the file is.
+#[tokio::test]
+async fn hot_small_files_follow_edits_and_swaps() {
+    let ca = TestCa::new("t");
+    let s = two_site_server(&ca).await;
+    let dir = s.publish("b.example", "r5", &[("hot.txt", b"version one")]);
+    let get = || {
+        let mut a = s.resolve("b.example");
+        a.push(s.http_url("b.example", "/hot.txt"));
+        curl(a)
+    };
+    for _ in 0..3 {
+        assert_eq!(get().await.text(), "version one");
+    }
+    std::fs::write(dir.join("hot.txt"), b"version two, edited in place").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(get().await.text(), "version two, edited in place");
+    s.publish("b.example", "r6", &[("hot.txt", b"version three")]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(get().await.text(), "version three");
+    // Another site's file of the same path is never answered from this one's entry.
+    let mut a = s.resolve("a.example");
+    a.push(s.http_url("a.example", "/hot.txt"));
+    assert_eq!(curl(a).await.status, 404);
+}
+
 #[tokio::test]
 async fn ranges_conditional_get_and_head() {
     let ca = TestCa::new("t");
