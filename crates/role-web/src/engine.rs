@@ -16,10 +16,10 @@
 //! | `threads` | dedicated server threads (`0`: the agent's runtime) | one per CPU |
 //!
 //! State under `ctx.state_dir`: `content/<domain>/current` (site files, maintained
-//! by the content-sync client), `php/` (pool sockets, temp dirs, php-fpm config and
+//! by the content-sync client; a site gone from the config has its folder deleted), `php/` (pool sockets, temp dirs, php-fpm config and
 //! log), `logs/` (`<domain>.access.log`, `error.log`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -314,6 +314,7 @@ impl WebEngine {
         // Swap first: static sites and certificates must not wait for PHP.
         self.plan.send_replace(Arc::new(plan));
         let fpm = self.fpm.lock().await.apply(&pools).await;
+        self.prune_removed_sites(cfg).await;
         if let Err(e) = &fpm {
             warnings.push(format!("php-fpm: {e}"));
         }
@@ -334,6 +335,53 @@ impl WebEngine {
         }
         fpm.map_err(|e| EngineError::Apply(format!("php-fpm: {e}")))
     }
+}
+
+impl WebEngine {
+    /// Delete the content of sites this server no longer has at all (deleted, or
+    /// moved to another cluster): a removed customer's files must not linger on
+    /// every web server. Sites kept inactive (`single` sites on standby) stay.
+    async fn prune_removed_sites(&self, cfg: &WebConfig) {
+        let keep: BTreeSet<String> = cfg
+            .sites
+            .iter()
+            .map(|s| s.domain.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        let root = self.layout.content_root.clone();
+        match tokio::task::spawn_blocking(move || prune_content(&root, &keep)).await {
+            Ok(removed) => {
+                for domain in removed {
+                    tracing::info!(%domain, "deleted the content of a site this server no longer has");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "pruning old site content failed"),
+        }
+    }
+}
+
+/// Remove `<content_root>/<name>` for every site folder whose name is not in `keep`;
+/// returns the names removed. Only folders named like a host name are touched
+/// (never dot-folders or files), and symlinks inside are removed, not followed.
+pub fn prune_content(content_root: &std::path::Path, keep: &BTreeSet<String>) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(content_root) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let site_like = crate::plan::normalize_host(&name).is_ok_and(|n| n == name);
+        if !is_dir || !site_like || keep.contains(&name) {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => removed.push(name),
+            Err(e) => tracing::warn!(domain = %name, error = %e, "cannot delete old site content"),
+        }
+    }
+    removed
 }
 
 async fn fpm_watchdog(fpm: Arc<tokio::sync::Mutex<FpmManager>>) {

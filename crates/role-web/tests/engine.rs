@@ -86,6 +86,8 @@ async fn engine_applies_configs_and_keeps_the_previous_on_error() {
         "index.php",
         "<?php echo 'php ', PHP_MAJOR_VERSION;",
     );
+    std::fs::create_dir_all(tmp.path().join("engines/web/content/.keep-me")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("engines/web/content/Not_A_Host!")).unwrap();
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     let h = engine.health();
     assert_eq!(h.state, EngineState::Ok, "{}", h.detail);
@@ -127,6 +129,12 @@ async fn engine_applies_configs_and_keeps_the_previous_on_error() {
     engine.apply(&RoleConfig::Web(no_php)).await.unwrap();
     let g = get("p.example", format!("http://p.example:{http}/"), &[]).await;
     assert_eq!(g.status, 404);
+    // The removed site's files are deleted; the kept site's, and anything not named
+    // like a site, stay.
+    let content = tmp.path().join("engines/web/content");
+    assert!(!content.join("p.example").exists());
+    assert!(content.join("a.example/current/index.html").exists());
+    assert!(content.join(".keep-me").exists() && content.join("Not_A_Host!").exists());
 
     engine.shutdown().await;
     let g = get("a.example", format!("http://a.example:{http}/"), &[]).await;
