@@ -23,8 +23,8 @@ use model::entity::{
 use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FilesConfig, FtpAccountConfig,
-    MailAccount, MailConfig, MailDomain, RoleConfig, ServerIdentity, TlsMaterial, TsigKey,
-    WebConfig, WebSite, ZoneAssignment, ZoneContent, SYNC_PORT,
+    MailAccount, MailConfig, MailDomain, MailPeer, RoleConfig, ServerIdentity, TlsMaterial,
+    TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent, SYNC_PORT,
 };
 use scheduler::Health;
 use store::{Store, StoreError, Stored};
@@ -501,6 +501,14 @@ impl<'a> Index<'a> {
                 }
             })
             .collect();
+        let peers = members
+            .iter()
+            .filter(|s| s.meta.id != server.meta.id)
+            .map(|s| MailPeer {
+                addresses: s.data.addresses.iter().map(ToString::to_string).collect(),
+                names: vec![s.meta.name.to_string(), s.data.hostname.to_string()],
+            })
+            .collect();
         MailConfig {
             domains,
             flush: self.world.mail_flush,
@@ -508,6 +516,7 @@ impl<'a> Index<'a> {
                 self.secrets
                     .get(&(SecretPurpose::ServerCert, server.meta.name.as_str())),
             ),
+            peers,
         }
     }
 

@@ -309,6 +309,21 @@ pub struct MailConfig {
     /// and POP3S/IMAPS, from the controller CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsMaterial>,
+    /// The other mail servers of this server's cluster. Mail one of them relays here
+    /// (a secondary MX forwarding to the primary) was checked where it entered, so
+    /// it is not checked again against the relay's address; and no message from
+    /// outside may carry an `Authentication-Results` header in one of their names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<MailPeer>,
+}
+
+/// Another mail server of the same cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailPeer {
+    /// Its addresses (where its relayed mail comes from).
+    pub addresses: Vec<String>,
+    /// The names it may sign `Authentication-Results` with (server name, host name).
+    pub names: Vec<String>,
 }
 
 /// One mail domain on a mail server.

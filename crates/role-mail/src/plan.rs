@@ -5,7 +5,7 @@
 //! about addresses is a function of a `Plan`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use proto::agent_v1::{DkimKey, MailConfig};
 
@@ -27,6 +27,9 @@ pub enum RenderError {
     /// The same domain appears twice.
     #[error("domain {0} appears twice")]
     Duplicate(String),
+    /// A peer mail server's address is not an IP address.
+    #[error("peer mail server address {0:?} is not an IP address")]
+    PeerAddress(String),
 }
 
 /// One mailbox login.
@@ -73,6 +76,12 @@ pub struct DomainPlan {
 pub struct Plan {
     /// Hosted domains by lower-case name.
     pub domains: BTreeMap<String, DomainPlan>,
+    /// Addresses of the other mail servers of the cluster: mail they relay was
+    /// checked (SPF, DKIM) where it entered.
+    pub peer_addresses: BTreeSet<IpAddr>,
+    /// The names the other mail servers sign `Authentication-Results` with
+    /// (lower case).
+    pub peer_names: Vec<String>,
 }
 
 /// Where one accepted recipient's copy goes.
@@ -213,7 +222,29 @@ impl Plan {
                 return Err(RenderError::Duplicate(name));
             }
         }
-        Ok(Plan { domains })
+        let peer_addresses = cfg
+            .peers
+            .iter()
+            .flat_map(|p| &p.addresses)
+            .map(|a| {
+                a.parse::<IpAddr>()
+                    .map_err(|_| RenderError::PeerAddress(a.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut peer_names: Vec<String> = cfg
+            .peers
+            .iter()
+            .flat_map(|p| &p.names)
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        peer_names.sort();
+        peer_names.dedup();
+        Ok(Plan {
+            domains,
+            peer_addresses,
+            peer_names,
+        })
     }
 
     /// Whether `domain` is hosted here.
@@ -357,6 +388,7 @@ mod tests {
             domains: vec![domain("Example.COM", primary)],
             tls: None,
             flush: 0,
+            peers: Vec::new(),
         })
         .unwrap()
     }
@@ -417,6 +449,7 @@ mod tests {
             domains: vec![d],
             tls: None,
             flush: 0,
+            peers: Vec::new(),
         })
         .is_err());
         let mut d = domain("example.com", true);
@@ -425,6 +458,7 @@ mod tests {
             domains: vec![d],
             tls: None,
             flush: 0,
+            peers: Vec::new(),
         })
         .is_err());
         let mut d = domain("example.com", false);
@@ -433,12 +467,14 @@ mod tests {
             domains: vec![d],
             tls: None,
             flush: 0,
+            peers: Vec::new(),
         })
         .is_err());
         assert!(Plan::render(&MailConfig {
             domains: vec![domain("../x", true)],
             tls: None,
             flush: 0,
+            peers: Vec::new(),
         })
         .is_err());
     }

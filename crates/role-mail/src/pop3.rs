@@ -392,6 +392,7 @@ mod tests {
             }],
             tls: None,
             flush: 0,
+            peers: Vec::new(),
         }
     }
 

@@ -63,9 +63,9 @@ impl Verifier {
 }
 
 /// `message` without `Authentication-Results` headers that claim to be ours
-/// (authserv-id `hostname`): a sender must not be able to forge our verdicts
-/// (RFC 8601 §5).
-pub fn strip_forged(message: &[u8], hostname: &str) -> Vec<u8> {
+/// (authserv-id one of `names`: this server's and, for mail from outside, its peer
+/// mail servers'): a sender must not be able to forge our verdicts (RFC 8601 §5).
+pub fn strip_forged<S: AsRef<str>>(message: &[u8], names: &[S]) -> Vec<u8> {
     let end = message
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -77,7 +77,7 @@ pub fn strip_forged(message: &[u8], hostname: &str) -> Vec<u8> {
     for line in head.split_inclusive(|&b| b == b'\n') {
         let continuation = matches!(line.first(), Some(b' ') | Some(b'\t'));
         if !continuation {
-            dropping = is_ours(line, hostname);
+            dropping = is_ours(line, names);
         }
         if !dropping {
             out.extend_from_slice(line);
@@ -87,7 +87,7 @@ pub fn strip_forged(message: &[u8], hostname: &str) -> Vec<u8> {
     out
 }
 
-fn is_ours(line: &[u8], hostname: &str) -> bool {
+fn is_ours<S: AsRef<str>>(line: &[u8], names: &[S]) -> bool {
     let text = String::from_utf8_lossy(line);
     let Some((name, value)) = text.split_once(':') else {
         return false;
@@ -100,7 +100,7 @@ fn is_ours(line: &[u8], hostname: &str) -> bool {
         .split([';', ' ', '\t', '\r'])
         .next()
         .unwrap_or("");
-    id.eq_ignore_ascii_case(hostname)
+    names.iter().any(|n| id.eq_ignore_ascii_case(n.as_ref()))
 }
 
 #[cfg(test)]
@@ -110,10 +110,16 @@ mod tests {
     #[test]
     fn forged_results_are_removed() {
         let m = b"Authentication-Results: mx.test;\r\n\tdkim=pass\r\nAuthentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nAuthentication-Results: mx.test; body\r\n";
-        let out = strip_forged(m, "MX.test");
+        let out = strip_forged(m, &["MX.test"]);
         assert_eq!(
             out,
             b"Authentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nAuthentication-Results: mx.test; body\r\n"
+        );
+        // Several names of ours (a peer mail server's too).
+        let out = strip_forged(m, &["peer.test", "other.test", "mx.test"]);
+        assert_eq!(
+            out,
+            b"Subject: s\r\n\r\nAuthentication-Results: mx.test; body\r\n"
         );
     }
 }

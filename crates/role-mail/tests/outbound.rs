@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use base64::Engine as _;
 use common::*;
-use proto::agent_v1::{DkimKey, MailConfig, MailDomain};
+use proto::agent_v1::{DkimKey, MailConfig, MailDomain, MailPeer};
 use role_dns::{RecordLine, ZoneData, ZoneSet};
 use role_mail::Limits;
 
@@ -107,6 +107,7 @@ async fn submitted_mail_is_signed_routed_by_mx_and_failures_bounce() -> Result<(
         }],
         tls: Some(tls(rip)),
         flush: 0,
+        peers: Vec::new(),
     };
     let receiver = server(rip, rport, rdir.path(), &rcfg, Limits::default())?;
     receiver.set_outbound(Some(resolver), rport);
@@ -203,5 +204,104 @@ async fn submitted_mail_is_signed_routed_by_mx_and_failures_bounce() -> Result<(
         .iter()
         .all(|m| m.contains("Subject: Undelivered Mail Returned to Sender")));
     assert!(sender.handle().queue_list().is_empty());
+    Ok(())
+}
+
+/// Mail that enters at the secondary MX is checked there (SPF against the sender's
+/// address) and relayed to the primary, which keeps the secondary's verdict instead
+/// of checking SPF again against the secondary's address (a certain fail). Mail
+/// sent to the primary directly cannot smuggle in a verdict in the secondary's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_relayed_by_a_peer_keeps_the_verdict_made_where_it_entered() -> Result<()> {
+    let b = block();
+    let (pip, sip, client, stranger, dip) = (ip(b, 1), ip(b, 2), ip(b, 7), ip(b, 8), ip(b, 53));
+    let zones = [zone(
+        "sender.test.",
+        vec![line(
+            "sender.test.",
+            "TXT",
+            &format!("\"v=spf1 ip4:{client} -all\""),
+        )],
+    )];
+    let (resolver, _dns) = dns(dip, &zones).await?;
+    let peer = |ip: std::net::IpAddr, name: &str| MailPeer {
+        addresses: vec![ip.to_string()],
+        names: vec![name.to_string()],
+    };
+
+    let pdir = tempfile::tempdir()?;
+    let mut pcfg = example(None, None);
+    pcfg.peers = vec![peer(sip, "mx2.test")];
+    let primary = server(pip, 0, pdir.path(), &pcfg, Limits::default())?;
+    primary.set_outbound(Some(resolver), 25);
+
+    let sdir = tempfile::tempdir()?;
+    let mut scfg = example(Some(primary.addrs().mx), None);
+    scfg.peers = vec![peer(pip, "mx.test")];
+    let secondary = role_mail::MailServer::start(
+        listeners(sip, 0)?,
+        sdir.path(),
+        "mx2.test",
+        Some(sip),
+        Limits::default(),
+    )?;
+    secondary.apply(&scfg)?;
+    secondary.set_outbound(Some(resolver), 25);
+
+    let send = |mx: SocketAddr, from_ip: std::net::IpAddr, subject: &'static str| async move {
+        swaks(&[
+            "--server",
+            &mx.to_string(),
+            "--local-interface",
+            &from_ip.to_string(),
+            "--from",
+            "someone@sender.test",
+            "--to",
+            "alice@example.com",
+            "--header",
+            &format!("Subject: {subject}"),
+            "--add-header",
+            "Authentication-Results: mx2.test; spf=pass smtp.mailfrom=forged.test",
+        ])
+        .await
+    };
+    // Through the secondary, from the address SPF allows.
+    let r = send(secondary.addrs().mx, client, "via the secondary").await?;
+    assert!(r.ok, "{}", r.out);
+    wait_for("relay to the primary", || {
+        mailbox(pdir.path(), "alice").len() == 1
+    })
+    .await?;
+    let m = &mailbox(pdir.path(), "alice")[0];
+    assert!(m.contains("Authentication-Results: mx2.test"), "{m}");
+    assert!(m.contains("spf=pass"), "{m}");
+    assert!(!m.contains("spf=fail"), "re-checked against the relay: {m}");
+    assert!(
+        !m.contains("forged.test"),
+        "the sender's forged verdict survived: {m}"
+    );
+    assert!(!m.contains("Authentication-Results: mx.test"), "{m}");
+
+    // Straight to the primary, from an address SPF does not allow, with a verdict
+    // forged in the secondary's name.
+    let r = send(primary.addrs().mx, stranger, "direct").await?;
+    assert!(r.ok, "{}", r.out);
+    wait_for("direct delivery", || {
+        mailbox(pdir.path(), "alice").len() == 2
+    })
+    .await?;
+    let direct = mailbox(pdir.path(), "alice")
+        .into_iter()
+        .find(|m| m.contains("Subject: direct"))
+        .expect("the direct message");
+    assert!(
+        direct.contains("Authentication-Results: mx.test"),
+        "{direct}"
+    );
+    assert!(direct.contains("spf=fail"), "{direct}");
+    assert!(
+        !direct.contains("mx2.test"),
+        "forged verdict kept: {direct}"
+    );
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::conn::{ConnError, LineEnd};
 use crate::maildir;
 use crate::plan::{Plan, Target};
 use crate::server::Shared;
+use crate::verify::strip_forged;
 
 /// Why a message could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -55,25 +56,9 @@ impl Session {
             Body::TooBig => return self.error("552 5.3.4 message size exceeds fixed limit"),
             Body::LineTooLong => return self.error("500 5.5.2 message line too long"),
         };
-        let (auth_results, body) = match (self.mode, self.shared.verifier()) {
-            (Mode::Mx, Some(v)) => {
-                let helo = self.helo.clone().unwrap_or_default();
-                let body = crate::verify::strip_forged(&body, &self.shared.hostname);
-                let h = v
-                    .header(
-                        &self.shared.hostname,
-                        self.peer.ip(),
-                        &helo,
-                        &tx.from,
-                        &body,
-                    )
-                    .await;
-                (h, body)
-            }
-            _ => (String::new(), body),
-        };
-        let message = self.with_received(&tx, auth_results.as_bytes(), &body);
         let plan = self.shared.live().plan.clone();
+        let (auth_results, body) = self.authenticate(&plan, &tx, body).await;
+        let message = self.with_received(&tx, auth_results.as_bytes(), &body);
         let shared = Arc::clone(&self.shared);
         let result =
             tokio::task::spawn_blocking(move || deliver(&shared, &plan, &tx, &message)).await;
@@ -89,6 +74,29 @@ impl Session {
             Err(_) => self.reply("451 4.3.0 local error, try again later"),
         }
         Flow::Continue
+    }
+
+    /// SPF and DKIM on mail entering at the MX: the `Authentication-Results` header
+    /// to add, and the message without forged results in our names. Mail a peer
+    /// mail server relays (a secondary MX forwarding to the primary) was checked
+    /// where it entered: its results are kept and SPF is not evaluated again
+    /// against the relay's address (which would fail).
+    async fn authenticate(&self, plan: &Plan, tx: &Txn, body: Vec<u8>) -> (String, Vec<u8>) {
+        let hostname = &self.shared.hostname;
+        let (Mode::Mx, Some(v)) = (self.mode, self.shared.verifier()) else {
+            return (String::new(), body);
+        };
+        if plan.peer_addresses.contains(&self.peer.ip()) {
+            return (String::new(), strip_forged(&body, &[hostname.as_str()]));
+        }
+        let mut ours: Vec<&str> = vec![hostname.as_str()];
+        ours.extend(plan.peer_names.iter().map(String::as_str));
+        let body = strip_forged(&body, &ours);
+        let helo = self.helo.clone().unwrap_or_default();
+        let h = v
+            .header(hostname, self.peer.ip(), &helo, &tx.from, &body)
+            .await;
+        (h, body)
     }
 
     /// Read up to `CRLF.CRLF`, un-stuffing dots. `Err(Close)` on smuggling attempts,

@@ -32,6 +32,7 @@ fn cfg(primary: bool) -> MailConfig {
         }],
         tls: None,
         flush: 0,
+        peers: Vec::new(),
     }
 }
 
