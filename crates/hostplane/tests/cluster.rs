@@ -251,9 +251,15 @@ async fn heartbeat_loss_suspect_down_and_recovery() {
     c.kill_agent("w1").unwrap();
     c.wait_health("w1", "down", T).await.unwrap();
     // (A heavily loaded machine may add a spurious suspect → up before the kill;
-    // the path ends the same way.)
-    let path = health_path(&c, "w1").await;
+    // the path ends the same way.) The transition is recorded as an event just
+    // after the health changes in memory, so wait for the record too.
     let pair = |f: &str, t: &str| (f.to_owned(), t.to_owned());
+    c.wait_until("w1's down transition recorded", T, async |c| {
+        Ok(health_path(c, "w1").await.last() == Some(&pair("suspect", "down")))
+    })
+    .await
+    .unwrap();
+    let path = health_path(&c, "w1").await;
     assert_eq!(path.first(), Some(&pair("unknown", "up")), "{path:?}");
     assert!(
         path.ends_with(&[pair("up", "suspect"), pair("suspect", "down")]),
@@ -262,12 +268,11 @@ async fn heartbeat_loss_suspect_down_and_recovery() {
 
     c.restart_agent("w1").unwrap();
     c.wait_converged("w1", T).await.unwrap();
-    let path = health_path(&c, "w1").await;
-    assert_eq!(
-        path.last(),
-        Some(&("down".to_owned(), "up".to_owned())),
-        "{path:?}"
-    );
+    c.wait_until("w1's recovery recorded", T, async |c| {
+        Ok(health_path(c, "w1").await.last() == Some(&pair("down", "up")))
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
