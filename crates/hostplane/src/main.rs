@@ -21,6 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
+    let password_login = matches!(&cli.command, cli::Command::Login(l) if l.account.is_some());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            report(&err);
+            report(&err, password_login);
             ExitCode::FAILURE
         }
     }
@@ -61,15 +62,18 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Print `error: ...` and, where we can tell, what to do about it.
-fn report(err: &anyhow::Error) {
+/// Print `error: ...` and, where we can tell, what to do about it (`password_login`:
+/// the command was `login --account`, so a 401 is about the password, not a token).
+fn report(err: &anyhow::Error, password_login: bool) {
     let api_err = err
         .chain()
         .find_map(|e| e.downcast_ref::<client::ClientError>());
     match api_err {
         Some(e) => {
             eprintln!("error: {e}");
-            if e.is_unauthorized() {
+            if e.is_unauthorized() && password_login {
+                eprintln!("hint: check the account name and password (an administrator can set a new one: `hostplane customer update NAME --password ...`)");
+            } else if e.is_unauthorized() {
                 eprintln!("hint: the token was not accepted: run `hostplane login` again or set HOSTPLANE_TOKEN");
             } else if e.is_certificate_problem() {
                 eprintln!(

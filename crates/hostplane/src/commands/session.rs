@@ -68,23 +68,63 @@ fn token_label() -> String {
     label
 }
 
-/// The password of `account`: one line of stdin (prompted on a terminal; echo stays on).
+/// The password of `account`: one line of stdin, typed at a prompt with echo off on
+/// a terminal, or piped.
 fn read_password(account: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("password for {account} (input is visible): ");
+    let line = if stdin.is_terminal() {
+        eprint!("password for {account}: ");
         std::io::stderr().flush().ok();
-    }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from stdin")?;
+        let line = {
+            let _quiet = EchoOff::on(&stdin);
+            read_line(&stdin)?
+        };
+        eprintln!();
+        line
+    } else {
+        read_line(&stdin)?
+    };
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
         bail!("no password given: type it at the prompt or pipe it, e.g. `echo \"$PW\" | hostplane login --account {account}`");
     }
     Ok(password)
+}
+
+fn read_line(stdin: &std::io::Stdin) -> anyhow::Result<String> {
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    Ok(line)
+}
+
+/// Terminal echo switched off while it lives (restored on drop, also on error).
+struct EchoOff<'a> {
+    tty: &'a std::io::Stdin,
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl<'a> EchoOff<'a> {
+    fn on(tty: &'a std::io::Stdin) -> Self {
+        use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+        let saved = tcgetattr(tty).ok();
+        if let Some(mut quiet) = saved.clone() {
+            quiet.local_modes.remove(LocalModes::ECHO);
+            let _ = tcsetattr(tty, OptionalActions::Now, &quiet);
+        }
+        Self { tty, saved }
+    }
+}
+
+impl Drop for EchoOff<'_> {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ =
+                rustix::termios::tcsetattr(self.tty, rustix::termios::OptionalActions::Now, saved);
+        }
+    }
 }
 
 /// `hostplane logout`.
