@@ -371,7 +371,9 @@ pub fn handle_from(
     {
         transfer(zones, &message, query, peer, transport, signed.as_ref())?
     } else {
-        Outcome::one(answer(zones, &message, query, transport)?)
+        // A signed answer must leave room for its TSIG record under the size limit.
+        let reserve = signed.as_ref().map_or(0, |s| s.key.record_len());
+        Outcome::one(answer(zones, &message, query, transport, reserve)?)
     };
     if let Some(signed) = signed {
         let mut signer = ResponseSigner::new(signed.key, signed.mac, tsig::now());
@@ -478,6 +480,7 @@ fn answer(
     message: &Message,
     query: &Query,
     transport: Transport,
+    reserve: usize,
 ) -> Result<Vec<u8>, LookupError> {
     let mut response = Message::response(message.metadata.id, OpCode::Query);
     response.metadata.recursion_desired = message.metadata.recursion_desired;
@@ -490,7 +493,8 @@ fn answer(
             edns.max_payload()
                 .clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
         ),
-    };
+    }
+    .saturating_sub(reserve);
     if let Some(request_edns) = &message.edns {
         let mut edns = Edns::new();
         edns.set_max_payload(ADVERTISED_UDP_PAYLOAD);
@@ -774,6 +778,54 @@ mod tests {
         assert_eq!(m.queries[0].name().to_ascii(), "WwW.ExAmPlE.cOm.");
         assert_eq!(m.answers.len(), 3);
         assert!(m.edns.is_none(), "no OPT without EDNS in the query");
+    }
+
+    /// A signed answer over UDP must fit the size limit with its TSIG record
+    /// (RFC 8945 §5.3): across the sizes where adding the record crosses 512
+    /// bytes, every answer fits, verifies, and is truncated rather than oversized.
+    #[test]
+    fn signed_udp_answers_leave_room_for_their_tsig() {
+        let key = std::sync::Arc::new(
+            crate::tsig::Key::new("k.example.", "hmac-sha256", "c2VjcmV0c2VjcmV0c2VjcmV0")
+                .expect("key"),
+        );
+        let peer: IpAddr = "127.0.0.1".parse().expect("ip");
+        let mut edge_seen = false;
+        for n in 1..30 {
+            let mut data = example_com();
+            for i in 0..n {
+                data.records.push(line(
+                    "big.example.com.",
+                    60,
+                    "TXT",
+                    &format!("\"{i:03} {}\"", "y".repeat(20)),
+                ));
+            }
+            let mut set = ZoneSet::from_data([&data]).expect("zones");
+            set.set_keys([key.clone()]);
+            let q = query_bytes("big.example.com.", RecordType::TXT, None);
+            let unsigned = handle(&set, &q, Transport::Udp).expect("h").expect("r");
+            let (signed_q, mac) =
+                crate::tsig::sign_request(&key, q, crate::tsig::now()).expect("s");
+            let out = handle_from(&set, &signed_q, peer, Transport::Udp)
+                .expect("handle")
+                .messages
+                .remove(0);
+            assert!(out.len() <= 512, "{n} records: {} bytes", out.len());
+            crate::tsig::ResponseVerifier::new(&key, mac)
+                .verify(&out)
+                .expect("the answer verifies");
+            let rr = crate::tsig::find(&out).expect("signed");
+            let signed = Message::from_vec(&crate::tsig::strip(&out, &rr)).expect("decode");
+            let plain = Message::from_vec(&unsigned).expect("decode");
+            if !plain.metadata.truncation && signed.metadata.truncation {
+                edge_seen = true;
+            }
+        }
+        assert!(
+            edge_seen,
+            "no size where only the TSIG record forced truncation"
+        );
     }
 
     #[test]

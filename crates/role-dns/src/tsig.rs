@@ -256,6 +256,14 @@ fn len_prefixed(mac: &[u8]) -> Vec<u8> {
 }
 
 /// The TSIG record bytes.
+impl Key {
+    /// Bytes the TSIG record of a signed response adds to the message: what a
+    /// response must leave free under the UDP size limit (RFC 8945 §5.3).
+    pub fn record_len(&self) -> usize {
+        record(&self.name, 0, &[0u8; 32], 0, 0).len()
+    }
+}
+
 fn record(key: &Name, time: u64, mac: &[u8], original_id: u16, error: u16) -> Vec<u8> {
     let mut rdata = canonical(&algorithm_name());
     rdata.extend_from_slice(&time48(time));
