@@ -143,6 +143,15 @@ fn applied_file(state_dir: &Path, domain: &str) -> PathBuf {
         .join(format!("{domain}.applied"))
 }
 
+/// Forget which deployment `domain` last applied (its folder went away), so the
+/// same archive is applied again should the domain come back.
+pub fn forget(state_dir: &Path, domain: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(applied_file(state_dir, domain)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `dep` is already applied.
 pub fn is_applied(state_dir: &Path, dep: &SiteDeployment) -> bool {
     std::fs::read_to_string(applied_file(state_dir, &dep.domain)).is_ok_and(|s| s.trim() == dep.id)

@@ -2,7 +2,8 @@
 //! right to bind it, or the `ftp_port` option) and the sync origin on `sync_port`
 //! (default 7443), both on the server's address; site folders under
 //! `<state_dir>/sites/<domain>/`. `apply` swaps accounts, served sites and the
-//! certificate in place: nobody is disconnected.
+//! certificate in place: nobody is disconnected. Folders of domains no longer held go
+//! to `<state_dir>/trash/` ([`crate::trash`]).
 //!
 //! Options (agent config `[engine]`): see [`EngineOptions`].
 
@@ -69,6 +70,8 @@ struct FilesEngine {
     deploying: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// The last deployment failure, for the health detail.
     deploy_error: Arc<Mutex<Option<String>>>,
+    /// Where folders of domains no longer held go (see [`crate::trash`]).
+    trash_root: PathBuf,
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
@@ -119,6 +122,12 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
     tokio::spawn(run_rescan(
         origin.clone(),
         Duration::from_secs(opts.rescan_secs),
+        stopped(stop_rx.clone()),
+    ));
+    let trash_root = ctx.state_dir.join("trash");
+    tokio::spawn(purge_trash(
+        trash_root.clone(),
+        Duration::from_secs(opts.site_trash_days.saturating_mul(86400)),
         stopped(stop_rx),
     ));
     tracing::info!(%ftp_addr, ?sync_addr, "files engine listening");
@@ -142,9 +151,34 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         state_dir: ctx.state_dir.clone(),
         deploying: Arc::default(),
         deploy_error: Arc::default(),
+        trash_root,
     };
     engine.refresh_status(None);
     Ok(Box::new(engine))
+}
+
+/// Delete trashed site folders past their retention, hourly, until `stop`.
+async fn purge_trash(
+    trash_root: PathBuf,
+    keep_for: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let root = trash_root.clone();
+        let purged = tokio::task::spawn_blocking(move || {
+            crate::trash::purge(&root, keep_for, std::time::SystemTime::now())
+        })
+        .await
+        .unwrap_or_default();
+        for folder in purged {
+            tracing::info!(%folder, "deleted trashed site files past their retention");
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }
 
 /// Create `<sites_root>/<domain>` and every account home beneath it (no symlink or `..`
@@ -166,6 +200,28 @@ fn prepare_dirs(sites_root: &Path, plan: &FilesPlan) -> std::io::Result<()> {
 }
 
 impl FilesEngine {
+    /// Move the folders of domains this server no longer holds to the trash.
+    async fn retire_removed(&self, plan: &FilesPlan) {
+        let (root, trash) = (self.sites_root.clone(), self.trash_root.clone());
+        let keep = plan.sites.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            crate::trash::retire_removed(&root, &trash, &keep, std::time::SystemTime::now())
+        })
+        .await;
+        match moved {
+            Ok(Ok(domains)) => {
+                for domain in domains {
+                    if let Err(e) = agent::deploy::forget(&self.state_dir, &domain) {
+                        tracing::warn!(%domain, error = %e, "cannot forget the applied deployment");
+                    }
+                    tracing::info!(%domain, "moved the files of a domain this server no longer holds to the trash");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot move removed sites to the trash"),
+            Err(e) => tracing::warn!(error = %e, "cannot move removed sites to the trash"),
+        }
+    }
+
     fn refresh_status(&self, err: Option<String>) {
         let sync = match self.sync_addr {
             Some(a) => format!("sync origin on {a}"),
@@ -287,6 +343,9 @@ impl FilesEngine {
         self.accounts.set(plan.accounts.clone());
         self.origin.set_clients(plan.sync_clients.clone());
         self.origin.set_sites(plan.sites.clone());
+        // No account or web server reaches a removed domain any more: move its
+        // folder away.
+        self.retire_removed(&plan).await;
         self.applied = Some(plan);
         Ok(())
     }

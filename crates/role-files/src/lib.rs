@@ -10,7 +10,8 @@
 //!   directories switched atomically.
 //!
 //! [`engine`] plugs both into the agent's supervisor; [`plan`] is the pure translation of
-//! the controller's desired config into what the engine serves.
+//! the controller's desired config into what the engine serves; [`trash`] keeps the
+//! folders of domains the server no longer holds for a week before deleting them.
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod plan;
 pub mod safe_fs;
 pub mod storage;
 pub mod tls;
+pub mod trash;
 
 pub use client::{run_sync, SyncClient, SyncOptions, SyncState, SyncStatus, SyncStatusHandle};
 pub use engine::start_engine;

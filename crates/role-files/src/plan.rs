@@ -159,6 +159,8 @@ pub struct EngineOptions {
     pub ftp_tls_required: bool,
     /// Rescan period in seconds.
     pub rescan_secs: u64,
+    /// Days the files of a domain this server no longer holds stay in the trash.
+    pub site_trash_days: u64,
 }
 
 impl Default for EngineOptions {
@@ -169,6 +171,7 @@ impl Default for EngineOptions {
             ftp_port: None,
             ftp_tls_required: true,
             rescan_secs: 5,
+            site_trash_days: 7,
         }
     }
 }
@@ -221,6 +224,9 @@ impl EngineOptions {
         }
         if let Some(v) = opts.get("rescan_secs") {
             o.rescan_secs = parse_num::<u64>("rescan_secs", v)?.max(1);
+        }
+        if let Some(v) = opts.get("site_trash_days") {
+            o.site_trash_days = parse_num("site_trash_days", v)?;
         }
         Ok(o)
     }

@@ -144,6 +144,44 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
         "bad apply not reported".into()
     })?;
 
+    // a domain no longer held: its folder goes to the trash, out of FTP's reach; when
+    // the domain comes back (maybe another customer's), it starts empty
+    let b = ctx.state_dir.join("sites/b.example");
+    std::fs::write(b.join("secret.txt"), b"b's files")?;
+    let mut without_b = cfg.clone();
+    without_b.sites.retain(|d| d != "b.example");
+    without_b.ftp_accounts.retain(|a| a.domain != "b.example");
+    engine.apply(&RoleConfig::Files(without_b)).await?;
+    ensure(!b.exists(), || "b.example still in sites/".into())?;
+    let trashed: Vec<_> = std::fs::read_dir(ctx.state_dir.join("trash"))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    ensure(
+        trashed.len() == 1 && std::fs::read(trashed[0].join("secret.txt"))? == b"b's files",
+        || format!("trash: {trashed:?}"),
+    )?;
+    let bob = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "--ssl-reqd",
+            "--cacert",
+            &ca.display().to_string(),
+            "-u",
+            "bob:bob-pw",
+            &format!("ftp://{ip}:{ftp_port}/"),
+        ],
+    )
+    .await?;
+    ensure(!bob.ok, || format!("bob still logs in: {bob:?}"))?;
+    engine.apply(&RoleConfig::Files(cfg.clone())).await?;
+    ensure(b.is_dir() && std::fs::read_dir(&b)?.count() == 0, || {
+        "b.example did not come back empty".into()
+    })?;
+
     // a wrong role is refused
     ensure(
         engine
