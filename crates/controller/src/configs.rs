@@ -264,7 +264,9 @@ impl ConfigHub {
 
 /// Build once: read the store, build, apply. Returns the store revision built.
 pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
+    state.site_loads.build_started();
     let (revision, mut world) = World::load(&state.store).await?;
+    state.site_loads.build_read(&world.sites);
     match crate::keys::ensure(state, &mut world).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(changed = n, "key material updated"),

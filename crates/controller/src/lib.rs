@@ -22,6 +22,7 @@ pub mod health;
 pub mod init;
 pub mod join;
 pub mod keys;
+pub mod loads;
 pub mod openapi;
 pub mod secrets;
 pub mod state;

@@ -42,6 +42,8 @@ pub struct Inner {
     pub health: HealthMonitor,
     /// Serialises failover / placement passes.
     pub placement: tokio::sync::Mutex<()>,
+    /// Sites per web server for placing new sites ([`crate::loads`]).
+    pub site_loads: crate::loads::SiteLoads,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             configs,
             health,
             placement: tokio::sync::Mutex::new(()),
+            site_loads: crate::loads::SiteLoads::default(),
         }))
     }
 

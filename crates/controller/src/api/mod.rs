@@ -557,12 +557,16 @@ pub async fn cluster_snapshot(state: &AppState) -> ApiResult<Snapshot> {
     snapshot_with(state, false).await
 }
 
+/// The scheduler's view for placing a new site: site loads from memory
+/// ([`crate::loads`]), without reading every site.
+pub async fn placement_snapshot(state: &AppState) -> ApiResult<Snapshot> {
+    let load = state.site_loads.loads();
+    snapshot_of(state, &load).await
+}
+
 async fn snapshot_with(state: &AppState, with_load: bool) -> ApiResult<Snapshot> {
-    let store = &state.store;
-    let clusters = store.all::<Cluster>().await?;
-    let servers = store.all::<Server>().await?;
     let sites = if with_load {
-        store.all::<model::entity::Site>().await?
+        state.store.all::<model::entity::Site>().await?
     } else {
         Vec::new()
     };
@@ -572,6 +576,13 @@ async fn snapshot_with(state: &AppState, with_load: bool) -> ApiResult<Snapshot>
             *load.entry(id).or_default() += 1;
         }
     }
+    snapshot_of(state, &load).await
+}
+
+async fn snapshot_of(state: &AppState, load: &HashMap<Id, u32>) -> ApiResult<Snapshot> {
+    let store = &state.store;
+    let clusters = store.all::<Cluster>().await?;
+    let servers = store.all::<Server>().await?;
     Ok(Snapshot {
         clusters: clusters
             .into_iter()

@@ -10,7 +10,7 @@ use scheduler::pick_single_server;
 use store::{NewObject, Stored, UniqueKey};
 
 use super::domains::customer_domains;
-use super::{body_domain, filters, list_page, rfc3339, snapshot, Names, Paging};
+use super::{body_domain, filters, list_page, rfc3339, Names, Paging};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
@@ -120,12 +120,16 @@ async fn pick(
     if mode == PlacementMode::All {
         return Ok(None);
     }
-    let snap = snapshot(state).await?;
-    Ok(domain
+    let snap = super::placement_snapshot(state).await?;
+    let server = domain
         .placements
         .get(&Role::Web)
         .and_then(|c| snap.cluster(*c))
-        .and_then(pick_single_server))
+        .and_then(pick_single_server);
+    if let Some(s) = server {
+        state.site_loads.picked(s);
+    }
+    Ok(server)
 }
 
 /// A site named in a path, visible to the caller, or 404.
