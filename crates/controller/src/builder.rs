@@ -124,17 +124,29 @@ impl Built {
     /// BLAKE3 hash of the content (identity and role config), to tell whether a
     /// server's config changed between builds.
     pub fn content_hash(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        // Serialising these plain structs cannot fail; an empty hash would only
-        // cause one needless revision bump.
-        if let Ok(bytes) = serde_json::to_vec(&self.server) {
-            h.update(&bytes);
-        }
-        h.update(b"\0");
-        if let Ok(bytes) = serde_json::to_vec(&self.role) {
-            h.update(&bytes);
-        }
-        *h.finalize().as_bytes()
+        use std::hash::Hash as _;
+        // Fed field by field through `Hash` (no JSON text: escaping every PEM of
+        // every site of every server was the largest single cost of a build).
+        let mut h = Blake3Hasher(blake3::Hasher::new());
+        self.server.hash(&mut h);
+        self.role.hash(&mut h);
+        *h.0.finalize().as_bytes()
+    }
+}
+
+/// `std::hash::Hasher` over BLAKE3, for content hashes of `Hash` values (stable
+/// within one controller process, which is all the revision logic needs).
+struct Blake3Hasher(blake3::Hasher);
+
+impl std::hash::Hasher for Blake3Hasher {
+    fn finish(&self) -> u64 {
+        let out = self.0.finalize();
+        let b = out.as_bytes();
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
     }
 }
 

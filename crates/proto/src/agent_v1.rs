@@ -38,7 +38,7 @@ pub const CONFIG_FORMAT: u32 = 1;
 // ---------------------------------------------------------------- join
 
 /// `POST /v1/agent/join`: a new server asks for its certificate with a join token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
     /// The one-time join token an admin created for a cluster.
@@ -61,7 +61,7 @@ pub struct JoinRequest {
 }
 
 /// Answer to a successful [`JoinRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JoinResponse {
     /// The server name registered (the client certificate's common name).
     pub server: String,
@@ -78,7 +78,7 @@ pub struct JoinResponse {
 // ---------------------------------------------------------------- desired config
 
 /// Query of `GET /v1/agent/config`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigQuery {
     /// The revision the agent already has; `0` asks for the full config at once.
@@ -100,7 +100,7 @@ pub struct DesiredConfig {
 }
 
 /// The server's own identity as the controller knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServerIdentity {
     /// Server name, e.g. `web-1`.
     pub name: String,
@@ -117,7 +117,7 @@ pub struct ServerIdentity {
 }
 
 /// The role-specific part of a desired config, tagged by `"role"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum RoleConfig {
     /// HTTP(S) virtual hosting.
@@ -146,7 +146,7 @@ impl RoleConfig {
 }
 
 /// Desired state of a web server.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WebConfig {
     /// Every site of the server's cluster (each web server holds all of them).
     #[serde(default)]
@@ -158,7 +158,7 @@ pub struct WebConfig {
 }
 
 /// One site on a web server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WebSite {
     /// Primary host name (A-labels).
     pub domain: String,
@@ -190,7 +190,7 @@ pub struct WebSite {
 
 /// A certificate chain and its private key, both PEM. Travels only inside the
 /// desired config (mutual TLS; the agent caches it 0600).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TlsMaterial {
     /// The certificate first, then intermediates.
     pub cert_pem: String,
@@ -208,7 +208,7 @@ impl std::fmt::Debug for TlsMaterial {
 }
 
 /// Desired state of a DNS server.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DnsConfig {
     /// Zones this server is authoritative for.
     #[serde(default)]
@@ -216,7 +216,7 @@ pub struct DnsConfig {
 }
 
 /// One zone on a DNS server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ZoneAssignment {
     /// Zone apex (A-labels, no trailing dot).
     pub domain: String,
@@ -250,7 +250,7 @@ pub struct ZoneAssignment {
 }
 
 /// A TSIG key (RFC 8945) shared by a zone's primary and secondaries.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TsigKey {
     /// Key name, a domain name such as `xfr.dns-eu.hostplane.` .
     pub name: String,
@@ -296,7 +296,7 @@ pub struct ZoneRecord {
 }
 
 /// Desired state of a mail server.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MailConfig {
     /// Mail domains this server accepts for.
     #[serde(default)]
@@ -318,7 +318,7 @@ pub struct MailConfig {
 }
 
 /// Another mail server of the same cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MailPeer {
     /// Its addresses (where its relayed mail comes from).
     pub addresses: Vec<String>,
@@ -327,7 +327,7 @@ pub struct MailPeer {
 }
 
 /// One mail domain on a mail server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MailDomain {
     /// Domain name (A-labels).
     pub domain: String,
@@ -355,7 +355,7 @@ pub struct MailDomain {
 }
 
 /// One mailbox login on a mail primary.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MailAccount {
     /// Local part (the mailbox is `local_part@domain`).
     pub local_part: String,
@@ -384,7 +384,7 @@ impl std::fmt::Debug for MailAccount {
 }
 
 /// A domain's DKIM signing key.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DkimKey {
     /// Selector, e.g. `hp1`.
     pub selector: String,
@@ -404,7 +404,7 @@ impl std::fmt::Debug for DkimKey {
 }
 
 /// Desired state of a files server.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FilesConfig {
     /// Domains whose site content this server holds and serves to web servers.
     #[serde(default)]
@@ -429,7 +429,7 @@ pub struct FilesConfig {
 }
 
 /// The latest API deployment of one site.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SiteDeployment {
     /// The site's domain.
     pub domain: String,
@@ -446,7 +446,7 @@ pub fn deployment_path(id: &str) -> String {
 }
 
 /// One FTP login on a files server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FtpAccountConfig {
     /// Login name.
     pub username: String,
@@ -463,7 +463,7 @@ pub struct FtpAccountConfig {
 }
 
 /// Desired state of a database server.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DbRoleConfig {
     /// Databases to exist.
     #[serde(default)]
@@ -481,7 +481,7 @@ pub struct DbRoleConfig {
 }
 
 /// One database on a db server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DbConfig {
     /// Name on the server.
     pub name: String,
@@ -497,7 +497,7 @@ pub struct DbConfig {
 }
 
 /// One database login on a db server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DbUserConfig {
     /// Login name.
     pub name: String,
@@ -513,7 +513,7 @@ pub struct DbUserConfig {
 // ---------------------------------------------------------------- heartbeat
 
 /// `POST /v1/agent/heartbeat`: the agent's status, sent every second.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Revision of the desired config the role engine last applied successfully
@@ -536,7 +536,7 @@ pub struct Heartbeat {
 }
 
 /// A role engine's report to the controller, tagged by `"role"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum RoleReport {
     /// A database server's databases and trash.
@@ -546,7 +546,7 @@ pub enum RoleReport {
 }
 
 /// What a database server reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DbReport {
     /// Every database hostplane manages there, with its size.
     #[serde(default)]
@@ -560,7 +560,7 @@ pub struct DbReport {
 }
 
 /// One database's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DbStatus {
     /// Name.
     pub name: String,
@@ -577,7 +577,7 @@ pub struct DbStatus {
 }
 
 /// One dump in a database server's trash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DbTrashEntry {
     /// The entry name to restore from ([`DbConfig::restore_from`]).
     pub name: String,
@@ -595,7 +595,7 @@ pub struct DbTrashEntry {
 }
 
 /// What a mail server reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MailReport {
     /// Messages waiting for delivery (to the primary, or outbound).
     #[serde(default)]
@@ -603,7 +603,7 @@ pub struct MailReport {
 }
 
 /// One queued message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct QueuedMail {
     /// Queue id.
     pub id: String,
@@ -626,7 +626,7 @@ pub struct QueuedMail {
 }
 
 /// Health of one role engine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineHealth {
     /// Engine name, e.g. `web`.
@@ -665,7 +665,7 @@ impl EngineState {
 }
 
 /// Answer to a [`Heartbeat`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HeartbeatAck {
     /// The controller's clock (RFC 3339), so agents can log clock skew.
     pub server_time: String,

@@ -20,6 +20,25 @@ fn port_after(detail: &str, what: &str) -> Result<u16> {
     Ok(addr.rsplit(':').next().context("no port")?.parse()?)
 }
 
+/// curl over explicit FTPS (TLS required, `ca` trusted) as `userpw`, with `extra`
+/// arguments before the URL.
+async fn ftps(ca: &std::path::Path, userpw: &str, extra: &[&str], url: &str) -> Result<Run> {
+    let ca = ca.display().to_string();
+    let mut args = vec![
+        "-sS",
+        "--max-time",
+        "30",
+        "--ssl-reqd",
+        "--cacert",
+        &ca,
+        "-u",
+        userpw,
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    run("curl", &args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
     let block = AddrBlock::next();
@@ -73,23 +92,7 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
     std::fs::write(&f, b"through the engine")?;
     let userpw = "alice:alice-pw";
     let url = format!("ftp://{ip}:{ftp_port}/f.txt");
-    let r = run(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "30",
-            "--ssl-reqd",
-            "--cacert",
-            &ca.display().to_string(),
-            "-u",
-            userpw,
-            "-T",
-            &f.display().to_string(),
-            &url,
-        ],
-    )
-    .await?;
+    let r = ftps(&ca, userpw, &["-T", &f.display().to_string()], &url).await?;
     ensure(r.ok, || format!("upload: {r:?}"))?;
     ensure(
         std::fs::read(site.join("f.txt"))? == b"through the engine",
@@ -122,21 +125,7 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
     ensure(engine.apply(&RoleConfig::Files(bad)).await.is_err(), || {
         "bad config applied".into()
     })?;
-    let r = run(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "30",
-            "--ssl-reqd",
-            "--cacert",
-            &ca.display().to_string(),
-            "-u",
-            userpw,
-            &format!("ftp://{ip}:{ftp_port}/"),
-        ],
-    )
-    .await?;
+    let r = ftps(&ca, userpw, &[], &format!("ftp://{ip}:{ftp_port}/")).await?;
     ensure(r.ok && r.stdout.contains("f.txt"), || {
         format!("old config lost: {r:?}")
     })?;
@@ -161,21 +150,7 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
         trashed.len() == 1 && std::fs::read(trashed[0].join("secret.txt"))? == b"b's files",
         || format!("trash: {trashed:?}"),
     )?;
-    let bob = run(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "30",
-            "--ssl-reqd",
-            "--cacert",
-            &ca.display().to_string(),
-            "-u",
-            "bob:bob-pw",
-            &format!("ftp://{ip}:{ftp_port}/"),
-        ],
-    )
-    .await?;
+    let bob = ftps(&ca, "bob:bob-pw", &[], &format!("ftp://{ip}:{ftp_port}/")).await?;
     ensure(!bob.ok, || format!("bob still logs in: {bob:?}"))?;
     engine.apply(&RoleConfig::Files(cfg.clone())).await?;
     ensure(b.is_dir() && std::fs::read_dir(&b)?.count() == 0, || {
