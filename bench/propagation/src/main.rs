@@ -25,6 +25,9 @@
 //! target/release/bench-propagation [--domains 10000] [--web-clusters 10] [--servers 5]
 //!     [--writes 200] [--concurrency 32] [--settle-ms 100] [--bin target/release/hostplane]
 //! ```
+//!
+//! `RUST_LOG=warn,controller::configs=debug BENCH_CONTROLLER_LOG=/tmp/c.log` keeps the
+//! controller's log with the duration of each config build phase.
 
 use anyhow::{bail, Context, Result};
 use proto::agent_v1::{EngineHealth, EngineState, RoleConfig};
@@ -789,6 +792,11 @@ async fn main() -> Result<()> {
     }
     drop(guard);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    // BENCH_CONTROLLER_LOG=FILE keeps the controller's log (e.g. with
+    // RUST_LOG=controller::configs=debug for the build phase timings).
+    if let Ok(keep) = std::env::var("BENCH_CONTROLLER_LOG") {
+        std::fs::write(&keep, &log)?;
+    }
     let controller_warn = log.lines().filter(|l| l.contains("WARN")).count();
     let controller_error = log.lines().filter(|l| l.contains("ERROR")).count();
     println!(
