@@ -147,6 +147,7 @@ pub fn render(cfg: &FilesConfig) -> Result<FilesPlan, FilesError> {
 /// | `ftp_port` | `21`, else `10021` | FTP control port (21 falls back to 10021 without privilege) |
 /// | `ftp_tls_required` | `true` | refuse logins before `AUTH TLS`; `false` only for tests |
 /// | `rescan_secs` | `5` | how often the origin rescans sites for changes made outside FTP |
+/// | `site_trash_days` | `7` | days the files of a domain no longer held stay in `trash/` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
     /// Passive data ports.
@@ -307,10 +308,15 @@ mod tests {
         m.insert("passive_ports".into(), "40000-40010".into());
         m.insert("sync_port".into(), "8443".into());
         m.insert("ftp_tls_required".into(), "false".into());
+        m.insert("site_trash_days".into(), "30".into());
         let o = EngineOptions::parse(&m).unwrap();
         assert_eq!(o.passive_ports, 40000..=40010);
         assert_eq!(o.sync_port, 8443);
         assert!(!o.ftp_tls_required);
+        assert_eq!(o.site_trash_days, 30);
+        m.insert("site_trash_days".into(), "a week".into());
+        assert!(EngineOptions::parse(&m).is_err());
+        m.insert("site_trash_days".into(), "7".into());
         m.insert("passive_ports".into(), "5-1".into());
         assert!(EngineOptions::parse(&m).is_err());
     }
