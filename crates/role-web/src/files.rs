@@ -115,20 +115,6 @@ pub async fn prepare(cache: &ContentCache, o: Opened, ext: Option<&str>) -> io::
     Ok(Prepared { meta, source })
 }
 
-/// Serve the open regular file `o` (`ext` chooses the MIME type).
-pub async fn serve(
-    cache: &ContentCache,
-    o: Opened,
-    ext: Option<&str>,
-    req: &HeaderMap,
-    head: bool,
-) -> Response<Body> {
-    match prepare(cache, o, ext).await {
-        Ok(p) => respond(cache, &p.meta, p.source, req, head).await,
-        Err(e) => read_failed(&e),
-    }
-}
-
 pub(crate) fn read_failed(e: &io::Error) -> Response<Body> {
     tracing::warn!(error = %e, "reading a static file failed");
     crate::body::plain(StatusCode::INTERNAL_SERVER_ERROR, "read error\n")
