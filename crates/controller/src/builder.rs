@@ -23,8 +23,8 @@ use model::entity::{
 use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FilesConfig, FtpAccountConfig,
-    MailAccount, MailConfig, MailDomain, MailPeer, RoleConfig, ServerIdentity, TlsMaterial,
-    TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent, SYNC_PORT,
+    MailAccount, MailConfig, MailDomain, MailPeer, PreviousTsigSecret, RoleConfig, ServerIdentity,
+    TlsMaterial, TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent, SYNC_PORT,
 };
 use scheduler::Health;
 use store::{Store, StoreError, Stored};
@@ -186,6 +186,8 @@ struct Index<'a> {
     members: HashMap<Id, Vec<&'a Stored<Server>>>,
     /// The zone of every DNS-placed domain, by domain id.
     zones: HashMap<Id, ZoneContent>,
+    /// The catalog zone ([`crate::catalog`]) of every DNS cluster, by cluster id.
+    catalogs: HashMap<Id, ZoneContent>,
     /// Key material by purpose and subject.
     secrets: HashMap<(SecretPurpose, &'a str), &'a Secret>,
 }
@@ -227,6 +229,7 @@ impl<'a> Index<'a> {
                 .collect(),
             members,
             zones: HashMap::new(),
+            catalogs: HashMap::new(),
             secrets: world
                 .secrets
                 .iter()
@@ -311,6 +314,9 @@ impl<'a> Index<'a> {
             let Some(dns) = placed(Role::Dns) else {
                 continue;
             };
+            if crate::catalog::is_reserved(&d.data.name) {
+                continue;
+            }
             let web = placed(Role::Web);
             let input = ZoneInput {
                 origin: &d.data.name,
@@ -341,10 +347,29 @@ impl<'a> Index<'a> {
             serials.assign(&mut zone, today_yyyymmdd);
             zones.insert(d.meta.id, zone);
         }
-        let built: std::collections::HashSet<&str> =
-            zones.values().map(|z| z.origin.as_str()).collect();
+        let mut catalogs = HashMap::new();
+        for c in world.clusters.iter().filter(|c| c.data.role == Role::Dns) {
+            let members: Vec<&str> = self
+                .domains_on(Role::Dns, c.meta.id)
+                .into_iter()
+                .filter(|d| zones.contains_key(&d.meta.id))
+                .map(|d| d.meta.name.as_str())
+                .collect();
+            let mut catalog = crate::catalog::build_catalog(
+                &crate::catalog::catalog_name(c.meta.name.as_str()),
+                &members,
+            );
+            serials.assign(&mut catalog, today_yyyymmdd);
+            catalogs.insert(c.meta.id, catalog);
+        }
+        let built: std::collections::HashSet<&str> = zones
+            .values()
+            .chain(catalogs.values())
+            .map(|z| z.origin.as_str())
+            .collect();
         serials.retain(|origin| built.contains(origin));
         self.zones = zones;
+        self.catalogs = catalogs;
     }
 
     /// Domains placed on `cluster` for `role`, by name.
@@ -448,21 +473,38 @@ impl<'a> Index<'a> {
                 name: k.public.clone(),
                 algorithm: k.algorithm.clone(),
                 secret: k.private.clone(),
+                previous: cluster
+                    .and_then(|c| {
+                        self.secrets
+                            .get(&(SecretPurpose::TsigPrevious, c.meta.name.as_str()))
+                    })
+                    .and_then(|p| {
+                        Some(PreviousTsigSecret {
+                            secret: p.private.clone(),
+                            not_after: u64::try_from(p.not_after?).ok()?,
+                        })
+                    }),
             });
-        let zones = self
+        let assignment = |domain: &str, zone: Option<&ZoneContent>| ZoneAssignment {
+            domain: domain.to_owned(),
+            primary: is_primary,
+            primary_addresses: primary_addresses.clone(),
+            secondaries: secondaries.clone(),
+            zone: zone.cloned(),
+            primary_endpoints: primary_endpoints.clone(),
+            notify: notify.clone(),
+            tsig: tsig.clone(),
+        };
+        let mut zones: Vec<ZoneAssignment> = self
             .domains_on(Role::Dns, server.data.cluster)
             .into_iter()
-            .map(|d| ZoneAssignment {
-                domain: d.meta.name.clone(),
-                primary: is_primary,
-                primary_addresses: primary_addresses.clone(),
-                secondaries: secondaries.clone(),
-                zone: self.zones.get(&d.meta.id).cloned(),
-                primary_endpoints: primary_endpoints.clone(),
-                notify: notify.clone(),
-                tsig: tsig.clone(),
-            })
+            .filter(|d| self.zones.contains_key(&d.meta.id))
+            .map(|d| assignment(&d.meta.name, self.zones.get(&d.meta.id)))
             .collect();
+        // The catalog, only with a key: it is never transferred unsigned.
+        if let (Some(catalog), Some(_)) = (self.catalogs.get(&server.data.cluster), &tsig) {
+            zones.push(assignment(&catalog.origin, Some(catalog)));
+        }
         DnsConfig { zones }
     }
 
@@ -1097,7 +1139,19 @@ mod tests {
         let mut serials = ZoneSerials::default();
         let built = build_all(&world(), &mut serials, TODAY);
         let (ns1, ns2) = (zones_of(&built, 21), zones_of(&built, 22));
-        assert_eq!(ns1.len(), 2);
+        // Two domains and the cluster's catalog zone, listing them.
+        assert_eq!(ns1.len(), 3);
+        let catalog = ns1[2].zone.as_ref().unwrap();
+        assert_eq!(ns1[2].domain, "catalog.dns.hostplane.invalid");
+        assert!(ns1[2].primary && !ns2[2].primary);
+        assert!(ns1[2].tsig.is_some());
+        let ptrs: Vec<&str> = catalog
+            .records
+            .iter()
+            .filter(|r| r.rtype == "PTR")
+            .map(|r| r.data.as_str())
+            .collect();
+        assert_eq!(ptrs, ["a.example.", "b.example."]);
         for (a, b) in ns1.iter().zip(&ns2) {
             let (za, zb) = (a.zone.as_ref().unwrap(), b.zone.as_ref().unwrap());
             // Primary and secondary get the same content.
@@ -1143,6 +1197,62 @@ mod tests {
             zones_of(&after, 21)[1].zone.as_ref().unwrap().serial,
             2_026_112_500
         );
+    }
+
+    #[test]
+    fn the_catalog_follows_the_zones_and_carries_a_rotated_key() {
+        let mut serials = ZoneSerials::default();
+        let catalog = |b: &BTreeMap<Id, Built>| zones_of(b, 21).last().cloned().unwrap();
+        let before = build_all(&world(), &mut serials, TODAY);
+        let first = catalog(&before).zone.unwrap();
+        // A new DNS zone: the catalog lists it under a new serial.
+        let mut w = world();
+        w.domains.push(domain(103, "c.example", &[(Role::Dns, 3)]));
+        // A name in the reserved catalog namespace is never served.
+        w.domains
+            .push(domain(104, "x.hostplane.invalid", &[(Role::Dns, 3)]));
+        let after = build_all(&w, &mut serials, TODAY);
+        let added = catalog(&after).zone.unwrap();
+        assert_eq!(added.serial, first.serial + 1);
+        assert!(added.records.iter().any(|r| r.data == "c.example."));
+        assert!(!added
+            .records
+            .iter()
+            .any(|r| r.data.contains("invalid.") && r.rtype == "PTR"));
+        assert!(zones_of(&after, 21)
+            .iter()
+            .all(|z| z.domain != "x.hostplane.invalid"));
+        // Removed again: a newer serial, without it.
+        let back = build_all(&world(), &mut serials, TODAY);
+        let removed = catalog(&back).zone.unwrap();
+        assert_eq!(removed.serial, first.serial + 2);
+        assert!(!removed.records.iter().any(|r| r.data == "c.example."));
+        // A rotation's previous secret travels with the key of every zone.
+        let mut w = world();
+        let mut old = secret(
+            605,
+            SecretPurpose::TsigPrevious,
+            "dns",
+            "xfr.dns.hostplane.",
+            "b2xk",
+        );
+        old.data.not_after = Some(1_900_000_000);
+        w.secrets.push(old);
+        let rotated = build_all(&w, &mut serials, TODAY);
+        for z in zones_of(&rotated, 22) {
+            let prev = z.tsig.unwrap().previous.unwrap();
+            assert_eq!(
+                (prev.secret.as_str(), prev.not_after),
+                ("b2xk", 1_900_000_000)
+            );
+        }
+        // Without a TSIG key there is no catalog (never transferable unsigned).
+        let mut w = world();
+        w.secrets.retain(|s| s.data.purpose != SecretPurpose::Tsig);
+        let unkeyed = build_all(&w, &mut serials, TODAY);
+        assert!(zones_of(&unkeyed, 21)
+            .iter()
+            .all(|z| !z.domain.starts_with("catalog.")));
     }
 
     #[test]

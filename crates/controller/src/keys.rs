@@ -124,6 +124,23 @@ pub fn plan(wanted: Vec<Wanted>, existing: &[Stored<Secret>], now: i64) -> Plan 
         .collect();
     let mut plan = Plan::default();
     let mut kept: BTreeSet<Id> = BTreeSet::new();
+    // A TSIG key a rotation replaced stays until its grace period ends (and only
+    // while its cluster still has a key).
+    let tsig_clusters: BTreeSet<&str> = wanted
+        .iter()
+        .filter(|w| w.purpose == SecretPurpose::Tsig)
+        .map(|w| w.subject.as_str())
+        .collect();
+    kept.extend(
+        existing
+            .iter()
+            .filter(|s| {
+                s.data.purpose == SecretPurpose::TsigPrevious
+                    && tsig_clusters.contains(s.data.subject.as_str())
+                    && s.data.not_after.is_some_and(|t| t > now)
+            })
+            .map(|s| s.meta.id),
+    );
     for w in wanted {
         match have.get(&(w.purpose, w.subject.as_str())) {
             None => plan.create.push(w),
@@ -204,6 +221,9 @@ pub fn new_tsig_secret() -> Result<String, KeyError> {
     Ok(base64::engine::general_purpose::STANDARD.encode(key))
 }
 
+/// The algorithm of generated TSIG keys.
+pub const TSIG_ALGORITHM: &str = "hmac-sha256";
+
 /// The TSIG key name of a DNS cluster's transfers.
 pub fn tsig_key_name(cluster: &str) -> String {
     format!("xfr.{cluster}.hostplane.")
@@ -232,9 +252,11 @@ fn make(state: &AppState, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyErr
         SecretPurpose::Tsig => (
             tsig_key_name(&w.subject),
             new_tsig_secret()?,
-            "hmac-sha256".to_owned(),
+            TSIG_ALGORITHM.to_owned(),
             None,
         ),
+        // Only a rotation makes these (`crate::catalog::rotate`).
+        SecretPurpose::TsigPrevious => return Ok(None),
     };
     Ok(Some(Secret {
         purpose: w.purpose,
@@ -383,6 +405,48 @@ mod tests {
             now,
         );
         assert!(same.is_empty(), "{same:?}");
+    }
+
+    #[test]
+    fn rotated_tsig_keys_stay_for_their_grace_period() {
+        let now = 1_000_000_000;
+        let tsig = |purpose, subject: &str, not_after| Secret {
+            purpose,
+            subject: subject.into(),
+            public: tsig_key_name(subject),
+            private: "c2VjcmV0".into(),
+            algorithm: TSIG_ALGORITHM.into(),
+            not_after,
+            uploaded: false,
+            names: Vec::new(),
+        };
+        let existing = vec![
+            stored(1, tsig(SecretPurpose::Tsig, "dns-a", None)),
+            stored(
+                2,
+                tsig(SecretPurpose::TsigPrevious, "dns-a", Some(now + 10)),
+            ),
+            // expired
+            stored(3, tsig(SecretPurpose::Tsig, "dns-b", None)),
+            stored(4, tsig(SecretPurpose::TsigPrevious, "dns-b", Some(now))),
+            // cluster gone
+            stored(
+                5,
+                tsig(SecretPurpose::TsigPrevious, "dns-c", Some(now + 10)),
+            ),
+        ];
+        let wanted = ["dns-a", "dns-b"]
+            .iter()
+            .map(|c| Wanted {
+                purpose: SecretPurpose::Tsig,
+                subject: (*c).into(),
+                names: Vec::new(),
+                owner: None,
+            })
+            .collect();
+        let p = plan(wanted, &existing, now);
+        assert!(p.create.is_empty() && p.reissue.is_empty());
+        assert_eq!(p.delete, vec![4, 5]);
     }
 
     #[test]

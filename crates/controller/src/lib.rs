@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod builder;
 pub mod ca;
+pub mod catalog;
 pub mod config;
 pub mod configs;
 pub mod deployments;

@@ -433,6 +433,9 @@ pub enum SecretPurpose {
     Dkim,
     /// A DNS cluster's TSIG key for zone transfers (subject: the cluster name).
     Tsig,
+    /// The TSIG key a rotation replaced, still accepted until `not_after`
+    /// (subject: the cluster name; `private` the old secret).
+    TsigPrevious,
 }
 
 impl SecretPurpose {
@@ -443,6 +446,7 @@ impl SecretPurpose {
             SecretPurpose::ServerCert => "server_cert",
             SecretPurpose::Dkim => "dkim",
             SecretPurpose::Tsig => "tsig",
+            SecretPurpose::TsigPrevious => "tsig_previous",
         }
     }
 

@@ -258,6 +258,11 @@ pub struct TsigKey {
     pub algorithm: String,
     /// The shared secret, base64.
     pub secret: String,
+    /// After a rotation (`hostplane cluster tsig rotate`): the secret this key
+    /// replaced (same name and algorithm), still accepted on incoming requests until
+    /// its expiry, so secondaries can be switched over during a grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousTsigSecret>,
 }
 
 impl std::fmt::Debug for TsigKey {
@@ -265,6 +270,24 @@ impl std::fmt::Debug for TsigKey {
         f.debug_struct("TsigKey")
             .field("name", &self.name)
             .field("algorithm", &self.algorithm)
+            .field("previous", &self.previous)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The secret a [`TsigKey`] replaced, valid until `not_after`.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PreviousTsigSecret {
+    /// The previous shared secret, base64.
+    pub secret: String,
+    /// Unix seconds after which the previous secret is refused.
+    pub not_after: u64,
+}
+
+impl std::fmt::Debug for PreviousTsigSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviousTsigSecret")
+            .field("not_after", &self.not_after)
             .finish_non_exhaustive()
     }
 }

@@ -387,10 +387,16 @@ fn plan_zone(a: &ZoneAssignment, parsed: &Parsed) -> Result<Planned, String> {
     origin.set_fqdn(true);
     let origin = origin.to_lowercase();
     let key = match &a.tsig {
-        Some(k) => Some(Arc::new(
-            Key::new(&k.name, &k.algorithm, &k.secret)
-                .map_err(|e| format!("zone {}: {e}", a.domain))?,
-        )),
+        Some(k) => {
+            let mut key = Key::new(&k.name, &k.algorithm, &k.secret)
+                .map_err(|e| format!("zone {}: {e}", a.domain))?;
+            if let Some(p) = &k.previous {
+                key = key
+                    .with_previous(&p.secret, p.not_after)
+                    .map_err(|e| format!("zone {}: previous TSIG secret: {e}", a.domain))?;
+            }
+            Some(Arc::new(key))
+        }
         None => None,
     };
     let (content, source) = match (&a.zone, a.primary) {
@@ -418,7 +424,9 @@ fn plan_zone(a: &ZoneAssignment, parsed: &Parsed) -> Result<Planned, String> {
             "{:?}|{:?}|{:?}",
             a.primary_endpoints,
             a.notify,
-            a.tsig.as_ref().map(|k| (&k.name, &k.algorithm, &k.secret))
+            a.tsig
+                .as_ref()
+                .map(|k| (&k.name, &k.algorithm, &k.secret, &k.previous))
         ),
     })
 }
@@ -775,12 +783,18 @@ async fn send_notifies(
         tasks.spawn(async move {
             let mut delay = Duration::from_millis(250);
             for attempt in 1..=NOTIFY_ATTEMPTS {
-                match client::notify_once(bind, target, zone.soa(), key.as_deref(), Duration::from_secs(1)).await {
-                    Ok(()) => {
-                        stats.notifies_acked.fetch_add(1, Ordering::Relaxed);
-                        return;
+                // During a key rotation's grace period a secondary may still hold
+                // the previous secret: refused with the current one, try that.
+                let previous = key.as_deref().and_then(|k| k.previous(tsig::now()));
+                let keys = std::iter::once(key.as_deref()).chain(previous.map(Some));
+                for k in keys {
+                    match client::notify_once(bind, target, zone.soa(), k, Duration::from_secs(1)).await {
+                        Ok(()) => {
+                            stats.notifies_acked.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Err(e) => tracing::debug!(%target, attempt, error = %e, "notify not answered"),
                     }
-                    Err(e) => tracing::debug!(%target, attempt, error = %e, "notify not answered"),
                 }
                 tokio::time::sleep(delay).await;
                 delay *= 2;

@@ -345,8 +345,8 @@ pub fn handle_from(
                 let resp = header_only(request, ResponseCode::NotAuth);
                 return Ok(Outcome::one(tsig::error_response(resp, &rr, tsig::BADKEY)));
             };
-            match tsig::verify_request(key, request, &rr, tsig::now()) {
-                Ok(mac) => signed = Some(Signed { key, mac }),
+            match tsig::verify_request_rotated(key, request, &rr, tsig::now()) {
+                Ok((key, mac)) => signed = Some(Signed { key, mac }),
                 Err(code) => {
                     let resp = header_only(request, ResponseCode::NotAuth);
                     return Ok(Outcome::one(tsig::error_response(resp, &rr, code)));

@@ -45,9 +45,14 @@ pub enum TsigError {
 }
 
 /// A shared HMAC-SHA256 key. Its secret is never printed.
+///
+/// After a rotation a key may carry the secret it replaced ([`Key::with_previous`]):
+/// incoming requests signed with that one are accepted (and answered with it) until
+/// its expiry; everything we sign uses the current secret.
 pub struct Key {
     name: Name,
     hmac: hmac::Key,
+    previous: Option<(Box<Key>, u64)>,
 }
 
 impl std::fmt::Debug for Key {
@@ -79,7 +84,24 @@ impl Key {
         Ok(Self {
             name: name.to_lowercase(),
             hmac: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            previous: None,
         })
+    }
+
+    /// The same key also accepting the replaced secret `secret_b64` (same name and
+    /// algorithm) on incoming requests until `not_after` (unix seconds).
+    pub fn with_previous(mut self, secret_b64: &str, not_after: u64) -> Result<Self, TsigError> {
+        let old = Key::new(&self.name.to_ascii(), "hmac-sha256", secret_b64)?;
+        self.previous = Some((Box::new(old), not_after));
+        Ok(self)
+    }
+
+    /// The replaced secret, while it is still valid at `now` (unix seconds).
+    pub fn previous(&self, now: u64) -> Option<&Key> {
+        self.previous
+            .as_ref()
+            .filter(|(_, not_after)| now < *not_after)
+            .map(|(k, _)| &**k)
     }
 
     /// The key name (lowercase, absolute).
@@ -337,6 +359,25 @@ pub fn verify_request(key: &Key, msg: &[u8], rr: &TsigRecord, time: u64) -> Resu
     Ok(rr.mac.clone())
 }
 
+/// Verifies a signed request with `key` or, when that fails on the MAC, with the
+/// secret `key` replaced while it is still valid at `time`. Returns the key that
+/// verified (the answer is signed with it) and the request MAC, or the TSIG error.
+pub fn verify_request_rotated<'k>(
+    key: &'k Key,
+    msg: &[u8],
+    rr: &TsigRecord,
+    time: u64,
+) -> Result<(&'k Key, Vec<u8>), u16> {
+    match verify_request(key, msg, rr, time) {
+        Ok(mac) => Ok((key, mac)),
+        Err(BADSIG) => match key.previous(time) {
+            Some(old) => verify_request(old, msg, rr, time).map(|mac| (old, mac)),
+            None => Err(BADSIG),
+        },
+        Err(code) => Err(code),
+    }
+}
+
 /// An unsigned error answer: `response` (already NOTAUTH) with a TSIG record that
 /// carries `error` and no MAC (RFC 8945 §5.3.2).
 pub fn error_response(response: Vec<u8>, rr: &TsigRecord, error: u16) -> Vec<u8> {
@@ -513,6 +554,58 @@ mod tests {
         assert_eq!(wrong.verify(&a), Err(TsigError::Verify(BADSIG)));
         let mut unsigned_first = ResponseVerifier::new(&k, request_mac);
         assert_eq!(unsigned_first.verify(&msgs[0]), Err(TsigError::Unsigned));
+    }
+
+    #[test]
+    fn a_rotated_key_accepts_the_previous_secret_until_it_expires() {
+        let old = Key::new(
+            "xfr.example.",
+            "hmac-sha256",
+            "b2xkLXNlY3JldC1vbGQtc2VjcmV0",
+        )
+        .expect("k");
+        let now = now();
+        let current = key()
+            .with_previous("b2xkLXNlY3JldC1vbGQtc2VjcmV0", now + 60)
+            .expect("key");
+        let (signed, _) = sign_request(&old, query(), now).expect("sign");
+        let rr = find(&signed).expect("tsig");
+        // The current key alone refuses it; with its previous secret it verifies,
+        // and the answer is signed with the old secret (what the client checks).
+        assert_eq!(verify_request(&current, &signed, &rr, now), Err(BADSIG));
+        let (used, mac) = verify_request_rotated(&current, &signed, &rr, now).expect("grace");
+        let mut signer = ResponseSigner::new(used, mac.clone(), now);
+        let answer = signer.sign(query()).expect("sign");
+        ResponseVerifier::new(&old, mac)
+            .verify(&answer)
+            .expect("old key verifies the answer");
+        // The current secret still works.
+        let (signed_new, _) = sign_request(&key(), query(), now).expect("sign");
+        let rr_new = find(&signed_new).expect("tsig");
+        let (used, _) = verify_request_rotated(&current, &signed_new, &rr_new, now).expect("new");
+        assert!(std::ptr::eq(used, &current));
+        // After the grace period the old secret is refused.
+        let later = now + 61;
+        let (late, _) = sign_request(&old, query(), later).expect("sign");
+        let rr = find(&late).expect("tsig");
+        assert_eq!(
+            verify_request_rotated(&current, &late, &rr, later).map(|_| ()),
+            Err(BADSIG)
+        );
+        assert!(current.previous(later).is_none());
+        // A different key name is still BADKEY, not retried.
+        let other = Key::new(
+            "other.example.",
+            "hmac-sha256",
+            "b2xkLXNlY3JldC1vbGQtc2VjcmV0",
+        )
+        .expect("k");
+        let (s, _) = sign_request(&other, query(), now).expect("sign");
+        let rr = find(&s).expect("tsig");
+        assert_eq!(
+            verify_request_rotated(&current, &s, &rr, now).map(|_| ()),
+            Err(BADKEY)
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub enum ZoneError {
 }
 
 /// The record types a [`RecordLine`] may carry.
-const SUPPORTED: [RecordType; 9] = [
+const SUPPORTED: [RecordType; 10] = [
     RecordType::A,
     RecordType::AAAA,
     RecordType::CNAME,
@@ -133,6 +133,7 @@ const SUPPORTED: [RecordType; 9] = [
     RecordType::CAA,
     RecordType::NS,
     RecordType::SOA,
+    RecordType::PTR,
 ];
 
 /// All data at one owner name. An empty node is an empty non-terminal (RFC 4592 §2.2.2):
@@ -173,6 +174,7 @@ fn target_names(data: &RData) -> Vec<&Name> {
     match data {
         RData::CNAME(n) => vec![&n.0],
         RData::NS(n) => vec![&n.0],
+        RData::PTR(n) => vec![&n.0],
         RData::MX(mx) => vec![&mx.exchange],
         RData::SRV(srv) => vec![&srv.target],
         RData::SOA(soa) => vec![&soa.mname, &soa.rname],

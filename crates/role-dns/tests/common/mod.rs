@@ -26,6 +26,7 @@ pub fn key() -> TsigKey {
         name: "xfr.test.".into(),
         algorithm: "hmac-sha256".into(),
         secret: SECRET.into(),
+        previous: None,
     }
 }
 

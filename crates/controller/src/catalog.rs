@@ -1,0 +1,309 @@
+//! External secondaries: the catalog zone (RFC 9432, schema version 2) every DNS
+//! cluster's primary serves, and the ready-to-paste BIND and Knot configuration
+//! `hostplane cluster tsig show` prints. Pure (no I/O, no clock).
+//!
+//! The catalog of DNS cluster `C` is the zone `catalog.C.hostplane.invalid` (the
+//! `.invalid` TLD, RFC 6761, can never be a real zone, so it collides with no
+//! customer's; domains under `hostplane.invalid` are never served). It holds:
+//! - `SOA invalid. invalid. <serial> 3600 600 1209600 0` and `NS invalid.` (RFC 9432
+//!   §4.1: the catalog is not meant to be resolved);
+//! - `version TXT "2"`;
+//! - `<id>.zones PTR <zone>.` for every zone of the cluster, where `<id>` is
+//!   [`member_id`]: a hash of the zone name, so a zone keeps its id for as long as
+//!   it exists (a secondary would otherwise drop and re-add it).
+//!
+//! Its serial is journaled like every zone's (`crate::zones::ZoneSerials`), so it
+//! grows whenever a zone is added or removed; the primary sends NOTIFY to the
+//! cluster's secondaries and external secondaries, which may transfer it signed
+//! with the cluster's TSIG key only.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use model::DomainName;
+use proto::agent_v1::{ZoneContent, ZoneRecord};
+
+use crate::zones::{SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
+
+/// The parent of every catalog zone; names under it are reserved.
+pub const CATALOG_SUFFIX: &str = "hostplane.invalid";
+/// The catalog schema version (RFC 9432 §4.2.1).
+pub const CATALOG_VERSION: &str = "2";
+
+/// The catalog zone of DNS cluster `cluster` (no trailing dot).
+pub fn catalog_name(cluster: &str) -> String {
+    format!("catalog.{cluster}.{CATALOG_SUFFIX}")
+}
+
+/// Whether `name` lies in the reserved catalog namespace (never served as a
+/// customer zone).
+pub fn is_reserved(name: &DomainName) -> bool {
+    let n = name.as_str();
+    n == CATALOG_SUFFIX || n.ends_with(&format!(".{CATALOG_SUFFIX}"))
+}
+
+/// The stable member id of a zone: the first 16 bytes of BLAKE3 over its
+/// lowercase name, in hex (a valid DNS label of 32 characters).
+pub fn member_id(zone: &str) -> String {
+    let hash = blake3::hash(zone.trim_end_matches('.').to_ascii_lowercase().as_bytes());
+    hash.as_bytes()[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The catalog zone `origin` listing `members` (zone names without trailing dot),
+/// with serial 0 (the caller assigns the real one). Records: SOA, NS, `version`,
+/// then the members sorted by name.
+pub fn build_catalog(origin: &str, members: &[&str]) -> ZoneContent {
+    let rec = |name: String, rtype: &str, data: String| ZoneRecord {
+        name,
+        ttl: 0,
+        rtype: rtype.to_owned(),
+        data,
+    };
+    let mut records = vec![
+        rec(
+            origin.to_owned(),
+            "SOA",
+            format!("invalid. invalid. 0 {SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} 0"),
+        ),
+        rec(origin.to_owned(), "NS", "invalid.".to_owned()),
+        rec(
+            format!("version.{origin}"),
+            "TXT",
+            format!("\"{CATALOG_VERSION}\""),
+        ),
+    ];
+    let mut sorted: Vec<&str> = members.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for zone in sorted {
+        records.push(rec(
+            format!("{}.zones.{origin}", member_id(zone)),
+            "PTR",
+            format!("{}.", zone.trim_end_matches('.')),
+        ));
+    }
+    ZoneContent {
+        origin: origin.to_owned(),
+        serial: 0,
+        records,
+    }
+}
+
+/// What an external secondary needs to know.
+#[derive(Debug, Clone)]
+pub struct SecondarySetup<'a> {
+    /// The DNS cluster.
+    pub cluster: &'a str,
+    /// TSIG key name (absolute, with the trailing dot).
+    pub key_name: &'a str,
+    /// TSIG algorithm (`hmac-sha256`).
+    pub algorithm: &'a str,
+    /// TSIG secret, base64.
+    pub secret: &'a str,
+    /// Where to transfer from: the cluster primary's DNS endpoints.
+    pub primaries: &'a [SocketAddr],
+}
+
+impl SecondarySetup<'_> {
+    fn remote_id(&self) -> String {
+        format!("hostplane-{}", self.cluster)
+    }
+
+    /// BIND 9.18+: the part that goes inside `options { }` (or a `view`).
+    pub fn bind_options(&self) -> String {
+        let catalog = catalog_name(self.cluster);
+        format!(
+            "catalog-zones {{\n    zone \"{catalog}\" default-primaries {{ {}; }};\n}};\n",
+            self.remote_id()
+        )
+    }
+
+    /// BIND 9.18+: the key, the primaries list and the catalog zone (top level of
+    /// `named.conf`).
+    pub fn bind_config(&self) -> String {
+        let id = self.remote_id();
+        let key = self.key_name;
+        let mut out = format!(
+            "key \"{key}\" {{\n    algorithm {};\n    secret \"{}\";\n}};\nprimaries \"{id}\" {{\n",
+            self.algorithm, self.secret
+        );
+        for p in self.primaries {
+            let _ = writeln!(out, "    {} port {} key \"{key}\";", p.ip(), p.port());
+        }
+        let _ = write!(
+            out,
+            "}};\nzone \"{}\" {{\n    type secondary;\n    primaries {{ {id}; }};\n}};\n",
+            catalog_name(self.cluster)
+        );
+        out
+    }
+
+    /// Knot DNS 3.1+: key, remote, notify ACL, the template of member zones and the
+    /// catalog zone (`catalog-role: interpret`). Sections may be appended to an
+    /// existing `knot.conf` or put in an included file.
+    pub fn knot_config(&self) -> String {
+        let id = self.remote_id();
+        let key = self.key_name;
+        let addresses: Vec<String> = self
+            .primaries
+            .iter()
+            .map(|p| format!("{}@{}", p.ip(), p.port()))
+            .collect();
+        let ips: Vec<String> = self.primaries.iter().map(|p| p.ip().to_string()).collect();
+        format!(
+            "key:\n  - id: {key}\n    algorithm: {alg}\n    secret: {secret}\n\
+             remote:\n  - id: {id}\n    address: [{addresses}]\n    key: {key}\n\
+             acl:\n  - id: {id}-notify\n    address: [{ips}]\n    key: {key}\n    action: notify\n\
+             template:\n  - id: {id}\n    master: {id}\n    acl: {id}-notify\n\
+             \x20   # storage, zonefile-sync ...: as for your other secondary zones\n\
+             zone:\n  - domain: {catalog}.\n    master: {id}\n    acl: {id}-notify\n\
+             \x20   catalog-role: interpret\n    catalog-template: {id}\n",
+            alg = self.algorithm,
+            secret = self.secret,
+            addresses = addresses.join(", "),
+            ips = ips.join(", "),
+            catalog = catalog_name(self.cluster),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zones::to_zone_file;
+
+    fn catalog() -> ZoneContent {
+        let mut z = build_catalog(
+            &catalog_name("dns-eu"),
+            &[
+                "example.com",
+                "b.example",
+                "xn--bcher-kva.example",
+                "b.example",
+            ],
+        );
+        crate::zones::set_serial(&mut z, 2_026_112_500);
+        z
+    }
+
+    #[test]
+    fn catalog_zone_snapshot() {
+        insta::assert_snapshot!("catalog", to_zone_file(&catalog()));
+    }
+
+    #[test]
+    fn member_ids_are_stable_labels() {
+        let id = member_id("example.com");
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(id, member_id("Example.COM."));
+        assert_ne!(id, member_id("example.net"));
+        // The id does not depend on the other members.
+        let alone = build_catalog("c.invalid", &["example.com"]);
+        let with = build_catalog("c.invalid", &["a.example", "example.com"]);
+        let ptr = |z: &ZoneContent| {
+            z.records
+                .iter()
+                .find(|r| r.data == "example.com.")
+                .map(|r| r.name.clone())
+        };
+        assert_eq!(ptr(&alone), ptr(&with));
+        assert!(is_reserved(
+            &DomainName::new("catalog.x.hostplane.invalid").unwrap()
+        ));
+        assert!(is_reserved(&DomainName::new("hostplane.invalid").unwrap()));
+        assert!(!is_reserved(
+            &DomainName::new("myhostplane.invalid").unwrap()
+        ));
+    }
+
+    /// BIND's checker loads the catalog zone.
+    #[test]
+    fn catalog_passes_named_checkzone() {
+        let z = catalog();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.zone");
+        std::fs::write(&path, to_zone_file(&z)).unwrap();
+        let out = std::process::Command::new("named-checkzone")
+            .args(["-k", "fail", "-i", "local"])
+            .arg(&z.origin)
+            .arg(&path)
+            .output()
+            .expect("named-checkzone (bind9-utils)");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn setup() -> SecondarySetup<'static> {
+        static PRIMARIES: std::sync::LazyLock<Vec<SocketAddr>> =
+            std::sync::LazyLock::new(|| vec!["192.0.2.53:53".parse().unwrap()]);
+        SecondarySetup {
+            cluster: "dns-eu",
+            key_name: "xfr.dns-eu.hostplane.",
+            algorithm: "hmac-sha256",
+            secret: "aG9zdHBsYW5lLXRlc3QtdHNpZy1rZXktMzItYnl0ZXMh",
+            primaries: &PRIMARIES,
+        }
+    }
+
+    #[test]
+    fn secondary_config_snapshots() {
+        let s = setup();
+        insta::assert_snapshot!("bind_options", s.bind_options());
+        insta::assert_snapshot!("bind_config", s.bind_config());
+        insta::assert_snapshot!("knot_config", s.knot_config());
+    }
+
+    /// The BIND text is accepted by `named-checkconf`, the Knot text by `knotc
+    /// conf-check`.
+    #[test]
+    fn secondary_configs_pass_the_daemons_checkers() {
+        let s = setup();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let named = format!(
+            "options {{\n  directory \"{d}\";\n{}}};\n{}",
+            s.bind_options(),
+            s.bind_config()
+        );
+        let path = dir.path().join("named.conf");
+        std::fs::write(&path, &named).unwrap();
+        let out = std::process::Command::new("named-checkconf")
+            .arg(&path)
+            .output()
+            .expect("named-checkconf (bind9-utils)");
+        assert!(
+            out.status.success(),
+            "{named}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let knot = format!(
+            "server:\n    rundir: \"{d}\"\ndatabase:\n    storage: \"{d}\"\n{}",
+            s.knot_config()
+        );
+        let path = dir.path().join("knot.conf");
+        std::fs::write(&path, &knot).unwrap();
+        let out = std::process::Command::new("knotc")
+            .arg("-c")
+            .arg(&path)
+            .arg("conf-check")
+            .output()
+            .expect("knotc (knot)");
+        assert!(
+            out.status.success(),
+            "{knot}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
