@@ -490,6 +490,21 @@ impl Client {
         self.delete(&["v1", "tokens", id]).await
     }
 
+    // ------------------------------------------------------------ TSIG keys
+
+    /// `GET /v1/clusters/{name}/tsig` (admins): a DNS cluster's TSIG key with BIND
+    /// and Knot configuration for external secondaries following its catalog zone.
+    pub async fn get_tsig(&self, cluster: &str) -> Result<TsigView> {
+        self.get(&["v1", "clusters", cluster, "tsig"]).await
+    }
+
+    /// `POST /v1/clusters/{name}/tsig/rotate` (admins): a new secret; the previous
+    /// one stays valid for the grace period.
+    pub async fn rotate_tsig(&self, cluster: &str, req: &RotateTsig) -> Result<TsigView> {
+        self.post(&["v1", "clusters", cluster, "tsig", "rotate"], req)
+            .await
+    }
+
     // ------------------------------------------------------------ join tokens and agents
 
     /// `POST /v1/join-tokens` (admins): a one-time token for one agent to join a

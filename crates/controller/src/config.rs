@@ -37,6 +37,10 @@
 //!
 //! [databases]
 //! trash_days = 7                     # dumps of dropped databases kept this many days
+//!
+//! [tsig]
+//! grace_seconds = 86400              # after `cluster tsig rotate`, the previous key
+//!                                    # is still accepted this long (0..=2592000)
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -303,6 +307,32 @@ impl Default for DatabasesConfig {
     }
 }
 
+/// DNS clusters' TSIG keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsigSettings {
+    /// Seconds the previous key of a rotated cluster key stays valid (default
+    /// 86400, at most [`MAX_TSIG_GRACE_SECONDS`]); `cluster tsig rotate --grace`
+    /// overrides it per rotation.
+    #[serde(default = "default_tsig_grace")]
+    pub grace_seconds: u64,
+}
+
+/// The longest grace period of a rotated TSIG key: 30 days.
+pub const MAX_TSIG_GRACE_SECONDS: u64 = 30 * 24 * 3600;
+
+fn default_tsig_grace() -> u64 {
+    24 * 3600
+}
+
+impl Default for TsigSettings {
+    fn default() -> Self {
+        Self {
+            grace_seconds: default_tsig_grace(),
+        }
+    }
+}
+
 /// The controller's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +369,9 @@ pub struct ControllerConfig {
     /// Database servers.
     #[serde(default)]
     pub databases: DatabasesConfig,
+    /// TSIG keys of DNS clusters.
+    #[serde(default)]
+    pub tsig: TsigSettings,
 }
 
 impl ControllerConfig {
@@ -356,6 +389,7 @@ impl ControllerConfig {
             health: HealthConfig::default(),
             agents: AgentsConfig::default(),
             databases: DatabasesConfig::default(),
+            tsig: TsigSettings::default(),
         }
     }
 
@@ -453,6 +487,12 @@ impl ControllerConfig {
             return Err(ConfigError::Invalid {
                 key: "agents.resync_interval_ms",
                 message: "must be 10 to 3600000".into(),
+            });
+        }
+        if self.tsig.grace_seconds > MAX_TSIG_GRACE_SECONDS {
+            return Err(ConfigError::Invalid {
+                key: "tsig.grace_seconds",
+                message: format!("must be 0 to {MAX_TSIG_GRACE_SECONDS} (30 days)"),
             });
         }
         if let Some(url) = &self.store {

@@ -36,6 +36,7 @@ impl Modify for BearerAuth {
         api::auth::get_token, api::auth::revoke_token,
         api::infra::create_cluster, api::infra::list_clusters, api::infra::get_cluster,
         api::infra::update_cluster, api::infra::delete_cluster,
+        api::tsig::get_tsig, api::tsig::rotate_tsig,
         api::infra::create_server, api::infra::list_servers, api::infra::get_server,
         api::infra::update_server, api::infra::delete_server,
         api::customers::create_customer, api::customers::list_customers, api::customers::get_customer,
@@ -66,7 +67,7 @@ impl Modify for BearerAuth {
     components(schemas(
         proto::v1::ErrorBody, proto::v1::LoginRequest, proto::v1::WhoAmI, proto::v1::CreateToken,
         proto::v1::TokenView, proto::v1::TokenCreated, proto::v1::CreateCluster, proto::v1::UpdateCluster,
-        proto::v1::ClusterView, proto::v1::CreateServer, proto::v1::UpdateServer, proto::v1::ServerView,
+        proto::v1::ClusterView, proto::v1::TsigView, proto::v1::RotateTsig, proto::v1::CreateServer, proto::v1::UpdateServer, proto::v1::ServerView,
         proto::v1::CreateCustomer, proto::v1::UpdateCustomer, proto::v1::CustomerView,
         proto::v1::CreateDomain, proto::v1::UpdateDomain, proto::v1::DomainView,
         proto::v1::CreateSite, proto::v1::UpdateSite, proto::v1::SiteView,

@@ -94,7 +94,8 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
         after_help = "Examples:
   hostplane cluster add web-eu --role web --default
   hostplane cluster update web-eu --web-ttl 30
-  hostplane cluster list"
+  hostplane cluster list
+  hostplane cluster tsig show dns-eu     # TSIG key + BIND/Knot config for external secondaries"
     )]
     Cluster(ClusterCmd),
     /// Manage servers (members of clusters)
@@ -421,6 +422,57 @@ pub enum ClusterCmd {
     /// Delete an empty cluster
     #[command(visible_alias = "rm")]
     Delete(NameArg),
+    /// A DNS cluster's TSIG key and catalog zone, for external secondaries (admins)
+    #[command(subcommand)]
+    Tsig(TsigCmd),
+}
+
+/// `hostplane cluster tsig ...`.
+#[derive(Debug, Subcommand)]
+pub enum TsigCmd {
+    /// Print the key with ready-to-paste BIND and Knot secondary configuration
+    #[command(after_help = "Examples:
+  hostplane cluster tsig show dns-eu            # key, BIND named.conf and knot.conf parts
+  hostplane cluster tsig show dns-eu --json     # name, algorithm, secret, bind_config ...
+  hostplane cluster update dns-eu --external-secondary 198.51.100.53   # allow it to transfer")]
+    Show(NameArg),
+    /// Issue a new secret; the previous one stays valid for a grace period
+    #[command(after_help = "Examples:
+  hostplane cluster tsig rotate dns-eu               # previous key valid 24 h (controller tsig.grace_seconds)
+  hostplane cluster tsig rotate dns-eu --grace 1h    # or 90m, 2d, 3600 (seconds)
+  hostplane cluster tsig rotate dns-eu --grace 0     # leaked key: refuse the old one at once")]
+    Rotate(TsigRotate),
+}
+
+/// `cluster tsig rotate`.
+#[derive(Debug, Args)]
+pub struct TsigRotate {
+    /// DNS cluster name
+    pub name: String,
+    /// How long the previous secret stays valid: seconds, or with s/m/h/d (at most 30d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    pub grace: Option<u64>,
+}
+
+/// `3600`, `90m`, `1h`, `2d` → seconds.
+fn parse_grace(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+        _ => (t, 's'),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 3600, 90m, 24h or 2d"))?;
+    let unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("`{text}`: the unit is s, m, h or d")),
+    };
+    n.checked_mul(unit)
+        .ok_or_else(|| format!("`{text}` is too long"))
 }
 
 /// A positional object name.

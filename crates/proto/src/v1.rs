@@ -195,6 +195,47 @@ pub struct ClusterView {
     pub created_at: String,
 }
 
+/// `GET /v1/clusters/{name}/tsig` (admins): a DNS cluster's TSIG key and how to
+/// configure an external secondary (BIND 9.18+, Knot 3.1+) that follows the
+/// cluster's catalog zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TsigView {
+    /// The DNS cluster.
+    pub cluster: String,
+    /// Key name, e.g. `xfr.dns-eu.hostplane.` (the same after a rotation).
+    pub name: String,
+    /// Algorithm: `hmac-sha256`.
+    pub algorithm: String,
+    /// The shared secret, base64.
+    pub secret: String,
+    /// After a rotation: until when (RFC 3339) the previous secret is still accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<String>,
+    /// The catalog zone (RFC 9432) listing the cluster's zones.
+    pub catalog_zone: String,
+    /// Where secondaries transfer from: the primary's DNS endpoints (`ip:port`).
+    pub primaries: Vec<String>,
+    /// Who may transfer: the cluster's external secondaries (`ip:port`).
+    pub external_secondaries: Vec<String>,
+    /// BIND: the `catalog-zones` statement, for inside `options { }`.
+    pub bind_options: String,
+    /// BIND: key, primaries list and catalog zone, for the top level of `named.conf`.
+    pub bind_config: String,
+    /// Knot: key, remote, ACL, member template and catalog zone sections.
+    pub knot_config: String,
+}
+
+/// `POST /v1/clusters/{name}/tsig/rotate` (admins).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateTsig {
+    /// How long the previous secret stays valid, seconds (0 to 2592000; default:
+    /// the controller's `tsig.grace_seconds`, 86400). 0 refuses it at once (a
+    /// leaked key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<u64>,
+}
+
 /// `POST /v1/servers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

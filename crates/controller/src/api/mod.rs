@@ -12,6 +12,7 @@ pub mod infra;
 pub mod mail;
 pub mod sites;
 pub mod status;
+pub mod tsig;
 
 use std::collections::HashMap;
 
@@ -56,6 +57,8 @@ pub fn router(state: AppState) -> Router {
                 .patch(infra::update_cluster)
                 .delete(infra::delete_cluster),
         )
+        .route("/v1/clusters/{name}/tsig", get(tsig::get_tsig))
+        .route("/v1/clusters/{name}/tsig/rotate", post(tsig::rotate_tsig))
         .route(
             "/v1/servers",
             get(infra::list_servers).post(infra::create_server),

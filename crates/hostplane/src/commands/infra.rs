@@ -1,12 +1,12 @@
 //! `cluster` and `server`: the operator's infrastructure.
 
 use proto::v1::{
-    CreateCluster, CreateJoinToken, CreateServer, JoinTokenCreated, ListParams, UpdateCluster,
-    UpdateServer,
+    CreateCluster, CreateJoinToken, CreateServer, JoinTokenCreated, ListParams, RotateTsig,
+    TsigView, UpdateCluster, UpdateServer,
 };
 
 use super::{listing, non_empty, Ctx};
-use crate::cli::{ClusterCmd, JoinTokenCmd, JoinTokenCreate, ServerCmd};
+use crate::cli::{ClusterCmd, JoinTokenCmd, JoinTokenCreate, ServerCmd, TsigCmd};
 use crate::output::{print_fields, print_json};
 
 /// `hostplane cluster ...`.
@@ -52,7 +52,56 @@ pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
             api.delete_cluster(&n.name).await?;
             ctx.out.deleted("cluster", &n.name)
         }
+        ClusterCmd::Tsig(TsigCmd::Show(n)) => tsig(ctx, &api.get_tsig(&n.name).await?),
+        ClusterCmd::Tsig(TsigCmd::Rotate(r)) => {
+            let req = RotateTsig {
+                grace_seconds: r.grace,
+            };
+            tsig(ctx, &api.rotate_tsig(&r.name, &req).await?)
+        }
     }
+}
+
+/// A DNS cluster's TSIG key and the secondaries' configuration.
+fn tsig(ctx: &Ctx, view: &TsigView) -> anyhow::Result<()> {
+    if ctx.out.json {
+        return print_json(view);
+    }
+    let mut fields = vec![
+        ("cluster", view.cluster.clone()),
+        ("key name", view.name.clone()),
+        ("algorithm", view.algorithm.clone()),
+        ("secret", view.secret.clone()),
+    ];
+    if let Some(until) = &view.previous_valid_until {
+        fields.push(("previous key valid until", until.clone()));
+    }
+    fields.push((
+        "catalog zone",
+        format!("{} (RFC 9432, version 2)", view.catalog_zone),
+    ));
+    fields.push(("transfer from", view.primaries.join(", ")));
+    let allowed = if view.external_secondaries.is_empty() {
+        "(none yet)".to_owned()
+    } else {
+        view.external_secondaries.join(", ")
+    };
+    fields.push(("allowed secondaries", allowed));
+    print_fields(&fields);
+    println!();
+    println!(
+        "A secondary must be allowed by address: hostplane cluster update {} --external-secondary IP[:PORT]",
+        view.cluster
+    );
+    println!();
+    println!("# ---- BIND 9.18+: inside options {{ }} (or your view) ----");
+    print!("{}", view.bind_options);
+    println!("# ---- BIND 9.18+: top level of named.conf ----");
+    print!("{}", view.bind_config);
+    println!();
+    println!("# ---- Knot DNS 3.1+: knot.conf (or an included file) ----");
+    print!("{}", view.knot_config);
+    Ok(())
 }
 
 /// `hostplane server ...`.
