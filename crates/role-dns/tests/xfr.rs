@@ -239,3 +239,78 @@ async fn agent_adapter_applies_role_configs() {
         .is_err());
     engine.shutdown().await;
 }
+
+/// A key rotation on the primary: our secondary still holding the previous secret
+/// keeps transferring (and is notified, the primary falling back to the previous
+/// secret) during the grace period; after it, that secondary is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_key_grace_period() {
+    const NEW: &str = "bmV3LXNlY3JldC1uZXctc2VjcmV0LW5ldy1zZWNyZXQh";
+    let (p_ip, s_ip) = ("127.0.4.61", "127.0.4.62");
+    let pdir = tempfile::tempdir().expect("dir");
+    let sdir = tempfile::tempdir().expect("dir");
+    let zone = "rotate.test";
+    let grace_end = role_dns::tsig::now() + 6;
+    let rotated = || {
+        let mut k = key();
+        k.previous = Some(proto::agent_v1::PreviousTsigSecret {
+            secret: k.secret.clone(),
+            not_after: grace_end,
+        });
+        k.secret = NEW.into();
+        k
+    };
+    let p = engine(p_ip, pdir.path()).await;
+    let apply_primary = |serial: u32| {
+        cfg(vec![primary(
+            content(zone, serial, &format!("192.0.2.{serial}"), 0),
+            vec![ep(s_ip)],
+            Some(rotated()),
+        )])
+    };
+    p.apply_dns(&apply_primary(1)).await.expect("primary apply");
+    // The secondary was not switched over: it signs with the old secret.
+    let s = engine(s_ip, sdir.path()).await;
+    s.apply_dns(&cfg(vec![secondary(zone, ep(p_ip), Some(key()))]))
+        .await
+        .expect("secondary apply");
+    wait_for("transfer with the previous secret", || {
+        short(s_ip, "www.rotate.test", "A") == "192.0.2.1"
+    })
+    .await;
+    // A change: NOTIFY (the new secret is refused by the secondary, the previous
+    // one answered) and the transfer.
+    let acked = p.stats().notifies_acked.load(Ordering::Relaxed);
+    p.apply_dns(&apply_primary(2)).await.expect("primary apply");
+    wait_for("notified and updated during the grace period", || {
+        p.stats().notifies_acked.load(Ordering::Relaxed) > acked
+            && short(s_ip, "www.rotate.test", "A") == "192.0.2.2"
+    })
+    .await;
+    // After the grace period the previous secret is refused: signed with it, a
+    // transfer fails; with the new one it works.
+    while role_dns::tsig::now() <= grace_end {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let axfr = |secret: &str| {
+        let out = Command::new("dig")
+            .args([
+                &format!("@{p_ip}"),
+                "-p",
+                &PORT.to_string(),
+                "-b",
+                s_ip,
+                zone,
+                "AXFR",
+                "+time=2",
+                "+tries=1",
+                "-y",
+                &format!("hmac-sha256:xfr.test.:{secret}"),
+            ])
+            .output()
+            .expect("dig");
+        String::from_utf8_lossy(&out.stdout).contains("192.0.2.2")
+    };
+    assert!(!axfr(SECRET), "previous secret after the grace period");
+    assert!(axfr(NEW), "current secret");
+}
