@@ -205,6 +205,9 @@ fn account(name: &str, kind: AccountKind, reseller: Option<Id>) -> Result<Accoun
         password_hash: None,
         disabled: false,
         db_quota_mb: None,
+        plan: None,
+        limits: Default::default(),
+        may_choose_clusters: false,
     })
 }
 
@@ -290,6 +293,7 @@ fn site(domain: &Stored<Domain>, hosts: &[&str]) -> Result<NewObject<Site>> {
                 https_redirect: false,
                 active_server: None,
                 deployment: None,
+                previous_deployments: Vec::new(),
             },
         )
     })

@@ -227,6 +227,9 @@ pub async fn create_database(
     let name = DbIdent::new(&req.name).field("name")?;
     let engine: DbEngine = req.engine.parse().field("engine")?;
     let owner = owning_customer(&state, &caller, req.customer.as_deref()).await?;
+    if req.cluster.is_some() {
+        crate::limits::may_choose_clusters(&caller, "cluster")?;
+    }
     let cluster = db_cluster(&state, req.cluster.as_deref(), &owner).await?;
     let domain = link_domain(
         &state,
@@ -252,6 +255,13 @@ pub async fn create_database(
             "the db cluster was removed meanwhile; try again",
         ));
     }
+    crate::limits::check_count(
+        &mut tx,
+        &state.config.default_plan,
+        owner.meta.id,
+        Kind::Database,
+    )
+    .await?;
     let created = tx
         .create(NewObject {
             name: name.to_string(),
