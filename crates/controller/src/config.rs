@@ -626,4 +626,25 @@ mod tests {
         let text = c.to_toml().unwrap();
         assert_eq!(ControllerConfig::parse(&text).unwrap(), c);
     }
+
+    #[test]
+    fn default_plan_defaults_keys_and_ranges() {
+        let c = ControllerConfig::parse("data_dir = \"/x\"\n").unwrap();
+        assert_eq!(c.default_plan, model::limits::Limits::default());
+        let c = ControllerConfig::parse("data_dir = \"/x\"\n[default_plan]\nmax_domains = 7\n")
+            .unwrap();
+        assert_eq!(c.default_plan.max_domains, 7);
+        assert_eq!(c.default_plan.max_mailboxes, 1000);
+        let e = ControllerConfig::parse("data_dir = \"/x\"\n[default_plan]\nmax_domain = 7\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("max_domain"), "{e}");
+        let e = ControllerConfig::parse(
+            "data_dir = \"/x\"\n[default_plan]\nmax_mailbox_quota_mb = 0\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("max_mailbox_quota_mb"), "{e}");
+        let e = ControllerConfig::parse("data_dir = \"/x\"\n[default_plan]\nmax_domains = -1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("whole number"), "{e}");
+    }
 }

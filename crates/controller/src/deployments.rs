@@ -391,3 +391,66 @@ async fn may_fetch(state: &AppState, server: &store::Stored<Server>, id: &str) -
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unkept_archives_and_leftovers_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = "a".repeat(64);
+        let drop = "b".repeat(64);
+        for name in [
+            format!("{keep}.tar"),
+            format!("{drop}.tar"),
+            "upload-1.part".to_owned(),
+            "notes.txt".to_owned(),
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let kept = std::collections::HashSet::from([keep.clone()]);
+        // During operation, an upload in progress (`.part`) stays.
+        assert_eq!(remove_unkept(dir.path(), &kept, false).unwrap(), 1);
+        assert!(dir.path().join("upload-1.part").exists());
+        // At start, it is a leftover.
+        assert_eq!(remove_unkept(dir.path(), &kept, true).unwrap(), 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![format!("{keep}.tar"), "notes.txt".to_owned()]);
+        assert_eq!(
+            remove_unkept(&dir.path().join("missing"), &kept, true).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_site_keeps_three_distinct_archives_newest_first() {
+        let d = |id: &str| Deployment {
+            id: id.repeat(64),
+            size: 1,
+            at: 0,
+        };
+        let site = Site {
+            domain: 1,
+            aliases: Vec::new(),
+            php: false,
+            mode: model::PlacementMode::All,
+            https_redirect: false,
+            active_server: None,
+            deployment: Some(d("c")),
+            previous_deployments: vec![d("b"), d("a")],
+        };
+        let ids = |v: Vec<Deployment>| {
+            v.into_iter()
+                .map(|d| d.id[..1].to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(kept_after(&site, Some(d("d")))), ["d", "c", "b"]);
+        assert_eq!(ids(kept_after(&site, Some(d("b")))), ["b", "c", "a"]);
+        assert_eq!(ids(kept_after(&site, None)), ["c", "b"]);
+    }
+}

@@ -251,6 +251,18 @@ pub fn effective_limits(plan: &Limits, overrides: &LimitOverrides) -> Limits {
     out
 }
 
+/// The limits of `account`: its plan's (`plan`, the [`crate::entity::Plan`] its
+/// `plan` id names, if it still exists) or else `default` (the controller's
+/// `[default_plan]`), with the account's overrides. What the mail builder calls for
+/// a customer's outgoing rates.
+pub fn account_limits(
+    account: &crate::entity::Account,
+    plan: Option<&crate::entity::Plan>,
+    default: &Limits,
+) -> Limits {
+    effective_limits(plan.map_or(default, |p| &p.limits), &account.limits)
+}
+
 /// The first value of `limits` outside its range, if any.
 pub fn out_of_range(limits: &Limits) -> Option<LimitField> {
     LimitField::ALL
