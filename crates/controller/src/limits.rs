@@ -10,7 +10,7 @@
 //! `limit.warning` event ([`warn_over_limits`]).
 
 use axum::http::StatusCode;
-use model::entity::{Account, Kind, Plan, Site};
+use model::entity::{Account, FtpAccount, Kind, Mailbox, Plan, Site};
 use model::limits::{effective_limits, LimitField, Limits};
 use model::{AccountKind, Id};
 use store::{Stored, Tx};
@@ -160,6 +160,15 @@ async fn usage(tx: &mut Tx, owner: Id) -> ApiResult<Vec<(LimitField, u64)>> {
     }
     let bytes = deployment_usage(tx, owner, &[]).await?;
     out.push((LimitField::DeploymentDiskMb, bytes.div_ceil(1 << 20)));
+    // Quotas: the largest one set (0, unlimited from before limits existed, counts
+    // as above any limit).
+    let widest = |q: u64| if q == 0 { u64::MAX } else { q };
+    let mailbox = tx.owned::<Mailbox>(owner).await?;
+    let max_mailbox = mailbox.iter().map(|m| widest(m.data.quota_mb)).max();
+    let ftp = tx.owned::<FtpAccount>(owner).await?;
+    let max_ftp = ftp.iter().map(|f| widest(f.data.quota_mb)).max();
+    out.extend(max_mailbox.map(|q| (LimitField::MaxMailboxQuotaMb, q)));
+    out.extend(max_ftp.map(|q| (LimitField::MaxFtpQuotaMb, q)));
     Ok(out)
 }
 

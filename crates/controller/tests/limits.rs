@@ -79,6 +79,12 @@ async fn customers_neither_choose_clusters_nor_see_the_inventory() {
     )
     .await
     .error(403, "forbidden");
+    a.post(
+        "/v1/db-users",
+        json!({"name": "alice_u", "engine": "mariadb", "cluster": "db-1"}),
+    )
+    .await
+    .error(403, "forbidden");
     r.post(
         "/v1/domains",
         json!({"name": "carol.example", "customer": "carol", "clusters": {"web": "web-secret"}}),
@@ -130,6 +136,13 @@ async fn customers_neither_choose_clusters_nor_see_the_inventory() {
     a.post(
         "/v1/databases",
         json!({"name": "alice_db", "engine": "mariadb"}),
+    )
+    .await
+    .expect(201);
+    // On a cluster holding its database, naming it is fine.
+    a.post(
+        "/v1/db-users",
+        json!({"name": "alice_u", "engine": "mariadb", "cluster": "db-1"}),
     )
     .await
     .expect(201);
@@ -212,6 +225,11 @@ async fn quotas_have_a_range_and_stay_under_the_limit() {
         .expect(200);
     let view = a.get("/v1/customers/alice").await.expect(200);
     assert_eq!(view["limits"]["max_mailbox_quota_mb"], 500);
+    let warned =
+        a.list_all("/v1/events").await.into_iter().any(|e| {
+            e["action"] == "limit.warning" && e["detail"]["limit"] == "max_mailbox_quota_mb"
+        });
+    assert!(warned, "a quota above the lowered limit is warned about");
     assert_eq!(
         a.get("/v1/mailboxes/info@alice.example").await.expect(200)["quota_mb"],
         1024
