@@ -220,3 +220,16 @@ pub fn may_choose_clusters(caller: &Caller, field: &str) -> ApiResult<()> {
         ),
     }
 }
+
+/// [`may_choose_clusters`] when `map` names any cluster (an empty or absent map
+/// chooses nothing).
+pub fn may_choose_clusters_in<V>(
+    caller: &Caller,
+    field: &str,
+    map: Option<&std::collections::BTreeMap<String, V>>,
+) -> ApiResult<()> {
+    match map {
+        Some(m) if !m.is_empty() => may_choose_clusters(caller, field),
+        _ => Ok(()),
+    }
+}

@@ -75,11 +75,8 @@ pub async fn create_domain(
 ) -> ApiResult<(StatusCode, Json<DomainView>)> {
     let name = DomainName::new(&req.name).field("name")?;
     let owner = owning_customer(&state, &caller, req.customer.as_deref()).await?;
+    crate::limits::may_choose_clusters_in(&caller, "clusters", req.clusters.as_ref())?;
     let explicit = match &req.clusters {
-        Some(m) if !m.is_empty() => {
-            crate::limits::may_choose_clusters(&caller, "clusters")?;
-            cluster_map(&state, m, "clusters", Role::DOMAIN_ROLES).await?
-        }
         Some(m) => cluster_map(&state, m, "clusters", Role::DOMAIN_ROLES).await?,
         None => BTreeMap::new(),
     };
