@@ -124,6 +124,14 @@ pub fn quota(
     ))
 }
 
+/// The limits FTP quotas are checked against: an FTP account's quota bounds what
+/// it writes under its home (the site's files for a root home), so it is also at
+/// most the account's `site_disk_mb`.
+pub fn ftp_limits(mut limits: Limits) -> Limits {
+    limits.max_ftp_quota_mb = limits.max_ftp_quota_mb.min(limits.site_disk_mb);
+    limits
+}
+
 /// Bytes of deployment archives account `owner` keeps (each distinct archive of its
 /// sites' kept deployments once), read in `tx`; `skip` leaves out ids about to go.
 pub async fn deployment_usage(tx: &mut Tx, owner: Id, skip: &[String]) -> ApiResult<u64> {

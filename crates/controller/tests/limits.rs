@@ -264,6 +264,29 @@ async fn quotas_have_a_range_and_stay_under_the_limit() {
         )
         .await
         .invalid("limits.max_mailbox_quota_mb");
+    // FTP quotas bound what an account writes under its home: never more than the
+    // site disk.
+    admin
+        .patch(
+            "/v1/customers/alice",
+            json!({"limits": {"site_disk_mb": 300}}),
+        )
+        .await
+        .expect(200);
+    a.patch("/v1/ftp-accounts/alice-ftp", json!({"quota_mb": 400}))
+        .await
+        .expect(200);
+    a.patch("/v1/ftp-accounts/alice-ftp", json!({"quota_mb": 500}))
+        .await
+        .invalid("quota_mb");
+    let f = a
+        .post(
+            "/v1/ftp-accounts",
+            json!({"username": "alice-two", "domain": "alice.example"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(f["quota_mb"], 300);
     srv.stop().await;
 }
 

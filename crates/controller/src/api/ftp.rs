@@ -61,7 +61,8 @@ pub async fn create_ftp_account(
     if let Some(owner) = domain.meta.owner {
         let default = &state.config.default_plan;
         crate::limits::check_count(&mut tx, default, owner, Kind::FtpAccount).await?;
-        let limits = crate::limits::limits_of(&mut tx, default, owner).await?;
+        let limits =
+            crate::limits::ftp_limits(crate::limits::limits_of(&mut tx, default, owner).await?);
         data.quota_mb = crate::limits::quota(
             &limits,
             LimitField::MaxFtpQuotaMb,
@@ -165,7 +166,9 @@ pub async fn update_ftp_account(
         cur.data.password_hash = h;
     }
     if let (Some(q), Some(owner)) = (req.quota_mb, cur.meta.owner) {
-        let limits = crate::limits::limits_of(&mut tx, &state.config.default_plan, owner).await?;
+        let limits = crate::limits::ftp_limits(
+            crate::limits::limits_of(&mut tx, &state.config.default_plan, owner).await?,
+        );
         cur.data.quota_mb = crate::limits::quota(
             &limits,
             LimitField::MaxFtpQuotaMb,
