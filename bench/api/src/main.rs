@@ -212,6 +212,17 @@ async fn main() -> Result<()> {
         db_quota_mb: None,
     };
     post(&client, &format!("{url}/v1/customers"), &cust).await?;
+    // The default plan allows 100 domains and 1000 mailboxes; the benchmark needs more.
+    let unlimited =
+        serde_json::json!({"limits": {"max_domains": 1_000_000, "max_mailboxes": 1_000_000}});
+    let r = client
+        .patch(format!("{url}/v1/customers/bench"))
+        .json(&unlimited)
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("PATCH customer limits: {}", r.status());
+    }
 
     let (rss0, _) = rss_kib(pid);
     println!("controller pid {pid}, RSS at start {} MiB", rss0 / 1024);

@@ -468,6 +468,16 @@ async fn main() -> Result<()> {
         db_quota_mb: None,
     };
     post(&client, &format!("{url}/v1/customers"), &cust).await?;
+    // The default plan allows 100 domains; the benchmark needs more.
+    let unlimited =
+        serde_json::json!({"limits": {"max_domains": 1_000_000, "max_mailboxes": 1_000_000}});
+    send_json(
+        &client,
+        reqwest::Method::PATCH,
+        &format!("{url}/v1/customers/bench"),
+        &unlimited,
+    )
+    .await?;
 
     println!("controller pid {pid} at {url}; load average at start {load_start} (2-core machine)");
     println!(

@@ -673,6 +673,22 @@ resource!("servers", name: &str, ServerView,
 resource!("customers", name: &str, CustomerView,
     create_customer(CreateCustomer) -> CustomerView,
     get_customer, update_customer(UpdateCustomer), delete_customer, list_customers, list_all_customers);
+resource!("plans", name: &str, PlanView,
+    create_plan(CreatePlan) -> PlanView,
+    get_plan, update_plan(UpdatePlan), delete_plan, list_plans, list_all_plans);
+
+impl Client {
+    /// `GET /v1/endpoints`: one page.
+    pub async fn list_endpoints(&self, params: &ListParams) -> Result<Page<EndpointsView>> {
+        self.get_with(&["v1", "endpoints"], params).await
+    }
+
+    /// `GET /v1/endpoints`, every page.
+    pub async fn list_all_endpoints(&self, params: &ListParams) -> Result<Vec<EndpointsView>> {
+        self.all_pages(&["v1", "endpoints"], params).await
+    }
+}
+
 resource!("domains", name: &str, DomainView,
     create_domain(CreateDomain) -> DomainView,
     get_domain, update_domain(UpdateDomain), delete_domain, list_domains, list_all_domains);

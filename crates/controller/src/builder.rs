@@ -881,6 +881,7 @@ mod tests {
                 https_redirect: false,
                 active_server: active,
                 deployment: None,
+                previous_deployments: Vec::new(),
             },
         )
     }

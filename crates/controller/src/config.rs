@@ -41,6 +41,18 @@
 //! [tsig]
 //! grace_seconds = 86400              # after `cluster tsig rotate`, the previous key
 //!                                    # is still accepted this long (0..=2592000)
+//!
+//! [default_plan]                     # limits of accounts without a plan (defaults shown)
+//! max_mailbox_quota_mb = 10240       # largest mailbox quota, 1..=1048576 (1 TiB)
+//! max_ftp_quota_mb = 10240           # largest FTP quota, 1..=1048576
+//! max_domains = 100                  # counts: 0..=1000000
+//! max_mailboxes = 1000
+//! max_databases = 100
+//! max_ftp_accounts = 100
+//! deployment_disk_mb = 2048          # kept `site upload` archives, 0..=1048576
+//! site_disk_mb = 10240               # site files, 0..=1048576
+//! mail_messages_per_hour = 1000      # outgoing, per mailbox and per domain
+//! mail_recipients_per_message = 100  # 1..=10000
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -372,6 +384,30 @@ pub struct ControllerConfig {
     /// TSIG keys of DNS clusters.
     #[serde(default)]
     pub tsig: TsigSettings,
+    /// Limits of accounts that have no plan (see [`model::limits`]).
+    #[serde(default, deserialize_with = "default_plan")]
+    pub default_plan: model::limits::Limits,
+}
+
+/// `[default_plan]`: missing keys take their defaults; unknown keys are refused.
+fn default_plan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<model::limits::Limits, D::Error> {
+    use serde::de::Error as _;
+    let table = toml::Table::deserialize(d)?;
+    let mut out = model::limits::Limits::default();
+    for (key, value) in table {
+        let field = model::limits::LimitField::ALL
+            .into_iter()
+            .find(|f| f.as_str() == key)
+            .ok_or_else(|| D::Error::custom(format!("unknown field `{key}` in default_plan")))?;
+        let n = value
+            .as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                D::Error::custom(format!("default_plan.{key} must be a whole number"))
+            })?;
+        *field.get_mut(&mut out) = n;
+    }
+    Ok(out)
 }
 
 impl ControllerConfig {
@@ -390,6 +426,7 @@ impl ControllerConfig {
             agents: AgentsConfig::default(),
             databases: DatabasesConfig::default(),
             tsig: TsigSettings::default(),
+            default_plan: model::limits::Limits::default(),
         }
     }
 
@@ -441,6 +478,18 @@ impl ControllerConfig {
                 message: format!(
                     "plain HTTP is allowed only on a loopback address, not {}: enable TLS or listen on 127.0.0.1",
                     self.listen.ip()
+                ),
+            });
+        }
+        if let Some(f) = model::limits::out_of_range(&self.default_plan) {
+            let r = f.range();
+            return Err(ConfigError::Invalid {
+                key: "default_plan",
+                message: format!(
+                    "default_plan.{f} is {}; it must be {} to {}",
+                    f.get(&self.default_plan),
+                    r.start(),
+                    r.end()
                 ),
             });
         }
@@ -616,5 +665,26 @@ mod tests {
         c.store = Some("postgres://x/y".into());
         let text = c.to_toml().unwrap();
         assert_eq!(ControllerConfig::parse(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn default_plan_defaults_keys_and_ranges() {
+        let c = ControllerConfig::parse("data_dir = \"/x\"\n").unwrap();
+        assert_eq!(c.default_plan, model::limits::Limits::default());
+        let c = ControllerConfig::parse("data_dir = \"/x\"\n[default_plan]\nmax_domains = 7\n")
+            .unwrap();
+        assert_eq!(c.default_plan.max_domains, 7);
+        assert_eq!(c.default_plan.max_mailboxes, 1000);
+        let e = ControllerConfig::parse("data_dir = \"/x\"\n[default_plan]\nmax_domain = 7\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("max_domain"), "{e}");
+        let e = ControllerConfig::parse(
+            "data_dir = \"/x\"\n[default_plan]\nmax_mailbox_quota_mb = 0\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("max_mailbox_quota_mb"), "{e}");
+        let e = ControllerConfig::parse("data_dir = \"/x\"\n[default_plan]\nmax_domains = -1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("whole number"), "{e}");
     }
 }

@@ -10,7 +10,11 @@
 //! it. From there it reaches the web servers like an FTP upload does (content sync).
 //!
 //! Deployments are content-addressed, so uploading the same folder twice is one
-//! file. A file no site refers to any more is removed after the next upload.
+//! file. Each site keeps its last [`KEPT_DEPLOYMENTS`] archives (the current one
+//! and the ones before it); [`collect`] removes every archive no site keeps, after
+//! each upload, site and domain deletion, and at controller start (with upload
+//! leftovers), fsyncing the directory. The archives an account keeps count against
+//! its plan's `deployment_disk_mb`: an upload over it is refused with 413.
 //! Known limit: the archive lives on the controller that received it; with several
 //! controllers on one PostgreSQL an agent asking another controller gets 404 and
 //! retries (it fails over between controllers).
@@ -24,7 +28,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::BodyExt as _;
-use model::entity::{Deployment, Domain, Server, Site};
+use model::entity::{Deployment, Domain, Server, Site, KEPT_DEPLOYMENTS};
+use model::limits::LimitField;
 use model::Role;
 use proto::v1::{DeploymentView, ErrorBody};
 use store::Scope;
@@ -37,6 +42,11 @@ use crate::state::AppState;
 
 /// Largest archive accepted (1 GiB).
 pub const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+
+/// Uploads hold it (shared) from moving their archive into place until their site
+/// update is committed; [`collect`] holds it exclusively, so it never removes an
+/// archive whose site is about to refer to it.
+static COLLECTING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// Where deployments are kept.
 pub fn dir(state: &AppState) -> PathBuf {
@@ -56,12 +66,18 @@ fn io_error(e: std::io::Error) -> ApiError {
     ApiError::internal(format!("cannot store the archive: {e}"))
 }
 
-/// Stream `body` into the deployments directory; returns `(id, size)`.
-async fn receive(state: &AppState, body: Body) -> ApiResult<(String, u64)> {
+/// Stream `body` (at most `max` bytes, else `too_big`) into the deployments
+/// directory; returns `(id, size)`.
+async fn receive(
+    state: &AppState,
+    body: Body,
+    max: u64,
+    too_big: &(dyn Fn(u64) -> ApiError + Send + Sync),
+) -> ApiResult<(String, u64, tokio::sync::RwLockReadGuard<'static, ()>)> {
     let dir = dir(state);
     durable::create_private_dir(&dir).map_err(io_error)?;
     let tmp = dir.join(format!("upload-{}.part", rand::random::<u64>()));
-    let result = receive_into(&tmp, body).await;
+    let result = receive_into(&tmp, body, max, too_big).await;
     let (id, size) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -70,6 +86,7 @@ async fn receive(state: &AppState, body: Body) -> ApiResult<(String, u64)> {
         }
     };
     let path = dir.join(format!("{id}.tar"));
+    let guard = COLLECTING.read().await;
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
@@ -77,10 +94,15 @@ async fn receive(state: &AppState, body: Body) -> ApiResult<(String, u64)> {
     .await
     .map_err(ApiError::internal)?
     .map_err(io_error)?;
-    Ok((id, size))
+    Ok((id, size, guard))
 }
 
-async fn receive_into(tmp: &Path, mut body: Body) -> ApiResult<(String, u64)> {
+async fn receive_into(
+    tmp: &Path,
+    mut body: Body,
+    max: u64,
+    too_big: &(dyn Fn(u64) -> ApiError + Send + Sync),
+) -> ApiResult<(String, u64)> {
     let mut file = std::fs::File::create(tmp).map_err(io_error)?;
     let mut hasher = blake3::Hasher::new();
     let mut size: u64 = 0;
@@ -91,6 +113,9 @@ async fn receive_into(tmp: &Path, mut body: Body) -> ApiResult<(String, u64)> {
             continue;
         };
         size += data.len() as u64;
+        if size > max {
+            return Err(too_big(size));
+        }
         if size > MAX_ARCHIVE_BYTES {
             return Err(ApiError::too_large(format!(
                 "archives are at most {} MiB; deploy large sites by FTP",
@@ -139,27 +164,68 @@ pub async fn upload(
             domain.meta.name
         )));
     }
-    let (id, size) = receive(&state, body).await?;
+    let owner = site.meta.owner;
+    let default_plan = state.config.default_plan;
+    // Room left before reading the body: what the account keeps, less this site's
+    // oldest kept archive (it goes when the new one comes).
+    let room = match owner {
+        Some(o) => {
+            let mut tx = state.store.begin(caller.actor()).await?;
+            let limit = LimitField::DeploymentDiskMb
+                .get(&crate::limits::limits_of(&mut tx, &default_plan, o).await?)
+                .saturating_mul(1 << 20);
+            let staying = kept_after(&site.data, None);
+            let used = usage_with(&mut tx, o, site.meta.id, &staying).await?;
+            drop(tx);
+            limit.saturating_sub(used)
+        }
+        None => MAX_ARCHIVE_BYTES,
+    };
+    let too_big = |size: u64| {
+        ApiError::too_large(format!(
+            "this archive ({} MiB so far) does not fit in the account's deployment disk: {} MiB are left of its plan's limit (deployment_disk_mb); delete sites or ask your provider to raise the limit",
+            size.div_ceil(1 << 20),
+            room >> 20
+        ))
+        .with_field("deployment_disk_mb")
+        .with_rule("plan_limit")
+    };
+    let (id, size, _collecting) =
+        receive(&state, body, room.min(MAX_ARCHIVE_BYTES), &too_big).await?;
     let at = time::OffsetDateTime::now_utc();
     let mut tx = state.store.begin(caller.actor()).await?;
     let mut cur = tx
         .get::<Site>(site.meta.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no site `{name}`")))?;
-    let previous = cur.data.deployment.take().map(|d| d.id);
-    cur.data.deployment = Some(Deployment {
+    let new = Deployment {
         id: id.clone(),
         size,
         at: at.unix_timestamp(),
-    });
+    };
+    let kept = kept_after(&cur.data, Some(new));
+    if let Some(o) = owner {
+        // Exact check in the transaction: concurrent uploads cannot overshoot.
+        let limit = LimitField::DeploymentDiskMb
+            .get(&crate::limits::limits_of(&mut tx, &default_plan, o).await?)
+            .saturating_mul(1 << 20);
+        if usage_with(&mut tx, o, cur.meta.id, &kept).await? > limit {
+            drop(tx);
+            drop(_collecting);
+            collect(&state, false).await;
+            return Err(too_big(size));
+        }
+    }
+    let mut kept = kept.into_iter();
+    cur.data.deployment = kept.next();
+    cur.data.previous_deployments = kept.collect();
     let keys = crate::api::sites::site_keys(&cur.data, &cur.meta.name);
     tx.update(cur.meta.id, &cur.meta.name, keys, cur.data)
         .await?;
     tx.commit().await?;
+    drop(_collecting);
     state.changed();
-    if let Some(old) = previous.filter(|o| *o != id) {
-        remove_if_unused(&state, &old).await;
-    }
+    collect(&state, false).await;
     Ok(Json(DeploymentView {
         domain: domain.meta.name,
         id,
@@ -168,20 +234,111 @@ pub async fn upload(
     }))
 }
 
-/// Delete a deployment file no site refers to.
-async fn remove_if_unused(state: &AppState, id: &str) {
-    if !valid_id(id) {
-        return;
-    }
-    let used = match state.store.all::<Site>().await {
-        Ok(sites) => sites
-            .iter()
-            .any(|s| s.data.deployment.as_ref().is_some_and(|d| d.id == id)),
-        Err(_) => true,
+/// The deployments a site keeps, newest first: `new` (if any), then its current
+/// one and the earlier ones, each archive once, at most [`KEPT_DEPLOYMENTS`]
+/// (without `new`: the ones that stay when one more comes).
+fn kept_after(site: &Site, new: Option<Deployment>) -> Vec<Deployment> {
+    let cap = if new.is_some() {
+        KEPT_DEPLOYMENTS
+    } else {
+        KEPT_DEPLOYMENTS - 1
     };
-    if !used {
-        let _ = std::fs::remove_file(dir(state).join(format!("{id}.tar")));
+    let mut out: Vec<Deployment> = Vec::new();
+    for d in new
+        .into_iter()
+        .chain(site.deployment.clone())
+        .chain(site.previous_deployments.iter().cloned())
+    {
+        if out.len() < cap && !out.iter().any(|k| k.id == d.id) {
+            out.push(d);
+        }
     }
+    out
+}
+
+/// Bytes of archives account `owner` keeps if site `site` keeps `kept` (each
+/// archive counted once), read in `tx`.
+async fn usage_with(
+    tx: &mut store::Tx,
+    owner: model::Id,
+    site: model::Id,
+    kept: &[Deployment],
+) -> ApiResult<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let sites = tx.owned::<Site>(owner).await?;
+    let others = sites
+        .iter()
+        .filter(|s| s.meta.id != site)
+        .flat_map(|s| s.data.deployment.iter().chain(&s.data.previous_deployments));
+    for d in kept.iter().chain(others) {
+        if seen.insert(d.id.clone()) {
+            total = total.saturating_add(d.size);
+        }
+    }
+    Ok(total)
+}
+
+/// Remove every archive no site keeps (and, with `leftovers`, interrupted uploads:
+/// only at controller start, when no upload is under way); fsync the directory.
+/// Errors are logged: a file left is retried next time.
+pub async fn collect(state: &AppState, leftovers: bool) {
+    let _exclusive = COLLECTING.write().await;
+    let dir = dir(state);
+    let sites = match state.store.all::<Site>().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "deployment cleanup skipped: cannot read sites");
+            return;
+        }
+    };
+    let kept: std::collections::HashSet<String> = sites
+        .iter()
+        .flat_map(|s| s.data.deployment.iter().chain(&s.data.previous_deployments))
+        .map(|d| d.id.clone())
+        .collect();
+    let result = tokio::task::spawn_blocking(move || remove_unkept(&dir, &kept, leftovers)).await;
+    match result {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(removed = n, "deployment archives no site keeps removed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "deployment cleanup failed"),
+        Err(e) => tracing::warn!(error = %e, "deployment cleanup failed"),
+    }
+}
+
+/// Remove archives of `dir` not in `kept` (and `upload-*.part` with `leftovers`);
+/// returns how many went.
+pub fn remove_unkept(
+    dir: &Path,
+    kept: &std::collections::HashSet<String>,
+    leftovers: bool,
+) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let unkept = name
+            .strip_suffix(".tar")
+            .is_some_and(|id| valid_id(id) && !kept.contains(id));
+        let leftover = leftovers && name.starts_with("upload-") && name.ends_with(".part");
+        if unkept || leftover {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if removed > 0 {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(removed)
 }
 
 /// `GET /v1/agent/deployments/{id}`: the archive, for a files server that holds a
@@ -233,4 +390,67 @@ async fn may_fetch(state: &AppState, server: &store::Stored<Server>, id: &str) -
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unkept_archives_and_leftovers_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = "a".repeat(64);
+        let drop = "b".repeat(64);
+        for name in [
+            format!("{keep}.tar"),
+            format!("{drop}.tar"),
+            "upload-1.part".to_owned(),
+            "notes.txt".to_owned(),
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let kept = std::collections::HashSet::from([keep.clone()]);
+        // During operation, an upload in progress (`.part`) stays.
+        assert_eq!(remove_unkept(dir.path(), &kept, false).unwrap(), 1);
+        assert!(dir.path().join("upload-1.part").exists());
+        // At start, it is a leftover.
+        assert_eq!(remove_unkept(dir.path(), &kept, true).unwrap(), 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![format!("{keep}.tar"), "notes.txt".to_owned()]);
+        assert_eq!(
+            remove_unkept(&dir.path().join("missing"), &kept, true).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_site_keeps_three_distinct_archives_newest_first() {
+        let d = |id: &str| Deployment {
+            id: id.repeat(64),
+            size: 1,
+            at: 0,
+        };
+        let site = Site {
+            domain: 1,
+            aliases: Vec::new(),
+            php: false,
+            mode: model::PlacementMode::All,
+            https_redirect: false,
+            active_server: None,
+            deployment: Some(d("c")),
+            previous_deployments: vec![d("b"), d("a")],
+        };
+        let ids = |v: Vec<Deployment>| {
+            v.into_iter()
+                .map(|d| d.id[..1].to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(kept_after(&site, Some(d("d")))), ["d", "c", "b"]);
+        assert_eq!(ids(kept_after(&site, Some(d("b")))), ["b", "c", "a"]);
+        assert_eq!(ids(kept_after(&site, None)), ["c", "b"]);
+    }
 }

@@ -195,6 +195,9 @@ async fn first_admin(store: &Store, admin: &Slug) -> Result<String, InitError> {
         password_hash: None,
         disabled: false,
         db_quota_mb: None,
+        plan: None,
+        limits: Default::default(),
+        may_choose_clusters: false,
     };
     let account = tx
         .create(NewObject { name: admin.to_string(), owner: None, parent: None, keys: Vec::new(), data })

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod config;
 pub mod configs;
 pub mod deployments;
+pub mod endpoints;
 pub mod error;
 pub mod failover;
 pub mod files;
@@ -23,6 +24,7 @@ pub mod health;
 pub mod init;
 pub mod join;
 pub mod keys;
+pub mod limits;
 pub mod loads;
 pub mod openapi;
 pub mod secrets;
@@ -113,6 +115,9 @@ pub async fn serve(
     };
     let store = store::Store::open_url(&config.store_url()).await?;
     let state = AppState::with_ca(store.clone(), config, ca);
+    // Archives of sites deleted or redeployed while no controller ran, and uploads
+    // a stop interrupted.
+    deployments::collect(&state, true).await;
     let app = app(state.clone());
     let background = [
         tokio::spawn(configs::run(state.clone())),

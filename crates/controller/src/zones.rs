@@ -578,6 +578,7 @@ mod tests {
             https_redirect: false,
             active_server: active,
             deployment: None,
+            previous_deployments: Vec::new(),
         }
     }
 

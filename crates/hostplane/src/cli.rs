@@ -116,9 +116,26 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
         after_help = "Examples:
   hostplane customer add acme --display-name \"ACME Ltd\" --email ops@acme.example
   hostplane customer update acme --default-cluster web=web-eu
-  hostplane customer update acme --disabled true"
+  hostplane customer update acme --disabled true
+  hostplane customer update acme --plan small --max-domains 20 --clear-limit max_mailboxes"
     )]
     Customer(CustomerCmd),
+    /// Manage plans (limits of customer accounts)
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  hostplane plan add small --max-domains 5 --max-mailboxes 50 --max-mailbox-quota-mb 2048
+  hostplane plan list --json
+  hostplane plan update small --max-domains 3
+  hostplane customer update acme --plan small --max-mailboxes 80"
+    )]
+    Plan(crate::commands::plans::PlanCmd),
+    /// Where to point DNS and clients: your domains' web addresses, name, mail,
+    /// FTP and database servers
+    #[command(after_help = "Examples:
+  hostplane endpoints
+  hostplane endpoints --domain example.com --json")]
+    Endpoints(crate::commands::plans::EndpointsArgs),
     /// Manage API tokens
     #[command(
         subcommand,
@@ -805,6 +822,18 @@ pub struct CustomerUpdate {
     /// db server warns, above 100% it stops writes until usage is back under
     #[arg(long, value_name = "MIB")]
     pub db_quota_mb: Option<u64>,
+    /// Plan (admins and resellers); "" for the controller's default plan
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Overrides of the plan's limits for this account.
+    #[command(flatten)]
+    pub limits: crate::commands::plans::LimitArgs,
+    /// Remove an override, e.g. max_domains (repeatable)
+    #[arg(long = "clear-limit", value_name = "LIMIT")]
+    pub clear_limits: Vec<String>,
+    /// Resellers: may choose clusters for their customers (admins only)
+    #[arg(long, value_name = "true|false")]
+    pub may_choose_clusters: Option<bool>,
 }
 
 // ------------------------------------------------------------------ tokens

@@ -404,7 +404,7 @@ impl Render for CustomerView {
         ]
     }
     fn fields(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut f = vec![
             ("name", self.name.clone()),
             ("kind", self.kind.clone()),
             ("display name", text(&self.display_name)),
@@ -413,8 +413,16 @@ impl Render for CustomerView {
             ("disabled", yes(self.disabled)),
             ("password login", yes(self.has_password)),
             ("default clusters", map(&self.default_clusters)),
-            ("created", self.created_at.clone()),
-        ]
+            (
+                "plan",
+                self.plan.clone().unwrap_or_else(|| "(default)".into()),
+            ),
+        ];
+        if let Some(l) = &self.limits {
+            f.extend(crate::commands::plans::limit_fields(l));
+        }
+        f.push(("created", self.created_at.clone()));
+        f
     }
 }
 

@@ -302,6 +302,53 @@ fn controller_and_cli_end_to_end() {
     );
     assert_eq!(rest["items"].as_array().unwrap().len(), 2, "{rest}");
 
+    // Plans: define, assign with an override, refuse past the limit.
+    let plan = ok_json(
+        &login,
+        &[
+            "plan",
+            "add",
+            "small",
+            "--max-domains",
+            "1",
+            "--max-mailbox-quota-mb",
+            "2048",
+        ],
+    );
+    assert_eq!(plan["limits"]["max_domains"], 1, "{plan}");
+    let plans = ok_json(&login, &["plan", "list"]);
+    assert_eq!(plans.as_array().unwrap().len(), 1, "{plans}");
+    let acme = ok_json(
+        &login,
+        &[
+            "customer",
+            "update",
+            "acme",
+            "--plan",
+            "small",
+            "--max-mailboxes",
+            "5",
+        ],
+    );
+    assert_eq!(acme["plan"], "small", "{acme}");
+    assert_eq!(acme["limits"]["max_mailboxes"], 5, "{acme}");
+    assert_eq!(acme["limits"]["max_mailbox_quota_mb"], 2048, "{acme}");
+    let r = run(
+        hp(&login),
+        &["domain", "add", "second.example", "--customer", "acme"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("max_domains"), "{}", r.stderr);
+    let shown = ok(&login, &["customer", "show", "acme"]);
+    assert!(
+        shown.contains("small") && shown.contains("max domains"),
+        "{shown}"
+    );
+    let r = run(hp(&login), &["plan", "delete", "small"]);
+    assert_eq!(r.code, 1, "a plan in use stays");
+    let ep = ok_json(&login, &["endpoints", "--domain", "example.com"]);
+    assert_eq!(ep[0]["domain"], "example.com", "{ep}");
+
     // An invalid domain: non-zero exit and the API's message on stderr.
     let r = run(
         hp(&login),
@@ -398,6 +445,8 @@ fn help_teaches_with_examples() {
     assert!(top.contains("hostplane domain add example.com"), "{top}");
     let sub = ok(&login, &["domain", "add", "--help"]);
     assert!(sub.contains("hostplane domain add"), "{sub}");
+    let plan = ok(&login, &["plan", "--help"]);
+    assert!(plan.contains("hostplane plan add small"), "{plan}");
     let dns = ok(&login, &["dns", "add", "--help"]);
     assert!(dns.contains("MX 10 mx.example.net"), "{dns}");
     let usage = run(hp(&login), &["domain", "add"]);

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::dns::{RecordData, RecordName};
+use crate::limits::{LimitOverrides, Limits};
 use crate::{
     AccountKind, CountryCode, DbEngine, DbIdent, DomainName, EmailAddress, FtpUsername, Id,
     LocalPart, PlacementMode, RelPath, Role, Slug,
@@ -45,6 +46,8 @@ pub enum Kind {
     JoinToken,
     /// [`Secret`]
     Secret,
+    /// [`Plan`]
+    Plan,
 }
 
 impl Kind {
@@ -65,6 +68,7 @@ impl Kind {
             Kind::DnsRecord => "dns_record",
             Kind::JoinToken => "join_token",
             Kind::Secret => "secret",
+            Kind::Plan => "plan",
         }
     }
 
@@ -85,6 +89,7 @@ impl Kind {
             Kind::DnsRecord,
             Kind::JoinToken,
             Kind::Secret,
+            Kind::Plan,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -136,8 +141,32 @@ pub struct Account {
     /// under. `None`: unlimited. Set by admins and resellers, never by the customer.
     #[serde(default)]
     pub db_quota_mb: Option<u64>,
+    /// The [`Plan`] whose limits apply; `None`: the controller's default plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Id>,
+    /// Per-account exceptions to the plan's limits.
+    #[serde(default, skip_serializing_if = "LimitOverrides::is_empty")]
+    pub limits: LimitOverrides,
+    /// Resellers: may choose clusters for their customers' domains and databases
+    /// (set by admins). Customers never choose clusters.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_choose_clusters: bool,
 }
 object!(Account, Account);
+
+/// A named set of limits that admins (owner `None`) and resellers (owner: the
+/// reseller) give accounts. A reseller's plans never exceed its own limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Reference name.
+    pub name: Slug,
+    /// Free text for people.
+    #[serde(default)]
+    pub description: String,
+    /// The limits.
+    pub limits: Limits,
+}
+object!(Plan, Plan);
 
 /// An API token. The secret is shown once at creation and stored only as an argon2id
 /// hash; `public_id` finds the row without revealing anything.
@@ -296,7 +325,14 @@ pub struct Site {
     /// The content last deployed through the API (`hostplane site upload`).
     #[serde(default)]
     pub deployment: Option<Deployment>,
+    /// Earlier deployments whose archives the controller keeps (newest first; with
+    /// `deployment`, at most [`KEPT_DEPLOYMENTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_deployments: Vec<Deployment>,
 }
+
+/// How many deployment archives (the current one included) are kept per site.
+pub const KEPT_DEPLOYMENTS: usize = 3;
 object!(Site, Site);
 
 /// A tar archive of a site's content uploaded through the API.

@@ -13,6 +13,7 @@ mod country;
 pub mod dns;
 pub mod entity;
 mod error;
+pub mod limits;
 mod names;
 mod roles;
 

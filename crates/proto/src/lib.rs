@@ -11,3 +11,4 @@
 
 pub mod agent_v1;
 pub mod v1;
+mod v1_plans;

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::v1_plans::*;
+
 /// Every error response: `{"error": code, "message": ..., "field": ..., "rule": ...}`.
 /// `error` is one of `invalid`, `unauthorized`, `forbidden`, `not_found`,
 /// `conflict`, `in_use`, `infeasible`, `too_many_requests`, `payload_too_large`,
@@ -434,6 +436,19 @@ pub struct UpdateCustomer {
     /// New database storage quota in MiB; 0 removes it (admins and resellers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_quota_mb: Option<u64>,
+    /// Plan (admins and resellers; a reseller assigns its own plans); `""` returns
+    /// the account to the controller's default plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// Overrides of the plan's limits to set (admins and resellers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsPatch>,
+    /// Names of overrides to remove (back to the plan's value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear_limits: Option<Vec<String>>,
+    /// Resellers: may choose clusters for their customers (admins only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_choose_clusters: Option<bool>,
 }
 
 /// An account.
@@ -460,6 +475,18 @@ pub struct CustomerView {
     /// Database storage quota in MiB (absent: unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_quota_mb: Option<u64>,
+    /// Plan name (absent: the controller's default plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// The limits in force (plan and overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsView>,
+    /// The account's own overrides of its plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_overrides: Option<LimitsPatch>,
+    /// Resellers: may choose clusters.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_choose_clusters: bool,
     /// RFC 3339.
     pub created_at: String,
 }

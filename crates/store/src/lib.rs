@@ -834,6 +834,33 @@ impl Tx {
         rows.iter().map(sql::object).collect()
     }
 
+    /// Number of objects of `kind` owned by `owner`, inside the transaction. Writers
+    /// are serialised (see [`Store::begin`]), so a count checked here before a
+    /// `create` cannot be overtaken by a concurrent writer.
+    pub async fn count_owned(&mut self, kind: Kind, owner: Id) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE kind = $1 AND owner = $2")
+                .bind(kind.as_str())
+                .bind(owner)
+                .fetch_one(self.conn())
+                .await?,
+        )
+    }
+
+    /// Objects of one kind owned by `owner`, inside the transaction, in id order.
+    pub async fn owned<T: Object>(&mut self, owner: Id) -> Result<Vec<Stored<T>>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            object_cols!(),
+            " FROM objects WHERE kind = $1 AND owner = $2 ORDER BY id"
+        ))
+        .bind(T::KIND.as_str())
+        .bind(owner)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(sql::object).collect()
+    }
+
     /// Which object holds a unique key, inside the transaction.
     pub async fn find_key(&mut self, ns: &str, key: &str) -> Result<Option<(Kind, Id)>> {
         let row = sqlx::query(FIND_KEY)

@@ -181,6 +181,7 @@ suite!(
     data_survives_reopen,
     missing_owner_or_parent,
     corrupt_document,
+    counted_creates_never_exceed_a_limit,
 );
 
 // ---------------------------------------------------------------------------------
@@ -205,6 +206,9 @@ fn account(name: &str, kind: AccountKind, reseller: Option<Id>) -> Result<Accoun
         password_hash: None,
         disabled: false,
         db_quota_mb: None,
+        plan: None,
+        limits: Default::default(),
+        may_choose_clusters: false,
     })
 }
 
@@ -290,6 +294,7 @@ fn site(domain: &Stored<Domain>, hosts: &[&str]) -> Result<NewObject<Site>> {
                 https_redirect: false,
                 active_server: None,
                 deployment: None,
+                previous_deployments: Vec::new(),
             },
         )
     })
@@ -1467,6 +1472,42 @@ async fn postgres_url_and_backend() -> Result<()> {
 
 /// Domain creations per second: one transaction per domain creating the domain and
 /// its site (2 objects, 1 key, 2 events), sequentially and from 4 tasks.
+/// Writers that check `count_owned` before `create` in one `Tx` never exceed the
+/// limit they check, however many run at once (what the controller's plan limits
+/// rely on).
+async fn counted_creates_never_exceed_a_limit(env: &Env) -> Result<()> {
+    let store = env.open().await?;
+    let alice = customer(&store, "alice", None).await?;
+    let bob = customer(&store, "bob", None).await?;
+    add_domain(&store, "bob.example", bob.meta.id).await?;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        let owner = alice.meta.id;
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin(system()).await?;
+            if tx.count_owned(Kind::Domain, owner).await? >= 3 {
+                return Ok::<bool, anyhow::Error>(false);
+            }
+            tx.create(domain(&format!("d{i}.example"), owner)?).await?;
+            tx.commit().await?;
+            Ok(true)
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        created += usize::from(t.await??);
+    }
+    assert_eq!(created, 3);
+    let mut tx = store.begin(system()).await?;
+    assert_eq!(tx.count_owned(Kind::Domain, alice.meta.id).await?, 3);
+    assert_eq!(tx.count_owned(Kind::Domain, bob.meta.id).await?, 1);
+    let owned = tx.owned::<Domain>(alice.meta.id).await?;
+    assert_eq!(owned.len(), 3);
+    assert!(owned.windows(2).all(|w| w[0].meta.id < w[1].meta.id));
+    Ok(())
+}
+
 async fn bench_creations(env: &Env) -> Result<()> {
     const N: usize = 2000;
     let store = env.open().await?;

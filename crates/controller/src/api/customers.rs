@@ -15,8 +15,18 @@ use crate::auth::{hash_blocking, Caller};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// An account as shown.
-pub async fn customer_view(names: &mut Names<'_>, a: &Stored<Account>) -> ApiResult<CustomerView> {
+/// An account as shown (with its plan and limits in force, except for admins).
+pub async fn customer_view(
+    state: &AppState,
+    names: &mut Names<'_>,
+    a: &Stored<Account>,
+) -> ApiResult<CustomerView> {
+    let (plan, limits) = if a.data.kind == AccountKind::Admin {
+        (None, None)
+    } else {
+        let (p, l) = super::plans::account_limit_view(state, &a.data).await?;
+        (p, Some(l.into()))
+    };
     let mut default_clusters = BTreeMap::new();
     for (role, id) in &a.data.default_clusters {
         default_clusters.insert(role.to_string(), names.cluster(*id).await?);
@@ -34,6 +44,10 @@ pub async fn customer_view(names: &mut Names<'_>, a: &Stored<Account>) -> ApiRes
         has_password: a.data.password_hash.is_some(),
         default_clusters,
         db_quota_mb: a.data.db_quota_mb,
+        plan,
+        limits,
+        limit_overrides: (!a.data.limits.is_empty()).then(|| a.data.limits.into()),
+        may_choose_clusters: a.data.may_choose_clusters,
         created_at: rfc3339(a.meta.created_at),
     })
 }
@@ -156,7 +170,10 @@ pub async fn create_customer(
         None => None,
     };
     let default_clusters = match &req.default_clusters {
-        Some(m) => cluster_map(&state, m, "default_clusters", DEFAULT_ROLES).await?,
+        Some(m) => {
+            crate::limits::may_choose_clusters(&caller, "default_clusters")?;
+            cluster_map(&state, m, "default_clusters", DEFAULT_ROLES).await?
+        }
         None => BTreeMap::new(),
     };
     let data = Account {
@@ -169,6 +186,9 @@ pub async fn create_customer(
         password_hash,
         disabled: false,
         db_quota_mb: req.db_quota_mb.filter(|q| *q > 0),
+        plan: None,
+        limits: Default::default(),
+        may_choose_clusters: false,
     };
     let mut tx = state.store.begin(caller.actor()).await?;
     let created = tx
@@ -183,7 +203,7 @@ pub async fn create_customer(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(customer_view(&mut Names::new(&state.store), &created).await?),
+        Json(customer_view(&state, &mut Names::new(&state.store), &created).await?),
     ))
 }
 
@@ -207,7 +227,7 @@ pub async fn list_customers(
     let mut names = Names::new(&state.store);
     let mut items = Vec::with_capacity(rows.len());
     for a in &rows {
-        items.push(customer_view(&mut names, a).await?);
+        items.push(customer_view(&state, &mut names, a).await?);
     }
     Ok(Json(Page {
         items,
@@ -225,7 +245,7 @@ pub async fn get_customer(
 ) -> ApiResult<Json<CustomerView>> {
     let a = visible::<Account>(&state, &caller, &name, "account").await?;
     Ok(Json(
-        customer_view(&mut Names::new(&state.store), &a).await?,
+        customer_view(&state, &mut Names::new(&state.store), &a).await?,
     ))
 }
 
@@ -247,20 +267,23 @@ pub async fn update_customer(
                 .with_field("disabled"),
         );
     }
-    let display_name = text_field(req.display_name, "display_name", 200)?;
+    let display_name = text_field(req.display_name.clone(), "display_name", 200)?;
     let email = match req.email.as_deref() {
         None => None,
         Some("") => Some(None),
         Some(e) => Some(Some(EmailAddress::new(e).field("email")?)),
     };
-    let password_hash = match req.password {
+    let password_hash = match req.password.as_deref() {
         Some(p) => {
-            Some(hash_blocking(Password::new(&p).field("password")?.expose().to_owned()).await?)
+            Some(hash_blocking(Password::new(p).field("password")?.expose().to_owned()).await?)
         }
         None => None,
     };
     let default_clusters = match &req.default_clusters {
-        Some(m) => Some(cluster_map(&state, m, "default_clusters", DEFAULT_ROLES).await?),
+        Some(m) => {
+            crate::limits::may_choose_clusters(&caller, "default_clusters")?;
+            Some(cluster_map(&state, m, "default_clusters", DEFAULT_ROLES).await?)
+        }
         None => None,
     };
     let mut tx = state.store.begin(caller.actor()).await?;
@@ -293,15 +316,20 @@ pub async fn update_customer(
         }
         cur.data.db_quota_mb = (q > 0).then_some(q);
     }
+    super::plans::apply_account_limits(&mut tx, &state, &caller, &req, &mut cur).await?;
+    let limits_changed = super::plans::touches_limits(&req);
     let updated = tx
         .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
         .await?;
+    if limits_changed {
+        crate::limits::warn_over_limits(&mut tx, &state.config.default_plan, &updated).await?;
+    }
     tx.commit().await?;
-    if purge {
+    if purge || limits_changed {
         state.auth.purge_account(updated.meta.id);
     }
     Ok(Json(
-        customer_view(&mut Names::new(&state.store), &updated).await?,
+        customer_view(&state, &mut Names::new(&state.store), &updated).await?,
     ))
 }
 

@@ -227,6 +227,9 @@ pub async fn create_database(
     let name = DbIdent::new(&req.name).field("name")?;
     let engine: DbEngine = req.engine.parse().field("engine")?;
     let owner = owning_customer(&state, &caller, req.customer.as_deref()).await?;
+    if req.cluster.is_some() {
+        crate::limits::may_choose_clusters(&caller, "cluster")?;
+    }
     let cluster = db_cluster(&state, req.cluster.as_deref(), &owner).await?;
     let domain = link_domain(
         &state,
@@ -252,6 +255,13 @@ pub async fn create_database(
             "the db cluster was removed meanwhile; try again",
         ));
     }
+    crate::limits::check_count(
+        &mut tx,
+        &state.config.default_plan,
+        owner.meta.id,
+        Kind::Database,
+    )
+    .await?;
     let created = tx
         .create(NewObject {
             name: name.to_string(),
@@ -441,6 +451,24 @@ pub async fn create_db_user(
     let engine: DbEngine = req.engine.parse().field("engine")?;
     let owner = owning_customer(&state, &caller, req.customer.as_deref()).await?;
     let (password, generated) = password_or_generate(req.password, "password")?;
+    if let Some(n) = req.cluster.as_deref() {
+        if crate::limits::may_choose_clusters(&caller, "cluster").is_err() {
+            // A customer names only a cluster it already holds a database on.
+            let mut q = store::ListQuery::new(Scope::All, 1000);
+            q.owner = Some(owner.meta.id);
+            let mut names = Names::new(&state.store);
+            let mut holds = false;
+            for db in state.store.list::<Database>(&q).await? {
+                holds |= names.cluster(db.data.cluster).await? == n;
+            }
+            if !holds {
+                return Err(ApiError::forbidden(
+                    "database users go on a cluster holding your databases; leave `cluster` out or grant a database",
+                )
+                .with_field("cluster"));
+            }
+        }
+    }
     let named_cluster = match req.cluster.as_deref() {
         Some(n) => Some(db_cluster(&state, Some(n), &owner).await?.meta.id),
         None => None,

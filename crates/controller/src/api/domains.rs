@@ -75,6 +75,7 @@ pub async fn create_domain(
 ) -> ApiResult<(StatusCode, Json<DomainView>)> {
     let name = DomainName::new(&req.name).field("name")?;
     let owner = owning_customer(&state, &caller, req.customer.as_deref()).await?;
+    crate::limits::may_choose_clusters_in(&caller, "clusters", req.clusters.as_ref())?;
     let explicit = match &req.clusters {
         Some(m) => cluster_map(&state, m, "clusters", Role::DOMAIN_ROLES).await?,
         None => BTreeMap::new(),
@@ -98,6 +99,8 @@ pub async fn create_domain(
     .map_err(|e| ApiError::infeasible(e.to_string()))?;
     let mut tx = state.store.begin(caller.actor()).await?;
     verify_placements(&mut tx, &plan.placements).await?;
+    let default_plan = &state.config.default_plan;
+    crate::limits::check_count(&mut tx, default_plan, owner.meta.id, Kind::Domain).await?;
     let data = Domain {
         name: name.clone(),
         customer: owner.meta.id,
@@ -230,6 +233,7 @@ pub async fn delete_domain(
     }
     tx.delete(Kind::Domain, d.meta.id).await?;
     tx.commit().await?;
+    crate::deployments::collect(&state, false).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

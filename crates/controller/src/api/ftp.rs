@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use model::entity::{FtpAccount, Kind};
+use model::limits::LimitField;
 use model::{FtpUsername, RelPath, WithField};
 use proto::v1::{
     CreateFtpAccount, ErrorBody, FtpAccountView, ListParams, Page, UpdateFtpAccount, WithPassword,
@@ -53,9 +54,24 @@ pub async fn create_ftp_account(
         username: username.clone(),
         password_hash,
         home,
-        quota_mb: req.quota_mb.unwrap_or(0),
+        quota_mb: 0,
     };
     let mut tx = state.store.begin(caller.actor()).await?;
+    let mut data = data;
+    if let Some(owner) = domain.meta.owner {
+        let default = &state.config.default_plan;
+        crate::limits::check_count(&mut tx, default, owner, Kind::FtpAccount).await?;
+        let limits =
+            crate::limits::ftp_limits(crate::limits::limits_of(&mut tx, default, owner).await?);
+        data.quota_mb = crate::limits::quota(
+            &limits,
+            LimitField::MaxFtpQuotaMb,
+            "quota_mb",
+            req.quota_mb,
+            limits.max_ftp_quota_mb,
+            None,
+        )?;
+    }
     let created = tx
         .create(NewObject {
             name: username.to_string(),
@@ -149,8 +165,18 @@ pub async fn update_ftp_account(
     if let Some(h) = password_hash {
         cur.data.password_hash = h;
     }
-    if let Some(q) = req.quota_mb {
-        cur.data.quota_mb = q;
+    if let (Some(q), Some(owner)) = (req.quota_mb, cur.meta.owner) {
+        let limits = crate::limits::ftp_limits(
+            crate::limits::limits_of(&mut tx, &state.config.default_plan, owner).await?,
+        );
+        cur.data.quota_mb = crate::limits::quota(
+            &limits,
+            LimitField::MaxFtpQuotaMb,
+            "quota_mb",
+            Some(q),
+            q,
+            Some(cur.data.quota_mb),
+        )?;
     }
     let updated = tx
         .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)

@@ -201,9 +201,10 @@ pub async fn create_cluster(
     responses((status = 200, body = Page<ClusterView>)))]
 pub async fn list_clusters(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Page<ClusterView>>> {
+    crate::limits::may_choose_clusters(&caller, "cluster")?;
     let paging = Paging::new(params.cursor.as_deref(), params.limit)?;
     if params.customer.is_some() || params.domain.is_some() || params.cluster.is_some() {
         return Err(ApiError::invalid(
@@ -215,7 +216,7 @@ pub async fn list_clusters(
     let (rows, next) = list_page::<Cluster>(&state, Scope::All, paging, None, None).await?;
     let mut items = Vec::with_capacity(rows.len());
     for c in &rows {
-        items.push(cluster_view(&state.store, c).await?);
+        items.push(shown_cluster(&caller, cluster_view(&state.store, c).await?));
     }
     Ok(Json(Page {
         items,
@@ -228,11 +229,25 @@ pub async fn list_clusters(
     responses((status = 200, body = ClusterView), (status = 404, body = ErrorBody)))]
 pub async fn get_cluster(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ClusterView>> {
+    crate::limits::may_choose_clusters(&caller, "cluster")?;
     let c = cluster_by_name(&state, &name).await?;
-    Ok(Json(cluster_view(&state.store, &c).await?))
+    Ok(Json(shown_cluster(
+        &caller,
+        cluster_view(&state.store, &c).await?,
+    )))
+}
+
+/// Clusters as a reseller allowed to choose them sees them: names and roles, not
+/// the servers inside (the inventory is for admins).
+fn shown_cluster(caller: &Caller, mut view: ClusterView) -> ClusterView {
+    if !caller.is_admin() {
+        view.servers.clear();
+        view.external_secondaries.clear();
+    }
+    view
 }
 
 /// `PATCH /v1/clusters/{name}` (admins).

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use model::entity::{Domain, Kind, MailAlias, Mailbox};
+use model::limits::LimitField;
 use model::{EmailAddress, LocalPart, WithField};
 use proto::v1::{
     AliasView, CreateAlias, CreateMailbox, ErrorBody, ListParams, MailboxView, Page, UpdateAlias,
@@ -106,11 +107,25 @@ pub async fn create_mailbox(
         domain: domain.meta.id,
         local_part: local,
         password_hash,
-        quota_mb: req.quota_mb.unwrap_or(1024),
+        quota_mb: 0,
         display_name,
         enabled: true,
     };
     let mut tx = state.store.begin(caller.actor()).await?;
+    let mut data = data;
+    if let Some(owner) = domain.meta.owner {
+        let default = &state.config.default_plan;
+        crate::limits::check_count(&mut tx, default, owner, Kind::Mailbox).await?;
+        let limits = crate::limits::limits_of(&mut tx, default, owner).await?;
+        data.quota_mb = crate::limits::quota(
+            &limits,
+            LimitField::MaxMailboxQuotaMb,
+            "quota_mb",
+            req.quota_mb,
+            1024,
+            None,
+        )?;
+    }
     let created = tx
         .create(NewObject {
             name: addr.to_string(),
@@ -195,8 +210,16 @@ pub async fn update_mailbox(
     if let Some(h) = password_hash {
         cur.data.password_hash = h;
     }
-    if let Some(q) = req.quota_mb {
-        cur.data.quota_mb = q;
+    if let (Some(q), Some(owner)) = (req.quota_mb, cur.meta.owner) {
+        let limits = crate::limits::limits_of(&mut tx, &state.config.default_plan, owner).await?;
+        cur.data.quota_mb = crate::limits::quota(
+            &limits,
+            LimitField::MaxMailboxQuotaMb,
+            "quota_mb",
+            Some(q),
+            q,
+            Some(cur.data.quota_mb),
+        )?;
     }
     if let Some(d) = display_name {
         cur.data.display_name = d;

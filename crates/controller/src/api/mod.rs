@@ -10,6 +10,7 @@ pub mod domains;
 pub mod ftp;
 pub mod infra;
 pub mod mail;
+pub mod plans;
 pub mod sites;
 pub mod status;
 pub mod tsig;
@@ -79,6 +80,14 @@ pub fn router(state: AppState) -> Router {
                 .patch(customers::update_customer)
                 .delete(customers::delete_customer),
         )
+        .route("/v1/plans", get(plans::list_plans).post(plans::create_plan))
+        .route(
+            "/v1/plans/{name}",
+            get(plans::get_plan)
+                .patch(plans::update_plan)
+                .delete(plans::delete_plan),
+        )
+        .route("/v1/endpoints", get(crate::endpoints::endpoints))
         .route(
             "/v1/domains",
             get(domains::list_domains).post(domains::create_domain),

@@ -173,6 +173,7 @@ pub async fn create_site(
         https_redirect: req.https_redirect.unwrap_or(false),
         active_server,
         deployment: None,
+        previous_deployments: Vec::new(),
     };
     let mut tx = state.store.begin(caller.actor()).await?;
     let keys = site_keys(&data, &domain.meta.name);
@@ -291,5 +292,6 @@ pub async fn delete_site(
     let mut tx = state.store.begin(caller.actor()).await?;
     tx.delete(Kind::Site, s.meta.id).await?;
     tx.commit().await?;
+    crate::deployments::collect(&state, false).await;
     Ok(StatusCode::NO_CONTENT)
 }

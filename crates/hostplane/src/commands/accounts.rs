@@ -48,6 +48,10 @@ pub async fn customer(ctx: &Ctx, cmd: CustomerCmd) -> anyhow::Result<()> {
                 disabled: u.disabled,
                 default_clusters: cluster_map(u.default_clusters),
                 db_quota_mb: u.db_quota_mb,
+                plan: u.plan,
+                limits: Some(u.limits.patch()).filter(|l| *l != Default::default()),
+                clear_limits: super::non_empty(u.clear_limits),
+                may_choose_clusters: u.may_choose_clusters,
             };
             ctx.out.one(&api.update_customer(&u.name, &req).await?)
         }

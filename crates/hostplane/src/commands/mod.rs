@@ -8,6 +8,7 @@ pub mod domains;
 pub mod ftp;
 pub mod infra;
 pub mod mail;
+pub mod plans;
 pub mod session;
 
 use crate::cli::{Command, GlobalOpts, ListOpts};
@@ -69,6 +70,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Cluster(cmd) => infra::cluster(ctx, cmd).await,
         Command::Server(cmd) => infra::server(ctx, cmd).await,
         Command::Customer(cmd) => accounts::customer(ctx, cmd).await,
+        Command::Plan(cmd) => plans::plan(ctx, cmd).await,
+        Command::Endpoints(args) => plans::endpoints(ctx, args).await,
         Command::Token(cmd) => accounts::token(ctx, cmd).await,
         Command::Domain(cmd) => domains::domain(ctx, cmd).await,
         Command::Site(cmd) => domains::site(ctx, cmd).await,
