@@ -37,6 +37,14 @@
 //!
 //! [databases]
 //! trash_days = 7                     # dumps of dropped databases kept this many days
+//!
+//! [names]
+//! resolver = "192.0.2.53:53"         # default: first `nameserver` of /etc/resolv.conf
+//!                                    # (127.0.0.1:53 if none); answers the TXT proofs
+//!                                    # `_hostplane-challenge.<registrable domain>`
+//! platform_zones = ["hosting.example"] # default: none besides the registrable
+//!                                    # domains of the servers' host names, which are
+//!                                    # always the platform's; only admins add names there
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -303,6 +311,44 @@ impl Default for DatabasesConfig {
     }
 }
 
+/// Who may hold which domain names (see `crate::ownership`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamesConfig {
+    /// DNS resolver asked for `_hostplane-challenge` TXT proofs; default the first
+    /// `nameserver` of `/etc/resolv.conf` (port 53), else `127.0.0.1:53`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<SocketAddr>,
+    /// The platform's own zones (besides the registrable domains of the servers'
+    /// host names, always included): only admins add names in them. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platform_zones: Vec<model::DomainName>,
+}
+
+impl NamesConfig {
+    /// The resolver to ask: the configured one, else the system's first
+    /// `nameserver`, else `127.0.0.1:53`.
+    pub fn resolver(&self) -> SocketAddr {
+        self.resolver.unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/resolv.conf")
+                .ok()
+                .and_then(|t| first_nameserver(&t))
+                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53))
+        })
+    }
+}
+
+/// The first `nameserver` address of resolv.conf text, port 53. Pure.
+fn first_nameserver(text: &str) -> Option<SocketAddr> {
+    text.lines().find_map(|l| {
+        let mut words = l.split_whitespace();
+        (words.next() == Some("nameserver"))
+            .then(|| words.next()?.parse::<IpAddr>().ok())
+            .flatten()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
+}
+
 /// The controller's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +385,9 @@ pub struct ControllerConfig {
     /// Database servers.
     #[serde(default)]
     pub databases: DatabasesConfig,
+    /// Name ownership: the resolver for challenge proofs, the platform's zones.
+    #[serde(default)]
+    pub names: NamesConfig,
 }
 
 impl ControllerConfig {
@@ -356,6 +405,7 @@ impl ControllerConfig {
             health: HealthConfig::default(),
             agents: AgentsConfig::default(),
             databases: DatabasesConfig::default(),
+            names: NamesConfig::default(),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod join;
 pub mod keys;
 pub mod loads;
 pub mod openapi;
+pub mod ownership;
 pub mod secrets;
 pub mod state;
 pub mod tls;
@@ -112,6 +113,16 @@ pub async fn serve(
     };
     let store = store::Store::open_url(&config.store_url()).await?;
     let state = AppState::with_ca(store.clone(), config, ca);
+    match ownership::report_conflicts(&state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            conflicts = n,
+            "name ownership conflicts in the store (events `ownership.conflict`)"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check the store for name ownership conflicts")
+        }
+    }
     let app = app(state.clone());
     let background = [
         tokio::spawn(configs::run(state.clone())),

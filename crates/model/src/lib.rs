@@ -14,6 +14,7 @@ pub mod dns;
 pub mod entity;
 mod error;
 mod names;
+pub mod namespace;
 mod roles;
 
 pub use country::CountryCode;

@@ -441,6 +441,17 @@ impl Store {
         rows.iter().map(sql::event).collect()
     }
 
+    /// Objects of `kind` named `zone` or ending in `.zone`, as (id, name, owner), in
+    /// id order (see [`Tx::names_within`] for the race-free read).
+    pub async fn names_within(
+        &self,
+        kind: Kind,
+        zone: &str,
+    ) -> Result<Vec<(Id, String, Option<Id>)>> {
+        let rows = names_within_query(kind, zone).fetch_all(&self.pool).await?;
+        rows.iter().map(id_name_owner).collect()
+    }
+
     /// Start a write transaction; bumps the revision (and so takes the write lock).
     pub async fn begin(&self, actor: Actor) -> Result<Tx> {
         // Bounded, so a task that begins a second transaction while holding one fails
@@ -844,6 +855,82 @@ impl Tx {
         row.as_ref().map(kind_and_id).transpose()
     }
 
+    /// Objects of `kind` named `zone` or ending in `.zone` (domains within a
+    /// namespace), as (id, name, owner), in id order, inside the transaction.
+    pub async fn names_within(
+        &mut self,
+        kind: Kind,
+        zone: &str,
+    ) -> Result<Vec<(Id, String, Option<Id>)>> {
+        let rows = names_within_query(kind, zone)
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter().map(id_name_owner).collect()
+    }
+
+    /// Give object `id` and every object below it (children, their children …) to
+    /// account `owner` (reseller recomputed); the object's own parent becomes
+    /// `parent`. The one exception to "owner and parent never change": an admin
+    /// transfer of names between accounts. Records one `transfer` event per moved
+    /// object; `NotFound` if the object or the account is gone.
+    pub async fn reassign(
+        &mut self,
+        kind: Kind,
+        id: Id,
+        owner: Id,
+        parent: Option<Id>,
+    ) -> Result<()> {
+        let reseller = self.reseller_for(owner).await?;
+        let rows = sqlx::query(
+            "WITH RECURSIVE sub(id) AS (SELECT id FROM objects WHERE id = $1 AND kind = $2 \
+             UNION ALL SELECT o.id FROM objects o JOIN sub ON o.parent = sub.id) \
+             SELECT o.id, o.kind, o.name FROM objects o WHERE o.id IN (SELECT id FROM sub) \
+             ORDER BY o.id",
+        )
+        .bind(id)
+        .bind(kind.as_str())
+        .fetch_all(self.conn())
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound {
+                kind: kind.as_str(),
+                id,
+            });
+        }
+        let now = sql::now_micros();
+        for row in &rows {
+            let oid: Id = row.try_get(0)?;
+            let okind: String = row.try_get(1)?;
+            let oname: String = row.try_get(2)?;
+            sqlx::query(
+                "UPDATE objects SET owner = $1, reseller = $2, updated_rev = $3, updated_at = $4 \
+                 WHERE id = $5",
+            )
+            .bind(owner)
+            .bind(reseller)
+            .bind(self.rev)
+            .bind(now)
+            .bind(oid)
+            .execute(self.conn())
+            .await?;
+            self.record(
+                "transfer",
+                &okind,
+                Some(oid),
+                &oname,
+                Some(owner),
+                reseller,
+                "{}".to_owned(),
+            );
+        }
+        sqlx::query("UPDATE objects SET parent = $1 WHERE id = $2")
+            .bind(parent)
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Record an extra event (e.g. a placement warning) in this transaction.
     ///
     /// The event's reseller (for reseller-scoped listings) is derived from `owner`
@@ -1059,4 +1146,28 @@ fn insert_error(e: sqlx::Error, kind: &'static str, name: &str, parent: Option<I
         }
     }
     sql::unique(e, kind, name)
+}
+
+/// The query behind `names_within`: `name = zone` or `name LIKE '%.zone'`, with
+/// LIKE's wildcards in `zone` escaped so it matches literally.
+fn names_within_query(
+    kind: Kind,
+    zone: &str,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let escaped = zone
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    sqlx::query(
+        "SELECT id, name, owner FROM objects WHERE kind = $1 \
+         AND (name = $2 OR name LIKE $3 ESCAPE '\\') ORDER BY id",
+    )
+    .bind(kind.as_str())
+    .bind(zone.to_owned())
+    .bind(format!("%.{escaped}"))
+}
+
+/// (id, name, owner) of a `names_within` row.
+fn id_name_owner(r: &sqlx::any::AnyRow) -> Result<(Id, String, Option<Id>)> {
+    Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
 }

@@ -75,6 +75,7 @@ pub async fn create_domain(
 ) -> ApiResult<(StatusCode, Json<DomainView>)> {
     let name = DomainName::new(&req.name).field("name")?;
     let owner = owning_customer(&state, &caller, req.customer.as_deref()).await?;
+    let claim = crate::ownership::prepare(&state, &caller, &owner, &name).await?;
     let explicit = match &req.clusters {
         Some(m) => cluster_map(&state, m, "clusters", Role::DOMAIN_ROLES).await?,
         None => BTreeMap::new(),
@@ -97,6 +98,7 @@ pub async fn create_domain(
     )
     .map_err(|e| ApiError::infeasible(e.to_string()))?;
     let mut tx = state.store.begin(caller.actor()).await?;
+    claim.check(&mut tx).await?;
     verify_placements(&mut tx, &plan.placements).await?;
     let data = Domain {
         name: name.clone(),

@@ -10,6 +10,7 @@ pub mod domains;
 pub mod ftp;
 pub mod infra;
 pub mod mail;
+pub mod names;
 pub mod sites;
 pub mod status;
 
@@ -80,6 +81,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/domains",
             get(domains::list_domains).post(domains::create_domain),
         )
+        .route("/v1/domain-challenges", post(names::create_challenge))
+        .route("/v1/domain-transfers", post(names::create_transfer))
         .route(
             "/v1/domains/{name}",
             get(domains::get_domain)
