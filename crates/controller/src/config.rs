@@ -574,6 +574,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_section() {
+        let c = ControllerConfig::parse(
+            "data_dir = \"/d\"\n[names]\nresolver = \"127.0.0.9:5353\"\nplatform_zones = [\"Hosting.Example\"]",
+        )
+        .unwrap();
+        assert_eq!(c.names.resolver(), "127.0.0.9:5353".parse().unwrap());
+        assert_eq!(c.names.platform_zones[0].as_str(), "hosting.example");
+        assert!(
+            ControllerConfig::parse("data_dir = \"/d\"\n[names]\nplatform_zones = [\"a..b\"]")
+                .is_err()
+        );
+        assert!(ControllerConfig::parse("data_dir = \"/d\"\n[names]\nresolvers = \"x\"").is_err());
+        assert_eq!(
+            first_nameserver("# c\nsearch x\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n"),
+            Some("10.0.0.2:53".parse().unwrap())
+        );
+        assert_eq!(first_nameserver("nameserver bogus\n"), None);
+    }
+
+    #[test]
     fn defaults() {
         let c = ControllerConfig::parse("data_dir = \"/d\"").unwrap();
         assert_eq!(c.listen, DEFAULT_LISTEN);

@@ -88,7 +88,8 @@ pub struct NameClaim {
     registrable: DomainName,
     owner: Id,
     token: String,
-    /// Some(why not) if a proof was looked for and not found; None if found or not needed.
+    /// Ok if the TXT proof was found; Err(why not) if it was looked for and not
+    /// found, or not looked for (nobody else held a name before the transaction).
     proof: Result<(), String>,
 }
 
@@ -119,7 +120,9 @@ pub async fn prepare(
     let token = challenge_token(owner, &reg);
     let holders = state.store.names_within(Kind::Domain, reg.as_str()).await?;
     let proof = if decide(owner.meta.id, &holders, false).is_ok() {
-        Ok(())
+        Err(format!(
+            "another account added a name under `{reg}` meanwhile; no TXT proof was looked for"
+        ))
     } else {
         let record = challenge_record(&reg);
         let resolver = state.config.names.resolver();

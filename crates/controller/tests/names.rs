@@ -482,3 +482,48 @@ async fn conflicts_in_a_store_are_reported_at_start() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_accounts_cannot_share_a_namespace() {
+    let (dns, _records) = txt_server().await;
+    let server = Server::start_with(|c| c.names.resolver = Some(dns)).await;
+    let (admin, alice, bob) = setup(&server).await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let c = if i % 2 == 0 {
+            alice.clone()
+        } else {
+            bob.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post("/v1/domains", json!({"name": format!("n{i}.race.example")}))
+                .await;
+            (i % 2, r.status.as_u16())
+        }));
+    }
+    let mut winners = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (who, status) = t.await.unwrap();
+        match status {
+            201 => {
+                winners.insert(who);
+            }
+            409 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "both accounts got names under race.example"
+    );
+    let owners: std::collections::BTreeSet<String> = admin
+        .list_all("/v1/domains")
+        .await
+        .iter()
+        .map(|d| d["customer"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    server.stop().await;
+}
