@@ -118,7 +118,7 @@ pub async fn prepare(
         }
     }
     let token = challenge_token(owner, &reg);
-    let holders = state.store.names_within(Kind::Domain, reg.as_str()).await?;
+    let holders = state.store.domains_under(reg.as_str()).await?;
     let proof = if decide(owner.meta.id, &holders, false).is_ok() {
         Err(format!(
             "another account added a name under `{reg}` meanwhile; no TXT proof was looked for"
@@ -149,9 +149,7 @@ impl NameClaim {
     /// The namespace check, race-free inside `tx`: 409 `owned_by_another_account` if
     /// another account holds a name under the registrable domain and no proof was found.
     pub async fn check(&self, tx: &mut Tx) -> ApiResult<()> {
-        let holders = tx
-            .names_within(Kind::Domain, self.registrable.as_str())
-            .await?;
+        let holders = tx.domains_under(self.registrable.as_str()).await?;
         match decide(self.owner, &holders, self.proof.is_ok()) {
             Ok(()) => Ok(()),
             Err(Refusal::OwnedElsewhere(_)) => {

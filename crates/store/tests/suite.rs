@@ -181,7 +181,7 @@ suite!(
     data_survives_reopen,
     missing_owner_or_parent,
     corrupt_document,
-    names_within_and_reassign,
+    domains_under_and_reassign,
 );
 
 // ---------------------------------------------------------------------------------
@@ -770,7 +770,7 @@ async fn reseller_change_moves_objects(env: &Env) -> Result<()> {
     Ok(())
 }
 
-async fn names_within_and_reassign(env: &Env) -> Result<()> {
+async fn domains_under_and_reassign(env: &Env) -> Result<()> {
     let store = env.open().await?;
     let r = {
         let mut tx = store.begin(system()).await?;
@@ -796,19 +796,32 @@ async fn names_within_and_reassign(env: &Env) -> Result<()> {
         tx.commit().await?;
         m
     };
-    // Exact name and names below it, not `xx.example`; `_` is no wildcard (else
-    // `%._.example` would match `www.x.example`).
-    let found = store.names_within(Kind::Domain, "x.example").await?;
+    // The registrable domain and names below it; not `xx.example`, not `example`.
+    let found = store.domains_under("x.example").await?;
     let names: Vec<&str> = found.iter().map(|(_, n, _)| n.as_str()).collect();
     assert_eq!(names, ["x.example", "www.x.example"]);
     assert!(found.iter().all(|(_, _, o)| *o == Some(a.meta.id)));
-    assert!(store
-        .names_within(Kind::Domain, "_.example")
-        .await?
-        .is_empty());
+    assert!(store.domains_under("example").await?.is_empty());
+    assert_eq!(store.domains_under("xx.example").await?.len(), 1);
+    // The index survives updates (which replace an object's keys) and is rebuilt
+    // at open when missing (a store written before it existed).
+    {
+        let mut tx = store.begin(system()).await?;
+        let d = tx.get::<Domain>(d1.meta.id).await?.context("d1")?;
+        tx.update(d.meta.id, &d.meta.name, Vec::new(), d.data)
+            .await?;
+        tx.commit().await?;
+    }
+    assert_eq!(store.domains_under("x.example").await?.len(), 2);
+    env.raw("DELETE FROM object_keys WHERE ns = 'registrable'".to_owned())
+        .await?;
+    assert!(store.domains_under("x.example").await?.is_empty());
+    store.close().await;
+    let store = env.open().await?;
+    assert_eq!(store.domains_under("x.example").await?.len(), 2);
 
     let mut tx = store.begin(system()).await?;
-    assert_eq!(tx.names_within(Kind::Domain, "x.example").await?.len(), 2);
+    assert_eq!(tx.domains_under("x.example").await?.len(), 2);
     tx.reassign(Kind::Domain, d2.meta.id, b.meta.id, Some(b.meta.id))
         .await?;
     expect_not_found(

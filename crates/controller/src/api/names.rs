@@ -67,7 +67,7 @@ pub async fn create_transfer(
         ));
     }
     let mut tx = state.store.begin(caller.actor()).await?;
-    let holders = tx.names_within(Kind::Domain, reg.as_str()).await?;
+    let holders = tx.domains_under(reg.as_str()).await?;
     if holders.is_empty() {
         return Err(ApiError::not_found(format!("no domain under `{reg}`")).with_field("name"));
     }
