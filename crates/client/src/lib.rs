@@ -382,6 +382,24 @@ impl Client {
         self.get(&["v1", "status"]).await
     }
 
+    /// `POST /v1/domain-challenges`: the TXT record that proves control of a
+    /// registrable domain.
+    pub async fn create_domain_challenge(
+        &self,
+        req: &proto::v1::CreateDomainChallenge,
+    ) -> Result<proto::v1::DomainChallengeView> {
+        self.post(&["v1", "domain-challenges"], req).await
+    }
+
+    /// `POST /v1/domain-transfers` (admins): give a registrable domain's names to
+    /// another customer.
+    pub async fn create_domain_transfer(
+        &self,
+        req: &proto::v1::CreateDomainTransfer,
+    ) -> Result<proto::v1::DomainTransferView> {
+        self.post(&["v1", "domain-transfers"], req).await
+    }
+
     /// `GET /v1/sites/{domain}/certificate`: the certificate a site is served with.
     pub async fn get_site_certificate(&self, domain: &str) -> Result<proto::v1::CertificateView> {
         self.get(&["v1", "sites", domain, "certificate"]).await

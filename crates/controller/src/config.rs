@@ -53,6 +53,14 @@
 //! site_disk_mb = 10240               # site files, 0..=1048576
 //! mail_messages_per_hour = 1000      # outgoing, per mailbox and per domain
 //! mail_recipients_per_message = 100  # 1..=10000
+//!
+//! [names]
+//! resolver = "192.0.2.53:53"         # default: first `nameserver` of /etc/resolv.conf
+//!                                    # (127.0.0.1:53 if none); answers the TXT proofs
+//!                                    # `_hostplane-challenge.<registrable domain>`
+//! platform_zones = ["hosting.example"] # default: none besides the registrable
+//!                                    # domains of the servers' host names, which are
+//!                                    # always the platform's; only admins add names there
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -345,6 +353,44 @@ impl Default for TsigSettings {
     }
 }
 
+/// Who may hold which domain names (see `crate::ownership`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamesConfig {
+    /// DNS resolver asked for `_hostplane-challenge` TXT proofs; default the first
+    /// `nameserver` of `/etc/resolv.conf` (port 53), else `127.0.0.1:53`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<SocketAddr>,
+    /// The platform's own zones (besides the registrable domains of the servers'
+    /// host names, always included): only admins add names in them. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platform_zones: Vec<model::DomainName>,
+}
+
+impl NamesConfig {
+    /// The resolver to ask: the configured one, else the system's first
+    /// `nameserver`, else `127.0.0.1:53`.
+    pub fn resolver(&self) -> SocketAddr {
+        self.resolver.unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/resolv.conf")
+                .ok()
+                .and_then(|t| first_nameserver(&t))
+                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53))
+        })
+    }
+}
+
+/// The first `nameserver` address of resolv.conf text, port 53. Pure.
+fn first_nameserver(text: &str) -> Option<SocketAddr> {
+    text.lines().find_map(|l| {
+        let mut words = l.split_whitespace();
+        (words.next() == Some("nameserver"))
+            .then(|| words.next()?.parse::<IpAddr>().ok())
+            .flatten()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
+}
+
 /// The controller's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -387,6 +433,9 @@ pub struct ControllerConfig {
     /// Limits of accounts that have no plan (see [`model::limits`]).
     #[serde(default, deserialize_with = "default_plan")]
     pub default_plan: model::limits::Limits,
+    /// Name ownership: the resolver for challenge proofs, the platform's zones.
+    #[serde(default)]
+    pub names: NamesConfig,
 }
 
 /// `[default_plan]`: missing keys take their defaults; unknown keys are refused.
@@ -427,6 +476,7 @@ impl ControllerConfig {
             databases: DatabasesConfig::default(),
             tsig: TsigSettings::default(),
             default_plan: model::limits::Limits::default(),
+            names: NamesConfig::default(),
         }
     }
 
@@ -611,6 +661,26 @@ impl ControllerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_section() {
+        let c = ControllerConfig::parse(
+            "data_dir = \"/d\"\n[names]\nresolver = \"127.0.0.9:5353\"\nplatform_zones = [\"Hosting.Example\"]",
+        )
+        .unwrap();
+        assert_eq!(c.names.resolver(), "127.0.0.9:5353".parse().unwrap());
+        assert_eq!(c.names.platform_zones[0].as_str(), "hosting.example");
+        assert!(
+            ControllerConfig::parse("data_dir = \"/d\"\n[names]\nplatform_zones = [\"a..b\"]")
+                .is_err()
+        );
+        assert!(ControllerConfig::parse("data_dir = \"/d\"\n[names]\nresolvers = \"x\"").is_err());
+        assert_eq!(
+            first_nameserver("# c\nsearch x\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n"),
+            Some("10.0.0.2:53".parse().unwrap())
+        );
+        assert_eq!(first_nameserver("nameserver bogus\n"), None);
+    }
 
     #[test]
     fn defaults() {

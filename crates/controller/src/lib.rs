@@ -27,6 +27,7 @@ pub mod keys;
 pub mod limits;
 pub mod loads;
 pub mod openapi;
+pub mod ownership;
 pub mod secrets;
 pub mod state;
 pub mod tls;
@@ -118,6 +119,16 @@ pub async fn serve(
     // Archives of sites deleted or redeployed while no controller ran, and uploads
     // a stop interrupted.
     deployments::collect(&state, true).await;
+    match ownership::report_conflicts(&state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            conflicts = n,
+            "name ownership conflicts in the store (events `ownership.conflict`)"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check the store for name ownership conflicts")
+        }
+    }
     let app = app(state.clone());
     let background = [
         tokio::spawn(configs::run(state.clone())),

@@ -945,7 +945,8 @@ const LISTINGS: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn tenant_isolation_matrix() {
-    let srv = Server::start().await;
+    // TXT proofs of control are asked of a closed local port (answers: refused).
+    let srv = Server::start_with(|c| c.names.resolver = Some("127.0.0.1:9".parse().unwrap())).await;
     let admin = srv.admin();
     default_clusters(&admin).await;
     let a = customer(&srv, &admin, "alice", json!({})).await;
@@ -1003,6 +1004,17 @@ async fn tenant_isolation_matrix() {
             .patch("/v1/customers/bob", json!({"display_name": "pwned"}))
             .await
             .error(404, "not_found");
+        // Nor can anyone add a name under bob's domain (the www hijack).
+        let body = if std::ptr::eq(attacker, &r) {
+            json!({"name": "www.bob.example", "customer": "carol"})
+        } else {
+            json!({"name": "www.bob.example"})
+        };
+        let e = attacker
+            .post("/v1/domains", body)
+            .await
+            .error(409, "conflict");
+        assert_eq!(e["rule"], "owned_by_another_account", "{e}");
     }
     // Bob's objects are unchanged.
     for (p, old) in paths.iter().zip(&before) {

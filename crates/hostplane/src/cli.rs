@@ -151,7 +151,9 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
         after_help = "Examples:
   hostplane domain add example.com --customer acme
   hostplane domain add example.org --customer acme --cluster web=web-eu --cluster dns=dns-main
-  hostplane domain update example.org --cluster web=web-us"
+  hostplane domain update example.org --cluster web=web-us
+  hostplane domain challenge www.example.com       # TXT record proving you control example.com
+  hostplane domain transfer example.com --to acme  # admins: give example.com's names to acme"
     )]
     Domain(DomainCmd),
     /// Manage sites (the web part of a domain)
@@ -891,6 +893,36 @@ pub enum DomainCmd {
     /// Delete a domain and everything under it
     #[command(visible_alias = "rm")]
     Delete(NameArg),
+    /// Show the TXT record proving control of a registrable domain whose names
+    /// another account holds (publish it, then `domain add` again)
+    #[command(after_help = "Examples:
+  hostplane domain challenge www.example.com
+  hostplane domain challenge example.co.uk --customer acme --json")]
+    Challenge(DomainChallenge),
+    /// Give every name under a registrable domain to another customer (admins)
+    #[command(after_help = "Examples:
+  hostplane domain transfer example.com --to acme    # also moves www.example.com, ...")]
+    Transfer(DomainTransfer),
+}
+
+/// `domain challenge`.
+#[derive(Debug, Args)]
+pub struct DomainChallenge {
+    /// A domain name under the registrable domain
+    pub name: String,
+    /// The customer proving control (required for admins and resellers)
+    #[arg(long)]
+    pub customer: Option<String>,
+}
+
+/// `domain transfer`.
+#[derive(Debug, Args)]
+pub struct DomainTransfer {
+    /// A domain name under the registrable domain
+    pub name: String,
+    /// The customer that will own the names
+    #[arg(long)]
+    pub to: String,
 }
 
 /// `domain add`.

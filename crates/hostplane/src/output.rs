@@ -451,6 +451,44 @@ impl Render for TokenView {
     }
 }
 
+impl Render for proto::v1::DomainChallengeView {
+    const HEADERS: &'static [&'static str] = &["record", "type", "value"];
+    fn cells(&self) -> Vec<String> {
+        vec![self.record.clone(), "TXT".into(), self.value.clone()]
+    }
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("registrable", self.registrable.clone()),
+            ("customer", self.customer.clone()),
+            ("record", format!("{} TXT", self.record)),
+            ("value", self.value.clone()),
+            (
+                "then",
+                "publish the record at the domain's DNS host, then `hostplane domain add` again"
+                    .into(),
+            ),
+        ]
+    }
+}
+
+impl Render for proto::v1::DomainTransferView {
+    const HEADERS: &'static [&'static str] = &["registrable", "to", "domains"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.registrable.clone(),
+            self.to.clone(),
+            self.domains.join(", "),
+        ]
+    }
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("registrable", self.registrable.clone()),
+            ("to", self.to.clone()),
+            ("domains", self.domains.join(", ")),
+        ]
+    }
+}
+
 impl Render for DomainView {
     const HEADERS: &'static [&'static str] = &["name", "customer", "placements", "created"];
     fn cells(&self) -> Vec<String> {

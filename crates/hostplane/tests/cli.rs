@@ -364,6 +364,32 @@ fn controller_and_cli_end_to_end() {
     let r = run(hp(&login), &["mailbox", "show", "info@example.com"]);
     assert_eq!(r.code, 1);
 
+    // Names are owned per registrable domain: the TXT proof another customer would
+    // publish, and an admin transfer of example.com's names.
+    ok(&login, &["customer", "add", "globex"]);
+    let ch = ok_json(
+        &login,
+        &[
+            "domain",
+            "challenge",
+            "www.example.com",
+            "--customer",
+            "globex",
+        ],
+    );
+    assert_eq!(field(&ch, "record"), "_hostplane-challenge.example.com");
+    assert!(field(&ch, "value").starts_with("hostplane-"), "{ch}");
+    let moved = ok_json(
+        &login,
+        &["domain", "transfer", "example.com", "--to", "globex"],
+    );
+    assert_eq!(moved["domains"], serde_json::json!(["example.com"]));
+    let www = ok_json(
+        &login,
+        &["domain", "add", "www.example.com", "--customer", "globex"],
+    );
+    assert_eq!(field(&www, "customer"), "globex");
+
     // Events recorded the changes.
     let events = ok_json(&login, &["events"]);
     assert!(events.as_array().unwrap().len() >= 6, "{events}");

@@ -15,6 +15,7 @@ pub mod entity;
 mod error;
 pub mod limits;
 mod names;
+pub mod namespace;
 mod roles;
 
 pub use country::CountryCode;

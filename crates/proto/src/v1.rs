@@ -508,6 +508,53 @@ pub struct CreateDomain {
     pub clusters: Option<BTreeMap<String, String>>,
 }
 
+/// `POST /v1/domain-challenges`: the TXT record that proves control of a
+/// registrable domain whose names another account holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDomainChallenge {
+    /// A domain name under the registrable domain (Unicode accepted).
+    pub name: String,
+    /// The customer that will prove control (required for admins and resellers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+}
+
+/// The proof to publish: TXT `record` = `value`, then add the domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DomainChallengeView {
+    /// The registrable domain (eTLD+1) the proof is for.
+    pub registrable: String,
+    /// Owner name of the TXT record, `_hostplane-challenge.<registrable>`.
+    pub record: String,
+    /// The TXT value (specific to the customer and the registrable domain).
+    pub value: String,
+    /// The customer it proves control for.
+    pub customer: String,
+}
+
+/// `POST /v1/domain-transfers` (admins): give every name under a registrable
+/// domain, with its sites, mail, FTP accounts and records, to another customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDomainTransfer {
+    /// A domain name under the registrable domain (Unicode accepted).
+    pub name: String,
+    /// The customer that will own them.
+    pub to: String,
+}
+
+/// What a transfer moved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DomainTransferView {
+    /// The registrable domain transferred.
+    pub registrable: String,
+    /// The customer owning it now.
+    pub to: String,
+    /// The domain names moved (those it already owned included).
+    pub domains: Vec<String>,
+}
+
 /// `PATCH /v1/domains/{name}`: move roles to other clusters (admins only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

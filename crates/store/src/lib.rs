@@ -22,6 +22,9 @@
 //! - `objects`: one row per object; `(kind, name)` is unique. Extra unique keys
 //!   ([`UniqueKey`]) live in `object_keys`; conflicts are [`StoreError::Conflict`].
 //!   Deleting an object deletes its children (`parent`) and their keys.
+//! - Every domain also holds the key `("registrable", "<eTLD+1>/<name>")`, kept by
+//!   the store on create and update and synced at open ([`REGISTRABLE_NS`]), so
+//!   [`Tx::domains_under`] is an index range, not a scan.
 //! - Tenancy: [`Meta::owner`] is the owning account, [`Meta::reseller`] the owner's
 //!   reseller, computed by the store. **Accounts own themselves**: an
 //!   [`model::entity::Account`] created with `owner: None` that is not an admin gets
@@ -274,12 +277,57 @@ impl Store {
     /// and `-shm` files the same mode). Every connection uses `synchronous=FULL`, so a
     /// committed transaction has been fsynced, `foreign_keys=ON` and a 5 s busy timeout.
     pub async fn open_sqlite(path: &std::path::Path) -> Result<Self> {
-        Ok(Self::new(open::sqlite(path).await?, BackendKind::Sqlite))
+        let store = Self::new(open::sqlite(path).await?, BackendKind::Sqlite);
+        store.sync_registrable_index().await?;
+        Ok(store)
     }
 
     /// Connect to PostgreSQL (`postgres://...`) and run migrations.
     pub async fn open_postgres(url: &str) -> Result<Self> {
-        Ok(Self::new(open::postgres(url).await?, BackendKind::Postgres))
+        let store = Self::new(open::postgres(url).await?, BackendKind::Postgres);
+        store.sync_registrable_index().await?;
+        Ok(store)
+    }
+
+    /// Bring the [`REGISTRABLE_NS`] keys of every domain up to date (a store written
+    /// before they existed, or a Public Suffix List that changed since): one
+    /// transaction, only if something differs; no revision, no events (an index).
+    async fn sync_registrable_index(&self) -> Result<()> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.name, k.key FROM objects o LEFT JOIN object_keys k \
+             ON k.object_id = o.id AND k.ns = $1 WHERE o.kind = $2",
+        )
+        .bind(REGISTRABLE_NS)
+        .bind(Kind::Domain.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut stale = Vec::new();
+        for r in &rows {
+            let (id, name, key): (Id, String, Option<String>) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            if key.as_deref() != Some(registrable_key(&name).as_str()) {
+                stale.push((id, name));
+            }
+        }
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (id, name) in stale {
+            sqlx::query("DELETE FROM object_keys WHERE object_id = $1 AND ns = $2")
+                .bind(id)
+                .bind(REGISTRABLE_NS)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO object_keys (ns, key, object_id) VALUES ($1, $2, $3)")
+                .bind(REGISTRABLE_NS)
+                .bind(registrable_key(&name))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// `sqlite:///path` / `sqlite:path` or `postgres://...`.
@@ -439,6 +487,16 @@ impl Store {
         let q = sqlx::query(AssertSqlSafe(f.sql.clone())).bind(after.unwrap_or(0));
         let rows = f.bind(q).fetch_all(&self.pool).await?;
         rows.iter().map(sql::event).collect()
+    }
+
+    /// Domains whose registrable domain (Public Suffix List eTLD+1) is
+    /// `registrable`, as (id, name, owner), in id order; an index lookup (see
+    /// [`Tx::domains_under`] for the race-free read).
+    pub async fn domains_under(&self, registrable: &str) -> Result<Vec<(Id, String, Option<Id>)>> {
+        let rows = domains_under_query(registrable)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(id_name_owner).collect()
     }
 
     /// Start a write transaction; bumps the revision (and so takes the write lock).
@@ -625,6 +683,16 @@ impl Tx {
             }
         }
         self.insert_keys(id, &keys).await?;
+        if T::KIND == Kind::Domain {
+            self.insert_keys(
+                id,
+                &[UniqueKey {
+                    ns: REGISTRABLE_NS,
+                    key: registrable_key(&obj.name),
+                }],
+            )
+            .await?;
+        }
         self.record(
             "create",
             kind,
@@ -717,6 +785,16 @@ impl Tx {
             .execute(self.conn())
             .await?;
         self.insert_keys(id, &keys).await?;
+        if T::KIND == Kind::Domain {
+            self.insert_keys(
+                id,
+                &[UniqueKey {
+                    ns: REGISTRABLE_NS,
+                    key: registrable_key(name),
+                }],
+            )
+            .await?;
+        }
         if T::KIND == Kind::Account {
             let old_json: String = current.try_get(6)?;
             let corrupt = |source| StoreError::Corrupt { kind, id, source };
@@ -869,6 +947,81 @@ impl Tx {
             .fetch_optional(self.conn())
             .await?;
         row.as_ref().map(kind_and_id).transpose()
+    }
+
+    /// Domains whose registrable domain is `registrable`, as (id, name, owner), in
+    /// id order, inside the transaction (sees its own writes).
+    pub async fn domains_under(
+        &mut self,
+        registrable: &str,
+    ) -> Result<Vec<(Id, String, Option<Id>)>> {
+        let rows = domains_under_query(registrable)
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter().map(id_name_owner).collect()
+    }
+
+    /// Give object `id` and every object below it (children, their children …) to
+    /// account `owner` (reseller recomputed); the object's own parent becomes
+    /// `parent`. The one exception to "owner and parent never change": an admin
+    /// transfer of names between accounts. Records one `transfer` event per moved
+    /// object; `NotFound` if the object or the account is gone.
+    pub async fn reassign(
+        &mut self,
+        kind: Kind,
+        id: Id,
+        owner: Id,
+        parent: Option<Id>,
+    ) -> Result<()> {
+        let reseller = self.reseller_for(owner).await?;
+        let rows = sqlx::query(
+            "WITH RECURSIVE sub(id) AS (SELECT id FROM objects WHERE id = $1 AND kind = $2 \
+             UNION ALL SELECT o.id FROM objects o JOIN sub ON o.parent = sub.id) \
+             SELECT o.id, o.kind, o.name FROM objects o WHERE o.id IN (SELECT id FROM sub) \
+             ORDER BY o.id",
+        )
+        .bind(id)
+        .bind(kind.as_str())
+        .fetch_all(self.conn())
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound {
+                kind: kind.as_str(),
+                id,
+            });
+        }
+        let now = sql::now_micros();
+        for row in &rows {
+            let oid: Id = row.try_get(0)?;
+            let okind: String = row.try_get(1)?;
+            let oname: String = row.try_get(2)?;
+            sqlx::query(
+                "UPDATE objects SET owner = $1, reseller = $2, updated_rev = $3, updated_at = $4 \
+                 WHERE id = $5",
+            )
+            .bind(owner)
+            .bind(reseller)
+            .bind(self.rev)
+            .bind(now)
+            .bind(oid)
+            .execute(self.conn())
+            .await?;
+            self.record(
+                "transfer",
+                &okind,
+                Some(oid),
+                &oname,
+                Some(owner),
+                reseller,
+                "{}".to_owned(),
+            );
+        }
+        sqlx::query("UPDATE objects SET parent = $1 WHERE id = $2")
+            .bind(parent)
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
     }
 
     /// Record an extra event (e.g. a placement warning) in this transaction.
@@ -1086,4 +1239,38 @@ fn insert_error(e: sqlx::Error, kind: &'static str, name: &str, parent: Option<I
         }
     }
     sql::unique(e, kind, name)
+}
+
+/// Namespace of the index keys `<registrable>/<domain name>` every domain holds
+/// (kept by the store on create and update, synced at open), so the domains under
+/// one registrable domain are one range of the `object_keys` primary key.
+pub const REGISTRABLE_NS: &str = "registrable";
+
+/// The [`REGISTRABLE_NS`] key of a domain name (its own name if it has no
+/// registrable domain, which validated names always have).
+fn registrable_key(name: &str) -> String {
+    let reg = model::DomainName::new(name)
+        .ok()
+        .and_then(|d| model::namespace::registrable(&d).ok())
+        .map_or_else(|| name.to_owned(), |r| r.to_string());
+    format!("{reg}/{name}")
+}
+
+/// The query behind `domains_under`: the key range `registrable/` .. `registrable0`
+/// (`0` follows `/`; neither occurs in domain names).
+fn domains_under_query(
+    registrable: &str,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "SELECT o.id, o.name, o.owner FROM object_keys k JOIN objects o ON o.id = k.object_id \
+         WHERE k.ns = $1 AND k.key >= $2 AND k.key < $3 ORDER BY o.id",
+    )
+    .bind(REGISTRABLE_NS)
+    .bind(format!("{registrable}/"))
+    .bind(format!("{registrable}0"))
+}
+
+/// (id, name, owner) of a `domains_under` row.
+fn id_name_owner(r: &sqlx::any::AnyRow) -> Result<(Id, String, Option<Id>)> {
+    Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
 }

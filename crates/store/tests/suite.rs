@@ -182,6 +182,7 @@ suite!(
     missing_owner_or_parent,
     corrupt_document,
     counted_creates_never_exceed_a_limit,
+    domains_under_and_reassign,
 );
 
 // ---------------------------------------------------------------------------------
@@ -771,6 +772,96 @@ async fn reseller_change_moves_objects(env: &Env) -> Result<()> {
     assert_eq!(d2.meta.reseller, Some(r));
     assert_eq!(store.count(Kind::Account, Scope::Reseller(r)).await?, 3);
     assert_eq!(store.count(Kind::Domain, Scope::Reseller(r)).await?, 4);
+    Ok(())
+}
+
+async fn domains_under_and_reassign(env: &Env) -> Result<()> {
+    let store = env.open().await?;
+    let r = {
+        let mut tx = store.begin(system()).await?;
+        let r = tx
+            .create(new(
+                "res",
+                None,
+                None,
+                account("res", AccountKind::Reseller, None)?,
+            ))
+            .await?;
+        tx.commit().await?;
+        r
+    };
+    let a = customer(&store, "ca", None).await?;
+    let b = customer(&store, "cb", Some(r.meta.id)).await?;
+    let d1 = add_domain(&store, "x.example", a.meta.id).await?;
+    let d2 = add_domain(&store, "www.x.example", a.meta.id).await?;
+    add_domain(&store, "xx.example", a.meta.id).await?;
+    let m = {
+        let mut tx = store.begin(system()).await?;
+        let m = tx.create(mailbox(&d2, "info")?).await?;
+        tx.commit().await?;
+        m
+    };
+    // The registrable domain and names below it; not `xx.example`, not `example`.
+    let found = store.domains_under("x.example").await?;
+    let names: Vec<&str> = found.iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(names, ["x.example", "www.x.example"]);
+    assert!(found.iter().all(|(_, _, o)| *o == Some(a.meta.id)));
+    assert!(store.domains_under("example").await?.is_empty());
+    assert_eq!(store.domains_under("xx.example").await?.len(), 1);
+    // The index survives updates (which replace an object's keys) and is rebuilt
+    // at open when missing (a store written before it existed).
+    {
+        let mut tx = store.begin(system()).await?;
+        let d = tx.get::<Domain>(d1.meta.id).await?.context("d1")?;
+        tx.update(d.meta.id, &d.meta.name, Vec::new(), d.data)
+            .await?;
+        tx.commit().await?;
+    }
+    assert_eq!(store.domains_under("x.example").await?.len(), 2);
+    env.raw("DELETE FROM object_keys WHERE ns = 'registrable'".to_owned())
+        .await?;
+    assert!(store.domains_under("x.example").await?.is_empty());
+    store.close().await;
+    let store = env.open().await?;
+    assert_eq!(store.domains_under("x.example").await?.len(), 2);
+
+    let mut tx = store.begin(system()).await?;
+    assert_eq!(tx.domains_under("x.example").await?.len(), 2);
+    tx.reassign(Kind::Domain, d2.meta.id, b.meta.id, Some(b.meta.id))
+        .await?;
+    expect_not_found(
+        tx.reassign(Kind::Domain, 999_999, b.meta.id, None).await,
+        "domain",
+        999_999,
+    )?;
+    tx.commit().await?;
+    // The domain and its mailbox moved (owner, reseller, parent); d1 did not.
+    let moved = store
+        .get::<Domain>(Scope::Customer(b.meta.id), d2.meta.id)
+        .await?
+        .context("moved to B")?;
+    assert_eq!(moved.meta.parent, Some(b.meta.id));
+    assert_eq!(moved.meta.reseller, Some(r.meta.id));
+    let mb = store
+        .get::<Mailbox>(Scope::Reseller(r.meta.id), m.meta.id)
+        .await?
+        .context("mailbox moved")?;
+    assert_eq!(mb.meta.owner, Some(b.meta.id));
+    assert_eq!(mb.meta.parent, Some(d2.meta.id));
+    assert!(store
+        .get::<Mailbox>(Scope::Customer(a.meta.id), m.meta.id)
+        .await?
+        .is_none());
+    assert!(store
+        .get::<Domain>(Scope::Customer(a.meta.id), d1.meta.id)
+        .await?
+        .is_some());
+    let events = store.events(Scope::All, None, 1000).await?;
+    assert_eq!(
+        events.iter().filter(|e| e.action == "transfer").count(),
+        2,
+        "one transfer event per moved object"
+    );
     Ok(())
 }
 

@@ -76,6 +76,7 @@ pub async fn create_domain(
     let name = DomainName::new(&req.name).field("name")?;
     let owner = owning_customer(&state, &caller, req.customer.as_deref()).await?;
     crate::limits::may_choose_clusters_in(&caller, "clusters", req.clusters.as_ref())?;
+    let claim = crate::ownership::prepare(&state, &caller, &owner, &name).await?;
     let explicit = match &req.clusters {
         Some(m) => cluster_map(&state, m, "clusters", Role::DOMAIN_ROLES).await?,
         None => BTreeMap::new(),
@@ -98,6 +99,7 @@ pub async fn create_domain(
     )
     .map_err(|e| ApiError::infeasible(e.to_string()))?;
     let mut tx = state.store.begin(caller.actor()).await?;
+    claim.check(&mut tx).await?;
     verify_placements(&mut tx, &plan.placements).await?;
     let default_plan = &state.config.default_plan;
     crate::limits::check_count(&mut tx, default_plan, owner.meta.id, Kind::Domain).await?;

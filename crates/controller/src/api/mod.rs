@@ -11,6 +11,7 @@ pub mod ftp;
 pub mod infra;
 pub mod mail;
 pub mod plans;
+pub mod names;
 pub mod sites;
 pub mod status;
 pub mod tsig;
@@ -92,6 +93,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/domains",
             get(domains::list_domains).post(domains::create_domain),
         )
+        .route("/v1/domain-challenges", post(names::create_challenge))
+        .route("/v1/domain-transfers", post(names::create_transfer))
         .route(
             "/v1/domains/{name}",
             get(domains::get_domain)

@@ -42,6 +42,20 @@ pub async fn domain(ctx: &Ctx, cmd: DomainCmd) -> anyhow::Result<()> {
             api.delete_domain(&n.name).await?;
             ctx.out.deleted("domain", &n.name)
         }
+        DomainCmd::Challenge(c) => {
+            let req = proto::v1::CreateDomainChallenge {
+                name: c.name,
+                customer: c.customer,
+            };
+            ctx.out.one(&api.create_domain_challenge(&req).await?)
+        }
+        DomainCmd::Transfer(t) => {
+            let req = proto::v1::CreateDomainTransfer {
+                name: t.name,
+                to: t.to,
+            };
+            ctx.out.one(&api.create_domain_transfer(&req).await?)
+        }
     }
 }
 
