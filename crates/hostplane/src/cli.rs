@@ -187,7 +187,8 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
     #[command(
         subcommand,
         after_help = "Examples:
-  hostplane db-user add shop_rw --engine mariadb --customer acme --database shop
+  hostplane db-user add shop_rw --customer acme --database shop
+  hostplane db-user add reporting --engine postgres --customer acme
   hostplane db-user update shop_rw --database shop --database shop_test
   hostplane db-user delete shop_rw"
     )]
@@ -1169,9 +1170,9 @@ pub enum DbUserCmd {
 pub struct DbUserAdd {
     /// Login name: [a-z][a-z0-9_]*, at most 32
     pub name: String,
-    /// mariadb or postgres
+    /// mariadb or postgres (default: that of the granted databases)
     #[arg(long)]
-    pub engine: model::DbEngine,
+    pub engine: Option<model::DbEngine>,
     /// Owning customer (admins and resellers)
     #[arg(long)]
     pub customer: Option<String>,

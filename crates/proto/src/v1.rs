@@ -791,8 +791,10 @@ pub struct DatabaseView {
 pub struct CreateDbUser {
     /// Login name: `[a-z][a-z0-9_]*`, at most 32.
     pub name: String,
-    /// `mariadb` or `postgres`.
-    pub engine: String,
+    /// `mariadb` or `postgres`; when absent, that of the granted databases
+    /// (required when none is granted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Owning customer (admins and resellers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
