@@ -15,6 +15,7 @@ pub mod ca;
 pub mod config;
 pub mod configs;
 pub mod deployments;
+pub mod dkim_rsa;
 pub mod error;
 pub mod failover;
 pub mod files;

@@ -431,6 +431,9 @@ pub enum SecretPurpose {
     ServerCert,
     /// A domain's DKIM signing key (subject: the domain).
     Dkim,
+    /// A domain's RSA-2048 DKIM signing key, signing beside the Ed25519 one for
+    /// receivers that verify RSA only (RFC 8463 section 5; subject: the domain).
+    DkimRsa,
     /// A DNS cluster's TSIG key for zone transfers (subject: the cluster name).
     Tsig,
 }
@@ -442,6 +445,7 @@ impl SecretPurpose {
             SecretPurpose::SiteCert => "site_cert",
             SecretPurpose::ServerCert => "server_cert",
             SecretPurpose::Dkim => "dkim",
+            SecretPurpose::DkimRsa => "dkim_rsa",
             SecretPurpose::Tsig => "tsig",
         }
     }
