@@ -37,6 +37,11 @@
 //!
 //! [databases]
 //! trash_days = 7                     # dumps of dropped databases kept this many days
+//!
+//! [mail_check]
+//! resolver = "192.0.2.53:53"         # default: first `nameserver` of /etc/resolv.conf
+//!                                    # (127.0.0.1:53 if none); `mail check` resolves
+//!                                    # mail servers' HELO names and PTRs through it
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -303,6 +308,38 @@ impl Default for DatabasesConfig {
     }
 }
 
+/// `hostplane mail check` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailCheckConfig {
+    /// DNS resolver asked for the mail servers' HELO names and PTR records; default
+    /// the first `nameserver` of `/etc/resolv.conf` (port 53), else `127.0.0.1:53`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<SocketAddr>,
+}
+
+impl MailCheckConfig {
+    /// The resolver to ask: the configured one, else the system's first
+    /// `nameserver`, else `127.0.0.1:53`.
+    pub fn resolver(&self) -> SocketAddr {
+        self.resolver.unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/resolv.conf")
+                .ok()
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        let mut w = l.split_whitespace();
+                        (w.next() == Some("nameserver"))
+                            .then(|| w.next()?.parse::<IpAddr>().ok())
+                            .flatten()
+                    })
+                })
+                .map_or(SocketAddr::from(([127, 0, 0, 1], 53)), |ip| {
+                    SocketAddr::new(ip, 53)
+                })
+        })
+    }
+}
+
 /// The controller's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +376,9 @@ pub struct ControllerConfig {
     /// Database servers.
     #[serde(default)]
     pub databases: DatabasesConfig,
+    /// `mail check`.
+    #[serde(default)]
+    pub mail_check: MailCheckConfig,
 }
 
 impl ControllerConfig {
@@ -356,6 +396,7 @@ impl ControllerConfig {
             health: HealthConfig::default(),
             agents: AgentsConfig::default(),
             databases: DatabasesConfig::default(),
+            mail_check: MailCheckConfig::default(),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod init;
 pub mod join;
 pub mod keys;
 pub mod loads;
+pub mod mailcheck;
 pub mod openapi;
 pub mod secrets;
 pub mod state;

@@ -175,12 +175,13 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
   hostplane db restore shop-20261126T101500Z           # back under its old name"
     )]
     Db(DbCmd),
-    /// Look at and retry the mail servers' queues
+    /// Look at and retry the mail servers' queues; check a domain's mail setup
     #[command(
         subcommand,
         after_help = "Examples:
   hostplane mail queue            # what each mail server still has to deliver
-  hostplane mail flush            # retry every queue now"
+  hostplane mail flush            # retry every queue now
+  hostplane mail check example.com   # SPF, DKIM, DMARC, MX, HELO names and PTRs"
     )]
     Mail(MailCmd),
     /// Manage database users and their grants
@@ -1115,6 +1116,16 @@ pub enum MailCmd {
     Queue(JsonOnly),
     /// Retry every mail server's queue now (admins)
     Flush(JsonOnly),
+    /// Check what receiving mail servers check: SPF, DKIM, DMARC, MX, and that each
+    /// mail server's HELO name resolves to its address and back (PTR)
+    Check(MailCheckArgs),
+}
+
+/// `mail check`.
+#[derive(Debug, Args)]
+pub struct MailCheckArgs {
+    /// Domain whose mail to check
+    pub domain: String,
 }
 
 /// `db add`.

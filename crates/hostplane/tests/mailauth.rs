@@ -1,7 +1,9 @@
 //! Mail the big mailbox providers accept: a message submitted by a real client
 //! (Python's smtplib) carries an Ed25519 and an RSA DKIM signature, both verified by
 //! an independent verifier (dkimpy, Debian's python3-dkim) against the keys our
-//! DNS server publishes; the zone has the default SPF and DMARC records.
+//! DNS server publishes; the zone has the default SPF and DMARC records, and
+//! `hostplane mail check` reports them (and a customer's overrides) as receivers see
+//! them.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic
 
@@ -258,4 +260,137 @@ async fn submitted_mail_is_signed_with_ed25519_and_rsa_and_verifies() {
     let tampered = text.replace("signed with both keys.", "signed with no key.");
     let (_, out) = python(PY_VERIFY, &[&ns.0, &ns.1], tampered.as_bytes());
     assert!(!out.contains("pass"), "{out}");
+
+    mail_check(&mut c, &ns).await;
+}
+
+/// `hostplane mail check DOMAIN --json` through the CLI, as `(check, status, message)`.
+fn cli_mail_check(c: &TestCluster, domain: &str) -> Vec<(String, String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, c.ca_pem()).unwrap();
+    let out = Command::new(BIN)
+        .env("HOSTPLANE_CONFIG", dir.path().join("cli.toml"))
+        .env("HOSTPLANE_URL", c.url())
+        .env("HOSTPLANE_TOKEN", c.admin_token())
+        .env("HOSTPLANE_CA", &ca)
+        .env("NO_COLOR", "1")
+        .args(["mail", "check", domain, "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["domain"], domain);
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+                c["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn status_of<'a>(checks: &'a [(String, String, String)], name: &str) -> (&'a str, &'a str) {
+    checks
+        .iter()
+        .find(|c| c.0 == name)
+        .map(|c| (c.1.as_str(), c.2.as_str()))
+        .unwrap_or_else(|| panic!("no check {name}: {checks:?}"))
+}
+
+/// `mail check` reads the zone from our DNS and the mail server's name and PTR
+/// through the configured resolver (here our DNS server, which also serves the
+/// platform zone `hosting.test` holding `mx1.hosting.test`).
+async fn mail_check(c: &mut TestCluster, ns: &(String, String)) {
+    c.stop_controller().unwrap();
+    let cfg = c.data_dir().join("controller.toml");
+    let mut config = controller::config::ControllerConfig::load(&cfg).unwrap();
+    config.mail_check.resolver = Some(format!("{}:{}", ns.0, ns.1).parse().unwrap());
+    std::fs::write(&cfg, config.to_toml().unwrap()).unwrap();
+    c.start_controller().await.unwrap();
+    c.admin()
+        .create_domain(&CreateDomain {
+            name: "hosting.test".into(),
+            customer: Some("acme".into()),
+            clusters: None,
+        })
+        .await
+        .unwrap();
+    let ns2 = ns.clone();
+    c.wait_until("mx1.hosting.test resolves", T, async move |_| {
+        Ok(!dig_a(&ns2, "mx1.hosting.test").is_empty())
+    })
+    .await
+    .unwrap();
+
+    let checks = cli_mail_check(c, "mailauth.example");
+    for name in ["spf", "dkim:hp1", "dkim:hp-rsa", "dmarc", "mx", "helo:mx1"] {
+        assert_eq!(status_of(&checks, name).0, "ok", "{name}: {checks:#?}");
+    }
+    // Nobody serves PTRs of the loopback block here: a warning, never ok.
+    let ptr = checks.iter().find(|c| c.0.starts_with("ptr:")).unwrap();
+    assert_eq!(ptr.1, "warn", "{checks:#?}");
+
+    // The customer's own SPF and DMARC replace the defaults, and the check sees them.
+    for text in ["v=spf1 ip4:192.0.2.1 -all", "v=DMARC1; p=reject"] {
+        let name = if text.starts_with("v=DMARC1") {
+            "_dmarc"
+        } else {
+            "@"
+        };
+        c.admin()
+            .create_dns_record(&proto::v1::CreateDnsRecord {
+                domain: "mailauth.example".into(),
+                name: name.into(),
+                ttl: None,
+                data: serde_json::json!({"type": "TXT", "text": text}),
+            })
+            .await
+            .unwrap();
+    }
+    let ns2 = ns.clone();
+    c.wait_until("the customer's DMARC is served", T, async move |_| {
+        Ok(dig_txt(&ns2, "_dmarc.mailauth.example") == ["\"v=DMARC1; p=reject\""])
+    })
+    .await
+    .unwrap();
+    let checks = cli_mail_check(c, "mailauth.example");
+    let (spf, why) = status_of(&checks, "spf");
+    assert_eq!(spf, "fail", "{checks:#?}");
+    assert!(why.contains("mx1"), "names the server it misses: {why}");
+    let (dmarc, why) = status_of(&checks, "dmarc");
+    assert_eq!((dmarc, why.contains("reject")), ("ok", true), "{why}");
+}
+
+/// `dig +short A name` at our DNS server.
+fn dig_a(server: &(String, String), name: &str) -> Vec<String> {
+    let out = Command::new("dig")
+        .args([
+            &format!("@{}", server.0),
+            "-p",
+            &server.1,
+            name,
+            "A",
+            "+short",
+            "+norecurse",
+            "+time=1",
+            "+tries=1",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .map(str::to_owned)
+        .collect()
 }

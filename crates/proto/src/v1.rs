@@ -1004,3 +1004,25 @@ pub struct StatusView {
     /// Servers (admins only; empty otherwise).
     pub servers: Vec<ServerView>,
 }
+
+/// `GET /v1/mail/check/{domain}`: what receiving mail servers check about the
+/// domain's mail, each check `ok`, `warn` or `fail` with a sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MailCheckView {
+    /// The domain checked.
+    pub domain: String,
+    /// The checks, in a stable order (spf, dkim, dmarc, mx, then per mail server).
+    pub checks: Vec<MailCheckItem>,
+}
+
+/// One check of [`MailCheckView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MailCheckItem {
+    /// What was checked: `spf`, `dkim:<selector>`, `dmarc`, `mx`, `helo:<server>`,
+    /// `ptr:<address>`.
+    pub check: String,
+    /// `ok`, `warn` or `fail`.
+    pub status: String,
+    /// What was found, in a sentence.
+    pub message: String,
+}

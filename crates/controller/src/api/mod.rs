@@ -10,6 +10,7 @@ pub mod domains;
 pub mod ftp;
 pub mod infra;
 pub mod mail;
+pub mod mailcheck;
 pub mod sites;
 pub mod status;
 
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(crate::deployments::upload),
         )
         .route("/v1/mail/queue", get(mail::mail_queue))
+        .route("/v1/mail/check/{domain}", get(mailcheck::mail_check))
         .route("/v1/mail/flush", post(mail::mail_flush))
         .route("/v1/db-trash", get(databases::list_trash))
         .route(
