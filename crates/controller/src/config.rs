@@ -612,6 +612,24 @@ mod tests {
     }
 
     #[test]
+    fn mail_check_resolver() {
+        let c = ControllerConfig::parse("data_dir = \"/d\"").unwrap();
+        assert_eq!(c.mail_check.resolver, None);
+        assert_eq!(c.mail_check.resolver().port(), 53, "system resolver");
+        let c = ControllerConfig::parse(
+            "data_dir = \"/d\"\n[mail_check]\nresolver = \"192.0.2.53:5353\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mail_check.resolver(),
+            "192.0.2.53:5353".parse::<SocketAddr>().unwrap()
+        );
+        assert!(
+            ControllerConfig::parse("data_dir = \"/d\"\n[mail_check]\nresolvr = \"x\"").is_err()
+        );
+    }
+
+    #[test]
     fn round_trip() {
         let mut c = ControllerConfig::new("/d".into());
         c.store = Some("postgres://x/y".into());

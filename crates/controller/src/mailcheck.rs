@@ -44,7 +44,8 @@ impl Status {
 /// One verdict with its sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    /// `spf`, `dkim:<selector>`, `dmarc`, `mx`, `helo:<server>`, `ptr:<address>`.
+    /// `spf`, `dkim:<selector>`, `dmarc`, `mx`, `helo:<host name>`, `ptr:<address>`
+    /// (public names only: never the platform's internal server names).
     pub check: String,
     /// The verdict.
     pub status: Status,
@@ -55,8 +56,6 @@ pub struct Check {
 /// One mail server as the platform knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailServer {
-    /// Server name.
-    pub name: String,
     /// Host name: the MX target and the name it greets with.
     pub hostname: String,
     /// Its addresses.
@@ -189,7 +188,7 @@ fn spf(exp: &Expected, obs: &Observed, mx_ours: bool) -> Check {
                     .is_some_and(|net| in_net(*ip, net))
             });
             if !(listed || (has_mx && mx_ours)) {
-                missing.push(format!("{} ({ip})", s.name));
+                missing.push(format!("{} ({ip})", s.hostname));
             }
         }
     }
@@ -369,7 +368,7 @@ fn mx(exp: &Expected, obs: &Observed) -> (Check, bool) {
 
 fn helo(s: &MailServer, resolved: &Answer, ptrs: &[Answer]) -> Vec<Check> {
     let mut out = Vec::new();
-    let name = format!("helo:{}", s.name);
+    let name = format!("helo:{}", s.hostname);
     match resolved {
         Err(e) => out.push(check(name, Status::Warn, lookup_failed(&s.hostname, e))),
         Ok(found) => {
@@ -557,7 +556,6 @@ mod tests {
         Expected {
             domain: "example.com".into(),
             servers: vec![MailServer {
-                name: "mx1".into(),
                 hostname: "mx1.hosting.example".into(),
                 addresses: vec!["192.0.2.25".parse().unwrap()],
             }],
@@ -600,7 +598,7 @@ mod tests {
                 "dkim:hp-rsa",
                 "dmarc",
                 "mx",
-                "helo:mx1",
+                "helo:mx1.hosting.example",
                 "ptr:192.0.2.25"
             ]
         );
@@ -644,6 +642,6 @@ mod tests {
         o.servers[0].0 = Ok(vec![]);
         let c = evaluate(&e, &o);
         assert!(statuses(&c).contains(&("dkim:hp-rsa", Status::Warn)));
-        assert!(statuses(&c).contains(&("helo:mx1", Status::Fail)));
+        assert!(statuses(&c).contains(&("helo:mx1.hosting.example", Status::Fail)));
     }
 }

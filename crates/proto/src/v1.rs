@@ -1018,7 +1018,7 @@ pub struct MailCheckView {
 /// One check of [`MailCheckView`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MailCheckItem {
-    /// What was checked: `spf`, `dkim:<selector>`, `dmarc`, `mx`, `helo:<server>`,
+    /// What was checked: `spf`, `dkim:<selector>`, `dmarc`, `mx`, `helo:<host name>`,
     /// `ptr:<address>`.
     pub check: String,
     /// `ok`, `warn` or `fail`.

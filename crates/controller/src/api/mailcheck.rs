@@ -37,7 +37,6 @@ pub async fn mail_check(
         .iter()
         .filter(|s| s.data.cluster == mail)
         .map(|s| MailServer {
-            name: s.meta.name.clone(),
             hostname: s.data.hostname.to_string(),
             addresses: s.data.addresses.clone(),
         })
