@@ -246,6 +246,9 @@ async fn submitted_mail_is_signed_with_ed25519_and_rsa_and_verifies() {
     let message = std::fs::read(&bob()[0]).unwrap();
     let text = String::from_utf8_lossy(&message);
     assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
+    // The server greets and stamps with its host name (the MX target receivers
+    // resolve), not its internal server name.
+    assert!(text.contains("by mx1.hosting.test (hostplane)"), "{text}");
 
     let (ok, out) = python(PY_VERIFY, &[&ns.0, &ns.1], &message);
     assert!(ok, "verifier: {out}\n{text}");
