@@ -148,7 +148,7 @@ pub async fn run_with_engines(
                 key: id_paths.key(),
                 ca: id_paths.ca(),
             }),
-            config.engine.clone(),
+            engine_options(&config),
             config.controllers.clone(),
         );
     let initial_role = existing.as_ref().map(|id| id.info.role.clone());
@@ -535,4 +535,15 @@ async fn supervise(
         publish(&sup, &status, &mut file);
     }
     sup.shutdown().await;
+}
+
+/// The `[engine]` options handed to the engine, with `hostname` defaulting to the
+/// server's host name (the mail engine greets with it: receivers check that the
+/// HELO name is a fully qualified name resolving to the server).
+fn engine_options(config: &AgentConfig) -> std::collections::BTreeMap<String, String> {
+    let mut options = config.engine.clone();
+    options
+        .entry("hostname".to_owned())
+        .or_insert_with(|| config.hostname.clone());
+    options
 }

@@ -475,6 +475,12 @@ impl Client {
         self.get(&["v1", "mail", "queue"]).await
     }
 
+    /// `GET /v1/mail/check/{domain}`: SPF, DKIM, DMARC, MX and the mail servers'
+    /// names as receivers see them.
+    pub async fn mail_check(&self, domain: &str) -> Result<proto::v1::MailCheckView> {
+        self.get(&["v1", "mail", "check", domain]).await
+    }
+
     /// `POST /v1/mail/flush` (admins): every mail server retries its queue now.
     pub async fn mail_flush(&self) -> Result<()> {
         self.send::<(), NoBody, NoBody>(Method::POST, &["v1", "mail", "flush"], None, None)

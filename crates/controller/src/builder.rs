@@ -266,6 +266,22 @@ impl<'a> Index<'a> {
         ))
     }
 
+    /// The DKIM TXT records `(selector, text)` of a mail-placed domain: Ed25519
+    /// and, once made, RSA.
+    fn dkim_records(&self, domain: &str) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(k) = self.secrets.get(&(SecretPurpose::Dkim, domain)) {
+            out.push((
+                crate::keys::DKIM_SELECTOR,
+                format!("v=DKIM1; k=ed25519; p={}", k.public),
+            ));
+        }
+        if let Some(k) = self.secrets.get(&(SecretPurpose::DkimRsa, domain)) {
+            out.push((crate::dkim_rsa::SELECTOR, crate::dkim_rsa::txt(&k.public)));
+        }
+        out
+    }
+
     fn zone_servers(&self, cluster: Option<Id>) -> Vec<ZoneServer<'a>> {
         cluster
             .and_then(|c| self.members.get(&c))
@@ -332,16 +348,8 @@ impl<'a> Index<'a> {
                     default: self.ttls(Some(dns)).default,
                 },
                 dkim: placed(Role::Mail)
-                    .and_then(|_| {
-                        self.secrets
-                            .get(&(SecretPurpose::Dkim, d.meta.name.as_str()))
-                    })
-                    .map(|k| {
-                        (
-                            crate::keys::DKIM_SELECTOR,
-                            format!("v=DKIM1; k=ed25519; p={}", k.public),
-                        )
-                    }),
+                    .map(|_| self.dkim_records(&d.meta.name))
+                    .unwrap_or_default(),
             };
             let mut zone = build_zone(&input);
             serials.assign(&mut zone, today_yyyymmdd);
@@ -567,6 +575,14 @@ impl<'a> Index<'a> {
                         .map(|k| DkimKey {
                             selector: crate::keys::DKIM_SELECTOR.to_owned(),
                             algorithm: k.algorithm.clone(),
+                            private_key_pem: k.private.clone(),
+                        }),
+                    dkim_rsa: self
+                        .secrets
+                        .get(&(SecretPurpose::DkimRsa, d.meta.name.as_str()))
+                        .map(|k| DkimKey {
+                            selector: crate::dkim_rsa::SELECTOR.to_owned(),
+                            algorithm: crate::dkim_rsa::ALGORITHM.to_owned(),
                             private_key_pem: k.private.clone(),
                         }),
                 }
@@ -998,6 +1014,13 @@ mod tests {
                 ),
                 secret(603, SecretPurpose::Dkim, "a.example", "PUBA", "DKIM-KEY-A"),
                 secret(
+                    605,
+                    SecretPurpose::DkimRsa,
+                    "a.example",
+                    "RSAPUBA",
+                    "DKIM-RSA-KEY-A",
+                ),
+                secret(
                     604,
                     SecretPurpose::Tsig,
                     "dns",
@@ -1032,6 +1055,7 @@ mod tests {
                 private: private.into(),
                 algorithm: match purpose {
                     SecretPurpose::Dkim => "ed25519-sha256".into(),
+                    SecretPurpose::DkimRsa => "rsa-sha256".into(),
                     SecretPurpose::Tsig => "hmac-sha256".into(),
                     _ => "ecdsa-p256".into(),
                 },
@@ -1185,7 +1209,7 @@ mod tests {
                 name: model::dns::RecordName::new("_dmarc").unwrap(),
                 ttl: None,
                 data: model::dns::RecordData::Txt {
-                    text: "v=DMARC1; p=none".into(),
+                    text: "v=DMARC1; p=quarantine".into(),
                 },
             },
         ));

@@ -57,7 +57,8 @@
 //! [names]
 //! resolver = "192.0.2.53:53"         # default: first `nameserver` of /etc/resolv.conf
 //!                                    # (127.0.0.1:53 if none); answers the TXT proofs
-//!                                    # `_hostplane-challenge.<registrable domain>`
+//!                                    # `_hostplane-challenge.<registrable domain>` and
+//!                                    # `mail check`'s HELO names and PTRs
 //! platform_zones = ["hosting.example"] # default: none besides the registrable
 //!                                    # domains of the servers' host names, which are
 //!                                    # always the platform's; only admins add names there
@@ -357,7 +358,8 @@ impl Default for TsigSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamesConfig {
-    /// DNS resolver asked for `_hostplane-challenge` TXT proofs; default the first
+    /// DNS resolver asked for `_hostplane-challenge` TXT proofs and by `mail check`
+    /// (HELO names, PTRs); default the first
     /// `nameserver` of `/etc/resolv.conf` (port 53), else `127.0.0.1:53`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolver: Option<SocketAddr>,

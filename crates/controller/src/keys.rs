@@ -1,7 +1,8 @@
 //! Key material the controller issues and keeps for the data plane: a TLS
 //! certificate for every site (domain and aliases), a server certificate for every
 //! files and mail server (FTPS, STARTTLS, POP3S, content sync), a DKIM key for every
-//! mail-placed domain and a TSIG key for every DNS cluster.
+//! mail-placed domain (Ed25519, and RSA made in the background by
+//! [`crate::dkim_rsa`]) and a TSIG key for every DNS cluster.
 //!
 //! Which secrets should exist is a pure function of the world ([`wanted`], [`plan`]);
 //! [`ensure`] issues what is missing, re-issues certificates whose names changed or
@@ -79,6 +80,12 @@ pub fn wanted(world: &World) -> Vec<Wanted> {
         if d.data.placements.contains_key(&Role::Mail) {
             out.push(Wanted {
                 purpose: SecretPurpose::Dkim,
+                subject: d.meta.name.clone(),
+                names: Vec::new(),
+                owner: d.meta.owner,
+            });
+            out.push(Wanted {
+                purpose: SecretPurpose::DkimRsa,
                 subject: d.meta.name.clone(),
                 names: Vec::new(),
                 owner: d.meta.owner,
@@ -189,7 +196,7 @@ pub enum KeyError {
 }
 
 /// PEM armour of DER bytes.
-fn pem(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
@@ -249,6 +256,8 @@ fn make(state: &AppState, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyErr
             let (public, private) = new_dkim_key()?;
             (public, private, DKIM_ALGORITHM.to_owned(), None)
         }
+        // Made in the background ([`crate::dkim_rsa`]), never here.
+        SecretPurpose::DkimRsa => return Ok(None),
         SecretPurpose::Tsig => (
             tsig_key_name(&w.subject),
             new_tsig_secret()?,
@@ -275,7 +284,12 @@ fn make(state: &AppState, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyErr
 /// is logged and skipped (the site is then served without its certificate).
 pub async fn ensure(state: &AppState, world: &mut World) -> Result<usize, KeyError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let plan = plan(wanted(world), &world.secrets, now);
+    let mut plan = plan(wanted(world), &world.secrets, now);
+    let (rsa, create): (Vec<Wanted>, Vec<Wanted>) = std::mem::take(&mut plan.create)
+        .into_iter()
+        .partition(|w| w.purpose == SecretPurpose::DkimRsa);
+    plan.create = create;
+    crate::dkim_rsa::request(state, rsa);
     if plan.is_empty() {
         return Ok(0);
     }

@@ -19,8 +19,9 @@
 //! - MX 10 to the mail primary, 20, 30 … to the secondaries; `mail` with the mail
 //!   primary's addresses; `ftp` with the files primary's addresses;
 //! - `v=spf1 mx -all` at `@` unless the customer has an SPF TXT (`v=spf1 …`) there;
-//! - the DKIM public key at `<selector>._domainkey` when mail is placed, unless the
-//!   customer has a TXT there;
+//! - `v=DMARC1; p=none` at `_dmarc` unless the customer has a TXT there;
+//! - the DKIM public keys (Ed25519 and RSA) at `<selector>._domainkey` when mail is
+//!   placed, each unless the customer has a TXT there;
 //! - the customer's records, with the DNS cluster's default TTL when they have none.
 
 use std::collections::{HashMap, HashSet};
@@ -43,6 +44,10 @@ pub const SOA_EXPIRE: u32 = 1_209_600;
 pub const SOA_MINIMUM: u32 = 300;
 /// The SPF record generated when the customer has none.
 pub const DEFAULT_SPF: &str = "v=spf1 mx -all";
+/// The DMARC record generated at `_dmarc` when the customer has no TXT there:
+/// monitoring only, so receivers that require a DMARC record find one without
+/// mail being rejected before the customer chooses a policy.
+pub const DEFAULT_DMARC: &str = "v=DMARC1; p=none";
 
 /// One server as the zone builder sees it.
 #[derive(Debug, Clone, Copy)]
@@ -84,9 +89,10 @@ pub struct ZoneInput<'a> {
     pub records: Vec<&'a DnsRecord>,
     /// TTLs: `web` for `@`/`www` addresses, `default` for everything else.
     pub ttls: Ttls,
-    /// The domain's DKIM key, `(selector, TXT record text)`, when mail is placed:
-    /// published at `<selector>._domainkey` unless the customer has a TXT there.
-    pub dkim: Option<(&'a str, String)>,
+    /// The domain's DKIM keys, `(selector, TXT record text)`, when mail is placed
+    /// (Ed25519 and RSA): each published at `<selector>._domainkey` unless the
+    /// customer has a TXT there.
+    pub dkim: Vec<(&'a str, String)>,
 }
 
 /// Absolute name with a trailing dot, for record data.
@@ -289,7 +295,21 @@ pub fn build_zone(input: &ZoneInput<'_>) -> ZoneContent {
         });
     }
 
-    if let Some((selector, text)) = &input.dkim {
+    let dmarc = abs("_dmarc");
+    if !input
+        .records
+        .iter()
+        .any(|r| matches!(r.data, RecordData::Txt { .. }) && r.name.absolute(input.origin) == dmarc)
+    {
+        generated.push(ZoneRecord {
+            name: dmarc,
+            ttl,
+            rtype: "TXT".into(),
+            data: quoted(DEFAULT_DMARC),
+        });
+    }
+
+    for (selector, text) in &input.dkim {
         let name = abs(&format!("{selector}._domainkey"));
         let customer_has = input.records.iter().any(|r| {
             matches!(r.data, RecordData::Txt { .. }) && r.name.absolute(input.origin) == name
@@ -652,7 +672,7 @@ mod tests {
             files: up(&f.files, 41),
             records: records.iter().collect(),
             ttls: Ttls::default(),
-            dkim: None,
+            dkim: Vec::new(),
         }
     }
 
@@ -661,7 +681,7 @@ mod tests {
         let f = fleet();
         let origin = example();
         let mut inp = input(&origin, &f, None, &[]);
-        inp.dkim = Some(("hp1", "v=DKIM1; k=ed25519; p=AAAA".into()));
+        inp.dkim = vec![("hp1", "v=DKIM1; k=ed25519; p=AAAA".into())];
         let z = build_zone(&inp);
         assert_eq!(
             names_of(&z, "hp1._domainkey.example.com", "TXT"),
@@ -675,12 +695,61 @@ mod tests {
             },
         )];
         let mut inp = input(&origin, &f, None, &own);
-        inp.dkim = Some(("hp1", "v=DKIM1; k=ed25519; p=AAAA".into()));
+        inp.dkim = vec![("hp1", "v=DKIM1; k=ed25519; p=AAAA".into())];
         let z = build_zone(&inp);
         assert_eq!(
             names_of(&z, "hp1._domainkey.example.com", "TXT"),
             ["\"v=DKIM1; p=mine\""]
         );
+    }
+
+    #[test]
+    fn rsa_key_is_split_into_character_strings() {
+        let f = fleet();
+        let origin = example();
+        let mut inp = input(&origin, &f, None, &[]);
+        let text = format!("v=DKIM1; k=rsa; p={}", "A".repeat(392));
+        inp.dkim = vec![
+            ("hp1", "v=DKIM1; k=ed25519; p=AAAA".into()),
+            ("hp-rsa", text.clone()),
+        ];
+        let z = build_zone(&inp);
+        assert_eq!(names_of(&z, "hp1._domainkey.example.com", "TXT").len(), 1);
+        let rsa = names_of(&z, "hp-rsa._domainkey.example.com", "TXT");
+        assert_eq!(rsa, [format!("\"{}\" \"{}\"", &text[..255], &text[255..])]);
+    }
+
+    #[test]
+    fn default_dmarc_unless_the_customer_has_a_txt_there() {
+        let f = fleet();
+        let origin = example();
+        let z = build_zone(&input(&origin, &f, None, &[]));
+        assert_eq!(
+            names_of(&z, "_dmarc.example.com", "TXT"),
+            ["\"v=DMARC1; p=none\""]
+        );
+        let own = [rec(
+            "_dmarc",
+            None,
+            RecordData::Txt {
+                text: "v=DMARC1; p=reject; rua=mailto:d@example.com".into(),
+            },
+        )];
+        let z = build_zone(&input(&origin, &f, None, &own));
+        assert_eq!(
+            names_of(&z, "_dmarc.example.com", "TXT"),
+            ["\"v=DMARC1; p=reject; rua=mailto:d@example.com\""]
+        );
+        // A TXT elsewhere keeps the default.
+        let other = [rec(
+            "_dmarc.sub",
+            None,
+            RecordData::Txt {
+                text: "v=DMARC1; p=quarantine".into(),
+            },
+        )];
+        let z = build_zone(&input(&origin, &f, None, &other));
+        assert_eq!(names_of(&z, "_dmarc.example.com", "TXT").len(), 1);
     }
 
     fn example() -> DomainName {

@@ -660,6 +660,31 @@ async fn resources_crud_and_validation() {
     // `pg_` prefix is reserved.
     u.invalid("name");
     acme.post("/v1/db-users", json!({"name": "pgrw", "engine": "postgres", "password": "another long password", "databases": ["pgshop"]})).await.expect(201);
+    // Without `engine`, the granted databases decide it; they must share one.
+    let u = acme
+        .post(
+            "/v1/db-users",
+            json!({"name": "pgro", "databases": ["pgshop"]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(u["engine"], "postgres");
+    acme.post(
+        "/v1/db-users",
+        json!({"name": "mixed", "databases": ["pgshop", "shop"]}),
+    )
+    .await
+    .invalid("databases[1]");
+    acme.post("/v1/db-users", json!({"name": "noengine"}))
+        .await
+        .invalid("engine");
+    acme.post(
+        "/v1/db-users",
+        json!({"name": "nodb", "databases": ["nosuchdb"]}),
+    )
+    .await
+    .invalid("databases[0]");
+    acme.delete("/v1/db-users/pgro").await.expect(204);
     acme.patch(
         "/v1/db-users/shop_rw",
         json!({"databases": [], "password": "a fresh long password"}),

@@ -195,19 +195,21 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
   hostplane db restore shop-20261126T101500Z           # back under its old name"
     )]
     Db(DbCmd),
-    /// Look at and retry the mail servers' queues
+    /// Look at and retry the mail servers' queues; check a domain's mail setup
     #[command(
         subcommand,
         after_help = "Examples:
   hostplane mail queue            # what each mail server still has to deliver
-  hostplane mail flush            # retry every queue now"
+  hostplane mail flush            # retry every queue now
+  hostplane mail check example.com   # SPF, DKIM, DMARC, MX, HELO names and PTRs"
     )]
     Mail(MailCmd),
     /// Manage database users and their grants
     #[command(
         subcommand,
         after_help = "Examples:
-  hostplane db-user add shop_rw --engine mariadb --customer acme --database shop
+  hostplane db-user add shop_rw --customer acme --database shop
+  hostplane db-user add reporting --engine postgres --customer acme
   hostplane db-user update shop_rw --database shop --database shop_test
   hostplane db-user delete shop_rw"
     )]
@@ -1227,6 +1229,16 @@ pub enum MailCmd {
     Queue(JsonOnly),
     /// Retry every mail server's queue now (admins)
     Flush(JsonOnly),
+    /// Check what receiving mail servers check: SPF, DKIM, DMARC, MX, and that each
+    /// mail server's HELO name resolves to its address and back (PTR)
+    Check(MailCheckArgs),
+}
+
+/// `mail check`.
+#[derive(Debug, Args)]
+pub struct MailCheckArgs {
+    /// Domain whose mail to check
+    pub domain: String,
 }
 
 /// `db add`.
@@ -1282,9 +1294,9 @@ pub enum DbUserCmd {
 pub struct DbUserAdd {
     /// Login name: [a-z][a-z0-9_]*, at most 32
     pub name: String,
-    /// mariadb or postgres
+    /// mariadb or postgres (default: that of the granted databases)
     #[arg(long)]
-    pub engine: model::DbEngine,
+    pub engine: Option<model::DbEngine>,
     /// Owning customer (admins and resellers)
     #[arg(long)]
     pub customer: Option<String>,

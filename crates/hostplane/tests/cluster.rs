@@ -843,7 +843,8 @@ async fn databases_provision_restore_and_a_dead_db_server_touches_nothing_else()
     .unwrap();
     api.create_db_user(&proto::v1::CreateDbUser {
         name: user.clone(),
-        engine: "mariadb".into(),
+        // Inferred from the granted database.
+        engine: None,
         customer: Some("acme".into()),
         cluster: None,
         password: Some(pw.into()),

@@ -467,6 +467,9 @@ pub enum SecretPurpose {
     ServerCert,
     /// A domain's DKIM signing key (subject: the domain).
     Dkim,
+    /// A domain's RSA-2048 DKIM signing key, signing beside the Ed25519 one for
+    /// receivers that verify RSA only (RFC 8463 section 5; subject: the domain).
+    DkimRsa,
     /// A DNS cluster's TSIG key for zone transfers (subject: the cluster name).
     Tsig,
     /// The TSIG key a rotation replaced, still accepted until `not_after`
@@ -481,6 +484,7 @@ impl SecretPurpose {
             SecretPurpose::SiteCert => "site_cert",
             SecretPurpose::ServerCert => "server_cert",
             SecretPurpose::Dkim => "dkim",
+            SecretPurpose::DkimRsa => "dkim_rsa",
             SecretPurpose::Tsig => "tsig",
             SecretPurpose::TsigPrevious => "tsig_previous",
         }

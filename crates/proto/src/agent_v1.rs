@@ -375,6 +375,10 @@ pub struct MailDomain {
     /// `<selector>._domainkey.<domain>` in the domain's zone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dkim: Option<DkimKey>,
+    /// The domain's RSA DKIM key, signing beside `dkim` (receivers that verify
+    /// only RSA); absent until the controller has made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkim_rsa: Option<DkimKey>,
 }
 
 /// One mailbox login on a mail primary.

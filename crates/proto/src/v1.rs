@@ -906,8 +906,10 @@ pub struct DatabaseView {
 pub struct CreateDbUser {
     /// Login name: `[a-z][a-z0-9_]*`, at most 32.
     pub name: String,
-    /// `mariadb` or `postgres`.
-    pub engine: String,
+    /// `mariadb` or `postgres`; when absent, that of the granted databases
+    /// (required when none is granted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Owning customer (admins and resellers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
@@ -1116,4 +1118,26 @@ pub struct StatusView {
     pub clusters: Vec<ClusterView>,
     /// Servers (admins only; empty otherwise).
     pub servers: Vec<ServerView>,
+}
+
+/// `GET /v1/mail/check/{domain}`: what receiving mail servers check about the
+/// domain's mail, each check `ok`, `warn` or `fail` with a sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MailCheckView {
+    /// The domain checked.
+    pub domain: String,
+    /// The checks, in a stable order (spf, dkim, dmarc, mx, then per mail server).
+    pub checks: Vec<MailCheckItem>,
+}
+
+/// One check of [`MailCheckView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MailCheckItem {
+    /// What was checked: `spf`, `dkim:<selector>`, `dmarc`, `mx`, `helo:<host name>`,
+    /// `ptr:<address>`.
+    pub check: String,
+    /// `ok`, `warn` or `fail`.
+    pub status: String,
+    /// What was found, in a sentence.
+    pub message: String,
 }

@@ -1,6 +1,7 @@
-//! DKIM signing of outbound mail with the domain's key (mail-auth): RSA-SHA256 or
-//! Ed25519-SHA256 over the usual header set; the `DKIM-Signature` header is
-//! prepended to the message.
+//! DKIM signing of submitted mail with the domain's keys (mail-auth): Ed25519-SHA256
+//! and RSA-SHA256 (RFC 8463 asks Ed25519 signers to add RSA for receivers that
+//! verify only RSA) over the usual header set; one `DKIM-Signature` header per key
+//! is prepended to the message.
 
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
@@ -61,18 +62,21 @@ pub fn signature(key: &DkimKey, domain: &str, message: &[u8]) -> Result<String, 
     Ok(sig.to_header())
 }
 
-/// `message` with a DKIM signature in front (unchanged when signing fails).
-pub fn sign(key: &DkimKey, domain: &str, message: &[u8]) -> Vec<u8> {
-    match signature(key, domain, message) {
-        Ok(h) => {
-            let mut out = Vec::with_capacity(h.len() + message.len());
-            out.extend_from_slice(h.as_bytes());
-            out.extend_from_slice(message);
-            out
-        }
-        Err(e) => {
-            tracing::warn!(domain, error = %e, "sending unsigned");
-            message.to_vec()
+/// `message` with a DKIM signature per key in front, in key order (a key that
+/// cannot sign is logged and skipped; no key: unchanged). Every signature covers
+/// the message as given, so each verifies on its own.
+pub fn sign(keys: &[DkimKey], domain: &str, message: &[u8]) -> Vec<u8> {
+    let mut headers = String::new();
+    for key in keys {
+        match signature(key, domain, message) {
+            Ok(h) => headers.push_str(&h),
+            Err(e) => {
+                tracing::warn!(domain, selector = %key.selector, error = %e, "not signed with this key");
+            }
         }
     }
+    let mut out = Vec::with_capacity(headers.len() + message.len());
+    out.extend_from_slice(headers.as_bytes());
+    out.extend_from_slice(message);
+    out
 }

@@ -7,9 +7,11 @@
 //! `ctx.state_dir`: `mail/<domain>/<local>/Maildir` and `queue/`.
 //!
 //! Engine options read from `ctx.options` (the agent config's `[engine]` table):
-//! - `hostname`: name in greetings and Received headers (default: the server name);
+//! - `hostname`: name in greetings and Received headers (default: the server name;
+//!   the agent sets it to the server's host name, which receivers check resolves);
 //! - `max_message_mb`: SIZE limit (default 25);
-//! - `max_conn_per_ip`: concurrent connections per client address (default 20);
+//! - `max_conn_per_ip`: concurrent connections per client address (default 50,
+//!   like Postfix's `smtpd_client_connection_count_limit`);
 //! - `resolver`: `ip:port` of the DNS resolver for MX lookups; without it remote
 //!   recipients (submission, remote alias destinations) are refused at RCPT;
 //! - `outbound_port`: SMTP port of remote mail exchangers (default 25; tests).

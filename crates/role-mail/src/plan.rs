@@ -67,8 +67,8 @@ pub struct DomainPlan {
     pub accounts: BTreeMap<String, Account>,
     /// The primary's SMTP endpoint (secondaries only).
     pub primary_smtp: Option<SocketAddr>,
-    /// DKIM signing key.
-    pub dkim: Option<DkimKey>,
+    /// DKIM signing keys (Ed25519, RSA): each signs every submitted message.
+    pub dkim: Vec<DkimKey>,
 }
 
 /// What the engine serves: every hosted domain by name.
@@ -216,7 +216,7 @@ impl Plan {
                 aliases,
                 accounts,
                 primary_smtp,
-                dkim: d.dkim.clone(),
+                dkim: d.dkim.iter().chain(&d.dkim_rsa).cloned().collect(),
             };
             if domains.insert(name.clone(), plan).is_some() {
                 return Err(RenderError::Duplicate(name));
@@ -380,6 +380,7 @@ mod tests {
             }],
             primary_smtp: (!primary).then(|| "127.0.0.9:25".into()),
             dkim: None,
+            dkim_rsa: None,
         }
     }
 

@@ -389,6 +389,7 @@ mod tests {
                 ],
                 primary_smtp: None,
                 dkim: None,
+                dkim_rsa: None,
             }],
             tls: None,
             flush: 0,

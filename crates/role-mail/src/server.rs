@@ -26,7 +26,8 @@ pub struct Limits {
     pub max_line: usize,
     /// Most recipients per transaction.
     pub max_recipients: usize,
-    /// Concurrent connections from one IP address.
+    /// Concurrent connections from one IP address (default 50, as Postfix: a busy
+    /// sender keeps many sessions open and must not get 421 when one reconnects).
     pub max_conn_per_ip: usize,
     /// Concurrent connections in total.
     pub max_conn_total: usize,
@@ -44,7 +45,7 @@ impl Default for Limits {
             max_message_bytes: 25 * 1024 * 1024,
             max_line: 1000,
             max_recipients: 100,
-            max_conn_per_ip: 20,
+            max_conn_per_ip: 50,
             max_conn_total: 1000,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),

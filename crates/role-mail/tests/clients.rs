@@ -296,6 +296,34 @@ async fn connection_limits_and_timeouts() -> Result<()> {
     Ok(())
 }
 
+/// Postfix allows 50 concurrent sessions per client address: a sender holding 49
+/// sessions gets the banner on its 50th, and only the 51st is turned away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_limit_is_fifty_sessions_per_address() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let s = server(ip, 0, dir.path(), &example(None, None), Limits::default())?;
+    let mut held = Vec::new();
+    for i in 0..50 {
+        let mut c = tokio::net::TcpStream::connect(s.addrs().mx).await?;
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).await?;
+        assert!(
+            buf[..n].starts_with(b"220 "),
+            "session {}: {}",
+            i + 1,
+            String::from_utf8_lossy(&buf[..n])
+        );
+        held.push(c);
+    }
+    let mut over = tokio::net::TcpStream::connect(s.addrs().mx).await?;
+    let mut out = String::new();
+    over.read_to_string(&mut out).await?;
+    assert!(out.starts_with("421 4.7.0"), "{out}");
+    Ok(())
+}
+
 const PY_SUBMIT_AND_POP: &str = r#"
 import smtplib, poplib, ssl, sys
 host, sub, pop, pops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])

@@ -381,6 +381,34 @@ pub async fn delete_database(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The engine of a new user given without one: that of its first granted
+/// database ([`grants`] then refuses databases of another engine).
+async fn inferred_engine(
+    state: &AppState,
+    caller: &Caller,
+    databases: Option<&[String]>,
+) -> ApiResult<DbEngine> {
+    let Some(first) = databases.and_then(<[String]>::first) else {
+        return Err(ApiError::invalid(
+            "engine",
+            "required",
+            "give the engine (mariadb or postgres) or a database to grant",
+        ));
+    };
+    let db = state
+        .store
+        .get_by_name::<Database>(caller.scope(), first)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "databases[0]",
+                "unknown_database",
+                format!("there is no database `{first}`"),
+            )
+        })?;
+    Ok(db.data.engine)
+}
+
 /// Resolve granted database names: the same customer's, same engine and cluster.
 async fn grants(
     state: &AppState,
@@ -417,7 +445,7 @@ async fn grants(
                 field,
                 "wrong_engine",
                 format!(
-                    "database `{n}` is a {} database, the user is {engine}",
+                    "database `{n}` is a {} database, the user is {engine}; a user's databases share one engine",
                     db.data.engine
                 ),
             ));
@@ -448,8 +476,11 @@ pub async fn create_db_user(
     ApiJson(req): ApiJson<CreateDbUser>,
 ) -> ApiResult<(StatusCode, Json<WithPassword<DbUserView>>)> {
     let name = DbIdent::new(&req.name).field("name")?;
-    let engine: DbEngine = req.engine.parse().field("engine")?;
     let owner = owning_customer(&state, &caller, req.customer.as_deref()).await?;
+    let engine = match req.engine.as_deref() {
+        Some(e) => e.parse::<DbEngine>().field("engine")?,
+        None => inferred_engine(&state, &caller, req.databases.as_deref()).await?,
+    };
     let (password, generated) = password_or_generate(req.password, "password")?;
     if let Some(n) = req.cluster.as_deref() {
         if crate::limits::may_choose_clusters(&caller, "cluster").is_err() {

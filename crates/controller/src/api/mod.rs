@@ -12,6 +12,7 @@ pub mod infra;
 pub mod mail;
 pub mod plans;
 pub mod names;
+pub mod mailcheck;
 pub mod sites;
 pub mod status;
 pub mod tsig;
@@ -129,6 +130,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(crate::deployments::upload),
         )
         .route("/v1/mail/queue", get(mail::mail_queue))
+        .route("/v1/mail/check/{domain}", get(mailcheck::mail_check))
         .route("/v1/mail/flush", post(mail::mail_flush))
         .route("/v1/db-trash", get(databases::list_trash))
         .route(

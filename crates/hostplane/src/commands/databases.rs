@@ -74,7 +74,7 @@ pub async fn db_user(ctx: &Ctx, cmd: DbUserCmd) -> anyhow::Result<()> {
         DbUserCmd::Add(a) => {
             let req = CreateDbUser {
                 name: a.name,
-                engine: a.engine.to_string(),
+                engine: a.engine.map(|e| e.to_string()),
                 customer: a.customer,
                 cluster: a.cluster,
                 password: a.password,

@@ -123,6 +123,24 @@ pub async fn mail_queue(ctx: &Ctx, cmd: crate::cli::MailCmd) -> anyhow::Result<(
             }
             Ok(())
         }
+        crate::cli::MailCmd::Check(c) => {
+            let view = api.mail_check(&c.domain).await?;
+            if ctx.out.json {
+                return crate::output::print_json(&view);
+            }
+            println!(
+                "{}",
+                crate::output::table(
+                    &["status", "check", "finding"],
+                    view.checks.iter().map(|c| vec![
+                        c.status.clone(),
+                        c.check.clone(),
+                        c.message.clone()
+                    ]),
+                )
+            );
+            Ok(())
+        }
         crate::cli::MailCmd::Flush(_) => {
             api.mail_flush().await?;
             if ctx.out.json {

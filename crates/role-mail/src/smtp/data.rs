@@ -60,8 +60,18 @@ impl Session {
         let (auth_results, body) = self.authenticate(&plan, &tx, body).await;
         let message = self.with_received(&tx, auth_results.as_bytes(), &body);
         let shared = Arc::clone(&self.shared);
-        let result =
-            tokio::task::spawn_blocking(move || deliver(&shared, &plan, &tx, &message)).await;
+        // Submitted mail (the sender proved it may use the address) is signed for
+        // every destination, local ones too; other mail only when it leaves.
+        let submitted = self.user.is_some();
+        let result = tokio::task::spawn_blocking(move || {
+            if submitted {
+                let signed = sign_for_sender(&plan, &tx.from, &message);
+                deliver_as(&shared, &plan, &tx, &signed, true)
+            } else {
+                deliver(&shared, &plan, &tx, &message)
+            }
+        })
+        .await;
         match result {
             Ok(Ok(id)) => self.reply(&format!("250 2.0.0 OK queued as {id}")),
             Ok(Err(DeliverError::Quota(m))) => {
@@ -184,6 +194,18 @@ pub fn deliver(
     tx: &Txn,
     message: &[u8],
 ) -> Result<String, DeliverError> {
+    deliver_as(shared, plan, tx, message, false)
+}
+
+/// [`deliver`]; `signed`: `message` already carries the sender domain's DKIM
+/// signatures (submission), so remote copies are not signed again.
+fn deliver_as(
+    shared: &Shared,
+    plan: &Plan,
+    tx: &Txn,
+    message: &[u8],
+    signed: bool,
+) -> Result<String, DeliverError> {
     let mut local = BTreeSet::new();
     let mut relay: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &tx.rcpts {
@@ -232,10 +254,10 @@ pub fn deliver(
     for (domain, l) in &local {
         id = maildir::deliver(&shared.state_dir, domain, l, &shared.hostname, message)?;
     }
-    let mut signed: Option<Vec<u8>> = None;
+    let mut signed_copy: Option<Vec<u8>> = None;
     for (route, rcpts) in relay {
-        let body = if route.starts_with("mx:") {
-            signed.get_or_insert_with(|| sign_for_sender(plan, &tx.from, message))
+        let body = if route.starts_with("mx:") && !signed {
+            signed_copy.get_or_insert_with(|| sign_for_sender(plan, &tx.from, message))
         } else {
             message
         };
@@ -249,14 +271,11 @@ pub fn deliver(
     Ok(id.split(',').next().unwrap_or_default().to_string())
 }
 
-/// `message` DKIM-signed with the key of the sender's domain, if it has one.
+/// `message` DKIM-signed with the keys of the sender's domain, if it has any.
 fn sign_for_sender(plan: &Plan, from: &str, message: &[u8]) -> Vec<u8> {
     let domain = crate::plan::split_address(from).map(|(_, d)| d);
     match domain.as_deref().and_then(|d| plan.domains.get(d)) {
-        Some(d) => match &d.dkim {
-            Some(key) => crate::dkim::sign(key, &d.name, message),
-            None => message.to_vec(),
-        },
+        Some(d) => crate::dkim::sign(&d.dkim, &d.name, message),
         None => message.to_vec(),
     }
 }
