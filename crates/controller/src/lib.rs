@@ -24,6 +24,7 @@ pub mod join;
 pub mod keys;
 pub mod loads;
 pub mod openapi;
+pub mod rejections;
 pub mod secrets;
 pub mod state;
 pub mod tls;
