@@ -86,6 +86,8 @@ struct Status {
     report: Option<proto::agent_v1::RoleReport>,
     /// The engine's service port, if it knows it.
     service_port: Option<u16>,
+    /// Objects of the desired config the engine could not apply.
+    rejected: Vec<proto::agent_v1::RejectedObject>,
 }
 
 /// How often an unchanged engine report is sent again.
@@ -373,6 +375,7 @@ async fn heartbeat_loop(
             // probes the role's configured port.
             probe_port: snapshot.service_port,
             report: report.clone(),
+            rejected: snapshot.rejected,
         };
         let (index, base) = controllers.current();
         match client.heartbeat(base, &hb, timeout).await {
@@ -422,6 +425,7 @@ fn publish(sup: &Supervisor, status: &SharedStatus, file: &mut StatusFile) {
         engines: sup.health(),
         report: sup.report(),
         service_port: sup.service_port(),
+        rejected: sup.rejected(),
     };
     file.update(&next);
     *status

@@ -12,7 +12,17 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use proto::agent_v1::{DesiredConfig, EngineHealth, EngineState, RoleConfig, RoleReport};
+use proto::agent_v1::{
+    DesiredConfig, EngineHealth, EngineState, RejectedObject, RoleConfig, RoleReport,
+};
+
+/// Most rejected objects a supervisor passes on (the heartbeat stays small; the
+/// count in the health detail is the whole number).
+pub const MAX_REJECTED: usize = 64;
+/// Rejected objects named in the health detail.
+const DETAIL_REJECTED: usize = 5;
+/// Longest health detail (the controller refuses longer ones).
+const MAX_DETAIL: usize = 4000;
 
 /// A boxed, sendable future (what [`RoleEngine`] methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -34,13 +44,23 @@ pub enum EngineError {
 /// One role's data-plane engine (web server, DNS server, …).
 ///
 /// `apply` is level-triggered and idempotent: it converges the engine on the whole
-/// config it is given. On error the engine must keep serving its previous config.
+/// config it is given, object by object. An object it cannot apply keeps its last
+/// applied version (or stays absent when it is new) and is listed by
+/// [`RoleEngine::rejected`], while every other object converges; `apply` returns an
+/// error only for a config that is unusable as a whole (wrong role, a port that
+/// cannot be bound …), and then the engine keeps serving its previous config.
 pub trait RoleEngine: Send {
     /// Engine name, reported in heartbeats (usually the role).
     fn name(&self) -> &str;
 
     /// Converge on `cfg`.
     fn apply<'a>(&'a mut self, cfg: &'a RoleConfig) -> BoxFuture<'a, Result<(), EngineError>>;
+
+    /// The objects of the last config applied that the engine could not apply,
+    /// with the reason. Cheap; called after every apply. Default: none.
+    fn rejected(&self) -> Vec<RejectedObject> {
+        Vec::new()
+    }
 
     /// Current health (cheap; called every heartbeat interval).
     fn health(&self) -> EngineHealth;
@@ -326,18 +346,41 @@ impl Supervisor {
         self.engine.as_ref().and_then(|e| e.service_port())
     }
 
+    /// Objects of the config last applied that the engine could not apply (at most
+    /// [`MAX_REJECTED`], sorted).
+    pub fn rejected(&self) -> Vec<RejectedObject> {
+        let mut list = self
+            .engine
+            .as_ref()
+            .map(|e| e.rejected())
+            .unwrap_or_default();
+        list.sort();
+        list.dedup();
+        list.truncate(MAX_REJECTED);
+        list
+    }
+
     /// Health of the engine: its own report, made `degraded` when the last apply
-    /// failed, or `failed` when the engine could not be built.
+    /// failed or some objects were not applied (they are named in the detail), or
+    /// `failed` when the engine could not be built.
     pub fn health(&self) -> Vec<EngineHealth> {
         match (&self.engine, &self.role) {
             (Some(engine), _) => {
                 let mut h = engine.health();
+                let rejected = engine.rejected();
+                if !rejected.is_empty() {
+                    if h.state == EngineState::Ok {
+                        h.state = EngineState::Degraded;
+                    }
+                    h.detail = format!("{}; {}", rejected_detail(&rejected), h.detail);
+                }
                 if let Some((rev, err)) = &self.last_error {
                     if h.state == EngineState::Ok {
                         h.state = EngineState::Degraded;
                     }
                     h.detail = format!("applying revision {rev} failed: {err}; {}", h.detail);
                 }
+                h.detail = truncate(h.detail, MAX_DETAIL);
                 vec![h]
             }
             (None, Some(role)) => vec![EngineHealth {
@@ -359,6 +402,43 @@ impl Supervisor {
             engine.shutdown().await;
         }
     }
+}
+
+/// `2 objects not applied: mailbox a/b@example.com (reason); zone x.test (reason)`.
+pub fn rejected_detail(rejected: &[RejectedObject]) -> String {
+    let mut sorted = rejected.to_vec();
+    sorted.sort();
+    let named: Vec<String> = sorted
+        .iter()
+        .take(DETAIL_REJECTED)
+        .map(|r| truncate(format!("{} ({})", r.object, r.reason), 300))
+        .collect();
+    let more = sorted.len().saturating_sub(DETAIL_REJECTED);
+    format!(
+        "{} object{} not applied: {}{}",
+        sorted.len(),
+        if sorted.len() == 1 { "" } else { "s" },
+        named.join("; "),
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// `s` cut to at most `max` bytes (on a character boundary, with `…`).
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+    s
 }
 
 #[cfg(test)]
@@ -408,6 +488,50 @@ mod tests {
                 detail: format!("{} applies", self.applied),
             }
         }
+    }
+
+    struct Picky;
+
+    impl RoleEngine for Picky {
+        fn name(&self) -> &str {
+            "mail"
+        }
+        fn apply<'a>(&'a mut self, _: &'a RoleConfig) -> BoxFuture<'a, Result<(), EngineError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn rejected(&self) -> Vec<RejectedObject> {
+            (0..7)
+                .map(|i| RejectedObject::new(format!("mailbox {i}/x@a.test"), "has a /"))
+                .collect()
+        }
+        fn health(&self) -> EngineHealth {
+            EngineHealth {
+                name: "mail".into(),
+                state: EngineState::Ok,
+                detail: "serving".into(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn rejected_objects_degrade_health_and_are_named() {
+        let mut reg = EngineRegistry::new();
+        reg.register("mail", |_| Ok(Box::new(Picky)));
+        let mut s = Supervisor::new(reg, "s".into(), "127.0.0.1".parse().unwrap(), "/x".into());
+        let d = desired(3, RoleConfig::Mail(Default::default()));
+        assert!(s.apply(&d).await.unwrap());
+        assert!(!s.needs_retry());
+        assert_eq!(s.applied_revision(), 3);
+        assert_eq!(s.rejected().len(), 7);
+        let h = &s.health()[0];
+        assert_eq!(h.state, EngineState::Degraded);
+        assert_eq!(
+            h.detail,
+            "7 objects not applied: mailbox 0/x@a.test (has a /); mailbox 1/x@a.test (has a /); \
+             mailbox 2/x@a.test (has a /); mailbox 3/x@a.test (has a /); mailbox 4/x@a.test \
+             (has a /); and 2 more; serving"
+        );
+        assert_eq!(truncate("ééé".into(), 5), "é…");
     }
 
     #[tokio::test]

@@ -107,12 +107,20 @@ pub async fn heartbeat(
             ));
         }
     }
+    crate::rejections::check(&hb.rejected)?;
     if hb.agent_version.len() > 64 {
         return Err(ApiError::invalid(
             "agent_version",
             "too_long",
             "at most 64 bytes",
         ));
+    }
+    let rejected = state
+        .health
+        .set_rejected(agent.server.meta.id, &hb.rejected);
+    if !rejected.is_empty() {
+        let (state2, server) = (state.clone(), agent.server.clone());
+        tokio::spawn(async move { crate::rejections::record(&state2, &server, rejected).await });
     }
     let port_before = state.health.reported_port(agent.server.meta.id);
     let transition = state.health.heartbeat(agent.server.meta.id, &hb);

@@ -59,6 +59,8 @@ pub struct ServerHealth {
     pub agent_version: Option<String>,
     /// The engine's last report (database sizes, mail queue).
     pub report: Option<std::sync::Arc<proto::agent_v1::RoleReport>>,
+    /// Objects its engine could not apply, as the last heartbeat listed them.
+    pub rejected: Vec<proto::agent_v1::RejectedObject>,
 }
 
 impl ServerHealth {
@@ -73,6 +75,7 @@ impl ServerHealth {
             probe_port: None,
             agent_version: None,
             report: None,
+            rejected: Vec::new(),
         }
     }
 }
@@ -173,6 +176,24 @@ impl HealthMonitor {
             }
         }
         out
+    }
+
+    /// Record the objects a server's engine could not apply; returns what changed
+    /// since its last heartbeat (see [`crate::rejections`]).
+    pub fn set_rejected(
+        &self,
+        server: Id,
+        now: &[proto::agent_v1::RejectedObject],
+    ) -> crate::rejections::Change {
+        let mut map = self.lock();
+        let h = map
+            .entry(server)
+            .or_insert_with(|| ServerHealth::new(Instant::now()));
+        let change = crate::rejections::diff(&h.rejected, now);
+        if !change.is_empty() {
+            h.rejected = now.to_vec();
+        }
+        change
     }
 
     /// The last report of a server's engine, if it sent one.
@@ -352,6 +373,7 @@ mod tests {
             agent_version: "test".into(),
             probe_port: Some(8080),
             report: None,
+            rejected: Vec::new(),
         }
     }
 

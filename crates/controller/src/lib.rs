@@ -30,6 +30,7 @@ pub mod loads;
 pub mod mailcheck;
 pub mod openapi;
 pub mod ownership;
+pub mod rejections;
 pub mod secrets;
 pub mod state;
 pub mod tls;

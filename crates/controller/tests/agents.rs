@@ -677,3 +677,54 @@ async fn suspect_stays_suspect_while_its_service_answers() {
     assert_eq!(server_view(&admin, "w1").await["health"], "up");
     srv.stop().await;
 }
+
+/// Objects an engine could not apply (issue 12): each new one is an event
+/// `server.object_rejected` naming it, each one gone an event `server.object_applied`.
+#[tokio::test]
+async fn rejected_objects_become_events() {
+    let srv = start().await;
+    let admin = srv.admin();
+    clusters(&admin).await;
+    let w = join(&srv, &token(&admin, "web-a").await, "w1", "127.0.0.1").await;
+    let send = |rejected: Value| {
+        let w = w.clone();
+        async move {
+            w.http
+                .post(format!("{}{HEARTBEAT_PATH}", w.url))
+                .json(&json!({
+                    "applied_revision": 1,
+                    "engines": [{"name": "web", "state": "degraded", "detail": "1 object not applied"}],
+                    "agent_version": "test",
+                    "rejected": rejected,
+                }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let bad = json!([{"object": "site a.example", "reason": "bad alias"}]);
+    assert_eq!(send(bad.clone()).await, StatusCode::OK);
+    assert_eq!(send(bad).await, StatusCode::OK);
+    until(5, "rejected event", || async {
+        !events(&admin, "server.object_rejected").await.is_empty()
+    })
+    .await;
+    assert_eq!(send(json!([])).await, StatusCode::OK);
+    until(5, "applied event", || async {
+        !events(&admin, "server.object_applied").await.is_empty()
+    })
+    .await;
+    let r = events(&admin, "server.object_rejected").await;
+    assert_eq!(r.len(), 1, "once per change, not per heartbeat: {r:?}");
+    assert_eq!(r[0]["object"], "w1", "{}", r[0]);
+    assert_eq!(r[0]["detail"]["object"], "site a.example", "{}", r[0]);
+    assert_eq!(r[0]["detail"]["reason"], "bad alias", "{}", r[0]);
+    let a = events(&admin, "server.object_applied").await;
+    assert_eq!(a[0]["detail"]["object"], "site a.example", "{}", a[0]);
+    let many: Vec<Value> = (0..300)
+        .map(|i| json!({"object": format!("site {i}.example"), "reason": "x"}))
+        .collect();
+    assert_eq!(send(json!(many)).await, StatusCode::UNPROCESSABLE_ENTITY);
+    srv.stop().await;
+}

@@ -538,6 +538,26 @@ async fn resources_crud_and_validation() {
     acme.post("/v1/mailboxes", json!({"address": ".x@example.com"}))
         .await
         .invalid("address");
+    // A mailbox is a folder named by its local part: `/` is refused here, by the
+    // same rule the mail engine applies (issue 12: it used to freeze every tenant's
+    // mail changes on the cluster).
+    let e = acme
+        .post("/v1/mailboxes", json!({"address": "a/b@example.com"}))
+        .await
+        .invalid("address");
+    assert_eq!(e["rule"], "bad_character", "{e}");
+    acme.post(
+        "/v1/aliases",
+        json!({"address": "a/b@example.com", "destinations": ["bob@example.com"]}),
+    )
+    .await
+    .invalid("address");
+    acme.post(
+        "/v1/aliases",
+        json!({"address": "c@example.com", "destinations": ["a/b@example.com"]}),
+    )
+    .await
+    .invalid("destinations[0]");
     acme.post("/v1/mailboxes", json!({"address": "x@nothere.example"}))
         .await
         .invalid("address");

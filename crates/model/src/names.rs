@@ -13,6 +13,28 @@ use crate::Invalid;
 
 macro_rules! string_newtype {
     ($(#[$meta:meta])* $name:ident) => {
+        string_newtype!(@base $(#[$meta])* $name);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+    // Deserialised through `Self::stored`: values stored under an older, looser
+    // rule still load (see the type's `stored`).
+    ($(#[$meta:meta])* $name:ident, stored) => {
+        string_newtype!(@base $(#[$meta])* $name);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::stored(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+    (@base $(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
@@ -41,13 +63,6 @@ macro_rules! string_newtype {
             type Err = Invalid;
             fn from_str(s: &str) -> Result<Self, Invalid> {
                 Self::new(s)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::new(&s).map_err(serde::de::Error::custom)
             }
         }
     };
@@ -236,20 +251,37 @@ pub(crate) fn check_label(label: &str, allow_underscore: bool) -> Result<(), Inv
 string_newtype! {
     /// The local part of a hosted mailbox or alias address: an RFC 5321 dot-string
     /// (atoms of `atext` joined by single dots), at most 64 octets, stored lowercase.
-    /// Quoted-string local parts are not accepted for hosted addresses.
-    LocalPart
+    /// Quoted-string local parts are not accepted for hosted addresses, and neither
+    /// is `/`: a mailbox is a folder named by its local part (`<domain>/<local>/
+    /// Maildir`), so a local part must be one path component (no `/`, NUL, `.`,
+    /// `..` or leading dot). The API and the mail engine both check with
+    /// [`LocalPart::new`].
+    LocalPart, stored
 }
 
 /// Longest local part (RFC 5321 §4.5.3.1.1).
 pub const MAX_LOCAL_PART_LEN: usize = 64;
 
+/// RFC 5321 `atext` less `/` (see [`LocalPart`]).
 fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-=?^_`{|}~".contains(&b)
 }
 
 impl LocalPart {
     /// Validate and lowercase a local part.
     pub fn new(input: &str) -> Result<Self, Invalid> {
+        Self::check(input, false)
+    }
+
+    /// A local part as stored: [`LocalPart::new`], except that `/` (allowed
+    /// before it was refused) still loads, so one old object cannot stop the
+    /// controller from reading the others. The mail engine refuses such an
+    /// object (it is named in the server's health) until it is deleted.
+    pub fn stored(input: &str) -> Result<Self, Invalid> {
+        Self::check(input, true)
+    }
+
+    fn check(input: &str, legacy_slash: bool) -> Result<Self, Invalid> {
         if input.is_empty() {
             return Err(Invalid::new(
                 "empty",
@@ -271,7 +303,10 @@ impl LocalPart {
                 "a local part cannot start or end with a dot or have two dots in a row",
             ));
         }
-        if let Some(bad) = input.bytes().find(|&b| b != b'.' && !is_atext(b)) {
+        if let Some(bad) = input
+            .bytes()
+            .find(|&b| b != b'.' && !is_atext(b) && !(legacy_slash && b == b'/'))
+        {
             let shown = if bad.is_ascii_graphic() {
                 format!("`{}`", bad as char)
             } else {
@@ -279,7 +314,7 @@ impl LocalPart {
             };
             return Err(Invalid::new(
                 "bad_character",
-                format!("a local part cannot contain {shown}; use letters, digits and . _ - + (RFC 5321 dot-string)"),
+                format!("a local part cannot contain {shown}; use letters, digits and . _ - + (RFC 5321 dot-string, no /)"),
             ));
         }
         Ok(Self(input.to_ascii_lowercase()))
@@ -289,12 +324,24 @@ impl LocalPart {
 string_newtype! {
     /// A complete mail address `local@domain` (dot-string local part, IDNA domain).
     /// Used for forward destinations and sender addresses.
-    EmailAddress
+    EmailAddress, stored
 }
 
 impl EmailAddress {
     /// Validate and normalise an address.
     pub fn new(input: &str) -> Result<Self, Invalid> {
+        Self::parse(input, LocalPart::new)
+    }
+
+    /// An address as stored: its local part checked with [`LocalPart::stored`].
+    pub fn stored(input: &str) -> Result<Self, Invalid> {
+        Self::parse(input, LocalPart::stored)
+    }
+
+    fn parse(
+        input: &str,
+        local_part: fn(&str) -> Result<LocalPart, Invalid>,
+    ) -> Result<Self, Invalid> {
         let input = input.trim();
         let (local, domain) = input.rsplit_once('@').ok_or_else(|| {
             Invalid::new(
@@ -302,7 +349,7 @@ impl EmailAddress {
                 format!("`{input}` is not a mail address: it has no @"),
             )
         })?;
-        let local = LocalPart::new(local)?;
+        let local = local_part(local)?;
         let domain = DomainName::new(domain)?;
         Ok(Self::from_parts(&local, &domain))
     }
@@ -656,6 +703,18 @@ mod tests {
         );
         assert_eq!(LocalPart::new(".a").unwrap_err().rule, "bad_dots");
         assert_eq!(LocalPart::new("a b").unwrap_err().rule, "bad_character");
+        // A mailbox is a folder named by its local part: no `/`.
+        assert_eq!(LocalPart::new("a/b").unwrap_err().rule, "bad_character");
+        assert_eq!(
+            EmailAddress::new("a/b@example.com").unwrap_err().rule,
+            "bad_character"
+        );
+        // ... but one stored before the rule still loads.
+        assert_eq!(LocalPart::stored("a/b").unwrap().as_str(), "a/b");
+        let loaded: LocalPart = serde_json::from_str("\"A/b\"").unwrap();
+        assert_eq!(loaded.as_str(), "a/b");
+        assert!(serde_json::from_str::<LocalPart>("\"../x\"").is_err());
+        assert!(serde_json::from_str::<EmailAddress>("\"a/b@example.com\"").is_ok());
         assert_eq!(
             LocalPart::new(&"a".repeat(65)).unwrap_err().rule,
             "local_part_too_long"

@@ -560,6 +560,32 @@ pub struct Heartbeat {
     /// controller keeps the last one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<RoleReport>,
+    /// Objects of the desired config the role engine could not apply (it keeps
+    /// their last applied version, or leaves them absent when new) while it applied
+    /// every other object; empty when everything applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedObject>,
+}
+
+/// One object of a desired config a role engine could not apply.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedObject {
+    /// What it is, kind then name: `mailbox a/b@example.com`, `zone example.com`,
+    /// `site example.com`, `ftp account bob`, `database shop`.
+    pub object: String,
+    /// Why it was not applied.
+    pub reason: String,
+}
+
+impl RejectedObject {
+    /// An object named `object` not applied because of `reason`.
+    pub fn new(object: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self {
+            object: object.into(),
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// A role engine's report to the controller, tagged by `"role"`.

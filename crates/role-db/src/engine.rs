@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
 use model::DbEngine;
 use proto::agent_v1::{
-    DbReport, DbRoleConfig, DbTrashEntry, EngineHealth, EngineState, RoleConfig, RoleReport,
+    DbReport, DbRoleConfig, DbTrashEntry, EngineHealth, EngineState, RejectedObject, RoleConfig,
+    RoleReport,
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -273,8 +274,10 @@ struct EngineView {
 #[derive(Debug, Clone, Default, Serialize)]
 struct Status {
     engines: BTreeMap<DbEngine, EngineView>,
-    /// Invalid entries and conflicts of the last reconcile.
+    /// Conflicts of the last reconcile.
     problems: Vec<String>,
+    /// Invalid entries of the last reconcile (not applied).
+    rejected: Vec<RejectedObject>,
     /// Failed actions of the last reconcile.
     failures: Vec<String>,
     dbs: Vec<DbStatus>,
@@ -377,12 +380,19 @@ impl Shared {
         let cfg = self.desired();
         let frozen = self.with_status(|s| s.frozen.clone()).unwrap_or_default();
         let mut problems = Vec::new();
+        let mut rejected = Vec::new();
         let mut failures = Vec::new();
         let mut views = BTreeMap::new();
         let mut ran = 0;
         for slot in slots.iter_mut() {
             let down = self
-                .reconcile_slot(slot, cfg.as_ref(), &frozen, &mut problems, &mut failures)
+                .reconcile_slot(
+                    slot,
+                    cfg.as_ref(),
+                    &frozen,
+                    (&mut problems, &mut rejected),
+                    &mut failures,
+                )
                 .await
                 .map(|n| ran += n)
                 .err();
@@ -407,6 +417,7 @@ impl Shared {
         self.with_status(|s| {
             s.engines = views;
             s.problems = problems;
+            s.rejected = rejected;
             s.failures = failures;
             s.reconciles += 1;
             s.last_actions = ran;
@@ -423,13 +434,13 @@ impl Shared {
         slot: &mut Slot,
         cfg: Option<&DbRoleConfig>,
         frozen: &BTreeSet<String>,
-        problems: &mut Vec<String>,
+        (problems, rejected): (&mut Vec<String>, &mut Vec<RejectedObject>),
         failures: &mut Vec<String>,
     ) -> Result<usize, String> {
         slot.ensure_connected(&self.opts.scope).await?;
         let Some(cfg) = cfg else { return Ok(0) };
-        let (want, p) = plan::render(cfg, slot.engine, frozen);
-        problems.extend(p);
+        let (want, r) = plan::render(cfg, slot.engine, frozen);
+        rejected.extend(r);
         let have = slot.existing().await?;
         let (actions, p) = plan::diff(&want, &have);
         problems.extend(p);
@@ -735,7 +746,20 @@ impl DbHandle {
     /// Invalid entries, conflicts and failed actions of the last reconcile.
     pub fn problems(&self) -> Vec<String> {
         self.shared
-            .with_status(|s| s.problems.iter().chain(&s.failures).cloned().collect())
+            .with_status(|s| {
+                s.rejected
+                    .iter()
+                    .map(|r| format!("{}: {}", r.object, r.reason))
+                    .chain(s.problems.iter().chain(&s.failures).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Entries of the last reconcile that were not applied.
+    pub fn rejected(&self) -> Vec<RejectedObject> {
+        self.shared
+            .with_status(|s| s.rejected.clone())
             .unwrap_or_default()
     }
 
@@ -959,6 +983,10 @@ impl RoleEngine for DbRole {
 
     fn health(&self) -> EngineHealth {
         self.shared.health()
+    }
+
+    fn rejected(&self) -> Vec<RejectedObject> {
+        self.handle().rejected()
     }
 
     fn report(&self) -> Option<RoleReport> {

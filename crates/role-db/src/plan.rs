@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use model::DbEngine;
-use proto::agent_v1::DbRoleConfig;
+use proto::agent_v1::{DbRoleConfig, RejectedObject};
 use serde::Serialize;
 
 use crate::ident::{Name, Verifier};
@@ -103,14 +103,17 @@ pub enum Action {
 }
 
 /// Render the part of `cfg` for `engine`. `frozen` lists customers over quota: their
-/// databases are granted read-only. Entries that fail validation are skipped and
-/// described in the returned problems.
+/// databases are granted read-only. Object by object: an entry that fails
+/// validation (names through [`model::DbIdent`], verifiers of the engine's exact
+/// shape) is left out (a login with a bad verifier is left exactly as it is, so it
+/// keeps its password), a grant on a database this engine does not hold is left
+/// out; each is returned as rejected, every other entry is taken as configured.
 pub fn render(
     cfg: &DbRoleConfig,
     engine: DbEngine,
     frozen: &BTreeSet<String>,
-) -> (Desired, Vec<String>) {
-    let mut problems = Vec::new();
+) -> (Desired, Vec<RejectedObject>) {
+    let mut rejected = Vec::new();
     let mut out = Desired::default();
     for db in cfg.databases.iter().filter(|d| d.engine == engine) {
         match Name::new("database", &db.name) {
@@ -123,42 +126,53 @@ pub fn render(
                     },
                 );
             }
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => rejected.push(RejectedObject::new(format!("database {}", e.value), e)),
         }
     }
     for user in cfg.users.iter().filter(|u| u.engine == engine) {
         let name = match Name::new("user", &user.name) {
             Ok(n) => n,
             Err(e) => {
-                problems.push(e.to_string());
+                rejected.push(RejectedObject::new(format!("db user {}", e.value), e));
                 continue;
             }
         };
+        let object = format!("db user {name}");
         let verifier = match Verifier::for_engine(engine, &user.password_verifier) {
             Ok(v) => v,
             Err(e) => {
-                problems.push(format!("user {name}: {e}; login left unchanged"));
+                rejected.push(RejectedObject::new(
+                    object,
+                    format!("{e}; login left unchanged"),
+                ));
                 out.keep_users.insert(name);
                 continue;
             }
         };
         let mut grants = BTreeMap::new();
+        let mut bad_grants = Vec::new();
         for db in &user.databases {
             match Name::new("database", db) {
                 Ok(d) => match out.dbs.get(&d) {
                     Some(spec) => {
                         grants.insert(d, !frozen.contains(&spec.owner));
                     }
-                    None => problems.push(format!(
-                        "user {name}: database {d} is not a {engine} database of this server"
+                    None => bad_grants.push(format!(
+                        "database {d} is not a {engine} database of this server"
                     )),
                 },
-                Err(e) => problems.push(format!("user {name}: {e}")),
+                Err(e) => bad_grants.push(e.to_string()),
             }
+        }
+        if !bad_grants.is_empty() {
+            rejected.push(RejectedObject::new(
+                object,
+                format!("grants left out: {}", bad_grants.join("; ")),
+            ));
         }
         out.users.insert(name, UserSpec { verifier, grants });
     }
-    (out, problems)
+    (out, rejected)
 }
 
 /// The actions that turn `have` into `want`, and conflicts found (a desired name
@@ -423,7 +437,12 @@ mod tests {
             d.users[&n("alice_u")].grants,
             BTreeMap::from([(n("shop"), true)])
         );
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        let objects: Vec<&str> = problems.iter().map(|r| r.object.as_str()).collect();
+        assert_eq!(
+            objects,
+            ["database evil`x", "db user alice_u", "db user bob_u"],
+            "{problems:?}"
+        );
         let frozen = BTreeSet::from(["alice".to_string()]);
         let (d, _) = render(&cfg(), DbEngine::Mariadb, &frozen);
         assert!(!d.users[&n("alice_u")].grants[&n("shop")]);

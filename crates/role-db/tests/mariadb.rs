@@ -154,11 +154,34 @@ async fn mariadb_password_change_takes_effect() {
     e.apply_db(&cfg).await.unwrap();
     refused(&mysql(&ep, &au, "pw-a-1", None, "SELECT 1"));
     ok(&mysql(&ep, &au, "pw-a-2", None, "SELECT 1"));
-    // a verifier that is not one is refused, the login keeps its password
+    // a verifier that is not one is refused, the login keeps its password (an
+    // update of a good object); in the same config a new bad database is left out
+    // and a new good database and grant apply (issue 12)
     cfg.users[0].password_verifier = "pw-a-3".into();
+    cfg.databases.push(db(&format!("{t}_b/x"), Mariadb, "b"));
+    cfg.databases.push(db(&format!("{t}_bnew"), Mariadb, "b"));
+    cfg.users[1].databases.push(format!("{t}_bnew"));
     e.apply_db(&cfg).await.unwrap();
     assert!(e.handle().problems().iter().any(|p| p.contains("verifier")));
+    let objects: Vec<String> = e
+        .handle()
+        .rejected()
+        .into_iter()
+        .map(|r| r.object)
+        .collect();
+    assert_eq!(
+        objects,
+        vec![format!("database {t}_b/x"), format!("db user {au}")]
+    );
     ok(&mysql(&ep, &au, "pw-a-2", None, "SELECT 1"));
+    let bu = format!("{t}_bu");
+    ok(&mysql(
+        &ep,
+        &bu,
+        "pw-b-1",
+        Some(&format!("{t}_bnew")),
+        "CREATE TABLE t (i INT)",
+    ));
     e.stop().await;
 }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
 use hickory_proto::rr::Name;
 use proto::agent_v1::{
-    DnsConfig, EngineHealth, EngineState, RoleConfig, ZoneAssignment, ZoneContent,
+    DnsConfig, EngineHealth, EngineState, RejectedObject, RoleConfig, ZoneAssignment, ZoneContent,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -76,6 +76,8 @@ pub struct DnsEngine {
     parsed: Arc<Mutex<Parsed>>,
     /// The assignments last applied successfully, by domain.
     last: tokio::sync::Mutex<HashMap<String, ZoneAssignment>>,
+    /// Zones of the last config not applied (each keeps its previous version).
+    rejected: Mutex<Vec<RejectedObject>>,
 }
 
 impl std::fmt::Debug for DnsEngine {
@@ -204,6 +206,7 @@ impl DnsEngine {
             stats,
             parsed,
             last: tokio::sync::Mutex::new(HashMap::new()),
+            rejected: Mutex::new(Vec::new()),
         })
     }
 
@@ -217,7 +220,9 @@ impl DnsEngine {
         &self.stats
     }
 
-    /// Converges on `cfg` (what [`RoleEngine::apply`] does for a DNS config).
+    /// Converges on `cfg` (what [`RoleEngine::apply`] does for a DNS config), zone by
+    /// zone: a zone that cannot be served as configured keeps its previous version
+    /// (or stays absent when new) and is listed by [`DnsEngine::rejected`].
     pub async fn apply_dns(&self, cfg: &DnsConfig) -> Result<(), EngineError> {
         // Render here (pure, on the caller's task); the manager only converges.
         let mut last = self.last.lock().await;
@@ -228,16 +233,7 @@ impl DnsEngine {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             render(cfg, &last, &parsed)
         };
-        let planned = match planned {
-            Ok(p) => p,
-            Err(e) => {
-                self.set_status(
-                    EngineState::Degraded,
-                    format!("kept the previous zones: {e}"),
-                );
-                return Err(EngineError::Apply(e));
-            }
-        };
+        let (planned, rejected) = planned;
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Apply(planned, reply))
@@ -252,12 +248,18 @@ impl DnsEngine {
                 let now: HashMap<&str, &ZoneAssignment> =
                     cfg.zones.iter().map(|a| (a.domain.as_str(), a)).collect();
                 last.retain(|d, _| now.contains_key(d.as_str()));
+                let refused: std::collections::HashSet<&str> =
+                    planned_rejected(&rejected).collect();
                 for a in &cfg.zones {
-                    if last.get(&a.domain) != Some(a) {
+                    if !refused.contains(a.domain.as_str()) && last.get(&a.domain) != Some(a) {
                         last.insert(a.domain.clone(), a.clone());
                     }
                 }
                 self.set_status(EngineState::Ok, format!("{detail} on {}", self.addr));
+                *self
+                    .rejected
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = rejected;
                 Ok(())
             }
             Err(e) => {
@@ -324,6 +326,13 @@ impl RoleEngine for DnsEngine {
                 s.axfr.load(Ordering::Relaxed)
             ),
         }
+    }
+
+    fn rejected(&self) -> Vec<RejectedObject> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn service_port(&self) -> Option<u16> {
@@ -439,30 +448,53 @@ struct Rendered {
     removed: Vec<Name>,
 }
 
+/// The object name of zone `domain` in a [`RejectedObject`].
+fn zone_object(domain: &str) -> String {
+    format!("zone {domain}")
+}
+
+/// The domains of rejected zones.
+fn planned_rejected(rejected: &[RejectedObject]) -> impl Iterator<Item = &str> {
+    rejected
+        .iter()
+        .filter_map(|r| r.object.strip_prefix("zone "))
+}
+
 /// Renders a config against the last applied assignments (by domain): only added or
-/// changed zones are parsed. Fails on the first bad zone (nothing is applied then).
+/// changed zones are parsed. A zone that does not parse (its name, content, key or
+/// endpoints) or is assigned twice is rejected: it is neither changed nor removed,
+/// so its previous version stays (or it stays absent when new).
 fn render(
     cfg: &DnsConfig,
     last: &HashMap<String, ZoneAssignment>,
     parsed: &Parsed,
-) -> Result<Rendered, String> {
+) -> (Rendered, Vec<RejectedObject>) {
     let mut seen = std::collections::HashSet::with_capacity(cfg.zones.len());
     let mut changed = Vec::new();
+    let mut rejected = Vec::new();
     for a in &cfg.zones {
         if !seen.insert(a.domain.as_str()) {
-            return Err(format!("zone {} assigned twice", a.domain));
+            rejected.push(RejectedObject::new(
+                zone_object(&a.domain),
+                "assigned twice; the first is served",
+            ));
+            continue;
         }
         if last.get(&a.domain) != Some(a) {
-            changed.push(plan_zone(a, parsed)?);
+            match plan_zone(a, parsed) {
+                Ok(p) => changed.push(p),
+                Err(e) => rejected.push(RejectedObject::new(zone_object(&a.domain), e)),
+            }
         }
     }
     let mut removed = Vec::new();
     for domain in last.keys().filter(|d| !seen.contains(d.as_str())) {
-        let mut name = Name::from_ascii(domain.trim_end_matches('.')).map_err(|e| e.to_string())?;
-        name.set_fqdn(true);
-        removed.push(name.to_lowercase());
+        if let Ok(mut name) = Name::from_ascii(domain.trim_end_matches('.')) {
+            name.set_fqdn(true);
+            removed.push(name.to_lowercase());
+        }
     }
-    Ok(Rendered { changed, removed })
+    (Rendered { changed, removed }, rejected)
 }
 
 struct PrimaryState {

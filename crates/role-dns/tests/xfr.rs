@@ -225,13 +225,44 @@ async fn agent_adapter_applies_role_configs() {
         "{}",
         health.detail
     );
-    // A bad zone is refused and the previous zones keep answering.
+    // A bad zone, as an update of a good one and as a new one, beside a good new
+    // zone (issue 12): the bad update keeps the previous version, the bad new zone
+    // stays absent, both are named; the good zone is served.
     let mut bad = content("adapter.test", 2, "192.0.2.10", 0);
     bad.records[0].data = "not a soa".into();
-    let bad = RoleConfig::Dns(cfg(vec![primary(bad, vec![], None)]));
-    assert!(engine.apply(&bad).await.is_err());
-    assert_eq!(engine.health().state, EngineState::Degraded);
+    let mut bad_new = content("new.test", 1, "192.0.2.11", 0);
+    bad_new.records[5].data = "300.1.1.1".into();
+    let mixed = RoleConfig::Dns(cfg(vec![
+        primary(bad, vec![], None),
+        primary(bad_new, vec![], None),
+        primary(content("good.test", 1, "192.0.2.12", 0), vec![], None),
+    ]));
+    engine
+        .apply(&mixed)
+        .await
+        .expect("one bad zone does not refuse the config");
+    let objects: Vec<String> = engine.rejected().into_iter().map(|r| r.object).collect();
+    assert_eq!(objects, vec!["zone adapter.test", "zone new.test"]);
     assert_eq!(short(ip, "www.adapter.test", "A"), "192.0.2.9");
+    assert_eq!(short(ip, "www.good.test", "A"), "192.0.2.12");
+    assert_eq!(status(ip, "www.new.test", "A"), "REFUSED");
+    // Applied again (the agent retries nothing, but a later revision re-renders):
+    // still rejected, still the old version.
+    engine.apply(&mixed).await.expect("again");
+    assert_eq!(engine.rejected().len(), 2);
+    assert_eq!(short(ip, "www.adapter.test", "A"), "192.0.2.9");
+    // Fixed: applied, nothing rejected.
+    engine
+        .apply(&RoleConfig::Dns(cfg(vec![primary(
+            content("adapter.test", 3, "192.0.2.10", 0),
+            vec![],
+            None,
+        )])))
+        .await
+        .expect("apply");
+    assert!(engine.rejected().is_empty());
+    assert_eq!(short(ip, "www.adapter.test", "A"), "192.0.2.10");
+    assert_eq!(status(ip, "www.good.test", "A"), "REFUSED");
     // Another role's config is invalid for this engine.
     assert!(engine
         .apply(&RoleConfig::Web(Default::default()))

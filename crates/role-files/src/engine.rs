@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
-use proto::agent_v1::{EngineHealth, EngineState, RoleConfig};
+use proto::agent_v1::{EngineHealth, EngineState, RejectedObject, RoleConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -72,6 +72,8 @@ struct FilesEngine {
     deploy_error: Arc<Mutex<Option<String>>>,
     /// Where folders of domains no longer held go (see [`crate::trash`]).
     trash_root: PathBuf,
+    /// Objects of the last config not applied (each keeps its previous version).
+    rejected: Vec<RejectedObject>,
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
@@ -142,6 +144,7 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         stop,
         status: Arc::new(Mutex::new((EngineState::Ok, String::new()))),
         applied: None,
+        rejected: Vec::new(),
         changes: engine_changes,
         fetcher: ctx.identity.as_ref().and_then(|id| {
             agent::deploy::Fetcher::new(id, ctx.bind, ctx.controllers.clone())
@@ -326,15 +329,30 @@ impl FilesEngine {
         }
     }
 
+    /// Converge on `cfg` object by object ([`render`] against the plan applied so
+    /// far); the objects not applied are kept in `self.rejected`. A server
+    /// certificate that does not load keeps the previous one.
     async fn apply_files(&mut self, cfg: &proto::agent_v1::FilesConfig) -> Result<(), FilesError> {
-        let plan = render(cfg)?;
+        let previous = self.applied.clone().unwrap_or_default();
+        let (mut plan, mut rejected) = render(cfg, &previous);
+        let ck = match &plan.tls {
+            Some(t) => match certified_key(&t.cert_pem, &t.key_pem) {
+                Ok(ck) => Some(ck),
+                Err(e) => {
+                    rejected.push(RejectedObject::new("files server certificate", e));
+                    plan.tls = previous.tls.clone();
+                    match &plan.tls {
+                        Some(t) => Some(certified_key(&t.cert_pem, &t.key_pem)?),
+                        None => None,
+                    }
+                }
+            },
+            None => None,
+        };
+        self.rejected = rejected;
         if self.applied.as_ref() == Some(&plan) {
             return Ok(());
         }
-        let ck = match &plan.tls {
-            Some(t) => Some(certified_key(&t.cert_pem, &t.key_pem)?),
-            None => None,
-        };
         let (root, p) = (self.sites_root.clone(), plan.clone());
         tokio::task::spawn_blocking(move || prepare_dirs(&root, &p))
             .await
@@ -376,6 +394,10 @@ impl RoleEngine for FilesEngine {
                 }
             }
         })
+    }
+
+    fn rejected(&self) -> Vec<RejectedObject> {
+        self.rejected.clone()
     }
 
     fn health(&self) -> EngineHealth {

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use proto::agent_v1::{FilesConfig, TlsMaterial};
+use model::{DomainName, FtpUsername, RelPath};
+use proto::agent_v1::{FilesConfig, FtpAccountConfig, RejectedObject, TlsMaterial};
 
 use crate::error::FilesError;
 
@@ -86,42 +87,79 @@ pub fn check_rel_path(rel: &str) -> Result<PathBuf, FilesError> {
     Ok(out)
 }
 
-/// Render the plan for `cfg`.
-pub fn render(cfg: &FilesConfig) -> Result<FilesPlan, FilesError> {
+/// A site domain checked with the model's [`DomainName`] rules (the API's), then
+/// [`check_domain`]: it names one directory.
+fn site_domain(d: &str) -> Result<String, String> {
+    let name = DomainName::new(d).map_err(|e| e.to_string())?;
+    check_domain(name.as_str()).map_err(|e| e.to_string())?;
+    Ok(name.as_str().to_string())
+}
+
+/// One FTP account checked with the model's [`FtpUsername`] and [`RelPath`] rules.
+fn render_account(a: &FtpAccountConfig, sites: &BTreeSet<String>) -> Result<Account, String> {
+    let domain = site_domain(&a.domain)?;
+    if !sites.contains(&domain) {
+        return Err(format!(
+            "it is for {domain}, which is not a site of this server"
+        ));
+    }
+    let rel = RelPath::new(&a.home).map_err(|e| format!("home {:?}: {e}", a.home))?;
+    let mut home = PathBuf::from(&domain);
+    home.push(check_rel_path(rel.as_str()).map_err(|e| e.to_string())?);
+    Ok(Account {
+        username: a.username.clone(),
+        domain,
+        password_hash: a.password_hash.clone(),
+        home,
+        quota_bytes: a.quota_mb.saturating_mul(1024 * 1024),
+    })
+}
+
+/// Render the plan for `cfg` (pure), object by object: a site whose domain is not
+/// a [`DomainName`] is left out; an FTP account whose name is not an
+/// [`FtpUsername`], whose home is not a [`RelPath`], whose site is not held here or
+/// whose name appears twice keeps its version in `previous` (the plan applied so
+/// far) when that one still fits, or is left out. Both are returned as rejected;
+/// every other object is taken as configured.
+pub fn render(cfg: &FilesConfig, previous: &FilesPlan) -> (FilesPlan, Vec<RejectedObject>) {
+    let mut rejected = Vec::new();
     let mut sites = BTreeSet::new();
     for d in &cfg.sites {
-        check_domain(d)?;
-        sites.insert(d.clone());
+        match site_domain(d) {
+            Ok(d) => {
+                sites.insert(d);
+            }
+            Err(e) => rejected.push(RejectedObject::new(format!("site {d}"), e)),
+        }
     }
     let mut accounts = BTreeMap::new();
     for a in &cfg.ftp_accounts {
-        if a.username.is_empty() || a.username.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(FilesError::Invalid(format!(
-                "bad ftp username {:?}",
-                a.username
-            )));
+        let object = format!("ftp account {}", a.username);
+        if let Err(e) = FtpUsername::new(&a.username) {
+            rejected.push(RejectedObject::new(object, e));
+            continue;
         }
-        check_domain(&a.domain)?;
-        if !sites.contains(&a.domain) {
-            return Err(FilesError::Invalid(format!(
-                "ftp account {} is for {}, which is not a site of this server",
-                a.username, a.domain
-            )));
+        if accounts.contains_key(&a.username) {
+            rejected.push(RejectedObject::new(
+                object,
+                "appears twice; the first applies",
+            ));
+            continue;
         }
-        let mut home = PathBuf::from(&a.domain);
-        home.push(check_rel_path(&a.home)?);
-        let acc = Account {
-            username: a.username.clone(),
-            domain: a.domain.clone(),
-            password_hash: a.password_hash.clone(),
-            home,
-            quota_bytes: a.quota_mb.saturating_mul(1024 * 1024),
-        };
-        if accounts.insert(a.username.clone(), acc).is_some() {
-            return Err(FilesError::Invalid(format!(
-                "ftp username {} appears twice",
-                a.username
-            )));
+        match render_account(a, &sites) {
+            Ok(acc) => {
+                accounts.insert(a.username.clone(), acc);
+            }
+            Err(e) => {
+                rejected.push(RejectedObject::new(object, e));
+                if let Some(old) = previous
+                    .accounts
+                    .get(&a.username)
+                    .filter(|old| sites.contains(&old.domain))
+                {
+                    accounts.insert(a.username.clone(), old.clone());
+                }
+            }
         }
     }
     let mut sync_clients: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -130,12 +168,13 @@ pub fn render(cfg: &FilesConfig) -> Result<FilesPlan, FilesError> {
         // Only sites held here can be pulled, whatever the list says.
         allowed.extend(domains.iter().filter(|d| sites.contains(*d)).cloned());
     }
-    Ok(FilesPlan {
+    let plan = FilesPlan {
         sites,
         accounts,
         tls: cfg.tls.clone(),
         sync_clients,
-    })
+    };
+    (plan, rejected)
 }
 
 /// Engine options read from the agent config's `[engine]` table.
@@ -248,19 +287,30 @@ mod tests {
         }
     }
 
+    fn render_all(cfg: &FilesConfig) -> FilesPlan {
+        let (plan, rejected) = render(cfg, &FilesPlan::default());
+        assert!(rejected.is_empty(), "{rejected:?}");
+        plan
+    }
+
+    fn config(sites: &[&str], accounts: Vec<FtpAccountConfig>) -> FilesConfig {
+        FilesConfig {
+            sites: sites.iter().map(|s| s.to_string()).collect(),
+            ftp_accounts: accounts,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn renders_accounts_with_homes_and_quotas() {
-        let cfg = FilesConfig {
-            sites: vec!["a.example".into(), "b.example".into()],
-            ftp_accounts: vec![
+        let cfg = config(
+            &["a.example", "b.example"],
+            vec![
                 acc("alice", "a.example", ""),
                 acc("bob", "b.example", "pub/up"),
             ],
-            tls: None,
-            sync_clients: vec![],
-            ..Default::default()
-        };
-        let p = render(&cfg).unwrap();
+        );
+        let p = render_all(&cfg);
         assert_eq!(p.sites.len(), 2);
         assert_eq!(p.accounts["alice"].home, PathBuf::from("a.example"));
         assert_eq!(p.accounts["bob"].home, PathBuf::from("b.example/pub/up"));
@@ -268,34 +318,55 @@ mod tests {
         assert!(!format!("{:?}", p.accounts["bob"]).contains("argon2"));
     }
 
+    fn objects(r: &[RejectedObject]) -> Vec<&str> {
+        r.iter().map(|r| r.object.as_str()).collect()
+    }
+
     #[test]
-    fn refuses_escapes_duplicates_and_foreign_sites() {
-        for home in ["..", "a/../..", "/etc", "a//b", "./a"] {
-            let cfg = FilesConfig {
-                sites: vec!["a.example".into()],
-                ftp_accounts: vec![acc("u", "a.example", home)],
-                tls: None,
-                sync_clients: vec![],
-                ..Default::default()
-            };
-            assert!(render(&cfg).is_err(), "{home}");
+    fn bad_objects_are_rejected_one_by_one() {
+        // New bad accounts and sites beside good ones: left out, named; the rest applies.
+        for home in ["..", "a/../..", "a//b", "./a", ".hidden", "a b"] {
+            let (p, rejected) = render(
+                &config(
+                    &["a.example"],
+                    vec![acc("uu", "a.example", home), acc("ok", "a.example", "")],
+                ),
+                &FilesPlan::default(),
+            );
+            assert_eq!(objects(&rejected), vec!["ftp account uu"], "{home}");
+            assert!(p.accounts.contains_key("ok") && !p.accounts.contains_key("uu"));
         }
-        let dup = FilesConfig {
-            sites: vec!["a.example".into()],
-            ftp_accounts: vec![acc("u", "a.example", ""), acc("u", "a.example", "x")],
-            tls: None,
-            sync_clients: vec![],
-            ..Default::default()
-        };
-        assert!(render(&dup).is_err());
-        let foreign = FilesConfig {
-            sites: vec!["a.example".into()],
-            ftp_accounts: vec![acc("u", "b.example", "")],
-            tls: None,
-            sync_clients: vec![],
-            ..Default::default()
-        };
-        assert!(render(&foreign).is_err());
+        let (p, rejected) = render(
+            &config(
+                &["a.example", "../x", "a/b"],
+                vec![
+                    acc("uu", "a.example", ""),
+                    acc("uu", "a.example", "x"),
+                    acc("vv", "b.example", ""),
+                    acc("Bad Name", "a.example", ""),
+                ],
+            ),
+            &FilesPlan::default(),
+        );
+        assert_eq!(
+            objects(&rejected),
+            vec![
+                "site ../x",
+                "site a/b",
+                "ftp account uu",
+                "ftp account vv",
+                "ftp account Bad Name"
+            ]
+        );
+        assert_eq!(p.sites.len(), 1);
+        assert_eq!(p.accounts["uu"].home, PathBuf::from("a.example"));
+        // An update of a good account to a bad home keeps its old version.
+        let (q, rejected) = render(
+            &config(&["a.example"], vec![acc("uu", "a.example", "../up")]),
+            &p,
+        );
+        assert_eq!(objects(&rejected), vec!["ftp account uu"]);
+        assert_eq!(q.accounts["uu"], p.accounts["uu"]);
         for d in ["", "..", "../x", "a/b", "A.example", ".a"] {
             assert!(check_domain(d).is_err(), "{d}");
         }

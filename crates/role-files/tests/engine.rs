@@ -118,20 +118,34 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
         format!("{m:?}")
     })?;
 
-    // a bad config (account for a site not held) is refused and the old one kept
+    // Bad objects beside good ones (issue 12): a new account for a site not held and
+    // an update of alice to a home outside her site are rejected and named; alice
+    // keeps her old version, the new one is absent, a good new account (dave) works.
     let mut bad = cfg.clone();
     bad.ftp_accounts
         .push(account("eve", "eve-pw", "c.example", "", 0));
-    ensure(engine.apply(&RoleConfig::Files(bad)).await.is_err(), || {
-        "bad config applied".into()
+    bad.ftp_accounts
+        .push(account("dave", "dave-pw", "a.example", "", 0));
+    for a in &mut bad.ftp_accounts {
+        if a.username == "alice" {
+            a.home = "../b.example".into();
+        }
+    }
+    engine.apply(&RoleConfig::Files(bad)).await?;
+    let objects: Vec<String> = engine.rejected().into_iter().map(|r| r.object).collect();
+    ensure(objects == ["ftp account alice", "ftp account eve"], || {
+        format!("rejected: {objects:?}")
     })?;
     let r = ftps(&ca, userpw, &[], &format!("ftp://{ip}:{ftp_port}/")).await?;
     ensure(r.ok && r.stdout.contains("f.txt"), || {
-        format!("old config lost: {r:?}")
+        format!("alice's old version lost: {r:?}")
     })?;
-    ensure(engine.health().state == EngineState::Degraded, || {
-        "bad apply not reported".into()
+    let dave = ftps(&ca, "dave:dave-pw", &[], &format!("ftp://{ip}:{ftp_port}/")).await?;
+    ensure(dave.ok && dave.stdout.contains("f.txt"), || {
+        format!("the good new account does not work: {dave:?}")
     })?;
+    let eve = ftps(&ca, "eve:eve-pw", &[], &format!("ftp://{ip}:{ftp_port}/")).await?;
+    ensure(!eve.ok, || format!("the rejected account logs in: {eve:?}"))?;
 
     // a domain no longer held: its folder goes to the trash, out of FTP's reach; when
     // the domain comes back (maybe another customer's), it starts empty

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
-use proto::agent_v1::{EngineHealth, EngineState, MailConfig, RoleConfig};
+use proto::agent_v1::{EngineHealth, EngineState, MailConfig, RejectedObject, RoleConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -131,17 +131,6 @@ impl std::fmt::Debug for MailServer {
     }
 }
 
-/// The config could not be applied; the previous one stays.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// Bad domains, addresses or endpoints.
-    #[error(transparent)]
-    Render(#[from] crate::plan::RenderError),
-    /// Bad certificate or key.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-}
-
 impl MailServer {
     /// Start serving on `listeners` with state in `state_dir`; outgoing relay
     /// connections bind `bind`. Needs a Tokio runtime.
@@ -198,11 +187,20 @@ impl MailServer {
         })
     }
 
-    /// Converge on `cfg` (atomically; on error the previous config stays). A
+    /// Converge on `cfg`, object by object ([`Plan::render`] against the plan
+    /// served so far): returns the objects not applied, which keep their previous
+    /// version (a server certificate that does not load keeps the previous one). A
     /// changed `cfg.flush` retries the whole queue now.
-    pub fn apply(&self, cfg: &MailConfig) -> Result<(), ApplyError> {
-        let plan = Plan::render(cfg)?;
-        let tls = cfg.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    pub fn apply(&self, cfg: &MailConfig) -> Vec<RejectedObject> {
+        let live = self.shared.live();
+        let (plan, mut rejected) = Plan::render(cfg, &live.plan);
+        let tls = match cfg.tls.as_ref().map(crate::tls::acceptor).transpose() {
+            Ok(tls) => tls,
+            Err(e) => {
+                rejected.push(RejectedObject::new("mail server certificate", e));
+                live.tls.clone()
+            }
+        };
         self.shared.set_live(Live {
             plan: Arc::new(plan),
             tls,
@@ -218,7 +216,7 @@ impl MailServer {
             *last = Some(cfg.flush);
             self.shared.queue.flush();
         }
-        Ok(())
+        rejected
     }
 
     /// Enable outbound delivery: MX lookups through `resolver`, exchangers on
@@ -291,6 +289,8 @@ async fn bounce_loop(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::UnboundedRe
 struct MailEngine {
     server: MailServer,
     status: Mutex<(EngineState, String)>,
+    /// Objects of the last config not applied.
+    rejected: Vec<RejectedObject>,
 }
 
 /// Parsed engine options.
@@ -371,6 +371,7 @@ pub fn start_engine_with_handle(
     let engine = MailEngine {
         server,
         status: Mutex::new((EngineState::Ok, String::new())),
+        rejected: Vec::new(),
     };
     engine.set_status(EngineState::Ok, String::new());
     tracing::info!(addrs = ?engine.server.addrs(), "mail engine listening");
@@ -417,20 +418,14 @@ impl RoleEngine for MailEngine {
                     cfg.role()
                 )));
             };
-            match self.server.apply(mail) {
-                Ok(()) => {
-                    self.set_status(EngineState::Ok, String::new());
-                    Ok(())
-                }
-                Err(e) => {
-                    self.set_status(
-                        EngineState::Degraded,
-                        format!("kept the previous config: {e}"),
-                    );
-                    Err(EngineError::Apply(e.to_string()))
-                }
-            }
+            self.rejected = self.server.apply(mail);
+            self.set_status(EngineState::Ok, String::new());
+            Ok(())
         })
+    }
+
+    fn rejected(&self) -> Vec<RejectedObject> {
+        self.rejected.clone()
     }
 
     fn health(&self) -> EngineHealth {

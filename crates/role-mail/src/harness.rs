@@ -18,7 +18,10 @@ use crate::smtp::Mode;
 pub fn shared(state_dir: &Path, cfg: &MailConfig, limits: Limits) -> std::io::Result<Arc<Shared>> {
     let queue = Queue::open(&state_dir.join("queue"), None, "mx.test")?;
     let shared = Shared::new(state_dir.to_path_buf(), "mx.test".into(), limits, queue);
-    let plan = Plan::render(cfg).map_err(std::io::Error::other)?;
+    let (plan, rejected) = Plan::render(cfg, &Plan::default());
+    if let Some(r) = rejected.first() {
+        return Err(std::io::Error::other(format!("{}: {}", r.object, r.reason)));
+    }
     shared.set_live(Live {
         plan: Arc::new(plan),
         tls: None,

@@ -44,6 +44,6 @@ pub mod verify;
 pub use engine::{
     start_engine, start_engine_with_handle, Addrs, Listeners, MailHandle, MailServer,
 };
-pub use plan::{Plan, RenderError, Target};
+pub use plan::{Plan, Target};
 pub use queue::QueueEntry;
 pub use server::Limits;

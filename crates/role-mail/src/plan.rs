@@ -7,30 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
-use proto::agent_v1::{DkimKey, MailConfig};
+use argon2::PasswordHash;
+use model::{DomainName, EmailAddress, LocalPart};
+use proto::agent_v1::{DkimKey, MailConfig, MailDomain, RejectedObject};
 
 /// How deep aliases may point at other aliases before we call it a loop.
 const MAX_ALIAS_DEPTH: usize = 8;
-
-/// The config could not be turned into a plan (the engine keeps its previous plan).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RenderError {
-    /// A domain name is not a plain lower-case DNS name.
-    #[error("invalid domain name {0:?}")]
-    Domain(String),
-    /// A local part could be used to escape the mail directory or is not valid.
-    #[error("invalid local part {0:?} in {1}")]
-    LocalPart(String, String),
-    /// A secondary domain has no (valid) primary endpoint.
-    #[error("secondary domain {0} needs primary_smtp as ip:port, got {1:?}")]
-    PrimarySmtp(String, String),
-    /// The same domain appears twice.
-    #[error("domain {0} appears twice")]
-    Duplicate(String),
-    /// A peer mail server's address is not an IP address.
-    #[error("peer mail server address {0:?} is not an IP address")]
-    PeerAddress(String),
-}
 
 /// One mailbox login.
 #[derive(Clone, PartialEq, Eq)]
@@ -135,102 +117,61 @@ pub fn split_address(address: &str) -> Option<(String, String)> {
     Some((local.to_lowercase(), domain))
 }
 
-/// A domain name we accept into paths: lower-case LDH labels separated by dots.
-fn valid_domain(d: &str) -> bool {
-    !d.is_empty()
-        && d.len() <= 253
-        && d.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-        })
-}
-
-/// A local part we accept into paths: RFC 5321 dot-atom characters (plus UTF-8),
-/// never `/`, NUL, a leading dot or `..`.
-fn valid_local(l: &str) -> bool {
-    !l.is_empty()
-        && l.len() <= 64
-        && !l.starts_with('.')
-        && !l.ends_with('.')
-        && !l.contains("..")
-        && l.chars().all(|c| {
-            c.is_alphanumeric()
-                || (c.is_ascii_punctuation() && "!#$%&'*+-/=?^_`{|}~.".contains(c) && c != '/')
-        })
-}
+/// The objects of a config that could not be applied, by object name.
+type Rejections = BTreeMap<String, String>;
 
 impl Plan {
-    /// Render the controller's config (pure).
-    pub fn render(cfg: &MailConfig) -> Result<Plan, RenderError> {
+    /// Render the controller's config (pure), object by object: an object that is
+    /// not valid (a local part that is not a [`LocalPart`], a domain that is not a
+    /// [`DomainName`], an alias destination that is not an [`EmailAddress`], a
+    /// password hash that is not a PHC string, a secondary without a primary
+    /// endpoint …) keeps its version in `previous` (the plan served so far), or is
+    /// left out when it is new, and is returned with the reason; every other
+    /// object is taken as configured.
+    pub fn render(cfg: &MailConfig, previous: &Plan) -> (Plan, Vec<RejectedObject>) {
+        let mut rejected = Rejections::new();
         let mut domains = BTreeMap::new();
         for d in &cfg.domains {
-            let name = d.domain.trim_end_matches('.').to_ascii_lowercase();
-            if !valid_domain(&name) {
-                return Err(RenderError::Domain(d.domain.clone()));
-            }
-            let local = |l: &str| -> Result<String, RenderError> {
-                let l = l.to_lowercase();
-                if valid_local(&l) {
-                    Ok(l)
-                } else {
-                    Err(RenderError::LocalPart(l, name.clone()))
+            let name = match DomainName::new(&d.domain) {
+                Ok(n) => n.as_str().to_string(),
+                Err(e) => {
+                    rejected.insert(format!("mail domain {}", d.domain), e.to_string());
+                    continue;
                 }
             };
-            let mailboxes = d
-                .mailboxes
-                .iter()
-                .map(|m| local(m))
-                .collect::<Result<BTreeSet<_>, _>>()?;
-            let mut aliases = BTreeMap::new();
-            for (l, dest) in &d.aliases {
-                let dest = dest.iter().map(|a| a.trim().to_lowercase()).collect();
-                aliases.insert(local(l)?, dest);
-            }
-            let mut accounts = BTreeMap::new();
-            for a in &d.accounts {
-                accounts.insert(
-                    local(&a.local_part)?,
-                    Account {
-                        password_hash: a.password_hash.clone(),
-                        quota_bytes: a.quota_mb.saturating_mul(1024 * 1024),
-                        enabled: a.enabled,
-                    },
+            if domains.contains_key(&name) {
+                rejected.insert(
+                    format!("mail domain {name}"),
+                    "appears twice; the first is served".into(),
                 );
+                continue;
             }
-            let primary_smtp = if d.primary {
-                None
-            } else {
-                let raw = d.primary_smtp.clone().unwrap_or_default();
-                Some(
-                    raw.parse::<SocketAddr>()
-                        .map_err(|_| RenderError::PrimarySmtp(name.clone(), raw))?,
-                )
-            };
-            let plan = DomainPlan {
-                name: name.clone(),
-                primary: d.primary,
-                mailboxes,
-                aliases,
-                accounts,
-                primary_smtp,
-                dkim: d.dkim.iter().chain(&d.dkim_rsa).cloned().collect(),
-            };
-            if domains.insert(name.clone(), plan).is_some() {
-                return Err(RenderError::Duplicate(name));
+            let old = previous.domains.get(&name);
+            match render_domain(d, &name, old, &mut rejected) {
+                Some(plan) => {
+                    domains.insert(name, plan);
+                }
+                None => {
+                    if let Some(old) = old {
+                        domains.insert(name, old.clone());
+                    }
+                }
             }
         }
-        let peer_addresses = cfg
-            .peers
-            .iter()
-            .flat_map(|p| &p.addresses)
-            .map(|a| {
-                a.parse::<IpAddr>()
-                    .map_err(|_| RenderError::PeerAddress(a.clone()))
-            })
-            .collect::<Result<_, _>>()?;
+        let mut peer_addresses = BTreeSet::new();
+        for a in cfg.peers.iter().flat_map(|p| &p.addresses) {
+            match a.parse::<IpAddr>() {
+                Ok(ip) => {
+                    peer_addresses.insert(ip);
+                }
+                Err(_) => {
+                    rejected.insert(
+                        format!("mail peer {a}"),
+                        "not an IP address; its relayed mail is checked like anyone's".into(),
+                    );
+                }
+            }
+        }
         let mut peer_names: Vec<String> = cfg
             .peers
             .iter()
@@ -240,11 +181,16 @@ impl Plan {
             .collect();
         peer_names.sort();
         peer_names.dedup();
-        Ok(Plan {
+        let plan = Plan {
             domains,
             peer_addresses,
             peer_names,
-        })
+        };
+        let rejected = rejected
+            .into_iter()
+            .map(|(object, reason)| RejectedObject { object, reason })
+            .collect();
+        (plan, rejected)
     }
 
     /// Whether `domain` is hosted here.
@@ -353,6 +299,110 @@ impl Plan {
     }
 }
 
+/// One domain's plan, object by object (see [`Plan::render`]); `None` when the
+/// domain itself cannot be served as configured (then its `old` plan stays).
+fn render_domain(
+    d: &MailDomain,
+    name: &str,
+    old: Option<&DomainPlan>,
+    rejected: &mut Rejections,
+) -> Option<DomainPlan> {
+    let primary_smtp = if d.primary {
+        None
+    } else {
+        let raw = d.primary_smtp.clone().unwrap_or_default();
+        match raw.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                rejected.insert(
+                    format!("mail domain {name}"),
+                    format!("a secondary needs primary_smtp as ip:port, got {raw:?}"),
+                );
+                return None;
+            }
+        }
+    };
+    let mut reject = |what: &str, local: &str, reason: String| {
+        rejected.insert(format!("{what} {local}@{name}"), reason);
+    };
+    let mut mailboxes = BTreeSet::new();
+    for m in &d.mailboxes {
+        match LocalPart::new(m) {
+            Ok(l) => {
+                mailboxes.insert(l.as_str().to_string());
+            }
+            Err(e) => reject("mailbox", m, e.to_string()),
+        }
+    }
+    let mut aliases = BTreeMap::new();
+    for (l, dest) in &d.aliases {
+        let local = match LocalPart::new(l) {
+            Ok(l) => l.as_str().to_string(),
+            Err(e) => {
+                reject("alias", l, e.to_string());
+                continue;
+            }
+        };
+        let parsed: Result<Vec<String>, String> = dest
+            .iter()
+            .map(|a| {
+                EmailAddress::new(a)
+                    .map(|a| a.as_str().to_string())
+                    .map_err(|e| format!("destination {a:?}: {e}"))
+            })
+            .collect();
+        match parsed {
+            Ok(dest) => {
+                aliases.insert(local, dest);
+            }
+            Err(e) => {
+                reject("alias", &local, e);
+                if let Some(kept) = old.and_then(|o| o.aliases.get(&local)) {
+                    aliases.insert(local, kept.clone());
+                }
+            }
+        }
+    }
+    let mut accounts = BTreeMap::new();
+    for a in &d.accounts {
+        let local = match LocalPart::new(&a.local_part) {
+            Ok(l) => l.as_str().to_string(),
+            Err(e) => {
+                reject("mailbox", &a.local_part, e.to_string());
+                continue;
+            }
+        };
+        if PasswordHash::new(&a.password_hash).is_err() {
+            reject(
+                "mailbox",
+                &local,
+                "the password hash is not a PHC string".into(),
+            );
+            if let Some(kept) = old.and_then(|o| o.accounts.get(&local)) {
+                accounts.insert(local, kept.clone());
+            }
+            continue;
+        }
+        accounts.insert(
+            local,
+            Account {
+                password_hash: a.password_hash.clone(),
+                quota_bytes: a.quota_mb.saturating_mul(1024 * 1024),
+                enabled: a.enabled,
+            },
+        );
+    }
+    Some(DomainPlan {
+        name: name.to_string(),
+        primary: d.primary,
+        mailboxes,
+        aliases,
+        accounts,
+        primary_smtp,
+        dkim: d.dkim.iter().chain(&d.dkim_rsa).cloned().collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,10 +423,8 @@ mod tests {
                 ("loop".into(), vec!["loop@example.com".into()]),
             ],
             accounts: vec![MailAccount {
-                local_part: "alice".into(),
-                password_hash: "x".into(),
                 quota_mb: 1,
-                enabled: true,
+                ..account("alice")
             }],
             primary_smtp: (!primary).then(|| "127.0.0.9:25".into()),
             dkim: None,
@@ -384,14 +432,22 @@ mod tests {
         }
     }
 
-    fn plan(primary: bool) -> Plan {
-        Plan::render(&MailConfig {
-            domains: vec![domain("Example.COM", primary)],
+    fn config(domains: Vec<MailDomain>) -> MailConfig {
+        MailConfig {
+            domains,
             tls: None,
             flush: 0,
             peers: Vec::new(),
-        })
-        .unwrap()
+        }
+    }
+
+    fn plan(primary: bool) -> Plan {
+        let (plan, rejected) = Plan::render(
+            &config(vec![domain("Example.COM", primary)]),
+            &Plan::default(),
+        );
+        assert!(rejected.is_empty(), "{rejected:?}");
+        plan
     }
 
     #[test]
@@ -442,41 +498,88 @@ mod tests {
         assert!(!p.may_send_as("alice@example.com", "alice@other.test"));
     }
 
+    fn objects(rejected: &[RejectedObject]) -> Vec<&str> {
+        rejected.iter().map(|r| r.object.as_str()).collect()
+    }
+
     #[test]
-    fn rejects_path_escapes_and_bad_secondaries() {
+    fn bad_objects_are_rejected_one_by_one_and_the_rest_applies() {
+        // New bad objects beside good ones: the bad ones stay absent, the rest applies.
         let mut d = domain("example.com", true);
         d.mailboxes.push("../etc".into());
-        assert!(Plan::render(&MailConfig {
-            domains: vec![d],
-            tls: None,
-            flush: 0,
-            peers: Vec::new(),
-        })
-        .is_err());
-        let mut d = domain("example.com", true);
         d.mailboxes.push("a/b".into());
-        assert!(Plan::render(&MailConfig {
-            domains: vec![d],
-            tls: None,
-            flush: 0,
-            peers: Vec::new(),
-        })
-        .is_err());
-        let mut d = domain("example.com", false);
-        d.primary_smtp = Some("nope".into());
-        assert!(Plan::render(&MailConfig {
-            domains: vec![d],
-            tls: None,
-            flush: 0,
-            peers: Vec::new(),
-        })
-        .is_err());
-        assert!(Plan::render(&MailConfig {
-            domains: vec![domain("../x", true)],
-            tls: None,
-            flush: 0,
-            peers: Vec::new(),
-        })
-        .is_err());
+        d.mailboxes.push("carol".into());
+        d.accounts.push(account("a/b"));
+        let mut other = domain("other.test", true);
+        other.accounts[0].enabled = false;
+        let (p, rejected) = Plan::render(
+            &config(vec![d, other, domain("../x", true)]),
+            &Plan::default(),
+        );
+        assert_eq!(
+            objects(&rejected),
+            vec![
+                "mail domain ../x",
+                "mailbox ../etc@example.com",
+                "mailbox a/b@example.com"
+            ]
+        );
+        assert!(
+            rejected[2].reason.contains("cannot contain `/`"),
+            "{rejected:?}"
+        );
+        let ex = &p.domains["example.com"];
+        assert!(ex.mailboxes.contains("carol") && !ex.mailboxes.contains("a/b"));
+        assert!(!ex.accounts.contains_key("a/b"));
+        assert!(!p.domains["other.test"].accounts["alice"].enabled);
+        assert_eq!(p.domains.len(), 2);
+
+        // Updates of good objects to bad versions keep the old version; other
+        // changes in the same config apply.
+        let mut d = domain("example.com", true);
+        d.aliases[0].1 = vec!["a/b@example.com".into()];
+        d.accounts[0].password_hash = "not a hash".into();
+        d.accounts[0].enabled = false;
+        d.mailboxes.retain(|m| m != "bob");
+        let mut secondary = domain("other.test", false);
+        secondary.primary_smtp = Some("nope".into());
+        let (q, rejected) = Plan::render(&config(vec![d, secondary]), &p);
+        assert_eq!(
+            objects(&rejected),
+            vec![
+                "alias info@example.com",
+                "mail domain other.test",
+                "mailbox alice@example.com"
+            ]
+        );
+        let ex = &q.domains["example.com"];
+        assert_eq!(ex.aliases["info"], vec!["alice@example.com".to_string()]);
+        assert_eq!(
+            ex.accounts["alice"],
+            p.domains["example.com"].accounts["alice"]
+        );
+        assert!(!ex.mailboxes.contains("bob"), "the good change applied");
+        assert_eq!(q.domains["other.test"], p.domains["other.test"]);
+
+        // A duplicate domain: the first is served.
+        let (r, rejected) = Plan::render(
+            &config(vec![
+                domain("example.com", true),
+                domain("EXAMPLE.com", false),
+            ]),
+            &Plan::default(),
+        );
+        assert_eq!(objects(&rejected), vec!["mail domain example.com"]);
+        assert!(r.domains["example.com"].primary);
+    }
+
+    fn account(local: &str) -> MailAccount {
+        MailAccount {
+            local_part: local.into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                .into(),
+            quota_mb: 0,
+            enabled: true,
+        }
     }
 }

@@ -34,7 +34,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         content_root: PathBuf::from(root),
         php_dir: std::env::temp_dir().join("role-web-bench-php"),
     };
-    let plan = Arc::new(render(&cfg, &layout)?);
+    let (plan, rejected) = render(&cfg, &layout, &role_web::Plan::default());
+    for r in &rejected {
+        eprintln!("not served: {}: {}", r.object, r.reason);
+    }
+    let plan = Arc::new(plan);
     let (_tx, rx) = tokio::sync::watch::channel(plan);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let threads = match std::env::var("WEB_THREADS") {

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent::supervisor::{AgentTlsPaths, BoxFuture, EngineContext, EngineError, RoleEngine};
-use proto::agent_v1::{EngineHealth, EngineState, RoleConfig, WebConfig};
+use proto::agent_v1::{EngineHealth, EngineState, RejectedObject, RoleConfig, WebConfig};
 use tokio::sync::{oneshot, watch};
 
 use crate::fpm::FpmManager;
@@ -55,6 +55,8 @@ pub struct WebEngine {
     identity: Option<AgentTlsPaths>,
     /// Running content-sync clients by origin.
     syncs: BTreeMap<String, Sync>,
+    /// Sites of the last config not applied (each keeps its previous version).
+    rejected: Vec<RejectedObject>,
 }
 
 /// One running content-sync client.
@@ -178,6 +180,7 @@ impl WebEngine {
             bind: ctx.bind,
             identity: ctx.identity.clone(),
             syncs: BTreeMap::new(),
+            rejected: Vec::new(),
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
                 format!("serving 0 sites on http {http_addr} https {https_addr}"),
@@ -300,13 +303,9 @@ impl WebEngine {
     }
 
     async fn apply_web(&mut self, cfg: &WebConfig) -> Result<(), EngineError> {
-        let plan = render(cfg, &self.layout).map_err(|e| {
-            self.set_status(
-                EngineState::Degraded,
-                format!("kept the previous sites: {e}"),
-            );
-            EngineError::Apply(e.to_string())
-        })?;
+        let previous = self.plan.borrow().clone();
+        let (plan, rejected) = render(cfg, &self.layout, &previous);
+        self.rejected = rejected;
         let pools = plan.php_pools();
         let active = plan.active_sites().count();
         let mut warnings = plan.warnings.clone();
@@ -434,6 +433,10 @@ impl RoleEngine for WebEngine {
             state,
             detail,
         }
+    }
+
+    fn rejected(&self) -> Vec<RejectedObject> {
+        self.rejected.clone()
     }
 
     fn service_port(&self) -> Option<u16> {

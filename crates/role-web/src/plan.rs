@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use proto::agent_v1::{WebConfig, WebSite};
+use model::DomainName;
+use proto::agent_v1::{RejectedObject, WebConfig, WebSite};
 use rustls::sign::CertifiedKey;
 
 use crate::tls;
@@ -31,15 +32,12 @@ impl Layout {
     }
 }
 
-/// Why a config cannot become a plan (the previous plan stays in force).
+/// A name is not a host name ([`normalize_host`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     /// A domain or alias is not a valid lowercase host name.
     #[error("`{0}` is not a valid host name")]
     BadHost(String),
-    /// Two active sites claim the same host name.
-    #[error("host `{0}` belongs to two sites")]
-    DuplicateHost(String),
 }
 
 /// PHP settings of a site whose `php` flag is on.
@@ -114,32 +112,112 @@ impl Plan {
 ///
 /// Inactive sites are kept in [`Plan::sites`] (their content is synced) but answer
 /// no host: requests for them get the unknown-host 404, and their SNI no certificate.
-pub fn render(cfg: &WebConfig, layout: &Layout) -> Result<Plan, RenderError> {
+///
+/// Site by site: a site whose domain or an alias is not a [`DomainName`], or that
+/// claims a host another active site holds, is returned as rejected and keeps its
+/// version in `previous` (the plan served so far), or stays absent when it is new
+/// (or when its previous version's hosts are taken now). Of two sites claiming one
+/// host, the one that held it in `previous` keeps it, else the first in the config.
+pub fn render(cfg: &WebConfig, layout: &Layout, previous: &Plan) -> (Plan, Vec<RejectedObject>) {
     let mut plan = Plan::default();
+    let mut rejected = Vec::new();
+    let mut sites: Vec<Arc<Site>> = Vec::with_capacity(cfg.sites.len());
     for ws in &cfg.sites {
-        let site = Arc::new(render_site(ws, layout, &mut plan.warnings)?);
-        if site.active {
-            for host in std::iter::once(&site.domain).chain(&site.aliases) {
-                if plan.hosts.insert(host.clone(), site.clone()).is_some() {
-                    return Err(RenderError::DuplicateHost(host.clone()));
+        match render_site(ws, layout, &mut plan.warnings) {
+            Ok(site) => sites.push(Arc::new(site)),
+            Err(e) => {
+                rejected.push(RejectedObject::new(format!("site {}", ws.domain), e));
+                let name = ws.domain.trim_end_matches('.').to_ascii_lowercase();
+                if let Some(old) = previous.sites.iter().find(|s| s.domain == name) {
+                    sites.push(Arc::clone(old));
                 }
+            }
+        }
+    }
+    // Who holds each host: the site that held it before, else the first claimant.
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for site in sites.iter().filter(|s| s.active) {
+        for host in site.hosts() {
+            let held = previous
+                .hosts
+                .get(host)
+                .is_some_and(|s| s.domain == site.domain);
+            if held || !owner.contains_key(host) {
+                owner.insert(host, &site.domain);
+            }
+        }
+    }
+    let owner: HashMap<String, String> = owner
+        .into_iter()
+        .map(|(h, d)| (h.to_string(), d.to_string()))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for site in sites {
+        if !seen.insert(site.domain.clone()) {
+            rejected.push(RejectedObject::new(
+                format!("site {}", site.domain),
+                "appears twice; the first is served",
+            ));
+            continue;
+        }
+        let taken = site
+            .hosts()
+            .find(|h| site.active && owner.get(*h).is_some_and(|o| *o != site.domain))
+            .map(|h| (h.to_string(), owner.get(h).cloned().unwrap_or_default()));
+        let site = match taken {
+            None => site,
+            Some((host, holder)) => {
+                rejected.push(RejectedObject::new(
+                    format!("site {}", site.domain),
+                    format!("host `{host}` belongs to site {holder}"),
+                ));
+                // The previous version, if it does not collide either.
+                match previous.sites.iter().find(|s| s.domain == site.domain) {
+                    Some(old)
+                        if old
+                            .hosts()
+                            .all(|h| owner.get(h).is_none_or(|o| *o == old.domain)) =>
+                    {
+                        Arc::clone(old)
+                    }
+                    _ => continue,
+                }
+            }
+        };
+        if site.active {
+            for host in site.hosts() {
+                plan.hosts.insert(host.to_string(), Arc::clone(&site));
             }
         }
         plan.sites.push(site);
     }
-    Ok(plan)
+    rejected.sort();
+    rejected.dedup_by(|a, b| a.object == b.object);
+    (plan, rejected)
 }
 
-fn render_site(
-    ws: &WebSite,
-    layout: &Layout,
-    warnings: &mut Vec<String>,
-) -> Result<Site, RenderError> {
-    let domain = normalize_host(&ws.domain)?;
+impl Site {
+    /// The domain and the aliases.
+    fn hosts(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.domain.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+/// A site's host name, checked with the model's [`DomainName`] rules (the API's):
+/// lowercase A-labels, no trailing dot. Since the domain names a directory, this
+/// also rules out `/`, `..` and the like.
+fn site_host(name: &str) -> Result<String, String> {
+    DomainName::new(name)
+        .map(|d| d.as_str().to_string())
+        .map_err(|e| format!("`{name}`: {e}"))
+}
+
+fn render_site(ws: &WebSite, layout: &Layout, warnings: &mut Vec<String>) -> Result<Site, String> {
+    let domain = site_host(&ws.domain)?;
     let aliases = ws
         .aliases
         .iter()
-        .map(|a| normalize_host(a))
+        .map(|a| site_host(a))
         .collect::<Result<Vec<_>, _>>()?;
     let site_dir = layout.content_root.join(&domain);
     let cert = match &ws.tls {
@@ -228,16 +306,25 @@ mod tests {
         Layout::under(Path::new("/srv/web"))
     }
 
+    fn render(cfg: &WebConfig, layout: &Layout) -> Plan {
+        let (plan, rejected) = super::render(cfg, layout, &Plan::default());
+        assert!(rejected.is_empty(), "{rejected:?}");
+        plan
+    }
+
+    fn config(sites: Vec<WebSite>) -> WebConfig {
+        WebConfig {
+            sites,
+            files_origin: None,
+        }
+    }
+
     #[test]
     fn hosts_map_domains_and_aliases_of_active_sites_only() {
         let mut a = site("Example.COM.", true);
         a.aliases = vec!["www.example.com".into()];
         let b = site("other.example", false);
-        let cfg = WebConfig {
-            sites: vec![a, b],
-            files_origin: None,
-        };
-        let plan = render(&cfg, &layout()).unwrap();
+        let plan = render(&config(vec![a, b]), &layout());
         assert_eq!(plan.sites().len(), 2);
         let s = plan.site_for_host("www.example.com").unwrap();
         assert_eq!(s.domain, "example.com");
@@ -247,28 +334,52 @@ mod tests {
         assert!(plan.warnings.is_empty());
     }
 
+    fn objects(r: &[RejectedObject]) -> Vec<&str> {
+        r.iter().map(|r| r.object.as_str()).collect()
+    }
+
     #[test]
-    fn bad_hosts_and_duplicates_are_refused() {
-        for bad in ["../etc", "a/b", "", "-x.com", "a..b", "x y.com"] {
-            let cfg = WebConfig {
-                sites: vec![site(bad, true)],
-                files_origin: None,
-            };
-            assert!(matches!(
-                render(&cfg, &layout()),
-                Err(RenderError::BadHost(_))
-            ));
+    fn bad_sites_are_rejected_one_by_one() {
+        for bad in [
+            "../etc",
+            "a/b",
+            "",
+            "-x.com",
+            "a..b",
+            "x y.com",
+            "a_b.example",
+        ] {
+            let (plan, rejected) = super::render(
+                &config(vec![site(bad, true), site("ok.example", true)]),
+                &layout(),
+                &Plan::default(),
+            );
+            assert_eq!(objects(&rejected), vec![format!("site {bad}")]);
+            assert_eq!(plan.sites().len(), 1, "the good site is served");
+            assert!(plan.site_for_host("ok.example").is_some());
         }
+        // A new site claiming a served site's host is rejected, whatever the order.
+        let a = site("a.example", true);
+        let before = render(&config(vec![a.clone()]), &layout());
         let mut b = site("b.example", true);
         b.aliases = vec!["a.example".into()];
-        let cfg = WebConfig {
-            sites: vec![site("a.example", true), b],
-            files_origin: None,
-        };
-        assert_eq!(
-            render(&cfg, &layout()).unwrap_err(),
-            RenderError::DuplicateHost("a.example".into())
+        let (plan, rejected) = super::render(
+            &config(vec![b.clone(), a.clone(), site("c.example", true)]),
+            &layout(),
+            &before,
         );
+        assert_eq!(objects(&rejected), vec!["site b.example"]);
+        assert_eq!(plan.site_for_host("a.example").unwrap().domain, "a.example");
+        assert!(plan.site_for_host("b.example").is_none());
+        assert!(plan.site_for_host("c.example").is_some());
+        // An update of a good site to a bad alias keeps its old version.
+        let mut a_bad = a.clone();
+        a_bad.aliases = vec!["www/x.a.example".into()];
+        a_bad.php = true;
+        let (plan, rejected) = super::render(&config(vec![a_bad]), &layout(), &before);
+        assert_eq!(objects(&rejected), vec!["site a.example"]);
+        let kept = plan.site_for_host("a.example").unwrap();
+        assert!(kept.php.is_none() && kept.aliases.is_empty());
     }
 
     #[test]
@@ -279,11 +390,7 @@ mod tests {
             cert_pem: "not a cert".into(),
             key_pem: "not a key".into(),
         });
-        let cfg = WebConfig {
-            sites: vec![s],
-            files_origin: None,
-        };
-        let plan = render(&cfg, &layout()).unwrap();
+        let plan = render(&config(vec![s]), &layout());
         let pools = plan.php_pools();
         assert_eq!(pools.len(), 1);
         assert_eq!(pools[0].user, "hp-shop-example");

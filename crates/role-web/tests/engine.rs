@@ -114,16 +114,33 @@ async fn engine_applies_configs_and_keeps_the_previous_on_error() {
         .apply(&RoleConfig::Dns(DnsConfig::default()))
         .await
         .is_err());
-    let mut dup = cfg.clone();
-    dup.sites[1].aliases = vec!["a.example".into()];
-    assert!(engine.apply(&RoleConfig::Web(dup)).await.is_err());
-    assert_eq!(engine.health().state, EngineState::Degraded);
+    // One bad site beside good ones (issue 12): a new site claiming A's host and an
+    // update of P to a bad alias are rejected and named; P keeps its old version,
+    // the new one stays absent, and a good new site is served.
+    let mut bad = cfg.clone();
+    bad.sites[1].aliases = vec!["a/b.p.example".into()];
+    bad.sites[1].php = false;
+    let mut thief = site("b.example");
+    thief.aliases = vec!["a.example".into()];
+    bad.sites.insert(0, thief);
+    bad.sites.push(site("c.example"));
+    publish(tmp.path(), "c.example", "index.html", "engine C");
+    engine.apply(&RoleConfig::Web(bad)).await.unwrap();
+    let objects: Vec<String> = engine.rejected().into_iter().map(|r| r.object).collect();
+    assert_eq!(objects, vec!["site b.example", "site p.example"]);
     let g = get("a.example", format!("http://a.example:{http}/"), &[]).await;
     assert_eq!(g.text(), "engine A");
+    let g = get("p.example", format!("http://p.example:{http}/"), &[]).await;
+    assert_eq!(g.text(), "php 8", "the old version of p.example: {g:?}");
+    let g = get("c.example", format!("http://c.example:{http}/"), &[]).await;
+    assert_eq!(g.text(), "engine C");
+    let g = get("b.example", format!("http://b.example:{http}/"), &[]).await;
+    assert_eq!(g.status, 404);
 
     // Re-applying the good config recovers; dropping PHP stops php-fpm.
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     assert_eq!(engine.health().state, EngineState::Ok);
+    assert!(engine.rejected().is_empty());
     let mut no_php = cfg.clone();
     no_php.sites.truncate(1);
     engine.apply(&RoleConfig::Web(no_php)).await.unwrap();

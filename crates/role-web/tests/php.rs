@@ -82,7 +82,7 @@ async fn php_server(domain: &'static str) -> PhpServer {
         "r1",
         &[("secret.txt", b"other site's file")],
     );
-    let plan = role_web::render(&cfg, &s.layout).unwrap();
+    let plan = common::render_all(&cfg, &s.layout, &role_web::Plan::default());
     let mut fpm = FpmManager::new(s.layout.php_dir.clone(), Some(fpm_binary()));
     fpm.apply(&plan.php_pools()).await.unwrap();
     let cafile = ca.write(s.tmp.path(), "ca.pem");

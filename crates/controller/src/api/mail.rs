@@ -47,7 +47,11 @@ async fn path_object<T: model::entity::Object>(
     what: &str,
 ) -> ApiResult<Stored<T>> {
     let missing = || ApiError::not_found(format!("no {what} `{input}`"));
-    let addr = EmailAddress::new(input).map_err(|_| missing())?;
+    // An object stored before a rule tightened (a `/` in its local part) can still
+    // be shown and deleted.
+    let addr = EmailAddress::new(input)
+        .or_else(|_| EmailAddress::stored(input))
+        .map_err(|_| missing())?;
     state
         .store
         .get_by_name::<T>(caller.scope(), addr.as_str())

@@ -221,9 +221,11 @@ impl FilesServer {
         Ok(s)
     }
 
-    /// Apply `cfg` the way the engine does (dirs, accounts, sites, certificate).
+    /// Apply `cfg` the way the engine does (dirs, accounts, sites, certificate);
+    /// every object of it must be valid.
     pub fn apply(&self, cfg: &FilesConfig) -> Result<FilesPlan> {
-        let plan = render(cfg)?;
+        let (plan, rejected) = render(cfg, &FilesPlan::default());
+        anyhow::ensure!(rejected.is_empty(), "not applied: {rejected:?}");
         for d in &plan.sites {
             std::fs::create_dir_all(self.sites_root().join(d))?;
         }

@@ -36,7 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Limits::default()
     };
     let server = MailServer::start(listeners, &PathBuf::from(dir), "mx.bench", Some(ip), limits)?;
-    server.apply(&cfg)?;
+    for r in server.apply(&cfg) {
+        eprintln!("not applied: {}: {}", r.object, r.reason);
+    }
     println!("listening on {}", server.addrs().mx);
     tokio::signal::ctrl_c().await?;
     Ok(())

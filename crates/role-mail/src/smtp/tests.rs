@@ -23,7 +23,8 @@ fn cfg(primary: bool) -> MailConfig {
             ],
             accounts: vec![MailAccount {
                 local_part: "full".into(),
-                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$x".into(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                    .into(),
                 quota_mb: 1,
                 enabled: true,
             }],

@@ -114,7 +114,10 @@ pub fn server(
     limits: Limits,
 ) -> Result<MailServer> {
     let s = MailServer::start(listeners(ip, mx_port)?, dir, "mx.test", Some(ip), limits)?;
-    s.apply(cfg)?;
+    let rejected = s.apply(cfg);
+    if !rejected.is_empty() {
+        bail!("objects not applied: {rejected:?}");
+    }
     Ok(s)
 }
 

@@ -92,7 +92,7 @@ impl Server {
             http.local_addr().unwrap().port(),
             https.local_addr().unwrap().port(),
         );
-        let plan = render(cfg, &layout).unwrap();
+        let plan = render_all(cfg, &layout, &role_web::Plan::default());
         let (tx, rx) = watch::channel(Arc::new(plan));
         let (stop, stopped) = oneshot::channel::<()>();
         let mut opts = ServerOptions {
@@ -120,10 +120,11 @@ impl Server {
         }
     }
 
-    /// Swap in the plan for `cfg`.
+    /// Swap in the plan for `cfg` (every site of which must be valid).
     pub fn apply(&self, cfg: &WebConfig) {
+        let previous = self.plan.borrow().clone();
         self.plan
-            .send_replace(Arc::new(render(cfg, &self.layout).unwrap()));
+            .send_replace(Arc::new(render_all(cfg, &self.layout, &previous)));
     }
 
     /// Create release `rel` of `domain` with `files` and point `current` at it.
@@ -258,4 +259,15 @@ fn curl_blocking(args: &[String]) -> Got {
 /// Build curl arguments from string slices.
 pub fn args(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// The plan for `cfg`; panics when a site is rejected.
+pub fn render_all(
+    cfg: &WebConfig,
+    layout: &role_web::Layout,
+    previous: &role_web::Plan,
+) -> role_web::Plan {
+    let (plan, rejected) = render(cfg, layout, previous);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    plan
 }
