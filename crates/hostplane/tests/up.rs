@@ -433,6 +433,26 @@ fn up_runs_the_topology_and_supervises_it() {
         "a new process"
     );
 
+    // The controller dies: `up` says so and starts it again (same URL) while every
+    // agent keeps running.
+    let controller_pid = pids.iter().find(|(n, _)| n == "controller").unwrap().1;
+    kill("-KILL", controller_pid);
+    up.wait_for("restart notice", |l| {
+        l.contains("the controller exited").then_some(())
+    });
+    up.wait_for("controller back", |l| {
+        l.contains("the controller runs again").then_some(())
+    });
+    let after = up.note_pids();
+    for (name, pid) in &after {
+        if name == "controller" {
+            assert_ne!(*pid, controller_pid, "a new controller");
+        } else {
+            assert!(pids.contains(&(name.clone(), *pid)), "{name} kept running");
+        }
+    }
+    assert!(ok(&login, &["status"]).contains("9 servers"));
+
     // Stop db-1: its agent dies and so do the mariadbd and postgres it runs (a
     // stopped database server must not keep answering); start brings them back.
     let db1_pid = pids.iter().find(|(n, _)| n == "db-1").unwrap().1;
@@ -528,7 +548,8 @@ fn up_runs_the_topology_and_supervises_it() {
     }
 
     // Even a killed `up` alone leaves no process behind: its children notice and stop.
-    up.leftovers.extend(descendants(up.child.id()));
+    up.leftovers
+        .extend(wait_for_processes(up.child.id(), &["mariadbd", "postgres"]));
     up.child.kill().unwrap();
     up.child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -536,7 +557,8 @@ fn up_runs_the_topology_and_supervises_it() {
         while pid_alive(pid) {
             assert!(
                 Instant::now() < deadline,
-                "process {pid} outlived a killed `up`"
+                "process {pid} ({:?}) outlived a killed `up`",
+                proc_stat(pid)
             );
             std::thread::sleep(Duration::from_millis(100));
         }

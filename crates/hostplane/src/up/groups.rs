@@ -195,15 +195,17 @@ impl Group {
         procs
     }
 
-    /// SIGTERM (and SIGCONT, should one be stopped) every process of the group,
-    /// wait up to `grace`, then SIGKILL what is left. Returns those there were.
+    /// SIGTERM (and SIGCONT, should one be stopped) the group's members, wait up
+    /// to `grace`, then SIGKILL every process of the group that is left. Returns
+    /// those there were. (Descendants outside the group, PostgreSQL's backends, are
+    /// left to their postmaster, which stops them in order.)
     pub async fn stop(&self, grace: Duration) -> Vec<Stat> {
         let procs = self.live();
         if procs.is_empty() {
             return procs;
         }
-        self.signal(&procs, Signal::TERM);
-        self.signal(&procs, Signal::CONT);
+        self.signal(&[], Signal::TERM);
+        self.signal(&[], Signal::CONT);
         if !self.wait_gone(&procs, grace).await {
             tracing::warn!(
                 pgid = self.pgid,
