@@ -1,12 +1,16 @@
 //! Process groups: how `hostplane up` makes "a server" one unit of processes.
 //!
 //! Every child of `up` (the controller, each agent) is started as the leader of its
-//! own process group, and what an agent's engines start (php-fpm and its workers,
-//! mariadbd, the postgres postmaster) stays in that group: none of them daemonizes
-//! (php-fpm runs with `--nodaemonize`), so an orphaned mariadbd, re-parented to
-//! init, is still found by its group. PostgreSQL's children alone call `setsid`
-//! (each its own session); they are found as descendants of a member (and they exit
-//! by themselves once their postmaster is gone).
+//! own process group, and most of what an agent's engines start stays in that group
+//! (mariadbd and the postgres postmaster do not daemonize), so an orphaned mariadbd,
+//! re-parented to init, is still found by its group. Two kinds leave it with
+//! `setsid`: PostgreSQL's children (each its own session; they are found as
+//! descendants of the postmaster and exit by themselves once it is gone) and the
+//! php-fpm master (always, even with `--nodaemonize`), whose workers share its
+//! group. A session leader that started after the group's leader and whose command
+//! line names the server's state dir (php-fpm's title shows its config file there)
+//! is therefore the server's too, found even when its agent died and init adopted
+//! it; and so is every process in the group of any process found.
 //!
 //! A group is identified by its id (= the leader's pid) and the leader's start time
 //! (field 22 of `/proc/PID/stat`, clock ticks since boot), recorded with the boot id
@@ -33,6 +37,8 @@ pub struct Stat {
     pub state: char,
     /// Process group id.
     pub pgrp: i32,
+    /// Session id.
+    pub session: i32,
     /// Start time in clock ticks after boot.
     pub start: u64,
 }
@@ -57,6 +63,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         comm: comm.to_owned(),
         state: fields.first()?.chars().next()?,
         pgrp: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
         start: fields.get(19)?.parse().ok()?,
     })
 }
@@ -66,14 +73,23 @@ pub fn stat(pid: u32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// Every process of the machine (as far as `/proc` shows them).
-pub fn all() -> Vec<Stat> {
+/// Every process of the machine (as far as `/proc` shows them), with the command
+/// lines of session leaders (the only ones [`Group::members`] looks at).
+pub fn all() -> Vec<(Stat, Option<String>)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(stat)
+        .filter_map(|pid| {
+            let s = stat(pid)?;
+            let cmdline = (s.session == s.pid).then(|| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                    .unwrap_or_default()
+            });
+            Some((s, cmdline))
+        })
         .collect()
 }
 
@@ -84,45 +100,60 @@ pub fn boot_id() -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// A process group `up` started: its id (the leader's pid) and the leader's start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A process group `up` started: its id (the leader's pid), the leader's start
+/// time, and the directory that names the server's own daemons (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     /// Group id = the leader's pid.
     pub pgid: u32,
     /// The leader's start time (clock ticks after boot).
     pub start: u64,
+    /// The server's state dir: a session leader naming it is the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
 }
 
 impl Group {
     /// The group led by the running process `pid` (`None` when it is already gone).
-    pub fn of(pid: u32) -> Option<Group> {
+    pub fn of(pid: u32, marker: Option<String>) -> Option<Group> {
         let s = stat(pid)?;
         Some(Group {
             pgid: pid,
             start: s.start,
+            marker,
         })
     }
 
-    /// The live processes of this group among `procs`: its members and their
-    /// descendants (pure; see the module doc for why this cannot pick up an
-    /// unrelated process).
-    pub fn members<'a>(&self, procs: &'a [Stat]) -> Vec<&'a Stat> {
+    /// The live processes of this group among `procs` (with session leaders'
+    /// command lines): its members, their descendants, the session leaders naming
+    /// the marker, and the groups of all these (pure; see the module doc for why
+    /// this cannot pick up an unrelated process).
+    pub fn members<'a>(&self, procs: &'a [(Stat, Option<String>)]) -> Vec<&'a Stat> {
         let Ok(pgid) = i32::try_from(self.pgid) else {
             return Vec::new();
         };
         let reused = procs
             .iter()
-            .any(|p| p.pid == pgid && p.alive() && p.start != self.start);
+            .any(|(p, _)| p.pid == pgid && p.alive() && p.start != self.start);
         if reused {
             return Vec::new();
         }
         let ours = |p: &Stat| p.alive() && p.start >= self.start;
-        let mut found: Vec<&Stat> = procs.iter().filter(|p| p.pgrp == pgid && ours(p)).collect();
+        let marked = |cmdline: &Option<String>| match (&self.marker, cmdline) {
+            (Some(m), Some(c)) => !m.is_empty() && c.contains(m.as_str()),
+            _ => false,
+        };
+        let mut found: Vec<&Stat> = procs
+            .iter()
+            .filter(|(p, c)| ours(p) && (p.pgrp == pgid || marked(c)))
+            .map(|(p, _)| p)
+            .collect();
         let mut next = 0;
         while next < found.len() {
-            let parent = found[next].pid;
-            for p in procs {
-                if p.ppid == parent && ours(p) && !found.iter().any(|f| f.pid == p.pid) {
+            let (parent, group) = (found[next].pid, found[next].pgrp);
+            for (p, _) in procs {
+                let related = p.ppid == parent || p.pgrp == group;
+                if related && ours(p) && !found.iter().any(|f| f.pid == p.pid) {
                     found.push(p);
                 }
             }
@@ -140,7 +171,7 @@ impl Group {
         for s in seen {
             let runs = procs
                 .iter()
-                .any(|p| p.pid == s.pid && p.start == s.start && p.alive());
+                .any(|(p, _)| p.pid == s.pid && p.start == s.start && p.alive());
             if runs && !out.iter().any(|o| o.pid == s.pid) {
                 out.push(s.clone());
             }
@@ -195,17 +226,25 @@ impl Group {
         procs
     }
 
-    /// SIGTERM (and SIGCONT, should one be stopped) the group's members, wait up
-    /// to `grace`, then SIGKILL every process of the group that is left. Returns
-    /// those there were. (Descendants outside the group, PostgreSQL's backends, are
-    /// left to their postmaster, which stops them in order.)
+    /// SIGTERM (and SIGCONT, should one be stopped) the group's members and the
+    /// processes whose parent is not the group's, wait up to `grace`, then SIGKILL
+    /// every process of the group that is left. Returns those there were.
+    /// (PostgreSQL's backends and php-fpm's workers are left to their parents,
+    /// which stop them in order.)
     pub async fn stop(&self, grace: Duration) -> Vec<Stat> {
         let procs = self.live();
         if procs.is_empty() {
             return procs;
         }
-        self.signal(&[], Signal::TERM);
-        self.signal(&[], Signal::CONT);
+        // The group, and processes outside it whose parent is not ours (an orphaned
+        // php-fpm master); the others are stopped by their parents.
+        let roots: Vec<Stat> = procs
+            .iter()
+            .filter(|p| !procs.iter().any(|q| q.pid == p.ppid))
+            .cloned()
+            .collect();
+        self.signal(&roots, Signal::TERM);
+        self.signal(&roots, Signal::CONT);
         if !self.wait_gone(&procs, grace).await {
             tracing::warn!(
                 pgid = self.pgid,
@@ -254,17 +293,26 @@ mod tests {
             comm: comm.into(),
             state,
             pgrp,
+            session: 1,
             start,
         }
     }
 
+    fn pids(g: &Group, procs: &[(Stat, Option<String>)]) -> Vec<i32> {
+        g.members(procs).iter().map(|p| p.pid).collect()
+    }
+
+    fn plain(procs: Vec<Stat>) -> Vec<(Stat, Option<String>)> {
+        procs.into_iter().map(|p| (p, None)).collect()
+    }
+
     #[test]
     fn stat_lines_parse_even_with_odd_names() {
-        let line = "4242 (php-fpm: pool (x) y) S 1 4200 4200 0 -1 4194560 84 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+        let line = "4242 (php-fpm: pool (x) y) S 1 4200 4199 0 -1 4194560 84 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
         assert_eq!(
             parse_stat(line),
             Some(Stat {
-                ppid: 1,
+                session: 4199,
                 ..st(4242, "php-fpm: pool (x) y", 'S', 4200, 987654)
             })
         );
@@ -277,6 +325,7 @@ mod tests {
         let g = Group {
             pgid: 100,
             start: 5000,
+            marker: None,
         };
         let procs = vec![
             st(100, "hostplane", 'S', 100, 5000),
@@ -285,35 +334,80 @@ mod tests {
             st(140, "bash", 'S', 140, 5200),
             st(150, "older", 'S', 100, 10),
         ];
-        let m: Vec<i32> = g.members(&procs).iter().map(|p| p.pid).collect();
-        assert_eq!(m, vec![100, 130]);
+        assert_eq!(pids(&g, &plain(procs.clone())), vec![100, 130]);
+        // Leader gone, orphans left: still ours.
+        assert_eq!(pids(&g, &plain(procs[1..].to_vec())), vec![130]);
         // PostgreSQL's children leave the group (setsid) but stay below a member,
         // down to grandchildren; an older process below a member is not ours.
-        let mut procs = procs;
-        procs.push(Stat {
+        let mut more = procs.clone();
+        more.push(Stat {
             ppid: 130,
             ..st(160, "postgres", 'S', 160, 5300)
         });
-        procs.push(Stat {
+        more.push(Stat {
             ppid: 160,
             ..st(161, "postgres", 'S', 161, 5400)
         });
-        procs.push(Stat {
+        more.push(Stat {
             ppid: 130,
             ..st(170, "stray", 'S', 170, 20)
         });
-        let m: Vec<i32> = g.members(&procs).iter().map(|p| p.pid).collect();
-        assert_eq!(m, vec![100, 130, 160, 161]);
-        procs.truncate(5);
-        // Leader gone, orphans left: still ours.
-        let m: Vec<i32> = g.members(&procs[1..]).iter().map(|p| p.pid).collect();
-        assert_eq!(m, vec![130]);
+        assert_eq!(pids(&g, &plain(more)), vec![100, 130, 160, 161]);
         // The number now belongs to another process: the group is gone, hands off.
         let reused = vec![
             st(100, "vim", 'S', 100, 9000),
             st(101, "cat", 'S', 100, 9001),
         ];
-        assert!(g.members(&reused).is_empty());
+        assert!(pids(&g, &plain(reused)).is_empty());
+    }
+
+    #[test]
+    fn an_orphaned_php_fpm_is_found_by_its_title_and_takes_its_workers() {
+        let g = Group {
+            pgid: 100,
+            start: 5000,
+            marker: Some("/up/agents/web-1/state/".into()),
+        };
+        let master = Stat {
+            session: 300,
+            ..st(300, "php-fpm8.2", 'S', 300, 6000)
+        };
+        let title = "php-fpm: master process (/up/agents/web-1/state/engines/web/php/php-fpm.conf)";
+        let procs = vec![
+            (master.clone(), Some(title.to_owned())),
+            (
+                Stat {
+                    ppid: 1,
+                    session: 300,
+                    ..st(301, "php-fpm8.2", 'S', 300, 6100)
+                },
+                None,
+            ),
+            // web-2's, and a shell of someone looking at web-1's files.
+            (
+                Stat {
+                    session: 400,
+                    ..st(400, "php-fpm8.2", 'S', 400, 6000)
+                },
+                Some(title.replace("web-1", "web-2")),
+            ),
+            (
+                Stat {
+                    session: 500,
+                    ..st(501, "tail", 'S', 501, 6000)
+                },
+                None,
+            ),
+            // Older than the group: not this run's.
+            (
+                Stat {
+                    session: 600,
+                    ..st(600, "php-fpm8.2", 'S', 600, 10)
+                },
+                Some(title.to_owned()),
+            ),
+        ];
+        assert_eq!(pids(&g, &procs), vec![300, 301]);
     }
 
     #[test]

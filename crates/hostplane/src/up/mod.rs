@@ -244,7 +244,7 @@ async fn supervise(
             let options = topology::engine_options(server, &plan, topology::privileged());
             let config =
                 prepare_agent(&api, &data_dir, &state.ca, &url, server, options, args).await?;
-            let proc = Proc::new(
+            let mut proc = Proc::new(
                 &server.name,
                 vec![
                     "agent".into(),
@@ -253,6 +253,9 @@ async fn supervise(
                 ],
                 data_dir.join("logs").join(format!("{}.log", server.name)),
             );
+            // php-fpm's title names its config file in the agent's state dir.
+            let state = agent_dir(&data_dir, &server.name).join("state");
+            proc.marker = Some(format!("{}/", state.display()));
             agents.push((server.clone(), proc));
         }
         anyhow::Ok(agents)
@@ -396,9 +399,8 @@ impl ControllerWatch {
             self.since = None;
             fleet.write_run_state();
             let why = format!(
-                "the controller exited ({status}); the end of its log ({}):\n{}",
-                fleet.controller.log.display(),
-                procs::log_tail(&fleet.controller.log, 5)
+                "the controller exited ({status}; its log: {})",
+                fleet.controller.log.display()
             );
             self.schedule(out, &why);
         }
@@ -458,10 +460,10 @@ async fn handle(fleet: &mut Fleet, action: &Action, name: &str) -> Result<String
                 let others = if others.is_empty() {
                     String::new()
                 } else {
-                    format!(" and all it ran: {}", groups::describe(&others))
+                    format!(" and all it ran ({})", groups::describe(&others))
                 };
                 Ok(format!(
-                    "stopped {name} (killed its agent, pid {pid}{others}); the controller marks it suspect, then down"
+                    "stopped {name}: killed its agent (pid {pid}){others}; the controller marks it suspect, then down"
                 ))
             }
             None => Err(format!("{name} is already stopped")),

@@ -35,6 +35,8 @@ pub struct Proc {
     pub child: Option<Child>,
     /// Its process group while it runs (and until what it left is stopped).
     pub group: Option<Group>,
+    /// A path that names its daemons (an agent's state dir), see [`Group`].
+    pub marker: Option<String>,
 }
 
 /// The command for a child of `up`: this binary, leading a new process group (so a
@@ -60,12 +62,13 @@ impl Proc {
             log,
             child: None,
             group: None,
+            marker: None,
         }
     }
 
     fn started(&mut self, child: Child) -> u32 {
         let pid = child.id().unwrap_or(0);
-        self.group = Group::of(pid);
+        self.group = Group::of(pid, self.marker.clone());
         self.child = Some(child);
         pid
     }

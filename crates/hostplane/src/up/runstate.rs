@@ -46,6 +46,9 @@ pub struct ProcState {
     /// Start time of that process (clock ticks after boot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<u64>,
+    /// The path naming its daemons (an agent's state dir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
     /// Its config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
@@ -58,10 +61,11 @@ impl ProcState {
     pub fn of(proc: &Proc, config: Option<PathBuf>) -> ProcState {
         // A leader that exited keeps its group recorded until its leftovers are
         // stopped.
-        let group = proc.group;
+        let group = proc.group.as_ref();
         ProcState {
             pid: group.map(|g| g.pgid),
             start: group.map(|g| g.start),
+            marker: group.and_then(|g| g.marker.clone()),
             config,
             log: proc.log.clone(),
         }
@@ -71,6 +75,7 @@ impl ProcState {
         Some(Group {
             pgid: self.pid?,
             start: self.start?,
+            marker: self.marker.clone(),
         })
     }
 }
