@@ -601,7 +601,8 @@ pub enum ServerCmd {
   hostplane server reset-agent web-1
   hostplane server token create --cluster web-eu")]
     ResetAgent(NameArg),
-    /// Stop (kill) one server's agent process of a running `hostplane up`
+    /// Stop (kill) one server of a running `hostplane up`: its agent and every
+    /// process it runs (php-fpm, mariadbd, postgres)
     #[command(
         after_help = "Example:\n  hostplane server stop web-1    # then watch `hostplane server list`"
     )]

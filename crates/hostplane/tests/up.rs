@@ -1,7 +1,9 @@
 //! End to end: `hostplane up` with the real binary. The controller and every agent
 //! run as separate processes on a per-test block of 127.0.0.0/8 addresses; the CLI
-//! talks to them from "another shell" (join tokens, drain, `server stop/start`),
-//! and SIGTERM to `up` must leave no process behind.
+//! talks to them from "another shell" (join tokens, drain, `server stop/start`);
+//! `server stop` takes the server's daemons (db-1's mariadbd and postgres) with it,
+//! SIGTERM to `up` must leave no process behind, and what an `up` killed with SIGKILL
+//! left running is stopped by the next `up`.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic
 
@@ -37,6 +39,78 @@ fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// A process seen in `/proc` (pid, start time, command name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Process {
+    pid: u32,
+    start: u64,
+    comm: String,
+}
+
+/// (parent pid, state, start time, command name) of `pid`.
+fn proc_stat(pid: u32) -> Option<(u32, char, u64, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = text.rsplit_once(") ")?;
+    let comm = head.split_once(" (")?.1.to_owned();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((
+        f.get(1)?.parse().ok()?,
+        f.first()?.chars().next()?,
+        f.get(19)?.parse().ok()?,
+        comm,
+    ))
+}
+
+/// Every live process below `root` (its children, theirs, ...).
+fn descendants(root: u32) -> Vec<Process> {
+    let all: Vec<(u32, (u32, char, u64, String))> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, proc_stat(pid)?)))
+        .collect();
+    let mut found = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for (pid, (ppid, state, start, comm)) in &all {
+            if *ppid == parent && *state != 'Z' {
+                found.push(Process {
+                    pid: *pid,
+                    start: *start,
+                    comm: comm.clone(),
+                });
+                parents.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+/// Whether that very process (same pid and start time) still runs.
+fn still_runs(p: &Process) -> bool {
+    proc_stat(p.pid).is_some_and(|(_, state, start, _)| state != 'Z' && start == p.start)
+}
+
+/// The processes below `root` once they include every command in `wanted` (a
+/// server's daemons start in the background after its agent is up).
+fn wait_for_processes(root: u32, wanted: &[&str]) -> Vec<Process> {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let found = descendants(root);
+        if wanted
+            .iter()
+            .all(|w| found.iter().any(|p| p.comm.as_str() == *w))
+        {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {wanted:?} below pid {root} after {STARTUP:?}: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn kill(signal: &str, pid: u32) {
     Command::new("kill")
         .args([signal, &pid.to_string()])
@@ -68,6 +142,8 @@ struct Up {
     lines: Receiver<String>,
     data: PathBuf,
     seen_pids: Vec<u32>,
+    /// Processes killed when the test ends, should they still run.
+    leftovers: Vec<Process>,
 }
 
 impl Up {
@@ -94,6 +170,7 @@ impl Up {
             lines,
             data: data.to_owned(),
             seen_pids: Vec::new(),
+            leftovers: Vec::new(),
         }
     }
 
@@ -157,6 +234,11 @@ impl Drop for Up {
         for pid in &self.seen_pids {
             if pid_alive(*pid) {
                 kill("-KILL", *pid);
+            }
+        }
+        for p in &self.leftovers {
+            if still_runs(p) {
+                kill("-KILL", p.pid);
             }
         }
     }
@@ -351,11 +433,55 @@ fn up_runs_the_topology_and_supervises_it() {
         "a new process"
     );
 
-    // SIGTERM stops every child.
+    // The controller dies: `up` says so and starts it again (same URL) while every
+    // agent keeps running.
+    let controller_pid = pids.iter().find(|(n, _)| n == "controller").unwrap().1;
+    kill("-KILL", controller_pid);
+    up.wait_for("restart notice", |l| {
+        l.contains("the controller exited").then_some(())
+    });
+    up.wait_for("controller back", |l| {
+        l.contains("the controller runs again").then_some(())
+    });
+    let after = up.note_pids();
+    for (name, pid) in &after {
+        if name == "controller" {
+            assert_ne!(*pid, controller_pid, "a new controller");
+        } else {
+            assert!(pids.contains(&(name.clone(), *pid)), "{name} kept running");
+        }
+    }
+    assert!(ok(&login, &["status"]).contains("9 servers"));
+
+    // Stop db-1: its agent dies and so do the mariadbd and postgres it runs (a
+    // stopped database server must not keep answering); start brings them back.
+    let db1_pid = pids.iter().find(|(n, _)| n == "db-1").unwrap().1;
+    let db1 = wait_for_processes(db1_pid, &["mariadbd", "postgres"]);
+    up.leftovers.extend(db1.clone());
+    let stopped = ok(&login, &["server", "stop", "db-1"]);
+    assert!(
+        stopped.contains("mariadbd") && stopped.contains("postgres"),
+        "{stopped}"
+    );
+    for p in &db1 {
+        assert!(!still_runs(p), "{p:?} outlived `server stop db-1`");
+    }
+    ok(&login, &["server", "start", "db-1"]);
+    let pids = up.note_pids();
+    let db1_pid = pids.iter().find(|(n, _)| n == "db-1").unwrap().1;
+    up.leftovers
+        .extend(wait_for_processes(db1_pid, &["mariadbd", "postgres"]));
+
+    // SIGTERM stops every child and everything they run.
+    let all = descendants(up.child.id());
+    up.leftovers.extend(all.clone());
     let status = up.terminate();
     assert!(status.success(), "up exit status {status:?}");
     for pid in up.seen_pids.clone() {
         assert!(!pid_alive(pid), "process {pid} outlived `up`");
+    }
+    for p in &all {
+        assert!(!still_runs(p), "{p:?} outlived `up`");
     }
     assert!(!data.join("up.sock").exists());
     let r = run(hp(&login), &["server", "start", "web-1"]);
@@ -388,7 +514,42 @@ fn up_runs_the_topology_and_supervises_it() {
     let twice = run(hp(&login), &up_args);
     assert_eq!(twice.code, 1);
     assert!(twice.stderr.contains("already running"), "{}", twice.stderr);
-    // Even a killed `up` leaves no process behind: its children notice and stop.
+    // `up` killed with SIGKILL together with its controller and agents (say, `pkill
+    // -9 hostplane`): nothing could stop the engines' daemons, which outlive them.
+    // The next `up` on the data dir finds and stops them before it starts.
+    let old = wait_for_processes(up.child.id(), &["mariadbd", "postgres"]);
+    up.leftovers.extend(old.clone());
+    kill("-KILL", up.child.id());
+    for pid in up.seen_pids.clone() {
+        kill("-KILL", pid);
+    }
+    up.child.wait().unwrap();
+    let orphans: Vec<&Process> = old
+        .iter()
+        .filter(|p| still_runs(p) && p.comm != "hostplane")
+        .collect();
+    assert!(
+        orphans.iter().any(|p| p.comm == "mariadbd"),
+        "the daemons outlive a killed agent: {orphans:?}"
+    );
+    let old = std::mem::take(&mut up.leftovers);
+    drop(up);
+    let mut up = Up::start(&login, &up_args, &data);
+    up.leftovers = old.clone();
+    let said = up.wait_for("leftovers line", |l| {
+        l.contains("ended without stopping its processes")
+            .then(|| l.to_owned())
+    });
+    assert!(said.contains("db-1"), "{said}");
+    up.wait_for("ready line", |l| l.contains("Ctrl-C").then_some(()));
+    up.note_pids();
+    for p in &old {
+        assert!(!still_runs(p), "{p:?} of the killed `up` still runs");
+    }
+
+    // Even a killed `up` alone leaves no process behind: its children notice and stop.
+    up.leftovers
+        .extend(wait_for_processes(up.child.id(), &["mariadbd", "postgres"]));
     up.child.kill().unwrap();
     up.child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -396,7 +557,8 @@ fn up_runs_the_topology_and_supervises_it() {
         while pid_alive(pid) {
             assert!(
                 Instant::now() < deadline,
-                "process {pid} outlived a killed `up`"
+                "process {pid} ({:?}) outlived a killed `up`",
+                proc_stat(pid)
             );
             std::thread::sleep(Duration::from_millis(100));
         }

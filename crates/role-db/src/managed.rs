@@ -128,6 +128,10 @@ struct Spec {
     args: Vec<String>,
     run_as: Option<(u32, u32)>,
     log: PathBuf,
+    /// The signal for a clean shutdown that does not wait for clients: SIGTERM for
+    /// mariadbd, SIGINT ("fast" shutdown) for postgres, whose SIGTERM ("smart")
+    /// waits until every session has ended.
+    stop_signal: rustix::process::Signal,
 }
 
 fn pick_port(bind: IpAddr, standard: u16) -> u16 {
@@ -247,6 +251,7 @@ async fn mariadb_spec(dir: &Path, bind: IpAddr) -> Result<(Spec, Admin, u16), St
             args,
             run_as: None,
             log,
+            stop_signal: rustix::process::Signal::TERM,
         },
         admin,
         port,
@@ -319,6 +324,7 @@ async fn postgres_spec(dir: &Path, bind: IpAddr) -> Result<(Spec, Admin, u16), S
             args,
             run_as: user,
             log: run.join("postgres.log"),
+            stop_signal: rustix::process::Signal::INT,
         },
         admin,
         port,
@@ -347,12 +353,12 @@ impl Spec {
     }
 }
 
-async fn terminate(child: &mut Child) {
+async fn terminate(child: &mut Child, signal: rustix::process::Signal) {
     if let Some(pid) = child
         .id()
         .and_then(|p| rustix::process::Pid::from_raw(p as i32))
     {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = rustix::process::kill_process(pid, signal);
         if tokio::time::timeout(Duration::from_secs(30), child.wait())
             .await
             .is_ok()
@@ -392,7 +398,7 @@ async fn supervise(spec: Spec, mut stop: watch::Receiver<bool>, info: Arc<Mutex<
                         set(&|i| { i.pid = None; i.last_error = Some(why.clone()); });
                     }
                     _ = stop.changed() => {
-                        terminate(&mut child).await;
+                        terminate(&mut child, spec.stop_signal).await;
                         set(&|i| i.pid = None);
                         return;
                     }
@@ -437,7 +443,8 @@ impl Managed {
         self.info.lock().map(|i| i.clone()).unwrap_or_default()
     }
 
-    /// Stop the server (SIGTERM, then SIGKILL after 30 s) and wait for it.
+    /// Stop the server (clean shutdown: SIGTERM for mariadbd, SIGINT for postgres;
+    /// SIGKILL after 30 s) and wait for it.
     pub async fn stop(&mut self) {
         let _ = self.stop.send(true);
         if let Some(t) = self.task.take() {

@@ -1,13 +1,14 @@
 //! PHP-FPM management: one php-fpm master per engine, one pool per PHP site.
 //!
 //! Each pool runs as the site's own system user (created with `useradd --system`
-//! when the engine runs as root), listens on its own unix socket under the engine's
-//! PHP directory (mode 0660, owned by the engine's user), and is confined with
-//! `open_basedir` to the site's directory plus its private temp dir. The site's
-//! directory `<content_root>/<domain>` is made `root:<site group> 0750`, so one
-//! site's PHP cannot even list another's files. The master is started when the
-//! first pool appears, reloaded (`SIGUSR2`) when the pool set changes, and stopped
-//! when none is left. [`render_config`] is pure and unit-tested.
+//! when the engine runs as root; creation is serialised host-wide and the ids are
+//! always looked up by name, see [`ensure_user`]), listens on its own unix socket
+//! under the engine's PHP directory (mode 0660, owned by the engine's user), and is
+//! confined with `open_basedir` to the site's directory plus its private temp dir.
+//! The site's directory `<content_root>/<domain>` is made `root:<site group> 0750`,
+//! so one site's PHP cannot even list another's files. The master is started when
+//! the first pool appears, reloaded (`SIGUSR2`) when the pool set changes, and
+//! stopped when none is left. [`render_config`] is pure and unit-tested.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -380,24 +381,68 @@ fn ensure_traversable(path: &Path) -> Result<(), FpmError> {
     Ok(())
 }
 
-/// The ids of system user `name` from `/etc/passwd`.
+/// The ids of system user `name`: its uid from `/etc/passwd` and the gid of the
+/// group of the same name from `/etc/group` (the `group = name` php-fpm runs the
+/// pool with). `None` unless both exist.
 pub fn lookup_user(name: &str) -> Option<Ids> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
+    let group = std::fs::read_to_string("/etc/group").ok()?;
+    Some(Ids {
+        uid: id_field(&passwd, name)?,
+        gid: id_field(&group, name)?,
+    })
+}
+
+/// The third field (uid or gid) of the entry `name` in a passwd/group file (pure).
+fn id_field(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
         let mut f = l.split(':');
         if f.next()? != name {
             return None;
         }
-        let _pw = f.next()?;
-        Some(Ids {
-            uid: f.next()?.parse().ok()?,
-            gid: f.next()?.parse().ok()?,
-        })
+        f.nth(1)?.parse().ok()
     })
 }
 
-/// Create system user `name` (with its own group, no home, no shell) if missing.
+/// Directories tried, in order, for the host-wide lock file of [`ensure_user`].
+const LOCK_DIRS: [&str; 3] = ["/run/lock", "/run", "/tmp"];
+/// Name of that lock file.
+const LOCK_FILE: &str = "hostplane-site-users.lock";
+
+/// Take the host-wide lock that serialises site-user creation among every engine of
+/// this machine (released when the file is dropped).
+fn users_lock() -> Result<std::fs::File, FpmError> {
+    let dir = LOCK_DIRS
+        .iter()
+        .map(Path::new)
+        .find(|d| d.is_dir())
+        .unwrap_or(Path::new("/tmp"));
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("opening {}", path.display())))?;
+    file.lock()
+        .map_err(io_err(format!("locking {}", path.display())))?;
+    Ok(file)
+}
+
+/// Create system user `name` (with its own group, no home, no shell) if missing,
+/// and return the ids the system keeps for it.
+///
+/// Safe when several engines of one host (the web servers of `hostplane up`) create
+/// the same user at once: `useradd` checks that the name is free *before* it locks
+/// the account files, so two concurrent runs both succeed and the second replaces
+/// the first's uid and gid. Creation therefore happens under a host-wide lock, the
+/// name is looked up again under it, and the ids returned are always looked up by
+/// name afterwards (never taken from what one `useradd` run made).
 pub fn ensure_user(name: &str) -> Result<Ids, FpmError> {
+    if let Some(ids) = lookup_user(name) {
+        return Ok(ids);
+    }
+    let _lock = users_lock()?;
     if let Some(ids) = lookup_user(name) {
         return Ok(ids);
     }
@@ -407,16 +452,22 @@ pub fn ensure_user(name: &str) -> Result<Ids, FpmError> {
         .arg(name)
         .output()
         .map_err(io_err("running useradd"))?;
-    // Exit 9: created meanwhile by someone else; fine.
+    // Exit 9: the name is taken (created meanwhile outside this lock); fine.
     if !out.status.success() && out.status.code() != Some(9) {
         return Err(FpmError::User {
             user: name.to_string(),
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    lookup_user(name).ok_or_else(|| FpmError::User {
+    for _ in 0..20 {
+        if let Some(ids) = lookup_user(name) {
+            return Ok(ids);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(FpmError::User {
         user: name.to_string(),
-        detail: "not in /etc/passwd after useradd".into(),
+        detail: "no user and group of that name after useradd".into(),
     })
 }
 
@@ -441,5 +492,16 @@ mod tests {
         assert!(c.contains("daemonize = no\n"));
         let c = render_config(Path::new("/st/php"), &[], false);
         assert!(!c.contains("user ="));
+    }
+
+    #[test]
+    fn ids_are_read_by_exact_name() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nhp-ab:x:998:990::/:/x\nhp-a:x:997:991::/:/x\n";
+        assert_eq!(id_field(passwd, "hp-a"), Some(997));
+        assert_eq!(id_field(passwd, "hp-ab"), Some(998));
+        assert_eq!(id_field(passwd, "hp"), None);
+        let group = "hp-a:x:996:\nbad:x:nope:\n";
+        assert_eq!(id_field(group, "hp-a"), Some(996));
+        assert_eq!(id_field(group, "bad"), None);
     }
 }

@@ -3,7 +3,12 @@
 //! server of the demo topology ([`topology`]), each on its own 127.0.0.x address with
 //! its own state dir under the data dir. `up` stays their supervisor: it waits until
 //! every agent heartbeats, prints a summary, serves `server stop/start NAME` on a
-//! control socket ([`control`]), and stops every child on Ctrl-C or SIGTERM.
+//! control socket ([`control`]), restarts the controller (with backoff) when it
+//! exits while the agents keep serving, and stops every child on Ctrl-C, SIGTERM or
+//! SIGHUP. Each child leads its own process group, which also holds what its engines
+//! start ([`groups`]): a stopped server takes its php-fpm and database daemons with
+//! it, and what an `up` killed with SIGKILL left is stopped by the next `up`
+//! ([`runstate`]).
 //!
 //! Data dir layout: `controller.toml`, `ca.pem`, the store (from `controller init`),
 //! `admin.token`, `up.toml` (what `up` created), `controller-up.toml` (the config the
@@ -12,7 +17,10 @@
 //! running) and `up.sock`.
 
 pub mod control;
+pub mod groups;
 pub mod procs;
+pub mod runstate;
+mod summary;
 pub mod topology;
 
 use anyhow::{bail, Context};
@@ -20,8 +28,8 @@ use controller::config::ControllerConfig;
 use controller::init::InitOptions;
 use proto::v1::{CreateCluster, CreateJoinToken, CreateServer, ListParams, ServerView};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -32,6 +40,8 @@ use crate::login::{self, write_private, SavedLogin};
 use crate::output::{print_json, Output};
 use control::{Action, Request};
 use procs::Proc;
+use runstate::{ProcState, RunState, RUN_STATE_FILE};
+use summary::Summary;
 use topology::PlannedServer;
 
 /// Name of the admin token file inside the data dir.
@@ -40,8 +50,6 @@ pub const TOKEN_FILE: &str = "admin.token";
 pub const STATE_FILE: &str = "up.toml";
 /// Name of the controller config `up` runs the controller with.
 pub const RUN_CONFIG_FILE: &str = "controller-up.toml";
-/// Name of the file listing the processes of a running `up`.
-pub const RUN_STATE_FILE: &str = "up-run.toml";
 
 /// What `up` created in its data dir (the paths `init` chose).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,29 +60,12 @@ struct UpState {
     ca: PathBuf,
 }
 
-/// The processes of a running `up` (`up-run.toml`), for people and scripts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunState {
-    up_pid: u32,
-    url: String,
-    control_socket: PathBuf,
-    controller: ProcState,
-    servers: BTreeMap<String, ProcState>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ProcState {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    config: Option<PathBuf>,
-    log: PathBuf,
-}
-
-/// Ctrl-C and SIGTERM, installed before any child starts.
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed), installed before any child
+/// starts.
 struct Signals {
     int: Signal,
     term: Signal,
+    hup: Signal,
 }
 
 impl Signals {
@@ -82,6 +73,7 @@ impl Signals {
         Ok(Signals {
             int: signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?,
             term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
         })
     }
 
@@ -89,7 +81,17 @@ impl Signals {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
         }
+    }
+}
+
+/// Print a progress line: on stdout, or on stderr under `--json` (stdout is JSON).
+fn say(out: Output, line: &str) {
+    if out.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
     }
 }
 
@@ -97,6 +99,10 @@ impl Signals {
 struct Fleet {
     data_dir: PathBuf,
     url: String,
+    /// The controller's config of this run and the address it listens on (the
+    /// port it bound first, for restarts).
+    run_config: PathBuf,
+    listen: SocketAddr,
     controller: Proc,
     agents: Vec<(PlannedServer, Proc)>,
 }
@@ -123,37 +129,21 @@ impl Fleet {
     fn write_run_state(&self) {
         let state = RunState {
             up_pid: std::process::id(),
+            up_start: groups::stat(std::process::id()).map(|s| s.start),
+            boot_id: groups::boot_id(),
             url: self.url.clone(),
             control_socket: control::socket_path(&self.data_dir),
-            controller: ProcState {
-                pid: self.controller.pid(),
-                config: None,
-                log: self.controller.log.clone(),
-            },
+            controller: ProcState::of(&self.controller, None),
             servers: self
                 .agents
                 .iter()
                 .map(|(s, p)| {
-                    (
-                        s.name.clone(),
-                        ProcState {
-                            pid: p.pid(),
-                            config: Some(agent_dir(&self.data_dir, &s.name).join("agent.toml")),
-                            log: p.log.clone(),
-                        },
-                    )
+                    let config = agent_dir(&self.data_dir, &s.name).join("agent.toml");
+                    (s.name.clone(), ProcState::of(p, Some(config)))
                 })
                 .collect(),
         };
-        let path = self.data_dir.join(RUN_STATE_FILE);
-        match toml::to_string(&state) {
-            Ok(text) => {
-                if let Err(e) = write_private(&path, text.as_bytes()) {
-                    tracing::warn!("cannot write {}: {e:#}", path.display());
-                }
-            }
-            Err(e) => tracing::warn!("cannot encode the run state: {e}"),
-        }
+        runstate::write(&self.data_dir, &state);
     }
 }
 
@@ -186,6 +176,7 @@ pub async fn run(out: Output, args: UpArgs) -> anyhow::Result<()> {
     let data_dir = std::path::absolute(&args.data_dir)
         .with_context(|| format!("bad data dir {}", args.data_dir.display()))?;
     control::ensure_not_running(&data_dir).await?;
+    runstate::stop_leftovers(&data_dir, |line| say(out, &line)).await?;
     if args.listen.port() != 0 {
         // Say plainly that the port is taken before starting anything.
         drop(crate::controller_cmd::bind(args.listen).await?);
@@ -198,9 +189,12 @@ pub async fn run(out: Output, args: UpArgs) -> anyhow::Result<()> {
     let mut fleet = Fleet {
         data_dir: data_dir.clone(),
         url: url.clone(),
+        run_config,
+        listen: procs::restart_listen(args.listen, &url),
         controller,
         agents: Vec::new(),
     };
+    fleet.write_run_state();
     // From here on every error still stops the children below.
     let result = supervise(out, &args, &mut fleet, &state, &token, fresh, &mut signals).await;
     if !out.json {
@@ -250,16 +244,18 @@ async fn supervise(
             let options = topology::engine_options(server, &plan, topology::privileged());
             let config =
                 prepare_agent(&api, &data_dir, &state.ca, &url, server, options, args).await?;
-            let proc = Proc {
-                name: server.name.clone(),
-                args: vec![
+            let mut proc = Proc::new(
+                &server.name,
+                vec![
                     "agent".into(),
                     "--config".into(),
                     config.display().to_string(),
                 ],
-                log: data_dir.join("logs").join(format!("{}.log", server.name)),
-                child: None,
-            };
+                data_dir.join("logs").join(format!("{}.log", server.name)),
+            );
+            // php-fpm's title names its config file in the agent's state dir.
+            let state = agent_dir(&data_dir, &server.name).join("state");
+            proc.marker = Some(format!("{}/", state.display()));
             agents.push((server.clone(), proc));
         }
         anyhow::Ok(agents)
@@ -270,15 +266,17 @@ async fn supervise(
         r = setup => r?,
     };
     fleet.agents = agents;
-    for (_, proc) in &mut fleet.agents {
-        proc.spawn()?;
+    for i in 0..fleet.agents.len() {
+        // Recorded one by one: an `up` killed now leaves nothing unrecorded.
+        let spawned = fleet.agents[i].1.spawn();
+        fleet.write_run_state();
+        spawned?;
     }
-    fleet.write_run_state();
     let (tx, mut requests) = mpsc::channel::<Request>(16);
     control::listen(&data_dir, tx)?;
 
     // Wait for every agent to heartbeat.
-    // Biased: on Ctrl-C the agents (same process group) exit too; that is no failure.
+    // Biased: Ctrl-C during start-up is no failure.
     let servers = tokio::select! {
         biased;
         _ = signals.recv() => return Ok(()),
@@ -300,8 +298,9 @@ async fn supervise(
         summary.print()?;
     }
 
-    // Supervise until Ctrl-C / SIGTERM.
+    // Supervise until Ctrl-C / SIGTERM / SIGHUP.
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut controller = ControllerWatch::default();
     loop {
         tokio::select! {
             biased;
@@ -317,31 +316,130 @@ async fn supervise(
                 fleet.write_run_state();
                 req.reply.send(answer).ok();
             }
+            started = controller.started() => controller.restarted(out, fleet, started),
             _ = tick.tick() => {
-                if let Some(status) = fleet.controller.exited() {
-                    bail!(
-                        "the controller exited ({status}); the end of its log ({}):\n{}",
-                        fleet.controller.log.display(),
-                        procs::log_tail(&fleet.controller.log, 15)
-                    );
-                }
+                controller.check(out, fleet).await;
                 let mut changed = false;
                 for (server, proc) in &mut fleet.agents {
                     if let Some(status) = proc.exited() {
                         changed = true;
-                        if !out.json {
-                            println!(
-                                "{}: agent exited ({status}); log: {}; `hostplane server start {}` starts it again",
+                        let left = proc.stop_leftovers().await;
+                        let left = if left.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (stopped what it left running: {})", groups::describe(&left))
+                        };
+                        say(
+                            out,
+                            &format!(
+                                "{}: agent exited ({status}){left}; log: {}; `hostplane server start {}` starts it again",
                                 server.name,
                                 proc.log.display(),
                                 server.name
-                            );
-                        }
+                            ),
+                        );
                     }
                 }
                 if changed {
                     fleet.write_run_state();
                 }
+            }
+        }
+    }
+}
+
+/// A controller being started: the process and the URL it announced.
+type Starting =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<(Proc, String)>> + Send>>;
+
+/// Keeps the controller running: when it exits, the agents (the data plane) keep
+/// serving their last config while it is restarted with backoff.
+#[derive(Default)]
+struct ControllerWatch {
+    /// Exits (and failed restarts) in a row.
+    failures: u32,
+    /// When the running controller started.
+    since: Option<Instant>,
+    /// When to start it again.
+    restart_at: Option<Instant>,
+    /// A start under way.
+    starting: Option<Starting>,
+}
+
+impl ControllerWatch {
+    /// Completes when a start under way is done (never when none is).
+    async fn started(&mut self) -> anyhow::Result<(Proc, String)> {
+        match self.starting.as_mut() {
+            Some(f) => f.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn schedule(&mut self, out: Output, why: &str) {
+        let delay = procs::restart_delay(self.failures);
+        say(
+            out,
+            &format!(
+                "hostplane up: {why}; the agents keep serving their last config; restarting the controller in {}s (attempt {})",
+                delay.as_secs(),
+                self.failures
+            ),
+        );
+        self.restart_at = Some(Instant::now() + delay);
+    }
+
+    /// Every tick: notice an exit, start again when due.
+    async fn check(&mut self, out: Output, fleet: &mut Fleet) {
+        if let Some(status) = fleet.controller.exited() {
+            fleet.controller.stop_leftovers().await;
+            if self.since.is_some_and(|t| t.elapsed() >= procs::STABLE_RUN) {
+                self.failures = 0;
+            }
+            self.failures += 1;
+            self.since = None;
+            fleet.write_run_state();
+            let why = format!(
+                "the controller exited ({status}; its log: {})",
+                fleet.controller.log.display()
+            );
+            self.schedule(out, &why);
+        }
+        if self.restart_at.is_some_and(|t| Instant::now() >= t) {
+            self.restart_at = None;
+            let (config, listen) = (fleet.run_config.clone(), fleet.listen);
+            let log = fleet.controller.log.clone();
+            self.starting = Some(Box::pin(async move {
+                procs::start_controller(&config, listen, log).await
+            }));
+        }
+    }
+
+    /// A start finished.
+    fn restarted(&mut self, out: Output, fleet: &mut Fleet, r: anyhow::Result<(Proc, String)>) {
+        self.starting = None;
+        match r {
+            Ok((proc, url)) => {
+                fleet.controller = proc;
+                self.since = Some(Instant::now());
+                fleet.write_run_state();
+                let pid = fleet.controller.pid().unwrap_or(0);
+                say(
+                    out,
+                    &format!("hostplane up: the controller runs again (pid {pid}) on {url}"),
+                );
+                if url != fleet.url {
+                    say(
+                        out,
+                        &format!(
+                            "warning: the controller moved from {} to {url}; the agents still use the old URL",
+                            fleet.url
+                        ),
+                    );
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                self.schedule(out, &format!("the controller did not start again: {e:#}"));
             }
         }
     }
@@ -358,9 +456,16 @@ async fn handle(fleet: &mut Fleet, action: &Action, name: &str) -> Result<String
     };
     match action {
         Action::Stop => match proc.kill().await {
-            Some(pid) => Ok(format!(
-                "stopped {name} (killed its agent, pid {pid}); the controller marks it suspect, then down"
-            )),
+            Some((pid, others)) => {
+                let others = if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and all it ran ({})", groups::describe(&others))
+                };
+                Ok(format!(
+                    "stopped {name}: killed its agent (pid {pid}){others}; the controller marks it suspect, then down"
+                ))
+            }
             None => Err(format!("{name} is already stopped")),
         },
         Action::Start => {
@@ -662,170 +767,5 @@ async fn wait_until_up(
             return Ok(servers);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// What the summary shows.
-struct Summary<'a> {
-    url: &'a str,
-    token: &'a str,
-    ca: &'a Path,
-    data_dir: &'a Path,
-    login_path: &'a Path,
-    fresh: bool,
-    fleet: &'a Fleet,
-    servers: &'a [ServerView],
-}
-
-impl Summary<'_> {
-    fn health(&self, name: &str) -> String {
-        self.servers
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.health.clone())
-            .unwrap_or_else(|| "not registered".into())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        let privileged = topology::privileged();
-        let servers: Vec<_> = self
-            .fleet
-            .agents
-            .iter()
-            .map(|(s, p)| {
-                let ports: BTreeMap<_, _> =
-                    topology::ports(s.role, privileged).into_iter().collect();
-                serde_json::json!({
-                    "name": s.name, "role": s.role, "cluster": s.cluster, "rank": s.rank,
-                    "address": s.ip.to_string(), "country": s.country, "ports": ports,
-                    "health": self.health(&s.name), "pid": p.pid(), "log": p.log,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "url": self.url, "admin_token": self.token, "ca": self.ca,
-            "data_dir": self.data_dir, "cli_config": self.login_path, "created": self.fresh,
-            "controller_pid": self.fleet.controller.pid(),
-            "control_socket": control::socket_path(self.data_dir),
-            "servers": servers,
-        })
-    }
-
-    /// `ip[:port]` of the first web server's HTTP port, for the printed examples.
-    fn web_address(&self) -> String {
-        let privileged = topology::privileged();
-        let port = topology::ports("web", privileged)
-            .first()
-            .map_or(80, |p| p.1);
-        self.fleet
-            .agents
-            .iter()
-            .find(|(s, _)| s.role == "web")
-            .map(|(s, _)| {
-                if port == 80 {
-                    s.ip.to_string()
-                } else {
-                    format!("{}:{port}", s.ip)
-                }
-            })
-            .unwrap_or_default()
-    }
-
-    fn print(&self) -> anyhow::Result<()> {
-        let privileged = topology::privileged();
-        let mut o = std::io::stdout().lock();
-        writeln!(
-            o,
-            "hostplane is up{}",
-            if self.fresh { " (new data dir)" } else { "" }
-        )?;
-        writeln!(o)?;
-        writeln!(o, "  API URL      {}", self.url)?;
-        writeln!(o, "  admin token  {}", self.token)?;
-        writeln!(
-            o,
-            "               (kept in {}, mode 0600)",
-            self.data_dir.join(TOKEN_FILE).display()
-        )?;
-        writeln!(o, "  CA           {}", self.ca.display())?;
-        writeln!(o, "  data dir     {}", self.data_dir.display())?;
-        writeln!(o, "  logs         {}", self.data_dir.join("logs").display())?;
-        writeln!(
-            o,
-            "  CLI login    {} (other shells need no flags)",
-            self.login_path.display()
-        )?;
-        writeln!(o)?;
-        let rows = self.fleet.agents.iter().map(|(s, p)| {
-            let ports = topology::ports(s.role, privileged)
-                .iter()
-                .map(|(n, port)| format!("{n} {port}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            vec![
-                s.name.clone(),
-                s.role.to_owned(),
-                s.cluster.to_owned(),
-                s.rank.to_string(),
-                s.country.to_owned(),
-                s.ip.to_string(),
-                ports,
-                self.health(&s.name),
-                p.pid().map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            ]
-        });
-        let table = crate::output::table(
-            &[
-                "server", "role", "cluster", "rank", "country", "address", "ports", "health", "pid",
-            ],
-            rows,
-        );
-        for line in table.lines() {
-            writeln!(o, "  {line}")?;
-        }
-        writeln!(o)?;
-        writeln!(
-            o,
-            "  Every server's role engine listens on its own address{}.",
-            if privileged {
-                ""
-            } else {
-                " (standard port + 10000: not root)"
-            }
-        )?;
-        writeln!(o)?;
-        writeln!(o, "try, from another shell:")?;
-        writeln!(o, "  hostplane status")?;
-        writeln!(o, "  hostplane server list")?;
-        writeln!(
-            o,
-            "  hostplane server stop web-1       # kill its agent: suspect, then down"
-        )?;
-        writeln!(o, "  hostplane server start web-1")?;
-        writeln!(
-            o,
-            "  hostplane server drain web-2 && hostplane server undrain web-2"
-        )?;
-        writeln!(o, "  hostplane customer add demo")?;
-        writeln!(o, "  hostplane domain add example.com --customer demo")?;
-        writeln!(o, "  hostplane site add example.com --mode all")?;
-        writeln!(o, "  hostplane site upload example.com ./public")?;
-        writeln!(
-            o,
-            "  curl -H 'Host: example.com' http://{}/",
-            self.web_address()
-        )?;
-        writeln!(o, "  hostplane mailbox add info@example.com")?;
-        writeln!(
-            o,
-            "  curl --cacert {} -H \"Authorization: Bearer $(cat {})\" {}/v1/status",
-            self.ca.display(),
-            self.data_dir.join(TOKEN_FILE).display(),
-            self.url
-        )?;
-        writeln!(o)?;
-        writeln!(o, "press Ctrl-C to stop")?;
-        o.flush()?;
-        Ok(())
     }
 }
