@@ -2,8 +2,9 @@
 //! argon2id hash in the store once, then served from an in-memory cache keyed by the
 //! BLAKE3 hash of the token (purged on revocation, account changes, and after a
 //! minute so other controllers' revocations also take effect); expiry is checked on
-//! every request. Failed authentication is rate limited per client address (and per
-//! account for logins).
+//! every request. Bad bearer and join tokens are rate limited per client address
+//! ([`RateLimiter`]); password logins go through the shared login throttle (crate
+//! `throttle`, `AppState::logins`), so password failures never block tokens.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -28,8 +28,10 @@ pub struct Inner {
     pub started: Instant,
     /// Verified tokens.
     pub auth: AuthCache,
-    /// Failed-authentication counters.
+    /// Bad bearer and join tokens per client address.
     pub limiter: RateLimiter,
+    /// Password logins (`POST /v1/auth/login`): the shared login throttle.
+    pub logins: throttle::Throttle,
     /// The internal CA that signs agent certificates (None: joins are refused).
     pub ca: Option<Ca>,
     /// Bumped after every committed change; the config builder watches it.
@@ -63,6 +65,7 @@ impl AppState {
             started: Instant::now(),
             auth: AuthCache::default(),
             limiter: RateLimiter::new(per_minute),
+            logins: throttle::Throttle::default(),
             ca,
             changes: watch::channel(0).0,
             stopping: watch::channel(false).0,

@@ -105,11 +105,9 @@ async fn login_whoami_tokens_and_revocation() {
         .expect(200);
     acme.get("/v1/auth/whoami").await.expect(200);
 
-    // Wrong passwords: 401 until the limit, then 429 with Retry-After, even for the
-    // right password.
-    // This address already failed 4 times above (two bad tokens, the revoked one, the
-    // disabled account's), so 6 more reach the limit of 10 per minute.
-    for _ in 0..6 {
+    // Wrong passwords: 401 for the free attempts (5 per account and address, bad
+    // tokens do not count), then 429 with Retry-After, even for the right password.
+    for _ in 0..5 {
         anon.post(
             "/v1/auth/login",
             json!({"account": "acme", "password": "wrong password!"}),
@@ -126,12 +124,89 @@ async fn login_whoami_tokens_and_revocation() {
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
     r.error(429, "too_many_requests");
-    // Bad tokens from the same address are refused too; a verified token still works.
+    // Password failures never block tokens: a bad token is still just 401, and a
+    // valid token never seen before (not cached) works from the same address.
     srv.client(Some(&fake))
         .get("/v1/status")
         .await
-        .error(429, "too_many_requests");
+        .error(401, "unauthorized");
+    let fresh = admin
+        .post("/v1/tokens", json!({"name": "fresh", "account": "acme"}))
+        .await
+        .expect(201);
+    srv.client(fresh["token"].as_str())
+        .get("/v1/auth/whoami")
+        .await
+        .expect(200);
     admin.get("/v1/status").await.expect(200);
+    srv.stop().await;
+}
+
+/// 24 concurrent wrong passwords from one address: each failure is reserved before
+/// the password is checked, so only the free 5 are checked (401) and the rest are
+/// refused (429); the right password from another address still works, as does
+/// another account from the attacking address. The counts show in the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_passwords_are_throttled_per_account_and_address() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    for name in ["acme", "other"] {
+        admin
+            .post(
+                "/v1/customers",
+                json!({"name": name, "password": "correct horse battery"}),
+            )
+            .await
+            .expect(201);
+    }
+    let attacker = srv.client_from(None, Some("127.0.0.1".parse().unwrap()));
+    let attempts = (0..24).map(|i| {
+        let c = attacker.clone();
+        tokio::spawn(async move {
+            c.post(
+                "/v1/auth/login",
+                json!({"account": "ACME", "password": format!("wrong guess {i}")}),
+            )
+            .await
+        })
+    });
+    let mut codes = std::collections::BTreeMap::new();
+    for a in attempts.collect::<Vec<_>>() {
+        let r = a.await.unwrap();
+        if r.status == 429 {
+            assert!(r.headers.contains_key("retry-after"));
+            assert_eq!(r.body["error"], "too_many_requests");
+        }
+        *codes.entry(r.status.as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(codes, [(401, 5), (429, 19)].into_iter().collect());
+    // The right password from the attacking address is refused for now ...
+    attacker
+        .post(
+            "/v1/auth/login",
+            json!({"account": "acme", "password": "correct horse battery"}),
+        )
+        .await
+        .error(429, "too_many_requests");
+    // ... but works from another address, and another account works from there.
+    srv.client_from(None, Some("127.0.0.2".parse().unwrap()))
+        .post(
+            "/v1/auth/login",
+            json!({"account": "acme", "password": "correct horse battery"}),
+        )
+        .await
+        .expect(201);
+    attacker
+        .post(
+            "/v1/auth/login",
+            json!({"account": "other", "password": "correct horse battery"}),
+        )
+        .await
+        .expect(201);
+    let st = admin.get("/v1/status").await.expect(200);
+    assert_eq!(st["login_throttle"]["failures"], 5);
+    assert_eq!(st["login_throttle"]["refused"], 20);
+    assert_eq!(st["login_throttle"]["sources"], 1);
     srv.stop().await;
 }
 
