@@ -246,6 +246,11 @@ impl MailServer {
         }
     }
 
+    /// Counters of the login throttle (submission AUTH and POP3).
+    pub fn login_counts(&self) -> throttle::Counts {
+        self.shared.logins.counts()
+    }
+
     /// Number of hosted domains.
     pub fn domain_count(&self) -> usize {
         self.shared.live().plan.domains.len()
@@ -438,10 +443,14 @@ impl RoleEngine for MailEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let queued = self.server.handle().queue_list().len();
+        let logins = self.server.login_counts();
         EngineHealth {
             name: "mail".into(),
             state,
-            detail: format!("{detail}; queue {queued}"),
+            detail: format!(
+                "{detail}; queue {queued}; logins: {} wrong, {} throttled",
+                logins.failures, logins.refused
+            ),
         }
     }
 

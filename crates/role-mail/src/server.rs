@@ -73,6 +73,8 @@ pub struct Shared {
     /// The relay queue.
     pub queue: Arc<Queue>,
     conns: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    /// The login throttle of submission AUTH and POP3 (one per server).
+    pub logins: throttle::Throttle,
     pop_locks: Mutex<HashSet<PathBuf>>,
     verifier: RwLock<Option<Arc<crate::verify::Verifier>>>,
 }
@@ -142,6 +144,7 @@ impl Shared {
             limits,
             queue,
             conns: Mutex::new((0, HashMap::new())),
+            logins: throttle::Throttle::default(),
             pop_locks: Mutex::new(HashSet::new()),
             verifier: RwLock::new(None),
         })

@@ -366,3 +366,116 @@ async fn python_submission_and_pop3_isolation() -> Result<()> {
     assert!(mailbox(dir.path(), "bob").is_empty());
     Ok(())
 }
+
+const PY_CONCURRENT_GUESSES: &str = r#"
+import smtplib, poplib, socket, ssl, sys, threading, json
+host, sub, pop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+attacker, other = sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+N = 16
+
+def pop_from(src):
+    p = poplib.POP3.__new__(poplib.POP3)
+    p.encoding = "UTF-8"; p.host = host; p.port = pop
+    p.sock = socket.create_connection((host, pop), 30, source_address=(src, 0))
+    p.file = p.sock.makefile("rb"); p._debugging = 0; p.welcome = p._getresp()
+    p._tls_established = False
+    return p
+
+def smtp_guess(results, barrier):
+    s = smtplib.SMTP(host, sub, source_address=(attacker, 0), timeout=60)
+    s.starttls(context=ctx); s.ehlo()
+    s.user, s.password = "alice@example.com", "wrong guess"
+    barrier.wait()
+    try:
+        # one mechanism only (login() would retry with the next one)
+        s.auth("PLAIN", s.auth_plain)
+        results.append(235)
+    except smtplib.SMTPAuthenticationError as e:
+        results.append(e.smtp_code)
+    except smtplib.SMTPResponseException as e:
+        results.append(e.smtp_code)
+    s.close()
+
+def pop_guess(results, barrier):
+    p = pop_from(attacker)
+    p.stls(context=ctx)
+    p.user("bob@example.com")
+    barrier.wait()
+    try:
+        p.pass_("wrong guess"); results.append("OK")
+    except poplib.error_proto as e:
+        results.append(e.args[0].decode())
+    p.close()
+
+def run(f):
+    results, barrier = [], threading.Barrier(N)
+    ts = [threading.Thread(target=f, args=(results, barrier)) for _ in range(N)]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    return results
+
+smtp = run(smtp_guess)
+pops = run(pop_guess)
+
+# the right password from another address works
+s = smtplib.SMTP(host, sub, source_address=(other, 0)); s.starttls(context=ctx)
+other_smtp = s.login("alice@example.com", "alice-pw")[0]; s.quit()
+p = pop_from(other); p.stls(context=ctx); p.user("bob@example.com")
+other_pop = p.pass_("bob-pw").decode(); p.quit()
+print(json.dumps({"smtp": smtp, "pop": pops,
+                  "other_smtp": other_smtp, "other_pop": other_pop}))
+"#;
+
+/// Concurrent wrong passwords through real clients (smtplib, poplib) from one address:
+/// each failure is reserved before the password check, so most are refused with
+/// 454 4.7.0 / -ERR [SYS/TEMP]; the right password from another address still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_on_submission_and_pop3_are_throttled() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let s = server(
+        ip,
+        0,
+        dir.path(),
+        &example(None, Some(tls(ip))),
+        Limits::default(),
+    )?;
+    let a = s.addrs();
+    let r = python(
+        PY_CONCURRENT_GUESSES,
+        &[
+            ip.to_string(),
+            a.submission.port().to_string(),
+            a.pop3.port().to_string(),
+            common::ip(b, 2).to_string(),
+            common::ip(b, 3).to_string(),
+        ],
+    )
+    .await?;
+    assert!(r.ok, "{}", r.out);
+    let line = r.out.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    let smtp: Vec<u64> = serde_json::from_value(v["smtp"].clone())?;
+    let wrong = smtp.iter().filter(|c| **c == 535).count();
+    let throttled = smtp.iter().filter(|c| **c == 454).count();
+    assert!(
+        wrong >= 5 && throttled >= 8 && wrong + throttled == 16,
+        "{smtp:?}"
+    );
+    let pop: Vec<String> = serde_json::from_value(v["pop"].clone())?;
+    let wrong = pop.iter().filter(|l| l.contains("[AUTH]")).count();
+    let throttled = pop.iter().filter(|l| l.contains("[SYS/TEMP]")).count();
+    assert!(
+        wrong >= 5 && throttled >= 8 && wrong + throttled == 16,
+        "{pop:?}"
+    );
+    assert_eq!(v["other_smtp"], 235, "{v}");
+    assert!(
+        v["other_pop"].as_str().unwrap_or("").starts_with("+OK"),
+        "{v}"
+    );
+    let c = s.login_counts();
+    assert!(c.refused >= 16 && c.failures >= 10, "{c:?}");
+    Ok(())
+}
