@@ -72,6 +72,8 @@ struct FilesEngine {
     deploy_error: Arc<Mutex<Option<String>>>,
     /// Where folders of domains no longer held go (see [`crate::trash`]).
     trash_root: PathBuf,
+    /// FTP logins (their throttle counts go into the health detail).
+    logins: Arc<crate::auth::HashAuthenticator>,
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
@@ -103,6 +105,7 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         opts.passive_ports.clone(),
         opts.ftp_tls_required,
     );
+    let logins = shared.authenticator.clone();
     tokio::spawn(run_ftp(ftp, shared, stopped(stop_rx.clone())));
 
     let sync_addr = match &ctx.identity {
@@ -152,6 +155,7 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         deploying: Arc::default(),
         deploy_error: Arc::default(),
         trash_root,
+        logins,
     };
     engine.refresh_status(None);
     Ok(Box::new(engine))
@@ -384,10 +388,14 @@ impl RoleEngine for FilesEngine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let c = self.logins.login_counts();
         EngineHealth {
             name: "files".into(),
             state,
-            detail,
+            detail: format!(
+                "{detail}; logins: {} wrong, {} throttled",
+                c.failures, c.refused
+            ),
         }
     }
 
