@@ -203,6 +203,121 @@ async fn concurrent_wrong_passwords_are_throttled_per_account_and_address() {
     srv.stop().await;
 }
 
+/// A new password revokes the account's other tokens (the caller's own token stays
+/// when it changes its own password), effective at once despite the token cache.
+#[tokio::test]
+async fn changing_a_password_revokes_the_other_tokens() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    let acme = customer(
+        &srv,
+        &admin,
+        "acme",
+        json!({"password": "correct horse battery"}),
+    )
+    .await;
+    let anon = srv.client(None);
+    let login = |pw: &'static str| {
+        let anon = anon.clone();
+        async move {
+            anon.post("/v1/auth/login", json!({"account": "acme", "password": pw}))
+                .await
+                .expect(201)["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let laptop = srv.client(Some(&login("correct horse battery").await));
+    // Both tokens verified (and cached) before the change.
+    laptop.get("/v1/auth/whoami").await.expect(200);
+    acme.get("/v1/auth/whoami").await.expect(200);
+    acme.patch(
+        "/v1/customers/acme",
+        json!({"password": "a brand new secret"}),
+    )
+    .await
+    .expect(200);
+    acme.get("/v1/auth/whoami").await.expect(200);
+    laptop
+        .get("/v1/auth/whoami")
+        .await
+        .error(401, "unauthorized");
+    let phone = srv.client(Some(&login("a brand new secret").await));
+    phone.get("/v1/auth/whoami").await.expect(200);
+    // An admin setting it revokes every token of the account.
+    admin
+        .patch(
+            "/v1/customers/acme",
+            json!({"password": "the admin's choice"}),
+        )
+        .await
+        .expect(200);
+    acme.get("/v1/auth/whoami").await.error(401, "unauthorized");
+    phone
+        .get("/v1/auth/whoami")
+        .await
+        .error(401, "unauthorized");
+    admin.get("/v1/auth/whoami").await.expect(200);
+    srv.stop().await;
+}
+
+/// Free text refuses control characters and bidirectional overrides/isolates, naming
+/// the field, in every handler (one rule in `model::FreeText`).
+#[tokio::test]
+async fn free_text_refuses_controls_and_bidi_overrides() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    let bads = [
+        "evil\u{202E}gnp.exe",
+        "a\u{2066}b\u{2069}",
+        "x\u{7}y",
+        "two\nlines",
+        "c1\u{85}",
+        "mark\u{200F}",
+    ];
+    for bad in bads {
+        let b = admin
+            .post(
+                "/v1/customers",
+                json!({"name": "acme", "display_name": bad}),
+            )
+            .await
+            .error(422, "invalid");
+        assert_eq!(
+            (b["field"].as_str(), b["rule"].as_str()),
+            (Some("display_name"), Some("bad_character")),
+            "{bad:?}"
+        );
+    }
+    admin
+        .post(
+            "/v1/customers",
+            json!({"name": "acme", "display_name": "Acme Café — 名前"}),
+        )
+        .await
+        .expect(201);
+    let b = admin
+        .patch("/v1/customers/acme", json!({"display_name": "x\u{202D}y"}))
+        .await
+        .error(422, "invalid");
+    assert_eq!(b["field"], "display_name");
+    let b = admin
+        .post("/v1/tokens", json!({"name": "t\u{202E}x"}))
+        .await
+        .error(422, "invalid");
+    assert_eq!(b["field"], "name");
+    let b = admin
+        .post(
+            "/v1/clusters",
+            json!({"name": "web", "role": "web", "description": "a\u{2067}b"}),
+        )
+        .await
+        .error(422, "invalid");
+    assert_eq!(b["field"], "description");
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_requests_get_json_errors() {
     let srv = Server::start().await;

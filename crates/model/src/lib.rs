@@ -15,6 +15,7 @@ pub mod entity;
 mod error;
 mod names;
 mod roles;
+mod text;
 
 pub use country::CountryCode;
 pub use error::{FieldError, Invalid, WithField};
@@ -22,6 +23,7 @@ pub use names::{
     DbIdent, DomainName, EmailAddress, FtpUsername, LocalPart, Password, RelPath, Slug,
 };
 pub use roles::{AccountKind, DbEngine, PlacementMode, Role};
+pub use text::{forbidden_in_text, FreeText};
 
 /// Database identifier of a stored object. Assigned by the store, never reused.
 pub type Id = i64;

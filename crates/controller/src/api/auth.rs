@@ -43,11 +43,11 @@ pub async fn token_view(names: &mut Names<'_>, t: &Stored<ApiToken>) -> ApiResul
 
 fn token_name(name: &str) -> ApiResult<String> {
     let n = name.trim();
-    if n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) {
+    if n.is_empty() || model::FreeText::line(n, 64).is_err() {
         return Err(ApiError::invalid(
             "name",
             "bad_token_name",
-            "a token name has 1 to 64 printable characters",
+            "a token name has 1 to 64 characters, no control or bidirectional formatting characters",
         ));
     }
     Ok(n.to_owned())
