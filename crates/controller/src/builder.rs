@@ -23,8 +23,8 @@ use model::entity::{
 use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FilesConfig, FtpAccountConfig,
-    MailAccount, MailConfig, MailDomain, MailPeer, RoleConfig, ServerIdentity, TlsMaterial,
-    TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent, SYNC_PORT,
+    MailAccount, MailConfig, MailDomain, MailLimits, MailPeer, RoleConfig, ServerIdentity,
+    TlsMaterial, TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent, SYNC_PORT,
 };
 use scheduler::Health;
 use store::{Store, StoreError, Stored};
@@ -527,6 +527,7 @@ impl<'a> Index<'a> {
                             algorithm: k.algorithm.clone(),
                             private_key_pem: k.private.clone(),
                         }),
+                    limits: mail_limits_for(d),
                 }
             })
             .collect();
@@ -729,6 +730,14 @@ impl<'a> Index<'a> {
             role,
         }
     }
+}
+
+/// The outgoing mail limits of a domain and its mailboxes, as sent to its mail
+/// servers. The one place they are decided: `None` = the engine's documented defaults
+/// ([`MailLimits`]: 200 messages per hour per mailbox, 1000 per domain, 100
+/// recipients per message) until account plans set them.
+fn mail_limits_for(_domain: &Stored<Domain>) -> Option<MailLimits> {
+    None
 }
 
 /// The desired config of every server, by server id. Zone serials come from (and

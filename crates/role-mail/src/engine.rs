@@ -251,6 +251,11 @@ impl MailServer {
         self.shared.logins.counts()
     }
 
+    /// Messages refused by the outgoing limits since start, and the last mailbox.
+    pub fn sending_refused(&self) -> (u64, Option<String>) {
+        self.shared.sending.refused()
+    }
+
     /// Number of hosted domains.
     pub fn domain_count(&self) -> usize {
         self.shared.live().plan.domains.len()
@@ -444,11 +449,16 @@ impl RoleEngine for MailEngine {
             .clone();
         let queued = self.server.handle().queue_list().len();
         let logins = self.server.login_counts();
+        let (over, last) = self.server.sending_refused();
+        let over = match last {
+            Some(m) => format!("; outgoing limit hit {over} times (last by {m})"),
+            None => String::new(),
+        };
         EngineHealth {
             name: "mail".into(),
             state,
             detail: format!(
-                "{detail}; queue {queued}; logins: {} wrong, {} throttled",
+                "{detail}; queue {queued}; logins: {} wrong, {} throttled{over}",
                 logins.failures, logins.refused
             ),
         }

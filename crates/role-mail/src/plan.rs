@@ -69,6 +69,8 @@ pub struct DomainPlan {
     pub primary_smtp: Option<SocketAddr>,
     /// DKIM signing key.
     pub dkim: Option<DkimKey>,
+    /// Outgoing limits on submission (defaults applied by its accessors).
+    pub limits: proto::agent_v1::MailLimits,
 }
 
 /// What the engine serves: every hosted domain by name.
@@ -217,6 +219,7 @@ impl Plan {
                 accounts,
                 primary_smtp,
                 dkim: d.dkim.clone(),
+                limits: d.limits.unwrap_or_default(),
             };
             if domains.insert(name.clone(), plan).is_some() {
                 return Err(RenderError::Duplicate(name));
@@ -380,6 +383,7 @@ mod tests {
             }],
             primary_smtp: (!primary).then(|| "127.0.0.9:25".into()),
             dkim: None,
+            limits: None,
         }
     }
 

@@ -403,6 +403,7 @@ mod tests {
                 ],
                 primary_smtp: None,
                 dkim: None,
+                limits: None,
             }],
             tls: None,
             flush: 0,

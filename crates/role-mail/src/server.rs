@@ -75,6 +75,8 @@ pub struct Shared {
     conns: Mutex<(usize, HashMap<IpAddr, usize>)>,
     /// The login throttle of submission AUTH and POP3 (one per server).
     pub logins: throttle::Throttle,
+    /// Outgoing limits on submission (messages per hour).
+    pub sending: crate::sendlimit::SendLimits,
     pop_locks: Mutex<HashSet<PathBuf>>,
     verifier: RwLock<Option<Arc<crate::verify::Verifier>>>,
 }
@@ -145,6 +147,7 @@ impl Shared {
             queue,
             conns: Mutex::new((0, HashMap::new())),
             logins: throttle::Throttle::default(),
+            sending: crate::sendlimit::SendLimits::default(),
             pop_locks: Mutex::new(HashSet::new()),
             verifier: RwLock::new(None),
         })

@@ -479,3 +479,61 @@ async fn concurrent_guesses_on_submission_and_pop3_are_throttled() -> Result<()>
     assert!(c.refused >= 16 && c.failures >= 10, "{c:?}");
     Ok(())
 }
+
+const PY_SEND_LIMITS: &str = r#"
+import smtplib, ssl, sys, json
+host, sub = sys.argv[1], int(sys.argv[2])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+out = {"sent": 0}
+with smtplib.SMTP(host, sub) as s:
+    s.starttls(context=ctx); s.login("alice@example.com", "alice-pw")
+    # three recipients, the limit is two per message: the third is refused with 452
+    refused = s.sendmail("alice@example.com", ["bob@example.com", "alice@example.com", "info@example.com"], "Subject: 1\r\n\r\none\r\n")
+    out["rcpt_refused"] = {k: [v[0], v[1].decode()] for k, v in refused.items()}
+    out["sent"] += 1
+    s.sendmail("alice@example.com", ["bob@example.com"], "Subject: 2\r\n\r\ntwo\r\n"); out["sent"] += 1
+    try:
+        s.sendmail("alice@example.com", ["bob@example.com"], "Subject: 3\r\n\r\nthree\r\n"); out["sent"] += 1
+    except smtplib.SMTPSenderRefused as e:
+        out["third"] = [e.smtp_code, e.smtp_error.decode()]
+with smtplib.SMTP(host, sub) as s:
+    s.starttls(context=ctx); s.login("bob@example.com", "bob-pw")
+    s.sendmail("bob@example.com", ["alice@example.com"], "Subject: b\r\n\r\nbob\r\n"); out["sent"] += 1
+print(json.dumps(out))
+"#;
+
+/// Outgoing limits from the desired config: over the messages-per-hour limit a
+/// mailbox's next MAIL gets 451 4.7.1 (another mailbox still sends), and recipients
+/// past the per-message limit get 452; the health detail names the mailbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_limits_per_mailbox_and_per_message() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let mut cfg = example(None, Some(tls(ip)));
+    cfg.domains[0].limits = Some(proto::agent_v1::MailLimits {
+        messages_per_hour_per_mailbox: Some(2),
+        messages_per_hour_per_domain: None,
+        recipients_per_message: Some(2),
+    });
+    let s = server(ip, 0, dir.path(), &cfg, Limits::default())?;
+    let a = s.addrs();
+    let r = python(
+        PY_SEND_LIMITS,
+        &[ip.to_string(), a.submission.port().to_string()],
+    )
+    .await?;
+    assert!(r.ok, "{}", r.out);
+    let v: serde_json::Value = serde_json::from_str(r.out.lines().last().unwrap_or_default())?;
+    assert_eq!(v["sent"], 3, "{v}");
+    assert_eq!(v["third"][0], 451, "{v}");
+    assert!(
+        v["third"][1]
+            .as_str()
+            .is_some_and(|t| t.starts_with("4.7.1") && t.contains("2 messages per hour")),
+        "{v}"
+    );
+    assert_eq!(v["rcpt_refused"]["info@example.com"][0], 452, "{v}");
+    assert_eq!(s.sending_refused(), (1, Some("alice@example.com".into())));
+    Ok(())
+}

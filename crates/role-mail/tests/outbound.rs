@@ -104,6 +104,7 @@ async fn submitted_mail_is_signed_routed_by_mx_and_failures_bounce() -> Result<(
             accounts: vec![],
             primary_smtp: None,
             dkim: None,
+            limits: None,
         }],
         tls: Some(tls(rip)),
         flush: 0,
