@@ -647,6 +647,19 @@ pub struct MailReport {
     /// Messages waiting for delivery (to the primary, or outbound).
     #[serde(default)]
     pub queue: Vec<QueuedMail>,
+    /// Mailboxes whose submissions the outgoing limits refused since the engine
+    /// started (the controller records an event when a count grows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limited: Vec<LimitedSender>,
+}
+
+/// A mailbox the outgoing limits refused messages from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LimitedSender {
+    /// The authenticated mailbox.
+    pub mailbox: String,
+    /// Messages refused since the engine started.
+    pub refused: u64,
 }
 
 /// One queued message.

@@ -256,6 +256,11 @@ impl MailServer {
         self.shared.sending.refused()
     }
 
+    /// Mailboxes the outgoing limits refused, with their counts (at most 100).
+    pub fn sending_limited(&self) -> Vec<(String, u64)> {
+        self.shared.sending.limited(100)
+    }
+
     /// Number of hosted domains.
     pub fn domain_count(&self) -> usize {
         self.shared.live().plan.domains.len()
@@ -498,6 +503,12 @@ impl RoleEngine for MailEngine {
                         next_attempt: Some(when(e.next_attempt)),
                         last_error: e.last_error,
                     })
+                    .collect(),
+                limited: self
+                    .server
+                    .sending_limited()
+                    .into_iter()
+                    .map(|(mailbox, refused)| proto::agent_v1::LimitedSender { mailbox, refused })
                     .collect(),
             },
         ))

@@ -29,7 +29,12 @@ struct State {
     counts: HashMap<String, u32>,
     refused: u64,
     last_refused: Option<String>,
+    /// Refusals per mailbox since start (at most `MAX_TRACKED` mailboxes).
+    by_mailbox: HashMap<String, u64>,
 }
+
+/// Most mailboxes whose refusals are counted one by one.
+const MAX_TRACKED: usize = 1000;
 
 impl SendLimits {
     /// Count one message from `mailbox` of `domain` in clock hour `hour`, unless that
@@ -68,6 +73,9 @@ impl SendLimits {
         if let Some(o) = over {
             st.refused += 1;
             st.last_refused = Some(mailbox.to_owned());
+            if st.by_mailbox.len() < MAX_TRACKED || st.by_mailbox.contains_key(mailbox) {
+                *st.by_mailbox.entry(mailbox.to_owned()).or_insert(0) += 1;
+            }
             return Err(o);
         }
         *st.counts.entry(mk).or_insert(0) += 1;
@@ -82,6 +90,21 @@ impl SendLimits {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         (st.refused, st.last_refused.clone())
+    }
+}
+
+impl SendLimits {
+    /// The mailboxes refused most, with their counts (at most `max`).
+    pub fn limited(&self, max: usize) -> Vec<(String, u64)> {
+        let st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v: Vec<(String, u64)> =
+            st.by_mailbox.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(max);
+        v
     }
 }
 
@@ -108,5 +131,6 @@ mod tests {
         l.take(1, "a@y", "y", 2, 3).unwrap();
         l.take(2, "a@x", "x", 2, 3).unwrap();
         assert_eq!(l.refused(), (2, Some("c@x".into())));
+        assert_eq!(l.limited(10), [("a@x".into(), 1), ("c@x".into(), 1)]);
     }
 }

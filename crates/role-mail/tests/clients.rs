@@ -535,5 +535,7 @@ async fn outgoing_limits_per_mailbox_and_per_message() -> Result<()> {
     );
     assert_eq!(v["rcpt_refused"]["info@example.com"][0], 452, "{v}");
     assert_eq!(s.sending_refused(), (1, Some("alice@example.com".into())));
+    // What the engine reports to the controller (which records a `mail.limit` event).
+    assert_eq!(s.sending_limited(), [("alice@example.com".to_owned(), 1)]);
     Ok(())
 }
