@@ -123,8 +123,9 @@ impl Default for TlsConfig {
 pub struct AuthConfig {
     /// Bad bearer / join tokens allowed per client address and minute before
     /// answering 429. (Password logins use the login throttle, crate `throttle`:
-    /// 5 free failures per account and address, then a doubling delay up to 15 min;
-    /// past 20 failures per account an account-wide delay of at most 30 s.)
+    /// 5 free failures per account and address and 30 per address, then a doubling
+    /// delay up to 15 min; past 20 failures per account an account-wide delay of at
+    /// most 30 s.)
     #[serde(default = "default_attempts")]
     pub failed_attempts_per_minute: u32,
 }

@@ -1011,6 +1011,9 @@ pub struct StatusView {
 pub struct ThrottleCounts {
     /// (account, source address) pairs with recent failures.
     pub sources: u64,
+    /// Source addresses with recent failures.
+    #[serde(default)]
+    pub addresses: u64,
     /// Accounts with recent failures.
     pub accounts: u64,
     /// Wrong passwords since start.

@@ -13,6 +13,9 @@
 //!   must wait `source_base · 2^(extra failures)` (capped at `source_cap`) after its
 //!   last failure before its next attempt on that account; earlier attempts are
 //!   refused with the time to wait. IPv6 sources count per /64.
+//! - **Address-wide: password spraying is slow too.** Past `free_per_address`
+//!   failures from one source over all accounts, that source waits the same way
+//!   (doubling from `source_base`, capped at `source_cap`) between attempts.
 //! - **Account-wide: a capped delay, never a lockout.** Past `free_per_account`
 //!   failures on an account (from all sources together), the account's next attempt
 //!   may start only `source_base · 2^(extra)` (capped at `account_cap`) after its last
@@ -84,6 +87,8 @@ pub struct Config {
     pub source_base: Duration,
     /// Longest wait imposed on one source (default 15 min).
     pub source_cap: Duration,
+    /// Failures from one source over all accounts before it must wait (default 30).
+    pub free_per_address: u32,
     /// Failures on one account, all sources together, before the account-wide delay
     /// starts (default 20).
     pub free_per_account: u32,
@@ -101,6 +106,7 @@ impl Default for Config {
             free_per_source: 5,
             source_base: Duration::from_secs(1),
             source_cap: Duration::from_secs(15 * 60),
+            free_per_address: 30,
             free_per_account: 20,
             account_cap: Duration::from_secs(30),
             forget_after: Duration::from_secs(30 * 60),
@@ -114,6 +120,8 @@ impl Default for Config {
 pub enum Scope {
     /// This source failed too often on this account.
     Source,
+    /// This source failed too often over all accounts.
+    Address,
     /// The account failed too often (from many sources), and this source has failed too.
     Account,
 }
@@ -145,6 +153,8 @@ impl Refused {
 pub struct Counts {
     /// (account, source) pairs with recent failures.
     pub sources: u64,
+    /// Sources with recent failures.
+    pub addresses: u64,
     /// Accounts with recent failures.
     pub accounts: u64,
     /// Failed attempts since start (password checked and wrong).
@@ -164,6 +174,7 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     sources: HashMap<(String, IpAddr), Entry>,
+    addresses: HashMap<IpAddr, Entry>,
     accounts: HashMap<String, Entry>,
     ops: u64,
     counts: Counts,
@@ -215,6 +226,12 @@ impl Ticket {
             a.failures = a.failures.saturating_sub(1);
             if a.failures == 0 {
                 st.accounts.remove(&self.account);
+            }
+        }
+        if let Some(a) = st.addresses.get_mut(&self.source) {
+            a.failures = a.failures.saturating_sub(1);
+            if a.failures == 0 {
+                st.addresses.remove(&self.source);
             }
         }
     }
@@ -295,6 +312,7 @@ impl Throttle {
         };
         let key = (account.clone(), source);
         let src = fresh(st.sources.get(&key));
+        let addr = fresh(st.addresses.get(&source));
         let acc = fresh(st.accounts.get(&account));
         let refuse = |st: &mut State, retry_after, scope| {
             st.counts.refused = st.counts.refused.saturating_add(1);
@@ -309,6 +327,17 @@ impl Throttle {
             let open = e.last + gap;
             if now < open {
                 return refuse(&mut st, open - now, Scope::Source);
+            }
+        }
+        if let Some(e) = addr.filter(|e| e.failures >= cfg.free_per_address) {
+            let gap = backoff(
+                cfg.source_base,
+                e.failures - cfg.free_per_address,
+                cfg.source_cap,
+            );
+            let open = e.last + gap;
+            if now < open {
+                return refuse(&mut st, open - now, Scope::Address);
             }
         }
         let mut wait = Duration::ZERO;
@@ -332,6 +361,7 @@ impl Throttle {
             last: now,
         };
         insert_bounded(&mut st.sources, key, bump(src), cfg, now);
+        insert_bounded(&mut st.addresses, source, bump(addr), cfg, now);
         insert_bounded(&mut st.accounts, account.clone(), bump(acc), cfg, now);
         drop(st);
         Ok(Ticket {
@@ -351,6 +381,7 @@ impl Throttle {
         forget_expired(&mut st, now, forget);
         Counts {
             sources: st.sources.len() as u64,
+            addresses: st.addresses.len() as u64,
             accounts: st.accounts.len() as u64,
             ..st.counts
         }
@@ -359,6 +390,8 @@ impl Throttle {
 
 fn forget_expired(st: &mut State, now: Duration, forget: Duration) {
     st.sources
+        .retain(|_, e| now.saturating_sub(e.last) < forget);
+    st.addresses
         .retain(|_, e| now.saturating_sub(e.last) < forget);
     st.accounts
         .retain(|_, e| now.saturating_sub(e.last) < forget);

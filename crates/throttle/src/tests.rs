@@ -97,6 +97,20 @@ fn account_wide_delay_holds_back_clean_sources_and_refuses_dirty_ones() {
 }
 
 #[test]
+fn spraying_many_accounts_from_one_address_is_throttled_too() {
+    let (t, _) = manual(Config::default());
+    let a = ip("10.0.0.1");
+    let granted = (0..100)
+        .filter(|i| t.reserve(&format!("user{i}"), a).is_ok())
+        .count();
+    assert_eq!(granted, 30);
+    let r = t.reserve("user200", a).unwrap_err();
+    assert_eq!(r.scope, Scope::Address);
+    // Other addresses are not affected.
+    t.reserve("user200", ip("10.0.0.2")).unwrap().succeeded();
+}
+
+#[test]
 fn entries_are_forgotten_and_maps_are_bounded() {
     let cfg = Config {
         max_entries: 10,
@@ -108,10 +122,13 @@ fn entries_are_forgotten_and_maps_are_bounded() {
         clock.advance(Duration::from_millis(1));
     }
     let c = t.counts();
-    assert_eq!((c.sources, c.accounts), (10, 10));
+    assert_eq!((c.sources, c.addresses, c.accounts), (10, 10, 10));
     clock.advance(Duration::from_secs(31 * 60));
     let c = t.counts();
-    assert_eq!((c.sources, c.accounts, c.failures), (0, 0, 50));
+    assert_eq!(
+        (c.sources, c.addresses, c.accounts, c.failures),
+        (0, 0, 0, 50)
+    );
 }
 
 #[test]

@@ -108,6 +108,7 @@ pub async fn status(State(state): State<AppState>, caller: Caller) -> ApiResult<
             let c = state.logins.counts();
             ThrottleCounts {
                 sources: c.sources,
+                addresses: c.addresses,
                 accounts: c.accounts,
                 failures: c.failures,
                 refused: c.refused,

@@ -203,8 +203,8 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
         print_fields(&[(
             "logins",
             format!(
-                "{} wrong passwords, {} refused (429), {} delayed; {} address/account pairs and {} accounts throttled now",
-                t.failures, t.refused, t.delayed, t.sources, t.accounts
+                "{} wrong passwords, {} refused (429), {} delayed; recent failures: {} account/address pairs, {} addresses, {} accounts",
+                t.failures, t.refused, t.delayed, t.sources, t.addresses, t.accounts
             ),
         )]);
     }
