@@ -121,8 +121,9 @@ impl Default for TlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Bad bearer / join tokens allowed per client address and minute before
-    /// answering 429. (Password logins use the login throttle, crate `throttle`:
+    /// Bad join tokens allowed per client address and minute before answering 429;
+    /// bad bearer tokens allowed per client address before it must wait (1 s, 2 s,
+    /// 4 s … up to 60 s between attempts). (Password logins use the login throttle, crate `throttle`:
     /// 5 free failures per account and address and 30 per address, then a doubling
     /// delay up to 15 min; past 20 failures per account an account-wide delay of at
     /// most 30 s.)

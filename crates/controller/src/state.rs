@@ -28,8 +28,10 @@ pub struct Inner {
     pub started: Instant,
     /// Verified tokens.
     pub auth: AuthCache,
-    /// Bad bearer and join tokens per client address.
+    /// Bad join tokens per client address.
     pub limiter: RateLimiter,
+    /// Bad bearer tokens per client address.
+    pub bad_tokens: throttle::Throttle,
     /// Password logins (`POST /v1/auth/login`): the shared login throttle.
     pub logins: throttle::Throttle,
     /// The internal CA that signs agent certificates (None: joins are refused).
@@ -65,6 +67,7 @@ impl AppState {
             started: Instant::now(),
             auth: AuthCache::default(),
             limiter: RateLimiter::new(per_minute),
+            bad_tokens: crate::auth::bad_token_throttle(per_minute),
             logins: throttle::Throttle::default(),
             ca,
             changes: watch::channel(0).0,

@@ -196,6 +196,26 @@ async fn concurrent_wrong_passwords_are_throttled_per_account_and_address() {
         )
         .await
         .expect(201);
+    // Concurrent bad bearer tokens from one address: 10 free, the rest 429; a valid
+    // token never seen before works from another address.
+    let bad = format!("hp_0123456789abcdef_{}", "A".repeat(43));
+    let guesses = (0..24).map(|_| {
+        let c = srv.client_from(Some(&bad), Some("127.0.0.3".parse().unwrap()));
+        tokio::spawn(async move { c.get("/v1/auth/whoami").await.status.as_u16() })
+    });
+    let mut codes = std::collections::BTreeMap::new();
+    for g in guesses.collect::<Vec<_>>() {
+        *codes.entry(g.await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(codes, [(401, 10), (429, 14)].into_iter().collect());
+    let fresh = admin
+        .post("/v1/tokens", json!({"name": "fresh", "account": "other"}))
+        .await
+        .expect(201);
+    srv.client_from(fresh["token"].as_str(), Some("127.0.0.4".parse().unwrap()))
+        .get("/v1/auth/whoami")
+        .await
+        .expect(200);
     let st = admin.get("/v1/status").await.expect(200);
     assert_eq!(st["login_throttle"]["failures"], 5);
     assert_eq!(st["login_throttle"]["refused"], 19);
