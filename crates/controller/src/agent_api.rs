@@ -123,7 +123,15 @@ pub async fn heartbeat(
         tokio::spawn(async move { crate::rejections::record(&state2, &server, rejected).await });
     }
     let port_before = state.health.reported_port(agent.server.meta.id);
+    let report_before = state.health.report(agent.server.meta.id);
     let transition = state.health.heartbeat(agent.server.meta.id, &hb);
+    let limited = crate::health::newly_limited(report_before.as_deref(), hb.report.as_ref());
+    if !limited.is_empty() {
+        let (state2, server) = (state.clone(), agent.server.clone());
+        tokio::spawn(
+            async move { crate::health::record_limited(&state2, &server, &limited).await },
+        );
+    }
     if transition.is_none() && state.health.reported_port(agent.server.meta.id) != port_before {
         // Peers learn service ports from their desired configs (DNS notify targets,
         // the mail primary's SMTP endpoint).

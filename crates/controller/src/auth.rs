@@ -2,8 +2,10 @@
 //! argon2id hash in the store once, then served from an in-memory cache keyed by the
 //! BLAKE3 hash of the token (purged on revocation, account changes, and after a
 //! minute so other controllers' revocations also take effect); expiry is checked on
-//! every request. Failed authentication is rate limited per client address (and per
-//! account for logins).
+//! every request. Bad bearer tokens are throttled per client address (crate
+//! `throttle`, `AppState::bad_tokens`), bad join tokens rate limited per address
+//! ([`RateLimiter`]); password logins go through the shared login throttle
+//! (`AppState::logins`), so password failures never block tokens.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -279,10 +281,16 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
         }
         return Ok(entry.caller);
     }
-    let ip_key = ip_key(ip);
-    state.limiter.check_all(&[&ip_key])?;
+    // A failure is reserved before the (argon2) check, so concurrent bad tokens
+    // from one address see each other; a valid token releases it.
+    let source = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let ticket = state
+        .bad_tokens
+        .reserve(BEARER_KEY, source)
+        .map_err(|r| ApiError::too_many(r.retry_after_secs()))?;
     match verify_token(state, token).await {
         Ok((caller, expires_at)) => {
+            ticket.succeeded();
             state.auth.insert(
                 key,
                 CacheEntry {
@@ -294,12 +302,29 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
             Ok(caller)
         }
         Err(e) => {
-            if e.status == axum::http::StatusCode::UNAUTHORIZED {
-                state.limiter.fail(&ip_key);
+            if e.status != axum::http::StatusCode::UNAUTHORIZED {
+                // Not a guess (e.g. the store failed): not counted.
+                ticket.succeeded();
             }
             Err(e)
         }
     }
+}
+
+/// The throttle key of bearer tokens (one "account" for all of them: bad tokens
+/// count per client address only).
+const BEARER_KEY: &str = "<bearer token>";
+
+/// The throttle of bad bearer tokens: `per_address` free failures per client
+/// address, then a doubling wait; no account-wide part.
+pub fn bad_token_throttle(per_address: u32) -> throttle::Throttle {
+    throttle::Throttle::new(throttle::Config {
+        free_per_source: per_address.max(1),
+        free_per_address: u32::MAX,
+        free_per_account: u32::MAX,
+        source_cap: Duration::from_secs(60),
+        ..throttle::Config::default()
+    })
 }
 
 async fn verify_token(state: &AppState, token: &str) -> ApiResult<(Caller, Option<i64>)> {

@@ -23,8 +23,9 @@ use model::entity::{
 use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FilesConfig, FtpAccountConfig,
-    MailAccount, MailConfig, MailDomain, MailPeer, PreviousTsigSecret, RoleConfig, ServerIdentity,
-    TlsMaterial, TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent, SYNC_PORT,
+    MailAccount, MailConfig, MailDomain, MailLimits, MailPeer, PreviousTsigSecret, RoleConfig,
+    ServerIdentity, TlsMaterial, TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent,
+    SYNC_PORT,
 };
 use scheduler::Health;
 use store::{Store, StoreError, Stored};
@@ -54,12 +55,22 @@ pub struct World {
     pub db_users: Vec<Stored<DbUser>>,
     /// All customer DNS records.
     pub dns_records: Vec<Stored<DnsRecord>>,
+    /// All accounts (their plans and overrides decide limits sent to servers).
+    pub accounts: Vec<Stored<Account>>,
+    /// All plans.
+    pub plans: Vec<Stored<model::entity::Plan>>,
     /// Key material ([`crate::keys`]): certificates, DKIM and TSIG keys.
     pub secrets: Vec<Stored<Secret>>,
     /// Account names by id (database owners).
     pub account_names: HashMap<Id, String>,
     /// Database storage quotas (MiB) of the accounts that have one.
     pub db_quotas: HashMap<Id, u64>,
+    /// The limits in force of each account ([`model::limits::account_limits`]:
+    /// its plan or the default plan, with its overrides); filled by
+    /// [`World::set_limits`]. An account absent here has the default plan's.
+    pub account_limits: HashMap<Id, model::limits::Limits>,
+    /// The controller's `[default_plan]`.
+    pub default_plan: model::limits::Limits,
     /// The port of each server's role service (DNS, SMTP ...) as the controller
     /// knows it: the heartbeat's probe port, else the configured one. A server absent
     /// here uses the role's standard port.
@@ -99,6 +110,7 @@ impl World {
             store.all(),
             store.all::<Account>(),
         )?;
+        let plans: Vec<Stored<model::entity::Plan>> = store.all().await?;
         let mut world = World {
             clusters,
             servers,
@@ -111,20 +123,46 @@ impl World {
             db_users,
             dns_records,
             secrets,
+            accounts: Vec::new(),
+            plans: Vec::new(),
             account_names: HashMap::new(),
             db_quotas: HashMap::new(),
+            account_limits: HashMap::new(),
+            default_plan: model::limits::Limits::default(),
             service_ports: HashMap::new(),
             mail_flush: 0,
             db_trash_days: 0,
             health: HashMap::new(),
         };
-        for a in accounts {
+        world.accounts = accounts;
+        world.plans = plans;
+        for a in &world.accounts {
             if let Some(q) = a.data.db_quota_mb {
                 world.db_quotas.insert(a.meta.id, q);
             }
-            world.account_names.insert(a.meta.id, a.meta.name);
+            world.account_names.insert(a.meta.id, a.meta.name.clone());
         }
+        world.set_limits(model::limits::Limits::default());
         Ok((revision, world))
+    }
+
+    /// Compute every account's limits in force with `default_plan` (the
+    /// controller's `[default_plan]`) for accounts without a plan.
+    pub fn set_limits(&mut self, default_plan: model::limits::Limits) {
+        self.default_plan = default_plan;
+        let plans: HashMap<Id, &model::entity::Plan> =
+            self.plans.iter().map(|p| (p.meta.id, &p.data)).collect();
+        self.account_limits = self
+            .accounts
+            .iter()
+            .map(|a| {
+                let plan = a.data.plan.and_then(|id| plans.get(&id).copied());
+                (
+                    a.meta.id,
+                    model::limits::account_limits(&a.data, plan, &default_plan),
+                )
+            })
+            .collect();
     }
 }
 
@@ -585,6 +623,7 @@ impl<'a> Index<'a> {
                             algorithm: crate::dkim_rsa::ALGORITHM.to_owned(),
                             private_key_pem: k.private.clone(),
                         }),
+                    limits: mail_limits_for(self.world, d),
                 }
             })
             .collect();
@@ -787,6 +826,25 @@ impl<'a> Index<'a> {
             role,
         }
     }
+}
+
+/// The outgoing mail limits of a domain and its mailboxes, as sent to its mail
+/// servers. The one place they are decided: the owning account's limits in force
+/// (plan or `[default_plan]`, with overrides): `mail_messages_per_hour` bounds each
+/// mailbox and the domain as a whole, `mail_recipients_per_message` each message.
+fn mail_limits_for(world: &World, domain: &Stored<Domain>) -> Option<MailLimits> {
+    let limits = world
+        .account_limits
+        .get(&domain.data.customer)
+        .unwrap_or(&world.default_plan);
+    let per_hour = u32::try_from(limits.mail_messages_per_hour).unwrap_or(u32::MAX);
+    Some(MailLimits {
+        messages_per_hour_per_mailbox: Some(per_hour),
+        messages_per_hour_per_domain: Some(per_hour),
+        recipients_per_message: Some(
+            u32::try_from(limits.mail_recipients_per_message).unwrap_or(u32::MAX),
+        ),
+    })
 }
 
 /// The desired config of every server, by server id. Zone serials come from (and
@@ -1033,6 +1091,10 @@ mod tests {
             mail_flush: 0,
             db_trash_days: 7,
             db_quotas: HashMap::from([(1, 500)]),
+            accounts: Vec::new(),
+            plans: Vec::new(),
+            account_limits: HashMap::new(),
+            default_plan: model::limits::Limits::default(),
             health: HashMap::new(),
         }
     }
@@ -1087,6 +1149,61 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn mail_limits_follow_the_owners_plan_and_overrides() {
+        use model::entity::{Account, Plan};
+        use model::limits::{LimitOverrides, Limits};
+        use model::AccountKind;
+        let mut w = world();
+        let domain = w.domains[0].clone();
+        // No account record: the default plan's values.
+        w.set_limits(Limits::default());
+        let l = mail_limits_for(&w, &domain).expect("limits");
+        assert_eq!(l.messages_per_hour_per_mailbox, Some(1_000));
+        assert_eq!(l.recipients_per_message, Some(100));
+        // A plan with 50/h, and an override of the recipients.
+        w.plans = vec![stored(
+            900,
+            "small",
+            None,
+            Plan {
+                name: model::Slug::new("small").expect("slug"),
+                description: String::new(),
+                limits: Limits {
+                    mail_messages_per_hour: 50,
+                    ..Limits::default()
+                },
+            },
+        )];
+        w.accounts = vec![stored(
+            domain.data.customer,
+            "acme",
+            None,
+            Account {
+                name: model::Slug::new("acme").expect("slug"),
+                kind: AccountKind::Customer,
+                display_name: String::new(),
+                email: None,
+                reseller: None,
+                default_clusters: BTreeMap::new(),
+                password_hash: None,
+                disabled: false,
+                db_quota_mb: None,
+                plan: Some(900),
+                limits: LimitOverrides {
+                    mail_recipients_per_message: Some(7),
+                    ..LimitOverrides::default()
+                },
+                may_choose_clusters: false,
+            },
+        )];
+        w.set_limits(Limits::default());
+        let l = mail_limits_for(&w, &domain).expect("limits");
+        assert_eq!(l.messages_per_hour_per_mailbox, Some(50));
+        assert_eq!(l.messages_per_hour_per_domain, Some(50));
+        assert_eq!(l.recipients_per_message, Some(7));
     }
 
     #[test]

@@ -146,8 +146,12 @@ impl Default for TlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Failed logins / bad tokens allowed per client address (and per account for
-    /// logins) and minute before answering 429.
+    /// Bad join tokens allowed per client address and minute before answering 429;
+    /// bad bearer tokens allowed per client address before it must wait (1 s, 2 s,
+    /// 4 s … up to 60 s between attempts). (Password logins use the login throttle, crate `throttle`:
+    /// 5 free failures per account and address and 30 per address, then a doubling
+    /// delay up to 15 min; past 20 failures per account an account-wide delay of at
+    /// most 30 s.)
     #[serde(default = "default_attempts")]
     pub failed_attempts_per_minute: u32,
 }

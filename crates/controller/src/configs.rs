@@ -281,6 +281,7 @@ pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
         .map(|s| (s.meta.id, state.health.state(s.meta.id)))
         .collect();
     world.db_trash_days = state.config.databases.trash_days;
+    world.set_limits(state.config.default_plan);
     world.mail_flush = state
         .configs
         .mail_flush

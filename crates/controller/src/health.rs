@@ -230,6 +230,66 @@ impl HealthMonitor {
     }
 }
 
+/// Mailboxes whose outgoing-limit refusals grew between two mail reports (an engine
+/// restart starts its counts again: any other count counts as grown).
+pub fn newly_limited(
+    before: Option<&proto::agent_v1::RoleReport>,
+    now: Option<&proto::agent_v1::RoleReport>,
+) -> Vec<proto::agent_v1::LimitedSender> {
+    use proto::agent_v1::RoleReport;
+    let Some(RoleReport::Mail(now)) = now else {
+        return Vec::new();
+    };
+    let before: HashMap<&str, u64> = match before {
+        Some(RoleReport::Mail(b)) => b
+            .limited
+            .iter()
+            .map(|l| (l.mailbox.as_str(), l.refused))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    now.limited
+        .iter()
+        .filter(|l| l.refused > 0 && before.get(l.mailbox.as_str()) != Some(&l.refused))
+        .cloned()
+        .collect()
+}
+
+/// Record `mail.limit` events: a mail server refused submissions over the outgoing
+/// limits.
+pub async fn record_limited(
+    state: &AppState,
+    server: &Stored<Server>,
+    limited: &[proto::agent_v1::LimitedSender],
+) {
+    let result = async {
+        let mut tx = state
+            .store
+            .begin(Actor {
+                account: None,
+                label: "health".into(),
+            })
+            .await?;
+        for l in limited {
+            tracing::warn!(server = %server.meta.name, mailbox = %l.mailbox, refused = l.refused,
+                "outgoing mail limit reached");
+            tx.event(
+                "mail.limit",
+                Kind::Server,
+                Some((server.meta.id, &server.meta.name)),
+                None,
+                serde_json::json!({"mailbox": l.mailbox, "refused_since_start": l.refused}),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot record outgoing limit events");
+    }
+}
+
 /// TCP-connect probe of `addr` within `timeout`.
 pub async fn probe(addr: SocketAddr, timeout: Duration) -> bool {
     matches!(
@@ -361,6 +421,32 @@ pub async fn run(state: AppState) {
 mod tests {
     use super::*;
     use proto::agent_v1::EngineState;
+
+    #[test]
+    fn limited_mailboxes_are_new_when_their_count_changes() {
+        use proto::agent_v1::{LimitedSender, MailReport, RoleReport};
+        let report = |l: &[(&str, u64)]| {
+            RoleReport::Mail(MailReport {
+                queue: Vec::new(),
+                limited: l
+                    .iter()
+                    .map(|(m, n)| LimitedSender {
+                        mailbox: (*m).into(),
+                        refused: *n,
+                    })
+                    .collect(),
+            })
+        };
+        let names = |v: Vec<LimitedSender>| v.into_iter().map(|l| l.mailbox).collect::<Vec<_>>();
+        let a = report(&[("a@x", 1)]);
+        assert_eq!(names(newly_limited(None, Some(&a))), ["a@x"]);
+        assert!(newly_limited(Some(&a), Some(&a)).is_empty());
+        let b = report(&[("a@x", 1), ("b@x", 2)]);
+        assert_eq!(names(newly_limited(Some(&a), Some(&b))), ["b@x"]);
+        let c = report(&[("a@x", 3)]);
+        assert_eq!(names(newly_limited(Some(&b), Some(&c))), ["a@x"]);
+        assert!(newly_limited(Some(&c), None).is_empty());
+    }
 
     fn hb(rev: i64) -> Heartbeat {
         Heartbeat {

@@ -87,7 +87,7 @@ impl Modify for BearerAuth {
         proto::v1::CreateDbUser, proto::v1::UpdateDbUser, proto::v1::DbUserView,
         proto::v1::CreateFtpAccount, proto::v1::UpdateFtpAccount, proto::v1::FtpAccountView,
         proto::v1::CreateDnsRecord, proto::v1::UpdateDnsRecord, proto::v1::DnsRecordView,
-        proto::v1::EventView, proto::v1::StatusView,
+        proto::v1::EventView, proto::v1::StatusView, proto::v1::ThrottleCounts,
         proto::v1::CreateJoinToken, proto::v1::JoinTokenView, proto::v1::JoinTokenCreated,
     )),
     tags(

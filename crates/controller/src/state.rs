@@ -28,8 +28,12 @@ pub struct Inner {
     pub started: Instant,
     /// Verified tokens.
     pub auth: AuthCache,
-    /// Failed-authentication counters.
+    /// Bad join tokens per client address.
     pub limiter: RateLimiter,
+    /// Bad bearer tokens per client address.
+    pub bad_tokens: throttle::Throttle,
+    /// Password logins (`POST /v1/auth/login`): the shared login throttle.
+    pub logins: throttle::Throttle,
     /// The internal CA that signs agent certificates (None: joins are refused).
     pub ca: Option<Ca>,
     /// Bumped after every committed change; the config builder watches it.
@@ -63,6 +67,8 @@ impl AppState {
             started: Instant::now(),
             auth: AuthCache::default(),
             limiter: RateLimiter::new(per_minute),
+            bad_tokens: crate::auth::bad_token_throttle(per_minute),
+            logins: throttle::Throttle::default(),
             ca,
             changes: watch::channel(0).0,
             stopping: watch::channel(false).0,

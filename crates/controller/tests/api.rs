@@ -105,11 +105,9 @@ async fn login_whoami_tokens_and_revocation() {
         .expect(200);
     acme.get("/v1/auth/whoami").await.expect(200);
 
-    // Wrong passwords: 401 until the limit, then 429 with Retry-After, even for the
-    // right password.
-    // This address already failed 4 times above (two bad tokens, the revoked one, the
-    // disabled account's), so 6 more reach the limit of 10 per minute.
-    for _ in 0..6 {
+    // Wrong passwords: 401 for the free attempts (5 per account and address, bad
+    // tokens do not count), then 429 with Retry-After, even for the right password.
+    for _ in 0..5 {
         anon.post(
             "/v1/auth/login",
             json!({"account": "acme", "password": "wrong password!"}),
@@ -126,12 +124,217 @@ async fn login_whoami_tokens_and_revocation() {
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
     r.error(429, "too_many_requests");
-    // Bad tokens from the same address are refused too; a verified token still works.
+    // Password failures never block tokens: a bad token is still just 401, and a
+    // valid token never seen before (not cached) works from the same address.
     srv.client(Some(&fake))
         .get("/v1/status")
         .await
-        .error(429, "too_many_requests");
+        .error(401, "unauthorized");
+    let fresh = admin
+        .post("/v1/tokens", json!({"name": "fresh", "account": "acme"}))
+        .await
+        .expect(201);
+    srv.client(fresh["token"].as_str())
+        .get("/v1/auth/whoami")
+        .await
+        .expect(200);
     admin.get("/v1/status").await.expect(200);
+    srv.stop().await;
+}
+
+/// 24 concurrent wrong passwords from one address: each failure is reserved before
+/// the password is checked, so only the free 5 are checked (401) and the rest are
+/// refused (429); the right password from another address still works, as does
+/// another account from the attacking address. The counts show in the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_passwords_are_throttled_per_account_and_address() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    for name in ["acme", "other"] {
+        admin
+            .post(
+                "/v1/customers",
+                json!({"name": name, "password": "correct horse battery"}),
+            )
+            .await
+            .expect(201);
+    }
+    let attacker = srv.client_from(None, Some("127.0.0.1".parse().unwrap()));
+    let attempts = (0..24).map(|i| {
+        let c = attacker.clone();
+        tokio::spawn(async move {
+            c.post(
+                "/v1/auth/login",
+                json!({"account": "ACME", "password": format!("wrong guess {i}")}),
+            )
+            .await
+        })
+    });
+    let mut codes = std::collections::BTreeMap::new();
+    for a in attempts.collect::<Vec<_>>() {
+        let r = a.await.unwrap();
+        if r.status == 429 {
+            assert!(r.headers.contains_key("retry-after"));
+            assert_eq!(r.body["error"], "too_many_requests");
+        }
+        *codes.entry(r.status.as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(codes, [(401, 5), (429, 19)].into_iter().collect());
+    // The right password works from another address, and another account from the
+    // attacking one.
+    srv.client_from(None, Some("127.0.0.2".parse().unwrap()))
+        .post(
+            "/v1/auth/login",
+            json!({"account": "acme", "password": "correct horse battery"}),
+        )
+        .await
+        .expect(201);
+    attacker
+        .post(
+            "/v1/auth/login",
+            json!({"account": "other", "password": "correct horse battery"}),
+        )
+        .await
+        .expect(201);
+    // Concurrent bad bearer tokens from one address: 10 free, the rest 429; a valid
+    // token never seen before works from another address.
+    let bad = format!("hp_0123456789abcdef_{}", "A".repeat(43));
+    let guesses = (0..24).map(|_| {
+        let c = srv.client_from(Some(&bad), Some("127.0.0.3".parse().unwrap()));
+        tokio::spawn(async move { c.get("/v1/auth/whoami").await.status.as_u16() })
+    });
+    let mut codes = std::collections::BTreeMap::new();
+    for g in guesses.collect::<Vec<_>>() {
+        *codes.entry(g.await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(codes, [(401, 10), (429, 14)].into_iter().collect());
+    let fresh = admin
+        .post("/v1/tokens", json!({"name": "fresh", "account": "other"}))
+        .await
+        .expect(201);
+    srv.client_from(fresh["token"].as_str(), Some("127.0.0.4".parse().unwrap()))
+        .get("/v1/auth/whoami")
+        .await
+        .expect(200);
+    let st = admin.get("/v1/status").await.expect(200);
+    assert_eq!(st["login_throttle"]["failures"], 5);
+    assert_eq!(st["login_throttle"]["refused"], 19);
+    assert_eq!(st["login_throttle"]["sources"], 1);
+    srv.stop().await;
+}
+
+/// A new password revokes the account's other tokens (the caller's own token stays
+/// when it changes its own password), effective at once despite the token cache.
+#[tokio::test]
+async fn changing_a_password_revokes_the_other_tokens() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    let acme = customer(
+        &srv,
+        &admin,
+        "acme",
+        json!({"password": "correct horse battery"}),
+    )
+    .await;
+    let anon = srv.client(None);
+    let login = |pw: &'static str| {
+        let anon = anon.clone();
+        async move {
+            anon.post("/v1/auth/login", json!({"account": "acme", "password": pw}))
+                .await
+                .expect(201)["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let laptop = srv.client(Some(&login("correct horse battery").await));
+    // Both tokens verified (and cached) before the change.
+    laptop.get("/v1/auth/whoami").await.expect(200);
+    acme.get("/v1/auth/whoami").await.expect(200);
+    acme.patch(
+        "/v1/customers/acme",
+        json!({"password": "a brand new secret"}),
+    )
+    .await
+    .expect(200);
+    acme.get("/v1/auth/whoami").await.expect(200);
+    laptop
+        .get("/v1/auth/whoami")
+        .await
+        .error(401, "unauthorized");
+    let phone = srv.client(Some(&login("a brand new secret").await));
+    phone.get("/v1/auth/whoami").await.expect(200);
+    // An admin setting it revokes every token of the account.
+    admin
+        .patch(
+            "/v1/customers/acme",
+            json!({"password": "the admin's choice"}),
+        )
+        .await
+        .expect(200);
+    acme.get("/v1/auth/whoami").await.error(401, "unauthorized");
+    phone
+        .get("/v1/auth/whoami")
+        .await
+        .error(401, "unauthorized");
+    admin.get("/v1/auth/whoami").await.expect(200);
+    srv.stop().await;
+}
+
+/// Free text refuses control characters and bidirectional overrides/isolates, naming
+/// the field, in every handler (one rule in `model::FreeText`).
+#[tokio::test]
+async fn free_text_refuses_controls_and_bidi_overrides() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    let bads = [
+        "evil\u{202E}gnp.exe",
+        "a\u{2066}b\u{2069}",
+        "x\u{7}y",
+        "two\nlines",
+        "c1\u{85}",
+        "mark\u{200F}",
+    ];
+    for bad in bads {
+        let b = admin
+            .post(
+                "/v1/customers",
+                json!({"name": "acme", "display_name": bad}),
+            )
+            .await
+            .error(422, "invalid");
+        assert_eq!(
+            (b["field"].as_str(), b["rule"].as_str()),
+            (Some("display_name"), Some("bad_character")),
+            "{bad:?}"
+        );
+    }
+    admin
+        .post(
+            "/v1/customers",
+            json!({"name": "acme", "display_name": "Acme Café — 名前"}),
+        )
+        .await
+        .expect(201);
+    let b = admin
+        .patch("/v1/customers/acme", json!({"display_name": "x\u{202D}y"}))
+        .await
+        .error(422, "invalid");
+    assert_eq!(b["field"], "display_name");
+    let b = admin
+        .post("/v1/tokens", json!({"name": "t\u{202E}x"}))
+        .await
+        .error(422, "invalid");
+    assert_eq!(b["field"], "name");
+    let b = admin
+        .post(
+            "/v1/clusters",
+            json!({"name": "web", "role": "web", "description": "a\u{2067}b"}),
+        )
+        .await
+        .error(422, "invalid");
+    assert_eq!(b["field"], "description");
     srv.stop().await;
 }
 

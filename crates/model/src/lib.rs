@@ -17,6 +17,7 @@ pub mod limits;
 mod names;
 pub mod namespace;
 mod roles;
+mod text;
 
 pub use country::CountryCode;
 pub use error::{FieldError, Invalid, WithField};
@@ -24,6 +25,7 @@ pub use names::{
     DbIdent, DomainName, EmailAddress, FtpUsername, LocalPart, Password, RelPath, Slug,
 };
 pub use roles::{AccountKind, DbEngine, PlacementMode, Role};
+pub use text::{forbidden_in_text, FreeText};
 
 /// Database identifier of a stored object. Assigned by the store, never reused.
 pub type Id = i64;

@@ -379,6 +379,53 @@ pub struct MailDomain {
     /// only RSA); absent until the controller has made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dkim_rsa: Option<DkimKey>,
+    /// Outgoing mail limits on submission for this domain and each of its mailboxes
+    /// (`None`: every default of [`MailLimits`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<MailLimits>,
+}
+
+/// Outgoing mail limits on submission, so one cracked mailbox cannot get the
+/// cluster's addresses blocklisted. Each `None` takes the documented default.
+/// Counted per mail server, in memory, per clock hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MailLimits {
+    /// Messages one mailbox may submit per hour (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_per_hour_per_mailbox: Option<u32>,
+    /// Messages all the domain's mailboxes together may submit per hour (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_per_hour_per_domain: Option<u32>,
+    /// Recipients of one submitted message (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_per_message: Option<u32>,
+}
+
+impl MailLimits {
+    /// Default of `messages_per_hour_per_mailbox`.
+    pub const DEFAULT_PER_MAILBOX: u32 = 200;
+    /// Default of `messages_per_hour_per_domain`.
+    pub const DEFAULT_PER_DOMAIN: u32 = 1000;
+    /// Default of `recipients_per_message`.
+    pub const DEFAULT_RECIPIENTS: u32 = 100;
+
+    /// Messages per hour per mailbox, default applied.
+    pub fn per_mailbox(&self) -> u32 {
+        self.messages_per_hour_per_mailbox
+            .unwrap_or(Self::DEFAULT_PER_MAILBOX)
+    }
+
+    /// Messages per hour per domain, default applied.
+    pub fn per_domain(&self) -> u32 {
+        self.messages_per_hour_per_domain
+            .unwrap_or(Self::DEFAULT_PER_DOMAIN)
+    }
+
+    /// Recipients per message, default applied.
+    pub fn recipients(&self) -> u32 {
+        self.recipients_per_message
+            .unwrap_or(Self::DEFAULT_RECIPIENTS)
+    }
 }
 
 /// One mailbox login on a mail primary.
@@ -653,6 +700,19 @@ pub struct MailReport {
     /// Messages waiting for delivery (to the primary, or outbound).
     #[serde(default)]
     pub queue: Vec<QueuedMail>,
+    /// Mailboxes whose submissions the outgoing limits refused since the engine
+    /// started (the controller records an event when a count grows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limited: Vec<LimitedSender>,
+}
+
+/// A mailbox the outgoing limits refused messages from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LimitedSender {
+    /// The authenticated mailbox.
+    pub mailbox: String,
+    /// Messages refused since the engine started.
+    pub refused: u64,
 }
 
 /// One queued message.

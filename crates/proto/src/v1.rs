@@ -1118,6 +1118,27 @@ pub struct StatusView {
     pub clusters: Vec<ClusterView>,
     /// Servers (admins only; empty otherwise).
     pub servers: Vec<ServerView>,
+    /// The controller's login throttle (admins only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_throttle: Option<ThrottleCounts>,
+}
+
+/// Counters of a login throttle (`hostplane status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ThrottleCounts {
+    /// (account, source address) pairs with recent failures.
+    pub sources: u64,
+    /// Source addresses with recent failures.
+    #[serde(default)]
+    pub addresses: u64,
+    /// Accounts with recent failures.
+    pub accounts: u64,
+    /// Wrong passwords since start.
+    pub failures: u64,
+    /// Attempts refused (429) without checking the password since start.
+    pub refused: u64,
+    /// Attempts from clean addresses held back by the account-wide delay since start.
+    pub delayed: u64,
 }
 
 /// `GET /v1/mail/check/{domain}`: what receiving mail servers check about the

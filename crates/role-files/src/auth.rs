@@ -1,12 +1,13 @@
 //! FTP logins: the live account table (swapped on apply without restarting the server),
-//! argon2id password checks off the async threads, and a per-address slow-down for
-//! failed attempts.
+//! argon2id password checks off the async threads, and the shared login throttle
+//! (crate `throttle`: a failure reserved before the password check, per account and
+//! client address, an account-wide capped delay, never a lockout). libunftp answers
+//! every refused login with `530 Authentication failed`, throttled ones included.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use async_trait::async_trait;
@@ -78,18 +79,15 @@ impl UserDetail for FtpUser {
     }
 }
 
-/// Failed attempts within this window count towards the slow-down and the block.
-const FAIL_WINDOW: Duration = Duration::from_secs(300);
-/// From this many failures in the window on, an address is refused without checking.
-const FAIL_BLOCK: u32 = 20;
-/// Delay added per recent failure (capped at 5 steps).
-const FAIL_STEP: Duration = Duration::from_millis(300);
+/// How long a failed or throttled login waits before answering.
+const FAIL_DELAY: Duration = Duration::from_secs(1);
 
-/// Checks passwords against the account table's argon2id hashes.
+/// Checks passwords against the account table's argon2id hashes, within the login
+/// throttle.
 #[derive(Debug)]
 pub struct HashAuthenticator {
     accounts: Accounts,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    logins: throttle::Throttle,
 }
 
 impl HashAuthenticator {
@@ -97,35 +95,13 @@ impl HashAuthenticator {
     pub fn new(accounts: Accounts) -> Self {
         Self {
             accounts,
-            failures: Mutex::new(HashMap::new()),
+            logins: throttle::Throttle::default(),
         }
     }
 
-    fn recent_failures(&self, ip: IpAddr) -> u32 {
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.retain(|_, (_, at)| at.elapsed() < FAIL_WINDOW);
-        map.get(&ip).map(|(n, _)| *n).unwrap_or(0)
-    }
-
-    fn record_failure(&self, ip: IpAddr) -> u32 {
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = map.entry(ip).or_insert((0, Instant::now()));
-        e.0 += 1;
-        e.1 = Instant::now();
-        e.0
-    }
-
-    fn clear_failures(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&ip);
+    /// Counters of the login throttle.
+    pub fn login_counts(&self) -> throttle::Counts {
+        self.logins.counts()
     }
 }
 
@@ -152,23 +128,33 @@ impl Authenticator for HashAuthenticator {
         creds: &Credentials,
     ) -> Result<Principal, AuthenticationError> {
         let ip = creds.source_ip;
-        if self.recent_failures(ip) >= FAIL_BLOCK {
-            tokio::time::sleep(FAIL_STEP * 5).await;
-            return Err(AuthenticationError::IpDisallowed);
+        let ticket = match self.logins.reserve(username, ip) {
+            Ok(t) => t,
+            Err(r) => {
+                let secs = r.retry_after_secs();
+                tracing::info!(%ip, user = username, retry_after = secs, "ftp login throttled");
+                tokio::time::sleep(FAIL_DELAY).await;
+                return Err(AuthenticationError::new(format!(
+                    "too many failed logins; retry in {secs} s"
+                )));
+            }
+        };
+        if !ticket.wait().is_zero() {
+            tokio::time::sleep(ticket.wait()).await;
         }
         let ok = match (self.accounts.get(username), &creds.password) {
             (Some(acc), Some(pw)) => verify_password(acc.password_hash, pw.clone()).await,
             _ => false,
         };
         if ok {
-            self.clear_failures(ip);
+            ticket.succeeded();
             return Ok(Principal {
                 username: username.to_string(),
             });
         }
-        let n = self.record_failure(ip);
-        tracing::info!(%ip, user = username, failures = n, "ftp login failed");
-        tokio::time::sleep(FAIL_STEP * n.min(5)).await;
+        drop(ticket);
+        tracing::info!(%ip, user = username, "ftp login failed");
+        tokio::time::sleep(FAIL_DELAY).await;
         // One answer for unknown users and wrong passwords: no account enumeration.
         Err(AuthenticationError::BadPassword)
     }

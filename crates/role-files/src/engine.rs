@@ -74,6 +74,8 @@ struct FilesEngine {
     trash_root: PathBuf,
     /// Objects of the last config not applied (each keeps its previous version).
     rejected: Vec<RejectedObject>,
+    /// FTP logins (their throttle counts go into the health detail).
+    logins: Arc<crate::auth::HashAuthenticator>,
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
@@ -105,6 +107,7 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         opts.passive_ports.clone(),
         opts.ftp_tls_required,
     );
+    let logins = shared.authenticator.clone();
     tokio::spawn(run_ftp(ftp, shared, stopped(stop_rx.clone())));
 
     let sync_addr = match &ctx.identity {
@@ -155,6 +158,7 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         deploying: Arc::default(),
         deploy_error: Arc::default(),
         trash_root,
+        logins,
     };
     engine.refresh_status(None);
     Ok(Box::new(engine))
@@ -406,10 +410,14 @@ impl RoleEngine for FilesEngine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let c = self.logins.login_counts();
         EngineHealth {
             name: "files".into(),
             state,
-            detail,
+            detail: format!(
+                "{detail}; logins: {} wrong, {} throttled",
+                c.failures, c.refused
+            ),
         }
     }
 

@@ -1,7 +1,10 @@
-//! Mailbox logins shared by submission AUTH and POP3: the argon2id check runs on the
-//! blocking pool, a disabled account never logs in, and every failure costs the
-//! client a delay so guessing is slow.
+//! Mailbox logins shared by submission AUTH and POP3: every attempt first reserves a
+//! failure in the server's login throttle (crate `throttle`: per mailbox and client
+//! address, an account-wide capped delay, never a lockout), the argon2id check runs
+//! on the blocking pool, a disabled account never logs in, and every failure costs
+//! the client a delay so guessing is slow.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +25,36 @@ pub fn verify_hash(hash: &str, password: &str) -> bool {
     }
 }
 
-/// Check `user` (`local@domain`) and `password` against `plan`; returns the
-/// canonical (lower-case) address on success. Slow on failure.
-pub async fn login(plan: Arc<Plan>, user: &str, password: &str) -> Option<String> {
+/// The outcome of a login attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// The password was right: the canonical (lower-case) address.
+    Ok(String),
+    /// Unknown mailbox, wrong password or disabled account.
+    Wrong,
+    /// Refused without checking the password; retry after this many seconds.
+    Throttled(u64),
+}
+
+/// Check `user` (`local@domain`) and `password` from `source` against `plan`,
+/// within `throttle`. Slow on failure.
+pub async fn login(
+    throttle: &throttle::Throttle,
+    source: IpAddr,
+    plan: Arc<Plan>,
+    user: &str,
+    password: &str,
+) -> Login {
+    let ticket = match throttle.reserve(user, source) {
+        Ok(t) => t,
+        Err(r) => {
+            tracing::info!(%source, user, "mail login throttled");
+            return Login::Throttled(r.retry_after_secs());
+        }
+    };
+    if !ticket.wait().is_zero() {
+        tokio::time::sleep(ticket.wait()).await;
+    }
     let account = plan
         .account(user)
         .filter(|(_, _, a)| a.enabled)
@@ -39,8 +69,16 @@ pub async fn login(plan: Arc<Plan>, user: &str, password: &str) -> Option<String
         }
         None => None,
     };
-    if ok.is_none() {
-        tokio::time::sleep(FAILURE_DELAY).await;
+    match ok {
+        Some(address) => {
+            ticket.succeeded();
+            Login::Ok(address)
+        }
+        None => {
+            drop(ticket);
+            tracing::info!(%source, user, "mail login failed");
+            tokio::time::sleep(FAILURE_DELAY).await;
+            Login::Wrong
+        }
     }
-    ok
 }

@@ -246,6 +246,21 @@ impl MailServer {
         }
     }
 
+    /// Counters of the login throttle (submission AUTH and POP3).
+    pub fn login_counts(&self) -> throttle::Counts {
+        self.shared.logins.counts()
+    }
+
+    /// Messages refused by the outgoing limits since start, and the last mailbox.
+    pub fn sending_refused(&self) -> (u64, Option<String>) {
+        self.shared.sending.refused()
+    }
+
+    /// Mailboxes the outgoing limits refused, with their counts (at most 100).
+    pub fn sending_limited(&self) -> Vec<(String, u64)> {
+        self.shared.sending.limited(100)
+    }
+
     /// Number of hosted domains.
     pub fn domain_count(&self) -> usize {
         self.shared.live().plan.domains.len()
@@ -435,10 +450,19 @@ impl RoleEngine for MailEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let queued = self.server.handle().queue_list().len();
+        let logins = self.server.login_counts();
+        let (over, last) = self.server.sending_refused();
+        let over = match last {
+            Some(m) => format!("; outgoing limit hit {over} times (last by {m})"),
+            None => String::new(),
+        };
         EngineHealth {
             name: "mail".into(),
             state,
-            detail: format!("{detail}; queue {queued}"),
+            detail: format!(
+                "{detail}; queue {queued}; logins: {} wrong, {} throttled{over}",
+                logins.failures, logins.refused
+            ),
         }
     }
 
@@ -476,6 +500,12 @@ impl RoleEngine for MailEngine {
                         next_attempt: Some(when(e.next_attempt)),
                         last_error: e.last_error,
                     })
+                    .collect(),
+                limited: self
+                    .server
+                    .sending_limited()
+                    .into_iter()
+                    .map(|(mailbox, refused)| proto::agent_v1::LimitedSender { mailbox, refused })
                     .collect(),
             },
         ))

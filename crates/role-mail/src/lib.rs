@@ -16,6 +16,8 @@
 //! - [`accounts`], [`tls`]: password checks, TLS acceptor and opportunistic client.
 //! - [`server`]: shared state and accept loops; [`engine`]: the running server and
 //!   the agent adapter ([`start_engine`]).
+//! - [`sendlimit`]: outgoing limits on submission (messages per hour per mailbox
+//!   and domain).
 //! - [`harness`]: in-memory session driver for protocol tests.
 //!
 //! Commands are parsed by hand (the grammar we accept is small and every branch is
@@ -36,6 +38,7 @@ pub mod maildir;
 pub mod plan;
 pub mod pop3;
 pub mod queue;
+pub mod sendlimit;
 pub mod server;
 pub mod smtp;
 pub mod tls;

@@ -51,6 +51,8 @@ pub struct DomainPlan {
     pub primary_smtp: Option<SocketAddr>,
     /// DKIM signing keys (Ed25519, RSA): each signs every submitted message.
     pub dkim: Vec<DkimKey>,
+    /// Outgoing limits on submission (defaults applied by its accessors).
+    pub limits: proto::agent_v1::MailLimits,
 }
 
 /// What the engine serves: every hosted domain by name.
@@ -400,6 +402,7 @@ fn render_domain(
         accounts,
         primary_smtp,
         dkim: d.dkim.iter().chain(&d.dkim_rsa).cloned().collect(),
+        limits: d.limits.unwrap_or_default(),
     })
 }
 
@@ -429,6 +432,7 @@ mod tests {
             primary_smtp: (!primary).then(|| "127.0.0.9:25".into()),
             dkim: None,
             dkim_rsa: None,
+            limits: None,
         }
     }
 

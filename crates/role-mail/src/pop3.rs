@@ -23,6 +23,7 @@ struct Mailbox {
 
 struct Pop3 {
     shared: Arc<Shared>,
+    peer: SocketAddr,
     conn: Conn,
     tls: bool,
     user: Option<String>,
@@ -31,9 +32,10 @@ struct Pop3 {
 }
 
 /// Run a POP3 session on `io`.
-pub async fn run(shared: Arc<Shared>, io: Box<dyn Io>, _peer: SocketAddr, tls: bool) {
+pub async fn run(shared: Arc<Shared>, io: Box<dyn Io>, peer: SocketAddr, tls: bool) {
     let mut s = Pop3 {
         shared,
+        peer,
         conn: Conn::new(io),
         tls,
         user: None,
@@ -153,10 +155,22 @@ impl Pop3 {
             return true;
         };
         let plan = self.shared.live().plan.clone();
-        let Some(address) = accounts::login(Arc::clone(&plan), &user, password).await else {
-            self.failures += 1;
-            self.err("[AUTH] invalid login");
-            return self.failures < MAX_AUTH_FAILURES;
+        let throttle = &self.shared.logins;
+        let address = match accounts::login(throttle, self.peer.ip(), plan, &user, password).await {
+            accounts::Login::Ok(a) => a,
+            accounts::Login::Wrong => {
+                self.failures += 1;
+                self.err("[AUTH] invalid login");
+                return self.failures < MAX_AUTH_FAILURES;
+            }
+            accounts::Login::Throttled(secs) => {
+                // RFC 3206: a temporary condition, not a credentials problem.
+                self.failures += 1;
+                self.err(&format!(
+                    "[SYS/TEMP] too many failed logins for this mailbox from your address; try again in {secs} s"
+                ));
+                return self.failures < MAX_AUTH_FAILURES;
+            }
         };
         let Some((local, domain)) = crate::plan::split_address(&address) else {
             self.err("[SYS/PERM] bad mailbox");
@@ -390,6 +404,7 @@ mod tests {
                 primary_smtp: None,
                 dkim: None,
                 dkim_rsa: None,
+                limits: None,
             }],
             tls: None,
             flush: 0,

@@ -74,6 +74,10 @@ pub struct Shared {
     /// The relay queue.
     pub queue: Arc<Queue>,
     conns: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    /// The login throttle of submission AUTH and POP3 (one per server).
+    pub logins: throttle::Throttle,
+    /// Outgoing limits on submission (messages per hour).
+    pub sending: crate::sendlimit::SendLimits,
     pop_locks: Mutex<HashSet<PathBuf>>,
     verifier: RwLock<Option<Arc<crate::verify::Verifier>>>,
 }
@@ -143,6 +147,8 @@ impl Shared {
             limits,
             queue,
             conns: Mutex::new((0, HashMap::new())),
+            logins: throttle::Throttle::default(),
+            sending: crate::sendlimit::SendLimits::default(),
             pop_locks: Mutex::new(HashSet::new()),
             verifier: RwLock::new(None),
         })

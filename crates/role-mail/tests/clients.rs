@@ -394,3 +394,176 @@ async fn python_submission_and_pop3_isolation() -> Result<()> {
     assert!(mailbox(dir.path(), "bob").is_empty());
     Ok(())
 }
+
+const PY_CONCURRENT_GUESSES: &str = r#"
+import smtplib, poplib, socket, ssl, sys, threading, json
+host, sub, pop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+attacker, other = sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+N = 16
+
+def pop_from(src):
+    p = poplib.POP3.__new__(poplib.POP3)
+    p.encoding = "UTF-8"; p.host = host; p.port = pop
+    p.sock = socket.create_connection((host, pop), 30, source_address=(src, 0))
+    p.file = p.sock.makefile("rb"); p._debugging = 0; p.welcome = p._getresp()
+    p._tls_established = False
+    return p
+
+def smtp_guess(results, barrier):
+    s = smtplib.SMTP(host, sub, source_address=(attacker, 0), timeout=60)
+    s.starttls(context=ctx); s.ehlo()
+    s.user, s.password = "alice@example.com", "wrong guess"
+    barrier.wait()
+    try:
+        # one mechanism only (login() would retry with the next one)
+        s.auth("PLAIN", s.auth_plain)
+        results.append(235)
+    except smtplib.SMTPAuthenticationError as e:
+        results.append(e.smtp_code)
+    except smtplib.SMTPResponseException as e:
+        results.append(e.smtp_code)
+    s.close()
+
+def pop_guess(results, barrier):
+    p = pop_from(attacker)
+    p.stls(context=ctx)
+    p.user("bob@example.com")
+    barrier.wait()
+    try:
+        p.pass_("wrong guess"); results.append("OK")
+    except poplib.error_proto as e:
+        results.append(e.args[0].decode())
+    p.close()
+
+def run(f):
+    results, barrier = [], threading.Barrier(N)
+    ts = [threading.Thread(target=f, args=(results, barrier)) for _ in range(N)]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    return results
+
+smtp = run(smtp_guess)
+pops = run(pop_guess)
+
+# the right password from another address works
+s = smtplib.SMTP(host, sub, source_address=(other, 0)); s.starttls(context=ctx)
+other_smtp = s.login("alice@example.com", "alice-pw")[0]; s.quit()
+p = pop_from(other); p.stls(context=ctx); p.user("bob@example.com")
+other_pop = p.pass_("bob-pw").decode(); p.quit()
+print(json.dumps({"smtp": smtp, "pop": pops,
+                  "other_smtp": other_smtp, "other_pop": other_pop}))
+"#;
+
+/// Concurrent wrong passwords through real clients (smtplib, poplib) from one address:
+/// each failure is reserved before the password check, so most are refused with
+/// 454 4.7.0 / -ERR [SYS/TEMP]; the right password from another address still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_on_submission_and_pop3_are_throttled() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let s = server(
+        ip,
+        0,
+        dir.path(),
+        &example(None, Some(tls(ip))),
+        Limits::default(),
+    )?;
+    let a = s.addrs();
+    let r = python(
+        PY_CONCURRENT_GUESSES,
+        &[
+            ip.to_string(),
+            a.submission.port().to_string(),
+            a.pop3.port().to_string(),
+            common::ip(b, 2).to_string(),
+            common::ip(b, 3).to_string(),
+        ],
+    )
+    .await?;
+    assert!(r.ok, "{}", r.out);
+    let line = r.out.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    let smtp: Vec<u64> = serde_json::from_value(v["smtp"].clone())?;
+    let wrong = smtp.iter().filter(|c| **c == 535).count();
+    let throttled = smtp.iter().filter(|c| **c == 454).count();
+    assert!(
+        wrong >= 5 && throttled >= 8 && wrong + throttled == 16,
+        "{smtp:?}"
+    );
+    let pop: Vec<String> = serde_json::from_value(v["pop"].clone())?;
+    let wrong = pop.iter().filter(|l| l.contains("[AUTH]")).count();
+    let throttled = pop.iter().filter(|l| l.contains("[SYS/TEMP]")).count();
+    assert!(
+        wrong >= 5 && throttled >= 8 && wrong + throttled == 16,
+        "{pop:?}"
+    );
+    assert_eq!(v["other_smtp"], 235, "{v}");
+    assert!(
+        v["other_pop"].as_str().unwrap_or("").starts_with("+OK"),
+        "{v}"
+    );
+    let c = s.login_counts();
+    assert!(c.refused >= 16 && c.failures >= 10, "{c:?}");
+    Ok(())
+}
+
+const PY_SEND_LIMITS: &str = r#"
+import smtplib, ssl, sys, json
+host, sub = sys.argv[1], int(sys.argv[2])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+out = {"sent": 0}
+with smtplib.SMTP(host, sub) as s:
+    s.starttls(context=ctx); s.login("alice@example.com", "alice-pw")
+    # three recipients, the limit is two per message: the third is refused with 452
+    refused = s.sendmail("alice@example.com", ["bob@example.com", "alice@example.com", "info@example.com"], "Subject: 1\r\n\r\none\r\n")
+    out["rcpt_refused"] = {k: [v[0], v[1].decode()] for k, v in refused.items()}
+    out["sent"] += 1
+    s.sendmail("alice@example.com", ["bob@example.com"], "Subject: 2\r\n\r\ntwo\r\n"); out["sent"] += 1
+    try:
+        s.sendmail("alice@example.com", ["bob@example.com"], "Subject: 3\r\n\r\nthree\r\n"); out["sent"] += 1
+    except smtplib.SMTPSenderRefused as e:
+        out["third"] = [e.smtp_code, e.smtp_error.decode()]
+with smtplib.SMTP(host, sub) as s:
+    s.starttls(context=ctx); s.login("bob@example.com", "bob-pw")
+    s.sendmail("bob@example.com", ["alice@example.com"], "Subject: b\r\n\r\nbob\r\n"); out["sent"] += 1
+print(json.dumps(out))
+"#;
+
+/// Outgoing limits from the desired config: over the messages-per-hour limit a
+/// mailbox's next MAIL gets 451 4.7.1 (another mailbox still sends), and recipients
+/// past the per-message limit get 452; the health detail names the mailbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_limits_per_mailbox_and_per_message() -> Result<()> {
+    let b = block();
+    let ip = ip(b, 1);
+    let dir = tempfile::tempdir()?;
+    let mut cfg = example(None, Some(tls(ip)));
+    cfg.domains[0].limits = Some(proto::agent_v1::MailLimits {
+        messages_per_hour_per_mailbox: Some(2),
+        messages_per_hour_per_domain: None,
+        recipients_per_message: Some(2),
+    });
+    let s = server(ip, 0, dir.path(), &cfg, Limits::default())?;
+    let a = s.addrs();
+    let r = python(
+        PY_SEND_LIMITS,
+        &[ip.to_string(), a.submission.port().to_string()],
+    )
+    .await?;
+    assert!(r.ok, "{}", r.out);
+    let v: serde_json::Value = serde_json::from_str(r.out.lines().last().unwrap_or_default())?;
+    assert_eq!(v["sent"], 3, "{v}");
+    assert_eq!(v["third"][0], 451, "{v}");
+    assert!(
+        v["third"][1]
+            .as_str()
+            .is_some_and(|t| t.starts_with("4.7.1") && t.contains("2 messages per hour")),
+        "{v}"
+    );
+    assert_eq!(v["rcpt_refused"]["info@example.com"][0], 452, "{v}");
+    assert_eq!(s.sending_refused(), (1, Some("alice@example.com".into())));
+    // What the engine reports to the controller (which records a `mail.limit` event).
+    assert_eq!(s.sending_limited(), [("alice@example.com".to_owned(), 1)]);
+    Ok(())
+}

@@ -105,6 +105,7 @@ async fn submitted_mail_is_signed_routed_by_mx_and_failures_bounce() -> Result<(
             primary_smtp: None,
             dkim: None,
             dkim_rsa: None,
+            limits: None,
         }],
         tls: Some(tls(rip)),
         flush: 0,

@@ -12,11 +12,11 @@ use proto::v1::{
 use store::{Actor, Scope, Stored};
 
 use super::{filters, list_page, rfc3339, visible, Names, Paging};
-use crate::auth::{client_ip, ip_key, issue_token, now_unix, verify_blocking, Caller};
+use crate::auth::{client_ip, issue_token, now_unix, verify_blocking, Caller};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// The client address, for rate limiting logins.
+/// The client address, for throttling logins.
 pub struct Peer(pub Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
@@ -43,11 +43,11 @@ pub async fn token_view(names: &mut Names<'_>, t: &Stored<ApiToken>) -> ApiResul
 
 fn token_name(name: &str) -> ApiResult<String> {
     let n = name.trim();
-    if n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) {
+    if n.is_empty() || model::FreeText::line(n, 64).is_err() {
         return Err(ApiError::invalid(
             "name",
             "bad_token_name",
-            "a token name has 1 to 64 printable characters",
+            "a token name has 1 to 64 characters, no control or bidirectional formatting characters",
         ));
     }
     Ok(n.to_owned())
@@ -61,15 +61,18 @@ pub async fn login(
     Peer(ip): Peer,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
-    let ip_key = ip_key(ip);
-    let account_key = format!("account:{}", req.account.trim().to_ascii_lowercase());
-    state.limiter.check_all(&[&ip_key, &account_key])?;
     let name = token_name(req.token_name.as_deref().unwrap_or("login"))?;
-    let fail = |state: &AppState| {
-        state.limiter.fail(&ip_key);
-        state.limiter.fail(&account_key);
-        ApiError::unauthorized("wrong account name or password")
-    };
+    // The failure is reserved before the password is checked, so concurrent wrong
+    // guesses see each other; a right password releases it (crate `throttle`).
+    let source = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let ticket = state.logins.reserve(&req.account, source).map_err(|r| {
+        tracing::info!(account = %req.account.trim(), %source, "login throttled");
+        ApiError::too_many(r.retry_after_secs())
+    })?;
+    if !ticket.wait().is_zero() {
+        tokio::time::sleep(ticket.wait()).await;
+    }
+    let fail = || ApiError::unauthorized("wrong account name or password");
     let account = match Slug::new(req.account.trim()) {
         Ok(slug) => {
             state
@@ -83,11 +86,12 @@ pub async fn login(
     let Some((account, hash)) = account.zip(hash) else {
         // Same work as a real check, so timing does not tell which accounts exist.
         let _ = verify_blocking(req.password, DUMMY_HASH.to_owned()).await?;
-        return Err(fail(&state));
+        return Err(fail());
     };
     if !verify_blocking(req.password, hash).await? || account.data.disabled {
-        return Err(fail(&state));
+        return Err(fail());
     }
+    ticket.succeeded();
     let actor = Actor {
         account: Some(account.meta.id),
         label: account.meta.name.clone(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use model::entity::{Account, Cluster, Database, Domain, Kind};
+use model::entity::{Account, ApiToken, Cluster, Database, Domain, Kind};
 use model::{AccountKind, EmailAddress, Id, Password, Role, Slug, WithField};
 use proto::v1::{CreateCustomer, CustomerView, ErrorBody, ListParams, Page, UpdateCustomer};
 use store::{NewObject, Scope, Stored};
@@ -300,6 +300,13 @@ pub async fn update_customer(
     }
     if let Some(h) = password_hash {
         cur.data.password_hash = Some(h);
+        // A new password revokes the account's other tokens (whoever knew the old
+        // password may have made some); the caller's own token stays.
+        for t in tx.children::<ApiToken>(cur.meta.id).await? {
+            if t.meta.id != caller.token_id {
+                tx.delete(Kind::Token, t.meta.id).await?;
+            }
+        }
     }
     if let Some(d) = req.disabled {
         cur.data.disabled = d;

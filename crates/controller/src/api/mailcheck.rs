@@ -84,12 +84,7 @@ pub async fn mail_check(
         servers: mail_servers,
         dkim,
     };
-    let observed = observe(
-        &expected,
-        &authoritative,
-        state.config.names.resolver(),
-    )
-    .await;
+    let observed = observe(&expected, &authoritative, state.config.names.resolver()).await;
     Ok(Json(MailCheckView {
         domain: name,
         checks: evaluate(&expected, &observed)

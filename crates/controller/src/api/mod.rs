@@ -10,9 +10,9 @@ pub mod domains;
 pub mod ftp;
 pub mod infra;
 pub mod mail;
-pub mod plans;
-pub mod names;
 pub mod mailcheck;
+pub mod names;
+pub mod plans;
 pub mod sites;
 pub mod status;
 pub mod tsig;
@@ -635,28 +635,22 @@ pub fn server_info(s: &Stored<Server>, load: u32) -> ServerInfo {
     }
 }
 
-/// Validate an optional free-text field: at most `max` characters, no control characters.
+/// Fields whose free text may span lines.
+const MULTILINE_FIELDS: &[&str] = &["description", "hardware"];
+
+/// Validate an optional free-text field with the one rule of [`model::FreeText`]: at
+/// most `max` characters, no control characters (a newline only in `description` and
+/// `hardware`), no bidirectional overrides or isolates.
 pub fn text_field(value: Option<String>, field: &str, max: usize) -> ApiResult<Option<String>> {
-    match value {
-        None => Ok(None),
-        Some(v) => {
-            if v.chars().count() > max {
-                return Err(ApiError::invalid(
-                    field,
-                    "too_long",
-                    format!("{field} is at most {max} characters"),
-                ));
-            }
-            if v.chars().any(|c| c.is_control() && c != '\n') {
-                return Err(ApiError::invalid(
-                    field,
-                    "bad_character",
-                    format!("{field} cannot contain control characters"),
-                ));
-            }
-            Ok(Some(v))
-        }
-    }
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    let text = if MULTILINE_FIELDS.contains(&field) {
+        model::FreeText::multiline(&v, max)
+    } else {
+        model::FreeText::line(&v, max)
+    };
+    Ok(Some(text.field(field)?.into_string()))
 }
 
 /// A password from a request (validated), or a generated one to return once.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use model::entity::{Cluster, Kind, Server};
-use proto::v1::{ErrorBody, EventParams, EventView, Page, StatusView};
+use proto::v1::{ErrorBody, EventParams, EventView, Page, StatusView, ThrottleCounts};
 use store::BackendKind;
 
 use super::infra::{cluster_view, server_view};
@@ -104,5 +104,16 @@ pub async fn status(State(state): State<AppState>, caller: Caller) -> ApiResult<
         counts,
         clusters,
         servers,
+        login_throttle: caller.is_admin().then(|| {
+            let c = state.logins.counts();
+            ThrottleCounts {
+                sources: c.sources,
+                addresses: c.addresses,
+                accounts: c.accounts,
+                failures: c.failures,
+                refused: c.refused,
+                delayed: c.delayed,
+            }
+        }),
     }))
 }

@@ -68,9 +68,16 @@ impl Server {
 
     /// A client acting with `token`.
     pub fn client(&self, token: Option<&str>) -> Api {
+        self.client_from(token, None)
+    }
+
+    /// A client acting with `token` whose connections come from `local` (a loopback
+    /// address), so tests can be several client addresses.
+    pub fn client_from(&self, token: Option<&str>, local: Option<std::net::IpAddr>) -> Api {
         let cert = reqwest::Certificate::from_pem(&self.ca).unwrap();
         let http = reqwest::Client::builder()
             .add_root_certificate(cert)
+            .local_address(local)
             .build()
             .unwrap();
         Api {

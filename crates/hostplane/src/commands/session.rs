@@ -199,6 +199,15 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
             },
         ),
     ]);
+    if let Some(t) = &st.login_throttle {
+        print_fields(&[(
+            "logins",
+            format!(
+                "{} wrong passwords, {} refused (429), {} delayed; recent failures: {} account/address pairs, {} addresses, {} accounts",
+                t.failures, t.refused, t.delayed, t.sources, t.addresses, t.accounts
+            ),
+        )]);
+    }
     if !st.servers.is_empty() {
         println!("{}", health_line(&st.servers));
     }

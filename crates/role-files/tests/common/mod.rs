@@ -140,6 +140,8 @@ pub struct FilesServer {
     pub accounts: Accounts,
     pub cert: Arc<SwapCert>,
     pub state: Arc<OriginState>,
+    /// The FTP authenticator (login throttle counts).
+    pub auth: Arc<role_files::auth::HashAuthenticator>,
     stop: watch::Sender<bool>,
     stop_origin: watch::Sender<bool>,
 }
@@ -195,6 +197,7 @@ impl FilesServer {
             30000..=30099,
             tls_required,
         );
+        let auth = shared.authenticator.clone();
         tokio::spawn(run_ftp(l, shared, stopped(rx)));
         let ol = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
         let origin = ol.local_addr()?;
@@ -214,6 +217,7 @@ impl FilesServer {
             accounts,
             cert,
             state,
+            auth,
             stop,
             stop_origin,
         };
@@ -251,7 +255,9 @@ impl FilesServer {
 
     pub fn ca_file(&self) -> Result<PathBuf> {
         let p = self.dir.path().join("ca.pem");
-        std::fs::write(&p, &self.pki.ca_pem)?;
+        if !p.exists() {
+            std::fs::write(&p, &self.pki.ca_pem)?;
+        }
         Ok(p)
     }
 

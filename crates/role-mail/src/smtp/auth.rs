@@ -1,5 +1,6 @@
 //! AUTH PLAIN and AUTH LOGIN (RFC 4954) on submission, only over TLS, against the
-//! mailbox accounts of the plan.
+//! mailbox accounts of the plan, through the server's login throttle (454 4.7.0
+//! when it refuses).
 
 use base64::Engine as _;
 
@@ -40,13 +41,18 @@ impl Session {
             Err(flow) => return flow,
         };
         let plan = self.shared.live().plan.clone();
-        match accounts::login(plan, &user, &password).await {
-            Some(address) => {
+        let source = self.peer.ip();
+        match accounts::login(&self.shared.logins, source, plan, &user, &password).await {
+            accounts::Login::Ok(address) => {
                 self.user = Some(address);
                 self.reply("235 2.7.0 authentication successful");
                 Flow::Continue
             }
-            None => self.error("535 5.7.8 authentication credentials invalid"),
+            accounts::Login::Wrong => self.error("535 5.7.8 authentication credentials invalid"),
+            // RFC 4954: 454 is a temporary authentication failure.
+            accounts::Login::Throttled(secs) => self.error(&format!(
+                "454 4.7.0 too many failed logins for this mailbox from your address; try again in {secs} s"
+            )),
         }
     }
 

@@ -91,10 +91,26 @@ impl Session {
         if !utf8 && !path.address.is_ascii() {
             return self.error("553 5.6.7 non-ASCII address needs SMTPUTF8");
         }
-        if let Some(user) = &self.user {
+        if let Some(user) = self.user.clone() {
             let plan = self.shared.live().plan.clone();
-            if !plan.may_send_as(user, &path.address) {
+            if !plan.may_send_as(&user, &path.address) {
                 return self.error("553 5.7.1 sender address not owned by the authenticated user");
+            }
+            if let Some((d, _, _)) = plan.account(&user) {
+                let hour = crate::sendlimit::current_hour();
+                let (per_mailbox, per_domain) = (d.limits.per_mailbox(), d.limits.per_domain());
+                if let Err(o) =
+                    self.shared
+                        .sending
+                        .take(hour, &user, &d.name, per_mailbox, per_domain)
+                {
+                    tracing::warn!(user = %user, scope = o.scope, limit = o.limit,
+                        "outgoing mail limit reached; message refused");
+                    return self.error(&format!(
+                        "451 4.7.1 sending limit reached: at most {} messages per hour from this {}; try again later",
+                        o.limit, o.scope
+                    ));
+                }
             }
         }
         self.tx = Some(Txn {
@@ -103,6 +119,14 @@ impl Session {
         });
         self.reply("250 2.1.0 OK");
         Flow::Continue
+    }
+
+    /// The authenticated user's recipients-per-message limit.
+    fn user_recipient_limit(&self) -> Option<usize> {
+        let user = self.user.as_ref()?;
+        let plan = self.shared.live().plan.clone();
+        let (d, _, _) = plan.account(user)?;
+        Some(d.limits.recipients() as usize)
     }
 
     /// RCPT TO.
@@ -119,6 +143,13 @@ impl Session {
         if count >= self.shared.limits.max_recipients {
             self.reply("452 4.5.3 too many recipients");
             return Flow::Continue;
+        }
+        if let Some(limit) = self.user_recipient_limit() {
+            if count >= limit {
+                let msg = format!("452 4.5.3 too many recipients: at most {limit} per message");
+                self.reply(&msg);
+                return Flow::Continue;
+            }
         }
         let plan = self.shared.live().plan.clone();
         let targets = match plan.resolve(&path.address) {

@@ -31,6 +31,7 @@ fn cfg(primary: bool) -> MailConfig {
             primary_smtp: (!primary).then(|| "127.0.0.1:9".into()),
             dkim: None,
             dkim_rsa: None,
+            limits: None,
         }],
         tls: None,
         flush: 0,

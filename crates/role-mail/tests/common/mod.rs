@@ -82,6 +82,7 @@ pub fn example(primary_smtp: Option<SocketAddr>, tls: Option<TlsMaterial>) -> Ma
             primary_smtp: primary_smtp.map(|a| a.to_string()),
             dkim: None,
             dkim_rsa: None,
+            limits: None,
         }],
         tls,
         flush: 0,
