@@ -281,16 +281,14 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
         }
         return Ok(entry.caller);
     }
-    // A failure is reserved before the (argon2) check, so concurrent bad tokens
-    // from one address see each other; a valid token releases it.
-    let source = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let ticket = state
-        .bad_tokens
-        .reserve(BEARER_KEY, source)
-        .map_err(|r| ApiError::too_many(r.retry_after_secs()))?;
+    // A bad token is counted after the check, not reserved before it: a valid
+    // token must never wait on the throttle, and clients open many requests at once
+    // with a token the cache has not seen yet (a reservation per request made the
+    // 11th concurrent request with a valid token a 429). A 256-bit token cannot be
+    // guessed; the throttle stops a source from making us look tokens up without
+    // end, and argon2 runs only for a token whose public id exists.
     match verify_token(state, token).await {
         Ok((caller, expires_at)) => {
-            ticket.succeeded();
             state.auth.insert(
                 key,
                 CacheEntry {
@@ -301,13 +299,19 @@ pub async fn authenticate(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
             );
             Ok(caller)
         }
-        Err(e) => {
-            if e.status != axum::http::StatusCode::UNAUTHORIZED {
-                // Not a guess (e.g. the store failed): not counted.
-                ticket.succeeded();
+        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
+            let source = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            match state.bad_tokens.reserve(BEARER_KEY, source) {
+                // Dropping the ticket records the failure.
+                Ok(ticket) => {
+                    drop(ticket);
+                    Err(e)
+                }
+                Err(r) => Err(ApiError::too_many(r.retry_after_secs())),
             }
-            Err(e)
         }
+        // Not a guess (e.g. the store failed): not counted.
+        Err(e) => Err(e),
     }
 }
 

@@ -216,6 +216,26 @@ async fn concurrent_wrong_passwords_are_throttled_per_account_and_address() {
         .get("/v1/auth/whoami")
         .await
         .expect(200);
+    // A valid token the cache has not seen, used by many requests at once from
+    // the address that guessed (a client library's parallel calls): never
+    // throttled, not even while its first verifications are in flight.
+    let parallel = admin
+        .post(
+            "/v1/tokens",
+            json!({"name": "parallel", "account": "other"}),
+        )
+        .await
+        .expect(201);
+    let calls = (0..24).map(|_| {
+        let c = srv.client_from(
+            parallel["token"].as_str(),
+            Some("127.0.0.3".parse().unwrap()),
+        );
+        tokio::spawn(async move { c.get("/v1/auth/whoami").await.status.as_u16() })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        assert_eq!(call.await.unwrap(), 200);
+    }
     let st = admin.get("/v1/status").await.expect(200);
     assert_eq!(st["login_throttle"]["failures"], 5);
     assert_eq!(st["login_throttle"]["refused"], 19);
