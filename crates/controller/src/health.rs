@@ -262,6 +262,32 @@ pub async fn record_limited(
     server: &Stored<Server>,
     limited: &[proto::agent_v1::LimitedSender],
 ) {
+    let events = limited
+        .iter()
+        .map(|l| {
+            tracing::warn!(server = %server.meta.name, mailbox = %l.mailbox, refused = l.refused,
+                "outgoing mail limit reached");
+            (
+                "mail.limit",
+                serde_json::json!({"mailbox": l.mailbox, "refused_since_start": l.refused}),
+            )
+        })
+        .collect();
+    record_server_events(state, server, events, "outgoing limit").await;
+}
+
+/// Record `events` (type, details) about `server` in one transaction of the
+/// health actor; a store error is logged (naming `what`), never returned: the
+/// events of a report are lost at worst, the report itself is not.
+pub async fn record_server_events(
+    state: &AppState,
+    server: &Stored<Server>,
+    events: Vec<(&'static str, serde_json::Value)>,
+    what: &str,
+) {
+    if events.is_empty() {
+        return;
+    }
     let result = async {
         let mut tx = state
             .store
@@ -270,15 +296,13 @@ pub async fn record_limited(
                 label: "health".into(),
             })
             .await?;
-        for l in limited {
-            tracing::warn!(server = %server.meta.name, mailbox = %l.mailbox, refused = l.refused,
-                "outgoing mail limit reached");
+        for (kind, details) in events {
             tx.event(
-                "mail.limit",
+                kind,
                 Kind::Server,
                 Some((server.meta.id, &server.meta.name)),
                 None,
-                serde_json::json!({"mailbox": l.mailbox, "refused_since_start": l.refused}),
+                details,
             )
             .await?;
         }
@@ -286,7 +310,7 @@ pub async fn record_limited(
     }
     .await;
     if let Err(e) = result {
-        tracing::warn!(error = %e, "cannot record outgoing limit events");
+        tracing::warn!(error = %e, "cannot record {what} events");
     }
 }
 

@@ -17,6 +17,7 @@ pub mod config;
 pub mod configs;
 pub mod deployments;
 pub mod dkim_rsa;
+pub mod dnsq;
 pub mod endpoints;
 pub mod error;
 pub mod failover;

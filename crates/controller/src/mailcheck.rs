@@ -10,14 +10,9 @@
 //! observed; [`observe`] does the lookups.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
-use hickory_proto::op::{Message, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-/// How long one DNS query may take.
-const TIMEOUT: Duration = Duration::from_secs(3);
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
 
 /// A verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -439,36 +434,12 @@ pub fn evaluate(exp: &Expected, obs: &Observed) -> Vec<Check> {
     out
 }
 
-/// One query over TCP (answers with a 2048-bit key exceed classic UDP).
-async fn query(server: SocketAddr, name: &Name, rtype: RecordType) -> Result<Message, String> {
-    let run = async {
-        let mut msg = Message::query();
-        msg.metadata.recursion_desired = true;
-        msg.add_query(Query::query(name.clone(), rtype));
-        let bytes = msg.to_vec().map_err(|e| e.to_string())?;
-        let len = u16::try_from(bytes.len()).map_err(|e| e.to_string())?;
-        let mut conn = tokio::net::TcpStream::connect(server)
-            .await
-            .map_err(|e| format!("{server}: {e}"))?;
-        let mut framed = len.to_be_bytes().to_vec();
-        framed.extend_from_slice(&bytes);
-        conn.write_all(&framed).await.map_err(|e| e.to_string())?;
-        let n = conn.read_u16().await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; usize::from(n)];
-        conn.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-        Message::from_vec(&buf).map_err(|e| e.to_string())
-    };
-    tokio::time::timeout(TIMEOUT, run)
-        .await
-        .map_err(|_| format!("{server} did not answer"))?
-}
-
 /// The records of `rtype` at `name` as texts, asking `servers` in turn.
 async fn lookup(servers: &[SocketAddr], name: &str, rtype: RecordType) -> Answer {
     let qname = Name::from_ascii(name).map_err(|e| e.to_string())?;
     let mut last = "no DNS server to ask".to_owned();
     for server in servers {
-        let msg = match query(*server, &qname, rtype).await {
+        let msg = match crate::dnsq::query(*server, &qname, rtype).await {
             Ok(m) => m,
             Err(e) => {
                 last = e;
@@ -483,24 +454,7 @@ async fn lookup(servers: &[SocketAddr], name: &str, rtype: RecordType) -> Answer
                 continue;
             }
         }
-        return Ok(msg
-            .answers
-            .iter()
-            .filter(|r| r.record_type() == rtype)
-            .filter_map(|r| match &r.data {
-                RData::TXT(t) => Some(
-                    t.txt_data
-                        .iter()
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect::<String>(),
-                ),
-                RData::MX(m) => Some(format!("{} {}", m.preference, m.exchange)),
-                RData::A(a) => Some(a.0.to_string()),
-                RData::AAAA(a) => Some(a.0.to_string()),
-                RData::PTR(p) => Some(p.0.to_string()),
-                _ => None,
-            })
-            .collect());
+        return Ok(crate::dnsq::texts(&msg, rtype));
     }
     Err(last)
 }

@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use model::entity::{Account, Domain, Kind, Server};
 use model::namespace::{check_lookalike, registrable};
@@ -190,98 +189,19 @@ pub async fn platform_zones(state: &AppState) -> ApiResult<Vec<DomainName>> {
 }
 
 /// The TXT strings at `name` (each record's strings joined), asked of `resolver`
-/// over UDP (TCP if the answer is truncated).
+/// ([`crate::dnsq`]: UDP, TCP if the answer is truncated).
 pub async fn txt_values(resolver: SocketAddr, name: &str) -> Result<Vec<String>, String> {
-    use hickory_proto::op::{Message, Query, ResponseCode};
-    use hickory_proto::rr::{Name, RData, RecordType};
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::{Name, RecordType};
 
     let mut qname = Name::from_ascii(name).map_err(|e| e.to_string())?;
     qname.set_fqdn(true);
-    let mut msg = Message::query();
-    msg.metadata.recursion_desired = true;
-    msg.add_query(Query::query(qname, RecordType::TXT));
-    let id = msg.metadata.id;
-    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
-    let mut resp = udp_exchange(resolver, &bytes, id).await?;
-    if resp.metadata.truncation {
-        resp = tcp_exchange(resolver, &bytes, id).await?;
-    }
+    let resp = crate::dnsq::query(resolver, &qname, RecordType::TXT).await?;
     match resp.metadata.response_code {
         ResponseCode::NoError | ResponseCode::NXDomain => {}
         rc => return Err(format!("the resolver answered {rc}")),
     }
-    Ok(resp
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::TXT(t) => Some(
-                t.txt_data
-                    .iter()
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect::<String>(),
-            ),
-            _ => None,
-        })
-        .collect())
-}
-
-const DNS_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn udp_exchange(
-    resolver: SocketAddr,
-    bytes: &[u8],
-    id: u16,
-) -> Result<hickory_proto::op::Message, String> {
-    let local: SocketAddr = if resolver.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let sock = tokio::net::UdpSocket::bind(local)
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.connect(resolver).await.map_err(|e| e.to_string())?;
-    for _ in 0..3 {
-        sock.send(bytes).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 4096];
-        match tokio::time::timeout(DNS_TIMEOUT, sock.recv(&mut buf)).await {
-            Ok(Ok(n)) => match hickory_proto::op::Message::from_vec(&buf[..n]) {
-                Ok(m) if m.metadata.id == id => return Ok(m),
-                _ => continue,
-            },
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => continue,
-        }
-    }
-    Err("no answer".into())
-}
-
-async fn tcp_exchange(
-    resolver: SocketAddr,
-    bytes: &[u8],
-    id: u16,
-) -> Result<hickory_proto::op::Message, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let io = async {
-        let mut s = tokio::net::TcpStream::connect(resolver).await?;
-        let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
-        let mut out = len.to_be_bytes().to_vec();
-        out.extend_from_slice(bytes);
-        s.write_all(&out).await?;
-        let n = s.read_u16().await?;
-        let mut buf = vec![0u8; usize::from(n)];
-        s.read_exact(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    };
-    let buf = tokio::time::timeout(DNS_TIMEOUT * 3, io)
-        .await
-        .map_err(|_| "no answer over TCP".to_owned())?
-        .map_err(|e| e.to_string())?;
-    match hickory_proto::op::Message::from_vec(&buf) {
-        Ok(m) if m.metadata.id == id => Ok(m),
-        Ok(_) => Err("answer to another query".into()),
-        Err(e) => Err(e.to_string()),
-    }
+    Ok(crate::dnsq::texts(&resp, RecordType::TXT))
 }
 
 /// One conflict found in an existing store.

@@ -84,47 +84,26 @@ pub fn check(list: &[RejectedObject]) -> Result<(), ApiError> {
 
 /// Record `change` of `server`'s list as events (one transaction).
 pub async fn record(state: &AppState, server: &Stored<Server>, change: Change) {
-    let result = async {
-        let mut tx = state
-            .store
-            .begin(Actor {
-                account: None,
-                label: "health".into(),
-            })
-            .await?;
-        let who = Some((server.meta.id, server.meta.name.as_str()));
-        for r in &change.rejected {
-            tracing::warn!(server = %server.meta.name, object = %r.object, reason = %r.reason, "object not applied");
-            tx.event(
-                "server.object_rejected",
-                Kind::Server,
-                who,
-                None,
-                serde_json::json!({
-                    "object": r.object,
-                    "reason": r.reason,
-                    "cluster": server.data.cluster,
-                }),
-            )
-            .await?;
-        }
-        for o in &change.applied {
-            tracing::info!(server = %server.meta.name, object = %o, "object no longer rejected");
-            tx.event(
-                "server.object_applied",
-                Kind::Server,
-                who,
-                None,
-                serde_json::json!({ "object": o, "cluster": server.data.cluster }),
-            )
-            .await?;
-        }
-        tx.commit().await
+    let mut events = Vec::new();
+    for r in &change.rejected {
+        tracing::warn!(server = %server.meta.name, object = %r.object, reason = %r.reason, "object not applied");
+        events.push((
+            "server.object_rejected",
+            serde_json::json!({
+                "object": r.object,
+                "reason": r.reason,
+                "cluster": server.data.cluster,
+            }),
+        ));
     }
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "cannot record rejected objects");
+    for o in &change.applied {
+        tracing::info!(server = %server.meta.name, object = %o, "object no longer rejected");
+        events.push((
+            "server.object_applied",
+            serde_json::json!({ "object": o, "cluster": server.data.cluster }),
+        ));
     }
+    crate::health::record_server_events(state, server, events, "rejected object").await;
 }
 
 #[cfg(test)]
