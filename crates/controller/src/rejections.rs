@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use model::entity::{Kind, Server};
+use model::entity::Server;
 use proto::agent_v1::RejectedObject;
-use store::{Actor, Stored};
+use store::Stored;
 
 use crate::error::ApiError;
 use crate::state::AppState;
