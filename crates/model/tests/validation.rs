@@ -287,8 +287,10 @@ fn domain_examples() {
 // ---------------------------------------------------------------------------
 // LocalPart and EmailAddress
 
-/// `atext` of RFC 5322 (letters, digits and the specials allowed in a dot-atom).
-const ATEXT: &str = "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]";
+/// `atext` of RFC 5322 (letters, digits and the specials allowed in a dot-atom),
+/// less `/`: a mailbox is a Maildir folder named by its local part, so `LocalPart`
+/// refuses `/` (checked in `local_part_slash_is_rejected`).
+const ATEXT: &str = "[a-zA-Z0-9!#$%&'*+=?^_`{|}~-]";
 
 fn dot_atom() -> impl Strategy<Value = String> {
     prop::collection::vec(
@@ -312,6 +314,15 @@ proptest! {
         prop_assert_eq!(email.domain(), "example.com");
         let back: EmailAddress = serde_json::from_str(&serde_json::to_string(&email).unwrap()).unwrap();
         prop_assert_eq!(back, email);
+    }
+
+    #[test]
+    fn local_part_slash_is_rejected(s in dot_atom(), at in any::<prop::sample::Index>()) {
+        let mut bad = s.clone();
+        bad.insert(at.index(s.len() + 1), '/');
+        let e = LocalPart::new(&bad).expect_err("a / in a local part");
+        prop_assert_eq!(e.rule, "bad_character");
+        prop_assert!(EmailAddress::new(&format!("{bad}@example.com")).is_err());
     }
 
     #[test]
