@@ -318,11 +318,13 @@ proptest! {
 
     #[test]
     fn local_part_slash_is_rejected(s in dot_atom(), at in any::<prop::sample::Index>()) {
+        prop_assume!(s.len() < 64); // room for the slash within 64 octets
         let mut bad = s.clone();
         bad.insert(at.index(s.len() + 1), '/');
         let e = LocalPart::new(&bad).expect_err("a / in a local part");
         prop_assert_eq!(e.rule, "bad_character");
-        prop_assert!(EmailAddress::new(&format!("{bad}@example.com")).is_err());
+        let address = format!("{bad}@example.com");
+        prop_assert!(EmailAddress::new(&address).is_err());
     }
 
     #[test]
