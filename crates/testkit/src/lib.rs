@@ -209,6 +209,11 @@ impl TestCluster {
         config.health.probe_timeout_ms = opts.probe_timeout_ms;
         config.agents.config_wait_ms = opts.config_wait_ms;
         config.agents.resync_interval_ms = opts.resync_interval_ms;
+        // Never the machine's resolver (tests send traffic to loopback only): a
+        // test that needs answers sets `[names] resolver` to a DNS server of its own.
+        if config.names.resolver.is_none() {
+            config.names.resolver = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9)));
+        }
         std::fs::write(&config_path, config.to_toml()?)?;
 
         let ca_pem = std::fs::read(&ca_path)?;

@@ -47,6 +47,9 @@ impl Server {
         .await
         .unwrap();
         let mut config = controller::config::ControllerConfig::load(&out.config_path).unwrap();
+        // Never the machine's resolver (tests send traffic to loopback only): a
+        // test that needs answers points this at a DNS server of its own.
+        config.names.resolver = Some("127.0.0.1:9".parse().unwrap());
         change(&mut config);
         let store_url = config.store_url();
         let listener = tokio::net::TcpListener::bind(listen).await.unwrap();

@@ -548,6 +548,17 @@ fn write_run_config(data_dir: &Path, state: &UpState, args: &UpArgs) -> anyhow::
     config.health.probe_ports.mail = port("mail");
     config.health.probe_ports.files = port("files");
     config.health.probe_ports.db = port("db");
+    // TXT proofs of name ownership and `mail check` ask the platform's own DNS
+    // primary (ns1): the demo's names exist nowhere else, and the machine's
+    // resolver is not this platform's.
+    if config.names.resolver.is_none() {
+        let ns1 = topology::servers(args.web, args.address_base)
+            .into_iter()
+            .find(|s| s.role == "dns" && s.rank == 0);
+        if let Some(ns1) = ns1 {
+            config.names.resolver = Some(std::net::SocketAddr::new(ns1.ip.into(), port("dns")));
+        }
+    }
     let path = data_dir.join(RUN_CONFIG_FILE);
     write_private(&path, config.to_toml()?.as_bytes())?;
     Ok(path)
