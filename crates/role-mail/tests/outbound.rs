@@ -117,6 +117,9 @@ async fn submitted_mail_is_signed_routed_by_mx_and_failures_bounce() -> Result<(
     // the sending side: example.com with a DKIM key
     let sdir = tempfile::tempdir()?;
     let mut scfg = example(None, Some(tls(sip)));
+    scfg.domains[0]
+        .aliases
+        .push(("fwd".into(), vec!["x@remote.test".into()]));
     scfg.domains[0].dkim = Some(DkimKey {
         selector: "hp1".into(),
         algorithm: "ed25519-sha256".into(),
@@ -175,6 +178,27 @@ async fn submitted_mail_is_signed_routed_by_mx_and_failures_bounce() -> Result<(
         "{m}"
     );
     assert!(sender.handle().queue_list().is_empty());
+
+    // Mail from outside claiming a hosted sender, forwarded out by an alias: never
+    // signed with example.com's key (that would make the forgery pass DMARC).
+    let r = swaks(&[
+        "--server",
+        &sender.addrs().mx.to_string(),
+        "--from",
+        "alice@example.com",
+        "--to",
+        "fwd@example.com",
+        "--header",
+        "Subject: forged and forwarded",
+    ])
+    .await?;
+    assert!(r.ok, "{}", r.out);
+    wait_for("the forwarded copy at remote.test", || rmail().len() == 2).await?;
+    let forwarded = rmail()
+        .into_iter()
+        .find(|m| m.contains("Subject: forged and forwarded"))
+        .expect("forwarded copy");
+    assert!(!forwarded.contains("DKIM-Signature:"), "{forwarded}");
 
     // permanent failures: an unknown user there, a domain that takes no mail
     let r = submit("nobody@remote.test").await?;

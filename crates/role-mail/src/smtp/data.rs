@@ -61,15 +61,17 @@ impl Session {
         let message = self.with_received(&tx, auth_results.as_bytes(), &body);
         let shared = Arc::clone(&self.shared);
         // Submitted mail (the sender proved it may use the address) is signed for
-        // every destination, local ones too; other mail only when it leaves.
+        // every destination, local ones too. Other mail is never signed by us, also
+        // when an alias forwards it out: anyone may claim a hosted domain as sender
+        // on port 25, and our signature would make that forgery pass DMARC.
         let submitted = self.user.is_some();
         let result = tokio::task::spawn_blocking(move || {
-            if submitted {
-                let signed = sign_for_sender(&plan, &tx.from, &message);
-                deliver_as(&shared, &plan, &tx, &signed, true)
+            let message = if submitted {
+                sign_for_sender(&plan, &tx.from, &message)
             } else {
-                deliver(&shared, &plan, &tx, &message)
-            }
+                message
+            };
+            deliver(&shared, &plan, &tx, &message)
         })
         .await;
         match result {
@@ -186,25 +188,13 @@ impl Session {
 
 /// Store `message` for every recipient of `tx` durably (blocking): local copies
 /// into their Maildirs, copies for a primary into the relay queue, remote copies
-/// (DKIM-signed for the sender's domain when it has a key) into the outbound queue.
-/// Returns an id.
+/// into the outbound queue, all as given (signing is the submission path's, before
+/// this). Returns an id.
 pub fn deliver(
     shared: &Shared,
     plan: &Plan,
     tx: &Txn,
     message: &[u8],
-) -> Result<String, DeliverError> {
-    deliver_as(shared, plan, tx, message, false)
-}
-
-/// [`deliver`]; `signed`: `message` already carries the sender domain's DKIM
-/// signatures (submission), so remote copies are not signed again.
-fn deliver_as(
-    shared: &Shared,
-    plan: &Plan,
-    tx: &Txn,
-    message: &[u8],
-    signed: bool,
 ) -> Result<String, DeliverError> {
     let mut local = BTreeSet::new();
     let mut relay: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -254,16 +244,10 @@ fn deliver_as(
     for (domain, l) in &local {
         id = maildir::deliver(&shared.state_dir, domain, l, &shared.hostname, message)?;
     }
-    let mut signed_copy: Option<Vec<u8>> = None;
     for (route, rcpts) in relay {
-        let body = if route.starts_with("mx:") && !signed {
-            signed_copy.get_or_insert_with(|| sign_for_sender(plan, &tx.from, message))
-        } else {
-            message
-        };
         id = shared
             .queue
-            .enqueue(route, &tx.from, rcpts.into_iter().collect(), body)?;
+            .enqueue(route, &tx.from, rcpts.into_iter().collect(), message)?;
     }
     if let Some(m) = &dedup {
         crate::dedup::record(m)?;
