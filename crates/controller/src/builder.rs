@@ -306,7 +306,7 @@ impl<'a> Index<'a> {
 
     /// The DKIM TXT records `(selector, text)` of a mail-placed domain: Ed25519
     /// and, once made, RSA.
-    fn dkim_records(&self, domain: &str) -> Vec<(&'static str, String)> {
+    fn dkim_records(&self, domain: &str, owner: Option<Id>) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(k) = self.secrets.get(&(SecretPurpose::Dkim, domain)) {
             out.push((
@@ -314,7 +314,8 @@ impl<'a> Index<'a> {
                 format!("v=DKIM1; k=ed25519; p={}", k.public),
             ));
         }
-        if let Some(k) = self.secrets.get(&(SecretPurpose::DkimRsa, domain)) {
+        let rsa = crate::dkim_rsa::subject_for(owner, domain);
+        if let Some(k) = self.secrets.get(&(SecretPurpose::DkimRsa, rsa.as_str())) {
             out.push((crate::dkim_rsa::SELECTOR, crate::dkim_rsa::txt(&k.public)));
         }
         out
@@ -386,7 +387,7 @@ impl<'a> Index<'a> {
                     default: self.ttls(Some(dns)).default,
                 },
                 dkim: placed(Role::Mail)
-                    .map(|_| self.dkim_records(&d.meta.name))
+                    .map(|_| self.dkim_records(&d.meta.name, d.meta.owner))
                     .unwrap_or_default(),
             };
             let mut zone = build_zone(&input);
@@ -617,7 +618,10 @@ impl<'a> Index<'a> {
                         }),
                     dkim_rsa: self
                         .secrets
-                        .get(&(SecretPurpose::DkimRsa, d.meta.name.as_str()))
+                        .get(&(
+                            SecretPurpose::DkimRsa,
+                            crate::dkim_rsa::subject_for(d.meta.owner, &d.meta.name).as_str(),
+                        ))
                         .map(|k| DkimKey {
                             selector: crate::dkim_rsa::SELECTOR.to_owned(),
                             algorithm: crate::dkim_rsa::ALGORITHM.to_owned(),
@@ -1149,6 +1153,32 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn one_rsa_dkim_key_per_owning_account() {
+        let mut w = world();
+        for d in &mut w.domains {
+            d.meta.owner = Some(1);
+        }
+        let mail = w
+            .domains
+            .iter()
+            .filter(|d| d.data.placements.contains_key(&Role::Mail))
+            .count();
+        assert!(mail >= 2, "the fixture has {mail} mail domains");
+        let wanted = crate::keys::wanted(&w);
+        let rsa: Vec<&str> = wanted
+            .iter()
+            .filter(|x| x.purpose == SecretPurpose::DkimRsa)
+            .map(|x| x.subject.as_str())
+            .collect();
+        assert_eq!(rsa, ["account-1"]);
+        let ed25519 = wanted
+            .iter()
+            .filter(|x| x.purpose == SecretPurpose::Dkim)
+            .count();
+        assert_eq!(ed25519, mail);
     }
 
     #[test]

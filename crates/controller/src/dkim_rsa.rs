@@ -43,6 +43,18 @@ pub fn new_key() -> Result<(String, String), KeyError> {
     ))
 }
 
+/// The subject of the RSA key `domain` signs with: one key per owning account,
+/// published in each of its domains (as hosted mail services do per tenant). RSA
+/// generation is slow (about 0.2 s of a core each in pure Rust): per domain, a bulk
+/// import of 10,000 domains kept both cores busy for minutes and cut API domain
+/// creation from ~1,900/s to 18/s. A domain without an owner gets its own key.
+pub fn subject_for(owner: Option<model::Id>, domain: &str) -> String {
+    match owner {
+        Some(id) => format!("account-{id}"),
+        None => domain.to_owned(),
+    }
+}
+
 /// The TXT record text of a public key from [`new_key`].
 pub fn txt(public: &str) -> String {
     format!("v=DKIM1; k=rsa; p={public}")
@@ -82,13 +94,13 @@ pub fn request(state: &AppState, wanted: Vec<Wanted>) {
             };
             match result {
                 Ok(true) => {
-                    tracing::info!(domain = %w.subject, "RSA DKIM key made");
+                    tracing::info!(subject = %w.subject, "RSA DKIM key made");
                     state.changed();
                 }
                 Ok(false) => {}
                 // The next build asks again.
                 Err(e) => {
-                    tracing::warn!(domain = %w.subject, error = %e, "cannot make an RSA DKIM key")
+                    tracing::warn!(subject = %w.subject, error = %e, "cannot make an RSA DKIM key")
                 }
             }
             if let Ok(mut set) = pending().lock() {

@@ -76,6 +76,7 @@ pub fn wanted(world: &World) -> Vec<Wanted> {
             });
         }
     }
+    let mut rsa_subjects = BTreeSet::new();
     for d in &world.domains {
         if d.data.placements.contains_key(&Role::Mail) {
             out.push(Wanted {
@@ -84,12 +85,15 @@ pub fn wanted(world: &World) -> Vec<Wanted> {
                 names: Vec::new(),
                 owner: d.meta.owner,
             });
-            out.push(Wanted {
-                purpose: SecretPurpose::DkimRsa,
-                subject: d.meta.name.clone(),
-                names: Vec::new(),
-                owner: d.meta.owner,
-            });
+            let subject = crate::dkim_rsa::subject_for(d.meta.owner, &d.meta.name);
+            if rsa_subjects.insert(subject.clone()) {
+                out.push(Wanted {
+                    purpose: SecretPurpose::DkimRsa,
+                    subject,
+                    names: Vec::new(),
+                    owner: d.meta.owner,
+                });
+            }
         }
     }
     for c in &world.clusters {

@@ -58,9 +58,13 @@ pub async fn mail_check(
             .collect(),
         None => Vec::new(),
     };
+    let rsa_subject = crate::dkim_rsa::subject_for(d.meta.owner, &d.meta.name);
     let key = |purpose: SecretPurpose| {
         let state = state.clone();
-        let store_name = purpose.store_name(&name);
+        let store_name = match purpose {
+            SecretPurpose::DkimRsa => purpose.store_name(&rsa_subject),
+            _ => purpose.store_name(&name),
+        };
         async move {
             state
                 .store
