@@ -262,7 +262,6 @@ pub async fn issue_token(
             name: public_id,
             owner: owner_of_account(account),
             parent: Some(account.meta.id),
-            keys: Vec::new(),
             data,
         })
         .await?;

@@ -219,9 +219,7 @@ pub async fn upload(
     let mut kept = kept.into_iter();
     cur.data.deployment = kept.next();
     cur.data.previous_deployments = kept.collect();
-    let keys = crate::api::sites::site_keys(&cur.data, &cur.meta.name);
-    tx.update(cur.meta.id, &cur.meta.name, keys, cur.data)
-        .await?;
+    tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     drop(_collecting);
     state.changed();

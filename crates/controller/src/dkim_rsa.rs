@@ -132,7 +132,6 @@ async fn store(
         name,
         owner: w.owner,
         parent: None,
-        keys: Vec::new(),
         data: Secret {
             purpose: SecretPurpose::DkimRsa,
             subject: w.subject.clone(),

@@ -16,7 +16,6 @@ use model::{Id, PlacementMode, Role};
 use scheduler::{pick_single_server, Health, Snapshot};
 use store::Actor;
 
-use crate::api::sites::site_keys;
 use crate::error::ApiResult;
 use crate::health::health_str;
 use crate::state::AppState;
@@ -145,11 +144,8 @@ pub async fn reconcile(state: &AppState, cluster: Option<Id>, reason: &str) -> A
                     continue; // changed meanwhile; the next pass decides again
                 }
                 cur.data.active_server = Some(*to);
-                let keys = site_keys(&cur.data, &cur.meta.name);
                 let owner = cur.meta.owner;
-                let updated = tx
-                    .update(cur.meta.id, &cur.meta.name, keys, cur.data)
-                    .await?;
+                let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
                 tx.event(
                     "site.move",
                     Kind::Site,

@@ -200,7 +200,7 @@ async fn first_admin(store: &Store, admin: &Slug) -> Result<String, InitError> {
         may_choose_clusters: false,
     };
     let account = tx
-        .create(NewObject { name: admin.to_string(), owner: None, parent: None, keys: Vec::new(), data })
+        .create(NewObject { name: admin.to_string(), owner: None, parent: None, data })
         .await
         .map_err(|e| match e {
             StoreError::Conflict { .. } => InitError::Other(format!(

@@ -126,7 +126,6 @@ pub async fn create_join_token(
             name: public_id.clone(),
             owner: None,
             parent: Some(cluster.meta.id),
-            keys: Vec::new(),
             data: JoinToken {
                 cluster: cluster.meta.id,
                 public_id,
@@ -384,8 +383,7 @@ pub async fn join(
             if country_changed {
                 check_country(&mut tx, &cluster, &s, false).await?;
             }
-            tx.update(s.meta.id, &s.meta.name, Vec::new(), s.data)
-                .await?
+            tx.update(s.meta.id, &s.meta.name, s.data).await?
         }
         None => {
             let members = tx.children::<Server>(cluster.meta.id).await?;
@@ -412,7 +410,6 @@ pub async fn join(
                     name: f.name.to_string(),
                     owner: None,
                     parent: Some(cluster.meta.id),
-                    keys: Vec::new(),
                     data,
                 })
                 .await?;

@@ -312,7 +312,6 @@ pub async fn ensure(state: &AppState, world: &mut World) -> Result<usize, KeyErr
                     name: w.purpose.store_name(&w.subject),
                     owner: w.owner,
                     parent: None,
-                    keys: Vec::new(),
                     data: secret,
                 })
                 .await?;
@@ -326,7 +325,7 @@ pub async fn ensure(state: &AppState, world: &mut World) -> Result<usize, KeyErr
     }
     for (id, w) in &plan.reissue {
         if let Some(secret) = make(state, w, now)? {
-            tx.update(*id, &w.purpose.store_name(&w.subject), Vec::new(), secret)
+            tx.update(*id, &w.purpose.store_name(&w.subject), secret)
                 .await?;
         }
     }

@@ -319,9 +319,7 @@ async fn join_tokens_identity_and_refusals() {
         .unwrap()
         .unwrap();
     t.data.expires_at -= 3600;
-    tx.update(t.meta.id, &t.meta.name, Vec::new(), t.data)
-        .await
-        .unwrap();
+    tx.update(t.meta.id, &t.meta.name, t.data).await.unwrap();
     tx.commit().await.unwrap();
     store.close().await;
     assert_eq!(admin.list_all("/v1/join-tokens").await[0]["expired"], true);

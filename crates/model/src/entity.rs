@@ -100,7 +100,33 @@ impl Kind {
 pub trait Object: Serialize + for<'de> Deserialize<'de> + Clone + Send + Sync + 'static {
     /// The store kind.
     const KIND: Kind;
+
+    /// The extra unique keys (beyond kind and name) an object stored under `name`
+    /// claims. The store derives them on every create and update, so no caller can
+    /// forget or mistype one; most kinds claim none.
+    fn unique_keys(&self, name: &str) -> Vec<UniqueKey> {
+        let _ = name;
+        Vec::new()
+    }
 }
+
+/// An additional unique key an object claims, beyond (kind, name). For example
+/// mailboxes and aliases both claim `("mail_address", "info@a.com")`, so one
+/// address is never both; a site claims one `("hostname", ...)` per host name.
+/// The namespaces and key formats are stored: changing them breaks existing stores.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UniqueKey {
+    /// Namespace.
+    pub ns: &'static str,
+    /// The key within it.
+    pub key: String,
+}
+
+/// Namespace of the host names sites serve (primary name and aliases).
+pub const HOSTNAME_NS: &str = "hostname";
+
+/// Namespace of mail addresses, shared by mailboxes and aliases.
+pub const MAIL_ADDRESS_NS: &str = "mail_address";
 
 macro_rules! object {
     ($t:ident, $k:ident) => {
@@ -108,6 +134,24 @@ macro_rules! object {
             const KIND: Kind = Kind::$k;
         }
     };
+    ($t:ident, $k:ident, $keys:expr) => {
+        impl Object for $t {
+            const KIND: Kind = Kind::$k;
+
+            fn unique_keys(&self, name: &str) -> Vec<UniqueKey> {
+                let keys: fn(&$t, &str) -> Vec<UniqueKey> = $keys;
+                keys(self, name)
+            }
+        }
+    };
+}
+
+/// The one `mail_address` key of a mailbox or alias stored under its address.
+fn mail_address_key(name: &str) -> Vec<UniqueKey> {
+    vec![UniqueKey {
+        ns: MAIL_ADDRESS_NS,
+        key: name.to_owned(),
+    }]
 }
 
 /// An admin, reseller or customer account. Customers own domains and everything
@@ -333,7 +377,16 @@ pub struct Site {
 
 /// How many deployment archives (the current one included) are kept per site.
 pub const KEPT_DEPLOYMENTS: usize = 3;
-object!(Site, Site);
+// A site is stored under its domain's name, its primary host name.
+object!(Site, Site, |site, name| {
+    std::iter::once(name.to_owned())
+        .chain(site.aliases.iter().map(ToString::to_string))
+        .map(|key| UniqueKey {
+            ns: HOSTNAME_NS,
+            key,
+        })
+        .collect()
+});
 
 /// A tar archive of a site's content uploaded through the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,7 +418,7 @@ pub struct Mailbox {
     #[serde(default)]
     pub enabled: bool,
 }
-object!(Mailbox, Mailbox);
+object!(Mailbox, Mailbox, |_, name| mail_address_key(name));
 
 /// An address that forwards to other addresses (local or remote).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,7 +430,7 @@ pub struct MailAlias {
     /// Where mail goes.
     pub destinations: Vec<EmailAddress>,
 }
-object!(MailAlias, MailAlias);
+object!(MailAlias, MailAlias, |_, name| mail_address_key(name));
 
 /// A customer database on a db cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,8 @@
 //!
 //! Data model in brief:
 //! - `objects`: one row per object; `(kind, name)` is unique. Extra unique keys
-//!   ([`UniqueKey`]) live in `object_keys`; conflicts are [`StoreError::Conflict`].
+//!   ([`UniqueKey`], derived from each document by `Object::unique_keys`) live in
+//!   `object_keys`; conflicts are [`StoreError::Conflict`].
 //!   Deleting an object deletes its children (`parent`) and their keys.
 //! - Every domain also holds the key `("registrable", "<eTLD+1>/<name>")`, kept by
 //!   the store on create and update and synced at open ([`REGISTRABLE_NS`]), so
@@ -152,16 +153,9 @@ pub struct Stored<T> {
     pub data: T,
 }
 
-/// An additional unique key an object claims, beyond (kind, name). For example
-/// mailboxes and aliases both claim `("mail_address", "info@a.com")`, so one
-/// address is never both; a site claims one `("hostname", ...)` per alias.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UniqueKey {
-    /// Namespace.
-    pub ns: &'static str,
-    /// The key within it.
-    pub key: String,
-}
+/// An additional unique key an object claims (re-exported from `model`, where each
+/// kind's [`Object::unique_keys`] derives them).
+pub use model::entity::UniqueKey;
 
 /// A new object to insert.
 #[derive(Debug, Clone)]
@@ -176,9 +170,7 @@ pub struct NewObject<T> {
     /// Callers refuse deletions that would cascade further than users expect (the
     /// controller refuses to delete a customer that still owns domains).
     pub parent: Option<Id>,
-    /// Extra unique keys.
-    pub keys: Vec<UniqueKey>,
-    /// The document.
+    /// The document. Its extra unique keys come from [`Object::unique_keys`].
     pub data: T,
 }
 
@@ -637,7 +629,7 @@ impl Tx {
             id: 0,
             source,
         })?;
-        let keys = dedup_keys(obj.keys);
+        let keys = dedup_keys(obj.data.unique_keys(&obj.name));
         for k in &keys {
             self.check_key(k, None).await?;
         }
@@ -719,18 +711,13 @@ impl Tx {
         })
     }
 
-    /// Replace an object's document (and name and extra keys); `NotFound` if gone.
+    /// Replace an object's document (and name); `NotFound` if gone.
     ///
-    /// `keys` replace all extra keys the object held. Owner and parent never change.
+    /// The object's extra keys are derived again ([`Object::unique_keys`]) and replace
+    /// all it held. Owner and parent never change.
     /// Updating an account whose effective reseller changes (its kind or `reseller`)
     /// moves every object it owns to the new reseller.
-    pub async fn update<T: Object>(
-        &mut self,
-        id: Id,
-        name: &str,
-        keys: Vec<UniqueKey>,
-        data: T,
-    ) -> Result<Stored<T>> {
+    pub async fn update<T: Object>(&mut self, id: Id, name: &str, data: T) -> Result<Stored<T>> {
         let kind = T::KIND.as_str();
         let json = serde_json::to_string(&data).map_err(|source| StoreError::Corrupt {
             kind,
@@ -764,7 +751,7 @@ impl Tx {
                 key: name.to_owned(),
             });
         }
-        let keys = dedup_keys(keys);
+        let keys = dedup_keys(data.unique_keys(name));
         for k in &keys {
             self.check_key(k, Some(id)).await?;
         }

@@ -13,9 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 use model::entity::{Account, Cluster, Domain, Kind, MailAlias, Mailbox, Site, Ttls};
 use model::{AccountKind, DomainName, EmailAddress, Id, LocalPart, PlacementMode, Role, Slug};
 use sqlx::{AssertSqlSafe, Connection, Executor};
-use store::{
-    Actor, BackendKind, ListQuery, NewObject, Scope, Store, StoreError, Stored, UniqueKey,
-};
+use store::{Actor, BackendKind, ListQuery, NewObject, Scope, Store, StoreError, Stored};
 
 // ---------------------------------------------------------------------------------
 // Environments
@@ -218,15 +216,7 @@ fn new<T>(name: &str, owner: Option<Id>, parent: Option<Id>, data: T) -> NewObje
         name: name.into(),
         owner,
         parent,
-        keys: Vec::new(),
         data,
-    }
-}
-
-fn key(ns: &'static str, key: &str) -> UniqueKey {
-    UniqueKey {
-        ns,
-        key: key.into(),
     }
 }
 
@@ -245,60 +235,56 @@ fn domain(name: &str, customer: Id) -> Result<NewObject<Domain>> {
 
 fn mailbox(domain: &Stored<Domain>, local: &str) -> Result<NewObject<Mailbox>> {
     let address = format!("{local}@{}", domain.meta.name);
-    Ok(NewObject {
-        keys: vec![key("mail_address", &address)],
-        ..new(
-            &address,
-            domain.meta.owner,
-            Some(domain.meta.id),
-            Mailbox {
-                domain: domain.meta.id,
-                local_part: LocalPart::new(local)?,
-                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-                quota_mb: 100,
-                display_name: String::new(),
-                enabled: true,
-            },
-        )
-    })
+    Ok(new(
+        &address,
+        domain.meta.owner,
+        Some(domain.meta.id),
+        Mailbox {
+            domain: domain.meta.id,
+            local_part: LocalPart::new(local)?,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            quota_mb: 100,
+            display_name: String::new(),
+            enabled: true,
+        },
+    ))
 }
 
 fn alias(domain: &Stored<Domain>, local: &str, to: &str) -> Result<NewObject<MailAlias>> {
     let address = format!("{local}@{}", domain.meta.name);
-    Ok(NewObject {
-        keys: vec![key("mail_address", &address)],
-        ..new(
-            &address,
-            domain.meta.owner,
-            Some(domain.meta.id),
-            MailAlias {
-                domain: domain.meta.id,
-                local_part: LocalPart::new(local)?,
-                destinations: vec![EmailAddress::new(to)?],
-            },
-        )
-    })
+    Ok(new(
+        &address,
+        domain.meta.owner,
+        Some(domain.meta.id),
+        MailAlias {
+            domain: domain.meta.id,
+            local_part: LocalPart::new(local)?,
+            destinations: vec![EmailAddress::new(to)?],
+        },
+    ))
 }
 
 fn site(domain: &Stored<Domain>, hosts: &[&str]) -> Result<NewObject<Site>> {
-    Ok(NewObject {
-        keys: hosts.iter().map(|h| key("hostname", h)).collect(),
-        ..new(
-            &domain.meta.name,
-            domain.meta.owner,
-            Some(domain.meta.id),
-            Site {
-                domain: domain.meta.id,
-                aliases: Vec::new(),
-                php: true,
-                mode: PlacementMode::Single,
-                https_redirect: false,
-                active_server: None,
-                deployment: None,
-                previous_deployments: Vec::new(),
-            },
-        )
-    })
+    let aliases = hosts
+        .iter()
+        .filter(|h| **h != domain.meta.name)
+        .map(|h| DomainName::new(h))
+        .collect::<Result<_, _>>()?;
+    Ok(new(
+        &domain.meta.name,
+        domain.meta.owner,
+        Some(domain.meta.id),
+        Site {
+            domain: domain.meta.id,
+            aliases,
+            php: true,
+            mode: PlacementMode::Single,
+            https_redirect: false,
+            active_server: None,
+            deployment: None,
+            previous_deployments: Vec::new(),
+        },
+    ))
 }
 
 fn cluster(name: &str) -> Result<NewObject<Cluster>> {
@@ -758,7 +744,7 @@ async fn reseller_change_moves_objects(env: &Env) -> Result<()> {
     let mut tx = store.begin(system()).await?;
     let mut data = t.c2.data.clone();
     data.reseller = Some(r);
-    let updated = tx.update(c2, "cust2", Vec::new(), data).await?;
+    let updated = tx.update(c2, "cust2", data).await?;
     assert_eq!(updated.meta.reseller, Some(r));
     // A domain created later in the same transaction picks up the new reseller.
     let d3 = tx.create(domain("three.example", c2)?).await?;
@@ -813,8 +799,7 @@ async fn domains_under_and_reassign(env: &Env) -> Result<()> {
     {
         let mut tx = store.begin(system()).await?;
         let d = tx.get::<Domain>(d1.meta.id).await?.context("d1")?;
-        tx.update(d.meta.id, &d.meta.name, Vec::new(), d.data)
-            .await?;
+        tx.update(d.meta.id, &d.meta.name, d.data).await?;
         tx.commit().await?;
     }
     assert_eq!(store.domains_under("x.example").await?.len(), 2);
@@ -914,7 +899,7 @@ async fn name_and_key_conflicts(env: &Env) -> Result<()> {
     // A key listed twice by one object is claimed once.
     let mut tx = store.begin(system()).await?;
     let mut s = site(&d, &["a.com", "www.a.com"])?;
-    s.keys.push(key("hostname", "a.com"));
+    s.data.aliases.push(DomainName::new("a.com")?);
     let s = tx.create(s).await?;
     tx.commit().await?;
     assert_eq!(
@@ -940,14 +925,7 @@ async fn update_replaces_keys(env: &Env) -> Result<()> {
     let mut data = s.data.clone();
     data.aliases = vec![DomainName::new("shop.a.com")?];
     data.php = false;
-    let u = tx
-        .update(
-            s.meta.id,
-            "a.com",
-            vec![key("hostname", "a.com"), key("hostname", "shop.a.com")],
-            data.clone(),
-        )
-        .await?;
+    let u = tx.update(s.meta.id, "a.com", data.clone()).await?;
     assert_eq!((u.meta.created_rev, u.meta.updated_rev), (created_rev, rev));
     assert_eq!(u.meta.created_at, s.meta.created_at);
     assert!(u.meta.updated_at >= s.meta.updated_at);
@@ -972,43 +950,32 @@ async fn update_replaces_keys(env: &Env) -> Result<()> {
 
     let mut tx = store.begin(system()).await?;
     // Keys and names held by others conflict; a missing object is NotFound.
+    let mut taken = sb.data.clone();
+    taken.aliases = vec![DomainName::new("shop.a.com")?];
     expect_conflict(
-        tx.update(
-            sb.meta.id,
-            "b.com",
-            vec![key("hostname", "b.com"), key("hostname", "shop.a.com")],
-            sb.data.clone(),
-        )
-        .await,
+        tx.update(sb.meta.id, "b.com", taken).await,
         "hostname",
         "shop.a.com",
     )?;
     expect_conflict(
-        tx.update(sb.meta.id, "a.com", Vec::new(), sb.data.clone())
-            .await,
+        tx.update(sb.meta.id, "a.com", sb.data.clone()).await,
         "site",
         "a.com",
     )?;
     expect_not_found(
-        tx.update(999_999, "zzz", Vec::new(), sb.data.clone()).await,
+        tx.update(999_999, "zzz", sb.data.clone()).await,
         "site",
         999_999,
     )?;
     expect_not_found(
-        tx.update(a.meta.id, "a.com", Vec::new(), sb.data.clone())
-            .await,
+        tx.update(a.meta.id, "a.com", sb.data.clone()).await,
         "site",
         a.meta.id,
     )?;
     // The freed key can be claimed by another object; renames work.
-    let sb2 = tx
-        .update(
-            sb.meta.id,
-            "b-site",
-            vec![key("hostname", "www.a.com")],
-            sb.data.clone(),
-        )
-        .await?;
+    let mut freed = sb.data.clone();
+    freed.aliases = vec![DomainName::new("www.a.com")?];
+    let sb2 = tx.update(sb.meta.id, "b-site", freed).await?;
     assert_eq!(sb2.meta.name, "b-site");
     tx.commit().await?;
     assert_eq!(
@@ -1185,7 +1152,7 @@ async fn events_record_changes(env: &Env) -> Result<()> {
     let d = tx.create(domain("a.com", c.meta.id)?).await?;
     let mut data = d.data.clone();
     data.placements.insert(Role::Web, 7);
-    tx.update(d.meta.id, "a.com", Vec::new(), data).await?;
+    tx.update(d.meta.id, "a.com", data).await?;
     tx.event(
         "placement.warning",
         Kind::Domain,

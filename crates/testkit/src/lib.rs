@@ -478,8 +478,7 @@ impl TestCluster {
                 .await?
                 .ok_or_else(|| anyhow!("no join token {public_id}"))?;
             t.data.expires_at -= 24 * 3600;
-            tx.update(t.meta.id, &t.meta.name, Vec::new(), t.data)
-                .await?;
+            tx.update(t.meta.id, &t.meta.name, t.data).await?;
             tx.commit().await?;
             anyhow::Ok(())
         }

@@ -201,16 +201,12 @@ pub async fn put_certificate(
     let store_name = SecretPurpose::SiteCert.store_name(&domain);
     let mut tx = state.store.begin(caller.actor()).await?;
     let saved = match tx.get_by_name::<Secret>(&store_name).await? {
-        Some(cur) => {
-            tx.update(cur.meta.id, &store_name, Vec::new(), secret)
-                .await?
-        }
+        Some(cur) => tx.update(cur.meta.id, &store_name, secret).await?,
         None => {
             tx.create(NewObject {
                 name: store_name.clone(),
                 owner: site.meta.owner,
                 parent: None,
-                keys: Vec::new(),
                 data: secret,
             })
             .await?

@@ -196,7 +196,6 @@ pub async fn create_customer(
             name: name.to_string(),
             owner: None,
             parent: reseller,
-            keys: Vec::new(),
             data,
         })
         .await?;
@@ -325,9 +324,7 @@ pub async fn update_customer(
     }
     super::plans::apply_account_limits(&mut tx, &state, &caller, &req, &mut cur).await?;
     let limits_changed = super::plans::touches_limits(&req);
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     if limits_changed {
         crate::limits::warn_over_limits(&mut tx, &state.config.default_plan, &updated).await?;
     }

@@ -267,7 +267,6 @@ pub async fn create_database(
             name: name.to_string(),
             owner: Some(owner.meta.id),
             parent: Some(owner.meta.id),
-            keys: Vec::new(),
             data,
         })
         .await?;
@@ -350,9 +349,7 @@ pub async fn update_database(
         }
         cur.data.domain = link;
     }
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         database_view(&mut Names::new(&state.store), &updated).await?,
@@ -372,8 +369,7 @@ pub async fn delete_database(
     for mut u in tx.children::<DbUser>(d.data.customer).await? {
         if u.data.databases.contains(&d.meta.id) {
             u.data.databases.retain(|x| *x != d.meta.id);
-            tx.update(u.meta.id, &u.meta.name, Vec::new(), u.data)
-                .await?;
+            tx.update(u.meta.id, &u.meta.name, u.data).await?;
         }
     }
     tx.delete(Kind::Database, d.meta.id).await?;
@@ -543,7 +539,6 @@ pub async fn create_db_user(
             name: name.to_string(),
             owner: Some(owner.meta.id),
             parent: Some(owner.meta.id),
-            keys: Vec::new(),
             data,
         })
         .await?;
@@ -651,9 +646,7 @@ pub async fn update_db_user(
         }
         cur.data.databases = d;
     }
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         db_user_view(&mut Names::new(&state.store), &updated).await?,

@@ -117,7 +117,6 @@ pub async fn create_record(
             name: format!("{}/{tag}", domain.meta.name),
             owner: domain.meta.owner,
             parent: Some(domain.meta.id),
-            keys: Vec::new(),
             data: DnsRecord {
                 domain: domain.meta.id,
                 name,
@@ -219,9 +218,7 @@ pub async fn update_record(
     if let Some(t) = new_ttl {
         cur.data.ttl = t;
     }
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         record_view(&mut Names::new(&state.store), &updated).await?,

@@ -113,7 +113,6 @@ pub async fn create_domain(
             name: name.to_string(),
             owner: Some(owner.meta.id),
             parent: Some(owner.meta.id),
-            keys: Vec::new(),
             data,
         })
         .await?;
@@ -201,14 +200,10 @@ pub async fn update_domain(
                 PlacementMode::Single => web.and_then(pick_single_server),
                 PlacementMode::All => None,
             };
-            let keys = super::sites::site_keys(&site.data, &site.meta.name);
-            tx.update(site.meta.id, &site.meta.name, keys, site.data)
-                .await?;
+            tx.update(site.meta.id, &site.meta.name, site.data).await?;
         }
     }
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         domain_view(&mut Names::new(&state.store), &updated).await?,
@@ -229,8 +224,7 @@ pub async fn delete_domain(
     for mut db in tx.children::<Database>(d.data.customer).await? {
         if db.data.domain == Some(d.meta.id) {
             db.data.domain = None;
-            tx.update(db.meta.id, &db.meta.name, Vec::new(), db.data)
-                .await?;
+            tx.update(db.meta.id, &db.meta.name, db.data).await?;
         }
     }
     tx.delete(Kind::Domain, d.meta.id).await?;

@@ -77,7 +77,6 @@ pub async fn create_ftp_account(
             name: username.to_string(),
             owner: domain.meta.owner,
             parent: Some(domain.meta.id),
-            keys: Vec::new(),
             data,
         })
         .await?;
@@ -178,9 +177,7 @@ pub async fn update_ftp_account(
             Some(cur.data.quota_mb),
         )?;
     }
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         ftp_view(&mut Names::new(&state.store), &updated).await?,

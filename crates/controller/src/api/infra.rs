@@ -127,13 +127,8 @@ async fn unset_other_defaults(
         if c.data.role == role && c.data.is_default && Some(c.meta.id) != except {
             if let Some(mut current) = tx.get::<Cluster>(c.meta.id).await? {
                 current.data.is_default = false;
-                tx.update(
-                    current.meta.id,
-                    &current.meta.name,
-                    Vec::new(),
-                    current.data,
-                )
-                .await?;
+                tx.update(current.meta.id, &current.meta.name, current.data)
+                    .await?;
             }
         }
     }
@@ -185,7 +180,6 @@ pub async fn create_cluster(
             name: name.to_string(),
             owner: None,
             parent: None,
-            keys: Vec::new(),
             data,
         })
         .await?;
@@ -290,9 +284,7 @@ pub async fn update_cluster(
         }
         cur.data.is_default = d;
     }
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(cluster_view(&state.store, &updated).await?))
 }
@@ -347,8 +339,7 @@ pub async fn delete_cluster(
         if a.data.default_clusters.values().any(|c| *c == id) {
             if let Some(mut cur) = tx.get::<Account>(a.meta.id).await? {
                 cur.data.default_clusters.retain(|_, c| *c != id);
-                tx.update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-                    .await?;
+                tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
             }
         }
     }
@@ -568,7 +559,6 @@ pub async fn create_server(
             name: name.to_string(),
             owner: None,
             parent: Some(cluster.meta.id),
-            keys: Vec::new(),
             data,
         })
         .await?;
@@ -679,9 +669,7 @@ pub async fn update_server(
         cur.data.hardware = h;
     }
     check_country(&mut tx, &cluster, &cur, req.force.unwrap_or(false)).await?;
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         server_view(&state, &mut Names::new(&state.store), &updated).await?,
@@ -715,9 +703,7 @@ pub async fn delete_server(
                         x.load += 1;
                     }
                 }
-                let keys = super::sites::site_keys(&cur.data, &cur.meta.name);
-                tx.update(cur.meta.id, &cur.meta.name, keys, cur.data)
-                    .await?;
+                tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
             }
         }
     }
@@ -743,9 +729,7 @@ async fn set_drained(
     let cluster = cur.data.cluster;
     let updated = if cur.data.drained != drained {
         cur.data.drained = drained;
-        let u = tx
-            .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-            .await?;
+        let u = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
         tx.commit().await?;
         state.changed();
         u
@@ -804,9 +788,7 @@ pub async fn reset_agent(
         .await?
         .ok_or_else(|| ApiError::not_found("server not found"))?;
     cur.data.agent = None;
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     state.changed();
     Ok(Json(

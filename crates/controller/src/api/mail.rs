@@ -11,7 +11,7 @@ use proto::v1::{
     AliasView, CreateAlias, CreateMailbox, ErrorBody, ListParams, MailboxView, Page, UpdateAlias,
     UpdateMailbox, WithPassword,
 };
-use store::{NewObject, Stored, UniqueKey};
+use store::{NewObject, Stored};
 
 use super::{
     body_domain, filters, list_page, password_or_generate, rfc3339, text_field, Names, Paging,
@@ -19,13 +19,6 @@ use super::{
 use crate::auth::{hash_blocking, Caller};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
-
-fn address_key(address: &str) -> Vec<UniqueKey> {
-    vec![UniqueKey {
-        ns: "mail_address",
-        key: address.to_owned(),
-    }]
-}
 
 /// Parse an address in a body: its local part and the caller's domain it is in.
 async fn parse_address(
@@ -135,7 +128,6 @@ pub async fn create_mailbox(
             name: addr.to_string(),
             owner: domain.meta.owner,
             parent: Some(domain.meta.id),
-            keys: address_key(addr.as_str()),
             data,
         })
         .await?;
@@ -231,10 +223,7 @@ pub async fn update_mailbox(
     if let Some(e) = req.enabled {
         cur.data.enabled = e;
     }
-    let keys = address_key(&cur.meta.name);
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, keys, cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         mailbox_view(&mut Names::new(&state.store), &updated).await?,
@@ -303,7 +292,6 @@ pub async fn create_alias(
             name: addr.to_string(),
             owner: domain.meta.owner,
             parent: Some(domain.meta.id),
-            keys: address_key(addr.as_str()),
             data,
         })
         .await?;
@@ -374,10 +362,7 @@ pub async fn update_alias(
         }
         cur.data.destinations = d;
     }
-    let keys = address_key(&cur.meta.name);
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, keys, cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         alias_view(&mut Names::new(&state.store), &updated).await?,

@@ -84,12 +84,11 @@ pub async fn create_transfer(
         for mut db in tx.children::<Database>(former).await? {
             if db.data.domain == Some(id) {
                 db.data.domain = None;
-                tx.update(db.meta.id, &db.meta.name, Vec::new(), db.data)
-                    .await?;
+                tx.update(db.meta.id, &db.meta.name, db.data).await?;
             }
         }
         d.data.customer = to.meta.id;
-        tx.update(id, &dname, Vec::new(), d.data).await?;
+        tx.update(id, &dname, d.data).await?;
         tx.reassign(Kind::Domain, id, to.meta.id, Some(to.meta.id))
             .await?;
         for purpose in [SecretPurpose::SiteCert, SecretPurpose::Dkim] {

@@ -140,7 +140,6 @@ pub async fn create_plan(
             name: name.to_string(),
             owner,
             parent: owner,
-            keys: Vec::new(),
             data: Plan {
                 name,
                 description,
@@ -235,9 +234,7 @@ pub async fn update_plan(
     }
     cur.data.limits = patch_limits(cur.data.limits, &req.limits, "limits")?;
     within_ceiling(&cur.data.limits, ceiling.as_ref(), "limits")?;
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     for id in &users {
         if let Some(a) = tx.get::<Account>(*id).await? {
             warn_over_limits(&mut tx, &state.config.default_plan, &a).await?;

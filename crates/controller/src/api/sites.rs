@@ -7,24 +7,13 @@ use model::entity::{Domain, Kind, Site};
 use model::{DomainName, PlacementMode, Role, WithField};
 use proto::v1::{CreateSite, ErrorBody, ListParams, Page, SiteView, UpdateSite};
 use scheduler::pick_single_server;
-use store::{NewObject, Stored, UniqueKey};
+use store::{NewObject, Stored};
 
 use super::domains::customer_domains;
 use super::{body_domain, filters, list_page, rfc3339, Names, Paging};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
-
-/// The unique keys a site claims: one `hostname` per host name it serves.
-pub fn site_keys(site: &Site, domain: &str) -> Vec<UniqueKey> {
-    std::iter::once(domain.to_owned())
-        .chain(site.aliases.iter().map(ToString::to_string))
-        .map(|key| UniqueKey {
-            ns: "hostname",
-            key,
-        })
-        .collect()
-}
 
 /// A site as shown.
 pub async fn site_view(names: &mut Names<'_>, s: &Stored<Site>) -> ApiResult<SiteView> {
@@ -176,13 +165,11 @@ pub async fn create_site(
         previous_deployments: Vec::new(),
     };
     let mut tx = state.store.begin(caller.actor()).await?;
-    let keys = site_keys(&data, &domain.meta.name);
     let created = tx
         .create(NewObject {
             name: domain.meta.name.clone(),
             owner: domain.meta.owner,
             parent: Some(domain.meta.id),
-            keys,
             data,
         })
         .await?;
@@ -270,10 +257,7 @@ pub async fn update_site(
     if let Some(server) = new_server {
         cur.data.active_server = server;
     }
-    let keys = site_keys(&cur.data, &cur.meta.name);
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, keys, cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
     Ok(Json(
         site_view(&mut Names::new(&state.store), &updated).await?,

@@ -190,29 +190,25 @@ pub async fn rotate_tsig(
                 (0, Some(p)) => tx.delete(Kind::Secret, p.meta.id).await?,
                 (0, None) => {}
                 (_, Some(p)) => {
-                    tx.update(p.meta.id, &previous_name, Vec::new(), kept)
-                        .await?;
+                    tx.update(p.meta.id, &previous_name, kept).await?;
                 }
                 (_, None) => {
                     tx.create(NewObject {
                         name: previous_name,
                         owner: None,
                         parent: None,
-                        keys: Vec::new(),
                         data: kept,
                     })
                     .await?;
                 }
             }
-            tx.update(cur.meta.id, &cur.meta.name, Vec::new(), cur.data)
-                .await?;
+            tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
         }
         None => {
             tx.create(NewObject {
                 name: SecretPurpose::Tsig.store_name(cluster),
                 owner: None,
                 parent: None,
-                keys: Vec::new(),
                 data: Secret {
                     purpose: SecretPurpose::Tsig,
                     subject: cluster.to_owned(),
