@@ -2,7 +2,9 @@
 //!
 //! Every check runs inside the writer's store transaction ([`Tx`]): writers are
 //! serialised, so the count read here cannot be overtaken by a concurrent create,
-//! and N parallel requests never exceed a limit. The limit values themselves come
+//! and N parallel requests never exceed a limit. Counts are the store's per-(owner,
+//! kind) counters ([`Tx::count_owned`], one row kept by triggers), so a check costs
+//! the same for an account with ten domains or ten thousand. The limit values come
 //! from the pure [`model::limits::effective_limits`].
 //!
 //! Lowering a limit below what an account already uses keeps what exists, refuses

@@ -30,6 +30,8 @@
 //!   reseller, computed by the store. **Accounts own themselves**: an
 //!   [`model::entity::Account`] created with `owner: None` that is not an admin gets
 //!   its own id as owner (the id is unknown before the insert). [`Scope`] filters reads.
+//! - `object_counts`: objects per (owner, kind), kept by triggers (migration 3), so
+//!   [`Tx::count_owned`] (plan limits) is one row, not a count.
 //! - `events`: the audit log. Every create/update/delete adds one event (plus
 //!   [`Tx::event`] for custom ones); events are written at commit, in order, and
 //!   carry the transaction's revision.
@@ -902,14 +904,18 @@ impl Tx {
     /// Number of objects of `kind` owned by `owner`, inside the transaction. Writers
     /// are serialised (see [`Store::begin`]), so a count checked here before a
     /// `create` cannot be overtaken by a concurrent writer.
+    ///
+    /// One row of `object_counts`, which triggers keep in the same transaction as
+    /// every insert, delete (cascades included) and change of owner: O(1) however
+    /// many objects the account holds.
     pub async fn count_owned(&mut self, kind: Kind, owner: Id) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE kind = $1 AND owner = $2")
-                .bind(kind.as_str())
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT n FROM object_counts WHERE owner = $1 AND kind = $2")
                 .bind(owner)
-                .fetch_one(self.conn())
-                .await?,
-        )
+                .bind(kind.as_str())
+                .fetch_optional(self.conn())
+                .await?;
+        Ok(n.unwrap_or(0))
     }
 
     /// Objects of one kind owned by `owner`, inside the transaction, in id order.

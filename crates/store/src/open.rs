@@ -10,10 +10,32 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor, SqlSafeStr};
 
 use crate::{BackendKind, Result, StoreError};
 
-/// Schema of the SQLite backend, version 1.
-const SQLITE_V1: &str = include_str!("../migrations/sqlite/0001_init.sql");
-/// Schema of the PostgreSQL backend, version 1.
-const POSTGRES_V1: &str = include_str!("../migrations/postgres/0001_init.sql");
+/// Migrations of the SQLite backend: (version, description, SQL).
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init sqlite",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        3,
+        "object counts sqlite",
+        include_str!("../migrations/sqlite/0003_counters.sql"),
+    ),
+];
+/// Migrations of the PostgreSQL backend: (version, description, SQL).
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init postgres",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        3,
+        "object counts postgres",
+        include_str!("../migrations/postgres/0003_counters.sql"),
+    ),
+];
 
 /// Connections of a SQLite store. Writers are serialised anyway (one write lock), so
 /// a few connections serve concurrent readers while one transaction writes.
@@ -31,17 +53,23 @@ const SQLITE_PRAGMAS: &str =
 
 /// The embedded migrations of one backend.
 fn migrator(backend: BackendKind) -> Migrator {
-    let (sql, desc) = match backend {
-        BackendKind::Sqlite => (SQLITE_V1, "init sqlite"),
-        BackendKind::Postgres => (POSTGRES_V1, "init postgres"),
+    let list = match backend {
+        BackendKind::Sqlite => SQLITE_MIGRATIONS,
+        BackendKind::Postgres => POSTGRES_MIGRATIONS,
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        desc.into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        list.iter()
+            .map(|(version, desc, sql)| {
+                Migration::new(
+                    *version,
+                    (*desc).into(),
+                    MigrationType::Simple,
+                    (*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Create `path`'s directory and the file itself (mode 0600) if missing.

@@ -181,7 +181,12 @@ suite!(
     corrupt_document,
     counted_creates_never_exceed_a_limit,
     domains_under_and_reassign,
+    counters_match_rows,
 );
+
+#[path = "suite/counters.rs"]
+mod counters;
+use counters::counters_match_rows;
 
 // ---------------------------------------------------------------------------------
 // Fixtures
