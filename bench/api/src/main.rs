@@ -7,11 +7,14 @@
 //! 3. pages through all domains 100 at a time, timing each page;
 //!
 //! and prints throughput, page latency percentiles and the controller's RSS.
+//! With `--scale N` it instead creates N domain + site pairs in ten slices and
+//! measures the reads at that size (see the `scale` module).
 //! Not a test: it asserts nothing about time. Usage:
 //!
 //! ```text
 //! cargo build --release -p hostplane -p bench-api
 //! target/release/bench-api [--domains 10000] [--concurrency 32] [--bin target/release/hostplane]
+//! target/release/bench-api --scale 100000 [--concurrency 32] [--bin target/release/hostplane]
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -21,11 +24,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod scale;
+
 struct Args {
     domains: usize,
     concurrency: usize,
     bin: String,
     mailboxes: bool,
+    scale: Option<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -34,6 +40,7 @@ fn parse_args() -> Result<Args> {
         concurrency: 32,
         bin: "target/release/hostplane".into(),
         mailboxes: true,
+        scale: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -42,6 +49,7 @@ fn parse_args() -> Result<Args> {
             "--concurrency" => args.concurrency = it.next().context("--concurrency N")?.parse()?,
             "--bin" => args.bin = it.next().context("--bin PATH")?,
             "--no-mailboxes" => args.mailboxes = false,
+            "--scale" => args.scale = Some(it.next().context("--scale N")?.parse()?),
             other => bail!("unknown argument {other}; see the module doc"),
         }
     }
@@ -213,6 +221,7 @@ async fn main() -> Result<()> {
     };
     post(&client, &format!("{url}/v1/customers"), &cust).await?;
     // The default plan allows 100 domains and 1000 mailboxes; the benchmark needs more.
+    // (Sites are not limited by count.)
     let unlimited =
         serde_json::json!({"limits": {"max_domains": 1_000_000, "max_mailboxes": 1_000_000}});
     let r = client
@@ -226,6 +235,11 @@ async fn main() -> Result<()> {
 
     let (rss0, _) = rss_kib(pid);
     println!("controller pid {pid}, RSS at start {} MiB", rss0 / 1024);
+    if let Some(n) = args.scale {
+        scale::run(&client, &url, n, args.concurrency, pid).await?;
+        drop(guard);
+        return Ok(());
+    }
     println!(
         "creating {} domains with {} concurrent clients ...",
         args.domains, args.concurrency

@@ -1,0 +1,148 @@
+//! `--scale N`: the API at size (issue 13, point 4). Creates N domain + site pairs
+//! (each pair two requests, two store transactions) with the concurrent clients, in
+//! ten slices of N/10, printing each slice's objects/s and the controller's RSS, so a
+//! slowdown with size shows as falling rates; then the latency percentiles of
+//! `GET /v1/status`, the domain listing (every page of 100) and the audit log (every
+//! page of 100, at most `MAX_EVENT_PAGES`) at the final size.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use proto::v1::{CreateDomain, CreateSite, DomainView, EventView, Page};
+
+use crate::{percentile, post, rss_kib, run_parallel};
+
+/// Samples of `GET /v1/status` taken at the end.
+const STATUS_SAMPLES: usize = 200;
+/// Longest walk through the audit log, in pages of 100.
+const MAX_EVENT_PAGES: usize = 1000;
+
+/// Create `n` domain + site pairs in ten slices, then measure the reads.
+pub async fn run(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+    clients: usize,
+    pid: u32,
+) -> Result<()> {
+    println!("scale: {n} domain + site pairs with {clients} clients, in 10 slices");
+    println!("slice | pairs so far | objects/s | RSS MiB");
+    let mut rates = Vec::new();
+    let total = Instant::now();
+    for slice in 0..10 {
+        let (from, to) = (n * slice / 10, n * (slice + 1) / 10);
+        let (c, u) = (client.clone(), url.to_owned());
+        let elapsed = run_parallel(to - from, clients, move |i| {
+            let (c, u) = (c.clone(), u.clone());
+            async move {
+                let name = format!("scale-{:06}.example", from + i);
+                let domain = CreateDomain {
+                    name: name.clone(),
+                    customer: Some("bench".into()),
+                    clusters: None,
+                };
+                post(&c, &format!("{u}/v1/domains"), &domain).await?;
+                let site = CreateSite {
+                    domain: name,
+                    aliases: None,
+                    php: None,
+                    mode: None,
+                    https_redirect: None,
+                };
+                post(&c, &format!("{u}/v1/sites"), &site).await
+            }
+        })
+        .await?;
+        let rate = 2.0 * (to - from) as f64 / elapsed.as_secs_f64();
+        rates.push(rate);
+        println!(
+            "{:>5} | {:>12} | {:>9.0} | {:>7}",
+            slice + 1,
+            to,
+            rate,
+            rss_kib(pid).0 / 1024
+        );
+    }
+    let elapsed = total.elapsed().as_secs_f64();
+    let first = rates.first().copied().unwrap_or(0.0);
+    let worst = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "objects: {} in {elapsed:.1} s = {:.0} objects/s overall; slowest slice {worst:.0}/s = {:.0}% of the first",
+        2 * n,
+        2.0 * n as f64 / elapsed,
+        100.0 * worst / first.max(f64::MIN_POSITIVE)
+    );
+
+    let mut status = Vec::new();
+    for _ in 0..STATUS_SAMPLES {
+        let t = Instant::now();
+        client
+            .get(format!("{url}/v1/status"))
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        status.push(t.elapsed());
+    }
+    report("status", &mut status);
+
+    let mut pages = Vec::new();
+    walk::<DomainView>(client, &format!("{url}/v1/domains"), usize::MAX, &mut pages).await?;
+    report("domain list page of 100", &mut pages);
+
+    let mut events = Vec::new();
+    walk::<EventView>(
+        client,
+        &format!("{url}/v1/events"),
+        MAX_EVENT_PAGES,
+        &mut events,
+    )
+    .await?;
+    report("events page of 100", &mut events);
+
+    let (rss, hwm) = rss_kib(pid);
+    println!(
+        "controller RSS now {} MiB, peak {} MiB",
+        rss / 1024,
+        hwm / 1024
+    );
+    Ok(())
+}
+
+/// Page through `url` 100 at a time (at most `max` pages), timing each page.
+async fn walk<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    max: usize,
+    times: &mut Vec<Duration>,
+) -> Result<()> {
+    let mut cursor: Option<String> = None;
+    while times.len() < max {
+        let mut req = client.get(url).query(&[("limit", "100")]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c.as_str())]);
+        }
+        let t = Instant::now();
+        let page: Page<T> = req.send().await?.error_for_status()?.json().await?;
+        times.push(t.elapsed());
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Print p50 / p99 / max of `times` (sorted in place).
+fn report(what: &str, times: &mut [Duration]) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{what}: {} requests, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        times.len(),
+        ms(percentile(times, 0.5)),
+        ms(percentile(times, 0.99)),
+        ms(times.last().copied().unwrap_or_default())
+    );
+}
