@@ -24,15 +24,18 @@
 //!   placed, each unless the customer has a TXT there;
 //! - the customer's records, with the DNS cluster's default TTL when they have none.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
-use model::dns::RecordData;
 use model::entity::{DnsRecord, Server, Site, Ttls};
-use model::{DomainName, Id, PlacementMode};
-use proto::agent_v1::{ZoneContent, ZoneRecord};
+use model::{DomainName, Id};
+use proto::agent_v1::ZoneContent;
 use scheduler::Health;
+
+mod build;
+
+use build::fqdn;
+pub use build::{build_zone, RType};
 
 /// SOA refresh (seconds).
 pub const SOA_REFRESH: u32 = 3600;
@@ -95,347 +98,14 @@ pub struct ZoneInput<'a> {
     pub dkim: Vec<(&'a str, String)>,
 }
 
-/// Absolute name with a trailing dot, for record data.
-fn fqdn(name: &str) -> String {
-    if name == "." || name.ends_with('.') {
-        name.to_owned()
-    } else {
-        format!("{name}.")
-    }
-}
-
-fn address_record(name: &str, ttl: u32, ip: IpAddr) -> ZoneRecord {
-    ZoneRecord {
-        name: name.to_owned(),
-        ttl,
-        rtype: if ip.is_ipv4() { "A" } else { "AAAA" }.to_owned(),
-        data: ip.to_string(),
-    }
-}
-
-/// The SOA record data for `serial`.
-fn soa_data(mname: &str, origin: &str, serial: u32) -> String {
-    format!(
-        "{} {} {serial} {SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {SOA_MINIMUM}",
-        fqdn(mname),
-        fqdn(&format!("hostmaster.{origin}")),
-    )
-}
-
-/// Quote a character string for presentation format.
-fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// TXT data: the text split into quoted strings of at most 255 octets.
-fn txt_data(text: &str) -> String {
-    // TXT text is printable ASCII (validated by the model), so every byte is a
-    // char boundary; `chunks` on bytes then converting is safe for ASCII and lossy
-    // (never panicking) otherwise.
-    text.as_bytes()
-        .chunks(255)
-        .map(|c| quoted(&String::from_utf8_lossy(c)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Presentation-format RDATA of a customer record.
-fn record_data(data: &RecordData) -> String {
-    match data {
-        RecordData::A { address } => address.to_string(),
-        RecordData::Aaaa { address } => address.to_string(),
-        RecordData::Cname { target } | RecordData::Ns { target } => fqdn(target.as_str()),
-        RecordData::Mx {
-            preference,
-            exchange,
-        } => format!("{preference} {}", fqdn(exchange.as_str())),
-        RecordData::Txt { text } => txt_data(text),
-        RecordData::Srv {
-            priority,
-            weight,
-            port,
-            target,
-        } => format!("{priority} {weight} {port} {}", fqdn(target.as_str())),
-        RecordData::Caa { flags, tag, value } => format!("{flags} {tag} {}", quoted(value)),
-    }
-}
-
-/// An SPF policy: TXT starting with `v=spf1` followed by a space or the end.
-fn is_spf(data: &RecordData) -> bool {
-    let RecordData::Txt { text } = data else {
-        return false;
-    };
-    text.get(..6)
-        .is_some_and(|p| p.eq_ignore_ascii_case("v=spf1"))
-        && matches!(text.as_bytes().get(6), None | Some(b' '))
-}
-
-/// Servers whose addresses go into `@` and `www`.
-fn web_targets<'a>(input: &ZoneInput<'a>) -> Vec<ZoneServer<'a>> {
-    let Some(site) = input.site else {
-        return Vec::new();
-    };
-    let candidates: Vec<ZoneServer<'a>> = match site.mode {
-        PlacementMode::All => {
-            let serving: Vec<_> = input
-                .web
-                .iter()
-                .filter(|s| !s.server.drained)
-                .copied()
-                .collect();
-            // Every server drained: they still hold the site.
-            if serving.is_empty() {
-                input.web.clone()
-            } else {
-                serving
-            }
-        }
-        PlacementMode::Single => {
-            let active: Vec<_> = input
-                .web
-                .iter()
-                .filter(|s| Some(s.id) == site.active_server)
-                .copied()
-                .collect();
-            // No (known) active server yet: the cluster's servers, so the name
-            // resolves to where the site will be placed rather than to nothing.
-            if active.is_empty() {
-                input.web.clone()
-            } else {
-                active
-            }
-        }
-    };
-    let healthy: Vec<_> = candidates.iter().filter(|s| s.healthy()).copied().collect();
-    if healthy.is_empty() {
-        candidates
-    } else {
-        healthy
-    }
-}
-
-/// The zone of `input.origin`. Records are SOA first, then sorted by name (apex
-/// first), type and data, without duplicates.
-pub fn build_zone(input: &ZoneInput<'_>) -> ZoneContent {
-    let origin = input.origin.as_str().to_owned();
-    let ttl = input.ttls.default;
-    let web_ttl = input.ttls.web;
-    let abs = |rel: &str| format!("{rel}.{origin}");
-    let mut generated: Vec<ZoneRecord> = Vec::new();
-
-    // NS and glue.
-    for ns in &input.dns {
-        let host = ns.server.hostname.as_str();
-        generated.push(ZoneRecord {
-            name: origin.clone(),
-            ttl,
-            rtype: "NS".into(),
-            data: fqdn(host),
-        });
-        if ns.server.hostname.is_within(input.origin) {
-            for ip in &ns.server.addresses {
-                generated.push(address_record(host, ttl, *ip));
-            }
-        }
-    }
-
-    // Web.
-    for s in web_targets(input) {
-        for ip in &s.server.addresses {
-            generated.push(address_record(&origin, web_ttl, *ip));
-            generated.push(address_record(&abs("www"), web_ttl, *ip));
-        }
-    }
-
-    // Mail.
-    for (i, mx) in input.mail.iter().enumerate() {
-        let pref = u16::try_from(i.saturating_add(1).saturating_mul(10)).unwrap_or(u16::MAX);
-        generated.push(ZoneRecord {
-            name: origin.clone(),
-            ttl,
-            rtype: "MX".into(),
-            data: format!("{pref} {}", fqdn(mx.server.hostname.as_str())),
-        });
-        // An exchange inside this zone must resolve from it.
-        if mx.server.hostname.is_within(input.origin) {
-            for ip in &mx.server.addresses {
-                generated.push(address_record(mx.server.hostname.as_str(), ttl, *ip));
-            }
-        }
-    }
-    if let Some(primary) = input.mail.first() {
-        for ip in &primary.server.addresses {
-            generated.push(address_record(&abs("mail"), ttl, *ip));
-        }
-    }
-    if let Some(files) = input.files.first() {
-        for ip in &files.server.addresses {
-            generated.push(address_record(&abs("ftp"), ttl, *ip));
-        }
-    }
-    if !input
-        .records
-        .iter()
-        .any(|r| r.name.is_apex() && is_spf(&r.data))
-    {
-        generated.push(ZoneRecord {
-            name: origin.clone(),
-            ttl,
-            rtype: "TXT".into(),
-            data: quoted(DEFAULT_SPF),
-        });
-    }
-
-    let dmarc = abs("_dmarc");
-    if !input
-        .records
-        .iter()
-        .any(|r| matches!(r.data, RecordData::Txt { .. }) && r.name.absolute(input.origin) == dmarc)
-    {
-        generated.push(ZoneRecord {
-            name: dmarc,
-            ttl,
-            rtype: "TXT".into(),
-            data: quoted(DEFAULT_DMARC),
-        });
-    }
-
-    for (selector, text) in &input.dkim {
-        let name = abs(&format!("{selector}._domainkey"));
-        let customer_has = input.records.iter().any(|r| {
-            matches!(r.data, RecordData::Txt { .. }) && r.name.absolute(input.origin) == name
-        });
-        if !customer_has {
-            generated.push(ZoneRecord {
-                name,
-                ttl,
-                rtype: "TXT".into(),
-                data: txt_data(text),
-            });
-        }
-    }
-
-    // Customer records replace generated ones.
-    let customer: Vec<ZoneRecord> = input
-        .records
-        .iter()
-        .map(|r| ZoneRecord {
-            name: r.name.absolute(input.origin),
-            ttl: r.ttl.unwrap_or(ttl),
-            rtype: r.data.rtype().to_owned(),
-            data: record_data(&r.data),
-        })
-        .collect();
-    let mut replaced: HashSet<(&str, &str)> = HashSet::new();
-    let mut cnames: Vec<&str> = Vec::new();
-    let mut delegations: Vec<&str> = Vec::new();
-    for rec in &customer {
-        match rec.rtype.as_str() {
-            "CNAME" => cnames.push(&rec.name),
-            "NS" => delegations.push(&rec.name),
-            // The SPF rule above decides about the generated TXT.
-            "TXT" => {}
-            t => {
-                replaced.insert((&rec.name, t));
-            }
-        }
-    }
-    let below = |name: &str, cut: &str| {
-        name == cut
-            || (name.len() > cut.len()
-                && name.ends_with(cut)
-                && name.as_bytes().get(name.len() - cut.len() - 1) == Some(&b'.'))
-    };
-    generated.retain(|g| {
-        !replaced.contains(&(g.name.as_str(), g.rtype.as_str()))
-            && !cnames.contains(&g.name.as_str())
-            && !delegations.iter().any(|d| below(&g.name, d))
-    });
-    let mut records: Vec<ZoneRecord> = generated;
-    records.extend(customer);
-
-    let rank = |t: &str| match t {
-        "NS" => 0,
-        "A" => 1,
-        "AAAA" => 2,
-        "CNAME" => 3,
-        "MX" => 4,
-        "TXT" => 5,
-        "SRV" => 6,
-        "CAA" => 7,
-        _ => 8,
-    };
-    records.sort_by(|a, b| {
-        (a.name != origin, &a.name, rank(&a.rtype), &a.rtype, &a.data).cmp(&(
-            b.name != origin,
-            &b.name,
-            rank(&b.rtype),
-            &b.rtype,
-            &b.data,
-        ))
-    });
-    // Same record twice (two servers sharing an address, a customer record equal
-    // to a generated one): once, with the shortest TTL given.
-    records.dedup_by(|later, kept| {
-        if later.name == kept.name && later.rtype == kept.rtype && later.data == kept.data {
-            kept.ttl = kept.ttl.min(later.ttl);
-            true
-        } else {
-            false
-        }
-    });
-    // One RRset, one TTL (RFC 2181 §5.2): the shortest of the set.
-    let mut i = 0;
-    while i < records.len() {
-        let mut j = i;
-        let mut min = records[i].ttl;
-        while j < records.len()
-            && records[j].name == records[i].name
-            && records[j].rtype == records[i].rtype
-        {
-            min = min.min(records[j].ttl);
-            j += 1;
-        }
-        for r in &mut records[i..j] {
-            r.ttl = min;
-        }
-        i = j.max(i + 1);
-    }
-
-    let mname = input
-        .dns
-        .first()
-        .map(|p| p.server.hostname.as_str().to_owned())
-        .unwrap_or_else(|| origin.clone());
-    records.insert(
-        0,
-        ZoneRecord {
-            name: origin.clone(),
-            ttl,
-            rtype: "SOA".into(),
-            data: soa_data(&mname, &origin, input.serial),
-        },
-    );
-    ZoneContent {
-        origin,
-        serial: input.serial,
-        records,
-    }
-}
-
 /// Set the serial of a built zone (its field and the SOA record's data).
 pub fn set_serial(zone: &mut ZoneContent, serial: u32) {
     zone.serial = serial;
-    for r in zone.records.iter_mut().filter(|r| r.rtype == "SOA") {
+    for r in zone
+        .records
+        .iter_mut()
+        .filter(|r| r.rtype == RType::Soa.as_str())
+    {
         let mut fields: Vec<&str> = r.data.split_whitespace().collect();
         let text = serial.to_string();
         if let Some(f) = fields.get_mut(2) {
@@ -502,7 +172,7 @@ fn content_hash(zone: &ZoneContent) -> [u8; 32] {
         h.update(b" ");
         h.update(r.rtype.as_bytes());
         h.update(b" ");
-        if r.rtype == "SOA" {
+        if r.rtype == RType::Soa.as_str() {
             // Everything but the serial.
             for (i, f) in r.data.split_whitespace().enumerate() {
                 if i != 2 {
@@ -569,8 +239,10 @@ impl ZoneSerials {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::dns::RecordData;
     use model::dns::{RecordName, Target};
     use model::CountryCode;
+    use model::PlacementMode;
     use model::Slug;
 
     fn server(name: &str, host: &str, ips: &[&str]) -> Server {
