@@ -157,7 +157,6 @@ mod tests {
     use crate::{ClusterInfo, ServerInfo};
     use model::{CountryCode, Role};
     use proptest::prelude::*;
-    use std::collections::HashMap;
 
     fn server(id: Id, health: Health, drained: bool, load: u32) -> ServerInfo {
         ServerInfo {
