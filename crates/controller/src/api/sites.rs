@@ -6,8 +6,7 @@ use axum::Json;
 use model::entity::{Domain, Kind, Site};
 use model::{DomainName, PlacementMode, Role, WithField};
 use proto::v1::{CreateSite, ErrorBody, ListParams, Page, SiteView, UpdateSite};
-use scheduler::pick_single_server;
-use store::{NewObject, Stored, UniqueKey};
+use store::{NewObject, Stored};
 
 use super::domains::customer_domains;
 use super::{body_domain, filters, list_page, rfc3339, Names, Paging};
@@ -15,16 +14,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// The unique keys a site claims: one `hostname` per host name it serves.
-pub fn site_keys(site: &Site, domain: &str) -> Vec<UniqueKey> {
-    std::iter::once(domain.to_owned())
-        .chain(site.aliases.iter().map(ToString::to_string))
-        .map(|key| UniqueKey {
-            ns: "hostname",
-            key,
-        })
-        .collect()
-}
+pub use crate::placement::site_keys;
 
 /// A site as shown.
 pub async fn site_view(names: &mut Names<'_>, s: &Stored<Site>) -> ApiResult<SiteView> {
@@ -111,27 +101,6 @@ fn mode(value: Option<&str>) -> ApiResult<Option<PlacementMode>> {
         .map_err(Into::into)
 }
 
-/// The server a `single` site goes on.
-async fn pick(
-    state: &AppState,
-    domain: &Domain,
-    mode: PlacementMode,
-) -> ApiResult<Option<model::Id>> {
-    if mode == PlacementMode::All {
-        return Ok(None);
-    }
-    let snap = super::placement_snapshot(state).await?;
-    let server = domain
-        .placements
-        .get(&Role::Web)
-        .and_then(|c| snap.cluster(*c))
-        .and_then(pick_single_server);
-    if let Some(s) = server {
-        state.site_loads.picked(s);
-    }
-    Ok(server)
-}
-
 /// A site named in a path, visible to the caller, or 404.
 pub(crate) async fn path_site(
     state: &AppState,
@@ -164,7 +133,7 @@ pub async fn create_site(
     )
     .await?;
     let mode = mode(req.mode.as_deref())?.unwrap_or(PlacementMode::Single);
-    let active_server = pick(&state, &domain.data, mode).await?;
+    let active_server = crate::placement::place_site(&state, &domain.data, mode).await?;
     let data = Site {
         domain: domain.meta.id,
         aliases,
@@ -247,7 +216,9 @@ pub async fn update_site(
     };
     let new_mode = mode(req.mode.as_deref())?;
     let new_server = match new_mode {
-        Some(m) if m != s.data.mode => Some(pick(&state, &domain.data, m).await?),
+        Some(m) if m != s.data.mode => {
+            Some(crate::placement::place_site(&state, &domain.data, m).await?)
+        }
         _ => None,
     };
     let mut tx = state.store.begin(caller.actor()).await?;
