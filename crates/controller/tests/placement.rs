@@ -150,7 +150,14 @@ async fn deleting_a_server_moves_its_sites_with_events() {
     // Converged: later ticks (every 500 ms here) write nothing more.
     let settled = last_event(&admin).await;
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert_eq!(last_event(&admin).await, settled);
+    let later: Vec<Value> = admin
+        .list_all("/v1/events?limit=1000")
+        .await
+        .into_iter()
+        .filter(|e| e["id"].as_i64().unwrap() > settled)
+        .filter(|e| e["action"] == "site.move" || e["action"] == "placement.warning")
+        .collect();
+    assert!(later.is_empty(), "{later:?}");
     srv.stop().await;
 }
 
@@ -199,5 +206,69 @@ async fn moving_a_domain_re_places_its_site_with_events() {
         .await
         .expect(200);
     assert!(moves(&admin, before).await.is_empty());
+    srv.stop().await;
+}
+
+/// Failover is level-triggered: a pass whose store write fails is retried on later
+/// health ticks until it succeeds, without any request or health change to start it.
+#[tokio::test]
+async fn a_failed_pass_is_retried_on_later_ticks() {
+    use sqlx::Connection;
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    default_clusters(&admin).await;
+    admin
+        .post("/v1/customers", json!({"name": "acme"}))
+        .await
+        .expect(201);
+    server(&admin, "w1", "web-1").await;
+    assert_eq!(site(&admin, "a.example").await["active_server"], "w1");
+    // w1 drained with nowhere to go: the site stays, with a warning.
+    admin
+        .post("/v1/servers/w1/drain", json!({}))
+        .await
+        .expect(200);
+    assert_eq!(active(&admin, "a.example").await, "w1");
+    // Every write of a site fails from now on.
+    let mut db = sqlx::SqliteConnection::connect(&srv.store_url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_site_writes BEFORE UPDATE ON objects WHEN OLD.kind = 'site' \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let before = last_event(&admin).await;
+    // A usable server appears: the next tick's pass tries to move the site and fails.
+    server(&admin, "w2", "web-1").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(active(&admin, "a.example").await, "w1");
+    assert!(moves(&admin, before).await.is_empty());
+    // The store works again: a later tick converges, with nothing else changed.
+    sqlx::query("DROP TRIGGER fail_site_writes")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let mut m = Vec::new();
+    for _ in 0..200 {
+        m = moves(&admin, before).await;
+        if !m.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        m,
+        vec![(
+            "a.example".into(),
+            json!("w1"),
+            json!("w2"),
+            "health".into()
+        )]
+    );
+    assert_eq!(active(&admin, "a.example").await, "w2");
+    db.close().await.unwrap();
     srv.stop().await;
 }
