@@ -296,12 +296,11 @@ pub async fn move_snapshot(state: &AppState) -> PlacementResult<Snapshot> {
 
 /// Level-triggered failover, called on every health tick: run a pass when what
 /// placement depends on changed since the last converged pass or that pass failed
-/// (see [`converge`]). Errors are logged and retried on the next tick. A pass
-/// already running (drain, delete) makes this tick skip; the next one looks again.
+/// (see [`converge`]). Errors are logged and retried on the next tick. It waits
+/// for the lock rather than skipping, so a stream of site creates (which hold it
+/// for microseconds) never starves failover.
 pub async fn tick(state: &AppState) {
-    let Ok(mut memory) = state.placement.memory.try_lock() else {
-        return;
-    };
+    let mut memory = state.placement.lock().await;
     let snap = match placement_snapshot(state).await {
         Ok(s) => s,
         Err(e) => {
