@@ -186,6 +186,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::placement::PlacementError> for ApiError {
+    fn from(e: crate::placement::PlacementError) -> Self {
+        match e {
+            crate::placement::PlacementError::Store(e) => e.into(),
+            crate::placement::PlacementError::Infeasible(e) => Self::infeasible(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::secrets::HashError> for ApiError {
     fn from(e: crate::secrets::HashError) -> Self {
         Self::internal(e)

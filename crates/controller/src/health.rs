@@ -11,7 +11,8 @@
 //!   successful one keeps it `suspect` (the engine serves, the agent is silent).
 //!
 //! Servers that never joined (created through the API, no agent) stay `unknown`.
-//! Going `down` and coming back `up` run a placement pass ([`crate::failover`]).
+//! Every tick re-checks placement ([`crate::placement::tick`]): going `down` and
+//! coming back `up` move sites until converged.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -322,8 +323,8 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> bool {
     )
 }
 
-/// Record transitions as `server.health` events (one transaction) and run a
-/// placement pass for the clusters where a server went down or came back.
+/// Record transitions as `server.health` events (one transaction); the next
+/// [`tick`] re-places what they affect.
 pub async fn record(state: &AppState, transitions: &[Transition]) {
     if transitions.is_empty() {
         return;
@@ -370,18 +371,6 @@ pub async fn record(state: &AppState, transitions: &[Transition]) {
     // Health feeds the zones (web records follow healthy servers): rebuild now rather
     // than at the next store poll, so failover reaches DNS within a second.
     state.changed();
-    let mut clusters: Vec<Id> = transitions
-        .iter()
-        .filter(|t| t.to == Health::Down || (t.to == Health::Up && t.from != Health::Unknown))
-        .filter_map(|t| servers.get(&t.server).map(|s| s.data.cluster))
-        .collect();
-    clusters.sort_unstable();
-    clusters.dedup();
-    for c in clusters {
-        if let Err(e) = crate::failover::reconcile(state, Some(c), "health").await {
-            tracing::warn!(error = %e, cluster = c, "placement pass failed");
-        }
-    }
 }
 
 /// One monitor tick: watch joined servers, expire silent ones, probe suspects.
@@ -423,6 +412,8 @@ pub async fn tick(state: &AppState) {
         }
     }
     record(state, &transitions).await;
+    // Failover is level-triggered: every tick re-checks placement until converged.
+    crate::placement::tick(state).await;
 }
 
 /// The monitor task: a tick every half heartbeat interval until the controller stops.

@@ -44,8 +44,9 @@ pub struct Inner {
     pub configs: ConfigHub,
     /// Servers' health as heartbeats and probes tell it.
     pub health: HealthMonitor,
-    /// Serialises failover / placement passes.
-    pub placement: tokio::sync::Mutex<()>,
+    /// The placement lock: every placement decision is written holding it
+    /// ([`crate::placement`]).
+    pub placement: crate::placement::Placement,
     /// Sites per web server for placing new sites ([`crate::loads`]).
     pub site_loads: crate::loads::SiteLoads,
 }
@@ -74,7 +75,7 @@ impl AppState {
             stopping: watch::channel(false).0,
             configs,
             health,
-            placement: tokio::sync::Mutex::new(()),
+            placement: crate::placement::Placement::default(),
             site_loads: crate::loads::SiteLoads::default(),
         }))
     }

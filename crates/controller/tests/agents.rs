@@ -589,11 +589,15 @@ async fn health_failover_drain_and_recovery() {
     assert_eq!(moves[0]["actor"], "scheduler");
     assert_eq!(moves[0]["detail"]["from"], "w1");
     assert_eq!(moves[0]["detail"]["to"], "w2");
-    // w2's desired config now has the site active, w1's inactive.
-    let RoleConfig::Web(c2) = w2.config(0).await.1.unwrap().role else {
-        panic!()
-    };
-    assert!(c2.sites[0].active);
+    // w2's desired config now has the site active (once the build after the move
+    // has run), w1's inactive.
+    until(5, "w2's config has the site active", || async {
+        let RoleConfig::Web(c2) = w2.config(0).await.1.unwrap().role else {
+            panic!()
+        };
+        c2.sites[0].active
+    })
+    .await;
     let RoleConfig::Web(c1) = w1.config(0).await.1.unwrap().role else {
         panic!()
     };

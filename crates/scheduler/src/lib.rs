@@ -2,8 +2,18 @@
 //! clusters and servers. No I/O and no clock: the controller builds the snapshot
 //! from the store and health monitor, calls these functions, and writes the plan.
 //! Being pure, every rule here is property-tested.
+//!
+//! Every placement decision of the platform is made here: a domain's clusters
+//! ([`place_domain`]), a new `single` site's server ([`pick_single_server`]), and
+//! re-placement when a server is deleted, drained, down or back, or a domain moves
+//! ([`replace::replace`]). The controller's `placement` module is the one place that
+//! takes snapshots and writes these decisions.
 
 #![forbid(unsafe_code)]
+
+pub mod replace;
+
+pub use replace::{replace, without_server, Decision, Placed, Subject};
 
 use model::{CountryCode, Id, Role};
 use std::collections::BTreeMap;
@@ -347,6 +357,64 @@ mod tests {
             pick_single_server(&cluster(3, Role::Web, false, vec![])),
             None
         );
+    }
+
+    fn role() -> impl proptest::strategy::Strategy<Value = Role> {
+        proptest::sample::select(Role::ALL.to_vec())
+    }
+
+    proptest::proptest! {
+        /// A plan places exactly the requested roles, each on an existing cluster of
+        /// that role: the explicit choice if any, else the customer's default, else the
+        /// operator's default (or the only cluster of the role); infeasible otherwise.
+        #[test]
+        fn domain_plans_follow_the_precedence(
+            clusters in proptest::collection::vec((role(), proptest::bool::ANY), 0..8),
+            roles in proptest::collection::btree_set(role(), 0..5),
+            explicit in proptest::collection::btree_map(role(), 1i64..10, 0..3),
+            customer in proptest::collection::btree_map(role(), 1i64..10, 0..3),
+        ) {
+            let snap = Snapshot {
+                clusters: clusters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (r, d))| cluster(i as Id + 1, *r, *d, vec![]))
+                    .collect(),
+            };
+            let req = DomainRequest {
+                roles: roles.iter().copied().collect(),
+                explicit: explicit.clone(),
+                customer_defaults: customer.clone(),
+            };
+            match place_domain(&snap, &req) {
+                Ok(plan) => {
+                    proptest::prop_assert_eq!(
+                        plan.placements.keys().copied().collect::<Vec<_>>(),
+                        roles.iter().copied().collect::<Vec<_>>()
+                    );
+                    for (role, id) in &plan.placements {
+                        proptest::prop_assert_eq!(snap.cluster(*id).map(|c| c.role), Some(*role));
+                        let want = explicit
+                            .get(role)
+                            .or(customer.get(role))
+                            .copied()
+                            .or_else(|| default_cluster(&snap, *role));
+                        proptest::prop_assert_eq!(Some(*id), want);
+                    }
+                }
+                Err(Infeasible::NoCluster { role }) => {
+                    proptest::prop_assert!(!explicit.contains_key(&role) && !customer.contains_key(&role));
+                    proptest::prop_assert_eq!(default_cluster(&snap, role), None);
+                }
+                Err(Infeasible::UnknownCluster { role, id }) => {
+                    proptest::prop_assert_eq!(explicit.get(&role).or(customer.get(&role)), Some(&id));
+                    proptest::prop_assert!(snap.cluster(id).is_none());
+                }
+                Err(Infeasible::WrongRole { role, actual, .. }) => {
+                    proptest::prop_assert_ne!(role, actual);
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@ use scheduler::default_cluster;
 use store::{NewObject, Scope, Stored};
 
 use super::{
-    body_domain, cluster_snapshot, filters, list_page, owning_customer, password_or_generate,
-    rfc3339, visible, Names, Paging,
+    body_domain, filters, list_page, owning_customer, password_or_generate, rfc3339, visible,
+    Names, Paging,
 };
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
@@ -182,7 +182,7 @@ async fn db_cluster(
         }
         None => match owner.data.default_clusters.get(&Role::Db) {
             Some(id) => *id,
-            None => default_cluster(&cluster_snapshot(state).await?, Role::Db).ok_or_else(|| {
+            None => default_cluster(&crate::placement::cluster_snapshot(state).await?, Role::Db).ok_or_else(|| {
                 ApiError::infeasible("no db cluster to place it on: create one (`hostplane cluster add NAME --role db --default`) or name one")
             })?,
         },

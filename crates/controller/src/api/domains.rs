@@ -5,16 +5,14 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use model::entity::{Cluster, Database, Domain, Kind, Site};
-use model::{DomainName, Id, PlacementMode, Role, WithField};
+use model::entity::{Cluster, Database, Domain, Kind};
+use model::{DomainName, Id, Role, WithField};
 use proto::v1::{CreateDomain, DomainView, ErrorBody, ListParams, Page, UpdateDomain};
-use scheduler::{pick_single_server, place_domain, DomainRequest};
+use scheduler::DomainRequest;
 use store::{NewObject, Scope, Stored, Tx};
 
 use super::customers::cluster_map;
-use super::{
-    cluster_snapshot, filters, list_page, owning_customer, rfc3339, snapshot, Names, Paging,
-};
+use super::{filters, list_page, owning_customer, rfc3339, Names, Paging};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
@@ -88,16 +86,15 @@ pub async fn create_domain(
         .filter(|(r, _)| Role::DOMAIN_ROLES.contains(r))
         .map(|(r, c)| (*r, *c))
         .collect();
-    let snap = cluster_snapshot(&state).await?;
-    let plan = place_domain(
-        &snap,
+    let (plan, snap) = crate::placement::place_domain(
+        &state,
         &DomainRequest {
             roles: Role::DOMAIN_ROLES.to_vec(),
             explicit,
             customer_defaults,
         },
     )
-    .map_err(|e| ApiError::infeasible(e.to_string()))?;
+    .await?;
     let mut tx = state.store.begin(caller.actor()).await?;
     claim.check(&mut tx).await?;
     verify_placements(&mut tx, &plan.placements).await?;
@@ -178,6 +175,15 @@ pub async fn update_domain(
         Some(m) => cluster_map(&state, m, "clusters", Role::DOMAIN_ROLES).await?,
         None => BTreeMap::new(),
     };
+    // Moving the web role re-places the domain's sites: under the placement lock,
+    // decided on a snapshot taken before the transaction.
+    let placement = match moves.get(&Role::Web) {
+        Some(_) => {
+            let held = state.placement.lock().await;
+            Some((crate::placement::move_snapshot(&state).await?, held))
+        }
+        None => None,
+    };
     let mut tx = state.store.begin(caller.actor()).await?;
     let mut cur = tx
         .get::<Domain>(d.meta.id)
@@ -186,22 +192,11 @@ pub async fn update_domain(
     verify_placements(&mut tx, &moves).await?;
     let web_moved = moves
         .get(&Role::Web)
-        .is_some_and(|c| cur.data.placements.get(&Role::Web) != Some(c));
+        .filter(|c| cur.data.placements.get(&Role::Web) != Some(*c))
+        .copied();
     cur.data.placements.extend(moves);
-    if web_moved {
-        let snap = snapshot(&state).await?;
-        let web = cur
-            .data
-            .placements
-            .get(&Role::Web)
-            .and_then(|c| snap.cluster(*c));
-        for mut site in tx.children::<Site>(cur.meta.id).await? {
-            site.data.active_server = match site.data.mode {
-                PlacementMode::Single => web.and_then(pick_single_server),
-                PlacementMode::All => None,
-            };
-            tx.update(site.meta.id, &site.meta.name, site.data).await?;
-        }
+    if let (Some(web), Some((snap, held))) = (web_moved, &placement) {
+        crate::placement::replace_domain_sites(held, &mut tx, snap, cur.meta.id, web).await?;
     }
     let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;

@@ -8,20 +8,19 @@ use std::net::IpAddr;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use model::entity::{
-    Account, Cluster, Database, DbUser, Domain, Kind, Server, Site, Ttls, TTL_RANGE,
-};
+use model::entity::{Account, Cluster, Database, DbUser, Domain, Kind, Server, Ttls, TTL_RANGE};
 use model::{CountryCode, DomainName, Id, Role, Slug, WithField};
 use proto::v1::{
     ClusterView, CreateCluster, CreateServer, ErrorBody, ListParams, Page, ServerView,
     UpdateCluster, UpdateServer,
 };
-use scheduler::{pick_single_server, same_country_violations, ClusterInfo, Health, SameCountry};
+use scheduler::{same_country_violations, ClusterInfo, Health, SameCountry};
 use store::{ListQuery, NewObject, Scope, Store, Stored, Tx};
 
-use super::{filters, list_page, rfc3339, server_info, text_field, Names, Paging};
+use super::{filters, list_page, rfc3339, text_field, Names, Paging};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::placement::server_info;
 use crate::state::AppState;
 
 // ---------------------------------------------------------------- clusters
@@ -687,32 +686,11 @@ pub async fn delete_server(
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let s = server_by_name(&state, &name).await?;
-    let mut tx = state.store.begin(caller.actor()).await?;
-    tx.delete(Kind::Server, s.meta.id).await?;
-    let snap = super::snapshot(&state).await?;
-    let mut cluster = snap.cluster(s.data.cluster).cloned();
-    if let Some(c) = cluster.as_mut() {
-        c.servers.retain(|x| x.id != s.meta.id);
-    }
-    for site in state.store.all::<Site>().await? {
-        if site.data.active_server == Some(s.meta.id) {
-            if let Some(mut cur) = tx.get::<Site>(site.meta.id).await? {
-                cur.data.active_server = cluster.as_ref().and_then(pick_single_server);
-                if let (Some(c), Some(to)) = (cluster.as_mut(), cur.data.active_server) {
-                    if let Some(x) = c.servers.iter_mut().find(|x| x.id == to) {
-                        x.load += 1;
-                    }
-                }
-                tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
-            }
-        }
-    }
-    tx.commit().await?;
-    state.changed();
+    crate::placement::delete_server(&state, caller.actor(), &s).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Set or clear `drained`, then run a placement pass for the server's cluster.
+/// Set or clear `drained`, then run a placement pass ([`crate::placement::reconcile`]).
 async fn set_drained(
     state: &AppState,
     caller: &Caller,
@@ -726,7 +704,6 @@ async fn set_drained(
         .get::<Server>(s.meta.id)
         .await?
         .ok_or_else(|| ApiError::not_found("server not found"))?;
-    let cluster = cur.data.cluster;
     let updated = if cur.data.drained != drained {
         cur.data.drained = drained;
         let u = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
@@ -737,12 +714,7 @@ async fn set_drained(
         drop(tx);
         cur
     };
-    crate::failover::reconcile(
-        state,
-        Some(cluster),
-        if drained { "drain" } else { "undrain" },
-    )
-    .await?;
+    crate::placement::reconcile(state, if drained { "drain" } else { "undrain" }).await?;
     server_view(state, &mut Names::new(&state.store), &updated).await
 }
 

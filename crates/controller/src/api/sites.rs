@@ -6,7 +6,6 @@ use axum::Json;
 use model::entity::{Domain, Kind, Site};
 use model::{DomainName, PlacementMode, Role, WithField};
 use proto::v1::{CreateSite, ErrorBody, ListParams, Page, SiteView, UpdateSite};
-use scheduler::pick_single_server;
 use store::{NewObject, Stored};
 
 use super::domains::customer_domains;
@@ -100,27 +99,6 @@ fn mode(value: Option<&str>) -> ApiResult<Option<PlacementMode>> {
         .map_err(Into::into)
 }
 
-/// The server a `single` site goes on.
-async fn pick(
-    state: &AppState,
-    domain: &Domain,
-    mode: PlacementMode,
-) -> ApiResult<Option<model::Id>> {
-    if mode == PlacementMode::All {
-        return Ok(None);
-    }
-    let snap = super::placement_snapshot(state).await?;
-    let server = domain
-        .placements
-        .get(&Role::Web)
-        .and_then(|c| snap.cluster(*c))
-        .and_then(pick_single_server);
-    if let Some(s) = server {
-        state.site_loads.picked(s);
-    }
-    Ok(server)
-}
-
 /// A site named in a path, visible to the caller, or 404.
 pub(crate) async fn path_site(
     state: &AppState,
@@ -153,7 +131,7 @@ pub async fn create_site(
     )
     .await?;
     let mode = mode(req.mode.as_deref())?.unwrap_or(PlacementMode::Single);
-    let active_server = pick(&state, &domain.data, mode).await?;
+    let active_server = crate::placement::place_site(&state, &domain.data, mode).await?;
     let data = Site {
         domain: domain.meta.id,
         aliases,
@@ -234,7 +212,9 @@ pub async fn update_site(
     };
     let new_mode = mode(req.mode.as_deref())?;
     let new_server = match new_mode {
-        Some(m) if m != s.data.mode => Some(pick(&state, &domain.data, m).await?),
+        Some(m) if m != s.data.mode => {
+            Some(crate::placement::place_site(&state, &domain.data, m).await?)
+        }
         _ => None,
     };
     let mut tx = state.store.begin(caller.actor()).await?;

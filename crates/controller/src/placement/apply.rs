@@ -1,0 +1,174 @@
+//! Writing decisions: each inside the caller's transaction, re-checked against
+//! what the transaction reads (a subject changed since the snapshot is skipped; the
+//! next pass decides again), with one `site.move` event per move and a
+//! `placement.warning` event the first time a subject is stuck.
+
+use std::collections::{BTreeSet, HashMap};
+
+use model::entity::{Kind, Site};
+use model::{Id, PlacementMode};
+use scheduler::{Decision, Health, Snapshot, Subject};
+use store::{StoreError, Tx};
+
+use crate::health::health_str;
+
+/// Server names and health by id, for events.
+pub struct ServerNames(HashMap<Id, (String, Health)>);
+
+impl ServerNames {
+    /// From the snapshot the decisions were made on (plus servers deleted since,
+    /// which the caller adds).
+    pub fn of(snap: &Snapshot) -> Self {
+        Self(
+            snap.clusters
+                .iter()
+                .flat_map(|c| c.servers.iter())
+                .map(|s| (s.id, (s.name.clone(), s.health)))
+                .collect(),
+        )
+    }
+
+    /// Add a server (one being deleted).
+    pub fn add(&mut self, id: Id, name: &str, health: Health) {
+        self.0.insert(id, (name.to_owned(), health));
+    }
+
+    fn name(&self, id: Option<Id>) -> Option<String> {
+        id.map(|i| {
+            self.0
+                .get(&i)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_else(|| format!("#{i}"))
+        })
+    }
+
+    fn health(&self, id: Id) -> Health {
+        self.0.get(&id).map(|(_, h)| *h).unwrap_or(Health::Unknown)
+    }
+}
+
+/// What writing a batch of decisions did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Subjects moved (or unplaced).
+    pub moved: usize,
+    /// Subjects stuck, with the server they stay on (warned or already warned).
+    pub stuck: BTreeSet<(Subject, Id)>,
+}
+
+/// Whether writing `decisions` would change anything: a move, or a stuck subject
+/// not warned about yet. A pass with nothing to write opens no transaction.
+pub fn anything_to_write(decisions: &[Decision], warned: &BTreeSet<(Subject, Id)>) -> bool {
+    decisions.iter().any(|d| match *d {
+        Decision::Stuck { subject, from } => !warned.contains(&(subject, from)),
+        Decision::Move { .. } | Decision::Unplace { .. } => true,
+    })
+}
+
+/// Write `decisions` in `tx`. Stuck subjects in `warned` get no new warning.
+pub async fn write(
+    tx: &mut Tx,
+    decisions: &[Decision],
+    servers: &ServerNames,
+    warned: &BTreeSet<(Subject, Id)>,
+    reason: &str,
+) -> Result<Written, StoreError> {
+    let mut out = Written::default();
+    for d in decisions {
+        match *d {
+            Decision::Move {
+                subject: Subject::Site(site),
+                from,
+                to,
+            } => {
+                if move_site(tx, site, from, Some(to), servers, reason).await? {
+                    out.moved += 1;
+                }
+            }
+            Decision::Unplace {
+                subject: Subject::Site(site),
+                from,
+            } => {
+                if move_site(tx, site, Some(from), None, servers, reason).await? {
+                    out.moved += 1;
+                    let warning = format!(
+                        "lost server `{}` (gone, or outside its cluster) and no other server of its cluster is usable; it is placed when one is",
+                        servers.name(Some(from)).unwrap_or_default()
+                    );
+                    warn(tx, site, &warning, servers.name(Some(from)), reason).await?;
+                }
+            }
+            Decision::Stuck { subject, from } => {
+                out.stuck.insert((subject, from));
+                if warned.contains(&(subject, from)) {
+                    continue;
+                }
+                let Subject::Site(site) = subject;
+                let from_name = servers.name(Some(from)).unwrap_or_default();
+                let warning = format!(
+                    "must leave server `{from_name}` ({}) but no other server of its cluster is usable; it stays",
+                    health_str(servers.health(from))
+                );
+                warn(tx, site, &warning, Some(from_name), reason).await?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Set a site's active server from `from` to `to`, if it is still a `single` site on
+/// `from`; with a `site.move` event. Whether it moved.
+async fn move_site(
+    tx: &mut Tx,
+    site: Id,
+    from: Option<Id>,
+    to: Option<Id>,
+    servers: &ServerNames,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let Some(mut cur) = tx.get::<Site>(site).await? else {
+        return Ok(false);
+    };
+    if cur.data.active_server != from || cur.data.mode != PlacementMode::Single {
+        return Ok(false); // changed meanwhile; the next pass decides again
+    }
+    cur.data.active_server = to;
+    let owner = cur.meta.owner;
+    let updated = tx
+        .update(cur.meta.id, &cur.meta.name, cur.data)
+        .await?;
+    let (from, to) = (servers.name(from), servers.name(to));
+    tracing::info!(site = %updated.meta.name, ?from, ?to, reason, "single site moved");
+    tx.event(
+        "site.move",
+        Kind::Site,
+        Some((updated.meta.id, &updated.meta.name)),
+        owner,
+        serde_json::json!({ "from": from, "to": to, "reason": reason }),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// A `placement.warning` event on a site.
+async fn warn(
+    tx: &mut Tx,
+    site: Id,
+    warning: &str,
+    server: Option<String>,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let Some(cur) = tx.get::<Site>(site).await? else {
+        return Ok(());
+    };
+    let warning = format!("site `{}` {warning}", cur.meta.name);
+    tracing::warn!("{warning}");
+    tx.event(
+        "placement.warning",
+        Kind::Site,
+        Some((cur.meta.id, &cur.meta.name)),
+        cur.meta.owner,
+        serde_json::json!({"warning": warning, "server": server, "reason": reason}),
+    )
+    .await
+}
