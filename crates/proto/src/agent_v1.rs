@@ -84,6 +84,11 @@ pub struct ConfigQuery {
     /// The revision the agent already has; `0` asks for the full config at once.
     #[serde(default)]
     pub after: i64,
+    /// `1` asks for a [`crate::agent_delta::ConfigDelta`] from `after` instead of
+    /// the whole document (a snapshot of items when `after` is unknown); `0` or
+    /// absent: the whole [`DesiredConfig`] (older agents).
+    #[serde(default)]
+    pub delta: u8,
 }
 
 /// The whole desired state of one server.
