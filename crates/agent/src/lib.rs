@@ -399,7 +399,7 @@ async fn via_delta(
             .await?;
         state.add_blob(hash.clone(), bytes.into());
     }
-    tracing::debug!(
+    tracing::info!(
         from,
         to,
         items = n,

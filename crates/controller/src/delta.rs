@@ -335,6 +335,77 @@ mod tests {
         assert_eq!(role, d3.role);
     }
 
+    /// Wire sizes for a synthetic web server (`HP_DELTA_SITES` sites, default
+    /// 2,000; the report's figures are for 100,000), each with a real ECDSA P-256
+    /// certificate and key from rcgen (varied per site): the whole document, the
+    /// snapshot of items, and what one new site costs as a delta.
+    #[test]
+    fn wire_sizes_of_snapshot_and_one_site_delta() {
+        let n: usize = std::env::var("HP_DELTA_SITES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["site-000000.example".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap().pem();
+        let key = key.serialize_pem();
+        let site = |i: usize| WebSite {
+            domain: format!("site-{i:06}.example"),
+            aliases: vec![format!("www.site-{i:06}.example")],
+            php: i % 3 == 0,
+            mode: model::PlacementMode::All,
+            active: true,
+            https_redirect: true,
+            tls: Some(TlsMaterial {
+                cert_pem: format!("{cert}{i:06}"),
+                key_pem: format!("{key}{i:06}"),
+            }),
+            files_origin: Some("https://127.0.0.1:7443".into()),
+        };
+        let mut d1 = doc(10, &[]);
+        let mut sites: Vec<WebSite> = (0..n).map(site).collect();
+        d1.role = RoleConfig::Web(WebConfig {
+            sites: sites.clone(),
+            files_origin: None,
+        });
+        let t1 = Tracked::new(&d1, None);
+        sites.push(site(n));
+        let mut d2 = d1.clone();
+        d2.revision = 11;
+        d2.role = RoleConfig::Web(WebConfig {
+            sites,
+            files_origin: None,
+        });
+        let t2 = Tracked::new(&d2, Some(&t1));
+        let full = serde_json::to_vec(&d2).unwrap().len();
+        let snapshot = t2.answer(0, &d2).len();
+        let delta = t2.answer(10, &d2);
+        let parsed: ConfigDelta = serde_json::from_str(&delta).unwrap();
+        assert_eq!(parsed.upserts.len(), 1);
+        let blob_bytes: usize = parsed.upserts[0]
+            .blobs
+            .values()
+            .map(|h| t2.blob(h).unwrap().len())
+            .sum();
+        let per_change = delta.len() + blob_bytes;
+        println!(
+            "sites={} full_doc_bytes={full} snapshot_bytes={snapshot} one_site_delta_bytes={} \
+             new_site_blob_bytes={blob_bytes} per_change_bytes={per_change} full/per_change={}",
+            n + 1,
+            delta.len(),
+            full / per_change.max(1)
+        );
+        assert!(
+            per_change * 100 < full,
+            "one change costs under 1% of the document"
+        );
+        assert!(
+            snapshot * 3 < full,
+            "the snapshot leaves the TLS material out"
+        );
+    }
+
     #[test]
     fn history_is_bounded_and_blobs_belong_to_the_server() {
         let mut t = Tracked::new(&doc(1, &["a.example"]), None);
