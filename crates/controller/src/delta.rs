@@ -353,7 +353,7 @@ mod tests {
         let site = |i: usize| WebSite {
             domain: format!("site-{i:06}.example"),
             aliases: vec![format!("www.site-{i:06}.example")],
-            php: i % 3 == 0,
+            php: i.is_multiple_of(3),
             mode: model::PlacementMode::All,
             active: true,
             https_redirect: true,
