@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use proto::agent_delta::ConfigDelta;
 use proto::agent_v1::{
     DesiredConfig, Heartbeat, HeartbeatAck, JoinRequest, JoinResponse, CONFIG_PATH, HEARTBEAT_PATH,
     JOIN_PATH,
@@ -152,6 +153,15 @@ impl Backoff {
     }
 }
 
+/// The answer to a delta query.
+#[derive(Debug, Clone)]
+pub enum DeltaAnswer {
+    /// A delta or snapshot of items.
+    Delta(ConfigDelta),
+    /// The whole document (a controller that does not make deltas).
+    Full(DesiredConfig),
+}
+
 /// An HTTPS client for the agent endpoints of the controllers.
 #[derive(Debug, Clone)]
 pub struct AgentClient {
@@ -268,6 +278,95 @@ impl AgentClient {
                 })
             }
         }
+    }
+
+    /// `GET {base}/v1/agent/config?after={after}&delta=1`: `Some` answer on 200
+    /// (a delta or snapshot; a whole document from a controller that ignores
+    /// `delta`), `None` on 304. A controller too old to know `delta` answers 400.
+    pub async fn fetch_delta(
+        &self,
+        base: &str,
+        after: i64,
+        timeout: Duration,
+    ) -> Result<Option<DeltaAnswer>, ClientError> {
+        let url = format!("{base}{CONFIG_PATH}?after={after}&delta=1");
+        let resp = self
+            .http
+            .get(&url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|source| ClientError::Http {
+                url: url.clone(),
+                source,
+            })?;
+        match resp.status() {
+            StatusCode::OK => {
+                let bytes = resp.bytes().await.map_err(|source| ClientError::Http {
+                    url: url.clone(),
+                    source,
+                })?;
+                match serde_json::from_slice::<ConfigDelta>(&bytes) {
+                    Ok(d) => Ok(Some(DeltaAnswer::Delta(d))),
+                    Err(e) => match serde_json::from_slice::<DesiredConfig>(&bytes) {
+                        Ok(cfg) => Ok(Some(DeltaAnswer::Full(cfg))),
+                        Err(_) => Err(ClientError::Body {
+                            url,
+                            message: e.to_string(),
+                        }),
+                    },
+                }
+            }
+            StatusCode::NOT_MODIFIED => Ok(None),
+            status => {
+                let message = error_message(resp).await;
+                Err(ClientError::Status {
+                    url,
+                    status,
+                    message,
+                })
+            }
+        }
+    }
+
+    /// `GET {base}/v1/agent/blobs/{hash}`, verified against `hash`.
+    pub async fn fetch_blob(
+        &self,
+        base: &str,
+        hash: &str,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{base}{}", proto::agent_delta::blob_path(hash));
+        let resp = self
+            .http
+            .get(&url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|source| ClientError::Http {
+                url: url.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let message = error_message(resp).await;
+            return Err(ClientError::Status {
+                url,
+                status,
+                message,
+            });
+        }
+        let bytes = resp.bytes().await.map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        if proto::agent_delta::blob_hash(&bytes) != hash {
+            return Err(ClientError::Body {
+                url,
+                message: "blob content does not match its hash".into(),
+            });
+        }
+        Ok(bytes.to_vec())
     }
 
     /// `POST {base}/v1/agent/heartbeat`.

@@ -17,6 +17,7 @@
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod delta;
 pub mod deploy;
 pub mod fsutil;
 pub mod identity;
@@ -269,6 +270,13 @@ async fn join(config: &AgentConfig, controllers: &Controllers) -> Result<Identit
 
 /// Long-poll the desired config; persist and hand on every change; resync with
 /// `after=0` every `resync_interval_s`.
+///
+/// Once the agent holds a whole config it asks for deltas (`delta=1`): only the
+/// items changed since its revision, large material fetched by hash when it lacks
+/// it ([`delta`]). It rebuilds the whole document and handles it exactly like one
+/// it received whole. Any failure on that path makes the next query a snapshot
+/// (`after=0&delta=1`); a controller that does not know `delta` (400) is asked for
+/// whole documents from then on.
 async fn watch_loop(
     config: &AgentConfig,
     id: &Identity,
@@ -281,17 +289,29 @@ async fn watch_loop(
     let mut after = current.as_ref().map(|c| c.revision).unwrap_or(0);
     // The first query is a full resync: it repairs whatever changed while down.
     let mut next_resync = Instant::now();
+    let mut items = current.as_ref().and_then(delta::ItemState::from_config);
+    let mut deltas = true;
+    let mut need_snapshot = false;
     loop {
         let resync = Instant::now() >= next_resync;
-        let query = if resync { 0 } else { after };
+        let use_delta = deltas && items.is_some();
+        let query = if resync || (use_delta && need_snapshot) {
+            0
+        } else {
+            after
+        };
         let (index, base) = controllers.current();
-        let outcome = client
-            .fetch_config(base, query, config.watch_timeout())
-            .await
-            .and_then(|cfg| match cfg {
-                Some(cfg) => check_config(&cfg, &id.info.server, base).map(|()| Some(cfg)),
-                None => Ok(None),
-            });
+        let outcome = if use_delta {
+            via_delta(config, client, base, query, &mut items, &id.info.server).await
+        } else {
+            client
+                .fetch_config(base, query, config.watch_timeout())
+                .await
+                .and_then(|cfg| match cfg {
+                    Some(cfg) => check_config(&cfg, &id.info.server, base).map(|()| Some(cfg)),
+                    None => Ok(None),
+                })
+        };
         match outcome {
             Ok(got) => {
                 backoff.reset();
@@ -299,7 +319,11 @@ async fn watch_loop(
                     next_resync = Instant::now() + config.resync_interval();
                 }
                 let Some(cfg) = got else { continue };
+                need_snapshot = false;
                 after = cfg.revision;
+                if deltas && !use_delta {
+                    items = delta::ItemState::from_config(&cfg);
+                }
                 if current.as_ref() == Some(&cfg) {
                     continue;
                 }
@@ -312,13 +336,77 @@ async fn watch_loop(
                 current = Some(cfg.clone());
                 desired_tx.send_replace(Some(Arc::new(cfg)));
             }
+            Err(ClientError::Status { status, url, .. })
+                if use_delta && status == reqwest::StatusCode::BAD_REQUEST =>
+            {
+                tracing::warn!(
+                    url,
+                    "the controller does not make delta configs; asking for whole ones"
+                );
+                deltas = false;
+                items = None;
+            }
             Err(e) => {
                 tracing::warn!("desired-config watch failed: {e}");
+                need_snapshot = use_delta;
                 controllers.failed(index);
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
+}
+
+/// One delta query: apply the answer to `items`, fetch the blobs it lacks, and
+/// rebuild the whole config (`None` on 304).
+async fn via_delta(
+    config: &AgentConfig,
+    client: &AgentClient,
+    base: &str,
+    after: i64,
+    items: &mut Option<delta::ItemState>,
+    server: &str,
+) -> Result<Option<DesiredConfig>, ClientError> {
+    let body = |message: String| ClientError::Body {
+        url: base.to_string(),
+        message,
+    };
+    let d = match client
+        .fetch_delta(base, after, config.watch_timeout())
+        .await?
+    {
+        None => return Ok(None),
+        Some(client::DeltaAnswer::Full(cfg)) => {
+            check_config(&cfg, server, base)?;
+            *items = delta::ItemState::from_config(&cfg);
+            return Ok(Some(cfg));
+        }
+        Some(client::DeltaAnswer::Delta(d)) => d,
+    };
+    if d.format != CONFIG_FORMAT || d.server.name != server {
+        return Err(body(format!(
+            "delta config of format {} for server {} (this agent reads {CONFIG_FORMAT} for {server})",
+            d.format, d.server.name
+        )));
+    }
+    let Some(state) = items.as_mut() else {
+        return Err(body("no items to apply a delta to".into()));
+    };
+    let (from, to, n) = (d.from, d.to, d.upserts.len() + d.removals.len());
+    let missing = state.apply(d).map_err(|e| body(e.to_string()))?;
+    for hash in &missing {
+        let bytes = client
+            .fetch_blob(base, hash, config.watch_timeout())
+            .await?;
+        state.add_blob(hash.clone(), bytes.into());
+    }
+    tracing::info!(
+        from,
+        to,
+        items = n,
+        blobs = missing.len(),
+        "delta config applied"
+    );
+    state.build().map(Some).map_err(|e| body(e.to_string()))
 }
 
 fn check_config(cfg: &DesiredConfig, server: &str, base: &str) -> Result<(), ClientError> {

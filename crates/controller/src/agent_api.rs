@@ -1,5 +1,6 @@
-//! The mutual-TLS agent endpoints: `GET /v1/agent/config` (blocking query) and
-//! `POST /v1/agent/heartbeat`, and the [`AgentIdentity`] extractor that guards them.
+//! The mutual-TLS agent endpoints: `GET /v1/agent/config` (blocking query; whole
+//! document, or with `delta=1` a [`proto::agent_delta::ConfigDelta`] built by
+//! [`crate::delta`]) and `POST /v1/agent/heartbeat`, and the [`AgentIdentity`] extractor that guards them.
 //!
 //! An agent is identified only by the client certificate it presented in the TLS
 //! handshake (verified against the controller CA by rustls); bearer tokens are
@@ -58,15 +59,42 @@ impl FromRequestParts<AppState> for AgentIdentity {
     }
 }
 
-/// `GET /v1/agent/config?after=REV`: the server's desired config as soon as its
-/// revision is greater than `after` (at once for `after=0`), else `304` after
-/// `agents.config_wait_ms`.
+/// `GET /v1/agent/config?after=REV[&delta=1]`: the server's desired config as soon
+/// as its revision is greater than `after` (at once for `after=0`), else `304` after
+/// `agents.config_wait_ms`. With `delta=1` the answer is a delta from `after`, or a
+/// snapshot at once when `after` is not a revision this controller can start from.
 pub async fn config(
     State(state): State<AppState>,
     agent: AgentIdentity,
     ApiQuery(q): ApiQuery<ConfigQuery>,
 ) -> Response {
     let wait = std::time::Duration::from_millis(state.config.agents.config_wait_ms);
+    let id = agent.server.meta.id;
+    if q.delta != 0 {
+        // A revision this controller cannot answer a delta from gets a snapshot at
+        // once, whatever the revisions say (it restarted, or another controller served it).
+        let known = state
+            .configs
+            .tracked(id)
+            .is_some_and(|(_, t)| t.knows(q.after));
+        if known {
+            let got = state
+                .configs
+                .wait(id, q.after, wait, state.stopping.subscribe())
+                .await;
+            if got.is_none() {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+        }
+        return match state.configs.tracked(id) {
+            Some((doc, t)) => (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                t.answer(q.after, &doc),
+            )
+                .into_response(),
+            None => StatusCode::NOT_MODIFIED.into_response(),
+        };
+    }
     match state
         .configs
         .wait(

@@ -36,6 +36,8 @@ use crate::zones::ZoneSerials;
 struct Entry {
     hash: [u8; 32],
     doc: Arc<DesiredConfig>,
+    /// The config as items, with the history deltas are answered from.
+    delta: Arc<crate::delta::Tracked>,
 }
 
 #[derive(Debug, Default)]
@@ -149,7 +151,7 @@ impl ConfigHub {
                         next.insert(id, old);
                     }
                     old => {
-                        let rev = match old {
+                        let rev = match &old {
                             Some(o) => revision.max(o.doc.revision + 1),
                             None => revision.max(1),
                         };
@@ -159,11 +161,16 @@ impl ConfigHub {
                             server: b.server,
                             role: b.role,
                         };
+                        let delta = crate::delta::Tracked::new(
+                            &doc,
+                            old.as_ref().map(|o| o.delta.as_ref()),
+                        );
                         next.insert(
                             id,
                             Entry {
                                 hash,
                                 doc: Arc::new(doc),
+                                delta: Arc::new(delta),
                             },
                         );
                         changed.push(id);
@@ -219,6 +226,15 @@ impl ConfigHub {
     /// The current config of a server.
     pub fn get(&self, server: Id) -> Option<Arc<DesiredConfig>> {
         self.read().servers.get(&server).map(|e| Arc::clone(&e.doc))
+    }
+
+    /// The current config of a server with its items and their history (for
+    /// delta answers and blobs).
+    pub fn tracked(&self, server: Id) -> Option<(Arc<DesiredConfig>, Arc<crate::delta::Tracked>)> {
+        self.read()
+            .servers
+            .get(&server)
+            .map(|e| (Arc::clone(&e.doc), Arc::clone(&e.delta)))
     }
 
     /// The config revision of a server, if it has a config.

@@ -15,6 +15,7 @@ pub mod ca;
 pub mod catalog;
 pub mod config;
 pub mod configs;
+pub mod delta;
 pub mod deployments;
 pub mod dkim_rsa;
 pub mod dnsq;

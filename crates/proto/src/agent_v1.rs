@@ -1,12 +1,14 @@
 //! Controller ⇄ agent protocol, version 1 (`/v1/agent/...`).
 //!
-//! Three endpoints, all JSON (`Content-Type: application/json`) over HTTPS:
+//! The endpoints, all JSON (`Content-Type: application/json`) over HTTPS:
 //!
 //! | call | auth | request | success |
 //! | --- | --- | --- | --- |
 //! | `POST /v1/agent/join` | TLS verified against the controller CA, join token in the body | [`JoinRequest`] | `200` [`JoinResponse`] |
 //! | `GET /v1/agent/config?after=REV` | mutual TLS (agent certificate) | [`ConfigQuery`] | `200` [`DesiredConfig`] or `304 Not Modified` |
 //! | `POST /v1/agent/heartbeat` | mutual TLS | [`Heartbeat`] | `200` [`HeartbeatAck`] |
+//! | `GET /v1/agent/config?after=REV&delta=1` | mutual TLS | [`ConfigQuery`] | `200` [`crate::agent_delta::ConfigDelta`] or `304` |
+//! | `GET /v1/agent/blobs/{hash}` | mutual TLS | — | `200` the blob (JSON), `404` if not in this server's config |
 //!
 //! The agent is identified on the mutual-TLS calls by its client certificate, whose
 //! subject common name is the server name the controller returned at join.
@@ -84,6 +86,11 @@ pub struct ConfigQuery {
     /// The revision the agent already has; `0` asks for the full config at once.
     #[serde(default)]
     pub after: i64,
+    /// `1` asks for a [`crate::agent_delta::ConfigDelta`] from `after` instead of
+    /// the whole document (a snapshot of items when `after` is unknown); `0` or
+    /// absent: the whole [`DesiredConfig`] (older agents).
+    #[serde(default)]
+    pub delta: u8,
 }
 
 /// The whole desired state of one server.

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent_delta;
 pub mod agent_v1;
 pub mod v1;
 mod v1_plans;

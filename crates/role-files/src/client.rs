@@ -11,7 +11,7 @@
 //! and when the site list changes. With the origin unreachable the current versions stay
 //! in place, retries back off up to 10 s, and the status says `degraded`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -352,9 +352,15 @@ impl SyncClient {
 
     /// Sync every site in `sites`; the first error is returned after trying them all.
     pub async fn sync_all(&self, sites: &[String]) -> Result<usize, FilesError> {
+        self.sync_sites(sites, sites).await
+    }
+
+    /// Bring the sites `todo` up to date, reporting progress against all the sites
+    /// wanted (`sites`).
+    async fn sync_sites(&self, todo: &[String], sites: &[String]) -> Result<usize, FilesError> {
         let mut first_err = None;
         let mut synced = 0;
-        for d in sites {
+        for d in todo {
             match self.sync_site(d).await {
                 Ok(_) => synced += 1,
                 Err(e) => {
@@ -397,10 +403,18 @@ impl SyncClient {
         let poller = tokio::spawn(long_poll(self.clone(), wake.clone(), stop_rx));
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(250);
+        // The list last synced in full, and whether only the site list changed
+        // since: then only the sites new to it are synced, and a new site does not
+        // re-check every other site's manifest.
+        let mut last_ok: HashSet<String> = HashSet::new();
+        let mut only_new = false;
         loop {
             let list = sites.borrow_and_update().clone();
-            match self.sync_all(&list).await {
+            let todo = sites_to_sync(&list, &last_ok, only_new);
+            only_new = false;
+            match self.sync_sites(&todo, &list).await {
                 Ok(_) => {
+                    last_ok = list.into_iter().collect();
                     backoff = Duration::from_millis(250);
                     self.status.update(|s| {
                         s.state = SyncState::Ok;
@@ -425,12 +439,24 @@ impl SyncClient {
                 _ = &mut shutdown => break,
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(self.opts.full_check) => {}
-                changed = sites.changed() => if changed.is_err() { break },
+                changed = sites.changed() => {
+                    if changed.is_err() { break }
+                    only_new = true;
+                }
             }
         }
         let _ = stop_tx.send(true);
         poller.abort();
     }
+}
+
+/// The sites a sync round fetches manifests for: all of `list`, or with
+/// `only_new` (the site list changed, nothing else) those not in `last_ok`.
+fn sites_to_sync(list: &[String], last_ok: &HashSet<String>, only_new: bool) -> Vec<String> {
+    list.iter()
+        .filter(|d| !only_new || !last_ok.contains(*d))
+        .cloned()
+        .collect()
 }
 
 /// Long-poll the origin's change feed and wake the sync loop on each change.
@@ -566,6 +592,16 @@ fn gc(site_dir: &Path, keep: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_changed_site_list_syncs_only_the_new_sites() {
+        let list: Vec<String> = ["a.test", "b.test", "c.test"].map(String::from).to_vec();
+        let last: HashSet<String> = ["a.test", "b.test"].map(String::from).into();
+        assert_eq!(sites_to_sync(&list, &last, true), ["c.test"]);
+        assert_eq!(sites_to_sync(&list, &last, false), list);
+        assert_eq!(sites_to_sync(&list, &HashSet::new(), true), list);
+    }
+
     use super::*;
 
     #[test]

@@ -84,6 +84,39 @@ pub struct Plan {
     /// Problems that did not stop the plan (e.g. a site's certificate did not parse,
     /// so that site is served on HTTP only). Reported in the engine's health.
     pub warnings: Vec<String>,
+    /// Each site as rendered, by its config domain, with the content hash of its
+    /// config: an unchanged site is carried into the next plan as the same `Arc`
+    /// (certificate parsed once, open-root cache kept), so a change to one site
+    /// touches no other.
+    rendered: HashMap<String, Rendered>,
+}
+
+/// A site's rendering and the config it came from.
+#[derive(Debug, Clone)]
+struct Rendered {
+    hash: [u8; 32],
+    site: Arc<Site>,
+    warnings: Vec<String>,
+}
+
+/// `std::hash::Hasher` over BLAKE3, to compare a site's config with the one it was
+/// rendered from without keeping a copy of its key material.
+struct Blake3Hasher(blake3::Hasher);
+
+impl std::hash::Hasher for Blake3Hasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn site_hash(ws: &WebSite) -> [u8; 32] {
+    use std::hash::Hash as _;
+    let mut h = Blake3Hasher(blake3::Hasher::new());
+    ws.hash(&mut h);
+    *h.0.finalize().as_bytes()
 }
 
 impl Plan {
@@ -123,8 +156,29 @@ pub fn render(cfg: &WebConfig, layout: &Layout, previous: &Plan) -> (Plan, Vec<R
     let mut rejected = Vec::new();
     let mut sites: Vec<Arc<Site>> = Vec::with_capacity(cfg.sites.len());
     for ws in &cfg.sites {
-        match render_site(ws, layout, &mut plan.warnings) {
-            Ok(site) => sites.push(Arc::new(site)),
+        let hash = site_hash(ws);
+        if let Some(r) = previous.rendered.get(&ws.domain).filter(|r| r.hash == hash) {
+            plan.warnings.extend(r.warnings.iter().cloned());
+            sites.push(Arc::clone(&r.site));
+            plan.rendered.insert(ws.domain.clone(), r.clone());
+            continue;
+        }
+        let mut warnings = Vec::new();
+        let rendered = render_site(ws, layout, &mut warnings);
+        plan.warnings.extend(warnings.iter().cloned());
+        match rendered {
+            Ok(site) => {
+                let site = Arc::new(site);
+                plan.rendered.insert(
+                    ws.domain.clone(),
+                    Rendered {
+                        hash,
+                        site: Arc::clone(&site),
+                        warnings,
+                    },
+                );
+                sites.push(site);
+            }
             Err(e) => {
                 rejected.push(RejectedObject::new(format!("site {}", ws.domain), e));
                 let name = ws.domain.trim_end_matches('.').to_ascii_lowercase();
@@ -332,6 +386,40 @@ mod tests {
         assert!(plan.site_for_host("example.com").is_some());
         assert!(plan.site_for_host("other.example").is_none());
         assert!(plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_new_or_changed_site_leaves_the_other_sites_untouched() {
+        let (a, b) = (site("a.example", true), site("b.example", true));
+        let p1 = render(&config(vec![a.clone(), b.clone()]), &layout());
+        let (p2, rejected) = super::render(
+            &config(vec![a.clone(), b.clone(), site("c.example", true)]),
+            &layout(),
+            &p1,
+        );
+        assert!(rejected.is_empty());
+        let same = |x: &Plan, y: &Plan, host: &str| {
+            Arc::ptr_eq(
+                x.site_for_host(host).unwrap(),
+                y.site_for_host(host).unwrap(),
+            )
+        };
+        assert!(same(&p1, &p2, "a.example") && same(&p1, &p2, "b.example"));
+        assert!(p2.site_for_host("c.example").is_some());
+        // Changing b re-renders b only.
+        let mut b2 = b;
+        b2.https_redirect = !b2.https_redirect;
+        let (p3, _) = super::render(
+            &config(vec![a, b2, site("c.example", true)]),
+            &layout(),
+            &p2,
+        );
+        assert!(same(&p2, &p3, "a.example") && same(&p2, &p3, "c.example"));
+        assert!(!same(&p2, &p3, "b.example"));
+        assert_ne!(
+            p2.site_for_host("b.example").unwrap().https_redirect,
+            p3.site_for_host("b.example").unwrap().https_redirect
+        );
     }
 
     fn objects(r: &[RejectedObject]) -> Vec<&str> {

@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .route(proto::agent_v1::JOIN_PATH, post(crate::join::join))
         .route(proto::agent_v1::CONFIG_PATH, get(crate::agent_api::config))
         .route("/v1/agent/deployments/{id}", get(crate::deployments::fetch))
+        .route("/v1/agent/blobs/{hash}", get(crate::delta::blob))
         .route(
             proto::agent_v1::HEARTBEAT_PATH,
             post(crate::agent_api::heartbeat),
