@@ -10,5 +10,6 @@
 #![forbid(unsafe_code)]
 
 pub mod agent_v1;
+pub mod manifest;
 pub mod v1;
 mod v1_plans;
