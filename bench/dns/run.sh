@@ -4,11 +4,19 @@
 # change -> answered by the secondary (our primary -> our secondary, NOTIFY + IXFR).
 #
 # Usage: bench/dns/run.sh [zones=10000] [seconds=10] [changes=200]   (KEEP=1 keeps the work dir)
-# Needs: apt packages knot nsd dnsperf (and a release build of role-dns' example).
+# Env: ZONES / SECONDS_PER_RUN / CHANGES override the arguments; WORKERS (default 1) is
+# the worker count of all three servers (our dns_udp_workers, Knot udp-workers, NSD
+# server-count); SKIP_PROPAGATE=1 skips the change -> secondary run; BIN= an already
+# built serve_zones (else it is built with cargo, honouring CARGO_TARGET_DIR).
+# Ours runs as deployed: the engine inside the agent's Supervisor, applied from the
+# JSON config, logs on (RUST_LOG, default info). After the query runs, each server's
+# RSS (VmRSS) is printed.
+# Needs: apt packages knot nsd dnsperf knot-dnsutils (and a release build of role-dns' example).
 set -euo pipefail
-ZONES=${1:-10000}
-SECONDS_PER_RUN=${2:-10}
-CHANGES=${3:-200}
+ZONES=${ZONES:-${1:-10000}}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-${2:-10}}
+CHANGES=${CHANGES:-${3:-200}}
+WORKERS=${WORKERS:-1}
 PORT=10054
 OURS=127.0.5.1 KNOT=127.0.5.2 NSD=127.0.5.3 PRI=127.0.5.11 SEC=127.0.5.12
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,14 +33,16 @@ for tool in dnsperf knotd nsd kdig; do
 done
 
 cd "$ROOT"
-cargo build --release -p role-dns --example serve_zones >&2
-BIN="$ROOT/target/release/examples/serve_zones"
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -p role-dns --example serve_zones >&2
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/serve_zones"
+fi
 "$BIN" gen "$WORK" "$ZONES"
 
 # Knot
 mkdir -p "$WORK/knot"
 {
-  printf 'server:\n    rundir: "%s/knot"\n    listen: %s@%s\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n' "$WORK" "$KNOT" "$PORT"
+  printf 'server:\n    rundir: "%s/knot"\n    listen: %s@%s\n    udp-workers: %d\n    tcp-workers: 1\n    background-workers: 1\n' "$WORK" "$KNOT" "$PORT" "$WORKERS"
   printf 'log:\n  - target: stderr\n    any: warning\n'
   printf 'database:\n    storage: "%s/knot"\n' "$WORK"
   printf 'template:\n  - id: default\n    storage: "%s/zones"\n    file: "%%s.zone"\n    zonefile-sync: -1\n    journal-content: none\n' "$WORK"
@@ -43,7 +53,7 @@ mkdir -p "$WORK/knot"
 # NSD
 mkdir -p "$WORK/nsd"
 {
-  printf 'server:\n    ip-address: %s@%s\n    server-count: 1\n    username: ""\n    database: ""\n    zonesdir: "%s/zones"\n    pidfile: "%s/nsd/nsd.pid"\n    xfrdfile: "%s/nsd/xfrd.state"\n    zonelistfile: "%s/nsd/zone.list"\n    logfile: "%s/nsd/nsd.log"\n    verbosity: 0\n' "$NSD" "$PORT" "$WORK" "$WORK" "$WORK" "$WORK" "$WORK"
+  printf 'server:\n    ip-address: %s@%s\n    server-count: %d\n    username: ""\n    database: ""\n    zonesdir: "%s/zones"\n    pidfile: "%s/nsd/nsd.pid"\n    xfrdfile: "%s/nsd/xfrd.state"\n    zonelistfile: "%s/nsd/zone.list"\n    logfile: "%s/nsd/nsd.log"\n    verbosity: 0\n' "$NSD" "$PORT" "$WORKERS" "$WORK" "$WORK" "$WORK" "$WORK" "$WORK"
   printf 'remote-control:\n    control-enable: no\n'
   for ((i = 0; i < ZONES; i++)); do printf 'zone:\n    name: z%d.bench\n    zonefile: z%d.bench.zone\n' "$i" "$i"; done
 } > "$WORK/nsd/nsd.conf"
@@ -66,9 +76,9 @@ run_perf() { # ip name
   grep -E 'Response codes' "$WORK/$2.perf" | sed "s/^/  $2 /" >&2
 }
 
-"$BIN" serve "$OURS" "$PORT" "$ZONES" > "$WORK/ours.log" 2>&1 & PIDS+=($!)
-knotd -c "$WORK/knot/knot.conf" > "$WORK/knot.log" 2>&1 & PIDS+=($!)
-nsd -d -c "$WORK/nsd/nsd.conf" > "$WORK/nsd.log" 2>&1 & PIDS+=($!)
+DNS_UDP_WORKERS=$WORKERS "$BIN" serve "$OURS" "$PORT" "$ZONES" > "$WORK/ours.log" 2>&1 & PIDS+=($!); OURS_PID=$!
+knotd -c "$WORK/knot/knot.conf" > "$WORK/knot.log" 2>&1 & PIDS+=($!); KNOT_PID=$!
+nsd -d -c "$WORK/nsd/nsd.conf" > "$WORK/nsd.log" 2>&1 & PIDS+=($!); NSD_PID=$!
 wait_up "$OURS" ours; wait_up "$KNOT" knot; wait_up "$NSD" nsd
 
 RESULTS=()
@@ -88,6 +98,26 @@ ours=$(echo "${RESULTS[0]}" | awk '{print $2}')
 knot=$(echo "${RESULTS[1]}" | awk '{print $2}')
 nsd=$(echo "${RESULTS[2]}" | awk '{print $2}')
 printf 'ours/nsd %.2fx   ours/knot %.2fx\n' "$(echo "$ours / $nsd" | bc -l)" "$(echo "$ours / $knot" | bc -l)"
+
+# Memory of each server after serving the queries: VmRSS of its main process and PSS
+# (proportional set size, shared pages split between sharers) summed over all its
+# processes (NSD forks xfrd and its servers; the others are one process).
+mem_kib() { # field files...
+  local field=$1; shift
+  awk -v f="$field:" '$1 == f {s += $2} END {print s + 0}' "$@" 2>/dev/null
+}
+procs() { # pid -> the pid and its children
+  echo "$1"; cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . || true
+}
+for s in "ours $OURS_PID" "knot $KNOT_PID" "nsd $NSD_PID"; do
+  set -- $s
+  files=(); for p in $(procs "$2"); do files+=(/proc/"$p"/smaps_rollup); done
+  printf 'memory %-5s RSS %6.0f MiB   PSS %6.0f MiB (%d processes)\n' "$1" \
+    "$(echo "$(mem_kib VmRSS /proc/"$2"/status) / 1024" | bc -l)" \
+    "$(echo "$(mem_kib Pss "${files[@]}") / 1024" | bc -l)" "${#files[@]}"
+done
+grep -m1 'serving' "$WORK/ours.log" >&2 || true
+[ -n "${SKIP_PROPAGATE:-}" ] && exit 0
 
 # Stop the servers before the propagation run (it needs the CPU).
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -23,14 +23,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use model::entity::{AgentEnrolment, Cluster, JoinToken, Kind, Server};
 use model::{CountryCode, DomainName, Slug, WithField};
 use proto::agent_v1::{JoinRequest, JoinResponse};
 use proto::v1::{CreateJoinToken, ErrorBody, JoinTokenCreated, JoinTokenView, ListParams, Page};
-use rand::rngs::OsRng;
-use rand::RngCore;
 use store::{Actor, NewObject, Scope, Stored};
 use subtle::ConstantTimeEq;
 
@@ -49,33 +45,15 @@ pub const MAX_EXPIRY_MINUTES: u32 = 7 * 24 * 60;
 
 /// A new join token: (token string, public id, hex BLAKE3 hash of the secret).
 pub fn generate_join_token() -> (String, String, String) {
-    let mut id = [0u8; 8];
-    let mut secret = [0u8; 32];
-    OsRng.fill_bytes(&mut id);
-    OsRng.fill_bytes(&mut secret);
-    let public_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let secret = URL_SAFE_NO_PAD.encode(secret);
+    let (token, public_id, secret) = crate::secrets::generate_prefixed_token(JOIN_TOKEN_PREFIX);
     let hash = blake3::hash(secret.as_bytes()).to_hex().to_string();
-    (
-        format!("{JOIN_TOKEN_PREFIX}{public_id}_{secret}"),
-        public_id,
-        hash,
-    )
+    (token, public_id, hash)
 }
 
-/// Split a join token into public id and secret; None if malformed.
+/// Split a join token (surrounding whitespace ignored: it is often pasted) into public
+/// id and secret; None if malformed. Same shape as an API token, another prefix.
 pub fn parse_join_token(token: &str) -> Option<(&str, &str)> {
-    let rest = token.trim().strip_prefix(JOIN_TOKEN_PREFIX)?;
-    let (id, secret) = rest.split_once('_')?;
-    let id_ok = id.len() == 16
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    let secret_ok = (20..=100).contains(&secret.len())
-        && secret
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    (id_ok && secret_ok).then_some((id, secret))
+    crate::secrets::parse_prefixed_token(JOIN_TOKEN_PREFIX, token.trim())
 }
 
 fn view(t: &Stored<JoinToken>, cluster: String) -> JoinTokenView {
@@ -471,5 +449,13 @@ mod tests {
         ] {
             assert!(parse_join_token(bad).is_none(), "{bad}");
         }
+        // Pasted with whitespace around it: still read.
+        assert_eq!(
+            parse_join_token(&format!(" {token}\n")),
+            Some((pid, secret))
+        );
+        // An API token is never a join token.
+        let (api, _, _) = crate::secrets::generate_token();
+        assert!(parse_join_token(&api).is_none());
     }
 }

@@ -51,25 +51,26 @@ pub fn generate_password() -> String {
         .collect()
 }
 
-/// A new API token: `hp_<public id>_<secret>`, with the public id (16 hex digits)
-/// and the secret (256 random bits, base64url).
-pub fn generate_token() -> (String, String, String) {
+/// A new random token `<prefix><public id>_<secret>` with the public id (16 lower-case
+/// hex digits, 64 random bits) and the secret (256 random bits, base64url): returns
+/// (token, public id, secret). API tokens and join tokens share this one shape so that
+/// [`parse_prefixed_token`] is their one parser.
+pub fn generate_prefixed_token(prefix: &str) -> (String, String, String) {
     let mut id = [0u8; 8];
     let mut secret = [0u8; 32];
     OsRng.fill_bytes(&mut id);
     OsRng.fill_bytes(&mut secret);
     let public_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let secret = URL_SAFE_NO_PAD.encode(secret);
-    (
-        format!("{TOKEN_PREFIX}{public_id}_{secret}"),
-        public_id,
-        secret,
-    )
+    (format!("{prefix}{public_id}_{secret}"), public_id, secret)
 }
 
-/// Split a token into public id and secret; None if it has the wrong shape.
-pub fn parse_token(token: &str) -> Option<(&str, &str)> {
-    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+/// Splits `<prefix><public id>_<secret>` into public id and secret; None if it has the
+/// wrong shape: another prefix, an id that is not 16 lower-case hex digits, or a secret
+/// that is not 20..=100 characters of `[A-Za-z0-9_-]`. The one parser of API tokens
+/// ([`parse_token`]) and join tokens (`join::parse_join_token`).
+pub fn parse_prefixed_token<'a>(prefix: &str, token: &'a str) -> Option<(&'a str, &'a str)> {
+    let rest = token.strip_prefix(prefix)?;
     let (id, secret) = rest.split_once('_')?;
     let id_ok = id.len() == 16
         && id
@@ -80,6 +81,17 @@ pub fn parse_token(token: &str) -> Option<(&str, &str)> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     (id_ok && secret_ok).then_some((id, secret))
+}
+
+/// A new API token: `hp_<public id>_<secret>`, with the public id (16 hex digits)
+/// and the secret (256 random bits, base64url).
+pub fn generate_token() -> (String, String, String) {
+    generate_prefixed_token(TOKEN_PREFIX)
+}
+
+/// Split an API token into public id and secret; None if it has the wrong shape.
+pub fn parse_token(token: &str) -> Option<(&str, &str)> {
+    parse_prefixed_token(TOKEN_PREFIX, token)
 }
 
 /// MariaDB / MySQL `mysql_native_password` verifier: `*` and the uppercase hex of
@@ -176,6 +188,46 @@ mod tests {
         assert_eq!(parse_token("Bearer x"), None);
         let (other, _, _) = generate_token();
         assert_ne!(token, other);
+    }
+
+    #[test]
+    fn prefixed_token_shape_rules() {
+        let id = "0123456789abcdef";
+        let ok = |secret: &str| format!("hp_{id}_{secret}");
+        assert_eq!(
+            parse_token(&ok(&"a".repeat(20))),
+            Some((id, &*"a".repeat(20)))
+        );
+        assert_eq!(
+            parse_token(&ok(&"a".repeat(100))).map(|t| t.1.len()),
+            Some(100)
+        );
+        // Secrets may contain `_` (base64url): the first `_` after the id splits.
+        assert_eq!(
+            parse_token(&ok("abc_def-ghi_jkl_mnopq")).map(|t| t.1),
+            Some("abc_def-ghi_jkl_mnopq")
+        );
+        for bad in [
+            ok(&"a".repeat(19)),
+            ok(&"a".repeat(101)),
+            ok("aaaaaaaaaaaaaaaaaaaa="),
+            format!("hp_0123456789ABCDEF_{}", "a".repeat(20)),
+            format!("hp_0123456789abcde_{}", "a".repeat(20)),
+            format!("hp_0123456789abcdeg_{}", "a".repeat(20)),
+            format!("hpj_{id}_{}", "a".repeat(20)),
+            format!(" hp_{id}_{}", "a".repeat(20)),
+            format!("HP_{id}_{}", "a".repeat(20)),
+        ] {
+            assert_eq!(parse_token(&bad), None, "{bad}");
+        }
+        // The same parser under another prefix reads join tokens and nothing else.
+        let (join, jid, jsecret) = generate_prefixed_token("hpj_");
+        assert_eq!(
+            parse_prefixed_token("hpj_", &join),
+            Some((jid.as_str(), jsecret.as_str()))
+        );
+        assert_eq!(parse_token(&join), None);
+        assert_eq!(parse_prefixed_token("hpj_", &ok(&"a".repeat(20))), None);
     }
 
     #[test]

@@ -11,5 +11,6 @@
 
 pub mod agent_delta;
 pub mod agent_v1;
+pub mod manifest;
 pub mod v1;
 mod v1_plans;

@@ -3,21 +3,30 @@
 //! - `serve_zones gen <dir> <count>`: writes `<dir>/zones/z<i>.bench.zone` (master
 //!   files for NSD and Knot) and `<dir>/queries.txt` (dnsperf input), from the same
 //!   zone content our engine serves.
-//! - `serve_zones serve <ip> <port> <count>`: runs our engine (the agent adapter,
-//!   primary zones) with those zones until killed.
+//! - `serve_zones serve <ip> <port> <count>`: runs our engine (inside the agent's
+//!   supervisor, primary zones) with those zones until killed.
 //! - `serve_zones propagate <primary-ip> <secondary-ip> <port> <count> <changes>`: our
 //!   primary and our secondary in one process; measures change → answered by the
 //!   secondary for `changes` changes and prints p50/p99/max.
+//! - `serve_zones mem <count> <changes>`: RSS of the engine inside the agent's
+//!   supervisor with `count` zones, and the time of applying configs where one zone
+//!   changed.
+//!
+//! `serve` and `mem` run the engine as deployed: through the agent's `Supervisor`, from
+//! a config parsed from its JSON document, logs on (`RUST_LOG`, default `info`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use agent::supervisor::EngineContext;
+use agent::supervisor::{EngineRegistry, Supervisor};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
-use proto::agent_v1::{DnsConfig, ZoneAssignment, ZoneContent, ZoneRecord};
-use role_dns::engine::zone_data;
+use proto::agent_v1::{
+    DesiredConfig, DnsConfig, RoleConfig, ServerIdentity, ZoneAssignment, ZoneContent, ZoneRecord,
+};
+use role_dns::plan::zone_data;
 use role_dns::{DnsEngine, Zone};
 
 fn rec(name: &str, ttl: u32, rtype: &str, data: &str) -> ZoneRecord {
@@ -33,8 +42,24 @@ fn web_ip(i: usize, serial: u32) -> String {
     format!("10.{}.{}.{}", (i / 250) % 250, i % 250, serial % 250)
 }
 
+/// A DKIM public key TXT of the size the controller publishes (RSA 2048, two strings).
+fn dkim_txt(i: usize) -> String {
+    let key: String = (0..392)
+        .map(|k| {
+            let c = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            char::from(c[(k * 31 + i * 7) % c.len()])
+        })
+        .collect();
+    format!("\"v=DKIM1; k=rsa; p={}\" \"{}\"", &key[..200], &key[200..])
+}
+
+/// Zone `z<i>.bench` as the controller builds a hosted domain: SOA, two NS outside
+/// the zone, apex and www on two web servers, two MX with the mail host, ftp, SPF,
+/// DMARC and an RSA DKIM key (about 2.5 KB of JSON, like the 28 MB / 10,000-zone
+/// configs measured under `hostplane up`).
 fn content(i: usize, serial: u32) -> ZoneContent {
     let o = format!("z{i}.bench");
+    let web = web_ip(i, serial);
     ZoneContent {
         origin: o.clone(),
         serial,
@@ -43,17 +68,30 @@ fn content(i: usize, serial: u32) -> ZoneContent {
                 &o,
                 3600,
                 "SOA",
-                &format!("ns1.{o}. hostmaster.{o}. {serial} 3600 600 604800 300"),
+                &format!(
+                    "ns1.hosting.example. hostmaster.hosting.example. {serial} 3600 600 604800 300"
+                ),
             ),
-            rec(&o, 3600, "NS", &format!("ns1.{o}.")),
-            rec(&o, 3600, "NS", &format!("ns2.{o}.")),
-            rec(&format!("ns1.{o}"), 3600, "A", "192.0.2.53"),
-            rec(&format!("ns2.{o}"), 3600, "A", "198.51.100.53"),
-            rec(&o, 60, "A", &web_ip(i, serial)),
-            rec(&format!("www.{o}"), 60, "A", &web_ip(i, serial)),
-            rec(&o, 300, "MX", &format!("10 mail.{o}.")),
+            rec(&o, 3600, "NS", "ns1.hosting.example."),
+            rec(&o, 3600, "NS", "ns2.hosting.example."),
+            rec(&o, 60, "A", &web),
+            rec(&o, 60, "A", "192.0.2.81"),
+            rec(&o, 60, "AAAA", "2001:db8::81"),
+            rec(&format!("www.{o}"), 60, "A", &web),
+            rec(&format!("www.{o}"), 60, "A", "192.0.2.81"),
+            rec(&format!("www.{o}"), 60, "AAAA", "2001:db8::81"),
+            rec(&o, 300, "MX", "10 mx1.hosting.example."),
+            rec(&o, 300, "MX", "20 mx2.hosting.example."),
             rec(&format!("mail.{o}"), 300, "A", "192.0.2.25"),
+            rec(&format!("ftp.{o}"), 300, "A", "192.0.2.21"),
             rec(&o, 300, "TXT", "\"v=spf1 mx -all\""),
+            rec(
+                &format!("_dmarc.{o}"),
+                300,
+                "TXT",
+                "\"v=DMARC1; p=quarantine; adkim=s; aspf=s\"",
+            ),
+            rec(&format!("hp1._domainkey.{o}"), 300, "TXT", &dkim_txt(i)),
         ],
     }
 }
@@ -114,20 +152,132 @@ fn gen(dir: &str, count: usize) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-async fn serve(ip: IpAddr, port: u16, count: usize) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let e = engine(ip, port, dir.path())?;
-    let cfg = DnsConfig {
-        zones: (0..count).map(|i| primary(content(i, 1), vec![])).collect(),
+/// The process's resident set size in MiB (`VmRSS` of /proc/self/status).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The desired config of a DNS primary serving `count` zones, as the agent gets it:
+/// the JSON document from the wire (returned too, for its size) parsed back.
+fn desired(count: usize, serials: &[u32], revision: i64) -> Result<(DesiredConfig, usize), String> {
+    let cfg = DesiredConfig {
+        format: proto::agent_v1::CONFIG_FORMAT,
+        revision,
+        server: ServerIdentity {
+            name: "dns-1".into(),
+            role: "dns".into(),
+            cluster: "dns".into(),
+            rank: 0,
+            addresses: vec!["127.0.5.1".into()],
+            hostname: "ns1.hosting.example".into(),
+        },
+        role: RoleConfig::Dns(DnsConfig {
+            zones: (0..count)
+                .map(|i| primary(content(i, serials.get(i).copied().unwrap_or(1)), vec![]))
+                .collect(),
+        }),
     };
-    e.apply_dns(&cfg).await.map_err(|e| e.to_string())?;
-    println!("serving {count} zones on {}", e.local_addr());
+    let text = serde_json::to_vec(&cfg).map_err(|e| e.to_string())?;
+    let parsed = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+    Ok((parsed, text.len()))
+}
+
+/// The DNS engine as the agent runs it: built and applied through the agent's
+/// [`Supervisor`] (which keeps the applied config), logs on at `info`.
+fn supervisor(ip: IpAddr, port: u16, dir: &std::path::Path) -> Supervisor {
+    let workers = std::env::var("DNS_UDP_WORKERS").unwrap_or_else(|_| "1".into());
+    let mut registry = EngineRegistry::new();
+    registry.register("dns", role_dns::start_engine);
+    Supervisor::new(registry, "dns-1".into(), ip, dir.to_path_buf()).with_engine_env(
+        None,
+        BTreeMap::from([
+            ("dns_port".to_string(), port.to_string()),
+            ("dns_udp_workers".to_string(), workers),
+        ]),
+        Vec::new(),
+    )
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(ip: IpAddr, port: u16, count: usize) -> Result<(), String> {
+    init_logs();
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut sup = supervisor(ip, port, dir.path());
+    // The agent keeps the config it received (and the supervisor the applied copy).
+    let (cfg, bytes) = desired(count, &[], 1)?;
+    sup.apply(&cfg).await.map_err(|e| e.to_string())?;
+    println!(
+        "serving {count} zones on {ip}:{port} (config {:.1} MB, rss {:.0} MiB)",
+        bytes as f64 / 1e6,
+        rss_mib()
+    );
     std::future::pending::<()>().await;
+    drop(cfg);
     Ok(())
 }
 
-/// Asks `server` for www.z<i>.bench A over UDP; returns the address answered.
-async fn ask(sock: &tokio::net::UdpSocket, server: SocketAddr, i: usize) -> Option<String> {
+/// Memory and apply time of `count` zones inside the agent's supervisor: RSS after
+/// the config is held, after the first apply, and after re-applying configs where
+/// one zone changed (the incremental apply).
+async fn mem(count: usize, changes: usize) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let base = rss_mib();
+    let mut sup = supervisor("127.0.0.1".parse().map_err(|_| "ip")?, 0, dir.path());
+    let mut serials = vec![1u32; count];
+    let (cfg, bytes) = desired(count, &serials, 1)?;
+    let held = rss_mib();
+    let t0 = Instant::now();
+    sup.apply(&cfg).await.map_err(|e| e.to_string())?;
+    let first = t0.elapsed();
+    let applied = rss_mib();
+    let mut times = Vec::with_capacity(changes);
+    let mut cfg = cfg;
+    for c in 0..changes {
+        let i = (c * 7919) % count;
+        serials[i] += 1;
+        let (next, _) = desired(count, &serials, 2 + c as i64)?;
+        cfg = next;
+        let t = Instant::now();
+        sup.apply(&cfg).await.map_err(|e| e.to_string())?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "{count} zones: config {:.1} MB; rss start {base:.0} MiB, config held {held:.0} MiB, applied {applied:.0} MiB (engine +{:.0} MiB), after {changes} one-zone changes {:.0} MiB",
+        bytes as f64 / 1e6,
+        applied - held,
+        rss_mib()
+    );
+    println!(
+        "first apply {:.0} ms; one-zone change apply p50 {:.1} ms max {:.1} ms",
+        first.as_secs_f64() * 1000.0,
+        times
+            .get(times.len() / 2)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        times.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+    );
+    drop(cfg);
+    Ok(())
+}
+
+/// Asks `server` for www.z<i>.bench A over UDP; returns the addresses answered.
+async fn ask(sock: &tokio::net::UdpSocket, server: SocketAddr, i: usize) -> Option<Vec<String>> {
     let mut q = Message::query();
     q.add_query(Query::query(
         Name::from_ascii(format!("www.z{i}.bench.")).ok()?,
@@ -140,10 +290,15 @@ async fn ask(sock: &tokio::net::UdpSocket, server: SocketAddr, i: usize) -> Opti
         .ok()?
         .ok()?;
     let m = Message::from_vec(&buf[..n]).ok()?;
-    m.answers.iter().find_map(|r| match &r.data {
-        RData::A(a) => Some(a.0.to_string()),
-        _ => None,
-    })
+    Some(
+        m.answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 async fn propagate(
@@ -210,7 +365,10 @@ async fn propagate(
         p.apply_dns(&cfg).await.map_err(|e| e.to_string())?;
         applies.push(t0.elapsed());
         loop {
-            if ask(&sock, server, i).await.as_deref() == Some(want.as_str()) {
+            if ask(&sock, server, i)
+                .await
+                .is_some_and(|got| got.contains(&want))
+            {
                 break;
             }
             if t0.elapsed() > Duration::from_secs(30) {
@@ -269,7 +427,11 @@ async fn main() {
                 Err("usage: propagate <primary-ip> <secondary-ip> <port> <count> <changes>".into())
             }
         },
-        _ => Err("usage: serve_zones gen|serve|propagate …".into()),
+        Some("mem") => match (arg(&args, 2), arg(&args, 3)) {
+            (Ok(n), Ok(c)) => mem(n, c).await,
+            _ => Err("usage: mem <count> <changes>".into()),
+        },
+        _ => Err("usage: serve_zones gen|serve|propagate|mem …".into()),
     };
     if let Err(e) = result {
         eprintln!("serve_zones: {e}");

@@ -27,20 +27,21 @@ use std::time::Duration;
 
 use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
 use hickory_proto::rr::Name;
-use proto::agent_v1::{
-    DnsConfig, EngineHealth, EngineState, RejectedObject, RoleConfig, ZoneAssignment, ZoneContent,
-};
+use proto::agent_v1::{DnsConfig, EngineHealth, EngineState, RejectedObject, RoleConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::client::{self, Refreshed, Upstream};
 use crate::persist;
+use crate::plan::{self, Digest, Plan, Planned, Served};
 use crate::server::{Notified, ServerOptions};
 use crate::tsig::{self, Key};
-use crate::zone::{RecordLine, Zone, ZoneData, ZoneMeta, ZoneSet};
+use crate::zone::{Zone, ZoneMeta, ZoneSet};
 
-/// Versions kept per primary zone for IXFR.
-const JOURNAL_DEPTH: usize = 20;
+/// Versions kept per primary zone for IXFR (each a whole parsed zone). Secondaries
+/// are notified of every change, so they lag by one or two versions; one further
+/// behind takes a full transfer.
+const JOURNAL_DEPTH: usize = 8;
 /// NOTIFY attempts per target and change.
 const NOTIFY_ATTEMPTS: u32 = 5;
 /// Secondary refreshes running at once.
@@ -71,11 +72,9 @@ pub struct DnsEngine {
     addr: SocketAddr,
     status: Arc<Mutex<(EngineState, String)>>,
     stats: Arc<Stats>,
-    /// Zones parsed from controller content, shared with the manager (skips
-    /// re-parsing unchanged zones).
-    parsed: Arc<Mutex<Parsed>>,
-    /// The assignments last applied successfully, by domain.
-    last: tokio::sync::Mutex<HashMap<String, ZoneAssignment>>,
+    /// What the last successful applies converged on (digests and parsed zones;
+    /// never the zone text).
+    served: tokio::sync::Mutex<Served>,
     /// Zones of the last config not applied (each keeps its previous version).
     rejected: Mutex<Vec<RejectedObject>>,
 }
@@ -89,8 +88,9 @@ impl std::fmt::Debug for DnsEngine {
 }
 
 enum Command {
-    /// A rendered change set (see [`render`]).
-    Apply(Rendered, oneshot::Sender<Result<String, String>>),
+    /// A planned change set (see [`plan::plan`]); the plan comes back with the result
+    /// so that the caller can record it as served.
+    Apply(Plan, oneshot::Sender<(Plan, Result<String, String>)>),
     Transferred {
         zone: Name,
         generation: u64,
@@ -176,7 +176,6 @@ impl DnsEngine {
             .map(|l| (l.zone.origin().clone(), l))
             .collect();
         let (commands, command_rx) = mpsc::channel(256);
-        let parsed = Arc::new(Mutex::new(Parsed::new()));
         let stats = Arc::new(Stats::default());
         let manager = Manager {
             bind: ctx.bind,
@@ -189,7 +188,6 @@ impl DnsEngine {
             commands: commands.clone(),
             stats: Arc::clone(&stats),
             generation: 0,
-            parsed: Arc::clone(&parsed),
             zone_keys: HashMap::new(),
             refresh_limit: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REFRESHES)),
         };
@@ -204,8 +202,7 @@ impl DnsEngine {
                 format!("serving 0 zones on {addr}"),
             ))),
             stats,
-            parsed,
-            last: tokio::sync::Mutex::new(HashMap::new()),
+            served: tokio::sync::Mutex::new(Served::new()),
             rejected: Mutex::new(Vec::new()),
         })
     }
@@ -224,37 +221,21 @@ impl DnsEngine {
     /// zone: a zone that cannot be served as configured keeps its previous version
     /// (or stays absent when new) and is listed by [`DnsEngine::rejected`].
     pub async fn apply_dns(&self, cfg: &DnsConfig) -> Result<(), EngineError> {
-        // Render here (pure, on the caller's task); the manager only converges.
-        let mut last = self.last.lock().await;
-        let planned = {
-            let parsed = self
-                .parsed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            render(cfg, &last, &parsed)
-        };
-        let (planned, rejected) = planned;
+        // Plan here (pure, on the caller's task); the manager only converges.
+        let mut served = self.served.lock().await;
+        let (planned, rejected) = plan::plan(cfg, &served);
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Apply(planned, reply))
             .await
             .map_err(|_| EngineError::Apply("dns engine stopped".into()))?;
-        let result = answer
+        let (planned, result) = answer
             .await
             .map_err(|_| EngineError::Apply("dns engine stopped".into()))?;
         match result {
             Ok(detail) => {
-                // Remember what is applied now, touching only what changed.
-                let now: HashMap<&str, &ZoneAssignment> =
-                    cfg.zones.iter().map(|a| (a.domain.as_str(), a)).collect();
-                last.retain(|d, _| now.contains_key(d.as_str()));
-                let refused: std::collections::HashSet<&str> =
-                    planned_rejected(&rejected).collect();
-                for a in &cfg.zones {
-                    if !refused.contains(a.domain.as_str()) && last.get(&a.domain) != Some(a) {
-                        last.insert(a.domain.clone(), a.clone());
-                    }
-                }
+                // Remember what is served now, touching only what changed.
+                served.commit(planned);
                 self.set_status(EngineState::Ok, format!("{detail} on {}", self.addr));
                 *self
                     .rejected
@@ -345,158 +326,6 @@ impl RoleEngine for DnsEngine {
     }
 }
 
-/// The engine's zone description from the controller's zone content.
-pub fn zone_data(z: &ZoneContent) -> ZoneData {
-    ZoneData {
-        origin: format!("{}.", z.origin.trim_end_matches('.')),
-        serial: z.serial,
-        records: z
-            .records
-            .iter()
-            .map(|r| RecordLine {
-                name: format!("{}.", r.name.trim_end_matches('.')),
-                ttl: r.ttl,
-                rtype: r.rtype.clone(),
-                rdata: r.data.clone(),
-            })
-            .collect(),
-    }
-}
-
-/// One zone of a config, parsed and checked (the pure "render" step).
-struct Planned {
-    origin: Name,
-    primary: bool,
-    content: Option<Arc<Zone>>,
-    /// The controller's content it was built from (to skip re-parsing unchanged zones).
-    source: Option<ZoneContent>,
-    endpoints: Vec<SocketAddr>,
-    notify: Vec<SocketAddr>,
-    key: Option<Arc<Key>>,
-    /// Identity of the transfer settings (endpoints, notify targets, key): a change
-    /// restarts a secondary's refresh task or re-notifies from a primary.
-    settings: String,
-}
-
-fn parse_endpoints(list: &[String], zone: &str) -> Result<Vec<SocketAddr>, String> {
-    list.iter()
-        .map(|e| {
-            e.parse::<SocketAddr>()
-                .map_err(|_| format!("zone {zone}: endpoint {e:?} is not ip:port"))
-        })
-        .collect()
-}
-
-/// Already-parsed zones by origin with the content they came from.
-type Parsed = HashMap<Name, (ZoneContent, Arc<Zone>)>;
-
-fn plan_zone(a: &ZoneAssignment, parsed: &Parsed) -> Result<Planned, String> {
-    let mut origin = Name::from_ascii(a.domain.trim_end_matches('.'))
-        .map_err(|e| format!("zone {:?}: {e}", a.domain))?;
-    origin.set_fqdn(true);
-    let origin = origin.to_lowercase();
-    let key = match &a.tsig {
-        Some(k) => {
-            let mut key = Key::new(&k.name, &k.algorithm, &k.secret)
-                .map_err(|e| format!("zone {}: {e}", a.domain))?;
-            if let Some(p) = &k.previous {
-                key = key
-                    .with_previous(&p.secret, p.not_after)
-                    .map_err(|e| format!("zone {}: previous TSIG secret: {e}", a.domain))?;
-            }
-            Some(Arc::new(key))
-        }
-        None => None,
-    };
-    let (content, source) = match (&a.zone, a.primary) {
-        (Some(z), true) => match parsed.get(&origin) {
-            Some((source, zone)) if source == z => (Some(Arc::clone(zone)), None),
-            _ => (
-                Some(Arc::new(
-                    Zone::from_data(&zone_data(z)).map_err(|e| e.to_string())?,
-                )),
-                Some(z.clone()),
-            ),
-        },
-        (None, true) => return Err(format!("zone {}: primary without content", a.domain)),
-        (_, false) => (None, None),
-    };
-    Ok(Planned {
-        origin,
-        primary: a.primary,
-        content,
-        source,
-        endpoints: parse_endpoints(&a.primary_endpoints, &a.domain)?,
-        notify: parse_endpoints(&a.notify, &a.domain)?,
-        key,
-        settings: format!(
-            "{:?}|{:?}|{:?}",
-            a.primary_endpoints,
-            a.notify,
-            a.tsig
-                .as_ref()
-                .map(|k| (&k.name, &k.algorithm, &k.secret, &k.previous))
-        ),
-    })
-}
-
-/// What changed between the last applied config and a new one.
-struct Rendered {
-    /// Zones added or changed, rendered.
-    changed: Vec<Planned>,
-    /// Zones no longer assigned.
-    removed: Vec<Name>,
-}
-
-/// The object name of zone `domain` in a [`RejectedObject`].
-fn zone_object(domain: &str) -> String {
-    format!("zone {domain}")
-}
-
-/// The domains of rejected zones.
-fn planned_rejected(rejected: &[RejectedObject]) -> impl Iterator<Item = &str> {
-    rejected
-        .iter()
-        .filter_map(|r| r.object.strip_prefix("zone "))
-}
-
-/// Renders a config against the last applied assignments (by domain): only added or
-/// changed zones are parsed. A zone that does not parse (its name, content, key or
-/// endpoints) or is assigned twice is rejected: it is neither changed nor removed,
-/// so its previous version stays (or it stays absent when new).
-fn render(
-    cfg: &DnsConfig,
-    last: &HashMap<String, ZoneAssignment>,
-    parsed: &Parsed,
-) -> (Rendered, Vec<RejectedObject>) {
-    let mut seen = std::collections::HashSet::with_capacity(cfg.zones.len());
-    let mut changed = Vec::new();
-    let mut rejected = Vec::new();
-    for a in &cfg.zones {
-        if !seen.insert(a.domain.as_str()) {
-            rejected.push(RejectedObject::new(
-                zone_object(&a.domain),
-                "assigned twice; the first is served",
-            ));
-            continue;
-        }
-        if last.get(&a.domain) != Some(a) {
-            match plan_zone(a, parsed) {
-                Ok(p) => changed.push(p),
-                Err(e) => rejected.push(RejectedObject::new(zone_object(&a.domain), e)),
-            }
-        }
-    }
-    let mut removed = Vec::new();
-    for domain in last.keys().filter(|d| !seen.contains(d.as_str())) {
-        if let Ok(mut name) = Name::from_ascii(domain.trim_end_matches('.')) {
-            name.set_fqdn(true);
-            removed.push(name.to_lowercase());
-        }
-    }
-    (Rendered { changed, removed }, rejected)
-}
-
 struct PrimaryState {
     current: Arc<Zone>,
     history: VecDeque<Arc<Zone>>,
@@ -504,12 +333,12 @@ struct PrimaryState {
     key: Option<Arc<Key>>,
     notifier: Option<JoinHandle<()>>,
     /// Identity of the transfer settings (notify targets, key) last applied.
-    settings: String,
+    settings: Digest,
 }
 
 struct SecondaryState {
     generation: u64,
-    settings: String,
+    settings: Digest,
     task: JoinHandle<()>,
     kick: mpsc::Sender<()>,
 }
@@ -525,7 +354,6 @@ struct Manager {
     commands: mpsc::Sender<Command>,
     stats: Arc<Stats>,
     generation: u64,
-    parsed: Arc<Mutex<Parsed>>,
     zone_keys: HashMap<Name, Arc<Key>>,
     refresh_limit: Arc<tokio::sync::Semaphore>,
 }
@@ -570,11 +398,11 @@ impl Manager {
     async fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Apply(planned, reply) => {
-                let result = self.apply(planned);
+                let result = self.apply(&planned);
                 if result.is_ok() {
                     self.publish();
                 }
-                let _ = reply.send(result);
+                let _ = reply.send((planned, result));
             }
             Command::Transferred {
                 zone,
@@ -621,12 +449,12 @@ impl Manager {
         }
     }
 
-    /// Converges on a rendered change set; returns a status line.
-    fn apply(&mut self, rendered: Rendered) -> Result<String, String> {
-        for z in &rendered.removed {
+    /// Converges on a planned change set; returns a status line.
+    fn apply(&mut self, plan: &Plan) -> Result<String, String> {
+        for (_, z) in &plan.removed {
             self.drop_zone(z);
         }
-        for p in rendered.changed {
+        for p in &plan.changed {
             match &p.key {
                 Some(k) => self.zone_keys.insert(p.origin.clone(), Arc::clone(k)),
                 None => self.zone_keys.remove(&p.origin),
@@ -662,10 +490,6 @@ impl Manager {
 
     fn drop_zone(&mut self, zone: &Name) {
         self.zone_keys.remove(zone);
-        self.parsed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(zone);
         if let Some(mut p) = self.primaries.remove(zone) {
             if let Some(t) = p.notifier.take() {
                 t.abort();
@@ -680,16 +504,11 @@ impl Manager {
         self.set.remove(zone);
     }
 
-    fn apply_primary(&mut self, p: Planned) {
-        let Some(new) = p.content.clone() else {
+    fn apply_primary(&mut self, p: &Planned) {
+        let Some((_, new)) = &p.content else {
             return;
         };
-        if let Some(source) = &p.source {
-            self.parsed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(p.origin.clone(), (source.clone(), Arc::clone(&new)));
-        }
+        let new = Arc::clone(new);
         let is_new = !self.primaries.contains_key(&p.origin);
         let state = self
             .primaries
@@ -700,12 +519,12 @@ impl Manager {
                 notify: Vec::new(),
                 key: None,
                 notifier: None,
-                settings: String::new(),
+                settings: [0; 32],
             });
         if !is_new && Arc::ptr_eq(&state.current, &new) && state.settings == p.settings {
             return; // nothing changed: keep the published zone and metadata
         }
-        state.settings = p.settings.clone();
+        state.settings = p.settings;
         // Notify on a new zone, a new serial, or new targets.
         let changed = is_new || state.current.serial() != new.serial() || state.notify != p.notify;
         if state.current.serial() != new.serial() {
@@ -714,6 +533,10 @@ impl Manager {
             while state.history.len() > JOURNAL_DEPTH {
                 state.history.pop_front();
             }
+        }
+        if p.notify.is_empty() {
+            // Only notify targets may transfer: with none, nobody can ask for IXFR.
+            state.history.clear();
         }
         state.notify = p.notify.clone();
         state.key = p.key.clone();
@@ -740,7 +563,7 @@ impl Manager {
         }
     }
 
-    fn apply_secondary(&mut self, p: Planned) {
+    fn apply_secondary(&mut self, p: &Planned) {
         let meta = ZoneMeta {
             transfer_acl: Vec::new(),
             notify_from: p.endpoints.iter().map(SocketAddr::ip).collect(),
@@ -788,7 +611,7 @@ impl Manager {
             zones_dir: self.zones_dir.clone(),
         }));
         self.secondaries.insert(
-            p.origin,
+            p.origin.clone(),
             SecondaryState {
                 generation: self.generation,
                 settings: p.settings,

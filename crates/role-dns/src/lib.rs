@@ -10,8 +10,11 @@
 //!   transfers; [`tsig`]: RFC 8945 HMAC-SHA256 signing and verification.
 //! - [`client`]: outgoing SOA queries, transfers and NOTIFY; [`persist`]: transferred
 //!   zones on disk.
-//! - [`engine`]: the agent adapter ([`start_engine`]): primary (journal, NOTIFY) and
-//!   secondary (refresh/retry/expire, persistence) zone management.
+//! - [`plan`]: the pure step from the controller's config and what is served so far to
+//!   what must change (zones parsed only when their content changed) and the zones
+//!   refused.
+//! - [`engine`]: the agent adapter ([`start_engine`]): converges on a plan; primary
+//!   (journal, NOTIFY) and secondary (refresh/retry/expire, persistence) zone management.
 //! - [`fuzzing`]: the request-path entry point of the fuzz target and proptests.
 //!
 //! The answer logic is our own over `hickory-proto` wire types rather than
@@ -25,6 +28,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod lookup;
 pub mod persist;
+pub mod plan;
 pub mod server;
 pub mod tsig;
 pub mod xfr;

@@ -103,9 +103,8 @@ fn with_owner(records: &[Record], owner: &Name) -> Vec<Record> {
 fn from_node(node: &Node, owner: &Name, qtype: RecordType) -> Found {
     if qtype == RecordType::ANY {
         let all: Vec<Record> = node
-            .rrsets
-            .values()
-            .flat_map(|rrset| with_owner(rrset, owner))
+            .rrsets()
+            .flat_map(|(_, rrset)| with_owner(rrset, owner))
             .collect();
         return if all.is_empty() {
             Found::NoData

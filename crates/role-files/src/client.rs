@@ -24,8 +24,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Notify};
 
 use crate::error::FilesError;
-use crate::manifest::{check_path, FileEntry, Manifest};
 use crate::plan::check_domain;
+use proto::manifest::{check_path, FileEntry, Manifest};
 
 /// Files downloaded at the same time during one site sync.
 const PARALLEL_DOWNLOADS: usize = 4;

@@ -1,4 +1,5 @@
-//! Site manifests: every regular file of a site with its size, mode and BLAKE3 hash.
+//! Building site manifests (the wire format, `proto::manifest::Manifest`):
+//! every regular file of a site with its size, mode and BLAKE3 hash.
 //! Symlinks, special files and in-progress uploads are left out. Hashes are cached by
 //! (path, size, mtime, ctime, inode), so a manifest of an unchanged site costs one
 //! `lstat` per file.
@@ -10,35 +11,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
 
+use proto::manifest::FileEntry;
 use rustix::fs::{AtFlags, FileType};
-use serde::{Deserialize, Serialize};
 
 use crate::safe_fs::{open_dir_beneath, open_file_beneath};
 use crate::storage::UPLOAD_TMP_PREFIX;
-
-/// The content of one site as the origin sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// The site.
-    pub domain: String,
-    /// The origin's change counter when the manifest was made.
-    pub version: u64,
-    /// Every file, sorted by path.
-    pub files: Vec<FileEntry>,
-}
-
-/// One file of a manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
-    /// Relative path with `/` separators, no `.` or `..` components.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Unix permission bits (`& 0o777`).
-    pub mode: u32,
-    /// BLAKE3 of the content, lower-case hex.
-    pub blake3: String,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -199,15 +176,6 @@ fn entry(
     })
 }
 
-/// Check a manifest path: relative, `/`-separated, no empty, `.` or `..` component.
-pub fn check_path(path: &str) -> bool {
-    !path.is_empty()
-        && path.len() <= 4096
-        && path
-            .split('/')
-            .all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains('\0'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,13 +198,5 @@ mod tests {
         assert_eq!(files[0].size, 5);
         // cached the second time, same answer
         assert_eq!(build_files("a.example", &site, &cache).unwrap(), files);
-    }
-
-    #[test]
-    fn path_rules() {
-        assert!(check_path("a/b.txt"));
-        for p in ["", "/a", "a/../b", "..", "a//b", "./a"] {
-            assert!(!check_path(p), "{p}");
-        }
     }
 }

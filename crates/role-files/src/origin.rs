@@ -30,9 +30,10 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::changes::Changes;
-use crate::manifest::{build_files, check_path, FileEntry, HashCache, Manifest};
+use crate::manifest::{build_files, HashCache};
 use crate::plan::check_domain;
 use crate::safe_fs::{open_file_beneath, open_site};
+use proto::manifest::{check_path, FileEntry, Manifest};
 
 /// Path prefix of every sync request.
 pub const SYNC_PREFIX: &str = "/v1/sync/";
