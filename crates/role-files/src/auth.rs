@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use async_trait::async_trait;
 use unftp_core::auth::{
     AuthenticationError, Authenticator, Credentials, Principal, UserDetail, UserDetailError,
@@ -105,19 +104,13 @@ impl HashAuthenticator {
     }
 }
 
-/// Verify `password` against a PHC string (argon2id) on a blocking thread.
+/// Verify `password` against a stored hash on a blocking thread: argon2id or a hash
+/// an import brought (SHA-crypt, MD5-crypt, bcrypt; crate `passhash`, shared by
+/// every door).
 pub async fn verify_password(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || passhash::verify(&hash, &password).is_right())
+        .await
+        .unwrap_or(false)
 }
 
 #[async_trait]
