@@ -96,7 +96,8 @@ pub async fn replace(
                 ns: "mail_address",
                 key: cur.meta.name.clone(),
             }];
-            tx.update(cur.meta.id, &cur.meta.name, keys, cur.data).await?;
+            tx.update(cur.meta.id, &cur.meta.name, keys, cur.data)
+                .await?;
             true
         }
         HashOwner::FtpAccount => {

@@ -11,4 +11,5 @@
 
 pub mod agent_v1;
 pub mod v1;
+pub mod v1_import;
 mod v1_plans;

@@ -20,7 +20,7 @@ use crate::auth::{hash_blocking, Caller};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-fn address_key(address: &str) -> Vec<UniqueKey> {
+pub(crate) fn address_key(address: &str) -> Vec<UniqueKey> {
     vec![UniqueKey {
         ns: "mail_address",
         key: address.to_owned(),
@@ -256,7 +256,7 @@ pub async fn delete_mailbox(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn destinations(list: &[String]) -> ApiResult<Vec<EmailAddress>> {
+pub(crate) fn destinations(list: &[String]) -> ApiResult<Vec<EmailAddress>> {
     if list.is_empty() || list.len() > 100 {
         return Err(ApiError::invalid(
             "destinations",

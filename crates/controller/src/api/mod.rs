@@ -8,6 +8,7 @@ pub mod databases;
 pub mod dns;
 pub mod domains;
 pub mod ftp;
+pub mod import;
 pub mod infra;
 pub mod mail;
 pub mod mailcheck;
@@ -200,6 +201,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             proto::agent_v1::HEARTBEAT_PATH,
             post(crate::agent_api::heartbeat),
+        )
+        .route(
+            "/v1/import",
+            post(import::import).layer(DefaultBodyLimit::max(crate::import::MAX_BODY_BYTES)),
         )
         .route("/v1/events", get(status::events))
         .route("/v1/status", get(status::status))
