@@ -20,6 +20,7 @@ pub mod config;
 pub mod deploy;
 pub mod fsutil;
 pub mod identity;
+pub mod rehash;
 pub mod status;
 pub mod supervisor;
 

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent_v1;
+pub mod rehash;
 pub mod v1;
 pub mod v1_import;
 mod v1_plans;

@@ -136,7 +136,23 @@ impl Authenticator for HashAuthenticator {
             tokio::time::sleep(ticket.wait()).await;
         }
         let ok = match (self.accounts.get(username), &creds.password) {
-            (Some(acc), Some(pw)) => verify_password(acc.password_hash, pw.clone()).await,
+            (Some(acc), Some(pw)) => {
+                let (stored, given) = (acc.password_hash.clone(), pw.clone());
+                let verdict =
+                    tokio::task::spawn_blocking(move || passhash::verify(&stored, &given))
+                        .await
+                        .unwrap_or(passhash::Verdict::Wrong);
+                if verdict.needs_rehash() {
+                    // An imported legacy hash: the controller stores argon2id instead.
+                    agent::rehash::rehash(
+                        "ftp_account",
+                        username.to_owned(),
+                        acc.password_hash,
+                        pw.clone(),
+                    );
+                }
+                verdict.is_right()
+            }
             _ => false,
         };
         if ok {

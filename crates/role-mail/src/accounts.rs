@@ -55,11 +55,15 @@ pub async fn login(
         .map(|(d, local, a)| (format!("{local}@{}", d.name), a.password_hash.clone()));
     let ok = match account {
         Some((address, hash)) => {
-            let password = password.to_string();
-            let ok = tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
+            let (pw, stored) = (password.to_string(), hash.clone());
+            let verdict = tokio::task::spawn_blocking(move || passhash::verify(&stored, &pw))
                 .await
-                .unwrap_or(false);
-            ok.then_some(address)
+                .unwrap_or(passhash::Verdict::Wrong);
+            if verdict.needs_rehash() {
+                // An imported legacy hash: the controller stores argon2id instead.
+                agent::rehash::rehash("mailbox", address.clone(), hash, password.to_string());
+            }
+            verdict.is_right().then_some(address)
         }
         None => None,
     };
