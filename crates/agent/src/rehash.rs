@@ -95,7 +95,11 @@ pub fn rehash(kind: &'static str, name: String, old_hash: String, password: Stri
                     );
                     return;
                 }
-                Ok(r) => tracing::warn!(kind, name, status = %r.status(), "rehash report refused"),
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    tracing::warn!(kind, name, %status, body, "rehash report refused");
+                }
                 Err(e) => tracing::warn!(kind, name, error = %e, "rehash report failed"),
             }
         }

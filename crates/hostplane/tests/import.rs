@@ -75,11 +75,13 @@ fn status_of(report: &serde_json::Value, line: u64) -> (String, String) {
         .unwrap_or_else(|| panic!("no result for line {line}: {report}"))
 }
 
-/// POP3 login (USER/PASS) and STAT; prints `ok` on success.
+/// POP3 login (STLS, USER/PASS) and STAT; prints `ok` on success.
 const PY_POP3: &str = r#"
-import poplib, sys
+import poplib, ssl, sys
 host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 p = poplib.POP3(host, port, timeout=10)
+p.stls(context=ctx)
 p.user(user); p.pass_(pw); p.stat(); p.quit()
 print("ok")
 "#;
@@ -113,9 +115,12 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     // mailbox address already taken by the alias.
     let bad = [
         r#"{"kind":"domain","name":"orphan.example","customer":"nobody"}"#.to_owned(),
-        r#"{"kind":"mailbox","address":"bob@imported.example","password_hash":"{SSHA}abc"}"#.to_owned(),
+        r#"{"kind":"mailbox","address":"bob@imported.example","password_hash":"{SSHA}abc"}"#
+            .to_owned(),
         "this is not json".to_owned(),
-        format!(r#"{{"kind":"mailbox","address":"info@imported.example","password_hash":"{MAILBOX_HASH}"}}"#),
+        format!(
+            r#"{{"kind":"mailbox","address":"info@imported.example","password_hash":"{MAILBOX_HASH}"}}"#
+        ),
     ];
     let lines: Vec<String> = good.iter().chain(bad.iter()).cloned().collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
@@ -130,7 +135,10 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     assert_eq!(s, "refused");
     assert!(why.contains("nobody") && why.contains("customer"), "{why}");
     let (_, why) = status_of(&report, 9);
-    assert!(why.contains("password_hash") && why.contains("unknown password hash scheme"), "{why}");
+    assert!(
+        why.contains("password_hash") && why.contains("unknown password hash scheme"),
+        "{why}"
+    );
     let (_, why) = status_of(&report, 10);
     assert!(why.contains("unreadable line"), "{why}");
     let (_, why) = status_of(&report, 11);
@@ -142,9 +150,17 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     let (ok, report) = cli_import(&c, &file, &["--partial", "--batch", "3"]);
     assert!(!ok, "{report}");
     assert_eq!(report["dry_run"], false, "{report}");
-    assert_eq!((report["created"].as_u64(), report["refused"].as_u64()), (Some(7), Some(4)), "{report}");
+    assert_eq!(
+        (report["created"].as_u64(), report["refused"].as_u64()),
+        (Some(7), Some(4)),
+        "{report}"
+    );
     for line in 1..=7 {
-        assert_eq!(status_of(&report, line).0, "created", "line {line}: {report}");
+        assert_eq!(
+            status_of(&report, line).0,
+            "created",
+            "line {line}: {report}"
+        );
     }
     let domain = c.admin().get_domain("imported.example").await.unwrap();
     assert_eq!(domain.customer, "imported");
@@ -155,7 +171,11 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
 
     // A re-run resumes: everything that exists identically is skipped.
     let (_, report) = cli_import(&c, &file, &["--partial"]);
-    assert_eq!((report["created"].as_u64(), report["skipped"].as_u64()), (Some(0), Some(7)), "{report}");
+    assert_eq!(
+        (report["created"].as_u64(), report["skipped"].as_u64()),
+        (Some(0), Some(7)),
+        "{report}"
+    );
 
     // A changed line is refused with the difference.
     let mut changed = lines.clone();
@@ -171,9 +191,8 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
 
     // The imported SHA512-crypt password logs in over POP3 ...
     c.wait_until("mx1 has the mailbox", T, async |c| {
-        Ok(c.agent_desired("mx1")?.is_some_and(|d| {
-            serde_json::to_string(&d).is_ok_and(|s| s.contains("importsalt"))
-        }))
+        Ok(c.agent_desired("mx1")?
+            .is_some_and(|d| serde_json::to_string(&d).is_ok_and(|s| s.contains("importsalt"))))
     })
     .await
     .unwrap();
@@ -186,7 +205,14 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     let host = c.agent("mx1").unwrap().bind.to_string();
     let run_pop3 = |pw: &str| {
         let out = Command::new("/usr/bin/python3")
-            .args(["-c", PY_POP3, &host, &pop3_port, "alice@imported.example", pw])
+            .args([
+                "-c",
+                PY_POP3,
+                &host,
+                &pop3_port,
+                "alice@imported.example",
+                pw,
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -201,9 +227,13 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
         }))
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}: {}", c.agent_log("mx1").unwrap_or_default()));
     c.wait_converged("mx1", T).await.unwrap();
-    assert_eq!(run_pop3("imported-pw-1"), "ok", "the new hash takes the same password");
+    assert_eq!(
+        run_pop3("imported-pw-1"),
+        "ok",
+        "the new hash takes the same password"
+    );
     assert_ne!(run_pop3("wrong-password"), "ok");
 
     // A re-run after the rehash still skips the mailbox (its hash was upgraded).

@@ -202,6 +202,7 @@ pub fn router(state: AppState) -> Router {
             proto::agent_v1::HEARTBEAT_PATH,
             post(crate::agent_api::heartbeat),
         )
+        .route(proto::rehash::REHASH_PATH, post(crate::agent_api::rehash))
         .route(
             "/v1/import",
             post(import::import).layer(DefaultBodyLimit::max(crate::import::MAX_BODY_BYTES)),

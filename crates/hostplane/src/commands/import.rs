@@ -74,7 +74,11 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     };
     let secs = started.elapsed().as_secs_f64();
     if ctx.out.json {
-        return crate::output::print_json(&report);
+        crate::output::print_json(&report)?;
+        if report.refused > 0 {
+            anyhow::bail!("{} line(s) refused", report.refused);
+        }
+        return Ok(());
     }
     for r in report
         .results
