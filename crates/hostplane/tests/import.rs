@@ -94,6 +94,7 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
         ("files-1", "files"),
         ("dns-1", "dns"),
         ("mail-1", "mail"),
+        ("db-1", "db"),
     ] {
         c.add_cluster(name, role, true).await.unwrap();
     }
@@ -110,8 +111,10 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
         r#"{"kind":"alias","address":"info@imported.example","destinations":["alice@imported.example","ext@elsewhere.example"]}"#.to_owned(),
         r#"{"kind":"dns_record","domain":"imported.example","name":"txt","data":{"type":"TXT","text":"imported"}}"#.to_owned(),
         format!(r#"{{"kind":"ftp_account","username":"imported-ftp","domain":"imported.example","password_hash":"{MAILBOX_HASH}"}}"#),
+        r#"{"kind":"database","name":"imported_wp","engine":"mariadb","customer":"imported","domain":"imported.example"}"#.to_owned(),
+        r#"{"kind":"db_user","name":"imported_wp","engine":"mariadb","customer":"imported","password_verifier":"*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19","databases":["imported_wp"]}"#.to_owned(),
     ];
-    // Lines 8..=11 are bad: unknown customer, unknown hash scheme, not JSON, a
+    // Lines 10..=13 are bad: unknown customer, unknown hash scheme, not JSON, a
     // mailbox address already taken by the alias.
     let bad = [
         r#"{"kind":"domain","name":"orphan.example","customer":"nobody"}"#.to_owned(),
@@ -130,18 +133,18 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     assert!(!ok, "refused lines make the import fail: {report}");
     assert_eq!(report["dry_run"], true, "{report}");
     assert_eq!(report["refused"], 4, "{report}");
-    assert_eq!(report["created"], 7, "{report}");
-    let (s, why) = status_of(&report, 8);
+    assert_eq!(report["created"], 9, "{report}");
+    let (s, why) = status_of(&report, 10);
     assert_eq!(s, "refused");
     assert!(why.contains("nobody") && why.contains("customer"), "{why}");
-    let (_, why) = status_of(&report, 9);
+    let (_, why) = status_of(&report, 11);
     assert!(
         why.contains("password_hash") && why.contains("unknown password hash scheme"),
         "{why}"
     );
-    let (_, why) = status_of(&report, 10);
+    let (_, why) = status_of(&report, 12);
     assert!(why.contains("unreadable line"), "{why}");
-    let (_, why) = status_of(&report, 11);
+    let (_, why) = status_of(&report, 13);
     assert!(why.contains("already a mail alias"), "{why}");
     let none = c.admin().get_domain("imported.example").await;
     assert!(none.is_err(), "a refused validation writes nothing");
@@ -152,10 +155,10 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     assert_eq!(report["dry_run"], false, "{report}");
     assert_eq!(
         (report["created"].as_u64(), report["refused"].as_u64()),
-        (Some(7), Some(4)),
+        (Some(9), Some(4)),
         "{report}"
     );
-    for line in 1..=7 {
+    for line in 1..=9 {
         assert_eq!(
             status_of(&report, line).0,
             "created",
@@ -173,7 +176,7 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     let (_, report) = cli_import(&c, &file, &["--partial"]);
     assert_eq!(
         (report["created"].as_u64(), report["skipped"].as_u64()),
-        (Some(0), Some(7)),
+        (Some(0), Some(9)),
         "{report}"
     );
 
@@ -181,13 +184,13 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     let mut changed = lines.clone();
     changed[2] = r#"{"kind":"site","domain":"imported.example","php":true}"#.to_owned();
     let file2 = dir.path().join("changed.ndjson");
-    std::fs::write(&file2, changed[..7].join("\n")).unwrap();
+    std::fs::write(&file2, changed[..9].join("\n")).unwrap();
     let (ok, report) = cli_import(&c, &file2, &[]);
     assert!(!ok);
     let (s, why) = status_of(&report, 3);
     assert_eq!(s, "refused");
     assert!(why.contains("php: stored `false`, file `true`"), "{why}");
-    assert_eq!(report["skipped"], 6, "{report}");
+    assert_eq!(report["skipped"], 8, "{report}");
 
     // The imported SHA512-crypt password logs in over POP3 ...
     c.wait_until("mx1 has the mailbox", T, async |c| {

@@ -69,17 +69,17 @@ fn reason(e: &ApiError) -> String {
     }
 }
 
-fn refused(msg: impl Into<String>) -> LineError {
+pub(super) fn refused(msg: impl Into<String>) -> LineError {
     LineError::Refused(msg.into())
 }
 
-type LineResult = Result<Applied, LineError>;
+pub(super) type LineResult = Result<Applied, LineError>;
 
 /// What a chunk reads once: the scheduler's views and the default plan.
 pub struct Context {
-    clusters: Snapshot,
+    pub(super) clusters: Snapshot,
     placement: Snapshot,
-    default_plan: Limits,
+    pub(super) default_plan: Limits,
     verified_clusters: BTreeSet<Id>,
     picked: Vec<Id>,
 }
@@ -154,12 +154,43 @@ impl Context {
                 home,
                 quota_mb,
             } => {
-                self.ftp(tx, username, domain, password_hash, home.as_deref(), *quota_mb)
+                self.ftp(
+                    tx,
+                    username,
+                    domain,
+                    password_hash,
+                    home.as_deref(),
+                    *quota_mb,
+                )
+                .await
+            }
+            ImportLine::Database {
+                name,
+                engine,
+                customer,
+                cluster,
+                domain,
+            } => {
+                self.database(
+                    tx,
+                    name,
+                    engine,
+                    customer,
+                    cluster.as_deref(),
+                    domain.as_deref(),
+                )
+                .await
+            }
+            ImportLine::DbUser {
+                name,
+                engine,
+                customer,
+                password_verifier,
+                databases,
+            } => {
+                self.db_user(tx, name, engine, customer, password_verifier, databases)
                     .await
             }
-            ImportLine::Database { .. } | ImportLine::DbUser { .. } => Err(refused(
-                "databases and database users are not imported yet; create them with `hostplane db create` / `db user create`",
-            )),
         }
     }
 
@@ -286,7 +317,11 @@ impl Context {
         Ok(Applied::Created)
     }
 
-    async fn customer_named(&self, tx: &mut Tx, name: &str) -> Result<Stored<Account>, LineError> {
+    pub(super) async fn customer_named(
+        &self,
+        tx: &mut Tx,
+        name: &str,
+    ) -> Result<Stored<Account>, LineError> {
         match tx.get_by_name::<Account>(name).await? {
             Some(a) if a.data.kind == AccountKind::Customer => Ok(a),
             _ => Err(ApiError::invalid(
@@ -298,7 +333,7 @@ impl Context {
         }
     }
 
-    async fn domain_named(
+    pub(super) async fn domain_named(
         &self,
         tx: &mut Tx,
         field: &str,
@@ -798,7 +833,7 @@ impl Context {
 }
 
 /// Skipped when identical, refused with the difference otherwise.
-fn same_or(d: Option<String>) -> LineResult {
+pub(super) fn same_or(d: Option<String>) -> LineResult {
     match d {
         None => Ok(Applied::Skipped),
         Some(why) => Err(LineError::Refused(why)),

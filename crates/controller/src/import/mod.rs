@@ -15,6 +15,7 @@
 //! rehashes them to argon2id (`crate::rehash`).
 
 mod apply;
+mod db;
 mod diff;
 
 use std::collections::BTreeMap;
