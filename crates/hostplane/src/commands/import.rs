@@ -53,6 +53,12 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
                     }
                 })
                 .collect();
+            if chunk.iter().all(|l| l.trim().is_empty()) {
+                // Nothing left to send in this batch (blank or refused lines only).
+                bar.set(end as u64, started);
+                start = end;
+                continue;
+            }
             let part = api
                 .import_chunk(chunk.join("\n"), start as u64 + 1, false)
                 .await
