@@ -233,14 +233,14 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
   hostplane dns list example.com"
     )]
     Dns(DnsCmd),
-    /// Bulk import customers, domains, sites, mail, DNS records and FTP accounts from NDJSON
+    /// Bulk import customers, domains, sites, mail, DNS records, FTP accounts and databases from NDJSON
     #[command(after_help = "Examples:
   hostplane import accounts.ndjson              # validate everything, then write in batches
   hostplane import accounts.ndjson --dry-run    # validate only
   hostplane import accounts.ndjson --json       # every line's outcome as JSON
 
 One JSON object per line, each with a `kind`: customer, domain, site, mailbox, alias,
-dns_record, ftp_account (schema: docs/import.md). Passwords come as hashes: argon2,
+dns_record, ftp_account, database, db_user (schema: docs/import.md). Passwords come as hashes: argon2,
 SHA512-crypt ($6$), SHA256-crypt ($5$), MD5-crypt ($1$) or bcrypt ($2a$/$2b$/$2y$);
 each is rehashed to argon2id at the first right login. Re-running skips what exists
 identically and refuses what differs, showing the difference. Admins only.")]
