@@ -21,6 +21,7 @@ pub mod delta;
 pub mod deploy;
 pub mod fsutil;
 pub mod identity;
+pub mod rehash;
 pub mod status;
 pub mod supervisor;
 

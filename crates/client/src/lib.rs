@@ -465,6 +465,41 @@ impl Client {
         decode(url.as_str(), status, &bytes)
     }
 
+    /// `POST /v1/import` (admins): NDJSON `lines` whose first is line `first_line` of
+    /// the file; one transaction on the controller, rolled back when `dry_run`.
+    pub async fn import_chunk(
+        &self,
+        lines: String,
+        first_line: u64,
+        dry_run: bool,
+    ) -> Result<proto::v1_import::ImportReport> {
+        let url = self.url(&["v1", "import"])?;
+        let params = proto::v1_import::ImportParams {
+            dry_run,
+            first_line: Some(first_line),
+        };
+        let mut req = self
+            .http
+            .post(url.clone())
+            .query(&params)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            // A whole file's dry run may take longer than the default timeout.
+            .timeout(Duration::from_secs(3600))
+            .body(lines);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let transport = |source: reqwest::Error| ClientError::Http {
+            url: url.to_string(),
+            source,
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        decode(url.as_str(), status, &bytes)
+    }
+
     /// `GET /v1/db-trash`: dumps of dropped databases the caller may restore.
     pub async fn list_db_trash(&self) -> Result<Vec<proto::v1::DbTrashView>> {
         self.get(&["v1", "db-trash"]).await

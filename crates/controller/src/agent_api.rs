@@ -178,3 +178,75 @@ pub async fn heartbeat(
         server_time: crate::api::rfc3339(time::OffsetDateTime::now_utc()),
     }))
 }
+
+/// `POST /v1/agent/rehash`: store the argon2id hash a mail or FTP server made at the
+/// first right login against an imported legacy hash — only for an object on the
+/// agent's own cluster, and only while the stored hash is still the old one
+/// (`crate::rehash::replace`).
+pub async fn rehash(
+    State(state): State<AppState>,
+    agent: AgentIdentity,
+    ApiJson(req): ApiJson<proto::rehash::RehashReport>,
+) -> ApiResult<Json<proto::rehash::RehashAck>> {
+    use crate::rehash::{replace, HashOwner, Outcome};
+    use model::entity::{Domain, FtpAccount, Mailbox};
+    use model::Role;
+    let (owner, role) = match HashOwner::parse(&req.kind) {
+        Some(HashOwner::Mailbox) => (HashOwner::Mailbox, Role::Mail),
+        Some(HashOwner::FtpAccount) => (HashOwner::FtpAccount, Role::Files),
+        _ => {
+            return Err(ApiError::invalid(
+                "kind",
+                "rehash_kind",
+                "agents rehash `mailbox` or `ftp_account` passwords",
+            ))
+        }
+    };
+    let domain = match owner {
+        HashOwner::Mailbox => state
+            .store
+            .get_by_name::<Mailbox>(Scope::All, &req.name)
+            .await?
+            .map(|m| m.data.domain),
+        _ => state
+            .store
+            .get_by_name::<FtpAccount>(Scope::All, &req.name)
+            .await?
+            .map(|f| f.data.domain),
+    };
+    let Some(domain) = domain else {
+        return Ok(Json(proto::rehash::RehashAck { replaced: false }));
+    };
+    let placed = state
+        .store
+        .get::<Domain>(Scope::All, domain)
+        .await?
+        .and_then(|d| d.data.placements.get(&role).copied());
+    if placed != Some(agent.server.data.cluster) {
+        return Err(ApiError::forbidden(format!(
+            "`{}` is not held by server `{}`",
+            req.name, agent.server.meta.name
+        )));
+    }
+    let actor = store::Actor {
+        account: None,
+        label: format!("server:{}", agent.server.meta.name),
+    };
+    let outcome = replace(
+        &state.store,
+        actor,
+        owner,
+        &req.name,
+        &req.old_hash,
+        &req.new_hash,
+        |d| d == Some(domain),
+    )
+    .await?;
+    if outcome == Outcome::Replaced {
+        // Agent routes do not notify the builder by themselves.
+        state.changed();
+    }
+    Ok(Json(proto::rehash::RehashAck {
+        replaced: outcome == Outcome::Replaced,
+    }))
+}

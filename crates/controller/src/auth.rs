@@ -225,6 +225,12 @@ pub async fn verify_blocking(secret: String, phc: String) -> ApiResult<bool> {
     with_hash_permit(move || secrets::verify_password(&secret, &phc)).await
 }
 
+/// Check an account's login password on the blocking pool: argon2id or a hash an
+/// import brought (`passhash`); the verdict says whether to rehash.
+pub async fn verify_login_blocking(secret: String, stored: String) -> ApiResult<passhash::Verdict> {
+    with_hash_permit(move || secrets::verify_login_password(&secret, &stored)).await
+}
+
 /// Hash `secret` on the blocking pool.
 pub async fn hash_blocking(secret: String) -> ApiResult<String> {
     with_hash_permit(move || secrets::hash_password(&secret))

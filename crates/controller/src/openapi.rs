@@ -66,6 +66,7 @@ impl Modify for BearerAuth {
         api::status::events, api::status::status,
         api::infra::drain_server, api::infra::undrain_server, api::infra::reset_agent,
         crate::join::create_join_token, crate::join::list_join_tokens, crate::join::delete_join_token,
+        api::import::import,
     ),
     components(schemas(
         proto::v1::ErrorBody, proto::v1::LoginRequest, proto::v1::WhoAmI, proto::v1::CreateToken,

@@ -34,11 +34,19 @@ pub fn hash_password(secret: &str) -> Result<String, HashError> {
 }
 
 /// True if `secret` matches the PHC string `phc` (false for a malformed string).
+/// API tokens' secrets are only ever argon2id: imported legacy hashes are for
+/// passwords ([`verify_login_password`]).
 pub fn verify_password(secret: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
         Ok(parsed) => argon2().verify_password(secret.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
+}
+
+/// Check an account's login password against its stored hash, which may be one an
+/// import brought (crate `passhash`, the one check of every door).
+pub fn verify_login_password(secret: &str, stored: &str) -> passhash::Verdict {
+    passhash::verify(stored, secret)
 }
 
 /// A strong random password: 20 characters from an alphabet without look-alikes

@@ -233,6 +233,18 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
   hostplane dns list example.com"
     )]
     Dns(DnsCmd),
+    /// Bulk import customers, domains, sites, mail, DNS records, FTP accounts and databases from NDJSON
+    #[command(after_help = "Examples:
+  hostplane import accounts.ndjson              # validate everything, then write in batches
+  hostplane import accounts.ndjson --dry-run    # validate only
+  hostplane import accounts.ndjson --json       # every line's outcome as JSON
+
+One JSON object per line, each with a `kind`: customer, domain, site, mailbox, alias,
+dns_record, ftp_account, database, db_user (schema: docs/import.md). Passwords come as hashes: argon2,
+SHA512-crypt ($6$), SHA256-crypt ($5$), MD5-crypt ($1$) or bcrypt ($2a$/$2b$/$2y$);
+each is rehashed to argon2id at the first right login. Re-running skips what exists
+identically and refuses what differs, showing the difference. Admins only.")]
+    Import(ImportArgs),
     /// Show the audit log (who changed what, at which revision)
     #[command(
         after_help = "Examples:\n  hostplane events\n  hostplane events --limit 20\n  hostplane events --all --json"
@@ -1611,4 +1623,20 @@ mod tests {
         };
         assert_eq!(l.list.limit, Some(5));
     }
+}
+
+/// `hostplane import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// NDJSON file (`-` reads standard input)
+    pub file: std::path::PathBuf,
+    /// Check every line and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Lines per batch (one transaction each)
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// Write the lines that pass even when others were refused by the validation
+    #[arg(long)]
+    pub partial: bool,
 }

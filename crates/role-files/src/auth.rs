@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use async_trait::async_trait;
 use unftp_core::auth::{
     AuthenticationError, Authenticator, Credentials, Principal, UserDetail, UserDetailError,
@@ -105,19 +104,13 @@ impl HashAuthenticator {
     }
 }
 
-/// Verify `password` against a PHC string (argon2id) on a blocking thread.
+/// Verify `password` against a stored hash on a blocking thread: argon2id or a hash
+/// an import brought (SHA-crypt, MD5-crypt, bcrypt; crate `passhash`, shared by
+/// every door).
 pub async fn verify_password(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || passhash::verify(&hash, &password).is_right())
+        .await
+        .unwrap_or(false)
 }
 
 #[async_trait]
@@ -143,7 +136,23 @@ impl Authenticator for HashAuthenticator {
             tokio::time::sleep(ticket.wait()).await;
         }
         let ok = match (self.accounts.get(username), &creds.password) {
-            (Some(acc), Some(pw)) => verify_password(acc.password_hash, pw.clone()).await,
+            (Some(acc), Some(pw)) => {
+                let (stored, given) = (acc.password_hash.clone(), pw.clone());
+                let verdict =
+                    tokio::task::spawn_blocking(move || passhash::verify(&stored, &given))
+                        .await
+                        .unwrap_or(passhash::Verdict::Wrong);
+                if verdict.needs_rehash() {
+                    // An imported legacy hash: the controller stores argon2id instead.
+                    agent::rehash::rehash(
+                        "ftp_account",
+                        username.to_owned(),
+                        acc.password_hash,
+                        pw.clone(),
+                    );
+                }
+                verdict.is_right()
+            }
             _ => false,
         };
         if ok {

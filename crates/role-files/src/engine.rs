@@ -85,6 +85,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// Start the files engine for `ctx` (binds its ports now; serves no site until `apply`).
 pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineError> {
     let opts = EngineOptions::parse(&ctx.options)?;
+    agent::rehash::install(ctx);
     let sites_root = ctx.state_dir.join("sites");
     std::fs::create_dir_all(&sites_root)?;
     let ftp = match opts.ftp_port {

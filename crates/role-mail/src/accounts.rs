@@ -1,28 +1,22 @@
 //! Mailbox logins shared by submission AUTH and POP3: every attempt first reserves a
 //! failure in the server's login throttle (crate `throttle`: per mailbox and client
-//! address, an account-wide capped delay, never a lockout), the argon2id check runs
-//! on the blocking pool, a disabled account never logs in, and every failure costs
+//! address, an account-wide capped delay, never a lockout), the password check
+//! (`passhash`: argon2id or an imported legacy hash) runs on the blocking pool, a disabled account never logs in, and every failure costs
 //! the client a delay so guessing is slow.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
-
 use crate::plan::Plan;
 
 /// How long a failed login waits before answering.
 pub const FAILURE_DELAY: Duration = Duration::from_secs(1);
 
-/// Whether `password` is right for `hash` (blocking).
+/// Whether `password` is right for `hash` (blocking): argon2id or a hash an import
+/// brought (SHA-crypt, MD5-crypt, bcrypt; crate `passhash`, shared by every door).
 pub fn verify_hash(hash: &str, password: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
+    passhash::verify(hash, password).is_right()
 }
 
 /// The outcome of a login attempt.
@@ -61,11 +55,15 @@ pub async fn login(
         .map(|(d, local, a)| (format!("{local}@{}", d.name), a.password_hash.clone()));
     let ok = match account {
         Some((address, hash)) => {
-            let password = password.to_string();
-            let ok = tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
+            let (pw, stored) = (password.to_string(), hash.clone());
+            let verdict = tokio::task::spawn_blocking(move || passhash::verify(&stored, &pw))
                 .await
-                .unwrap_or(false);
-            ok.then_some(address)
+                .unwrap_or(passhash::Verdict::Wrong);
+            if verdict.needs_rehash() {
+                // An imported legacy hash: the controller stores argon2id instead.
+                agent::rehash::rehash("mailbox", address.clone(), hash, password.to_string());
+            }
+            verdict.is_right().then_some(address)
         }
         None => None,
     };

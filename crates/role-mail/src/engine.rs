@@ -373,6 +373,7 @@ pub fn start_engine_with_handle(
     ctx: &EngineContext,
 ) -> Result<(Box<dyn RoleEngine>, MailHandle), EngineError> {
     let o = options(ctx)?;
+    agent::rehash::install(ctx);
     let listeners = Listeners::bind_standard(ctx.bind)?;
     let server = MailServer::start(
         listeners,

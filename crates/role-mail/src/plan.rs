@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
-use argon2::PasswordHash;
 use model::{DomainName, EmailAddress, LocalPart};
 use proto::agent_v1::{DkimKey, MailConfig, MailDomain, RejectedObject};
 
@@ -17,7 +16,7 @@ const MAX_ALIAS_DEPTH: usize = 8;
 /// One mailbox login.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Account {
-    /// argon2id PHC string.
+    /// argon2id PHC string, or an imported legacy hash (`passhash`).
     pub password_hash: String,
     /// Quota in bytes; 0 is unlimited.
     pub quota_bytes: u64,
@@ -126,7 +125,7 @@ impl Plan {
     /// Render the controller's config (pure), object by object: an object that is
     /// not valid (a local part that is not a [`LocalPart`], a domain that is not a
     /// [`DomainName`], an alias destination that is not an [`EmailAddress`], a
-    /// password hash that is not a PHC string, a secondary without a primary
+    /// password hash of no known scheme, a secondary without a primary
     /// endpoint …) keeps its version in `previous` (the plan served so far), or is
     /// left out when it is new, and is returned with the reason; every other
     /// object is taken as configured.
@@ -374,12 +373,8 @@ fn render_domain(
                 continue;
             }
         };
-        if PasswordHash::new(&a.password_hash).is_err() {
-            reject(
-                "mailbox",
-                &local,
-                "the password hash is not a PHC string".into(),
-            );
+        if let Err(e) = passhash::scheme(&a.password_hash) {
+            reject("mailbox", &local, format!("the password hash: {e}"));
             if let Some(kept) = old.and_then(|o| o.accounts.get(&local)) {
                 accounts.insert(local, kept.clone());
             }

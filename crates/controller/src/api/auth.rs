@@ -12,7 +12,9 @@ use proto::v1::{
 use store::{Actor, Scope, Stored};
 
 use super::{filters, list_page, rfc3339, visible, Names, Paging};
-use crate::auth::{client_ip, issue_token, now_unix, verify_blocking, Caller};
+use crate::auth::{
+    client_ip, hash_blocking, issue_token, now_unix, verify_blocking, verify_login_blocking, Caller,
+};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
 
@@ -88,10 +90,30 @@ pub async fn login(
         let _ = verify_blocking(req.password, DUMMY_HASH.to_owned()).await?;
         return Err(fail());
     };
-    if !verify_blocking(req.password, hash).await? || account.data.disabled {
+    let verdict = verify_login_blocking(req.password.clone(), hash.clone()).await?;
+    if !verdict.is_right() || account.data.disabled {
         return Err(fail());
     }
     ticket.succeeded();
+    if verdict.needs_rehash() {
+        // An imported legacy hash: store argon2id now that the password is known.
+        let new = hash_blocking(req.password).await?;
+        let actor = Actor {
+            account: Some(account.meta.id),
+            label: account.meta.name.clone(),
+        };
+        let outcome = crate::rehash::replace(
+            &state.store,
+            actor,
+            crate::rehash::HashOwner::Account,
+            &account.meta.name,
+            &hash,
+            &new,
+            |_| true,
+        )
+        .await?;
+        tracing::info!(account = %account.meta.name, ?outcome, "legacy password hash rehashed to argon2id");
+    }
     let actor = Actor {
         account: Some(account.meta.id),
         label: account.meta.name.clone(),

@@ -43,7 +43,7 @@ pub fn parse_data(value: serde_json::Value, name: &RecordName) -> ApiResult<Reco
     Ok(data)
 }
 
-fn ttl(value: Option<u32>) -> ApiResult<Option<u32>> {
+pub(crate) fn ttl(value: Option<u32>) -> ApiResult<Option<u32>> {
     match value {
         None | Some(0) => Ok(None),
         Some(t) if TTL_RANGE.contains(&t) => Ok(Some(t)),
@@ -60,7 +60,7 @@ fn ttl(value: Option<u32>) -> ApiResult<Option<u32>> {
 }
 
 /// The zone's other records must still be consistent with this one (inside `tx`).
-async fn coexist(
+pub(crate) async fn coexist(
     tx: &mut Tx,
     domain: Id,
     except: Option<Id>,

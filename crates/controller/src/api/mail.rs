@@ -245,7 +245,7 @@ pub async fn delete_mailbox(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn destinations(list: &[String]) -> ApiResult<Vec<EmailAddress>> {
+pub(crate) fn destinations(list: &[String]) -> ApiResult<Vec<EmailAddress>> {
     if list.is_empty() || list.len() > 100 {
         return Err(ApiError::invalid(
             "destinations",

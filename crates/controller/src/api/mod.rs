@@ -11,6 +11,7 @@ pub mod databases;
 pub mod dns;
 pub mod domains;
 pub mod ftp;
+pub mod import;
 pub mod infra;
 pub mod mail;
 pub mod mailcheck;

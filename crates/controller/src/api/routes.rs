@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::{
-    auth, certs, customers, databases, dns, domains, ftp, infra, mail, mailcheck, names, plans,
+    auth, certs, customers, databases, dns, domains, ftp, import, infra, mail, mailcheck, names, plans,
     sites, status, tsig,
 };
 use crate::error::{method_not_allowed, not_found_route};
@@ -177,6 +177,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             proto::agent_v1::HEARTBEAT_PATH,
             post(crate::agent_api::heartbeat),
+        )
+        .route(proto::rehash::REHASH_PATH, post(crate::agent_api::rehash))
+        .route(
+            "/v1/import",
+            post(import::import).layer(DefaultBodyLimit::max(crate::import::MAX_BODY_BYTES)),
         )
         .route("/v1/events", get(status::events))
         .route("/v1/status", get(status::status))

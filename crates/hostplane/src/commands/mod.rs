@@ -6,6 +6,7 @@ pub mod databases;
 pub mod dns;
 pub mod domains;
 pub mod ftp;
+pub mod import;
 pub mod infra;
 pub mod mail;
 pub mod plans;
@@ -82,6 +83,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::DbUser(cmd) => databases::db_user(ctx, cmd).await,
         Command::Ftp(cmd) => ftp::ftp(ctx, cmd).await,
         Command::Dns(cmd) => dns::dns(ctx, cmd).await,
+        Command::Import(args) => import::import(ctx, args).await,
         Command::Controller(_) | Command::Up(_) | Command::Agent(_) => {
             anyhow::bail!("internal: `controller`, `up` and `agent` are not client commands")
         }
