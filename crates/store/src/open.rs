@@ -14,6 +14,10 @@ use crate::{BackendKind, Result, StoreError};
 const SQLITE_V1: &str = include_str!("../migrations/sqlite/0001_init.sql");
 /// Schema of the PostgreSQL backend, version 1.
 const POSTGRES_V1: &str = include_str!("../migrations/postgres/0001_init.sql");
+/// The change feed of the SQLite backend (tombstones, `updated_rev` index), version 2.
+const SQLITE_V2: &str = include_str!("../migrations/sqlite/0002_feed.sql");
+/// The change feed of the PostgreSQL backend, version 2.
+const POSTGRES_V2: &str = include_str!("../migrations/postgres/0002_feed.sql");
 
 /// Connections of a SQLite store. Writers are serialised anyway (one write lock), so
 /// a few connections serve concurrent readers while one transaction writes.
@@ -31,17 +35,28 @@ const SQLITE_PRAGMAS: &str =
 
 /// The embedded migrations of one backend.
 fn migrator(backend: BackendKind) -> Migrator {
-    let (sql, desc) = match backend {
-        BackendKind::Sqlite => (SQLITE_V1, "init sqlite"),
-        BackendKind::Postgres => (POSTGRES_V1, "init postgres"),
+    let steps = match backend {
+        BackendKind::Sqlite => [(SQLITE_V1, "init sqlite"), (SQLITE_V2, "feed sqlite")],
+        BackendKind::Postgres => [
+            (POSTGRES_V1, "init postgres"),
+            (POSTGRES_V2, "feed postgres"),
+        ],
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        desc.into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        steps
+            .into_iter()
+            .zip(1..)
+            .map(|((sql, desc), version)| {
+                Migration::new(
+                    version,
+                    desc.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Create `path`'s directory and the file itself (mode 0600) if missing.
