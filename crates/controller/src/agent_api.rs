@@ -139,7 +139,7 @@ pub async fn heartbeat(
     }
     if transition.is_some() && agent.server.data.role == model::Role::Mail {
         // A mail server (back) up: secondaries deliver what they queued for it.
-        crate::configs::flush_mail(&state);
+        state.flush_mail();
     }
     if let Some(t) = transition {
         let state2 = state.clone();

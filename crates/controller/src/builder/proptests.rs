@@ -1,0 +1,1 @@
+//! Property test: incremental builds give the configs of full builds.
