@@ -17,7 +17,7 @@ use store::Meta;
 use store::Stored;
 use time::OffsetDateTime;
 
-fn stored<T>(id: Id, name: &str, parent: Option<Id>, data: T) -> Stored<T> {
+pub(super) fn stored<T>(id: Id, name: &str, parent: Option<Id>, data: T) -> Stored<T> {
     let t = OffsetDateTime::UNIX_EPOCH;
     Stored {
         meta: Meta {
@@ -35,7 +35,7 @@ fn stored<T>(id: Id, name: &str, parent: Option<Id>, data: T) -> Stored<T> {
     }
 }
 
-fn cluster(id: Id, name: &str, role: Role) -> Stored<Cluster> {
+pub(super) fn cluster(id: Id, name: &str, role: Role) -> Stored<Cluster> {
     stored(
         id,
         name,
@@ -51,7 +51,14 @@ fn cluster(id: Id, name: &str, role: Role) -> Stored<Cluster> {
     )
 }
 
-fn server(id: Id, name: &str, role: Role, cluster: Id, rank: u16, ip: &str) -> Stored<Server> {
+pub(super) fn server(
+    id: Id,
+    name: &str,
+    role: Role,
+    cluster: Id,
+    rank: u16,
+    ip: &str,
+) -> Stored<Server> {
     stored(
         id,
         name,
@@ -72,7 +79,7 @@ fn server(id: Id, name: &str, role: Role, cluster: Id, rank: u16, ip: &str) -> S
     )
 }
 
-fn domain(id: Id, name: &str, placements: &[(Role, Id)]) -> Stored<Domain> {
+pub(super) fn domain(id: Id, name: &str, placements: &[(Role, Id)]) -> Stored<Domain> {
     stored(
         id,
         name,
@@ -85,7 +92,7 @@ fn domain(id: Id, name: &str, placements: &[(Role, Id)]) -> Stored<Domain> {
     )
 }
 
-fn site(id: Id, domain: Id, mode: PlacementMode, active: Option<Id>) -> Stored<Site> {
+pub(super) fn site(id: Id, domain: Id, mode: PlacementMode, active: Option<Id>) -> Stored<Site> {
     stored(
         id,
         "",
@@ -104,7 +111,7 @@ fn site(id: Id, domain: Id, mode: PlacementMode, active: Option<Id>) -> Stored<S
 }
 
 /// Two web clusters (2 + 1 servers), DNS and mail primary + secondary, files, db.
-fn world() -> World {
+pub(super) fn world() -> World {
     let web = [
         (Role::Web, 1),
         (Role::Dns, 3),
@@ -252,7 +259,7 @@ fn world() -> World {
     }
 }
 
-fn secret(
+pub(super) fn secret(
     id: Id,
     purpose: SecretPurpose,
     subject: &str,
@@ -281,7 +288,7 @@ fn secret(
     )
 }
 
-const TODAY: u32 = 20_261_125;
+pub(super) const TODAY: u32 = 20_261_125;
 
 fn build(world: &World) -> BTreeMap<Id, Built> {
     build_all(world, &mut ZoneSerials::default(), TODAY)
