@@ -624,3 +624,91 @@ fn web_health_reaches_only_the_dns_servers() {
         2_026_112_600
     );
 }
+
+/// A feed object of `obj`, as the store would bring it.
+fn raw<T: model::entity::Object + serde::Serialize>(obj: &Stored<T>) -> store::RawObject {
+    store::RawObject {
+        kind: T::KIND,
+        meta: obj.meta.clone(),
+        data: serde_json::to_string(&obj.data).unwrap(),
+    }
+}
+
+#[test]
+fn incremental_builds_rebuild_only_the_affected_servers() {
+    let mut serials = ZoneSerials::default();
+    let mut inc = Incremental::new(world());
+    let first = inc.build(Dirty::default(), &mut serials, TODAY);
+    assert_eq!(first.rebuilt.len(), 9, "the first build is a full one");
+    assert!(inc
+        .build(Dirty::default(), &mut serials, TODAY)
+        .rebuilt
+        .is_empty());
+
+    // Health reaches the DNS servers only (through the zones).
+    inc.world.health = inc
+        .world
+        .servers
+        .iter()
+        .map(|s| (s.meta.id, Health::Up))
+        .collect();
+    inc.build(Dirty::default(), &mut serials, TODAY);
+    inc.world.health.insert(11, Health::Down);
+    let pass = inc.build(Dirty::default(), &mut serials, TODAY);
+    assert_eq!(
+        pass.rebuilt.keys().copied().collect::<Vec<_>>(),
+        vec![21, 22]
+    );
+
+    // A site's change: its web cluster and files server; its zone did not change.
+    let mut s = inc.world.sites.get(201).unwrap().clone();
+    s.data.php = !s.data.php;
+    s.meta.updated_rev = 2;
+    let feed = store::Feed {
+        revision: 2,
+        changed: vec![raw(&s)],
+        deleted: Vec::new(),
+    };
+    let dirty = inc.apply(&feed).unwrap();
+    let pass = inc.build(dirty, &mut serials, TODAY);
+    assert_eq!(
+        pass.rebuilt.keys().copied().collect::<Vec<_>>(),
+        vec![11, 12, 41]
+    );
+    let RoleConfig::Web(web) = &pass.rebuilt[&11].role else {
+        panic!("web-1 is a web server");
+    };
+    assert!(web
+        .sites
+        .iter()
+        .any(|x| x.domain == "a.example" && x.php == s.data.php));
+
+    // Deleting a domain (and by cascade its site) drops it from the web servers.
+    let feed = store::Feed {
+        revision: 3,
+        changed: Vec::new(),
+        deleted: vec![
+            store::Tombstone {
+                kind: model::entity::Kind::Domain,
+                id: 101,
+                rev: 3,
+            },
+            store::Tombstone {
+                kind: model::entity::Kind::Site,
+                id: 201,
+                rev: 3,
+            },
+        ],
+    };
+    let dirty = inc.apply(&feed).unwrap();
+    let pass = inc.build(dirty, &mut serials, TODAY);
+    assert!(pass.rebuilt.contains_key(&11) && pass.rebuilt.contains_key(&21));
+    assert!(
+        !pass.rebuilt.contains_key(&51),
+        "the db server is not touched"
+    );
+    assert_eq!(
+        inc.built(),
+        &build_all(&inc.world, &mut serials.clone(), TODAY)
+    );
+}
