@@ -1111,8 +1111,11 @@ async fn feed_since(store: &Store, rev: i64) -> Result<store::Feed> {
     }
 }
 
+/// (kind, id) of objects.
+type KindIds = Vec<(Kind, Id)>;
+
 /// (kind, id) of a feed's changed objects and of its tombstones.
-fn feed_ids(f: &store::Feed) -> (Vec<(Kind, Id)>, Vec<(Kind, Id)>) {
+fn feed_ids(f: &store::Feed) -> (KindIds, KindIds) {
     (
         f.changed.iter().map(|o| (o.kind, o.meta.id)).collect(),
         f.deleted.iter().map(|t| (t.kind, t.id)).collect(),
