@@ -106,6 +106,29 @@ impl AppState {
         }
     }
 
+    /// The parts of the state the health monitor works with; its placement pass
+    /// after a transition is [`crate::failover::reconcile`] on this state.
+    pub fn health_deps(&self) -> crate::health::HealthDeps {
+        let state = self.clone();
+        crate::health::HealthDeps {
+            store: self.store.clone(),
+            health: Arc::clone(&self.health),
+            config: self.config.health.clone(),
+            changes: self.changes.clone(),
+            stopping: self.stopping.subscribe(),
+            reconcile: Arc::new(move |cluster| {
+                let state = state.clone();
+                Box::pin(async move {
+                    if let Err(e) =
+                        crate::failover::reconcile(&state, Some(cluster), "health").await
+                    {
+                        tracing::warn!(error = %e, cluster, "placement pass failed");
+                    }
+                })
+            }),
+        }
+    }
+
     /// The parts of the state the key task works with.
     pub fn key_deps(&self) -> crate::keys::KeyDeps {
         crate::keys::KeyDeps {
