@@ -156,9 +156,9 @@ pub async fn heartbeat(
     let limited = crate::health::newly_limited(report_before.as_deref(), hb.report.as_ref());
     if !limited.is_empty() {
         let (state2, server) = (state.clone(), agent.server.clone());
-        tokio::spawn(
-            async move { crate::health::record_limited(&state2, &server, &limited).await },
-        );
+        tokio::spawn(async move {
+            crate::health::record_limited(&state2.store, &server, &limited).await
+        });
     }
     if transition.is_none() && state.health.reported_port(agent.server.meta.id) != port_before {
         // Peers learn service ports from their desired configs (DNS notify targets,
@@ -167,12 +167,12 @@ pub async fn heartbeat(
     }
     if transition.is_some() && agent.server.data.role == model::Role::Mail {
         // A mail server (back) up: secondaries deliver what they queued for it.
-        crate::configs::flush_mail(&state);
+        state.flush_mail();
     }
     if let Some(t) = transition {
         let state2 = state.clone();
         // Recording writes the store; the agent need not wait for it.
-        tokio::spawn(async move { crate::health::record(&state2, &[t]).await });
+        tokio::spawn(async move { crate::health::record(&state2.health_deps(), &[t]).await });
     }
     Ok(Json(HeartbeatAck {
         server_time: crate::api::rfc3339(time::OffsetDateTime::now_utc()),

@@ -1,14 +1,17 @@
 //! Every server's desired config with its own revision, and the task that keeps
 //! them current.
 //!
-//! After every committed change ([`AppState::changed`]) and whenever the store
-//! revision moved without this controller noticing (another controller on the same
-//! PostgreSQL; checked every `agents.resync_interval_ms`), the builder task reads
-//! the store, builds every server's config ([`crate::builder`]) and compares each
-//! with the previous build by content hash. Only servers whose config changed get a
-//! new revision — the global store revision of the build, or one more than their
-//! previous revision if that is higher — so a change reaches only the servers it
-//! affects, and a server's revision only grows.
+//! The builder task ([`run`]) keeps the builder's copy of the store
+//! ([`Incremental`]) and, after every committed change ([`ChangeNotifier`]) and
+//! every `agents.resync_interval_ms` (changes made by another controller on the same
+//! PostgreSQL), applies the store's change feed since its last revision
+//! ([`store::Store::changes_since`]) and rebuilds only the servers the changed
+//! objects and inputs affect ([`crate::builder::affected`]). Each rebuilt config is
+//! compared with the previous one by content hash; only servers whose config
+//! changed get a new revision — the global store revision of the build, or one more
+//! than their previous revision if that is higher — so a change reaches only the
+//! servers it affects, and a server's revision only grows. Key material is not made
+//! here (see [`crate::keys::run`]): a build never waits on signing.
 //!
 //! Zone serials ([`crate::zones::ZoneSerials`]) are kept here too, next to the
 //! configs that carry the zones, and journaled to `<data_dir>/zone-serials.log`
@@ -25,10 +28,12 @@ use std::time::Duration;
 
 use model::Id;
 use proto::agent_v1::{DesiredConfig, CONFIG_FORMAT};
+use store::{Changes, Feed, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::builder::{build_all, Built, World};
-use crate::state::AppState;
+use crate::builder::{build_all, Built, Dirty, Incremental, Pass, World};
+use crate::health::HealthMonitor;
+use crate::loads::SiteLoads;
 use crate::zones::ZoneSerials;
 
 /// One server's current config.
@@ -137,8 +142,9 @@ impl ConfigHub {
         self.hub.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replace the configs with a new build made at store `revision`; returns the
-    /// ids of the servers whose config changed (new ones included).
+    /// Set the configs of the servers in `built`, made at store `revision` (the
+    /// others keep theirs); returns the ids of the servers whose config changed (new
+    /// ones included).
     pub fn apply(&self, revision: i64, built: BTreeMap<Id, Built>) -> Vec<Id> {
         let mut changed = Vec::new();
         {
@@ -177,12 +183,14 @@ impl ConfigHub {
                     }
                 }
             }
-            let removed = !hub.servers.is_empty();
+            // Servers absent from `built` keep their config ([`ConfigHub::remove`]
+            // drops those that are gone).
+            next.extend(std::mem::take(&mut hub.servers));
             hub.servers = next;
             hub.built_revision = revision;
             let first = !hub.ready;
             hub.ready = true;
-            if !(first || removed || !changed.is_empty()) {
+            if !first && changed.is_empty() {
                 return changed;
             }
         }
@@ -200,6 +208,33 @@ impl ConfigHub {
             self.journal_serials(&changes);
         }
         built
+    }
+
+    /// Drop the configs of servers that no longer exist.
+    pub fn remove(&self, servers: &[Id]) {
+        if servers.is_empty() {
+            return;
+        }
+        {
+            let mut hub = self.hub.write().unwrap_or_else(|p| p.into_inner());
+            for id in servers {
+                hub.servers.remove(id);
+            }
+        }
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// Rebuild what `dirty` names with `builder` and this hub's zone serials
+    /// (held locked for the build, so concurrent builds number zones in turn);
+    /// changed serials are journaled before the result can reach any agent.
+    pub fn build_pass(&self, builder: &mut Incremental, dirty: Dirty, today_yyyymmdd: u32) -> Pass {
+        let mut serials = self.serials.lock().unwrap_or_else(|p| p.into_inner());
+        let pass = builder.build(dirty, &mut serials, today_yyyymmdd);
+        let changes = serials.take_changes();
+        if !changes.is_empty() {
+            self.journal_serials(&changes);
+        }
+        pass
     }
 
     /// Append changed serials to the journal and fsync, before the build that
@@ -278,27 +313,163 @@ impl ConfigHub {
     }
 }
 
-/// Build once: read the store, build, apply. Returns the store revision built.
-pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
-    let t0 = std::time::Instant::now();
-    state.site_loads.build_started();
-    let (revision, mut world) = World::load(&state.store).await?;
-    state.site_loads.build_read(&world.sites);
-    let loaded = t0.elapsed();
-    match crate::keys::ensure(state, &mut world).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(changed = n, "key material updated"),
-        // Build anyway: servers keep the key material they had.
-        Err(e) => tracing::warn!(error = %e, "cannot update key material"),
+/// Wakes the builder and key tasks after a committed change; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ChangeNotifier(Arc<watch::Sender<u64>>);
+
+impl Default for ChangeNotifier {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(0).0))
     }
+}
+
+impl ChangeNotifier {
+    /// Tell the watchers that the store (or an input of the builds) changed.
+    pub fn changed(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees every later [`ChangeNotifier::changed`].
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+
+    /// Identity of this notifier (one per controller state), for per-controller
+    /// bookkeeping such as [`crate::dkim_rsa`]'s pending keys.
+    pub fn identity(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+/// What the builder task needs: the store, the hub it fills, the inputs that
+/// are not stored (health, configured ports and plans) and the change notifier.
+#[derive(Debug, Clone)]
+pub struct BuildDeps {
+    /// The store (its change feed).
+    pub store: Store,
+    /// Where the configs go.
+    pub configs: Arc<ConfigHub>,
+    /// Servers' health and reported service ports.
+    pub health: Arc<HealthMonitor>,
+    /// Site loads to refresh after each read.
+    pub site_loads: Arc<SiteLoads>,
+    /// Wakes the builder.
+    pub changes: ChangeNotifier,
+    /// Turns true when the controller stops.
+    pub stopping: watch::Receiver<bool>,
+    /// `agents.resync_interval_ms`: how often the feed is read without a wake-up.
+    pub resync: Duration,
+    /// `databases.trash_days`.
+    pub db_trash_days: u32,
+    /// `[default_plan]`.
+    pub default_plan: model::limits::Limits,
+    /// `health.probe_ports`: a server's service port until it reports one.
+    pub probe_ports: crate::config::ProbePorts,
+}
+
+/// The builder between passes: its world and the store revision it reflects.
+#[derive(Debug, Default)]
+pub struct BuildState {
+    /// The incremental builder (None: load everything at the next pass).
+    builder: Option<Incremental>,
+    /// Store revision the world reflects.
+    revision: i64,
+}
+
+/// Read the feed since `since` (everything for 0), reloading from 0 when too
+/// far behind; `true` with a full read.
+async fn read_feed(store: &Store, since: i64) -> Result<(Feed, bool), StoreError> {
+    match store.changes_since(since).await? {
+        Changes::Feed(f) => Ok((f, since <= 0)),
+        Changes::TooFarBehind { pruned } => {
+            tracing::info!(
+                since,
+                pruned,
+                "change feed pruned past our revision; reloading"
+            );
+            match store.changes_since(0).await? {
+                Changes::Feed(f) => Ok((f, true)),
+                Changes::TooFarBehind { .. } => Err(StoreError::InUse(
+                    "the change feed refused a full read".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// One build pass: apply the feed since the last pass, refresh the inputs that
+/// are not stored, rebuild what they affect, hand the result to the hub. Returns
+/// the store revision built.
+pub async fn rebuild(deps: &BuildDeps, state: &mut BuildState) -> Result<i64, StoreError> {
+    let t0 = std::time::Instant::now();
+    deps.site_loads.build_started();
+    let since = if state.builder.is_some() {
+        state.revision
+    } else {
+        0
+    };
+    let (feed, full) = read_feed(&deps.store, since).await?;
+    let read = t0.elapsed();
+    let (mut builder, dirty) = match state.builder.take() {
+        Some(mut b) if !full => {
+            let dirty = b.apply(&feed)?;
+            (b, dirty)
+        }
+        _ => (Incremental::new(World::from_feed(&feed)?), Dirty::default()),
+    };
+    deps.site_loads.build_read(&builder.world.sites);
+    fill_inputs(deps, &mut builder.world);
+    let applied = t0.elapsed();
+    let today = today_yyyymmdd(time::OffsetDateTime::now_utc().date());
+    let hub = Arc::clone(&deps.configs);
+    let objects = feed.changed.len() + feed.deleted.len();
+    let (builder, pass) = match tokio::task::spawn_blocking(move || {
+        let pass = hub.build_pass(&mut builder, dirty, today);
+        (builder, pass)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            // The builder is lost with the panic: the next pass reloads.
+            tracing::error!(error = %e, "config build panicked");
+            return Ok(state.revision);
+        }
+    };
+    let built = t0.elapsed();
+    let rebuilt = pass.rebuilt.len();
+    deps.configs.remove(&pass.removed);
+    let changed = deps.configs.apply(feed.revision, pass.rebuilt);
+    state.builder = Some(builder);
+    state.revision = feed.revision;
+    tracing::debug!(
+        revision = feed.revision,
+        objects,
+        full,
+        rebuilt,
+        changed = changed.len(),
+        read_ms = read.as_millis(),
+        apply_feed_ms = (applied - read).as_millis(),
+        build_ms = (built - applied).as_millis(),
+        hub_ms = (t0.elapsed() - built).as_millis(),
+        "config build phases"
+    );
+    Ok(feed.revision)
+}
+
+/// Put the inputs that are not stored into `world`: health, service ports, the
+/// mail flush counter and the configured plan and trash days.
+fn fill_inputs(deps: &BuildDeps, world: &mut World) {
     world.health = world
         .servers
         .iter()
-        .map(|s| (s.meta.id, state.health.state(s.meta.id)))
+        .map(|s| (s.meta.id, deps.health.state(s.meta.id)))
         .collect();
-    world.db_trash_days = state.config.databases.trash_days;
-    world.set_limits(state.config.default_plan);
-    world.mail_flush = state
+    world.db_trash_days = deps.db_trash_days;
+    if world.default_plan != deps.default_plan {
+        world.set_limits(deps.default_plan);
+    }
+    world.mail_flush = deps
         .configs
         .mail_flush
         .load(std::sync::atomic::Ordering::SeqCst);
@@ -306,45 +477,21 @@ pub async fn rebuild(state: &AppState) -> Result<i64, store::StoreError> {
         .servers
         .iter()
         .map(|s| {
-            let port = state
+            let port = deps
                 .health
                 .reported_port(s.meta.id)
-                .unwrap_or_else(|| state.config.health.probe_ports.of(s.data.role));
+                .unwrap_or_else(|| deps.probe_ports.of(s.data.role));
             (s.meta.id, port)
         })
         .collect();
-    let today = today_yyyymmdd(time::OffsetDateTime::now_utc().date());
-    let builder = state.clone();
-    let keyed = t0.elapsed();
-    let built =
-        match tokio::task::spawn_blocking(move || builder.configs.build(&world, today)).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "config build panicked");
-                return Ok(revision);
-            }
-        };
-    let assembled = t0.elapsed();
-    let changed = state.configs.apply(revision, built);
-    tracing::debug!(
-        revision,
-        changed = changed.len(),
-        load_ms = loaded.as_millis(),
-        keys_ms = (keyed - loaded).as_millis(),
-        build_ms = (assembled - keyed).as_millis(),
-        apply_ms = (t0.elapsed() - assembled).as_millis(),
-        "config build phases"
-    );
-    Ok(revision)
 }
 
 /// Ask every mail server to retry its queue now.
-pub fn flush_mail(state: &AppState) {
-    state
-        .configs
+pub fn flush_mail(configs: &ConfigHub, changes: &ChangeNotifier) {
+    configs
         .mail_flush
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    state.changed();
+    changes.changed();
 }
 
 /// A date as `YYYYMMDD`, e.g. `20261125`.
@@ -356,27 +503,39 @@ pub fn today_yyyymmdd(date: time::Date) -> u32 {
 /// Longest rest between two builds (see [`run`]).
 const MAX_REST: Duration = Duration::from_millis(250);
 
-/// The builder task: rebuild at start, after every [`AppState::changed`], and when
-/// the store revision moved; until the controller stops.
-pub async fn run(state: AppState) {
-    let mut changes = state.changes.subscribe();
-    let mut stopping = state.stopping.subscribe();
-    let resync = Duration::from_millis(state.config.agents.resync_interval_ms);
-    let mut last: Option<i64> = None;
+/// How long tombstones are kept in the change feed: a controller (or key task)
+/// further behind than that reloads everything.
+const TOMBSTONE_KEEP: time::Duration = time::Duration::hours(24);
+
+/// How often old tombstones are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The builder task: build at start, after every change notification and every
+/// resync interval (the feed then tells whether another controller changed
+/// something); until the controller stops. Also prunes old tombstones.
+pub async fn run(deps: BuildDeps) {
+    let mut changes = deps.changes.subscribe();
+    let mut stopping = deps.stopping.clone();
+    let mut state = BuildState::default();
     let mut rest_until = tokio::time::Instant::now();
+    let mut next_prune = tokio::time::Instant::now();
     loop {
-        // A full rebuild reads the whole store. Under a burst of API writes, rebuilding
-        // back to back would take a core away from the API (measured: domain creations
-        // fell from ~1000/s to ~390/s at 10,000 domains). So when changes kept coming
-        // while a build ran, the builder rests as long as that build took (keeping it
-        // under half a core) and coalesces them into the next build; a change that
-        // arrives on its own is built at once.
+        // Under a burst of API writes, building back to back would take a core away
+        // from the API. So when changes kept coming while a build ran, the builder
+        // rests as long as that build took and coalesces them into the next build;
+        // a change that arrives on its own is built at once.
         tokio::time::sleep_until(rest_until).await;
         changes.mark_unchanged();
         let started = tokio::time::Instant::now();
-        match rebuild(&state).await {
-            Ok(rev) => last = Some(rev),
-            Err(e) => tracing::warn!(error = %e, "config build failed; retrying"),
+        if let Err(e) = rebuild(&deps, &mut state).await {
+            tracing::warn!(error = %e, "config build failed; retrying");
+        }
+        if started >= next_prune {
+            next_prune = started + PRUNE_EVERY;
+            let before = time::OffsetDateTime::now_utc() - TOMBSTONE_KEEP;
+            if let Err(e) = deps.store.prune_tombstones(before).await {
+                tracing::warn!(error = %e, "cannot prune the change feed's tombstones");
+            }
         }
         let took = started.elapsed();
         let burst = changes.has_changed().unwrap_or(false);
@@ -386,23 +545,10 @@ pub async fn run(state: AppState) {
             } else {
                 Duration::ZERO
             };
-        loop {
-            tokio::select! {
-                r = changes.changed() => {
-                    if r.is_err() { return; }
-                    break;
-                }
-                r = stopping.changed() => {
-                    if r.is_err() || *stopping.borrow() { return; }
-                }
-                () = tokio::time::sleep(resync) => {
-                    match state.store.revision().await {
-                        Ok(rev) if Some(rev) == last => {}
-                        Ok(_) => break,
-                        Err(e) => tracing::warn!(error = %e, "cannot read the store revision"),
-                    }
-                }
-            }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            r = stopping.changed() => if r.is_err() || *stopping.borrow() { return },
+            () = tokio::time::sleep(deps.resync) => {}
         }
     }
 }

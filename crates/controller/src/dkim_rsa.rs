@@ -18,7 +18,6 @@ use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
 use store::{Actor, NewObject};
 
 use crate::keys::{KeyError, Wanted};
-use crate::state::AppState;
 
 /// The selector of the RSA keys (`hp-rsa._domainkey.<domain>`).
 pub const SELECTOR: &str = "hp-rsa";
@@ -69,8 +68,8 @@ fn pending() -> &'static Mutex<HashSet<(usize, String)>> {
 /// Generate and store the keys `wanted` names (all [`SecretPurpose::DkimRsa`]) in
 /// the background; a domain already being worked on is skipped, so calling this
 /// on every build is cheap. Returns at once.
-pub fn request(state: &AppState, wanted: Vec<Wanted>) {
-    let me = std::ptr::from_ref::<crate::state::Inner>(state) as usize;
+pub fn request(deps: &crate::keys::KeyDeps, wanted: Vec<Wanted>) {
+    let me = deps.changes.identity();
     let fresh: Vec<Wanted> = {
         let Ok(mut set) = pending().lock() else {
             return;
@@ -83,19 +82,19 @@ pub fn request(state: &AppState, wanted: Vec<Wanted>) {
     if fresh.is_empty() {
         return;
     }
-    let state = state.clone();
+    let deps = deps.clone();
     tokio::spawn(async move {
         for w in fresh {
             let made = tokio::task::spawn_blocking(new_key).await;
             let result = match made {
-                Ok(Ok(key)) => store(&state, &w, key).await,
+                Ok(Ok(key)) => store(&deps, &w, key).await,
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(KeyError::Crypto),
             };
             match result {
                 Ok(true) => {
                     tracing::info!(subject = %w.subject, "RSA DKIM key made");
-                    state.changed();
+                    deps.changes.changed();
                 }
                 Ok(false) => {}
                 // The next build asks again.
@@ -113,12 +112,12 @@ pub fn request(state: &AppState, wanted: Vec<Wanted>) {
 /// Store one generated key unless the domain got one meanwhile (another
 /// controller). A domain gone meanwhile leaves a key the next build deletes.
 async fn store(
-    state: &AppState,
+    deps: &crate::keys::KeyDeps,
     w: &Wanted,
     (public, private): (String, String),
 ) -> Result<bool, KeyError> {
     let name = SecretPurpose::DkimRsa.store_name(&w.subject);
-    let mut tx = state
+    let mut tx = deps
         .store
         .begin(Actor {
             account: None,

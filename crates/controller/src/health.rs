@@ -27,7 +27,36 @@ use store::{Actor, Stored};
 use time::OffsetDateTime;
 
 use crate::config::HealthConfig;
-use crate::state::AppState;
+use crate::configs::ChangeNotifier;
+
+/// The placement check run at the end of every tick ([`crate::placement::tick`]):
+/// failover is level-triggered, so it is re-evaluated until converged.
+pub type PlacementTick = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
+
+/// What the health monitor task and the recording of transitions need.
+#[derive(Clone)]
+pub struct HealthDeps {
+    /// Servers are read from it, events written to it.
+    pub store: store::Store,
+    /// The in-memory health of every server.
+    pub health: std::sync::Arc<HealthMonitor>,
+    /// `[health]` of the controller's configuration.
+    pub config: HealthConfig,
+    /// Told about transitions (health feeds the zones).
+    pub changes: ChangeNotifier,
+    /// Turns true when the controller stops.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The placement check of every tick.
+    pub placement_tick: PlacementTick,
+}
+
+impl std::fmt::Debug for HealthDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthDeps").finish_non_exhaustive()
+    }
+}
 
 /// The wire spelling of a health state.
 pub fn health_str(h: Health) -> &'static str {
@@ -259,7 +288,7 @@ pub fn newly_limited(
 /// Record `mail.limit` events: a mail server refused submissions over the outgoing
 /// limits.
 pub async fn record_limited(
-    state: &AppState,
+    store: &store::Store,
     server: &Stored<Server>,
     limited: &[proto::agent_v1::LimitedSender],
 ) {
@@ -274,14 +303,14 @@ pub async fn record_limited(
             )
         })
         .collect();
-    record_server_events(state, server, events, "outgoing limit").await;
+    record_server_events(store, server, events, "outgoing limit").await;
 }
 
 /// Record `events` (type, details) about `server` in one transaction of the
 /// health actor; a store error is logged (naming `what`), never returned: the
 /// events of a report are lost at worst, the report itself is not.
 pub async fn record_server_events(
-    state: &AppState,
+    store: &store::Store,
     server: &Stored<Server>,
     events: Vec<(&'static str, serde_json::Value)>,
     what: &str,
@@ -290,8 +319,7 @@ pub async fn record_server_events(
         return;
     }
     let result = async {
-        let mut tx = state
-            .store
+        let mut tx = store
             .begin(Actor {
                 account: None,
                 label: "health".into(),
@@ -325,7 +353,7 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> bool {
 
 /// Record transitions as `server.health` events (one transaction); the next
 /// [`tick`] re-places what they affect.
-pub async fn record(state: &AppState, transitions: &[Transition]) {
+pub async fn record(state: &HealthDeps, transitions: &[Transition]) {
     if transitions.is_empty() {
         return;
     }
@@ -370,11 +398,11 @@ pub async fn record(state: &AppState, transitions: &[Transition]) {
     }
     // Health feeds the zones (web records follow healthy servers): rebuild now rather
     // than at the next store poll, so failover reaches DNS within a second.
-    state.changed();
+    state.changes.changed();
 }
 
 /// One monitor tick: watch joined servers, expire silent ones, probe suspects.
-pub async fn tick(state: &AppState) {
+pub async fn tick(state: &HealthDeps) {
     let servers = match state.store.all::<Server>().await {
         Ok(s) => s,
         Err(e) => {
@@ -391,11 +419,11 @@ pub async fn tick(state: &AppState) {
     state.health.sync(&existing, &joined);
     let mut transitions = state.health.expire(Instant::now());
     let by_id: HashMap<Id, &Stored<Server>> = servers.iter().map(|s| (s.meta.id, s)).collect();
-    let timeout = state.config.health.probe_timeout();
+    let timeout = state.config.probe_timeout();
     let mut probes = tokio::task::JoinSet::new();
     for (id, port) in state.health.suspects() {
         let Some(s) = by_id.get(&id) else { continue };
-        let port = port.unwrap_or_else(|| state.config.health.probe_ports.of(s.data.role));
+        let port = port.unwrap_or_else(|| state.config.probe_ports.of(s.data.role));
         let Some(ip) = s.data.addresses.first() else {
             // Nothing to probe: the silence is all there is.
             probes.spawn(async move { (id, false) });
@@ -413,13 +441,13 @@ pub async fn tick(state: &AppState) {
     }
     record(state, &transitions).await;
     // Failover is level-triggered: every tick re-checks placement until converged.
-    crate::placement::tick(state).await;
+    (state.placement_tick)().await;
 }
 
 /// The monitor task: a tick every half heartbeat interval until the controller stops.
-pub async fn run(state: AppState) {
-    let every = (state.config.health.interval() / 2).max(Duration::from_millis(5));
-    let mut stopping = state.stopping.subscribe();
+pub async fn run(state: HealthDeps) {
+    let every = (state.config.interval() / 2).max(Duration::from_millis(5));
+    let mut stopping = state.stopping.clone();
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -7,9 +7,12 @@
 //! Which secrets should exist is a pure function of the world ([`wanted`], [`plan`]);
 //! [`ensure`] issues what is missing, re-issues certificates whose names changed or
 //! that expire within [`RENEW_BEFORE`], deletes secrets nobody needs, and stores them
-//! (`Kind::Secret`, never shown through the customer API). The config builder task
-//! calls it before every build, so key material is in place before any desired
-//! config names it, and stays the same from build to build (configs do not churn).
+//! (`Kind::Secret`, never shown through the customer API). It runs in its own
+//! task ([`run`]), off the build and request paths: the task keeps its own copy of
+//! the store, applied from the change feed, and writes what it makes to the store,
+//! whose change then reaches the config builder through the feed. A build never
+//! waits on signing or key generation; a site without its certificate yet is built
+//! without it and gets it with the next build.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -20,7 +23,8 @@ use ring::rand::SecureRandom as _;
 use store::{Actor, NewObject, Stored};
 
 use crate::builder::World;
-use crate::state::AppState;
+use crate::ca::Ca;
+use crate::configs::ChangeNotifier;
 
 /// The DKIM selector of the keys the controller generates (`hp1._domainkey`).
 pub const DKIM_SELECTOR: &str = "hp1";
@@ -241,10 +245,10 @@ pub fn tsig_key_name(cluster: &str) -> String {
 }
 
 /// Make the secret `w` describes (`None`: a certificate without a CA to issue it).
-fn make(state: &AppState, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyError> {
+fn make(deps: &KeyDeps, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyError> {
     let (public, private, algorithm, not_after) = match w.purpose {
         SecretPurpose::SiteCert | SecretPurpose::ServerCert => {
-            let Some(ca) = state.ca.as_ref() else {
+            let Some(ca) = deps.ca.as_ref() else {
                 return Ok(None);
             };
             let issued = ca.sign_server_cert(&w.names)?;
@@ -283,22 +287,46 @@ fn make(state: &AppState, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyErr
     }))
 }
 
-/// Bring the stored secrets in line with `world` and put them into
-/// `world.secrets`. Returns how many secrets changed. A name the CA cannot certify
-/// is logged and skipped (the site is then served without its certificate).
-pub async fn ensure(state: &AppState, world: &mut World) -> Result<usize, KeyError> {
+/// What the key task needs: the store, the CA and the change notifier.
+#[derive(Clone)]
+pub struct KeyDeps {
+    /// Where secrets are read from (feed) and written to.
+    pub store: store::Store,
+    /// Issues certificates (None: sites and servers go without).
+    pub ca: Option<std::sync::Arc<Ca>>,
+    /// Wakes the task, and is told about what it stored.
+    pub changes: ChangeNotifier,
+    /// Turns true when the controller stops.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// How often the feed is read without a wake-up (other controllers' changes).
+    pub resync: std::time::Duration,
+}
+
+impl std::fmt::Debug for KeyDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyDeps")
+            .field("ca", &self.ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bring the stored secrets in line with `world` (its `secrets` as stored).
+/// Returns how many secrets changed; they reach `world` through the feed. A name
+/// the CA cannot certify is logged and skipped (the site is then served without
+/// its certificate).
+pub async fn ensure(deps: &KeyDeps, world: &World) -> Result<usize, KeyError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut plan = plan(wanted(world), &world.secrets, now);
     let (rsa, create): (Vec<Wanted>, Vec<Wanted>) = std::mem::take(&mut plan.create)
         .into_iter()
         .partition(|w| w.purpose == SecretPurpose::DkimRsa);
     plan.create = create;
-    crate::dkim_rsa::request(state, rsa);
+    crate::dkim_rsa::request(deps, rsa);
     if plan.is_empty() {
         return Ok(0);
     }
     let changes = plan.create.len() + plan.reissue.len() + plan.delete.len();
-    let mut tx = state
+    let mut tx = deps
         .store
         .begin(Actor {
             account: None,
@@ -306,7 +334,7 @@ pub async fn ensure(state: &AppState, world: &mut World) -> Result<usize, KeyErr
         })
         .await?;
     for w in &plan.create {
-        match make(state, w, now) {
+        match make(deps, w, now) {
             Ok(Some(secret)) => {
                 tx.create(NewObject {
                     name: w.purpose.store_name(&w.subject),
@@ -324,7 +352,7 @@ pub async fn ensure(state: &AppState, world: &mut World) -> Result<usize, KeyErr
         }
     }
     for (id, w) in &plan.reissue {
-        if let Some(secret) = make(state, w, now)? {
+        if let Some(secret) = make(deps, w, now)? {
             tx.update(*id, &w.purpose.store_name(&w.subject), secret)
                 .await?;
         }
@@ -333,8 +361,76 @@ pub async fn ensure(state: &AppState, world: &mut World) -> Result<usize, KeyErr
         tx.delete(Kind::Secret, *id).await?;
     }
     tx.commit().await?;
-    world.secrets = state.store.all().await?;
     Ok(changes)
+}
+
+/// How often the key task looks again without a change (certificates near
+/// their end are renewed).
+const RENEW_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The key task: keep a copy of the store from the change feed and bring the
+/// secrets in line after every change, every resync interval (other controllers)
+/// and hourly (renewals); until the controller stops.
+pub async fn run(deps: KeyDeps) {
+    let mut changes = deps.changes.subscribe();
+    let mut stopping = deps.stopping.clone();
+    let mut world: Option<World> = None;
+    let mut revision = 0;
+    let mut next_check = tokio::time::Instant::now();
+    loop {
+        changes.mark_unchanged();
+        match pass(&deps, &mut world, &mut revision, &mut next_check).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(changed = n, "key material updated");
+                deps.changes.changed();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot update key material"),
+        }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            r = stopping.changed() => if r.is_err() || *stopping.borrow() { return },
+            () = tokio::time::sleep(deps.resync) => {}
+        }
+    }
+}
+
+/// One pass of [`run`]: apply the feed, then [`ensure`] if something changed
+/// (or the hourly renewal check is due).
+async fn pass(
+    deps: &KeyDeps,
+    world: &mut Option<World>,
+    revision: &mut i64,
+    next_check: &mut tokio::time::Instant,
+) -> Result<usize, KeyError> {
+    let since = if world.is_some() { *revision } else { 0 };
+    let feed = match deps.store.changes_since(since).await? {
+        store::Changes::Feed(f) => f,
+        store::Changes::TooFarBehind { .. } => {
+            *world = None;
+            match deps.store.changes_since(0).await? {
+                store::Changes::Feed(f) => f,
+                store::Changes::TooFarBehind { .. } => return Ok(0),
+            }
+        }
+    };
+    let changed = match world.as_mut() {
+        Some(w) if since > 0 => !w.apply(&feed)?.is_empty(),
+        _ => {
+            *world = Some(World::from_feed(&feed)?);
+            true
+        }
+    };
+    *revision = feed.revision;
+    let now = tokio::time::Instant::now();
+    let Some(w) = world.as_ref() else {
+        return Ok(0);
+    };
+    if !changed && now < *next_check {
+        return Ok(0);
+    }
+    *next_check = now + RENEW_CHECK;
+    ensure(deps, w).await
 }
 
 #[cfg(test)]

@@ -138,8 +138,9 @@ pub async fn serve(
     }
     let app = app(state.clone());
     let background = [
-        tokio::spawn(configs::run(state.clone())),
-        tokio::spawn(health::run(state.clone())),
+        tokio::spawn(configs::run(state.build_deps())),
+        tokio::spawn(keys::run(state.key_deps())),
+        tokio::spawn(health::run(state.health_deps())),
     ];
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

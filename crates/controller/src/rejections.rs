@@ -103,7 +103,7 @@ pub async fn record(state: &AppState, server: &Stored<Server>, change: Change) {
             serde_json::json!({ "object": o, "cluster": server.data.cluster }),
         ));
     }
-    crate::health::record_server_events(state, server, events, "rejected object").await;
+    crate::health::record_server_events(&state.store, server, events, "rejected object").await;
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::auth::{AuthCache, RateLimiter};
 use crate::ca::Ca;
 use crate::config::ControllerConfig;
-use crate::configs::ConfigHub;
+use crate::configs::{BuildDeps, ChangeNotifier, ConfigHub};
 use crate::health::HealthMonitor;
 
 /// Everything handlers share; cheap to clone.
@@ -35,20 +35,21 @@ pub struct Inner {
     /// Password logins (`POST /v1/auth/login`): the shared login throttle.
     pub logins: throttle::Throttle,
     /// The internal CA that signs agent certificates (None: joins are refused).
-    pub ca: Option<Ca>,
-    /// Bumped after every committed change; the config builder watches it.
-    pub changes: watch::Sender<u64>,
+    pub ca: Option<Arc<Ca>>,
+    /// Bumped after every committed change; the config builder and the key task
+    /// watch it.
+    pub changes: ChangeNotifier,
     /// Set when the controller shuts down (blocking queries answer at once).
     pub stopping: watch::Sender<bool>,
     /// Every server's desired config and its revision.
-    pub configs: ConfigHub,
+    pub configs: Arc<ConfigHub>,
     /// Servers' health as heartbeats and probes tell it.
-    pub health: HealthMonitor,
+    pub health: Arc<HealthMonitor>,
     /// The placement lock: every placement decision is written holding it
     /// ([`crate::placement`]).
     pub placement: crate::placement::Placement,
     /// Sites per web server for placing new sites ([`crate::loads`]).
-    pub site_loads: crate::loads::SiteLoads,
+    pub site_loads: Arc<crate::loads::SiteLoads>,
 }
 
 impl AppState {
@@ -70,19 +71,68 @@ impl AppState {
             limiter: RateLimiter::new(per_minute),
             bad_tokens: crate::auth::bad_token_throttle(per_minute),
             logins: throttle::Throttle::default(),
-            ca,
-            changes: watch::channel(0).0,
+            ca: ca.map(Arc::new),
+            changes: ChangeNotifier::default(),
             stopping: watch::channel(false).0,
-            configs,
-            health,
+            configs: Arc::new(configs),
+            health: Arc::new(health),
             placement: crate::placement::Placement::default(),
-            site_loads: crate::loads::SiteLoads::default(),
+            site_loads: Arc::default(),
         }))
     }
 
     /// Tell the config builder that the store changed (call after every commit).
     pub fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.changes.changed();
+    }
+
+    /// Ask every mail server to retry its queue now.
+    pub fn flush_mail(&self) {
+        crate::configs::flush_mail(&self.configs, &self.changes);
+    }
+
+    /// The parts of the state the config builder task works with.
+    pub fn build_deps(&self) -> BuildDeps {
+        BuildDeps {
+            store: self.store.clone(),
+            configs: Arc::clone(&self.configs),
+            health: Arc::clone(&self.health),
+            site_loads: Arc::clone(&self.site_loads),
+            changes: self.changes.clone(),
+            stopping: self.stopping.subscribe(),
+            resync: std::time::Duration::from_millis(self.config.agents.resync_interval_ms),
+            db_trash_days: self.config.databases.trash_days,
+            default_plan: self.config.default_plan,
+            probe_ports: self.config.health.probe_ports.clone(),
+        }
+    }
+
+    /// The parts of the state the health monitor works with; the placement check
+    /// at the end of each of its ticks is [`crate::placement::tick`] on this state.
+    pub fn health_deps(&self) -> crate::health::HealthDeps {
+        let state = self.clone();
+        crate::health::HealthDeps {
+            store: self.store.clone(),
+            health: Arc::clone(&self.health),
+            config: self.config.health.clone(),
+            changes: self.changes.clone(),
+            stopping: self.stopping.subscribe(),
+            placement_tick: Arc::new(move || {
+                let state = state.clone();
+                Box::pin(async move { crate::placement::tick(&state).await })
+            }),
+        }
+    }
+
+    /// The parts of the state the key task works with.
+    pub fn key_deps(&self) -> crate::keys::KeyDeps {
+        crate::keys::KeyDeps {
+            store: self.store.clone(),
+            ca: self.ca.clone(),
+            changes: self.changes.clone(),
+            stopping: self.stopping.subscribe(),
+            resync: std::time::Duration::from_millis(self.config.agents.resync_interval_ms),
+        }
     }
 
     /// Begin shutting down: blocking queries return.

@@ -492,6 +492,24 @@ async fn blocking_config_query_and_per_server_revisions() {
     let (status, _) = b1.config(rb).await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
 
+    // The site's certificate comes from the key task, off the build path: a later
+    // revision of web-a's configs carries it.
+    for agent in [&a1, &a2] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let doc = agent.config(0).await.1.unwrap();
+            let RoleConfig::Web(w) = &doc.role else {
+                panic!()
+            };
+            if w.sites.iter().all(|s| s.tls.is_some()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no certificate: {doc:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let d2 = a2.config(0).await.1.unwrap();
+
     // A change on web-b reaches b1 only.
     let ra_now = a1.config(0).await.1.unwrap().revision;
     site(&admin, "b-site.example", "web-b", "single").await;

@@ -39,9 +39,12 @@
 
 #![forbid(unsafe_code)]
 
+mod feed;
 mod group;
 mod open;
 mod sql;
+
+pub use feed::{Changes, Feed, RawObject, Tombstone};
 
 use std::collections::HashMap;
 

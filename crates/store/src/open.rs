@@ -18,6 +18,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0001_init.sql"),
     ),
     (
+        2,
+        "feed sqlite",
+        include_str!("../migrations/sqlite/0002_feed.sql"),
+    ),
+    (
         3,
         "object counts sqlite",
         include_str!("../migrations/sqlite/0003_counters.sql"),
@@ -29,6 +34,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         1,
         "init postgres",
         include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "feed postgres",
+        include_str!("../migrations/postgres/0002_feed.sql"),
     ),
     (
         3,

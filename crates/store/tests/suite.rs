@@ -182,6 +182,7 @@ suite!(
     counted_creates_never_exceed_a_limit,
     domains_under_and_reassign,
     counters_match_rows,
+    change_feed,
 );
 
 #[path = "suite/counters.rs"]
@@ -1070,6 +1071,133 @@ async fn cascade_delete(env: &Env) -> Result<()> {
     assert_eq!(
         (del.actor, del.actor_label.as_str()),
         (Some(c.meta.id), "acme")
+    );
+    Ok(())
+}
+
+/// The feed of `store` since `rev` (never too far behind in these tests).
+async fn feed_since(store: &Store, rev: i64) -> Result<store::Feed> {
+    match store.changes_since(rev).await? {
+        store::Changes::Feed(f) => Ok(f),
+        other => bail!("expected a feed since {rev}, got {other:?}"),
+    }
+}
+
+/// (kind, id) of objects.
+type KindIds = Vec<(Kind, Id)>;
+
+/// (kind, id) of a feed's changed objects and of its tombstones.
+fn feed_ids(f: &store::Feed) -> (KindIds, KindIds) {
+    (
+        f.changed.iter().map(|o| (o.kind, o.meta.id)).collect(),
+        f.deleted.iter().map(|t| (t.kind, t.id)).collect(),
+    )
+}
+
+async fn change_feed(env: &Env) -> Result<()> {
+    let store = env.open().await?;
+    let c = customer(&store, "acme", None).await?;
+    let a = add_domain(&store, "a.com", c.meta.id).await?;
+    // From 0: everything, no tombstones, at the current revision.
+    let all = feed_since(&store, 0).await?;
+    ensure!(all.revision == store.revision().await?);
+    let (changed, deleted) = feed_ids(&all);
+    ensure!(changed == vec![(Kind::Account, c.meta.id), (Kind::Domain, a.meta.id)]);
+    ensure!(deleted.is_empty());
+    let typed: Stored<Domain> = all.changed[1].parse()?;
+    ensure!(typed.data.name.as_str() == "a.com" && typed.meta == a.meta);
+    ensure!(
+        all.changed[0].parse::<Domain>().is_err(),
+        "kinds are checked"
+    );
+
+    // Creates and updates after a revision.
+    let r0 = all.revision;
+    let mut tx = store.begin(system()).await?;
+    let mb = tx.create(mailbox(&a, "info")?).await?;
+    let al = tx.create(alias(&a, "sales", "x@elsewhere.net")?).await?;
+    let st = tx.create(site(&a, &["a.com", "www.a.com"])?).await?;
+    tx.commit().await?;
+    let f = feed_since(&store, r0).await?;
+    let (changed, deleted) = feed_ids(&f);
+    ensure!(
+        changed
+            == vec![
+                (Kind::Mailbox, mb.meta.id),
+                (Kind::MailAlias, al.meta.id),
+                (Kind::Site, st.meta.id)
+            ],
+        "{changed:?}"
+    );
+    ensure!(deleted.is_empty());
+    let r1 = f.revision;
+    ensure!(r1 > r0);
+    ensure!(feed_since(&store, r1).await?.changed.is_empty());
+
+    let mut tx = store.begin(system()).await?;
+    let mut data = a.data.clone();
+    data.placements.insert(Role::Web, 7);
+    tx.update(a.meta.id, "a.com", data).await?;
+    tx.commit().await?;
+    let f = feed_since(&store, r1).await?;
+    ensure!(feed_ids(&f).0 == vec![(Kind::Domain, a.meta.id)]);
+    let d: Stored<Domain> = f.changed[0].parse()?;
+    ensure!(d.data.placements.get(&Role::Web) == Some(&7));
+    let r2 = f.revision;
+
+    // A delete cascades: the domain and its children leave tombstones at the
+    // deleting revision; a rolled-back delete leaves none.
+    let mut tx = store.begin(system()).await?;
+    tx.delete(Kind::Mailbox, mb.meta.id).await?;
+    drop(tx);
+    ensure!(feed_since(&store, r2).await?.deleted.is_empty());
+    let mut tx = store.begin(system()).await?;
+    let del_rev = tx.revision();
+    tx.delete(Kind::Domain, a.meta.id).await?;
+    tx.commit().await?;
+    let f = feed_since(&store, r2).await?;
+    let (changed, mut deleted) = feed_ids(&f);
+    ensure!(changed.is_empty(), "{changed:?}");
+    deleted.sort_by_key(|(_, id)| *id);
+    let mut want = vec![
+        (Kind::Domain, a.meta.id),
+        (Kind::Mailbox, mb.meta.id),
+        (Kind::MailAlias, al.meta.id),
+        (Kind::Site, st.meta.id),
+    ];
+    want.sort_by_key(|(_, id)| *id);
+    ensure!(deleted == want, "{deleted:?}");
+    ensure!(f.deleted.iter().all(|t| t.rev == del_rev));
+    // An object created and deleted after the reader's revision is only a tombstone.
+    let f = feed_since(&store, r1).await?;
+    ensure!(f.changed.is_empty() && f.deleted.len() == 4);
+
+    // Pruning: nothing younger than the cutoff goes; after pruning everything,
+    // a reader from before the pruned revision must reload, one at it need not.
+    ensure!(
+        store
+            .prune_tombstones(time::OffsetDateTime::now_utc() - time::Duration::hours(24))
+            .await?
+            == 0
+    );
+    ensure!(matches!(
+        store.changes_since(r2).await?,
+        store::Changes::Feed(_)
+    ));
+    ensure!(
+        store
+            .prune_tombstones(time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+            .await?
+            == 4
+    );
+    ensure!(
+        store.changes_since(r2).await? == store::Changes::TooFarBehind { pruned: del_rev },
+        "behind the horizon"
+    );
+    ensure!(feed_since(&store, del_rev).await?.deleted.is_empty());
+    ensure!(
+        feed_since(&store, 0).await?.changed.len() == 1,
+        "only the account is left"
     );
     Ok(())
 }

@@ -429,6 +429,6 @@ pub async fn mail_queue(
     responses((status = 202), (status = 403, body = ErrorBody)))]
 pub async fn mail_flush(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    crate::configs::flush_mail(&state);
+    state.flush_mail();
     Ok(StatusCode::ACCEPTED)
 }

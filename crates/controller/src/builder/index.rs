@@ -1,0 +1,323 @@
+//! Indexes shared by every server's build, and the zones and catalogs of the DNS
+//! servers, rebuilt per domain.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use model::entity::{DnsRecord, Domain, Secret, SecretPurpose, Server, Site, Ttls};
+use model::{Id, Role};
+use proto::agent_v1::{TlsMaterial, ZoneContent, SYNC_PORT};
+use scheduler::Health;
+use store::Stored;
+
+use super::world::World;
+use crate::zones::{build_zone, ZoneInput, ZoneSerials, ZoneServer};
+
+/// The primary of a cluster's servers: lowest `(rank, id)`.
+pub(super) fn primary_of<'a>(members: &[&'a Stored<Server>]) -> Option<&'a Stored<Server>> {
+    members
+        .iter()
+        .min_by_key(|s| (s.data.rank, s.meta.id))
+        .copied()
+}
+
+pub(super) fn addrs(s: &Stored<Server>) -> Vec<String> {
+    s.data.addresses.iter().map(ToString::to_string).collect()
+}
+
+/// Indexes shared by every server's build.
+pub(super) struct Index<'a> {
+    pub(super) world: &'a World,
+    pub(super) cluster_names: HashMap<Id, &'a str>,
+    pub(super) members: HashMap<Id, Vec<&'a Stored<Server>>>,
+    /// The zone of every DNS-placed domain, by domain id.
+    pub(super) zones: HashMap<Id, ZoneContent>,
+    /// The catalog zone ([`crate::catalog`]) of every DNS cluster, by cluster id.
+    pub(super) catalogs: HashMap<Id, ZoneContent>,
+    /// Key material by purpose and subject.
+    pub(super) secrets: HashMap<(SecretPurpose, &'a str), &'a Secret>,
+}
+
+/// The standard port of a role's service (what a server listens on when the
+/// controller has not heard otherwise).
+pub(super) fn standard_port(role: Role) -> u16 {
+    match role {
+        Role::Web => 80,
+        Role::Dns => 53,
+        Role::Mail => 25,
+        Role::Files => 21,
+        Role::Db => 3306,
+    }
+}
+
+pub(super) fn tls_of(secret: Option<&&Secret>) -> Option<TlsMaterial> {
+    secret.map(|s| TlsMaterial {
+        cert_pem: s.public.clone(),
+        key_pem: s.private.clone(),
+    })
+}
+
+impl<'a> Index<'a> {
+    pub(super) fn new(world: &'a World) -> Self {
+        let mut members: HashMap<Id, Vec<&Stored<Server>>> = HashMap::new();
+        for s in &world.servers {
+            members.entry(s.data.cluster).or_default().push(s);
+        }
+        for list in members.values_mut() {
+            list.sort_by_key(|s| (s.data.rank, s.meta.id));
+        }
+        Self {
+            world,
+            cluster_names: world
+                .clusters
+                .iter()
+                .map(|c| (c.meta.id, c.meta.name.as_str()))
+                .collect(),
+            members,
+            zones: HashMap::new(),
+            catalogs: HashMap::new(),
+            secrets: world
+                .secrets
+                .iter()
+                .map(|s| ((s.data.purpose, s.data.subject.as_str()), &s.data))
+                .collect(),
+        }
+    }
+
+    /// `ip:port` of each address of `s`'s role service.
+    pub(super) fn endpoints(&self, s: &Stored<Server>) -> Vec<String> {
+        let port = self
+            .world
+            .service_ports
+            .get(&s.meta.id)
+            .copied()
+            .unwrap_or_else(|| standard_port(s.data.role));
+        s.data
+            .addresses
+            .iter()
+            .map(|ip| std::net::SocketAddr::new(*ip, port).to_string())
+            .collect()
+    }
+
+    /// The content origin (`https://ip:port`) of a domain's files placement: the
+    /// files cluster's primary.
+    pub(super) fn files_origin(&self, domain: &Stored<Domain>) -> Option<String> {
+        let cluster = domain.data.placements.get(&Role::Files)?;
+        let members = self.members.get(cluster)?;
+        let origin = primary_of(members)?;
+        let ip = origin.data.addresses.first()?;
+        Some(format!(
+            "https://{}",
+            std::net::SocketAddr::new(*ip, SYNC_PORT)
+        ))
+    }
+
+    /// The DKIM TXT records `(selector, text)` of a mail-placed domain: Ed25519
+    /// and, once made, RSA.
+    pub(super) fn dkim_records(
+        &self,
+        domain: &str,
+        owner: Option<Id>,
+    ) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(k) = self.secrets.get(&(SecretPurpose::Dkim, domain)) {
+            out.push((
+                crate::keys::DKIM_SELECTOR,
+                format!("v=DKIM1; k=ed25519; p={}", k.public),
+            ));
+        }
+        let rsa = crate::dkim_rsa::subject_for(owner, domain);
+        if let Some(k) = self.secrets.get(&(SecretPurpose::DkimRsa, rsa.as_str())) {
+            out.push((crate::dkim_rsa::SELECTOR, crate::dkim_rsa::txt(&k.public)));
+        }
+        out
+    }
+
+    pub(super) fn zone_servers(&self, cluster: Option<Id>) -> Vec<ZoneServer<'a>> {
+        cluster
+            .and_then(|c| self.members.get(&c))
+            .map(|list| {
+                list.iter()
+                    .map(|s| ZoneServer {
+                        id: s.meta.id,
+                        server: &s.data,
+                        health: self
+                            .world
+                            .health
+                            .get(&s.meta.id)
+                            .copied()
+                            .unwrap_or(Health::Unknown),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(super) fn ttls(&self, cluster: Option<Id>) -> Ttls {
+        cluster
+            .and_then(|c| self.world.clusters.iter().find(|x| x.meta.id == c))
+            .map(|c| c.data.ttls)
+            .unwrap_or_default()
+    }
+
+    /// Rebuild the zones of the domains `which` names (every domain for `None`;
+    /// then zones of domains no longer there are dropped too), with serials from
+    /// `serials`, and then the catalogs. Returns the DNS clusters whose servers
+    /// carry a zone or catalog that changed (added, removed or new content).
+    pub(super) fn update_zones(
+        &mut self,
+        which: Option<&BTreeSet<Id>>,
+        serials: &mut ZoneSerials,
+        today_yyyymmdd: u32,
+    ) -> BTreeSet<Id> {
+        let world = self.world;
+        let mut touched = BTreeSet::new();
+        let mut membership = false;
+        let mut removed = false;
+        let wanted: Vec<Id> = match which {
+            Some(ids) => ids.iter().copied().collect(),
+            None => {
+                let all: Vec<Id> = world.domains.iter().map(|d| d.meta.id).collect();
+                let present: HashSet<Id> = all.iter().copied().collect();
+                let gone: Vec<Id> = self
+                    .zones
+                    .keys()
+                    .filter(|id| !present.contains(id))
+                    .copied()
+                    .collect();
+                all.into_iter().chain(gone).collect()
+            }
+        };
+        if !wanted.is_empty() {
+            let sites: HashMap<Id, &Site> = world
+                .sites
+                .iter()
+                .map(|s| (s.data.domain, &s.data))
+                .collect();
+            let mut records: HashMap<Id, Vec<&DnsRecord>> = HashMap::new();
+            let ids: HashSet<Id> = wanted.iter().copied().collect();
+            for r in world
+                .dns_records
+                .iter()
+                .filter(|r| ids.contains(&r.data.domain))
+            {
+                records.entry(r.data.domain).or_default().push(&r.data);
+            }
+            for list in records.values_mut() {
+                list.sort_by(|a, b| (&a.name, a.data.rtype()).cmp(&(&b.name, b.data.rtype())));
+            }
+            for id in wanted {
+                let zone = world.domains.get(id).and_then(|d| {
+                    let input = self.zone_input(d, &sites, records.remove(&id))?;
+                    let mut zone = build_zone(&input);
+                    serials.assign(&mut zone, today_yyyymmdd);
+                    Some((d.data.placements.get(&Role::Dns).copied(), zone))
+                });
+                let old = match zone {
+                    Some((dns, zone)) => {
+                        let old = self.zones.get(&id);
+                        if old == Some(&zone) {
+                            continue;
+                        }
+                        membership |= old.map(|o| &o.origin) != Some(&zone.origin);
+                        touched.extend(dns);
+                        self.zones.insert(id, zone)
+                    }
+                    None => self.zones.remove(&id),
+                };
+                if old.is_some() && !self.zones.contains_key(&id) {
+                    membership = true;
+                    removed = true;
+                }
+            }
+        }
+        if membership || which.is_none() {
+            touched.extend(self.update_catalogs(serials, today_yyyymmdd));
+        }
+        if removed || which.is_none() {
+            let built: HashSet<&str> = self
+                .zones
+                .values()
+                .chain(self.catalogs.values())
+                .map(|z| z.origin.as_str())
+                .collect();
+            serials.retain(|origin| built.contains(origin));
+        }
+        touched
+    }
+
+    /// What [`build_zone`] needs for domain `d`; `None` if `d` has no zone (not
+    /// placed on DNS, or a reserved name).
+    fn zone_input(
+        &self,
+        d: &'a Stored<Domain>,
+        sites: &HashMap<Id, &'a Site>,
+        records: Option<Vec<&'a DnsRecord>>,
+    ) -> Option<ZoneInput<'a>> {
+        let placed = |role: Role| d.data.placements.get(&role).copied();
+        let dns = placed(Role::Dns)?;
+        if crate::catalog::is_reserved(&d.data.name) {
+            return None;
+        }
+        let web = placed(Role::Web);
+        Some(ZoneInput {
+            origin: &d.data.name,
+            serial: 0,
+            dns: self.zone_servers(Some(dns)),
+            web: self.zone_servers(web),
+            site: web.and_then(|_| sites.get(&d.meta.id).copied()),
+            mail: self.zone_servers(placed(Role::Mail)),
+            files: self.zone_servers(placed(Role::Files)),
+            records: records.unwrap_or_default(),
+            ttls: Ttls {
+                web: web.map_or(Ttls::default().web, |w| self.ttls(Some(w)).web),
+                default: self.ttls(Some(dns)).default,
+            },
+            dkim: placed(Role::Mail)
+                .map(|_| self.dkim_records(&d.meta.name, d.meta.owner))
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Rebuild every DNS cluster's catalog; returns the clusters whose catalog
+    /// changed.
+    fn update_catalogs(&mut self, serials: &mut ZoneSerials, today_yyyymmdd: u32) -> Vec<Id> {
+        let mut changed = Vec::new();
+        let mut catalogs = HashMap::new();
+        for c in self
+            .world
+            .clusters
+            .iter()
+            .filter(|c| c.data.role == Role::Dns)
+        {
+            let members: Vec<&str> = self
+                .domains_on(Role::Dns, c.meta.id)
+                .into_iter()
+                .filter(|d| self.zones.contains_key(&d.meta.id))
+                .map(|d| d.meta.name.as_str())
+                .collect();
+            let mut catalog = crate::catalog::build_catalog(
+                &crate::catalog::catalog_name(c.meta.name.as_str()),
+                &members,
+            );
+            serials.assign(&mut catalog, today_yyyymmdd);
+            if self.catalogs.get(&c.meta.id) != Some(&catalog) {
+                changed.push(c.meta.id);
+            }
+            catalogs.insert(c.meta.id, catalog);
+        }
+        self.catalogs = catalogs;
+        changed
+    }
+
+    /// Domains placed on `cluster` for `role`, by name.
+    pub(super) fn domains_on(&self, role: Role, cluster: Id) -> Vec<&'a Stored<Domain>> {
+        let mut v: Vec<_> = self
+            .world
+            .domains
+            .iter()
+            .filter(|d| d.data.placements.get(&role) == Some(&cluster))
+            .collect();
+        v.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+        v
+    }
+}

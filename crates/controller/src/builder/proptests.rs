@@ -1,0 +1,369 @@
+//! Property test: random sequences of changes (domains, sites, mailboxes,
+//! aliases, DNS records, FTP accounts, databases, key material, server ranks,
+//! health, service ports, mail flushes), fed to the incremental builder as the
+//! store's change feed would bring them (cascaded deletes as tombstones), give
+//! exactly the configs of a full build from scratch after every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use model::entity::{
+    Database, DnsRecord, FtpAccount, Kind, MailAlias, Mailbox, Object, SecretPurpose,
+};
+use model::{
+    DbEngine, DbIdent, EmailAddress, FtpUsername, Id, LocalPart, PlacementMode, RelPath, Role,
+};
+use proptest::prelude::*;
+use scheduler::Health;
+use store::{Feed, RawObject, Stored, Tombstone};
+
+use super::tests::{domain, secret, site, stored, world, TODAY};
+use super::{build_all, Incremental, World};
+use crate::zones::ZoneSerials;
+
+/// One change.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Create or update domain `slot` with placement variant `p`.
+    Domain { slot: u8, p: u8 },
+    /// Delete domain `slot` (children by cascade).
+    DeleteDomain { slot: u8 },
+    /// Create or update the site of domain `slot`.
+    Site {
+        slot: u8,
+        php: bool,
+        single: bool,
+        active: bool,
+    },
+    /// Delete the site of domain `slot`.
+    DeleteSite { slot: u8 },
+    /// Create or update mailbox `n` of domain `slot`.
+    Mailbox { slot: u8, n: u8, enabled: bool },
+    /// Delete mailbox `n` of domain `slot`.
+    DeleteMailbox { slot: u8, n: u8 },
+    /// Create or update alias `n` of domain `slot`.
+    Alias { slot: u8, n: u8, to: u8 },
+    /// Create or update DNS record `n` of domain `slot`.
+    Record { slot: u8, n: u8, ip: u8 },
+    /// Delete DNS record `n` of domain `slot`.
+    DeleteRecord { slot: u8, n: u8 },
+    /// Create or update the FTP account of domain `slot`.
+    Ftp { slot: u8, quota: u8 },
+    /// Create or update database `n` on the db cluster.
+    Database { n: u8 },
+    /// Create or update the site certificate (or DKIM key) of domain `slot`.
+    Secret { slot: u8, dkim: bool, v: u8 },
+    /// Delete the site certificate (or DKIM key) of domain `slot`.
+    DeleteSecret { slot: u8, dkim: bool },
+    /// Change a server's rank (infrastructure).
+    Rank { server: u8, rank: u8 },
+    /// A server's health changes.
+    Health { server: u8, h: u8 },
+    /// A server reports another service port.
+    Port { server: u8, port: u8 },
+    /// `mail flush`.
+    Flush,
+}
+
+/// The servers of [`world`].
+const SERVERS: [Id; 9] = [11, 12, 13, 21, 22, 31, 32, 41, 51];
+
+fn op() -> impl Strategy<Value = Op> {
+    let slot = 0u8..6;
+    prop_oneof![
+        4 => (slot.clone(), 0u8..6).prop_map(|(slot, p)| Op::Domain { slot, p }),
+        1 => slot.clone().prop_map(|slot| Op::DeleteDomain { slot }),
+        4 => (slot.clone(), any::<bool>(), any::<bool>(), any::<bool>())
+            .prop_map(|(slot, php, single, active)| Op::Site { slot, php, single, active }),
+        1 => slot.clone().prop_map(|slot| Op::DeleteSite { slot }),
+        2 => (slot.clone(), 0u8..3, any::<bool>())
+            .prop_map(|(slot, n, enabled)| Op::Mailbox { slot, n, enabled }),
+        1 => (slot.clone(), 0u8..3).prop_map(|(slot, n)| Op::DeleteMailbox { slot, n }),
+        2 => (slot.clone(), 0u8..3, 0u8..3).prop_map(|(slot, n, to)| Op::Alias { slot, n, to }),
+        2 => (slot.clone(), 0u8..3, any::<u8>()).prop_map(|(slot, n, ip)| Op::Record { slot, n, ip }),
+        1 => (slot.clone(), 0u8..3).prop_map(|(slot, n)| Op::DeleteRecord { slot, n }),
+        1 => (slot.clone(), any::<u8>()).prop_map(|(slot, quota)| Op::Ftp { slot, quota }),
+        1 => (0u8..3).prop_map(|n| Op::Database { n }),
+        2 => (slot.clone(), any::<bool>(), any::<u8>())
+            .prop_map(|(slot, dkim, v)| Op::Secret { slot, dkim, v }),
+        1 => (slot.clone(), any::<bool>()).prop_map(|(slot, dkim)| Op::DeleteSecret { slot, dkim }),
+        1 => (0u8..9, 0u8..3).prop_map(|(server, rank)| Op::Rank { server, rank }),
+        3 => (0u8..9, 0u8..4).prop_map(|(server, h)| Op::Health { server, h }),
+        1 => (0u8..9, 0u8..3).prop_map(|(server, port)| Op::Port { server, port }),
+        1 => Just(Op::Flush),
+    ]
+}
+
+/// The store as the test sees it: every object as the feed would carry it.
+#[derive(Default)]
+struct Truth {
+    objects: BTreeMap<Id, RawObject>,
+    revision: i64,
+    /// Objects touched since the last feed.
+    touched: BTreeSet<Id>,
+    /// Kinds of deleted objects (tombstones name them).
+    kinds: BTreeMap<Id, Kind>,
+}
+
+impl Truth {
+    fn put<T: Object + serde::Serialize>(&mut self, mut obj: Stored<T>) {
+        obj.meta.updated_rev = self.revision + 1;
+        let id = obj.meta.id;
+        self.kinds.insert(id, T::KIND);
+        self.touched.insert(id);
+        self.objects.insert(
+            id,
+            RawObject {
+                kind: T::KIND,
+                meta: obj.meta,
+                data: serde_json::to_string(&obj.data).expect("json"),
+            },
+        );
+    }
+
+    /// Delete `id` and everything below it (ON DELETE CASCADE).
+    fn delete(&mut self, id: Id) {
+        if self.objects.remove(&id).is_none() {
+            return;
+        }
+        self.touched.insert(id);
+        let children: Vec<Id> = self
+            .objects
+            .values()
+            .filter(|o| o.meta.parent == Some(id))
+            .map(|o| o.meta.id)
+            .collect();
+        for c in children {
+            self.delete(c);
+        }
+    }
+
+    fn has(&self, id: Id) -> bool {
+        self.objects.contains_key(&id)
+    }
+
+    /// The feed of what was touched since the last one.
+    fn feed(&mut self) -> Feed {
+        self.revision += 1;
+        let mut feed = Feed {
+            revision: self.revision,
+            ..Feed::default()
+        };
+        for id in std::mem::take(&mut self.touched) {
+            match self.objects.get(&id) {
+                Some(o) => feed.changed.push(o.clone()),
+                None => feed.deleted.push(Tombstone {
+                    kind: self.kinds[&id],
+                    id,
+                    rev: self.revision,
+                }),
+            }
+        }
+        feed
+    }
+
+    /// Everything, as a feed from revision 0.
+    fn everything(&self) -> Feed {
+        Feed {
+            revision: self.revision,
+            changed: self.objects.values().cloned().collect(),
+            deleted: Vec::new(),
+        }
+    }
+}
+
+const PLACEMENTS: [&[(Role, Id)]; 6] = [
+    &[],
+    &[
+        (Role::Web, 1),
+        (Role::Dns, 3),
+        (Role::Mail, 4),
+        (Role::Files, 5),
+    ],
+    &[(Role::Web, 2), (Role::Dns, 3)],
+    &[(Role::Web, 1)],
+    &[(Role::Dns, 3), (Role::Mail, 4)],
+    &[(Role::Web, 2), (Role::Dns, 3), (Role::Files, 5)],
+];
+
+fn domain_id(slot: u8) -> Id {
+    1000 + Id::from(slot)
+}
+
+fn name(slot: u8) -> String {
+    format!("d{slot}.example")
+}
+
+/// Apply one change to the store or to the inputs of `inputs`.
+fn apply(truth: &mut Truth, inputs: &mut World, op: &Op) {
+    let d = |slot: u8| domain_id(slot);
+    match *op {
+        Op::Domain { slot, p } => {
+            truth.put(domain(d(slot), &name(slot), PLACEMENTS[usize::from(p)]))
+        }
+        Op::DeleteDomain { slot } => truth.delete(d(slot)),
+        Op::Site {
+            slot,
+            php,
+            single,
+            active,
+        } if truth.has(d(slot)) => {
+            let mode = if single {
+                PlacementMode::Single
+            } else {
+                PlacementMode::All
+            };
+            let mut s = site(2000 + d(slot), d(slot), mode, active.then_some(11));
+            s.meta.parent = Some(d(slot));
+            s.data.php = php;
+            truth.put(s);
+        }
+        Op::DeleteSite { slot } => truth.delete(2000 + d(slot)),
+        Op::Mailbox { slot, n, enabled } if truth.has(d(slot)) => truth.put(stored(
+            3000 + d(slot) * 10 + Id::from(n),
+            &format!("m{n}@{}", name(slot)),
+            Some(d(slot)),
+            Mailbox {
+                domain: d(slot),
+                local_part: LocalPart::new(&format!("m{n}")).expect("local"),
+                password_hash: format!("$argon2id${n}"),
+                quota_mb: 0,
+                display_name: String::new(),
+                enabled,
+            },
+        )),
+        Op::DeleteMailbox { slot, n } => truth.delete(3000 + d(slot) * 10 + Id::from(n)),
+        Op::Alias { slot, n, to } if truth.has(d(slot)) => truth.put(stored(
+            5000 + d(slot) * 10 + Id::from(n),
+            &format!("a{n}@{}", name(slot)),
+            Some(d(slot)),
+            MailAlias {
+                domain: d(slot),
+                local_part: LocalPart::new(&format!("a{n}")).expect("local"),
+                destinations: vec![EmailAddress::new(&format!("m{to}@x.example")).expect("addr")],
+            },
+        )),
+        Op::Record { slot, n, ip } if truth.has(d(slot)) => truth.put(stored(
+            7000 + d(slot) * 10 + Id::from(n),
+            &format!("r{n}.{}", name(slot)),
+            Some(d(slot)),
+            DnsRecord {
+                domain: d(slot),
+                name: model::dns::RecordName::new(&format!("r{n}")).expect("name"),
+                ttl: None,
+                data: model::dns::RecordData::A {
+                    address: std::net::Ipv4Addr::new(192, 0, 2, ip),
+                },
+            },
+        )),
+        Op::DeleteRecord { slot, n } => truth.delete(7000 + d(slot) * 10 + Id::from(n)),
+        Op::Ftp { slot, quota } if truth.has(d(slot)) => truth.put(stored(
+            9000 + d(slot),
+            &format!("ftp{slot}"),
+            Some(d(slot)),
+            FtpAccount {
+                domain: d(slot),
+                username: FtpUsername::new(&format!("ftp{slot}")).expect("user"),
+                password_hash: "$argon2id$f".into(),
+                home: RelPath::root(),
+                quota_mb: u64::from(quota),
+            },
+        )),
+        Op::Database { n } => truth.put(stored(
+            600 + Id::from(n),
+            &format!("db{n}"),
+            None,
+            Database {
+                customer: 1,
+                name: DbIdent::new(&format!("db{n}")).expect("ident"),
+                engine: DbEngine::Mariadb,
+                cluster: 6,
+                domain: None,
+                restore_from: None,
+            },
+        )),
+        Op::Secret { slot, dkim, v } => {
+            let (purpose, base) = if dkim {
+                (SecretPurpose::Dkim, 100_000)
+            } else {
+                (SecretPurpose::SiteCert, 110_000)
+            };
+            truth.put(secret(
+                base + d(slot),
+                purpose,
+                &name(slot),
+                &format!("PUB{v}"),
+                &format!("KEY{v}"),
+            ));
+        }
+        Op::DeleteSecret { slot, dkim } => {
+            truth.delete(if dkim { 100_000 } else { 110_000 } + d(slot));
+        }
+        Op::Rank { server, rank } => {
+            let id = SERVERS[usize::from(server)];
+            if let Some(mut s) = inputs.servers.get(id).cloned() {
+                s.data.rank = u16::from(rank);
+                inputs.servers.upsert(s.clone());
+                truth.put(s);
+            }
+        }
+        Op::Health { server, h } => {
+            let h = [Health::Unknown, Health::Up, Health::Suspect, Health::Down][usize::from(h)];
+            inputs.health.insert(SERVERS[usize::from(server)], h);
+        }
+        Op::Port { server, port } => {
+            inputs
+                .service_ports
+                .insert(SERVERS[usize::from(server)], 10_000 + u16::from(port));
+        }
+        Op::Flush => inputs.mail_flush += 1,
+        // A child of a domain that does not exist: the store refuses it.
+        _ => {}
+    }
+}
+
+/// Copy the inputs that are not stored from `from` into `to`.
+fn copy_inputs(from: &World, to: &mut World) {
+    to.health = from.health.clone();
+    to.service_ports = from.service_ports.clone();
+    to.mail_flush = from.mail_flush;
+    to.db_trash_days = from.db_trash_days;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_builds_equal_full_builds(steps in prop::collection::vec(prop::collection::vec(op(), 1..4), 1..25)) {
+        // The base: the unit tests' clusters, servers and TSIG key, stored.
+        let base = world();
+        let mut truth = Truth::default();
+        for c in base.clusters.iter() { truth.put(c.clone()); }
+        for s in base.servers.iter() { truth.put(s.clone()); }
+        for s in base.secrets.iter().filter(|s| s.data.purpose == SecretPurpose::Tsig) {
+            truth.put(s.clone());
+        }
+        let mut inputs = World::from_feed(&truth.everything()).expect("feed");
+        inputs.db_trash_days = 7;
+        let mut inc = Incremental::new(World::from_feed(&truth.feed()).expect("feed"));
+        let mut serials = ZoneSerials::default();
+        copy_inputs(&inputs, &mut inc.world);
+        inc.build(super::Dirty::default(), &mut serials, TODAY);
+        for batch in &steps {
+            for op in batch {
+                apply(&mut truth, &mut inputs, op);
+            }
+            let feed = truth.feed();
+            let dirty = inc.apply(&feed).expect("apply");
+            copy_inputs(&inputs, &mut inc.world);
+            inc.build(dirty, &mut serials, TODAY);
+
+            let mut scratch = World::from_feed(&truth.everything()).expect("feed");
+            copy_inputs(&inputs, &mut scratch);
+            let full = build_all(&scratch, &mut serials.clone(), TODAY);
+            prop_assert_eq!(inc.built().keys().collect::<Vec<_>>(), full.keys().collect::<Vec<_>>());
+            for (id, b) in &full {
+                prop_assert_eq!(inc.built().get(id), Some(b), "server {} differs after {:?}", id, batch);
+            }
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Each role's part of a server's desired config: web sites, DNS zones, mail
+//! domains, files and database servers' workloads.
+
+use std::collections::{BTreeMap, HashMap};
+
+use model::entity::{Domain, SecretPurpose, Server, Site};
+use model::{Id, PlacementMode, Role};
+use proto::agent_v1::{
+    DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FilesConfig, FtpAccountConfig,
+    MailAccount, MailConfig, MailDomain, MailLimits, MailPeer, PreviousTsigSecret, RoleConfig,
+    ServerIdentity, TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent,
+};
+use store::Stored;
+
+use super::index::{addrs, primary_of, tls_of, Index};
+use super::world::World;
+use super::Built;
+
+impl<'a> Index<'a> {
+    fn web(&self, server: &Stored<Server>) -> WebConfig {
+        let placed: HashMap<Id, &Stored<Domain>> = self
+            .domains_on(Role::Web, server.data.cluster)
+            .into_iter()
+            .map(|d| (d.meta.id, d))
+            .collect();
+        let mut sites: Vec<WebSite> = self
+            .world
+            .sites
+            .iter()
+            .filter_map(|s| {
+                let domain = placed.get(&s.data.domain)?;
+                let active = match s.data.mode {
+                    PlacementMode::All => true,
+                    PlacementMode::Single => s.data.active_server == Some(server.meta.id),
+                };
+                let mut aliases: Vec<String> =
+                    s.data.aliases.iter().map(ToString::to_string).collect();
+                aliases.sort();
+                let name = domain.meta.name.as_str();
+                Some(WebSite {
+                    domain: name.to_owned(),
+                    aliases,
+                    php: s.data.php,
+                    mode: s.data.mode,
+                    active,
+                    https_redirect: s.data.https_redirect,
+                    tls: tls_of(self.secrets.get(&(SecretPurpose::SiteCert, name))),
+                    files_origin: self.files_origin(domain),
+                })
+            })
+            .collect();
+        sites.sort_by(|a, b| a.domain.cmp(&b.domain));
+        // Each site names its own origin (`WebSite::files_origin`).
+        WebConfig {
+            sites,
+            files_origin: None,
+        }
+    }
+
+    fn dns(&self, server: &Stored<Server>) -> DnsConfig {
+        let members = self
+            .members
+            .get(&server.data.cluster)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let Some(primary) = primary_of(members) else {
+            return DnsConfig::default();
+        };
+        let primary_addresses = addrs(primary);
+        let secondaries: Vec<String> = members
+            .iter()
+            .filter(|s| s.meta.id != primary.meta.id)
+            .flat_map(|s| addrs(s))
+            .collect();
+        let is_primary = primary.meta.id == server.meta.id;
+        let cluster = self
+            .world
+            .clusters
+            .iter()
+            .find(|c| c.meta.id == server.data.cluster);
+        let primary_endpoints = if is_primary {
+            Vec::new()
+        } else {
+            self.endpoints(primary)
+        };
+        let notify: Vec<String> = if is_primary {
+            members
+                .iter()
+                .filter(|s| s.meta.id != primary.meta.id)
+                .flat_map(|s| self.endpoints(s))
+                .chain(
+                    cluster
+                        .into_iter()
+                        .flat_map(|c| c.data.external_secondaries.iter().map(ToString::to_string)),
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tsig = cluster
+            .and_then(|c| {
+                self.secrets
+                    .get(&(SecretPurpose::Tsig, c.meta.name.as_str()))
+            })
+            .map(|k| TsigKey {
+                name: k.public.clone(),
+                algorithm: k.algorithm.clone(),
+                secret: k.private.clone(),
+                previous: cluster
+                    .and_then(|c| {
+                        self.secrets
+                            .get(&(SecretPurpose::TsigPrevious, c.meta.name.as_str()))
+                    })
+                    .and_then(|p| {
+                        Some(PreviousTsigSecret {
+                            secret: p.private.clone(),
+                            not_after: u64::try_from(p.not_after?).ok()?,
+                        })
+                    }),
+            });
+        let assignment = |domain: &str, zone: Option<&ZoneContent>| ZoneAssignment {
+            domain: domain.to_owned(),
+            primary: is_primary,
+            primary_addresses: primary_addresses.clone(),
+            secondaries: secondaries.clone(),
+            zone: zone.cloned(),
+            primary_endpoints: primary_endpoints.clone(),
+            notify: notify.clone(),
+            tsig: tsig.clone(),
+        };
+        let mut zones: Vec<ZoneAssignment> = self
+            .domains_on(Role::Dns, server.data.cluster)
+            .into_iter()
+            .filter(|d| self.zones.contains_key(&d.meta.id))
+            .map(|d| assignment(&d.meta.name, self.zones.get(&d.meta.id)))
+            .collect();
+        // The catalog, only with a key: it is never transferred unsigned.
+        if let (Some(catalog), Some(_)) = (self.catalogs.get(&server.data.cluster), &tsig) {
+            zones.push(assignment(&catalog.origin, Some(catalog)));
+        }
+        DnsConfig { zones }
+    }
+
+    fn mail(&self, server: &Stored<Server>) -> MailConfig {
+        let members = self
+            .members
+            .get(&server.data.cluster)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let primary = primary_of(members);
+        let is_primary = primary.map(|p| p.meta.id) == Some(server.meta.id);
+        let primary_smtp = if is_primary {
+            None
+        } else {
+            primary.and_then(|p| self.endpoints(p).into_iter().next())
+        };
+        let domains = self
+            .domains_on(Role::Mail, server.data.cluster)
+            .into_iter()
+            .map(|d| {
+                let mut mailboxes: Vec<String> = self
+                    .world
+                    .mailboxes
+                    .iter()
+                    .filter(|m| m.data.domain == d.meta.id)
+                    .map(|m| m.data.local_part.to_string())
+                    .collect();
+                mailboxes.sort();
+                let mut aliases: Vec<(String, Vec<String>)> = self
+                    .world
+                    .aliases
+                    .iter()
+                    .filter(|a| a.data.domain == d.meta.id)
+                    .map(|a| {
+                        (
+                            a.data.local_part.to_string(),
+                            a.data
+                                .destinations
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                aliases.sort();
+                MailDomain {
+                    domain: d.meta.name.clone(),
+                    primary: is_primary,
+                    mailboxes,
+                    aliases,
+                    accounts: if is_primary {
+                        self.mail_accounts(d.meta.id)
+                    } else {
+                        Vec::new()
+                    },
+                    primary_smtp: primary_smtp.clone(),
+                    dkim: self
+                        .secrets
+                        .get(&(SecretPurpose::Dkim, d.meta.name.as_str()))
+                        .map(|k| DkimKey {
+                            selector: crate::keys::DKIM_SELECTOR.to_owned(),
+                            algorithm: k.algorithm.clone(),
+                            private_key_pem: k.private.clone(),
+                        }),
+                    dkim_rsa: self
+                        .secrets
+                        .get(&(
+                            SecretPurpose::DkimRsa,
+                            crate::dkim_rsa::subject_for(d.meta.owner, &d.meta.name).as_str(),
+                        ))
+                        .map(|k| DkimKey {
+                            selector: crate::dkim_rsa::SELECTOR.to_owned(),
+                            algorithm: crate::dkim_rsa::ALGORITHM.to_owned(),
+                            private_key_pem: k.private.clone(),
+                        }),
+                    limits: mail_limits_for(self.world, d),
+                }
+            })
+            .collect();
+        let peers = members
+            .iter()
+            .filter(|s| s.meta.id != server.meta.id)
+            .map(|s| MailPeer {
+                addresses: s.data.addresses.iter().map(ToString::to_string).collect(),
+                names: vec![s.meta.name.to_string(), s.data.hostname.to_string()],
+            })
+            .collect();
+        MailConfig {
+            domains,
+            flush: self.world.mail_flush,
+            tls: tls_of(
+                self.secrets
+                    .get(&(SecretPurpose::ServerCert, server.meta.name.as_str())),
+            ),
+            peers,
+        }
+    }
+
+    /// Mailbox logins of a domain, by local part.
+    fn mail_accounts(&self, domain: Id) -> Vec<MailAccount> {
+        let mut out: Vec<MailAccount> = self
+            .world
+            .mailboxes
+            .iter()
+            .filter(|m| m.data.domain == domain)
+            .map(|m| MailAccount {
+                local_part: m.data.local_part.to_string(),
+                password_hash: m.data.password_hash.clone(),
+                quota_mb: m.data.quota_mb,
+                enabled: m.data.enabled,
+            })
+            .collect();
+        out.sort_by(|a, b| a.local_part.cmp(&b.local_part));
+        out
+    }
+
+    fn files(&self, server: &Stored<Server>) -> FilesConfig {
+        let placed = self.domains_on(Role::Files, server.data.cluster);
+        let ids: HashMap<Id, &str> = placed
+            .iter()
+            .map(|d| (d.meta.id, d.meta.name.as_str()))
+            .collect();
+        let mut ftp_accounts: Vec<FtpAccountConfig> = self
+            .world
+            .ftp_accounts
+            .iter()
+            .filter_map(|f| {
+                let domain = ids.get(&f.data.domain)?;
+                Some(FtpAccountConfig {
+                    username: f.data.username.to_string(),
+                    domain: (*domain).to_owned(),
+                    password_hash: f.data.password_hash.clone(),
+                    home: f.data.home.to_string(),
+                    quota_mb: f.data.quota_mb,
+                })
+            })
+            .collect();
+        ftp_accounts.sort_by(|a, b| a.username.cmp(&b.username));
+        // Web servers that host these domains may pull exactly those.
+        let mut pullers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for d in &placed {
+            let Some(web) = d.data.placements.get(&Role::Web) else {
+                continue;
+            };
+            for w in self.members.get(web).map(Vec::as_slice).unwrap_or_default() {
+                pullers
+                    .entry(w.meta.name.as_str())
+                    .or_default()
+                    .push(d.meta.name.clone());
+            }
+        }
+        let site_of: HashMap<Id, &Site> = self
+            .world
+            .sites
+            .iter()
+            .map(|s| (s.data.domain, &s.data))
+            .collect();
+        let deployments = placed
+            .iter()
+            .filter_map(|d| {
+                let dep = site_of.get(&d.meta.id)?.deployment.as_ref()?;
+                Some(proto::agent_v1::SiteDeployment {
+                    domain: d.meta.name.clone(),
+                    id: dep.id.clone(),
+                    size: dep.size,
+                })
+            })
+            .collect();
+        FilesConfig {
+            sites: placed.iter().map(|d| d.meta.name.clone()).collect(),
+            deployments,
+            ftp_accounts,
+            tls: tls_of(
+                self.secrets
+                    .get(&(SecretPurpose::ServerCert, server.meta.name.as_str())),
+            ),
+            sync_clients: pullers
+                .into_iter()
+                .map(|(s, d)| (s.to_owned(), d))
+                .collect(),
+        }
+    }
+
+    fn db(&self, server: &Stored<Server>) -> DbRoleConfig {
+        let cluster = server.data.cluster;
+        let db_names: HashMap<Id, &str> = self
+            .world
+            .databases
+            .iter()
+            .filter(|d| d.data.cluster == cluster)
+            .map(|d| (d.meta.id, d.data.name.as_str()))
+            .collect();
+        let mut databases: Vec<DbConfig> = self
+            .world
+            .databases
+            .iter()
+            .filter(|d| d.data.cluster == cluster)
+            .map(|d| DbConfig {
+                name: d.data.name.to_string(),
+                engine: d.data.engine,
+                owner: self
+                    .world
+                    .account_names
+                    .get(&d.data.customer)
+                    .cloned()
+                    .unwrap_or_default(),
+                restore_from: d.data.restore_from.clone(),
+            })
+            .collect();
+        databases.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut users: Vec<DbUserConfig> = self
+            .world
+            .db_users
+            .iter()
+            .filter(|u| u.data.cluster == cluster)
+            .map(|u| {
+                let mut dbs: Vec<String> = u
+                    .data
+                    .databases
+                    .iter()
+                    .filter_map(|id| db_names.get(id).map(|n| (*n).to_owned()))
+                    .collect();
+                dbs.sort();
+                DbUserConfig {
+                    name: u.data.name.to_string(),
+                    engine: u.data.engine,
+                    password_verifier: u.data.password_verifier.clone(),
+                    databases: dbs,
+                }
+            })
+            .collect();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        // Quotas of the customers owning databases here.
+        let mut quotas: Vec<(String, u64)> = self
+            .world
+            .databases
+            .iter()
+            .filter(|d| d.data.cluster == cluster)
+            .filter_map(|d| {
+                let q = self.world.db_quotas.get(&d.data.customer)?;
+                Some((self.world.account_names.get(&d.data.customer)?.clone(), *q))
+            })
+            .collect();
+        quotas.sort();
+        quotas.dedup();
+        DbRoleConfig {
+            databases,
+            users,
+            quotas,
+            trash_days: self.world.db_trash_days,
+        }
+    }
+
+    pub(super) fn build(&self, server: &Stored<Server>) -> Built {
+        let identity = ServerIdentity {
+            name: server.meta.name.clone(),
+            role: server.data.role.to_string(),
+            cluster: self
+                .cluster_names
+                .get(&server.data.cluster)
+                .map(|n| (*n).to_owned())
+                .unwrap_or_default(),
+            rank: server.data.rank,
+            addresses: addrs(server),
+            hostname: server.data.hostname.to_string(),
+        };
+        let role = match server.data.role {
+            Role::Web => RoleConfig::Web(self.web(server)),
+            Role::Dns => RoleConfig::Dns(self.dns(server)),
+            Role::Mail => RoleConfig::Mail(self.mail(server)),
+            Role::Files => RoleConfig::Files(self.files(server)),
+            Role::Db => RoleConfig::Db(self.db(server)),
+        };
+        Built {
+            server: identity,
+            role,
+        }
+    }
+}
+
+/// The outgoing mail limits of a domain and its mailboxes, as sent to its mail
+/// servers. The one place they are decided: the owning account's limits in force
+/// (plan or `[default_plan]`, with overrides): `mail_messages_per_hour` bounds each
+/// mailbox and the domain as a whole, `mail_recipients_per_message` each message.
+pub(super) fn mail_limits_for(world: &World, domain: &Stored<Domain>) -> Option<MailLimits> {
+    let limits = world
+        .account_limits
+        .get(&domain.data.customer)
+        .unwrap_or(&world.default_plan);
+    let per_hour = u32::try_from(limits.mail_messages_per_hour).unwrap_or(u32::MAX);
+    Some(MailLimits {
+        messages_per_hour_per_mailbox: Some(per_hour),
+        messages_per_hour_per_domain: Some(per_hour),
+        recipients_per_message: Some(
+            u32::try_from(limits.mail_recipients_per_message).unwrap_or(u32::MAX),
+        ),
+    })
+}

@@ -1,0 +1,375 @@
+//! The builder's copy of the store: every object the configs are made of, by id,
+//! kept current by applying the store's change feed ([`World::apply`]) instead of
+//! re-reading the store for every change.
+
+use std::collections::HashMap;
+
+use model::entity::{
+    Account, Cluster, Database, DbUser, DnsRecord, Domain, FtpAccount, Kind, MailAlias, Mailbox,
+    Object, Plan, Secret, Server, Site,
+};
+use model::Id;
+use scheduler::Health;
+use store::{Feed, RawObject, StoreError, Stored};
+
+/// The objects of one kind, in id order with a position index: read as a slice
+/// (the builders iterate), changed by id (the feed).
+#[derive(Debug, Clone)]
+pub struct Objects<T> {
+    items: Vec<Stored<T>>,
+    pos: HashMap<Id, usize>,
+}
+
+impl<T> Default for Objects<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            pos: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Objects<T> {
+    /// The object with this id.
+    pub fn get(&self, id: Id) -> Option<&Stored<T>> {
+        self.pos.get(&id).map(|&i| &self.items[i])
+    }
+
+    /// Insert or replace (by id); returns the replaced version.
+    pub fn upsert(&mut self, obj: Stored<T>) -> Option<Stored<T>> {
+        match self.pos.get(&obj.meta.id) {
+            Some(&i) => Some(std::mem::replace(&mut self.items[i], obj)),
+            None => {
+                self.pos.insert(obj.meta.id, self.items.len());
+                self.items.push(obj);
+                None
+            }
+        }
+    }
+
+    /// Add an object (replacing one with the same id).
+    pub fn push(&mut self, obj: Stored<T>) {
+        self.upsert(obj);
+    }
+
+    /// Remove by id; returns the removed object. Order is not kept (the builders
+    /// sort what they emit).
+    pub fn remove(&mut self, id: Id) -> Option<Stored<T>> {
+        let i = self.pos.remove(&id)?;
+        let gone = self.items.swap_remove(i);
+        if let Some(moved) = self.items.get(i) {
+            self.pos.insert(moved.meta.id, i);
+        }
+        Some(gone)
+    }
+
+    /// Keep only the objects `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&Stored<T>) -> bool) {
+        self.items.retain(keep);
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.pos = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.meta.id, i))
+            .collect();
+    }
+}
+
+impl<T> From<Vec<Stored<T>>> for Objects<T> {
+    fn from(items: Vec<Stored<T>>) -> Self {
+        let mut o = Self {
+            items,
+            pos: HashMap::new(),
+        };
+        o.reindex();
+        o
+    }
+}
+
+impl<T> std::ops::Deref for Objects<T> {
+    type Target = [Stored<T>];
+    fn deref(&self) -> &[Stored<T>] {
+        &self.items
+    }
+}
+
+/// Mutable access to the documents (tests); ids must not be changed through it.
+impl<T> std::ops::DerefMut for Objects<T> {
+    fn deref_mut(&mut self) -> &mut [Stored<T>] {
+        &mut self.items
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Objects<T> {
+    type Item = &'a Stored<T>;
+    type IntoIter = std::slice::Iter<'a, Stored<T>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a mut Objects<T> {
+    type Item = &'a mut Stored<T>;
+    type IntoIter = std::slice::IterMut<'a, Stored<T>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter_mut()
+    }
+}
+
+/// One object of any kind the builder reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Obj {
+    /// A cluster.
+    Cluster(Stored<Cluster>),
+    /// A server.
+    Server(Stored<Server>),
+    /// A domain.
+    Domain(Stored<Domain>),
+    /// A site.
+    Site(Stored<Site>),
+    /// A mailbox.
+    Mailbox(Stored<Mailbox>),
+    /// A mail alias.
+    Alias(Stored<MailAlias>),
+    /// An FTP account.
+    Ftp(Stored<FtpAccount>),
+    /// A database.
+    Database(Stored<Database>),
+    /// A database user.
+    DbUser(Stored<DbUser>),
+    /// A customer DNS record.
+    DnsRecord(Stored<DnsRecord>),
+    /// An account.
+    Account(Stored<Account>),
+    /// A plan.
+    Plan(Stored<Plan>),
+    /// Key material.
+    Secret(Stored<Secret>),
+}
+
+/// One object changed by [`World::apply`]: its version before and after (`None`:
+/// absent), so the servers of both can be rebuilt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The version the world held before.
+    pub old: Option<Obj>,
+    /// The version it holds now.
+    pub new: Option<Obj>,
+}
+
+/// Everything the builder reads, as stored.
+#[derive(Debug, Clone, Default)]
+pub struct World {
+    /// All clusters.
+    pub clusters: Objects<Cluster>,
+    /// All servers.
+    pub servers: Objects<Server>,
+    /// All domains.
+    pub domains: Objects<Domain>,
+    /// All sites.
+    pub sites: Objects<Site>,
+    /// All mailboxes.
+    pub mailboxes: Objects<Mailbox>,
+    /// All mail aliases.
+    pub aliases: Objects<MailAlias>,
+    /// All FTP accounts.
+    pub ftp_accounts: Objects<FtpAccount>,
+    /// All databases.
+    pub databases: Objects<Database>,
+    /// All database users.
+    pub db_users: Objects<DbUser>,
+    /// All customer DNS records.
+    pub dns_records: Objects<DnsRecord>,
+    /// All accounts (their plans and overrides decide limits sent to servers).
+    pub accounts: Objects<Account>,
+    /// All plans.
+    pub plans: Objects<model::entity::Plan>,
+    /// Key material ([`crate::keys`]): certificates, DKIM and TSIG keys.
+    pub secrets: Objects<Secret>,
+    /// Account names by id (database owners).
+    pub account_names: HashMap<Id, String>,
+    /// Database storage quotas (MiB) of the accounts that have one.
+    pub db_quotas: HashMap<Id, u64>,
+    /// The limits in force of each account ([`model::limits::account_limits`]:
+    /// its plan or the default plan, with its overrides); filled by
+    /// [`World::set_limits`]. An account absent here has the default plan's.
+    pub account_limits: HashMap<Id, model::limits::Limits>,
+    /// The controller's `[default_plan]`.
+    pub default_plan: model::limits::Limits,
+    /// The port of each server's role service (DNS, SMTP ...) as the controller
+    /// knows it: the heartbeat's probe port, else the configured one. A server absent
+    /// here uses the role's standard port.
+    pub service_ports: HashMap<Id, u16>,
+    /// The mail flush counter (`hostplane mail flush`, a mail primary coming back):
+    /// mail servers retry their queues when it changes.
+    pub mail_flush: u64,
+    /// Days db servers keep dumps of dropped databases (controller config
+    /// `databases.trash_days`).
+    pub db_trash_days: u32,
+    /// Health of the servers as the controller believes it (not stored; the
+    /// caller fills it from the health monitor). A server absent here is `unknown`.
+    pub health: HashMap<Id, Health>,
+}
+
+impl World {
+    /// Compute every account's limits in force with `default_plan` (the
+    /// controller's `[default_plan]`) for accounts without a plan.
+    pub fn set_limits(&mut self, default_plan: model::limits::Limits) {
+        self.default_plan = default_plan;
+        let plans: HashMap<Id, &model::entity::Plan> =
+            self.plans.iter().map(|p| (p.meta.id, &p.data)).collect();
+        self.account_limits = self
+            .accounts
+            .iter()
+            .map(|a| {
+                let plan = a.data.plan.and_then(|id| plans.get(&id).copied());
+                (
+                    a.meta.id,
+                    model::limits::account_limits(&a.data, plan, &default_plan),
+                )
+            })
+            .collect();
+    }
+}
+/// Dispatch over the kinds the builder reads: `$m!(field, Variant, Type)` for each.
+macro_rules! kinds {
+    ($m:ident) => {
+        $m!(clusters, Cluster, Cluster);
+        $m!(servers, Server, Server);
+        $m!(domains, Domain, Domain);
+        $m!(sites, Site, Site);
+        $m!(mailboxes, Mailbox, Mailbox);
+        $m!(aliases, Alias, MailAlias);
+        $m!(ftp_accounts, Ftp, FtpAccount);
+        $m!(databases, Database, Database);
+        $m!(db_users, DbUser, DbUser);
+        $m!(dns_records, DnsRecord, DnsRecord);
+        $m!(accounts, Account, Account);
+        $m!(plans, Plan, Plan);
+        $m!(secrets, Secret, Secret);
+    };
+}
+
+impl Obj {
+    /// Parse a feed object; `None` for kinds the builder does not read (tokens,
+    /// join tokens).
+    pub fn parse(raw: &RawObject) -> Result<Option<Obj>, StoreError> {
+        macro_rules! arm {
+            ($field:ident, $variant:ident, $ty:ident) => {
+                if raw.kind == <$ty as Object>::KIND {
+                    return Ok(Some(Obj::$variant(raw.parse::<$ty>()?)));
+                }
+            };
+        }
+        kinds!(arm);
+        Ok(None)
+    }
+
+    /// Store id of the object.
+    pub fn id(&self) -> Id {
+        macro_rules! arm {
+            ($field:ident, $variant:ident, $ty:ident) => {
+                if let Obj::$variant(o) = self {
+                    return o.meta.id;
+                }
+            };
+        }
+        kinds!(arm);
+        0
+    }
+}
+
+impl World {
+    /// A world holding the objects of `feed` (read from revision 0).
+    pub fn from_feed(feed: &Feed) -> Result<World, StoreError> {
+        let mut world = World::default();
+        world.apply(feed)?;
+        Ok(world)
+    }
+
+    /// Insert or replace an object; returns the version it replaced.
+    pub fn upsert(&mut self, obj: Obj) -> Option<Obj> {
+        macro_rules! arm {
+            ($field:ident, $variant:ident, $ty:ident) => {
+                if let Obj::$variant(o) = obj {
+                    return self.$field.upsert(o).map(Obj::$variant);
+                }
+            };
+        }
+        kinds!(arm);
+        None
+    }
+
+    /// Remove an object; returns it (`None`: a kind the builder does not read, or
+    /// not held).
+    pub fn remove(&mut self, kind: Kind, id: Id) -> Option<Obj> {
+        macro_rules! arm {
+            ($field:ident, $variant:ident, $ty:ident) => {
+                if kind == <$ty as Object>::KIND {
+                    return self.$field.remove(id).map(Obj::$variant);
+                }
+            };
+        }
+        kinds!(arm);
+        None
+    }
+
+    /// Apply what changed in the store; returns every object whose version
+    /// changed, with its old and new version. A document that does not parse is
+    /// logged and skipped (its old version stays): one bad object never stops the
+    /// builder.
+    pub fn apply(&mut self, feed: &Feed) -> Result<Vec<Change>, StoreError> {
+        let mut changes = Vec::new();
+        let mut accounts = false;
+        for t in &feed.deleted {
+            if let Some(old) = self.remove(t.kind, t.id) {
+                accounts |= matches!(old, Obj::Account(_) | Obj::Plan(_));
+                changes.push(Change {
+                    old: Some(old),
+                    new: None,
+                });
+            }
+        }
+        for raw in &feed.changed {
+            let new = match Obj::parse(raw) {
+                Ok(Some(o)) => o,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(kind = raw.kind.as_str(), id = raw.meta.id, error = %e,
+                        "skipping an object that does not parse");
+                    continue;
+                }
+            };
+            accounts |= matches!(new, Obj::Account(_) | Obj::Plan(_));
+            let old = self.upsert(new.clone());
+            if old.as_ref() != Some(&new) {
+                changes.push(Change {
+                    old,
+                    new: Some(new),
+                });
+            }
+        }
+        if accounts {
+            self.derive_accounts();
+        }
+        Ok(changes)
+    }
+
+    /// Recompute what is derived from accounts and plans: names, database quotas,
+    /// limits in force.
+    pub fn derive_accounts(&mut self) {
+        self.account_names.clear();
+        self.db_quotas.clear();
+        for a in &self.accounts {
+            if let Some(q) = a.data.db_quota_mb {
+                self.db_quotas.insert(a.meta.id, q);
+            }
+            self.account_names.insert(a.meta.id, a.meta.name.clone());
+        }
+        self.set_limits(self.default_plan);
+    }
+}
