@@ -80,8 +80,7 @@ pub async fn replace(
                 return Ok(Outcome::Stale);
             }
             cur.data.password_hash = Some(new.to_owned());
-            tx.update(cur.meta.id, &cur.meta.name, cur.data)
-                .await?;
+            tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
             true
         }
         HashOwner::Mailbox => {
@@ -92,8 +91,7 @@ pub async fn replace(
                 return Ok(Outcome::Stale);
             }
             cur.data.password_hash = new.to_owned();
-            tx.update(cur.meta.id, &cur.meta.name, cur.data)
-                .await?;
+            tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
             true
         }
         HashOwner::FtpAccount => {
@@ -104,8 +102,7 @@ pub async fn replace(
                 return Ok(Outcome::Stale);
             }
             cur.data.password_hash = new.to_owned();
-            tx.update(cur.meta.id, &cur.meta.name, cur.data)
-                .await?;
+            tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
             true
         }
     };

@@ -134,9 +134,7 @@ async fn move_site(
     }
     cur.data.active_server = to;
     let owner = cur.meta.owner;
-    let updated = tx
-        .update(cur.meta.id, &cur.meta.name, cur.data)
-        .await?;
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     let (from, to) = (servers.name(from), servers.name(to));
     tracing::info!(site = %updated.meta.name, ?from, ?to, reason, "single site moved");
     tx.event(
