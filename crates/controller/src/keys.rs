@@ -364,6 +364,9 @@ pub async fn ensure(deps: &KeyDeps, world: &World) -> Result<usize, KeyError> {
     Ok(changes)
 }
 
+/// Longest rest of the key task between two passes during a burst (see [`run`]).
+const MAX_REST: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How often the key task looks again without a change (certificates near
 /// their end are renewed).
 const RENEW_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -377,8 +380,16 @@ pub async fn run(deps: KeyDeps) {
     let mut world: Option<World> = None;
     let mut revision = 0;
     let mut next_check = tokio::time::Instant::now();
+    let mut rest_until = tokio::time::Instant::now();
     loop {
+        // A pass compares every wanted secret with the stored ones (O(platform)).
+        // Under a burst of API writes the key task would otherwise run back to back
+        // and take a core from the API, so, like the builder, it rests as long as
+        // the last pass took (at most MAX_REST) while changes keep coming and
+        // covers them in one pass; a change on its own is handled at once.
+        tokio::time::sleep_until(rest_until).await;
         changes.mark_unchanged();
+        let started = tokio::time::Instant::now();
         match pass(&deps, &mut world, &mut revision, &mut next_check).await {
             Ok(0) => {}
             Ok(n) => {
@@ -387,6 +398,14 @@ pub async fn run(deps: KeyDeps) {
             }
             Err(e) => tracing::warn!(error = %e, "cannot update key material"),
         }
+        let took = started.elapsed();
+        let burst = changes.has_changed().unwrap_or(false);
+        rest_until = tokio::time::Instant::now()
+            + if burst {
+                took.min(MAX_REST)
+            } else {
+                std::time::Duration::ZERO
+            };
         tokio::select! {
             r = changes.changed() => if r.is_err() { return },
             r = stopping.changed() => if r.is_err() || *stopping.borrow() { return },

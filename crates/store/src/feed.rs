@@ -149,13 +149,17 @@ impl Store {
                 return Ok(Changes::TooFarBehind { pruned });
             }
         }
+        // No ORDER BY: with `ORDER BY id` SQLite walks the whole table in id order
+        // instead of the `updated_rev` index (measured: 20 ms per read at 20,000
+        // objects, every build and key pass), so the rows are sorted here.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {FEED_COLS} FROM objects WHERE updated_rev > $1 ORDER BY id"
+            "SELECT {FEED_COLS} FROM objects WHERE updated_rev > $1"
         )))
         .bind(since)
         .fetch_all(&mut *tx)
         .await?;
-        let changed = rows.iter().map(raw_object).collect::<Result<Vec<_>>>()?;
+        let mut changed = rows.iter().map(raw_object).collect::<Result<Vec<_>>>()?;
+        changed.sort_unstable_by_key(|o| o.meta.id);
         let deleted = if since > 0 {
             let rows = sqlx::query(
                 "SELECT kind, object_id, rev FROM tombstones WHERE rev > $1 ORDER BY rev, object_id",

@@ -9,7 +9,7 @@ use model::entity::{Cluster, Database, Domain, Kind};
 use model::{DomainName, Id, Role, WithField};
 use proto::v1::{CreateDomain, DomainView, ErrorBody, ListParams, Page, UpdateDomain};
 use scheduler::DomainRequest;
-use store::{NewObject, Scope, Stored, Tx};
+use store::{NewObject, Stored, Tx};
 
 use super::customers::cluster_map;
 use super::{filters, list_page, owning_customer, rfc3339, Names, Paging};
@@ -226,26 +226,4 @@ pub async fn delete_domain(
     tx.commit().await?;
     crate::deployments::collect(&state, false).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Every domain name of a customer.
-pub async fn customer_domains(state: &AppState, customer: Id) -> ApiResult<Vec<DomainName>> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let q = store::ListQuery {
-            scope: Scope::All,
-            owner: Some(customer),
-            parent: None,
-            after,
-            limit: 1000,
-        };
-        let rows = state.store.list::<Domain>(&q).await?;
-        let n = rows.len();
-        after = rows.last().map(|r| r.meta.id);
-        out.extend(rows.into_iter().map(|r| r.data.name));
-        if n < 1000 {
-            return Ok(out);
-        }
-    }
 }
