@@ -188,14 +188,30 @@ async fn error_message(resp: reqwest::Response) -> String {
     text.chars().take(200).collect()
 }
 
+/// The whole body of a response.
+async fn body_bytes(url: &str, resp: reqwest::Response) -> Result<bytes::Bytes, ClientError> {
+    resp.bytes().await.map_err(|source| ClientError::Http {
+        url: url.to_string(),
+        source,
+    })
+}
+
+/// The error for an answer with a status the caller does not expect.
+async fn unexpected(url: String, resp: reqwest::Response) -> ClientError {
+    let status = resp.status();
+    let message = error_message(resp).await;
+    ClientError::Status {
+        url,
+        status,
+        message,
+    }
+}
+
 async fn json_body<T: serde::de::DeserializeOwned>(
     url: &str,
     resp: reqwest::Response,
 ) -> Result<T, ClientError> {
-    let bytes = resp.bytes().await.map_err(|source| ClientError::Http {
-        url: url.to_string(),
-        source,
-    })?;
+    let bytes = body_bytes(url, resp).await?;
     serde_json::from_slice(&bytes).map_err(|e| ClientError::Body {
         url: url.to_string(),
         message: e.to_string(),
@@ -248,6 +264,19 @@ impl AgentClient {
         json_body(&url, resp).await
     }
 
+    /// `GET url` with a timeout (the agent endpoints' one way to send a query).
+    async fn get(&self, url: &str, timeout: Duration) -> Result<reqwest::Response, ClientError> {
+        self.http
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|source| ClientError::Http {
+                url: url.to_string(),
+                source,
+            })
+    }
+
     /// `GET {base}/v1/agent/config?after={after}`: `Some` config on 200, `None` on 304.
     pub async fn fetch_config(
         &self,
@@ -256,27 +285,11 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Option<DesiredConfig>, ClientError> {
         let url = format!("{base}{CONFIG_PATH}?after={after}");
-        let resp = self
-            .http
-            .get(&url)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+        let resp = self.get(&url, timeout).await?;
         match resp.status() {
             StatusCode::OK => Ok(Some(json_body(&url, resp).await?)),
             StatusCode::NOT_MODIFIED => Ok(None),
-            status => {
-                let message = error_message(resp).await;
-                Err(ClientError::Status {
-                    url,
-                    status,
-                    message,
-                })
-            }
+            _ => Err(unexpected(url, resp).await),
         }
     }
 
@@ -290,22 +303,10 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Option<DeltaAnswer>, ClientError> {
         let url = format!("{base}{CONFIG_PATH}?after={after}&delta=1");
-        let resp = self
-            .http
-            .get(&url)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+        let resp = self.get(&url, timeout).await?;
         match resp.status() {
             StatusCode::OK => {
-                let bytes = resp.bytes().await.map_err(|source| ClientError::Http {
-                    url: url.clone(),
-                    source,
-                })?;
+                let bytes = body_bytes(&url, resp).await?;
                 match serde_json::from_slice::<ConfigDelta>(&bytes) {
                     Ok(d) => Ok(Some(DeltaAnswer::Delta(d))),
                     Err(e) => match serde_json::from_slice::<DesiredConfig>(&bytes) {
@@ -318,14 +319,7 @@ impl AgentClient {
                 }
             }
             StatusCode::NOT_MODIFIED => Ok(None),
-            status => {
-                let message = error_message(resp).await;
-                Err(ClientError::Status {
-                    url,
-                    status,
-                    message,
-                })
-            }
+            _ => Err(unexpected(url, resp).await),
         }
     }
 
@@ -337,29 +331,11 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
         let url = format!("{base}{}", proto::agent_delta::blob_path(hash));
-        let resp = self
-            .http
-            .get(&url)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
-        let status = resp.status();
-        if !status.is_success() {
-            let message = error_message(resp).await;
-            return Err(ClientError::Status {
-                url,
-                status,
-                message,
-            });
+        let resp = self.get(&url, timeout).await?;
+        if !resp.status().is_success() {
+            return Err(unexpected(url, resp).await);
         }
-        let bytes = resp.bytes().await.map_err(|source| ClientError::Http {
-            url: url.clone(),
-            source,
-        })?;
+        let bytes = body_bytes(&url, resp).await?;
         if proto::agent_delta::blob_hash(&bytes) != hash {
             return Err(ClientError::Body {
                 url,

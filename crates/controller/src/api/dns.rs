@@ -94,6 +94,35 @@ async fn path_record(state: &AppState, caller: &Caller, id: &str) -> ApiResult<S
         .ok_or_else(missing)
 }
 
+/// Check a new record against the domain's others ([`coexist`]) and store it under a
+/// random name (`<domain>/<16 hex>`, records are many per name): the one place a DNS
+/// record is created, for the API and the bulk import alike.
+pub(crate) async fn insert_record(
+    tx: &mut Tx,
+    domain: &Stored<model::entity::Domain>,
+    name: RecordName,
+    ttl: Option<u32>,
+    data: RecordData,
+) -> ApiResult<Stored<DnsRecord>> {
+    coexist(tx, domain.meta.id, None, &name, &data).await?;
+    let mut tag = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut tag);
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(tx
+        .create(NewObject {
+            name: format!("{}/{tag}", domain.meta.name),
+            owner: domain.meta.owner,
+            parent: Some(domain.meta.id),
+            data: DnsRecord {
+                domain: domain.meta.id,
+                name,
+                ttl,
+                data,
+            },
+        })
+        .await?)
+}
+
 /// `POST /v1/dns-records`.
 #[utoipa::path(post, path = "/v1/dns-records", tag = "dns", request_body = CreateDnsRecord,
     responses((status = 201, body = DnsRecordView), (status = 422, body = ErrorBody)))]
@@ -108,23 +137,7 @@ pub async fn create_record(
     let data = parse_data(req.data, &name)?;
     let ttl = ttl(req.ttl)?;
     let mut tx = state.store.begin(caller.actor()).await?;
-    coexist(&mut tx, domain.meta.id, None, &name, &data).await?;
-    let mut tag = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut tag);
-    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let created = tx
-        .create(NewObject {
-            name: format!("{}/{tag}", domain.meta.name),
-            owner: domain.meta.owner,
-            parent: Some(domain.meta.id),
-            data: DnsRecord {
-                domain: domain.meta.id,
-                name,
-                ttl,
-                data,
-            },
-        })
-        .await?;
+    let created = insert_record(&mut tx, &domain, name, ttl, data).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,

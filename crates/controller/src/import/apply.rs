@@ -721,25 +721,7 @@ impl Context {
         {
             return Ok(Applied::Skipped);
         }
-        crate::api::dns::coexist(tx, domain.meta.id, None, &name, &data).await?;
-        let tag: String = {
-            use rand::RngCore;
-            let mut t = [0u8; 8];
-            rand::rngs::OsRng.fill_bytes(&mut t);
-            t.iter().map(|b| format!("{b:02x}")).collect()
-        };
-        tx.create(NewObject {
-            name: format!("{}/{tag}", domain.meta.name),
-            owner: domain.meta.owner,
-            parent: Some(domain.meta.id),
-            data: DnsRecord {
-                domain: domain.meta.id,
-                name,
-                ttl,
-                data,
-            },
-        })
-        .await?;
+        crate::api::dns::insert_record(tx, &domain, name, ttl, data).await?;
         Ok(Applied::Created)
     }
 
