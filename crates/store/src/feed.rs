@@ -20,7 +20,6 @@ use model::Id;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::sql::time_of;
 use crate::{BackendKind, Meta, Result, Store, StoreError, Stored};
 
 /// One created or changed object as stored: its kind, metadata and JSON document
@@ -94,27 +93,16 @@ pub enum Changes {
     },
 }
 
-/// Columns of a feed row, in the order [`raw_object`] decodes them.
-const FEED_COLS: &str = "kind, id, name, owner, reseller, parent, data, created_rev, \
-                         updated_rev, created_at, updated_at";
+/// Columns of a feed row: the kind, then [`crate::sql::object_cols`].
+const FEED_COLS: &str = concat!("kind, ", crate::sql::object_cols!());
 
 /// Decode a row of [`FEED_COLS`].
 fn raw_object(row: &sqlx::any::AnyRow) -> Result<RawObject> {
     let kind: String = row.try_get(0)?;
-    let id: Id = row.try_get(1)?;
+    let meta = crate::sql::meta(row, 1)?;
     Ok(RawObject {
-        kind: parse_kind(&kind, id)?,
-        meta: Meta {
-            id,
-            name: row.try_get(2)?,
-            owner: row.try_get(3)?,
-            reseller: row.try_get(4)?,
-            parent: row.try_get(5)?,
-            created_rev: row.try_get(7)?,
-            updated_rev: row.try_get(8)?,
-            created_at: time_of(row.try_get(9)?)?,
-            updated_at: time_of(row.try_get(10)?)?,
-        },
+        kind: parse_kind(&kind, meta.id)?,
+        meta,
         data: row.try_get(6)?,
     })
 }

@@ -126,18 +126,24 @@ pub(crate) fn object<T: Object>(row: &AnyRow) -> Result<Stored<T>> {
         source,
     })?;
     Ok(Stored {
-        meta: Meta {
-            id,
-            name: row.try_get(1)?,
-            owner: row.try_get(2)?,
-            reseller: row.try_get(3)?,
-            parent: row.try_get(4)?,
-            created_rev: row.try_get(6)?,
-            updated_rev: row.try_get(7)?,
-            created_at: time_of(row.try_get(8)?)?,
-            updated_at: time_of(row.try_get(9)?)?,
-        },
+        meta: meta(row, 0)?,
         data,
+    })
+}
+
+/// The [`Meta`] of a row whose [`object_cols`] start at column `at` (the change
+/// feed puts `kind` before them).
+pub(crate) fn meta(row: &AnyRow, at: usize) -> Result<Meta> {
+    Ok(Meta {
+        id: row.try_get(at)?,
+        name: row.try_get(at + 1)?,
+        owner: row.try_get(at + 2)?,
+        reseller: row.try_get(at + 3)?,
+        parent: row.try_get(at + 4)?,
+        created_rev: row.try_get(at + 6)?,
+        updated_rev: row.try_get(at + 7)?,
+        created_at: time_of(row.try_get(at + 8)?)?,
+        updated_at: time_of(row.try_get(at + 9)?)?,
     })
 }
 
