@@ -8,13 +8,14 @@
 //!
 //! and prints throughput, page latency percentiles and the controller's RSS.
 //! With `--scale N` it instead creates N domain + site pairs in ten slices and
-//! measures the reads at that size (see the `scale` module).
+//! measures the reads at that size (see the `scale` module); `--scale N --mailboxes`
+//! also gives every domain a mailbox, imported with a pre-hashed password.
 //! Not a test: it asserts nothing about time. Usage:
 //!
 //! ```text
 //! cargo build --release -p hostplane -p bench-api
 //! target/release/bench-api [--domains 10000] [--concurrency 32] [--bin target/release/hostplane]
-//! target/release/bench-api --scale 100000 [--concurrency 32] [--bin target/release/hostplane]
+//! target/release/bench-api --scale 100000 [--mailboxes] [--concurrency 32] [--bin target/release/hostplane]
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -32,6 +33,7 @@ struct Args {
     bin: String,
     mailboxes: bool,
     scale: Option<usize>,
+    scale_mailboxes: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -41,6 +43,7 @@ fn parse_args() -> Result<Args> {
         bin: "target/release/hostplane".into(),
         mailboxes: true,
         scale: None,
+        scale_mailboxes: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -50,6 +53,7 @@ fn parse_args() -> Result<Args> {
             "--bin" => args.bin = it.next().context("--bin PATH")?,
             "--no-mailboxes" => args.mailboxes = false,
             "--scale" => args.scale = Some(it.next().context("--scale N")?.parse()?),
+            "--mailboxes" => args.scale_mailboxes = true,
             other => bail!("unknown argument {other}; see the module doc"),
         }
     }
@@ -236,7 +240,17 @@ async fn main() -> Result<()> {
     let (rss0, _) = rss_kib(pid);
     println!("controller pid {pid}, RSS at start {} MiB", rss0 / 1024);
     if let Some(n) = args.scale {
-        scale::run(&client, &url, n, args.concurrency, pid).await?;
+        scale::run(
+            &client,
+            &url,
+            scale::Size {
+                pairs: n,
+                clients: args.concurrency,
+                mailboxes: args.scale_mailboxes,
+            },
+            pid,
+        )
+        .await?;
         drop(guard);
         return Ok(());
     }

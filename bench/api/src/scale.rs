@@ -4,11 +4,19 @@
 //! slowdown with size shows as falling rates; then the latency percentiles of
 //! `GET /v1/status`, the domain listing (every page of 100) and the audit log (every
 //! page of 100, at most `MAX_EVENT_PAGES`) at the final size.
+//!
+//! With `--mailboxes` every domain also gets one mailbox, slice by slice after the
+//! slice's pairs (timed apart, so the pairs' rates stay comparable). The API takes
+//! only plaintext passwords and hashes each with argon2id (~2/s per core: 100,000
+//! would take hours), so the mailboxes go through `POST /v1/import` with a
+//! SHA512-crypt hash, the path a provider's migration takes (`docs/import.md`), in
+//! chunks of `IMPORT_CHUNK` lines, each one transaction.
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use proto::v1::{CreateDomain, CreateSite, DomainView, EventView, Page};
+use proto::v1_import::{ImportLine, ImportReport};
 
 use crate::{percentile, post, rss_kib, run_parallel};
 
@@ -16,26 +24,103 @@ use crate::{percentile, post, rss_kib, run_parallel};
 const STATUS_SAMPLES: usize = 200;
 /// Longest walk through the audit log, in pages of 100.
 const MAX_EVENT_PAGES: usize = 1000;
+/// Mailboxes per import request (one transaction each), as `hostplane import` batches.
+const IMPORT_CHUNK: usize = 2000;
+/// The password hash of every imported mailbox (SHA512-crypt, as `bench/import/gen.py`).
+const MAILBOX_HASH: &str = "$6$importsalt$AXBNZ21WZ1ioXznwBfzTGB6bKPszakwuIE8srn9m2k1Ea6URlNWWAWd1niZ/4eidZlWfwQB3gAdMLtn/zgdYx/";
 
-/// Create `n` domain + site pairs in ten slices, then measure the reads.
-pub async fn run(
+/// What to create.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Domain + site pairs.
+    pub pairs: usize,
+    /// Concurrent clients for the pairs.
+    pub clients: usize,
+    /// Whether each domain also gets a mailbox (imported, see the module doc).
+    pub mailboxes: bool,
+}
+
+/// Import one mailbox per domain `from..to`; returns the elapsed time.
+async fn import_mailboxes(
     client: &reqwest::Client,
     url: &str,
-    n: usize,
-    clients: usize,
-    pid: u32,
-) -> Result<()> {
-    println!("scale: {n} domain + site pairs with {clients} clients, in 10 slices");
-    println!("slice | pairs so far | objects/s | RSS MiB");
+    from: usize,
+    to: usize,
+) -> Result<Duration> {
+    let t = Instant::now();
+    let mut at = from;
+    while at < to {
+        let end = (at + IMPORT_CHUNK).min(to);
+        let mut body = String::new();
+        for i in at..end {
+            let line = ImportLine::Mailbox {
+                address: format!("info@{}", domain_name(i)),
+                password_hash: MAILBOX_HASH.into(),
+                quota_mb: None,
+                display_name: None,
+            };
+            body.push_str(&serde_json::to_string(&line)?);
+            body.push('\n');
+        }
+        let r = client
+            .post(format!("{url}/v1/import"))
+            .query(&[("first_line", (at + 1).to_string())])
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!(
+                "POST /v1/import: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+        }
+        let report: ImportReport = r.json().await?;
+        if report.created != (end - at) as u64 {
+            bail!(
+                "import of mailboxes {at}..{end}: {} created, {} refused: {:?}",
+                report.created,
+                report.refused,
+                report.results.first()
+            );
+        }
+        at = end;
+    }
+    Ok(t.elapsed())
+}
+
+/// The name of the `i`th domain.
+fn domain_name(i: usize) -> String {
+    format!("scale-{i:06}.example")
+}
+
+/// Create the pairs (and mailboxes) in ten slices, then measure the reads.
+pub async fn run(client: &reqwest::Client, url: &str, size: Size, pid: u32) -> Result<()> {
+    let Size {
+        pairs: n,
+        clients,
+        mailboxes,
+    } = size;
+    println!(
+        "scale: {n} domain + site pairs with {clients} clients, in 10 slices{}",
+        if mailboxes {
+            ", each domain with a mailbox (imported)"
+        } else {
+            ""
+        }
+    );
+    println!("slice | pairs so far | objects/s | mailboxes/s | RSS MiB");
     let mut rates = Vec::new();
-    let total = Instant::now();
+    // Time spent on the pairs only (mailbox imports are timed apart).
+    let mut pair_secs = 0.0;
     for slice in 0..10 {
         let (from, to) = (n * slice / 10, n * (slice + 1) / 10);
         let (c, u) = (client.clone(), url.to_owned());
         let elapsed = run_parallel(to - from, clients, move |i| {
             let (c, u) = (c.clone(), u.clone());
             async move {
-                let name = format!("scale-{:06}.example", from + i);
+                let name = domain_name(from + i);
                 let domain = CreateDomain {
                     name: name.clone(),
                     customer: Some("bench".into()),
@@ -53,21 +138,29 @@ pub async fn run(
             }
         })
         .await?;
+        pair_secs += elapsed.as_secs_f64();
         let rate = 2.0 * (to - from) as f64 / elapsed.as_secs_f64();
         rates.push(rate);
+        let mail_rate = if mailboxes {
+            let took = import_mailboxes(client, url, from, to).await?;
+            format!("{:.0}", (to - from) as f64 / took.as_secs_f64())
+        } else {
+            "-".to_owned()
+        };
         println!(
-            "{:>5} | {:>12} | {:>9.0} | {:>7}",
+            "{:>5} | {:>12} | {:>9.0} | {:>11} | {:>7}",
             slice + 1,
             to,
             rate,
+            mail_rate,
             rss_kib(pid).0 / 1024
         );
     }
-    let elapsed = total.elapsed().as_secs_f64();
+    let elapsed = pair_secs;
     let first = rates.first().copied().unwrap_or(0.0);
     let worst = rates.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
-        "objects: {} in {elapsed:.1} s = {:.0} objects/s overall; slowest slice {worst:.0}/s = {:.0}% of the first",
+        "pair objects: {} in {elapsed:.1} s = {:.0} objects/s overall; slowest slice {worst:.0}/s = {:.0}% of the first",
         2 * n,
         2.0 * n as f64 / elapsed,
         100.0 * worst / first.max(f64::MIN_POSITIVE)

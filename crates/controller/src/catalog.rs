@@ -54,9 +54,22 @@ pub fn member_id(zone: &str) -> String {
         })
 }
 
+/// How many records precede the members in a catalog (SOA, NS, `version`).
+pub const HEAD_RECORDS: usize = 3;
+
+/// The record listing zone `zone` in catalog `origin`.
+pub fn member_record(origin: &str, zone: &str) -> ZoneRecord {
+    ZoneRecord {
+        name: format!("{}.zones.{origin}", member_id(zone)),
+        ttl: 0,
+        rtype: "PTR".to_owned(),
+        data: format!("{}.", zone.trim_end_matches('.')),
+    }
+}
+
 /// The catalog zone `origin` listing `members` (zone names without trailing dot),
-/// with serial 0 (the caller assigns the real one). Records: SOA, NS, `version`,
-/// then the members sorted by name.
+/// with serial 0 (the caller assigns the real one). Records: SOA, NS, `version`
+/// ([`HEAD_RECORDS`]), then the members sorted by name.
 pub fn build_catalog(origin: &str, members: &[&str]) -> ZoneContent {
     let rec = |name: String, rtype: &str, data: String| ZoneRecord {
         name,
@@ -80,13 +93,7 @@ pub fn build_catalog(origin: &str, members: &[&str]) -> ZoneContent {
     let mut sorted: Vec<&str> = members.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    for zone in sorted {
-        records.push(rec(
-            format!("{}.zones.{origin}", member_id(zone)),
-            "PTR",
-            format!("{}.", zone.trim_end_matches('.')),
-        ));
-    }
+    records.extend(sorted.into_iter().map(|zone| member_record(origin, zone)));
     ZoneContent {
         origin: origin.to_owned(),
         serial: 0,

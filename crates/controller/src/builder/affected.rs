@@ -138,9 +138,11 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
     }
 }
 
-/// The domain named `name` (a scan: secrets change rarely and one at a time).
+/// The domain named `name` (by the world's index: a burst of site creations
+/// brings a certificate and a DKIM key per domain, and a scan per secret made the
+/// builder O(platform) per key).
 fn domain_named<'a>(world: &'a World, name: &str) -> Option<&'a Stored<Domain>> {
-    world.domains.iter().find(|d| d.meta.name == name)
+    world.domain_named(name)
 }
 
 /// Mark what the changes of one feed affect.

@@ -1,11 +1,11 @@
 //! Indexes shared by every server's build, and the zones and catalogs of the DNS
 //! servers, rebuilt per domain.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use model::entity::{DnsRecord, Domain, Secret, SecretPurpose, Server, Site, Ttls};
+use model::entity::{DnsRecord, Domain, Secret, SecretPurpose, Server, Ttls};
 use model::{Id, Role};
-use proto::agent_v1::{TlsMaterial, ZoneContent, SYNC_PORT};
+use proto::agent_v1::{TlsMaterial, ZoneContent, ZoneRecord, SYNC_PORT};
 use scheduler::Health;
 use store::Stored;
 
@@ -24,6 +24,13 @@ pub(super) fn addrs(s: &Stored<Server>) -> Vec<String> {
     s.data.addresses.iter().map(ToString::to_string).collect()
 }
 
+/// Names leaving and joining one catalog in a build.
+#[derive(Debug, Default)]
+pub(super) struct Moves {
+    leave: BTreeSet<String>,
+    join: BTreeSet<String>,
+}
+
 /// Indexes shared by every server's build.
 pub(super) struct Index<'a> {
     pub(super) world: &'a World,
@@ -33,8 +40,22 @@ pub(super) struct Index<'a> {
     pub(super) zones: HashMap<Id, ZoneContent>,
     /// The catalog zone ([`crate::catalog`]) of every DNS cluster, by cluster id.
     pub(super) catalogs: HashMap<Id, ZoneContent>,
+    /// Where each domain with a zone is listed: its DNS cluster's catalog, under
+    /// its name (so a change updates the catalogs it leaves and joins, not all).
+    pub(super) listed: HashMap<Id, (Id, String)>,
     /// Key material by purpose and subject.
-    pub(super) secrets: HashMap<(SecretPurpose, &'a str), &'a Secret>,
+    pub(super) secrets: Secrets<'a>,
+}
+
+/// Key material by purpose and subject: the world's index (no per-build map of
+/// every secret).
+pub(super) struct Secrets<'a>(&'a World);
+
+impl<'a> Secrets<'a> {
+    /// The secret of `purpose` for `subject`.
+    pub(super) fn get(&self, (purpose, subject): &(SecretPurpose, &str)) -> Option<&'a Secret> {
+        self.0.secret(*purpose, subject).map(|s| &s.data)
+    }
 }
 
 /// The standard port of a role's service (what a server listens on when the
@@ -49,7 +70,7 @@ pub(super) fn standard_port(role: Role) -> u16 {
     }
 }
 
-pub(super) fn tls_of(secret: Option<&&Secret>) -> Option<TlsMaterial> {
+pub(super) fn tls_of(secret: Option<&Secret>) -> Option<TlsMaterial> {
     secret.map(|s| TlsMaterial {
         cert_pem: s.public.clone(),
         key_pem: s.private.clone(),
@@ -75,11 +96,8 @@ impl<'a> Index<'a> {
             members,
             zones: HashMap::new(),
             catalogs: HashMap::new(),
-            secrets: world
-                .secrets
-                .iter()
-                .map(|s| ((s.data.purpose, s.data.subject.as_str()), &s.data))
-                .collect(),
+            listed: HashMap::new(),
+            secrets: Secrets(world),
         }
     }
 
@@ -171,8 +189,9 @@ impl<'a> Index<'a> {
     ) -> BTreeSet<Id> {
         let world = self.world;
         let mut touched = BTreeSet::new();
-        let mut membership = false;
         let mut removed = false;
+        // Per DNS cluster: names leaving and joining its catalog.
+        let mut moves: BTreeMap<Id, Moves> = BTreeMap::new();
         let wanted: Vec<Id> = match which {
             Some(ids) => ids.iter().copied().collect(),
             None => {
@@ -188,11 +207,6 @@ impl<'a> Index<'a> {
             }
         };
         if !wanted.is_empty() {
-            let sites: HashMap<Id, &Site> = world
-                .sites
-                .iter()
-                .map(|s| (s.data.domain, &s.data))
-                .collect();
             let mut records: HashMap<Id, Vec<&DnsRecord>> = HashMap::new();
             let ids: HashSet<Id> = wanted.iter().copied().collect();
             for r in world
@@ -207,31 +221,44 @@ impl<'a> Index<'a> {
             }
             for id in wanted {
                 let zone = world.domains.get(id).and_then(|d| {
-                    let input = self.zone_input(d, &sites, records.remove(&id))?;
+                    let input = self.zone_input(d, records.remove(&id))?;
                     let mut zone = build_zone(&input);
                     serials.assign(&mut zone, today_yyyymmdd);
-                    Some((d.data.placements.get(&Role::Dns).copied(), zone))
+                    let dns = d.data.placements.get(&Role::Dns).copied();
+                    Some((dns, d.meta.name.as_str(), zone))
                 });
+                let listing = zone
+                    .as_ref()
+                    .and_then(|(dns, name, _)| dns.map(|c| (c, (*name).to_owned())));
+                if self.listed.get(&id) != listing.as_ref() {
+                    if let Some((c, name)) = self.listed.remove(&id) {
+                        moves.entry(c).or_default().leave.insert(name);
+                    }
+                    if let Some((c, name)) = listing {
+                        moves.entry(c).or_default().join.insert(name.clone());
+                        self.listed.insert(id, (c, name));
+                    }
+                }
                 let old = match zone {
-                    Some((dns, zone)) => {
+                    Some((dns, _, zone)) => {
                         let old = self.zones.get(&id);
                         if old == Some(&zone) {
                             continue;
                         }
-                        membership |= old.map(|o| &o.origin) != Some(&zone.origin);
                         touched.extend(dns);
                         self.zones.insert(id, zone)
                     }
                     None => self.zones.remove(&id),
                 };
                 if old.is_some() && !self.zones.contains_key(&id) {
-                    membership = true;
                     removed = true;
                 }
             }
         }
-        if membership || which.is_none() {
+        if which.is_none() {
             touched.extend(self.update_catalogs(serials, today_yyyymmdd));
+        } else if !moves.is_empty() {
+            touched.extend(self.patch_catalogs(moves, serials, today_yyyymmdd));
         }
         if removed || which.is_none() {
             let built: HashSet<&str> = self
@@ -245,12 +272,59 @@ impl<'a> Index<'a> {
         touched
     }
 
+    /// Apply the catalogs' `moves` to the catalogs as they are: members leaving
+    /// are dropped and joining ones merged in, in name order (the order of
+    /// [`crate::catalog::build_catalog`]), without touching the other members
+    /// (no rehash of every member id, no scan of every domain). Returns the
+    /// clusters whose catalog changed.
+    fn patch_catalogs(
+        &mut self,
+        moves: BTreeMap<Id, Moves>,
+        serials: &mut ZoneSerials,
+        today_yyyymmdd: u32,
+    ) -> Vec<Id> {
+        let mut changed = Vec::new();
+        for (cluster, m) in moves {
+            let Some(mut catalog) = self.catalogs.remove(&cluster) else {
+                // Not a DNS cluster the last full build knew: the infrastructure
+                // change that made it rebuilds everything.
+                continue;
+            };
+            let origin = catalog.origin.clone();
+            let head = crate::catalog::HEAD_RECORDS.min(catalog.records.len());
+            let members = catalog.records.split_off(head);
+            let member_name = |r: &ZoneRecord| r.data.trim_end_matches('.').to_owned();
+            let mut join = m.join.into_iter().peekable();
+            let mut merged = Vec::with_capacity(members.len() + 1);
+            for r in members {
+                let name = member_name(&r);
+                while join.peek().is_some_and(|j| *j < name) {
+                    if let Some(j) = join.next() {
+                        merged.push(crate::catalog::member_record(&origin, &j));
+                    }
+                }
+                if join.peek() == Some(&name) {
+                    // Listed before and after (left and joined again): keep one.
+                    join.next();
+                    merged.push(r);
+                } else if !m.leave.contains(&name) {
+                    merged.push(r);
+                }
+            }
+            merged.extend(join.map(|j| crate::catalog::member_record(&origin, &j)));
+            catalog.records.extend(merged);
+            serials.assign(&mut catalog, today_yyyymmdd);
+            changed.push(cluster);
+            self.catalogs.insert(cluster, catalog);
+        }
+        changed
+    }
+
     /// What [`build_zone`] needs for domain `d`; `None` if `d` has no zone (not
     /// placed on DNS, or a reserved name).
     fn zone_input(
         &self,
         d: &'a Stored<Domain>,
-        sites: &HashMap<Id, &'a Site>,
         records: Option<Vec<&'a DnsRecord>>,
     ) -> Option<ZoneInput<'a>> {
         let placed = |role: Role| d.data.placements.get(&role).copied();
@@ -264,7 +338,7 @@ impl<'a> Index<'a> {
             serial: 0,
             dns: self.zone_servers(Some(dns)),
             web: self.zone_servers(web),
-            site: web.and_then(|_| sites.get(&d.meta.id).copied()),
+            site: web.and_then(|_| self.world.site_of(d.meta.id).map(|s| &s.data)),
             mail: self.zone_servers(placed(Role::Mail)),
             files: self.zone_servers(placed(Role::Files)),
             records: records.unwrap_or_default(),
@@ -306,6 +380,16 @@ impl<'a> Index<'a> {
             catalogs.insert(c.meta.id, catalog);
         }
         self.catalogs = catalogs;
+        self.listed = self
+            .world
+            .domains
+            .iter()
+            .filter(|d| self.zones.contains_key(&d.meta.id))
+            .filter_map(|d| {
+                let c = d.data.placements.get(&Role::Dns)?;
+                Some((d.meta.id, (*c, d.meta.name.clone())))
+            })
+            .collect();
         changed
     }
 

@@ -109,6 +109,8 @@ pub struct Incremental {
     zones: HashMap<Id, ZoneContent>,
     /// The catalog of every DNS cluster, by cluster id.
     catalogs: HashMap<Id, ZoneContent>,
+    /// Which catalog lists each domain's zone, under which name.
+    listed: HashMap<Id, (Id, String)>,
     /// The last build of every server.
     built: BTreeMap<Id, Built>,
     /// Whether a first (full) build was made.
@@ -171,6 +173,7 @@ impl Incremental {
         let mut index = Index::new(world);
         index.zones = std::mem::take(&mut self.zones);
         index.catalogs = std::mem::take(&mut self.catalogs);
+        index.listed = std::mem::take(&mut self.listed);
         let which = (!dirty.everything).then_some(&dirty.zones);
         let touched = index.update_zones(which, serials, today_yyyymmdd);
         let rebuilt: BTreeMap<Id, Built> = world
@@ -186,6 +189,7 @@ impl Incremental {
             .collect();
         self.zones = std::mem::take(&mut index.zones);
         self.catalogs = std::mem::take(&mut index.catalogs);
+        self.listed = std::mem::take(&mut index.listed);
         let removed: Vec<Id> = self
             .built
             .keys()

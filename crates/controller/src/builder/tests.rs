@@ -256,6 +256,7 @@ pub(super) fn world() -> World {
         account_limits: HashMap::new(),
         default_plan: model::limits::Limits::default(),
         health: HashMap::new(),
+        ..World::default()
     }
 }
 

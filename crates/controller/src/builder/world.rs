@@ -1,12 +1,14 @@
 //! The builder's copy of the store: every object the configs are made of, by id,
 //! kept current by applying the store's change feed ([`World::apply`]) instead of
-//! re-reading the store for every change.
+//! re-reading the store for every change. Three lookups a change needs are indexed
+//! ([`World::domain_named`], [`World::site_of`], [`World::secret`]), so applying
+//! and building a change never scans the platform.
 
 use std::collections::HashMap;
 
 use model::entity::{
     Account, Cluster, Database, DbUser, DnsRecord, Domain, FtpAccount, Kind, MailAlias, Mailbox,
-    Object, Plan, Secret, Server, Site,
+    Object, Plan, Secret, SecretPurpose, Server, Site,
 };
 use model::Id;
 use scheduler::Health;
@@ -213,6 +215,106 @@ pub struct World {
     /// Health of the servers as the controller believes it (not stored; the
     /// caller fills it from the health monitor). A server absent here is `unknown`.
     pub health: HashMap<Id, Health>,
+    /// Domain ids by name (kept by [`World::upsert`] and [`World::remove`]).
+    pub(crate) domain_ids: HashMap<String, Id>,
+    /// Site ids by domain id (one site per domain).
+    pub(crate) site_ids: HashMap<Id, Id>,
+    /// Secret ids by purpose and subject.
+    pub(crate) secret_ids: HashMap<(SecretPurpose, String), Id>,
+}
+
+/// What an object is indexed by in [`World`], if anything.
+enum Indexed {
+    Domain(String),
+    Site(Id),
+    Secret((SecretPurpose, String)),
+    Not,
+}
+
+impl Indexed {
+    fn of(obj: &Obj) -> Self {
+        match obj {
+            Obj::Domain(d) => Self::Domain(d.meta.name.clone()),
+            Obj::Site(s) => Self::Site(s.data.domain),
+            Obj::Secret(s) => Self::Secret((s.data.purpose, s.data.subject.clone())),
+            _ => Self::Not,
+        }
+    }
+}
+
+impl World {
+    /// The domain named `name` (by index; by a scan in a world built by hand, whose
+    /// index is not complete).
+    pub fn domain_named(&self, name: &str) -> Option<&Stored<Domain>> {
+        if self.domain_ids.len() == self.domains.len() {
+            return self
+                .domain_ids
+                .get(name)
+                .and_then(|id| self.domains.get(*id));
+        }
+        self.domains.iter().rev().find(|d| d.meta.name == name)
+    }
+
+    /// The site of domain `domain` (by index, like [`World::domain_named`]).
+    pub fn site_of(&self, domain: Id) -> Option<&Stored<Site>> {
+        if self.site_ids.len() == self.sites.len() {
+            return self
+                .site_ids
+                .get(&domain)
+                .and_then(|id| self.sites.get(*id));
+        }
+        self.sites.iter().rev().find(|s| s.data.domain == domain)
+    }
+
+    /// The secret of `purpose` for `subject` (by index, like [`World::domain_named`]).
+    pub fn secret(&self, purpose: SecretPurpose, subject: &str) -> Option<&Stored<Secret>> {
+        if self.secret_ids.len() == self.secrets.len() {
+            return self
+                .secret_ids
+                .get(&(purpose, subject.to_owned()))
+                .and_then(|id| self.secrets.get(*id));
+        }
+        self.secrets
+            .iter()
+            .rev()
+            .find(|s| s.data.purpose == purpose && s.data.subject == subject)
+    }
+
+    fn index(&mut self, id: Id, key: Indexed) {
+        match key {
+            Indexed::Domain(n) => {
+                self.domain_ids.insert(n, id);
+            }
+            Indexed::Site(d) => {
+                self.site_ids.insert(d, id);
+            }
+            Indexed::Secret(k) => {
+                self.secret_ids.insert(k, id);
+            }
+            Indexed::Not => {}
+        }
+    }
+
+    fn unindex(&mut self, id: Id, key: Indexed) {
+        match key {
+            Indexed::Domain(n) => {
+                if self.domain_ids.get(&n) == Some(&id) {
+                    self.domain_ids.remove(&n);
+                }
+            }
+            Indexed::Site(d) => {
+                if self.site_ids.get(&d) == Some(&id) {
+                    self.site_ids.remove(&d);
+                }
+            }
+            Indexed::Secret(k) => {
+                if self.secret_ids.get(&k) == Some(&id) {
+                    self.secret_ids.remove(&k);
+                }
+            }
+            Indexed::Not => {}
+        }
+    }
 }
 
 impl World {
@@ -293,6 +395,16 @@ impl World {
 
     /// Insert or replace an object; returns the version it replaced.
     pub fn upsert(&mut self, obj: Obj) -> Option<Obj> {
+        let (id, key) = (obj.id(), Indexed::of(&obj));
+        let old = self.upsert_unindexed(obj);
+        if let Some(o) = &old {
+            self.unindex(id, Indexed::of(o));
+        }
+        self.index(id, key);
+        old
+    }
+
+    fn upsert_unindexed(&mut self, obj: Obj) -> Option<Obj> {
         macro_rules! arm {
             ($field:ident, $variant:ident, $ty:ident) => {
                 if let Obj::$variant(o) = obj {
@@ -307,6 +419,14 @@ impl World {
     /// Remove an object; returns it (`None`: a kind the builder does not read, or
     /// not held).
     pub fn remove(&mut self, kind: Kind, id: Id) -> Option<Obj> {
+        let old = self.remove_unindexed(kind, id);
+        if let Some(o) = &old {
+            self.unindex(id, Indexed::of(o));
+        }
+        old
+    }
+
+    fn remove_unindexed(&mut self, kind: Kind, id: Id) -> Option<Obj> {
         macro_rules! arm {
             ($field:ident, $variant:ident, $ty:ident) => {
                 if kind == <$ty as Object>::KIND {

@@ -8,11 +8,13 @@
 //! [`ensure`] issues what is missing, re-issues certificates whose names changed or
 //! that expire within [`RENEW_BEFORE`], deletes secrets nobody needs, and stores them
 //! (`Kind::Secret`, never shown through the customer API). It runs in its own
-//! task ([`run`]), off the build and request paths: the task keeps its own copy of
-//! the store, applied from the change feed, and writes what it makes to the store,
-//! whose change then reaches the config builder through the feed. A build never
-//! waits on signing or key generation; a site without its certificate yet is built
-//! without it and gets it with the next build.
+//! task ([`run`]), off the build and request paths: the task keeps its own small
+//! view of the store ([`KeyState`]: the facts secrets depend on, not the world),
+//! applied from the change feed, plans only the secrets the feed's changes concern
+//! (the same answer as the full [`plan`], property-tested in `proptests.rs`), and
+//! writes what it makes to the store, whose change then reaches the config builder
+//! through the feed. A build never waits on signing or key generation; a site
+//! without its certificate yet is built without it and gets it with the next build.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -25,6 +27,12 @@ use store::{Actor, NewObject, Stored};
 use crate::builder::World;
 use crate::ca::Ca;
 use crate::configs::ChangeNotifier;
+
+#[cfg(test)]
+mod proptests;
+mod state;
+
+pub use state::{Key, KeyState};
 
 /// The DKIM selector of the keys the controller generates (`hp1._domainkey`).
 pub const DKIM_SELECTOR: &str = "hp1";
@@ -46,7 +54,8 @@ pub struct Wanted {
     pub owner: Option<Id>,
 }
 
-/// Every secret the world needs.
+/// Every secret the world needs (the full answer [`KeyState`] computes
+/// incrementally).
 pub fn wanted(world: &World) -> Vec<Wanted> {
     let domains: HashMap<Id, _> = world.domains.iter().map(|d| (d.meta.id, d)).collect();
     let mut out = Vec::new();
@@ -310,13 +319,27 @@ impl std::fmt::Debug for KeyDeps {
     }
 }
 
-/// Bring the stored secrets in line with `world` (its `secrets` as stored).
-/// Returns how many secrets changed; they reach `world` through the feed. A name
-/// the CA cannot certify is logged and skipped (the site is then served without
-/// its certificate).
-pub async fn ensure(deps: &KeyDeps, world: &World) -> Result<usize, KeyError> {
+/// Bring the stored secrets in line with the secrets `state` marked (see
+/// [`KeyState::plan`]). Returns how many secrets changed; they reach `state` (and
+/// the builder) through the feed. A name the CA cannot certify is logged and
+/// skipped (the site is then served without its certificate until it changes or
+/// the renewal check comes). On a store error the marks stay for the next pass.
+pub async fn ensure(deps: &KeyDeps, state: &mut KeyState) -> Result<usize, KeyError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut plan = plan(wanted(world), &world.secrets, now);
+    let plan = state.plan(now);
+    state.settle();
+    match execute(deps, plan, now).await {
+        Ok(n) => Ok(n),
+        Err((e, plan)) => {
+            state.unsettle(&plan);
+            Err(e)
+        }
+    }
+}
+
+/// Carry out `plan`: RSA DKIM keys are requested in the background, everything
+/// else made and written in one transaction. On failure the plan comes back.
+async fn execute(deps: &KeyDeps, mut plan: Plan, now: i64) -> Result<usize, (KeyError, Plan)> {
     let (rsa, create): (Vec<Wanted>, Vec<Wanted>) = std::mem::take(&mut plan.create)
         .into_iter()
         .partition(|w| w.purpose == SecretPurpose::DkimRsa);
@@ -325,7 +348,14 @@ pub async fn ensure(deps: &KeyDeps, world: &World) -> Result<usize, KeyError> {
     if plan.is_empty() {
         return Ok(0);
     }
-    let changes = plan.create.len() + plan.reissue.len() + plan.delete.len();
+    match write(deps, &plan, now).await {
+        Ok(()) => Ok(plan.create.len() + plan.reissue.len() + plan.delete.len()),
+        Err(e) => Err((e, plan)),
+    }
+}
+
+/// Make and store what `plan` says, in one transaction.
+async fn write(deps: &KeyDeps, plan: &Plan, now: i64) -> Result<(), KeyError> {
     let mut tx = deps
         .store
         .begin(Actor {
@@ -361,7 +391,7 @@ pub async fn ensure(deps: &KeyDeps, world: &World) -> Result<usize, KeyError> {
         tx.delete(Kind::Secret, *id).await?;
     }
     tx.commit().await?;
-    Ok(changes)
+    Ok(())
 }
 
 /// Longest rest of the key task between two passes during a burst (see [`run`]).
@@ -371,26 +401,27 @@ const MAX_REST: std::time::Duration = std::time::Duration::from_millis(250);
 /// their end are renewed).
 const RENEW_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The key task: keep a copy of the store from the change feed and bring the
+/// The key task: keep its [`KeyState`] from the change feed and bring the
 /// secrets in line after every change, every resync interval (other controllers)
-/// and hourly (renewals); until the controller stops.
+/// and hourly (renewals: every secret is compared then); until the controller
+/// stops.
 pub async fn run(deps: KeyDeps) {
     let mut changes = deps.changes.subscribe();
     let mut stopping = deps.stopping.clone();
-    let mut world: Option<World> = None;
+    let mut state: Option<KeyState> = None;
     let mut revision = 0;
-    let mut next_check = tokio::time::Instant::now();
+    let mut next_check = tokio::time::Instant::now() + RENEW_CHECK;
     let mut rest_until = tokio::time::Instant::now();
     loop {
-        // A pass compares every wanted secret with the stored ones (O(platform)).
         // Under a burst of API writes the key task would otherwise run back to back
-        // and take a core from the API, so, like the builder, it rests as long as
-        // the last pass took (at most MAX_REST) while changes keep coming and
-        // covers them in one pass; a change on its own is handled at once.
+        // (reading the feed, signing) and take a core from the API, so, like the
+        // builder, it rests as long as the last pass took (at most MAX_REST) while
+        // changes keep coming and covers them in one pass; a change on its own is
+        // handled at once.
         tokio::time::sleep_until(rest_until).await;
         changes.mark_unchanged();
         let started = tokio::time::Instant::now();
-        match pass(&deps, &mut world, &mut revision, &mut next_check).await {
+        match pass(&deps, &mut state, &mut revision, &mut next_check).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(changed = n, "key material updated");
@@ -414,42 +445,43 @@ pub async fn run(deps: KeyDeps) {
     }
 }
 
-/// One pass of [`run`]: apply the feed, then [`ensure`] if something changed
-/// (or the hourly renewal check is due).
+/// One pass of [`run`]: apply the feed (everything at first or when too far
+/// behind), mark every secret when the hourly renewal check is due, then
+/// [`ensure`] what is marked.
 async fn pass(
     deps: &KeyDeps,
-    world: &mut Option<World>,
+    state: &mut Option<KeyState>,
     revision: &mut i64,
     next_check: &mut tokio::time::Instant,
 ) -> Result<usize, KeyError> {
-    let since = if world.is_some() { *revision } else { 0 };
+    let since = if state.is_some() { *revision } else { 0 };
     let feed = match deps.store.changes_since(since).await? {
         store::Changes::Feed(f) => f,
         store::Changes::TooFarBehind { .. } => {
-            *world = None;
+            *state = None;
             match deps.store.changes_since(0).await? {
                 store::Changes::Feed(f) => f,
                 store::Changes::TooFarBehind { .. } => return Ok(0),
             }
         }
     };
-    let changed = match world.as_mut() {
-        Some(w) if since > 0 => !w.apply(&feed)?.is_empty(),
-        _ => {
-            *world = Some(World::from_feed(&feed)?);
-            true
+    let s = match state.as_mut() {
+        Some(s) if since > 0 => {
+            s.apply(&feed)?;
+            s
         }
+        _ => state.insert(KeyState::from_feed(&feed)?),
     };
     *revision = feed.revision;
     let now = tokio::time::Instant::now();
-    let Some(w) = world.as_ref() else {
-        return Ok(0);
-    };
-    if !changed && now < *next_check {
+    if now >= *next_check {
+        *next_check = now + RENEW_CHECK;
+        s.mark_all();
+    }
+    if s.pending() == 0 {
         return Ok(0);
     }
-    *next_check = now + RENEW_CHECK;
-    ensure(deps, w).await
+    ensure(deps, s).await
 }
 
 #[cfg(test)]
