@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::request::{handle_from, Outcome, Transport};
-use crate::udp::Batch;
+use crate::udp::{Batch, Reply};
 use crate::zone::ZoneSet;
 
 /// An accepted NOTIFY: the zone to check now.
@@ -121,8 +121,8 @@ const ANSWER_CACHE_ENTRIES: usize = 50_000;
 #[derive(Default)]
 struct AnswerCache {
     set: Option<Arc<ZoneSet>>,
-    young: std::collections::HashMap<Vec<u8>, Vec<u8>>,
-    old: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    young: std::collections::HashMap<Vec<u8>, Arc<[u8]>>,
+    old: std::collections::HashMap<Vec<u8>, Arc<[u8]>>,
 }
 
 /// The cache key of a plain query: the bytes after the header when the request is
@@ -148,8 +148,8 @@ fn cache_key(req: &[u8]) -> Option<&[u8]> {
 }
 
 impl AnswerCache {
-    /// The cached answer to `req`, patched with its id and flags.
-    fn get(&mut self, set: &Arc<ZoneSet>, req: &[u8]) -> Option<Vec<u8>> {
+    /// The cached answer to `req`, to be sent with its id and flags.
+    fn get(&mut self, set: &Arc<ZoneSet>, req: &[u8]) -> Option<Reply> {
         if !self.set.as_ref().is_some_and(|s| Arc::ptr_eq(s, set)) {
             self.set = Some(Arc::clone(set));
             self.young.clear();
@@ -157,33 +157,36 @@ impl AnswerCache {
             return None;
         }
         let key = cache_key(req)?;
-        let mut out = match self.young.get(key) {
-            Some(hit) => hit.clone(),
+        let hit = match self.young.get(key) {
+            Some(hit) => Arc::clone(hit),
             None => {
                 let (key, hit) = self.old.remove_entry(key)?;
-                let out = hit.clone();
-                self.insert(key, hit);
-                out
+                self.insert(key, Arc::clone(&hit));
+                hit
             }
         };
-        out[0] = req[0];
-        out[1] = req[1];
-        out[2] = (out[2] & !0x01) | (req[2] & 0x01);
-        out[3] = (out[3] & !0x10) | (req[3] & 0x10);
-        Some(out)
+        let flags = hit.get(2..4)?;
+        let head = [
+            req[0],
+            req[1],
+            (flags[0] & !0x01) | (req[2] & 0x01),
+            (flags[1] & !0x10) | (req[3] & 0x10),
+        ];
+        Some(Reply::patched(head, hit))
     }
 
-    fn put(&mut self, req: &[u8], outcome: &Outcome) {
-        let (Some(key), [answer]) = (cache_key(req), outcome.messages.as_slice()) else {
+    /// Keeps `answer`, the only message answering `req` (a plain query).
+    fn put(&mut self, req: &[u8], answer: &Arc<[u8]>) {
+        let Some(key) = cache_key(req) else {
             return;
         };
-        if outcome.notified.is_some() || answer.len() < 12 {
+        if answer.len() < 12 {
             return;
         }
-        self.insert(key.to_vec(), answer.clone());
+        self.insert(key.to_vec(), Arc::clone(answer));
     }
 
-    fn insert(&mut self, key: Vec<u8>, answer: Vec<u8>) {
+    fn insert(&mut self, key: Vec<u8>, answer: Arc<[u8]>) {
         if self.young.len() >= ANSWER_CACHE_ENTRIES / 2 {
             self.old = std::mem::take(&mut self.young);
         }
@@ -222,9 +225,13 @@ async fn serve_udp(
             match handle_from(&set, request, r.peer.ip(), Transport::Udp) {
                 Ok(mut outcome) => {
                     report(events.as_ref(), &mut outcome, r.peer);
-                    cache.put(request, &outcome);
-                    if let Some(reply) = outcome.messages.into_iter().next() {
-                        out.push((reply, r.addr));
+                    let single = outcome.messages.len() == 1;
+                    if let Some(message) = outcome.messages.into_iter().next() {
+                        let message: Arc<[u8]> = message.into();
+                        if single {
+                            cache.put(request, &message);
+                        }
+                        out.push((Reply::whole(message), r.addr));
                     }
                 }
                 Err(e) => tracing::warn!(peer = %r.peer, error = %e, "dropping udp query"),
@@ -366,15 +373,15 @@ mod tests {
 
     fn answer(cache: &mut AnswerCache, zones: &Arc<ZoneSet>, req: &[u8]) -> (bool, Message) {
         if let Some(hit) = cache.get(zones, req) {
-            return (true, Message::from_vec(&hit).expect("decode"));
+            return (true, Message::from_vec(&hit.to_vec()).expect("decode"));
         }
         let peer = std::net::IpAddr::from([127, 0, 0, 1]);
         let outcome = handle_from(zones, req, peer, Transport::Udp).expect("answer");
-        cache.put(req, &outcome);
-        (
-            false,
-            Message::from_vec(&outcome.messages[0]).expect("decode"),
-        )
+        let message: Arc<[u8]> = outcome.messages[0].clone().into();
+        if outcome.messages.len() == 1 {
+            cache.put(req, &message);
+        }
+        (false, Message::from_vec(&message).expect("decode"))
     }
 
     #[test]

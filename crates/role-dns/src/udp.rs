@@ -9,6 +9,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use nix::sys::socket::{
     recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
@@ -31,6 +32,47 @@ pub(crate) struct Received {
     pub peer: SocketAddr,
     /// The sender as the kernel gave it (answers go back to it unchanged).
     pub addr: SockaddrStorage,
+}
+
+/// An answer to send: an encoded message, shared with the answer cache, whose first
+/// four bytes (id and flags) go out from `head` instead: a cached answer is sent as
+/// two slices, without being copied.
+#[derive(Clone, Debug)]
+pub(crate) struct Reply {
+    head: [u8; 4],
+    message: Arc<[u8]>,
+}
+
+impl Reply {
+    /// `message` as it is.
+    pub(crate) fn whole(message: Arc<[u8]>) -> Self {
+        let mut head = [0u8; 4];
+        if let Some(h) = message.get(..4) {
+            head.copy_from_slice(h);
+        }
+        Self { head, message }
+    }
+
+    /// `message` with its first four bytes replaced by `head`.
+    pub(crate) fn patched(head: [u8; 4], message: Arc<[u8]>) -> Self {
+        Self { head, message }
+    }
+
+    /// The bytes as sent.
+    #[cfg(test)]
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        self.slices()
+            .iter()
+            .flat_map(|s| s.iter().copied())
+            .collect()
+    }
+
+    fn slices(&self) -> [IoSlice<'_>; 2] {
+        match self.message.get(4..) {
+            Some(rest) => [IoSlice::new(&self.head), IoSlice::new(rest)],
+            None => [IoSlice::new(&self.message), IoSlice::new(&[])],
+        }
+    }
 }
 
 /// A worker's receive buffers. (The message headers `recvmmsg`/`sendmmsg` fill hold
@@ -109,7 +151,7 @@ impl Batch {
     /// Sends every answer to its address, as few calls as the kernel allows. An
     /// answer the kernel refuses (e.g. an unroutable address) is skipped and logged;
     /// a full send buffer waits for the socket to be writable.
-    pub(crate) async fn send(&self, socket: &UdpSocket, out: &[(Vec<u8>, SockaddrStorage)]) {
+    pub(crate) async fn send(&self, socket: &UdpSocket, out: &[(Reply, SockaddrStorage)]) {
         let fd = socket.as_raw_fd();
         let mut from = 0;
         while from < out.len() {
@@ -118,8 +160,8 @@ impl Batch {
                 .async_io(Interest::WRITABLE, || {
                     let mut headers =
                         MultiHeaders::<SockaddrStorage>::preallocate(rest.len(), None);
-                    let slices: Vec<[IoSlice<'_>; 1]> =
-                        rest.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
+                    let slices: Vec<[IoSlice<'_>; 2]> =
+                        rest.iter().map(|(r, _)| r.slices()).collect();
                     let addrs: Vec<Option<SockaddrStorage>> =
                         rest.iter().map(|(_, a)| Some(*a)).collect();
                     let none: [ControlMessage<'_>; 0] = [];
@@ -182,7 +224,8 @@ mod tests {
                         b.local_addr().expect("b")
                     }
                 );
-                out.push((vec![d[0], d[1], 0xff], r.addr));
+                let answer: Arc<[u8]> = vec![0, 0, 0, 0, d[0], d[1], 0xff].into();
+                out.push((Reply::patched([9, 9, 9, 9], answer), r.addr));
                 seen.push(d);
             }
             batch.send(&server, &out).await;
@@ -191,7 +234,7 @@ mod tests {
             for i in 0..10u8 {
                 let mut buf = [0u8; 8];
                 let n = sock.recv(&mut buf).await.expect("answer");
-                assert_eq!(&buf[..n], &[tag, i, 0xff]);
+                assert_eq!(&buf[..n], &[9, 9, 9, 9, tag, i, 0xff]);
             }
         }
     }
