@@ -130,11 +130,13 @@ pub async fn run_with_engines(
         .as_ref()
         .map(|id| id.info.server.clone())
         .unwrap_or_else(|| config.name.clone());
-    let cached = load_cache(&state_dir, &server_name);
+    // One parsed copy of the config is shared (by `Arc`) between the watch loop and
+    // the supervisor; the supervisor itself keeps only a digest of what it applied.
+    let cached = load_cache(&state_dir, &server_name).map(Arc::new);
 
     // The data plane first: the cached config goes to the engine before any
     // controller is contacted.
-    let (desired_tx, desired_rx) = watch::channel(cached.clone().map(Arc::new));
+    let (desired_tx, desired_rx) = watch::channel(cached.clone());
     let status: SharedStatus = Arc::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let file = StatusFile {
@@ -207,7 +209,7 @@ async fn control_plane(
     existing: Option<Identity>,
     controllers: Arc<Controllers>,
     desired_tx: DesiredTx,
-    cached: Option<DesiredConfig>,
+    cached: Option<Arc<DesiredConfig>>,
     status: SharedStatus,
 ) -> Result<(), AgentError> {
     let id = match existing {
@@ -284,13 +286,13 @@ async fn watch_loop(
     client: &AgentClient,
     controllers: &Controllers,
     desired_tx: DesiredTx,
-    mut current: Option<DesiredConfig>,
+    mut current: Option<Arc<DesiredConfig>>,
 ) {
     let mut backoff = Backoff::default();
     let mut after = current.as_ref().map(|c| c.revision).unwrap_or(0);
     // The first query is a full resync: it repairs whatever changed while down.
     let mut next_resync = Instant::now();
-    let mut items = current.as_ref().and_then(delta::ItemState::from_config);
+    let mut items = current.as_deref().and_then(delta::ItemState::from_config);
     let mut deltas = true;
     let mut need_snapshot = false;
     loop {
@@ -325,7 +327,7 @@ async fn watch_loop(
                 if deltas && !use_delta {
                     items = delta::ItemState::from_config(&cfg);
                 }
-                if current.as_ref() == Some(&cfg) {
+                if current.as_deref() == Some(&cfg) {
                     continue;
                 }
                 tracing::info!(revision = cfg.revision, resync, "new desired config");
@@ -334,8 +336,9 @@ async fn watch_loop(
                     // next resync after a restart repairs the stale cache.
                     tracing::error!("cannot persist the desired config: {e}");
                 }
-                current = Some(cfg.clone());
-                desired_tx.send_replace(Some(Arc::new(cfg)));
+                let cfg = Arc::new(cfg);
+                current = Some(Arc::clone(&cfg));
+                desired_tx.send_replace(Some(cfg));
             }
             Err(ClientError::Status { status, url, .. })
                 if use_delta && status == reqwest::StatusCode::BAD_REQUEST =>

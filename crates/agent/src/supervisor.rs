@@ -210,6 +210,22 @@ impl EngineRegistry {
     }
 }
 
+/// What the supervisor remembers of the config last applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Applied {
+    revision: i64,
+    /// `None` when the config could not be serialised: equal to nothing.
+    digest: Option<[u8; 32]>,
+}
+
+/// The BLAKE3 digest of a config's JSON document (what [`Supervisor::apply`]
+/// compares); `None` if it cannot be serialised, so that it never equals another.
+fn config_digest(cfg: &DesiredConfig) -> Option<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    serde_json::to_writer(&mut h, cfg).ok()?;
+    Some(*h.finalize().as_bytes())
+}
+
 /// Runs the engine of this server's role and tracks what it applied.
 pub struct Supervisor {
     registry: EngineRegistry,
@@ -222,7 +238,10 @@ pub struct Supervisor {
     engine: Option<Box<dyn RoleEngine>>,
     /// Role the engine (or the failed attempt to build it) is for.
     role: Option<String>,
-    applied: Option<DesiredConfig>,
+    /// Revision and digest of the config last applied: enough to skip a config equal
+    /// to it. Not the config itself: a DNS server's is tens of megabytes parsed, and
+    /// the agent already holds one copy.
+    applied: Option<Applied>,
     last_error: Option<(i64, String)>,
 }
 
@@ -296,16 +315,23 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Apply `desired` unless it equals what was last applied. Returns whether the
-    /// engine was called.
+    /// Apply `desired` unless it equals what was last applied (same revision and
+    /// digest). Returns whether the engine was called.
     pub async fn apply(&mut self, desired: &DesiredConfig) -> Result<bool, EngineError> {
-        if self.applied.as_ref() == Some(desired) {
+        let digest = config_digest(desired);
+        let same = |a: &Applied| {
+            a.revision == desired.revision && a.digest.is_some() && a.digest == digest
+        };
+        if self.applied.as_ref().is_some_and(same) {
             return Ok(false);
         }
         let result = self.apply_inner(desired).await;
         match &result {
             Ok(()) => {
-                self.applied = Some(desired.clone());
+                self.applied = Some(Applied {
+                    revision: desired.revision,
+                    digest,
+                });
                 self.last_error = None;
             }
             Err(e) => self.last_error = Some((desired.revision, e.to_string())),
@@ -329,11 +355,6 @@ impl Supervisor {
     /// Revision of the config last applied successfully (0 before the first).
     pub fn applied_revision(&self) -> i64 {
         self.applied.as_ref().map(|c| c.revision).unwrap_or(0)
-    }
-
-    /// The config last applied successfully.
-    pub fn applied(&self) -> Option<&DesiredConfig> {
-        self.applied.as_ref()
     }
 
     /// The engine's report, if it makes one.
@@ -556,6 +577,29 @@ mod tests {
             .apply(&desired(4, RoleConfig::Dns(DnsConfig::default())))
             .await
             .unwrap());
+    }
+
+    /// Only a config equal to the last applied one is skipped: the supervisor keeps
+    /// its digest, not a copy, and any change of content is applied.
+    #[tokio::test]
+    async fn skips_only_an_identical_config() {
+        let mut reg = EngineRegistry::new();
+        reg.register("web", |_| {
+            Ok(Box::new(Flaky {
+                fail: false,
+                applied: 0,
+            }))
+        });
+        let mut s = Supervisor::new(reg, "s".into(), "127.0.0.1".parse().unwrap(), "/x".into());
+        let a = desired(5, RoleConfig::Web(WebConfig::default()));
+        assert!(s.apply(&a).await.unwrap());
+        assert!(!s.apply(&a.clone()).await.unwrap());
+        let mut b = a.clone();
+        b.server.hostname = "t.example.net".into();
+        assert!(s.apply(&b).await.unwrap(), "same revision, other content");
+        assert!(s.apply(&a).await.unwrap(), "back to the first content");
+        assert_eq!(s.applied_revision(), 5);
+        assert_eq!(s.health()[0].detail, "3 applies");
     }
 
     #[tokio::test]

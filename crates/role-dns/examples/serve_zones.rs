@@ -1,8 +1,8 @@
 //! Benchmark helper for `bench/dns/run.sh`.
 //!
-//! - `serve_zones gen <dir> <count>`: writes `<dir>/zones/z<i>.bench.zone` (master
-//!   files for NSD and Knot) and `<dir>/queries.txt` (dnsperf input), from the same
-//!   zone content our engine serves.
+//! - `serve_zones gen <dir> <count>`: writes `<dir>/zones/z<i>.bench.zone` and
+//!   `cmp.bench.zone` (master files for NSD and Knot) and `<dir>/queries.txt`
+//!   (dnsperf input), from the same zone content our engine serves.
 //! - `serve_zones serve <ip> <port> <count>`: runs our engine (inside the agent's
 //!   supervisor, primary zones) with those zones until killed.
 //! - `serve_zones propagate <primary-ip> <secondary-ip> <port> <count> <changes>`: our
@@ -96,6 +96,41 @@ fn content(i: usize, serial: u32) -> ZoneContent {
     }
 }
 
+/// Zone `cmp.bench`, served besides the `z<i>` zones by every server so that
+/// `run.sh` can compare answers byte for byte: CNAME, wildcard, a delegation with
+/// glue, MX with an in-zone target, TXT, NXDOMAIN and NODATA.
+fn cmp_content() -> ZoneContent {
+    let o = "cmp.bench";
+    let n = |l: &str| format!("{l}.{o}");
+    ZoneContent {
+        origin: o.into(),
+        serial: 1,
+        records: vec![
+            rec(
+                o,
+                3600,
+                "SOA",
+                "ns1.hosting.example. hostmaster.hosting.example. 1 3600 600 604800 300",
+            ),
+            rec(o, 3600, "NS", "ns1.hosting.example."),
+            rec(o, 3600, "NS", "ns2.hosting.example."),
+            rec(o, 60, "A", "192.0.2.80"),
+            rec(o, 300, "MX", "10 mail.cmp.bench."),
+            rec(o, 300, "TXT", "\"v=spf1 mx -all\""),
+            rec(&n("mail"), 300, "A", "192.0.2.25"),
+            rec(&n("mail"), 300, "AAAA", "2001:db8::25"),
+            rec(&n("www"), 60, "CNAME", "cmp.bench."),
+            rec(&n("alias"), 60, "CNAME", "www.cmp.bench."),
+            rec(&n("*.wild"), 120, "A", "192.0.2.77"),
+            rec(&n("*.wild"), 120, "TXT", "\"wild card\" \"two strings\""),
+            rec(&n("sub"), 3600, "NS", "ns.sub.cmp.bench."),
+            rec(&n("sub"), 3600, "NS", "ns.elsewhere.example."),
+            rec(&n("ns.sub"), 3600, "A", "192.0.2.53"),
+            rec(&n("_sip._tcp"), 300, "SRV", "10 5 5060 mail.cmp.bench."),
+        ],
+    }
+}
+
 fn primary(c: ZoneContent, notify: Vec<String>) -> ZoneAssignment {
     ZoneAssignment {
         domain: c.origin.clone(),
@@ -129,10 +164,13 @@ fn engine(ip: IpAddr, port: u16, dir: &std::path::Path) -> Result<DnsEngine, Str
 fn gen(dir: &str, count: usize) -> Result<(), String> {
     let zones = std::path::Path::new(dir).join("zones");
     std::fs::create_dir_all(&zones).map_err(|e| e.to_string())?;
-    for i in 0..count {
-        let z = Zone::from_data(&zone_data(&content(i, 1))).map_err(|e| e.to_string())?;
+    for (name, c) in (0..count)
+        .map(|i| (format!("z{i}.bench"), content(i, 1)))
+        .chain([("cmp.bench".to_string(), cmp_content())])
+    {
+        let z = Zone::from_data(&zone_data(&c)).map_err(|e| e.to_string())?;
         let text = format!("$TTL 300\n{}", role_dns::persist::to_text(&z));
-        std::fs::write(zones.join(format!("z{i}.bench.zone")), text).map_err(|e| e.to_string())?;
+        std::fs::write(zones.join(format!("{name}.zone")), text).map_err(|e| e.to_string())?;
     }
     // Deterministic mix: 60% www A, 20% MX at the apex, 20% NXDOMAIN.
     let mut queries = String::new();
@@ -181,10 +219,14 @@ fn desired(count: usize, serials: &[u32], revision: i64) -> Result<(DesiredConfi
         role: RoleConfig::Dns(DnsConfig {
             zones: (0..count)
                 .map(|i| primary(content(i, serials.get(i).copied().unwrap_or(1)), vec![]))
+                .chain([primary(cmp_content(), vec![])])
                 .collect(),
         }),
     };
     let text = serde_json::to_vec(&cfg).map_err(|e| e.to_string())?;
+    // The agent receives bytes: the struct they were made from (the controller's,
+    // in another process) must not count towards this process's memory.
+    drop(cfg);
     let parsed = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
     Ok((parsed, text.len()))
 }
@@ -219,7 +261,8 @@ async fn serve(ip: IpAddr, port: u16, count: usize) -> Result<(), String> {
     init_logs();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut sup = supervisor(ip, port, dir.path());
-    // The agent keeps the config it received (and the supervisor the applied copy).
+    // The agent keeps the config it received (one copy, shared with the supervisor
+    // task; the supervisor itself keeps a digest).
     let (cfg, bytes) = desired(count, &[], 1)?;
     sup.apply(&cfg).await.map_err(|e| e.to_string())?;
     println!(

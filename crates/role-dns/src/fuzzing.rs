@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use crate::lookup::{handle_from, Transport};
+use crate::request::{handle_from, Transport};
 use crate::tsig::Key;
 use crate::zone::{RecordLine, Zone, ZoneData, ZoneMeta, ZoneSet};
 

@@ -2,10 +2,12 @@
 //!
 //! - [`zone`]: the zone description the controller sends ([`ZoneData`]), parsed and
 //!   validated into [`Zone`]s collected in a [`ZoneSet`].
-//! - [`lookup`]: pure answer logic, request bytes → response bytes ([`handle`]) and
-//!   name → sections ([`resolve`]); no sockets, unit-tested directly.
+//! - [`lookup`]: pure name resolution, name → sections ([`resolve`]); [`request`]:
+//!   request bytes → response bytes ([`handle`]: EDNS0, truncation, transfers,
+//!   NOTIFY, TSIG); no sockets, unit-tested directly.
 //! - [`server`]: UDP and TCP listeners ([`run`]) answering from a live zone set that is
-//!   swapped atomically through a `tokio::sync::watch` channel.
+//!   swapped atomically through a `tokio::sync::watch` channel; UDP in batches of
+//!   datagrams (`recvmmsg`/`sendmmsg`, `udp`).
 //! - [`xfr`]: AXFR/IXFR record streams, the IXFR journal diff, and applying received
 //!   transfers; [`tsig`]: RFC 8945 HMAC-SHA256 signing and verification.
 //! - [`client`]: outgoing SOA queries, transfers and NOTIFY; [`persist`]: transferred
@@ -29,12 +31,15 @@ pub mod fuzzing;
 pub mod lookup;
 pub mod persist;
 pub mod plan;
+pub mod request;
 pub mod server;
 pub mod tsig;
+mod udp;
 pub mod xfr;
 pub mod zone;
 
 pub use engine::{start_engine, DnsEngine};
-pub use lookup::{handle, handle_from, resolve, LookupError, Outcome, Resolution, Transport};
+pub use lookup::{resolve, Resolution};
+pub use request::{handle, handle_from, LookupError, Outcome, Transport};
 pub use server::{run, run_with_options, ServerOptions};
 pub use zone::{RecordLine, Zone, ZoneData, ZoneError, ZoneMeta, ZoneSet};

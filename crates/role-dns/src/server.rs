@@ -15,7 +15,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::lookup::{handle_from, Outcome, Transport};
+use crate::request::{handle_from, Outcome, Transport};
+use crate::udp::{Batch, Reply};
 use crate::zone::ZoneSet;
 
 /// An accepted NOTIFY: the zone to check now.
@@ -105,17 +106,23 @@ async fn serve_udp_workers(
     while tasks.join_next().await.is_some() {}
 }
 
-/// Most answers one UDP worker keeps encoded (cleared when full).
+/// Most answers one UDP worker keeps encoded, over its two generations.
 const ANSWER_CACHE_ENTRIES: usize = 50_000;
 
 /// Encoded answers to plain UDP queries, valid for one zone set: keyed by the exact
 /// question (and OPT record) bytes, so a hit differs from the query only in its id
 /// and RD/CD bits, which are patched in. Signed requests, transfers, NOTIFY and
 /// anything unusual never enter it.
+///
+/// Two generations: when the young one is full it becomes the old one (the previous
+/// old one is dropped) and a hit in the old one moves back to the young one. So a
+/// stream of one-off questions (random names answered NXDOMAIN) cycles through
+/// without flushing the answers asked again and again.
 #[derive(Default)]
 struct AnswerCache {
     set: Option<Arc<ZoneSet>>,
-    answers: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    young: std::collections::HashMap<Vec<u8>, Arc<[u8]>>,
+    old: std::collections::HashMap<Vec<u8>, Arc<[u8]>>,
 }
 
 /// The cache key of a plain query: the bytes after the header when the request is
@@ -141,45 +148,65 @@ fn cache_key(req: &[u8]) -> Option<&[u8]> {
 }
 
 impl AnswerCache {
-    /// The cached answer to `req`, patched with its id and flags.
-    fn get(&mut self, set: &Arc<ZoneSet>, req: &[u8]) -> Option<Vec<u8>> {
+    /// The cached answer to `req`, to be sent with its id and flags.
+    fn get(&mut self, set: &Arc<ZoneSet>, req: &[u8]) -> Option<Reply> {
         if !self.set.as_ref().is_some_and(|s| Arc::ptr_eq(s, set)) {
             self.set = Some(Arc::clone(set));
-            self.answers.clear();
+            self.young.clear();
+            self.old.clear();
             return None;
         }
-        let mut out = self.answers.get(cache_key(req)?)?.clone();
-        out[0] = req[0];
-        out[1] = req[1];
-        out[2] = (out[2] & !0x01) | (req[2] & 0x01);
-        out[3] = (out[3] & !0x10) | (req[3] & 0x10);
-        Some(out)
+        let key = cache_key(req)?;
+        let hit = match self.young.get(key) {
+            Some(hit) => Arc::clone(hit),
+            None => {
+                let (key, hit) = self.old.remove_entry(key)?;
+                self.insert(key, Arc::clone(&hit));
+                hit
+            }
+        };
+        let flags = hit.get(2..4)?;
+        let head = [
+            req[0],
+            req[1],
+            (flags[0] & !0x01) | (req[2] & 0x01),
+            (flags[1] & !0x10) | (req[3] & 0x10),
+        ];
+        Some(Reply::patched(head, hit))
     }
 
-    fn put(&mut self, req: &[u8], outcome: &Outcome) {
-        let (Some(key), [answer]) = (cache_key(req), outcome.messages.as_slice()) else {
+    /// Keeps `answer`, the only message answering `req` (a plain query).
+    fn put(&mut self, req: &[u8], answer: &Arc<[u8]>) {
+        let Some(key) = cache_key(req) else {
             return;
         };
-        if outcome.notified.is_some() || answer.len() < 12 {
+        if answer.len() < 12 {
             return;
         }
-        if self.answers.len() >= ANSWER_CACHE_ENTRIES {
-            self.answers.clear();
+        self.insert(key.to_vec(), Arc::clone(answer));
+    }
+
+    fn insert(&mut self, key: Vec<u8>, answer: Arc<[u8]>) {
+        if self.young.len() >= ANSWER_CACHE_ENTRIES / 2 {
+            self.old = std::mem::take(&mut self.young);
         }
-        self.answers.insert(key.to_vec(), answer.clone());
+        self.young.insert(key, answer);
     }
 }
 
-/// Answers UDP queries forever.
+/// Answers UDP queries forever, a batch at a time ([`crate::udp`]): every datagram
+/// waiting is received in one call, answered (from the answer cache when it can be),
+/// and the answers are sent in one call.
 async fn serve_udp(
     socket: &UdpSocket,
     zones: watch::Receiver<Arc<ZoneSet>>,
     events: Option<mpsc::Sender<Notified>>,
 ) {
-    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    let mut batch = Batch::new();
     let mut cache = AnswerCache::default();
+    let mut out = Vec::with_capacity(crate::udp::BATCH);
     loop {
-        let (len, peer) = match socket.recv_from(&mut buf).await {
+        let got = match batch.recv(socket).await {
             Ok(got) => got,
             Err(e) => {
                 tracing::debug!(error = %e, "udp receive failed");
@@ -188,25 +215,30 @@ async fn serve_udp(
             }
         };
         let set = zones.borrow().clone();
-        let request = &buf[..len];
-        if let Some(reply) = cache.get(&set, request) {
-            if let Err(e) = socket.send_to(&reply, peer).await {
-                tracing::debug!(%peer, error = %e, "udp send failed");
+        out.clear();
+        for (i, r) in got.iter().enumerate() {
+            let request = batch.datagram(i, r.len);
+            if let Some(reply) = cache.get(&set, request) {
+                out.push((reply, r.addr));
+                continue;
             }
-            continue;
-        }
-        match handle_from(&set, request, peer.ip(), Transport::Udp) {
-            Ok(mut outcome) => {
-                report(events.as_ref(), &mut outcome, peer);
-                cache.put(request, &outcome);
-                if let Some(reply) = outcome.messages.first() {
-                    if let Err(e) = socket.send_to(reply, peer).await {
-                        tracing::debug!(%peer, error = %e, "udp send failed");
+            match handle_from(&set, request, r.peer.ip(), Transport::Udp) {
+                Ok(mut outcome) => {
+                    report(events.as_ref(), &mut outcome, r.peer);
+                    let single = outcome.messages.len() == 1;
+                    if let Some(message) = outcome.messages.into_iter().next() {
+                        let message: Arc<[u8]> = message.into();
+                        if single {
+                            cache.put(request, &message);
+                        }
+                        out.push((Reply::whole(message), r.addr));
                     }
                 }
+                Err(e) => tracing::warn!(peer = %r.peer, error = %e, "dropping udp query"),
             }
-            Err(e) => tracing::warn!(%peer, error = %e, "dropping udp query"),
         }
+        drop(set);
+        batch.send(socket, &out).await;
     }
 }
 
@@ -341,15 +373,15 @@ mod tests {
 
     fn answer(cache: &mut AnswerCache, zones: &Arc<ZoneSet>, req: &[u8]) -> (bool, Message) {
         if let Some(hit) = cache.get(zones, req) {
-            return (true, Message::from_vec(&hit).expect("decode"));
+            return (true, Message::from_vec(&hit.to_vec()).expect("decode"));
         }
         let peer = std::net::IpAddr::from([127, 0, 0, 1]);
         let outcome = handle_from(zones, req, peer, Transport::Udp).expect("answer");
-        cache.put(req, &outcome);
-        (
-            false,
-            Message::from_vec(&outcome.messages[0]).expect("decode"),
-        )
+        let message: Arc<[u8]> = outcome.messages[0].clone().into();
+        if outcome.messages.len() == 1 {
+            cache.put(req, &message);
+        }
+        (false, Message::from_vec(&message).expect("decode"))
     }
 
     #[test]
@@ -411,5 +443,27 @@ mod tests {
         ))
         .is_none());
         assert!(cache_key(&[0u8; 11]).is_none());
+    }
+
+    /// One-off questions cycle through the cache without pushing out an answer that
+    /// keeps being asked; an answer asked no more ages out.
+    #[test]
+    fn answer_cache_keeps_what_is_asked_again() {
+        let mut cache = AnswerCache::default();
+        let zones = set("192.0.2.1");
+        let q = |name: &str| query(1, name, RecordType::A, false, false, OpCode::Query);
+        let hot = q("www.example.com.");
+        let cold = q("cold.example.com.");
+        assert!(!answer(&mut cache, &zones, &hot).0);
+        assert!(!answer(&mut cache, &zones, &cold).0);
+        for i in 0..ANSWER_CACHE_ENTRIES * 2 {
+            let name = format!("nx{i}.example.com.");
+            assert!(!answer(&mut cache, &zones, &q(&name)).0);
+            if i % 1000 == 0 {
+                assert!(answer(&mut cache, &zones, &hot).0, "hot answer lost at {i}");
+            }
+        }
+        assert!(!answer(&mut cache, &zones, &cold).0, "cold answer kept");
+        assert!(cache.young.len() + cache.old.len() <= ANSWER_CACHE_ENTRIES);
     }
 }

@@ -44,7 +44,7 @@ pub fn soa_serial(record: &Record) -> Option<u32> {
 
 /// The AXFR record stream: SOA, every other record, SOA.
 pub fn axfr_records(zone: &Zone) -> Vec<Record> {
-    let mut out: Vec<Record> = zone.records().cloned().collect();
+    let mut out: Vec<Record> = zone.records().collect();
     out.push(zone.soa().clone());
     out
 }
@@ -68,7 +68,7 @@ pub fn diff(old: &Zone, new: &Zone) -> (Vec<Record>, Vec<Record>) {
     let body = |z: &Zone| -> HashMap<Vec<u8>, Record> {
         z.records()
             .filter(|r| r.record_type() != RecordType::SOA)
-            .map(|r| (record_key(r, true), r.clone()))
+            .map(|r| (record_key(&r, true), r))
             .collect()
     };
     let (a, b) = (body(old), body(new));
@@ -271,7 +271,6 @@ pub fn apply_incremental(
     let mut records: Vec<Record> = current
         .records()
         .filter(|r| r.record_type() != RecordType::SOA)
-        .cloned()
         .collect();
     let mut soa = current.soa().clone();
     for (old, dels, new, adds) in diffs {

@@ -11,6 +11,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::tsig::Key;
@@ -114,6 +117,14 @@ pub enum ZoneError {
         /// The owner name.
         name: String,
     },
+    /// A record's data cannot be put in wire form (e.g. longer than 65535 bytes).
+    #[error("records at {name} cannot be encoded: {reason}")]
+    Encode {
+        /// The owner name.
+        name: String,
+        /// What the encoder said.
+        reason: String,
+    },
     /// Two zones in one set have the same origin.
     #[error("zone {origin} appears twice")]
     DuplicateZone {
@@ -139,26 +150,85 @@ const SUPPORTED: [RecordType; 10] = [
 /// All data at one owner name. An empty node is an empty non-terminal (RFC 4592 §2.2.2):
 /// the name exists (so queries for it are NODATA, not NXDOMAIN) but holds no records.
 ///
-/// Stored as exact-size boxed slices sorted by type: a server holds tens of thousands
-/// of zones, and a growable `Vec` of one 272-byte record reserves four, a `BTreeMap`
-/// node eleven entries.
+/// Stored compactly, as an exact-size slice of [`RRset`]s sorted by type, each in wire
+/// form: a server holds tens of thousands of zones, and a parsed hickory `Record` is
+/// 272 bytes (plus its heap) where most RDATA is 4 to 40 bytes on the wire.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Node {
-    rrsets: Box<[(RecordType, Box<[Record]>)]>,
+    rrsets: Box<[RRset]>,
+}
+
+/// One RRset in wire form: its type, its one TTL (RFC 2181 §5.2) and every record's
+/// RDATA, uncompressed with the case it was given, each prefixed by its 16-bit length.
+/// Records are decoded back (owner set by the caller) only when an answer needs them.
+#[derive(Clone, Debug)]
+pub(crate) struct RRset {
+    rtype: RecordType,
+    ttl: u32,
+    rdata: Box<[u8]>,
+}
+
+impl RRset {
+    /// Encodes an RRset whose records all have `rtype` (TTLs already unified).
+    fn encode(rtype: RecordType, records: &[Record]) -> Result<Self, String> {
+        let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
+        let mut rdata = Vec::new();
+        for r in records {
+            let mut one = Vec::new();
+            let mut enc = BinEncoder::new(&mut one);
+            enc.set_name_encoding(NameEncoding::Uncompressed);
+            r.data.emit(&mut enc).map_err(|e| e.to_string())?;
+            let len = u16::try_from(one.len()).map_err(|_| "RDATA longer than 65535 bytes")?;
+            rdata.extend_from_slice(&len.to_be_bytes());
+            rdata.extend_from_slice(&one);
+        }
+        Ok(Self {
+            rtype,
+            ttl,
+            rdata: rdata.into_boxed_slice(),
+        })
+    }
+
+    /// The RRset's type.
+    pub(crate) fn rtype(&self) -> RecordType {
+        self.rtype
+    }
+
+    /// The records, decoded, with `owner` as their name. Our own encoding always
+    /// decodes; a record that would not is left out rather than answered wrongly.
+    pub(crate) fn records(&self, owner: &Name) -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(len) = self.rdata.get(at..at + 2) {
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let Some(bytes) = self.rdata.get(at + 2..at + 2 + len) else {
+                break;
+            };
+            at += 2 + len;
+            let mut dec = BinDecoder::new(bytes);
+            let Ok(len16) = u16::try_from(len) else { break };
+            if let Ok(data) = RData::read(&mut dec, self.rtype, Restrict::new(len16)) {
+                let mut r = Record::from_rdata(owner.clone(), self.ttl, data);
+                r.dns_class = DNSClass::IN;
+                out.push(r);
+            }
+        }
+        out
+    }
 }
 
 impl Node {
     /// The RRset of one type, if present.
-    pub(crate) fn get(&self, rtype: RecordType) -> Option<&[Record]> {
+    pub(crate) fn get(&self, rtype: RecordType) -> Option<&RRset> {
         self.rrsets
-            .binary_search_by(|(t, _)| t.cmp(&rtype))
+            .binary_search_by(|s| s.rtype.cmp(&rtype))
             .ok()
-            .map(|i| &*self.rrsets[i].1)
+            .map(|i| &self.rrsets[i])
     }
 
     /// Every RRset, by type.
-    pub(crate) fn rrsets(&self) -> impl Iterator<Item = (RecordType, &[Record])> {
-        self.rrsets.iter().map(|(t, r)| (*t, &**r))
+    pub(crate) fn rrsets(&self) -> impl Iterator<Item = &RRset> {
+        self.rrsets.iter()
     }
 
     /// Whether the node holds no records (an empty non-terminal).
@@ -167,13 +237,13 @@ impl Node {
         self.rrsets.is_empty()
     }
 
-    fn from_map(map: BTreeMap<RecordType, Vec<Record>>) -> Self {
-        Self {
+    fn from_map(map: BTreeMap<RecordType, Vec<Record>>) -> Result<Self, String> {
+        Ok(Self {
             rrsets: map
                 .into_iter()
-                .map(|(t, r)| (t, r.into_boxed_slice()))
-                .collect(),
-        }
+                .map(|(t, r)| RRset::encode(t, &r))
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -314,25 +384,25 @@ impl Zone {
             origin: origin_text.clone(),
             reason: "no SOA record at the apex",
         })?;
-        for (name, node) in &mut nodes {
+        for (name, node) in &nodes {
             if node.contains_key(&RecordType::CNAME) && node.len() > 1 {
                 return Err(ZoneError::CnameConflict {
                     origin: origin_text,
                     name: name.to_ascii(),
                 });
             }
-            // One TTL per RRset (RFC 2181 §5.2): use the smallest given.
-            for rrset in node.values_mut() {
-                let ttl = rrset.iter().map(|r| r.ttl).min().unwrap_or(0);
-                for r in rrset.iter_mut() {
-                    r.ttl = ttl;
-                }
-            }
         }
+        // One TTL per RRset (RFC 2181 §5.2): the smallest given (`RRset::encode`).
         let mut nodes: HashMap<Name, Node> = nodes
             .into_iter()
-            .map(|(name, map)| (name, Node::from_map(map)))
-            .collect();
+            .map(|(name, map)| {
+                let node = Node::from_map(map).map_err(|reason| ZoneError::Encode {
+                    name: name.to_ascii(),
+                    reason,
+                })?;
+                Ok((name, node))
+            })
+            .collect::<Result<_, ZoneError>>()?;
         nodes.shrink_to_fit();
         Ok(Self { origin, soa, nodes })
     }
@@ -377,20 +447,24 @@ impl Zone {
         soa
     }
 
-    /// Every record of the zone, SOA first (the order a zone transfer needs).
-    pub fn records(&self) -> impl Iterator<Item = &Record> {
-        std::iter::once(&self.soa).chain(
-            self.nodes
-                .values()
-                .flat_map(Node::rrsets)
-                .filter(|(t, _)| *t != RecordType::SOA)
-                .flat_map(|(_, rrset)| rrset.iter()),
-        )
+    /// Every record of the zone, SOA first (the order a zone transfer needs),
+    /// decoded from the compact form (transfers and persistence; not the query path).
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        std::iter::once(self.soa.clone()).chain(self.nodes.iter().flat_map(|(name, node)| {
+            node.rrsets()
+                .filter(|s| s.rtype() != RecordType::SOA)
+                .flat_map(move |s| s.records(name))
+        }))
     }
 
     /// The node at `name`, if the name exists in the zone.
     pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
         self.nodes.get(name)
+    }
+
+    /// The node at `name` with its owner name as the zone spells it.
+    pub(crate) fn named_node(&self, name: &Name) -> Option<(&Name, &Node)> {
+        self.nodes.get_key_value(name)
     }
 }
 
@@ -678,7 +752,7 @@ mod tests {
         let node = z
             .node(&parse_name("A.EXAMPLE.COM").expect("name"))
             .expect("node");
-        let rrset = node.get(RecordType::A).expect("rrset");
+        let rrset = node.get(RecordType::A).expect("rrset").records(z.origin());
         assert_eq!(rrset.len(), 2);
         assert!(rrset.iter().all(|r| r.ttl == 50));
     }
