@@ -34,7 +34,8 @@ use crate::plan::{render, Layout, Plan};
 use crate::server::{run_with_options, ServerOptions};
 use crate::tls::CertStore;
 
-/// How often a dead php-fpm master is noticed and restarted.
+/// How often a dead php-fpm master is noticed and restarted (and PHP site
+/// folders synced meanwhile get their owner).
 const FPM_WATCHDOG: Duration = Duration::from_secs(5);
 
 /// The running web engine.
@@ -383,16 +384,24 @@ pub fn prune_content(content_root: &std::path::Path, keep: &BTreeSet<String>) ->
     removed
 }
 
+/// Restart a php-fpm master that died (with its own pools only: the others are
+/// not touched) and give newly synced PHP site folders their owner.
 async fn fpm_watchdog(fpm: Arc<tokio::sync::Mutex<FpmManager>>) {
+    let mut last_error = String::new();
     loop {
         tokio::time::sleep(FPM_WATCHDOG).await;
         let mut m = fpm.lock().await;
-        let pools = m.pools().to_vec();
-        if !pools.is_empty() && !m.running() {
-            tracing::warn!("php-fpm master is gone; restarting it");
-            if let Err(e) = m.apply(&pools).await {
-                tracing::error!(error = %e, "restarting php-fpm failed");
+        if !m.running() {
+            tracing::warn!("a php-fpm master is gone; restarting it");
+        }
+        match m.revive().await {
+            Ok(()) => last_error.clear(),
+            // Logged once, not every tick (e.g. php-fpm not installed).
+            Err(e) if e.to_string() != last_error => {
+                last_error = e.to_string();
+                tracing::error!(error = %last_error, "restarting php-fpm failed");
             }
+            Err(_) => {}
         }
     }
 }

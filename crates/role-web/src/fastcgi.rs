@@ -35,6 +35,8 @@ const MAX_CONTENT: usize = 65535;
 const MAX_HEADERS: usize = 64 << 10;
 /// Connecting to the pool socket.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a missing or refusing pool socket is retried before the 502.
+const CONNECT_RETRY: Duration = Duration::from_secs(2);
 /// Silence from the application before the request is abandoned.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -113,6 +115,27 @@ pub fn encode_params(params: &[(String, String)]) -> Vec<u8> {
     out
 }
 
+/// Connect to the pool socket. A missing or refusing socket is retried for up to
+/// [`CONNECT_RETRY`]: a pool that changes php-fpm master (idle masters are merged,
+/// a new site's master is starting) leaves its socket path briefly unbound, and
+/// nothing was sent yet, so waiting is safe where failing would be a 502.
+async fn connect(socket: &Path) -> io::Result<UnixStream> {
+    let deadline = tokio::time::Instant::now() + CONNECT_RETRY;
+    loop {
+        match UnixStream::connect(socket).await {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ) && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Run one request on the pool at `socket`.
 pub async fn execute(
     socket: &Path,
@@ -121,7 +144,7 @@ pub async fn execute(
     logs: Logs,
     who: String,
 ) -> Result<FcgiResponse, FcgiError> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket)).await {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect(socket)).await {
         Ok(Ok(s)) => s,
         Ok(Err(source)) => {
             return Err(FcgiError::Connect {

@@ -10,7 +10,8 @@
 //!   conditional GET, ranges and gzip/brotli; [`hot`] keeps small files that were
 //!   just opened ready to answer for 1 ms (the site root's revalidation window).
 //! - [`fastcgi`], [`php`], [`fpm`]: PHP through PHP-FPM (one pool per site, its own
-//!   system user and socket), managed by the engine.
+//!   system user and socket), managed by the engine in php-fpm masters that a
+//!   change to another site never reloads.
 //! - [`log`]: per-site access logs (combined format) and the error log.
 //! - [`engine`]: the agent adapter, [`start_engine`].
 //!
