@@ -427,22 +427,20 @@ async fn main() -> Result<()> {
         }
     }
 
-    let up = until(
-        Duration::from_secs(120),
-        "every agent up and applied",
-        || {
-            let (c, u) = (&client, &url);
-            async move {
-                let list = servers(c, u).await?;
-                Ok(list.len() == agent_count
-                    && list.iter().all(|s| {
-                        s.health == "up"
-                            && s.config_revision.is_some()
-                            && s.applied_revision == s.config_revision
-                    }))
-            }
-        },
-    )
+    // Generous with size: at 100,000 sites each agent loads 10,000 of them.
+    let limit = Duration::from_secs(120 + args.domains as u64 / 100);
+    let up = until(limit, "every agent up and applied", || {
+        let (c, u) = (&client, &url);
+        async move {
+            let list = servers(c, u).await?;
+            Ok(list.len() == agent_count
+                && list.iter().all(|s| {
+                    s.health == "up"
+                        && s.config_revision.is_some()
+                        && s.applied_revision == s.config_revision
+                }))
+        }
+    })
     .await?;
     println!(
         "agents:    {agent_count} joined, up and applied in {:.1} s",
@@ -460,7 +458,7 @@ async fn main() -> Result<()> {
         }
     }
     let per_cluster = |c: usize| (args.domains + args.web_clusters - 1 - c) / args.web_clusters;
-    let placed = until(Duration::from_secs(120), "sites placed and applied", || {
+    let placed = until(limit, "sites placed and applied", || {
         let (cl, u, sh) = (&client, &url, &shared);
         async move {
             let snap = sh.snapshot();
