@@ -620,8 +620,9 @@ async fn main() -> Result<()> {
     latencies.sort();
     api.sort();
     println!(
-        "writes:    {} PATCH /v1/sites/{{domain}} (php toggle), one at a time, {} ms settle; {:.1} s",
+        "writes:    {} PATCH /v1/sites/{{domain}} ({:?} toggle), one at a time, {} ms settle; {:.1} s",
         args.writes,
+        args.toggle,
         args.settle_ms,
         measure_elapsed.as_secs_f64()
     );
