@@ -7,14 +7,19 @@
 //!    round-robin over the web clusters (N concurrent API clients);
 //! 2. runs W×S agents (default 10×5 = 50) in this process: [`agent::run_with_engines`]
 //!    in tokio tasks, each with its own state dir and source address `127.0.1.x`, joined
-//!    with one-time join tokens, over real HTTPS with mutual TLS. Their web engine is a
-//!    small recording engine: each `apply` notes the time and what it was given;
+//!    with one-time join tokens, over real HTTPS with mutual TLS. The first R servers
+//!    of each cluster (`--real-web`, default 1) run the real web engine (`role_web`:
+//!    HTTP on `127.0.2.x:80`, HTTPS on `:443`, every site's certificate loaded), wrapped
+//!    to note when each apply finished and how long the engine took; the others
+//!    (`127.0.1.x`) run a small recording engine that only notes each `apply`;
 //! 3. waits until every server is up, its `single` sites are placed, and every agent
 //!    has applied its current config;
-//! 4. makes K writes one after another (default 200; each toggles `php` of one site
-//!    with `PATCH /v1/sites/{domain}`) and measures, per write, the time from the API's
-//!    200 response until every agent of the site's cluster has applied a config with the
-//!    new `php` value. It also counts which agents applied anything during each write's
+//! 4. makes K writes one after another (default 200; each toggles `https_redirect`
+//!    of one site with `PATCH /v1/sites/{domain}`, or `php` with `--toggle php`, which
+//!    needs `--real-web 0`: the real engine would start php-fpm pools and create a
+//!    system user per site) and measures, per write, the time from the API's 200
+//!    response until every agent of the site's cluster (real engines included) has
+//!    applied a config with the new value. It also counts which agents applied anything during each write's
 //!    window: only the S servers of the site's cluster should.
 //!
 //! Prints propagation p50/p99/max, API write latency, fan-out, the controller's RSS, the
@@ -23,14 +28,18 @@
 //! ```text
 //! cargo build --release -p hostplane -p bench-propagation
 //! target/release/bench-propagation [--domains 10000] [--web-clusters 10] [--servers 5]
-//!     [--writes 200] [--concurrency 32] [--settle-ms 100] [--bin target/release/hostplane]
+//!     [--writes 200] [--concurrency 32] [--settle-ms 100] [--real-web 1]
+//!     [--toggle https-redirect|php] [--bin target/release/hostplane]
 //! ```
 //!
 //! `RUST_LOG=warn,controller::configs=debug BENCH_CONTROLLER_LOG=/tmp/c.log` keeps the
 //! controller's log with the duration of each config build phase.
 
+mod engines;
+mod util;
+
 use anyhow::{bail, Context, Result};
-use proto::agent_v1::{EngineHealth, EngineState, RoleConfig};
+use engines::{lock, RealWebEngine, RecordingEngine, Shared, Target, Toggle};
 use proto::v1::{
     CreateCluster, CreateCustomer, CreateDomain, CreateJoinToken, CreateSite, JoinTokenCreated,
     Page, ServerView, UpdateSite,
@@ -40,12 +49,13 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use util::{loadavg, ms, percentile, post, rss_kib, run_parallel, send_json, CountLayer, Counter};
 
 struct Args {
     domains: usize,
@@ -54,6 +64,8 @@ struct Args {
     writes: usize,
     concurrency: usize,
     settle_ms: u64,
+    real_web: usize,
+    toggle: Toggle,
     bin: String,
 }
 
@@ -65,6 +77,8 @@ fn parse_args() -> Result<Args> {
         writes: 200,
         concurrency: 32,
         settle_ms: 100,
+        real_web: 1,
+        toggle: Toggle::HttpsRedirect,
         bin: "target/release/hostplane".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -78,6 +92,14 @@ fn parse_args() -> Result<Args> {
             "--writes" => args.writes = it.next().context("--writes N")?.parse()?,
             "--concurrency" => args.concurrency = it.next().context("--concurrency N")?.parse()?,
             "--settle-ms" => args.settle_ms = it.next().context("--settle-ms MS")?.parse()?,
+            "--real-web" => args.real_web = it.next().context("--real-web N")?.parse()?,
+            "--toggle" => {
+                args.toggle = match it.next().context("--toggle FIELD")?.as_str() {
+                    "https-redirect" => Toggle::HttpsRedirect,
+                    "php" => Toggle::Php,
+                    other => bail!("--toggle: `{other}` is neither https-redirect nor php"),
+                }
+            }
             "--bin" => args.bin = it.next().context("--bin PATH")?,
             other => bail!("unknown argument {other}; see the module doc"),
         }
@@ -86,7 +108,13 @@ fn parse_args() -> Result<Args> {
         bail!("need at least one web cluster, one server per cluster and one domain per cluster");
     }
     if args.web_clusters * args.servers > 250 {
-        bail!("at most 250 agents (one 127.0.1.x address each)");
+        bail!("at most 250 agents (one 127.0.1.x or 127.0.2.x address each)");
+    }
+    if args.real_web > args.servers {
+        bail!("--real-web counts servers per cluster: at most --servers");
+    }
+    if args.toggle == Toggle::Php && args.real_web > 0 {
+        bail!("--toggle php needs --real-web 0 (real engines would start php-fpm pools and create system users)");
     }
     if args.writes > args.domains {
         bail!("--writes must not exceed --domains (each write toggles a different site)");
@@ -102,207 +130,6 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-async fn send_json<T: serde::Serialize>(
-    c: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    body: &T,
-) -> Result<reqwest::Response> {
-    let r = c.request(method.clone(), url).json(body).send().await?;
-    if !r.status().is_success() {
-        bail!(
-            "{method} {url}: {} {}",
-            r.status(),
-            r.text().await.unwrap_or_default()
-        );
-    }
-    Ok(r)
-}
-
-async fn post<T: serde::Serialize>(c: &reqwest::Client, url: &str, body: &T) -> Result<()> {
-    send_json(c, reqwest::Method::POST, url, body).await?;
-    Ok(())
-}
-
-/// Run `make(i)` for `i in 0..total` with at most `n` in flight; returns elapsed time.
-async fn run_parallel<F, Fut>(total: usize, n: usize, make: F) -> Result<Duration>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
-{
-    let make = Arc::new(make);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..n {
-        let make = make.clone();
-        let next = next.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return Ok::<(), anyhow::Error>(());
-                }
-                make(i).await?;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(start.elapsed())
-}
-
-// ------------------------------------------------------------------ recording engine
-
-/// What one agent's engine has applied.
-#[derive(Debug, Default, Clone)]
-struct AgentStats {
-    /// Number of `apply` calls.
-    applies: u64,
-    /// Sites in the last applied config.
-    sites: usize,
-    /// Active sites in the last applied config.
-    active: usize,
-    /// The write whose effect it applied last, and when.
-    reached: Option<(u64, Instant)>,
-}
-
-/// The effect the current write must have: site `domain` with `php`.
-#[derive(Debug, Clone)]
-struct Target {
-    write: u64,
-    domain: String,
-    php: bool,
-}
-
-/// Shared between the engines of all agents and the measuring loop.
-struct Shared {
-    agents: Mutex<HashMap<String, AgentStats>>,
-    target: Mutex<Option<Target>>,
-    /// Bumped after every apply, so waiters wake without missing one.
-    applied: watch::Sender<u64>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    fn snapshot(&self) -> HashMap<String, AgentStats> {
-        lock(&self.agents).clone()
-    }
-}
-
-/// A web engine that serves nothing and records each apply in [`Shared`].
-struct RecordingEngine {
-    server: String,
-    shared: Arc<Shared>,
-}
-
-impl agent::RoleEngine for RecordingEngine {
-    fn name(&self) -> &str {
-        "web"
-    }
-
-    fn apply<'a>(
-        &'a mut self,
-        cfg: &'a RoleConfig,
-    ) -> agent::BoxFuture<'a, Result<(), agent::EngineError>> {
-        Box::pin(async move {
-            let now = Instant::now();
-            let RoleConfig::Web(web) = cfg else {
-                return Err(agent::EngineError::Invalid(format!(
-                    "a {} config for the web engine",
-                    cfg.role()
-                )));
-            };
-            let hit = lock(&self.shared.target).as_ref().and_then(|t| {
-                web.sites
-                    .iter()
-                    .any(|s| s.domain == t.domain && s.php == t.php)
-                    .then_some(t.write)
-            });
-            {
-                let mut agents = lock(&self.shared.agents);
-                let e = agents.entry(self.server.clone()).or_default();
-                e.applies += 1;
-                e.sites = web.sites.len();
-                e.active = web.sites.iter().filter(|s| s.active).count();
-                if let Some(w) = hit {
-                    if e.reached.map(|(rw, _)| rw) != Some(w) {
-                        e.reached = Some((w, now));
-                    }
-                }
-            }
-            self.shared.applied.send_modify(|n| *n = n.wrapping_add(1));
-            Ok(())
-        })
-    }
-
-    fn health(&self) -> EngineHealth {
-        EngineHealth {
-            name: "web".into(),
-            state: EngineState::Ok,
-            detail: "propagation benchmark engine (records applies)".into(),
-        }
-    }
-}
-
-/// Counts the WARN and ERROR events of the agents in this process.
-#[derive(Default)]
-struct Counter {
-    warn: AtomicU64,
-    error: AtomicU64,
-}
-
-struct CountLayer(Arc<Counter>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountLayer {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        match *event.metadata().level() {
-            tracing::Level::WARN => self.0.warn.fetch_add(1, Ordering::Relaxed),
-            tracing::Level::ERROR => self.0.error.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
     }
 }
 
@@ -524,7 +351,14 @@ async fn main() -> Result<()> {
     let mut registry = agent::EngineRegistry::new();
     {
         let shared = shared.clone();
+        let real: std::collections::HashSet<String> = (0..args.web_clusters)
+            .flat_map(|c| (0..args.real_web).map(move |s| server_name(c, s)))
+            .collect();
         registry.register("web", move |ctx| {
+            if real.contains(&ctx.server) {
+                return Ok(Box::new(RealWebEngine::start(ctx, shared.clone())?)
+                    as Box<dyn agent::RoleEngine>);
+            }
             Ok(Box::new(RecordingEngine {
                 server: ctx.server.clone(),
                 shared: shared.clone(),
@@ -551,6 +385,16 @@ async fn main() -> Result<()> {
             .await?;
             let name = server_name(c, s);
             let octet = u8::try_from(n + 1).context("too many agents")?;
+            // Real engines serve on 127.0.2.x (ports 80 and 443), the others 127.0.1.x.
+            let is_real = s < args.real_web;
+            let engine = if is_real {
+                BTreeMap::from([
+                    ("threads".to_owned(), "1".to_owned()),
+                    ("access_log".to_owned(), "off".to_owned()),
+                ])
+            } else {
+                BTreeMap::new()
+            };
             let cfg = agent::AgentConfig {
                 name: name.clone(),
                 controllers: vec![url.clone()],
@@ -558,7 +402,7 @@ async fn main() -> Result<()> {
                 join_token: Some(jt.token),
                 join_token_file: None,
                 state_dir: PathBuf::from(dir.path()).join("agents").join(&name),
-                bind: IpAddr::V4(Ipv4Addr::new(127, 0, 1, octet)),
+                bind: IpAddr::V4(Ipv4Addr::new(127, 0, if is_real { 2 } else { 1 }, octet)),
                 hostname: format!("{name}.bench.example"),
                 addresses: Vec::new(),
                 country: "GB".into(),
@@ -567,7 +411,7 @@ async fn main() -> Result<()> {
                 heartbeat_interval_ms: agent::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
                 resync_interval_s: agent::config::DEFAULT_RESYNC_INTERVAL_S,
                 watch_timeout_s: agent::config::DEFAULT_WATCH_TIMEOUT_S,
-                engine: Default::default(),
+                engine,
             };
             let registry = registry.clone();
             let mut stop = stop_rx.clone();
@@ -583,22 +427,20 @@ async fn main() -> Result<()> {
         }
     }
 
-    let up = until(
-        Duration::from_secs(120),
-        "every agent up and applied",
-        || {
-            let (c, u) = (&client, &url);
-            async move {
-                let list = servers(c, u).await?;
-                Ok(list.len() == agent_count
-                    && list.iter().all(|s| {
-                        s.health == "up"
-                            && s.config_revision.is_some()
-                            && s.applied_revision == s.config_revision
-                    }))
-            }
-        },
-    )
+    // Generous with size: at 100,000 sites each agent loads 10,000 of them.
+    let limit = Duration::from_secs(120 + args.domains as u64 / 100);
+    let up = until(limit, "every agent up and applied", || {
+        let (c, u) = (&client, &url);
+        async move {
+            let list = servers(c, u).await?;
+            Ok(list.len() == agent_count
+                && list.iter().all(|s| {
+                    s.health == "up"
+                        && s.config_revision.is_some()
+                        && s.applied_revision == s.config_revision
+                }))
+        }
+    })
     .await?;
     println!(
         "agents:    {agent_count} joined, up and applied in {:.1} s",
@@ -616,7 +458,7 @@ async fn main() -> Result<()> {
         }
     }
     let per_cluster = |c: usize| (args.domains + args.web_clusters - 1 - c) / args.web_clusters;
-    let placed = until(Duration::from_secs(120), "sites placed and applied", || {
+    let placed = until(limit, "sites placed and applied", || {
         let (cl, u, sh) = (&client, &url, &shared);
         async move {
             let snap = sh.snapshot();
@@ -658,8 +500,13 @@ async fn main() -> Result<()> {
     // ---- measure
     let load_before = loadavg();
     let (rss_before, _) = rss_kib(pid);
-    let mut php = vec![false; args.domains];
+    // Sites start with php and https_redirect off.
+    let mut value = vec![false; args.domains];
     let mut latencies = Vec::with_capacity(args.writes);
+    // Real engines only: how long their apply of each write took, and when it
+    // finished after the API's answer.
+    let mut real_engine: Vec<Duration> = Vec::new();
+    let mut real_reached: Vec<Duration> = Vec::new();
     let mut api = Vec::with_capacity(args.writes);
     let mut errors: Vec<String> = Vec::new();
     let mut woken_affected: Vec<usize> = Vec::new();
@@ -672,12 +519,13 @@ async fn main() -> Result<()> {
         let i = (k * 7919 + 13) % args.domains;
         let cluster = i % args.web_clusters;
         let domain = domain_name(i);
-        php[i] = !php[i];
+        value[i] = !value[i];
         let write = k as u64 + 1;
         *lock(&shared.target) = Some(Target {
             write,
             domain: domain.clone(),
-            php: php[i],
+            toggle: args.toggle,
+            value: value[i],
         });
         let before = shared.snapshot();
         let t0 = Instant::now();
@@ -685,9 +533,15 @@ async fn main() -> Result<()> {
             &client,
             reqwest::Method::PATCH,
             &format!("{url}/v1/sites/{domain}"),
-            &UpdateSite {
-                php: Some(php[i]),
-                ..UpdateSite::default()
+            &match args.toggle {
+                Toggle::HttpsRedirect => UpdateSite {
+                    https_redirect: Some(value[i]),
+                    ..UpdateSite::default()
+                },
+                Toggle::Php => UpdateSite {
+                    php: Some(value[i]),
+                    ..UpdateSite::default()
+                },
             },
         )
         .await;
@@ -716,11 +570,26 @@ async fn main() -> Result<()> {
                 _ => break None,
             }
         };
+        if done.is_some() {
+            let snap = shared.snapshot();
+            for m in &members {
+                let Some(a) = snap.get(m).filter(|a| a.real) else {
+                    continue;
+                };
+                if let (Some((w, t)), Some(took)) = (a.reached, a.engine_took) {
+                    if w == write {
+                        real_engine.push(took);
+                        real_reached.push(t.saturating_duration_since(t_resp));
+                    }
+                }
+            }
+        }
         match done {
             Some(t) => latencies.push(t.saturating_duration_since(t_resp)),
             None => errors.push(format!(
-                "write {write} ({domain} php={}): not applied by every agent of {} within 10 s",
-                php[i],
+                "write {write} ({domain} {:?}={}): not applied by every agent of {} within 10 s",
+                args.toggle,
+                value[i],
                 cluster_name(cluster)
             )),
         }
@@ -751,8 +620,9 @@ async fn main() -> Result<()> {
     latencies.sort();
     api.sort();
     println!(
-        "writes:    {} PATCH /v1/sites/{{domain}} (php toggle), one at a time, {} ms settle; {:.1} s",
+        "writes:    {} PATCH /v1/sites/{{domain}} ({:?} toggle), one at a time, {} ms settle; {:.1} s",
         args.writes,
+        args.toggle,
         args.settle_ms,
         measure_elapsed.as_secs_f64()
     );
@@ -780,6 +650,41 @@ async fn main() -> Result<()> {
         args.servers,
         woken_affected.len()
     );
+    real_engine.sort();
+    real_reached.sort();
+    let snap = shared.snapshot();
+    let reals: Vec<(&String, &engines::AgentStats)> = {
+        let mut v: Vec<_> = snap.iter().filter(|(_, a)| a.real).collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    };
+    println!(
+        "engines:   {} real role_web engines ({} per cluster, on 127.0.2.x:80/443), {} recording engines (127.0.1.x)",
+        reals.len(),
+        args.real_web,
+        agent_count - reals.len()
+    );
+    if !reals.is_empty() {
+        println!(
+            "real web engine apply of a write ({} samples): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
+             finished after the API's 200: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            real_engine.len(),
+            ms(percentile(&real_engine, 0.5)),
+            ms(percentile(&real_engine, 0.99)),
+            ms(real_engine.last().copied().unwrap_or_default()),
+            ms(percentile(&real_reached, 0.5)),
+            ms(percentile(&real_reached, 0.99)),
+            ms(real_reached.last().copied().unwrap_or_default()),
+        );
+        let failures: u64 = reals.iter().map(|(_, a)| a.failures).sum();
+        println!(
+            "real engines: {failures} failed applies; first: {} ({})",
+            reals[0].0, reals[0].1.detail
+        );
+        if failures > 0 {
+            errors.push(format!("real web engines: {failures} failed applies"));
+        }
+    }
     let (rss, hwm) = rss_kib(pid);
     println!(
         "controller RSS {} MiB before writes, {} MiB now, peak {} MiB",

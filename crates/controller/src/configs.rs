@@ -39,7 +39,6 @@ use crate::zones::ZoneSerials;
 /// One server's current config.
 #[derive(Debug, Clone)]
 struct Entry {
-    hash: [u8; 32],
     doc: Arc<DesiredConfig>,
     /// The config as items, with the history deltas are answered from.
     delta: Arc<crate::delta::Tracked>,
@@ -145,43 +144,64 @@ impl ConfigHub {
     /// Set the configs of the servers in `built`, made at store `revision` (the
     /// others keep theirs); returns the ids of the servers whose config changed (new
     /// ones included).
+    ///
+    /// A rebuilt server's config is compared with its previous one element by
+    /// element ([`proto::agent_delta::split_changes`]) and only the items that
+    /// changed are serialized and hashed, so the work per change is proportional to
+    /// the change (plus one comparison per element), not to the server's size.
     pub fn apply(&self, revision: i64, built: BTreeMap<Id, Built>) -> Vec<Id> {
         let mut changed = Vec::new();
         {
             let mut hub = self.hub.write().unwrap_or_else(|p| p.into_inner());
             let mut next = HashMap::with_capacity(built.len());
             for (id, b) in built {
-                let hash = b.content_hash();
-                match hub.servers.remove(&id) {
-                    Some(old) if old.hash == hash => {
-                        next.insert(id, old);
+                let old = hub.servers.remove(&id);
+                let changes = match &old {
+                    Some(o) => match proto::agent_delta::split_changes(&o.doc.role, &b.role) {
+                        Ok(c) if c.is_empty() && o.doc.server == b.server => None,
+                        Ok(c) => Some(Some(c)),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot compare a desired config by items");
+                            (o.doc.server != b.server || o.doc.role != b.role).then_some(None)
+                        }
+                    },
+                    None => Some(None),
+                };
+                let Some(changes) = changes else {
+                    if let Some(o) = old {
+                        next.insert(id, o);
                     }
-                    old => {
-                        let rev = match &old {
-                            Some(o) => revision.max(o.doc.revision + 1),
-                            None => revision.max(1),
-                        };
-                        let doc = DesiredConfig {
-                            format: CONFIG_FORMAT,
-                            revision: rev,
-                            server: b.server,
-                            role: b.role,
-                        };
-                        let delta = crate::delta::Tracked::new(
-                            &doc,
-                            old.as_ref().map(|o| o.delta.as_ref()),
-                        );
-                        next.insert(
-                            id,
-                            Entry {
-                                hash,
-                                doc: Arc::new(doc),
-                                delta: Arc::new(delta),
-                            },
-                        );
-                        changed.push(id);
+                    continue;
+                };
+                let rev = match &old {
+                    Some(o) => revision.max(o.doc.revision + 1),
+                    None => revision.max(1),
+                };
+                let doc = DesiredConfig {
+                    format: CONFIG_FORMAT,
+                    revision: rev,
+                    server: b.server,
+                    role: b.role,
+                };
+                let delta = match (old, changes) {
+                    (Some(o), Some(c)) => {
+                        // Readers hold the tracker only while answering: a copy
+                        // is rarely needed.
+                        let t = Arc::try_unwrap(o.delta).unwrap_or_else(|t| (*t).clone());
+                        t.advance(&doc, c)
                     }
-                }
+                    (old, _) => {
+                        crate::delta::Tracked::new(&doc, old.as_ref().map(|o| o.delta.as_ref()))
+                    }
+                };
+                next.insert(
+                    id,
+                    Entry {
+                        doc: Arc::new(doc),
+                        delta: Arc::new(delta),
+                    },
+                );
+                changed.push(id);
             }
             // Servers absent from `built` keep their config ([`ConfigHub::remove`]
             // drops those that are gone).

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use proto::agent_delta::{digest, split};
+use proto::agent_delta::{digest, split, Item, SplitChanges};
 use proto::agent_v1::DesiredConfig;
 
 use crate::agent_api::AgentIdentity;
@@ -31,19 +31,45 @@ pub const MAX_REVISIONS: usize = 64;
 /// Most changed item ids a server's history keeps over all its revisions.
 pub const MAX_CHANGED_IDS: usize = 50_000;
 
-/// One item as sent: its JSON and content hash.
+/// One item as sent: its JSON, content hash and the blobs it refers to.
+#[derive(Debug)]
 struct StoredItem {
     hash: [u8; 32],
     json: Box<str>,
+    blobs: Box<[String]>,
+}
+
+impl StoredItem {
+    fn of(item: &Item) -> Self {
+        let json = serde_json::to_string(item).unwrap_or_default();
+        StoredItem {
+            hash: *blake3::hash(json.as_bytes()).as_bytes(),
+            json: json.into(),
+            blobs: item.blobs.values().cloned().collect(),
+        }
+    }
+}
+
+/// A blob with the number of items referring to it.
+#[derive(Debug, Clone)]
+struct Blob {
+    bytes: Arc<[u8]>,
+    refs: u32,
 }
 
 /// A server's current config as items, with the history of item changes.
+///
+/// A new revision is reached from the previous one by [`Tracked::advance`] with
+/// the items that changed ([`proto::agent_delta::split_changes`]), so the work per
+/// change is proportional to the change, not to the server's config; only the
+/// digest is recomputed over every item's (id, hash).
+#[derive(Clone)]
 pub struct Tracked {
     revision: i64,
     /// `None` when the config could not be split (never expected): then deltas are
     /// answered with the whole document.
-    items: Option<BTreeMap<String, StoredItem>>,
-    blobs: HashMap<String, Arc<[u8]>>,
+    items: Option<BTreeMap<String, Arc<StoredItem>>>,
+    blobs: HashMap<String, Blob>,
     /// Blobs the previous revision had and this one dropped, still served so an
     /// agent applying the previous delta can finish.
     retired: HashMap<String, Arc<[u8]>>,
@@ -66,45 +92,45 @@ impl std::fmt::Debug for Tracked {
 }
 
 impl Tracked {
-    /// Track `doc`, continuing the history of `prev` (the server's previous config).
+    /// Track `doc` whole (a server's first config, or one that changed role),
+    /// continuing the history of `prev` (the server's previous config).
     pub fn new(doc: &DesiredConfig, prev: Option<&Tracked>) -> Self {
         let (items, blobs) = match split(&doc.role) {
             Ok(s) => {
-                let items: BTreeMap<String, StoredItem> = s
+                let items: BTreeMap<String, Arc<StoredItem>> = s
                     .items
-                    .into_iter()
-                    .map(|(id, item)| {
-                        let json = serde_json::to_string(&item).unwrap_or_default();
-                        let hash = *blake3::hash(json.as_bytes()).as_bytes();
-                        (
-                            id,
-                            StoredItem {
-                                hash,
-                                json: json.into(),
-                            },
-                        )
-                    })
+                    .iter()
+                    .map(|(id, item)| (id.clone(), Arc::new(StoredItem::of(item))))
                     .collect();
-                (Some(items), s.blobs.into_iter().collect::<HashMap<_, _>>())
+                let mut blobs: HashMap<String, Blob> = s
+                    .blobs
+                    .into_iter()
+                    .map(|(h, bytes)| (h, Blob { bytes, refs: 0 }))
+                    .collect();
+                for item in items.values() {
+                    for h in item.blobs.iter() {
+                        if let Some(b) = blobs.get_mut(h) {
+                            b.refs += 1;
+                        }
+                    }
+                }
+                (Some(items), blobs)
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot split a desired config; serving it whole");
                 (None, HashMap::new())
             }
         };
-        let digest = items
-            .as_ref()
-            .map(|i| digest(i.iter().map(|(id, s)| (id.as_str(), &s.hash))))
-            .unwrap_or_default();
         let mut t = Tracked {
             revision: doc.revision,
             items,
             blobs,
             retired: HashMap::new(),
-            digest,
+            digest: String::new(),
             history: VecDeque::new(),
             base: doc.revision,
         };
+        t.digest = t.compute_digest();
         let Some(prev) = prev else { return t };
         let (Some(old), Some(new)) = (&prev.items, &t.items) else {
             return t;
@@ -119,20 +145,93 @@ impl Tracked {
             .blobs
             .iter()
             .filter(|(h, _)| !t.blobs.contains_key(*h))
-            .map(|(h, b)| (h.clone(), Arc::clone(b)))
+            .map(|(h, b)| (h.clone(), Arc::clone(&b.bytes)))
             .collect();
         t.history = prev.history.clone();
         t.base = prev.base;
-        t.history.push_back((doc.revision, changed.into()));
-        let mut total: usize = t.history.iter().map(|(_, ids)| ids.len()).sum();
-        while t.history.len() > MAX_REVISIONS || total > MAX_CHANGED_IDS {
-            let Some((rev, ids)) = t.history.pop_front() else {
+        t.push_history(doc.revision, changed);
+        t
+    }
+
+    /// This config advanced to `doc`, whose items differ from this one's by
+    /// `changes` (see [`proto::agent_delta::split_changes`]): only the changed
+    /// items are serialized and hashed.
+    pub fn advance(mut self, doc: &DesiredConfig, changes: SplitChanges) -> Self {
+        let Some(items) = self.items.as_mut() else {
+            return Tracked::new(doc, Some(&self));
+        };
+        let SplitChanges { upserts, removals } = changes;
+        let mut changed = Vec::with_capacity(upserts.items.len() + removals.len());
+        let mut released: Vec<Arc<StoredItem>> = Vec::new();
+        for id in removals {
+            if let Some(old) = items.remove(&id) {
+                released.push(old);
+                changed.push(id);
+            }
+        }
+        for (id, item) in &upserts.items {
+            let stored = StoredItem::of(item);
+            if items.get(id).is_some_and(|o| o.hash == stored.hash) {
+                continue;
+            }
+            for h in stored.blobs.iter() {
+                if let Some(b) = self.blobs.get_mut(h) {
+                    b.refs += 1;
+                } else if let Some(bytes) = upserts.blobs.get(h) {
+                    self.blobs.insert(
+                        h.clone(),
+                        Blob {
+                            bytes: Arc::clone(bytes),
+                            refs: 1,
+                        },
+                    );
+                } else {
+                    tracing::error!(item = %id, blob = %h, "a changed item's blob is missing");
+                }
+            }
+            if let Some(old) = items.insert(id.clone(), Arc::new(stored)) {
+                released.push(old);
+            }
+            changed.push(id.clone());
+        }
+        let mut retired = HashMap::new();
+        for old in released {
+            for h in old.blobs.iter() {
+                if let Some(b) = self.blobs.get_mut(h) {
+                    b.refs = b.refs.saturating_sub(1);
+                    if b.refs == 0 {
+                        if let Some(b) = self.blobs.remove(h) {
+                            retired.insert(h.clone(), b.bytes);
+                        }
+                    }
+                }
+            }
+        }
+        self.retired = retired;
+        self.revision = doc.revision;
+        self.digest = self.compute_digest();
+        self.push_history(doc.revision, changed);
+        self
+    }
+
+    fn compute_digest(&self) -> String {
+        self.items
+            .as_ref()
+            .map(|i| digest(i.iter().map(|(id, s)| (id.as_str(), &s.hash))))
+            .unwrap_or_default()
+    }
+
+    /// Record that `changed` were changed to reach `revision`, within the bounds.
+    fn push_history(&mut self, revision: i64, changed: Vec<String>) {
+        self.history.push_back((revision, changed.into()));
+        let mut total: usize = self.history.iter().map(|(_, ids)| ids.len()).sum();
+        while self.history.len() > MAX_REVISIONS || total > MAX_CHANGED_IDS {
+            let Some((rev, ids)) = self.history.pop_front() else {
                 break;
             };
             total -= ids.len();
-            t.base = rev;
+            self.base = rev;
         }
-        t
     }
 
     /// Whether a delta can start from `revision`.
@@ -199,6 +298,7 @@ impl Tracked {
     pub fn blob(&self, hash: &str) -> Option<Arc<[u8]>> {
         self.blobs
             .get(hash)
+            .map(|b| &b.bytes)
             .or_else(|| self.retired.get(hash))
             .cloned()
     }
@@ -333,6 +433,63 @@ mod tests {
         let (d, role) = apply(&mut BTreeMap::new(), &t3.answer(7, &d3), &t3);
         assert!(d.is_snapshot());
         assert_eq!(role, d3.role);
+    }
+
+    /// [`Tracked::advance`] with only the changed items gives the very tracker a
+    /// whole split gives: items, digest, answers from every revision, blobs
+    /// (retired ones included).
+    #[test]
+    fn advancing_by_changes_equals_tracking_the_whole_document() {
+        let mut docs = vec![
+            doc(5, &["a.example", "b.example", "d.example"]),
+            doc(9, &["a.example", "b.example", "c.example", "d.example"]),
+            doc(12, &["a.example", "c.example", "d.example"]),
+            doc(13, &["a.example", "c.example", "d.example"]),
+            doc(20, &[]),
+            doc(21, &["e.example"]),
+        ];
+        // A changed certificate (same site, new blob) at 13.
+        if let RoleConfig::Web(w) = &mut docs[3].role {
+            if let Some(tls) = w.sites[1].tls.as_mut() {
+                tls.key_pem.push_str("rotated");
+            }
+        }
+        let mut whole = Tracked::new(&docs[0], None);
+        let mut advanced = Tracked::new(&docs[0], None);
+        for pair in docs.windows(2) {
+            let (old, new) = (&pair[0], &pair[1]);
+            whole = Tracked::new(new, Some(&whole));
+            let changes = proto::agent_delta::split_changes(&old.role, &new.role).unwrap();
+            advanced = advanced.advance(new, changes);
+            assert_eq!(advanced.digest, whole.digest);
+            assert_eq!(advanced.base, whole.base);
+            let ids = |t: &Tracked| {
+                t.history
+                    .iter()
+                    .map(|(r, ids)| {
+                        let mut ids = ids.to_vec();
+                        ids.sort();
+                        (*r, ids)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&advanced), ids(&whole));
+            for after in [0, 5, 7, 9, 12, 13, 20] {
+                assert_eq!(advanced.answer(after, new), whole.answer(after, new));
+            }
+            let blobs = |t: &Tracked| {
+                let mut b: Vec<(String, u32)> =
+                    t.blobs.iter().map(|(h, b)| (h.clone(), b.refs)).collect();
+                b.sort();
+                let mut r: Vec<String> = t.retired.keys().cloned().collect();
+                r.sort();
+                (b, r)
+            };
+            assert_eq!(blobs(&advanced), blobs(&whole));
+            let mut items = BTreeMap::new();
+            let (_, role) = apply(&mut items, &advanced.answer(0, new), &advanced);
+            assert_eq!(role, new.role);
+        }
     }
 
     /// Wire sizes for a synthetic web server (`HP_DELTA_SITES` sites, default

@@ -412,6 +412,10 @@ pub fn diff<'a>(
     (upserts, removals)
 }
 
+#[path = "agent_delta_changes.rs"]
+mod changes;
+pub use changes::{apply_changes, split_changes, SplitChanges};
+
 #[cfg(test)]
 #[path = "agent_delta_tests.rs"]
 mod tests;

@@ -255,6 +255,80 @@ proptest! {
     }
 }
 
+/// `a` with some elements of each keyed list taken from `b` (same role), so most
+/// elements are equal and some changed, added or removed.
+fn mix(a: &RoleConfig, b: &RoleConfig, picks: &[u8]) -> RoleConfig {
+    let (Value::Object(mut ma), Value::Object(mb)) = (
+        serde_json::to_value(a).unwrap(),
+        serde_json::to_value(b).unwrap(),
+    ) else {
+        unreachable!("role configs are objects")
+    };
+    if a.role() != b.role() {
+        return a.clone();
+    }
+    let mut pick = picks.iter().cycle();
+    for (field, va) in ma.iter_mut() {
+        let (Value::Array(la), Some(Value::Array(lb))) = (va, mb.get(field)) else {
+            continue;
+        };
+        if keyed_field(a.role(), field).is_none() {
+            continue;
+        }
+        let mut out = Vec::new();
+        for i in 0..la.len().max(lb.len()) {
+            match (pick.next().copied().unwrap_or(0) % 4, la.get(i), lb.get(i)) {
+                (0, _, Some(e)) | (1, Some(_), Some(e)) => out.push(e.clone()),
+                (2, _, _) => {}
+                (_, Some(e), _) => out.push(e.clone()),
+                _ => {}
+            }
+        }
+        *la = out;
+    }
+    serde_json::from_value(Value::Object(ma)).unwrap()
+}
+
+fn check_changes(a: &RoleConfig, b: &RoleConfig) -> Result<(), TestCaseError> {
+    let (sa, sb) = (split(a).unwrap(), split(b).unwrap());
+    let ch = split_changes(a, b).unwrap();
+    let mut items = sa.items.clone();
+    apply_changes(&mut items, &ch);
+    prop_assert_eq!(&items, &sb.items);
+    // Only changed items are upserted and only gone ones removed.
+    let (ha, hb) = (hashes(&sa), hashes(&sb));
+    let (up, rm) = diff(&ha, &hb);
+    let got_up: Vec<&str> = ch.upserts.items.keys().map(String::as_str).collect();
+    prop_assert_eq!(got_up, up);
+    let mut got_rm: Vec<&str> = ch.removals.iter().map(String::as_str).collect();
+    got_rm.sort_unstable();
+    prop_assert_eq!(got_rm, rm);
+    for item in ch.upserts.items.values() {
+        for h in item.blobs.values() {
+            prop_assert_eq!(ch.upserts.blobs.get(h), sb.blobs.get(h));
+        }
+    }
+    prop_assert_eq!(ch.is_empty(), ha == hb);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn split_changes_gives_the_items_of_the_new_split(
+        a in role(),
+        b in role(),
+        picks in proptest::collection::vec(any::<u8>(), 1..16),
+    ) {
+        check_changes(&a, &b)?;
+        let c = mix(&a, &b, &picks);
+        check_changes(&a, &c)?;
+        check_changes(&c, &a)?;
+        check_changes(&a, &a)?;
+    }
+}
+
 fn site(domain: &str, key: &str) -> WebSite {
     WebSite {
         domain: domain.into(),
