@@ -65,6 +65,8 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
 /// Print `error: ...` and, where we can tell, what to do about it (`password_login`:
 /// the command was `login --account`, so a 401 is about the password, not a token).
 fn report(err: &anyhow::Error, password_login: bool) {
+    // What the command printed comes first, whole, so `error:` starts its own line.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     let api_err = err
         .chain()
         .find_map(|e| e.downcast_ref::<client::ClientError>());

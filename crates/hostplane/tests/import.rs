@@ -51,6 +51,30 @@ fn cli_import(c: &TestCluster, file: &Path, extra: &[&str]) -> (bool, serde_json
     (out.status.success(), report)
 }
 
+/// `hostplane import ARGS` for people, standard error merged into standard output
+/// (one pipe, in the order written), as `(success, text)`.
+fn cli_import_text(c: &TestCluster, file: &Path, extra: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, c.ca_pem()).unwrap();
+    let out = Command::new("/bin/sh")
+        .args(["-c", "exec \"$0\" \"$@\" 2>&1", BIN, "import"])
+        .arg(file)
+        .args(extra)
+        .env("HOSTPLANE_CONFIG", dir.path().join("cli.toml"))
+        .env("HOSTPLANE_URL", c.url())
+        .env("HOSTPLANE_TOKEN", c.admin_token())
+        .env("HOSTPLANE_CA", &ca)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// `(line, status, reason)` of every result.
 fn outcomes(report: &serde_json::Value) -> Vec<(u64, String, String)> {
     report["results"]
@@ -148,6 +172,18 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
     assert!(why.contains("already a mail alias"), "{why}");
     let none = c.admin().get_domain("imported.example").await;
     assert!(none.is_err(), "a refused validation writes nothing");
+    // For people: the report, then `error:` on a line of its own.
+    let (ok, text) = cli_import_text(&c, &file, &[]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("line 10 domain `orphan.example`: refused:"),
+        "{text}"
+    );
+    assert!(text.contains("would create 9 ("), "{text}");
+    assert!(
+        text.ends_with("\nerror: 4 line(s) refused\n"),
+        "the error starts its own line: {text:?}"
+    );
 
     // --partial writes the good lines.
     let (ok, report) = cli_import(&c, &file, &["--partial", "--batch", "3"]);

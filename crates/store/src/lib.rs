@@ -39,6 +39,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bulk;
 mod feed;
 mod group;
 mod open;
@@ -518,6 +519,7 @@ impl Store {
             slot: Some(slot),
             writers: self.writers.clone(),
             rev: 0,
+            backend: self.backend,
             actor,
             resellers: HashMap::new(),
             events: Vec::new(),
@@ -572,6 +574,8 @@ pub struct Tx {
     writers: group::Writers,
     /// Revision this transaction commits as.
     rev: i64,
+    /// Which backend the transaction runs on (for the few statements that differ).
+    backend: BackendKind,
     /// Who acts, for the audit log.
     actor: Actor,
     /// Reseller of each owner account looked up in this transaction.

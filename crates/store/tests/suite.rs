@@ -183,7 +183,13 @@ suite!(
     domains_under_and_reassign,
     counters_match_rows,
     change_feed,
+    bulk_reads_match_single_reads,
+    create_many_matches_create,
 );
+
+#[path = "suite/bulk.rs"]
+mod bulk;
+use bulk::{bulk_reads_match_single_reads, create_many_matches_create};
 
 #[path = "suite/counters.rs"]
 mod counters;

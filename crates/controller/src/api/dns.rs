@@ -74,7 +74,17 @@ pub(crate) async fn coexist(
         .filter(|r| Some(r.meta.id) != except)
         .map(|r| (r.data.name, r.data.data))
         .collect();
-    check_coexistence(&existing, name, data).map_err(|inv| {
+    check_coexist(&existing, name, data)
+}
+
+/// The coexistence rules of a record against the zone's `existing` ones, as a 422
+/// naming the field (pure; the bulk import checks against its own view of the zone).
+pub(crate) fn check_coexist(
+    existing: &[(RecordName, RecordData)],
+    name: &RecordName,
+    data: &RecordData,
+) -> ApiResult<()> {
+    check_coexistence(existing, name, data).map_err(|inv| {
         let field = if inv.rule == "below_delegation" {
             "name"
         } else {
@@ -94,9 +104,9 @@ async fn path_record(state: &AppState, caller: &Caller, id: &str) -> ApiResult<S
         .ok_or_else(missing)
 }
 
-/// Check a new record against the domain's others ([`coexist`]) and store it under a
-/// random name (`<domain>/<16 hex>`, records are many per name): the one place a DNS
-/// record is created, for the API and the bulk import alike.
+/// Check a new record against the domain's others ([`coexist`]) and store it
+/// ([`new_record`]): the one place the API creates a DNS record; the bulk import
+/// uses the same two rules ([`check_coexist`], [`new_record`]) on its view.
 pub(crate) async fn insert_record(
     tx: &mut Tx,
     domain: &Stored<model::entity::Domain>,
@@ -105,22 +115,31 @@ pub(crate) async fn insert_record(
     data: RecordData,
 ) -> ApiResult<Stored<DnsRecord>> {
     coexist(tx, domain.meta.id, None, &name, &data).await?;
+    Ok(tx.create(new_record(domain, name, ttl, data)).await?)
+}
+
+/// A new record of `domain` under a random store name (`<domain>/<16 hex>`: records
+/// are many per name).
+pub(crate) fn new_record(
+    domain: &Stored<model::entity::Domain>,
+    name: RecordName,
+    ttl: Option<u32>,
+    data: RecordData,
+) -> NewObject<DnsRecord> {
     let mut tag = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut tag);
     let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(tx
-        .create(NewObject {
-            name: format!("{}/{tag}", domain.meta.name),
-            owner: domain.meta.owner,
-            parent: Some(domain.meta.id),
-            data: DnsRecord {
-                domain: domain.meta.id,
-                name,
-                ttl,
-                data,
-            },
-        })
-        .await?)
+    NewObject {
+        name: format!("{}/{tag}", domain.meta.name),
+        owner: domain.meta.owner,
+        parent: Some(domain.meta.id),
+        data: DnsRecord {
+            domain: domain.meta.id,
+            name,
+            ttl,
+            data,
+        },
+    }
 }
 
 /// `POST /v1/dns-records`.

@@ -14,13 +14,13 @@ use crate::error::ApiError;
 impl Context {
     /// The db cluster: the one named, else the customer's default, else the operator's.
     async fn db_cluster(
-        &self,
+        &mut self,
         tx: &mut Tx,
         named: Option<&str>,
         owner: &Stored<Account>,
     ) -> Result<Stored<Cluster>, LineError> {
         let id = match named {
-            Some(n) => match tx.get_by_name::<Cluster>(n).await? {
+            Some(n) => match self.view.by_name::<Cluster>(tx, n).await? {
                 Some(c) if c.data.role == Role::Db => return Ok(c),
                 Some(c) => {
                     return Err(ApiError::invalid(
@@ -48,7 +48,8 @@ impl Context {
                 })?,
             },
         };
-        tx.get::<Cluster>(id)
+        self.view
+            .by_id::<Cluster>(tx, id)
             .await?
             .filter(|c| c.data.role == Role::Db)
             .ok_or_else(|| refused("the default db cluster no longer exists"))
@@ -82,12 +83,24 @@ impl Context {
                 Some(d)
             }
         };
-        if let Some(cur) = tx.get_by_name::<Database>(name.as_str()).await? {
+        if let Some(cur) = self.view.by_name::<Database>(tx, name.as_str()).await? {
             let c = &cur.data;
-            let stored_owner = tx.get::<Account>(c.customer).await?.map(|a| a.meta.name);
-            let stored_cluster = tx.get::<Cluster>(c.cluster).await?.map(|a| a.meta.name);
+            let stored_owner = self
+                .view
+                .by_id::<Account>(tx, c.customer)
+                .await?
+                .map(|a| a.meta.name);
+            let stored_cluster = self
+                .view
+                .by_id::<Cluster>(tx, c.cluster)
+                .await?
+                .map(|a| a.meta.name);
             let stored_domain = match c.domain {
-                Some(id) => tx.get::<Domain>(id).await?.map(|d| d.meta.name),
+                Some(id) => self
+                    .view
+                    .by_id::<Domain>(tx, id)
+                    .await?
+                    .map(|d| d.meta.name),
                 None => None,
             };
             return same_or(diff(&[
@@ -112,20 +125,23 @@ impl Context {
                 ),
             ]));
         }
-        crate::limits::check_count(tx, &self.default_plan, owner.meta.id, Kind::Database).await?;
-        tx.create(NewObject {
-            name: name.to_string(),
-            owner: Some(owner.meta.id),
-            parent: Some(owner.meta.id),
-            data: Database {
-                customer: owner.meta.id,
-                name,
-                engine,
-                cluster: cluster.meta.id,
-                domain: domain.map(|d| d.meta.id),
-                restore_from: None,
+        self.check_count(tx, owner.meta.id, Kind::Database).await?;
+        self.create(
+            tx,
+            NewObject {
+                name: name.to_string(),
+                owner: Some(owner.meta.id),
+                parent: Some(owner.meta.id),
+                data: Database {
+                    customer: owner.meta.id,
+                    name,
+                    engine,
+                    cluster: cluster.meta.id,
+                    domain: domain.map(|d| d.meta.id),
+                    restore_from: None,
+                },
             },
-        })
+        )
         .await?;
         Ok(Applied::Created)
     }
@@ -147,7 +163,7 @@ impl Context {
         let mut cluster = None;
         for (i, db) in databases.iter().enumerate() {
             let field = format!("databases[{i}]");
-            let found = tx.get_by_name::<Database>(db).await?;
+            let found = self.view.by_name::<Database>(tx, db).await?;
             let Some(d) = found.filter(|d| d.data.customer == owner.meta.id) else {
                 return Err(ApiError::invalid(
                     field,
@@ -171,18 +187,22 @@ impl Context {
             Some(c) => c,
             None => self.db_cluster(tx, None, &owner).await?.meta.id,
         };
-        if let Some(cur) = tx.get_by_name::<DbUser>(name.as_str()).await? {
+        if let Some(cur) = self.view.by_name::<DbUser>(tx, name.as_str()).await? {
             let u = &cur.data;
             let mut stored: Vec<String> = Vec::new();
             for id in &u.databases {
-                if let Some(d) = tx.get::<Database>(*id).await? {
+                if let Some(d) = self.view.by_id::<Database>(tx, *id).await? {
                     stored.push(d.meta.name);
                 }
             }
             stored.sort();
             let mut file: Vec<String> = databases.to_vec();
             file.sort();
-            let stored_owner = tx.get::<Account>(u.customer).await?.map(|a| a.meta.name);
+            let stored_owner = self
+                .view
+                .by_id::<Account>(tx, u.customer)
+                .await?
+                .map(|a| a.meta.name);
             return same_or(diff(&[
                 ("engine", u.engine.to_string(), engine.to_string()),
                 (
@@ -206,19 +226,22 @@ impl Context {
                 ),
             ]));
         }
-        tx.create(NewObject {
-            name: name.to_string(),
-            owner: Some(owner.meta.id),
-            parent: Some(owner.meta.id),
-            data: DbUser {
-                customer: owner.meta.id,
-                name,
-                engine,
-                cluster,
-                password_verifier: verifier.to_owned(),
-                databases: ids,
+        self.create(
+            tx,
+            NewObject {
+                name: name.to_string(),
+                owner: Some(owner.meta.id),
+                parent: Some(owner.meta.id),
+                data: DbUser {
+                    customer: owner.meta.id,
+                    name,
+                    engine,
+                    cluster,
+                    password_verifier: verifier.to_owned(),
+                    databases: ids,
+                },
             },
-        })
+        )
         .await?;
         Ok(Applied::Created)
     }

@@ -4,19 +4,28 @@
 //! A request carries a chunk of the file and is one store transaction: every line is
 //! parsed and checked with the API's own rules (model newtypes, name ownership per
 //! registrable domain, plan limits, placement by the scheduler's functions) in file
-//! order, inside the transaction, so a line may refer to objects created by earlier
-//! lines. A refused line writes nothing and the others go on. `dry_run` rolls the
-//! transaction back: the CLI first sends the whole file as a dry run (everything is
-//! validated before anything is written), then commits it in chunks with a
-//! progress bar. Re-running resumes: an object that already exists identically is
-//! skipped, one that differs is refused with the difference.
+//! order, so a line may refer to objects created by earlier lines. A refused line
+//! writes nothing and the others go on. The checks run against the request's
+//! [`view::View`] of the store: what a window of lines refers to is read in bulk
+//! (a few statements per kind, `Tx::get_many_by_name` and friends), and what the
+//! lines create is added to the view as they go; at the end the new objects are
+//! written with one multi-row insert per kind (`Tx::create_many`, ids reserved by
+//! `Tx::reserve_ids` so objects can refer to each other before they are written).
+//! `dry_run` writes nothing: the CLI first sends the whole file as a dry run
+//! (everything is validated before anything is written), then commits it in chunks
+//! with a progress bar. Re-running resumes: an object that already exists
+//! identically is skipped, one that differs is refused with the difference.
 //!
-//! Passwords come as hashes of any scheme `passhash` accepts; the first right login
-//! rehashes them to argon2id (`crate::rehash`).
+//! Passwords come as hashes of any scheme `passhash` accepts (only parsed here,
+//! never computed); the first right login rehashes them to argon2id
+//! (`crate::rehash`).
 
+mod accounts;
 mod apply;
 mod db;
 mod diff;
+mod services;
+mod view;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +42,10 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 /// The most lines one request may carry.
 pub const MAX_LINES: usize = 1_000_000;
+
+/// Lines whose references are read in bulk at once (a dry run of a whole file
+/// reads window by window; what earlier windows created stays in the view).
+const PREFETCH_WINDOW: usize = 2_000;
 
 /// One line of the file: its number and the parsed object, or why it is unreadable.
 pub type ParsedLine = (u64, Result<ImportLine, String>);
@@ -108,38 +121,48 @@ pub async fn run(
     };
     let mut ctx = apply::Context::new(state).await?;
     let mut tx = state.store.begin(caller.actor()).await?;
-    for (n, parsed) in lines {
-        let result = match parsed {
-            Err(why) => ImportResult {
-                line: n,
-                kind: String::new(),
-                name: String::new(),
-                status: ImportStatus::Refused,
-                reason: Some(format!("unreadable line: {why}")),
-            },
-            Ok(line) => {
-                let (kind, name) = describe(&line);
-                let (status, reason) = match ctx.apply(&mut tx, &line).await {
-                    Ok(apply::Applied::Created) => (ImportStatus::Created, None),
-                    Ok(apply::Applied::Skipped) => (ImportStatus::Skipped, None),
-                    Err(apply::LineError::Refused(e)) => (ImportStatus::Refused, Some(e)),
-                    // The store failed mid-transaction: nothing of this chunk is kept.
-                    Err(apply::LineError::Store(e)) => return Err(e),
-                };
-                ImportResult {
-                    line: n,
-                    kind: kind.to_owned(),
-                    name,
-                    status,
-                    reason,
+    if !params.dry_run {
+        ctx.reserve(&mut tx, lines.iter().filter(|(_, l)| l.is_ok()).count())
+            .await?;
+    }
+    for window in lines.chunks(PREFETCH_WINDOW) {
+        let readable: Vec<&ImportLine> =
+            window.iter().filter_map(|(_, l)| l.as_ref().ok()).collect();
+        ctx.prefetch(&mut tx, &readable).await?;
+        for (n, parsed) in window {
+            let result = match parsed {
+                Err(why) => ImportResult {
+                    line: *n,
+                    kind: String::new(),
+                    name: String::new(),
+                    status: ImportStatus::Refused,
+                    reason: Some(format!("unreadable line: {why}")),
+                },
+                Ok(line) => {
+                    let (kind, name) = describe(line);
+                    let (status, reason) = match ctx.apply(&mut tx, line).await {
+                        Ok(apply::Applied::Created) => (ImportStatus::Created, None),
+                        Ok(apply::Applied::Skipped) => (ImportStatus::Skipped, None),
+                        Err(apply::LineError::Refused(e)) => (ImportStatus::Refused, Some(e)),
+                        // The store failed mid-transaction: nothing of this chunk is kept.
+                        Err(apply::LineError::Store(e)) => return Err(e),
+                    };
+                    ImportResult {
+                        line: *n,
+                        kind: kind.to_owned(),
+                        name,
+                        status,
+                        reason,
+                    }
                 }
-            }
-        };
-        record(&mut report, result);
+            };
+            record(&mut report, result);
+        }
     }
     if params.dry_run {
         drop(tx);
     } else {
+        ctx.write(&mut tx).await?;
         tx.commit().await?;
         ctx.after_commit(state);
     }

@@ -79,12 +79,10 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         total
     };
     let secs = started.elapsed().as_secs_f64();
+    bar.clear();
     if ctx.out.json {
         crate::output::print_json(&report)?;
-        if report.refused > 0 {
-            anyhow::bail!("{} line(s) refused", report.refused);
-        }
-        return Ok(());
+        return finish(&report);
     }
     for r in report
         .results
@@ -129,6 +127,13 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
             "nothing was written: fix the refused lines, or pass --partial to import the others"
         );
     }
+    finish(&report)
+}
+
+/// Fail when lines were refused, after everything printed so far is out: the
+/// `error:` line goes to standard error and must not run into the report.
+fn finish(report: &ImportReport) -> anyhow::Result<()> {
+    std::io::stdout().flush()?;
     if report.refused > 0 {
         anyhow::bail!("{} line(s) refused", report.refused);
     }
@@ -153,10 +158,14 @@ fn proto_record(total: &mut ImportReport, r: proto::v1_import::ImportResult) {
     total.results.push(r);
 }
 
-/// A one-line progress bar on standard error, drawn only on a terminal.
+/// A one-line progress bar on standard error, drawn only on a terminal. Whatever
+/// it drew is wiped by [`Bar::clear`], which leaves the cursor at the start of an
+/// empty line, so the report and any `error:` line start on a line of their own.
 struct Bar {
     total: u64,
     on: bool,
+    /// Characters of the line drawn last (0: nothing on screen).
+    drawn: std::cell::Cell<usize>,
 }
 
 impl Bar {
@@ -164,13 +173,21 @@ impl Bar {
         Self {
             total,
             on: wanted && std::io::stderr().is_terminal(),
+            drawn: std::cell::Cell::new(0),
         }
+    }
+
+    /// Draw `text` over the previous line.
+    fn draw(&self, text: &str) {
+        let pad = self.drawn.get().saturating_sub(text.chars().count());
+        eprint!("\r{text}{}", " ".repeat(pad));
+        let _ = std::io::stderr().flush();
+        self.drawn.set(text.chars().count().max(self.drawn.get()));
     }
 
     fn message(&self, what: &str) {
         if self.on {
-            eprint!("\r{what} {} lines…", self.total);
-            let _ = std::io::stderr().flush();
+            self.draw(&format!("{what} {} lines…", self.total));
         }
     }
 
@@ -179,21 +196,29 @@ impl Bar {
             return;
         }
         const WIDTH: u64 = 30;
-        let filled = (done * WIDTH / self.total) as usize;
+        let filled = (done.min(self.total) * WIDTH / self.total) as usize;
         let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-        eprint!(
-            "\r[{}{}] {done}/{} lines, {rate:.0}/s ",
+        self.draw(&format!(
+            "[{}{}] {done}/{} lines, {rate:.0}/s",
             "#".repeat(filled),
             " ".repeat(WIDTH as usize - filled),
             self.total
-        );
-        let _ = std::io::stderr().flush();
+        ));
     }
 
+    /// Wipe the bar: the cursor is back at the start of an empty line.
     fn clear(&self) {
-        if self.on {
-            eprint!("\r{}\r", " ".repeat(70));
+        if self.on && self.drawn.get() > 0 {
+            eprint!("\r{}\r", " ".repeat(self.drawn.get()));
             let _ = std::io::stderr().flush();
+            self.drawn.set(0);
         }
+    }
+}
+
+impl Drop for Bar {
+    /// An error that leaves `import` early must not print after a half-drawn bar.
+    fn drop(&mut self) {
+        self.clear();
     }
 }
