@@ -440,7 +440,7 @@ mod tests {
     /// (retired ones included).
     #[test]
     fn advancing_by_changes_equals_tracking_the_whole_document() {
-        let mut docs = vec![
+        let mut docs = [
             doc(5, &["a.example", "b.example", "d.example"]),
             doc(9, &["a.example", "b.example", "c.example", "d.example"]),
             doc(12, &["a.example", "c.example", "d.example"]),
