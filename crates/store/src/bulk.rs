@@ -45,6 +45,14 @@ fn tuples(from: usize, rows: usize, width: usize) -> String {
         .join(", ")
 }
 
+/// Which column a bulk read matches, with the values it matches.
+#[derive(Clone, Copy)]
+enum In<'a> {
+    Name(&'a [String]),
+    Id(&'a [Id]),
+    Parent(&'a [Id]),
+}
+
 /// One object row of [`Tx::create_many`], ready to bind.
 struct Row1 {
     id: Id,
@@ -62,58 +70,49 @@ impl Tx {
         &mut self,
         names: &[String],
     ) -> Result<Vec<Stored<T>>> {
-        let mut out = Vec::with_capacity(names.len());
-        for part in names.chunks(PER_STATEMENT) {
-            let q = format!(
-                "SELECT {} FROM objects WHERE kind = $1 AND name IN ({})",
-                object_cols!(),
-                placeholders(2, part.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(q)).bind(T::KIND.as_str());
-            for n in part {
-                q = q.bind(n.clone());
-            }
-            for row in q.fetch_all(self.conn()).await? {
-                out.push(sql::object(&row)?);
-            }
-        }
-        Ok(out)
+        self.objects_in(In::Name(names)).await
     }
 
     /// Objects of `T` with any of these ids, inside the transaction, in no
     /// particular order; ids that do not exist (or are of another kind) are absent.
     pub async fn get_many<T: Object>(&mut self, ids: &[Id]) -> Result<Vec<Stored<T>>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for part in ids.chunks(PER_STATEMENT) {
-            let q = format!(
-                "SELECT {} FROM objects WHERE kind = $1 AND id IN ({})",
-                object_cols!(),
-                placeholders(2, part.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(q)).bind(T::KIND.as_str());
-            for id in part {
-                q = q.bind(*id);
-            }
-            for row in q.fetch_all(self.conn()).await? {
-                out.push(sql::object(&row)?);
-            }
-        }
-        Ok(out)
+        self.objects_in(In::Id(ids)).await
     }
 
     /// Children of `T` of any of these parents, inside the transaction, in id order
     /// per statement (callers group them by `meta.parent`).
     pub async fn children_of_many<T: Object>(&mut self, parents: &[Id]) -> Result<Vec<Stored<T>>> {
-        let mut out = Vec::new();
-        for part in parents.chunks(PER_STATEMENT) {
+        self.objects_in(In::Parent(parents)).await
+    }
+
+    /// The one `SELECT ... WHERE kind = $1 AND column IN (...)` of the three reads
+    /// above, one statement per [`PER_STATEMENT`] values.
+    async fn objects_in<T: Object>(&mut self, by: In<'_>) -> Result<Vec<Stored<T>>> {
+        let (column, order, len) = match by {
+            In::Name(v) => ("name", "", v.len()),
+            In::Id(v) => ("id", "", v.len()),
+            In::Parent(v) => ("parent", " ORDER BY id", v.len()),
+        };
+        let mut out = Vec::with_capacity(len);
+        for start in (0..len).step_by(PER_STATEMENT) {
+            let end = (start + PER_STATEMENT).min(len);
             let q = format!(
-                "SELECT {} FROM objects WHERE kind = $1 AND parent IN ({}) ORDER BY id",
+                "SELECT {} FROM objects WHERE kind = $1 AND {column} IN ({}){order}",
                 object_cols!(),
-                placeholders(2, part.len())
+                placeholders(2, end - start)
             );
             let mut q = sqlx::query(AssertSqlSafe(q)).bind(T::KIND.as_str());
-            for id in part {
-                q = q.bind(*id);
+            match by {
+                In::Name(v) => {
+                    for n in &v[start..end] {
+                        q = q.bind(n.clone());
+                    }
+                }
+                In::Id(v) | In::Parent(v) => {
+                    for id in &v[start..end] {
+                        q = q.bind(*id);
+                    }
+                }
             }
             for row in q.fetch_all(self.conn()).await? {
                 out.push(sql::object(&row)?);
