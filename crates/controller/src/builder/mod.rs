@@ -20,6 +20,8 @@
 //! down changes the DNS servers' configs and no other server's.
 
 pub mod affected;
+#[cfg(test)]
+pub(crate) mod feed_model;
 mod index;
 #[cfg(test)]
 mod proptests;

@@ -4,17 +4,12 @@
 //! store's change feed would bring them (cascaded deletes as tombstones), give
 //! exactly the configs of a full build from scratch after every step.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use model::entity::{
-    Database, DnsRecord, FtpAccount, Kind, MailAlias, Mailbox, Object, SecretPurpose,
-};
+use model::entity::{Database, DnsRecord, FtpAccount, MailAlias, Mailbox, SecretPurpose};
 use model::{
     DbEngine, DbIdent, EmailAddress, FtpUsername, Id, LocalPart, PlacementMode, RelPath, Role,
 };
 use proptest::prelude::*;
 use scheduler::Health;
-use store::{Feed, RawObject, Stored, Tombstone};
 
 use super::tests::{domain, secret, site, stored, world, TODAY};
 use super::{build_all, Incremental, World};
@@ -93,83 +88,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The store as the test sees it: every object as the feed would carry it.
-#[derive(Default)]
-struct Truth {
-    objects: BTreeMap<Id, RawObject>,
-    revision: i64,
-    /// Objects touched since the last feed.
-    touched: BTreeSet<Id>,
-    /// Kinds of deleted objects (tombstones name them).
-    kinds: BTreeMap<Id, Kind>,
-}
-
-impl Truth {
-    fn put<T: Object + serde::Serialize>(&mut self, mut obj: Stored<T>) {
-        obj.meta.updated_rev = self.revision + 1;
-        let id = obj.meta.id;
-        self.kinds.insert(id, T::KIND);
-        self.touched.insert(id);
-        self.objects.insert(
-            id,
-            RawObject {
-                kind: T::KIND,
-                meta: obj.meta,
-                data: serde_json::to_string(&obj.data).expect("json"),
-            },
-        );
-    }
-
-    /// Delete `id` and everything below it (ON DELETE CASCADE).
-    fn delete(&mut self, id: Id) {
-        if self.objects.remove(&id).is_none() {
-            return;
-        }
-        self.touched.insert(id);
-        let children: Vec<Id> = self
-            .objects
-            .values()
-            .filter(|o| o.meta.parent == Some(id))
-            .map(|o| o.meta.id)
-            .collect();
-        for c in children {
-            self.delete(c);
-        }
-    }
-
-    fn has(&self, id: Id) -> bool {
-        self.objects.contains_key(&id)
-    }
-
-    /// The feed of what was touched since the last one.
-    fn feed(&mut self) -> Feed {
-        self.revision += 1;
-        let mut feed = Feed {
-            revision: self.revision,
-            ..Feed::default()
-        };
-        for id in std::mem::take(&mut self.touched) {
-            match self.objects.get(&id) {
-                Some(o) => feed.changed.push(o.clone()),
-                None => feed.deleted.push(Tombstone {
-                    kind: self.kinds[&id],
-                    id,
-                    rev: self.revision,
-                }),
-            }
-        }
-        feed
-    }
-
-    /// Everything, as a feed from revision 0.
-    fn everything(&self) -> Feed {
-        Feed {
-            revision: self.revision,
-            changed: self.objects.values().cloned().collect(),
-            deleted: Vec::new(),
-        }
-    }
-}
+use super::feed_model::FeedModel as Truth;
 
 const PLACEMENTS: [&[(Role, Id)]; 6] = [
     &[],

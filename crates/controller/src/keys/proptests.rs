@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use model::entity::{Cluster, Domain, Kind, Object, Secret, SecretPurpose, Server, Site};
 use model::{CountryCode, DomainName, Id, PlacementMode, Role, Slug};
 use proptest::prelude::*;
-use store::{Feed, Meta, RawObject, Stored, Tombstone};
+use store::{Feed, Meta, Stored};
 
 use super::{plan, wanted, KeyState, Plan};
+use crate::builder::feed_model::FeedModel;
 use crate::builder::World;
 
 const NOW: i64 = 1_000_000_000;
@@ -84,19 +85,17 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The store as the test sees it: objects by id, names unique per kind.
+/// The store as the test sees it: the shared feed model, with names unique per kind.
 #[derive(Default)]
 struct Truth {
-    objects: BTreeMap<Id, RawObject>,
-    revision: i64,
+    model: FeedModel,
     next_id: Id,
-    touched: BTreeSet<Id>,
-    kinds: BTreeMap<Id, Kind>,
 }
 
 impl Truth {
     fn find(&self, kind: Kind, name: &str) -> Option<Id> {
-        self.objects
+        self.model
+            .objects
             .values()
             .find(|o| o.kind == kind && o.meta.name == name)
             .map(|o| o.meta.id)
@@ -115,44 +114,23 @@ impl Truth {
             self.next_id
         });
         let t = time::OffsetDateTime::UNIX_EPOCH;
-        self.kinds.insert(id, T::KIND);
-        self.touched.insert(id);
-        self.objects.insert(
+        let meta = Meta {
             id,
-            RawObject {
-                kind: T::KIND,
-                meta: Meta {
-                    id,
-                    name: name.to_owned(),
-                    owner,
-                    reseller: None,
-                    parent,
-                    created_rev: 1,
-                    updated_rev: self.revision + 1,
-                    created_at: t,
-                    updated_at: t,
-                },
-                data: serde_json::to_string(&data).expect("json"),
-            },
-        );
+            name: name.to_owned(),
+            owner,
+            reseller: None,
+            parent,
+            created_rev: 1,
+            updated_rev: 0,
+            created_at: t,
+            updated_at: t,
+        };
+        self.model.put(Stored { meta, data });
         id
     }
 
-    /// Delete `id` and everything below it (ON DELETE CASCADE).
     fn delete(&mut self, id: Id) {
-        if self.objects.remove(&id).is_none() {
-            return;
-        }
-        self.touched.insert(id);
-        let children: Vec<Id> = self
-            .objects
-            .values()
-            .filter(|o| o.meta.parent == Some(id))
-            .map(|o| o.meta.id)
-            .collect();
-        for c in children {
-            self.delete(c);
-        }
+        self.model.delete(id);
     }
 
     fn delete_named(&mut self, kind: Kind, name: &str) {
@@ -161,32 +139,12 @@ impl Truth {
         }
     }
 
-    /// The feed of what was touched since the last one.
     fn feed(&mut self) -> Feed {
-        self.revision += 1;
-        let mut feed = Feed {
-            revision: self.revision,
-            ..Feed::default()
-        };
-        for id in std::mem::take(&mut self.touched) {
-            match self.objects.get(&id) {
-                Some(o) => feed.changed.push(o.clone()),
-                None => feed.deleted.push(Tombstone {
-                    kind: self.kinds[&id],
-                    id,
-                    rev: self.revision,
-                }),
-            }
-        }
-        feed
+        self.model.feed()
     }
 
     fn everything(&self) -> Feed {
-        Feed {
-            revision: self.revision,
-            changed: self.objects.values().cloned().collect(),
-            deleted: Vec::new(),
-        }
+        self.model.everything()
     }
 }
 
