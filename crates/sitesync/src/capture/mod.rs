@@ -1,3 +1,263 @@
 //! Capture: watching a site's tree for local writes (inotify), debounced, with a rescan
 //! whenever events may have been lost. Capture reports *which paths to look at*; the
 //! replica decides what changed by comparing the path with the version it knows.
+//!
+//! One [`Capture`] per server watches every directory of every site it is given with one
+//! inotify instance (the per-user limits are per instance and per watch, not per site):
+//! - [`watches`] is the directory watch table (descriptor ↔ site and directory);
+//! - [`engine`] interprets events (new directories watched then scanned, renames paired,
+//!   moves out unwatched, lost events turned into rescans);
+//! - [`debounce`] is the pure debouncer (when a path is reported, what is never reported,
+//!   in which order);
+//! - [`inotify`] is the kernel side, read through tokio's reactor.
+//!
+//! What the replica gets, per site, in the order things happened on overlapping paths:
+//! - [`Seen::Path`] once a path stopped changing: `debounce` (200 ms) after its last change,
+//!   at the latest `max_delay` (5 s) after its first; a file still open for writing and
+//!   still being written is held until it is closed or quiet (so a large upload is sent
+//!   once, complete), at the latest `max_open_delay` (60 s) after its first change.
+//!   A directory that appeared (created or moved in) is reported together with everything
+//!   found in it when it was scanned: the replica need not walk it.
+//! - [`Seen::Renamed`] for a rename inside the tree of a file or directory the replica may
+//!   know. Write-to-temp-then-rename (the temp file created within the window) is reported
+//!   as `Path(target)` only: the temp name never reaches the replica.
+//! - [`Seen::Rescan`] when events may have been lost (queue overflow, read error, a watch
+//!   that could not be added, a watch dropped for a directory still in the tree).
+//!
+//! Not reported: `local` paths (and everything below them), files created and removed
+//! within the window, the initial content of a tree given to [`Capture::watch`], attribute
+//! changes of a site's root directory itself.
+
+pub(crate) mod debounce;
+pub(crate) mod engine;
+pub(crate) mod inotify;
+pub(crate) mod watches;
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use self::debounce::Timing;
+use self::engine::Engine;
+use self::inotify::Kernel;
+
+/// What the replica should look at, for one site.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Seen {
+    /// Look at this path (relative to the site root): created, written, attributes changed,
+    /// moved in from outside the tree, or removed. Reported once it stopped changing.
+    Path(PathBuf),
+    /// A rename inside the tree (file or directory), seen as one move.
+    Renamed {
+        /// The old path, relative to the site root.
+        from: PathBuf,
+        /// The new path, relative to the site root.
+        to: PathBuf,
+    },
+    /// Events may have been lost for this site: compare the whole tree.
+    Rescan,
+}
+
+/// Timing of the debounce (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureOptions {
+    /// A path is reported once it has not changed for this long.
+    pub debounce: Duration,
+    /// A path that keeps changing is reported at the latest this long after its first
+    /// change (unless it is a file still open for writing).
+    pub max_delay: Duration,
+    /// A file still open for writing that keeps being written is reported at the latest
+    /// this long after its first change.
+    pub max_open_delay: Duration,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            debounce: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_open_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why capture could not start or watch a site.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Capture reads events through tokio's reactor: create it inside a runtime.
+    #[error("capture must be created inside a tokio runtime")]
+    NoRuntime,
+    /// The inotify instance could not be created (`fs.inotify.max_user_instances`).
+    #[error("cannot create an inotify instance (fs.inotify.max_user_instances?): {0}")]
+    Init(#[source] io::Error),
+    /// The site's root is not a directory that can be watched.
+    #[error("cannot watch the root {root} of site {site}: {source}")]
+    Root {
+        /// The site.
+        site: String,
+        /// Its root.
+        root: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A local path must be relative, inside the tree, without `..`.
+    #[error("local path {path:?} of site {site} must be a relative path inside the tree")]
+    BadLocal {
+        /// The site.
+        site: String,
+        /// The offending path.
+        path: PathBuf,
+    },
+}
+
+/// The watcher of every site on this server (one inotify instance).
+#[derive(Debug)]
+pub struct Capture {
+    kernel: Kernel,
+    engine: Engine,
+    /// After a read error, reads pause until then (an error that repeats must not spin).
+    paused_until: Option<Instant>,
+}
+
+/// Most events handled in one go before the due items are looked at again.
+const DRAIN: usize = 16 * 1024;
+
+impl Capture {
+    /// A capture with no sites yet. Must be called inside a tokio runtime.
+    pub fn new(options: CaptureOptions) -> Result<Capture, CaptureError> {
+        tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
+        let kernel = Kernel::new().map_err(CaptureError::Init)?;
+        let timing = Timing {
+            debounce: options.debounce,
+            max_delay: options.max_delay,
+            max_open_delay: options.max_open_delay.max(options.max_delay),
+        };
+        Ok(Capture {
+            kernel,
+            engine: Engine::new(timing),
+            paused_until: None,
+        })
+    }
+
+    /// Watch `site`'s tree at `root`, except its `local` paths (relative to `root`; never
+    /// watched nor reported). What is already in the tree is not reported. Watching a site
+    /// again replaces its watch (new root or local paths). Walks the whole tree adding one
+    /// watch per directory: blocking file-system work proportional to its directories.
+    pub fn watch(
+        &mut self,
+        site: &str,
+        root: &Path,
+        local: &[PathBuf],
+    ) -> Result<(), CaptureError> {
+        let mut locals = Vec::with_capacity(local.len());
+        for l in local {
+            let ok = !l.as_os_str().is_empty()
+                && l.components().all(|c| matches!(c, Component::Normal(_)));
+            if !ok {
+                return Err(CaptureError::BadLocal {
+                    site: site.to_string(),
+                    path: l.clone(),
+                });
+            }
+            locals.push(l.components().collect::<PathBuf>());
+        }
+        let meta = std::fs::symlink_metadata(root).map_err(|source| CaptureError::Root {
+            site: site.to_string(),
+            root: root.to_path_buf(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(CaptureError::Root {
+                site: site.to_string(),
+                root: root.to_path_buf(),
+                source: io::Error::from_raw_os_error(20),
+            });
+        }
+        self.engine
+            .watch(
+                &mut self.kernel.backend(),
+                site,
+                root,
+                locals,
+                Instant::now(),
+            )
+            .map_err(|source| CaptureError::Root {
+                site: site.to_string(),
+                root: root.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Stop watching `site`; nothing more is reported for it.
+    pub fn unwatch(&mut self, site: &str) {
+        self.engine.unwatch(&mut self.kernel.backend(), site);
+    }
+
+    /// Directories watched over all sites (one inotify watch each).
+    pub fn watched_dirs(&self) -> usize {
+        self.engine.table.len()
+    }
+
+    /// Items waiting for their debounce.
+    pub fn pending(&self) -> usize {
+        self.engine.pending()
+    }
+
+    /// Wait until something is due and return everything due, in order per site.
+    /// Cancel safe: every event read is kept in `self`, so this can sit in a `select!`
+    /// with the replica's other work and be called again.
+    pub async fn next_batch(&mut self) -> Vec<(String, Seen)> {
+        loop {
+            let now = Instant::now();
+            self.engine.settle_moves(&mut self.kernel.backend(), now);
+            let out = self.engine.take_due(now);
+            if !out.is_empty() {
+                return out;
+            }
+            let paused = self.paused_until.filter(|t| *t > now);
+            let wake = match (self.engine.next_deadline(), paused) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sleep = async move {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = self.kernel.next(), if paused.is_none() => {
+                    self.on_event(ev);
+                    for _ in 0..DRAIN {
+                        match self.kernel.try_next() {
+                            Some(ev) => self.on_event(ev),
+                            None => break,
+                        }
+                        if self.paused_until.is_some_and(|t| t > Instant::now()) {
+                            break;
+                        }
+                    }
+                }
+                () = sleep => {}
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Option<io::Result<engine::RawEvent>>) {
+        let now = Instant::now();
+        match ev {
+            Some(Ok(ev)) => self.engine.handle(&mut self.kernel.backend(), ev, now),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "reading inotify events failed: rescanning every site");
+                self.engine.lost_events(&mut self.kernel.backend(), now);
+                self.paused_until = Some(now + Duration::from_secs(1));
+            }
+            None => {
+                tracing::error!("the inotify event stream ended: rescanning every site");
+                self.engine.lost_events(&mut self.kernel.backend(), now);
+                self.paused_until = Some(now + Duration::from_secs(1));
+            }
+        }
+    }
+}
