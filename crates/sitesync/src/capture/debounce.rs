@@ -432,8 +432,12 @@ impl Debouncer {
     }
 
     /// Take every item due at `now` whose earlier overlapping items are gone, in order.
+    /// Cheap when nothing can be due yet (no walk over the pending items before `wake`).
     pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(SiteId, Out)> {
         let mut out = Vec::new();
+        if self.wake.is_none_or(|w| w > now) {
+            return out;
+        }
         // Earlier items still pending: barriers (checked against everything) and paths
         // (checked against barriers only).
         let mut waiting_barriers: Vec<u64> = Vec::new();

@@ -13,9 +13,15 @@
 //! **Lost events.** `IN_Q_OVERFLOW` or a failed read: every site gets a `Rescan` and every
 //! tree is walked again to watch the directories created meanwhile. A failed `add_watch`
 //! (`ENOSPC`: `fs.inotify.max_user_watches`) or an `IN_IGNORED` for a directory that was not
-//! deleted: that site gets a `Rescan`.
+//! deleted: that site gets a `Rescan`. A site with directories that could not be watched is
+//! walked again every [`WATCH_RETRY`], with another `Rescan` each time (changes there were
+//! not seen meanwhile), until every directory is watched: never a silent blind spot.
+//!
+//! Walking a tree (a new site, a rescan after lost events) is blocking file-system work on
+//! the caller's thread, proportional to the number of directories (see bench/RESULTS.md,
+//! "bench/capture").
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,6 +32,9 @@ use inotify::EventMask;
 use super::debounce::{Debouncer, Out, SiteId, Timing, Touch};
 use super::watches::{WatchTable, Wd};
 use super::Seen;
+
+/// How often a site with directories that could not be watched is walked again.
+pub(crate) const WATCH_RETRY: Duration = Duration::from_secs(30);
 
 /// How long an `IN_MOVED_FROM` waits for its `IN_MOVED_TO` before it counts as a move out.
 pub(crate) const MOVE_PAIR_GRACE: Duration = Duration::from_millis(10);
@@ -67,6 +76,9 @@ pub(crate) struct Engine {
     moves: Vec<PendingMove>,
     /// Watches whose directory reported `IN_DELETE_SELF` (their `IN_IGNORED` is expected).
     deleted: HashSet<Wd>,
+    /// Sites with directories that could not be watched, and when to try again. Until then
+    /// changes there are not seen, so every retry that still fails is another `Rescan`.
+    incomplete: HashMap<SiteId, Instant>,
 }
 
 fn watch_limit() -> String {
@@ -82,6 +94,7 @@ impl Engine {
             deb: Debouncer::new(timing),
             moves: Vec::new(),
             deleted: HashSet::new(),
+            incomplete: HashMap::new(),
         }
     }
 
@@ -112,6 +125,7 @@ impl Engine {
             }
             self.deb.forget(id);
             self.moves.retain(|m| m.site != id);
+            self.incomplete.remove(&id);
         }
     }
 
@@ -178,16 +192,40 @@ impl Engine {
     }
 
     fn cannot_watch(&mut self, site: SiteId, abs: &Path, e: &io::Error, now: Instant) {
-        if e.raw_os_error() == Some(28) {
+        // One log line per walk of the site, not one per directory.
+        let first = self.incomplete.insert(site, now + WATCH_RETRY).is_none();
+        if first && e.raw_os_error() == Some(28) {
             tracing::error!(site = %self.site_name(site), dir = %abs.display(),
                 watched = self.table.len(), limit = %watch_limit(),
                 "inotify watch limit reached: raise the sysctl fs.inotify.max_user_watches; \
-                 changes in this directory are not captured until a rescan");
-        } else {
+                 the site is rescanned now and every 30 s until all its directories are watched");
+        } else if first {
             tracing::error!(site = %self.site_name(site), dir = %abs.display(), error = %e,
-                "cannot watch a directory of a site; rescanning the site");
+                "cannot watch a directory of a site; rescanning it now and every 30 s until it can");
         }
         self.deb.rescan(site, now);
+    }
+
+    /// Walk again the sites whose retry is due: watch what can be watched now, and rescan
+    /// (changes in unwatched directories were not seen meanwhile).
+    pub(crate) fn retry_watches(&mut self, b: &mut dyn Backend, now: Instant) {
+        let due: Vec<SiteId> = self
+            .incomplete
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for site in due {
+            self.incomplete.remove(&site);
+            if self.table.site(site).is_none() {
+                continue;
+            }
+            self.deb.rescan(site, now);
+            self.walk(b, site, Path::new(""), false, now);
+            if !self.incomplete.contains_key(&site) {
+                tracing::info!(site = %self.site_name(site), "every directory of the site is watched again");
+            }
+        }
     }
 
     fn site_name(&self, site: SiteId) -> String {
@@ -344,8 +382,9 @@ impl Engine {
 
     /// When something next needs attention: a due item or an unpaired move.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let moves = self.moves.iter().map(|m| m.at + MOVE_PAIR_GRACE).min();
-        match (self.deb.next_deadline(), moves) {
+        let moves = self.moves.iter().map(|m| m.at + MOVE_PAIR_GRACE);
+        let others = moves.chain(self.incomplete.values().copied()).min();
+        match (self.deb.next_deadline(), others) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

@@ -158,6 +158,21 @@ fn a_watch_refused_by_the_kernel_rescans_that_site() {
         now,
     );
     assert_eq!(all(&mut e, now), vec![("s".into(), Seen::Rescan)]);
+    // Still refused at the retry: another rescan; the retry after that succeeds and
+    // rescans once more (changes in a/b2 were not seen until then), then no more.
+    assert_eq!(e.next_deadline(), Some(now + WATCH_RETRY));
+    e.retry_watches(&mut b, now + WATCH_RETRY);
+    assert_eq!(all(&mut e, now), vec![("s".into(), Seen::Rescan)]);
+    b.refuse = None;
+    e.retry_watches(&mut b, now + 2 * WATCH_RETRY);
+    assert_eq!(all(&mut e, now), vec![("s".into(), Seen::Rescan)]);
+    assert!(e
+        .table
+        .site(0)
+        .is_some_and(|s| s.dirs.contains_key(Path::new("a/b2"))));
+    assert_eq!(e.next_deadline(), None);
+    e.retry_watches(&mut b, now + 3 * WATCH_RETRY);
+    assert!(all(&mut e, now).is_empty());
 }
 
 #[test]

@@ -211,6 +211,7 @@ impl Capture {
         loop {
             let now = Instant::now();
             self.engine.settle_moves(&mut self.kernel.backend(), now);
+            self.engine.retry_watches(&mut self.kernel.backend(), now);
             let out = self.engine.take_due(now);
             if !out.is_empty() {
                 return out;
