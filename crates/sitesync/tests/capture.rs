@@ -357,3 +357,39 @@ async fn a_php_writer_is_captured() {
         "{all:?}"
     );
 }
+
+#[tokio::test]
+async fn a_file_rewritten_without_pause_is_still_reported_while_it_goes_on() {
+    let (dir, mut cap) = site();
+    let root = dir.path().to_path_buf();
+    cap.watch("s", &root, &[]).expect("watch");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (file, flag) = (root.join("counter.json"), stop.clone());
+    // Rewritten every 10 ms (far under the 100 ms debounce): never quiet, so only
+    // max_delay can report it; it must be reported while the writer still runs.
+    let writer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            std::fs::write(&file, n.to_string()).expect("write");
+            n += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        n
+    });
+    // The assertion is that this returns: a file that is never quiet is only reported
+    // by max_delay (without it, `until` times out and fails).
+    until(&mut cap, |a| has(a, &path("s", "counter.json"))).await;
+    let still_running = !writer.is_finished();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().expect("writer");
+    assert!(
+        still_running,
+        "the writer stopped early ({writes} writes): nothing was proven"
+    );
+}
+
+#[test]
+fn capture_can_move_to_a_spawned_task() {
+    fn send<T: Send>() {}
+    send::<Capture>();
+}
