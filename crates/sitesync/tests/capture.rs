@@ -393,3 +393,24 @@ fn capture_can_move_to_a_spawned_task() {
     fn send<T: Send>() {}
     send::<Capture>();
 }
+
+#[tokio::test]
+async fn a_root_swapped_by_a_deployment_is_followed_and_the_old_tree_is_not() {
+    let (dir, mut cap) = site();
+    let root = dir.path().join("site");
+    std::fs::create_dir_all(root.join("wp-admin")).expect("mkdir");
+    cap.watch("s", &root, &[]).expect("watch");
+    // Deploy: the new tree is prepared aside, then swapped in by two renames.
+    std::fs::create_dir_all(dir.path().join("next/wp-includes")).expect("mkdir");
+    std::fs::rename(&root, dir.path().join("old")).expect("move the old tree away");
+    std::fs::rename(dir.path().join("next"), &root).expect("move the new tree in");
+    until(&mut cap, |a| a.iter().any(|(_, s)| *s == Seen::Rescan)).await;
+    std::fs::write(dir.path().join("old/wp-admin/stale.php"), b"old tree").expect("write");
+    std::fs::write(root.join("wp-includes/new.php"), b"new tree").expect("write");
+    let all = until(&mut cap, |a| has(a, &path("s", "wp-includes/new.php"))).await;
+    assert!(
+        !paths_of(&all).iter().any(|p| p.ends_with("stale.php")),
+        "{all:?}"
+    );
+    assert_eq!(cap.watched_dirs(), 2);
+}

@@ -36,6 +36,10 @@ use super::Seen;
 /// How often a site with directories that could not be watched is walked again.
 pub(crate) const WATCH_RETRY: Duration = Duration::from_secs(30);
 
+/// How soon a site whose root could not be watched (missing: a deployment swapping
+/// trees) is tried again.
+pub(crate) const ROOT_RETRY: Duration = Duration::from_secs(1);
+
 /// How long an `IN_MOVED_FROM` waits for its `IN_MOVED_TO` before it counts as a move out.
 pub(crate) const MOVE_PAIR_GRACE: Duration = Duration::from_millis(10);
 
@@ -143,15 +147,26 @@ impl Engine {
                 continue;
             }
             let abs = s.root.join(&rel);
-            if !rel.as_os_str().is_empty() {
-                match b.add_watch(&abs) {
-                    Ok(wd) => self.table.insert(site, &rel, wd),
-                    // Gone or replaced by a file meanwhile: its own events say so.
-                    Err(e) if matches!(e.raw_os_error(), Some(2) | Some(20)) => continue,
-                    Err(e) => {
-                        self.cannot_watch(site, &abs, &e, now);
-                        continue;
-                    }
+            // The root too: after lost events or a root swap it may be a new directory.
+            match b.add_watch(&abs) {
+                Ok(wd) => self.table.insert(site, &rel, wd),
+                // Gone or replaced by a file meanwhile: its own events say so (not for the
+                // root, whose parent is not watched).
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(2) | Some(20))
+                        && !rel.as_os_str().is_empty() =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    // A missing root is most likely a deployment between its two renames.
+                    let retry = if rel.as_os_str().is_empty() {
+                        ROOT_RETRY
+                    } else {
+                        WATCH_RETRY
+                    };
+                    self.cannot_watch(site, &abs, &e, now, retry);
+                    continue;
                 }
             }
             let entries = match std::fs::read_dir(&abs) {
@@ -191,9 +206,16 @@ impl Engine {
         }
     }
 
-    fn cannot_watch(&mut self, site: SiteId, abs: &Path, e: &io::Error, now: Instant) {
+    fn cannot_watch(
+        &mut self,
+        site: SiteId,
+        abs: &Path,
+        e: &io::Error,
+        now: Instant,
+        retry: Duration,
+    ) {
         // One log line per walk of the site, not one per directory.
-        let first = self.incomplete.insert(site, now + WATCH_RETRY).is_none();
+        let first = self.incomplete.insert(site, now + retry).is_none();
         if first && e.raw_os_error() == Some(28) {
             tracing::error!(site = %self.site_name(site), dir = %abs.display(),
                 watched = self.table.len(), limit = %watch_limit(),
@@ -233,6 +255,21 @@ impl Engine {
             .site(site)
             .map(|s| s.name.clone())
             .unwrap_or_default()
+    }
+
+    /// The site's root directory was removed or moved away (a deployment swapping trees):
+    /// drop every watch of the old tree (a moved one would keep reporting under our paths),
+    /// rescan, and watch the root path again at once (retried while it is missing).
+    fn root_lost(&mut self, b: &mut dyn Backend, site: SiteId, now: Instant) {
+        tracing::warn!(site = %self.site_name(site),
+            "the root of a watched site was removed or moved; watching its path again and rescanning");
+        for wd in self.table.remove_subtree(site, Path::new("")) {
+            self.deleted.remove(&wd);
+            b.rm_watch(wd);
+        }
+        self.moves.retain(|m| m.site != site);
+        self.deb.rescan(site, now);
+        self.incomplete.insert(site, now);
     }
 
     /// Events may have been lost for every site (queue overflow, read error): rescan all,
@@ -278,9 +315,7 @@ impl Engine {
                     .mask
                     .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF)
             {
-                tracing::error!(site = %self.site_name(site),
-                    "the root of a watched site was removed or moved; rescanning the site");
-                self.deb.rescan(site, now);
+                self.root_lost(b, site, now);
             }
             return;
         };

@@ -24,6 +24,9 @@ impl Backend for Fake {
         {
             return Err(io::Error::from_raw_os_error(28));
         }
+        if !dir.is_dir() {
+            return Err(io::Error::from_raw_os_error(2));
+        }
         if let Some(wd) = self.paths.get(dir) {
             return Ok(*wd);
         }
@@ -32,6 +35,7 @@ impl Backend for Fake {
         Ok(self.next)
     }
     fn rm_watch(&mut self, wd: Wd) {
+        self.paths.retain(|_, w| *w != wd);
         self.removed.push(wd);
     }
     fn dropped(&mut self, _wd: Wd) {}
@@ -328,4 +332,60 @@ fn local_paths_are_never_reported_and_moving_into_one_is_a_removal() {
         all(&mut e, now),
         vec![("s".into(), Seen::Path("page.html".into()))]
     );
+}
+
+#[test]
+fn a_root_swapped_by_a_deployment_is_unwatched_then_watched_again_at_its_path() {
+    let t = tree();
+    let mut b = Fake::default();
+    let mut e = Engine::new(timing());
+    let now = Instant::now();
+    e.watch(&mut b, "s", t.path(), vec![], now).expect("watch");
+    let (root, ab) = (wd_of(&e, "s", ""), wd_of(&e, "s", "a/b"));
+    let old = t.path().with_extension("old");
+    std::fs::rename(t.path(), &old).expect("move the root away");
+    std::fs::create_dir_all(t.path().join("fresh")).expect("new root");
+    e.handle(&mut b, ev(root, EventMask::MOVE_SELF, 0, None), now);
+    assert_eq!(b.removed.len(), 6, "every watch of the old tree is dropped");
+    assert_eq!(
+        e.table.lookup(ab),
+        None,
+        "the old tree's events are no longer ours"
+    );
+    assert_eq!(e.next_deadline(), Some(now));
+    e.retry_watches(&mut b, now);
+    assert_eq!(all(&mut e, now), vec![("s".into(), Seen::Rescan)]);
+    let dirs: Vec<PathBuf> = e
+        .table
+        .site(0)
+        .expect("site")
+        .dirs
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(dirs, vec![PathBuf::new(), PathBuf::from("fresh")]);
+    assert_eq!(e.next_deadline(), None);
+    std::fs::remove_dir_all(old).expect("cleanup");
+}
+
+#[test]
+fn a_missing_root_is_tried_again_soon() {
+    let t = tree();
+    let mut b = Fake::default();
+    let mut e = Engine::new(timing());
+    let now = Instant::now();
+    e.watch(&mut b, "s", t.path(), vec![], now).expect("watch");
+    let root = wd_of(&e, "s", "");
+    let old = t.path().with_extension("gone");
+    std::fs::rename(t.path(), &old).expect("move the root away");
+    e.handle(&mut b, ev(root, EventMask::MOVE_SELF, 0, None), now);
+    e.retry_watches(&mut b, now);
+    assert_eq!(all(&mut e, now), vec![("s".into(), Seen::Rescan)]);
+    assert_eq!(e.next_deadline(), Some(now + ROOT_RETRY));
+    std::fs::create_dir(t.path()).expect("the new root arrives");
+    e.retry_watches(&mut b, now + ROOT_RETRY);
+    assert_eq!(all(&mut e, now), vec![("s".into(), Seen::Rescan)]);
+    assert_eq!(e.table.len(), 1);
+    assert_eq!(e.next_deadline(), None);
+    std::fs::remove_dir_all(old).expect("cleanup");
 }

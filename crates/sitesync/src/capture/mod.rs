@@ -22,7 +22,9 @@
 //!   know. Write-to-temp-then-rename (the temp file created within the window) is reported
 //!   as `Path(target)` only: the temp name never reaches the replica.
 //! - [`Seen::Rescan`] when events may have been lost (queue overflow, read error, a watch
-//!   that could not be added, a watch dropped for a directory still in the tree).
+//!   that could not be added, a watch dropped for a directory still in the tree), and when
+//!   the site's root directory is removed or moved away (a deployment swapping trees: the
+//!   old tree's watches are dropped and the root path is watched again).
 //!
 //! Not reported: `local` paths (and everything below them), files created and removed
 //! within the window, the initial content of a tree given to [`Capture::watch`], attribute
