@@ -24,19 +24,15 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Kernel memory of inotify marks (one per watch), from /proc/slabinfo when readable.
-fn mark_slab_kib() -> Option<u64> {
-    let slab = std::fs::read_to_string("/proc/slabinfo").ok()?;
-    let line = slab
+/// Kernel slab memory (KiB) from /proc/meminfo: watches pin their directories' inodes
+/// and dentries there (machine-wide, so only indicative on a busy machine).
+fn slab_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
         .lines()
-        .find(|l| l.starts_with("inotify_inode_mark "))?;
-    let f: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(3)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    Some(f.first()? * f.get(2)? / 1024)
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn leaf(root: &Path, t: usize, s: usize) -> PathBuf {
@@ -74,84 +70,112 @@ async fn bench_capture_100k_files_in_10k_directories() {
         ..CaptureOptions::default()
     };
     let mut cap = Capture::new(opts).expect("capture");
-    let (rss0, slab0) = (rss_kib(), mark_slab_kib());
+    let (rss0, slab0) = (rss_kib(), slab_kib());
     let t = Instant::now();
     cap.watch("bench", &root, &[]).expect("watch");
     let watch_time = t.elapsed();
-    let (rss1, slab1) = (rss_kib(), mark_slab_kib());
+    let (rss1, slab1) = (rss_kib(), slab_kib());
     println!(
-        "watch: {} directories watched in {:?} ({:.0} watches/s); process RSS +{} KiB; kernel inotify marks +{} KiB",
+        "watch: {} directories watched in {:?} ({:.0} watches/s); process RSS +{} KiB; kernel slab +{} KiB",
         cap.watched_dirs(),
         watch_time,
         cap.watched_dirs() as f64 / watch_time.as_secs_f64(),
         rss1.saturating_sub(rss0),
-        match (slab0, slab1) {
-            (Some(a), Some(b)) => b.saturating_sub(a).to_string(),
-            _ => "?".into(),
-        }
+        slab1 as i64 - slab0 as i64,
     );
 
-    // Rewrite every file from another thread while capture reads; count reported paths.
-    for (label, pace) in [("unpaced", None), ("paced 20,000 files/s", Some(20_000u64))] {
-        let writer_root = root.clone();
-        let t = Instant::now();
-        let writer = tokio::task::spawn_blocking(move || {
-            let start = Instant::now();
-            let mut n = 0u64;
-            for t in 0..TOP {
-                for s in 0..SUB {
-                    let d = leaf(&writer_root, t, s);
-                    for f in 0..FILES {
-                        std::fs::write(d.join(format!("f{f}.php")), b"<?php // rewritten")
-                            .expect("write");
-                        n += 1;
-                        if let Some(rate) = pace {
-                            let due = start + Duration::from_micros(n * 1_000_000 / rate);
-                            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                                std::thread::sleep(wait);
-                            }
-                        }
-                    }
-                }
-            }
-            start.elapsed()
-        });
-        let mut seen: HashSet<PathBuf> = HashSet::new();
-        let mut rescans = 0usize;
-        let mut peak_pending = 0usize;
-        let total = TOP * SUB * FILES;
-        while seen.len() < total && rescans == 0 {
-            let batch = tokio::time::timeout(Duration::from_secs(60), cap.next_batch())
-                .await
-                .expect("capture stalled for 60 s");
-            peak_pending = peak_pending.max(cap.pending());
-            for (_, s) in batch {
-                match s {
-                    Seen::Path(p) => {
-                        seen.insert(p);
-                    }
-                    Seen::Rescan => rescans += 1,
-                    Seen::Renamed { .. } => {}
+    // 1. Rewrite every file from another thread while capture reads: does it keep up
+    // (no overflow, so no rescan) and how fast do paths come out?
+    let writer_root = root.clone();
+    let events0 = cap.events_read();
+    let t = Instant::now();
+    let writer = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        for t in 0..TOP {
+            for s in 0..SUB {
+                let d = leaf(&writer_root, t, s);
+                for f in 0..FILES {
+                    std::fs::write(d.join(format!("f{f}.php")), b"<?php // rewritten")
+                        .expect("write");
                 }
             }
         }
-        let write_time = writer.await.expect("writer");
-        let elapsed = t.elapsed();
-        println!(
-            "{label}: {} files rewritten in {:?}; {} distinct paths reported in {:?} ({:.0} paths/s end to end, debounce included); rescans {}; peak pending {}",
-            total,
-            write_time,
-            seen.len(),
-            elapsed,
-            seen.len() as f64 / elapsed.as_secs_f64(),
-            rescans,
-            peak_pending
-        );
-        // Let a rescan's trailing events settle before the next round.
-        while tokio::time::timeout(Duration::from_secs(1), cap.next_batch())
+        start.elapsed()
+    });
+    let total = TOP * SUB * FILES;
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let (mut rescans, mut peak_pending) = (0usize, 0usize);
+    while seen.len() < total && rescans == 0 {
+        let batch = tokio::time::timeout(Duration::from_secs(60), cap.next_batch())
             .await
-            .is_ok()
-        {}
+            .expect("capture stalled for 60 s");
+        peak_pending = peak_pending.max(cap.pending());
+        for (_, s) in batch {
+            match s {
+                Seen::Path(p) => {
+                    seen.insert(p);
+                }
+                Seen::Rescan => rescans += 1,
+                Seen::Renamed { .. } => {}
+            }
+        }
     }
+    let write_time = writer.await.expect("writer");
+    let elapsed = t.elapsed();
+    let events = cap.events_read() - events0;
+    println!(
+        "concurrent: {total} files rewritten in {write_time:?}; {} distinct paths reported in {elapsed:?} ({:.0} paths/s, debounce included); {events} inotify events read ({:.0}/s); rescans {rescans}; peak pending {peak_pending}",
+        seen.len(),
+        seen.len() as f64 / elapsed.as_secs_f64(),
+        events as f64 / elapsed.as_secs_f64(),
+    );
+    drop(cap);
+
+    // 2. Capture's own speed, without the writer in the way: queue a burst while not
+    // reading (below max_queued_events), then time reading and reporting it all
+    // (debounce 0, so the time is event handling, not waiting).
+    let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .expect("max_queued_events")
+        .trim()
+        .parse()
+        .expect("a number");
+    let opts = CaptureOptions {
+        debounce: Duration::ZERO,
+        ..CaptureOptions::default()
+    };
+    let mut cap = Capture::new(opts).expect("capture");
+    cap.watch("bench", &root, &[]).expect("watch");
+    let burst = (limit / 4).min(total);
+    let writer_root = root.clone();
+    tokio::task::spawn_blocking(move || {
+        for i in 0..burst {
+            let (t, rest) = (i / (SUB * FILES), i % (SUB * FILES));
+            let d = leaf(&writer_root, t, rest / FILES);
+            std::fs::write(d.join(format!("f{}.php", rest % FILES)), b"<?php // burst")
+                .expect("write");
+        }
+    })
+    .await
+    .expect("burst");
+    let t = Instant::now();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    while seen.len() < burst {
+        let batch = tokio::time::timeout(Duration::from_secs(60), cap.next_batch())
+            .await
+            .expect("capture stalled for 60 s");
+        for (_, s) in batch {
+            assert_ne!(s, Seen::Rescan, "the burst overflowed the queue");
+            if let Seen::Path(p) = s {
+                seen.insert(p);
+            }
+        }
+    }
+    let elapsed = t.elapsed();
+    let events = cap.events_read();
+    println!(
+        "queued burst: {events} events for {burst} files read and reported in {elapsed:?} ({:.0} events/s, {:.0} paths/s)",
+        events as f64 / elapsed.as_secs_f64(),
+        burst as f64 / elapsed.as_secs_f64(),
+    );
     println!("final process RSS {} KiB", rss_kib());
 }

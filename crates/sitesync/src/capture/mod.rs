@@ -120,6 +120,8 @@ pub struct Capture {
     engine: Engine,
     /// After a read error, reads pause until then (an error that repeats must not spin).
     paused_until: Option<Instant>,
+    /// Events read from the kernel since creation.
+    events: u64,
 }
 
 /// Most events handled in one go before the due items are looked at again.
@@ -139,6 +141,7 @@ impl Capture {
             kernel,
             engine: Engine::new(timing),
             paused_until: None,
+            events: 0,
         })
     }
 
@@ -201,6 +204,11 @@ impl Capture {
         self.engine.table.len()
     }
 
+    /// Events read from the kernel so far (a counter for metrics and benchmarks).
+    pub fn events_read(&self) -> u64 {
+        self.events
+    }
+
     /// Items waiting for their debounce.
     pub fn pending(&self) -> usize {
         self.engine.pending()
@@ -250,7 +258,10 @@ impl Capture {
     fn on_event(&mut self, ev: Option<io::Result<engine::RawEvent>>) {
         let now = Instant::now();
         match ev {
-            Some(Ok(ev)) => self.engine.handle(&mut self.kernel.backend(), ev, now),
+            Some(Ok(ev)) => {
+                self.events += 1;
+                self.engine.handle(&mut self.kernel.backend(), ev, now)
+            }
             Some(Err(e)) => {
                 tracing::error!(error = %e, "reading inotify events failed: rescanning every site");
                 self.engine.lost_events(&mut self.kernel.backend(), now);
