@@ -25,7 +25,13 @@
 //! (same path, ancestor or descendant) is a `Renamed` or `Rescan` (for a `Renamed`: any
 //! earlier overlapping item). Pending entries under a rename's source are moved under its
 //! target and placed after the `Renamed`: reported before it, the replica would find the
-//! source path missing and push a deletion of a file that was only moved.
+//! source path missing and push a deletion of a file that was only moved. Pending entries
+//! for the target stay before it (a deleted file a directory now replaces must be gone on
+//! the replica before the rename can be applied there).
+//!
+//! `debounce_model_tests.rs` checks all of this as a property: random operations on a model
+//! disk, a model replica applying what comes out (with rename(2)'s rules), and the replica
+//! equal to the disk in the end.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -318,11 +324,14 @@ impl Debouncer {
             .iter()
             .filter_map(|b| self.items.get(b))
             .any(|it| it.site == site && it.touches(from));
-        // What the rename overwrote is gone: its own pending entry (never its descendants,
-        // which are deletions that must reach the hub before the rename).
+        let collapse = from_new && !renames_pending;
+        // Collapsing, the target's own pending entry merges into the new `Path(target)`.
+        // Otherwise it stays before the `Renamed` and is reported first: it may be the
+        // deletion of a file that a directory now replaces, which the replica must apply
+        // before it can rename (the property test in debounce_model_tests.rs found this).
         let mut target_created = false;
         let mut target_first = None;
-        if let Some(seq) = self.mergeable(site, to) {
+        if let Some(seq) = self.mergeable(site, to).filter(|_| collapse) {
             if let Some(Item {
                 kind: Kind::Path(e),
                 ..
@@ -369,7 +378,7 @@ impl Debouncer {
                 moved_entries.push(e);
             }
         }
-        if from_new && !renames_pending {
+        if collapse {
             // The source never reached the replica: report the target only.
             for e in moved_entries.iter_mut() {
                 if e.path == to {
@@ -488,3 +497,7 @@ impl Debouncer {
 #[cfg(test)]
 #[path = "debounce_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "debounce_model_tests.rs"]
+mod model_tests;

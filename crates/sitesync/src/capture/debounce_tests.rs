@@ -253,3 +253,21 @@ fn items_due_but_blocked_do_not_make_the_deadline_fall_in_the_past() {
     );
     assert_eq!(d.next_deadline(), None);
 }
+
+#[test]
+fn a_deleted_file_replaced_by_a_renamed_directory_is_reported_before_the_rename() {
+    // Found by the model property test: the replica holds the file `a`; renaming the
+    // directory `b` over it can only work once it learned that `a` was deleted.
+    let t0 = Instant::now();
+    let mut d = Debouncer::new(timing());
+    d.remove(1, &p("a"), false, t0);
+    d.rename(1, &p("b"), &p("a"), true, t0 + MS);
+    assert!(
+        d.take_due(t0 + MS).is_empty(),
+        "the rename waits for the deletion"
+    );
+    assert_eq!(
+        d.take_due(t0 + 200 * MS),
+        vec![path("a"), renamed("b", "a")]
+    );
+}
