@@ -23,6 +23,8 @@ type Tree = BTreeMap<PathBuf, Node>;
 #[derive(Debug, Clone)]
 enum Op {
     Write(usize, u32),
+    /// Written through a descriptor kept open (no close seen).
+    WriteOpen(usize, u32),
     Chmod(usize),
     Delete(usize),
     Mkdir(usize),
@@ -50,6 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
     let n = names().len();
     prop_oneof![
         4 => (0..n, any::<u32>()).prop_map(|(p, c)| Op::Write(p, c)),
+        1 => (0..n, any::<u32>()).prop_map(|(p, c)| Op::WriteOpen(p, c)),
         1 => (0..n).prop_map(Op::Chmod),
         2 => (0..n).prop_map(Op::Delete),
         3 => (0..n).prop_map(Op::Mkdir),
@@ -166,6 +169,13 @@ fn run(ops: Vec<Op>) -> Result<(), String> {
                     }
                     d.touch(1, p, Touch::Modified, now);
                     d.touch(1, p, Touch::Closed, now);
+                }
+            }
+            Op::WriteOpen(i, c) => {
+                let p = &names[i];
+                if matches!(disk.get(p), Some(Node::File(_))) {
+                    disk.insert(p.clone(), Node::File(c));
+                    d.touch(1, p, Touch::Modified, now);
                 }
             }
             Op::Chmod(i) => {

@@ -348,6 +348,15 @@ impl Engine {
                         }
                     }
                     self.deb.rename(site, &m.rel, &rel, is_dir, now);
+                    // Renamed before its creation was handled (its watch could not be
+                    // added then): watch it now, and report what is in it.
+                    let watched = self
+                        .table
+                        .site(site)
+                        .is_some_and(|s| s.dirs.contains_key(&rel));
+                    if is_dir && !watched {
+                        self.walk(b, site, &rel, true, now);
+                    }
                 }
                 Some(m) => {
                     if !m.local {

@@ -389,3 +389,38 @@ fn a_missing_root_is_tried_again_soon() {
     assert_eq!(e.next_deadline(), None);
     std::fs::remove_dir_all(old).expect("cleanup");
 }
+
+#[test]
+fn a_directory_renamed_before_its_creation_was_handled_is_watched_under_its_new_name() {
+    let t = tree();
+    let mut b = Fake::default();
+    let mut e = Engine::new(timing());
+    let now = Instant::now();
+    e.watch(&mut b, "s", t.path(), vec![], now).expect("watch");
+    let root = wd_of(&e, "s", "");
+    // mkdir n; touch n/f; mv n m — all before the CREATE of n is read.
+    std::fs::create_dir(t.path().join("m")).expect("mkdir");
+    std::fs::write(t.path().join("m/f"), b"f").expect("write");
+    e.handle(
+        &mut b,
+        ev(root, EventMask::CREATE | EventMask::ISDIR, 0, Some("n")),
+        now,
+    );
+    e.handle(
+        &mut b,
+        ev(root, EventMask::MOVED_FROM | EventMask::ISDIR, 5, Some("n")),
+        now,
+    );
+    e.handle(
+        &mut b,
+        ev(root, EventMask::MOVED_TO | EventMask::ISDIR, 5, Some("m")),
+        now,
+    );
+    assert!(e
+        .table
+        .site(0)
+        .is_some_and(|s| s.dirs.contains_key(Path::new("m"))));
+    let got: HashSet<Seen> = all(&mut e, now).into_iter().map(|(_, s)| s).collect();
+    let want: HashSet<Seen> = ["m", "m/f"].iter().map(|p| Seen::Path(p.into())).collect();
+    assert_eq!(got, want);
+}
