@@ -272,7 +272,8 @@ async fn bad_arguments_are_errors_not_panics() {
     assert_eq!(cap.watched_dirs(), 0);
 }
 
-#[tokio::test]
+// Multi-threaded: the rescan's walk runs through block_in_place there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_queue_overflow_is_a_rescan_and_capture_goes_on() {
     let (dir, mut cap) = site();
     let root = dir.path().to_path_buf();

@@ -228,6 +228,11 @@ impl Engine {
         self.deb.rescan(site, now);
     }
 
+    /// Is a site's retry due (see [`Engine::retry_watches`])?
+    pub(crate) fn retry_due(&self, now: Instant) -> bool {
+        self.incomplete.values().any(|t| *t <= now)
+    }
+
     /// Walk again the sites whose retry is due: watch what can be watched now, and rescan
     /// (changes in unwatched directories were not seen meanwhile).
     pub(crate) fn retry_watches(&mut self, b: &mut dyn Backend, now: Instant) {

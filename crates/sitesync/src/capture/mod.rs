@@ -148,7 +148,10 @@ impl Capture {
     /// Watch `site`'s tree at `root`, except its `local` paths (relative to `root`; never
     /// watched nor reported). What is already in the tree is not reported. Watching a site
     /// again replaces its watch (new root or local paths). Walks the whole tree adding one
-    /// watch per directory: blocking file-system work proportional to its directories.
+    /// watch per directory: blocking file-system work proportional to its directories
+    /// (~0.7 s per 10,000 directories, bench/RESULTS.md "bench/capture"); for large trees
+    /// call it inside `tokio::task::block_in_place`. Rescans after lost events walk through
+    /// `block_in_place` by themselves on a multi-threaded runtime.
     pub fn watch(
         &mut self,
         site: &str,
@@ -221,7 +224,10 @@ impl Capture {
         loop {
             let now = Instant::now();
             self.engine.settle_moves(&mut self.kernel.backend(), now);
-            self.engine.retry_watches(&mut self.kernel.backend(), now);
+            if self.engine.retry_due(now) {
+                let (engine, kernel) = (&mut self.engine, &mut self.kernel);
+                blocking(|| engine.retry_watches(&mut kernel.backend(), now));
+            }
             let out = self.engine.take_due(now);
             if !out.is_empty() {
                 return out;
@@ -260,18 +266,39 @@ impl Capture {
         match ev {
             Some(Ok(ev)) => {
                 self.events += 1;
-                self.engine.handle(&mut self.kernel.backend(), ev, now)
+                let (engine, kernel) = (&mut self.engine, &mut self.kernel);
+                if ev.mask.contains(::inotify::EventMask::Q_OVERFLOW) {
+                    // Walks every tree: seconds at a million files.
+                    blocking(|| engine.handle(&mut kernel.backend(), ev, now));
+                } else {
+                    engine.handle(&mut kernel.backend(), ev, now);
+                }
             }
             Some(Err(e)) => {
                 tracing::error!(error = %e, "reading inotify events failed: rescanning every site");
-                self.engine.lost_events(&mut self.kernel.backend(), now);
+                let (engine, kernel) = (&mut self.engine, &mut self.kernel);
+                blocking(|| engine.lost_events(&mut kernel.backend(), now));
                 self.paused_until = Some(now + Duration::from_secs(1));
             }
             None => {
                 tracing::error!("the inotify event stream ended: rescanning every site");
-                self.engine.lost_events(&mut self.kernel.backend(), now);
+                let (engine, kernel) = (&mut self.engine, &mut self.kernel);
+                blocking(|| engine.lost_events(&mut kernel.backend(), now));
                 self.paused_until = Some(now + Duration::from_secs(1));
             }
         }
+    }
+}
+
+/// Run long blocking file-system work (walking every tree) without starving the other
+/// tasks of a multi-threaded runtime (they move to another worker meanwhile); on a
+/// current-thread runtime there is nowhere to move them, so it simply runs.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
     }
 }
