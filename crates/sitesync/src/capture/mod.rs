@@ -4,12 +4,12 @@
 //!
 //! One [`Capture`] per server watches every directory of every site it is given with one
 //! inotify instance (the per-user limits are per instance and per watch, not per site):
-//! - [`watches`] is the directory watch table (descriptor ↔ site and directory);
-//! - [`engine`] interprets events (new directories watched then scanned, renames paired,
+//! - `watches` is the directory watch table (descriptor ↔ site and directory);
+//! - `engine` interprets events (new directories watched then scanned, renames paired,
 //!   moves out unwatched, lost events turned into rescans);
-//! - [`debounce`] is the pure debouncer (when a path is reported, what is never reported,
+//! - `debounce` is the pure debouncer (when a path is reported, what is never reported,
 //!   in which order);
-//! - [`inotify`] is the kernel side, read through tokio's reactor.
+//! - `inotify` is the kernel side, read through tokio's reactor.
 //!
 //! What the replica gets, per site, in the order things happened on overlapping paths:
 //! - [`Seen::Path`] once a path stopped changing: `debounce` (200 ms) after its last change,
@@ -29,6 +29,13 @@
 //! Not reported: `local` paths (and everything below them), files created and removed
 //! within the window, the initial content of a tree given to [`Capture::watch`], attribute
 //! changes of a site's root directory itself.
+//!
+//! Not seen by inotify at all: writes through a shared memory mapping (SQLite with
+//! `mmap_size`, some caches) produce no `IN_MODIFY`; they show up at the file's
+//! `IN_CLOSE_WRITE` when it was opened for writing, otherwise only at the replica's
+//! periodic manifest comparison (the backstop DESIGN.md requires). Changes made through
+//! another mount of the same filesystem (a bind mount, a container) are seen: inotify
+//! watches inodes, not paths.
 
 pub(crate) mod debounce;
 pub(crate) mod engine;
