@@ -27,7 +27,10 @@
 //! target and placed after the `Renamed`: reported before it, the replica would find the
 //! source path missing and push a deletion of a file that was only moved. Pending entries
 //! for the target stay before it (a deleted file a directory now replaces must be gone on
-//! the replica before the rename can be applied there).
+//! the replica before the rename can be applied there). A rename whose source may be unknown
+//! to the replica (the target of a collapsed temp rename), or below a directory with a
+//! pending entry (new, or changed and maybe gone before it is reported), is reported as
+//! `Path(from)` + `Path(to)`: the replica could not apply it as a rename.
 //!
 //! `debounce_model_tests.rs` checks all of this as a property: random operations on a model
 //! disk, a model replica applying what comes out (with rename(2)'s rules), and the replica
@@ -75,6 +78,9 @@ struct Entry {
     first: Instant,
     last: Instant,
     created: bool,
+    /// The replica may not know this path: created here, or the target of a collapsed
+    /// temp-file rename (which may or may not have existed before).
+    fresh: bool,
     open: bool,
 }
 
@@ -251,6 +257,7 @@ impl Debouncer {
             first: now,
             last: now,
             created: what == Touch::Created,
+            fresh: what == Touch::Created,
             open: what == Touch::Modified,
         };
         self.push(site, Kind::Path(entry));
@@ -305,7 +312,11 @@ impl Debouncer {
         }
     }
 
-    /// A rename inside the tree of one site, `from` → `to`.
+    /// A rename inside the tree of one site, `from` → `to`. Returns true when it could not
+    /// be reported as a `Renamed` and became `Path(from)` + `Path(to)` (the replica may not
+    /// know the source, or a directory above the target is not reported yet and may be gone
+    /// by then, so the replica could not apply the rename): the caller then reports what a
+    /// renamed directory contains (as for a directory moved in).
     pub(crate) fn rename(
         &mut self,
         site: SiteId,
@@ -313,11 +324,15 @@ impl Debouncer {
         to: &Path,
         is_dir: bool,
         now: Instant,
-    ) {
+    ) -> bool {
         let from_seq = self.mergeable(site, from);
-        let from_new = from_seq.is_some_and(|seq| {
-            matches!(self.items.get(&seq), Some(Item { kind: Kind::Path(e), .. }) if e.created)
-        });
+        let from_flags = |flag: fn(&Entry) -> bool| {
+            from_seq.is_some_and(|seq| {
+                matches!(self.items.get(&seq), Some(Item { kind: Kind::Path(e), .. }) if flag(e))
+            })
+        };
+        let from_new = from_flags(|e| e.created);
+        let from_fresh = from_flags(|e| e.fresh);
         // A pending rename touching the source must keep its order: no collapse then.
         let renames_pending = self
             .barriers
@@ -325,6 +340,14 @@ impl Debouncer {
             .filter_map(|b| self.items.get(b))
             .any(|it| it.site == site && it.touches(from));
         let collapse = from_new && !renames_pending;
+        // A directory above the target with a pending entry may be new to the replica and
+        // gone before it is reported: the replica could not rename into it.
+        let parent_pending = to
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .any(|a| self.newest.contains_key(&(site, a.to_path_buf())));
+        let degrade = !collapse && (from_fresh || parent_pending);
         // Collapsing, the target's own pending entry merges into the new `Path(target)`.
         // Otherwise it stays before the `Renamed` and is reported first: it may be the
         // deletion of a file that a directory now replaces, which the replica must apply
@@ -383,8 +406,32 @@ impl Debouncer {
             for e in moved_entries.iter_mut() {
                 if e.path == to {
                     e.created = target_created;
+                    e.fresh = true;
                     e.first = target_first.map_or(e.first, |f| f.min(e.first));
                     e.last = now;
+                }
+            }
+        } else if degrade {
+            // The source is gone (the replica removes it if it knew it) and the target
+            // appeared.
+            let gone = Entry {
+                path: from.to_path_buf(),
+                first: now,
+                last: now,
+                created: false,
+                fresh: false,
+                open: false,
+            };
+            self.push(site, Kind::Path(gone));
+            if !moved_entries.iter().any(|e| e.path == to) {
+                self.touch(site, to, Touch::Changed, now);
+                let seq = self.newest.get(&(site, to.to_path_buf())).copied();
+                if let Some(Item {
+                    kind: Kind::Path(e),
+                    ..
+                }) = seq.and_then(|s| self.items.get_mut(&s))
+                {
+                    e.fresh = true;
                 }
             }
         } else {
@@ -400,6 +447,7 @@ impl Debouncer {
         for e in moved_entries {
             self.push(site, Kind::Path(e));
         }
+        degrade
     }
 
     /// Events may have been lost for `site`: everything pending for it is replaced by one

@@ -224,7 +224,12 @@ fn run(ops: Vec<Op>) -> Result<(), String> {
                     };
                 if ok {
                     move_subtree(&mut disk, from, to);
-                    d.rename(1, from, to, node == Node::Dir, now);
+                    if d.rename(1, from, to, node == Node::Dir, now) {
+                        // As the engine does: a directory's content is reported.
+                        for k in subtree(&disk, to).into_iter().filter(|k| k != to) {
+                            d.touch(1, &k, Touch::Created, now);
+                        }
+                    }
                 }
             }
         }
@@ -262,5 +267,26 @@ proptest! {
         if let Err(e) = run(ops) {
             prop_assert!(false, "{}", e);
         }
+    }
+}
+
+fn at(name: &str) -> usize {
+    names()
+        .iter()
+        .position(|n| n == Path::new(name))
+        .unwrap_or(usize::MAX)
+}
+
+#[test]
+fn a_known_file_moved_into_a_new_directory_that_is_then_removed() {
+    let ops = vec![
+        Op::Write(at("b"), 1),
+        Op::Wait(300),
+        Op::Mkdir(at("c")),
+        Op::Rename(at("b"), at("c/x")),
+        Op::RemoveTree(at("c")),
+    ];
+    if let Err(e) = run(ops) {
+        panic!("{e}");
     }
 }

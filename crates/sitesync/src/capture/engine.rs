@@ -352,14 +352,15 @@ impl Engine {
                             self.deleted.insert(victim);
                         }
                     }
-                    self.deb.rename(site, &m.rel, &rel, is_dir, now);
+                    let degraded = self.deb.rename(site, &m.rel, &rel, is_dir, now);
                     // Renamed before its creation was handled (its watch could not be
-                    // added then): watch it now, and report what is in it.
+                    // added then), or reported as gone + appeared: watch it and report
+                    // what is in it.
                     let watched = self
                         .table
                         .site(site)
                         .is_some_and(|s| s.dirs.contains_key(&rel));
-                    if is_dir && !watched {
+                    if is_dir && (degraded || !watched) {
                         self.walk(b, site, &rel, true, now);
                     }
                 }

@@ -20,7 +20,10 @@
 //!   found in it when it was scanned: the replica need not walk it.
 //! - [`Seen::Renamed`] for a rename inside the tree of a file or directory the replica may
 //!   know. Write-to-temp-then-rename (the temp file created within the window) is reported
-//!   as `Path(target)` only: the temp name never reaches the replica.
+//!   as `Path(target)` only: the temp name never reaches the replica. A rename the replica
+//!   might not be able to apply (its source may be unknown to it, or a directory above its
+//!   target has changes not reported yet and may be gone by then) is reported as
+//!   `Path(from)` + `Path(to)` (+ the content of a renamed directory) instead.
 //! - [`Seen::Rescan`] when events may have been lost (queue overflow, read error, a watch
 //!   that could not be added, a watch dropped for a directory still in the tree), and when
 //!   the site's root directory is removed or moved away (a deployment swapping trees: the
