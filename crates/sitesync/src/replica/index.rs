@@ -12,15 +12,19 @@ use serde::{Deserialize, Serialize};
 /// What a replica knows of its site.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Index {
-    /// The last hub log entry applied (or skipped as this server's own).
+    /// The last hub log entry applied (or found already applied).
     pub seq: u64,
     /// Every path with the version this server last pushed or applied.
     pub nodes: BTreeMap<String, Node>,
-    /// Paths this server changed, with the hub's sequence number for that change, until
-    /// the log is read past it: an older entry of another server for such a path is
-    /// already superseded and is not applied (it would undo this server's newer write).
+    /// An entry could not be applied faithfully (a rename of a version this server no
+    /// longer has, content gone from the hub): compare with the manifest once the log
+    /// is read to its head.
     #[serde(default)]
-    pub own: BTreeMap<String, u64>,
+    pub dirty: bool,
+    /// Paths the hub refused (over the size limit): kept here, local to this server,
+    /// until they change again; the manifest comparison leaves them alone.
+    #[serde(default)]
+    pub kept_local: std::collections::BTreeSet<String>,
 }
 
 impl Index {

@@ -45,7 +45,7 @@ pub enum Look {
 pub struct ReplicaConfig {
     /// The site (its name at the hub).
     pub site: String,
-    /// This server's name (the origin of its changes; its own log entries are skipped).
+    /// This server's name (the origin of its changes, and its change ids).
     pub server: String,
     /// The site's tree on this server.
     pub root: PathBuf,
@@ -162,6 +162,7 @@ impl Replica {
     }
 
     fn enqueue(&mut self, path: &str, base: Option<String>, op: Op) -> io::Result<()> {
+        self.index.kept_local.remove(path);
         let id = self.next_id();
         self.outbox.enqueue(Change {
             id,
@@ -201,6 +202,7 @@ impl Replica {
                     // the file stays here, local to this server
                     tracing::warn!(site = %self.cfg.site, path = %change.path, "sitesync: hub refused the content, kept local: {reason}");
                     report.refused += 1;
+                    self.index.kept_local.insert(change.path.clone());
                     self.outbox.done(n)?;
                     continue;
                 }
@@ -221,15 +223,7 @@ impl Replica {
                 Err(e) => return Err(e.into()),
             };
             match outcome {
-                Outcome::Applied { seq } => {
-                    report.applied += 1;
-                    if seq > self.index.seq {
-                        self.index.own.insert(change.path.clone(), seq);
-                        if let Op::Rename { to, .. } = &change.op {
-                            self.index.own.insert(to.clone(), seq);
-                        }
-                    }
-                }
+                Outcome::Applied { .. } => report.applied += 1,
                 Outcome::Conflict { current, .. } => {
                     report.conflicts += 1;
                     self.adopt_logged(hub, &change, current)?;
@@ -244,6 +238,7 @@ impl Replica {
                     // application wrote would lose it; the manifest comparison shows it
                     tracing::warn!(site = %self.cfg.site, path = %change.path, "sitesync: hub refused a change, kept local: {reason}");
                     report.refused += 1;
+                    self.index.kept_local.insert(change.path.clone());
                 }
             }
             self.outbox.done(n)?;

@@ -32,12 +32,6 @@ pub fn blob_of(c: &Change) -> Option<(&str, u64)> {
     }
 }
 
-fn touches(a: &str, p: &str) -> bool {
-    a == p
-        || (a.len() > p.len() && a.starts_with(p) && a.as_bytes()[p.len()] == b'/')
-        || (p.len() > a.len() && p.starts_with(a) && p.as_bytes()[a.len()] == b'/')
-}
-
 impl Outbox {
     /// Opens the outbox, with what a previous run left pending.
     pub fn open(dir: &Path) -> io::Result<Outbox> {
@@ -139,11 +133,11 @@ impl Outbox {
         durable::sync_dir(&self.dir)
     }
 
-    /// Whether a pending change touches `path` (it, an ancestor or a descendant).
+    /// Whether a pending change is for `path` (or renames something to it).
     pub fn touches(&self, path: &str) -> bool {
-        self.pending.values().any(|c| {
-            touches(&c.path, path) || matches!(&c.op, Op::Rename { to, .. } if touches(to, path))
-        })
+        self.pending
+            .values()
+            .any(|c| c.path == path || matches!(&c.op, Op::Rename { to, .. } if to == path))
     }
 
     /// How many changes are pending.

@@ -1,5 +1,5 @@
-//! Applying what the hub decided: the log entries other servers made (this server's own
-//! are skipped), a snapshot from the manifest when this replica is too far behind, and
+//! Applying what the hub decided: the log, replayed in order (an entry whose result the
+//! index already holds, typically this server's own, costs nothing), a snapshot from the manifest when this replica is too far behind, and
 //! the hub's version put back when one of this server's changes lost. A path with a
 //! pending local change, or with a write capture has not reported yet, is left alone:
 //! the local change goes to the hub, which decides.
@@ -28,14 +28,18 @@ impl Replica {
                 Err(e) => return Err(e.into()),
             };
             match read {
-                LogRead::Entries { entries, .. } if entries.is_empty() => break,
+                LogRead::Entries { entries, .. } if entries.is_empty() => {
+                    if self.index.dirty {
+                        self.resync(hub)?;
+                    }
+                    break;
+                }
                 LogRead::Entries { entries, .. } => {
                     for e in entries {
-                        let superseded =
-                            |p: &str| self.index.own.get(p).is_some_and(|s| *s > e.seq);
-                        let newer_here = superseded(&e.change.path)
-                            || matches!(&e.change.op, Op::Rename { to, .. } if superseded(to));
-                        if e.origin != self.cfg.server && !newer_here {
+                        // this server's own entries too: replaying the log in order is
+                        // what makes the tree the hub's, even where another server's
+                        // older entry was applied over this server's newer write
+                        if !self.already_here(&e.change) {
                             match self.apply_remote(hub, &e.change) {
                                 Ok(()) => {}
                                 Err(ReplicaError::Hub(HubError::Unavailable(_))) => {
@@ -52,8 +56,6 @@ impl Replica {
                         self.index.seq = e.seq;
                         n += 1;
                     }
-                    let seq = self.index.seq;
-                    self.index.own.retain(|_, s| *s > seq);
                     self.save()?;
                 }
                 LogRead::SnapshotNeeded { .. } => {
@@ -88,7 +90,7 @@ impl Replica {
             .index
             .nodes
             .keys()
-            .filter(|p| !m.nodes.contains_key(*p))
+            .filter(|p| !m.nodes.contains_key(*p) && !self.index.kept_local.contains(*p))
             .cloned()
             .collect();
         for p in gone.iter().rev() {
@@ -96,9 +98,28 @@ impl Replica {
             self.apply_remote(hub, &c)?;
         }
         self.index.seq = m.seq;
-        self.index.own.clear();
+        self.index.dirty = false;
         self.save()?;
         Ok(())
+    }
+
+    /// Whether the index already holds the result of `c` (this server's own change,
+    /// or one applied before a restart): nothing to fetch or apply.
+    fn already_here(&self, c: &Change) -> bool {
+        let at = self.index.nodes.get(&c.path);
+        match &c.op {
+            Op::Put { node } => at == Some(node),
+            Op::Delete => at.is_none(),
+            Op::Rename { to, .. } => at.is_none() && self.index.nodes.contains_key(to),
+            Op::Meta { mode, mtime } => match at {
+                Some(Node::File {
+                    mode: m, mtime: t, ..
+                }) => m == mode && mtime.is_none_or(|x| x == *t),
+                Some(Node::Dir { mode: m }) => m == mode,
+                Some(Node::Symlink { .. }) => true,
+                None => false,
+            },
+        }
     }
 
     /// Whether `path` may be changed by a remote change now; if the disk holds a write
@@ -108,12 +129,18 @@ impl Replica {
             tracing::warn!(%path, "sitesync: the hub sent a local path; ignored");
             return Ok(false);
         }
+        if self.index.kept_local.contains(path) {
+            return Ok(false);
+        }
+        // left alone now, compared with the manifest once the log is read
         if self.outbox.touches(path) {
+            self.index.dirty = true;
             return Ok(false);
         }
         let disk = safe::stat_node(&self.root, path)?;
         if disk.as_ref() != self.index.nodes.get(path) {
             self.observe_path(path)?;
+            self.index.dirty = true;
             return Ok(false);
         }
         Ok(true)
@@ -127,6 +154,12 @@ impl Replica {
             if !self.may_overwrite(to)? {
                 return Ok(());
             }
+            if self.index.nodes.get(&c.path).map(Node::version) != c.base {
+                // the version it moved is not the one here (this server wrote a newer
+                // one since, decided later): moving ours would be wrong
+                self.index.dirty = true;
+                return Ok(());
+            }
         }
         self.apply_here(hub, c)
     }
@@ -138,8 +171,12 @@ impl Replica {
                 node: Node::File { blake3, size, .. },
             } => match self.fetch(hub, blake3, *size) {
                 Ok(f) => Some(f),
-                // replaced at the hub since: a later entry brings the newer version
-                Err(ReplicaError::Hub(HubError::NotFound(_))) => return Ok(()),
+                // replaced at the hub since: a later entry brings the newer version,
+                // and the manifest comparison makes sure
+                Err(ReplicaError::Hub(HubError::NotFound(_))) => {
+                    self.index.dirty = true;
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             },
             _ => None,
@@ -158,7 +195,8 @@ impl Replica {
                 return self.observe_path(&c.path);
             }
             Err(ApplyError::Missing(p)) => {
-                tracing::warn!(path = %p, "sitesync: remote change for a missing path; rescan later");
+                tracing::warn!(path = %p, "sitesync: remote change for a missing path");
+                self.index.dirty = true;
                 return Ok(());
             }
             Err(ApplyError::SymlinkEscapes(p)) => {
