@@ -1,5 +1,6 @@
 //! [`HubApi`] implemented by calling a [`Hub`] in the same process, as a named server:
 //! the test harness's transport (it can be switched off to play a dead files server).
+//! Like any transport it lets a server reach only the sites the hub grants it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,22 +28,27 @@ impl InProcess {
         }
     }
 
-    fn hub(&self) -> Result<&Hub, HubError> {
-        if self.up.load(Ordering::SeqCst) {
-            Ok(&self.hub)
-        } else {
-            Err(HubError::Unavailable("hub is down".into()))
+    fn hub(&self, site: &str) -> Result<&Hub, HubError> {
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(HubError::Unavailable("hub is down".into()));
         }
+        if !self.hub.may_sync(&self.server, site) {
+            return Err(HubError::Refused(format!(
+                "{} may not sync {site}",
+                self.server
+            )));
+        }
+        Ok(&self.hub)
     }
 }
 
 impl HubApi for InProcess {
     fn push(&self, site: &str, change: &Change) -> Result<Outcome, HubError> {
-        self.hub()?.push(site, &self.server, change)
+        self.hub(site)?.push(site, &self.server, change)
     }
 
     fn blob_received(&self, site: &str, hash: &str) -> Result<BlobState, HubError> {
-        self.hub()?.blob_received(site, hash)
+        self.hub(site)?.blob_received(site, hash)
     }
 
     fn put_chunk(
@@ -53,7 +59,7 @@ impl HubApi for InProcess {
         offset: u64,
         data: &[u8],
     ) -> Result<(), HubError> {
-        self.hub()?.put_chunk(site, hash, total, offset, data)
+        self.hub(site)?.put_chunk(site, hash, total, offset, data)
     }
 
     fn read_blob(
@@ -63,14 +69,14 @@ impl HubApi for InProcess {
         offset: u64,
         max: usize,
     ) -> Result<Vec<u8>, HubError> {
-        self.hub()?.read_blob(site, hash, offset, max)
+        self.hub(site)?.read_blob(site, hash, offset, max)
     }
 
     fn log_after(&self, site: &str, seq: u64, max: usize) -> Result<LogRead, HubError> {
-        self.hub()?.log_after(site, seq, max)
+        self.hub(site)?.log_after(site, seq, max)
     }
 
     fn manifest(&self, site: &str) -> Result<TreeManifest, HubError> {
-        self.hub()?.manifest(site)
+        self.hub(site)?.manifest(site)
     }
 }

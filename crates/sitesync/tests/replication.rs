@@ -29,7 +29,11 @@ fn write_rename_delete_reach_the_other_server_exactly() {
     std::fs::set_permissions(&pa, std::fs::Permissions::from_mode(0o640)).unwrap();
     set_mtime(&pa, 1_700_000_000, 123_456_789);
     w.observe_a(&[look(rel)]);
-    assert!(w.a.replica.pending() >= 4, "dirs and the file are queued");
+    assert_eq!(
+        w.a.replica.pending(),
+        4,
+        "three dirs and the file, each once"
+    );
     w.settle();
     let pb = w.b.root.join(rel);
     assert_eq!(std::fs::read(&pb).unwrap(), data);
@@ -387,4 +391,29 @@ fn echoes_of_applied_changes_are_not_pushed_back() {
     assert_eq!(w.b.replica.pending(), 0);
     w.settle();
     assert_eq!(w.hub.manifest(SITE).unwrap().seq, seq);
+}
+
+#[test]
+fn a_server_reaches_only_the_sites_granted_to_it() {
+    use sitesync::api::{HubApi, HubError};
+    let w = World::new();
+    let stranger = sitesync::inprocess::InProcess::new(w.hub.clone(), "web-9", w.up.clone());
+    let c = proto::sitesync::Change {
+        id: "web-9.1".into(),
+        path: "index.php".into(),
+        base: None,
+        op: proto::sitesync::Op::Delete,
+    };
+    assert!(matches!(stranger.push(SITE, &c), Err(HubError::Refused(_))));
+    assert!(matches!(
+        stranger.log_after(SITE, 0, 10),
+        Err(HubError::Refused(_))
+    ));
+    assert!(matches!(stranger.manifest(SITE), Err(HubError::Refused(_))));
+    let granted = w.conn(&w.a);
+    assert!(matches!(
+        granted.manifest("other.example"),
+        Err(HubError::Refused(_))
+    ));
+    assert!(granted.manifest(SITE).is_ok());
 }

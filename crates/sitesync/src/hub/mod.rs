@@ -12,9 +12,9 @@ mod site;
 mod store;
 pub mod verdict;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use proto::sitesync::{
     Change, ConflictRecord, LogRead, Mtime, Outcome, TreeManifest, VersionRecord,
@@ -56,6 +56,7 @@ impl HubConfig {
 pub struct Hub {
     cfg: HubConfig,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteHub>>>>,
+    grants: RwLock<Arc<BTreeMap<String, BTreeSet<String>>>>,
 }
 
 fn poisoned<T>(_: T) -> HubError {
@@ -81,7 +82,27 @@ impl Hub {
         Ok(Hub {
             cfg,
             sites: Mutex::new(HashMap::new()),
+            grants: RwLock::new(Arc::new(BTreeMap::new())),
         })
+    }
+
+    /// Replaces who may sync what (from the plan): server name → its sites. A server
+    /// reaches only the sites of its web cluster; transports check [`Hub::may_sync`]
+    /// with the caller's authenticated name before every call.
+    pub fn set_grants(&self, grants: BTreeMap<String, BTreeSet<String>>) {
+        *self
+            .grants
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(grants);
+    }
+
+    /// Whether `server` may push to and read `site`.
+    pub fn may_sync(&self, server: &str, site: &str) -> bool {
+        self.grants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(server)
+            .is_some_and(|s| s.contains(site))
     }
 
     /// The site's tree on disk (what FTP serves and writes through the hub).

@@ -148,6 +148,10 @@ impl Replica {
 
     fn put(&mut self, path: &str, disk: Node) -> Result<(), ReplicaError> {
         self.ensure_ancestors(path)?;
+        if self.index.nodes.get(path) == Some(&disk) {
+            // queued already by a new ancestor bringing its content along
+            return Ok(());
+        }
         let base = self.index.nodes.get(path).map(Node::version);
         let node = match disk {
             Node::File { .. } => {

@@ -38,6 +38,18 @@ pub fn hub_config(dir: &Path) -> HubConfig {
     c
 }
 
+/// The plan: both web servers hold the site.
+fn grant(hub: &Hub) {
+    let sites: std::collections::BTreeSet<String> = [SITE.to_string()].into();
+    hub.set_grants(
+        [
+            ("web-1".to_string(), sites.clone()),
+            ("web-2".to_string(), sites),
+        ]
+        .into(),
+    );
+}
+
 fn server(dir: &Path, name: &str, local: &[&str]) -> Server {
     let root = dir.join(name).join("site");
     std::fs::create_dir_all(&root).unwrap();
@@ -69,6 +81,7 @@ impl World {
         let mut hub_cfg = hub_config(dir.path());
         tune(&mut hub_cfg);
         let hub = Arc::new(Hub::open(hub_cfg.clone()).unwrap());
+        grant(&hub);
         let a = server(dir.path(), "web-1", local);
         let b = server(dir.path(), "web-2", local);
         World {
@@ -93,6 +106,7 @@ impl World {
     pub fn restart_hub(&mut self, tune: impl FnOnce(&mut HubConfig)) {
         tune(&mut self.hub_cfg);
         self.hub = Arc::new(Hub::open(self.hub_cfg.clone()).unwrap());
+        grant(&self.hub);
     }
 
     /// Restarts a replica: reopened from its persisted index and outbox.
