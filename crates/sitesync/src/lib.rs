@@ -14,8 +14,9 @@
 //!
 //! Modules of the core: [`apply`] (one change to a tree, confined, durable), [`hub`]
 //! (ordering, conflicts, log, versions), [`replica`] (index, outbox, observe, remote apply),
-//! [`api`] (the replica's view of the hub, [`api::HubApi`]) and [`inprocess`] (that view
-//! by a direct call, for tests and the harness).
+//! [`api`] (the replica's view of the hub, [`api::HubApi`]), [`inprocess`] (that view
+//! by a direct call, for tests and the harness) and [`transport`] (that view over HTTPS
+//! with mutual TLS, and the hub's server).
 
 pub mod api;
 pub mod apply;
@@ -24,3 +25,4 @@ pub mod hub;
 pub mod inprocess;
 pub mod replica;
 pub mod safe;
+pub mod transport;
