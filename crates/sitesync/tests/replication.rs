@@ -417,3 +417,77 @@ fn a_server_reaches_only_the_sites_granted_to_it() {
     ));
     assert!(granted.manifest(SITE).is_ok());
 }
+
+#[test]
+fn a_replica_behind_the_retained_log_catches_up_from_the_manifest() {
+    let mut w = World::with(|c| c.log_keep = 2, &[]);
+    write(&w.b.root, "old.txt", b"old");
+    write(&w.b.root, "local-edit.txt", b"b0");
+    w.observe_b(&[look("old.txt"), look("local-edit.txt")]);
+    w.settle();
+    // web-2 is away while web-1 makes many changes
+    for i in 0..8u8 {
+        write(&w.a.root, &format!("n/{i}.txt"), &[i; 10]);
+        w.observe_a(&[look(&format!("n/{i}.txt"))]);
+        w.sync_a();
+    }
+    std::fs::remove_file(w.a.root.join("old.txt")).unwrap();
+    w.observe_a(&[look("old.txt")]);
+    w.sync_a();
+    // and writes something itself meanwhile, not yet pushed
+    write(&w.b.root, "local-edit.txt", b"b1");
+    w.observe_b(&[look("local-edit.txt")]);
+    let seq = w.b.replica.index().seq;
+    assert!(matches!(
+        w.hub.log_after(SITE, seq, 10).unwrap(),
+        proto::sitesync::LogRead::SnapshotNeeded { .. }
+    ));
+    w.settle();
+    assert!(!w.b.root.join("old.txt").exists());
+    assert_eq!(std::fs::read(w.b.root.join("n/7.txt")).unwrap(), [7; 10]);
+    assert_eq!(
+        std::fs::read(w.a.root.join("local-edit.txt")).unwrap(),
+        b"b1"
+    );
+    w.assert_converged();
+}
+
+#[test]
+fn versions_are_kept_restorable_by_time_and_expire() {
+    let mut w = World::new();
+    let mut times = Vec::new();
+    for v in [b"v1", b"v2", b"v3"] {
+        write(&w.a.root, "page.php", v);
+        w.observe_a(&[look("page.php")]);
+        w.settle();
+        times.push(Mtime::now());
+    }
+    // v1 and v2 were overwritten: both kept, oldest first
+    let kept = w.hub.versions(SITE, "page.php").unwrap();
+    assert_eq!(kept.len(), 2);
+    // as it was just after v2 was written (v3 replaced it later)
+    assert!(matches!(
+        w.hub.restore(SITE, "page.php", Some(times[1])).unwrap(),
+        Outcome::Applied { .. }
+    ));
+    w.settle();
+    assert_eq!(std::fs::read(w.b.root.join("page.php")).unwrap(), b"v2");
+    assert_eq!(std::fs::read(w.a.root.join("page.php")).unwrap(), b"v2");
+    w.assert_converged();
+    // as it was just after v1 was written
+    w.hub.restore(SITE, "page.php", Some(times[0])).unwrap();
+    w.settle();
+    assert_eq!(std::fs::read(w.b.root.join("page.php")).unwrap(), b"v1");
+    w.assert_converged();
+    // after the last replacement the current file is the one of that time
+    assert!(w.hub.restore(SITE, "page.php", Some(Mtime::now())).is_err());
+    // seven days later they are still there, eight days later gone
+    let now = Mtime::now();
+    let later = |days: i64| Mtime {
+        secs: now.secs + days * 86_400,
+        nanos: 0,
+    };
+    assert_eq!(w.hub.expire(SITE, later(6)).unwrap(), 0);
+    assert_eq!(w.hub.expire(SITE, later(8)).unwrap(), 4);
+    assert!(w.hub.versions(SITE, "page.php").unwrap().is_empty());
+}

@@ -192,8 +192,9 @@ impl Hub {
         self.with(site, |s| s.keep.versions(path).map_err(io_err))
     }
 
-    /// Brings back the newest kept version of `path` replaced at or before `at` (the
-    /// newest of all without `at`), as a new change every replica applies.
+    /// Brings back `path` as it was at `at` (the kept version current then: the first
+    /// one replaced after `at`), or without `at` the last version replaced or deleted,
+    /// as a new change every replica applies.
     pub fn restore(&self, site: &str, path: &str, at: Option<Mtime>) -> Result<Outcome, HubError> {
         self.with(site, |s| s.restore(path, at))
     }

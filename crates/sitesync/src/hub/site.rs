@@ -466,12 +466,16 @@ impl SiteHub {
             .keep
             .versions(path)
             .map_err(|e| HubError::Refused(e.to_string()))?;
-        let Some(v) = versions
-            .into_iter()
-            .rev()
-            .find(|v| at.is_none_or(|at| v.replaced <= at))
-        else {
-            return Err(HubError::NotFound(format!("no kept version of {path}")));
+        // without a time: the last version replaced or deleted; at a time: the version
+        // that was current then, i.e. the first one replaced after it
+        let found = match at {
+            None => versions.into_iter().next_back(),
+            Some(at) => versions.into_iter().find(|v| v.replaced > at),
+        };
+        let Some(v) = found else {
+            return Err(HubError::NotFound(format!(
+                "no kept version of {path} for that time"
+            )));
         };
         if let Node::File { blake3, .. } = &v.node {
             let mut f = self
