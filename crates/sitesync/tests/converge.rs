@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic
 //! Random interleavings of writes, deletes, renames and folder removals on two servers,
-//! with pushes and pulls in any order and the hub going down and up: after everything
+//! with pushes and pulls in any order, the hub going down and up, and restarts of the
+//! hub and the replicas (from what they persisted): after everything
 //! is pushed and pulled, the hub and both servers hold the same tree (disk and index).
 
 mod harness;
@@ -19,6 +20,8 @@ enum Step {
     Rename(bool, usize, usize),
     Sync(bool),
     Hub(bool),
+    RestartReplica(bool),
+    RestartHub,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -29,6 +32,8 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (any::<bool>(), 0..FILES.len(), 0..FILES.len()).prop_map(|(s, f, t)| Step::Rename(s, f, t)),
         4 => any::<bool>().prop_map(Step::Sync),
         1 => any::<bool>().prop_map(Step::Hub),
+        1 => any::<bool>().prop_map(Step::RestartReplica),
+        1 => Just(Step::RestartHub),
     ]
 }
 
@@ -79,6 +84,8 @@ fn run(w: &mut World, steps: &[Step]) {
                 }
             }
             Step::Hub(up) => w.set_up(*up),
+            Step::RestartReplica(on_a) => World::restart(if *on_a { &mut w.a } else { &mut w.b }),
+            Step::RestartHub => w.restart_hub(|_| {}),
         }
     }
 }

@@ -491,3 +491,31 @@ fn versions_are_kept_restorable_by_time_and_expire() {
     assert_eq!(w.hub.expire(SITE, later(8)).unwrap(), 4);
     assert!(w.hub.versions(SITE, "page.php").unwrap().is_empty());
 }
+
+#[test]
+fn a_garbled_partial_upload_is_detected_and_sent_again() {
+    let mut w = World::new();
+    let data = body(5, 200_000);
+    write(&w.a.root, "video.mp4", &data);
+    w.observe_a(&[look("video.mp4")]);
+    // what a crash of the hub mid-upload may leave: a part file with a wrong tail
+    let hash = blake3::hash(&data).to_hex().to_string();
+    w.hub.manifest(SITE).unwrap();
+    let part = w
+        .hub_cfg
+        .dir
+        .join(SITE)
+        .join("blobs")
+        .join(format!("{hash}.part"));
+    std::fs::write(&part, vec![0u8; 70_000]).unwrap();
+    // the upload resumes after the part, the whole does not verify: nothing accepted,
+    // the change stays queued
+    let r = w.sync_a();
+    assert!(r.hub_down, "{r:?}");
+    assert_eq!(w.a.replica.pending(), 1);
+    assert!(!w.hub_nodes().contains_key("video.mp4"));
+    // the next round sends it whole
+    w.settle();
+    assert_eq!(std::fs::read(w.b.root.join("video.mp4")).unwrap(), data);
+    w.assert_converged();
+}

@@ -428,6 +428,11 @@ impl SiteHub {
         {
             Ok(_) => Ok(()),
             Err(StoreError::Io(e)) => Err(HubError::Full(e.to_string())),
+            // out of step (a crash cut an upload short or garbled its tail): the writer
+            // asks where to resume and sends again, the change stays queued
+            Err(e @ (StoreError::Order { .. } | StoreError::Mismatch)) => {
+                Err(HubError::Unavailable(e.to_string()))
+            }
             Err(e) => Err(HubError::Refused(e.to_string())),
         }
     }
