@@ -113,15 +113,9 @@ pub fn apply(
                 None => return Err(ApplyError::Missing(path.to_string())),
                 Some(Node::Symlink { .. }) => {}
                 Some(_) => {
-                    rustix::fs::chmodat(
-                        dir.as_fd(),
-                        name,
-                        Mode::from_raw_mode(mode & 0o777),
-                        AtFlags::empty(),
-                    )
-                    .map_err(|e| io_at(path)(e.into()))?;
+                    let f = safe::set_mode(&dir, name, *mode).map_err(io_at(path))?;
                     if let Some(m) = mtime {
-                        set_mtime_at(&dir, name, *m).map_err(io_at(path))?;
+                        rustix::fs::futimens(&f, &times(*m)).map_err(|e| io_at(path)(e.into()))?;
                     }
                 }
             }
@@ -152,14 +146,15 @@ fn put(
                 None => rustix::fs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(0o700))
                     .map_err(|e| io_at(path)(e.into()))?,
             }
-            rustix::fs::chmodat(
-                dir.as_fd(),
-                name,
-                Mode::from_raw_mode(mode & 0o777),
-                AtFlags::empty(),
-            )
-            .map_err(|e| io_at(path)(e.into()))?;
-            chown_at(dir, name, owner).map_err(io_at(path))?;
+            let d = safe::set_mode(dir, name, *mode).map_err(io_at(path))?;
+            if let Some(o) = owner.filter(|_| is_root()) {
+                rustix::fs::fchown(
+                    &d,
+                    Some(rustix::fs::Uid::from_raw(o.uid)),
+                    Some(rustix::fs::Gid::from_raw(o.gid)),
+                )
+                .map_err(|e| io_at(path)(e.into()))?;
+            }
         }
         Node::Symlink { target } => {
             if existing.as_ref().is_some_and(Node::is_dir) {
@@ -268,11 +263,6 @@ fn times(m: Mtime) -> Timestamps {
             tv_nsec: m.nanos.into(),
         },
     }
-}
-
-fn set_mtime_at(dir: &File, name: &str, m: Mtime) -> io::Result<()> {
-    rustix::fs::utimensat(dir.as_fd(), name, &times(m), AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
 }
 
 fn chown_at(dir: &File, name: &str, owner: Option<Owner>) -> io::Result<()> {

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
 use proto::sitesync::{Mtime, Node};
-use rustix::fs::{openat, openat2, AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::{openat, openat2, Mode, OFlags, ResolveFlags};
 
 /// The longest name one directory entry may have (Linux `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -86,12 +86,7 @@ pub fn open_parent<'a>(
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 match rustix::fs::mkdirat(dir.as_fd(), comp, Mode::from_raw_mode(0o755)) {
                     Ok(()) => {
-                        rustix::fs::chmodat(
-                            dir.as_fd(),
-                            comp,
-                            Mode::from_raw_mode(0o755),
-                            AtFlags::empty(),
-                        )?;
+                        set_mode(&dir, comp, 0o755)?;
                         dir.sync_all()?;
                         created.push(so_far.clone());
                     }
@@ -161,6 +156,34 @@ pub fn stat_in(parent: &File, name: &str, hash: bool) -> io::Result<Option<Node>
     let md = f.metadata()?;
     let (h, _) = copy_hashing(&mut f, &mut io::sink())?;
     Ok(Some(file_node(&md, h)))
+}
+
+/// Opens `name` in `parent` itself (a file or a directory; a symlink fails), so that its
+/// mode and times are changed through the descriptor: a symlink the site's user swaps
+/// in meanwhile cannot redirect a change made as root to a file outside the site.
+pub fn open_nofollow(parent: &File, name: &str) -> io::Result<File> {
+    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match openat(parent.as_fd(), name, OFlags::RDONLY | flags, Mode::empty()) {
+        // an unreadable file (when not root): a write-only open, never truncating
+        Err(rustix::io::Errno::ACCESS) => {
+            openat(parent.as_fd(), name, OFlags::WRONLY | flags, Mode::empty())?
+        }
+        r => r?,
+    };
+    let f = File::from(fd);
+    let ft = f.metadata()?.file_type();
+    if !ft.is_file() && !ft.is_dir() {
+        return Err(bad("not a file or directory"));
+    }
+    Ok(f)
+}
+
+/// Sets the permission bits (`& 0o777`) of `name` in `parent` without following a
+/// symlink; returns the open file for further changes.
+pub fn set_mode(parent: &File, name: &str, mode: u32) -> io::Result<File> {
+    let f = open_nofollow(parent, name)?;
+    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode & 0o777))?;
+    Ok(f)
 }
 
 /// Opens the regular file `name` in `parent` for reading, never through a symlink.

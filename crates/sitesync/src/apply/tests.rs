@@ -146,6 +146,38 @@ fn symlinks_and_dotdot_never_lead_out() {
 }
 
 #[test]
+fn mode_changes_never_go_through_a_symlink() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("site")).unwrap();
+    std::fs::write(d.path().join("secret"), b"s").unwrap();
+    std::fs::set_permissions(
+        d.path().join("secret"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../secret", d.path().join("site/f")).unwrap();
+    let root = safe::open_root(&d.path().join("site")).unwrap();
+    // what a swap between the type check and the change would meet
+    assert!(safe::set_mode(&root, "f", 0o666).is_err());
+    assert_eq!(
+        std::fs::metadata(d.path().join("secret")).unwrap().mode() & 0o777,
+        0o600
+    );
+    // a put of a directory over it refuses too
+    let c = change(
+        "f",
+        Op::Put {
+            node: Node::Dir { mode: 0o777 },
+        },
+    );
+    assert!(apply(&root, &c, None, None).is_err());
+    assert_eq!(
+        std::fs::metadata(d.path().join("secret")).unwrap().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
 fn names_over_the_os_limit_are_an_error_not_a_panic() {
     let d = tempfile::tempdir().unwrap();
     let root = safe::open_root(d.path()).unwrap();
