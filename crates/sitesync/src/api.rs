@@ -51,6 +51,19 @@ pub trait HubApi {
     ) -> Result<Vec<u8>, HubError>;
     /// The log entries after `seq`.
     fn log_after(&self, site: &str, seq: u64, max: usize) -> Result<LogRead, HubError>;
+    /// Like [`HubApi::log_after`], but when there is nothing after `seq` the hub answers
+    /// as soon as there is, or after `wait` (a long poll: how a replica learns of the
+    /// others' writes at once). The default does not wait.
+    fn log_wait(
+        &self,
+        site: &str,
+        seq: u64,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Result<LogRead, HubError> {
+        let _ = wait;
+        self.log_after(site, seq, max)
+    }
     /// The whole tree with its sequence number.
     fn manifest(&self, site: &str) -> Result<TreeManifest, HubError>;
 }

@@ -173,6 +173,36 @@ async fn replicas_sync_over_mutual_tls_and_strangers_are_refused() {
         );
         assert_eq!((ma.mtime(), ma.mtime_nsec()), (mb.mtime(), mb.mtime_nsec()));
         assert_eq!(b.disk_nodes().unwrap(), h2.manifest(SITE).unwrap().nodes);
+        // a long poll on web-2 answers as soon as web-1 writes (it would wait 30 s and
+        // come back empty otherwise)
+        let head = b.index().seq;
+        let waiter = {
+            let h2 = h2.clone();
+            std::thread::spawn(move || {
+                h2.log_wait(SITE, head, 10, std::time::Duration::from_secs(30))
+                    .unwrap()
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(path.join("web-1/site/robots.txt"), b"User-agent: *").unwrap();
+        a.observe(&[Look::Path("robots.txt".into())]).unwrap();
+        a.push(&h1).unwrap();
+        match waiter.join().unwrap() {
+            proto::sitesync::LogRead::Entries { entries, .. } => {
+                assert_eq!(entries.len(), 1);
+                assert_eq!(entries[0].change.path, "robots.txt");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            b.pull_wait(&h2, std::time::Duration::from_secs(30))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            std::fs::read(path.join("web-2/site/robots.txt")).unwrap(),
+            b"User-agent: *"
+        );
         // a server the plan does not grant the site reaches nothing
         let c = proto::sitesync::Change {
             id: "web-9.1".into(),
@@ -203,5 +233,5 @@ async fn replicas_sync_over_mutual_tls_and_strangers_are_refused() {
     .unwrap();
     let _ = stop.send(());
     server.await.unwrap();
-    assert_eq!(hub.manifest(SITE).unwrap().seq, 3);
+    assert_eq!(hub.manifest(SITE).unwrap().seq, 4);
 }

@@ -57,6 +57,8 @@ pub struct Hub {
     cfg: HubConfig,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteHub>>>>,
     grants: RwLock<Arc<BTreeMap<String, BTreeSet<String>>>>,
+    /// Bumped whenever any site's log grows: long polls wait on it.
+    appended: tokio::sync::watch::Sender<u64>,
 }
 
 fn poisoned<T>(_: T) -> HubError {
@@ -83,6 +85,7 @@ impl Hub {
             cfg,
             sites: Mutex::new(HashMap::new()),
             grants: RwLock::new(Arc::new(BTreeMap::new())),
+            appended: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -136,7 +139,17 @@ impl Hub {
 
     /// Decides, logs and applies one change pushed by `origin`.
     pub fn push(&self, site: &str, origin: &str, change: &Change) -> Result<Outcome, HubError> {
-        self.with(site, |s| s.push(origin, change))
+        let o = self.with(site, |s| s.push(origin, change))?;
+        if matches!(o, Outcome::Applied { .. }) {
+            self.appended.send_modify(|n| *n += 1);
+        }
+        Ok(o)
+    }
+
+    /// A receiver that sees every growth of any site's log (subscribe before reading the
+    /// log, then wait for a change: nothing appended in between is missed).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     /// How much of blob `hash` is here.
@@ -196,7 +209,11 @@ impl Hub {
     /// one replaced after `at`), or without `at` the last version replaced or deleted,
     /// as a new change every replica applies.
     pub fn restore(&self, site: &str, path: &str, at: Option<Mtime>) -> Result<Outcome, HubError> {
-        self.with(site, |s| s.restore(path, at))
+        let o = self.with(site, |s| s.restore(path, at))?;
+        if matches!(o, Outcome::Applied { .. }) {
+            self.appended.send_modify(|n| *n += 1);
+        }
+        Ok(o)
     }
 
     /// Drops versions older than `versions_days` before `now`; returns how many.

@@ -67,6 +67,20 @@ impl Replica {
         Ok(n)
     }
 
+    /// Waits (up to `wait`, a long poll) until the hub's log has something after what
+    /// this replica applied, then applies it; returns how many entries.
+    pub fn pull_wait(
+        &mut self,
+        hub: &dyn HubApi,
+        wait: std::time::Duration,
+    ) -> Result<usize, ReplicaError> {
+        match hub.log_wait(&self.cfg.site, self.index.seq, 1, wait) {
+            Ok(_) => self.pull(hub),
+            Err(HubError::Unavailable(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Brings the tree to the hub's manifest (this replica missed more than the log holds).
     pub fn resync(&mut self, hub: &dyn HubApi) -> Result<(), ReplicaError> {
         let m = hub.manifest(&self.cfg.site)?;

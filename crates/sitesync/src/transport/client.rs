@@ -138,6 +138,18 @@ impl HubApi for HttpsHub {
         )
     }
 
+    fn log_wait(
+        &self,
+        site: &str,
+        seq: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<LogRead, HubError> {
+        let secs = wait.as_secs().min(60);
+        let url = self.url(site, &format!("log?after={seq}&max={max}&wait={secs}"));
+        self.json(self.http.get(url).timeout(Duration::from_secs(secs + 30)))
+    }
+
     fn manifest(&self, site: &str) -> Result<TreeManifest, HubError> {
         self.json(self.http.get(self.url(site, "manifest")))
     }

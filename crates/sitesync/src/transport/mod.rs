@@ -9,7 +9,7 @@
 //! | `GET /v1/sitesync/<site>/blob/<hash>/state` | `{"complete":bool,"received":N}` |
 //! | `PUT /v1/sitesync/<site>/blob/<hash>?total=T&offset=O` with the bytes | 204 |
 //! | `GET /v1/sitesync/<site>/blob/<hash>?offset=O&max=M` | the bytes (404: gone) |
-//! | `GET /v1/sitesync/<site>/log?after=N&max=M` | [`proto::sitesync::LogRead`] |
+//! | `GET /v1/sitesync/<site>/log?after=N&max=M[&wait=S]` | [`proto::sitesync::LogRead`]; with `wait`, an empty answer waits up to S seconds (at most 60) for the log to grow |
 //! | `GET /v1/sitesync/<site>/manifest` | [`proto::sitesync::TreeManifest`] |
 //!
 //! Errors: 403 not granted, 404 gone, 422 refused, 507 the hub's disk is full.

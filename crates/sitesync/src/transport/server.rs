@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use super::{BlobStateBody, MAX_CHUNK, PREFIX};
 use crate::api::{BlobState, HubError};
 use crate::hub::Hub;
+use proto::sitesync::LogRead;
 
 type Body = Full<Bytes>;
 
@@ -143,7 +144,8 @@ async fn handle(hub: Arc<Hub>, client: Option<Arc<str>>, req: Request<Incoming>)
                 .get("max")
                 .map_or(512, |m| usize::try_from(*m).unwrap_or(512))
                 .min(4096);
-            match blocking(move || hub.log_after(&site, after, max)).await {
+            let wait = Duration::from_secs(q.get("wait").copied().unwrap_or(0).min(60));
+            match log_wait(hub, site, after, max, wait).await {
                 Ok(r) => json(&r),
                 Err(e) => error(&e),
             }
@@ -153,6 +155,31 @@ async fn handle(hub: Arc<Hub>, client: Option<Arc<str>>, req: Request<Incoming>)
             Err(e) => error(&e),
         },
         _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// The log after `after`; when empty, waits (up to `wait`) for the log to grow.
+async fn log_wait(
+    hub: Arc<Hub>,
+    site: String,
+    after: u64,
+    max: usize,
+    wait: Duration,
+) -> Result<LogRead, HubError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut appended = hub.subscribe();
+    loop {
+        appended.borrow_and_update();
+        let (h, s) = (hub.clone(), site.clone());
+        let read = blocking(move || h.log_after(&s, after, max)).await?;
+        let empty = matches!(&read, LogRead::Entries { entries, .. } if entries.is_empty());
+        if !empty {
+            return Ok(read);
+        }
+        match tokio::time::timeout_at(deadline, appended.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(read),
+        }
     }
 }
 
