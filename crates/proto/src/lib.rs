@@ -13,6 +13,7 @@ pub mod agent_delta;
 pub mod agent_v1;
 pub mod manifest;
 pub mod rehash;
+pub mod sitesync;
 pub mod v1;
 pub mod v1_import;
 mod v1_plans;

@@ -11,5 +11,18 @@
 //!
 //! The wire format lives in `proto::sitesync` so that role-files (hub) and role-web
 //! (replica) depend on this crate and never on each other.
+//!
+//! Modules of the core: [`apply`] (one change to a tree, confined, durable), [`hub`]
+//! (ordering, conflicts, log, versions), [`replica`] (index, outbox, observe, remote apply),
+//! [`api`] (the replica's view of the hub, [`api::HubApi`]), [`inprocess`] (that view
+//! by a direct call, for tests and the harness) and [`transport`] (that view over HTTPS
+//! with mutual TLS, and the hub's server).
 
+pub mod api;
+pub mod apply;
 pub mod capture;
+pub mod hub;
+pub mod inprocess;
+pub mod replica;
+pub mod safe;
+pub mod transport;

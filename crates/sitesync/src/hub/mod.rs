@@ -1,0 +1,227 @@
+//! The hub (files server): per site, the authoritative tree, a durable ordered log, a
+//! content store for blobs in flight, and the versions and conflicts areas. Every change
+//! of a site is decided ([`verdict`]), logged (fsynced) and applied under the site's
+//! lock, so a site's changes have one order; sites are independent.
+//!
+//! On disk, per site under the hub's directory: `tree/` (what FTP and the manifests
+//! see), `log.jsonl`, `blobs/`, `versions/`, `conflicts/`.
+
+mod keep;
+mod log;
+mod site;
+mod store;
+pub mod verdict;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use proto::sitesync::{
+    Change, ConflictRecord, LogRead, Mtime, Outcome, TreeManifest, VersionRecord,
+};
+
+use crate::api::{BlobState, HubError};
+use site::SiteHub;
+
+/// The hub's settings.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Where the sites' state lives.
+    pub dir: PathBuf,
+    /// How long overwritten and deleted versions are kept (`site_versions_days`).
+    pub versions_days: u32,
+    /// The largest file accepted, in bytes.
+    pub max_file_size: u64,
+    /// How many log entries are retained per site (older positions read the manifest).
+    pub log_keep: usize,
+    /// Free space kept in reserve: a change that would leave less is refused.
+    pub reserve_bytes: u64,
+}
+
+impl HubConfig {
+    /// The defaults (7 days of versions, 2 GiB files, 100,000 entries, 64 MiB reserve).
+    pub fn new(dir: PathBuf) -> HubConfig {
+        HubConfig {
+            dir,
+            versions_days: 7,
+            max_file_size: 2 << 30,
+            log_keep: 100_000,
+            reserve_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The hub of all sites of one files server.
+#[derive(Debug)]
+pub struct Hub {
+    cfg: HubConfig,
+    sites: Mutex<HashMap<String, Arc<Mutex<SiteHub>>>>,
+    grants: RwLock<Arc<BTreeMap<String, BTreeSet<String>>>>,
+    /// Bumped whenever any site's log grows: long polls wait on it.
+    appended: tokio::sync::watch::Sender<u64>,
+}
+
+fn poisoned<T>(_: T) -> HubError {
+    HubError::Refused("hub state poisoned by an earlier panic".into())
+}
+
+fn io_err(e: std::io::Error) -> HubError {
+    HubError::Refused(e.to_string())
+}
+
+/// Whether `site` is a usable site name (one path component, not hidden).
+pub fn check_site(site: &str) -> bool {
+    proto::manifest::check_path(site)
+        && !site.contains('/')
+        && !site.starts_with('.')
+        && site.len() <= 253
+}
+
+impl Hub {
+    /// Opens the hub; each site's state is opened (and recovered) on first use.
+    pub fn open(cfg: HubConfig) -> std::io::Result<Hub> {
+        durable::create_private_dir(&cfg.dir)?;
+        Ok(Hub {
+            cfg,
+            sites: Mutex::new(HashMap::new()),
+            grants: RwLock::new(Arc::new(BTreeMap::new())),
+            appended: tokio::sync::watch::Sender::new(0),
+        })
+    }
+
+    /// Replaces who may sync what (from the plan): server name → its sites. A server
+    /// reaches only the sites of its web cluster; transports check [`Hub::may_sync`]
+    /// with the caller's authenticated name before every call.
+    pub fn set_grants(&self, grants: BTreeMap<String, BTreeSet<String>>) {
+        *self
+            .grants
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(grants);
+    }
+
+    /// Whether `server` may push to and read `site`.
+    pub fn may_sync(&self, server: &str, site: &str) -> bool {
+        self.grants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(server)
+            .is_some_and(|s| s.contains(site))
+    }
+
+    /// The site's tree on disk (what FTP serves and writes through the hub).
+    pub fn tree_path(&self, site: &str) -> PathBuf {
+        self.cfg.dir.join(site).join("tree")
+    }
+
+    fn site(&self, site: &str) -> Result<Arc<Mutex<SiteHub>>, HubError> {
+        if !check_site(site) {
+            return Err(HubError::Refused(format!("bad site name {site:?}")));
+        }
+        let mut sites = self.sites.lock().map_err(poisoned)?;
+        if let Some(s) = sites.get(site) {
+            return Ok(s.clone());
+        }
+        let s = SiteHub::open(site, &self.cfg.dir.join(site), &self.cfg).map_err(io_err)?;
+        let s = Arc::new(Mutex::new(s));
+        sites.insert(site.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn with<T>(
+        &self,
+        site: &str,
+        f: impl FnOnce(&mut SiteHub) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        let s = self.site(site)?;
+        let mut g = s.lock().map_err(poisoned)?;
+        f(&mut g)
+    }
+
+    /// Decides, logs and applies one change pushed by `origin`.
+    pub fn push(&self, site: &str, origin: &str, change: &Change) -> Result<Outcome, HubError> {
+        let o = self.with(site, |s| s.push(origin, change))?;
+        if matches!(o, Outcome::Applied { .. }) {
+            self.appended.send_modify(|n| *n += 1);
+        }
+        Ok(o)
+    }
+
+    /// A receiver that sees every growth of any site's log (subscribe before reading the
+    /// log, then wait for a change: nothing appended in between is missed).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// How much of blob `hash` is here.
+    pub fn blob_received(&self, site: &str, hash: &str) -> Result<BlobState, HubError> {
+        self.with(site, |s| Ok(s.blob_received(hash)))
+    }
+
+    /// Takes one chunk of a blob upload.
+    pub fn put_chunk(
+        &self,
+        site: &str,
+        hash: &str,
+        total: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), HubError> {
+        self.with(site, |s| s.put_chunk(hash, total, offset, data))
+    }
+
+    /// Reads a file's content by hash.
+    pub fn read_blob(
+        &self,
+        site: &str,
+        hash: &str,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<u8>, HubError> {
+        self.with(site, |s| s.read_blob(hash, offset, max))
+    }
+
+    /// The log after `seq`.
+    pub fn log_after(&self, site: &str, seq: u64, max: usize) -> Result<LogRead, HubError> {
+        self.with(site, |s| Ok(s.log_after(seq, max)))
+    }
+
+    /// The whole tree with its sequence number.
+    pub fn manifest(&self, site: &str) -> Result<TreeManifest, HubError> {
+        self.with(site, |s| Ok(s.manifest()))
+    }
+
+    /// The site's kept conflicts (`hostplane site conflicts DOMAIN`).
+    pub fn conflicts(&self, site: &str) -> Result<Vec<ConflictRecord>, HubError> {
+        self.with(site, |s| s.keep.conflicts().map_err(io_err))
+    }
+
+    /// The content of a kept conflict.
+    pub fn conflict_content(&self, site: &str, id: &str) -> Result<Vec<u8>, HubError> {
+        self.with(site, |s| s.keep.conflict_content(id).map_err(io_err))
+    }
+
+    /// The kept versions of a path.
+    pub fn versions(&self, site: &str, path: &str) -> Result<Vec<VersionRecord>, HubError> {
+        self.with(site, |s| s.keep.versions(path).map_err(io_err))
+    }
+
+    /// Brings back `path` as it was at `at` (the kept version current then: the first
+    /// one replaced after `at`), or without `at` the last version replaced or deleted,
+    /// as a new change every replica applies.
+    pub fn restore(&self, site: &str, path: &str, at: Option<Mtime>) -> Result<Outcome, HubError> {
+        let o = self.with(site, |s| s.restore(path, at))?;
+        if matches!(o, Outcome::Applied { .. }) {
+            self.appended.send_modify(|n| *n += 1);
+        }
+        Ok(o)
+    }
+
+    /// Drops versions older than `versions_days` before `now`; returns how many.
+    pub fn expire(&self, site: &str, now: Mtime) -> Result<usize, HubError> {
+        let cutoff = Mtime {
+            secs: now.secs - i64::from(self.cfg.versions_days) * 86_400,
+            nanos: now.nanos,
+        };
+        self.with(site, |s| s.keep.expire(cutoff).map_err(io_err))
+    }
+}
