@@ -441,7 +441,12 @@ async fn heartbeat_loop(
     status: &SharedStatus,
 ) {
     let every = config.heartbeat_interval();
-    let timeout = every.clamp(Duration::from_secs(2), Duration::from_secs(10));
+    // A slow answer is worth waiting for as long as the controller's default suspect
+    // window (3 intervals): a beat cancelled at the client is lost even if the busy
+    // controller was about to record it, and the next one queues behind the same load.
+    let timeout = every
+        .saturating_mul(3)
+        .clamp(Duration::from_secs(2), Duration::from_secs(10));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing = false;

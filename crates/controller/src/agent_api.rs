@@ -39,6 +39,13 @@ impl FromRequestParts<AppState> for AgentIdentity {
                 "agent endpoints need the agent's client certificate (mutual TLS); API tokens are not accepted here",
             ));
         };
+        // The hot path (every heartbeat and poll): from memory, no store read.
+        if let Some(server) = state.health.identities.get(&peer.common_name, &peer.sha256) {
+            return Ok(Self {
+                server: Stored::clone(&server),
+            });
+        }
+        let read = state.health.identities.generation();
         let Some(server) = state
             .store
             .get_by_name::<Server>(Scope::All, &peer.common_name)
@@ -49,13 +56,14 @@ impl FromRequestParts<AppState> for AgentIdentity {
                 peer.common_name
             )));
         };
-        match &server.data.agent {
-            Some(a) if a.cert_sha256 == peer.sha256 => Ok(Self { server }),
-            _ => Err(ApiError::forbidden(format!(
+        if !crate::identities::joined_with(&server, &peer.sha256) {
+            return Err(ApiError::forbidden(format!(
                 "this certificate is no longer valid for server `{}` (it was reset or joined again)",
                 peer.common_name
-            ))),
+            )));
         }
+        state.health.identities.insert(read, server.clone());
+        Ok(Self { server })
     }
 }
 
@@ -87,11 +95,10 @@ pub async fn config(
             }
         }
         return match state.configs.tracked(id) {
-            Some((doc, t)) => (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                t.answer(q.after, &doc),
-            )
-                .into_response(),
+            // A delta is small; a snapshot is every item of the server (megabytes at
+            // scale) and is joined off the async workers, which serve heartbeats.
+            Some((doc, t)) if t.knows(q.after) => json_response(t.answer(q.after, &doc)),
+            Some((doc, t)) => off_runtime(move || t.answer(q.after, &doc)).await,
             None => StatusCode::NOT_MODIFIED.into_response(),
         };
     }
@@ -105,8 +112,30 @@ pub async fn config(
         )
         .await
     {
-        Some(doc) => Json(&*doc).into_response(),
+        // The whole document (up to ~100 MB at scale) is serialised off the async
+        // workers: a busy controller must not starve heartbeats.
+        Some(doc) => off_runtime(move || serde_json::to_string(&*doc).unwrap_or_default()).await,
         None => StatusCode::NOT_MODIFIED.into_response(),
+    }
+}
+
+/// A JSON body already serialised.
+fn json_response(body: String) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// Build a large JSON body on the blocking pool, not on an async worker.
+async fn off_runtime(build: impl FnOnce() -> String + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(build).await {
+        Ok(body) => json_response(body),
+        Err(e) => {
+            tracing::error!(error = %e, "building an agent's config answer failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 

@@ -10,6 +10,12 @@
 //!   heartbeat), within `probe_timeout_ms`. A failed probe makes it `down`; a
 //!   successful one keeps it `suspect` (the engine serves, the agent is silent).
 //!
+//! Silence is judged only when the controller could have heard (see
+//! [`scheduler::disruption`]): time its runtime could not run ([`watch_lag`]) is
+//! excused, and where most servers of the platform or of a cluster fall silent at
+//! once, their servers keep their state (no `suspect`, no `down`, no failover) until
+//! that passes: a busy or partitioned controller never fails healthy servers over.
+//!
 //! Servers that never joined (created through the API, no agent) stay `unknown`.
 //! Every tick re-checks placement ([`crate::placement::tick`]): going `down` and
 //! coming back `up` move sites until converged.
@@ -22,6 +28,7 @@ use std::time::{Duration, Instant};
 use model::entity::{Kind, Server};
 use model::Id;
 use proto::agent_v1::{EngineHealth, Heartbeat};
+use scheduler::disruption::{Hold, Watched};
 use scheduler::Health;
 use store::{Actor, Stored};
 use time::OffsetDateTime;
@@ -121,11 +128,25 @@ pub struct Transition {
     pub to: Health,
 }
 
+/// The monitor's account of its own blindness.
+#[derive(Debug, Default)]
+struct BlindClock {
+    /// End of the last span excused.
+    excused_until: Option<Instant>,
+    /// When [`watch_lag`] last ran.
+    watcher_ran: Option<Instant>,
+}
+
 /// Health of every server, in memory.
 #[derive(Debug)]
 pub struct HealthMonitor {
     config: HealthConfig,
     servers: Mutex<HashMap<Id, ServerHealth>>,
+    /// What was excused as blind time, and when [`watch_lag`] last ran.
+    blind: Mutex<BlindClock>,
+    /// The joined agents' identities, refreshed every tick: heartbeats are
+    /// authenticated from memory ([`crate::identities`]).
+    pub identities: crate::identities::Identities,
 }
 
 impl HealthMonitor {
@@ -134,6 +155,8 @@ impl HealthMonitor {
         Self {
             config,
             servers: Mutex::new(HashMap::new()),
+            blind: Mutex::new(BlindClock::default()),
+            identities: crate::identities::Identities::default(),
         }
     }
 
@@ -189,14 +212,36 @@ impl HealthMonitor {
 
     /// Move silent servers to `suspect`; returns those transitions.
     pub fn expire(&self, now: Instant) -> Vec<Transition> {
+        let overdue = self.overdue(now);
+        self.suspect(&overdue, now)
+    }
+
+    /// Whether `h` has been silent longer than `window` at `now`.
+    fn is_overdue(h: &ServerHealth, window: Duration, now: Instant) -> bool {
+        matches!(h.state, Health::Up | Health::Unknown)
+            && now.saturating_duration_since(h.last_seen.unwrap_or(h.watched_since)) > window
+    }
+
+    /// Servers still `up` (or `unknown`) whose silence outlived the window at `now`:
+    /// the ones [`HealthMonitor::suspect`] would move.
+    pub fn overdue(&self, now: Instant) -> Vec<Id> {
         let window = self.config.suspect_window();
+        self.lock()
+            .iter()
+            .filter(|(_, h)| Self::is_overdue(h, window, now))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Move those of `servers` still overdue at `now` (no heartbeat came meanwhile)
+    /// to `suspect`; returns those transitions.
+    pub fn suspect(&self, servers: &[Id], now: Instant) -> Vec<Transition> {
+        let window = self.config.suspect_window();
+        let mut map = self.lock();
         let mut out = Vec::new();
-        for (id, h) in self.lock().iter_mut() {
-            if !matches!(h.state, Health::Up | Health::Unknown) {
-                continue;
-            }
-            let since = h.last_seen.unwrap_or(h.watched_since);
-            if now.saturating_duration_since(since) > window {
+        for id in servers {
+            let Some(h) = map.get_mut(id) else { continue };
+            if Self::is_overdue(h, window, now) {
                 out.push(Transition {
                     server: *id,
                     from: h.state,
@@ -206,6 +251,55 @@ impl HealthMonitor {
             }
         }
         out
+    }
+
+    /// A task of the controller due at `due` ran only at `ran`: the part of that
+    /// span beyond [`JITTER`] not excused yet is time the controller could neither
+    /// receive nor judge heartbeats ([`scheduler::disruption::newly_blind`]); it is
+    /// not counted as any server's silence. Returns the time excused.
+    pub fn ran_late(&self, due: Instant, ran: Instant) -> Duration {
+        let blind = {
+            let mut b = self.blind.lock().unwrap_or_else(|p| p.into_inner());
+            let d = scheduler::disruption::newly_blind(due, ran, JITTER, b.excused_until);
+            if !d.is_zero() {
+                b.excused_until = Some(ran);
+            }
+            d
+        };
+        self.excuse(blind, ran);
+        blind
+    }
+
+    /// Before judging at `now`: if [`watch_lag`] has not run when it should have,
+    /// the runtime is (or just was) unable to run it; that time is excused too (the
+    /// judgement may come first after a stall).
+    pub fn catch_up(&self, now: Instant) -> Duration {
+        let ran = self
+            .blind
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .watcher_ran;
+        match ran {
+            Some(ran) => self.ran_late(ran + LAG_PROBE, now),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Shift every server's silence baseline by `blind` (never past `now`).
+    fn excuse(&self, blind: Duration, now: Instant) {
+        if blind.is_zero() {
+            return;
+        }
+        let shift = |t: Instant| t.checked_add(blind).map_or(now, |t| t.min(now));
+        for h in self.lock().values_mut() {
+            h.watched_since = shift(h.watched_since);
+            h.last_seen = h.last_seen.map(shift);
+        }
+    }
+
+    /// Every watched server's current state.
+    pub fn states(&self) -> HashMap<Id, Health> {
+        self.lock().iter().map(|(id, h)| (*id, h.state)).collect()
     }
 
     /// Record the objects a server's engine could not apply; returns what changed
@@ -401,13 +495,19 @@ pub async fn record(state: &HealthDeps, transitions: &[Transition]) {
     state.changes.changed();
 }
 
-/// One monitor tick: watch joined servers, expire silent ones, probe suspects.
-pub async fn tick(state: &HealthDeps) {
+/// Timer slack of the monitor's own tasks that is not excused as blindness.
+const JITTER: Duration = Duration::from_millis(20);
+
+/// One monitor tick: watch joined servers, expire silent ones, probe suspects —
+/// except in the scopes where [`scheduler::disruption::judge`] finds most servers
+/// silent at once (those keep their state); returns that hold.
+pub async fn tick(state: &HealthDeps) -> Hold {
+    let read = state.health.identities.generation();
     let servers = match state.store.all::<Server>().await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "health monitor cannot read servers");
-            return;
+            return Hold::default();
         }
     };
     let existing: Vec<Id> = servers.iter().map(|s| s.meta.id).collect();
@@ -417,12 +517,27 @@ pub async fn tick(state: &HealthDeps) {
         .map(|s| s.meta.id)
         .collect();
     state.health.sync(&existing, &joined);
-    let mut transitions = state.health.expire(Instant::now());
+    state.health.identities.refresh(read, &servers);
+    let now = Instant::now();
+    state.health.catch_up(now);
+    let overdue = state.health.overdue(now);
+    let cluster_of: HashMap<Id, Id> = servers
+        .iter()
+        .map(|s| (s.meta.id, s.data.cluster))
+        .collect();
+    let hold = judge(&state.health.states(), &overdue, &cluster_of, &joined);
+    let held = |id: &Id| cluster_of.get(id).is_some_and(|c| hold.holds(*c));
+    let due: Vec<Id> = overdue.into_iter().filter(|id| !held(id)).collect();
+    let mut transitions = state.health.suspect(&due, now);
     let by_id: HashMap<Id, &Stored<Server>> = servers.iter().map(|s| (s.meta.id, s)).collect();
     let timeout = state.config.probe_timeout();
     let mut probes = tokio::task::JoinSet::new();
     for (id, port) in state.health.suspects() {
         let Some(s) = by_id.get(&id) else { continue };
+        if held(&id) {
+            // Held suspects are not probed into `down`: nothing fails over.
+            continue;
+        }
         let port = port.unwrap_or_else(|| state.config.probe_ports.of(s.data.role));
         let Some(ip) = s.data.addresses.first() else {
             // Nothing to probe: the silence is all there is.
@@ -442,17 +557,105 @@ pub async fn tick(state: &HealthDeps) {
     record(state, &transitions).await;
     // Failover is level-triggered: every tick re-checks placement until converged.
     (state.placement_tick)().await;
+    hold
 }
 
-/// The monitor task: a tick every half heartbeat interval until the controller stops.
+/// The judgement of [`scheduler::disruption::judge`] over the joined servers, with
+/// the `overdue` ones counted as `suspect`.
+fn judge(
+    states: &HashMap<Id, Health>,
+    overdue: &[Id],
+    cluster_of: &HashMap<Id, Id>,
+    joined: &[Id],
+) -> Hold {
+    let watched: Vec<Watched> = joined
+        .iter()
+        .filter_map(|id| {
+            let health = if overdue.contains(id) {
+                Health::Suspect
+            } else {
+                states.get(id).copied().unwrap_or(Health::Unknown)
+            };
+            Some(Watched {
+                cluster: *cluster_of.get(id)?,
+                health,
+            })
+        })
+        .collect();
+    scheduler::disruption::judge(&watched)
+}
+
+/// Log when a hold begins, changes or ends (not on every tick).
+fn log_hold(before: &Hold, now: &Hold) {
+    if before == now {
+        return;
+    }
+    if now.is_empty() {
+        tracing::info!("silent servers are judged one by one again");
+    } else if now.everywhere {
+        tracing::warn!(
+            "most servers are silent at once: treating it as the controller's own trouble or a network partition; no server is marked suspect or down, nothing fails over"
+        );
+    } else {
+        tracing::warn!(
+            clusters = ?now.clusters,
+            "most servers of these clusters are silent at once: treating it as a partition; their servers keep their state, nothing fails over"
+        );
+    }
+}
+
+/// The monitor task: a tick every half heartbeat interval until the controller
+/// stops, and beside it [`watch_lag`].
 pub async fn run(state: HealthDeps) {
     let every = (state.config.interval() / 2).max(Duration::from_millis(5));
+    let lag = tokio::spawn(watch_lag(
+        std::sync::Arc::clone(&state.health),
+        state.config.interval(),
+        state.stopping.clone(),
+    ));
     let mut stopping = state.stopping.clone();
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hold = Hold::default();
     loop {
         tokio::select! {
-            _ = ticker.tick() => tick(&state).await,
+            _ = ticker.tick() => {
+                let now = tick(&state).await;
+                log_hold(&hold, &now);
+                hold = now;
+            }
+            r = stopping.changed() => {
+                if r.is_err() || *stopping.borrow() { break; }
+            }
+        }
+    }
+    lag.abort();
+}
+
+/// How often [`watch_lag`] checks that the controller's runtime runs on time.
+const LAG_PROBE: Duration = Duration::from_millis(25);
+
+/// Measure how late the controller's runtime wakes a task that only sleeps: when it
+/// wakes later than [`LAG_PROBE`] plus [`JITTER`], the controller could neither
+/// receive nor judge heartbeats that long (the process was stopped, CPU-heavy work
+/// held every worker), and [`HealthMonitor::ran_late`] excuses it. A task of its
+/// own, so a stall in the middle of a tick (a slow store read) is measured too.
+async fn watch_lag(
+    health: std::sync::Arc<HealthMonitor>,
+    interval: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let due = Instant::now() + LAG_PROBE;
+        tokio::select! {
+            () = tokio::time::sleep_until(due.into()) => {
+                let woke = Instant::now();
+                let blind = health.ran_late(due, woke);
+                health.blind.lock().unwrap_or_else(|p| p.into_inner()).watcher_ran = Some(woke);
+                if blind > interval {
+                    tracing::warn!(?blind, "the controller could not run for a while; that time is not counted as any server's silence");
+                }
+            }
             r = stopping.changed() => {
                 if r.is_err() || *stopping.borrow() { return; }
             }
@@ -504,6 +707,50 @@ mod tests {
             report: None,
             rejected: Vec::new(),
         }
+    }
+
+    fn monitor() -> HealthMonitor {
+        HealthMonitor::new(HealthConfig {
+            heartbeat_interval_ms: 100,
+            suspect_after: 3,
+            ..HealthConfig::default()
+        })
+    }
+
+    #[test]
+    fn blind_time_is_not_silence_and_is_excused_once() {
+        let ms = Duration::from_millis;
+        let m = monitor();
+        m.sync(&[1], &[1]);
+        m.heartbeat(1, &hb(1));
+        let t0 = Instant::now();
+        // The controller stalled for 5 s right after the beat (window: 300 ms).
+        assert_eq!(m.ran_late(t0, t0 + ms(5000)), ms(5000) - JITTER);
+        assert!(m.expire(t0 + ms(5000)).is_empty());
+        // A second observer of the same stall excuses nothing more.
+        assert_eq!(m.ran_late(t0, t0 + ms(5000)), Duration::ZERO);
+        // After the stall, silence counts again.
+        let t = m.expire(t0 + ms(5301));
+        assert_eq!(t.iter().map(|t| t.server).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn a_judgement_before_the_lag_watcher_woke_catches_up() {
+        let ms = Duration::from_millis;
+        let m = monitor();
+        m.sync(&[1], &[1]);
+        m.heartbeat(1, &hb(1));
+        let t0 = Instant::now();
+        m.blind.lock().unwrap().watcher_ran = Some(t0);
+        // The tick runs first after a 2 s stall: the watcher is overdue.
+        assert_eq!(m.catch_up(t0 + ms(2000)), ms(2000) - LAG_PROBE - JITTER);
+        assert!(m.expire(t0 + ms(2000)).is_empty());
+        // The watcher then reports the same stall: not excused twice.
+        assert_eq!(m.ran_late(t0 + LAG_PROBE, t0 + ms(2000)), Duration::ZERO);
+        // On time, nothing is excused and a silent server still goes suspect.
+        m.blind.lock().unwrap().watcher_ran = Some(t0 + ms(2400));
+        assert_eq!(m.catch_up(t0 + ms(2410)), Duration::ZERO);
+        assert_eq!(m.expire(t0 + ms(2400)).len(), 1);
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! ([`place_domain`]), a new `single` site's server ([`pick_single_server`]), and
 //! re-placement when a server is deleted, drained, down or back, or a domain moves
 //! ([`replace::replace`]). The controller's `placement` module is the one place that
-//! takes snapshots and writes these decisions.
+//! takes snapshots and writes these decisions. Whether silence may fail a server
+//! over at all is [`disruption::judge`]'s decision.
 
 #![forbid(unsafe_code)]
 
+pub mod disruption;
 pub mod replace;
 
 pub use replace::{replace, without_server, Decision, Placed, Subject};

@@ -322,6 +322,11 @@ impl TestCluster {
         }
     }
 
+    /// The controller's process id, to stop and continue it (`SIGSTOP`/`SIGCONT`).
+    pub fn controller_pid(&self) -> Option<u32> {
+        self.controller.as_ref().map(Child::id)
+    }
+
     /// Whether the controller process is running.
     pub fn controller_running(&mut self) -> bool {
         match self.controller.as_mut() {

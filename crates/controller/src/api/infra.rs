@@ -687,6 +687,7 @@ pub async fn delete_server(
     caller.require_admin()?;
     let s = server_by_name(&state, &name).await?;
     crate::placement::delete_server(&state, caller.actor(), &s).await?;
+    state.health.identities.forget(&name);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -762,6 +763,7 @@ pub async fn reset_agent(
     cur.data.agent = None;
     let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
+    state.health.identities.forget(&updated.meta.name);
     state.changed();
     Ok(Json(
         server_view(&state, &mut Names::new(&state.store), &updated).await?,

@@ -4,7 +4,7 @@
 //! ([`World::domain_named`], [`World::site_of`], [`World::secret`]), so applying
 //! and building a change never scans the platform.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use model::entity::{
     Account, Cluster, Database, DbUser, DnsRecord, Domain, FtpAccount, Kind, MailAlias, Mailbox,
@@ -219,8 +219,12 @@ pub struct World {
     pub(crate) domain_ids: HashMap<String, Id>,
     /// Site ids by domain id (one site per domain).
     pub(crate) site_ids: HashMap<Id, Id>,
-    /// Secret ids by purpose and subject.
-    pub(crate) secret_ids: HashMap<(SecretPurpose, String), Id>,
+    /// Secret ids by purpose and subject: a set, as a rotated key has two for a
+    /// while (the newest, highest id, is the one in force).
+    pub(crate) secret_ids: HashMap<(SecretPurpose, String), BTreeSet<Id>>,
+    /// How many ids `secret_ids` holds: equal to the number of secrets when the
+    /// index is complete.
+    pub(crate) secrets_indexed: usize,
 }
 
 /// What an object is indexed by in [`World`], if anything.
@@ -266,18 +270,20 @@ impl World {
         self.sites.iter().rev().find(|s| s.data.domain == domain)
     }
 
-    /// The secret of `purpose` for `subject` (by index, like [`World::domain_named`]).
+    /// The secret of `purpose` for `subject`, the newest (highest id) if a rotation
+    /// left two (by index, like [`World::domain_named`]).
     pub fn secret(&self, purpose: SecretPurpose, subject: &str) -> Option<&Stored<Secret>> {
-        if self.secret_ids.len() == self.secrets.len() {
+        if self.secrets_indexed == self.secrets.len() {
             return self
                 .secret_ids
                 .get(&(purpose, subject.to_owned()))
+                .and_then(BTreeSet::last)
                 .and_then(|id| self.secrets.get(*id));
         }
         self.secrets
             .iter()
-            .rev()
-            .find(|s| s.data.purpose == purpose && s.data.subject == subject)
+            .filter(|s| s.data.purpose == purpose && s.data.subject == subject)
+            .max_by_key(|s| s.meta.id)
     }
 
     fn index(&mut self, id: Id, key: Indexed) {
@@ -289,7 +295,9 @@ impl World {
                 self.site_ids.insert(d, id);
             }
             Indexed::Secret(k) => {
-                self.secret_ids.insert(k, id);
+                if self.secret_ids.entry(k).or_default().insert(id) {
+                    self.secrets_indexed += 1;
+                }
             }
             Indexed::Not => {}
         }
@@ -308,8 +316,13 @@ impl World {
                 }
             }
             Indexed::Secret(k) => {
-                if self.secret_ids.get(&k) == Some(&id) {
-                    self.secret_ids.remove(&k);
+                if let Some(ids) = self.secret_ids.get_mut(&k) {
+                    if ids.remove(&id) {
+                        self.secrets_indexed -= 1;
+                    }
+                    if ids.is_empty() {
+                        self.secret_ids.remove(&k);
+                    }
                 }
             }
             Indexed::Not => {}
@@ -491,5 +504,64 @@ impl World {
             self.account_names.insert(a.meta.id, a.meta.name.clone());
         }
         self.set_limits(self.default_plan);
+    }
+}
+
+#[cfg(test)]
+mod secret_index_tests {
+    use super::*;
+    use crate::builder::tests::secret;
+
+    #[test]
+    fn two_secrets_of_one_subject_stay_indexed_and_the_newest_wins() {
+        let mut w = World::default();
+        let key = |id, v: &str| Obj::Secret(secret(id, SecretPurpose::SiteCert, "a.example", v, v));
+        w.upsert(key(7, "old"));
+        w.upsert(key(9, "new"));
+        w.upsert(Obj::Secret(secret(
+            8,
+            SecretPurpose::Dkim,
+            "a.example",
+            "d",
+            "d",
+        )));
+        // The index stays complete (no scan), and the newer secret is the one in force.
+        assert_eq!(w.secrets_indexed, w.secrets.len());
+        let found = |w: &World| {
+            w.secret(SecretPurpose::SiteCert, "a.example")
+                .map(|s| s.meta.id)
+        };
+        assert_eq!(found(&w), Some(9));
+        assert_eq!(
+            w.secret(SecretPurpose::Dkim, "a.example")
+                .map(|s| s.meta.id),
+            Some(8)
+        );
+        // Replacing the newer one with another subject moves it in the index.
+        w.upsert(Obj::Secret(secret(
+            9,
+            SecretPurpose::SiteCert,
+            "b.example",
+            "n",
+            "n",
+        )));
+        assert_eq!(found(&w), Some(7));
+        assert_eq!(w.secrets_indexed, w.secrets.len());
+        w.remove(Kind::Secret, 7);
+        assert_eq!(found(&w), None);
+        assert_eq!(w.secrets_indexed, w.secrets.len());
+        assert!(!w
+            .secret_ids
+            .contains_key(&(SecretPurpose::SiteCert, "a.example".into())));
+        // A world built by hand (index incomplete) finds the newest by a scan.
+        let mut hand = World::default();
+        hand.secrets
+            .push(secret(3, SecretPurpose::Tsig, "dns", "x", "x"));
+        hand.secrets
+            .push(secret(2, SecretPurpose::Tsig, "dns", "y", "y"));
+        assert_eq!(
+            hand.secret(SecretPurpose::Tsig, "dns").map(|s| s.meta.id),
+            Some(3)
+        );
     }
 }
