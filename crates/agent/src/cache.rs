@@ -56,10 +56,12 @@ pub fn load(state_dir: &Path) -> Result<Option<DesiredConfig>, CacheError> {
 }
 
 /// Replace the cached desired config atomically (temp file, fsync, rename,
-/// directory fsync).
+/// directory fsync). Compact JSON: the file is read back only by [`load`], and
+/// pretty-printing a web server's thousands of sites doubled the bytes written on
+/// every change.
 pub fn store(state_dir: &Path, cfg: &DesiredConfig) -> Result<(), CacheError> {
     let p = path(state_dir);
-    let bytes = serde_json::to_vec_pretty(cfg).map_err(|e| CacheError::Corrupt {
+    let bytes = serde_json::to_vec(cfg).map_err(|e| CacheError::Corrupt {
         path: p.display().to_string(),
         message: e.to_string(),
     })?;

@@ -1,7 +1,10 @@
 //! The agent's side of delta configs ([`proto::agent_delta`]): its current config
 //! as items and blobs, a [`ConfigDelta`] applied to them, and the whole
 //! [`DesiredConfig`] rebuilt for the cache and the role engine (which keep
-//! receiving whole documents).
+//! receiving whole documents). The rebuild patches the config last built with
+//! the items that changed since ([`proto::agent_delta::patch`]), so a one-site
+//! change parses one site, not every item; it joins every item only when the
+//! change is not a patchable one.
 //!
 //! The items and blobs are derived from the cached `desired.json` (0600) at start,
 //! so the blob cache by hash is that file: nothing else is written. A blob the
@@ -11,11 +14,11 @@
 //! the caller drop this state and ask for a snapshot; the engine keeps the config it
 //! has until a whole one is rebuilt.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use proto::agent_delta::{digest, join, split, ConfigDelta, DeltaError, Item};
-use proto::agent_v1::{DesiredConfig, ServerIdentity};
+use proto::agent_delta::{digest, join, patch, split, ConfigDelta, DeltaError, Item};
+use proto::agent_v1::{DesiredConfig, RoleConfig, ServerIdentity};
 
 /// Why a delta could not be applied; the caller asks for a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,9 @@ pub struct ItemState {
     server: ServerIdentity,
     items: BTreeMap<String, (Item, [u8; 32])>,
     blobs: HashMap<String, Arc<[u8]>>,
+    /// The role config last built, and (a superset of) the ids of the items
+    /// changed since: what [`ItemState::build`] patches. `None`: join every item.
+    last: Option<(RoleConfig, BTreeSet<String>)>,
 }
 
 impl ItemState {
@@ -67,6 +73,7 @@ impl ItemState {
                 })
                 .collect(),
             blobs: s.blobs.into_iter().collect(),
+            last: Some((cfg.role.clone(), BTreeSet::new())),
         })
     }
 
@@ -79,23 +86,49 @@ impl ItemState {
     /// check the digest; returns the hashes of the blobs still to fetch. On error
     /// this state is unusable: drop it and ask for a snapshot.
     pub fn apply(&mut self, delta: ConfigDelta) -> Result<Vec<String>, Mismatch> {
-        if delta.is_snapshot() {
-            self.items.clear();
-        } else if delta.from != self.revision {
+        if !delta.is_snapshot() && delta.from != self.revision {
             return Err(Mismatch::From {
                 from: delta.from,
                 held: self.revision,
             });
         }
+        let before = delta.is_snapshot().then(|| std::mem::take(&mut self.items));
         for id in &delta.removals {
             self.items.remove(id);
         }
+        let mut touched: Vec<String> = match before {
+            None => delta.removals.clone(),
+            Some(_) => Vec::new(),
+        };
         for item in delta.upserts {
             let h = item.hash();
+            if before.is_none() {
+                touched.push(item.id.clone());
+            }
             self.items.insert(item.id.clone(), (item, h));
+        }
+        if let Some(before) = &before {
+            // A snapshot: what differs from the items held (a resync usually
+            // changes nothing).
+            touched.extend(
+                self.items
+                    .iter()
+                    .filter(|(id, (_, h))| before.get(*id).map(|(_, o)| o) != Some(h))
+                    .map(|(id, _)| id.clone()),
+            );
+            touched.extend(
+                before
+                    .keys()
+                    .filter(|id| !self.items.contains_key(*id))
+                    .cloned(),
+            );
+        }
+        if let Some((_, changed)) = self.last.as_mut() {
+            changed.extend(touched);
         }
         let got = digest(self.items.iter().map(|(id, (_, h))| (id.as_str(), h)));
         if got != delta.digest {
+            self.last = None;
             return Err(Mismatch::Digest { to: delta.to });
         }
         self.format = delta.format;
@@ -118,11 +151,25 @@ impl ItemState {
         self.blobs.insert(hash, bytes);
     }
 
-    /// The whole desired config the items form.
-    pub fn build(&self) -> Result<DesiredConfig, DeltaError> {
-        let role = join(self.items.values().map(|(i, _)| i), |h| {
-            self.blobs.get(h).map(|b| &b[..])
-        })?;
+    /// The whole desired config the items form: the config last built patched
+    /// with the items changed since, or (when that cannot be patched) every item
+    /// joined.
+    pub fn build(&mut self) -> Result<DesiredConfig, DeltaError> {
+        let blob = |h: &str| self.blobs.get(h).map(|b| &b[..]);
+        let patched = match self.last.take() {
+            Some((mut role, changed)) => {
+                let changed = changed
+                    .iter()
+                    .map(|id| (id.as_str(), self.items.get(id).map(|(i, _)| i)));
+                patch(&mut role, changed, blob)?.then_some(role)
+            }
+            None => None,
+        };
+        let role = match patched {
+            Some(role) => role,
+            None => join(self.items.values().map(|(i, _)| i), blob)?,
+        };
+        self.last = Some((role.clone(), BTreeSet::new()));
         Ok(DesiredConfig {
             format: self.format,
             revision: self.revision,
@@ -160,8 +207,8 @@ mod tests {
                         active: true,
                         https_redirect: false,
                         tls: Some(TlsMaterial {
-                            cert_pem: "C".repeat(500),
-                            key_pem: format!("{k}{}", "K".repeat(300)),
+                            cert_pem: "C".repeat(500).into(),
+                            key_pem: format!("{k}{}", "K".repeat(300)).into(),
                         }),
                         files_origin: None,
                     })
@@ -226,5 +273,49 @@ mod tests {
         let mut bad = d;
         bad.removals.clear();
         assert!(matches!(st.apply(bad), Err(Mismatch::Digest { to: 4 })));
+    }
+
+    /// A chain of deltas and a snapshot: every build equals the controller's
+    /// config, and a site that did not change keeps its very certificate string
+    /// (the config was patched, not joined from every item).
+    #[test]
+    fn deltas_patch_the_config_last_built() {
+        let site_tls = |c: &DesiredConfig, i: usize| match &c.role {
+            RoleConfig::Web(w) => w.sites[i].tls.clone().unwrap().cert_pem,
+            _ => unreachable!("a web config"),
+        };
+        let a = cfg(3, &[("a.example", "1"), ("b.example", "2")]);
+        let b = cfg(
+            4,
+            &[("a.example", "1"), ("b.example", "2"), ("c.example", "3")],
+        );
+        let c = cfg(6, &[("a.example", "1"), ("c.example", "4")]);
+        let mut st = ItemState::from_config(&a).unwrap();
+        let mut built = st.build().unwrap();
+        assert_eq!(built, a);
+        for next in [&b, &c] {
+            let (d, sn) = delta(&built, next);
+            for h in st.apply(d).unwrap() {
+                st.add_blob(h.clone(), Arc::clone(&sn.blobs[&h]));
+            }
+            let now = st.build().unwrap();
+            assert_eq!(&now, next);
+            assert!(Arc::ptr_eq(&site_tls(&built, 0), &site_tls(&now, 0)));
+            built = now;
+        }
+        // A snapshot (a resync) of what is held: nothing to patch, nothing joined.
+        let mut d = delta(&a, &c).0;
+        d.from = 0;
+        d.to = 7;
+        d.upserts = ItemState::from_config(&c)
+            .unwrap()
+            .items
+            .into_values()
+            .map(|(i, _)| i)
+            .collect();
+        st.apply(d).unwrap();
+        let now = st.build().unwrap();
+        assert_eq!(now.role, c.role);
+        assert!(Arc::ptr_eq(&site_tls(&built, 0), &site_tls(&now, 0)));
     }
 }

@@ -218,12 +218,54 @@ struct Applied {
     digest: Option<[u8; 32]>,
 }
 
-/// The BLAKE3 digest of a config's JSON document (what [`Supervisor::apply`]
-/// compares); `None` if it cannot be serialised, so that it never equals another.
+/// The BLAKE3 digest of a config (what [`Supervisor::apply`] compares), fed
+/// field by field through `Hash`: no JSON text, whose escaping of every PEM of
+/// every site was a whole-document cost on every change. Stable within the
+/// process, which is all the comparison needs. Always `Some`.
 fn config_digest(cfg: &DesiredConfig) -> Option<[u8; 32]> {
-    let mut h = blake3::Hasher::new();
-    serde_json::to_writer(&mut h, cfg).ok()?;
-    Some(*h.finalize().as_bytes())
+    use std::hash::Hash as _;
+    let mut h = DigestHasher::default();
+    cfg.format.hash(&mut h);
+    cfg.revision.hash(&mut h);
+    cfg.server.hash(&mut h);
+    cfg.role.hash(&mut h);
+    h.flush();
+    Some(*h.hasher.finalize().as_bytes())
+}
+
+/// `std::hash::Hasher` over BLAKE3 that feeds it in chunks (a `Hash` walk makes
+/// many tiny writes, each a costly BLAKE3 update on its own).
+#[derive(Default)]
+struct DigestHasher {
+    hasher: blake3::Hasher,
+    buf: Vec<u8>,
+}
+
+impl DigestHasher {
+    const CHUNK: usize = 64 * 1024;
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.buf);
+        self.buf.clear();
+    }
+}
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        // Not used: the digest is read from `hasher` after `flush`.
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.buf.len() + bytes.len() > Self::CHUNK {
+            self.flush();
+        }
+        if bytes.len() >= Self::CHUNK {
+            self.hasher.update(bytes);
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+    }
 }
 
 /// Runs the engine of this server's role and tracks what it applied.

@@ -51,6 +51,8 @@ struct Hub {
     /// Store revision of the last build.
     built_revision: i64,
     servers: HashMap<Id, Entry>,
+    /// Items and blobs shared by the servers' trackers.
+    shared: crate::delta::Shared,
 }
 
 /// Desired configs by server, with per-server revisions.
@@ -188,11 +190,13 @@ impl ConfigHub {
                         // Readers hold the tracker only while answering: a copy
                         // is rarely needed.
                         let t = Arc::try_unwrap(o.delta).unwrap_or_else(|t| (*t).clone());
-                        t.advance(&doc, c)
+                        t.advance(&doc, c, &mut hub.shared)
                     }
-                    (old, _) => {
-                        crate::delta::Tracked::new(&doc, old.as_ref().map(|o| o.delta.as_ref()))
-                    }
+                    (old, _) => crate::delta::Tracked::new(
+                        &doc,
+                        old.as_ref().map(|o| o.delta.as_ref()),
+                        &mut hub.shared,
+                    ),
                 };
                 next.insert(
                     id,
@@ -207,6 +211,7 @@ impl ConfigHub {
             // drops those that are gone).
             next.extend(std::mem::take(&mut hub.servers));
             hub.servers = next;
+            hub.shared.sweep();
             hub.built_revision = revision;
             let first = !hub.ready;
             hub.ready = true;

@@ -14,7 +14,7 @@
 //! it) refers to it: a web server can never fetch another cluster's keys.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -47,6 +47,63 @@ impl StoredItem {
             json: json.into(),
             blobs: item.blobs.values().cloned().collect(),
         }
+    }
+}
+
+/// Items and blobs shared by every server's [`Tracked`], by content hash: the
+/// servers of a cluster carry the same sites (and the same certificate blobs), so
+/// each is held once however many servers carry it. Entries are weak: an item or
+/// blob lives as long as a tracker refers to it; dead entries are swept when they
+/// outnumber the live ones.
+#[derive(Debug, Default)]
+pub struct Shared {
+    items: HashMap<[u8; 32], Weak<StoredItem>>,
+    blobs: HashMap<String, Weak<[u8]>>,
+    /// Entries left by the last sweep (the next one runs at twice that).
+    swept_to: usize,
+}
+
+impl Shared {
+    /// The one shared copy of `item` (serialized and hashed here).
+    fn item(&mut self, item: &Item) -> Arc<StoredItem> {
+        let stored = StoredItem::of(item);
+        if let Some(live) = self.items.get(&stored.hash).and_then(Weak::upgrade) {
+            if live.json == stored.json {
+                return live;
+            }
+        }
+        let arc = Arc::new(stored);
+        self.items.insert(arc.hash, Arc::downgrade(&arc));
+        arc
+    }
+
+    /// The one shared copy of blob `hash` (whose content is `bytes`).
+    fn blob(&mut self, hash: &str, bytes: &Arc<[u8]>) -> Arc<[u8]> {
+        if let Some(live) = self.blobs.get(hash).and_then(Weak::upgrade) {
+            return live;
+        }
+        self.blobs.insert(hash.to_owned(), Arc::downgrade(bytes));
+        Arc::clone(bytes)
+    }
+
+    /// Forget the items and blobs no tracker holds any more, once there are as
+    /// many entries again as after the last sweep (amortized O(1) per entry).
+    pub fn sweep(&mut self) {
+        let len = self.items.len() + self.blobs.len();
+        if len < (2 * self.swept_to).max(4096) {
+            return;
+        }
+        self.items.retain(|_, w| w.strong_count() > 0);
+        self.blobs.retain(|_, w| w.strong_count() > 0);
+        self.swept_to = self.items.len() + self.blobs.len();
+    }
+
+    /// How many items and blobs are held, and their bytes (for tests and
+    /// diagnostics).
+    pub fn held(&self) -> (usize, usize, usize) {
+        let items = self.items.values().filter(|w| w.strong_count() > 0).count();
+        let blobs: Vec<Arc<[u8]>> = self.blobs.values().filter_map(Weak::upgrade).collect();
+        (items, blobs.len(), blobs.iter().map(|b| b.len()).sum())
     }
 }
 
@@ -94,18 +151,21 @@ impl std::fmt::Debug for Tracked {
 impl Tracked {
     /// Track `doc` whole (a server's first config, or one that changed role),
     /// continuing the history of `prev` (the server's previous config).
-    pub fn new(doc: &DesiredConfig, prev: Option<&Tracked>) -> Self {
+    pub fn new(doc: &DesiredConfig, prev: Option<&Tracked>, shared: &mut Shared) -> Self {
         let (items, blobs) = match split(&doc.role) {
             Ok(s) => {
                 let items: BTreeMap<String, Arc<StoredItem>> = s
                     .items
                     .iter()
-                    .map(|(id, item)| (id.clone(), Arc::new(StoredItem::of(item))))
+                    .map(|(id, item)| (id.clone(), shared.item(item)))
                     .collect();
                 let mut blobs: HashMap<String, Blob> = s
                     .blobs
                     .into_iter()
-                    .map(|(h, bytes)| (h, Blob { bytes, refs: 0 }))
+                    .map(|(h, bytes)| {
+                        let bytes = shared.blob(&h, &bytes);
+                        (h, Blob { bytes, refs: 0 })
+                    })
                     .collect();
                 for item in items.values() {
                     for h in item.blobs.iter() {
@@ -156,9 +216,14 @@ impl Tracked {
     /// This config advanced to `doc`, whose items differ from this one's by
     /// `changes` (see [`proto::agent_delta::split_changes`]): only the changed
     /// items are serialized and hashed.
-    pub fn advance(mut self, doc: &DesiredConfig, changes: SplitChanges) -> Self {
+    pub fn advance(
+        mut self,
+        doc: &DesiredConfig,
+        changes: SplitChanges,
+        shared: &mut Shared,
+    ) -> Self {
         let Some(items) = self.items.as_mut() else {
-            return Tracked::new(doc, Some(&self));
+            return Tracked::new(doc, Some(&self), shared);
         };
         let SplitChanges { upserts, removals } = changes;
         let mut changed = Vec::with_capacity(upserts.items.len() + removals.len());
@@ -170,7 +235,7 @@ impl Tracked {
             }
         }
         for (id, item) in &upserts.items {
-            let stored = StoredItem::of(item);
+            let stored = shared.item(item);
             if items.get(id).is_some_and(|o| o.hash == stored.hash) {
                 continue;
             }
@@ -181,7 +246,7 @@ impl Tracked {
                     self.blobs.insert(
                         h.clone(),
                         Blob {
-                            bytes: Arc::clone(bytes),
+                            bytes: shared.blob(h, bytes),
                             refs: 1,
                         },
                     );
@@ -189,7 +254,7 @@ impl Tracked {
                     tracing::error!(item = %id, blob = %h, "a changed item's blob is missing");
                 }
             }
-            if let Some(old) = items.insert(id.clone(), Arc::new(stored)) {
+            if let Some(old) = items.insert(id.clone(), stored) {
                 released.push(old);
             }
             changed.push(id.clone());
@@ -358,8 +423,8 @@ mod tests {
                         active: true,
                         https_redirect: false,
                         tls: Some(TlsMaterial {
-                            cert_pem: format!("CERT {d} {}", "c".repeat(600)),
-                            key_pem: format!("KEY {d} {}", "k".repeat(300)),
+                            cert_pem: format!("CERT {d} {}", "c".repeat(600)).into(),
+                            key_pem: format!("KEY {d} {}", "k".repeat(300)).into(),
                         }),
                         files_origin: None,
                     })
@@ -405,17 +470,18 @@ mod tests {
 
     #[test]
     fn deltas_and_snapshots_rebuild_the_full_document() {
+        let mut sh = Shared::default();
         let d1 = doc(5, &["a.example", "b.example"]);
-        let t1 = Tracked::new(&d1, None);
+        let t1 = Tracked::new(&d1, None, &mut sh);
         let mut items = BTreeMap::new();
         let (snap, role) = apply(&mut items, &t1.answer(0, &d1), &t1);
         assert!(snap.is_snapshot());
         assert_eq!(role, d1.role);
 
         let d2 = doc(9, &["a.example", "b.example", "c.example"]);
-        let t2 = Tracked::new(&d2, Some(&t1));
+        let t2 = Tracked::new(&d2, Some(&t1), &mut sh);
         let d3 = doc(12, &["a.example", "c.example"]);
-        let t3 = Tracked::new(&d3, Some(&t2));
+        let t3 = Tracked::new(&d3, Some(&t2), &mut sh);
         // From 5: one site added, one removed; from 9: one removed.
         let (delta, role) = apply(&mut items.clone(), &t3.answer(5, &d3), &t3);
         assert_eq!((delta.from, delta.to), (5, 12));
@@ -440,6 +506,7 @@ mod tests {
     /// (retired ones included).
     #[test]
     fn advancing_by_changes_equals_tracking_the_whole_document() {
+        let mut sh = Shared::default();
         let mut docs = [
             doc(5, &["a.example", "b.example", "d.example"]),
             doc(9, &["a.example", "b.example", "c.example", "d.example"]),
@@ -451,16 +518,16 @@ mod tests {
         // A changed certificate (same site, new blob) at 13.
         if let RoleConfig::Web(w) = &mut docs[3].role {
             if let Some(tls) = w.sites[1].tls.as_mut() {
-                tls.key_pem.push_str("rotated");
+                tls.key_pem = format!("{}rotated", tls.key_pem).into();
             }
         }
-        let mut whole = Tracked::new(&docs[0], None);
-        let mut advanced = Tracked::new(&docs[0], None);
+        let mut whole = Tracked::new(&docs[0], None, &mut sh);
+        let mut advanced = Tracked::new(&docs[0], None, &mut sh);
         for pair in docs.windows(2) {
             let (old, new) = (&pair[0], &pair[1]);
-            whole = Tracked::new(new, Some(&whole));
+            whole = Tracked::new(new, Some(&whole), &mut sh);
             let changes = proto::agent_delta::split_changes(&old.role, &new.role).unwrap();
-            advanced = advanced.advance(new, changes);
+            advanced = advanced.advance(new, changes, &mut sh);
             assert_eq!(advanced.digest, whole.digest);
             assert_eq!(advanced.base, whole.base);
             let ids = |t: &Tracked| {
@@ -498,6 +565,7 @@ mod tests {
     /// snapshot of items, and what one new site costs as a delta.
     #[test]
     fn wire_sizes_of_snapshot_and_one_site_delta() {
+        let mut sh = Shared::default();
         let n: usize = std::env::var("HP_DELTA_SITES")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -515,8 +583,8 @@ mod tests {
             active: true,
             https_redirect: true,
             tls: Some(TlsMaterial {
-                cert_pem: format!("{cert}{i:06}"),
-                key_pem: format!("{key}{i:06}"),
+                cert_pem: format!("{cert}{i:06}").into(),
+                key_pem: format!("{key}{i:06}").into(),
             }),
             files_origin: Some("https://127.0.0.1:7443".into()),
         };
@@ -526,7 +594,7 @@ mod tests {
             sites: sites.clone(),
             files_origin: None,
         });
-        let t1 = Tracked::new(&d1, None);
+        let t1 = Tracked::new(&d1, None, &mut sh);
         sites.push(site(n));
         let mut d2 = d1.clone();
         d2.revision = 11;
@@ -534,7 +602,7 @@ mod tests {
             sites,
             files_origin: None,
         });
-        let t2 = Tracked::new(&d2, Some(&t1));
+        let t2 = Tracked::new(&d2, Some(&t1), &mut sh);
         let full = serde_json::to_vec(&d2).unwrap().len();
         let snapshot = t2.answer(0, &d2).len();
         let delta = t2.answer(10, &d2);
@@ -563,16 +631,47 @@ mod tests {
         );
     }
 
+    /// Servers with the same sites hold one copy of each item and blob, answer
+    /// exactly as unshared trackers do, and a sweep forgets what no one holds.
+    #[test]
+    fn servers_with_the_same_sites_share_items_and_blobs() {
+        let mut sh = Shared::default();
+        let names: Vec<String> = (0..3000).map(|i| format!("s{i}.example")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let d = doc(4, &names);
+        let mut other = d.clone();
+        other.server.name = "web-2".into();
+        let a = Tracked::new(&d, None, &mut sh);
+        let b = Tracked::new(&other, None, &mut sh);
+        let alone = Tracked::new(&d, None, &mut Shared::default());
+        let (items, blobs, _) = sh.held();
+        assert_eq!(items, a.items.as_ref().unwrap().len());
+        assert_eq!(blobs, a.blobs.len());
+        assert_eq!(b.answer(0, &other), alone.answer(0, &other));
+        assert_eq!(a.answer(0, &d), alone.answer(0, &d));
+        // One server moves on: the other keeps its items and blobs.
+        let d2 = doc(5, &names[1..]);
+        let changes = proto::agent_delta::split_changes(&d.role, &d2.role).unwrap();
+        let a = a.advance(&d2, changes, &mut sh);
+        assert_eq!(b.answer(0, &other), alone.answer(0, &other));
+        assert!(b.blob(b.blobs.keys().next().unwrap()).is_some());
+        drop((a, b, alone));
+        assert_eq!(sh.held(), (0, 0, 0));
+        sh.sweep();
+        assert!(sh.items.is_empty() && sh.blobs.is_empty());
+    }
+
     #[test]
     fn history_is_bounded_and_blobs_belong_to_the_server() {
-        let mut t = Tracked::new(&doc(1, &["a.example"]), None);
+        let mut sh = Shared::default();
+        let mut t = Tracked::new(&doc(1, &["a.example"]), None, &mut sh);
         for rev in 2..(MAX_REVISIONS as i64 + 10) {
             let name = format!("s{rev}.example");
-            t = Tracked::new(&doc(rev, &[name.as_str()]), Some(&t));
+            t = Tracked::new(&doc(rev, &[name.as_str()]), Some(&t), &mut sh);
         }
         assert_eq!(t.history.len(), MAX_REVISIONS);
         assert!(!t.knows(1) && t.knows(t.base) && t.knows(t.revision()));
-        let other = Tracked::new(&doc(1, &["secret.example"]), None);
+        let other = Tracked::new(&doc(1, &["secret.example"]), None, &mut sh);
         let foreign: Vec<&String> = other.blobs.keys().collect();
         assert!(!foreign.is_empty());
         for h in foreign {

@@ -425,6 +425,95 @@ pub fn apply_changes(items: &mut BTreeMap<String, Item>, changes: &SplitChanges)
     }
 }
 
+/// Bring `role` (the config the items formed before a change) to the config
+/// they form after it, given each changed item id (a superset is fine) with its
+/// new item (`None`: removed) and the blobs: only the changed elements are resolved and parsed,
+/// instead of [`super::join`]ing every item. The agent's apply of a one-site
+/// change is then proportional to the change, not to the server's sites.
+///
+/// `Ok(true)`: `role` is now exactly what `join` of the new items gives
+/// (property-tested). `Ok(false)`: the change is not one this patches (a field
+/// that is not an element of a keyed list, an order item, a duplicate key, a
+/// list out of key order, an element whose key does not match its id); `role`
+/// is then unspecified and the caller joins every item.
+pub fn patch<'a, 'b>(
+    role: &mut RoleConfig,
+    changed: impl IntoIterator<Item = (&'b str, Option<&'b Item>)>,
+    blob: impl Fn(&str) -> Option<&'a [u8]>,
+) -> Result<bool, DeltaError> {
+    let mut by_field: BTreeMap<&str, Vec<(&str, Option<Value>)>> = BTreeMap::new();
+    for (id, item) in changed {
+        let Some((field, key)) = id.split_once('/') else {
+            return Ok(false);
+        };
+        if field.contains('#') || super::keyed_field(role.role(), field).is_none() {
+            return Ok(false);
+        }
+        let value = match item {
+            Some(item) => Some(super::resolve(item, &blob)?),
+            None => None,
+        };
+        by_field.entry(field).or_default().push((key, value));
+    }
+    for (field, changes) in by_field {
+        let done = match (&mut *role, field) {
+            (RoleConfig::Web(c), "sites") => patch_list(&mut c.sites, changes),
+            (RoleConfig::Dns(c), "zones") => patch_list(&mut c.zones, changes),
+            (RoleConfig::Mail(c), "domains") => patch_list(&mut c.domains, changes),
+            (RoleConfig::Files(c), "sites") => patch_list(&mut c.sites, changes),
+            (RoleConfig::Files(c), "ftp_accounts") => patch_list(&mut c.ftp_accounts, changes),
+            (RoleConfig::Files(c), "sync_clients") => patch_list(&mut c.sync_clients, changes),
+            (RoleConfig::Files(c), "deployments") => patch_list(&mut c.deployments, changes),
+            (RoleConfig::Db(c), "databases") => patch_list(&mut c.databases, changes),
+            (RoleConfig::Db(c), "users") => patch_list(&mut c.users, changes),
+            (RoleConfig::Db(c), "quotas") => patch_list(&mut c.quotas, changes),
+            _ => false,
+        };
+        if !done {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Apply `(key, new element or None)` changes to a list in strict key order
+/// (`false`, list unspecified, for anything else).
+fn patch_list<T: Keyed + serde::de::DeserializeOwned>(
+    list: &mut Vec<T>,
+    changes: Vec<(&str, Option<Value>)>,
+) -> bool {
+    // An empty list is one whole-field item, never elements: a change to it is
+    // no element change. A list out of order or with duplicate keys has an
+    // order item or numbered ids.
+    if list.is_empty() || !list.windows(2).all(|w| w[0].key() < w[1].key()) {
+        return false;
+    }
+    for (key, value) in changes {
+        let at = list.binary_search_by(|e| e.key().cmp(key));
+        match (value, at) {
+            (None, Ok(i)) => {
+                list.remove(i);
+            }
+            // Not there: nothing to remove (callers may name a superset).
+            (None, Err(_)) => {}
+            (Some(v), at) => {
+                let Ok(elem) = serde_json::from_value::<T>(v) else {
+                    return false;
+                };
+                if elem.key() != key {
+                    return false;
+                }
+                match at {
+                    Ok(i) => list[i] = elem,
+                    Err(i) => list.insert(i, elem),
+                }
+            }
+        }
+    }
+    // A list emptied by the change is the whole-field item again.
+    !list.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::keyed_field;

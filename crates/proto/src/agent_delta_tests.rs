@@ -17,7 +17,10 @@ fn material() -> impl Strategy<Value = String> {
 
 fn tls() -> impl Strategy<Value = Option<TlsMaterial>> {
     proptest::option::of(
-        (material(), material()).prop_map(|(cert_pem, key_pem)| TlsMaterial { cert_pem, key_pem }),
+        (material(), material()).prop_map(|(cert_pem, key_pem)| TlsMaterial {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+        }),
     )
 }
 
@@ -312,8 +315,40 @@ fn check_changes(a: &RoleConfig, b: &RoleConfig) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// [`patch`] of `a` by the items that changed to `b`: when it patches, the
+/// result is exactly `b` (what joining the new items gives). Returns whether it
+/// patched.
+fn check_patch(a: &RoleConfig, b: &RoleConfig) -> Result<bool, TestCaseError> {
+    let (sa, sb) = (split(a).unwrap(), split(b).unwrap());
+    let (ha, hb) = (hashes(&sa), hashes(&sb));
+    let (up, rm) = diff(&ha, &hb);
+    let changed = up
+        .iter()
+        .map(|id| (*id, sb.items.get(*id)))
+        .chain(rm.iter().map(|id| (*id, None)));
+    let mut r = a.clone();
+    let patched = patch(&mut r, changed, |h| sb.blobs.get(h).map(|b| &b[..])).unwrap();
+    if patched {
+        prop_assert_eq!(&r, b);
+    }
+    Ok(patched)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn a_patch_by_the_changed_items_equals_the_new_config(
+        a in role(),
+        b in role(),
+        picks in proptest::collection::vec(any::<u8>(), 1..16),
+    ) {
+        check_patch(&a, &b)?;
+        let c = mix(&a, &b, &picks);
+        check_patch(&a, &c)?;
+        check_patch(&c, &a)?;
+        check_patch(&a, &a)?;
+    }
 
     #[test]
     fn split_changes_gives_the_items_of_the_new_split(
@@ -338,8 +373,8 @@ fn site(domain: &str, key: &str) -> WebSite {
         active: true,
         https_redirect: true,
         tls: Some(TlsMaterial {
-            cert_pem: format!("-----BEGIN CERTIFICATE-----\n{}", "C".repeat(900)),
-            key_pem: format!("-----BEGIN PRIVATE KEY-----\n{key}{}", "K".repeat(200)),
+            cert_pem: format!("-----BEGIN CERTIFICATE-----\n{}", "C".repeat(900)).into(),
+            key_pem: format!("-----BEGIN PRIVATE KEY-----\n{key}{}", "K".repeat(200)).into(),
         }),
         files_origin: None,
     }
@@ -372,6 +407,44 @@ fn a_site_is_one_item_its_tls_one_blob_and_a_new_site_changes_only_its_item() {
     let (up, rm) = diff(&h1, &h2);
     assert_eq!(up, ["sites/b.example"]);
     assert!(rm.is_empty());
+}
+
+/// The common changes of a web server (a site changed, added, removed) are
+/// patched, not joined; an unsorted list is left to a join.
+#[test]
+fn site_changes_are_patched_and_unsorted_lists_joined() {
+    let web = |sites: Vec<WebSite>| {
+        RoleConfig::Web(WebConfig {
+            sites,
+            files_origin: None,
+        })
+    };
+    let a = web(vec![site("a.example", "1"), site("c.example", "2")]);
+    let mut changed = site("a.example", "1");
+    changed.https_redirect = !changed.https_redirect;
+    let b = web(vec![
+        changed,
+        site("b.example", "3"),
+        site("c.example", "2"),
+    ]);
+    let c = web(vec![site("c.example", "2")]);
+    for (x, y) in [(&a, &b), (&b, &a), (&a, &c), (&c, &b), (&b, &b)] {
+        assert_eq!(check_patch(x, y).map_err(|e| e.to_string()), Ok(true));
+    }
+    let unsorted = web(vec![site("c.example", "2"), site("a.example", "1")]);
+    assert_eq!(
+        check_patch(&a, &unsorted).map_err(|e| e.to_string()),
+        Ok(false)
+    );
+    assert_eq!(
+        check_patch(&unsorted, &a).map_err(|e| e.to_string()),
+        Ok(false)
+    );
+    let empty = web(Vec::new());
+    assert_eq!(
+        check_patch(&a, &empty).map_err(|e| e.to_string()),
+        Ok(false)
+    );
 }
 
 #[test]

@@ -197,12 +197,34 @@ pub struct WebSite {
 
 /// A certificate chain and its private key, both PEM. Travels only inside the
 /// desired config (mutual TLS; the agent caches it 0600).
+///
+/// The PEMs are shared (`Arc<str>`): every server of a cluster carries the same
+/// certificate of each site, and the controller holds every server's config, so
+/// one copy per site serves them all (JSON form unchanged: two strings).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TlsMaterial {
     /// The certificate first, then intermediates.
-    pub cert_pem: String,
+    #[serde(with = "shared_str")]
+    pub cert_pem: std::sync::Arc<str>,
     /// The private key (PKCS#8 or SEC1 PEM).
-    pub key_pem: String,
+    #[serde(with = "shared_str")]
+    pub key_pem: std::sync::Arc<str>,
+}
+
+/// Serde of an `Arc<str>` as a plain JSON string (serde's `rc` feature is not
+/// enabled in this workspace).
+mod shared_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
+    }
 }
 
 impl std::fmt::Debug for TlsMaterial {

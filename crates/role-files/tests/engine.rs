@@ -102,8 +102,8 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
     // the sync origin serves it to web-1
     let client_m = pki.client("web-1")?;
     let (c, k) = (work.path().join("c.pem"), work.path().join("k.pem"));
-    std::fs::write(&c, &client_m.cert_pem)?;
-    std::fs::write(&k, &client_m.key_pem)?;
+    std::fs::write(&c, &*client_m.cert_pem)?;
+    std::fs::write(&k, &*client_m.key_pem)?;
     let opts = SyncOptions::new(
         format!("https://{ip}:{sync_port}"),
         c,

@@ -28,8 +28,8 @@ fn web(srv: &FilesServer, pki: &Pki, cn: &str, bind: IpAddr) -> Result<Web> {
         dir.path().join("k.pem"),
         dir.path().join("ca.pem"),
     );
-    std::fs::write(&cert, &m.cert_pem)?;
-    std::fs::write(&key, &m.key_pem)?;
+    std::fs::write(&cert, &*m.cert_pem)?;
+    std::fs::write(&key, &*m.key_pem)?;
     std::fs::write(&ca, &srv.pki.ca_pem)?;
     let origin = srv
         .origin

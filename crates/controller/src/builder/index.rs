@@ -1,11 +1,13 @@
 //! Indexes shared by every server's build, and the zones and catalogs of the DNS
 //! servers, rebuilt per domain.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 use model::entity::{DnsRecord, Domain, Secret, SecretPurpose, Server, Ttls};
 use model::{Id, Role};
-use proto::agent_v1::{TlsMaterial, ZoneContent, ZoneRecord, SYNC_PORT};
+use proto::agent_v1::{TlsMaterial, WebSite, ZoneContent, ZoneRecord, SYNC_PORT};
 use scheduler::Health;
 use store::Stored;
 
@@ -45,6 +47,35 @@ pub(super) struct Index<'a> {
     pub(super) listed: HashMap<Id, (Id, String)>,
     /// Key material by purpose and subject.
     pub(super) secrets: Secrets<'a>,
+    /// Certificates and keys as shared strings (see [`TlsCache`]).
+    pub(super) tls: RefCell<TlsCache>,
+    /// The sites of each web cluster, made by the first of its servers built.
+    pub(super) web_sites: RefCell<HashMap<Id, Rc<ClusterSites>>>,
+}
+
+/// A web cluster's sites in domain order, as its servers carry them, `active`
+/// set for every `all` site; and the `single` ones: index and active server.
+pub(super) struct ClusterSites {
+    pub(super) sites: Vec<WebSite>,
+    pub(super) single: Vec<(usize, Option<Id>)>,
+}
+
+/// Certificates and keys as shared strings, by secret id, with the revision of
+/// the secret they were made from. Kept between builds ([`super::Incremental`]),
+/// so every server of a cluster and every later build carry the very same PEM
+/// strings: one copy per site whatever the number of servers, and equal configs
+/// compare by pointer.
+#[derive(Debug, Default)]
+pub(super) struct TlsCache(HashMap<Id, (i64, TlsMaterial)>);
+
+impl TlsCache {
+    /// Drop the entries of secrets no longer in `world` (checked only when the
+    /// cache holds more entries than the world has secrets).
+    pub(super) fn prune(&mut self, world: &World) {
+        if self.0.len() > world.secrets.len() {
+            self.0.retain(|id, _| world.secrets.get(*id).is_some());
+        }
+    }
 }
 
 /// Key material by purpose and subject: the world's index (no per-build map of
@@ -70,13 +101,6 @@ pub(super) fn standard_port(role: Role) -> u16 {
     }
 }
 
-pub(super) fn tls_of(secret: Option<&Secret>) -> Option<TlsMaterial> {
-    secret.map(|s| TlsMaterial {
-        cert_pem: s.public.clone(),
-        key_pem: s.private.clone(),
-    })
-}
-
 impl<'a> Index<'a> {
     pub(super) fn new(world: &'a World) -> Self {
         let mut members: HashMap<Id, Vec<&Stored<Server>>> = HashMap::new();
@@ -98,7 +122,27 @@ impl<'a> Index<'a> {
             catalogs: HashMap::new(),
             listed: HashMap::new(),
             secrets: Secrets(world),
+            tls: RefCell::default(),
+            web_sites: RefCell::default(),
         }
+    }
+
+    /// The certificate and key of `purpose` for `subject`, shared through the
+    /// [`TlsCache`].
+    pub(super) fn tls(&self, purpose: SecretPurpose, subject: &str) -> Option<TlsMaterial> {
+        let s = self.world.secret(purpose, subject)?;
+        let mut cache = self.tls.borrow_mut();
+        if let Some((rev, m)) = cache.0.get(&s.meta.id) {
+            if *rev == s.meta.updated_rev {
+                return Some(m.clone());
+            }
+        }
+        let m = TlsMaterial {
+            cert_pem: s.data.public.as_str().into(),
+            key_pem: s.data.private.as_str().into(),
+        };
+        cache.0.insert(s.meta.id, (s.meta.updated_rev, m.clone()));
+        Some(m)
     }
 
     /// `ip:port` of each address of `s`'s role service.

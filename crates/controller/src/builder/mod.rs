@@ -30,7 +30,7 @@ mod roles;
 mod tests;
 pub mod world;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use model::Id;
 use proto::agent_v1::{RoleConfig, ServerIdentity, ZoneContent};
@@ -99,8 +99,12 @@ pub fn build_all(
         .collect()
 }
 
-/// The builder's state between builds: the world, the last build of every server
-/// and the zones of the DNS-placed domains.
+/// The builder's state between builds: the world, which servers were built and
+/// the zones of the DNS-placed domains.
+///
+/// The configs themselves are not kept here: the hub ([`crate::configs`]) holds
+/// the one copy every server's config needs (at 100,000 sites on 50 web servers a
+/// second copy was about a gigabyte).
 #[derive(Debug, Default)]
 pub struct Incremental {
     /// The objects and inputs the configs are made of.
@@ -113,8 +117,10 @@ pub struct Incremental {
     catalogs: HashMap<Id, ZoneContent>,
     /// Which catalog lists each domain's zone, under which name.
     listed: HashMap<Id, (Id, String)>,
-    /// The last build of every server.
-    built: BTreeMap<Id, Built>,
+    /// Certificates and keys shared by every build and server.
+    tls: index::TlsCache,
+    /// The servers built (to tell which ones are gone).
+    built: BTreeSet<Id>,
     /// Whether a first (full) build was made.
     ready: bool,
 }
@@ -151,11 +157,6 @@ impl Incremental {
         self.ready = false;
     }
 
-    /// The last build of every server.
-    pub fn built(&self) -> &BTreeMap<Id, Built> {
-        &self.built
-    }
-
     /// Rebuild what `dirty` names and what the changed inputs (health, ports,
     /// mail flush ...) affect; everything on the first build. Zone serials come
     /// from and go to `serials` (see [`build_all`]).
@@ -176,6 +177,7 @@ impl Incremental {
         index.zones = std::mem::take(&mut self.zones);
         index.catalogs = std::mem::take(&mut self.catalogs);
         index.listed = std::mem::take(&mut self.listed);
+        index.tls = std::mem::take(&mut self.tls).into();
         let which = (!dirty.everything).then_some(&dirty.zones);
         let touched = index.update_zones(which, serials, today_yyyymmdd);
         let rebuilt: BTreeMap<Id, Built> = world
@@ -192,18 +194,32 @@ impl Incremental {
         self.zones = std::mem::take(&mut index.zones);
         self.catalogs = std::mem::take(&mut index.catalogs);
         self.listed = std::mem::take(&mut index.listed);
+        self.tls = index.tls.into_inner();
+        self.tls.prune(world);
         let removed: Vec<Id> = self
             .built
-            .keys()
+            .iter()
             .filter(|id| world.servers.get(**id).is_none())
             .copied()
             .collect();
         for id in &removed {
             self.built.remove(id);
         }
-        for (id, b) in &rebuilt {
-            self.built.insert(*id, b.clone());
-        }
+        self.built.extend(rebuilt.keys().copied());
         Pass { rebuilt, removed }
+    }
+}
+
+#[cfg(test)]
+impl Pass {
+    /// Bring `built` (every server's last config) up to this pass, as the hub
+    /// does with its copies.
+    pub(crate) fn fold_into(&self, built: &mut BTreeMap<Id, Built>) {
+        for id in &self.removed {
+            built.remove(id);
+        }
+        for (id, b) in &self.rebuilt {
+            built.insert(*id, b.clone());
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! domains, files and database servers' workloads.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use model::entity::{Domain, SecretPurpose, Server, Site};
 use model::{Id, PlacementMode, Role};
@@ -12,49 +13,78 @@ use proto::agent_v1::{
 };
 use store::Stored;
 
-use super::index::{addrs, primary_of, tls_of, Index};
+use super::index::{addrs, primary_of, ClusterSites, Index};
 use super::world::World;
 use super::Built;
 
 impl<'a> Index<'a> {
     fn web(&self, server: &Stored<Server>) -> WebConfig {
-        let placed: HashMap<Id, &Stored<Domain>> = self
-            .domains_on(Role::Web, server.data.cluster)
-            .into_iter()
-            .map(|d| (d.meta.id, d))
-            .collect();
-        let mut sites: Vec<WebSite> = self
-            .world
-            .sites
-            .iter()
-            .filter_map(|s| {
-                let domain = placed.get(&s.data.domain)?;
-                let active = match s.data.mode {
-                    PlacementMode::All => true,
-                    PlacementMode::Single => s.data.active_server == Some(server.meta.id),
-                };
-                let mut aliases: Vec<String> =
-                    s.data.aliases.iter().map(ToString::to_string).collect();
-                aliases.sort();
-                let name = domain.meta.name.as_str();
-                Some(WebSite {
-                    domain: name.to_owned(),
-                    aliases,
-                    php: s.data.php,
-                    mode: s.data.mode,
-                    active,
-                    https_redirect: s.data.https_redirect,
-                    tls: tls_of(self.secrets.get(&(SecretPurpose::SiteCert, name))),
-                    files_origin: self.files_origin(domain),
-                })
-            })
-            .collect();
-        sites.sort_by(|a, b| a.domain.cmp(&b.domain));
+        let cluster = self.web_sites(server.data.cluster);
+        let mut sites = cluster.sites.clone();
+        for (i, active_server) in &cluster.single {
+            if let Some(site) = sites.get_mut(*i) {
+                site.active = *active_server == Some(server.meta.id);
+            }
+        }
         // Each site names its own origin (`WebSite::files_origin`).
         WebConfig {
             sites,
             files_origin: None,
         }
+    }
+
+    /// The sites of web cluster `cluster`, made once per build for all its
+    /// servers (each server's build only sets `active` of the `single` ones).
+    fn web_sites(&self, cluster: Id) -> Rc<ClusterSites> {
+        if let Some(made) = self.web_sites.borrow().get(&cluster) {
+            return Rc::clone(made);
+        }
+        let placed: HashMap<Id, &Stored<Domain>> = self
+            .domains_on(Role::Web, cluster)
+            .into_iter()
+            .map(|d| (d.meta.id, d))
+            .collect();
+        let mut sites: Vec<(WebSite, Option<Option<Id>>)> = self
+            .world
+            .sites
+            .iter()
+            .filter_map(|s| {
+                let domain = placed.get(&s.data.domain)?;
+                let single = match s.data.mode {
+                    PlacementMode::All => None,
+                    PlacementMode::Single => Some(s.data.active_server),
+                };
+                let mut aliases: Vec<String> =
+                    s.data.aliases.iter().map(ToString::to_string).collect();
+                aliases.sort();
+                let name = domain.meta.name.as_str();
+                let site = WebSite {
+                    domain: name.to_owned(),
+                    aliases,
+                    php: s.data.php,
+                    mode: s.data.mode,
+                    active: single.is_none(),
+                    https_redirect: s.data.https_redirect,
+                    tls: self.tls(SecretPurpose::SiteCert, name),
+                    files_origin: self.files_origin(domain),
+                };
+                Some((site, single))
+            })
+            .collect();
+        sites.sort_by(|a, b| a.0.domain.cmp(&b.0.domain));
+        let single = sites
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, single))| single.map(|s| (i, s)))
+            .collect();
+        let made = Rc::new(ClusterSites {
+            sites: sites.into_iter().map(|(site, _)| site).collect(),
+            single,
+        });
+        self.web_sites
+            .borrow_mut()
+            .insert(cluster, Rc::clone(&made));
+        made
     }
 
     fn dns(&self, server: &Stored<Server>) -> DnsConfig {
@@ -228,10 +258,7 @@ impl<'a> Index<'a> {
         MailConfig {
             domains,
             flush: self.world.mail_flush,
-            tls: tls_of(
-                self.secrets
-                    .get(&(SecretPurpose::ServerCert, server.meta.name.as_str())),
-            ),
+            tls: self.tls(SecretPurpose::ServerCert, server.meta.name.as_str()),
             peers,
         }
     }
@@ -310,10 +337,7 @@ impl<'a> Index<'a> {
             sites: placed.iter().map(|d| d.meta.name.clone()).collect(),
             deployments,
             ftp_accounts,
-            tls: tls_of(
-                self.secrets
-                    .get(&(SecretPurpose::ServerCert, server.meta.name.as_str())),
-            ),
+            tls: self.tls(SecretPurpose::ServerCert, server.meta.name.as_str()),
             sync_clients: pullers
                 .into_iter()
                 .map(|(s, d)| (s.to_owned(), d))

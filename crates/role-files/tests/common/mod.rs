@@ -91,8 +91,8 @@ impl Pki {
         params.extended_key_usages = vec![eku];
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(TlsMaterial {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            cert_pem: cert.pem().into(),
+            key_pem: key.serialize_pem().into(),
         })
     }
 

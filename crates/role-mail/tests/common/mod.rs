@@ -45,8 +45,8 @@ pub fn tls(ip: IpAddr) -> TlsMaterial {
     let ck =
         rcgen::generate_simple_self_signed(vec!["mx.test".to_string(), ip.to_string()]).unwrap();
     TlsMaterial {
-        cert_pem: ck.cert.pem(),
-        key_pem: ck.signing_key.serialize_pem(),
+        cert_pem: ck.cert.pem().into(),
+        key_pem: ck.signing_key.serialize_pem().into(),
     }
 }
 

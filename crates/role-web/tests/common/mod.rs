@@ -53,8 +53,8 @@ impl TestCa {
             .push(rcgen::DnType::CommonName, names[0].clone());
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         TlsMaterial {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            cert_pem: cert.pem().into(),
+            key_pem: key.serialize_pem().into(),
         }
     }
 
