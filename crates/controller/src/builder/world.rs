@@ -4,7 +4,7 @@
 //! ([`World::domain_named`], [`World::site_of`], [`World::secret`]), so applying
 //! and building a change never scans the platform.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use model::entity::{
     Account, Cluster, Database, DbUser, DnsRecord, Domain, FtpAccount, Kind, MailAlias, Mailbox,
@@ -221,6 +221,10 @@ pub struct World {
     pub(crate) site_ids: HashMap<Id, Id>,
     /// Secret ids by purpose and subject.
     pub(crate) secret_ids: HashMap<(SecretPurpose, String), Id>,
+    /// Customer DNS record ids by domain id, and how many records that holds (to
+    /// tell a complete index from a world built by hand).
+    pub(crate) record_ids: HashMap<Id, BTreeSet<Id>>,
+    pub(crate) records_indexed: usize,
 }
 
 /// What an object is indexed by in [`World`], if anything.
@@ -228,6 +232,7 @@ enum Indexed {
     Domain(String),
     Site(Id),
     Secret((SecretPurpose, String)),
+    Record(Id),
     Not,
 }
 
@@ -237,6 +242,7 @@ impl Indexed {
             Obj::Domain(d) => Self::Domain(d.meta.name.clone()),
             Obj::Site(s) => Self::Site(s.data.domain),
             Obj::Secret(s) => Self::Secret((s.data.purpose, s.data.subject.clone())),
+            Obj::DnsRecord(r) => Self::Record(r.data.domain),
             _ => Self::Not,
         }
     }
@@ -280,6 +286,27 @@ impl World {
             .find(|s| s.data.purpose == purpose && s.data.subject == subject)
     }
 
+    /// The customer DNS records of domain `domain`, in id order (by index, like
+    /// [`World::domain_named`]).
+    pub fn records_of(&self, domain: Id) -> Vec<&Stored<DnsRecord>> {
+        if self.records_indexed == self.dns_records.len() {
+            return self
+                .record_ids
+                .get(&domain)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.dns_records.get(*id))
+                .collect();
+        }
+        let mut out: Vec<_> = self
+            .dns_records
+            .iter()
+            .filter(|r| r.data.domain == domain)
+            .collect();
+        out.sort_by_key(|r| r.meta.id);
+        out
+    }
+
     fn index(&mut self, id: Id, key: Indexed) {
         match key {
             Indexed::Domain(n) => {
@@ -290,6 +317,11 @@ impl World {
             }
             Indexed::Secret(k) => {
                 self.secret_ids.insert(k, id);
+            }
+            Indexed::Record(d) => {
+                if self.record_ids.entry(d).or_default().insert(id) {
+                    self.records_indexed += 1;
+                }
             }
             Indexed::Not => {}
         }
@@ -310,6 +342,16 @@ impl World {
             Indexed::Secret(k) => {
                 if self.secret_ids.get(&k) == Some(&id) {
                     self.secret_ids.remove(&k);
+                }
+            }
+            Indexed::Record(d) => {
+                if let Some(set) = self.record_ids.get_mut(&d) {
+                    if set.remove(&id) {
+                        self.records_indexed -= 1;
+                    }
+                    if set.is_empty() {
+                        self.record_ids.remove(&d);
+                    }
                 }
             }
             Indexed::Not => {}
