@@ -8,7 +8,10 @@ use model::Id;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::sql::{self, object_cols, Filter};
-use crate::*;
+use crate::{
+    domains_under_query, group, id_name_owner, open, registrable_key, Actor, BackendKind, Event,
+    ListQuery, Result, Scope, Store, StoreError, Stored, Tx, REGISTRABLE_NS,
+};
 
 impl Store {
     /// Wrap an opened, migrated pool.

@@ -9,7 +9,10 @@ use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::sql;
-use crate::*;
+use crate::{
+    group, registrable_key, Actor, BackendKind, Meta, NewObject, Result, StoreError, Stored,
+    UniqueKey, REGISTRABLE_NS,
+};
 
 /// The keys without duplicates (an object claiming one key twice claims it once).
 pub(crate) fn dedup_keys(mut keys: Vec<UniqueKey>) -> Vec<UniqueKey> {

@@ -6,7 +6,7 @@ use model::Id;
 use sqlx::Row;
 
 use crate::sql::{self, object_cols};
-use crate::*;
+use crate::{kind_and_id, Result, Stored, Tx, FIND_KEY, REGISTRABLE_NS};
 
 impl Tx {
     /// Read inside the transaction (sees its own writes).
