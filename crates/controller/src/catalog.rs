@@ -17,6 +17,7 @@
 //! cluster's secondaries and external secondaries, which may transfer it signed
 //! with the cluster's TSIG key only.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
@@ -101,6 +102,77 @@ pub fn build_catalog(origin: &str, members: &[&str]) -> ZoneContent {
     }
 }
 
+/// Up to this many members joining and leaving, [`patch_members`] edits the
+/// catalog in place (binary search); above, it merges in one pass.
+const PATCH_IN_PLACE: usize = 16;
+
+/// The zone name a member record lists (its data without the trailing dot).
+fn member_of(r: &ZoneRecord) -> &str {
+    r.data.trim_end_matches('.')
+}
+
+/// Drop the members `leave` names from catalog `catalog` (built by
+/// [`build_catalog`]) and add those `join` names (a name in both stays listed),
+/// keeping the members in name order, so the result equals `build_catalog` of the
+/// new member set (serial aside). O(change): a few changes are binary searches,
+/// many are one merge; no string is made for members that stay. Returns whether
+/// a member came or went.
+pub fn patch_members(
+    catalog: &mut ZoneContent,
+    leave: &BTreeSet<String>,
+    join: &BTreeSet<String>,
+) -> bool {
+    let head = HEAD_RECORDS.min(catalog.records.len());
+    let origin = &catalog.origin;
+    let records = &mut catalog.records;
+    let find = |records: &[ZoneRecord], name: &str| {
+        records[head..].binary_search_by(|r| member_of(r).cmp(name))
+    };
+    let mut changed = false;
+    if leave.len() + join.len() <= PATCH_IN_PLACE {
+        for name in leave.iter().filter(|n| !join.contains(*n)) {
+            if let Ok(i) = find(records, name) {
+                records.remove(head + i);
+                changed = true;
+            }
+        }
+        for name in join {
+            if let Err(i) = find(records, name) {
+                records.insert(head + i, member_record(origin, name));
+                changed = true;
+            }
+        }
+        return changed;
+    }
+    let members = records.split_off(head);
+    let mut joining = join.iter().peekable();
+    let mut merged = Vec::with_capacity(members.len() + join.len());
+    for r in members {
+        let name = member_of(&r);
+        while let Some(j) = joining.next_if(|j| j.as_str() < name) {
+            merged.push(member_record(origin, j));
+            changed = true;
+        }
+        let keep = if joining.next_if(|j| j.as_str() == name).is_some() {
+            true
+        } else if leave.contains(name) {
+            changed = true;
+            false
+        } else {
+            true
+        };
+        if keep {
+            merged.push(r);
+        }
+    }
+    for j in joining {
+        merged.push(member_record(origin, j));
+        changed = true;
+    }
+    records.extend(merged);
+    changed
+}
+
 /// What an external secondary needs to know.
 #[derive(Debug, Clone)]
 pub struct SecondarySetup<'a> {
@@ -183,6 +255,33 @@ impl SecondarySetup<'_> {
 mod tests {
     use super::*;
     use crate::zones::to_zone_file;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Patching a catalog equals building it from the new member set, for few
+        /// changes (in place) and many (merge) alike.
+        #[test]
+        fn patched_catalog_equals_the_built_one(
+            before in proptest::collection::btree_set("[a-e]{1,3}\\.test", 0..40),
+            leave in proptest::collection::btree_set("[a-e]{1,3}\\.test", 0..30),
+            join in proptest::collection::btree_set("[a-e]{1,3}\\.test", 0..30),
+        ) {
+            let origin = catalog_name("c1");
+            fn names(set: &BTreeSet<String>) -> Vec<&str> {
+                set.iter().map(String::as_str).collect()
+            }
+            let mut catalog = build_catalog(&origin, &names(&before));
+            let after: BTreeSet<String> = before
+                .iter()
+                .filter(|n| !leave.contains(*n) || join.contains(*n))
+                .chain(join.iter())
+                .cloned()
+                .collect();
+            let changed = patch_members(&mut catalog, &leave, &join);
+            prop_assert_eq!(&catalog, &build_catalog(&origin, &names(&after)));
+            prop_assert_eq!(changed, after != before);
+        }
+    }
 
     fn catalog() -> ZoneContent {
         let mut z = build_catalog(

@@ -358,6 +358,29 @@ impl Default for TsigSettings {
     }
 }
 
+/// Key material the controller makes (`[keys]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// RSA-2048 DKIM keys kept made in advance (default 16), so new accounts'
+    /// domains sign with RSA at once; made at idle priority while the platform
+    /// has mail domains (see `crate::dkim_rsa`). 0 keeps none.
+    #[serde(default = "default_dkim_rsa_spares")]
+    pub dkim_rsa_spares: usize,
+}
+
+fn default_dkim_rsa_spares() -> usize {
+    16
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            dkim_rsa_spares: default_dkim_rsa_spares(),
+        }
+    }
+}
+
 /// Who may hold which domain names (see `crate::ownership`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -442,6 +465,9 @@ pub struct ControllerConfig {
     /// Name ownership: the resolver for challenge proofs, the platform's zones.
     #[serde(default)]
     pub names: NamesConfig,
+    /// Key material: spare RSA DKIM keys.
+    #[serde(default)]
+    pub keys: KeysConfig,
 }
 
 /// `[default_plan]`: missing keys take their defaults; unknown keys are refused.
@@ -483,6 +509,7 @@ impl ControllerConfig {
             tsig: TsigSettings::default(),
             default_plan: model::limits::Limits::default(),
             names: NamesConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 

@@ -132,6 +132,7 @@ impl AppState {
             changes: self.changes.clone(),
             stopping: self.stopping.subscribe(),
             resync: std::time::Duration::from_millis(self.config.agents.resync_interval_ms),
+            spares: self.config.keys.dkim_rsa_spares,
         }
     }
 

@@ -198,6 +198,19 @@ pub struct Account {
 }
 object!(Account, Account);
 
+impl Account {
+    /// The customer's default clusters for the domain roles only: what placing a new
+    /// domain without explicit clusters starts from (API domain create and import
+    /// use the same answer).
+    pub fn domain_role_defaults(&self) -> BTreeMap<Role, Id> {
+        self.default_clusters
+            .iter()
+            .filter(|(r, _)| Role::DOMAIN_ROLES.contains(r))
+            .map(|(r, c)| (*r, *c))
+            .collect()
+    }
+}
+
 /// A named set of limits that admins (owner `None`) and resellers (owner: the
 /// reseller) give accounts. A reseller's plans never exceed its own limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -528,6 +541,10 @@ pub enum SecretPurpose {
     /// The TSIG key a rotation replaced, still accepted until `not_after`
     /// (subject: the cluster name; `private` the old secret).
     TsigPrevious,
+    /// A pre-generated RSA-2048 DKIM key nobody signs with yet (subject: a random
+    /// label): the controller keeps a few, made at idle priority, so a new account's
+    /// domains get their RSA key at once instead of after seconds of key generation.
+    DkimRsaSpare,
 }
 
 impl SecretPurpose {
@@ -540,6 +557,7 @@ impl SecretPurpose {
             SecretPurpose::DkimRsa => "dkim_rsa",
             SecretPurpose::Tsig => "tsig",
             SecretPurpose::TsigPrevious => "tsig_previous",
+            SecretPurpose::DkimRsaSpare => "dkim_rsa_spare",
         }
     }
 

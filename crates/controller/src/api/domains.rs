@@ -79,13 +79,7 @@ pub async fn create_domain(
         Some(m) => cluster_map(&state, m, "clusters", Role::DOMAIN_ROLES).await?,
         None => BTreeMap::new(),
     };
-    let customer_defaults = owner
-        .data
-        .default_clusters
-        .iter()
-        .filter(|(r, _)| Role::DOMAIN_ROLES.contains(r))
-        .map(|(r, c)| (*r, *c))
-        .collect();
+    let customer_defaults = owner.data.domain_role_defaults();
     let (plan, snap) = crate::placement::place_domain(
         &state,
         &DomainRequest {

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use model::entity::{DnsRecord, Domain, Secret, SecretPurpose, Server, Ttls};
 use model::{Id, Role};
-use proto::agent_v1::{TlsMaterial, WebSite, ZoneContent, ZoneRecord, SYNC_PORT};
+use proto::agent_v1::{TlsMaterial, WebSite, ZoneContent, SYNC_PORT};
 use scheduler::Health;
 use store::Stored;
 
@@ -252,13 +252,19 @@ impl<'a> Index<'a> {
         };
         if !wanted.is_empty() {
             let mut records: HashMap<Id, Vec<&DnsRecord>> = HashMap::new();
-            let ids: HashSet<Id> = wanted.iter().copied().collect();
-            for r in world
-                .dns_records
-                .iter()
-                .filter(|r| ids.contains(&r.data.domain))
-            {
-                records.entry(r.data.domain).or_default().push(&r.data);
+            if which.is_none() {
+                for r in world.dns_records.iter() {
+                    records.entry(r.data.domain).or_default().push(&r.data);
+                }
+            } else {
+                // Only the changed domains' records, by index: O(change).
+                for id in &wanted {
+                    let list: Vec<&DnsRecord> =
+                        world.records_of(*id).into_iter().map(|r| &r.data).collect();
+                    if !list.is_empty() {
+                        records.insert(*id, list);
+                    }
+                }
             }
             for list in records.values_mut() {
                 list.sort_by(|a, b| (&a.name, a.data.rtype()).cmp(&(&b.name, b.data.rtype())));
@@ -317,10 +323,10 @@ impl<'a> Index<'a> {
     }
 
     /// Apply the catalogs' `moves` to the catalogs as they are: members leaving
-    /// are dropped and joining ones merged in, in name order (the order of
-    /// [`crate::catalog::build_catalog`]), without touching the other members
-    /// (no rehash of every member id, no scan of every domain). Returns the
-    /// clusters whose catalog changed.
+    /// are dropped and joining ones put in their place in name order (the order of
+    /// [`crate::catalog::build_catalog`]), without touching the other members (no
+    /// string per member); a catalog whose members did not really change is not
+    /// hashed again. Returns the clusters whose catalog changed.
     fn patch_catalogs(
         &mut self,
         moves: BTreeMap<Id, Moves>,
@@ -329,37 +335,15 @@ impl<'a> Index<'a> {
     ) -> Vec<Id> {
         let mut changed = Vec::new();
         for (cluster, m) in moves {
-            let Some(mut catalog) = self.catalogs.remove(&cluster) else {
+            let Some(catalog) = self.catalogs.get_mut(&cluster) else {
                 // Not a DNS cluster the last full build knew: the infrastructure
                 // change that made it rebuilds everything.
                 continue;
             };
-            let origin = catalog.origin.clone();
-            let head = crate::catalog::HEAD_RECORDS.min(catalog.records.len());
-            let members = catalog.records.split_off(head);
-            let member_name = |r: &ZoneRecord| r.data.trim_end_matches('.').to_owned();
-            let mut join = m.join.into_iter().peekable();
-            let mut merged = Vec::with_capacity(members.len() + 1);
-            for r in members {
-                let name = member_name(&r);
-                while join.peek().is_some_and(|j| *j < name) {
-                    if let Some(j) = join.next() {
-                        merged.push(crate::catalog::member_record(&origin, &j));
-                    }
-                }
-                if join.peek() == Some(&name) {
-                    // Listed before and after (left and joined again): keep one.
-                    join.next();
-                    merged.push(r);
-                } else if !m.leave.contains(&name) {
-                    merged.push(r);
-                }
+            if crate::catalog::patch_members(catalog, &m.leave, &m.join) {
+                serials.assign(catalog, today_yyyymmdd);
+                changed.push(cluster);
             }
-            merged.extend(join.map(|j| crate::catalog::member_record(&origin, &j)));
-            catalog.records.extend(merged);
-            serials.assign(&mut catalog, today_yyyymmdd);
-            changed.push(cluster);
-            self.catalogs.insert(cluster, catalog);
         }
         changed
     }

@@ -225,6 +225,10 @@ pub struct World {
     /// How many ids `secret_ids` holds: equal to the number of secrets when the
     /// index is complete.
     pub(crate) secrets_indexed: usize,
+    /// Customer DNS record ids by domain id, and how many records that holds (to
+    /// tell a complete index from a world built by hand).
+    pub(crate) record_ids: HashMap<Id, BTreeSet<Id>>,
+    pub(crate) records_indexed: usize,
 }
 
 /// What an object is indexed by in [`World`], if anything.
@@ -232,6 +236,7 @@ enum Indexed {
     Domain(String),
     Site(Id),
     Secret((SecretPurpose, String)),
+    Record(Id),
     Not,
 }
 
@@ -241,6 +246,7 @@ impl Indexed {
             Obj::Domain(d) => Self::Domain(d.meta.name.clone()),
             Obj::Site(s) => Self::Site(s.data.domain),
             Obj::Secret(s) => Self::Secret((s.data.purpose, s.data.subject.clone())),
+            Obj::DnsRecord(r) => Self::Record(r.data.domain),
             _ => Self::Not,
         }
     }
@@ -286,6 +292,27 @@ impl World {
             .max_by_key(|s| s.meta.id)
     }
 
+    /// The customer DNS records of domain `domain`, in id order (by index, like
+    /// [`World::domain_named`]).
+    pub fn records_of(&self, domain: Id) -> Vec<&Stored<DnsRecord>> {
+        if self.records_indexed == self.dns_records.len() {
+            return self
+                .record_ids
+                .get(&domain)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.dns_records.get(*id))
+                .collect();
+        }
+        let mut out: Vec<_> = self
+            .dns_records
+            .iter()
+            .filter(|r| r.data.domain == domain)
+            .collect();
+        out.sort_by_key(|r| r.meta.id);
+        out
+    }
+
     fn index(&mut self, id: Id, key: Indexed) {
         match key {
             Indexed::Domain(n) => {
@@ -297,6 +324,11 @@ impl World {
             Indexed::Secret(k) => {
                 if self.secret_ids.entry(k).or_default().insert(id) {
                     self.secrets_indexed += 1;
+                }
+            }
+            Indexed::Record(d) => {
+                if self.record_ids.entry(d).or_default().insert(id) {
+                    self.records_indexed += 1;
                 }
             }
             Indexed::Not => {}
@@ -322,6 +354,16 @@ impl World {
                     }
                     if ids.is_empty() {
                         self.secret_ids.remove(&k);
+                    }
+                }
+            }
+            Indexed::Record(d) => {
+                if let Some(set) = self.record_ids.get_mut(&d) {
+                    if set.remove(&id) {
+                        self.records_indexed -= 1;
+                    }
+                    if set.is_empty() {
+                        self.record_ids.remove(&d);
                     }
                 }
             }

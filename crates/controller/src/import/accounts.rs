@@ -159,13 +159,7 @@ impl Context {
             .with_rule("namespace_owned")
             .into());
         }
-        let customer_defaults = owner
-            .data
-            .default_clusters
-            .iter()
-            .filter(|(r, _)| Role::DOMAIN_ROLES.contains(r))
-            .map(|(r, c)| (*r, *c))
-            .collect();
+        let customer_defaults = owner.data.domain_role_defaults();
         let plan = place_domain(
             &self.clusters,
             &DomainRequest {

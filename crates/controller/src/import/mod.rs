@@ -108,6 +108,8 @@ pub async fn run(
     params: &ImportParams,
 ) -> ApiResult<ImportReport> {
     caller.require_admin()?;
+    // RSA DKIM keys wait while the import runs (see `crate::dkim_rsa`).
+    let _importing = crate::dkim_rsa::importing(state.changes.identity());
     let lines = parse_lines(body, params.first_line.unwrap_or(1).max(1));
     if lines.len() > MAX_LINES {
         return Err(crate::error::ApiError::too_large(format!(

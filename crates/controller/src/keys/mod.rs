@@ -142,9 +142,14 @@ impl Plan {
 
 /// Compare what should exist with what does, at `now` (unix seconds).
 pub fn plan(wanted: Vec<Wanted>, existing: &[Stored<Secret>], now: i64) -> Plan {
+    // Spare RSA keys are nobody's: neither wanted nor unwanted.
+    let existing: Vec<&Stored<Secret>> = existing
+        .iter()
+        .filter(|s| s.data.purpose != SecretPurpose::DkimRsaSpare)
+        .collect();
     let have: HashMap<(SecretPurpose, &str), &Stored<Secret>> = existing
         .iter()
-        .map(|s| ((s.data.purpose, s.data.subject.as_str()), s))
+        .map(|s| ((s.data.purpose, s.data.subject.as_str()), *s))
         .collect();
     let mut plan = Plan::default();
     let mut kept: BTreeSet<Id> = BTreeSet::new();
@@ -281,8 +286,9 @@ fn make(deps: &KeyDeps, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyError
             TSIG_ALGORITHM.to_owned(),
             None,
         ),
-        // Only a rotation makes these (`crate::catalog::rotate`).
-        SecretPurpose::TsigPrevious => return Ok(None),
+        // Only a rotation makes these (`crate::catalog::rotate`); spares are
+        // made in the background ([`crate::dkim_rsa`]).
+        SecretPurpose::TsigPrevious | SecretPurpose::DkimRsaSpare => return Ok(None),
     };
     Ok(Some(Secret {
         purpose: w.purpose,
@@ -309,6 +315,9 @@ pub struct KeyDeps {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// How often the feed is read without a wake-up (other controllers' changes).
     pub resync: std::time::Duration,
+    /// How many spare RSA DKIM keys to keep made in advance (`keys.dkim_rsa_spares`,
+    /// see [`crate::dkim_rsa`]).
+    pub spares: usize,
 }
 
 impl std::fmt::Debug for KeyDeps {
@@ -327,8 +336,9 @@ impl std::fmt::Debug for KeyDeps {
 pub async fn ensure(deps: &KeyDeps, state: &mut KeyState) -> Result<usize, KeyError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let plan = state.plan(now);
+    let spares = state.spares();
     state.settle();
-    match execute(deps, plan, now).await {
+    match execute(deps, plan, spares, now).await {
         Ok(n) => Ok(n),
         Err((e, plan)) => {
             state.unsettle(&plan);
@@ -337,14 +347,22 @@ pub async fn ensure(deps: &KeyDeps, state: &mut KeyState) -> Result<usize, KeyEr
     }
 }
 
-/// Carry out `plan`: RSA DKIM keys are requested in the background, everything
-/// else made and written in one transaction. On failure the plan comes back.
-async fn execute(deps: &KeyDeps, mut plan: Plan, now: i64) -> Result<usize, (KeyError, Plan)> {
+/// Carry out `plan`: RSA DKIM keys are requested in the background (from the
+/// stored `spares` first), everything else made and written in one transaction.
+/// On failure the plan comes back.
+async fn execute(
+    deps: &KeyDeps,
+    mut plan: Plan,
+    spares: Vec<Id>,
+    now: i64,
+) -> Result<usize, (KeyError, Plan)> {
     let (rsa, create): (Vec<Wanted>, Vec<Wanted>) = std::mem::take(&mut plan.create)
         .into_iter()
         .partition(|w| w.purpose == SecretPurpose::DkimRsa);
     plan.create = create;
-    crate::dkim_rsa::request(deps, rsa);
+    if !rsa.is_empty() {
+        crate::dkim_rsa::request(deps, rsa, spares);
+    }
     if plan.is_empty() {
         return Ok(0);
     }
@@ -431,6 +449,11 @@ pub async fn run(deps: KeyDeps) {
         }
         let took = started.elapsed();
         let burst = changes.has_changed().unwrap_or(false);
+        if !burst {
+            if let Some(s) = &state {
+                crate::dkim_rsa::refill(&deps, s.spares().len(), s.has_mail());
+            }
+        }
         rest_until = tokio::time::Instant::now()
             + if burst {
                 took.min(MAX_REST)

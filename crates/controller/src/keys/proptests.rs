@@ -152,13 +152,14 @@ fn domain_name(slot: u8) -> String {
     format!("d{slot}.example")
 }
 
-const PURPOSES: [SecretPurpose; 6] = [
+const PURPOSES: [SecretPurpose; 7] = [
     SecretPurpose::SiteCert,
     SecretPurpose::ServerCert,
     SecretPurpose::Dkim,
     SecretPurpose::DkimRsa,
     SecretPurpose::Tsig,
     SecretPurpose::TsigPrevious,
+    SecretPurpose::DkimRsaSpare,
 ];
 
 /// The subject a secret of `purpose` in `slot` has (one that may be wanted).
@@ -169,6 +170,7 @@ fn subject(purpose: SecretPurpose, slot: u8) -> String {
         SecretPurpose::DkimRsa if slot < 2 => format!("account-{}", slot + 1),
         SecretPurpose::DkimRsa => domain_name(slot),
         SecretPurpose::Tsig | SecretPurpose::TsigPrevious => format!("c{}", slot % 2),
+        SecretPurpose::DkimRsaSpare => format!("spare-{slot}"),
     }
 }
 

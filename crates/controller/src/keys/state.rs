@@ -13,7 +13,7 @@
 //! check). The property test in `proptests.rs` checks that this plan equals the
 //! full [`super::plan`] of [`super::wanted`] after random sequences of changes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use model::entity::{Cluster, Domain, Kind, Object, Secret, SecretPurpose, Server, Site};
 use model::{Id, Role};
@@ -82,6 +82,10 @@ pub struct KeyState {
     have: HashMap<Key, Have>,
     /// Secrets whose wanted or stored version may differ since the last plan.
     pending: HashSet<Key>,
+    /// Stored spare RSA DKIM keys ([`SecretPurpose::DkimRsaSpare`]), by id: never
+    /// planned (nobody wants them, nobody deletes them); [`crate::dkim_rsa`] hands
+    /// them out and keeps their number up.
+    spares: BTreeSet<Id>,
 }
 
 impl KeyState {
@@ -115,6 +119,16 @@ impl KeyState {
         let wanted = self.wanted_keys();
         self.pending.extend(wanted);
         self.pending.extend(self.have.keys().cloned());
+    }
+
+    /// The stored spare RSA DKIM keys' ids, lowest first.
+    pub fn spares(&self) -> Vec<Id> {
+        self.spares.iter().copied().collect()
+    }
+
+    /// Whether some domain is placed on mail (so RSA DKIM keys are in use).
+    pub fn has_mail(&self) -> bool {
+        !self.rsa.is_empty()
     }
 
     /// How many secrets are marked.
@@ -224,7 +238,7 @@ impl KeyState {
                 .dns_cluster_ids
                 .contains_key(subject)
                 .then(|| want(Vec::new(), None)),
-            SecretPurpose::TsigPrevious => None,
+            SecretPurpose::TsigPrevious | SecretPurpose::DkimRsaSpare => None,
         }
     }
 
@@ -328,6 +342,7 @@ impl KeyState {
     }
 
     fn remove_secret(&mut self, id: Id) {
+        self.spares.remove(&id);
         if let Some(key) = self.secret_keys.remove(&id) {
             if self.have.get(&key).is_some_and(|h| h.id == id) {
                 self.have.remove(&key);
@@ -405,6 +420,10 @@ impl KeyState {
         } else if raw.kind == Secret::KIND {
             let s: Stored<Secret> = raw.parse()?;
             self.remove_secret(id);
+            if s.data.purpose == SecretPurpose::DkimRsaSpare {
+                self.spares.insert(id);
+                return Ok(());
+            }
             let key = (s.data.purpose, s.data.subject);
             self.pending.insert(key.clone());
             self.secret_keys.insert(id, key.clone());
