@@ -23,17 +23,15 @@ use futures_util::TryStreamExt;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
-use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 
 use crate::changes::Changes;
 use crate::manifest::{build_files, HashCache};
 use crate::plan::check_domain;
 use crate::safe_fs::{open_file_beneath, open_site};
 use proto::manifest::{check_path, FileEntry, Manifest};
+use sitesync::transport::mtls::serve_mutual_tls;
 
 /// Path prefix of every sync request.
 pub const SYNC_PREFIX: &str = "/v1/sync/";
@@ -256,14 +254,6 @@ async fn file(state: Arc<OriginState>, domain: String, path: String) -> Response
     }
 }
 
-/// The common name of the client certificate the handshake verified.
-fn peer_name(tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Option<Arc<str>> {
-    let cert = tls.get_ref().1.peer_certificates()?.first()?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?;
-    Some(Arc::from(cn))
-}
-
 /// Serve the origin on `listener` with `tls` until `shutdown` resolves.
 pub async fn run_origin(
     listener: TcpListener,
@@ -271,41 +261,8 @@ pub async fn run_origin(
     state: Arc<OriginState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
-                let Ok((tcp, peer)) = accepted else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let (acceptor, state) = (acceptor.clone(), state.clone());
-                conns.spawn(async move {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::info!(%peer, error = %e, "sync origin: TLS handshake refused");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let client = peer_name(&tls);
-                    let svc = hyper::service::service_fn(move |req| {
-                        let (state, client) = (state.clone(), client.clone());
-                        async move { Ok::<_, Infallible>(handle(state, client, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
-            }
-        }
-    }
-    conns.abort_all();
+    let handler = move |client, req| handle(state.clone(), client, req);
+    serve_mutual_tls(listener, tls, "sync origin", handler, shutdown).await;
 }
 
 /// Every `period`, rebuild the manifests of all served sites and bump the change counter

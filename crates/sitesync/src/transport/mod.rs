@@ -15,6 +15,7 @@
 //! Errors: 403 not granted, 404 gone, 422 refused, 507 the hub's disk is full.
 
 pub mod client;
+pub mod mtls;
 pub mod server;
 
 /// Path prefix of every request.

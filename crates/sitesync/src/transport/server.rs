@@ -2,7 +2,6 @@
 //! request runs the hub's (blocking, fsyncing) work on a blocking thread.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +9,10 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 
+use super::mtls::serve_mutual_tls;
 use super::{BlobStateBody, MAX_CHUNK, PREFIX};
 use crate::api::{BlobState, HubError};
 use crate::hub::Hub;
@@ -183,14 +180,6 @@ async fn log_wait(
     }
 }
 
-/// The common name of the client certificate the handshake verified.
-fn peer_name(tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Option<Arc<str>> {
-    let cert = tls.get_ref().1.peer_certificates()?.first()?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?;
-    Some(Arc::from(cn))
-}
-
 /// Serves `hub` on `listener` with `tls` (which must require client certificates from
 /// the cluster CA) until `shutdown` resolves.
 pub async fn run_hub_server(
@@ -199,39 +188,6 @@ pub async fn run_hub_server(
     hub: Arc<Hub>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
-                let Ok((tcp, peer)) = accepted else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let (acceptor, hub) = (acceptor.clone(), hub.clone());
-                conns.spawn(async move {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::info!(%peer, error = %e, "sitesync hub: TLS handshake refused");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let client = peer_name(&tls);
-                    let svc = hyper::service::service_fn(move |req| {
-                        let (hub, client) = (hub.clone(), client.clone());
-                        async move { Ok::<_, Infallible>(handle(hub, client, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
-            }
-        }
-    }
-    conns.abort_all();
+    let handler = move |client, req| handle(hub.clone(), client, req);
+    serve_mutual_tls(listener, tls, "sitesync hub", handler, shutdown).await;
 }
