@@ -211,6 +211,8 @@ mod tests {
                             key_pem: format!("{k}{}", "K".repeat(300)).into(),
                         }),
                         files_origin: None,
+                        local_paths: Vec::new(),
+                        quota_mb: 0,
                     })
                     .collect(),
                 files_origin: None,

@@ -54,6 +54,8 @@ fn web_cfg(server: &str, revision: i64, domains: &[&str]) -> DesiredConfig {
                     https_redirect: false,
                     tls: None,
                     files_origin: None,
+                    local_paths: Vec::new(),
+                    quota_mb: 0,
                 })
                 .collect(),
             files_origin: None,

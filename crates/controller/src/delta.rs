@@ -427,6 +427,8 @@ mod tests {
                             key_pem: format!("KEY {d} {}", "k".repeat(300)).into(),
                         }),
                         files_origin: None,
+                        local_paths: Vec::new(),
+                        quota_mb: 0,
                     })
                     .collect(),
                 files_origin: None,
@@ -587,6 +589,8 @@ mod tests {
                 key_pem: format!("{key}{i:06}").into(),
             }),
             files_origin: Some("https://127.0.0.1:7443".into()),
+            local_paths: Vec::new(),
+            quota_mb: 0,
         };
         let mut d1 = doc(10, &[]);
         let mut sites: Vec<WebSite> = (0..n).map(site).collect();

@@ -188,7 +188,8 @@ pub fn keyed_field(role: &str, field: &str) -> Option<KeySpec> {
         ("files", "sites") => KeySpec::Itself,
         ("files", "ftp_accounts") => KeySpec::Field("username"),
         ("files", "sync_clients") | ("db", "quotas") => KeySpec::First,
-        ("files", "deployments") => KeySpec::Field("domain"),
+        ("files", "deployments") | ("files", "site_options") => KeySpec::Field("domain"),
+        ("files", "restores") => KeySpec::Field("id"),
         ("db", "databases") | ("db", "users") => KeySpec::Field("name"),
         _ => return None,
     })

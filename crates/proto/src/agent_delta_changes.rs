@@ -18,8 +18,9 @@ use serde_json::Value;
 
 use super::{split, DeltaError, Item, Split, ORDER_SUFFIX};
 use crate::agent_v1::{
-    DbConfig, DbRoleConfig, DbUserConfig, DnsConfig, FilesConfig, FtpAccountConfig, MailConfig,
-    MailDomain, RoleConfig, SiteDeployment, WebConfig, WebSite, ZoneAssignment,
+    DbConfig, DbRoleConfig, DbUserConfig, DnsConfig, FileRestore, FilesConfig, FilesSiteOptions,
+    FtpAccountConfig, MailConfig, MailDomain, RoleConfig, SiteDeployment, WebConfig, WebSite,
+    ZoneAssignment,
 };
 
 /// The items that changed from one role config to another.
@@ -60,6 +61,8 @@ keyed_by_field!(
     MailDomain => domain,
     FtpAccountConfig => username,
     SiteDeployment => domain,
+    FilesSiteOptions => domain,
+    FileRestore => id,
     DbConfig => name,
     DbUserConfig => name,
 );
@@ -207,6 +210,9 @@ fn visit(old: &RoleConfig, new: &RoleConfig, v: &mut Recorder) -> bool {
                 tls: _,
                 sync_clients: o_sync,
                 deployments: o_dep,
+                site_options: o_opt,
+                restores: o_res,
+                versions_days: _,
             }),
             RoleConfig::Files(FilesConfig {
                 sites: n_sites,
@@ -214,12 +220,17 @@ fn visit(old: &RoleConfig, new: &RoleConfig, v: &mut Recorder) -> bool {
                 tls: _,
                 sync_clients: n_sync,
                 deployments: n_dep,
+                site_options: n_opt,
+                restores: n_res,
+                versions_days: _,
             }),
         ) => {
             v.list("sites", o_sites, n_sites);
             v.list("ftp_accounts", o_ftp, n_ftp);
             v.list("sync_clients", o_sync, n_sync);
             v.list("deployments", o_dep, n_dep);
+            v.list("site_options", o_opt, n_opt);
+            v.list("restores", o_res, n_res);
         }
         (
             RoleConfig::Db(DbRoleConfig {
@@ -272,12 +283,18 @@ fn rest(role: &RoleConfig) -> RoleConfig {
             tls,
             sync_clients: _,
             deployments: _,
+            site_options: _,
+            restores: _,
+            versions_days,
         }) => RoleConfig::Files(FilesConfig {
             sites: Vec::new(),
             ftp_accounts: Vec::new(),
             tls: tls.clone(),
             sync_clients: Vec::new(),
             deployments: Vec::new(),
+            site_options: Vec::new(),
+            restores: Vec::new(),
+            versions_days: *versions_days,
         }),
         RoleConfig::Db(DbRoleConfig {
             databases: _,
@@ -464,6 +481,8 @@ pub fn patch<'a, 'b>(
             (RoleConfig::Files(c), "ftp_accounts") => patch_list(&mut c.ftp_accounts, changes),
             (RoleConfig::Files(c), "sync_clients") => patch_list(&mut c.sync_clients, changes),
             (RoleConfig::Files(c), "deployments") => patch_list(&mut c.deployments, changes),
+            (RoleConfig::Files(c), "site_options") => patch_list(&mut c.site_options, changes),
+            (RoleConfig::Files(c), "restores") => patch_list(&mut c.restores, changes),
             (RoleConfig::Db(c), "databases") => patch_list(&mut c.databases, changes),
             (RoleConfig::Db(c), "users") => patch_list(&mut c.users, changes),
             (RoleConfig::Db(c), "quotas") => patch_list(&mut c.quotas, changes),

@@ -47,6 +47,8 @@ fn web() -> impl Strategy<Value = RoleConfig> {
                 https_redirect: !active,
                 tls,
                 files_origin,
+                local_paths: Vec::new(),
+                quota_mb: 0,
             },
         );
     (
@@ -145,6 +147,9 @@ fn files() -> impl Strategy<Value = RoleConfig> {
                         size: 3,
                     })
                     .collect(),
+                site_options: Vec::new(),
+                restores: Vec::new(),
+                versions_days: None,
                 sites,
                 ftp_accounts: ftp
                     .into_iter()
@@ -377,6 +382,8 @@ fn site(domain: &str, key: &str) -> WebSite {
             key_pem: format!("-----BEGIN PRIVATE KEY-----\n{key}{}", "K".repeat(200)).into(),
         }),
         files_origin: None,
+        local_paths: Vec::new(),
+        quota_mb: 0,
     }
 }
 

@@ -193,6 +193,18 @@ pub struct WebSite {
     /// no files role (then the content stays as it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_origin: Option<String>,
+    /// Paths of the site (relative to its root, e.g. `wp-content/cache`) that are not
+    /// replicated: each web server keeps its own copy (caches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_paths: Vec<String>,
+    /// The site's disk limit in MiB (the plan's `site_disk_mb`; 0: none). Over it,
+    /// PHP's next write fails at once and the site's error log says why.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quota_mb: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A certificate chain and its private key, both PEM. Travels only inside the
@@ -529,6 +541,54 @@ pub struct FilesConfig {
     /// ([`deployment_path`]), unpacks it safely and replaces the site's files with it.
     #[serde(default)]
     pub deployments: Vec<SiteDeployment>,
+    /// Replication settings of the sites that have any beyond the defaults (keyed by
+    /// domain; a site absent here has none).
+    #[serde(default)]
+    pub site_options: Vec<FilesSiteOptions>,
+    /// Restores asked through the API (`hostplane site restore`), each applied once
+    /// (by id) and its result reported in [`FilesReport::restores`].
+    #[serde(default)]
+    pub restores: Vec<FileRestore>,
+    /// Days overwritten and deleted files are kept (`site_versions_days`); `None`:
+    /// the engine's default, 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions_days: Option<u32>,
+}
+
+/// One site's replication settings on its files server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FilesSiteOptions {
+    /// The site's domain.
+    pub domain: String,
+    /// Paths that survive deployments (`site update --keep wp-content/uploads`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_paths: Vec<String>,
+    /// Paths not replicated (`site update --local wp-content/cache`); a deployment
+    /// leaves them alone too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_paths: Vec<String>,
+    /// `single` or `all`: SQLite databases and lock files in an `all` site are
+    /// reported ([`FilesSiteStatus::sqlite_paths`]).
+    pub mode: PlacementMode,
+    /// Disk limit in MiB (0: none); the files server refuses what would exceed it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quota_mb: u64,
+}
+
+/// `hostplane site restore DOMAIN PATH [--at TIME]`: bring back a deleted or
+/// overwritten file (or folder) from the files server's kept versions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileRestore {
+    /// Unique id of the request (the engine applies each id once).
+    pub id: String,
+    /// The site.
+    pub domain: String,
+    /// The path inside the site.
+    pub path: String,
+    /// Restore the version current at this time (unix seconds); `None`: the last
+    /// version replaced or deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
 }
 
 /// The latest API deployment of one site.
@@ -672,6 +732,51 @@ pub enum RoleReport {
     Db(DbReport),
     /// A mail server's queue.
     Mail(MailReport),
+    /// A files server's sites (usage, conflicts) and restore results.
+    Files(FilesReport),
+}
+
+/// What a files server reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FilesReport {
+    /// Every site held, with its usage and replication state.
+    #[serde(default)]
+    pub sites: Vec<FilesSiteStatus>,
+    /// Results of the restores of [`FilesConfig::restores`] (kept while the request is).
+    #[serde(default)]
+    pub restores: Vec<FileRestoreResult>,
+}
+
+/// One site on its files server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FilesSiteStatus {
+    /// The site's domain.
+    pub domain: String,
+    /// Bytes of the site's tree.
+    pub usage_bytes: u64,
+    /// Files in the tree.
+    pub files: u64,
+    /// The hub's log position (changes ordered so far).
+    #[serde(default)]
+    pub seq: u64,
+    /// Losing versions kept in the conflicts area (newest first, at most 100).
+    #[serde(default)]
+    pub conflicts: Vec<crate::sitesync::ConflictRecord>,
+    /// SQLite databases found in the tree (relative paths, at most 20): they only
+    /// work correctly in `single` sites.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sqlite_paths: Vec<String>,
+}
+
+/// How one restore request ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileRestoreResult {
+    /// The request's id.
+    pub id: String,
+    /// Whether the path was brought back.
+    pub ok: bool,
+    /// What happened (the version restored, or why not).
+    pub message: String,
 }
 
 /// What a database server reports.
@@ -840,6 +945,8 @@ mod tests {
                     https_redirect: false,
                     tls: None,
                     files_origin: None,
+                    local_paths: Vec::new(),
+                    quota_mb: 0,
                 }],
                 files_origin: None,
             }),

@@ -37,7 +37,7 @@ impl Mtime {
 }
 
 /// One path's version: what a server has at a path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Node {
     /// A regular file.
@@ -273,7 +273,7 @@ pub struct TreeManifest {
 }
 
 /// A losing version kept in a site's conflicts area, as the API lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConflictRecord {
     /// The record's id (its name in the conflicts area).

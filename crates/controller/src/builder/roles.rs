@@ -67,6 +67,9 @@ impl<'a> Index<'a> {
                     https_redirect: s.data.https_redirect,
                     tls: self.tls(SecretPurpose::SiteCert, name),
                     files_origin: self.files_origin(domain),
+                    // Filled by the site-files wiring (issue 14).
+                    local_paths: Vec::new(),
+                    quota_mb: 0,
                 };
                 Some((site, single))
             })
@@ -342,6 +345,10 @@ impl<'a> Index<'a> {
                 .into_iter()
                 .map(|(s, d)| (s.to_owned(), d))
                 .collect(),
+            // Filled by the site-files wiring (issue 14).
+            site_options: Vec::new(),
+            restores: Vec::new(),
+            versions_days: None,
         }
     }
 
