@@ -14,6 +14,7 @@ pub mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use proto::sitesync::{
@@ -21,7 +22,21 @@ use proto::sitesync::{
 };
 
 use crate::api::{BlobState, HubError};
+use crate::capture::Seen;
 use site::SiteHub;
+
+/// What the files server reports of one site (`site show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteStatus {
+    /// Bytes of the regular files in the tree.
+    pub usage_bytes: u64,
+    /// Regular files in the tree.
+    pub files: u64,
+    /// The log's position.
+    pub seq: u64,
+    /// Regular files that are SQLite databases (sorted, at most the number asked).
+    pub sqlite_paths: Vec<String>,
+}
 
 /// The hub's settings.
 #[derive(Debug, Clone)]
@@ -36,10 +51,17 @@ pub struct HubConfig {
     pub log_keep: usize,
     /// Free space kept in reserve: a change that would leave less is refused.
     pub reserve_bytes: u64,
+    /// This server's name: the origin of writes made here ([`Hub::observe_local`],
+    /// restores), as replicas see it in the log.
+    pub origin: String,
+    /// Name prefixes of other writers' temp files in the trees (FTP uploads in flight):
+    /// never adopted nor indexed.
+    pub ignore_prefixes: Vec<String>,
 }
 
 impl HubConfig {
-    /// The defaults (7 days of versions, 2 GiB files, 100,000 entries, 64 MiB reserve).
+    /// The defaults (7 days of versions, 2 GiB files, 100,000 entries, 64 MiB reserve,
+    /// origin `hub`, no ignored prefixes).
     pub fn new(dir: PathBuf) -> HubConfig {
         HubConfig {
             dir,
@@ -47,6 +69,8 @@ impl HubConfig {
             max_file_size: 2 << 30,
             log_keep: 100_000,
             reserve_bytes: 64 << 20,
+            origin: "hub".to_string(),
+            ignore_prefixes: Vec::new(),
         }
     }
 }
@@ -57,6 +81,10 @@ pub struct Hub {
     cfg: HubConfig,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteHub>>>>,
     grants: RwLock<Arc<BTreeMap<String, BTreeSet<String>>>>,
+    /// Per-site disk limits in bytes (absent: none).
+    quotas: RwLock<Arc<HashMap<String, u64>>>,
+    /// `site_versions_days`, changeable while running.
+    versions_days: AtomicU32,
     /// Bumped whenever any site's log grows: long polls wait on it.
     appended: tokio::sync::watch::Sender<u64>,
 }
@@ -82,6 +110,8 @@ impl Hub {
     pub fn open(cfg: HubConfig) -> std::io::Result<Hub> {
         durable::create_private_dir(&cfg.dir)?;
         Ok(Hub {
+            versions_days: AtomicU32::new(cfg.versions_days),
+            quotas: RwLock::new(Arc::new(HashMap::new())),
             cfg,
             sites: Mutex::new(HashMap::new()),
             grants: RwLock::new(Arc::new(BTreeMap::new())),
@@ -137,13 +167,80 @@ impl Hub {
         f(&mut g)
     }
 
-    /// Decides, logs and applies one change pushed by `origin`.
-    pub fn push(&self, site: &str, origin: &str, change: &Change) -> Result<Outcome, HubError> {
-        let o = self.with(site, |s| s.push(origin, change))?;
-        if matches!(o, Outcome::Applied { .. }) {
+    /// Like [`Hub::with`], waking the long polls when the site's log grew.
+    fn with_logging<T>(
+        &self,
+        site: &str,
+        f: impl FnOnce(&mut SiteHub) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        let quota = self.quota_of(site);
+        let mut grew = false;
+        let r = self.with(site, |s| {
+            let before = s.head();
+            s.quota = quota;
+            let r = f(s);
+            grew = s.head() != before;
+            r
+        });
+        if grew {
             self.appended.send_modify(|n| *n += 1);
         }
-        Ok(o)
+        r
+    }
+
+    fn quota_of(&self, site: &str) -> u64 {
+        self.quotas
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(site)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Replaces the per-site disk limits (bytes; a site absent or at 0 has none): a push
+    /// that would take a site over its limit is refused, not to be retried.
+    pub fn set_quotas(&self, quotas: HashMap<String, u64>) {
+        *self
+            .quotas
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(quotas);
+    }
+
+    /// Changes how long overwritten and deleted versions are kept.
+    pub fn set_versions_days(&self, days: u32) {
+        self.versions_days.store(days, Ordering::Relaxed);
+    }
+
+    /// The directory holding every site's state (each under its name).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.cfg.dir
+    }
+
+    /// Drops the open state of `site` (before its folder is moved away); the next use
+    /// opens it again from disk.
+    pub fn forget(&self, site: &str) {
+        if let Ok(mut sites) = self.sites.lock() {
+            sites.remove(site);
+        }
+    }
+
+    /// Decides, logs and applies one change pushed by `origin`. A write made on this
+    /// server at the change's paths and not adopted yet is adopted first.
+    pub fn push(&self, site: &str, origin: &str, change: &Change) -> Result<Outcome, HubError> {
+        self.with_logging(site, |s| s.push(origin, change))
+    }
+
+    /// Adopts writes made on this server's tree of `site` (FTP, a deployment, anything
+    /// capture saw): each path is compared with the index and every difference is
+    /// logged (fsynced before this returns) with this server as origin, so the
+    /// replicas apply it. Returns how many changes were logged.
+    pub fn observe_local(&self, site: &str, seen: &[Seen]) -> Result<u64, HubError> {
+        self.with_logging(site, |s| s.observe(seen).map_err(io_err))
+    }
+
+    /// Usage, file count, log position and SQLite databases (at most `max_sqlite`) of `site`.
+    pub fn status(&self, site: &str, max_sqlite: usize) -> Result<SiteStatus, HubError> {
+        self.with(site, |s| Ok(s.status(max_sqlite)))
     }
 
     /// A receiver that sees every growth of any site's log (subscribe before reading the
@@ -209,17 +306,13 @@ impl Hub {
     /// one replaced after `at`), or without `at` the last version replaced or deleted,
     /// as a new change every replica applies.
     pub fn restore(&self, site: &str, path: &str, at: Option<Mtime>) -> Result<Outcome, HubError> {
-        let o = self.with(site, |s| s.restore(path, at))?;
-        if matches!(o, Outcome::Applied { .. }) {
-            self.appended.send_modify(|n| *n += 1);
-        }
-        Ok(o)
+        self.with_logging(site, |s| s.restore(path, at))
     }
 
     /// Drops versions older than `versions_days` before `now`; returns how many.
     pub fn expire(&self, site: &str, now: Mtime) -> Result<usize, HubError> {
         let cutoff = Mtime {
-            secs: now.secs - i64::from(self.cfg.versions_days) * 86_400,
+            secs: now.secs - i64::from(self.versions_days.load(Ordering::Relaxed)) * 86_400,
             nanos: now.nanos,
         };
         self.with(site, |s| s.keep.expire(cutoff).map_err(io_err))

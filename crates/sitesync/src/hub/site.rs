@@ -22,6 +22,8 @@ use crate::api::{BlobState, HubError};
 use crate::apply::{apply, ApplyError};
 use crate::safe;
 
+mod local;
+
 /// The hub state of one site.
 #[derive(Debug)]
 pub struct SiteHub {
@@ -35,6 +37,27 @@ pub struct SiteHub {
     done: HashMap<String, Outcome>,
     max_file_size: u64,
     reserve_bytes: u64,
+    /// This server's name: the origin of the writes made on the files server itself.
+    origin: String,
+    /// Name prefixes of other writers' temp files, never adopted (FTP uploads in flight).
+    ignore: Vec<String>,
+    /// Bytes of the regular files in the index.
+    usage: u64,
+    /// Whether a content (by hash) is a SQLite database, for the contents in the tree.
+    sqlite: HashMap<String, bool>,
+    /// The site's disk limit in bytes (0: none), set by the hub before each push.
+    pub(super) quota: u64,
+    /// Counter making the ids of local changes unique within one instant.
+    local_seq: u64,
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether a path's last component starts with one of `prefixes` (another writer's temp file).
+pub(super) fn ignored(prefixes: &[String], path: &str) -> bool {
+    let name = safe::split(path).1;
+    prefixes.iter().any(|p| name.starts_with(p.as_str()))
 }
 
 fn refused(reason: impl ToString, current: Option<&Node>) -> Outcome {
@@ -75,6 +98,12 @@ impl SiteHub {
             done: HashMap::new(),
             max_file_size: cfg.max_file_size,
             reserve_bytes: cfg.reserve_bytes,
+            origin: cfg.origin.clone(),
+            ignore: cfg.ignore_prefixes.clone(),
+            usage: 0,
+            sqlite: HashMap::new(),
+            quota: 0,
+            local_seq: 0,
         };
         s.rescan()?;
         s.recover()?;
@@ -97,7 +126,10 @@ impl SiteHub {
     fn rescan(&mut self) -> io::Result<()> {
         self.nodes.clear();
         self.by_hash.clear();
-        for (p, n) in safe::walk(&self.root, true, &|_| false)? {
+        self.usage = 0;
+        let ignore = self.ignore.clone();
+        let skip = move |p: &str| ignored(&ignore, p);
+        for (p, n) in safe::walk(&self.root, true, &skip)? {
             self.set_node(p, n);
         }
         Ok(())
@@ -146,7 +178,12 @@ impl SiteHub {
 
     fn set_node(&mut self, path: String, node: Node) {
         self.unset_node(&path);
-        if let Node::File { blake3, .. } = &node {
+        if let Node::File { blake3, size, .. } = &node {
+            self.usage = self.usage.saturating_add(*size);
+            if !self.sqlite.contains_key(blake3) {
+                let is_db = self.starts_like_sqlite(&path);
+                self.sqlite.insert(blake3.clone(), is_db);
+            }
             self.by_hash
                 .entry(blake3.clone())
                 .or_default()
@@ -157,15 +194,25 @@ impl SiteHub {
 
     fn unset_node(&mut self, path: &str) -> Option<Node> {
         let old = self.nodes.remove(path);
-        if let Some(Node::File { blake3, .. }) = &old {
+        if let Some(Node::File { blake3, size, .. }) = &old {
+            self.usage = self.usage.saturating_sub(*size);
             if let Some(set) = self.by_hash.get_mut(blake3) {
                 set.remove(path);
                 if set.is_empty() {
                     self.by_hash.remove(blake3);
+                    self.sqlite.remove(blake3);
                 }
             }
         }
         old
+    }
+
+    /// Whether the file at `path` begins with SQLite's 16-byte header.
+    fn starts_like_sqlite(&self, path: &str) -> bool {
+        let mut head = [0u8; 16];
+        safe::open_file(&self.root, path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok_and(|()| &head == SQLITE_HEADER)
     }
 
     fn subtree(&self, path: &str) -> Vec<String> {
@@ -195,8 +242,8 @@ impl SiteHub {
         if let Err(e) = change.check() {
             return Ok(refused(e, None));
         }
-        let current = self.nodes.get(&change.path);
         if let Some(done) = self.done.get(&change.id) {
+            let current = self.nodes.get(&change.path);
             return Ok(match done {
                 Outcome::Conflict { kept, .. } => Outcome::Conflict {
                     kept: kept.clone(),
@@ -205,6 +252,15 @@ impl SiteHub {
                 o => o.clone(),
             });
         }
+        // A write made here (FTP, a deployment) the hub has not adopted yet is logged
+        // first, so the push is decided against it and never silently overwrites it.
+        self.adopt_disk(&change.path)
+            .map_err(|e| HubError::Refused(format!("cannot look at {}: {e}", change.path)))?;
+        if let Op::Rename { to, .. } = &change.op {
+            self.adopt_disk(to)
+                .map_err(|e| HubError::Refused(format!("cannot look at {to}: {e}")))?;
+        }
+        let current = self.nodes.get(&change.path);
         let at_to = match &change.op {
             Op::Rename { to, .. } => self.nodes.get(to),
             _ => None,
@@ -291,6 +347,21 @@ impl SiteHub {
                 Err(e) => return Ok(refused(e, current.as_ref())),
             }
             need += size;
+            let old = match &current {
+                Some(Node::File { size, .. }) => *size,
+                _ => 0,
+            };
+            let after = self.usage.saturating_sub(old).saturating_add(*size);
+            if self.quota > 0 && after > self.quota {
+                return Ok(refused(
+                    format!(
+                        "the site's quota of {} MiB would be exceeded ({} bytes used, {size} more)",
+                        self.quota >> 20,
+                        self.usage.saturating_sub(old)
+                    ),
+                    current.as_ref(),
+                ));
+            }
         }
         if self.free_bytes() < need.saturating_add(self.reserve_bytes) {
             return Ok(full("disk full on the files server", current.as_ref()));
@@ -466,6 +537,33 @@ impl SiteHub {
         }
     }
 
+    pub(super) fn status(&self, max_sqlite: usize) -> super::SiteStatus {
+        let mut sqlite_paths: Vec<String> = self
+            .sqlite
+            .iter()
+            .filter(|(_, is_db)| **is_db)
+            .filter_map(|(h, _)| self.by_hash.get(h))
+            .flatten()
+            .cloned()
+            .collect();
+        sqlite_paths.sort();
+        sqlite_paths.truncate(max_sqlite);
+        super::SiteStatus {
+            usage_bytes: self.usage,
+            files: self
+                .nodes
+                .values()
+                .filter(|n| matches!(n, Node::File { .. }))
+                .count() as u64,
+            seq: self.log.head(),
+            sqlite_paths,
+        }
+    }
+
+    pub(super) fn head(&self) -> u64 {
+        self.log.head()
+    }
+
     pub(super) fn restore(&mut self, path: &str, at: Option<Mtime>) -> Result<Outcome, HubError> {
         let versions = self
             .keep
@@ -498,6 +596,7 @@ impl SiteHub {
             base: self.nodes.get(path).map(Node::version),
             op: Op::Put { node: v.node },
         };
-        self.push("hub", &change)
+        let origin = self.origin.clone();
+        self.push(&origin, &change)
     }
 }

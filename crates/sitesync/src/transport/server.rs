@@ -65,7 +65,14 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|_| Err(HubError::Refused("hub task failed".into())))
 }
 
-async fn handle(hub: Arc<Hub>, client: Option<Arc<str>>, req: Request<Incoming>) -> Response<Body> {
+/// Answers one request under [`PREFIX`] from `client` (its certificate's name): the one
+/// implementation of the hub's routes, used by [`run_hub_server`] and by a server that
+/// shares its listener with other routes (role-files' sync port).
+pub async fn handle(
+    hub: Arc<Hub>,
+    client: Option<Arc<str>>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let q = query(req.uri().query().unwrap_or(""));
     let Some(rest) = path.strip_prefix(PREFIX) else {
