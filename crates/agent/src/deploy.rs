@@ -7,6 +7,10 @@
 //! applied. The site directory itself stays the same inode, so FTP sessions and
 //! change watchers on it keep working.
 //!
+//! A site's persistent and local paths (`site update --keep/--local`) are preserved:
+//! nothing under them is deleted or replaced, and an archive entry under them is
+//! written only where nothing exists yet (a fresh site gets the archive's defaults).
+//!
 //! Which deployment each site last applied is recorded in
 //! `<engine state>/deployments/<domain>.applied`, so `apply` is idempotent and a
 //! restart does not unpack again.
@@ -157,14 +161,16 @@ pub fn is_applied(state_dir: &Path, dep: &SiteDeployment) -> bool {
     std::fs::read_to_string(applied_file(state_dir, &dep.domain)).is_ok_and(|s| s.trim() == dep.id)
 }
 
-/// Fetch and apply `dep` to `<sites_root>/<domain>` unless already applied.
+/// Fetch and apply `dep` to the site's tree `site` unless already applied, leaving
+/// the `preserve` paths (relative to the tree: persistent and local paths) alone.
 /// `state_dir` is the engine's private directory (staging and records live there;
-/// it must be on the same file system as `sites_root`).
+/// it must be on the same file system as `site`).
 pub async fn apply(
     fetcher: &Fetcher,
     state_dir: &Path,
-    sites_root: &Path,
+    site: &Path,
     dep: &SiteDeployment,
+    preserve: &[String],
 ) -> Result<bool, DeployError> {
     if is_applied(state_dir, dep) {
         return Ok(false);
@@ -184,8 +190,12 @@ pub async fn apply(
     std::fs::create_dir_all(&work)?;
     let archive = work.join(format!("{}.tar", dep.id));
     fetcher.download(&dep.id, &archive).await?;
+    let preserve = preserved(preserve).map_err(|m| DeployError::Refused {
+        id: dep.id.clone(),
+        message: m,
+    })?;
     let staging = work.join(format!("{}.staging", dep.id));
-    let site = sites_root.join(&dep.domain);
+    let site = site.to_path_buf();
     let id = dep.id.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<(), DeployError> {
         let _ = std::fs::remove_dir_all(&staging);
@@ -194,7 +204,7 @@ pub async fn apply(
         let _ = std::fs::remove_file(&archive);
         unpacked?;
         std::fs::create_dir_all(&site)?;
-        replace_contents(&staging, &site)?;
+        replace_contents(&staging, &site, &preserve)?;
         let _ = std::fs::remove_dir_all(&staging);
         Ok(())
     })
@@ -292,14 +302,51 @@ fn unpack(archive: &Path, dest: &Path, id: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Make `site` hold exactly what `staging` holds: move every staged file into
-/// place (rename, same file system), then remove what the staging tree does not
-/// have. Never follows a symlink found in `site` (it is removed like any other
-/// extra entry, and never written through).
-fn replace_contents(staging: &Path, site: &Path) -> std::io::Result<()> {
+/// The preserved paths as plain relative paths; anything else is refused.
+fn preserved(paths: &[String]) -> Result<Vec<PathBuf>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            let path = PathBuf::from(p.trim_matches('/'));
+            if plain_relative(&path) {
+                Ok(path)
+            } else {
+                Err(format!("kept path `{p}` is not a plain relative path"))
+            }
+        })
+        .collect()
+}
+
+/// Where a path stands against the preserved paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A preserved path or something beneath one: never deleted or replaced.
+    Inside,
+    /// A folder above a preserved path: kept as a folder, its other content replaced.
+    Above,
+    /// Replaced by the archive.
+    Other,
+}
+
+fn class(rel: &Path, preserve: &[PathBuf]) -> Class {
+    if preserve.iter().any(|k| rel.starts_with(k)) {
+        Class::Inside
+    } else if preserve.iter().any(|k| k.starts_with(rel)) {
+        Class::Above
+    } else {
+        Class::Other
+    }
+}
+
+/// Make `site` hold exactly what `staging` holds, except the `preserve` paths: move
+/// every staged file into place (rename, same file system), then remove what the
+/// staging tree does not have. Beneath a preserved path, a staged entry lands only
+/// where nothing exists and nothing is removed. Never follows a symlink found in
+/// `site` (it is removed like any other extra entry, and never written through).
+fn replace_contents(staging: &Path, site: &Path, preserve: &[PathBuf]) -> std::io::Result<()> {
     let mut keep: HashSet<PathBuf> = HashSet::new();
-    move_tree(staging, site, Path::new(""), &mut keep)?;
-    prune(site, Path::new(""), &keep)?;
+    move_tree(staging, site, Path::new(""), &mut keep, preserve)?;
+    prune(site, Path::new(""), &keep, preserve)?;
     std::fs::File::open(site)?.sync_all()
 }
 
@@ -308,6 +355,7 @@ fn move_tree(
     to_root: &Path,
     rel: &Path,
     keep: &mut HashSet<PathBuf>,
+    preserve: &[PathBuf],
 ) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from_root.join(rel))? {
         let entry = entry?;
@@ -315,6 +363,24 @@ fn move_tree(
         keep.insert(rel_child.clone());
         let target = to_root.join(&rel_child);
         let kind = entry.file_type()?;
+        let existing = std::fs::symlink_metadata(&target).ok();
+        match class(&rel_child, preserve) {
+            Class::Inside => {
+                match &existing {
+                    None => std::fs::rename(entry.path(), &target)?,
+                    Some(m) if m.is_dir() && kind.is_dir() => {
+                        move_tree(from_root, to_root, &rel_child, keep, preserve)?;
+                    }
+                    Some(_) => {}
+                }
+                continue;
+            }
+            // a file of the archive where a preserved path's folder is: the folder stays
+            Class::Above if !kind.is_dir() && existing.as_ref().is_some_and(|m| m.is_dir()) => {
+                continue;
+            }
+            _ => {}
+        }
         if kind.is_dir() {
             match std::fs::symlink_metadata(&target) {
                 Ok(m) if m.is_dir() => {}
@@ -325,7 +391,7 @@ fn move_tree(
                 }
                 Err(_) => std::fs::create_dir(&target)?,
             }
-            move_tree(from_root, to_root, &rel_child, keep)?;
+            move_tree(from_root, to_root, &rel_child, keep, preserve)?;
             std::fs::File::open(&target)?.sync_all()?;
         } else {
             if let Ok(m) = std::fs::symlink_metadata(&target) {
@@ -340,11 +406,24 @@ fn move_tree(
     Ok(())
 }
 
-fn prune(root: &Path, rel: &Path, keep: &HashSet<PathBuf>) -> std::io::Result<()> {
+fn prune(
+    root: &Path,
+    rel: &Path,
+    keep: &HashSet<PathBuf>,
+    preserve: &[PathBuf],
+) -> std::io::Result<()> {
     for entry in std::fs::read_dir(root.join(rel))? {
         let entry = entry?;
         let rel_child = rel.join(entry.file_name());
         let kind = entry.file_type()?;
+        match class(&rel_child, preserve) {
+            Class::Inside => continue,
+            Class::Above if kind.is_dir() => {
+                prune(root, &rel_child, keep, preserve)?;
+                continue;
+            }
+            _ => {}
+        }
         if !keep.contains(&rel_child) {
             if kind.is_dir() {
                 std::fs::remove_dir_all(entry.path())?;
@@ -352,7 +431,7 @@ fn prune(root: &Path, rel: &Path, keep: &HashSet<PathBuf>) -> std::io::Result<()
                 std::fs::remove_file(entry.path())?;
             }
         } else if kind.is_dir() {
-            prune(root, &rel_child, keep)?;
+            prune(root, &rel_child, keep, preserve)?;
         }
     }
     Ok(())
@@ -411,7 +490,7 @@ mod tests {
         let outside = dir.path().join("outside.txt");
         std::fs::write(&outside, "secret").unwrap();
         std::os::unix::fs::symlink(&outside, site.join("css")).unwrap();
-        replace_contents(&staging, &site).unwrap();
+        replace_contents(&staging, &site, &[]).unwrap();
 
         assert_eq!(
             std::fs::read_to_string(site.join("index.html")).unwrap(),
@@ -426,6 +505,52 @@ mod tests {
             .unwrap()
             .is_dir());
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
+    }
+
+    #[test]
+    fn kept_and_local_paths_survive_and_get_only_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("a.tar");
+        std::fs::write(
+            &archive,
+            tar_of(&[
+                ("index.php", Some(b"new")),
+                ("wp-content/uploads/default.png", Some(b"archive default")),
+                ("wp-content/uploads/logo.png", Some(b"archive logo")),
+                ("wp-content/plugins/p.php", Some(b"plugin v2")),
+                ("cache", Some(b"a file where the local folder is")),
+            ]),
+        )
+        .unwrap();
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).unwrap();
+        unpack(&archive, &staging, "x").unwrap();
+        let site = dir.path().join("site");
+        for (p, d) in [
+            ("index.php", "old"),
+            ("old.php", "old"),
+            ("wp-content/uploads/2026/photo.jpg", "customer upload"),
+            ("wp-content/uploads/logo.png", "customer logo"),
+            ("wp-content/plugins/p.php", "plugin v1"),
+            ("wp-content/plugins/stale.php", "stale"),
+            ("cache/page.html", "cached"),
+        ] {
+            let f = site.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, d).unwrap();
+        }
+        let preserve = preserved(&["wp-content/uploads".into(), "cache/".into()]).unwrap();
+        replace_contents(&staging, &site, &preserve).unwrap();
+        let read = |p: &str| std::fs::read_to_string(site.join(p)).unwrap();
+        assert_eq!(read("index.php"), "new");
+        assert!(!site.join("old.php").exists());
+        assert_eq!(read("wp-content/uploads/2026/photo.jpg"), "customer upload");
+        assert_eq!(read("wp-content/uploads/logo.png"), "customer logo");
+        assert_eq!(read("wp-content/uploads/default.png"), "archive default");
+        assert_eq!(read("wp-content/plugins/p.php"), "plugin v2");
+        assert!(!site.join("wp-content/plugins/stale.php").exists());
+        assert_eq!(read("cache/page.html"), "cached");
+        assert!(preserved(&["../etc".into()]).is_err());
     }
 
     #[test]

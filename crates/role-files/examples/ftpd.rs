@@ -1,8 +1,8 @@
 //! A standalone hostplane FTP server for `bench/ftp/run.sh`: one account, plain FTP
 //! allowed (the benchmark compares plain FTP with vsftpd's).
 //!
-//! `ftpd <addr:port> <sites_root> <user> <password> [passive LOW-HIGH]`; serves
-//! `<sites_root>/bench.example/` until killed.
+//! `ftpd <addr:port> <hub dir> <user> <password> [passive LOW-HIGH]`; serves the
+//! site-file hub's tree of `bench.example` (`<hub dir>/bench.example/tree/`) until killed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +21,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: ftpd <addr:port> <sites_root> <user> <password> [LOW-HIGH]".into());
     }
     let root = std::path::PathBuf::from(&args[2]);
-    std::fs::create_dir_all(root.join("bench.example"))?;
+    let hub = Arc::new(sitesync::hub::Hub::open(sitesync::hub::HubConfig::new(
+        root,
+    ))?);
+    hub.manifest("bench.example")?;
     let salt = SaltString::from_b64("YmVuY2hzYWx0YmVuY2hzYWx0")?;
     let hash = argon2::Argon2::default()
         .hash_password(args[4].as_bytes(), &salt)
@@ -43,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ports = parse_port_range(args.get(5).map(String::as_str).unwrap_or("33000-33099"))?;
     let listener = tokio::net::TcpListener::bind(&args[1]).await?;
     let shared = FtpShared::new(
-        root,
+        hub,
         accounts,
         Arc::new(SwapCert::default()),
         Changes::new(),

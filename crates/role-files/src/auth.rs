@@ -60,8 +60,12 @@ impl Accounts {
 pub struct FtpUser {
     /// Login name.
     pub username: String,
-    /// Absolute home directory (`<sites_root>/<domain>[/<home>]`).
+    /// Absolute home directory (the site's tree, or a folder of it).
     pub home: PathBuf,
+    /// The site the account belongs to (the hub learns its writes under this name).
+    pub site: String,
+    /// The home relative to the site's tree (empty: the whole site).
+    pub in_site: PathBuf,
     /// Quota in bytes, 0 = unlimited.
     pub quota_bytes: u64,
 }
@@ -177,16 +181,13 @@ impl Authenticator for HashAuthenticator {
 #[derive(Debug, Clone)]
 pub struct HomeProvider {
     accounts: Accounts,
-    sites_root: PathBuf,
+    hub: Arc<sitesync::hub::Hub>,
 }
 
 impl HomeProvider {
-    /// Homes are under `sites_root`.
-    pub fn new(accounts: Accounts, sites_root: PathBuf) -> Self {
-        Self {
-            accounts,
-            sites_root,
-        }
+    /// Homes are in the hub's site trees.
+    pub fn new(accounts: Accounts, hub: Arc<sitesync::hub::Hub>) -> Self {
+        Self { accounts, hub }
     }
 }
 
@@ -199,9 +200,16 @@ impl UserDetailProvider for HomeProvider {
             .accounts
             .get(&principal.username)
             .ok_or_else(|| UserDetailError::new("account removed"))?;
+        let in_site = acc
+            .home
+            .strip_prefix(&acc.domain)
+            .map_err(|_| UserDetailError::new("home outside its site"))?
+            .to_path_buf();
         Ok(FtpUser {
             username: acc.username,
-            home: self.sites_root.join(acc.home),
+            home: self.hub.tree_path(&acc.domain).join(&in_site),
+            site: acc.domain,
+            in_site,
             quota_bytes: acc.quota_bytes,
         })
     }

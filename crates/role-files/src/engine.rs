@@ -1,19 +1,26 @@
 //! The files role engine for the agent's supervisor: FTP on port 21 (10021 without the
-//! right to bind it, or the `ftp_port` option) and the sync origin on `sync_port`
-//! (default 7443), both on the server's address; site folders under
-//! `<state_dir>/sites/<domain>/`. `apply` swaps accounts, served sites and the
-//! certificate in place: nobody is disconnected. Folders of domains no longer held go
-//! to `<state_dir>/trash/` ([`crate::trash`]).
+//! right to bind it, or the `ftp_port` option) and, on `sync_port` (default 7443), the
+//! site-file hub's HTTPS routes beside the legacy sync origin, both on the server's
+//! address; each site's state (its tree, log, kept versions and conflicts) under
+//! `<state_dir>/hub/<domain>/` ([`crate::sitehub`]). `apply` swaps accounts, served
+//! sites, grants, quotas and the certificate in place: nobody is disconnected; it also
+//! applies API restores once each. The state of domains no longer held goes to
+//! `<state_dir>/trash/` ([`crate::trash`]).
 //!
 //! Options (agent config `[engine]`): see [`EngineOptions`].
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
-use proto::agent_v1::{EngineHealth, EngineState, RejectedObject, RoleConfig};
+use proto::agent_v1::{
+    EngineHealth, EngineState, FilesReport, FilesSiteStatus, RejectedObject, RoleConfig, RoleReport,
+};
+use sitesync::capture::Seen;
+use sitesync::hub::Hub;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -21,8 +28,11 @@ use crate::auth::Accounts;
 use crate::changes::Changes;
 use crate::error::FilesError;
 use crate::ftp::{run_ftp, FtpShared};
-use crate::origin::{run_origin, run_rescan, OriginState};
+use crate::origin::{run_origin, OriginState};
 use crate::plan::{render, EngineOptions, FilesPlan};
+use crate::sitehub::{
+    open_hub, run_capture, run_legacy_wake, run_reports, run_upkeep, RestoreBook, WatchCmd,
+};
 use crate::tls::{certified_key, origin_config, SwapCert};
 
 impl From<FilesError> for EngineError {
@@ -53,7 +63,16 @@ struct FilesEngine {
     accounts: Accounts,
     cert: Arc<SwapCert>,
     origin: Arc<OriginState>,
-    sites_root: PathBuf,
+    /// The site-file hub: its trees are the sites.
+    hub: Arc<Hub>,
+    /// Tells the capture task which trees to watch.
+    watch: tokio::sync::mpsc::UnboundedSender<WatchCmd>,
+    /// The local paths each watched site was last watched with.
+    watched: BTreeMap<String, Vec<String>>,
+    /// The sites' part of the report, kept fresh in the background.
+    site_report: Arc<Mutex<Vec<FilesSiteStatus>>>,
+    /// API restores done, by id.
+    restores: Arc<Mutex<RestoreBook>>,
     ftp_addr: SocketAddr,
     sync_addr: Option<SocketAddr>,
     tls_required: bool,
@@ -86,8 +105,8 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineError> {
     let opts = EngineOptions::parse(&ctx.options)?;
     agent::rehash::install(ctx);
-    let sites_root = ctx.state_dir.join("sites");
-    std::fs::create_dir_all(&sites_root)?;
+    std::fs::create_dir_all(&ctx.state_dir)?;
+    let hub = open_hub(&ctx.state_dir, &ctx.server)?;
     let ftp = match opts.ftp_port {
         Some(p) => bind_tcp(ctx.bind, p, false)?,
         None => bind_tcp(ctx.bind, 21, true)?,
@@ -95,13 +114,14 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
     let ftp_addr = ftp.local_addr()?;
     let changes = Changes::new();
     let engine_changes = changes.clone();
+    let changes_for_wake = changes.clone();
     let accounts = Accounts::default();
     let cert = Arc::new(SwapCert::default());
-    let origin = Arc::new(OriginState::new(sites_root.clone(), changes.clone()));
+    let origin = Arc::new(OriginState::new(hub.clone(), changes.clone()));
     let (stop, stop_rx) = watch::channel(false);
 
     let shared = FtpShared::new(
-        sites_root.clone(),
+        hub.clone(),
         accounts.clone(),
         cert.clone(),
         changes,
@@ -125,9 +145,28 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
             None
         }
     };
-    tokio::spawn(run_rescan(
-        origin.clone(),
+    let served = {
+        let origin = origin.clone();
+        move || origin.sites()
+    };
+    tokio::spawn(run_upkeep(
+        hub.clone(),
+        served.clone(),
         Duration::from_secs(opts.rescan_secs),
+        stopped(stop_rx.clone()),
+    ));
+    let (watch_tx, watch_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(run_capture(hub.clone(), watch_rx, stopped(stop_rx.clone())));
+    tokio::spawn(run_legacy_wake(
+        hub.clone(),
+        changes_for_wake,
+        stopped(stop_rx.clone()),
+    ));
+    let site_report = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(run_reports(
+        hub.clone(),
+        served,
+        site_report.clone(),
         stopped(stop_rx.clone()),
     ));
     let trash_root = ctx.state_dir.join("trash");
@@ -141,7 +180,11 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         accounts,
         cert,
         origin,
-        sites_root,
+        watch: watch_tx,
+        watched: BTreeMap::new(),
+        site_report,
+        restores: Arc::new(Mutex::new(RestoreBook::open(&ctx.state_dir))),
+        hub,
         ftp_addr,
         sync_addr,
         tls_required: opts.ftp_tls_required,
@@ -189,18 +232,22 @@ async fn purge_trash(
     }
 }
 
-/// Create `<sites_root>/<domain>` and every account home beneath it (no symlink or `..`
-/// can make a home land outside its site: cap-std resolves beneath the site folder).
-fn prepare_dirs(sites_root: &Path, plan: &FilesPlan) -> std::io::Result<()> {
-    let root = cap_std::fs::Dir::open_ambient_dir(sites_root, cap_std::ambient_authority())?;
+/// Open each site's hub state (creating its tree) and create every account home
+/// beneath its tree (no symlink or `..` can make a home land outside its site: cap-std
+/// resolves beneath the tree); the hub adopts the new folders.
+fn prepare_dirs(hub: &Hub, plan: &FilesPlan) -> std::io::Result<()> {
+    let hub_err = |e: sitesync::api::HubError| std::io::Error::other(e.to_string());
     for d in &plan.sites {
-        root.create_dir_all(d)?;
+        hub.manifest(d).map_err(hub_err)?;
     }
     for acc in plan.accounts.values() {
-        let site = root.open_dir(&acc.domain)?;
+        let tree = hub.tree_path(&acc.domain);
+        let site = cap_std::fs::Dir::open_ambient_dir(&tree, cap_std::ambient_authority())?;
         if let Ok(rest) = acc.home.strip_prefix(&acc.domain) {
-            if !rest.as_os_str().is_empty() {
+            if !rest.as_os_str().is_empty() && !site.is_dir(rest) {
                 site.create_dir_all(rest)?;
+                hub.observe_local(&acc.domain, &[Seen::Path(rest.to_path_buf())])
+                    .map_err(hub_err)?;
             }
         }
     }
@@ -210,7 +257,7 @@ fn prepare_dirs(sites_root: &Path, plan: &FilesPlan) -> std::io::Result<()> {
 impl FilesEngine {
     /// Move the folders of domains this server no longer holds to the trash.
     async fn retire_removed(&self, plan: &FilesPlan) {
-        let (root, trash) = (self.sites_root.clone(), self.trash_root.clone());
+        let (root, trash) = (self.hub.dir().to_path_buf(), self.trash_root.clone());
         let keep = plan.sites.clone();
         let moved = tokio::task::spawn_blocking(move || {
             crate::trash::retire_removed(&root, &trash, &keep, std::time::SystemTime::now())
@@ -219,6 +266,7 @@ impl FilesEngine {
         match moved {
             Ok(Ok(domains)) => {
                 for domain in domains {
+                    self.hub.forget(&domain);
                     if let Err(e) = agent::deploy::forget(&self.state_dir, &domain) {
                         tracing::warn!(%domain, error = %e, "cannot forget the applied deployment");
                     }
@@ -290,7 +338,15 @@ impl FilesEngine {
                 }
             }
             let (fetcher, dep) = (fetcher.clone(), dep.clone());
-            let (state_dir, root) = (self.state_dir.clone(), self.sites_root.clone());
+            let state_dir = self.state_dir.clone();
+            let tree = self.hub.tree_path(&dep.domain);
+            let preserve = self
+                .applied
+                .as_ref()
+                .and_then(|p| p.site_options.get(&dep.domain))
+                .map(crate::plan::SiteOptions::preserved)
+                .unwrap_or_default();
+            let hub = self.hub.clone();
             let (busy, changes, error) = (
                 self.deploying.clone(),
                 self.changes.clone(),
@@ -299,8 +355,17 @@ impl FilesEngine {
             tokio::spawn(async move {
                 let mut delay = Duration::from_secs(1);
                 loop {
-                    match agent::deploy::apply(&fetcher, &state_dir, &root, &dep).await {
+                    match agent::deploy::apply(&fetcher, &state_dir, &tree, &dep, &preserve).await {
                         Ok(_) => {
+                            // the new tree into the log, so every web server gets it
+                            let (h, domain) = (hub.clone(), dep.domain.clone());
+                            let adopted = tokio::task::spawn_blocking(move || {
+                                h.observe_local(&domain, &[Seen::Rescan])
+                            })
+                            .await;
+                            if let Ok(Err(e)) = adopted {
+                                tracing::warn!(domain = %dep.domain, error = %e, "the deployment is not in the site's log yet");
+                            }
                             changes.bump();
                             *error
                                 .lock()
@@ -358,19 +423,76 @@ impl FilesEngine {
         if self.applied.as_ref() == Some(&plan) {
             return Ok(());
         }
-        let (root, p) = (self.sites_root.clone(), plan.clone());
-        tokio::task::spawn_blocking(move || prepare_dirs(&root, &p))
+        let (hub, p) = (self.hub.clone(), plan.clone());
+        tokio::task::spawn_blocking(move || prepare_dirs(&hub, &p))
             .await
             .map_err(|_| FilesError::Io(std::io::Error::other("blocking task failed")))??;
         self.cert.set(ck);
         self.accounts.set(plan.accounts.clone());
         self.origin.set_clients(plan.sync_clients.clone());
+        self.hub.set_grants(plan.sync_clients.clone());
+        self.hub.set_quotas(
+            plan.site_options
+                .iter()
+                .filter(|(_, o)| o.quota_bytes > 0)
+                .map(|(d, o)| (d.clone(), o.quota_bytes))
+                .collect::<HashMap<_, _>>(),
+        );
+        self.hub.set_versions_days(plan.versions_days);
         self.origin.set_sites(plan.sites.clone());
+        self.update_watches(&plan);
         // No account or web server reaches a removed domain any more: move its
         // folder away.
         self.retire_removed(&plan).await;
         self.applied = Some(plan);
         Ok(())
+    }
+
+    /// Watch every held site's tree with its current local paths; unwatch the others.
+    fn update_watches(&mut self, plan: &FilesPlan) {
+        let gone: Vec<String> = self
+            .watched
+            .keys()
+            .filter(|d| !plan.sites.contains(*d))
+            .cloned()
+            .collect();
+        for d in gone {
+            self.watched.remove(&d);
+            let _ = self.watch.send(WatchCmd::Unwatch(d));
+        }
+        for d in &plan.sites {
+            let local = plan
+                .site_options
+                .get(d)
+                .map(|o| o.local_paths.clone())
+                .unwrap_or_default();
+            if self.watched.get(d) != Some(&local) {
+                self.watched.insert(d.clone(), local.clone());
+                let _ = self.watch.send(WatchCmd::Watch {
+                    site: d.clone(),
+                    local,
+                });
+            }
+        }
+    }
+
+    /// Apply the API restores not done yet (each id once).
+    async fn apply_restores(&self, wanted: &[proto::agent_v1::FileRestore]) {
+        let held: BTreeSet<String> = self
+            .applied
+            .as_ref()
+            .map(|p| p.sites.clone())
+            .unwrap_or_default();
+        let (hub, book, wanted) = (self.hub.clone(), self.restores.clone(), wanted.to_vec());
+        let done = tokio::task::spawn_blocking(move || {
+            book.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .apply(&hub, &held, &wanted)
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "cannot record restores");
+        }
     }
 }
 
@@ -390,6 +512,7 @@ impl RoleEngine for FilesEngine {
             match self.apply_files(files).await {
                 Ok(()) => {
                     self.start_deployments(&files.deployments);
+                    self.apply_restores(&files.restores).await;
                     self.refresh_status(None);
                     Ok(())
                 }
@@ -403,6 +526,22 @@ impl RoleEngine for FilesEngine {
 
     fn rejected(&self) -> Vec<RejectedObject> {
         self.rejected.clone()
+    }
+
+    /// Every site's usage, log position, conflicts and SQLite databases (refreshed in
+    /// the background), and the results of the restores asked.
+    fn report(&self) -> Option<RoleReport> {
+        let sites = self
+            .site_report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let restores = self
+            .restores
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .results();
+        Some(RoleReport::Files(FilesReport { sites, restores }))
     }
 
     fn health(&self) -> EngineHealth {

@@ -7,6 +7,8 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sitesync::hub::Hub;
+
 use libunftp::options::FtpsRequired;
 use libunftp::ServerBuilder;
 use tokio::net::TcpListener;
@@ -20,8 +22,8 @@ use crate::tls::{ftps_config, SwapCert};
 /// Everything an FTP connection needs; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct FtpShared {
-    /// Where site folders live (`<sites_root>/<domain>/`).
-    pub sites_root: PathBuf,
+    /// The hub whose site trees FTP serves and which learns every FTP write.
+    pub hub: Arc<Hub>,
     /// Live account table.
     pub accounts: Accounts,
     /// Live server certificate (FTPS is offered once one is set).
@@ -39,7 +41,7 @@ pub struct FtpShared {
 impl FtpShared {
     /// Settings with a fresh authenticator over `accounts`.
     pub fn new(
-        sites_root: PathBuf,
+        hub: Arc<Hub>,
         accounts: Accounts,
         cert: Arc<SwapCert>,
         changes: Changes,
@@ -48,7 +50,7 @@ impl FtpShared {
     ) -> Self {
         let authenticator = Arc::new(HashAuthenticator::new(accounts.clone()));
         Self {
-            sites_root,
+            hub,
             accounts,
             cert,
             changes,
@@ -59,14 +61,11 @@ impl FtpShared {
     }
 
     fn server(&self) -> Result<libunftp::Server<SiteStorage, FtpUser>, String> {
-        let root = self.sites_root.clone();
+        let hub = self.hub.clone();
         let changes = self.changes.clone();
-        let provider = Arc::new(HomeProvider::new(
-            self.accounts.clone(),
-            self.sites_root.clone(),
-        ));
+        let provider = Arc::new(HomeProvider::new(self.accounts.clone(), self.hub.clone()));
         let mut b = ServerBuilder::with_user_detail_provider(
-            Box::new(move || SiteStorage::new(&root, changes.clone())),
+            Box::new(move || SiteStorage::new(hub.clone(), changes.clone())),
             provider,
         )
         .authenticator(self.authenticator.clone())

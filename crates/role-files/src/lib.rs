@@ -1,10 +1,13 @@
 //! hostplane files engine.
 //!
-//! A files server holds every site's content under `<sites_root>/<domain>/` and offers it
-//! through two doors:
+//! A files server holds every site's content in the site-file hub's trees
+//! ([`sitehub`]: the authoritative copy of issue 14's replication, whose log orders
+//! every change) and offers it through these doors:
 //! - FTP and explicit FTPS for customers ([`ftp`]): accounts with argon2id passwords, a home
 //!   confined to one site (or a folder of it), per-account quotas, fsync before `226`;
-//! - the content-sync origin for web servers ([`origin`]): an mTLS HTTPS endpoint serving
+//! - the hub's HTTPS routes for web servers' replicas (`sitesync::transport`), on the
+//!   sync port;
+//! - the legacy content-sync origin for web servers ([`origin`]): an mTLS HTTPS endpoint serving
 //!   per-site manifests (path, size, mode, BLAKE3) and file bytes, with a long-poll change
 //!   feed. Web servers run the sync client ([`client`]) to mirror sites into versioned
 //!   directories switched atomically.
@@ -25,6 +28,7 @@ pub mod manifest;
 pub mod origin;
 pub mod plan;
 pub mod safe_fs;
+pub mod sitehub;
 pub mod storage;
 pub mod tls;
 pub mod trash;

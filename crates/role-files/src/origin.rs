@@ -7,6 +7,11 @@
 //! | `GET /v1/sync/<domain>/manifest` | [`Manifest`] JSON |
 //! | `GET /v1/sync/<domain>/file?path=P` | the bytes of file P (opened beneath the site, no symlinks) |
 //!
+//! The same listener serves the site-file hub under [`sitesync::transport::PREFIX`]
+//! (`sitesync::transport::server::handle`, one implementation); the routes above are
+//! the legacy content sync, served from the hub's trees until every web server runs a
+//! replica.
+//!
 //! A client (identified by its certificate's common name, the agent's server name)
 //! reaches only the sites the plan's `sync_clients` grants it; any other site, and any
 //! site not held here, is a 404. A periodic rescan
@@ -15,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,8 +34,9 @@ use tokio::net::TcpListener;
 use crate::changes::Changes;
 use crate::manifest::{build_files, HashCache};
 use crate::plan::check_domain;
-use crate::safe_fs::{open_file_beneath, open_site};
+use crate::safe_fs::open_file_beneath;
 use proto::manifest::{check_path, FileEntry, Manifest};
+use sitesync::hub::Hub;
 use sitesync::transport::mtls::serve_mutual_tls;
 
 /// Path prefix of every sync request.
@@ -41,7 +47,7 @@ type Body = BoxBody<Bytes, std::io::Error>;
 /// What the origin serves; shared with the engine (which swaps `sites` on apply).
 #[derive(Debug)]
 pub struct OriginState {
-    sites_root: PathBuf,
+    hub: Arc<Hub>,
     sites: RwLock<Arc<BTreeSet<String>>>,
     clients: RwLock<Arc<BTreeMap<String, BTreeSet<String>>>>,
     changes: Changes,
@@ -49,10 +55,10 @@ pub struct OriginState {
 }
 
 impl OriginState {
-    /// Serve sites from `sites_root`, waking long-polls through `changes`.
-    pub fn new(sites_root: PathBuf, changes: Changes) -> Self {
+    /// Serve the hub's site trees, waking long-polls through `changes`.
+    pub fn new(hub: Arc<Hub>, changes: Changes) -> Self {
         Self {
-            sites_root,
+            hub,
             sites: RwLock::new(Arc::new(BTreeSet::new())),
             clients: RwLock::new(Arc::new(BTreeMap::new())),
             changes,
@@ -101,6 +107,16 @@ impl OriginState {
             .clone()
     }
 
+    /// The site-file hub whose trees are served.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Opens the tree of `domain` (a real directory, never through a symlink).
+    fn open_tree(&self, domain: &str) -> std::io::Result<std::fs::File> {
+        sitesync::safe::open_root(&self.hub.tree_path(domain))
+    }
+
     /// The change counter.
     pub fn changes(&self) -> &Changes {
         &self.changes
@@ -109,7 +125,7 @@ impl OriginState {
     /// The manifest of `domain` (blocking: walks the folder).
     pub fn manifest(&self, domain: &str) -> std::io::Result<Manifest> {
         let version = self.changes.current();
-        let site = open_site(&self.sites_root, domain)?;
+        let site = self.open_tree(domain)?;
         let files = build_files(domain, &site, &self.cache)?;
         Ok(Manifest {
             domain: domain.to_string(),
@@ -168,6 +184,12 @@ async fn handle(
     client: Option<Arc<str>>,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    if req.uri().path().starts_with(sitesync::transport::PREFIX) {
+        let hub = state.hub.clone();
+        return sitesync::transport::server::handle(hub, client, req)
+            .await
+            .map(|b| b.map_err(|e: Infallible| match e {}).boxed());
+    }
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET");
     }
@@ -231,9 +253,8 @@ async fn file(state: Arc<OriginState>, domain: String, path: String) -> Response
     if !check_path(&path) {
         return text(StatusCode::BAD_REQUEST, "bad path");
     }
-    let root = state.sites_root.clone();
     let opened = tokio::task::spawn_blocking(move || {
-        let site = open_site(&root, &domain)?;
+        let site = state.open_tree(&domain)?;
         let f = open_file_beneath(&site, Path::new(&path))?;
         let len = f.metadata()?.len();
         Ok::<_, std::io::Error>((f, len))

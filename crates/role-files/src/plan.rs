@@ -48,6 +48,52 @@ pub struct FilesPlan {
     pub tls: Option<TlsMaterial>,
     /// Which sync clients (certificate common name = server name) may pull which sites.
     pub sync_clients: BTreeMap<String, BTreeSet<String>>,
+    /// Replication settings of the sites that have any (held sites only).
+    pub site_options: BTreeMap<String, SiteOptions>,
+    /// Days overwritten and deleted files are kept.
+    pub versions_days: u32,
+}
+
+/// One site's replication settings, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteOptions {
+    /// Paths that survive deployments.
+    pub keep_paths: Vec<String>,
+    /// Paths not replicated (a deployment leaves them alone too).
+    pub local_paths: Vec<String>,
+    /// Disk limit in bytes (0: none).
+    pub quota_bytes: u64,
+}
+
+impl SiteOptions {
+    /// Every path a deployment leaves alone: persistent and local ones.
+    pub fn preserved(&self) -> Vec<String> {
+        self.keep_paths
+            .iter()
+            .chain(&self.local_paths)
+            .cloned()
+            .collect()
+    }
+}
+
+/// `site_versions_days` when the controller sends none.
+pub const DEFAULT_VERSIONS_DAYS: u32 = 7;
+
+/// One site's options with every path a [`RelPath`] without `.`/`..`.
+fn render_site_options(o: &proto::agent_v1::FilesSiteOptions) -> Result<SiteOptions, String> {
+    let check = |p: &String| -> Result<String, String> {
+        let rel = RelPath::new(p.trim_matches('/')).map_err(|e| format!("path {p:?}: {e}"))?;
+        if rel.as_str().is_empty() {
+            return Err("an empty path would be the whole site".into());
+        }
+        check_rel_path(rel.as_str()).map_err(|e| e.to_string())?;
+        Ok(rel.as_str().to_string())
+    };
+    Ok(SiteOptions {
+        keep_paths: o.keep_paths.iter().map(check).collect::<Result<_, _>>()?,
+        local_paths: o.local_paths.iter().map(check).collect::<Result<_, _>>()?,
+        quota_bytes: o.quota_mb.saturating_mul(1024 * 1024),
+    })
 }
 
 /// Check that `domain` is a plain lower-case host name usable as one directory name.
@@ -168,11 +214,30 @@ pub fn render(cfg: &FilesConfig, previous: &FilesPlan) -> (FilesPlan, Vec<Reject
         // Only sites held here can be pulled, whatever the list says.
         allowed.extend(domains.iter().filter(|d| sites.contains(*d)).cloned());
     }
+    let mut site_options = BTreeMap::new();
+    for o in &cfg.site_options {
+        if !sites.contains(&o.domain) {
+            continue;
+        }
+        match render_site_options(o) {
+            Ok(opts) => {
+                site_options.insert(o.domain.clone(), opts);
+            }
+            Err(e) => {
+                rejected.push(RejectedObject::new(format!("site options {}", o.domain), e));
+                if let Some(old) = previous.site_options.get(&o.domain) {
+                    site_options.insert(o.domain.clone(), old.clone());
+                }
+            }
+        }
+    }
     let plan = FilesPlan {
         sites,
         accounts,
         tls: cfg.tls.clone(),
         sync_clients,
+        site_options,
+        versions_days: cfg.versions_days.unwrap_or(DEFAULT_VERSIONS_DAYS),
     };
     (plan, rejected)
 }
@@ -185,7 +250,7 @@ pub fn render(cfg: &FilesConfig, previous: &FilesPlan) -> (FilesPlan, Vec<Reject
 /// | `sync_port` | `7443` | port of the content-sync origin (HTTPS, mTLS) |
 /// | `ftp_port` | `21`, else `10021` | FTP control port (21 falls back to 10021 without privilege) |
 /// | `ftp_tls_required` | `true` | refuse logins before `AUTH TLS`; `false` only for tests |
-/// | `rescan_secs` | `5` | how often the origin rescans sites for changes made outside FTP |
+/// | `rescan_secs` | `5` | how often the hub compares every site's tree with its index (writes not seen otherwise) |
 /// | `site_trash_days` | `7` | days the files of a domain no longer held stay in `trash/` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {

@@ -6,7 +6,10 @@
 //!   untouched), fsynced, renamed over the target, and the directory fsynced, all before
 //!   the `226` reply;
 //! - downloads and uploads move 1 MiB blocks;
-//! - every finished write bumps the [`Changes`] counter the sync origin long-polls on.
+//! - every finished write (upload, delete, mkdir, rename, rmdir) is told to the site's
+//!   hub ([`Hub::observe_local`]: logged, fsynced) before the `226`/`250` reply, so an
+//!   acknowledged FTP write is ordered and durable and reaches every web server; then
+//!   the [`Changes`] counter the legacy sync origin long-polls on is bumped.
 
 use std::fmt::Debug;
 use std::io;
@@ -19,6 +22,9 @@ use cap_std::fs::{Dir, OpenOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use unftp_core::storage::{Error, ErrorKind, Fileinfo, Result, StorageBackend};
 use unftp_sbe_fs::{Filesystem, Meta};
+
+use sitesync::capture::Seen;
+use sitesync::hub::Hub;
 
 use crate::auth::FtpUser;
 use crate::changes::Changes;
@@ -36,11 +42,13 @@ pub struct SiteStorage {
     root: Option<Arc<Dir>>,
     home: Option<Arc<Dir>>,
     changes: Changes,
+    hub: Arc<Hub>,
 }
 
 impl SiteStorage {
-    /// Storage over `sites_root` (every operation fails until a user has logged in).
-    pub fn new(sites_root: &Path, changes: Changes) -> Self {
+    /// Storage over the hub's site trees (every operation fails until a user has logged in).
+    pub fn new(hub: Arc<Hub>, changes: Changes) -> Self {
+        let sites_root = hub.dir();
         let inner = Filesystem::new(sites_root).ok();
         let root = Dir::open_ambient_dir(sites_root, cap_std::ambient_authority())
             .ok()
@@ -51,6 +59,7 @@ impl SiteStorage {
             root,
             home: None,
             changes,
+            hub,
         }
     }
 
@@ -469,7 +478,7 @@ impl StorageBackend<FtpUser> for SiteStorage {
             self.put_resume(home, target, input, start_pos, limit).await
         };
         if result.is_ok() {
-            self.changes.bump();
+            self.adopt(user, path.as_ref(), None).await;
         }
         result
     }
@@ -477,12 +486,14 @@ impl StorageBackend<FtpUser> for SiteStorage {
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
         self.inner()?.del(user, path.as_ref()).await?;
         self.after_change(path.as_ref()).await;
+        self.adopt(user, path.as_ref(), None).await;
         Ok(())
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
         self.inner()?.mkd(user, path.as_ref()).await?;
         self.after_change(path.as_ref()).await;
+        self.adopt(user, path.as_ref(), None).await;
         Ok(())
     }
 
@@ -498,12 +509,14 @@ impl StorageBackend<FtpUser> for SiteStorage {
             .await?;
         self.after_change(from.as_ref()).await;
         self.after_change(to.as_ref()).await;
+        self.adopt(user, from.as_ref(), Some(to.as_ref())).await;
         Ok(())
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
         self.inner()?.rmd(user, path.as_ref()).await?;
         self.after_change(path.as_ref()).await;
+        self.adopt(user, path.as_ref(), None).await;
         Ok(())
     }
 
@@ -525,14 +538,57 @@ impl SiteStorage {
         Ok(file)
     }
 
-    /// After a namespace change: make the parent directory durable, wake the origin.
+    /// After a namespace change: make the parent directory durable.
     async fn after_change(&self, path: &Path) {
         if let Ok(home) = self.home() {
             let parent = parent_of(&rel(path));
             let _ = blocking(move || sync_dir_in(&home, &parent)).await;
         }
+    }
+
+    /// Tells the site's hub what a finished write changed (`path`, or a rename of
+    /// `path` to `to`), waiting until it is logged; then wakes the legacy origin. A
+    /// failure is logged: the hub's periodic comparison adopts the write later.
+    async fn adopt(&self, user: &FtpUser, path: &Path, to: Option<&Path>) {
+        let seen = match (in_site(user, path), to.map(|t| in_site(user, t))) {
+            (Some(from), Some(Some(to))) => Some(Seen::Renamed { from, to }),
+            (Some(p), None) => Some(Seen::Path(p)),
+            _ => None,
+        };
+        if let Some(seen) = seen {
+            let (hub, site) = (self.hub.clone(), user.site.clone());
+            let logged = blocking(move || {
+                hub.observe_local(&site, &[seen])
+                    .map_err(|e| io::Error::other(e.to_string()))
+            })
+            .await;
+            if let Err(e) = logged {
+                tracing::warn!(site = %user.site, error = %e, "an FTP write is not in the site's log yet");
+            }
+        } else {
+            tracing::warn!(site = %user.site, path = %path.display(), "an FTP write outside the site's tree?");
+        }
         self.changes.bump();
     }
+}
+
+/// The path of the client's `path` relative to the user's site tree, `..` and `.`
+/// resolved by name (`None` when that leaves the home or names the tree itself).
+fn in_site(user: &FtpUser, path: &Path) -> Option<PathBuf> {
+    let relative = rel(path);
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in relative.components() {
+        match c {
+            Component::Normal(n) => parts.push(n),
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => {}
+        }
+    }
+    let mut out = user.in_site.clone();
+    out.extend(parts);
+    (!out.as_os_str().is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -566,13 +622,17 @@ mod put_tests {
     #[tokio::test]
     async fn put_writes_via_temp_file_and_enforces_quota() {
         let d = tempfile::tempdir().unwrap();
-        let root = d.path().join("sites");
-        std::fs::create_dir_all(root.join("a.example/pub")).unwrap();
-        std::fs::write(root.join("a.example/pub/x"), b"12345").unwrap();
-        let mut s = SiteStorage::new(&root, Changes::new());
+        let hub = Arc::new(Hub::open(sitesync::hub::HubConfig::new(d.path().join("hub"))).unwrap());
+        let tree = hub.tree_path("a.example");
+        hub.manifest("a.example").unwrap();
+        std::fs::create_dir_all(tree.join("pub")).unwrap();
+        std::fs::write(tree.join("pub/x"), b"12345").unwrap();
+        let mut s = SiteStorage::new(hub.clone(), Changes::new());
         let user = FtpUser {
             username: "u".into(),
-            home: root.join("a.example"),
+            home: tree.clone(),
+            site: "a.example".into(),
+            in_site: PathBuf::new(),
             quota_bytes: 1000,
         };
         s.enter(&user).unwrap();
@@ -586,7 +646,9 @@ mod put_tests {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ExceededStorageAllocationError);
-        let names: Vec<_> = std::fs::read_dir(root.join("a.example"))
+        // the upload is in the hub's log before put returned
+        assert!(hub.manifest("a.example").unwrap().nodes.contains_key("f"));
+        let names: Vec<_> = std::fs::read_dir(&tree)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();

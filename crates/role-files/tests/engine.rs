@@ -81,7 +81,7 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
             && h.detail.contains("FTPS required"),
         || format!("health: {h:?}"),
     )?;
-    let site = ctx.state_dir.join("sites/a.example");
+    let site = ctx.state_dir.join("hub/a.example/tree");
     ensure(site.join("pub").is_dir(), || {
         "carol's home not created".into()
     })?;
@@ -149,19 +149,19 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
 
     // a domain no longer held: its folder goes to the trash, out of FTP's reach; when
     // the domain comes back (maybe another customer's), it starts empty
-    let b = ctx.state_dir.join("sites/b.example");
+    let b = ctx.state_dir.join("hub/b.example/tree");
     std::fs::write(b.join("secret.txt"), b"b's files")?;
     let mut without_b = cfg.clone();
     without_b.sites.retain(|d| d != "b.example");
     without_b.ftp_accounts.retain(|a| a.domain != "b.example");
     engine.apply(&RoleConfig::Files(without_b)).await?;
-    ensure(!b.exists(), || "b.example still in sites/".into())?;
+    ensure(!b.exists(), || "b.example still in the hub".into())?;
     let trashed: Vec<_> = std::fs::read_dir(ctx.state_dir.join("trash"))?
         .flatten()
         .map(|e| e.path())
         .collect();
     ensure(
-        trashed.len() == 1 && std::fs::read(trashed[0].join("secret.txt"))? == b"b's files",
+        trashed.len() == 1 && std::fs::read(trashed[0].join("tree/secret.txt"))? == b"b's files",
         || format!("trash: {trashed:?}"),
     )?;
     let bob = ftps(&ca, "bob:bob-pw", &[], &format!("ftp://{ip}:{ftp_port}/")).await?;

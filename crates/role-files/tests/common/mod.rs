@@ -47,7 +47,16 @@ impl AddrBlock {
         }
     }
 
+    /// Host `host` of the block; `HOSTPLANE_TEST_NET=127.0.14` puts every block on that
+    /// one /24 instead (for machines where a builder owns only one range; run the tests
+    /// one at a time then).
     pub fn addr(&self, host: u8) -> IpAddr {
+        if let Some([a, b, c]) = std::env::var("HOSTPLANE_TEST_NET").ok().and_then(|n| {
+            let v: Vec<u8> = n.split('.').filter_map(|p| p.parse().ok()).collect();
+            <[u8; 3]>::try_from(v).ok()
+        }) {
+            return IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, host));
+        }
         IpAddr::V4(std::net::Ipv4Addr::new(127, self.a, self.b, host))
     }
 }
@@ -140,6 +149,8 @@ pub struct FilesServer {
     pub accounts: Accounts,
     pub cert: Arc<SwapCert>,
     pub state: Arc<OriginState>,
+    /// The site-file hub whose trees are the sites.
+    pub hub: Arc<sitesync::hub::Hub>,
     /// The FTP authenticator (login throttle counts).
     pub auth: Arc<role_files::auth::HashAuthenticator>,
     stop: watch::Sender<bool>,
@@ -179,18 +190,17 @@ impl FilesServer {
         let pki = Pki::new("test CA")?;
         cfg.tls = Some(pki.server(ip)?);
         let dir = tempfile::tempdir()?;
-        let sites_root = dir.path().join("sites");
-        std::fs::create_dir_all(&sites_root)?;
+        let hub = role_files::sitehub::open_hub(dir.path(), "files-1")?;
         let changes = Changes::new();
         let accounts = Accounts::default();
         let cert = Arc::new(SwapCert::default());
-        let state = Arc::new(OriginState::new(sites_root.clone(), changes.clone()));
+        let state = Arc::new(OriginState::new(hub.clone(), changes.clone()));
         let (stop, rx) = watch::channel(false);
         let (stop_origin, orx) = watch::channel(false);
         let l = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
         let ftp = l.local_addr()?;
         let shared = FtpShared::new(
-            sites_root.clone(),
+            hub.clone(),
             accounts.clone(),
             cert.clone(),
             changes,
@@ -217,6 +227,7 @@ impl FilesServer {
             accounts,
             cert,
             state,
+            hub,
             auth,
             stop,
             stop_origin,
@@ -231,26 +242,29 @@ impl FilesServer {
         let (plan, rejected) = render(cfg, &FilesPlan::default());
         anyhow::ensure!(rejected.is_empty(), "not applied: {rejected:?}");
         for d in &plan.sites {
-            std::fs::create_dir_all(self.sites_root().join(d))?;
+            self.hub.manifest(d)?;
         }
         for a in plan.accounts.values() {
-            std::fs::create_dir_all(self.sites_root().join(&a.home))?;
+            let rest = a.home.strip_prefix(&a.domain)?;
+            std::fs::create_dir_all(self.site(&a.domain).join(rest))?;
         }
         if let Some(t) = &plan.tls {
             self.cert.set(Some(certified_key(&t.cert_pem, &t.key_pem)?));
         }
         self.accounts.set(plan.accounts.clone());
         self.state.set_clients(plan.sync_clients.clone());
+        self.hub.set_grants(plan.sync_clients.clone());
         self.state.set_sites(plan.sites.clone());
         Ok(plan)
     }
 
     pub fn sites_root(&self) -> PathBuf {
-        self.dir.path().join("sites")
+        self.hub.dir().to_path_buf()
     }
 
+    /// The site's tree (the hub's).
     pub fn site(&self, domain: &str) -> PathBuf {
-        self.sites_root().join(domain)
+        self.hub.tree_path(domain)
     }
 
     pub fn ca_file(&self) -> Result<PathBuf> {
