@@ -438,6 +438,12 @@ impl FilesEngine {
                 .map(|(d, o)| (d.clone(), o.quota_bytes))
                 .collect::<HashMap<_, _>>(),
         );
+        self.hub.set_local_paths(
+            plan.site_options
+                .iter()
+                .map(|(d, o)| (d.clone(), o.local_paths.clone()))
+                .collect::<HashMap<_, _>>(),
+        );
         self.hub.set_versions_days(plan.versions_days);
         self.origin.set_sites(plan.sites.clone());
         self.update_watches(&plan);

@@ -472,6 +472,7 @@ impl StorageBackend<FtpUser> for SiteStorage {
         let target = rel(path.as_ref());
         check_name(&target)?;
         let limit = self.allowance(user, &home, &target).await?;
+        self.preserve(user, path.as_ref()).await;
         let result = if start_pos == 0 {
             self.put_new(home, target, input, limit).await
         } else {
@@ -484,6 +485,7 @@ impl StorageBackend<FtpUser> for SiteStorage {
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
+        self.preserve(user, path.as_ref()).await;
         self.inner()?.del(user, path.as_ref()).await?;
         self.after_change(path.as_ref()).await;
         self.adopt(user, path.as_ref(), None).await;
@@ -504,6 +506,7 @@ impl StorageBackend<FtpUser> for SiteStorage {
         to: P,
     ) -> Result<()> {
         check_name(&rel(to.as_ref()))?;
+        self.preserve(user, to.as_ref()).await;
         self.inner()?
             .rename(user, from.as_ref(), to.as_ref())
             .await?;
@@ -543,6 +546,23 @@ impl SiteStorage {
         if let Ok(home) = self.home() {
             let parent = parent_of(&rel(path));
             let _ = blocking(move || sync_dir_in(&home, &parent)).await;
+        }
+    }
+
+    /// Before a write replaces or deletes the file at `path`: the hub keeps its version
+    /// (restorable with `site restore`). A failure is logged; the write goes on.
+    async fn preserve(&self, user: &FtpUser, path: &Path) {
+        let Some(p) = in_site(user, path).and_then(|p| p.to_str().map(str::to_string)) else {
+            return;
+        };
+        let (hub, site) = (self.hub.clone(), user.site.clone());
+        let kept = blocking(move || {
+            hub.preserve_local(&site, &p)
+                .map_err(|e| io::Error::other(e.to_string()))
+        })
+        .await;
+        if let Err(e) = kept {
+            tracing::warn!(site = %user.site, error = %e, "cannot keep the version an FTP write replaces");
         }
     }
 

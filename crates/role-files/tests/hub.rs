@@ -424,6 +424,51 @@ async fn ftp_and_web_servers_meet_in_the_hub_log() -> Result<()> {
         "restored twice".into()
     })?;
 
+    // a file deleted over FTP is kept first and restorable
+    let r = e.curl_put("precious.txt", b"precious").await?;
+    ensure(r.ok, || format!("upload: {r:?}"))?;
+    let url = format!("ftp://{}:{}/", e.ip, e.ftp_port);
+    let r = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "-u",
+            "alice:alice-pw",
+            "-Q",
+            "DELE precious.txt",
+            &url,
+        ],
+    )
+    .await?;
+    ensure(r.ok && !e.tree().join("precious.txt").exists(), || {
+        format!("delete: {r:?}")
+    })?;
+    ensure(
+        manifest_version(&web1, "precious.txt").await?.is_none(),
+        || "the delete is not in the log".into(),
+    )?;
+    with_restore.restores.push(FileRestore {
+        id: "r3".into(),
+        domain: SITE.into(),
+        path: "precious.txt".into(),
+        at: None,
+    });
+    e.apply(&with_restore).await?;
+    ensure(
+        std::fs::read(e.tree().join("precious.txt"))? == b"precious",
+        || format!("not restored: {:?}", e.report().restores),
+    )?;
+
+    // writes under a local path are not replicated
+    let r = e.curl_put("cache/page.html", b"cached").await?;
+    ensure(r.ok, || format!("upload: {r:?}"))?;
+    ensure(
+        manifest_version(&web1, "cache/page.html").await?.is_none(),
+        || "a local path was replicated".into(),
+    )?;
+
     // usage, files and SQLite databases reported
     let mut db = b"SQLite format 3\0".to_vec();
     db.extend([0u8; 100]);

@@ -232,6 +232,44 @@ fn quota_refuses_what_would_exceed_it_and_status_counts() {
     assert!(h.status(SITE, 0).unwrap().sqlite_paths.is_empty());
 }
 
+#[test]
+fn local_paths_are_not_adopted_and_preserved_versions_restore() {
+    let d = tempfile::tempdir().unwrap();
+    let h = hub(d.path());
+    let tree = h.tree_path(SITE);
+    h.set_local_paths([(SITE.to_string(), vec!["cache".to_string()])].into());
+    h.manifest(SITE).unwrap();
+    std::fs::create_dir_all(tree.join("cache/x")).unwrap();
+    std::fs::write(tree.join("cache/x/page"), b"c").unwrap();
+    std::fs::write(tree.join("cache.txt"), b"not local").unwrap();
+    h.observe_local(SITE, &[seen("cache/x/page"), Seen::Rescan])
+        .unwrap();
+    let m = h.manifest(SITE).unwrap();
+    assert!(m.nodes.contains_key("cache.txt"));
+    assert!(
+        !m.nodes
+            .keys()
+            .any(|k| k.starts_with("cache/") || k == "cache"),
+        "{m:?}"
+    );
+
+    // a local delete keeps the version first when asked, and a restore brings it back
+    assert!(h.preserve_local(SITE, "cache.txt").unwrap());
+    std::fs::remove_file(tree.join("cache.txt")).unwrap();
+    h.observe_local(SITE, &[seen("cache.txt")]).unwrap();
+    assert!(!h.manifest(SITE).unwrap().nodes.contains_key("cache.txt"));
+    assert!(matches!(
+        h.restore(SITE, "cache.txt", None).unwrap(),
+        Outcome::Applied { .. }
+    ));
+    assert_eq!(std::fs::read(tree.join("cache.txt")).unwrap(), b"not local");
+    // nothing to keep: unknown or already changed on disk
+    assert!(!h.preserve_local(SITE, "nothing").unwrap());
+    std::fs::write(tree.join("cache.txt"), b"changed behind the index").unwrap();
+    assert!(!h.preserve_local(SITE, "cache.txt").unwrap());
+    assert!(!h.preserve_local(SITE, "../x").unwrap());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     /// Whatever local writes and pushes interleave, the hub's index ends equal to the

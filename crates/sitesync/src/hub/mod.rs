@@ -83,6 +83,8 @@ pub struct Hub {
     grants: RwLock<Arc<BTreeMap<String, BTreeSet<String>>>>,
     /// Per-site disk limits in bytes (absent: none).
     quotas: RwLock<Arc<HashMap<String, u64>>>,
+    /// Per-site local paths (not replicated: writes made here under them are not adopted).
+    local_paths: RwLock<Arc<HashMap<String, Arc<Vec<String>>>>>,
     /// `site_versions_days`, changeable while running.
     versions_days: AtomicU32,
     /// Bumped whenever any site's log grows: long polls wait on it.
@@ -112,6 +114,7 @@ impl Hub {
         Ok(Hub {
             versions_days: AtomicU32::new(cfg.versions_days),
             quotas: RwLock::new(Arc::new(HashMap::new())),
+            local_paths: RwLock::new(Arc::new(HashMap::new())),
             cfg,
             sites: Mutex::new(HashMap::new()),
             grants: RwLock::new(Arc::new(BTreeMap::new())),
@@ -174,10 +177,18 @@ impl Hub {
         f: impl FnOnce(&mut SiteHub) -> Result<T, HubError>,
     ) -> Result<T, HubError> {
         let quota = self.quota_of(site);
+        let local = self
+            .local_paths
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(site)
+            .cloned()
+            .unwrap_or_default();
         let mut grew = false;
         let r = self.with(site, |s| {
             let before = s.head();
             s.quota = quota;
+            s.local = local;
             let r = f(s);
             grew = s.head() != before;
             r
@@ -204,6 +215,25 @@ impl Hub {
             .quotas
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(quotas);
+    }
+
+    /// Replaces the per-site local paths (relative to the tree): writes made on this
+    /// server beneath them are not adopted, so they are not replicated (caches).
+    pub fn set_local_paths(&self, local: HashMap<String, Vec<String>>) {
+        let local = local.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        *self
+            .local_paths
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(local);
+    }
+
+    /// Before a write made on this server (FTP) replaces or deletes `path`: keeps the
+    /// version there, restorable like one a push displaced. Returns whether one was kept.
+    pub fn preserve_local(&self, site: &str, path: &str) -> Result<bool, HubError> {
+        if !proto::manifest::check_path(path) {
+            return Ok(false);
+        }
+        self.with_logging(site, |s| s.preserve(path).map_err(io_err))
     }
 
     /// Changes how long overwritten and deleted versions are kept.

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
 use proto::sitesync::{
     Change, ConflictRecord, Entry, LogRead, Mtime, Node, Op, Outcome, TreeManifest,
@@ -49,6 +50,8 @@ pub struct SiteHub {
     pub(super) quota: u64,
     /// Counter making the ids of local changes unique within one instant.
     local_seq: u64,
+    /// The site's local paths (not replicated), set by the hub before each use.
+    pub(super) local: Arc<Vec<String>>,
 }
 
 /// The first 16 bytes of every SQLite database file.
@@ -104,6 +107,7 @@ impl SiteHub {
             sqlite: HashMap::new(),
             quota: 0,
             local_seq: 0,
+            local: Arc::new(Vec::new()),
         };
         s.rescan()?;
         s.recover()?;

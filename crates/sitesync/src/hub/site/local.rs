@@ -45,6 +45,16 @@ fn as_rel(p: &Path) -> Option<String> {
     proto::manifest::check_path(&s).then_some(s)
 }
 
+/// Whether `path` is one of `local` or beneath one.
+fn is_local(local: &[String], path: &str) -> bool {
+    local.iter().any(|l| {
+        path == l
+            || path
+                .strip_prefix(l.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
 fn is_errno(e: &io::Error, errno: rustix::io::Errno) -> bool {
     e.raw_os_error() == Some(errno.raw_os_error())
 }
@@ -101,7 +111,31 @@ impl SiteHub {
     }
 
     fn skipped(&self, path: &str) -> bool {
-        safe::split(path).1.starts_with(TMP_PREFIX) || ignored(&self.ignore, path)
+        safe::split(path).1.starts_with(TMP_PREFIX)
+            || ignored(&self.ignore, path)
+            || is_local(&self.local, path)
+    }
+
+    /// Keeps the version of `path` a local write is about to replace or delete (a file
+    /// the index knows, unchanged on disk as far as a stat tells), so it can be restored
+    /// like a version a push displaced. Returns whether one was kept.
+    pub(in crate::hub) fn preserve(&mut self, path: &str) -> io::Result<bool> {
+        let Some(node @ Node::File { .. }) = self.nodes.get(path).cloned() else {
+            return Ok(false);
+        };
+        let mut none = Vec::new();
+        let (dir, name) = match safe::open_parent(&self.root, path, false, &mut none) {
+            Ok(p) => p,
+            Err(e) if safe::gone(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if !safe::stat_in(&dir, name, false)?.is_some_and(|d| quick_eq(&node, &d)) {
+            return Ok(false);
+        }
+        let mut f = safe::open_file_in(&dir, name)?;
+        self.keep
+            .keep_version(path, &node, Some(&mut f), Mtime::now())?;
+        Ok(true)
     }
 
     /// Compares `path` on disk with the index and logs what differs.
@@ -233,8 +267,10 @@ impl SiteHub {
 
     /// Compares the whole tree (a stat per path, a hash only where it differs).
     fn rescan_local(&mut self) -> io::Result<()> {
-        let ignore = self.ignore.clone();
-        let disk = safe::walk(&self.root, false, &|p| ignored(&ignore, p))?;
+        let (ignore, local) = (self.ignore.clone(), self.local.clone());
+        let disk = safe::walk(&self.root, false, &|p| {
+            ignored(&ignore, p) || is_local(&local, p)
+        })?;
         for (p, d) in &disk {
             if !self.nodes.get(p).is_some_and(|o| quick_eq(o, d)) {
                 self.observe_path(p)?;
@@ -247,7 +283,7 @@ impl SiteHub {
             .cloned()
             .collect();
         for p in gone.iter().rev() {
-            if self.nodes.contains_key(p) {
+            if self.nodes.contains_key(p) && !is_local(&self.local, p) {
                 self.observe_path(p)?;
             }
         }
