@@ -250,7 +250,7 @@ pub fn render(cfg: &FilesConfig, previous: &FilesPlan) -> (FilesPlan, Vec<Reject
 /// | `sync_port` | `7443` | port of the content-sync origin (HTTPS, mTLS) |
 /// | `ftp_port` | `21`, else `10021` | FTP control port (21 falls back to 10021 without privilege) |
 /// | `ftp_tls_required` | `true` | refuse logins before `AUTH TLS`; `false` only for tests |
-/// | `rescan_secs` | `5` | how often the hub compares every site's tree with its index (writes not seen otherwise) |
+/// | `rescan_secs` | `30` | how often the hub compares every site's tree with its index: the backstop for writes inotify missed (FTP and deployments tell the hub themselves) |
 /// | `site_trash_days` | `7` | days the files of a domain no longer held stay in `trash/` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
@@ -275,7 +275,7 @@ impl Default for EngineOptions {
             sync_port: 7443,
             ftp_port: None,
             ftp_tls_required: true,
-            rescan_secs: 5,
+            rescan_secs: 30,
             site_trash_days: 7,
         }
     }

@@ -220,7 +220,8 @@ pub fn site_status(hub: &Hub, site: &str) -> Result<FilesSiteStatus, HubError> {
     })
 }
 
-/// Recomputes the sites' report a moment after any log grew, and every 30 s.
+/// Recomputes the sites' report a second after any log grew (so a burst of changes
+/// costs one pass), and every 30 s.
 pub async fn run_reports(
     hub: Arc<Hub>,
     sites: impl Fn() -> Arc<BTreeSet<String>> + Send + 'static,
@@ -248,7 +249,7 @@ pub async fn run_reports(
             .unwrap_or_else(std::sync::PoisonError::into_inner) = statuses;
         tokio::select! {
             () = &mut stop => return,
-            _ = appended.changed() => tokio::time::sleep(Duration::from_millis(300)).await,
+            _ = appended.changed() => tokio::time::sleep(Duration::from_secs(1)).await,
             () = tokio::time::sleep(Duration::from_secs(30)) => {}
         }
     }

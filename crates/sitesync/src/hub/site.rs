@@ -44,6 +44,8 @@ pub struct SiteHub {
     ignore: Vec<String>,
     /// Bytes of the regular files in the index.
     usage: u64,
+    /// Regular files in the index.
+    files: u64,
     /// Whether a content (by hash) is a SQLite database, for the contents in the tree.
     sqlite: HashMap<String, bool>,
     /// The site's disk limit in bytes (0: none), set by the hub before each push.
@@ -104,6 +106,7 @@ impl SiteHub {
             origin: cfg.origin.clone(),
             ignore: cfg.ignore_prefixes.clone(),
             usage: 0,
+            files: 0,
             sqlite: HashMap::new(),
             quota: 0,
             local_seq: 0,
@@ -131,6 +134,7 @@ impl SiteHub {
         self.nodes.clear();
         self.by_hash.clear();
         self.usage = 0;
+        self.files = 0;
         let ignore = self.ignore.clone();
         let skip = move |p: &str| ignored(&ignore, p);
         for (p, n) in safe::walk(&self.root, true, &skip)? {
@@ -184,6 +188,7 @@ impl SiteHub {
         self.unset_node(&path);
         if let Node::File { blake3, size, .. } = &node {
             self.usage = self.usage.saturating_add(*size);
+            self.files += 1;
             if !self.sqlite.contains_key(blake3) {
                 let is_db = self.starts_like_sqlite(&path);
                 self.sqlite.insert(blake3.clone(), is_db);
@@ -200,6 +205,7 @@ impl SiteHub {
         let old = self.nodes.remove(path);
         if let Some(Node::File { blake3, size, .. }) = &old {
             self.usage = self.usage.saturating_sub(*size);
+            self.files = self.files.saturating_sub(1);
             if let Some(set) = self.by_hash.get_mut(blake3) {
                 set.remove(path);
                 if set.is_empty() {
@@ -554,11 +560,7 @@ impl SiteHub {
         sqlite_paths.truncate(max_sqlite);
         super::SiteStatus {
             usage_bytes: self.usage,
-            files: self
-                .nodes
-                .values()
-                .filter(|n| matches!(n, Node::File { .. }))
-                .count() as u64,
+            files: self.files,
             seq: self.log.head(),
             sqlite_paths,
         }
