@@ -270,6 +270,56 @@ fn local_paths_are_not_adopted_and_preserved_versions_restore() {
     assert!(!h.preserve_local(SITE, "../x").unwrap());
 }
 
+#[test]
+fn a_deleted_folder_is_restored_file_by_file() {
+    let d = tempfile::tempdir().unwrap();
+    let h = hub(d.path());
+    for (i, p) in ["wp-content/plugins/a/a.php", "wp-content/plugins/b.php"]
+        .iter()
+        .enumerate()
+    {
+        push_file(&h, "web-1", &format!("c{i}"), p, None, p.as_bytes());
+    }
+    push_file(&h, "web-1", "keep", "wp-content/other.php", None, b"other");
+    // rm -rf pushed by a replica, deepest first
+    for (i, p) in [
+        "wp-content/plugins/a/a.php",
+        "wp-content/plugins/a",
+        "wp-content/plugins/b.php",
+        "wp-content/plugins",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let base = h.manifest(SITE).unwrap().nodes.get(*p).map(Node::version);
+        let c = Change {
+            id: format!("rm{i}"),
+            path: (*p).into(),
+            base,
+            op: Op::Delete,
+        };
+        assert!(matches!(
+            h.push(SITE, "web-1", &c).unwrap(),
+            Outcome::Applied { .. }
+        ));
+    }
+    let tree = h.tree_path(SITE);
+    assert!(!tree.join("wp-content/plugins").exists());
+    assert!(matches!(
+        h.restore(SITE, "wp-content/plugins", None).unwrap(),
+        Outcome::Applied { .. }
+    ));
+    assert_eq!(
+        std::fs::read(tree.join("wp-content/plugins/a/a.php")).unwrap(),
+        b"wp-content/plugins/a/a.php"
+    );
+    assert_eq!(
+        std::fs::read(tree.join("wp-content/plugins/b.php")).unwrap(),
+        b"wp-content/plugins/b.php"
+    );
+    assert!(h.restore(SITE, "wp-content/nothing", None).is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     /// Whatever local writes and pushes interleave, the hub's index ends equal to the

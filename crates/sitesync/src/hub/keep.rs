@@ -77,6 +77,24 @@ impl Keep {
         read_records(&self.versions.join(key(path)))
     }
 
+    /// The kept versions of every path beneath the folder `dir`, by path, each oldest
+    /// first (reads every record: for restoring a deleted folder, which is rare).
+    pub fn versions_under(
+        &self,
+        dir: &str,
+    ) -> io::Result<std::collections::BTreeMap<String, Vec<VersionRecord>>> {
+        let prefix = format!("{dir}/");
+        let mut out: std::collections::BTreeMap<String, Vec<VersionRecord>> = Default::default();
+        for d in std::fs::read_dir(&self.versions)? {
+            for rec in read_records::<VersionRecord>(&d?.path())? {
+                if rec.path.starts_with(&prefix) {
+                    out.entry(rec.path.clone()).or_default().push(rec);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Opens the content of a kept file version.
     pub fn open_version(&self, rec: &VersionRecord) -> io::Result<File> {
         File::open(

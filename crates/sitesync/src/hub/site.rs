@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proto::sitesync::{
-    Change, ConflictRecord, Entry, LogRead, Mtime, Node, Op, Outcome, TreeManifest,
+    Change, ConflictRecord, Entry, LogRead, Mtime, Node, Op, Outcome, TreeManifest, VersionRecord,
 };
 
 use super::keep::Keep;
@@ -138,6 +138,11 @@ impl SiteHub {
         let ignore = self.ignore.clone();
         let skip = move |p: &str| ignored(&ignore, p);
         for (p, n) in safe::walk(&self.root, true, &skip)? {
+            if let Node::Symlink { target } = &n {
+                if !crate::apply::symlink_stays_inside(&p, target) {
+                    continue;
+                }
+            }
             self.set_node(p, n);
         }
         Ok(())
@@ -570,22 +575,36 @@ impl SiteHub {
         self.log.head()
     }
 
+    /// Brings back `path` from its kept versions; a path with none that names a deleted
+    /// folder brings back every file beneath it that is absent now (the version current
+    /// at `at`, or the last one).
     pub(super) fn restore(&mut self, path: &str, at: Option<Mtime>) -> Result<Outcome, HubError> {
-        let versions = self
-            .keep
-            .versions(path)
-            .map_err(|e| HubError::Refused(e.to_string()))?;
+        let refused = |e: io::Error| HubError::Refused(e.to_string());
         // without a time: the last version replaced or deleted; at a time: the version
         // that was current then, i.e. the first one replaced after it
-        let found = match at {
+        let pick = |versions: Vec<VersionRecord>| match at {
             None => versions.into_iter().next_back(),
             Some(at) => versions.into_iter().find(|v| v.replaced > at),
         };
-        let Some(v) = found else {
-            return Err(HubError::NotFound(format!(
-                "no kept version of {path} for that time"
-            )));
-        };
+        if let Some(v) = pick(self.keep.versions(path).map_err(refused)?) {
+            return self.restore_version(v);
+        }
+        let mut last = None;
+        for (p, versions) in self.keep.versions_under(path).map_err(refused)? {
+            if self.nodes.contains_key(&p) {
+                continue;
+            }
+            if let Some(v) = pick(versions) {
+                match self.restore_version(v)? {
+                    o @ Outcome::Applied { .. } => last = Some(o),
+                    o => return Ok(o),
+                }
+            }
+        }
+        last.ok_or_else(|| HubError::NotFound(format!("no kept version of {path} for that time")))
+    }
+
+    fn restore_version(&mut self, v: VersionRecord) -> Result<Outcome, HubError> {
         if let Node::File { blake3, .. } = &v.node {
             let mut f = self
                 .keep
@@ -596,10 +615,11 @@ impl SiteHub {
                 .map_err(|e| HubError::Refused(e.to_string()))?;
         }
         let now = Mtime::now();
+        self.local_seq += 1;
         let change = Change {
-            id: format!("restore.{}.{}", now.secs, now.nanos),
-            path: path.to_string(),
-            base: self.nodes.get(path).map(Node::version),
+            id: format!("restore.{}.{}.{}", now.secs, now.nanos, self.local_seq),
+            path: v.path.clone(),
+            base: self.nodes.get(&v.path).map(Node::version),
             op: Op::Put { node: v.node },
         };
         let origin = self.origin.clone();
