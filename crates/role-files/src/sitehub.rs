@@ -118,7 +118,14 @@ pub async fn run_capture(
                 (Some(_), None) => {}
                 (Some(WatchCmd::Watch { site, local }), Some(c)) => {
                     let local: Vec<PathBuf> = local.iter().map(PathBuf::from).collect();
-                    if let Err(e) = c.watch(&site, &hub.tree_path(&site), &local) {
+                    // one watch per directory: blocking work proportional to the tree
+                    let watched = match tokio::runtime::Handle::current().runtime_flavor() {
+                        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
+                            c.watch(&site, &hub.tree_path(&site), &local)
+                        }),
+                        _ => c.watch(&site, &hub.tree_path(&site), &local),
+                    };
+                    if let Err(e) = watched {
                         tracing::warn!(%site, error = %e, "cannot watch the site's tree");
                     }
                 }

@@ -1,10 +1,12 @@
-//! Site folders of domains this files server no longer holds (the domain was deleted,
-//! or moved to another files cluster) go to a trash beside `sites/`, out of reach of
-//! FTP and of content sync, and are deleted after `site_trash_days` (default 7).
+//! The site folders of domains this files server no longer holds (the domain was
+//! deleted, or moved to another files cluster) go to a trash beside the hub's directory
+//! (each folder is a site's whole hub state: its tree, log, kept versions and
+//! conflicts), out of reach of FTP and of the web servers, and are deleted after
+//! `site_trash_days` (default 7).
 //!
 //! This is the origin copy of a customer's files, so nothing is deleted at once: a
 //! mistaken deletion can be undone by moving `trash/<domain>@<unix time>` back to
-//! `sites/<domain>` within the retention. And a domain deleted by one customer and
+//! `hub/<domain>` within the retention. And a domain deleted by one customer and
 //! added again by another starts with an empty folder, never with the first
 //! customer's files.
 
