@@ -8,7 +8,9 @@
 //! - downloads and uploads move 1 MiB blocks;
 //! - every finished write (upload, delete, mkdir, rename, rmdir) is told to the site's
 //!   hub ([`Hub::observe_local`]: logged, fsynced) before the `226`/`250` reply, so an
-//!   acknowledged FTP write is ordered and durable and reaches every web server; then
+//!   acknowledged FTP write is ordered and durable and reaches every web server (one
+//!   the hub cannot log is answered `451`); the version it replaces or deletes is kept
+//!   first, restorable; then
 //!   the [`Changes`] counter the legacy sync origin long-polls on is bumped.
 
 use std::fmt::Debug;
@@ -478,25 +480,22 @@ impl StorageBackend<FtpUser> for SiteStorage {
         } else {
             self.put_resume(home, target, input, start_pos, limit).await
         };
-        if result.is_ok() {
-            self.adopt(user, path.as_ref(), None).await;
-        }
-        result
+        let n = result?;
+        self.adopt(user, path.as_ref(), None).await?;
+        Ok(n)
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
         self.preserve(user, path.as_ref()).await;
         self.inner()?.del(user, path.as_ref()).await?;
         self.after_change(path.as_ref()).await;
-        self.adopt(user, path.as_ref(), None).await;
-        Ok(())
+        self.adopt(user, path.as_ref(), None).await
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
         self.inner()?.mkd(user, path.as_ref()).await?;
         self.after_change(path.as_ref()).await;
-        self.adopt(user, path.as_ref(), None).await;
-        Ok(())
+        self.adopt(user, path.as_ref(), None).await
     }
 
     async fn rename<P: AsRef<Path> + Send + Debug>(
@@ -512,15 +511,13 @@ impl StorageBackend<FtpUser> for SiteStorage {
             .await?;
         self.after_change(from.as_ref()).await;
         self.after_change(to.as_ref()).await;
-        self.adopt(user, from.as_ref(), Some(to.as_ref())).await;
-        Ok(())
+        self.adopt(user, from.as_ref(), Some(to.as_ref())).await
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
         self.inner()?.rmd(user, path.as_ref()).await?;
         self.after_change(path.as_ref()).await;
-        self.adopt(user, path.as_ref(), None).await;
-        Ok(())
+        self.adopt(user, path.as_ref(), None).await
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
@@ -567,9 +564,11 @@ impl SiteStorage {
     }
 
     /// Tells the site's hub what a finished write changed (`path`, or a rename of
-    /// `path` to `to`), waiting until it is logged; then wakes the legacy origin. A
-    /// failure is logged: the hub's periodic comparison adopts the write later.
-    async fn adopt(&self, user: &FtpUser, path: &Path, to: Option<&Path>) {
+    /// `path` to `to`), waiting until it is logged; then wakes the legacy origin. When
+    /// the hub cannot log it (its disk is full), the command fails (`451`): nothing is
+    /// acknowledged that is not ordered; the write stays on disk and the hub's periodic
+    /// comparison adopts it once it can.
+    async fn adopt(&self, user: &FtpUser, path: &Path, to: Option<&Path>) -> Result<()> {
         let seen = match (in_site(user, path), to.map(|t| in_site(user, t))) {
             (Some(from), Some(Some(to))) => Some(Seen::Renamed { from, to }),
             (Some(p), None) => Some(Seen::Path(p)),
@@ -582,13 +581,16 @@ impl SiteStorage {
                     .map_err(|e| io::Error::other(e.to_string()))
             })
             .await;
+            self.changes.bump();
             if let Err(e) = logged {
                 tracing::warn!(site = %user.site, error = %e, "an FTP write is not in the site's log yet");
+                return Err(Error::from(ErrorKind::LocalError));
             }
         } else {
+            self.changes.bump();
             tracing::warn!(site = %user.site, path = %path.display(), "an FTP write outside the site's tree?");
         }
-        self.changes.bump();
+        Ok(())
     }
 }
 
