@@ -110,7 +110,12 @@ fn walk(
             tracing::warn!(domain, "skipping a file name that is not UTF-8");
             continue;
         };
-        if name == "." || name == ".." || name.starts_with(UPLOAD_TMP_PREFIX) {
+        // in-flight FTP uploads and the hub's temp files of a change being applied
+        if name == "."
+            || name == ".."
+            || name.starts_with(UPLOAD_TMP_PREFIX)
+            || name.starts_with(sitesync::apply::TMP_PREFIX)
+        {
             continue;
         }
         let mut ft = e.file_type();
