@@ -342,3 +342,58 @@ fn restore_one(hub: &Hub, held: &BTreeSet<String>, r: &FileRestore) -> FileResto
         Err(e) => result(false, e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restores_are_applied_once_across_restarts_and_legacy_folders_move_in() {
+        let d = tempfile::tempdir().unwrap();
+        let legacy = d.path().join("sites/a.example");
+        std::fs::create_dir_all(&legacy).unwrap();
+        std::fs::write(legacy.join("index.html"), b"old").unwrap();
+        std::fs::create_dir_all(d.path().join("sites/.not-a-domain")).unwrap();
+        let hub = open_hub(d.path(), "files-1").unwrap();
+        assert_eq!(
+            std::fs::read(hub.tree_path("a.example").join("index.html")).unwrap(),
+            b"old"
+        );
+        assert!(!legacy.exists());
+        // a version to restore: the file deleted over a preserve, as FTP does
+        hub.manifest("a.example").unwrap();
+        assert!(hub.preserve_local("a.example", "index.html").unwrap());
+        std::fs::remove_file(hub.tree_path("a.example").join("index.html")).unwrap();
+        hub.observe_local("a.example", &[Seen::Path("index.html".into())])
+            .unwrap();
+        let held: BTreeSet<String> = ["a.example".to_string()].into();
+        let wanted = vec![
+            FileRestore {
+                id: "r1".into(),
+                domain: "a.example".into(),
+                path: "index.html".into(),
+                at: None,
+            },
+            FileRestore {
+                id: "r2".into(),
+                domain: "b.example".into(),
+                path: "x".into(),
+                at: None,
+            },
+        ];
+        let mut book = RestoreBook::open(d.path());
+        book.apply(&hub, &held, &wanted).unwrap();
+        let r = book.results();
+        assert!(r[0].ok && !r[1].ok, "{r:?}");
+        assert!(r[1].message.contains("not a site of this server"));
+        // deleted again; a restarted engine does not restore it a second time
+        std::fs::remove_file(hub.tree_path("a.example").join("index.html")).unwrap();
+        let mut book = RestoreBook::open(d.path());
+        book.apply(&hub, &held, &wanted).unwrap();
+        assert!(!hub.tree_path("a.example").join("index.html").exists());
+        assert_eq!(book.results().len(), 2);
+        // requests no longer asked are forgotten
+        book.apply(&hub, &held, &wanted[..1]).unwrap();
+        assert_eq!(RestoreBook::open(d.path()).results().len(), 1);
+    }
+}
