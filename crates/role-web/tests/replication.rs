@@ -44,6 +44,7 @@ switch ($_GET['op']) {
         break;
     case 'mkdir': $ok = mkdir($p, 0755, true); break;
     case 'unlink': $ok = unlink($p); break;
+    case 'fill': $ok = file_put_contents($p, str_repeat('x', (int)$_GET['n'])) !== false; break;
     case 'rename': $ok = rename($p, __DIR__ . '/' . $_GET['to']); break;
 }
 if ($ok) { echo "ok"; } else { http_response_code(500); echo "failed: ", error_get_last()['message'] ?? '?'; }
@@ -277,8 +278,18 @@ async fn gone_on(b: &Web, path: &str, limit: Duration) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn php_writes_on_one_server_are_served_by_the_other() {
+/// A hub and web servers `web-a` and `web-b` on `ips` holding the PHP site with
+/// `cfg_site` applied to it, the writer script put into A's tree and replicated.
+struct Setup {
+    tmp: tempfile::TempDir,
+    hub: Arc<Hub>,
+    hs: HubServer,
+    a: Web,
+    b: Web,
+    cfg: WebConfig,
+}
+
+async fn setup(ips: [&'static str; 2], tune: impl FnOnce(&mut proto::agent_v1::WebSite)) -> Setup {
     role_web::fpm::find_binary().expect("php-fpm must be installed (apt-get install php-fpm)");
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new();
@@ -287,14 +298,14 @@ async fn php_writes_on_one_server_are_served_by_the_other() {
     let hub = Arc::new(Hub::open(hcfg).unwrap());
     let sites: BTreeSet<String> = [SITE.to_string()].into();
     hub.set_grants([("web-a".into(), sites.clone()), ("web-b".into(), sites)].into());
-    let mut hs = HubServer::start(hub.clone(), pki.server_config(), &format!("{HUB_IP}:0")).await;
+    let hs = HubServer::start(hub.clone(), pki.server_config(), &format!("{HUB_IP}:0")).await;
 
-    let mut a = Web::start(tmp.path(), "web-a", "127.0.15.2", &pki);
-    let mut b = Web::start(tmp.path(), "web-b", "127.0.15.3", &pki);
+    let mut a = Web::start(tmp.path(), "web-a", ips[0], &pki);
+    let mut b = Web::start(tmp.path(), "web-b", ips[1], &pki);
     let mut shop = site(SITE);
     shop.php = true;
     shop.files_origin = Some(hs.base());
-    shop.local_paths = vec!["cache".into()];
+    tune(&mut shop);
     let cfg = WebConfig {
         sites: vec![shop],
         files_origin: None,
@@ -310,6 +321,29 @@ async fn php_writes_on_one_server_are_served_by_the_other() {
     std::fs::write(a.tree().join("w.php"), WRITER).unwrap();
     until(Duration::from_secs(10), "w.php on B", || async {
         b.tree().join("w.php").is_file()
+    })
+    .await;
+    Setup {
+        tmp,
+        hub,
+        hs,
+        a,
+        b,
+        cfg,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn php_writes_on_one_server_are_served_by_the_other() {
+    let Setup {
+        tmp: _tmp,
+        hub,
+        mut hs,
+        mut a,
+        mut b,
+        ..
+    } = setup(["127.0.15.2", "127.0.15.3"], |s| {
+        s.local_paths = vec!["cache".into()];
     })
     .await;
     let h = b.engine.health();
@@ -380,6 +414,88 @@ async fn php_writes_on_one_server_are_served_by_the_other() {
         h.state == EngineState::Ok && h.detail.contains(" 0 changes waiting")
     })
     .await;
+
+    a.engine.shutdown().await;
+    b.engine.shutdown().await;
+    hs.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_quota_php_cannot_write_until_back_under() {
+    let Setup {
+        tmp: _tmp,
+        mut hs,
+        mut a,
+        mut b,
+        mut cfg,
+        ..
+    } = setup(["127.0.15.4", "127.0.15.5"], |s| s.quota_mb = 1).await;
+    a.php("op=put&p=small.txt&d=fits").await;
+    // 1.5 MiB: the write that crosses the limit succeeds, the next one fails at once
+    a.php("op=fill&p=big.bin&n=1572864").await;
+    until(Duration::from_secs(5), "A over quota", || async {
+        a.engine
+            .health()
+            .detail
+            .contains("over quota: shop.example")
+    })
+    .await;
+    for query in [
+        "op=put&p=new.txt&d=no",
+        "op=put&p=small.txt&d=no",
+        "op=unlink&p=small.txt",
+        "op=mkdir&p=dir",
+    ] {
+        let g = a.get(&format!("/w.php?{query}")).await;
+        assert_eq!(g.status, 500, "{query}: {g:?}");
+        assert!(g.text().contains("Permission denied"), "{query}: {g:?}");
+    }
+    let log = std::fs::read_to_string(a.state.join("logs/error.log")).unwrap();
+    assert!(
+        log.contains("shop.example: over its disk quota (2 MiB used of 1 MiB)"),
+        "{log}"
+    );
+    assert_eq!(a.get("/small.txt").await.text(), "fits");
+    // B holds the same files, so it is over as well
+    until(Duration::from_secs(5), "B over quota", || async {
+        b.engine
+            .health()
+            .detail
+            .contains("over quota: shop.example")
+    })
+    .await;
+    // the operator deletes the big file on A (as FTP would): both are back under
+    std::fs::remove_file(a.tree().join("big.bin")).unwrap();
+    until(Duration::from_secs(5), "A back under", || async {
+        !a.engine.health().detail.contains("over quota")
+    })
+    .await;
+    a.php("op=put&p=new.txt&d=yes").await;
+    until(Duration::from_secs(5), "B back under", || async {
+        !b.engine.health().detail.contains("over quota")
+    })
+    .await;
+    b.php("op=put&p=from-b.txt&d=yes").await;
+    // a raised limit unlocks as well (the site's replica restarts with it)
+    a.php("op=fill&p=big.bin&n=1572864").await;
+    until(Duration::from_secs(5), "A over quota again", || async {
+        a.engine.health().detail.contains("over quota")
+    })
+    .await;
+    cfg.sites[0].quota_mb = 10;
+    a.engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
+    until(
+        Duration::from_secs(10),
+        "A under the raised limit",
+        || async {
+            let h = a.engine.health();
+            h.detail.contains("replicating 1 sites")
+                && !h.detail.contains("starting")
+                && !h.detail.contains("over quota")
+        },
+    )
+    .await;
+    a.php("op=put&p=more.txt&d=yes").await;
 
     a.engine.shutdown().await;
     b.engine.shutdown().await;

@@ -257,9 +257,11 @@ impl Replication {
         let mut down: BTreeMap<&str, (usize, String)> = BTreeMap::new();
         let mut errors = Vec::new();
         let mut over = Vec::new();
+        let mut starting = 0;
         for (d, r) in &self.sites {
             let s = r.shared.get();
             pending += s.pending;
+            starting += usize::from(!s.running);
             if let Some(e) = s.hub_down {
                 let entry = down.entry(r.spec.origin.as_str()).or_insert((0, e));
                 entry.0 += 1;
@@ -275,6 +277,9 @@ impl Replication {
             "replicating {} sites, {pending} changes waiting",
             self.sites.len()
         );
+        if starting > 0 {
+            detail.push_str(&format!(", {starting} starting"));
+        }
         for (origin, (n, e)) in &down {
             detail.push_str(&format!("; hub {origin} unreachable for {n} sites ({e})"));
         }
