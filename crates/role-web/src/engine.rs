@@ -168,7 +168,12 @@ impl WebEngine {
             http: http_addr,
             https: https_addr,
             certs,
-            replication: Replication::new(ctx.server.clone(), &ctx.state_dir, ctx.identity.clone()),
+            replication: Replication::new(
+                ctx.server.clone(),
+                ctx.bind,
+                &ctx.state_dir,
+                ctx.identity.clone(),
+            ),
             rejected: Vec::new(),
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
@@ -190,6 +195,11 @@ impl WebEngine {
     /// The run-time certificate store (where ACME-issued certificates go).
     pub fn cert_store(&self) -> &CertStore {
         &self.certs
+    }
+
+    /// The replicated sites (issue 14).
+    pub fn replication(&self) -> &crate::replicate::Replication {
+        &self.replication
     }
 
     /// Where site content is served from.

@@ -28,6 +28,8 @@ use sitesync::hub::{Hub, HubConfig};
 use sitesync::transport::server::run_hub_server;
 
 const SITE: &str = "shop.example";
+/// A `single` site: active on A, on standby on B.
+const STANDBY: &str = "standby.example";
 const HUB_IP: &str = "127.0.15.1";
 
 /// The PHP side of the test: one request, one file-system operation, as applications
@@ -296,7 +298,7 @@ async fn setup(ips: [&'static str; 2], tune: impl FnOnce(&mut proto::agent_v1::W
     let mut hcfg = HubConfig::new(tmp.path().join("hub"));
     hcfg.reserve_bytes = 0;
     let hub = Arc::new(Hub::open(hcfg).unwrap());
-    let sites: BTreeSet<String> = [SITE.to_string()].into();
+    let sites: BTreeSet<String> = [SITE.to_string(), STANDBY.to_string()].into();
     hub.set_grants([("web-a".into(), sites.clone()), ("web-b".into(), sites)].into());
     let hs = HubServer::start(hub.clone(), pki.server_config(), &format!("{HUB_IP}:0")).await;
 
@@ -497,6 +499,68 @@ async fn over_quota_php_cannot_write_until_back_under() {
     .await;
     a.php("op=put&p=more.txt&d=yes").await;
 
+    a.engine.shutdown().await;
+    b.engine.shutdown().await;
+    hs.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sites_come_and_go_without_touching_the_others() {
+    let Setup {
+        tmp: _tmp,
+        hs,
+        mut a,
+        mut b,
+        cfg,
+        ..
+    } = setup(["127.0.15.6", "127.0.15.7"], |_| {}).await;
+    let standby = |active: bool| -> proto::agent_v1::WebSite {
+        serde_json::from_value(serde_json::json!({
+            "domain": STANDBY, "mode": "single", "active": active,
+            "files_origin": hs.base(),
+        }))
+        .unwrap()
+    };
+    assert_eq!(a.engine.replication().loops_started(), 1);
+    let (mut on_a, mut on_b) = (cfg.clone(), cfg.clone());
+    on_a.sites.push(standby(true));
+    on_b.sites.push(standby(false));
+    a.engine.apply(&RoleConfig::Web(on_a)).await.unwrap();
+    b.engine.apply(&RoleConfig::Web(on_b)).await.unwrap();
+    // one loop more each: the shop's was not restarted
+    assert_eq!(a.engine.replication().loops_started(), 2);
+    assert_eq!(b.engine.replication().loops_started(), 2);
+    let tree = |w: &Web| w.state.join("content").join(STANDBY).join("tree");
+    until(Duration::from_secs(10), "standby trees", || async {
+        tree(&a).is_dir() && tree(&b).is_dir()
+    })
+    .await;
+    // the server holding the site on standby keeps its files in sync
+    std::fs::write(tree(&a).join("index.html"), "standby").unwrap();
+    until(Duration::from_secs(5), "standby file on B", || async {
+        std::fs::read(tree(&b).join("index.html")).is_ok_and(|d| d == b"standby")
+    })
+    .await;
+    use std::os::unix::fs::MetadataExt;
+    let (ma, mb) = (
+        std::fs::metadata(tree(&a).join("index.html")).unwrap(),
+        std::fs::metadata(tree(&b).join("index.html")).unwrap(),
+    );
+    assert_eq!((ma.mtime(), ma.mtime_nsec()), (mb.mtime(), mb.mtime_nsec()));
+    a.php("op=put&p=during.txt&d=1").await;
+    served_alike(&a, &b, "/during.txt", "1", Duration::from_secs(2)).await;
+
+    // the standby site goes: its files and replica state go, the shop goes on
+    for w in [&mut a, &mut b] {
+        w.engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
+        assert_eq!(w.engine.replication().loops_started(), 2);
+        assert!(!w.state.join("content").join(STANDBY).exists());
+        assert!(!w.state.join("replicas").join(STANDBY).exists());
+    }
+    a.php("op=put&p=after.txt&d=2").await;
+    served_alike(&a, &b, "/after.txt", "2", Duration::from_secs(2)).await;
+
+    let mut hs = hs;
     a.engine.shutdown().await;
     b.engine.shutdown().await;
     hs.down().await;

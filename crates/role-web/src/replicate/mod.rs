@@ -24,6 +24,7 @@ pub mod site;
 pub mod tree;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ struct Running {
 /// Every replicated site of the engine.
 pub struct Replication {
     server: String,
+    bind: IpAddr,
     identity: Option<AgentTlsPaths>,
     state_root: PathBuf,
     error_log: PathBuf,
@@ -56,6 +58,8 @@ pub struct Replication {
     sites: BTreeMap<String, Running>,
     /// Why replication cannot run at all (no identity, no inotify, bad TLS files).
     setup_error: Option<String>,
+    /// Site loops started so far.
+    started: u64,
 }
 
 impl std::fmt::Debug for Replication {
@@ -77,10 +81,17 @@ pub struct Summary {
 
 impl Replication {
     /// Nothing replicated yet. `state_dir` is the engine's; `server` its name (the
-    /// certificate's CN); `identity` the agent's mTLS identity (`None`: no replication).
-    pub fn new(server: String, state_dir: &Path, identity: Option<AgentTlsPaths>) -> Self {
+    /// certificate's CN); `bind` its address (the source of connections to the hub);
+    /// `identity` the agent's mTLS identity (`None`: no replication).
+    pub fn new(
+        server: String,
+        bind: IpAddr,
+        state_dir: &Path,
+        identity: Option<AgentTlsPaths>,
+    ) -> Self {
         Replication {
             server,
+            bind,
             identity,
             state_root: state_dir.join("replicas"),
             error_log: state_dir.join("logs").join("error.log"),
@@ -89,7 +100,14 @@ impl Replication {
             hubs: BTreeMap::new(),
             sites: BTreeMap::new(),
             setup_error: None,
+            started: 0,
         }
+    }
+
+    /// Site loops started since the engine started (a new site, or a site whose
+    /// settings changed): a change to one site must start exactly one.
+    pub fn loops_started(&self) -> u64 {
+        self.started
     }
 
     /// Where replica states live (`<state_dir>/replicas`).
@@ -205,6 +223,7 @@ impl Replication {
             match spawned {
                 Ok(_) => {
                     tracing::info!(site = %domain, origin = %spec.origin, "sitesync: replica started");
+                    self.started += 1;
                     self.sites.insert(domain, Running { spec, shared });
                 }
                 Err(e) => {
@@ -234,8 +253,14 @@ impl Replication {
         let read = |p: &Path| {
             std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))
         };
-        let hub = HttpsHub::new(origin, &read(&id.cert)?, &read(&id.key)?, &read(&id.ca)?)
-            .map_err(|e| e.to_string())?;
+        let hub = HttpsHub::bound(
+            origin,
+            &read(&id.cert)?,
+            &read(&id.key)?,
+            &read(&id.ca)?,
+            Some(self.bind),
+        )
+        .map_err(|e| e.to_string())?;
         self.hubs.insert(origin.to_string(), hub.clone());
         Ok(hub)
     }
