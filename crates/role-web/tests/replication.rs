@@ -409,7 +409,8 @@ async fn php_writes_on_one_server_are_served_by_the_other() {
     assert_eq!(a.get("/offline.txt").await.text(), "kept");
     assert_eq!(b.get("/offline.txt").await.status, 404);
     hs.up().await;
-    served_alike(&a, &b, "/offline.txt", "kept", Duration::from_secs(40)).await;
+    let took = served_alike(&a, &b, "/offline.txt", "kept", Duration::from_secs(40)).await;
+    eprintln!("written while the hub was down: served by B {took:?} after its return");
     served_alike(&a, &b, "/config.json", "{2}", two).await;
     until(Duration::from_secs(40), "A healthy again", || async {
         let h = a.engine.health();

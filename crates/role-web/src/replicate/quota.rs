@@ -8,6 +8,11 @@
 //! Back under the limit (files deleted through FTP, a deployment, another server, or a
 //! raised limit) the tree is given back to the site's user.
 //!
+//! Known gap: a file another server writes while this tree is locked arrives owned by
+//! the site's user (the replica applies with one owner), so PHP here may still rewrite
+//! that one file (never create, rename or delete: the directories stay root's). Such
+//! files are rare (the other servers are over the same limit and locked as well).
+//!
 //! Without a site user (a static site, or an engine not running as root) there is no
 //! writer to stop: usage is only reported.
 
