@@ -379,6 +379,20 @@ async fn php_writes_on_one_server_are_served_by_the_other() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+    // what B applied did not come back from B as a change of its own (no echo)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let origins = || match hub.log_after(SITE, 0, 10_000).unwrap() {
+        proto::sitesync::LogRead::Entries { entries, .. } => entries
+            .into_iter()
+            .map(|e| (e.origin, e.change.path))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let from_b: Vec<_> = origins()
+        .into_iter()
+        .filter(|(o, _)| o == "web-b")
+        .collect();
+    assert!(from_b.is_empty(), "{from_b:?}");
     // PHP on B writes as well, and A gets it
     b.php("op=put&p=from-b.txt&d=bee").await;
     served_alike(&b, &a, "/from-b.txt", "bee", two).await;
@@ -417,6 +431,31 @@ async fn php_writes_on_one_server_are_served_by_the_other() {
         h.state == EngineState::Ok && h.detail.contains(" 0 changes waiting")
     })
     .await;
+    // the hub's tree is both servers' tree, local paths aside
+    let hub_files = |root: &Path| {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+                if rel == "cache" {
+                    continue;
+                }
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                    out.insert(rel, None);
+                } else {
+                    out.insert(rel, Some(std::fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        out
+    };
+    let on_hub = hub_files(&hub.tree_path(SITE));
+    assert!(on_hub.contains_key("offline.txt"), "{:?}", on_hub.keys());
+    assert_eq!(hub_files(&a.tree()), on_hub);
+    assert_eq!(hub_files(&b.tree()), on_hub);
 
     a.engine.shutdown().await;
     b.engine.shutdown().await;
