@@ -89,15 +89,11 @@ impl Pki {
         (cert.pem(), key)
     }
 
-    /// The agent identity files of server `cn`, as the agent keeps them.
+    /// Writes the agent identity files of server `cn` into `dir`, as the agent keeps them.
     fn identity(&self, dir: &Path, cn: &str) -> AgentTlsPaths {
         let (cert, key) = self.sign(cn, vec![], ExtendedKeyUsagePurpose::ClientAuth);
         std::fs::create_dir_all(dir).unwrap();
-        let paths = AgentTlsPaths {
-            cert: dir.join("agent.crt"),
-            key: dir.join("agent.key"),
-            ca: dir.join("ca.crt"),
-        };
+        let paths = identity_paths(dir);
         std::fs::write(&paths.cert, cert).unwrap();
         std::fs::write(&paths.key, key.serialize_pem()).unwrap();
         std::fs::write(&paths.ca, &self.ca_pem).unwrap();
@@ -134,6 +130,15 @@ impl Pki {
             .unwrap();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         Arc::new(cfg)
+    }
+}
+
+/// Where a test server's identity files are.
+fn identity_paths(dir: &Path) -> AgentTlsPaths {
+    AgentTlsPaths {
+        cert: dir.join("agent.crt"),
+        key: dir.join("agent.key"),
+        ca: dir.join("ca.crt"),
     }
 }
 
@@ -201,6 +206,12 @@ struct Web {
 
 impl Web {
     fn start(dir: &Path, name: &str, ip: &'static str, pki: &Pki) -> Web {
+        pki.identity(&dir.join(name).join("tls"), name);
+        Web::restart(dir, name, ip)
+    }
+
+    /// Starts the engine of `name` with the state and identity files it has.
+    fn restart(dir: &Path, name: &str, ip: &'static str) -> Web {
         let mut options = BTreeMap::new();
         options.insert("http_port".to_string(), "0".to_string());
         options.insert("https_port".to_string(), "0".to_string());
@@ -210,7 +221,7 @@ impl Web {
             role: "web".into(),
             bind: ip.parse().unwrap(),
             state_dir: state.clone(),
-            identity: Some(pki.identity(&dir.join(name).join("tls"), name)),
+            identity: Some(identity_paths(&dir.join(name).join("tls"))),
             options,
             controllers: Vec::new(),
         };
@@ -601,6 +612,38 @@ async fn sites_come_and_go_without_touching_the_others() {
     served_alike(&a, &b, "/after.txt", "2", Duration::from_secs(2)).await;
 
     let mut hs = hs;
+    a.engine.shutdown().await;
+    b.engine.shutdown().await;
+    hs.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_made_while_the_hub_is_down_survive_a_restart_of_the_engine() {
+    let Setup {
+        tmp,
+        mut hs,
+        mut a,
+        mut b,
+        cfg,
+        ..
+    } = setup(["127.0.15.8", "127.0.15.9"], |_| {}).await;
+    hs.down().await;
+    a.php("op=put&p=queued.txt&d=durable").await;
+    until(Duration::from_secs(10), "the write queued on A", || async {
+        let h = a.engine.health();
+        h.detail.contains("unreachable") && h.detail.contains(" 1 changes waiting")
+    })
+    .await;
+    // A's engine stops with the change in its outbox, and starts again
+    a.engine.shutdown().await;
+    drop(a);
+    // same state directory and identity files, as an agent restarting
+    let mut a = Web::restart(tmp.path(), "web-a", "127.0.15.8");
+    a.engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
+    assert_eq!(a.get("/queued.txt").await.text(), "durable");
+    hs.up().await;
+    served_alike(&a, &b, "/queued.txt", "durable", Duration::from_secs(10)).await;
+
     a.engine.shutdown().await;
     b.engine.shutdown().await;
     hs.down().await;
