@@ -7,7 +7,7 @@
 //!   server arrives at once): pull and apply;
 //! - a pending outbox while the hub is down or full: retry with backoff (1 s doubling
 //!   to 4 s); the return of the hub is news too, so the outbox drains at once;
-//! - every [`RESYNC`]: compare the tree with the index and with the hub's manifest
+//! - every [`RESYNC`] (plus a per-site offset): compare the tree with the index and with the hub's manifest
 //!   (the backstop for anything capture or the log missed).
 //!
 //! A pulled change is applied by the replica (temp file + rename); capture sees it,
@@ -134,6 +134,17 @@ pub struct SiteRun {
     pub shared: Arc<Shared>,
 }
 
+/// A per-site offset of up to half of [`RESYNC`], so a thousand sites started together
+/// do not all read their manifests in the same second.
+fn spread(site: &str) -> Duration {
+    let h = blake3::hash(site.as_bytes());
+    let n = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default());
+    let half = u64::try_from(RESYNC.as_millis() / 2)
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_millis(n % half)
+}
+
 /// Sleeps up to `d`, waking early when the loop is told to stop; true when it is.
 fn nap(shared: &Shared, d: Duration) -> bool {
     let end = Instant::now() + d;
@@ -162,6 +173,9 @@ fn long_poll(site: String, hub: HttpsHub, tx: Sender<Msg>, shared: Arc<Shared>) 
                     LogRead::Entries { entries, .. } => !entries.is_empty(),
                     LogRead::SnapshotNeeded { .. } => true,
                 };
+                if was_down {
+                    tracing::info!(%site, "sitesync: the hub answers again");
+                }
                 if news || was_down {
                     was_down = false;
                     if tx.send(Msg::News).is_err() {
@@ -185,6 +199,9 @@ fn long_poll(site: String, hub: HttpsHub, tx: Sender<Msg>, shared: Arc<Shared>) 
                 }
             }
             Err(e) => {
+                if !was_down {
+                    tracing::warn!(%site, error = %e, "sitesync: the hub is unreachable; serving and PHP writes go on, changes wait in the outbox");
+                }
                 was_down = true;
                 shared.set(|s| s.hub_down = Some(e.to_string()));
                 if nap(&shared, backoff) {
@@ -329,7 +346,7 @@ pub fn run(run: SiteRun) {
                     other => other,
                 }
             });
-            next_resync = Instant::now() + RESYNC;
+            next_resync = Instant::now() + RESYNC + spread(&site);
         }
         let mut wake = next_resync;
         if let Some(t) = lp.retry_at {
