@@ -441,6 +441,7 @@ mod tests {
             active_server: None,
             deployment: Some(d("c")),
             previous_deployments: vec![d("b"), d("a")],
+            files: Default::default(),
         };
         let ids = |v: Vec<Deployment>| {
             v.into_iter()

@@ -165,6 +165,7 @@ pub async fn create_site(
         active_server,
         deployment: None,
         previous_deployments: Vec::new(),
+        files: Default::default(),
     };
     let mut tx = state.store.begin(caller.actor()).await?;
     let created = tx
