@@ -22,6 +22,8 @@
 
 #![forbid(unsafe_code)]
 
+mod sitefiles;
+
 use proto::v1::*;
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -423,43 +425,6 @@ impl Client {
     /// `DELETE /v1/sites/{domain}/certificate`: back to the internal certificate.
     pub async fn delete_site_certificate(&self, domain: &str) -> Result<()> {
         self.delete(&["v1", "sites", domain, "certificate"]).await
-    }
-
-    /// `GET /v1/sites/{domain}/conflicts`: losing versions kept by the files server.
-    pub async fn site_conflicts(&self, domain: &str) -> Result<Vec<proto::v1::SiteConflictView>> {
-        self.get(&["v1", "sites", domain, "conflicts"]).await
-    }
-
-    /// `POST /v1/sites/{domain}/restore`: ask for a path back (answered at once;
-    /// [`Client::site_restore`] follows it).
-    pub async fn restore_site_path(
-        &self,
-        domain: &str,
-        req: &proto::v1::CreateSiteRestore,
-    ) -> Result<proto::v1::SiteRestoreView> {
-        self.post(&["v1", "sites", domain, "restore"], req).await
-    }
-
-    /// `GET /v1/sites/{domain}/restore/{id}`: where a restore stands.
-    pub async fn site_restore(&self, domain: &str, id: &str) -> Result<proto::v1::SiteRestoreView> {
-        self.get(&["v1", "sites", domain, "restore", id]).await
-    }
-
-    /// `POST /v1/sites/{domain}/rollback`: make a kept deployment current again.
-    pub async fn rollback_site(
-        &self,
-        domain: &str,
-        req: &proto::v1::SiteRollback,
-    ) -> Result<proto::v1::DeploymentView> {
-        self.post(&["v1", "sites", domain, "rollback"], req).await
-    }
-
-    /// `GET /v1/sites/{domain}/deployments`: the kept deployments, current first.
-    pub async fn site_deployments(
-        &self,
-        domain: &str,
-    ) -> Result<Vec<proto::v1::KeptDeploymentView>> {
-        self.get(&["v1", "sites", domain, "deployments"]).await
     }
 
     /// `PUT /v1/sites/{domain}/content`: deploy a tar archive as the site's files.
