@@ -3,12 +3,15 @@
 //! server's desired config), and SQLite databases found in an `all` site are
 //! recorded on the site with a `site.sqlite_warning` event, once per set.
 //!
-//! Only what changed since the server's previous report is looked at (a restore id
-//! not seen before, a site whose SQLite list changed), so a steady report costs no
-//! store access; after a controller restart the first report is compared with the
-//! store, which keeps the event from repeating.
+//! Restore results are looked at whenever a report carries them: the engine keeps a
+//! result only while its request travels in the config, so they are few and
+//! short-lived, and a result whose recording failed is simply recorded from the
+//! next report. SQLite lists only when they changed since the server's previous
+//! report, so a steady report costs no store access; after a controller restart
+//! the first report's non-empty lists are compared with the store, which keeps the
+//! event from repeating.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use model::entity::{Domain, Kind, Server, Site};
 use model::sitefiles::{restore_site, MAX_SQLITE_PATHS};
@@ -21,7 +24,7 @@ use crate::state::AppState;
 /// The part of a report that needs store writes.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Work {
-    /// Restore results not in the previous report.
+    /// Restore results (each closes its request if still pending).
     pub restores: Vec<FileRestoreResult>,
     /// Sites whose SQLite list differs from the previous report: (domain, paths).
     pub sqlite: Vec<(String, Vec<String>)>,
@@ -44,23 +47,22 @@ pub fn work(before: Option<&RoleReport>, now: Option<&RoleReport>) -> Work {
         Some(RoleReport::Files(b)) => b,
         _ => &empty,
     };
-    let seen: HashSet<&str> = before.restores.iter().map(|r| r.id.as_str()).collect();
+    let first = before.sites.is_empty();
     let old: HashMap<&str, &Vec<String>> = before
         .sites
         .iter()
         .map(|s| (s.domain.as_str(), &s.sqlite_paths))
         .collect();
     Work {
-        restores: now
-            .restores
-            .iter()
-            .filter(|r| !seen.contains(r.id.as_str()))
-            .cloned()
-            .collect(),
+        restores: now.restores.clone(),
         sqlite: now
             .sites
             .iter()
-            .filter(|s| old.get(s.domain.as_str()) != Some(&&s.sqlite_paths))
+            .filter(|s| match old.get(s.domain.as_str()) {
+                Some(paths) => *paths != &s.sqlite_paths,
+                // Nothing to compare with: only a list that may need an event.
+                None => !first || !s.sqlite_paths.is_empty(),
+            })
             .map(|s| (s.domain.clone(), normal(&s.sqlite_paths)))
             .collect(),
     }
@@ -118,6 +120,13 @@ async fn finish_restore(
     let Some(site_id) = restore_site(&r.id) else {
         return Ok(());
     };
+    // Cheap check outside a transaction: a result reported again after it was
+    // recorded (until the engine sees the request gone) changes nothing.
+    let pending = |s: &Site| s.files.pending().any(|p| p.id == r.id);
+    match state.store.get::<Site>(Scope::All, site_id).await? {
+        Some(s) if pending(&s.data) => {}
+        _ => return Ok(()),
+    }
     let mut tx = state.store.begin(actor()).await?;
     let Some(mut site) = tx.get::<Site>(site_id).await? else {
         return Ok(());
@@ -218,28 +227,34 @@ mod tests {
 
     #[test]
     fn only_what_changed_is_work() {
-        let a = report(
-            &["r1-0"],
-            &[("a.example", &["db.sqlite"]), ("b.example", &[])],
-        );
+        let a = report(&[], &[("a.example", &["db.sqlite"]), ("b.example", &[])]);
         let w = work(None, Some(&a));
-        assert_eq!(w.restores.len(), 1);
         assert_eq!(
-            w.sqlite.len(),
-            2,
-            "a first report is compared with the store"
+            w.sqlite,
+            vec![("a.example".into(), vec!["db.sqlite".into()])],
+            "a first report: its non-empty lists are compared with the store"
         );
         assert!(work(Some(&a), Some(&a)).is_empty());
         let b = report(
-            &["r1-0", "r2-0"],
-            &[("a.example", &["z.db", "db.sqlite"]), ("b.example", &[])],
+            &["r2-0"],
+            &[
+                ("a.example", &["z.db", "db.sqlite"]),
+                ("b.example", &[]),
+                ("c.example", &[]),
+            ],
         );
         let w = work(Some(&a), Some(&b));
         assert_eq!(w.restores[0].id, "r2-0");
         assert_eq!(
             w.sqlite,
-            vec![("a.example".into(), vec!["db.sqlite".into(), "z.db".into()])]
+            vec![
+                ("a.example".into(), vec!["db.sqlite".into(), "z.db".into()]),
+                ("c.example".into(), vec![]),
+            ],
+            "changed lists and sites new to the report"
         );
+        // A result is work as long as it is reported (recorded once, retried if not).
+        assert_eq!(work(Some(&b), Some(&b)).restores.len(), 1);
         assert!(work(Some(&a), None).is_empty());
     }
 }

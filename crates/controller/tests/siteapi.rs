@@ -510,3 +510,63 @@ async fn usage_conflicts_and_sqlite_warnings_come_from_the_files_report() {
     assert_eq!(events(&admin, "site.sqlite_warning").await.len(), 2);
     srv.stop().await;
 }
+
+/// Resellers reach their customers' sites' files endpoints, not others'.
+#[tokio::test]
+async fn resellers_reach_only_their_customers_sites() {
+    let srv = Server::start().await;
+    let (admin, acme) = setup(&srv, "single").await;
+    let r = common::customer(&srv, &admin, "resell", json!({"kind": "reseller"})).await;
+    r.post("/v1/customers", json!({"name": "carol"}))
+        .await
+        .expect(201);
+    let t = r
+        .post(
+            "/v1/tokens",
+            json!({"name": "for-carol", "account": "carol"}),
+        )
+        .await
+        .expect(201);
+    let carol = srv.client(Some(t["token"].as_str().unwrap()));
+    carol
+        .post("/v1/domains", json!({"name": "carol.example"}))
+        .await
+        .expect(201);
+    carol
+        .post("/v1/sites", json!({"domain": "carol.example"}))
+        .await
+        .expect(201);
+    // Its customer's site: every endpoint answers.
+    r.patch("/v1/sites/carol.example", json!({"keep": ["uploads"]}))
+        .await
+        .expect(200);
+    r.get("/v1/sites/carol.example/conflicts").await.expect(200);
+    r.get("/v1/sites/carol.example/deployments")
+        .await
+        .expect(200);
+    let req = r
+        .post("/v1/sites/carol.example/restore", json!({"path": "a.txt"}))
+        .await
+        .expect(202);
+    let id = req["id"].as_str().unwrap();
+    r.get(&format!("/v1/sites/carol.example/restore/{id}"))
+        .await
+        .expect(200);
+    // acme's site, and acme's view of carol's restore: as if missing.
+    for path in [
+        "/v1/sites/shop.example/conflicts".to_owned(),
+        "/v1/sites/shop.example/deployments".to_owned(),
+    ] {
+        r.get(&path).await.error(404, "not_found");
+    }
+    r.post("/v1/sites/shop.example/restore", json!({"path": "a"}))
+        .await
+        .error(404, "not_found");
+    r.post("/v1/sites/shop.example/rollback", json!({}))
+        .await
+        .error(404, "not_found");
+    acme.get(&format!("/v1/sites/carol.example/restore/{id}"))
+        .await
+        .error(404, "not_found");
+    srv.stop().await;
+}
