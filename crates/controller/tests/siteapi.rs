@@ -508,6 +508,27 @@ async fn usage_conflicts_and_sqlite_warnings_come_from_the_files_report() {
         .expect(200);
     assert_eq!(v["warnings"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(events(&admin, "site.sqlite_warning").await.len(), 2);
+    // A domain whose files the files server already holds: `site create --mode all`
+    // answers with the warning at once.
+    acme.post("/v1/domains", json!({"name": "blog.example"}))
+        .await
+        .expect(201);
+    files
+        .report(files_report(
+            json!([{"domain": "blog.example", "usage_bytes": 1, "files": 1,
+                "sqlite_paths": ["wp-content/database/.ht.sqlite"]}]),
+            json!([]),
+        ))
+        .await;
+    let v = acme
+        .post(
+            "/v1/sites",
+            json!({"domain": "blog.example", "mode": "all"}),
+        )
+        .await
+        .expect(201);
+    let w = v["warnings"].as_array().unwrap();
+    assert!(w[0].as_str().unwrap().contains(".ht.sqlite"), "{v}");
     srv.stop().await;
 }
 
@@ -568,5 +589,96 @@ async fn resellers_reach_only_their_customers_sites() {
     acme.get(&format!("/v1/sites/carol.example/restore/{id}"))
         .await
         .error(404, "not_found");
+    srv.stop().await;
+}
+
+impl Files {
+    /// The delta config after revision `after` (waiting for a change).
+    async fn delta(&self, after: i64) -> Option<proto::agent_delta::ConfigDelta> {
+        let res = self
+            .http
+            .get(format!("{}{CONFIG_PATH}?after={after}&delta=1", self.url))
+            .send()
+            .await
+            .unwrap();
+        match res.status() {
+            reqwest::StatusCode::OK => {
+                Some(serde_json::from_slice(&res.bytes().await.unwrap()).unwrap())
+            }
+            reqwest::StatusCode::NOT_MODIFIED => None,
+            s => panic!("delta query: {s}"),
+        }
+    }
+
+    /// The revision of the server's desired config now.
+    async fn revision(&self) -> i64 {
+        let res = self
+            .http
+            .get(format!("{}{CONFIG_PATH}?after=0", self.url))
+            .send()
+            .await
+            .unwrap();
+        let doc: DesiredConfig = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        doc.revision
+    }
+
+    /// The next delta after `after` that touches an item of `prefix`: its upserted
+    /// and removed item ids, and its revision.
+    async fn next_change(&self, after: i64, prefix: &str) -> (Vec<String>, Vec<String>, i64) {
+        let mut rev = after;
+        for _ in 0..50 {
+            let Some(d) = self.delta(rev).await else {
+                continue;
+            };
+            assert_eq!(d.from, rev, "a delta, not a snapshot");
+            rev = d.to;
+            let up: Vec<String> = d.upserts.iter().map(|i| i.id.clone()).collect();
+            if up
+                .iter()
+                .chain(&d.removals)
+                .any(|id| id.starts_with(prefix))
+            {
+                return (up, d.removals.clone(), rev);
+            }
+        }
+        panic!("no change of {prefix} after revision {after}");
+    }
+}
+
+/// A site's file settings reach its files server as the one changed item.
+#[tokio::test]
+async fn paths_and_restores_travel_as_single_delta_items() {
+    let srv = Server::start_with(|c| c.agents.config_wait_ms = 1500).await;
+    let (admin, acme) = setup(&srv, "single").await;
+    let files = join(&srv, &admin, "files-1", "files-a").await;
+    // Let the key task's certificates settle first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rev = files.revision().await;
+    acme.patch("/v1/sites/shop.example", json!({"keep": ["uploads"]}))
+        .await
+        .expect(200);
+    let (up, removed, rev) = files.next_change(rev, "site_options").await;
+    assert_eq!(up, vec!["site_options/shop.example"], "{up:?}");
+    assert!(removed.is_empty(), "{removed:?}");
+    let r = acme
+        .post(
+            "/v1/sites/shop.example/restore",
+            json!({"path": "uploads/a.png"}),
+        )
+        .await
+        .expect(202);
+    let id = r["id"].as_str().unwrap().to_owned();
+    let (up, _, rev) = files.next_change(rev, "restores").await;
+    assert_eq!(up, vec![format!("restores/{id}")], "{up:?}");
+    files
+        .report(files_report(
+            json!([]),
+            json!([{"id": id, "ok": true, "message": "restored"}]),
+        ))
+        .await;
+    let (up, removed, _) = files.next_change(rev, "restores").await;
+    // The request's item goes (an empty list is an item of its own).
+    assert!(up.iter().all(|i| !i.starts_with("restores/")), "{up:?}");
+    assert_eq!(removed, vec![format!("restores/{id}")]);
     srv.stop().await;
 }
