@@ -323,6 +323,24 @@ mod tests {
     }
 
     #[test]
+    fn sites_stored_before_keep_the_same_shape() {
+        let old = r#"{"domain":7,"mode":"single"}"#;
+        let site: crate::entity::Site = serde_json::from_str(old).unwrap();
+        assert!(site.files.is_empty());
+        let back = serde_json::to_value(&site).unwrap();
+        assert!(back.get("files").is_none(), "{back}");
+        let mut site = site;
+        site.files.keep = vec![SitePath::new("uploads").unwrap()];
+        let json = serde_json::to_string(&site).unwrap();
+        assert!(json.contains(r#""files":{"keep":["uploads"]}"#), "{json}");
+        let again: crate::entity::Site = serde_json::from_str(&json).unwrap();
+        assert_eq!(again, site);
+        // A stored path is checked like a new one.
+        let bad = r#"{"domain":7,"mode":"single","files":{"keep":["../x"]}}"#;
+        assert!(serde_json::from_str::<crate::entity::Site>(bad).is_err());
+    }
+
+    #[test]
     fn restore_ids_name_their_site() {
         let id = restore_id(42, 0xdead);
         assert_eq!(restore_site(&id), Some(42));
