@@ -22,6 +22,8 @@
 
 #![forbid(unsafe_code)]
 
+mod sitefiles;
+
 use proto::v1::*;
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;

@@ -182,6 +182,13 @@ pub async fn heartbeat(
     let port_before = state.health.reported_port(agent.server.meta.id);
     let report_before = state.health.report(agent.server.meta.id);
     let transition = state.health.heartbeat(agent.server.meta.id, &hb);
+    let files_work = crate::site_reports::work(report_before.as_deref(), hb.report.as_ref());
+    if !files_work.is_empty() {
+        let (state2, server) = (state.clone(), agent.server.clone());
+        tokio::spawn(
+            async move { crate::site_reports::record(&state2, &server, files_work).await },
+        );
+    }
     let limited = crate::health::newly_limited(report_before.as_deref(), hb.report.as_ref());
     if !limited.is_empty() {
         let (state2, server) = (state.clone(), agent.server.clone());

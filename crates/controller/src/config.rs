@@ -38,6 +38,10 @@
 //! [databases]
 //! trash_days = 7                     # dumps of dropped databases kept this many days
 //!
+//! [files]
+//! site_versions_days = 7             # files servers keep overwritten and deleted site
+//!                                    # files this many days (`site restore`), 1..=365
+//!
 //! [tsig]
 //! grace_seconds = 86400              # after `cluster tsig rotate`, the previous key
 //!                                    # is still accepted this long (0..=2592000)
@@ -310,6 +314,29 @@ impl Default for AgentsConfig {
     }
 }
 
+/// Settings handed to the files servers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSettings {
+    /// Days a files server keeps the versions of site files that were overwritten or
+    /// deleted, so `hostplane site restore` can bring them back (default 7). It is
+    /// the safety net replication is not: a deletion reaches every copy in seconds.
+    #[serde(default = "default_site_versions_days")]
+    pub site_versions_days: u32,
+}
+
+fn default_site_versions_days() -> u32 {
+    7
+}
+
+impl Default for FilesSettings {
+    fn default() -> Self {
+        Self {
+            site_versions_days: default_site_versions_days(),
+        }
+    }
+}
+
 /// Settings handed to the database servers.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -456,6 +483,9 @@ pub struct ControllerConfig {
     /// Database servers.
     #[serde(default)]
     pub databases: DatabasesConfig,
+    /// Files servers (site file versions).
+    #[serde(default)]
+    pub files: FilesSettings,
     /// TSIG keys of DNS clusters.
     #[serde(default)]
     pub tsig: TsigSettings,
@@ -506,6 +536,7 @@ impl ControllerConfig {
             health: HealthConfig::default(),
             agents: AgentsConfig::default(),
             databases: DatabasesConfig::default(),
+            files: FilesSettings::default(),
             tsig: TsigSettings::default(),
             default_plan: model::limits::Limits::default(),
             names: NamesConfig::default(),
@@ -582,6 +613,15 @@ impl ControllerConfig {
                 message: format!(
                     "{} bytes is too small for any request; use at least 1024",
                     self.max_body_bytes
+                ),
+            });
+        }
+        if !(1..=365).contains(&self.files.site_versions_days) {
+            return Err(ConfigError::Invalid {
+                key: "files.site_versions_days",
+                message: format!(
+                    "{} days; files servers keep versions 1 to 365 days",
+                    self.files.site_versions_days
                 ),
             });
         }

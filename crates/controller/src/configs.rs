@@ -386,6 +386,8 @@ pub struct BuildDeps {
     pub resync: Duration,
     /// `databases.trash_days`.
     pub db_trash_days: u32,
+    /// `files.site_versions_days` of the controller config.
+    pub site_versions_days: u32,
     /// `[default_plan]`.
     pub default_plan: model::limits::Limits,
     /// `health.probe_ports`: a server's service port until it reports one.
@@ -491,6 +493,7 @@ fn fill_inputs(deps: &BuildDeps, world: &mut World) {
         .map(|s| (s.meta.id, deps.health.state(s.meta.id)))
         .collect();
     world.db_trash_days = deps.db_trash_days;
+    world.site_versions_days = deps.site_versions_days;
     if world.default_plan != deps.default_plan {
         world.set_limits(deps.default_plan);
     }

@@ -31,7 +31,7 @@ use http_body_util::BodyExt as _;
 use model::entity::{Deployment, Domain, Server, Site, KEPT_DEPLOYMENTS};
 use model::limits::LimitField;
 use model::Role;
-use proto::v1::{DeploymentView, ErrorBody};
+use proto::v1::{DeploymentView, ErrorBody, KeptDeploymentView, SiteRollback};
 use store::Scope;
 
 use crate::agent_api::AgentIdentity;
@@ -229,6 +229,119 @@ pub async fn upload(
         id,
         size,
         deployed_at: crate::api::rfc3339(at),
+    }))
+}
+
+/// `GET /v1/sites/{domain}/deployments`: the site's kept deployments, the current
+/// one first.
+#[utoipa::path(get, path = "/v1/sites/{domain}/deployments", tag = "sites", params(("domain" = String, Path)),
+    responses((status = 200, body = Vec<KeptDeploymentView>), (status = 404, body = ErrorBody)))]
+pub async fn list_kept(
+    State(state): State<AppState>,
+    caller: Caller,
+    AxPath(name): AxPath<String>,
+) -> ApiResult<Json<Vec<KeptDeploymentView>>> {
+    let site = path_site(&state, &caller, &name).await?;
+    let current = site.data.deployment.iter().map(|d| (d, true));
+    let earlier = site.data.previous_deployments.iter().map(|d| (d, false));
+    Ok(Json(
+        current
+            .chain(earlier)
+            .map(|(d, current)| KeptDeploymentView {
+                id: d.id.clone(),
+                size: d.size,
+                deployed_at: deployed_at(d),
+                current,
+            })
+            .collect(),
+    ))
+}
+
+fn deployed_at(d: &Deployment) -> String {
+    time::OffsetDateTime::from_unix_timestamp(d.at)
+        .map(crate::api::rfc3339)
+        .unwrap_or_default()
+}
+
+/// The kept deployment a rollback makes current: `id`, else the one before the
+/// current one. 409 without a current or an earlier one, 404 for an id not kept.
+fn rollback_target(site: &Site, domain: &str, id: Option<&str>) -> ApiResult<Deployment> {
+    let Some(current) = &site.deployment else {
+        return Err(ApiError::conflict(
+            "id",
+            format!(
+                "`{domain}` has no deployment to roll back; deploy with `hostplane site upload`"
+            ),
+        )
+        .with_rule("no_deployment"));
+    };
+    match id {
+        Some(id) if id == current.id => Err(ApiError::conflict(
+            "id",
+            format!("deployment `{id}` is already the current one of `{domain}`"),
+        )
+        .with_rule("already_current")),
+        Some(id) => site
+            .previous_deployments
+            .iter()
+            .find(|d| d.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "`{domain}` keeps no deployment `{id}`; `hostplane site deployments {domain}` lists the kept ones"
+                ))
+            }),
+        None => site.previous_deployments.first().cloned().ok_or_else(|| {
+            ApiError::conflict(
+                "id",
+                format!("`{domain}` keeps no deployment before the current one (the last {KEPT_DEPLOYMENTS} uploads are kept)"),
+            )
+            .with_rule("no_earlier_deployment")
+        }),
+    }
+}
+
+/// `POST /v1/sites/{domain}/rollback`: make a kept earlier deployment the site's
+/// content again (the files server deploys it like an upload: kept and local paths
+/// stay); the current one becomes the newest earlier one.
+#[utoipa::path(post, path = "/v1/sites/{domain}/rollback", tag = "sites", params(("domain" = String, Path)),
+    request_body = SiteRollback,
+    responses((status = 200, body = DeploymentView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    AxPath(name): AxPath<String>,
+    crate::error::ApiJson(req): crate::error::ApiJson<SiteRollback>,
+) -> ApiResult<Json<DeploymentView>> {
+    let site = path_site(&state, &caller, &name).await?;
+    let mut tx = state.store.begin(caller.actor()).await?;
+    let mut cur = tx
+        .get::<Site>(site.meta.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no site `{name}`")))?;
+    let target = rollback_target(&cur.data, &cur.meta.name, req.id.as_deref())?;
+    let from = cur.data.deployment.as_ref().map(|d| d.id.clone());
+    // The same archives stay kept, so the plan's deployment disk is unchanged.
+    let mut kept = kept_after(&cur.data, Some(target.clone())).into_iter();
+    cur.data.deployment = kept.next();
+    cur.data.previous_deployments = kept.collect();
+    let (id, owner) = (cur.meta.id, cur.meta.owner);
+    tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
+    tx.event(
+        "site.rollback",
+        model::entity::Kind::Site,
+        Some((id, &site.meta.name)),
+        owner,
+        serde_json::json!({"from": from, "to": target.id}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.changed();
+    Ok(Json(DeploymentView {
+        domain: site.meta.name.clone(),
+        deployed_at: deployed_at(&target),
+        id: target.id,
+        size: target.size,
     }))
 }
 
@@ -441,6 +554,7 @@ mod tests {
             active_server: None,
             deployment: Some(d("c")),
             previous_deployments: vec![d("b"), d("a")],
+            files: Default::default(),
         };
         let ids = |v: Vec<Deployment>| {
             v.into_iter()

@@ -37,6 +37,7 @@ pub mod placement;
 pub mod rehash;
 pub mod rejections;
 pub mod secrets;
+pub mod site_reports;
 pub mod state;
 pub mod tls;
 pub mod zones;

@@ -41,6 +41,22 @@ pub async fn limits_of(tx: &mut Tx, default: &Limits, id: Id) -> ApiResult<Limit
     account_limits(tx, default, &account.data).await
 }
 
+/// The limits of account `id` now, read outside a transaction (for views, which
+/// must not begin a write transaction); an account gone has `default`'s.
+pub async fn limits_now(store: &store::Store, default: &Limits, id: Id) -> ApiResult<Limits> {
+    let Some(account) = store.get::<Account>(store::Scope::All, id).await? else {
+        return Ok(*default);
+    };
+    let plan = match account.data.plan {
+        Some(p) => match store.get::<Plan>(store::Scope::All, p).await? {
+            Some(p) => p.data.limits,
+            None => *default,
+        },
+        None => *default,
+    };
+    Ok(effective_limits(&plan, &account.data.limits))
+}
+
 /// The count limit of a kind, if it has one.
 fn count_field(kind: Kind) -> Option<LimitField> {
     match kind {

@@ -102,6 +102,7 @@ impl AppState {
             stopping: self.stopping.subscribe(),
             resync: std::time::Duration::from_millis(self.config.agents.resync_interval_ms),
             db_trash_days: self.config.databases.trash_days,
+            site_versions_days: self.config.files.site_versions_days,
             default_plan: self.config.default_plan,
             probe_ports: self.config.health.probe_ports.clone(),
         }

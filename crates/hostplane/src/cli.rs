@@ -999,11 +999,58 @@ pub enum SiteCmd {
     /// List sites
     #[command(visible_alias = "ls")]
     List(DomainList),
-    /// Show one site
+    /// Show one site: its settings, disk usage against its quota, conflicts and warnings
     #[command(visible_alias = "get")]
     Show(DomainArg),
     /// Change a site
+    #[command(after_help = "Examples:
+  hostplane site update example.com --php true
+  hostplane site update example.com --mode all           # every web server serves it
+  hostplane site update example.com --keep wp-content/uploads --local wp-content/cache
+
+Path classes (relative to the site root, at most 32 each):
+  --keep   survives deployments (`site upload`, `site rollback`): uploads, user content
+  --local  not replicated, each web server keeps its own copy: caches
+  everything else is replicated to every web server of the site's cluster")]
     Update(SiteUpdate),
+    /// List the losing versions a conflict left on the files server
+    #[command(
+        after_help = "Two web servers (or FTP and PHP) changed the same path at once: the
+files server kept one version and saved the other in the site's conflicts area.
+
+Examples:
+  hostplane site conflicts example.com
+  hostplane site conflicts example.com --json"
+    )]
+    Conflicts(DomainArg),
+    /// Bring back a deleted or overwritten file or folder from the files server's kept versions
+    #[command(after_help = "The files server keeps overwritten and deleted files for
+`site_versions_days` (default 7). Replication is not a backup: a deletion reaches every
+web server in seconds, and this is how to undo it.
+
+Examples:
+  hostplane site restore example.com wp-content/uploads/logo.png
+  hostplane site restore example.com wp-content/plugins --at 2026-12-06T18:00:00Z
+  hostplane site restore example.com index.php --no-wait   # prints the request id
+  hostplane site restore-status example.com r12-0123456789abcdef")]
+    Restore(SiteRestore),
+    /// Show where a restore stands (pending, ok or failed)
+    RestoreStatus(SiteRestoreStatus),
+    /// Make an earlier deployment the site's content again (kept and local paths stay)
+    #[command(
+        after_help = "The last 3 deployments (`site upload`) are kept per site.
+
+Examples:
+  hostplane site rollback example.com               # the one before the current
+  hostplane site deployments example.com            # the kept ones, with their ids
+  hostplane site rollback example.com 3f9a…         # a given one"
+    )]
+    Rollback(SiteRollbackArgs),
+    /// List the kept deployments (the current one first)
+    #[command(after_help = "Examples:
+  hostplane site deployments example.com
+  hostplane site deployments example.com --json")]
+    Deployments(DomainArg),
     /// Delete a site
     #[command(visible_alias = "rm")]
     Delete(DomainArg),
@@ -1102,6 +1149,54 @@ pub struct SiteUpdate {
     /// Redirect HTTP to HTTPS (true|false)
     #[arg(long, value_name = "true|false")]
     pub https_redirect: Option<bool>,
+    /// A path that survives deployments, e.g. wp-content/uploads (repeatable; replaces the list)
+    #[arg(long = "keep", value_name = "PATH")]
+    pub keep: Vec<String>,
+    /// Keep no path across deployments
+    #[arg(long, conflicts_with = "keep")]
+    pub clear_keep: bool,
+    /// A path not replicated, each web server keeps its own, e.g. wp-content/cache
+    /// (repeatable; replaces the list)
+    #[arg(long = "local", value_name = "PATH")]
+    pub local: Vec<String>,
+    /// Replicate every path again
+    #[arg(long, conflicts_with = "local")]
+    pub clear_local: bool,
+}
+
+/// `site restore`.
+#[derive(Debug, Args)]
+pub struct SiteRestore {
+    /// Domain of the site
+    pub domain: String,
+    /// Path inside the site, e.g. wp-content/uploads/logo.png
+    pub path: String,
+    /// The version current at this time (RFC 3339, e.g. 2026-12-06T18:00:00Z); default:
+    /// the last version replaced or deleted
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print the request id and return at once instead of waiting for the result
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// `site restore-status`.
+#[derive(Debug, Args)]
+pub struct SiteRestoreStatus {
+    /// Domain of the site
+    pub domain: String,
+    /// The request id `site restore` printed
+    pub id: String,
+}
+
+/// `site rollback`.
+#[derive(Debug, Args)]
+pub struct SiteRollbackArgs {
+    /// Domain of the site
+    pub domain: String,
+    /// The kept deployment to make current (`site deployments` lists them); default:
+    /// the one before the current
+    pub id: Option<String>,
 }
 
 // ------------------------------------------------------------------ mail

@@ -557,7 +557,7 @@ impl Render for SiteView {
         ]
     }
     fn fields(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut f = vec![
             ("domain", self.domain.clone()),
             ("customer", self.customer.clone()),
             ("aliases", list(&self.aliases)),
@@ -566,9 +566,28 @@ impl Render for SiteView {
             ("https redirect", yes(self.https_redirect)),
             ("cluster", self.cluster.clone()),
             ("active server", opt(&self.active_server)),
+            ("kept paths", list(&self.keep)),
+            ("local paths", list(&self.local)),
+            ("disk usage", site_usage(self.usage_bytes, self.quota_mb)),
+            ("conflicts", self.conflicts.to_string()),
             ("created", self.created_at.clone()),
-        ]
+        ];
+        f.extend(self.warnings.iter().map(|w| ("warning", w.clone())));
+        f
     }
+}
+
+/// A site's usage against its quota, e.g. `12.5 MiB of 10240 MiB (0%)`.
+fn site_usage(bytes: Option<u64>, quota_mb: u64) -> String {
+    let Some(bytes) = bytes else {
+        return format!("not reported yet (quota {})", quota(quota_mb));
+    };
+    let mib = bytes as f64 / f64::from(1u32 << 20);
+    if quota_mb == 0 {
+        return format!("{mib:.1} MiB (no quota)");
+    }
+    let pct = (bytes.saturating_mul(100)) / quota_mb.saturating_mul(1 << 20);
+    format!("{mib:.1} MiB of {quota_mb} MiB ({pct}%)")
 }
 
 fn quota(mb: u64) -> String {

@@ -452,6 +452,8 @@ fn controller_and_cli_end_to_end() {
     );
     assert_eq!(r.code, 1, "the token still works after logout");
 
+    site_files(&login, tmp.path());
+
     // Status, then logout forgets the login.
     let status = ok_json(&login, &["status"]);
     assert!(status["revision"].as_i64().unwrap() > 0, "{status}");
@@ -460,6 +462,103 @@ fn controller_and_cli_end_to_end() {
 
     let stopped = controller.terminate();
     assert!(stopped.success(), "controller exit status {stopped:?}");
+}
+
+/// `site update --keep/--local`, `site show`, `site conflicts`, `site deployments`,
+/// `site rollback` and `site restore --no-wait` / `site restore-status` (issue 14);
+/// the restore's result needs a files server and is tested in the controller's
+/// `tests/siteapi.rs`.
+fn site_files(login: &std::path::Path, tmp: &std::path::Path) {
+    ok(login, &["site", "add", "example.com"]);
+    let v = ok_json(
+        login,
+        &[
+            "site",
+            "update",
+            "example.com",
+            "--keep",
+            "wp-content/uploads/",
+            "--local",
+            "wp-content/cache",
+        ],
+    );
+    assert_eq!(v["keep"], serde_json::json!(["wp-content/uploads"]), "{v}");
+    assert_eq!(v["local"], serde_json::json!(["wp-content/cache"]), "{v}");
+    // Bad input: exit 1, the field and the rule.
+    let r = run(
+        hp(login),
+        &["site", "update", "example.com", "--keep", "../x"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("keep[0]"), "{}", r.stderr);
+    let shown = ok(login, &["site", "show", "example.com"]);
+    for want in [
+        "kept paths",
+        "wp-content/uploads",
+        "local paths",
+        "disk usage",
+        "not reported yet",
+    ] {
+        assert!(
+            shown.contains(want),
+            "{want} missing:
+{shown}"
+        );
+    }
+    let v = ok_json(login, &["site", "update", "example.com", "--clear-local"]);
+    assert_eq!(v["local"], serde_json::json!([]), "{v}");
+    assert_eq!(v["keep"], serde_json::json!(["wp-content/uploads"]), "{v}");
+    assert_eq!(
+        ok_json(login, &["site", "conflicts", "example.com"]),
+        serde_json::json!([])
+    );
+    assert!(ok(login, &["site", "conflicts", "example.com"]).contains("(none)"));
+    // Two deployments, then back to the first.
+    let dir = tmp.join("public");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ids = Vec::new();
+    for body in ["one", "two"] {
+        std::fs::write(dir.join("index.html"), body).unwrap();
+        let d = ok_json(
+            login,
+            &["site", "upload", "example.com", dir.to_str().unwrap()],
+        );
+        ids.push(field(&d, "id").to_owned());
+    }
+    let kept = ok_json(login, &["site", "deployments", "example.com"]);
+    assert_eq!(kept[0]["id"], ids[1].as_str(), "{kept}");
+    assert_eq!(kept[0]["current"], true, "{kept}");
+    let table = ok(login, &["site", "deployments", "example.com"]);
+    assert!(table.contains(&ids[0]), "{table}");
+    let back = ok_json(login, &["site", "rollback", "example.com"]);
+    assert_eq!(field(&back, "id"), ids[0]);
+    let r = run(
+        hp(login),
+        &["site", "rollback", "example.com", &"0".repeat(64)],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("site deployments"), "{}", r.stderr);
+    // A restore asked without waiting, then followed.
+    let req = ok_json(
+        login,
+        &[
+            "site",
+            "restore",
+            "example.com",
+            "wp-content/uploads/logo.png",
+            "--no-wait",
+        ],
+    );
+    assert_eq!(field(&req, "state"), "pending");
+    let id = field(&req, "id").to_owned();
+    let st = ok_json(login, &["site", "restore-status", "example.com", &id]);
+    assert_eq!(field(&st, "path"), "wp-content/uploads/logo.png");
+    let r = run(
+        hp(login),
+        &["site", "restore", "example.com", "x", "--at", "yesterday"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("RFC 3339"), "{}", r.stderr);
 }
 
 #[test]
@@ -475,6 +574,10 @@ fn help_teaches_with_examples() {
     assert!(plan.contains("hostplane plan add small"), "{plan}");
     let dns = ok(&login, &["dns", "add", "--help"]);
     assert!(dns.contains("MX 10 mx.example.net"), "{dns}");
+    let restore = ok(&login, &["site", "restore", "--help"]);
+    assert!(restore.contains("--at 2026-12-06T18:00:00Z"), "{restore}");
+    let update = ok(&login, &["site", "update", "--help"]);
+    assert!(update.contains("--local wp-content/cache"), "{update}");
     let usage = run(hp(&login), &["domain", "add"]);
     assert_eq!(usage.code, 2, "usage errors exit 2");
 }

@@ -386,6 +386,9 @@ pub struct Site {
     /// `deployment`, at most [`KEPT_DEPLOYMENTS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_deployments: Vec<Deployment>,
+    /// Kept and local paths, restores, SQLite databases seen (issue 14).
+    #[serde(default, skip_serializing_if = "crate::sitefiles::SiteFiles::is_empty")]
+    pub files: crate::sitefiles::SiteFiles,
 }
 
 /// How many deployment archives (the current one included) are kept per site.

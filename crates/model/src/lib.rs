@@ -17,6 +17,7 @@ pub mod limits;
 mod names;
 pub mod namespace;
 mod roles;
+pub mod sitefiles;
 mod text;
 
 pub use country::CountryCode;

@@ -285,6 +285,13 @@ pub fn quota_allowed(new: u64, max: u64, current: Option<u64>) -> bool {
     QUOTA_RANGE_MB.contains(&new) && (new <= max || current.is_some_and(|c| c != 0 && new <= c))
 }
 
+/// A site's disk limit in MiB as its servers enforce it: the owner's
+/// `site_disk_mb` (0: none). The one place the API's `quota_mb` and the web and
+/// files servers' limits come from.
+pub fn site_quota_mb(limits: &Limits) -> u64 {
+    limits.site_disk_mb
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

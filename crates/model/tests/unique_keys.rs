@@ -37,6 +37,7 @@ fn site(aliases: &[&str]) -> Result<Site, model::Invalid> {
         active_server: None,
         deployment: None,
         previous_deployments: Vec::new(),
+        files: Default::default(),
     })
 }
 

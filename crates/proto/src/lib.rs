@@ -17,3 +17,4 @@ pub mod sitesync;
 pub mod v1;
 pub mod v1_import;
 mod v1_plans;
+mod v1_sitefiles;

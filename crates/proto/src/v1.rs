@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
 pub use crate::v1_plans::*;
+pub use crate::v1_sitefiles::*;
 
 /// Every error response: `{"error": code, "message": ..., "field": ..., "rule": ...}`.
 /// `error` is one of `invalid`, `unauthorized`, `forbidden`, `not_found`,
@@ -615,6 +616,13 @@ pub struct UpdateSite {
     /// Redirect HTTP to HTTPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https_redirect: Option<bool>,
+    /// Paths that survive deployments, e.g. `wp-content/uploads` (replaces the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<Vec<String>>,
+    /// Paths each web server keeps to itself, not replicated, e.g. `wp-content/cache`
+    /// (replaces the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<Vec<String>>,
 }
 
 /// A site.
@@ -639,6 +647,25 @@ pub struct SiteView {
     pub active_server: Option<String>,
     /// RFC 3339.
     pub created_at: String,
+    /// Paths that survive deployments.
+    #[serde(default)]
+    pub keep: Vec<String>,
+    /// Paths not replicated (each web server keeps its own).
+    #[serde(default)]
+    pub local: Vec<String>,
+    /// Bytes of the site's files, as its files server last reported (absent before
+    /// the first report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_bytes: Option<u64>,
+    /// The site's disk limit in MiB (the plan's `site_disk_mb`; 0: none).
+    #[serde(default)]
+    pub quota_mb: u64,
+    /// Losing versions kept in the conflicts area (`site conflicts`).
+    #[serde(default)]
+    pub conflicts: u64,
+    /// What may not work as expected, e.g. SQLite databases in an `all` site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `PUT /v1/sites/{domain}/certificate`: the customer's own certificate.

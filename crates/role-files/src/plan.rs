@@ -79,15 +79,13 @@ impl SiteOptions {
 /// `site_versions_days` when the controller sends none.
 pub const DEFAULT_VERSIONS_DAYS: u32 = 7;
 
-/// One site's options with every path a [`RelPath`] without `.`/`..`.
+/// One site's options with every path a [`model::sitefiles::SitePath`] (the API's rule:
+/// a path the API accepts, the engine accepts).
 fn render_site_options(o: &proto::agent_v1::FilesSiteOptions) -> Result<SiteOptions, String> {
     let check = |p: &String| -> Result<String, String> {
-        let rel = RelPath::new(p.trim_matches('/')).map_err(|e| format!("path {p:?}: {e}"))?;
-        if rel.as_str().is_empty() {
-            return Err("an empty path would be the whole site".into());
-        }
-        check_rel_path(rel.as_str()).map_err(|e| e.to_string())?;
-        Ok(rel.as_str().to_string())
+        model::sitefiles::SitePath::new(p)
+            .map(|sp| sp.as_str().to_string())
+            .map_err(|e| format!("path {p:?}: {e}"))
     };
     Ok(SiteOptions {
         keep_paths: o.keep_paths.iter().map(check).collect::<Result<_, _>>()?,
@@ -435,6 +433,42 @@ mod tests {
         for d in ["", "..", "../x", "a/b", "A.example", ".a"] {
             assert!(check_domain(d).is_err(), "{d}");
         }
+    }
+
+    #[test]
+    fn site_options_are_checked_with_the_api_rules() {
+        let opts = |domain: &str, keep: &[&str]| proto::agent_v1::FilesSiteOptions {
+            domain: domain.into(),
+            keep_paths: keep.iter().map(|k| k.to_string()).collect(),
+            local_paths: vec!["wp-content/cache/".into()],
+            mode: model::PlacementMode::All,
+            quota_mb: 3,
+        };
+        let mut cfg = config(&["a.example", "b.example"], vec![]);
+        cfg.site_options = vec![
+            opts("a.example", &["wp-content/uploads", "my files"]),
+            opts("b.example", &["../etc"]),
+            opts("c.example", &["x"]),
+        ];
+        cfg.versions_days = Some(30);
+        let (p, rejected) = render(&cfg, &FilesPlan::default());
+        assert_eq!(objects(&rejected), vec!["site options b.example"]);
+        let a = &p.site_options["a.example"];
+        assert_eq!(a.keep_paths, ["wp-content/uploads", "my files"]);
+        assert_eq!(a.local_paths, ["wp-content/cache"]);
+        assert_eq!(a.quota_bytes, 3 << 20);
+        assert_eq!(a.preserved().len(), 3);
+        assert!(!p.site_options.contains_key("c.example"), "not held here");
+        assert_eq!(p.versions_days, 30);
+        // a bad update keeps the previous options
+        let mut bad = cfg.clone();
+        bad.site_options = vec![opts("a.example", &["a/../b"])];
+        let (q, _) = render(&bad, &p);
+        assert_eq!(q.site_options["a.example"], *a);
+        assert_eq!(
+            render(&config(&[], vec![]), &p).0.versions_days,
+            DEFAULT_VERSIONS_DAYS
+        );
     }
 
     #[test]

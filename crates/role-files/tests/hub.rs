@@ -649,3 +649,115 @@ async fn a_deployment_keeps_kept_and_local_paths_and_reaches_the_log() -> Result
     )?;
     Ok(())
 }
+
+/// A web server's replica (`sitesync::replica`) as `web-1` in `dir`.
+fn replica(dir: &Path) -> Result<sitesync::replica::Replica> {
+    let root = dir.join("site");
+    std::fs::create_dir_all(&root)?;
+    Ok(sitesync::replica::Replica::open(
+        sitesync::replica::ReplicaConfig {
+            site: SITE.into(),
+            server: "web-1".into(),
+            root,
+            state: dir.join("state"),
+            local: vec!["cache".into()],
+            keep: vec![],
+            owner: None,
+            chunk_size: 64 * 1024,
+        },
+    )?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_replica_and_ftp_converge_through_the_engine() -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut e = Engine::start(
+        ip(24),
+        "31120-31129",
+        vec![],
+        Pki::new("controller CA")?,
+        |_| Ok(()),
+    )
+    .await?;
+    let cfg = e.config()?;
+    e.apply(&cfg).await?;
+    let web1 = e.web("web-1")?;
+    let r = e.curl_put("wp-config.php", b"<?php // from ftp").await?;
+    ensure(r.ok, || format!("upload: {r:?}"))?;
+    let web = tempfile::tempdir()?;
+    let (dir, hub) = (web.path().to_path_buf(), web1.clone());
+    let rep = tokio::task::spawn_blocking(move || -> Result<sitesync::replica::Replica> {
+        let mut rep = replica(&dir)?;
+        rep.sync(&hub)?;
+        // PHP writes on the web server: pushed to the files server
+        write(&dir.join("site/wp-content/uploads/a.jpg"), &[9u8; 70_000])?;
+        rep.observe(&[sitesync::replica::Look::Path(
+            "wp-content/uploads/a.jpg".into(),
+        )])?;
+        let report = rep.sync(&hub)?;
+        ensure(rep.pending() == 0, || format!("not all pushed: {report:?}"))?;
+        Ok(rep)
+    })
+    .await??;
+    let tree = e.tree();
+    ensure(
+        std::fs::read(web.path().join("site/wp-config.php"))? == b"<?php // from ftp",
+        || "the FTP upload did not reach the replica".into(),
+    )?;
+    let (a, b) = (
+        std::fs::metadata(tree.join("wp-config.php"))?,
+        std::fs::metadata(web.path().join("site/wp-config.php"))?,
+    );
+    ensure(
+        (a.mtime(), a.mtime_nsec()) == (b.mtime(), b.mtime_nsec()),
+        || "mtimes differ".into(),
+    )?;
+    ensure(
+        std::fs::read(tree.join("wp-content/uploads/a.jpg"))? == vec![9u8; 70_000],
+        || "the PHP write did not reach the files server".into(),
+    )?;
+    let hub = web1.clone();
+    let nodes = call(&web1, |w| w.manifest(SITE)).await?.nodes;
+    ensure(rep.disk_nodes()? == nodes, || {
+        "replica and hub differ".into()
+    })?;
+    // an FTP rename and delete reach the replica as such
+    let url = format!("ftp://{}:{}/", e.ip, e.ftp_port);
+    let r = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "-u",
+            "alice:alice-pw",
+            "-Q",
+            "RNFR wp-config.php",
+            "-Q",
+            "RNTO config.php",
+            "-Q",
+            "DELE wp-content/uploads/a.jpg",
+            &url,
+        ],
+    )
+    .await?;
+    ensure(r.ok, || format!("rename/delete: {r:?}"))?;
+    let mut rep = rep;
+    let dir = web.path().to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        rep.sync(&hub)?;
+        ensure(
+            dir.join("site/config.php").is_file() && !dir.join("site/wp-config.php").exists(),
+            || "rename not applied".into(),
+        )?;
+        ensure(!dir.join("site/wp-content/uploads/a.jpg").exists(), || {
+            "delete not applied".into()
+        })?;
+        ensure(rep.disk_nodes()? == hub.manifest(SITE)?.nodes, || {
+            "replica and hub differ".into()
+        })?;
+        Ok(())
+    })
+    .await??;
+    Ok(())
+}

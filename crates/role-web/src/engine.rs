@@ -15,22 +15,26 @@
 //! | `access_log` | `on` / `off` | `on` |
 //! | `threads` | dedicated server threads (`0`: the agent's runtime) | one per CPU |
 //!
-//! State under `ctx.state_dir`: `content/<domain>/current` (site files, maintained
-//! by the content-sync client; a site gone from the config has its folder deleted), `php/` (pool sockets, temp dirs, php-fpm config and
-//! log), `logs/` (`<domain>.access.log`, `error.log`).
+//! State under `ctx.state_dir`: `content/<domain>/tree` (a site's writable files,
+//! served through `content/<domain>/current -> tree`; kept by the site's replica, see
+//! [`crate::replicate`]; a site gone from the config has its folder deleted),
+//! `replicas/<domain>` (the replica's index, outbox and temp files), `php/` (pool
+//! sockets, temp dirs, php-fpm config and log), `logs/` (`<domain>.access.log`,
+//! `error.log`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent::supervisor::{AgentTlsPaths, BoxFuture, EngineContext, EngineError, RoleEngine};
+use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
 use proto::agent_v1::{EngineHealth, EngineState, RejectedObject, RoleConfig, WebConfig};
 use tokio::sync::{oneshot, watch};
 
 use crate::fpm::FpmManager;
 use crate::plan::{render, Layout, Plan};
+use crate::replicate::Replication;
 use crate::server::{run_with_options, ServerOptions};
 use crate::tls::CertStore;
 
@@ -50,24 +54,10 @@ pub struct WebEngine {
     https: SocketAddr,
     certs: CertStore,
     status: Arc<Mutex<(EngineState, String)>>,
-    /// For the content-sync client: the server's address (source of its
-    /// connections) and the agent's mTLS identity.
-    bind: IpAddr,
-    identity: Option<AgentTlsPaths>,
-    /// Running content-sync clients by origin.
-    syncs: BTreeMap<String, Sync>,
+    /// Every replicated site (issue 14).
+    replication: Replication,
     /// Sites of the last config not applied (each keeps its previous version).
     rejected: Vec<RejectedObject>,
-}
-
-/// One running content-sync client.
-struct Sync {
-    /// The sites it keeps.
-    sites: watch::Sender<Vec<String>>,
-    /// Dropping it stops the client.
-    _stop: oneshot::Sender<()>,
-    /// Its status.
-    status: role_files::SyncStatusHandle,
 }
 
 impl std::fmt::Debug for WebEngine {
@@ -178,9 +168,12 @@ impl WebEngine {
             http: http_addr,
             https: https_addr,
             certs,
-            bind: ctx.bind,
-            identity: ctx.identity.clone(),
-            syncs: BTreeMap::new(),
+            replication: Replication::new(
+                ctx.server.clone(),
+                ctx.bind,
+                &ctx.state_dir,
+                ctx.identity.clone(),
+            ),
             rejected: Vec::new(),
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
@@ -204,6 +197,11 @@ impl WebEngine {
         &self.certs
     }
 
+    /// The replicated sites (issue 14).
+    pub fn replication(&self) -> &crate::replicate::Replication {
+        &self.replication
+    }
+
     /// Where site content is served from.
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -216,93 +214,6 @@ impl WebEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = (state, detail);
     }
 
-    /// Keep one content-sync client per files origin running (each site names its
-    /// origin, `WebSite::files_origin`; `WebConfig::files_origin` is the fallback for
-    /// older controllers), and hand each the sites it must keep under
-    /// `<content_root>/<domain>/current`, active or not (an inactive `single` site
-    /// is kept synced so failover finds its files in place).
-    fn content_sync_hook(&mut self, cfg: &WebConfig) {
-        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for site in &cfg.sites {
-            if let Some(origin) = site.files_origin.as_ref().or(cfg.files_origin.as_ref()) {
-                wanted
-                    .entry(origin.clone())
-                    .or_default()
-                    .push(site.domain.clone());
-            }
-        }
-        // Origins no longer named: stop their clients (dropping the sender ends them).
-        self.syncs.retain(|origin, _| wanted.contains_key(origin));
-        let Some(id) = self.identity.clone() else {
-            if !wanted.is_empty() {
-                tracing::warn!("no agent identity: site content cannot be synced");
-            }
-            return;
-        };
-        for (origin, sites) in wanted {
-            if let Some(sync) = self.syncs.get(&origin) {
-                sync.sites.send_if_modified(|cur| {
-                    let changed = *cur != sites;
-                    *cur = sites.clone();
-                    changed
-                });
-                continue;
-            }
-            let opts = role_files::SyncOptions::new(
-                origin.clone(),
-                id.cert.clone(),
-                id.key.clone(),
-                id.ca.clone(),
-                Some(self.bind),
-                self.layout.content_root.clone(),
-            );
-            match role_files::SyncClient::new(opts) {
-                Ok(client) => {
-                    let (tx, rx) = watch::channel(sites);
-                    let (stop, stopped) = oneshot::channel::<()>();
-                    let status = client.status();
-                    tokio::spawn(client.run(rx, async move {
-                        let _ = stopped.await;
-                    }));
-                    tracing::info!(%origin, "content sync started");
-                    self.syncs.insert(
-                        origin,
-                        Sync {
-                            sites: tx,
-                            _stop: stop,
-                            status,
-                        },
-                    );
-                }
-                Err(e) => tracing::warn!(%origin, error = %e, "cannot start content sync"),
-            }
-        }
-    }
-
-    /// A summary of the content-sync clients for the health detail, and whether
-    /// one of them is degraded.
-    fn sync_summary(&self) -> (String, bool) {
-        let mut degraded = false;
-        let parts: Vec<String> = self
-            .syncs
-            .iter()
-            .map(|(origin, s)| {
-                let st = s.status.get();
-                if st.state == role_files::SyncState::Degraded {
-                    degraded = true;
-                }
-                format!(
-                    "sync {origin} {:?} {}/{}{}",
-                    st.state,
-                    st.sites_synced,
-                    st.sites_wanted,
-                    st.last_error.map(|e| format!(" ({e})")).unwrap_or_default()
-                )
-            })
-            .collect();
-        (parts.join(", "), degraded)
-    }
-
     async fn apply_web(&mut self, cfg: &WebConfig) -> Result<(), EngineError> {
         let previous = self.plan.borrow().clone();
         let (plan, rejected) = render(cfg, &self.layout, &previous);
@@ -310,7 +221,7 @@ impl WebEngine {
         let pools = plan.php_pools();
         let active = plan.active_sites().count();
         let mut warnings = plan.warnings.clone();
-        self.content_sync_hook(cfg);
+        self.replication.converge(cfg, &self.layout);
         // Swap first: static sites and certificates must not wait for PHP.
         self.plan.send_replace(Arc::new(plan));
         let fpm = self.fpm.lock().await.apply(&pools).await;
@@ -348,7 +259,14 @@ impl WebEngine {
             .map(|s| s.domain.trim_end_matches('.').to_ascii_lowercase())
             .collect();
         let root = self.layout.content_root.clone();
-        match tokio::task::spawn_blocking(move || prune_content(&root, &keep)).await {
+        let states = self.replication.state_root().to_path_buf();
+        let prune = move || {
+            // a stopped replica's state goes with its files (its loop has been told
+            // to stop; a restart of the site starts from the hub's manifest)
+            prune_content(&states, &keep);
+            prune_content(&root, &keep)
+        };
+        match tokio::task::spawn_blocking(prune).await {
             Ok(removed) => {
                 for domain in removed {
                     tracing::info!(%domain, "deleted the content of a site this server no longer has");
@@ -429,13 +347,12 @@ impl RoleEngine for WebEngine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let (sync, degraded) = self.sync_summary();
-        if !sync.is_empty() {
-            detail = format!("{detail}; {sync}");
-        }
-        // Serving the last synced copy is still serving: degraded, not failed.
-        if degraded && state == EngineState::Ok {
-            state = EngineState::Degraded;
+        if let Some(sum) = self.replication.summary() {
+            detail = format!("{detail}; {}", sum.detail);
+            // Serving the local tree is still serving: degraded, not failed.
+            if sum.degraded && state == EngineState::Ok {
+                state = EngineState::Degraded;
+            }
         }
         EngineHealth {
             name: "web".into(),
@@ -461,6 +378,7 @@ impl RoleEngine for WebEngine {
                 let _ = server.await;
             }
             self.watchdog.abort();
+            self.replication.stop();
             self.fpm.lock().await.stop().await;
         })
     }

@@ -1,8 +1,10 @@
 //! Safe file access beneath a site root.
 //!
-//! The site root (`<content_root>/<domain>/current`, a symlink the content-sync client
-//! swaps) is resolved once per request, so a request sees one release from start to
-//! end. Everything below it is opened with
+//! The site root (`<content_root>/<domain>/current`, a symlink: to the writable tree
+//! `tree` for a replicated site, see [`crate::replicate::tree`], which never changes;
+//! to a release folder that a deployment may swap otherwise) is resolved once per
+//! request, so a request sees one release from start to end. Everything below it is
+//! opened with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: the kernel refuses `..` that
 //! climbs out, absolute symlinks, and symlinks whose target leaves the root, whatever
 //! the path string looks like.

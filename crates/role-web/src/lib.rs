@@ -15,10 +15,15 @@
 //! - [`log`]: per-site access logs (combined format) and the error log.
 //! - [`engine`]: the agent adapter, [`start_engine`].
 //!
+//! - [`replicate`]: site-file replication (issue 14): each site with a files server is
+//!   a writable tree kept by a `sitesync` replica (PHP's writes pushed to the files
+//!   server's hub, the other servers' writes applied here).
+//!
 //! Content location contract: a site's files are served from
-//! `<content_root>/<domain>/current/`, where `current` is a symlink the content-sync
-//! client swaps atomically; a swap is seen by every request that starts more than
-//! 1 ms after it ([`fsafe::REVALIDATE_AFTER`]).
+//! `<content_root>/<domain>/current/`, where `current` is a symlink; for a replicated
+//! site it points at the writable tree `tree` (and never changes), otherwise at
+//! whatever the operator or a test put there; a swap is seen by every request that
+//! starts more than 1 ms after it ([`fsafe::REVALIDATE_AFTER`]).
 
 #![forbid(unsafe_code)]
 
@@ -36,6 +41,7 @@ pub mod log;
 pub mod path;
 pub mod php;
 pub mod plan;
+pub mod replicate;
 pub mod server;
 pub mod tls;
 

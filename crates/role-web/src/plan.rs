@@ -15,8 +15,8 @@ use crate::tls;
 /// Where the engine keeps things on disk (the inputs of [`render`] besides the config).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    /// Site content: `<content_root>/<domain>/current/` is served (the content-sync
-    /// client swaps the `current` symlink atomically).
+    /// Site content: `<content_root>/<domain>/current/` is served (`current -> tree`,
+    /// the writable tree a site's replica keeps, [`crate::replicate`]).
     pub content_root: PathBuf,
     /// PHP-FPM runtime directory: pool sockets and per-site temp dirs live here.
     pub php_dir: PathBuf,

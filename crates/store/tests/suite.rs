@@ -295,6 +295,7 @@ fn site(domain: &Stored<Domain>, hosts: &[&str]) -> Result<NewObject<Site>> {
             active_server: None,
             deployment: None,
             previous_deployments: Vec::new(),
+            files: Default::default(),
         },
     ))
 }

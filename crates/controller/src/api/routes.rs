@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::{
     auth, certs, customers, databases, dns, domains, ftp, import, infra, mail, mailcheck, names,
-    plans, sites, status, tsig,
+    plans, site_files, sites, status, tsig,
 };
 use crate::error::{method_not_allowed, not_found_route};
 use crate::state::AppState;
@@ -104,6 +104,26 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/sites/{domain}/content",
             axum::routing::put(crate::deployments::upload),
+        )
+        .route(
+            "/v1/sites/{domain}/deployments",
+            get(crate::deployments::list_kept),
+        )
+        .route(
+            "/v1/sites/{domain}/rollback",
+            post(crate::deployments::rollback),
+        )
+        .route(
+            "/v1/sites/{domain}/conflicts",
+            get(site_files::list_conflicts),
+        )
+        .route(
+            "/v1/sites/{domain}/restore",
+            post(site_files::create_restore),
+        )
+        .route(
+            "/v1/sites/{domain}/restore/{id}",
+            get(site_files::get_restore),
         )
         .route("/v1/mail/queue", get(mail::mail_queue))
         .route("/v1/mail/check/{domain}", get(mailcheck::mail_check))

@@ -4,19 +4,26 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use model::entity::{Domain, Kind, Site};
+use model::sitefiles::PathClasses;
 use model::{DomainName, PlacementMode, Role, WithField};
 use proto::v1::{CreateSite, ErrorBody, ListParams, Page, SiteView, UpdateSite};
 use store::{NewObject, Stored};
 
+use super::site_files::{self, FilesInfo};
 use super::{body_domain, filters, list_page, rfc3339, Names, Paging};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::state::AppState;
 
-/// A site as shown.
-pub async fn site_view(names: &mut Names<'_>, s: &Stored<Site>) -> ApiResult<SiteView> {
+/// A site as shown: with what its files server last reported (`info`).
+pub async fn site_view(
+    state: &AppState,
+    names: &mut Names<'_>,
+    info: &mut FilesInfo,
+    s: &Stored<Site>,
+) -> ApiResult<SiteView> {
     let domain = names.domain(s.data.domain).await?;
-    let (customer, cluster) = match names_store(names)
+    let (customer, cluster, files_cluster) = match names_store(names)
         .get::<Domain>(store::Scope::All, s.data.domain)
         .await?
     {
@@ -26,10 +33,25 @@ pub async fn site_view(names: &mut Names<'_>, s: &Stored<Site>) -> ApiResult<Sit
                 Some(c) => names.cluster(*c).await?,
                 None => String::new(),
             },
+            d.data.placements.get(&Role::Files).copied(),
         ),
-        None => (String::new(), String::new()),
+        None => (String::new(), String::new(), None),
     };
+    let status = info.status(files_cluster, &domain);
+    let (usage_bytes, conflicts, warnings) = (
+        status.map(|st| st.usage_bytes),
+        status.map_or(0, |st| st.conflicts.len() as u64),
+        site_files::warnings(&s.data, status),
+    );
+    let quota_mb = info.quota_mb(state, s.meta.owner).await?;
+    let paths = |l: &[model::sitefiles::SitePath]| l.iter().map(ToString::to_string).collect();
     Ok(SiteView {
+        keep: paths(&s.data.files.keep),
+        local: paths(&s.data.files.local),
+        usage_bytes,
+        quota_mb,
+        conflicts,
+        warnings,
         domain,
         customer,
         aliases: s.data.aliases.iter().map(ToString::to_string).collect(),
@@ -165,7 +187,9 @@ pub async fn create_site(
         active_server,
         deployment: None,
         previous_deployments: Vec::new(),
+        files: Default::default(),
     };
+    let mut info = FilesInfo::load(&state).await?;
     let mut tx = state.store.begin(caller.actor()).await?;
     let created = tx
         .create(NewObject {
@@ -178,7 +202,7 @@ pub async fn create_site(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(site_view(&mut Names::new(&state.store), &created).await?),
+        Json(site_view(&state, &mut Names::new(&state.store), &mut info, &created).await?),
     ))
 }
 
@@ -193,9 +217,10 @@ pub async fn list_sites(
     let (owner, parent) = filters(&state, &caller, &params, true, false).await?;
     let (rows, next) = list_page::<Site>(&state, caller.scope(), paging, owner, parent).await?;
     let mut names = Names::new(&state.store);
+    let mut info = FilesInfo::load(&state).await?;
     let mut items = Vec::with_capacity(rows.len());
     for s in &rows {
-        items.push(site_view(&mut names, s).await?);
+        items.push(site_view(&state, &mut names, &mut info, s).await?);
     }
     Ok(Json(Page {
         items,
@@ -212,7 +237,10 @@ pub async fn get_site(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<SiteView>> {
     let s = path_site(&state, &caller, &name).await?;
-    Ok(Json(site_view(&mut Names::new(&state.store), &s).await?))
+    let mut info = FilesInfo::load(&state).await?;
+    Ok(Json(
+        site_view(&state, &mut Names::new(&state.store), &mut info, &s).await?,
+    ))
 }
 
 /// `PATCH /v1/sites/{domain}`.
@@ -235,6 +263,18 @@ pub async fn update_site(
         None => None,
     };
     let new_mode = mode(req.mode.as_deref())?;
+    let classes = match (&req.keep, &req.local) {
+        (None, None) => None,
+        (keep, local) => Some((keep.is_some(), local.is_some(), {
+            // Checked together with the list not given (it stays as it is).
+            let stored = |l: &[model::sitefiles::SitePath]| {
+                l.iter().map(ToString::to_string).collect::<Vec<_>>()
+            };
+            let keep = keep.clone().unwrap_or_else(|| stored(&s.data.files.keep));
+            let local = local.clone().unwrap_or_else(|| stored(&s.data.files.local));
+            PathClasses::new(&keep, &local)?
+        })),
+    };
     let new_server = match new_mode {
         Some(m) if m != s.data.mode => {
             Some(crate::placement::place_site(&state, &domain.data, m).await?)
@@ -261,10 +301,19 @@ pub async fn update_site(
     if let Some(server) = new_server {
         cur.data.active_server = server;
     }
+    if let Some((keep, local, classes)) = classes {
+        if keep {
+            cur.data.files.keep = classes.keep;
+        }
+        if local {
+            cur.data.files.local = classes.local;
+        }
+    }
     let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
+    let mut info = FilesInfo::load(&state).await?;
     Ok(Json(
-        site_view(&mut Names::new(&state.store), &updated).await?,
+        site_view(&state, &mut Names::new(&state.store), &mut info, &updated).await?,
     ))
 }
 

@@ -92,10 +92,24 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
         Obj::DbUser(u) => {
             dirty.clusters.insert(u.data.cluster);
         }
-        // Names, quotas and limits reach the db and mail servers.
-        Obj::Account(_) | Obj::Plan(_) => {
+        // Names, quotas and limits reach the db and mail servers; an account's
+        // `site_disk_mb` its sites' web and files servers.
+        Obj::Account(a) => {
             dirty.role(world, Role::Mail);
             dirty.role(world, Role::Db);
+            for d in world
+                .domains
+                .iter()
+                .filter(|d| d.data.customer == a.meta.id)
+            {
+                dirty.placements(d, &[Role::Web, Role::Files]);
+            }
+        }
+        // A plan may be any account's: every site's quota may change.
+        Obj::Plan(_) => {
+            for role in [Role::Mail, Role::Db, Role::Web, Role::Files] {
+                dirty.role(world, role);
+            }
         }
         Obj::Secret(s) => {
             let subject = s.data.subject.as_str();
@@ -170,6 +184,8 @@ pub struct Inputs {
     pub mail_flush: u64,
     /// [`World::db_trash_days`].
     pub db_trash_days: u32,
+    /// [`World::site_versions_days`].
+    pub site_versions_days: u32,
     /// [`World::default_plan`].
     pub default_plan: model::limits::Limits,
 }
@@ -182,6 +198,7 @@ impl Inputs {
             service_ports: world.service_ports.clone(),
             mail_flush: world.mail_flush,
             db_trash_days: world.db_trash_days,
+            site_versions_days: world.site_versions_days,
             default_plan: world.default_plan,
         }
     }
@@ -192,7 +209,10 @@ impl Inputs {
 /// zones of the domains placed on its cluster; its service port reaches its
 /// cluster's peers (NOTIFY targets, the mail primary's SMTP endpoint).
 pub fn mark_inputs(world: &World, before: &Inputs, dirty: &mut Dirty) {
-    if world.db_trash_days != before.db_trash_days || world.default_plan != before.default_plan {
+    if world.db_trash_days != before.db_trash_days
+        || world.site_versions_days != before.site_versions_days
+        || world.default_plan != before.default_plan
+    {
         dirty.everything = true;
         return;
     }

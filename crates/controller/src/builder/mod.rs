@@ -28,6 +28,8 @@ mod proptests;
 mod roles;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_files;
 pub mod world;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,12 +1,15 @@
 //! Property test: random sequences of changes (domains, sites, mailboxes,
 //! aliases, DNS records, FTP accounts, databases, key material, server ranks,
-//! health, service ports, mail flushes), fed to the incremental builder as the
+//! health, service ports, mail flushes; a site's kept and local paths and
+//! restores, its owner's site disk limit, the days site file versions are kept), fed to the incremental builder as the
 //! store's change feed would bring them (cascaded deletes as tombstones), give
 //! exactly the configs of a full build from scratch after every step.
 
-use model::entity::{Database, DnsRecord, FtpAccount, MailAlias, Mailbox, SecretPurpose};
+use model::entity::{Account, Database, DnsRecord, FtpAccount, MailAlias, Mailbox, SecretPurpose};
+use model::sitefiles::{RestoreState, SiteFiles, SitePath, SiteRestore};
 use model::{
-    DbEngine, DbIdent, EmailAddress, FtpUsername, Id, LocalPart, PlacementMode, RelPath, Role,
+    AccountKind, DbEngine, DbIdent, EmailAddress, FtpUsername, Id, LocalPart, PlacementMode,
+    RelPath, Role, Slug,
 };
 use proptest::prelude::*;
 use scheduler::Health;
@@ -28,7 +31,14 @@ enum Op {
         php: bool,
         single: bool,
         active: bool,
+        /// Which file settings: none, paths, a pending restore, or both and a
+        /// finished restore.
+        files: u8,
     },
+    /// The owner ([`OWNER`]) gets another site disk limit (0: none).
+    SiteDisk { mb: u8 },
+    /// `files.site_versions_days` changes.
+    Versions { days: u8 },
     /// Delete the site of domain `slot`.
     DeleteSite { slot: u8 },
     /// Create or update mailbox `n` of domain `slot`.
@@ -67,8 +77,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (slot.clone(), 0u8..6).prop_map(|(slot, p)| Op::Domain { slot, p }),
         1 => slot.clone().prop_map(|slot| Op::DeleteDomain { slot }),
-        4 => (slot.clone(), any::<bool>(), any::<bool>(), any::<bool>())
-            .prop_map(|(slot, php, single, active)| Op::Site { slot, php, single, active }),
+        4 => (slot.clone(), any::<bool>(), any::<bool>(), any::<bool>(), 0u8..4)
+            .prop_map(|(slot, php, single, active, files)| Op::Site { slot, php, single, active, files }),
+        1 => (0u8..3).prop_map(|mb| Op::SiteDisk { mb }),
+        1 => (1u8..4).prop_map(|days| Op::Versions { days }),
         1 => slot.clone().prop_map(|slot| Op::DeleteSite { slot }),
         2 => (slot.clone(), 0u8..3, any::<bool>())
             .prop_map(|(slot, n, enabled)| Op::Mailbox { slot, n, enabled }),
@@ -104,6 +116,9 @@ const PLACEMENTS: [&[(Role, Id)]; 6] = [
     &[(Role::Web, 2), (Role::Dns, 3), (Role::Files, 5)],
 ];
 
+/// The account owning every domain (an id no base object has).
+const OWNER: Id = 900;
+
 fn domain_id(slot: u8) -> Id {
     1000 + Id::from(slot)
 }
@@ -117,7 +132,9 @@ fn apply(truth: &mut Truth, inputs: &mut World, op: &Op) {
     let d = |slot: u8| domain_id(slot);
     match *op {
         Op::Domain { slot, p } => {
-            truth.put(domain(d(slot), &name(slot), PLACEMENTS[usize::from(p)]))
+            let mut dom = domain(d(slot), &name(slot), PLACEMENTS[usize::from(p)]);
+            dom.data.customer = OWNER;
+            truth.put(dom)
         }
         Op::DeleteDomain { slot } => truth.delete(d(slot)),
         Op::Site {
@@ -125,6 +142,7 @@ fn apply(truth: &mut Truth, inputs: &mut World, op: &Op) {
             php,
             single,
             active,
+            files,
         } if truth.has(d(slot)) => {
             let mode = if single {
                 PlacementMode::Single
@@ -134,8 +152,35 @@ fn apply(truth: &mut Truth, inputs: &mut World, op: &Op) {
             let mut s = site(2000 + d(slot), d(slot), mode, active.then_some(11));
             s.meta.parent = Some(d(slot));
             s.data.php = php;
+            s.data.files = site_files(2000 + d(slot), files);
             truth.put(s);
         }
+        Op::SiteDisk { mb } => {
+            let limits = model::limits::LimitOverrides {
+                site_disk_mb: Some(u64::from(mb) * 100),
+                ..Default::default()
+            };
+            truth.put(stored(
+                OWNER,
+                "acme",
+                None,
+                Account {
+                    name: Slug::new("acme").expect("slug"),
+                    kind: AccountKind::Customer,
+                    display_name: String::new(),
+                    email: None,
+                    reseller: None,
+                    default_clusters: Default::default(),
+                    password_hash: None,
+                    disabled: false,
+                    db_quota_mb: None,
+                    plan: None,
+                    limits,
+                    may_choose_clusters: false,
+                },
+            ));
+        }
+        Op::Versions { days } => inputs.site_versions_days = u32::from(days) * 7,
         Op::DeleteSite { slot } => truth.delete(2000 + d(slot)),
         Op::Mailbox { slot, n, enabled } if truth.has(d(slot)) => truth.put(stored(
             3000 + d(slot) * 10 + Id::from(n),
@@ -246,6 +291,32 @@ fn copy_inputs(from: &World, to: &mut World) {
     to.service_ports = from.service_ports.clone();
     to.mail_flush = from.mail_flush;
     to.db_trash_days = from.db_trash_days;
+    to.site_versions_days = from.site_versions_days;
+}
+
+/// A site's file settings of variant `v` ([`Op::Site`]'s `files`).
+fn site_files(site: Id, v: u8) -> SiteFiles {
+    let path = |p: &str| SitePath::new(p).expect("path");
+    let restore = |n: u64, state: RestoreState| SiteRestore {
+        id: model::sitefiles::restore_id(site, n),
+        path: path("wp-content/uploads/a.jpg"),
+        at: None,
+        requested_at: 1,
+        state,
+        message: String::new(),
+    };
+    let mut f = SiteFiles::default();
+    if v == 1 || v == 3 {
+        f.keep = vec![path("wp-content/uploads")];
+        f.local = vec![path("wp-content/cache")];
+    }
+    if v >= 2 {
+        f.restores.push(restore(1, RestoreState::Pending));
+    }
+    if v == 3 {
+        f.restores.push(restore(2, RestoreState::Ok));
+    }
+    f
 }
 
 proptest! {
@@ -263,6 +334,7 @@ proptest! {
         }
         let mut inputs = World::from_feed(&truth.everything()).expect("feed");
         inputs.db_trash_days = 7;
+        inputs.site_versions_days = 7;
         let mut inc = Incremental::new(World::from_feed(&truth.feed()).expect("feed"));
         let mut serials = ZoneSerials::default();
         copy_inputs(&inputs, &mut inc.world);

@@ -7,9 +7,10 @@ use std::rc::Rc;
 use model::entity::{Domain, SecretPurpose, Server, Site};
 use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
-    DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FilesConfig, FtpAccountConfig,
-    MailAccount, MailConfig, MailDomain, MailLimits, MailPeer, PreviousTsigSecret, RoleConfig,
-    ServerIdentity, TsigKey, WebConfig, WebSite, ZoneAssignment, ZoneContent,
+    DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FileRestore, FilesConfig,
+    FilesSiteOptions, FtpAccountConfig, MailAccount, MailConfig, MailDomain, MailLimits, MailPeer,
+    PreviousTsigSecret, RoleConfig, ServerIdentity, TsigKey, WebConfig, WebSite, ZoneAssignment,
+    ZoneContent,
 };
 use store::Stored;
 
@@ -67,9 +68,8 @@ impl<'a> Index<'a> {
                     https_redirect: s.data.https_redirect,
                     tls: self.tls(SecretPurpose::SiteCert, name),
                     files_origin: self.files_origin(domain),
-                    // Filled by the site-files wiring (issue 14).
-                    local_paths: Vec::new(),
-                    quota_mb: 0,
+                    local_paths: s.data.files.local.iter().map(ToString::to_string).collect(),
+                    quota_mb: site_quota_mb(self.world, domain),
                 };
                 Some((site, single))
             })
@@ -336,6 +336,32 @@ impl<'a> Index<'a> {
                 })
             })
             .collect();
+        let mut site_options = Vec::new();
+        let mut restores = Vec::new();
+        for d in &placed {
+            let Some(site) = site_of.get(&d.meta.id) else {
+                continue;
+            };
+            let files = &site.files;
+            let paths =
+                |l: &[model::sitefiles::SitePath]| l.iter().map(ToString::to_string).collect();
+            // Every site held is listed: its mode alone decides the SQLite check.
+            site_options.push(FilesSiteOptions {
+                domain: d.meta.name.clone(),
+                keep_paths: paths(&files.keep),
+                local_paths: paths(&files.local),
+                mode: site.mode,
+                quota_mb: site_quota_mb(self.world, d),
+            });
+            restores.extend(files.pending().map(|r| FileRestore {
+                id: r.id.clone(),
+                domain: d.meta.name.clone(),
+                path: r.path.to_string(),
+                at: r.at,
+            }));
+        }
+        site_options.sort_by(|a, b| a.domain.cmp(&b.domain));
+        restores.sort_by(|a, b| a.id.cmp(&b.id));
         FilesConfig {
             sites: placed.iter().map(|d| d.meta.name.clone()).collect(),
             deployments,
@@ -345,10 +371,9 @@ impl<'a> Index<'a> {
                 .into_iter()
                 .map(|(s, d)| (s.to_owned(), d))
                 .collect(),
-            // Filled by the site-files wiring (issue 14).
-            site_options: Vec::new(),
-            restores: Vec::new(),
-            versions_days: None,
+            site_options,
+            restores,
+            versions_days: Some(self.world.site_versions_days),
         }
     }
 
@@ -466,4 +491,15 @@ pub(super) fn mail_limits_for(world: &World, domain: &Stored<Domain>) -> Option<
             u32::try_from(limits.mail_recipients_per_message).unwrap_or(u32::MAX),
         ),
     })
+}
+
+/// A site's disk limit in MiB (0: none) as its web and files servers get it: from
+/// the owning account's limits in force ([`model::limits::site_quota_mb`]).
+pub(super) fn site_quota_mb(world: &World, domain: &Stored<Domain>) -> u64 {
+    model::limits::site_quota_mb(
+        world
+            .account_limits
+            .get(&domain.data.customer)
+            .unwrap_or(&world.default_plan),
+    )
 }

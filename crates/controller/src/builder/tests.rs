@@ -106,6 +106,7 @@ pub(super) fn site(id: Id, domain: Id, mode: PlacementMode, active: Option<Id>) 
             active_server: active,
             deployment: None,
             previous_deployments: Vec::new(),
+            files: Default::default(),
         },
     )
 }
@@ -250,6 +251,7 @@ pub(super) fn world() -> World {
         service_ports: HashMap::from([(21, 10053), (31, 10025)]),
         mail_flush: 0,
         db_trash_days: 7,
+        site_versions_days: 7,
         db_quotas: HashMap::from([(1, 500)]),
         accounts: Objects::default(),
         plans: Objects::default(),

@@ -212,6 +212,9 @@ pub struct World {
     /// Days db servers keep dumps of dropped databases (controller config
     /// `databases.trash_days`).
     pub db_trash_days: u32,
+    /// Days files servers keep overwritten and deleted site files (controller
+    /// config `files.site_versions_days`).
+    pub site_versions_days: u32,
     /// Health of the servers as the controller believes it (not stored; the
     /// caller fills it from the health monitor). A server absent here is `unknown`.
     pub health: HashMap<Id, Health>,

@@ -71,6 +71,7 @@ impl Context {
             active_server,
             deployment: None,
             previous_deployments: Vec::new(),
+            files: Default::default(),
         };
         for k in &model::entity::Object::unique_keys(&data, &domain.meta.name) {
             if self.view.key(tx, k.ns, &k.key).await?.is_some() {

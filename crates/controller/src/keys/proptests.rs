@@ -242,6 +242,7 @@ fn apply_op(truth: &mut Truth, op: &Op) {
                     active_server: None,
                     deployment: None,
                     previous_deployments: Vec::new(),
+                    files: Default::default(),
                 },
             );
         }

@@ -34,6 +34,7 @@ fn site(mode: PlacementMode, active: Option<Id>) -> Site {
         active_server: active,
         deployment: None,
         previous_deployments: Vec::new(),
+        files: Default::default(),
     }
 }
 

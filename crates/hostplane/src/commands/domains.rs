@@ -89,11 +89,20 @@ pub async fn site(ctx: &Ctx, cmd: SiteCmd) -> anyhow::Result<()> {
             } else {
                 non_empty(u.aliases)
             };
+            let paths = |clear: bool, list: Vec<String>| {
+                if clear {
+                    Some(Vec::new())
+                } else {
+                    non_empty(list)
+                }
+            };
             let req = UpdateSite {
                 aliases,
                 php: u.php,
                 mode: u.mode,
                 https_redirect: u.https_redirect,
+                keep: paths(u.clear_keep, u.keep),
+                local: paths(u.clear_local, u.local),
             };
             ctx.out.one(&api.update_site(&u.domain, &req).await?)
         }
@@ -103,6 +112,11 @@ pub async fn site(ctx: &Ctx, cmd: SiteCmd) -> anyhow::Result<()> {
         }
         SiteCmd::Cert(c) => site_cert(ctx, &api, c).await,
         SiteCmd::Upload(u) => site_upload(ctx, &api, u).await,
+        SiteCmd::Conflicts(d) => super::sitefiles::conflicts(ctx, &api, &d.domain).await,
+        SiteCmd::Restore(r) => super::sitefiles::restore(ctx, &api, r).await,
+        SiteCmd::RestoreStatus(r) => ctx.out.one(&api.site_restore(&r.domain, &r.id).await?),
+        SiteCmd::Rollback(r) => super::sitefiles::rollback(ctx, &api, r).await,
+        SiteCmd::Deployments(d) => super::sitefiles::deployments(ctx, &api, &d.domain).await,
     }
 }
 

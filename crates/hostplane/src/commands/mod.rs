@@ -11,6 +11,7 @@ pub mod infra;
 pub mod mail;
 pub mod plans;
 pub mod session;
+pub mod sitefiles;
 
 use crate::cli::{Command, GlobalOpts, ListOpts};
 use crate::output::Output;

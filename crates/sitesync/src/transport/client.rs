@@ -32,6 +32,19 @@ impl HttpsHub {
         key_pem: &str,
         ca_pem: &str,
     ) -> Result<HttpsHub, HubError> {
+        HttpsHub::bound(base, cert_pem, key_pem, ca_pem, None)
+    }
+
+    /// [`HttpsHub::new`] with connections made from `local` (the server's own address:
+    /// on 127.0.0.0/8 the kernel would otherwise pick 127.0.0.1, DESIGN.md "Ports and
+    /// addresses in `up`").
+    pub fn bound(
+        base: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        ca_pem: &str,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<HttpsHub, HubError> {
         let bad = |e: reqwest::Error| HubError::Refused(format!("TLS setup: {e}"));
         let mut pem = cert_pem.trim_end().to_owned();
         pem.push('\n');
@@ -44,6 +57,7 @@ impl HttpsHub {
             .add_root_certificate(root)
             .identity(id)
             .https_only(true)
+            .local_address(local)
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .build()
