@@ -97,7 +97,7 @@ pub struct EngineContext {
     /// the engine creates it when it needs it.
     pub state_dir: PathBuf,
     /// The agent's own mTLS identity (PEM files), for engines that talk to other
-    /// agents (content sync): the client certificate and key the controller CA
+    /// agents (site-file replication): the client certificate and key the controller CA
     /// signed at join, and that CA. `None` in tests that run without a controller.
     pub identity: Option<AgentTlsPaths>,
     /// Engine options from the agent config's `[engine]` table (e.g.

@@ -7,7 +7,7 @@
 //! of the domain's files servers lists the deployment; the files engine fetches it
 //! from `GET /v1/agent/deployments/{id}` (mutual TLS, only a files server that holds
 //! a site with that deployment), unpacks it safely and replaces the site's files with
-//! it. From there it reaches the web servers like an FTP upload does (content sync).
+//! it. From there it reaches the web servers like an FTP upload does (site-file replication).
 //!
 //! Deployments are content-addressed, so uploading the same folder twice is one
 //! file. Each site keeps its last [`KEPT_DEPLOYMENTS`] archives (the current one

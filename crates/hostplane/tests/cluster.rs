@@ -678,7 +678,7 @@ fn http_get(addr: &str, host: &str, path: &str) -> String {
 }
 
 /// A file uploaded by FTPS to the files server is served by every web server of the
-/// site's cluster (content sync over mutual TLS); a folder deployed through the API
+/// site's cluster (site-file replication over mutual TLS); a folder deployed through the API
 /// replaces the site's files; with the files server down the web servers keep serving
 /// their last copy.
 #[tokio::test]

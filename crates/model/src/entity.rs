@@ -532,7 +532,7 @@ pub enum SecretPurpose {
     /// A site's TLS certificate and key (subject: the site's domain).
     SiteCert,
     /// A server's TLS certificate and key for its public services: FTPS, SMTP
-    /// STARTTLS, POP3S, content sync (subject: the server name).
+    /// STARTTLS, POP3S, the site-file hub (subject: the server name).
     ServerCert,
     /// A domain's DKIM signing key (subject: the domain).
     Dkim,

@@ -31,8 +31,8 @@ pub const JOIN_PATH: &str = "/v1/agent/join";
 pub const CONFIG_PATH: &str = "/v1/agent/config";
 /// Path of the heartbeat call.
 pub const HEARTBEAT_PATH: &str = "/v1/agent/heartbeat";
-/// Port of the content-sync endpoint of files servers (HTTPS, mutual TLS), on the
-/// files server's own address.
+/// Port of the site-file hub of files servers (HTTPS, mutual TLS), on the files
+/// server's own address: web servers' replicas push and pull there.
 pub const SYNC_PORT: u16 = 7443;
 /// The [`DesiredConfig::format`] this module describes.
 pub const CONFIG_FORMAT: u32 = 1;
@@ -528,7 +528,7 @@ pub struct FilesConfig {
     #[serde(default)]
     pub ftp_accounts: Vec<FtpAccountConfig>,
     /// The server's certificate (host name and addresses) for FTPS and for the
-    /// content-sync endpoint web servers pull from, from the controller CA.
+    /// site-file hub web servers replicate from, from the controller CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsMaterial>,
     /// Server names (agent certificate common names) allowed to pull content: the

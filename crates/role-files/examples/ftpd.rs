@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use role_files::auth::Accounts;
-use role_files::changes::Changes;
 use role_files::ftp::{run_ftp, FtpShared};
 use role_files::plan::{parse_port_range, Account};
 use role_files::tls::SwapCert;
@@ -45,14 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     accounts.set(map);
     let ports = parse_port_range(args.get(5).map(String::as_str).unwrap_or("33000-33099"))?;
     let listener = tokio::net::TcpListener::bind(&args[1]).await?;
-    let shared = FtpShared::new(
-        hub,
-        accounts,
-        Arc::new(SwapCert::default()),
-        Changes::new(),
-        ports,
-        false,
-    );
+    let shared = FtpShared::new(hub, accounts, Arc::new(SwapCert::default()), ports, false);
     eprintln!("hostplane ftpd on {}", listener.local_addr()?);
     run_ftp(listener, shared, std::future::pending()).await;
     Ok(())

@@ -1,6 +1,6 @@
 //! The files role engine for the agent's supervisor: FTP on port 21 (10021 without the
 //! right to bind it, or the `ftp_port` option) and, on `sync_port` (default 7443), the
-//! site-file hub's HTTPS routes beside the legacy sync origin, both on the server's
+//! site-file hub's HTTPS routes (mutual TLS, `sitesync::transport`), both on the server's
 //! address; each site's state (its tree, log, kept versions and conflicts) under
 //! `<state_dir>/hub/<domain>/` ([`crate::sitehub`]). `apply` swaps accounts, served
 //! sites, grants, quotas and the certificate in place: nobody is disconnected; it also
@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
@@ -25,15 +25,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Accounts;
-use crate::changes::Changes;
 use crate::error::FilesError;
 use crate::ftp::{run_ftp, FtpShared};
-use crate::origin::{run_origin, OriginState};
 use crate::plan::{render, EngineOptions, FilesPlan};
-use crate::sitehub::{
-    open_hub, run_capture, run_legacy_wake, run_reports, run_upkeep, RestoreBook, WatchCmd,
-};
-use crate::tls::{certified_key, origin_config, SwapCert};
+use crate::sitehub::{open_hub, run_capture, run_reports, run_upkeep, RestoreBook, WatchCmd};
+use crate::tls::{certified_key, sync_port_config, SwapCert};
 
 impl From<FilesError> for EngineError {
     fn from(e: FilesError) -> Self {
@@ -62,7 +58,8 @@ pub fn bind_tcp(ip: IpAddr, port: u16, fallback: bool) -> Result<TcpListener, st
 struct FilesEngine {
     accounts: Accounts,
     cert: Arc<SwapCert>,
-    origin: Arc<OriginState>,
+    /// The sites held now (read by the upkeep and report tasks).
+    served: Arc<RwLock<Arc<BTreeSet<String>>>>,
     /// The site-file hub: its trees are the sites.
     hub: Arc<Hub>,
     /// Tells the capture task which trees to watch.
@@ -79,8 +76,6 @@ struct FilesEngine {
     stop: watch::Sender<bool>,
     status: Arc<Mutex<(EngineState, String)>>,
     applied: Option<FilesPlan>,
-    /// Wakes the sync origin's long-polls after a deployment changed a site.
-    changes: Changes,
     /// Fetches API deployments from the controllers (`None` without an identity).
     fetcher: Option<agent::deploy::Fetcher>,
     /// The engine's private directory (deployment staging and records).
@@ -112,19 +107,15 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         None => bind_tcp(ctx.bind, 21, true)?,
     };
     let ftp_addr = ftp.local_addr()?;
-    let changes = Changes::new();
-    let engine_changes = changes.clone();
-    let changes_for_wake = changes.clone();
     let accounts = Accounts::default();
     let cert = Arc::new(SwapCert::default());
-    let origin = Arc::new(OriginState::new(hub.clone(), changes.clone()));
+    let served_sites: Arc<RwLock<Arc<BTreeSet<String>>>> = Arc::default();
     let (stop, stop_rx) = watch::channel(false);
 
     let shared = FtpShared::new(
         hub.clone(),
         accounts.clone(),
         cert.clone(),
-        changes,
         opts.passive_ports.clone(),
         opts.ftp_tls_required,
     );
@@ -134,20 +125,30 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
     let sync_addr = match &ctx.identity {
         Some(id) => {
             let ca = std::fs::read(&id.ca)?;
-            let tls = origin_config(cert.clone(), &ca)?;
+            let tls = sync_port_config(cert.clone(), &ca)?;
             let l = bind_tcp(ctx.bind, opts.sync_port, false)?;
             let addr = l.local_addr()?;
-            tokio::spawn(run_origin(l, tls, origin.clone(), stopped(stop_rx.clone())));
+            tokio::spawn(sitesync::transport::server::run_hub_server(
+                l,
+                tls,
+                hub.clone(),
+                stopped(stop_rx.clone()),
+            ));
             Some(addr)
         }
         None => {
-            tracing::warn!("no agent identity: the content-sync origin is not started");
+            tracing::warn!("no agent identity: web servers cannot reach the site-file hub");
             None
         }
     };
     let served = {
-        let origin = origin.clone();
-        move || origin.sites()
+        let sites = served_sites.clone();
+        move || {
+            sites
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        }
     };
     tokio::spawn(run_upkeep(
         hub.clone(),
@@ -157,11 +158,6 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
     ));
     let (watch_tx, watch_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(run_capture(hub.clone(), watch_rx, stopped(stop_rx.clone())));
-    tokio::spawn(run_legacy_wake(
-        hub.clone(),
-        changes_for_wake,
-        stopped(stop_rx.clone()),
-    ));
     let site_report = Arc::new(Mutex::new(Vec::new()));
     tokio::spawn(run_reports(
         hub.clone(),
@@ -179,7 +175,7 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
     let engine = FilesEngine {
         accounts,
         cert,
-        origin,
+        served: served_sites,
         watch: watch_tx,
         watched: BTreeMap::new(),
         site_report,
@@ -192,7 +188,6 @@ pub fn start_engine(ctx: &EngineContext) -> Result<Box<dyn RoleEngine>, EngineEr
         status: Arc::new(Mutex::new((EngineState::Ok, String::new()))),
         applied: None,
         rejected: Vec::new(),
-        changes: engine_changes,
         fetcher: ctx.identity.as_ref().and_then(|id| {
             agent::deploy::Fetcher::new(id, ctx.bind, ctx.controllers.clone())
                 .map_err(|e| tracing::warn!(error = %e, "site deployments cannot be fetched"))
@@ -280,8 +275,8 @@ impl FilesEngine {
 
     fn refresh_status(&self, err: Option<String>) {
         let sync = match self.sync_addr {
-            Some(a) => format!("sync origin on {a}"),
-            None => "sync origin off (no agent identity)".into(),
+            Some(a) => format!("site-file hub on {a}"),
+            None => "site-file hub off (no agent identity)".into(),
         };
         let tls = if self.cert.is_set() {
             if self.tls_required {
@@ -295,7 +290,10 @@ impl FilesEngine {
         let mut detail = format!(
             "ftp on {} ({tls}), {sync}; {} sites, {} ftp accounts",
             self.ftp_addr,
-            self.origin.sites().len(),
+            self.served
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len(),
             self.accounts.len()
         );
         let mut state = EngineState::Ok;
@@ -314,7 +312,8 @@ impl FilesEngine {
     }
 
     /// Apply, in the background, every API deployment of a served site that is not
-    /// applied yet (`agent::deploy`); the sync origin then tells the web servers.
+    /// applied yet (`agent::deploy`); adopted into the site's log, it reaches the web
+    /// servers' replicas like any other change.
     fn start_deployments(&self, deployments: &[proto::agent_v1::SiteDeployment]) {
         let Some(fetcher) = self.fetcher.clone() else {
             return;
@@ -347,11 +346,7 @@ impl FilesEngine {
                 .map(crate::plan::SiteOptions::preserved)
                 .unwrap_or_default();
             let hub = self.hub.clone();
-            let (busy, changes, error) = (
-                self.deploying.clone(),
-                self.changes.clone(),
-                self.deploy_error.clone(),
-            );
+            let (busy, error) = (self.deploying.clone(), self.deploy_error.clone());
             tokio::spawn(async move {
                 let mut delay = Duration::from_secs(1);
                 loop {
@@ -366,7 +361,6 @@ impl FilesEngine {
                             if let Ok(Err(e)) = adopted {
                                 tracing::warn!(domain = %dep.domain, error = %e, "the deployment is not in the site's log yet");
                             }
-                            changes.bump();
                             *error
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
@@ -429,7 +423,6 @@ impl FilesEngine {
             .map_err(|_| FilesError::Io(std::io::Error::other("blocking task failed")))??;
         self.cert.set(ck);
         self.accounts.set(plan.accounts.clone());
-        self.origin.set_clients(plan.sync_clients.clone());
         self.hub.set_grants(plan.sync_clients.clone());
         self.hub.set_quotas(
             plan.site_options
@@ -445,7 +438,10 @@ impl FilesEngine {
                 .collect::<HashMap<_, _>>(),
         );
         self.hub.set_versions_days(plan.versions_days);
-        self.origin.set_sites(plan.sites.clone());
+        *self
+            .served
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(plan.sites.clone());
         self.update_watches(&plan);
         // No account or web server reaches a removed domain any more: move its
         // folder away.

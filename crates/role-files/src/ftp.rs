@@ -15,7 +15,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::auth::{Accounts, FtpUser, HashAuthenticator, HomeProvider};
-use crate::changes::Changes;
 use crate::storage::SiteStorage;
 use crate::tls::{ftps_config, SwapCert};
 
@@ -28,8 +27,6 @@ pub struct FtpShared {
     pub accounts: Accounts,
     /// Live server certificate (FTPS is offered once one is set).
     pub cert: Arc<SwapCert>,
-    /// Bumped after each write.
-    pub changes: Changes,
     /// Passive data ports.
     pub passive_ports: RangeInclusive<u16>,
     /// Refuse logins on a plain-text control connection.
@@ -44,7 +41,6 @@ impl FtpShared {
         hub: Arc<Hub>,
         accounts: Accounts,
         cert: Arc<SwapCert>,
-        changes: Changes,
         passive_ports: RangeInclusive<u16>,
         tls_required: bool,
     ) -> Self {
@@ -53,7 +49,6 @@ impl FtpShared {
             hub,
             accounts,
             cert,
-            changes,
             passive_ports,
             tls_required,
             authenticator,
@@ -62,10 +57,9 @@ impl FtpShared {
 
     fn server(&self) -> Result<libunftp::Server<SiteStorage, FtpUser>, String> {
         let hub = self.hub.clone();
-        let changes = self.changes.clone();
         let provider = Arc::new(HomeProvider::new(self.accounts.clone(), self.hub.clone()));
         let mut b = ServerBuilder::with_user_detail_provider(
-            Box::new(move || SiteStorage::new(hub.clone(), changes.clone())),
+            Box::new(move || SiteStorage::new(hub.clone())),
             provider,
         )
         .authenticator(self.authenticator.clone())

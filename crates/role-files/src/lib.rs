@@ -5,27 +5,20 @@
 //! every change) and offers it through these doors:
 //! - FTP and explicit FTPS for customers ([`ftp`]): accounts with argon2id passwords, a home
 //!   confined to one site (or a folder of it), per-account quotas, fsync before `226`;
-//! - the hub's HTTPS routes for web servers' replicas (`sitesync::transport`), on the
-//!   sync port;
-//! - the legacy content-sync origin for web servers ([`origin`]): an mTLS HTTPS endpoint serving
-//!   per-site manifests (path, size, mode, BLAKE3) and file bytes, with a long-poll change
-//!   feed. Web servers run the sync client ([`client`]) to mirror sites into versioned
-//!   directories switched atomically.
+//! - the hub's HTTPS routes for web servers' replicas (`sitesync::transport`: push,
+//!   log long-poll, manifest, blobs), on the mutual-TLS sync port.
 //!
-//! [`engine`] plugs both into the agent's supervisor; [`plan`] is the pure translation of
-//! the controller's desired config into what the engine serves; [`trash`] keeps the
-//! folders of domains the server no longer holds for a week before deleting them.
+//! The whole design, both halves, is in `docs/site-files.md`. [`engine`] plugs both
+//! into the agent's supervisor; [`plan`] is the pure translation of the controller's
+//! desired config into what the engine serves; [`trash`] keeps the folders of domains
+//! the server no longer holds for a week before deleting them.
 
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod changes;
-pub mod client;
 pub mod engine;
 pub mod error;
 pub mod ftp;
-pub mod manifest;
-pub mod origin;
 pub mod plan;
 pub mod safe_fs;
 pub mod sitehub;
@@ -33,6 +26,5 @@ pub mod storage;
 pub mod tls;
 pub mod trash;
 
-pub use client::{run_sync, SyncClient, SyncOptions, SyncState, SyncStatus, SyncStatusHandle};
 pub use engine::start_engine;
 pub use error::FilesError;

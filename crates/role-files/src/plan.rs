@@ -44,9 +44,9 @@ pub struct FilesPlan {
     pub sites: BTreeSet<String>,
     /// FTP logins by username.
     pub accounts: BTreeMap<String, Account>,
-    /// Certificate and key for FTPS and the sync origin.
+    /// Certificate and key for FTPS and the sync port.
     pub tls: Option<TlsMaterial>,
-    /// Which sync clients (certificate common name = server name) may pull which sites.
+    /// Which web servers (certificate common name = server name) may sync which sites.
     pub sync_clients: BTreeMap<String, BTreeSet<String>>,
     /// Replication settings of the sites that have any (held sites only).
     pub site_options: BTreeMap<String, SiteOptions>,
@@ -245,7 +245,7 @@ pub fn render(cfg: &FilesConfig, previous: &FilesPlan) -> (FilesPlan, Vec<Reject
 /// | key | default | meaning |
 /// | --- | --- | --- |
 /// | `passive_ports` | `30000-30099` | FTP passive data port range, `LOW-HIGH` |
-/// | `sync_port` | `7443` | port of the content-sync origin (HTTPS, mTLS) |
+/// | `sync_port` | `7443` | port of the site-file hub's routes (HTTPS, mTLS) |
 /// | `ftp_port` | `21`, else `10021` | FTP control port (21 falls back to 10021 without privilege) |
 /// | `ftp_tls_required` | `true` | refuse logins before `AUTH TLS`; `false` only for tests |
 /// | `rescan_secs` | `30` | how often the hub compares every site's tree with its index: the backstop for writes inotify missed (FTP and deployments tell the hub themselves) |
@@ -254,7 +254,7 @@ pub fn render(cfg: &FilesConfig, previous: &FilesPlan) -> (FilesPlan, Vec<Reject
 pub struct EngineOptions {
     /// Passive data ports.
     pub passive_ports: RangeInclusive<u16>,
-    /// Sync origin port.
+    /// Port of the site-file hub's routes.
     pub sync_port: u16,
     /// Explicit FTP port (no fallback) if set.
     pub ftp_port: Option<u16>,

@@ -1,5 +1,5 @@
 //! The files server's side of site-file replication (issue 14): the `sitesync` hub
-//! whose trees are the sites (FTP homes, deployments and the legacy origin all use
+//! whose trees are the sites (FTP homes, deployments and the web servers' replicas all use
 //! [`Hub::tree_path`]), and the work around it:
 //! - [`open_hub`] opens it under the engine's state dir, moving a site folder of an
 //!   older version (`<state>/sites/<domain>`) into place first (a rename; the hub
@@ -10,8 +10,7 @@
 //!   kept versions hourly;
 //! - [`RestoreBook`] applies each API restore once by id, recorded durably;
 //! - [`run_reports`] keeps the report (usage, files, log position, conflicts, SQLite
-//!   databases) fresh in the background, so `report()` stays cheap;
-//! - [`run_legacy_wake`] wakes the legacy origin's long-polls whenever a log grows.
+//!   databases) fresh in the background, so `report()` stays cheap.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -187,27 +186,6 @@ pub async fn run_upkeep(
             }
         })
         .await;
-    }
-}
-
-/// Wakes the legacy origin's long-polls whenever any site's log grows.
-pub async fn run_legacy_wake(
-    hub: Arc<Hub>,
-    changes: crate::changes::Changes,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(stop);
-    let mut appended = hub.subscribe();
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            r = appended.changed() => {
-                if r.is_err() {
-                    return;
-                }
-                changes.bump();
-            }
-        }
     }
 }
 

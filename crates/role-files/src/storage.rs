@@ -10,8 +10,7 @@
 //!   hub ([`Hub::observe_local`]: logged, fsynced) before the `226`/`250` reply, so an
 //!   acknowledged FTP write is ordered and durable and reaches every web server (one
 //!   the hub cannot log is answered `451`); the version it replaces or deletes is kept
-//!   first, restorable; then
-//!   the [`Changes`] counter the legacy sync origin long-polls on is bumped.
+//!   first, restorable.
 
 use std::fmt::Debug;
 use std::io;
@@ -29,9 +28,8 @@ use sitesync::capture::Seen;
 use sitesync::hub::Hub;
 
 use crate::auth::FtpUser;
-use crate::changes::Changes;
 
-/// Name prefix of in-progress uploads (skipped by the sync manifest).
+/// Name prefix of in-progress uploads (the hub ignores them: see [`crate::sitehub`]).
 pub const UPLOAD_TMP_PREFIX: &str = ".hostplane-upload.";
 
 const BLOCK: usize = 1 << 20;
@@ -43,13 +41,12 @@ pub struct SiteStorage {
     inner: Option<Filesystem>,
     root: Option<Arc<Dir>>,
     home: Option<Arc<Dir>>,
-    changes: Changes,
     hub: Arc<Hub>,
 }
 
 impl SiteStorage {
     /// Storage over the hub's site trees (every operation fails until a user has logged in).
-    pub fn new(hub: Arc<Hub>, changes: Changes) -> Self {
+    pub fn new(hub: Arc<Hub>) -> Self {
         let sites_root = hub.dir();
         let inner = Filesystem::new(sites_root).ok();
         let root = Dir::open_ambient_dir(sites_root, cap_std::ambient_authority())
@@ -60,7 +57,6 @@ impl SiteStorage {
             inner,
             root,
             home: None,
-            changes,
             hub,
         }
     }
@@ -564,7 +560,7 @@ impl SiteStorage {
     }
 
     /// Tells the site's hub what a finished write changed (`path`, or a rename of
-    /// `path` to `to`), waiting until it is logged; then wakes the legacy origin. When
+    /// `path` to `to`), waiting until it is logged (which wakes the web servers' long polls). When
     /// the hub cannot log it (its disk is full), the command fails (`451`): nothing is
     /// acknowledged that is not ordered; the write stays on disk and the hub's periodic
     /// comparison adopts it once it can.
@@ -581,13 +577,11 @@ impl SiteStorage {
                     .map_err(|e| io::Error::other(e.to_string()))
             })
             .await;
-            self.changes.bump();
             if let Err(e) = logged {
                 tracing::warn!(site = %user.site, error = %e, "an FTP write is not in the site's log yet");
                 return Err(Error::from(ErrorKind::LocalError));
             }
         } else {
-            self.changes.bump();
             tracing::warn!(site = %user.site, path = %path.display(), "an FTP write outside the site's tree?");
         }
         Ok(())
@@ -649,7 +643,7 @@ mod put_tests {
         hub.manifest("a.example").unwrap();
         std::fs::create_dir_all(tree.join("pub")).unwrap();
         std::fs::write(tree.join("pub/x"), b"12345").unwrap();
-        let mut s = SiteStorage::new(hub.clone(), Changes::new());
+        let mut s = SiteStorage::new(hub.clone());
         let user = FtpUser {
             username: "u".into(),
             home: tree.clone(),

@@ -1,6 +1,6 @@
 //! TLS plumbing (rustls, ring provider): the swappable server certificate shared by
-//! FTPS and the sync origin, the origin's client-certificate verifier, and the sync
-//! client's mutual-TLS configuration.
+//! FTPS and the sync port, and the sync port's client-certificate verifier (web servers'
+//! replicas reach the site-file hub with their agent certificates).
 
 use std::sync::{Arc, RwLock};
 
@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{RootCertStore, ServerConfig};
 
 use crate::error::FilesError;
 
@@ -101,9 +101,12 @@ pub fn ftps_config(cert: Arc<SwapCert>) -> Result<Arc<ServerConfig>, FilesError>
     Ok(Arc::new(cfg))
 }
 
-/// Server config for the sync origin: client certificates required, chaining to the CA
-/// of `ca_pem`; certificate from `cert`.
-pub fn origin_config(cert: Arc<SwapCert>, ca_pem: &[u8]) -> Result<Arc<ServerConfig>, FilesError> {
+/// Server config for the sync port (the site-file hub's routes): client certificates
+/// required, chaining to the CA of `ca_pem`; certificate from `cert`.
+pub fn sync_port_config(
+    cert: Arc<SwapCert>,
+    ca_pem: &[u8],
+) -> Result<Arc<ServerConfig>, FilesError> {
     let p = Arc::new(provider::default_provider());
     let verifier =
         WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca_pem)?), p.clone())
@@ -116,23 +119,4 @@ pub fn origin_config(cert: Arc<SwapCert>, ca_pem: &[u8]) -> Result<Arc<ServerCon
         .with_cert_resolver(cert);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
-}
-
-/// Client config for the sync client: trusts only the CA of `ca_pem`, presents the
-/// agent's certificate.
-pub fn client_config(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-    ca_pem: &[u8],
-) -> Result<ClientConfig, FilesError> {
-    let certs = parse_certs(cert_pem)?;
-    let key = parse_key(key_pem)?;
-    let mut cfg = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| FilesError::Tls(e.to_string()))?
-        .with_root_certificates(root_store(ca_pem)?)
-        .with_client_auth_cert(certs, key)
-        .map_err(|e| FilesError::Tls(format!("client certificate: {e}")))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(cfg)
 }

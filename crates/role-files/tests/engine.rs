@@ -1,4 +1,4 @@
-//! The agent adapter: `start_engine` binds FTP and the sync origin on the server's
+//! The agent adapter: `start_engine` binds FTP and the site-file hub on the server's
 //! address, `apply` brings sites, accounts and the certificate in live, health names
 //! ports and counts, a bad config keeps the previous one.
 
@@ -11,7 +11,8 @@ use agent::supervisor::{AgentTlsPaths, EngineContext};
 use anyhow::{Context, Result};
 use common::*;
 use proto::agent_v1::{EngineState, RoleConfig};
-use role_files::{SyncClient, SyncOptions};
+use sitesync::api::HubApi;
+use sitesync::transport::client::HttpsHub;
 
 fn port_after(detail: &str, what: &str) -> Result<u16> {
     let rest = &detail[detail.find(what).context("no such part")? + what.len()..];
@@ -69,7 +70,7 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
     ensure(ftp_port == 21 || ftp_port == 10021, || {
         format!("ftp port: {}", h.detail)
     })?;
-    let sync_port = port_after(&h.detail, "sync origin on ")?;
+    let sync_port = port_after(&h.detail, "site-file hub on ")?;
 
     let mut cfg = default_config();
     cfg.tls = Some(pki.server(ip)?);
@@ -99,24 +100,15 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
         || "on disk".into(),
     )?;
 
-    // the sync origin serves it to web-1
-    let client_m = pki.client("web-1")?;
-    let (c, k) = (work.path().join("c.pem"), work.path().join("k.pem"));
-    std::fs::write(&c, &*client_m.cert_pem)?;
-    std::fs::write(&k, &*client_m.key_pem)?;
-    let opts = SyncOptions::new(
-        format!("https://{ip}:{sync_port}"),
-        c,
-        k,
-        ca.clone(),
-        Some(block.addr(11)),
-        work.path().join("content"),
-    );
-    let client = SyncClient::new(opts)?;
-    let m = client.fetch_manifest("a.example").await?;
-    ensure(m.files.iter().any(|f| f.path == "f.txt"), || {
-        format!("{m:?}")
-    })?;
+    // the hub's manifest has it for web-1, through the sync port with its certificate
+    let web1 = pki.client("web-1")?;
+    let (url, ca_pem) = (format!("https://{ip}:{sync_port}"), pki.ca_pem.clone());
+    let m = tokio::task::spawn_blocking(move || {
+        HttpsHub::new(&url, &web1.cert_pem, &web1.key_pem, &ca_pem)?.manifest("a.example")
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure(m.nodes.contains_key("f.txt"), || format!("{m:?}"))?;
 
     // Bad objects beside good ones (issue 12): a new account for a site not held and
     // an update of alice to a home outside her site are rejected and named; alice

@@ -1,6 +1,6 @@
 //! The files engine as the site-file hub (issue 14), with real clients on this
-//! builder's own addresses (127.0.14.x): curl FTP uploads land in the hub's log and
-//! manifest (and the legacy origin still serves them), web servers push over HTTPS with
+//! builder's own addresses (127.0.14.x, or `HOSTPLANE_TEST_NET`): curl FTP uploads land in the hub's log and
+//! manifest, web servers push over HTTPS with
 //! their client certificates (a stale push after an FTP write conflicts, nothing lost;
 //! an ungranted server is refused; bad paths, links out and long names are refused; a
 //! quota holds), a restore brings a deleted file back and is reported, and an API
@@ -27,7 +27,12 @@ use sitesync::transport::client::HttpsHub;
 
 const SITE: &str = "a.example";
 
+/// Host `host` of 127.0.14.0/24, or of the /24 `HOSTPLANE_TEST_NET` names (as
+/// [`AddrBlock::addr`]) on a machine where this builder owns another range.
 fn ip(host: u8) -> IpAddr {
+    if std::env::var("HOSTPLANE_TEST_NET").is_ok() {
+        return AddrBlock::next().addr(host);
+    }
     IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 14, host))
 }
 
@@ -88,7 +93,7 @@ impl Engine {
         let h = engine.health();
         Ok(Engine {
             ftp_port: port_after(&h.detail, "ftp on ")?,
-            sync_port: port_after(&h.detail, "sync origin on ")?,
+            sync_port: port_after(&h.detail, "site-file hub on ")?,
             engine,
             state,
             pki,
@@ -259,30 +264,6 @@ async fn ftp_and_web_servers_meet_in_the_hub_log() -> Result<()> {
         manifest_version(&web1, "index.php").await? == Some(hash(b"v1 from ftp")),
         || "manifest".into(),
     )?;
-    // the legacy origin serves the same tree
-    let work = tempfile::tempdir()?;
-    let c = e.pki.client("web-1")?;
-    let (cp, kp, cap) = (
-        work.path().join("c.pem"),
-        work.path().join("k.pem"),
-        work.path().join("ca.pem"),
-    );
-    std::fs::write(&cp, &*c.cert_pem)?;
-    std::fs::write(&kp, &*c.key_pem)?;
-    std::fs::write(&cap, &e.pki.ca_pem)?;
-    let legacy = role_files::SyncClient::new(role_files::SyncOptions::new(
-        format!("https://{}:{}", e.ip, e.sync_port),
-        cp,
-        kp,
-        cap,
-        Some(ip(31)),
-        work.path().join("content"),
-    ))?;
-    let m = legacy.fetch_manifest(SITE).await?;
-    ensure(m.files.iter().any(|f| f.path == "index.php"), || {
-        format!("{m:?}")
-    })?;
-
     // PHP on web-1 edits index.php from v1 while an FTP upload replaces it: the push is
     // stale, conflicts, and its content is kept; the FTP version stays
     let r = e.curl_put("index.php", b"v2 from ftp").await?;
@@ -516,7 +497,7 @@ async fn fake_controller(
         &m.cert_pem,
         &m.key_pem,
     )?));
-    let tls = role_files::tls::origin_config(cert, pki.ca_pem.as_bytes())?;
+    let tls = role_files::tls::sync_port_config(cert, pki.ca_pem.as_bytes())?;
     let l = tokio::net::TcpListener::bind((ip, 0)).await?;
     let base = format!("https://{}", l.local_addr()?);
     let path = proto::agent_v1::deployment_path(&id);

@@ -1,6 +1,6 @@
 //! Key material the controller issues and keeps for the data plane: a TLS
 //! certificate for every site (domain and aliases), a server certificate for every
-//! files and mail server (FTPS, STARTTLS, POP3S, content sync), a DKIM key for every
+//! files and mail server (FTPS, STARTTLS, POP3S, the site-file hub), a DKIM key for every
 //! mail-placed domain (Ed25519, and RSA made in the background by
 //! [`crate::dkim_rsa`]) and a TSIG key for every DNS cluster.
 //!

@@ -222,8 +222,6 @@ async fn site_upload(
         ("size bytes", view.size.to_string()),
         ("deployed", view.deployed_at.clone()),
     ]);
-    println!(
-        "\nthe files server applies it within seconds; web servers pick it up by content sync"
-    );
+    println!("\nthe files server applies it within seconds; web servers replicate it from there");
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Shared test helpers: a throwaway PKI (rcgen), argon2id hashes, an FTP server and a
-//! sync origin on this test's own 127.x.y.z addresses, and real clients (lftp, curl)
+//! Shared test helpers: a throwaway PKI (rcgen), argon2id hashes, an FTP server and the
+//! site-file hub's HTTPS routes on this test's own 127.x.y.z addresses, and real clients (lftp, curl)
 //! run with a timeout and killed on drop.
 
 #![allow(dead_code)]
@@ -18,11 +18,9 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose,
 };
 use role_files::auth::Accounts;
-use role_files::changes::Changes;
 use role_files::ftp::{run_ftp, FtpShared};
-use role_files::origin::{run_origin, run_rescan, OriginState};
 use role_files::plan::{render, FilesPlan};
-use role_files::tls::{certified_key, origin_config, SwapCert};
+use role_files::tls::{certified_key, sync_port_config, SwapCert};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -139,28 +137,26 @@ pub fn account(user: &str, pw: &str, domain: &str, home: &str, quota_mb: u64) ->
     }
 }
 
-/// A files server (FTP and, optionally, the sync origin) on its own address.
+/// A files server (FTP and the hub's routes on a sync port) on its own address.
 pub struct FilesServer {
     pub ip: IpAddr,
     pub ftp: SocketAddr,
-    pub origin: Option<SocketAddr>,
+    /// The sync port (the hub's routes, mutual TLS).
+    pub sync: SocketAddr,
     pub dir: tempfile::TempDir,
     pub pki: Pki,
     pub accounts: Accounts,
     pub cert: Arc<SwapCert>,
-    pub state: Arc<OriginState>,
     /// The site-file hub whose trees are the sites.
     pub hub: Arc<sitesync::hub::Hub>,
     /// The FTP authenticator (login throttle counts).
     pub auth: Arc<role_files::auth::HashAuthenticator>,
     stop: watch::Sender<bool>,
-    stop_origin: watch::Sender<bool>,
 }
 
 impl Drop for FilesServer {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        let _ = self.stop_origin.send(true);
     }
 }
 
@@ -185,52 +181,46 @@ pub fn default_config() -> FilesConfig {
 }
 
 impl FilesServer {
-    /// Start FTP (TLS required or not) and the sync origin on `ip` with `cfg` applied.
+    /// Start FTP (TLS required or not) and the sync port on `ip` with `cfg` applied.
     pub async fn start(ip: IpAddr, tls_required: bool, mut cfg: FilesConfig) -> Result<Self> {
         let pki = Pki::new("test CA")?;
         cfg.tls = Some(pki.server(ip)?);
         let dir = tempfile::tempdir()?;
         let hub = role_files::sitehub::open_hub(dir.path(), "files-1")?;
-        let changes = Changes::new();
         let accounts = Accounts::default();
         let cert = Arc::new(SwapCert::default());
-        let state = Arc::new(OriginState::new(hub.clone(), changes.clone()));
         let (stop, rx) = watch::channel(false);
-        let (stop_origin, orx) = watch::channel(false);
         let l = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
         let ftp = l.local_addr()?;
         let shared = FtpShared::new(
             hub.clone(),
             accounts.clone(),
             cert.clone(),
-            changes,
             30000..=30099,
             tls_required,
         );
         let auth = shared.authenticator.clone();
-        tokio::spawn(run_ftp(l, shared, stopped(rx)));
-        let ol = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
-        let origin = ol.local_addr()?;
-        let tls = origin_config(cert.clone(), pki.ca_pem.as_bytes())?;
-        tokio::spawn(run_origin(ol, tls, state.clone(), stopped(orx.clone())));
-        tokio::spawn(run_rescan(
-            state.clone(),
-            Duration::from_millis(500),
-            stopped(orx),
+        tokio::spawn(run_ftp(l, shared, stopped(rx.clone())));
+        let sl = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
+        let sync = sl.local_addr()?;
+        let tls = sync_port_config(cert.clone(), pki.ca_pem.as_bytes())?;
+        tokio::spawn(sitesync::transport::server::run_hub_server(
+            sl,
+            tls,
+            hub.clone(),
+            stopped(rx),
         ));
         let s = Self {
             ip,
             ftp,
-            origin: Some(origin),
+            sync,
             dir,
             pki,
             accounts,
             cert,
-            state,
             hub,
             auth,
             stop,
-            stop_origin,
         };
         s.apply(&cfg)?;
         Ok(s)
@@ -252,9 +242,7 @@ impl FilesServer {
             self.cert.set(Some(certified_key(&t.cert_pem, &t.key_pem)?));
         }
         self.accounts.set(plan.accounts.clone());
-        self.state.set_clients(plan.sync_clients.clone());
         self.hub.set_grants(plan.sync_clients.clone());
-        self.state.set_sites(plan.sites.clone());
         Ok(plan)
     }
 
@@ -277,11 +265,6 @@ impl FilesServer {
 
     pub fn url(&self) -> String {
         format!("ftp://{}:{}", self.ftp.ip(), self.ftp.port())
-    }
-
-    /// Stop the origin only (FTP keeps running).
-    pub fn stop_origin(&self) {
-        let _ = self.stop_origin.send(true);
     }
 }
 
