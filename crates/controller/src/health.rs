@@ -622,6 +622,7 @@ pub async fn run(state: HealthDeps) {
             _ = ticker.tick() => {
                 let now = tick(&state).await;
                 log_hold(&hold, &now);
+                crate::health_hold::record(&state, &crate::health_hold::changes(&hold, &now)).await;
                 hold = now;
             }
             r = stopping.changed() => {

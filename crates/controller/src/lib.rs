@@ -23,6 +23,7 @@ pub mod endpoints;
 pub mod error;
 pub mod files;
 pub mod health;
+pub mod health_hold;
 pub mod identities;
 pub mod import;
 pub mod init;

@@ -65,16 +65,30 @@ pub(super) struct ClusterSites {
 /// so every server of a cluster and every later build carry the very same PEM
 /// strings: one copy per site whatever the number of servers, and equal configs
 /// compare by pointer.
+///
+/// An entry lives exactly as long as its secret: the builder evicts it when the
+/// change feed deletes the secret ([`TlsCache::evict`], work proportional to the
+/// change) and keeps only the world's secrets after a reload ([`TlsCache::retain_in`]),
+/// so a deleted site's certificate and key do not stay in memory.
 #[derive(Debug, Default)]
 pub(super) struct TlsCache(HashMap<Id, (i64, TlsMaterial)>);
 
 impl TlsCache {
-    /// Drop the entries of secrets no longer in `world` (checked only when the
-    /// cache holds more entries than the world has secrets).
-    pub(super) fn prune(&mut self, world: &World) {
-        if self.0.len() > world.secrets.len() {
-            self.0.retain(|id, _| world.secrets.get(*id).is_some());
-        }
+    /// Forget the entry of secret `id` (deleted: no config refers to it any more).
+    pub(super) fn evict(&mut self, id: Id) {
+        self.0.remove(&id);
+    }
+
+    /// Keep only the entries of secrets `world` holds (after a reload, when no
+    /// feed said what was deleted).
+    pub(super) fn retain_in(&mut self, world: &World) {
+        self.0.retain(|id, _| world.secrets.get(*id).is_some());
+    }
+
+    /// How many certificates are cached (for tests).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 

@@ -148,6 +148,11 @@ impl Incremental {
     /// Apply the store's changes to the world; returns what they affect.
     pub fn apply(&mut self, feed: &Feed) -> Result<Dirty, StoreError> {
         let changes = self.world.apply(feed)?;
+        for c in &changes {
+            if let (Some(world::Obj::Secret(gone)), None) = (&c.old, &c.new) {
+                self.tls.evict(gone.meta.id);
+            }
+        }
         let mut dirty = Dirty::default();
         affected::mark_changes(&self.world, &changes, &mut dirty);
         Ok(dirty)
@@ -156,6 +161,7 @@ impl Incremental {
     /// Replace the world (a reload from scratch): the next build is a full one.
     pub fn reset(&mut self, world: World) {
         self.world = world;
+        self.tls.retain_in(&self.world);
         self.ready = false;
     }
 
@@ -197,7 +203,6 @@ impl Incremental {
         self.catalogs = std::mem::take(&mut index.catalogs);
         self.listed = std::mem::take(&mut index.listed);
         self.tls = index.tls.into_inner();
-        self.tls.prune(world);
         let removed: Vec<Id> = self
             .built
             .iter()

@@ -718,3 +718,38 @@ fn incremental_builds_rebuild_only_the_affected_servers() {
     );
     assert_eq!(built, build_all(&inc.world, &mut serials.clone(), TODAY));
 }
+
+#[test]
+fn a_deleted_certificate_leaves_the_tls_cache() {
+    let mut serials = ZoneSerials::default();
+    let mut inc = Incremental::new(world());
+    inc.build(Dirty::default(), &mut serials, TODAY);
+    let cached = inc.tls.len();
+    assert!(cached >= 2, "a.example's and mx1's certificates: {cached}");
+
+    // a.example's certificate is deleted (its site went): the next build no longer
+    // carries it and the cache forgets it, whatever the number of other secrets
+    let feed = store::Feed {
+        revision: 2,
+        changed: Vec::new(),
+        deleted: vec![store::Tombstone {
+            kind: model::entity::Kind::Secret,
+            id: 600,
+            rev: 2,
+        }],
+    };
+    let dirty = inc.apply(&feed).unwrap();
+    inc.build(dirty, &mut serials, TODAY);
+    assert_eq!(inc.tls.len(), cached - 1);
+
+    // a reload keeps only the world's secrets
+    let mut w = world();
+    w.secrets
+        .retain(|s| s.data.purpose != SecretPurpose::ServerCert);
+    inc.reset(w);
+    assert_eq!(
+        inc.tls.len(),
+        0,
+        "only the deleted and server certs were cached"
+    );
+}
