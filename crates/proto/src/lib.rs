@@ -11,10 +11,13 @@
 
 pub mod agent_delta;
 pub mod agent_v1;
+mod agent_v1_heartbeat;
 pub mod manifest;
 pub mod rehash;
 pub mod sitesync;
 pub mod v1;
 pub mod v1_import;
+mod v1_infra;
 mod v1_plans;
+mod v1_services;
 mod v1_sitefiles;

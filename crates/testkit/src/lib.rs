@@ -24,59 +24,22 @@
 //! also when a test panics; a panicking test prints the tail of each process log.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use proto::v1::{
-    ClusterView, CreateCluster, CreateCustomer, CreateToken, CustomerView, EventParams, EventView,
-    JoinTokenCreated, ServerView, SiteView,
-};
 use serde_json::Value;
 
+mod addr;
+mod api;
+
+pub use addr::AddrBlock;
 pub use agent::status::AgentStatus;
 pub use proto::agent_v1::DesiredConfig;
 pub use reqwest;
-
-static BLOCK_COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A block of loopback addresses `127.A.B.1`–`127.A.B.254` owned by one test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddrBlock {
-    a: u8,
-    b: u8,
-}
-
-impl AddrBlock {
-    /// The next block of this process (a process-wide counter and the pid).
-    pub fn next() -> Self {
-        Self::derive(
-            std::process::id(),
-            BLOCK_COUNTER.fetch_add(1, Ordering::Relaxed),
-        )
-    }
-
-    /// The block of counter value `n` in process `pid` (pure). Each process owns
-    /// 64 consecutive blocks; `127.0.x.x` and `127.1.x.x` are never used.
-    pub fn derive(pid: u32, n: u32) -> Self {
-        const SPAN: u32 = 253 * 256;
-        let v = (pid.wrapping_mul(64) % SPAN + n % 64) % SPAN;
-        // Both values fit in a u8 by construction (2..=254 and 0..=255).
-        Self {
-            a: u8::try_from(2 + v / 256).unwrap_or(254),
-            b: u8::try_from(v % 256).unwrap_or(0),
-        }
-    }
-
-    /// Address `host` (1–254) of the block.
-    pub fn addr(&self, host: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(127, self.a, self.b, host))
-    }
-}
 
 /// Timings of a [`TestCluster`]; the defaults are fast (failures are detected in
 /// about a second).
@@ -382,116 +345,6 @@ impl TestCluster {
             .build()?)
     }
 
-    /// Create a cluster of `role`; `default` makes it its role's default cluster.
-    pub async fn add_cluster(&self, name: &str, role: &str, default: bool) -> Result<ClusterView> {
-        Ok(self
-            .admin
-            .create_cluster(&CreateCluster {
-                name: name.to_owned(),
-                role: role.to_owned(),
-                description: None,
-                default: Some(default),
-                web_ttl: None,
-                ttl: None,
-                external_secondaries: None,
-            })
-            .await?)
-    }
-
-    /// Create a customer account (token login only).
-    pub async fn add_customer(&self, name: &str) -> Result<CustomerView> {
-        Ok(self
-            .admin
-            .create_customer(&CreateCustomer {
-                name: name.to_owned(),
-                kind: None,
-                display_name: None,
-                email: None,
-                reseller: None,
-                password: None,
-                default_clusters: None,
-                db_quota_mb: None,
-            })
-            .await?)
-    }
-
-    /// An API token acting as `account` (made by the admin).
-    pub async fn api_token_for(&self, account: &str) -> Result<String> {
-        Ok(self
-            .admin
-            .create_token(&CreateToken {
-                name: format!("test-{account}"),
-                account: Some(account.to_owned()),
-                expires_in_days: None,
-            })
-            .await?
-            .token)
-    }
-
-    /// An admin request with a JSON body (for endpoints the typed client lacks);
-    /// returns the status and the JSON body (`null` when empty).
-    pub async fn admin_post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let resp = self
-            .raw
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.admin_token)
-            .json(body)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await?;
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        Ok((status, value))
-    }
-
-    /// Create a one-time join token for `cluster` (`POST /v1/join-tokens`).
-    pub async fn join_token(&self, cluster: &str) -> Result<JoinTokenCreated> {
-        let (status, body) = self
-            .admin_post(
-                "/v1/join-tokens",
-                &serde_json::json!({ "cluster": cluster }),
-            )
-            .await?;
-        if status != 201 {
-            bail!("creating a join token for {cluster}: HTTP {status}: {body}");
-        }
-        Ok(serde_json::from_value(body)?)
-    }
-
-    /// Age a join token past its expiry, in the store beside the running
-    /// controller (expiry is at least a minute away otherwise).
-    pub async fn expire_join_token(&self, token: &str) -> Result<()> {
-        let public_id = token
-            .strip_prefix("hpj_")
-            .and_then(|t| t.split('_').next())
-            .ok_or_else(|| anyhow!("`{token}` is not a join token"))?;
-        let config = controller::config::ControllerConfig::load(&self.config_path)?;
-        let store = store::Store::open_url(&config.store_url()).await?;
-        let result = async {
-            let mut tx = store
-                .begin(store::Actor {
-                    account: None,
-                    label: "test".into(),
-                })
-                .await?;
-            let mut t = tx
-                .get_by_name::<model::entity::JoinToken>(public_id)
-                .await?
-                .ok_or_else(|| anyhow!("no join token {public_id}"))?;
-            t.data.expires_at -= 24 * 3600;
-            tx.update(t.meta.id, &t.meta.name, t.data).await?;
-            tx.commit().await?;
-            anyhow::Ok(())
-        }
-        .await;
-        store.close().await;
-        result
-    }
-
     /// Create a join token for `cluster` and start an agent that joins with it:
     /// writes its agent.toml (`bind` = the next address of this test's block) and
     /// spawns `hostplane agent`.
@@ -623,83 +476,6 @@ impl TestCluster {
         Ok(agent::cache::load(&self.agent(name)?.state_dir)?)
     }
 
-    /// `GET /v1/servers/{name}`.
-    pub async fn server(&self, name: &str) -> Result<ServerView> {
-        Ok(self.admin.get_server(name).await?)
-    }
-
-    /// `GET /v1/sites/{domain}`.
-    pub async fn site(&self, domain: &str) -> Result<SiteView> {
-        Ok(self.admin.get_site(domain).await?)
-    }
-
-    /// Every event with `action` (oldest first).
-    pub async fn events(&self, action: &str) -> Result<Vec<EventView>> {
-        Ok(self
-            .admin
-            .list_all_events(&EventParams::default())
-            .await?
-            .into_iter()
-            .filter(|e| e.action == action)
-            .collect())
-    }
-
-    /// Poll `check` every 50 ms until it returns `Ok(true)`; fail after
-    /// `timeout` with `what` and the last error. Errors (e.g. a controller that is
-    /// restarting) count as "not yet".
-    pub async fn wait_until<F>(&self, what: &str, timeout: Duration, check: F) -> Result<()>
-    where
-        F: AsyncFn(&TestCluster) -> Result<bool>,
-    {
-        let deadline = Instant::now() + timeout;
-        let mut last_error = None;
-        loop {
-            match check(self).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(e) => last_error = Some(e),
-            }
-            if Instant::now() > deadline {
-                return Err(match last_error {
-                    Some(e) => {
-                        anyhow!("timed out after {timeout:?} waiting for {what}; last error: {e:#}")
-                    }
-                    None => anyhow!("timed out after {timeout:?} waiting for {what}"),
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Wait until server `name` is `health` (`up`, `suspect`, `down`).
-    pub async fn wait_health(
-        &self,
-        name: &str,
-        health: &str,
-        timeout: Duration,
-    ) -> Result<ServerView> {
-        self.wait_until(&format!("{name} {health}"), timeout, async |c| {
-            Ok(c.server(name).await?.health == health)
-        })
-        .await
-        .with_context(|| format!("{name}: {:?}", self.logs_hint(name)))?;
-        self.server(name).await
-    }
-
-    /// Wait until server `name` is up and has applied the config revision the
-    /// controller holds for it; returns that view.
-    pub async fn wait_converged(&self, name: &str, timeout: Duration) -> Result<ServerView> {
-        self.wait_until(&format!("{name} up and converged"), timeout, async |c| {
-            let s = c.server(name).await?;
-            Ok(s.health == "up"
-                && s.config_revision.is_some()
-                && s.applied_revision == s.config_revision)
-        })
-        .await
-        .with_context(|| format!("{name}: {:?}", self.logs_hint(name)))?;
-        self.server(name).await
-    }
-
     fn logs_hint(&self, name: &str) -> String {
         match self.agents.get(name) {
             Some(a) => tail(&a.log_path, 15),
@@ -790,30 +566,4 @@ pub fn foreign_client_cert(name: &str) -> Result<(String, String)> {
     let other = controller::ca::Ca::generate("someone else")?;
     let issued = other.sign_client_cert(&[name.to_owned()])?;
     Ok((issued.cert_pem, issued.key_pem))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocks_differ_per_counter_and_pid() {
-        for pid in [1, 2, 4242, 65_000, 4_000_000, u32::MAX] {
-            for n in 0..200 {
-                let b = AddrBlock::derive(pid, n);
-                assert!(b.a >= 2, "{b:?}");
-            }
-        }
-        for pid in [1u32, 2, 4242] {
-            let blocks: std::collections::BTreeSet<_> =
-                (0..64).map(|n| AddrBlock::derive(pid, n).addr(1)).collect();
-            assert_eq!(blocks.len(), 64);
-        }
-        assert_ne!(AddrBlock::derive(1, 0), AddrBlock::derive(2, 0));
-        assert_eq!(
-            AddrBlock::derive(0, 3).addr(7),
-            IpAddr::V4(Ipv4Addr::new(127, 2, 3, 7))
-        );
-        assert_ne!(AddrBlock::next(), AddrBlock::next());
-    }
 }

@@ -1,0 +1,438 @@
+//! Syntax of the customer-facing objects: `customer`, `token`, `domain`, `site`
+//! (with its certificates, files, restores and deployments).
+
+use super::*;
+
+// ------------------------------------------------------------------ customers
+
+/// `hostplane customer ...`.
+#[derive(Debug, Subcommand)]
+pub enum CustomerCmd {
+    /// Create an account
+    #[command(visible_alias = "create")]
+    Add(CustomerAdd),
+    /// List accounts
+    #[command(visible_alias = "ls")]
+    List(ListOnly),
+    /// Show one account
+    #[command(visible_alias = "get")]
+    Show(NameArg),
+    /// Change an account
+    Update(CustomerUpdate),
+    /// Delete an account that owns nothing
+    #[command(visible_alias = "rm")]
+    Delete(NameArg),
+}
+
+/// `customer add`.
+#[derive(Debug, Args)]
+pub struct CustomerAdd {
+    /// Name: lowercase letters, digits, hyphens
+    pub name: String,
+    /// customer (default), reseller or admin
+    #[arg(long, value_parser = ["customer", "reseller", "admin"])]
+    pub kind: Option<String>,
+    /// Name for people
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Contact address
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Reseller managing it (admins only)
+    #[arg(long)]
+    pub reseller: Option<String>,
+    /// Login password (10+ characters); without one the account logs in by token only
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Default cluster for a role of new domains, ROLE=CLUSTER (repeatable)
+    #[arg(long = "default-cluster", value_name = "ROLE=CLUSTER", value_parser = parse_role_cluster)]
+    pub default_clusters: Vec<(String, String)>,
+    /// Storage quota for all the customer's databases, MiB (0: unlimited); at 90% the
+    /// db server warns, above 100% it stops writes until usage is back under
+    #[arg(long, value_name = "MIB")]
+    pub db_quota_mb: Option<u64>,
+}
+
+/// `customer update`.
+#[derive(Debug, Args)]
+pub struct CustomerUpdate {
+    /// Account name
+    pub name: String,
+    /// New display name
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// New contact address
+    #[arg(long)]
+    pub email: Option<String>,
+    /// New password
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Disable (true) or enable (false) the account
+    #[arg(long, value_name = "true|false")]
+    pub disabled: Option<bool>,
+    /// New default clusters, ROLE=CLUSTER (repeatable; replaces the map)
+    #[arg(long = "default-cluster", value_name = "ROLE=CLUSTER", value_parser = parse_role_cluster)]
+    pub default_clusters: Vec<(String, String)>,
+    /// Storage quota for all the customer's databases, MiB (0: unlimited); at 90% the
+    /// db server warns, above 100% it stops writes until usage is back under
+    #[arg(long, value_name = "MIB")]
+    pub db_quota_mb: Option<u64>,
+    /// Plan (admins and resellers); "" for the controller's default plan
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Overrides of the plan's limits for this account.
+    #[command(flatten)]
+    pub limits: crate::commands::plans::LimitArgs,
+    /// Remove an override, e.g. max_domains (repeatable)
+    #[arg(long = "clear-limit", value_name = "LIMIT")]
+    pub clear_limits: Vec<String>,
+    /// Resellers: may choose clusters for their customers (admins only)
+    #[arg(long, value_name = "true|false")]
+    pub may_choose_clusters: Option<bool>,
+}
+
+// ------------------------------------------------------------------ tokens
+
+/// `hostplane token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token (its secret is shown once)
+    #[command(visible_alias = "add")]
+    Create(TokenCreate),
+    /// List tokens (without secrets)
+    #[command(visible_alias = "ls")]
+    List(ListOnly),
+    /// Revoke a token by id
+    #[command(visible_aliases = ["rm", "delete"])]
+    Revoke(TokenRevoke),
+}
+
+/// `token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreate {
+    /// Label, e.g. laptop
+    pub name: String,
+    /// Account the token acts as (default: you)
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Days until it expires (default: never)
+    #[arg(long, value_name = "DAYS")]
+    pub expires_in_days: Option<u32>,
+}
+
+/// `token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevoke {
+    /// Token id (see `hostplane token list`)
+    pub id: String,
+}
+
+// ------------------------------------------------------------------ domains
+
+/// `hostplane domain ...`.
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Add a domain and place it on one cluster per role
+    #[command(visible_alias = "create")]
+    Add(DomainAdd),
+    /// List domains
+    #[command(visible_alias = "ls")]
+    List(CustomerList),
+    /// Show one domain
+    #[command(visible_alias = "get")]
+    Show(NameArg),
+    /// Move a domain's roles to other clusters (admins)
+    Update(DomainUpdate),
+    /// Delete a domain and everything under it
+    #[command(visible_alias = "rm")]
+    Delete(NameArg),
+    /// Show the TXT record proving control of a registrable domain whose names
+    /// another account holds (publish it, then `domain add` again)
+    #[command(after_help = "Examples:
+  hostplane domain challenge www.example.com
+  hostplane domain challenge example.co.uk --customer acme --json")]
+    Challenge(DomainChallenge),
+    /// Give every name under a registrable domain to another customer (admins)
+    #[command(after_help = "Examples:
+  hostplane domain transfer example.com --to acme    # also moves www.example.com, ...")]
+    Transfer(DomainTransfer),
+}
+
+/// `domain challenge`.
+#[derive(Debug, Args)]
+pub struct DomainChallenge {
+    /// A domain name under the registrable domain
+    pub name: String,
+    /// The customer proving control (required for admins and resellers)
+    #[arg(long)]
+    pub customer: Option<String>,
+}
+
+/// `domain transfer`.
+#[derive(Debug, Args)]
+pub struct DomainTransfer {
+    /// A domain name under the registrable domain
+    pub name: String,
+    /// The customer that will own the names
+    #[arg(long)]
+    pub to: String,
+}
+
+/// `domain add`.
+#[derive(Debug, Args)]
+pub struct DomainAdd {
+    /// Domain name (Unicode is accepted)
+    pub name: String,
+    /// Owning customer (required for admins and resellers)
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Cluster for a role, ROLE=CLUSTER (repeatable); others come from the defaults
+    #[arg(long = "cluster", value_name = "ROLE=CLUSTER", value_parser = parse_role_cluster)]
+    pub clusters: Vec<(String, String)>,
+}
+
+/// `domain update`.
+#[derive(Debug, Args)]
+pub struct DomainUpdate {
+    /// Domain name
+    pub name: String,
+    /// Cluster to move a role to, ROLE=CLUSTER (repeatable)
+    #[arg(long = "cluster", value_name = "ROLE=CLUSTER", value_parser = parse_role_cluster, required = true)]
+    pub clusters: Vec<(String, String)>,
+}
+
+/// A listing filtered by customer.
+#[derive(Debug, Args)]
+pub struct CustomerList {
+    /// Only objects of this customer
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub list: ListOpts,
+}
+
+/// A listing filtered by domain and customer.
+#[derive(Debug, Args)]
+pub struct DomainList {
+    /// Only objects of this domain
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Only objects of this customer
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub list: ListOpts,
+}
+
+// ------------------------------------------------------------------ sites
+
+/// `hostplane site ...`.
+#[derive(Debug, Subcommand)]
+pub enum SiteCmd {
+    /// Create the site of a domain
+    #[command(visible_alias = "create")]
+    Add(SiteAdd),
+    /// List sites
+    #[command(visible_alias = "ls")]
+    List(DomainList),
+    /// Show one site: its settings, disk usage against its quota, conflicts and warnings
+    #[command(visible_alias = "get")]
+    Show(DomainArg),
+    /// Change a site
+    #[command(after_help = "Examples:
+  hostplane site update example.com --php true
+  hostplane site update example.com --mode all           # every web server serves it
+  hostplane site update example.com --keep wp-content/uploads --local wp-content/cache
+
+Path classes (relative to the site root, at most 32 each):
+  --keep   survives deployments (`site upload`, `site rollback`): uploads, user content
+  --local  not replicated, each web server keeps its own copy: caches
+  everything else is replicated to every web server of the site's cluster")]
+    Update(SiteUpdate),
+    /// List the losing versions a conflict left on the files server
+    #[command(
+        after_help = "Two web servers (or FTP and PHP) changed the same path at once: the
+files server kept one version and saved the other in the site's conflicts area.
+
+Examples:
+  hostplane site conflicts example.com
+  hostplane site conflicts example.com --json"
+    )]
+    Conflicts(DomainArg),
+    /// Bring back a deleted or overwritten file or folder from the files server's kept versions
+    #[command(after_help = "The files server keeps overwritten and deleted files for
+`site_versions_days` (default 7). Replication is not a backup: a deletion reaches every
+web server in seconds, and this is how to undo it.
+
+Examples:
+  hostplane site restore example.com wp-content/uploads/logo.png
+  hostplane site restore example.com wp-content/plugins --at 2026-12-06T18:00:00Z
+  hostplane site restore example.com index.php --no-wait   # prints the request id
+  hostplane site restore-status example.com r12-0123456789abcdef")]
+    Restore(SiteRestore),
+    /// Show where a restore stands (pending, ok or failed)
+    RestoreStatus(SiteRestoreStatus),
+    /// Make an earlier deployment the site's content again (kept and local paths stay)
+    #[command(
+        after_help = "The last 3 deployments (`site upload`) are kept per site.
+
+Examples:
+  hostplane site rollback example.com               # the one before the current
+  hostplane site deployments example.com            # the kept ones, with their ids
+  hostplane site rollback example.com 3f9a…         # a given one"
+    )]
+    Rollback(SiteRollbackArgs),
+    /// List the kept deployments (the current one first)
+    #[command(after_help = "Examples:
+  hostplane site deployments example.com
+  hostplane site deployments example.com --json")]
+    Deployments(DomainArg),
+    /// Delete a site
+    #[command(visible_alias = "rm")]
+    Delete(DomainArg),
+    /// Deploy a folder as the site's files (replaces them; for those not using FTP)
+    #[command(after_help = "Examples:
+  hostplane site upload example.com ./public      # the folder's content becomes the site root")]
+    Upload(SiteUpload),
+    /// Show, upload or remove the site's own TLS certificate
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  hostplane site cert show example.com
+  hostplane site cert upload example.com --cert fullchain.pem --key privkey.pem
+  hostplane site cert delete example.com     # back to the internal CA's certificate"
+    )]
+    Cert(SiteCertCmd),
+}
+
+/// `site upload`.
+#[derive(Debug, Args)]
+pub struct SiteUpload {
+    /// Domain name of the site
+    pub domain: String,
+    /// Folder whose content becomes the site's files (symlinks are skipped)
+    pub dir: std::path::PathBuf,
+}
+
+/// `site cert ...`.
+#[derive(Debug, Subcommand)]
+pub enum SiteCertCmd {
+    /// Which certificate the site is served with
+    Show(DomainArg),
+    /// Serve the site with your own certificate (checked to match its key and name the domain)
+    Upload(SiteCertUpload),
+    /// Remove an uploaded certificate; the site gets one from the internal CA again
+    #[command(visible_alias = "rm")]
+    Delete(DomainArg),
+}
+
+/// `site cert upload`.
+#[derive(Debug, Args)]
+pub struct SiteCertUpload {
+    /// Domain name of the site
+    pub domain: String,
+    /// PEM file with the certificate chain, the site's certificate first
+    #[arg(long, value_name = "FILE")]
+    pub cert: std::path::PathBuf,
+    /// PEM file with its private key
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+}
+
+/// A positional domain name.
+#[derive(Debug, Args)]
+pub struct DomainArg {
+    /// Domain name
+    pub domain: String,
+}
+
+/// `site add`.
+#[derive(Debug, Args)]
+pub struct SiteAdd {
+    /// Domain of the site
+    pub domain: String,
+    /// Another host name served by the site (repeatable)
+    #[arg(long = "alias", value_name = "HOST")]
+    pub aliases: Vec<String>,
+    /// Turn PHP on
+    #[arg(long)]
+    pub php: bool,
+    /// single (active on one server) or all (every server, DNS round robin)
+    #[arg(long, value_parser = ["single", "all"])]
+    pub mode: Option<String>,
+    /// Redirect HTTP to HTTPS
+    #[arg(long)]
+    pub https_redirect: bool,
+}
+
+/// `site update`.
+#[derive(Debug, Args)]
+pub struct SiteUpdate {
+    /// Domain of the site
+    pub domain: String,
+    /// New alias host name (repeatable; replaces the list)
+    #[arg(long = "alias", value_name = "HOST")]
+    pub aliases: Vec<String>,
+    /// Remove every alias
+    #[arg(long, conflicts_with = "aliases")]
+    pub clear_aliases: bool,
+    /// PHP on (true) or off (false)
+    #[arg(long, value_name = "true|false")]
+    pub php: Option<bool>,
+    /// single or all
+    #[arg(long, value_parser = ["single", "all"])]
+    pub mode: Option<String>,
+    /// Redirect HTTP to HTTPS (true|false)
+    #[arg(long, value_name = "true|false")]
+    pub https_redirect: Option<bool>,
+    /// A path that survives deployments, e.g. wp-content/uploads (repeatable; replaces the list)
+    #[arg(long = "keep", value_name = "PATH")]
+    pub keep: Vec<String>,
+    /// Keep no path across deployments
+    #[arg(long, conflicts_with = "keep")]
+    pub clear_keep: bool,
+    /// A path not replicated, each web server keeps its own, e.g. wp-content/cache
+    /// (repeatable; replaces the list)
+    #[arg(long = "local", value_name = "PATH")]
+    pub local: Vec<String>,
+    /// Replicate every path again
+    #[arg(long, conflicts_with = "local")]
+    pub clear_local: bool,
+}
+
+/// `site restore`.
+#[derive(Debug, Args)]
+pub struct SiteRestore {
+    /// Domain of the site
+    pub domain: String,
+    /// Path inside the site, e.g. wp-content/uploads/logo.png
+    pub path: String,
+    /// The version current at this time (RFC 3339, e.g. 2026-12-06T18:00:00Z); default:
+    /// the last version replaced or deleted
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print the request id and return at once instead of waiting for the result
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// `site restore-status`.
+#[derive(Debug, Args)]
+pub struct SiteRestoreStatus {
+    /// Domain of the site
+    pub domain: String,
+    /// The request id `site restore` printed
+    pub id: String,
+}
+
+/// `site rollback`.
+#[derive(Debug, Args)]
+pub struct SiteRollbackArgs {
+    /// Domain of the site
+    pub domain: String,
+    /// The kept deployment to make current (`site deployments` lists them); default:
+    /// the one before the current
+    pub id: Option<String>,
+}
