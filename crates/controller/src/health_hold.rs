@@ -58,8 +58,8 @@ pub fn changes(before: &Hold, now: &Hold) -> Vec<HoldChange> {
 }
 
 /// Records one event per change: `health.hold_started` / `health.hold_ended`, about
-/// the cluster held (none for the platform), naming the servers silent in the scope
-/// then (the held ones: their silence outlived the window, or they were already
+/// the cluster held (none for the platform), naming (sorted) the servers silent in the
+/// scope then (the held ones: their silence outlived the window, or they were already
 /// `suspect` or `down`). A store error is logged, never returned.
 pub async fn record(state: &HealthDeps, changes: &[HoldChange]) {
     if changes.is_empty() {
@@ -79,7 +79,7 @@ pub async fn record(state: &HealthDeps, changes: &[HoldChange]) {
     let overdue: BTreeSet<Id> = state.health.overdue(Instant::now()).into_iter().collect();
     let states = state.health.states();
     let silent_in = |scope: Scope| -> Vec<String> {
-        servers
+        let mut names: Vec<String> = servers
             .iter()
             .filter(|s| match scope {
                 Scope::Everywhere => true,
@@ -90,7 +90,9 @@ pub async fn record(state: &HealthDeps, changes: &[HoldChange]) {
                     || matches!(states.get(&s.meta.id), Some(Health::Suspect | Health::Down))
             })
             .map(|s| s.meta.name.clone())
-            .collect()
+            .collect();
+        names.sort();
+        names
     };
     let result = async {
         let mut tx = state
