@@ -126,3 +126,49 @@ fn found_case_1() {
     w.settle();
     w.assert_converged();
 }
+
+/// Found by `any_interleaving_converges`: a file renamed over an identical copy on one
+/// server while the other server deletes the source.
+#[test]
+fn found_case_2() {
+    let mut w = World::new();
+    run(
+        &mut w,
+        &[
+            Step::Write(true, 0, 0),
+            Step::Rename(true, 0, 2),
+            Step::Write(true, 0, 0),
+            Step::Sync(true),
+            Step::Sync(false),
+            Step::Delete(false, 0),
+            Step::Rename(true, 0, 2),
+            Step::Sync(false),
+        ],
+    );
+    w.set_up(true);
+    w.settle();
+    w.assert_converged();
+}
+
+/// Found by `any_interleaving_converges`: like [`found_case_2`], but the rename reaches
+/// the hub before the other server's deletion of its source.
+#[test]
+fn found_case_3() {
+    let mut w = World::new();
+    run(
+        &mut w,
+        &[
+            Step::Write(true, 0, 0),
+            Step::Rename(true, 0, 2),
+            Step::Write(true, 0, 0),
+            Step::Sync(true),
+            Step::Sync(false),
+            Step::Delete(false, 0),
+            Step::Rename(true, 0, 2),
+            Step::Sync(true),
+        ],
+    );
+    w.set_up(true);
+    w.settle();
+    w.assert_converged();
+}

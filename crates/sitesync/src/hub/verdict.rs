@@ -51,6 +51,10 @@ pub fn decide(change: &Change, cur: Current<'_>) -> Verdict {
                 },
                 Some(c) if c.is_dir() => Verdict::Apply,
                 Some(_) if base_ok => Verdict::Apply,
+                // The same content from a stale base (another server wrote the same bytes,
+                // or a rename brought them there): nothing of the writer's is lost, it
+                // adopts the hub's mode and mtime, so every server agrees on the ETag.
+                Some(c) if c.version() == node.version() => Verdict::Conflict { keep_loser: false },
                 Some(_) => Verdict::Conflict {
                     keep_loser: has_content,
                 },
@@ -70,9 +74,10 @@ pub fn decide(change: &Change, cur: Current<'_>) -> Verdict {
                 Some(t) => to_base.as_deref() == Some(t.version().as_str()),
             };
             match cur.at_path {
-                None if cur.at_to.map(Node::version) == change.base && change.base.is_some() => {
-                    Verdict::AlreadyThere
-                }
+                // The source is gone and `to` already holds that content (moved there by
+                // another server, or a retry after the hub lost its memory of ids): the
+                // writer pushes its `to` again as a put, which adopts the hub's mode and
+                // mtime (same content) instead of keeping its own and disagreeing.
                 Some(_) if base_ok && to_ok => Verdict::Apply,
                 // The writer still has the content at `to` and pushes it again as a put.
                 _ => Verdict::Conflict { keep_loser: false },

@@ -39,7 +39,7 @@ impl Replica {
                         // this server's own entries too: replaying the log in order is
                         // what makes the tree the hub's, even where another server's
                         // older entry was applied over this server's newer write
-                        if !self.already_here(&e.change) {
+                        if !self.already_here(&e.change, e.origin == self.cfg.server) {
                             match self.apply_remote(hub, &e.change) {
                                 Ok(()) => {}
                                 Err(ReplicaError::Hub(HubError::Unavailable(_))) => {
@@ -118,13 +118,16 @@ impl Replica {
     }
 
     /// Whether the index already holds the result of `c` (this server's own change,
-    /// or one applied before a restart): nothing to fetch or apply.
-    fn already_here(&self, c: &Change) -> bool {
+    /// or one applied before a restart): nothing to fetch or apply. A rename names no
+    /// node, so only this server's `own` renames count as here: another server's rename
+    /// may have brought a different mtime or mode to `to` (same content), which the
+    /// manifest comparison then puts right.
+    fn already_here(&self, c: &Change, own: bool) -> bool {
         let at = self.index.nodes.get(&c.path);
         match &c.op {
             Op::Put { node } => at == Some(node),
             Op::Delete => at.is_none(),
-            Op::Rename { to, .. } => at.is_none() && self.index.nodes.contains_key(to),
+            Op::Rename { to, .. } => own && at.is_none() && self.index.nodes.contains_key(to),
             Op::Meta { mode, mtime } => match at {
                 Some(Node::File {
                     mode: m, mtime: t, ..
