@@ -565,11 +565,28 @@ impl TestCluster {
             .ok_or_else(|| anyhow!("no agent {name} in this test"))
     }
 
-    /// Kill agent `name` (SIGKILL: no goodbye to the controller) and reap it.
+    /// Kill agent `name` (SIGKILL: no goodbye to the controller) with what it
+    /// started (its php-fpm masters and their workers, see [`kill_agent_tree`]), as a
+    /// crash of the server would, and reap it.
     pub fn kill_agent(&mut self, name: &str) -> Result<()> {
         let handle = self.agent_mut(name)?;
+        let state_dir = handle.state_dir.clone();
         match handle.take_child() {
-            Some(mut c) => kill(&mut c),
+            Some(mut c) => kill_agent_tree(&mut c, &state_dir),
+            None => bail!("agent {name} is not running"),
+        }
+    }
+
+    /// The process id of agent `name` while it runs (e.g. to stop it with SIGSTOP
+    /// and see what piles up meanwhile).
+    pub fn agent_pid(&self, name: &str) -> Result<u32> {
+        let handle = self.agent(name)?;
+        let child = handle
+            .child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match child.as_ref() {
+            Some(c) => Ok(c.id()),
             None => bail!("agent {name} is not running"),
         }
     }
@@ -578,8 +595,9 @@ impl TestCluster {
     pub fn restart_agent(&mut self, name: &str) -> Result<()> {
         let bin = self.bin.clone();
         let handle = self.agent_mut(name)?;
+        let state_dir = handle.state_dir.clone();
         if let Some(mut c) = handle.take_child() {
-            kill(&mut c)?;
+            kill_agent_tree(&mut c, &state_dir)?;
         }
         let child = spawn_agent(&bin, handle)?;
         handle.set_child(child);
@@ -721,8 +739,9 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for a in self.agents.values_mut() {
+            let state_dir = a.state_dir.clone();
             if let Some(mut c) = a.take_child() {
-                let _ = kill(&mut c);
+                let _ = kill_agent_tree(&mut c, &state_dir);
             }
         }
         if let Some(mut c) = self.controller.take() {
@@ -775,6 +794,55 @@ fn kill(child: &mut Child) -> Result<()> {
     }
     child.wait()?;
     Ok(())
+}
+
+/// SIGKILL an agent and the processes it left behind, then reap it. php-fpm masters
+/// `setsid` themselves (so neither the agent's process group nor its death reaches
+/// them); each names its config under the agent's state dir in its command line, and
+/// its workers share its session. Without this every test with PHP sites would leave
+/// php-fpm running, and a "killed" web server would keep answering PHP requests.
+fn kill_agent_tree(child: &mut Child, state_dir: &Path) -> Result<()> {
+    let marker = state_dir.as_os_str().as_encoded_bytes();
+    let procs = processes();
+    let leaders: Vec<i32> = procs
+        .iter()
+        .filter(|p| p.session == p.pid)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|c| c.windows(marker.len()).any(|w| w == marker))
+        })
+        .map(|p| p.pid)
+        .collect();
+    let result = kill(child);
+    for p in procs.iter().filter(|p| leaders.contains(&p.session)) {
+        if let Some(pid) = rustix::process::Pid::from_raw(p.pid) {
+            rustix::process::kill_process(pid, rustix::process::Signal::KILL).ok();
+        }
+    }
+    result
+}
+
+/// A process seen in `/proc`: its id and session.
+struct Proc {
+    pid: i32,
+    session: i32,
+}
+
+/// Every process of the machine now (those that vanish meanwhile are skipped).
+fn processes() -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid pgrp session …`; comm may hold spaces and ')'.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let session = rest.split_whitespace().nth(3)?.parse().ok()?;
+            Some(Proc { pid, session })
+        })
+        .collect()
 }
 
 /// The last `lines` lines of a file.
