@@ -8,6 +8,7 @@
 
 mod sitefiles_kit;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use sitefiles_kit::{snapshot, Site, DOMAIN, SERVED_WITHIN, T, WRITER};
@@ -68,9 +69,26 @@ async fn php_writes_on_one_web_server_are_served_by_the_other() {
     s.php_ok("w1", "op=atomic&p=d/e/f.txt&d=deep2");
     s.php_ok("w1", "op=atomic&p=d/e/f.txt&d=deep3");
     worst = worst.max(served(&s, "w2", "/d/e/f.txt", b"deep3").await);
+    // A folder renamed as a whole.
+    s.php_ok("w1", "op=mkdir&p=old-dir/sub");
+    s.php_ok("w1", "op=put&p=old-dir/sub/x.txt&d=moved");
+    worst = worst.max(served(&s, "w2", "/old-dir/sub/x.txt", b"moved").await);
+    s.php_ok("w1", "op=rename&p=old-dir&to=new-dir");
+    worst = worst.max(served(&s, "w2", "/new-dir/sub/x.txt", b"moved").await);
+    worst = worst.max(gone(&s, "w2", "/old-dir/sub/x.txt").await);
+    // A larger file (chunked transfer) and a mode change.
+    s.php_ok("w1", "op=fill&p=big.bin&n=5242880");
+    let big = vec![b'x'; 5 << 20];
+    worst = worst.max(served(&s, "w2", "/big.bin", &big).await);
+    s.php_ok("w1", "op=chmod&p=d/a2.txt&mode=600");
+    s.wait("the mode on w2", 2, || {
+        std::fs::metadata(s.web_tree("w2").join("d/a2.txt"))
+            .is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600)
+    })
+    .await;
     eprintln!("slowest write on w1 served by w2 after {worst:?}");
 
-    for path in ["/d/a2.txt", "/d/e/f.txt"] {
+    for path in ["/d/e/f.txt", "/big.bin", "/new-dir/sub/x.txt"] {
         let (_, h1, _) = s.get("w1", path);
         let (_, h2, _) = s.get("w2", path);
         for name in ["etag", "last-modified"] {
@@ -80,7 +98,7 @@ async fn php_writes_on_one_web_server_are_served_by_the_other() {
         }
     }
     s.wait("the files server has PHP's files", 5, || {
-        s.ftp_get("d/a2.txt").as_deref() == Some(&b"plain"[..])
+        s.ftp_get("new-dir/sub/x.txt").as_deref() == Some(&b"moved"[..])
             && s.ftp_get("d/e/f.txt").as_deref() == Some(&b"deep3"[..])
             && s.ftp_get("b.txt").is_none()
     })
@@ -248,6 +266,11 @@ async fn conflicts_lose_nothing_and_are_listed() {
         Some("modified"),
         "{tree:?}"
     );
+    eprintln!(
+        "dir/new.txt after its folder was deleted elsewhere: in the tree: {}, listed: {}",
+        content("dir/new.txt").is_some(),
+        listed("dir/new.txt")
+    );
     // The file created in the deleted folder is in the tree or listed.
     assert!(
         content("dir/new.txt").as_deref() == Some("new-in-dir") || listed("dir/new.txt"),
@@ -358,6 +381,18 @@ async fn over_quota_the_next_php_write_fails_and_the_log_says_why() {
     assert!(!s.web_tree("w1").join("more.txt").exists());
     let log = s.error_log("w1");
     assert!(log.contains(DOMAIN) && log.contains("disk quota"), "{log}");
+
+    // The write that went over was refused by the files server (its quota too) and
+    // stays on w1 alone for now. A file deleted through FTP brings the site back
+    // under: PHP writes again, and every server ends up with the same tree.
+    assert!(s.ftp_delete("big1.bin"), "FTP delete");
+    s.wait("the tree writable again", 10, || {
+        s.php("w1", "op=put&p=more.txt&d=x").is_ok()
+    })
+    .await;
+    assert!(s.error_log("w1").contains("back under its disk quota"));
+    served(&s, "w2", "/more.txt", b"x").await;
+    trees_equal(&s, 10).await;
 }
 
 /// 7. Bad input through the real doors: an FTP path with `..` and symlinks planted by
@@ -394,6 +429,15 @@ async fn dot_dot_and_symlinks_pointing_out_stay_where_they_are() {
         &format!("op=symlink&p=passwd&target={}", target.display()),
     );
     s.php_ok("w1", "op=symlink&p=up&target=../");
+    // A name over the OS limit (255 bytes) is refused; nothing half-made is left.
+    let long = "n".repeat(300);
+    assert!(!s.ftp_put(&long, b"long"), "a 300-byte name was accepted");
+    assert!(
+        s.ftp_put("after-long.txt", b"fine"),
+        "FTP after the long name"
+    );
+    served(&s, "w1", "/after-long.txt", b"fine").await;
+    assert!(s.php("w1", &format!("op=put&p={long}&d=x")).is_err());
     s.php_ok("w1", "op=symlink&p=inside&target=index.html");
     served(&s, "w2", "/inside", b"v1").await;
     // The good one has arrived; the bad ones were made before it and are not coming.

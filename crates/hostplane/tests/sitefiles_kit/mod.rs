@@ -51,6 +51,7 @@ switch ($_GET['op'] ?? '') {
         break;
     case 'rename': $ok = rename($p, __DIR__ . '/' . $_GET['to']); break;
     case 'symlink': $ok = symlink($_GET['target'], $p); break;
+    case 'chmod': $ok = chmod($p, octdec($_GET['mode'])); break;
 }
 if ($ok) { echo "ok"; } else { http_response_code(500); echo "failed: ", error_get_last()['message'] ?? '?'; }
 "#;
@@ -281,6 +282,17 @@ impl Site {
             .arg("-T")
             .arg(&src)
             .arg(self.ftp_url(path))
+            .status()
+            .unwrap();
+        st.success()
+    }
+
+    /// Delete `path` by FTPS (`DELE`); whether the server did.
+    pub fn ftp_delete(&self, path: &str) -> bool {
+        let st = self
+            .curl_ftp()
+            .args(["-o", "/dev/null", "-Q", &format!("DELE {path}")])
+            .arg(self.ftp_url(""))
             .status()
             .unwrap();
         st.success()

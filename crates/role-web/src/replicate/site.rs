@@ -425,9 +425,24 @@ impl Loop<'_> {
             .seq
             .store(self.replica.index().seq, Ordering::Relaxed);
         let usage = quota::usage(self.replica);
+        let was_locked = self.quota.locked();
         let over = self
             .quota
             .enforce(self.spec, self.replica.root_path(), self.owner, usage);
+        if was_locked && !self.quota.locked() {
+            // what the hub refused while the site was over may fit now: push it again
+            // at once rather than leave it on this server alone
+            match self.replica.requeue_kept_local() {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(site = %self.site, paths = n, "sitesync: back under the quota; pushing refused writes again");
+                    self.retry_at = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(site = %self.site, error = %e, "sitesync: cannot queue refused writes again")
+                }
+            }
+        }
         self.shared.set(|s| {
             s.pending = pending;
             s.usage = usage;
