@@ -45,6 +45,20 @@ async fn trees_equal(s: &Site, secs: u64) -> Duration {
     took
 }
 
+/// The site's conflicts once `path` is among them (at most 10 s): the API lists them
+/// from the files server's report, sent with its heartbeat.
+async fn listed_conflicts(s: &Site, path: &str) -> Vec<(String, String)> {
+    let start = Instant::now();
+    loop {
+        let conflicts = s.conflicts().await;
+        if conflicts.iter().any(|(p, _)| p == path) || start.elapsed() > Duration::from_secs(10) {
+            eprintln!("conflicts after {:?}: {conflicts:?}", start.elapsed());
+            return conflicts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// 1. What PHP does on w1 (write, temp-then-rename, mkdir, rename, unlink) is served
 ///    by w2 within 2 s with the same ETag and Last-Modified, and reaches the files
 ///    server (FTPS download).
@@ -127,7 +141,14 @@ async fn a_web_server_killed_after_a_write_loses_nothing_acknowledged() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // A second write just before the kill: maybe not pushed yet, but on w1's disk,
+    // so it must reach everyone once w1 is back.
+    s.php_ok("w1", "op=put&p=last.txt&d=last-moment");
     s.c.kill_agent("w1").unwrap();
+    eprintln!(
+        "the write made just before the kill was on the files server at the kill: {}",
+        s.hub_tree().join("last.txt").exists()
+    );
     match durable {
         Some(d) => {
             eprintln!("loss window: the write was on the files server {d:?} after PHP returned")
@@ -160,6 +181,7 @@ async fn a_web_server_killed_after_a_write_loses_nothing_acknowledged() {
         s.body("w1", "/killed.txt").as_deref(),
         Some(&b"before-the-kill"[..])
     );
+    served(&s, "w2", "/last.txt", b"last-moment").await;
     s.php_ok("w1", "op=put&p=after.txt&d=w1-again");
     served(&s, "w2", "/after.txt", b"w1-again").await;
     trees_equal(&s, 5).await;
@@ -180,6 +202,10 @@ async fn the_files_server_killed_breaks_nothing_and_trees_converge_on_its_return
     s.php_ok("w2", "op=mkdir&p=down-dir");
     s.php_ok("w2", "op=atomic&p=down-dir/w2.txt&d=from-w2");
     s.php_ok("w1", "op=unlink&p=before.txt");
+    // Both write the same new path while the files server is away: one wins on its
+    // return, the other is kept in its conflicts area.
+    s.php_ok("w1", "op=put&p=both.txt&d=w1-version");
+    s.php_ok("w2", "op=put&p=both.txt&d=w2-version");
     tokio::time::sleep(Duration::from_millis(500)).await;
     for w in ["w1", "w2"] {
         assert_eq!(s.body(w, "/index.html").as_deref(), Some(&b"v1"[..]), "{w}");
@@ -201,6 +227,14 @@ async fn the_files_server_killed_breaks_nothing_and_trees_converge_on_its_return
         "{hub:?}"
     );
     assert!(!hub.contains_key("before.txt"), "{hub:?}");
+    let winner = hub["both.txt"].rsplit(' ').next().unwrap().to_string();
+    let loser = if winner == "w1-version" { "w2" } else { "w1" };
+    let listed = listed_conflicts(&s, "both.txt").await;
+    assert!(
+        listed.iter().any(|(p, o)| p == "both.txt" && o == loser),
+        "{loser}'s both.txt not listed: {listed:?}"
+    );
+    eprintln!("both.txt: {winner} won, {loser}'s version listed as a conflict");
 }
 
 /// 4. Conflicts. A write the hub has not seen is made on w1 while its agent is
@@ -235,17 +269,7 @@ async fn conflicts_lose_nothing_and_are_listed() {
 
     // The trees agree again, and every losing version is somewhere to be found.
     trees_equal(&s, 10).await;
-    // The API lists conflicts from the files server's report (sent with its heartbeat).
-    let mut conflicts = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        conflicts = s.conflicts().await;
-        if conflicts.iter().any(|(p, _)| p == "same.txt") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!("conflicts after {:?}: {conflicts:?}", start.elapsed());
+    let conflicts = listed_conflicts(&s, "same.txt").await;
     let kept = s.hub_tree().parent().unwrap().join("conflicts");
     eprintln!("on the files server: {:?}", snapshot(&kept));
     let tree = snapshot(&hub);
