@@ -369,6 +369,14 @@ async fn deployments_keep_and_local_paths_rollback_and_restore() {
         );
     }
 
+    // A SQLite database written by PHP in an `all` site: warned about in `site show`.
+    s.php_ok("w1", "op=put&p=uploads/app.db&d=SQLite%20format%203%00%10%00");
+    s.wait("the SQLite warning", 10, || {
+        let show = s.cli_ok(&["site", "show", DOMAIN, "--json"]);
+        show.contains("app.db")
+    })
+    .await;
+
     // A deleted file brought back by `site restore` (the CLI waits for the result).
     s.php_ok("w2", "op=unlink&p=uploads/photo.txt");
     gone(&s, "w1", "/uploads/photo.txt").await;
@@ -391,7 +399,16 @@ async fn deployments_keep_and_local_paths_rollback_and_restore() {
 #[tokio::test]
 async fn over_quota_the_next_php_write_fails_and_the_log_says_why() {
     let s = Site::start(1).await;
+    // `site show` has the limit and, from the files server's report, the usage.
+    let show = |s: &Site| -> serde_json::Value {
+        serde_json::from_str(&s.cli_ok(&["site", "show", DOMAIN, "--json"])).unwrap()
+    };
+    assert_eq!(show(&s)["quota_mb"], 1);
     s.php_ok("w1", "op=fill&p=big1.bin&n=700000");
+    s.wait("the usage in site show", 10, || {
+        show(&s)["usage_bytes"].as_u64().is_some_and(|u| u >= 700_000)
+    })
+    .await;
     s.php_ok("w1", "op=fill&p=big2.bin&n=700000");
     let log = s
         .wait("the quota lock", 5, || {
