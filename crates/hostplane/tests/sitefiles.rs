@@ -314,9 +314,7 @@ async fn deployments_keep_and_local_paths_rollback_and_restore() {
         "site", "update", DOMAIN, "--keep", "uploads", "--local", "cache",
     ]);
     // The options reach the servers with their next config.
-    for n in ["w1", "w2", "f1"] {
-        s.c.wait_converged(n, T).await.unwrap();
-    }
+    s.wait_local_paths(&["cache"]).await;
     s.php_ok("w1", "op=mkdir&p=uploads");
     s.php_ok("w1", "op=put&p=uploads/photo.txt&d=photo");
     s.php_ok("w1", "op=mkdir&p=cache");
@@ -370,7 +368,10 @@ async fn deployments_keep_and_local_paths_rollback_and_restore() {
     }
 
     // A SQLite database written by PHP in an `all` site: warned about in `site show`.
-    s.php_ok("w1", "op=put&p=uploads/app.db&d=SQLite%20format%203%00%10%00");
+    s.php_ok(
+        "w1",
+        "op=put&p=uploads/app.db&d=SQLite%20format%203%00%10%00",
+    );
     s.wait("the SQLite warning", 10, || {
         let show = s.cli_ok(&["site", "show", DOMAIN, "--json"]);
         show.contains("app.db")
@@ -406,7 +407,9 @@ async fn over_quota_the_next_php_write_fails_and_the_log_says_why() {
     assert_eq!(show(&s)["quota_mb"], 1);
     s.php_ok("w1", "op=fill&p=big1.bin&n=700000");
     s.wait("the usage in site show", 10, || {
-        show(&s)["usage_bytes"].as_u64().is_some_and(|u| u >= 700_000)
+        show(&s)["usage_bytes"]
+            .as_u64()
+            .is_some_and(|u| u >= 700_000)
     })
     .await;
     s.php_ok("w1", "op=fill&p=big2.bin&n=700000");

@@ -400,6 +400,35 @@ impl Site {
         assert!(st.success());
     }
 
+    /// Wait until every server received the site's local paths `local` (web servers
+    /// in their site, the files server in its site options) and applied that config.
+    /// Converged alone is not enough: right after the API answered, the builder may
+    /// not have made the new revision yet, and the old one is "converged".
+    pub async fn wait_local_paths(&self, local: &[&str]) {
+        use proto::agent_v1::RoleConfig;
+        let want: Vec<String> = local.iter().map(|p| p.to_string()).collect();
+        for n in ["w1", "w2", "f1"] {
+            self.wait(&format!("local paths {want:?} on {n}"), 15, || {
+                let got = match self.c.agent_desired(n).unwrap().map(|d| d.role) {
+                    Some(RoleConfig::Web(w)) => w
+                        .sites
+                        .into_iter()
+                        .find(|x| x.domain == DOMAIN)
+                        .map(|x| x.local_paths),
+                    Some(RoleConfig::Files(f)) => f
+                        .site_options
+                        .into_iter()
+                        .find(|x| x.domain == DOMAIN)
+                        .map(|x| x.local_paths),
+                    _ => None,
+                };
+                got.as_ref() == Some(&want)
+            })
+            .await;
+            self.c.wait_converged(n, T).await.unwrap();
+        }
+    }
+
     /// The site's conflicts through the API: (path, origin).
     pub async fn conflicts(&self) -> Vec<(String, String)> {
         self.c
