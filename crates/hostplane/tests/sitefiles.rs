@@ -1,7 +1,8 @@
 //! Replicated site files end to end (issue 14, "Must be true" 1–7): a controller, a
 //! files server and two web servers as real `hostplane` processes, a PHP site in `all`
 //! mode written by real php-fpm, FTPS through curl, the CLI binary, agents killed with
-//! SIGKILL (with their php-fpm) and stopped with SIGSTOP. Each test starts its own
+//! SIGKILL (with their php-fpm) and stopped with SIGSTOP; a `single` site failing over
+//! with what PHP wrote. Each test starts its own
 //! cluster on its own loopback addresses (testkit), so they run in parallel.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic
@@ -331,6 +332,10 @@ async fn deployments_keep_and_local_paths_rollback_and_restore() {
         "a local path reached the files server"
     );
 
+    // PHP edits a deployed file in place: the kept deployment must not change with it.
+    s.php_ok("w1", "op=put&p=index.html&d=edited-by-php");
+    served(&s, "w2", "/index.html", b"edited-by-php").await;
+
     // Deploy v2 through the CLI.
     let src = s.dir.path().join("v2");
     std::fs::create_dir_all(&src).unwrap();
@@ -502,4 +507,38 @@ async fn dot_dot_and_symlinks_pointing_out_stay_where_they_are() {
             );
         }
     }
+}
+
+/// A `single` site is replicated to its standby too: PHP's files are in place there
+/// when the active web server dies and the site fails over.
+#[tokio::test]
+async fn a_single_site_fails_over_with_what_php_wrote() {
+    let mut s = Site::start_mode(0, "single").await;
+    let active = s.c.site(DOMAIN).await.unwrap().active_server.unwrap();
+    let standby = if active == "w1" { "w2" } else { "w1" };
+    s.php_ok(&active, "op=mkdir&p=uploads");
+    s.php_ok(&active, "op=put&p=uploads/order.txt&d=order-42");
+    s.wait("the write on the standby's disk", 5, || {
+        std::fs::read(s.web_tree(standby).join("uploads/order.txt")).is_ok_and(|b| b == b"order-42")
+    })
+    .await;
+    s.c.kill_agent(&active).unwrap();
+    let killed = Instant::now();
+    s.c.wait_until("the failover", T, async |c| {
+        Ok(c.site(DOMAIN).await?.active_server.as_deref() == Some(standby))
+    })
+    .await
+    .unwrap();
+    s.wait("the standby serves PHP's file", 15, || {
+        s.body(standby, "/uploads/order.txt").as_deref() == Some(&b"order-42"[..])
+    })
+    .await;
+    eprintln!(
+        "served by the standby {:?} after the kill",
+        killed.elapsed()
+    );
+    s.wait("PHP runs on the new active server", 15, || {
+        s.php(standby, "op=put&p=uploads/after.txt&d=after").is_ok()
+    })
+    .await;
 }

@@ -93,9 +93,14 @@ pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 impl Site {
-    /// Start everything; `site_disk_mb` > 0 puts the customer on a plan with that
-    /// disk limit per site.
+    /// Start everything with an `all` site; `site_disk_mb` > 0 puts the customer on a
+    /// plan with that disk limit per site.
     pub async fn start(site_disk_mb: u64) -> Site {
+        Site::start_mode(site_disk_mb, "all").await
+    }
+
+    /// Start everything with a site of `mode` (`all` or `single`).
+    pub async fn start_mode(site_disk_mb: u64, mode: &str) -> Site {
         let mut c = TestCluster::start(BIN, Options::default()).await.unwrap();
         for (name, role) in [
             ("web-a", "web"),
@@ -140,7 +145,7 @@ impl Site {
                 domain: DOMAIN.into(),
                 aliases: None,
                 php: Some(true),
-                mode: Some("all".into()),
+                mode: Some(mode.into()),
                 https_redirect: None,
             })
             .await
@@ -180,8 +185,13 @@ impl Site {
         let ftp = engine_addr(&c, "f1", "ftp").await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), c.ca_pem()).unwrap();
+        let active = c.site(DOMAIN).await.unwrap().active_server;
         let site = Site { c, http, ftp, dir };
-        for w in ["w1", "w2"] {
+        let serving: Vec<&str> = match active.as_deref() {
+            Some(a) if mode == "single" => vec![if a == "w1" { "w1" } else { "w2" }],
+            _ => vec!["w1", "w2"],
+        };
+        for w in serving {
             site.wait(&format!("PHP served on {w}"), 30, || {
                 site.php(w, "op=ping").as_deref() == Ok("ok")
             })
