@@ -15,13 +15,24 @@ use std::time::{Duration, Instant};
 use sitefiles_kit::{snapshot, Site, DOMAIN, SERVED_WITHIN, T, WRITER};
 
 /// Wait until `path` on `to` has `body` (at most [`SERVED_WITHIN`]); how long it took.
+/// On a timeout the three trees are printed.
 async fn served(s: &Site, to: &str, path: &str, body: &[u8]) -> Duration {
-    s.wait(
-        &format!("{path} = {body:?} served by {to}"),
-        SERVED_WITHIN.as_secs(),
-        || s.body(to, path).as_deref() == Some(body),
-    )
-    .await
+    let start = Instant::now();
+    loop {
+        if s.body(to, path).as_deref() == Some(body) {
+            return start.elapsed();
+        }
+        if start.elapsed() > SERVED_WITHIN {
+            let keys = |t: &std::path::Path| snapshot(t).into_keys().collect::<Vec<_>>();
+            panic!(
+                "{path} not served by {to} within {SERVED_WITHIN:?}\nw1: {:?}\nw2: {:?}\nfiles server: {:?}",
+                keys(&s.web_tree("w1")),
+                keys(&s.web_tree("w2")),
+                keys(&s.hub_tree())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Wait until `path` is gone from `to` (404) within [`SERVED_WITHIN`].

@@ -19,7 +19,8 @@
 //! Every test gets a temporary directory (controller data dir, agent state dirs,
 //! logs) and its own block of loopback addresses `127.A.B.0/24` ([`AddrBlock`]),
 //! derived from a process-wide counter and the process id, so tests running in
-//! parallel (threads or processes) never share an address; the controller listens
+//! parallel (threads or processes) never share an address (or, with [`NET_ENV`] set,
+//! the next hosts of one range chosen by whoever runs the tests); the controller listens
 //! on port 0. Every process is killed and reaped when the [`TestCluster`] is dropped,
 //! also when a test panics; a panicking test prints the tail of each process log.
 
@@ -43,15 +44,41 @@ pub use proto::agent_v1::DesiredConfig;
 pub use reqwest;
 
 static BLOCK_COUNTER: AtomicU32 = AtomicU32::new(0);
+/// The next host of the [`NET_ENV`] range (shared by every test of the process).
+static SHARED_HOST: AtomicU32 = AtomicU32::new(1);
+
+/// Environment variable naming one `/24` for every test of this process, e.g.
+/// `HOSTPLANE_TEST_NET=127.0.17`: on a machine shared with other test runs, each run
+/// keeps to a range of its own. The agents of all of the process's clusters then take
+/// the next free host of that range (at most 254 agents per process). Unset: each test
+/// gets a block of its own derived from the pid ([`AddrBlock::next`]).
+pub const NET_ENV: &str = "HOSTPLANE_TEST_NET";
 
 /// A block of loopback addresses `127.A.B.1`–`127.A.B.254` owned by one test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrBlock {
     a: u8,
     b: u8,
+    /// The [`NET_ENV`] range, shared by every test of the process.
+    shared: bool,
 }
 
 impl AddrBlock {
+    /// The [`NET_ENV`] range if it is set (`127.A.B`), else [`AddrBlock::next`].
+    pub fn from_env() -> Result<Self> {
+        let Ok(net) = std::env::var(NET_ENV) else {
+            return Ok(Self::next());
+        };
+        let parts: Vec<&str> = net.trim().split('.').collect();
+        match parts.as_slice() {
+            ["127", a, b] => match (a.parse(), b.parse()) {
+                (Ok(a), Ok(b)) => Ok(Self { a, b, shared: true }),
+                _ => bail!("{NET_ENV}={net:?}: expected 127.A.B with A and B 0–255"),
+            },
+            _ => bail!("{NET_ENV}={net:?}: expected a loopback /24 as 127.A.B, e.g. 127.0.17"),
+        }
+    }
+
     /// The next block of this process (a process-wide counter and the pid).
     pub fn next() -> Self {
         Self::derive(
@@ -69,6 +96,7 @@ impl AddrBlock {
         Self {
             a: u8::try_from(2 + v / 256).unwrap_or(254),
             b: u8::try_from(v % 256).unwrap_or(0),
+            shared: false,
         }
     }
 
@@ -238,7 +266,7 @@ impl TestCluster {
             raw,
             controller: None,
             controller_starts: 0,
-            block: AddrBlock::next(),
+            block: AddrBlock::from_env()?,
             next_host: 1,
             agents: BTreeMap::new(),
         };
@@ -510,11 +538,19 @@ impl TestCluster {
         if self.agents.contains_key(name) {
             bail!("agent {name} exists already");
         }
-        if self.next_host == 255 {
-            bail!("the address block is used up");
-        }
-        let bind = self.block.addr(self.next_host);
-        self.next_host += 1;
+        let host = if self.block.shared {
+            match u8::try_from(SHARED_HOST.fetch_add(1, Ordering::Relaxed)) {
+                Ok(h) if h < 255 => h,
+                _ => bail!("the addresses of {NET_ENV} are used up (254 agents per process)"),
+            }
+        } else {
+            if self.next_host == 255 {
+                bail!("the address block is used up");
+            }
+            self.next_host += 1;
+            self.next_host - 1
+        };
+        let bind = self.block.addr(host);
         let dir = self.dir.path().join("agents").join(name);
         std::fs::create_dir_all(&dir)?;
         let state_dir = dir.join("state");
