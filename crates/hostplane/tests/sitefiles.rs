@@ -24,11 +24,15 @@ async fn served(s: &Site, to: &str, path: &str, body: &[u8]) -> Duration {
         }
         if start.elapsed() > SERVED_WITHIN {
             let keys = |t: &std::path::Path| snapshot(t).into_keys().collect::<Vec<_>>();
+            let log = std::fs::read_to_string(s.hub_tree().with_file_name("log.jsonl"))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
             panic!(
-                "{path} not served by {to} within {SERVED_WITHIN:?}\nw1: {:?}\nw2: {:?}\nfiles server: {:?}",
+                "{path} not served by {to} within {SERVED_WITHIN:?}\nw1: {:?}\nw2: {:?}\nfiles server: {:?}\nthe files server's log, newest first:\n{}",
                 keys(&s.web_tree("w1")),
                 keys(&s.web_tree("w2")),
-                keys(&s.hub_tree())
+                keys(&s.hub_tree()),
+                tail.join("\n")
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

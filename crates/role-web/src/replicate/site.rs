@@ -372,6 +372,13 @@ pub fn run(run: SiteRun) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if shared.stop.load(Ordering::Relaxed) {
+            // replaced (changed settings) or removed: what capture saw meanwhile is for
+            // the next loop, whose first step rescans the tree with the new settings;
+            // observed here it would be pushed under the old ones (a path just made
+            // local went to the hub while the next loop waited for the state lock)
+            break;
+        }
         let retry = lp.retry_at.is_some_and(|t| t <= Instant::now());
         if !looks.is_empty() {
             lp.step(|r, h| {
