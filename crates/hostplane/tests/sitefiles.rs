@@ -2,8 +2,10 @@
 //! files server and two web servers as real `hostplane` processes, a PHP site in `all`
 //! mode written by real php-fpm, FTPS through curl, the CLI binary, agents killed with
 //! SIGKILL (with their php-fpm) and stopped with SIGSTOP; a `single` site failing over
-//! with what PHP wrote. Each test starts its own
-//! cluster on its own loopback addresses (testkit), so they run in parallel.
+//! with what PHP wrote. Each test starts its own cluster on its own loopback addresses
+//! (testkit; `HOSTPLANE_TEST_NET=127.A.B` keeps them in one /24), so they run in
+//! parallel. Timings are printed; only the bounds are asserted (2 s from a
+//! write to the other web server, 5 s from the files server's return to equal trees).
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic
 
