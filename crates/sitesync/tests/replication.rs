@@ -519,3 +519,30 @@ fn a_garbled_partial_upload_is_detected_and_sent_again() {
     assert_eq!(std::fs::read(w.b.root.join("video.mp4")).unwrap(), data);
     w.assert_converged();
 }
+
+#[test]
+fn a_write_refused_over_the_quota_is_pushed_again_once_requeued() {
+    let mut w = World::new();
+    w.hub
+        .set_quotas([(SITE.to_string(), 1000)].into_iter().collect());
+    write(&w.a.root, "small.txt", &body(1, 600));
+    w.observe_a(&[look("small.txt")]);
+    w.settle();
+    write(&w.a.root, "over.txt", &body(2, 600));
+    w.observe_a(&[look("over.txt")]);
+    w.settle();
+    assert!(!w.hub_nodes().contains_key("over.txt"), "the hub took it");
+    assert!(w.a.replica.index().kept_local.contains("over.txt"));
+    // room again (another server deleted a file): what was refused goes out
+    std::fs::remove_file(w.b.root.join("small.txt")).unwrap();
+    w.observe_b(&[look("small.txt")]);
+    w.settle();
+    assert_eq!(w.a.replica.requeue_kept_local().unwrap(), 1);
+    w.settle();
+    assert_eq!(
+        std::fs::read(w.b.root.join("over.txt")).unwrap(),
+        body(2, 600)
+    );
+    assert!(w.a.replica.index().kept_local.is_empty());
+    w.assert_converged();
+}

@@ -5,16 +5,44 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use anyhow::{bail, Result};
+
 static BLOCK_COUNTER: AtomicU32 = AtomicU32::new(0);
+/// The next host of the [`NET_ENV`] range (shared by every test of the process).
+pub(crate) static SHARED_HOST: AtomicU32 = AtomicU32::new(1);
+
+/// Environment variable naming one `/24` for every test of this process, e.g.
+/// `HOSTPLANE_TEST_NET=127.0.17`: on a machine shared with other test runs, each run
+/// keeps to a range of its own. The agents of all of the process's clusters then take
+/// the next free host of that range (at most 254 agents per process). Unset: each test
+/// gets a block of its own derived from the pid ([`AddrBlock::next`]).
+pub const NET_ENV: &str = "HOSTPLANE_TEST_NET";
 
 /// A block of loopback addresses `127.A.B.1`–`127.A.B.254` owned by one test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrBlock {
     a: u8,
     b: u8,
+    /// The [`NET_ENV`] range, shared by every test of the process.
+    pub(crate) shared: bool,
 }
 
 impl AddrBlock {
+    /// The [`NET_ENV`] range if it is set (`127.A.B`), else [`AddrBlock::next`].
+    pub fn from_env() -> Result<Self> {
+        let Ok(net) = std::env::var(NET_ENV) else {
+            return Ok(Self::next());
+        };
+        let parts: Vec<&str> = net.trim().split('.').collect();
+        match parts.as_slice() {
+            ["127", a, b] => match (a.parse(), b.parse()) {
+                (Ok(a), Ok(b)) => Ok(Self { a, b, shared: true }),
+                _ => bail!("{NET_ENV}={net:?}: expected 127.A.B with A and B 0–255"),
+            },
+            _ => bail!("{NET_ENV}={net:?}: expected a loopback /24 as 127.A.B, e.g. 127.0.17"),
+        }
+    }
+
     /// The next block of this process (a process-wide counter and the pid).
     pub fn next() -> Self {
         Self::derive(
@@ -32,6 +60,7 @@ impl AddrBlock {
         Self {
             a: u8::try_from(2 + v / 256).unwrap_or(254),
             b: u8::try_from(v % 256).unwrap_or(0),
+            shared: false,
         }
     }
 

@@ -19,7 +19,8 @@
 //! Every test gets a temporary directory (controller data dir, agent state dirs,
 //! logs) and its own block of loopback addresses `127.A.B.0/24` ([`AddrBlock`]),
 //! derived from a process-wide counter and the process id, so tests running in
-//! parallel (threads or processes) never share an address; the controller listens
+//! parallel (threads or processes) never share an address (or, with [`NET_ENV`] set,
+//! the next hosts of one range chosen by whoever runs the tests); the controller listens
 //! on port 0. Every process is killed and reaped when the [`TestCluster`] is dropped,
 //! also when a test panics; a panicking test prints the tail of each process log.
 
@@ -36,10 +37,12 @@ use serde_json::Value;
 mod addr;
 mod api;
 
-pub use addr::AddrBlock;
+use addr::SHARED_HOST;
+pub use addr::{AddrBlock, NET_ENV};
 pub use agent::status::AgentStatus;
 pub use proto::agent_v1::DesiredConfig;
 pub use reqwest;
+use std::sync::atomic::Ordering;
 
 /// Timings of a [`TestCluster`]; the defaults are fast (failures are detected in
 /// about a second).
@@ -201,7 +204,7 @@ impl TestCluster {
             raw,
             controller: None,
             controller_starts: 0,
-            block: AddrBlock::next(),
+            block: AddrBlock::from_env()?,
             next_host: 1,
             agents: BTreeMap::new(),
         };
@@ -363,11 +366,19 @@ impl TestCluster {
         if self.agents.contains_key(name) {
             bail!("agent {name} exists already");
         }
-        if self.next_host == 255 {
-            bail!("the address block is used up");
-        }
-        let bind = self.block.addr(self.next_host);
-        self.next_host += 1;
+        let host = if self.block.shared {
+            match u8::try_from(SHARED_HOST.fetch_add(1, Ordering::Relaxed)) {
+                Ok(h) if h < 255 => h,
+                _ => bail!("the addresses of {NET_ENV} are used up (254 agents per process)"),
+            }
+        } else {
+            if self.next_host == 255 {
+                bail!("the address block is used up");
+            }
+            self.next_host += 1;
+            self.next_host - 1
+        };
+        let bind = self.block.addr(host);
         let dir = self.dir.path().join("agents").join(name);
         std::fs::create_dir_all(&dir)?;
         let state_dir = dir.join("state");
@@ -418,11 +429,28 @@ impl TestCluster {
             .ok_or_else(|| anyhow!("no agent {name} in this test"))
     }
 
-    /// Kill agent `name` (SIGKILL: no goodbye to the controller) and reap it.
+    /// Kill agent `name` (SIGKILL: no goodbye to the controller) with what it
+    /// started (its php-fpm masters and their workers, see [`kill_agent_tree`]), as a
+    /// crash of the server would, and reap it.
     pub fn kill_agent(&mut self, name: &str) -> Result<()> {
         let handle = self.agent_mut(name)?;
+        let state_dir = handle.state_dir.clone();
         match handle.take_child() {
-            Some(mut c) => kill(&mut c),
+            Some(mut c) => kill_agent_tree(&mut c, &state_dir),
+            None => bail!("agent {name} is not running"),
+        }
+    }
+
+    /// The process id of agent `name` while it runs (e.g. to stop it with SIGSTOP
+    /// and see what piles up meanwhile).
+    pub fn agent_pid(&self, name: &str) -> Result<u32> {
+        let handle = self.agent(name)?;
+        let child = handle
+            .child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match child.as_ref() {
+            Some(c) => Ok(c.id()),
             None => bail!("agent {name} is not running"),
         }
     }
@@ -431,8 +459,9 @@ impl TestCluster {
     pub fn restart_agent(&mut self, name: &str) -> Result<()> {
         let bin = self.bin.clone();
         let handle = self.agent_mut(name)?;
+        let state_dir = handle.state_dir.clone();
         if let Some(mut c) = handle.take_child() {
-            kill(&mut c)?;
+            kill_agent_tree(&mut c, &state_dir)?;
         }
         let child = spawn_agent(&bin, handle)?;
         handle.set_child(child);
@@ -497,8 +526,9 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for a in self.agents.values_mut() {
+            let state_dir = a.state_dir.clone();
             if let Some(mut c) = a.take_child() {
-                let _ = kill(&mut c);
+                let _ = kill_agent_tree(&mut c, &state_dir);
             }
         }
         if let Some(mut c) = self.controller.take() {
@@ -551,6 +581,55 @@ fn kill(child: &mut Child) -> Result<()> {
     }
     child.wait()?;
     Ok(())
+}
+
+/// SIGKILL an agent and the processes it left behind, then reap it. php-fpm masters
+/// `setsid` themselves (so neither the agent's process group nor its death reaches
+/// them); each names its config under the agent's state dir in its command line, and
+/// its workers share its session. Without this every test with PHP sites would leave
+/// php-fpm running, and a "killed" web server would keep answering PHP requests.
+fn kill_agent_tree(child: &mut Child, state_dir: &Path) -> Result<()> {
+    let marker = state_dir.as_os_str().as_encoded_bytes();
+    let procs = processes();
+    let leaders: Vec<i32> = procs
+        .iter()
+        .filter(|p| p.session == p.pid)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|c| c.windows(marker.len()).any(|w| w == marker))
+        })
+        .map(|p| p.pid)
+        .collect();
+    let result = kill(child);
+    for p in procs.iter().filter(|p| leaders.contains(&p.session)) {
+        if let Some(pid) = rustix::process::Pid::from_raw(p.pid) {
+            rustix::process::kill_process(pid, rustix::process::Signal::KILL).ok();
+        }
+    }
+    result
+}
+
+/// A process seen in `/proc`: its id and session.
+struct Proc {
+    pid: i32,
+    session: i32,
+}
+
+/// Every process of the machine now (those that vanish meanwhile are skipped).
+fn processes() -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid pgrp session …`; comm may hold spaces and ')'.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let session = rest.split_whitespace().nth(3)?.parse().ok()?;
+            Some(Proc { pid, session })
+        })
+        .collect()
 }
 
 /// The last `lines` lines of a file.

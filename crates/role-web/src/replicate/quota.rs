@@ -52,6 +52,11 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// Whether the tree is locked now.
+    pub fn locked(&self) -> bool {
+        self.locked
+    }
+
     /// Locks or unlocks the tree for `usage`; returns whether the site is over.
     pub fn enforce(
         &mut self,

@@ -372,6 +372,13 @@ pub fn run(run: SiteRun) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if shared.stop.load(Ordering::Relaxed) {
+            // replaced (changed settings) or removed: what capture saw meanwhile is for
+            // the next loop, whose first step rescans the tree with the new settings;
+            // observed here it would be pushed under the old ones (a path just made
+            // local went to the hub while the next loop waited for the state lock)
+            break;
+        }
         let retry = lp.retry_at.is_some_and(|t| t <= Instant::now());
         if !looks.is_empty() {
             lp.step(|r, h| {
@@ -425,9 +432,24 @@ impl Loop<'_> {
             .seq
             .store(self.replica.index().seq, Ordering::Relaxed);
         let usage = quota::usage(self.replica);
+        let was_locked = self.quota.locked();
         let over = self
             .quota
             .enforce(self.spec, self.replica.root_path(), self.owner, usage);
+        if was_locked && !self.quota.locked() {
+            // what the hub refused while the site was over may fit now: push it again
+            // at once rather than leave it on this server alone
+            match self.replica.requeue_kept_local() {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(site = %self.site, paths = n, "sitesync: back under the quota; pushing refused writes again");
+                    self.retry_at = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(site = %self.site, error = %e, "sitesync: cannot queue refused writes again")
+                }
+            }
+        }
         self.shared.set(|s| {
             s.pending = pending;
             s.usage = usage;

@@ -76,7 +76,6 @@ impl HubConfig {
 }
 
 /// The hub of all sites of one files server.
-#[derive(Debug)]
 pub struct Hub {
     cfg: HubConfig,
     sites: Mutex<HashMap<String, Arc<Mutex<SiteHub>>>>,
@@ -89,6 +88,19 @@ pub struct Hub {
     versions_days: AtomicU32,
     /// Bumped whenever any site's log grows: long polls wait on it.
     appended: tokio::sync::watch::Sender<u64>,
+}
+
+/// Short on purpose: the FTP server's tracing spans print their storage (which holds
+/// the hub) with `{:?}` on every command, and a derived `Debug` printed every site's
+/// whole index and log there (megabytes per command for a large site).
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sites = self.sites.try_lock().map(|s| s.len()).ok();
+        f.debug_struct("Hub")
+            .field("dir", &self.cfg.dir)
+            .field("sites", &sites)
+            .finish_non_exhaustive()
+    }
 }
 
 fn poisoned<T>(_: T) -> HubError {

@@ -160,6 +160,22 @@ impl Replica {
         })
     }
 
+    /// Queues again, as new versions, every path the hub refused and this server kept
+    /// ([`Index::kept_local`]): for when a refusal may no longer hold (the site is back
+    /// under its quota), so a write refused while over does not stay on this server
+    /// alone for good. Where the hub holds another version meanwhile, the push is a
+    /// conflict there (this version kept in its conflicts area, nothing lost). Returns
+    /// how many paths were queued again.
+    pub fn requeue_kept_local(&mut self) -> Result<usize, ReplicaError> {
+        let paths = std::mem::take(&mut self.index.kept_local);
+        for p in &paths {
+            self.index.nodes.remove(p);
+            self.observe_path(p)?;
+        }
+        self.save()?;
+        Ok(paths.len())
+    }
+
     /// Pushes, then applies what the others did: one round of replication.
     pub fn sync(&mut self, hub: &dyn HubApi) -> Result<PushReport, ReplicaError> {
         let r = self.push(hub)?;
