@@ -172,3 +172,29 @@ fn found_case_3() {
     w.settle();
     w.assert_converged();
 }
+
+/// A file written into a folder that is renamed before capture reported the write (its
+/// events folded into the rename, as under load): the moved subtree is compared, so the
+/// file reaches the hub and the other server.
+#[test]
+fn a_write_folded_into_a_folder_rename_is_not_lost() {
+    let mut w = World::new();
+    std::fs::create_dir_all(w.a.root.join("old/sub")).unwrap();
+    std::fs::write(w.a.root.join("old/sub/one.txt"), b"one").unwrap();
+    w.observe_a(&[look("old")]);
+    w.settle();
+    std::fs::write(
+        w.a.root.join("old/sub/x.txt"),
+        b"written just before the move",
+    )
+    .unwrap();
+    std::fs::rename(w.a.root.join("old"), w.a.root.join("new")).unwrap();
+    w.observe_a(&[Look::Renamed {
+        from: "old".into(),
+        to: "new".into(),
+    }]);
+    w.settle();
+    w.assert_converged();
+    assert!(w.hub_nodes().contains_key("new/sub/x.txt"));
+    assert!(w.b.root.join("new/sub/x.txt").is_file());
+}

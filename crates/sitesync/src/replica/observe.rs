@@ -224,8 +224,43 @@ impl Replica {
         self.index.move_subtree(from, to);
         // changed after the move (or on the way): the usual comparison queues it
         self.observe_path(to)?;
+        if old.is_dir() {
+            // what was written inside the folder just before it moved (its events
+            // folded into the rename) is in none of the moved entries: compare the
+            // whole moved subtree, as a rescan would
+            self.rescan_under(to)?;
+        }
         // something new may already sit at the old path
         self.observe_path(from)
+    }
+
+    /// [`Self::rescan`] of the subtree under the folder `dir` only.
+    fn rescan_under(&mut self, dir: &str) -> Result<(), ReplicaError> {
+        let sub = match safe::open_dir(&self.root, dir) {
+            Ok(d) => d,
+            // moved on again or replaced: the events of that bring it
+            Err(_) => return Ok(()),
+        };
+        let prefix = format!("{dir}/");
+        let disk = safe::walk(&sub, false, &|p| self.is_local(&format!("{prefix}{p}")))?;
+        for (p, d) in &disk {
+            let full = format!("{prefix}{p}");
+            if !self.index.nodes.get(&full).is_some_and(|o| quick_eq(o, d)) {
+                self.observe_path(&full)?;
+            }
+        }
+        let gone: Vec<String> = self
+            .index
+            .subtree(dir)
+            .into_iter()
+            .filter(|p| p != dir && !disk.contains_key(&p[prefix.len()..]))
+            .collect();
+        for p in gone.iter().rev() {
+            if self.index.nodes.contains_key(p) {
+                self.observe_path(p)?;
+            }
+        }
+        Ok(())
     }
 
     fn rescan(&mut self) -> Result<(), ReplicaError> {
