@@ -141,6 +141,25 @@ impl Hub {
             .is_some_and(|s| s.contains(site))
     }
 
+    /// Splits `sites` into those `server` may sync and the names of the others.
+    pub fn split_granted(
+        &self,
+        server: &str,
+        sites: &BTreeMap<String, u64>,
+    ) -> (BTreeMap<String, u64>, Vec<String>) {
+        let grants = self
+            .grants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mine = grants.get(server);
+        let (granted, denied): (BTreeMap<_, _>, BTreeMap<_, _>) = sites
+            .iter()
+            .map(|(s, q)| (s.clone(), *q))
+            .partition(|(s, _)| mine.is_some_and(|m| m.contains(s)));
+        (granted, denied.into_keys().collect())
+    }
+
     /// The site's tree on disk (what FTP serves and writes through the hub).
     pub fn tree_path(&self, site: &str) -> PathBuf {
         self.cfg.dir.join(site).join("tree")
@@ -310,6 +329,26 @@ impl Hub {
     /// The log after `seq`.
     pub fn log_after(&self, site: &str, seq: u64, max: usize) -> Result<LogRead, HubError> {
         self.with(site, |s| Ok(s.log_after(seq, max)))
+    }
+
+    /// Which of `since`'s sites have log entries after the given position (or a
+    /// position the log no longer holds), each with the log's head: what a many-site
+    /// long poll answers. A site whose state cannot be opened counts as ready, so the
+    /// replica's own call meets the error.
+    pub fn ready(&self, since: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (site, &seq) in since {
+            match self.log_after(site, seq, 1) {
+                Ok(LogRead::Entries { entries, .. }) if entries.is_empty() => {}
+                Ok(LogRead::Entries { head, .. } | LogRead::SnapshotNeeded { head }) => {
+                    out.insert(site.clone(), head);
+                }
+                Err(_) => {
+                    out.insert(site.clone(), seq);
+                }
+            }
+        }
+        out
     }
 
     /// The whole tree with its sequence number.
