@@ -4,8 +4,10 @@
 //! lock, so a site's changes have one order; sites are independent.
 //!
 //! On disk, per site under the hub's directory: `tree/` (what FTP and the manifests
-//! see), `log.jsonl`, `blobs/`, `versions/`, `conflicts/`.
+//! see), `log.jsonl`, `blobs/`, `versions/`, `conflicts/`, `hashes.json` (the hash cache
+//! that spares re-reading unchanged files when a site is opened again).
 
+mod hashcache;
 mod keep;
 mod log;
 mod site;
