@@ -77,11 +77,16 @@ impl HubConfig {
     }
 }
 
+/// A site's open state, `None` until first used.
+type Slot = Arc<Mutex<Option<Arc<Mutex<SiteHub>>>>>;
+
 /// The hub of all sites of one files server.
 #[derive(Debug)]
 pub struct Hub {
     cfg: HubConfig,
-    sites: Mutex<HashMap<String, Arc<Mutex<SiteHub>>>>,
+    /// Each site's slot: opened on first use under the slot's own lock, so opening one
+    /// site (a walk of its tree) never holds up the calls to the others.
+    sites: Mutex<HashMap<String, Slot>>,
     grants: RwLock<Arc<BTreeMap<String, BTreeSet<String>>>>,
     /// Per-site disk limits in bytes (absent: none).
     quotas: RwLock<Arc<HashMap<String, u64>>>,
@@ -171,13 +176,20 @@ impl Hub {
         if !check_site(site) {
             return Err(HubError::Refused(format!("bad site name {site:?}")));
         }
-        let mut sites = self.sites.lock().map_err(poisoned)?;
-        if let Some(s) = sites.get(site) {
+        let slot = self
+            .sites
+            .lock()
+            .map_err(poisoned)?
+            .entry(site.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().map_err(poisoned)?;
+        if let Some(s) = &*slot {
             return Ok(s.clone());
         }
         let s = SiteHub::open(site, &self.cfg.dir.join(site), &self.cfg).map_err(io_err)?;
         let s = Arc::new(Mutex::new(s));
-        sites.insert(site.to_string(), s.clone());
+        *slot = Some(s.clone());
         Ok(s)
     }
 
@@ -270,8 +282,12 @@ impl Hub {
     /// Drops the open state of `site` (before its folder is moved away); the next use
     /// opens it again from disk.
     pub fn forget(&self, site: &str) {
-        if let Ok(mut sites) = self.sites.lock() {
-            sites.remove(site);
+        let slot = self.sites.lock().ok().and_then(|mut s| s.remove(site));
+        if let Some(slot) = slot {
+            // waits for an open under way, so it cannot outlive the forgetting
+            if let Ok(mut s) = slot.lock() {
+                *s = None;
+            }
         }
     }
 
