@@ -221,7 +221,7 @@ async fn open_until_stopped(run: &SiteRun) -> Option<(std::fs::File, Replica, Op
             return None;
         }
         let (spec, server) = (run.spec.clone(), run.server.clone());
-        let pause = match run.pool.run(move || open(&spec, &server)).await {
+        let pause = match run.pool.run_background(move || open(&spec, &server)).await {
             Some(Ok(x)) => return Some(x),
             Some(Err(OpenError::Busy)) => Duration::from_millis(100),
             Some(Err(OpenError::Failed(e))) => {
@@ -288,7 +288,7 @@ pub async fn run(mut run: SiteRun) {
     while !shared.stop.load(Ordering::Relaxed) {
         let Some(mut cur) = lp.take() else { break };
         if Instant::now() >= next_resync {
-            let Some(back) = Loop::step(cur, &run.pool, |r, h| {
+            let Some(back) = Loop::step(cur, &run.pool, Lane::Background, |r, h| {
                 r.observe(&[Look::Rescan])?;
                 r.sync(h)?;
                 match r.resync(h) {
@@ -332,19 +332,28 @@ pub async fn run(mut run: SiteRun) {
         }
         let retry = cur.retry_at.is_some_and(|t| t <= Instant::now());
         let stepped = if !looks.is_empty() {
-            Loop::step(cur, &run.pool, move |r, h| {
+            Loop::step(cur, &run.pool, Lane::Write, move |r, h| {
                 r.observe(&looks)?;
                 r.sync(h).map(|_| ())
             })
             .await
         } else if news || retry {
-            Loop::step(cur, &run.pool, |r, h| r.sync(h).map(|_| ())).await
+            Loop::step(cur, &run.pool, Lane::Write, |r, h| r.sync(h).map(|_| ())).await
         } else {
             Some(cur)
         };
         lp = stepped;
     }
     shared.set(|s| s.running = false);
+}
+
+/// Which lane of the [`Pool`] a step runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// A write captured here or announced by the hub: never behind background work.
+    Write,
+    /// A whole-tree comparison (start, every [`RESYNC`]).
+    Background,
 }
 
 /// The loop's state between steps: moved onto a pool thread for each step and back.
@@ -367,17 +376,20 @@ impl Loop {
     async fn step(
         mut this: Box<Loop>,
         pool: &Pool,
+        lane: Lane,
         f: impl FnOnce(&mut Replica, &HttpsHub) -> Result<(), sitesync::replica::ReplicaError>
             + Send
             + 'static,
     ) -> Option<Box<Loop>> {
         let shared = this.shared.clone();
-        let back = pool
-            .run(move || {
-                this.step_here(f);
-                this
-            })
-            .await;
+        let work = move || {
+            this.step_here(f);
+            this
+        };
+        let back = match lane {
+            Lane::Write => pool.run(work).await,
+            Lane::Background => pool.run_background(work).await,
+        };
         if back.is_none() {
             shared
                 .set(|s| s.error = Some("a replication step panicked; the replica stopped".into()));
