@@ -94,6 +94,10 @@ pub struct Hub {
     local_paths: RwLock<Arc<HashMap<String, Arc<Vec<String>>>>>,
     /// `site_versions_days`, changeable while running.
     versions_days: AtomicU32,
+    /// Each opened site's log head, noted under the site's lock whenever it is read or
+    /// may have grown: a many-site wait skips, without locking them, the sites whose
+    /// head is the position asked.
+    heads: RwLock<HashMap<String, u64>>,
     /// Bumped whenever any site's log grows: long polls wait on it.
     appended: tokio::sync::watch::Sender<u64>,
 }
@@ -125,6 +129,7 @@ impl Hub {
             cfg,
             sites: Mutex::new(HashMap::new()),
             grants: RwLock::new(Arc::new(BTreeMap::new())),
+            heads: RwLock::new(HashMap::new()),
             appended: tokio::sync::watch::Sender::new(0),
         })
     }
@@ -224,6 +229,7 @@ impl Hub {
             s.local = local;
             let r = f(s);
             grew = s.head() != before;
+            self.note_head(site, s.head());
             r
         });
         if grew {
@@ -282,6 +288,10 @@ impl Hub {
     /// Drops the open state of `site` (before its folder is moved away); the next use
     /// opens it again from disk.
     pub fn forget(&self, site: &str) {
+        self.heads
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(site);
         let slot = self.sites.lock().ok().and_then(|mut s| s.remove(site));
         if let Some(slot) = slot {
             // waits for an open under way, so it cannot outlive the forgetting
@@ -356,7 +366,20 @@ impl Hub {
     pub fn ready(&self, since: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         for (site, &seq) in since {
-            match self.log_after(site, seq, 1) {
+            let known = self
+                .heads
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(site)
+                .copied();
+            if known == Some(seq) {
+                continue;
+            }
+            let read = self.with(site, |s| {
+                self.note_head(site, s.head());
+                Ok(s.log_after(seq, 1))
+            });
+            match read {
                 Ok(LogRead::Entries { entries, .. }) if entries.is_empty() => {}
                 Ok(LogRead::Entries { head, .. } | LogRead::SnapshotNeeded { head }) => {
                     out.insert(site.clone(), head);
@@ -367,6 +390,15 @@ impl Hub {
             }
         }
         out
+    }
+
+    /// Notes `site`'s log head; called with the site's lock held, so the last note is
+    /// the newest head.
+    fn note_head(&self, site: &str, head: u64) {
+        self.heads
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(site.to_string(), head);
     }
 
     /// The whole tree with its sequence number.
