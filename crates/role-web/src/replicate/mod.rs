@@ -311,6 +311,14 @@ impl Replication {
         Ok(hub)
     }
 
+    /// Sites whose first whole-tree comparison is not done yet (start-up work left).
+    pub fn comparing(&self) -> usize {
+        self.sites
+            .values()
+            .filter(|r| !r.shared.get().compared)
+            .count()
+    }
+
     /// Changes waiting in the outboxes of every site.
     pub fn pending(&self) -> usize {
         self.sites.values().map(|r| r.shared.get().pending).sum()

@@ -72,6 +72,8 @@ pub struct SiteStatus {
     pub usage: u64,
     /// Over its quota: the tree is read-only for the site's user.
     pub over_quota: bool,
+    /// The first whole-tree comparison (with the index and the hub's manifest) is done.
+    pub compared: bool,
 }
 
 /// What wakes the loop.
@@ -302,6 +304,7 @@ pub async fn run(mut run: SiteRun) {
             };
             cur = back;
             next_resync = Instant::now() + RESYNC + spread(&site);
+            shared.set(|s| s.compared = true);
         }
         let mut wake = next_resync;
         if let Some(t) = cur.retry_at {
