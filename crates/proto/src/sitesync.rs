@@ -302,6 +302,66 @@ pub struct VersionRecord {
     pub node: Node,
 }
 
+/// The most sites one [`WaitRequest`] may name (a web server holds about 1,000).
+pub const MAX_WAIT_SITES: usize = 100_000;
+
+/// The longest a [`WaitRequest`] may ask the hub to wait, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// One long poll over many sites at once (`POST /v1/sitesync/wait`): a web server holds
+/// hundreds of sites of one files server, and one connection waiting on all of them costs
+/// what one per site would cost a thousand times over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitRequest {
+    /// Each site with the last log position the caller has applied.
+    pub sites: BTreeMap<String, u64>,
+    /// How long the hub may wait for one of them to have entries after that position
+    /// (at most [`MAX_WAIT_SECS`]; 0 answers at once).
+    pub wait_secs: u64,
+}
+
+impl WaitRequest {
+    /// Checks the site names (one clean path component each, as the routes take them),
+    /// the count and the wait.
+    pub fn check(&self) -> Result<(), WireError> {
+        if self.sites.len() > MAX_WAIT_SITES {
+            return Err(WireError::TooMany(self.sites.len()));
+        }
+        if self.wait_secs > MAX_WAIT_SECS {
+            return Err(WireError::Wait(self.wait_secs));
+        }
+        for site in self.sites.keys() {
+            if !check_path(site) || site.contains('/') || site.starts_with('.') || site.len() > 253
+            {
+                return Err(WireError::Site(site.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The hub's answer to a [`WaitRequest`]: as soon as one site has news, or when the wait
+/// is over (then `ready` is empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitAnswer {
+    /// Sites with entries after the asked position (or whose position the log no longer
+    /// holds), each with the log's newest sequence number: the caller asks after that
+    /// next time, so a site it already told about does not answer again at once.
+    pub ready: BTreeMap<String, u64>,
+    /// Sites the caller may not sync (not granted to its certificate's name).
+    pub denied: Vec<String>,
+}
+
+/// Parses and checks a [`WaitRequest`] body: the one entry point for it from the wire.
+pub fn parse_wait(body: &[u8]) -> Result<WaitRequest, ParseError> {
+    let w: WaitRequest =
+        serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
+    w.check()?;
+    Ok(w)
+}
+
 /// What is wrong with a change or node from the wire.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
@@ -326,6 +386,15 @@ pub enum WireError {
     /// A rename onto itself or into its own subtree.
     #[error("rename into itself")]
     RenameIntoItself,
+    /// A site name that is not one clean path component.
+    #[error("bad site name {0:?}")]
+    Site(String),
+    /// More sites in one wait than [`MAX_WAIT_SITES`].
+    #[error("{0} sites in one wait (at most {MAX_WAIT_SITES})")]
+    TooMany(usize),
+    /// A wait longer than [`MAX_WAIT_SECS`].
+    #[error("wait of {0} s (at most {MAX_WAIT_SECS})")]
+    Wait(u64),
 }
 
 /// Parses and checks a pushed change: the one entry point for change bodies from the wire.
@@ -338,7 +407,7 @@ pub fn parse_change(body: &[u8]) -> Result<Change, ParseError> {
 /// Why a change body was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    /// Not the JSON shape of a [`Change`].
+    /// Not the JSON shape of the body (a [`Change`], a [`WaitRequest`]).
     #[error("malformed change: {0}")]
     Json(String),
     /// Well-formed but unsafe or invalid.

@@ -15,15 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent::supervisor::{AgentTlsPaths, EngineContext, RoleEngine};
+use agent::supervisor::{EngineContext, RoleEngine};
+use common::sync_pki::{identity_paths, Pki};
 use common::{args, curl, site};
 use proto::agent_v1::{EngineState, RoleConfig, WebConfig};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
 use role_web::WebEngine;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sitesync::hub::{Hub, HubConfig};
 use sitesync::transport::server::run_hub_server;
 
@@ -51,96 +47,6 @@ switch ($_GET['op']) {
 }
 if ($ok) { echo "ok"; } else { http_response_code(500); echo "failed: ", error_get_last()['message'] ?? '?'; }
 "#;
-
-struct Pki {
-    ca_pem: String,
-    ca_der: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "test CA");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).unwrap();
-        Pki {
-            ca_pem: cert.pem(),
-            ca_der: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn sign(&self, cn: &str, sans: Vec<String>, eku: ExtendedKeyUsagePurpose) -> (String, KeyPair) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(sans).unwrap();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, cn);
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![eku];
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key)
-    }
-
-    /// Writes the agent identity files of server `cn` into `dir`, as the agent keeps them.
-    fn identity(&self, dir: &Path, cn: &str) -> AgentTlsPaths {
-        let (cert, key) = self.sign(cn, vec![], ExtendedKeyUsagePurpose::ClientAuth);
-        std::fs::create_dir_all(dir).unwrap();
-        let paths = identity_paths(dir);
-        std::fs::write(&paths.cert, cert).unwrap();
-        std::fs::write(&paths.key, key.serialize_pem()).unwrap();
-        std::fs::write(&paths.ca, &self.ca_pem).unwrap();
-        paths
-    }
-
-    fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        let (pem, key) = self.sign(
-            "files-1",
-            vec![HUB_IP.to_string()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        let der = rustls_pemfile::certs(&mut pem.as_bytes())
-            .next()
-            .unwrap()
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca_der.clone()).unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .unwrap();
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![der],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .unwrap();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(cfg)
-    }
-}
-
-/// Where a test server's identity files are.
-fn identity_paths(dir: &Path) -> AgentTlsPaths {
-    AgentTlsPaths {
-        cert: dir.join("agent.crt"),
-        key: dir.join("agent.key"),
-        ca: dir.join("ca.crt"),
-    }
-}
 
 /// The hub served on a fixed address, stoppable and restartable there.
 struct HubServer {
@@ -311,7 +217,12 @@ async fn setup(ips: [&'static str; 2], tune: impl FnOnce(&mut proto::agent_v1::W
     let hub = Arc::new(Hub::open(hcfg).unwrap());
     let sites: BTreeSet<String> = [SITE.to_string(), STANDBY.to_string()].into();
     hub.set_grants([("web-a".into(), sites.clone()), ("web-b".into(), sites)].into());
-    let hs = HubServer::start(hub.clone(), pki.server_config(), &format!("{HUB_IP}:0")).await;
+    let hs = HubServer::start(
+        hub.clone(),
+        pki.server_config(HUB_IP),
+        &format!("{HUB_IP}:0"),
+    )
+    .await;
 
     let mut a = Web::start(tmp.path(), "web-a", ips[0], &pki);
     let mut b = Web::start(tmp.path(), "web-b", ips[1], &pki);

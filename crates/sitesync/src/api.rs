@@ -4,7 +4,9 @@
 //! (the client certificate's name is the calling server) is the second implementation.
 //! The calls are blocking: a replica runs its sync on a blocking thread, like its disk I/O.
 
-use proto::sitesync::{Change, LogRead, Outcome, TreeManifest};
+use std::collections::BTreeMap;
+
+use proto::sitesync::{Change, LogRead, Outcome, TreeManifest, WaitAnswer};
 
 /// Why a call to the hub failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,15 @@ pub trait HubApi {
         let _ = wait;
         self.log_after(site, seq, max)
     }
+    /// One long poll over many sites (`sites`: each with the position the caller has
+    /// applied): which have entries after it, answered as soon as one has or after
+    /// `wait`, plus the sites the caller may not sync. How a web server with a thousand
+    /// sites learns of the others' writes on one connection per files server.
+    fn wait_many(
+        &self,
+        sites: &BTreeMap<String, u64>,
+        wait: std::time::Duration,
+    ) -> Result<WaitAnswer, HubError>;
     /// The whole tree with its sequence number.
     fn manifest(&self, site: &str) -> Result<TreeManifest, HubError>;
 }

@@ -2,10 +2,11 @@
 //! the test harness's transport (it can be switched off to play a dead files server).
 //! Like any transport it lets a server reach only the sites the hub grants it.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use proto::sitesync::{Change, LogRead, Outcome, TreeManifest};
+use proto::sitesync::{Change, LogRead, Outcome, TreeManifest, WaitAnswer};
 
 use crate::api::{BlobState, HubApi, HubError};
 use crate::hub::Hub;
@@ -74,6 +75,22 @@ impl HubApi for InProcess {
 
     fn log_after(&self, site: &str, seq: u64, max: usize) -> Result<LogRead, HubError> {
         self.hub(site)?.log_after(site, seq, max)
+    }
+
+    /// Answers at once (the in-process hub has no runtime to wait on).
+    fn wait_many(
+        &self,
+        sites: &BTreeMap<String, u64>,
+        _wait: std::time::Duration,
+    ) -> Result<WaitAnswer, HubError> {
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(HubError::Unavailable("hub is down".into()));
+        }
+        let (granted, denied) = self.hub.split_granted(&self.server, sites);
+        Ok(WaitAnswer {
+            ready: self.hub.ready(&granted),
+            denied,
+        })
     }
 
     fn manifest(&self, site: &str) -> Result<TreeManifest, HubError> {

@@ -275,6 +275,82 @@ pub fn walk(
     hash: bool,
     skip: &dyn Fn(&str) -> bool,
 ) -> io::Result<std::collections::BTreeMap<String, Node>> {
+    walk_with(root, skip, &mut |dir, name, _| stat_in(dir, name, hash))
+}
+
+/// What identifies a file's content without reading it: if none of these changed, the
+/// content did not either (ctime and the inode cannot be set back by a writer), as a
+/// git index trusts its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (seconds, nanoseconds).
+    pub mtime: (i64, i64),
+    /// Status change time (seconds, nanoseconds).
+    pub ctime: (i64, i64),
+    /// Device and inode.
+    pub ino: (u64, u64),
+    /// Permission bits.
+    pub mode: u32,
+}
+
+impl Stamp {
+    /// The stamp of `md`.
+    pub fn of(md: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            size: md.size(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ctime: (md.ctime(), md.ctime_nsec()),
+            ino: (md.dev(), md.ino()),
+            mode: md.mode() & 0o777,
+        }
+    }
+}
+
+/// Like [`walk`] with hashes, but a file whose [`Stamp`] `known` holds with its hash is
+/// not read again. Returns the nodes and, for each file, the stamp and hash found.
+#[allow(clippy::type_complexity)]
+pub fn walk_known(
+    root: &File,
+    skip: &dyn Fn(&str) -> bool,
+    known: &dyn Fn(&str, &Stamp) -> Option<String>,
+) -> io::Result<(
+    std::collections::BTreeMap<String, Node>,
+    std::collections::HashMap<String, (Stamp, String)>,
+)> {
+    let mut stamps = std::collections::HashMap::new();
+    let nodes = walk_with(root, skip, &mut |dir, name, path| {
+        let Some(quick) = stat_in(dir, name, false)? else {
+            return Ok(None);
+        };
+        if !matches!(quick, Node::File { .. }) {
+            return Ok(Some(quick));
+        }
+        let mut f = match open_file_in(dir, name) {
+            Ok(f) => f,
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let md = f.metadata()?;
+        let stamp = Stamp::of(&md);
+        let h = match known(path, &stamp) {
+            Some(h) => h,
+            None => copy_hashing(&mut f, &mut io::sink())?.0,
+        };
+        stamps.insert(path.to_string(), (stamp, h.clone()));
+        Ok(Some(file_node(&md, h)))
+    })?;
+    Ok((nodes, stamps))
+}
+
+/// The walk itself: `node_of(dir, name, path)` says what each entry is (`None`: left out).
+#[allow(clippy::type_complexity)]
+fn walk_with(
+    root: &File,
+    skip: &dyn Fn(&str) -> bool,
+    node_of: &mut dyn FnMut(&File, &str, &str) -> io::Result<Option<Node>>,
+) -> io::Result<std::collections::BTreeMap<String, Node>> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![String::new()];
     while let Some(rel) = stack.pop() {
@@ -295,7 +371,7 @@ pub fn walk(
             if skip(&p) {
                 continue;
             }
-            match stat_in(&dir, &name, hash) {
+            match node_of(&dir, &name, &p) {
                 Ok(Some(n)) => {
                     if n.is_dir() {
                         stack.push(p.clone());

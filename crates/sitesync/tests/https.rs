@@ -235,3 +235,99 @@ async fn replicas_sync_over_mutual_tls_and_strangers_are_refused() {
     server.await.unwrap();
     assert_eq!(hub.manifest(SITE).unwrap().seq, 4);
 }
+
+/// A `Dir` put at `path` of `site` by `id` (no blob needed).
+fn mkdir(id: &str, path: &str) -> proto::sitesync::Change {
+    proto::sitesync::Change {
+        id: id.into(),
+        path: path.into(),
+        base: None,
+        op: proto::sitesync::Op::Put {
+            node: proto::sitesync::Node::Dir { mode: 0o755 },
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_wait_covers_many_sites_and_names_the_ones_not_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = HubConfig::new(dir.path().join("hub"));
+    cfg.reserve_bytes = 0;
+    let hub = Arc::new(Hub::open(cfg).unwrap());
+    let mine: BTreeSet<String> = (0..50).map(|i| format!("s{i}.example")).collect();
+    hub.set_grants([("web-1".into(), mine.clone()), ("web-2".into(), mine)].into());
+    let pki = Pki::new();
+    let listener = tokio::net::TcpListener::bind("127.0.6.2:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run_hub_server(
+        listener,
+        server_config(&pki, "127.0.6.2"),
+        hub.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let (h1, h2) = (client(&pki, &base, "web-1"), client(&pki, &base, "web-2"));
+    tokio::task::spawn_blocking(move || {
+        use std::collections::BTreeMap;
+        use std::time::{Duration, Instant};
+        h1.push("s7.example", &mkdir("web-1.1", "a")).unwrap();
+        let mut ask: BTreeMap<String, u64> =
+            (0..50).map(|i| (format!("s{i}.example"), 0)).collect();
+        ask.insert("stranger.example".into(), 0);
+        // at once: the one site with entries after 0, with its head; the stranger named
+        let a = h2.wait_many(&ask, Duration::from_secs(30)).unwrap();
+        assert_eq!(a.ready, [("s7.example".to_string(), 1)].into());
+        assert_eq!(a.denied, vec!["stranger.example".to_string()]);
+        // asked after the head: the wait answers as soon as another site grows
+        ask.insert("s7.example".into(), 1);
+        let waiter = {
+            let (h2, ask) = (h2.clone(), ask.clone());
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                (
+                    h2.wait_many(&ask, Duration::from_secs(30)).unwrap(),
+                    t.elapsed(),
+                )
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        h1.push("s42.example", &mkdir("web-1.2", "b")).unwrap();
+        let (a, took) = waiter.join().unwrap();
+        assert_eq!(a.ready, [("s42.example".to_string(), 1)].into());
+        assert!(took < Duration::from_secs(20), "{took:?}");
+        // nothing new: an empty answer after the wait
+        ask.insert("s42.example".into(), 1);
+        let a = h2.wait_many(&ask, Duration::from_secs(1)).unwrap();
+        assert!(a.ready.is_empty(), "{a:?}");
+    })
+    .await
+    .unwrap();
+    // bad bodies are refused with 400 before the hub looks at them
+    let c = pki.sign("web-1", vec![], ExtendedKeyUsagePurpose::ClientAuth);
+    let mut pem = c.cert_pem.clone();
+    pem.push_str(&c.key_pem);
+    let raw = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    for body in [
+        &br#"{"sites":{"../etc":0},"wait_secs":1}"#[..],
+        br#"{"sites":{"a":0},"wait_secs":600}"#,
+        b"[",
+    ] {
+        let r = raw
+            .post(format!("{base}/v1/sitesync/wait"))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{}", String::from_utf8_lossy(body));
+    }
+    let _ = stop.send(());
+    server.await.unwrap();
+}

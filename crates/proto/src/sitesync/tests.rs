@@ -168,3 +168,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn wait_requests_are_checked() {
+    let ok = br#"{"sites":{"a.example":3,"b.example":0},"wait_secs":25}"#;
+    let w = parse_wait(ok).unwrap();
+    assert_eq!(w.sites.len(), 2);
+    assert_eq!(w.sites["a.example"], 3);
+    for bad in [
+        &br#"{"sites":{"../x":1},"wait_secs":1}"#[..],
+        br#"{"sites":{"a/b":1},"wait_secs":1}"#,
+        br#"{"sites":{".hidden":1},"wait_secs":1}"#,
+        br#"{"sites":{"":1},"wait_secs":1}"#,
+        br#"{"sites":{"a":1},"wait_secs":61}"#,
+        br#"{"sites":{"a":-1},"wait_secs":1}"#,
+        br#"{"sites":{"a":1},"wait_secs":1,"more":1}"#,
+        br#"{"sites":[],"wait_secs":1}"#,
+        b"not json",
+    ] {
+        assert!(parse_wait(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
+    let many: BTreeMap<String, u64> = (0..=MAX_WAIT_SITES).map(|i| (format!("s{i}"), 0)).collect();
+    let body = serde_json::to_vec(&WaitRequest {
+        sites: many,
+        wait_secs: 0,
+    })
+    .unwrap();
+    assert!(matches!(
+        parse_wait(&body),
+        Err(ParseError::Wire(WireError::TooMany(_)))
+    ));
+}

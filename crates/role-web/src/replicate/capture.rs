@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc::Sender;
 
 use sitesync::capture::{Capture, Seen};
 use tokio::sync::{mpsc, oneshot};
+
+type Sender<T> = mpsc::UnboundedSender<T>;
 
 use super::site::Msg;
 

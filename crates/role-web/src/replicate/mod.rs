@@ -6,8 +6,10 @@
 //!
 //! - [`capture`]: the engine's one inotify instance (one [`sitesync::capture::Capture`])
 //!   watching every site's tree, as an async task routing batches to the site loops;
-//! - [`site`]: one loop per site on a thread of its own (the replica blocks on disk and
-//!   on the hub), plus its long poll of the hub's log;
+//! - [`site`]: one loop per site, an async task whose blocking work (the replica's disk
+//!   I/O and calls to the hub) runs on the engine's bounded [`pool`];
+//! - [`poll`]: one long poll per files server over all of its sites, waking the loops
+//!   of the sites with news;
 //! - [`quota`]: `quota_mb`, usage from the replica's index, the tree locked while over;
 //! - [`Replication`]: starts and stops the loops as sites come and go in the config,
 //!   without touching the others, and sums them up for the engine's health.
@@ -19,6 +21,8 @@
 //! files in place.
 
 pub mod capture;
+pub mod poll;
+pub mod pool;
 pub mod quota;
 pub mod site;
 pub mod tree;
@@ -37,12 +41,20 @@ use tokio::sync::mpsc;
 
 use crate::plan::Layout;
 use capture::CaptureCmd;
+use poll::{Member, Registry};
+use pool::Pool;
 use site::{Shared, SiteRun, SiteSpec};
 
 /// A running site loop.
 struct Running {
     spec: SiteSpec,
     shared: Arc<Shared>,
+}
+
+/// A files server's long poll and the sites it waits on.
+struct Poller {
+    registry: Arc<Registry>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Every replicated site of the engine.
@@ -55,6 +67,10 @@ pub struct Replication {
     capture: Option<mpsc::UnboundedSender<CaptureCmd>>,
     capture_task: Option<tokio::task::JoinHandle<()>>,
     hubs: BTreeMap<String, HttpsHub>,
+    /// Per files server: its sites and its one long poll.
+    pollers: BTreeMap<String, Poller>,
+    /// Where every site's blocking work runs.
+    pool: Pool,
     sites: BTreeMap<String, Running>,
     /// Why replication cannot run at all (no identity, no inotify, bad TLS files).
     setup_error: Option<String>,
@@ -98,6 +114,8 @@ impl Replication {
             capture: None,
             capture_task: None,
             hubs: BTreeMap::new(),
+            pollers: BTreeMap::new(),
+            pool: Pool::default(),
             sites: BTreeMap::new(),
             setup_error: None,
             started: 0,
@@ -169,6 +187,9 @@ impl Replication {
         for d in gone {
             if let Some(r) = self.sites.remove(&d) {
                 r.shared.stop.store(true, Ordering::Relaxed);
+                if let Some(p) = self.pollers.get(&r.spec.origin) {
+                    p.registry.remove(&d);
+                }
                 if !wanted.contains_key(&d) {
                     if let Some(c) = &self.capture {
                         let _ = c.send(CaptureCmd::Unwatch { site: d.clone() });
@@ -207,7 +228,15 @@ impl Replication {
                 }
             };
             let shared = Arc::new(Shared::default());
-            let (tx, rx) = std::sync::mpsc::channel();
+            let (tx, rx) = mpsc::unbounded_channel();
+            let registry = self.poller(&spec.origin, &hub);
+            registry.insert(
+                &domain,
+                Member {
+                    shared: shared.clone(),
+                    tx: tx.clone(),
+                },
+            );
             let run = SiteRun {
                 spec: spec.clone(),
                 server: self.server.clone(),
@@ -216,21 +245,38 @@ impl Replication {
                 tx,
                 rx,
                 shared: shared.clone(),
+                pool: self.pool.clone(),
+                registry,
             };
-            let spawned = std::thread::Builder::new()
-                .name(format!("sitesync {domain}"))
-                .spawn(move || site::run(run));
-            match spawned {
-                Ok(_) => {
-                    tracing::info!(site = %domain, origin = %spec.origin, "sitesync: replica started");
-                    self.started += 1;
-                    self.sites.insert(domain, Running { spec, shared });
-                }
-                Err(e) => {
-                    self.setup_error = Some(format!("cannot start a replica thread: {e}"));
-                }
+            tokio::spawn(site::run(run));
+            tracing::info!(site = %domain, origin = %spec.origin, "sitesync: replica started");
+            self.started += 1;
+            self.sites.insert(domain, Running { spec, shared });
+        }
+    }
+
+    /// The registry of `origin`'s poller, starting the poller on first use (or again
+    /// if its task ended).
+    fn poller(&mut self, origin: &str, hub: &HttpsHub) -> Arc<Registry> {
+        if let Some(p) = self.pollers.get(origin) {
+            if !p.task.is_finished() {
+                return p.registry.clone();
             }
         }
+        let registry = self
+            .pollers
+            .remove(origin)
+            .map(|p| p.registry)
+            .unwrap_or_default();
+        let task = tokio::spawn(poll::run(origin.to_string(), hub.clone(), registry.clone()));
+        self.pollers.insert(
+            origin.to_string(),
+            Poller {
+                registry: registry.clone(),
+                task,
+            },
+        );
+        registry
     }
 
     fn capture_sender(&mut self) -> Result<mpsc::UnboundedSender<CaptureCmd>, String> {
@@ -263,6 +309,14 @@ impl Replication {
         .map_err(|e| e.to_string())?;
         self.hubs.insert(origin.to_string(), hub.clone());
         Ok(hub)
+    }
+
+    /// Sites whose first whole-tree comparison is not done yet (start-up work left).
+    pub fn comparing(&self) -> usize {
+        self.sites
+            .values()
+            .filter(|r| !r.shared.get().compared)
+            .count()
     }
 
     /// Changes waiting in the outboxes of every site.
@@ -329,6 +383,9 @@ impl Replication {
             r.shared.stop.store(true, Ordering::Relaxed);
         }
         self.sites.clear();
+        for p in std::mem::take(&mut self.pollers).into_values() {
+            p.task.abort();
+        }
         self.capture = None;
         if let Some(t) = self.capture_task.take() {
             t.abort();

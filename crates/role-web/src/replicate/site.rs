@@ -1,10 +1,11 @@
-//! One site's replication loop, on a thread of its own (the replica's calls block on
-//! disk and on the hub): it prepares the tree, opens the [`Replica`], registers the
-//! tree with the engine's capture, compares the whole tree once (writes made while the
-//! engine was down), then reacts to
+//! One site's replication loop, an async task (cheap: a thousand sites are a thousand
+//! tasks, not threads) whose blocking work (the replica's disk I/O and calls to the
+//! hub) runs on the engine's bounded [`Pool`]. It prepares the tree, opens the
+//! [`Replica`], registers the tree with the engine's capture, compares the whole tree
+//! once (writes made while the engine was down), then reacts to
 //! - captured batches: observe (queued durably in the outbox) and push at once;
-//! - news from the hub (a second thread long-polls the hub's log, so a write on another
-//!   server arrives at once): pull and apply;
+//! - news from the hub (the engine's one long poll per files server, [`super::poll`],
+//!   so a write on another server arrives at once): pull and apply;
 //! - a pending outbox while the hub is down or full: retry with backoff (1 s doubling
 //!   to 4 s); the return of the hub is news too, so the outbox drains at once;
 //! - every [`RESYNC`] (plus a per-site offset): compare the tree with the index and with the hub's manifest
@@ -15,29 +16,23 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proto::sitesync::LogRead;
-use sitesync::api::{HubApi, HubError};
+use sitesync::api::HubError;
 use sitesync::apply::Owner;
 use sitesync::capture::Seen;
 use sitesync::replica::{Look, Replica, ReplicaConfig};
 use sitesync::transport::client::HttpsHub;
 
 use super::capture::CaptureCmd;
+use super::poll::{Registry, MAX_BACKOFF};
+use super::pool::Pool;
 use super::quota;
 use super::tree;
 
 /// How often the tree is compared with the hub's manifest (the backstop).
 pub const RESYNC: Duration = Duration::from_secs(300);
-/// How long one long poll of the hub's log waits.
-const LONG_POLL: Duration = Duration::from_secs(25);
-/// The longest pause between two attempts while the hub is unreachable: issue 14 wants
-/// every tree equal within 5 s of the files server's return (a refused connection costs
-/// little, so waiting longer would buy nothing).
-const MAX_BACKOFF: Duration = Duration::from_secs(4);
 /// Bytes per upload or download chunk.
 const CHUNK: usize = 1 << 20;
 
@@ -77,6 +72,8 @@ pub struct SiteStatus {
     pub usage: u64,
     /// Over its quota: the tree is read-only for the site's user.
     pub over_quota: bool,
+    /// The first whole-tree comparison (with the index and the hub's manifest) is done.
+    pub compared: bool,
 }
 
 /// What wakes the loop.
@@ -88,7 +85,7 @@ pub enum Msg {
     News,
 }
 
-/// Shared between the engine, the loop and its long-poll thread.
+/// Shared between the engine, the loop and the poller of its files server.
 #[derive(Debug, Default)]
 pub struct Shared {
     /// Set to end the loop.
@@ -100,7 +97,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn set(&self, f: impl FnOnce(&mut SiteStatus)) {
+    /// Changes the status.
+    pub fn set(&self, f: impl FnOnce(&mut SiteStatus)) {
         f(&mut self
             .status
             .lock()
@@ -126,12 +124,16 @@ pub struct SiteRun {
     pub hub: HttpsHub,
     /// Registers the tree with capture.
     pub capture: tokio::sync::mpsc::UnboundedSender<CaptureCmd>,
-    /// The loop's own sender (given to capture and the long poll).
-    pub tx: Sender<Msg>,
+    /// The loop's own sender (given to capture and the poller).
+    pub tx: tokio::sync::mpsc::UnboundedSender<Msg>,
     /// What wakes the loop.
-    pub rx: Receiver<Msg>,
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<Msg>,
     /// Stop flag, seq and status.
     pub shared: Arc<Shared>,
+    /// Where the blocking work runs.
+    pub pool: Pool,
+    /// The sites of this files server's poller (woken when this one starts running).
+    pub registry: Arc<Registry>,
 }
 
 /// A per-site offset of up to half of [`RESYNC`], so a thousand sites started together
@@ -143,74 +145,6 @@ fn spread(site: &str) -> Duration {
         .unwrap_or(u64::MAX)
         .max(1);
     Duration::from_millis(n % half)
-}
-
-/// Sleeps up to `d`, waking early when the loop is told to stop; true when it is.
-fn nap(shared: &Shared, d: Duration) -> bool {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        if shared.stop.load(Ordering::Relaxed) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
-    }
-    shared.stop.load(Ordering::Relaxed)
-}
-
-/// The long poll: waits on the hub's log after the loop's position and tells the loop
-/// when there is something; reports the hub's reachability.
-fn long_poll(site: String, hub: HttpsHub, tx: Sender<Msg>, shared: Arc<Shared>) {
-    let mut backoff = Duration::from_secs(1);
-    let mut was_down = false;
-    while !shared.stop.load(Ordering::Relaxed) {
-        let seq = shared.seq.load(Ordering::Relaxed);
-        let asked = Instant::now();
-        match hub.log_wait(&site, seq, 1, LONG_POLL) {
-            Ok(read) => {
-                backoff = Duration::from_secs(1);
-                shared.set(|s| s.hub_down = None);
-                let news = match read {
-                    LogRead::Entries { entries, .. } => !entries.is_empty(),
-                    LogRead::SnapshotNeeded { .. } => true,
-                };
-                if was_down {
-                    tracing::info!(%site, "sitesync: the hub answers again");
-                }
-                if news || was_down {
-                    was_down = false;
-                    if tx.send(Msg::News).is_err() {
-                        return;
-                    }
-                }
-                if !news && asked.elapsed() < Duration::from_secs(1) {
-                    // an empty answer that did not wait: never spin on the hub
-                    if nap(&shared, Duration::from_secs(1)) {
-                        return;
-                    }
-                }
-                if news {
-                    // until the loop applied it (or a bound: it may not advance)
-                    let end = Instant::now() + Duration::from_secs(2);
-                    while shared.seq.load(Ordering::Relaxed) == seq && Instant::now() < end {
-                        if nap(&shared, Duration::from_millis(20)) {
-                            return;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                if !was_down {
-                    tracing::warn!(%site, error = %e, "sitesync: the hub is unreachable; serving and PHP writes go on, changes wait in the outbox");
-                }
-                was_down = true;
-                shared.set(|s| s.hub_down = Some(e.to_string()));
-                if nap(&shared, backoff) {
-                    return;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
 }
 
 fn lookup_owner(spec: &SiteSpec) -> Result<Option<Owner>, String> {
@@ -227,13 +161,24 @@ fn lookup_owner(spec: &SiteSpec) -> Result<Option<Owner>, String> {
     }))
 }
 
+/// Why [`open`] did not open the replica.
+enum OpenError {
+    /// Another replica of the site (one stopping) still holds its state: try again soon,
+    /// without holding a pool thread meanwhile.
+    Busy,
+    /// Anything else, said for the status.
+    Failed(String),
+}
+
 /// Takes the site's state lock (a replica that stops and one that starts for the same
 /// site never touch its state at once), prepares the tree and opens the replica.
-fn open(run: &SiteRun) -> Result<(std::fs::File, Replica, Option<Owner>), String> {
-    let spec = &run.spec;
+fn open(
+    spec: &SiteSpec,
+    server: &str,
+) -> Result<(std::fs::File, Replica, Option<Owner>), OpenError> {
     let err = |what: &str| {
         let what = what.to_string();
-        move |e: std::io::Error| format!("{what}: {e}")
+        move |e: std::io::Error| OpenError::Failed(format!("{what}: {e}"))
     };
     durable::create_private_dir(&spec.state).map_err(err("creating the replica state"))?;
     let lock = std::fs::OpenOptions::new()
@@ -242,8 +187,12 @@ fn open(run: &SiteRun) -> Result<(std::fs::File, Replica, Option<Owner>), String
         .write(true)
         .open(spec.state.join("lock"))
         .map_err(err("opening the replica lock"))?;
-    lock.lock().map_err(err("locking the replica state"))?;
-    let owner = lookup_owner(spec)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Busy),
+        Err(std::fs::TryLockError::Error(e)) => return Err(err("locking the replica state")(e)),
+    }
+    let owner = lookup_owner(spec).map_err(OpenError::Failed)?;
     let root = tree::prepare(&spec.site_dir).map_err(err("preparing the site tree"))?;
     if let Some(o) = owner {
         let ids = crate::fpm::Ids {
@@ -254,7 +203,7 @@ fn open(run: &SiteRun) -> Result<(std::fs::File, Replica, Option<Owner>), String
     }
     let replica = Replica::open(ReplicaConfig {
         site: spec.domain.clone(),
-        server: run.server.clone(),
+        server: server.to_string(),
         root,
         state: spec.state.clone(),
         local: spec.local.clone(),
@@ -262,26 +211,42 @@ fn open(run: &SiteRun) -> Result<(std::fs::File, Replica, Option<Owner>), String
         owner,
         chunk_size: CHUNK,
     })
-    .map_err(|e| format!("opening the replica: {e}"))?;
+    .map_err(|e| OpenError::Failed(format!("opening the replica: {e}")))?;
     Ok((lock, replica, owner))
+}
+
+/// Opens the site's replica, retrying until it opens or the loop is told to stop.
+async fn open_until_stopped(run: &SiteRun) -> Option<(std::fs::File, Replica, Option<Owner>)> {
+    let shared = &run.shared;
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (spec, server) = (run.spec.clone(), run.server.clone());
+        let pause = match run.pool.run_background(move || open(&spec, &server)).await {
+            Some(Ok(x)) => return Some(x),
+            Some(Err(OpenError::Busy)) => Duration::from_millis(100),
+            Some(Err(OpenError::Failed(e))) => {
+                tracing::warn!(site = %run.spec.domain, error = %e, "sitesync: cannot start the replica");
+                shared.set(|s| s.error = Some(e));
+                Duration::from_secs(5)
+            }
+            None => {
+                shared.set(|s| s.error = Some("opening the replica panicked".into()));
+                Duration::from_secs(5)
+            }
+        };
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Runs the site until told to stop. Never panics on the hub or the disk: errors go
 /// to the status and the loop retries.
-pub fn run(run: SiteRun) {
+pub async fn run(mut run: SiteRun) {
     let shared = run.shared.clone();
     let site = run.spec.domain.clone();
-    let (_lock, mut replica, owner) = loop {
-        match open(&run) {
-            Ok(x) => break x,
-            Err(e) => {
-                tracing::warn!(%site, error = %e, "sitesync: cannot start the replica");
-                shared.set(|s| s.error = Some(e));
-                if nap(&shared, Duration::from_secs(5)) {
-                    return;
-                }
-            }
-        }
+    let Some((lock, replica, owner)) = open_until_stopped(&run).await else {
+        return;
     };
     let root = replica.root_path().to_path_buf();
     let (ack, acked) = tokio::sync::oneshot::channel();
@@ -295,7 +260,7 @@ pub fn run(run: SiteRun) {
     if run.capture.send(watch).is_err() {
         return;
     }
-    match acked.blocking_recv() {
+    match acked.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             // served and pulled still; local writes reach the hub at the next resync
@@ -309,47 +274,40 @@ pub fn run(run: SiteRun) {
         s.running = true;
         s.pending = replica.pending();
     });
-    let poller = {
-        let (site, hub, tx, shared) = (
-            site.clone(),
-            run.hub.clone(),
-            run.tx.clone(),
-            shared.clone(),
-        );
-        std::thread::Builder::new()
-            .name(format!("sitesync-poll {site}"))
-            .spawn(move || long_poll(site, hub, tx, shared))
-    };
-    if let Err(e) = &poller {
-        shared.set(|s| s.error = Some(format!("cannot start the long poll: {e}")));
-    }
-    let mut lp = Loop {
-        replica: &mut replica,
-        hub: &run.hub,
-        shared: &shared,
-        site: &site,
-        spec: &run.spec,
+    run.registry.changed.notify_one();
+    let mut lp = Some(Box::new(Loop {
+        _lock: lock,
+        replica,
+        hub: run.hub.clone(),
+        shared: shared.clone(),
+        spec: run.spec.clone(),
         owner,
         backoff: Duration::from_secs(1),
         retry_at: None,
         quota: quota::Lock::default(),
-    };
+    }));
     let mut next_resync = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now >= next_resync {
-            lp.step(|r, h| {
+        let Some(mut cur) = lp.take() else { break };
+        if Instant::now() >= next_resync {
+            let Some(back) = Loop::step(cur, &run.pool, Lane::Background, |r, h| {
                 r.observe(&[Look::Rescan])?;
                 r.sync(h)?;
                 match r.resync(h) {
                     Err(sitesync::replica::ReplicaError::Hub(HubError::Unavailable(_))) => Ok(()),
                     other => other,
                 }
-            });
+            })
+            .await
+            else {
+                break;
+            };
+            cur = back;
             next_resync = Instant::now() + RESYNC + spread(&site);
+            shared.set(|s| s.compared = true);
         }
         let mut wake = next_resync;
-        if let Some(t) = lp.retry_at {
+        if let Some(t) = cur.retry_at {
             wake = wake.min(t);
         }
         // wakes at least every second to notice `stop`
@@ -358,8 +316,8 @@ pub fn run(run: SiteRun) {
             .min(Duration::from_secs(1));
         let mut looks = Vec::new();
         let mut news = false;
-        match run.rx.recv_timeout(timeout) {
-            Ok(m) => {
+        match tokio::time::timeout(timeout, run.rx.recv()).await {
+            Ok(Some(m)) => {
                 let mut take = |m| match m {
                     Msg::Seen(v) => looks.extend(v),
                     Msg::News => news = true,
@@ -369,8 +327,8 @@ pub fn run(run: SiteRun) {
                     take(m);
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Ok(None) => break,
+            Err(_) => {}
         }
         if shared.stop.load(Ordering::Relaxed) {
             // replaced (changed settings) or removed: what capture saw meanwhile is for
@@ -379,47 +337,83 @@ pub fn run(run: SiteRun) {
             // local went to the hub while the next loop waited for the state lock)
             break;
         }
-        let retry = lp.retry_at.is_some_and(|t| t <= Instant::now());
-        if !looks.is_empty() {
-            lp.step(|r, h| {
+        let retry = cur.retry_at.is_some_and(|t| t <= Instant::now());
+        let stepped = if !looks.is_empty() {
+            Loop::step(cur, &run.pool, Lane::Write, move |r, h| {
                 r.observe(&looks)?;
                 r.sync(h).map(|_| ())
-            });
+            })
+            .await
         } else if news || retry {
-            lp.step(|r, h| r.sync(h).map(|_| ()));
-        }
+            Loop::step(cur, &run.pool, Lane::Write, |r, h| r.sync(h).map(|_| ())).await
+        } else {
+            Some(cur)
+        };
+        lp = stepped;
     }
     shared.set(|s| s.running = false);
-    if let Ok(p) = poller {
-        // the long poll ends within one poll; not waited for
-        drop(p);
-    }
 }
 
-/// The loop's state between steps.
-struct Loop<'a> {
-    replica: &'a mut Replica,
-    hub: &'a HttpsHub,
-    shared: &'a Shared,
-    site: &'a str,
-    spec: &'a SiteSpec,
+/// Which lane of the [`Pool`] a step runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// A write captured here or announced by the hub: never behind background work.
+    Write,
+    /// A whole-tree comparison (start, every [`RESYNC`]).
+    Background,
+}
+
+/// The loop's state between steps: moved onto a pool thread for each step and back.
+struct Loop {
+    /// The site's state lock, held while the replica is open.
+    _lock: std::fs::File,
+    replica: Replica,
+    hub: HttpsHub,
+    shared: Arc<Shared>,
+    spec: SiteSpec,
     owner: Option<Owner>,
     backoff: Duration,
     retry_at: Option<Instant>,
     quota: quota::Lock,
 }
 
-impl Loop<'_> {
+impl Loop {
+    /// Runs one replica step on the pool; `None` if it panicked (the loop ends, its
+    /// status says why).
+    async fn step(
+        mut this: Box<Loop>,
+        pool: &Pool,
+        lane: Lane,
+        f: impl FnOnce(&mut Replica, &HttpsHub) -> Result<(), sitesync::replica::ReplicaError>
+            + Send
+            + 'static,
+    ) -> Option<Box<Loop>> {
+        let shared = this.shared.clone();
+        let work = move || {
+            this.step_here(f);
+            this
+        };
+        let back = match lane {
+            Lane::Write => pool.run(work).await,
+            Lane::Background => pool.run_background(work).await,
+        };
+        if back.is_none() {
+            shared
+                .set(|s| s.error = Some("a replication step panicked; the replica stopped".into()));
+        }
+        back
+    }
+
     /// Runs one replica step and records what it left: the pending outbox (retried with
     /// backoff), the hub's state, errors, usage and the quota lock.
-    fn step(
+    fn step_here(
         &mut self,
         f: impl FnOnce(&mut Replica, &HttpsHub) -> Result<(), sitesync::replica::ReplicaError>,
     ) {
-        let res = f(self.replica, self.hub);
+        let res = f(&mut self.replica, &self.hub);
         let pending = self.replica.pending();
         if let Err(e) = &res {
-            tracing::warn!(site = %self.site, error = %e, "sitesync: replication step failed");
+            tracing::warn!(site = %self.spec.domain, error = %e, "sitesync: replication step failed");
         }
         if pending > 0 {
             self.retry_at = Some(Instant::now() + self.backoff);
@@ -431,22 +425,22 @@ impl Loop<'_> {
         self.shared
             .seq
             .store(self.replica.index().seq, Ordering::Relaxed);
-        let usage = quota::usage(self.replica);
+        let usage = quota::usage(&self.replica);
         let was_locked = self.quota.locked();
         let over = self
             .quota
-            .enforce(self.spec, self.replica.root_path(), self.owner, usage);
+            .enforce(&self.spec, self.replica.root_path(), self.owner, usage);
         if was_locked && !self.quota.locked() {
             // what the hub refused while the site was over may fit now: push it again
             // at once rather than leave it on this server alone
             match self.replica.requeue_kept_local() {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::info!(site = %self.site, paths = n, "sitesync: back under the quota; pushing refused writes again");
+                    tracing::info!(site = %self.spec.domain, paths = n, "sitesync: back under the quota; pushing refused writes again");
                     self.retry_at = Some(Instant::now());
                 }
                 Err(e) => {
-                    tracing::warn!(site = %self.site, error = %e, "sitesync: cannot queue refused writes again")
+                    tracing::warn!(site = %self.spec.domain, error = %e, "sitesync: cannot queue refused writes again")
                 }
             }
         }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
+pub mod sync_pki;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

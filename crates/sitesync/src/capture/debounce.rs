@@ -453,15 +453,7 @@ impl Debouncer {
     /// Events may have been lost for `site`: everything pending for it is replaced by one
     /// `Rescan` (the replica compares the whole tree).
     pub(crate) fn rescan(&mut self, site: SiteId, now: Instant) {
-        let doomed: Vec<u64> = self
-            .items
-            .iter()
-            .filter(|(_, it)| it.site == site)
-            .map(|(s, _)| *s)
-            .collect();
-        for seq in doomed {
-            self.drop_item(seq);
-        }
+        self.forget(site);
         self.push(site, Kind::Rescan { at: now });
     }
 

@@ -4,8 +4,10 @@
 //! lock, so a site's changes have one order; sites are independent.
 //!
 //! On disk, per site under the hub's directory: `tree/` (what FTP and the manifests
-//! see), `log.jsonl`, `blobs/`, `versions/`, `conflicts/`.
+//! see), `log.jsonl`, `blobs/`, `versions/`, `conflicts/`, `hashes.json` (the hash cache
+//! that spares re-reading unchanged files when a site is opened again).
 
+mod hashcache;
 mod keep;
 mod log;
 mod site;
@@ -75,10 +77,15 @@ impl HubConfig {
     }
 }
 
+/// A site's open state, `None` until first used.
+type Slot = Arc<Mutex<Option<Arc<Mutex<SiteHub>>>>>;
+
 /// The hub of all sites of one files server.
 pub struct Hub {
     cfg: HubConfig,
-    sites: Mutex<HashMap<String, Arc<Mutex<SiteHub>>>>,
+    /// Each site's slot: opened on first use under the slot's own lock, so opening one
+    /// site (a walk of its tree) never holds up the calls to the others.
+    sites: Mutex<HashMap<String, Slot>>,
     grants: RwLock<Arc<BTreeMap<String, BTreeSet<String>>>>,
     /// Per-site disk limits in bytes (absent: none).
     quotas: RwLock<Arc<HashMap<String, u64>>>,
@@ -86,6 +93,10 @@ pub struct Hub {
     local_paths: RwLock<Arc<HashMap<String, Arc<Vec<String>>>>>,
     /// `site_versions_days`, changeable while running.
     versions_days: AtomicU32,
+    /// Each opened site's log head, noted under the site's lock whenever it is read or
+    /// may have grown: a many-site wait skips, without locking them, the sites whose
+    /// head is the position asked.
+    heads: RwLock<HashMap<String, u64>>,
     /// Bumped whenever any site's log grows: long polls wait on it.
     appended: tokio::sync::watch::Sender<u64>,
 }
@@ -130,6 +141,7 @@ impl Hub {
             cfg,
             sites: Mutex::new(HashMap::new()),
             grants: RwLock::new(Arc::new(BTreeMap::new())),
+            heads: RwLock::new(HashMap::new()),
             appended: tokio::sync::watch::Sender::new(0),
         })
     }
@@ -153,6 +165,25 @@ impl Hub {
             .is_some_and(|s| s.contains(site))
     }
 
+    /// Splits `sites` into those `server` may sync and the names of the others.
+    pub fn split_granted(
+        &self,
+        server: &str,
+        sites: &BTreeMap<String, u64>,
+    ) -> (BTreeMap<String, u64>, Vec<String>) {
+        let grants = self
+            .grants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mine = grants.get(server);
+        let (granted, denied): (BTreeMap<_, _>, BTreeMap<_, _>) = sites
+            .iter()
+            .map(|(s, q)| (s.clone(), *q))
+            .partition(|(s, _)| mine.is_some_and(|m| m.contains(s)));
+        (granted, denied.into_keys().collect())
+    }
+
     /// The site's tree on disk (what FTP serves and writes through the hub).
     pub fn tree_path(&self, site: &str) -> PathBuf {
         self.cfg.dir.join(site).join("tree")
@@ -162,13 +193,20 @@ impl Hub {
         if !check_site(site) {
             return Err(HubError::Refused(format!("bad site name {site:?}")));
         }
-        let mut sites = self.sites.lock().map_err(poisoned)?;
-        if let Some(s) = sites.get(site) {
+        let slot = self
+            .sites
+            .lock()
+            .map_err(poisoned)?
+            .entry(site.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().map_err(poisoned)?;
+        if let Some(s) = &*slot {
             return Ok(s.clone());
         }
         let s = SiteHub::open(site, &self.cfg.dir.join(site), &self.cfg).map_err(io_err)?;
         let s = Arc::new(Mutex::new(s));
-        sites.insert(site.to_string(), s.clone());
+        *slot = Some(s.clone());
         Ok(s)
     }
 
@@ -203,6 +241,7 @@ impl Hub {
             s.local = local;
             let r = f(s);
             grew = s.head() != before;
+            self.note_head(site, s.head());
             r
         });
         if grew {
@@ -261,8 +300,16 @@ impl Hub {
     /// Drops the open state of `site` (before its folder is moved away); the next use
     /// opens it again from disk.
     pub fn forget(&self, site: &str) {
-        if let Ok(mut sites) = self.sites.lock() {
-            sites.remove(site);
+        self.heads
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(site);
+        let slot = self.sites.lock().ok().and_then(|mut s| s.remove(site));
+        if let Some(slot) = slot {
+            // waits for an open under way, so it cannot outlive the forgetting
+            if let Ok(mut s) = slot.lock() {
+                *s = None;
+            }
         }
     }
 
@@ -322,6 +369,48 @@ impl Hub {
     /// The log after `seq`.
     pub fn log_after(&self, site: &str, seq: u64, max: usize) -> Result<LogRead, HubError> {
         self.with(site, |s| Ok(s.log_after(seq, max)))
+    }
+
+    /// Which of `since`'s sites have log entries after the given position (or a
+    /// position the log no longer holds), each with the log's head: what a many-site
+    /// long poll answers. A site whose state cannot be opened counts as ready, so the
+    /// replica's own call meets the error.
+    pub fn ready(&self, since: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (site, &seq) in since {
+            let known = self
+                .heads
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(site)
+                .copied();
+            if known == Some(seq) {
+                continue;
+            }
+            let read = self.with(site, |s| {
+                self.note_head(site, s.head());
+                Ok(s.log_after(seq, 1))
+            });
+            match read {
+                Ok(LogRead::Entries { entries, .. }) if entries.is_empty() => {}
+                Ok(LogRead::Entries { head, .. } | LogRead::SnapshotNeeded { head }) => {
+                    out.insert(site.clone(), head);
+                }
+                Err(_) => {
+                    out.insert(site.clone(), seq);
+                }
+            }
+        }
+        out
+    }
+
+    /// Notes `site`'s log head; called with the site's lock held, so the last note is
+    /// the newest head.
+    fn note_head(&self, site: &str, head: u64) {
+        self.heads
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(site.to_string(), head);
     }
 
     /// The whole tree with its sequence number.

@@ -14,6 +14,7 @@ use proto::sitesync::{
     Change, ConflictRecord, Entry, LogRead, Mtime, Node, Op, Outcome, TreeManifest, VersionRecord,
 };
 
+use super::hashcache::HashCache;
 use super::keep::Keep;
 use super::log::Log;
 use super::store::{Store, StoreError};
@@ -29,6 +30,8 @@ mod local;
 #[derive(Debug)]
 pub struct SiteHub {
     name: String,
+    /// The site's state folder (the tree, log, blobs, hash cache are in it).
+    dir: std::path::PathBuf,
     root: File,
     log: Log,
     store: Store,
@@ -94,6 +97,7 @@ impl SiteHub {
         let root = safe::open_root(&tree)?;
         let mut s = SiteHub {
             name: name.to_string(),
+            dir: dir.to_path_buf(),
             root,
             log: Log::open(&dir.join("log.jsonl"), cfg.log_keep)?,
             store: Store::open(&dir.join("blobs"))?,
@@ -130,6 +134,8 @@ impl SiteHub {
         Ok(s)
     }
 
+    /// Reads the whole tree into the index, hashing only the files whose stamp the hash
+    /// cache does not hold, and writes the cache anew.
     fn rescan(&mut self) -> io::Result<()> {
         self.nodes.clear();
         self.by_hash.clear();
@@ -137,7 +143,14 @@ impl SiteHub {
         self.files = 0;
         let ignore = self.ignore.clone();
         let skip = move |p: &str| ignored(&ignore, p);
-        for (p, n) in safe::walk(&self.root, true, &skip)? {
+        let cache_path = self.dir.join("hashes.json");
+        let mut cache = HashCache::load(&cache_path);
+        let (walked, stamps) = safe::walk_known(&self.root, &skip, &|p, st| cache.known(p, st))?;
+        if let Err(e) = cache.save(&cache_path, stamps, proto::sitesync::Mtime::now().secs) {
+            // only a cost: the next open hashes again
+            tracing::warn!(site = %self.name, error = %e, "sitesync: cannot write the hash cache");
+        }
+        for (p, n) in walked {
             if let Node::Symlink { target } = &n {
                 if !crate::apply::symlink_stays_inside(&p, target) {
                     continue;

@@ -8,6 +8,7 @@
 //! On disk, per site under its state directory: `index.json`, `outbox/`, `tmp/`.
 
 pub mod index;
+mod journal;
 mod observe;
 pub mod outbox;
 mod remote;
@@ -140,7 +141,7 @@ impl Replica {
         Ok(safe::walk(&self.root, true, &|p| self.is_local(p))?)
     }
 
-    fn save(&self) -> io::Result<()> {
+    fn save(&mut self) -> io::Result<()> {
         self.index.save(&self.cfg.state.join("index.json"))
     }
 

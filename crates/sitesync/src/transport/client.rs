@@ -3,9 +3,10 @@
 //! disk I/O): each one is driven on the tokio runtime the client was built in, so they
 //! must not be made from an async task itself (use `spawn_blocking`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use proto::sitesync::{Change, LogRead, Outcome, TreeManifest};
+use proto::sitesync::{Change, LogRead, Outcome, TreeManifest, WaitAnswer, WaitRequest};
 use reqwest::StatusCode;
 
 use super::{BlobStateBody, PREFIX};
@@ -76,22 +77,47 @@ impl HttpsHub {
     }
 
     /// Sends a request and maps the status to [`HubError`]; returns the body.
+    async fn send(req: reqwest::RequestBuilder) -> Result<Vec<u8>, HubError> {
+        let resp = req.send().await.map_err(down)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(down)?.to_vec();
+        let msg = || String::from_utf8_lossy(&body).trim().to_string();
+        match status {
+            s if s.is_success() => Ok(body),
+            StatusCode::NOT_FOUND => Err(HubError::NotFound(msg())),
+            StatusCode::INSUFFICIENT_STORAGE => Err(HubError::Full(msg())),
+            StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => Err(HubError::Unavailable(msg())),
+            _ => Err(HubError::Refused(format!("{status}: {}", msg()))),
+        }
+    }
+
+    /// [`HttpsHub::send`], blocking on the client's runtime.
     fn call(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, HubError> {
-        self.rt.block_on(async move {
-            let resp = req.send().await.map_err(down)?;
-            let status = resp.status();
-            let body = resp.bytes().await.map_err(down)?.to_vec();
-            let msg = || String::from_utf8_lossy(&body).trim().to_string();
-            match status {
-                s if s.is_success() => Ok(body),
-                StatusCode::NOT_FOUND => Err(HubError::NotFound(msg())),
-                StatusCode::INSUFFICIENT_STORAGE => Err(HubError::Full(msg())),
-                StatusCode::BAD_GATEWAY
-                | StatusCode::SERVICE_UNAVAILABLE
-                | StatusCode::GATEWAY_TIMEOUT => Err(HubError::Unavailable(msg())),
-                _ => Err(HubError::Refused(format!("{status}: {}", msg()))),
-            }
+        self.rt.block_on(Self::send(req))
+    }
+
+    /// [`HubApi::wait_many`] for an async caller (a web server's one poller per files
+    /// server, which must be cancellable when its set of sites changes).
+    pub async fn wait_many_async(
+        &self,
+        sites: &BTreeMap<String, u64>,
+        wait: Duration,
+    ) -> Result<WaitAnswer, HubError> {
+        let wait_secs = wait.as_secs().min(proto::sitesync::MAX_WAIT_SECS);
+        let body = serde_json::to_vec(&WaitRequest {
+            sites: sites.clone(),
+            wait_secs,
         })
+        .map_err(|e| HubError::Refused(e.to_string()))?;
+        let req = self
+            .http
+            .post(format!("{}{PREFIX}wait", self.base))
+            .body(body)
+            .timeout(Duration::from_secs(wait_secs + 30));
+        let body = Self::send(req).await?;
+        serde_json::from_slice(&body).map_err(|e| HubError::Refused(format!("bad answer: {e}")))
     }
 
     fn json<T: serde::de::DeserializeOwned>(
@@ -162,6 +188,14 @@ impl HubApi for HttpsHub {
         let secs = wait.as_secs().min(60);
         let url = self.url(site, &format!("log?after={seq}&max={max}&wait={secs}"));
         self.json(self.http.get(url).timeout(Duration::from_secs(secs + 30)))
+    }
+
+    fn wait_many(
+        &self,
+        sites: &BTreeMap<String, u64>,
+        wait: Duration,
+    ) -> Result<WaitAnswer, HubError> {
+        self.rt.block_on(self.wait_many_async(sites, wait))
     }
 
     fn manifest(&self, site: &str) -> Result<TreeManifest, HubError> {

@@ -11,6 +11,7 @@
 //! | `GET /v1/sitesync/<site>/blob/<hash>?offset=O&max=M` | the bytes (404: gone) |
 //! | `GET /v1/sitesync/<site>/log?after=N&max=M[&wait=S]` | [`proto::sitesync::LogRead`]; with `wait`, an empty answer waits up to S seconds (at most 60) for the log to grow |
 //! | `GET /v1/sitesync/<site>/manifest` | [`proto::sitesync::TreeManifest`] |
+//! | `POST /v1/sitesync/wait` with a [`proto::sitesync::WaitRequest`] | [`proto::sitesync::WaitAnswer`]: the sites with entries after their position, as soon as one has (or after `wait_secs`, at most 60), and those not granted |
 //!
 //! Errors: 403 not granted, 404 gone, 422 refused, 507 the hub's disk is full.
 

@@ -16,7 +16,7 @@ use super::mtls::serve_mutual_tls;
 use super::{BlobStateBody, MAX_CHUNK, PREFIX};
 use crate::api::{BlobState, HubError};
 use crate::hub::Hub;
-use proto::sitesync::LogRead;
+use proto::sitesync::{LogRead, WaitAnswer};
 
 type Body = Full<Bytes>;
 
@@ -78,13 +78,16 @@ pub async fn handle(
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
+    let Some(client) = client else {
+        return text(StatusCode::FORBIDDEN, "no client certificate");
+    };
+    if rest == "wait" {
+        return wait_route(hub, &client, req).await;
+    }
     let Some((site, what)) = rest.split_once('/') else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
     let (site, what) = (site.to_string(), what.to_string());
-    let Some(client) = client else {
-        return text(StatusCode::FORBIDDEN, "no client certificate");
-    };
     if !hub.may_sync(&client, &site) {
         return text(StatusCode::FORBIDDEN, "this server may not sync this site");
     }
@@ -159,6 +162,51 @@ pub async fn handle(
             Err(e) => error(&e),
         },
         _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// `POST {PREFIX}wait`: one long poll over many sites ([`proto::sitesync::WaitRequest`]); the sites the
+/// client may not sync are named in the answer, never waited on.
+async fn wait_route(hub: Arc<Hub>, client: &str, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "POST only");
+    }
+    let body = match Limited::new(req.into_body(), MAX_CHUNK).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    let asked = match proto::sitesync::parse_wait(&body) {
+        Ok(w) => w,
+        Err(e) => return text(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let (granted, denied) = hub.split_granted(client, &asked.sites);
+    let wait = Duration::from_secs(asked.wait_secs);
+    match wait_many(hub, granted, wait).await {
+        Ok(ready) => json(&WaitAnswer { ready, denied }),
+        Err(e) => error(&e),
+    }
+}
+
+/// The sites of `since` with news; when none has, waits (up to `wait`) for a log to grow.
+async fn wait_many(
+    hub: Arc<Hub>,
+    since: BTreeMap<String, u64>,
+    wait: Duration,
+) -> Result<BTreeMap<String, u64>, HubError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut appended = hub.subscribe();
+    let since = Arc::new(since);
+    loop {
+        appended.borrow_and_update();
+        let (h, s) = (hub.clone(), since.clone());
+        let ready = blocking(move || Ok(h.ready(&s))).await?;
+        if !ready.is_empty() || since.is_empty() {
+            return Ok(ready);
+        }
+        match tokio::time::timeout_at(deadline, appended.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(ready),
+        }
     }
 }
 
