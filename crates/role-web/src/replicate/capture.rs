@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use sitesync::capture::{Capture, Seen};
+use sitesync::capture::{blocking, Capture, Seen};
 use tokio::sync::{mpsc, oneshot};
 
 type Sender<T> = mpsc::UnboundedSender<T>;
@@ -33,18 +33,6 @@ pub enum CaptureCmd {
         /// The site.
         site: String,
     },
-}
-
-/// Walking a large tree blocks: on a multi-threaded runtime the other tasks move to
-/// another worker meanwhile; on a current-thread runtime it simply runs.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    let multi = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
-    }
 }
 
 /// Runs until every command sender is gone.

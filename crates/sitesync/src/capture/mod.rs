@@ -303,7 +303,7 @@ impl Capture {
 /// Run long blocking file-system work (walking every tree) without starving the other
 /// tasks of a multi-threaded runtime (they move to another worker meanwhile); on a
 /// current-thread runtime there is nowhere to move them, so it simply runs.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let multi = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if multi {

@@ -12,30 +12,11 @@ use proto::sitesync::{Node, Op};
 use super::{Look, Replica, ReplicaError};
 use crate::apply::{symlink_stays_inside, TMP_PREFIX};
 use crate::safe;
+use crate::safe::quick_eq;
 
 fn as_rel(p: &Path) -> Option<String> {
     let s = p.to_str()?.trim_start_matches("./").to_string();
     proto::manifest::check_path(&s).then_some(s)
-}
-
-fn quick_eq(a: &Node, b: &Node) -> bool {
-    match (a, b) {
-        (
-            Node::File {
-                size: s1,
-                mode: m1,
-                mtime: t1,
-                ..
-            },
-            Node::File {
-                size: s2,
-                mode: m2,
-                mtime: t2,
-                ..
-            },
-        ) => s1 == s2 && m1 == m2 && t1 == t2,
-        _ => a == b,
-    }
 }
 
 impl Replica {

@@ -1,7 +1,7 @@
 //! The hub over HTTPS with mutual TLS: [`server::run_hub_server`] on the files server,
 //! [`client::HttpsHub`] (a [`crate::api::HubApi`]) on the web servers. The client
 //! certificate's common name is the calling server; it reaches only the sites the hub
-//! grants it ([`crate::hub::Hub::may_sync`]), exactly as the content-sync origin does.
+//! grants it ([`crate::hub::Hub::may_sync`]): the web servers of the clusters hosting it.
 //!
 //! | request | answer |
 //! | --- | --- |

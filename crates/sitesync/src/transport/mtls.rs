@@ -1,6 +1,6 @@
-//! HTTP/1.1 over TLS with verified client certificates: the accept loop shared by the
-//! site-file hub ([`super::server::run_hub_server`]) and the content-sync origin of
-//! role-files, which differ only in their request handler. The caller's identity is the
+//! HTTP/1.1 over TLS with verified client certificates: the accept loop of the site-file
+//! hub ([`super::server::run_hub_server`]), kept apart from its request handler so any
+//! mutual-TLS endpoint can reuse it. The caller's identity is the
 //! common name of the client certificate the handshake verified (the `ServerConfig` must
 //! require one from the cluster CA); a handshake that fails or takes over 10 s ends the
 //! connection without a request.
