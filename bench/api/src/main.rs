@@ -99,6 +99,9 @@ async fn post<T: serde::Serialize>(c: &reqwest::Client, url: &str, body: &T) -> 
             r.text().await.unwrap_or_default()
         );
     }
+    // Read the answer to its end: an HTTP/2 response dropped unread resets its stream,
+    // and h2 ends the connection after 1,024 such resets.
+    r.bytes().await?;
     Ok(())
 }
 

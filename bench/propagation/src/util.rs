@@ -54,8 +54,14 @@ pub async fn send_json<T: serde::Serialize>(
     Ok(r)
 }
 
+/// POST and read the answer to its end: an HTTP/2 response dropped unread resets its
+/// stream, and h2 ends the connection after 1,024 such resets
+/// (`too_many_internal_resets`), which broke the 100,000-domain setup.
 pub async fn post<T: serde::Serialize>(c: &reqwest::Client, url: &str, body: &T) -> Result<()> {
-    send_json(c, reqwest::Method::POST, url, body).await?;
+    send_json(c, reqwest::Method::POST, url, body)
+        .await?
+        .bytes()
+        .await?;
     Ok(())
 }
 
