@@ -1,5 +1,4 @@
-//! The running engine: options, the connection slot of each database server, the
-//! reconcile loop (apply, periodic resync, size measurement and quota
+//! The running engine: the reconcile loop (apply, periodic resync, size measurement and quota
 //! enforcement), health, and the agent adapter.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,106 +16,14 @@ use proto::agent_v1::{
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::conn::{Admin, DEFAULT_MARIADB_URL, DEFAULT_POSTGRES_URL};
+use crate::conn::Admin;
 use crate::ident::Name;
 use crate::managed::Managed;
-use crate::mariadb::Maria;
-use crate::plan::{self, Action, Existing, QuotaLevel, QuotaStatus};
-use crate::postgres::Pg;
-use crate::tools::{self, Tool, INSTALL_HINT};
+pub use crate::options::Options;
+use crate::plan::{self, Action, QuotaLevel, QuotaStatus};
+use crate::slot::{phase, run_action, serial_key, Conn, Slot, PARALLEL};
+use crate::tools::INSTALL_HINT;
 use crate::trash::{Trash, TrashEntry};
-
-/// Engine options, from the agent config's `[engine]` table.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `engines`: which servers to manage, comma separated (default
-    /// `mariadb,postgres`).
-    pub engines: Vec<DbEngine>,
-    /// `managed`: `true` to run private server instances (default `false`).
-    pub managed: bool,
-    /// `managed_dir`: where managed instances keep their data (default: the
-    /// engine's state dir). Its parents must be traversable by `mysql`/`postgres`.
-    pub managed_dir: Option<PathBuf>,
-    /// `mariadb_url`: admin URL when not managed (default the Debian socket as root).
-    pub mariadb_url: String,
-    /// `postgres_url`: admin URL when not managed (default the Debian socket as
-    /// `postgres`).
-    pub postgres_url: String,
-    /// `registry_scope`: the key of this engine's objects in the servers'
-    /// registries (default: the server name).
-    pub scope: String,
-    /// `size_interval_secs`: how often database sizes are measured and quotas
-    /// enforced (default 60).
-    pub size_interval: Duration,
-    /// `resync_interval_secs`: how often a full reconcile runs without a new
-    /// config (default 300).
-    pub resync_interval: Duration,
-}
-
-fn secs(opts: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration, EngineError> {
-    match opts.get(key) {
-        None => Ok(Duration::from_secs(default)),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                EngineError::Invalid(format!("{key} = {v:?}: a positive number of seconds"))
-            }),
-    }
-}
-
-impl Options {
-    /// Read the options of `ctx`; unknown values are refused.
-    pub fn from_context(ctx: &EngineContext) -> Result<Self, EngineError> {
-        let o = &ctx.options;
-        let engines = match o.get("engines") {
-            None => DbEngine::ALL.to_vec(),
-            Some(list) => {
-                let mut v = Vec::new();
-                for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    let e = part
-                        .parse::<DbEngine>()
-                        .map_err(|e| EngineError::Invalid(format!("engines: {e}")))?;
-                    if !v.contains(&e) {
-                        v.push(e);
-                    }
-                }
-                v
-            }
-        };
-        let managed = match o.get("managed").map(|s| s.trim()) {
-            None | Some("false") | Some("no") | Some("0") => false,
-            Some("true") | Some("yes") | Some("1") => true,
-            Some(v) => {
-                return Err(EngineError::Invalid(format!(
-                    "managed = {v:?}: expected true or false"
-                )))
-            }
-        };
-        Ok(Self {
-            engines,
-            managed,
-            managed_dir: o.get("managed_dir").map(PathBuf::from),
-            mariadb_url: o
-                .get("mariadb_url")
-                .cloned()
-                .unwrap_or_else(|| DEFAULT_MARIADB_URL.into()),
-            postgres_url: o
-                .get("postgres_url")
-                .cloned()
-                .unwrap_or_else(|| DEFAULT_POSTGRES_URL.into()),
-            scope: o
-                .get("registry_scope")
-                .cloned()
-                .unwrap_or_else(|| ctx.server.clone()),
-            size_interval: secs(o, "size_interval_secs", 60)?,
-            resync_interval: secs(o, "resync_interval_secs", 300)?,
-        })
-    }
-}
 
 /// One database as reported to the controller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -130,138 +37,6 @@ pub struct DbStatus {
     pub size_bytes: Option<u64>,
     /// Owning customer.
     pub owner: String,
-}
-
-#[derive(Clone)]
-enum Conn {
-    Maria(Maria),
-    Pg(Pg),
-}
-
-/// How many actions of one phase run at the same time. PostgreSQL forces a
-/// checkpoint per `DROP DATABASE`; concurrent drops share them.
-const PARALLEL: usize = 8;
-
-/// Reconcile phases: actions of one phase touch distinct objects and may run
-/// concurrently; phases run in order (logins, databases, grants, revokes, login
-/// drops, database drops).
-fn phase(a: &Action) -> u8 {
-    match a {
-        Action::CreateUser(..) | Action::SetPassword(..) => 0,
-        Action::CreateDb(..) | Action::RestoreDb(..) => 1,
-        Action::Grant { .. } | Action::SetWritable { .. } => 2,
-        Action::Revoke { .. } => 3,
-        Action::DropUser(..) | Action::ForgetUser(..) => 4,
-        Action::DropDb(..) | Action::ForgetDb(..) => 5,
-    }
-}
-
-/// Actions with the same key run one after the other: PostgreSQL refuses
-/// concurrent changes of one catalog row ("tuple concurrently updated"), e.g. two
-/// grants on one database's ACL, and dropping a login touches the ACLs of every
-/// database it had, so login drops run one at a time.
-fn serial_key(a: &Action) -> String {
-    match a {
-        Action::Grant { db, .. } | Action::SetWritable { db, .. } => format!("db:{db}"),
-        Action::Revoke { db, .. } => format!("db:{db}"),
-        Action::DropUser(_) => "drop-users".into(),
-        Action::CreateUser(u, _) | Action::SetPassword(u, _) => format!("user:{u}"),
-        Action::ForgetUser(u) => format!("user:{u}"),
-        Action::CreateDb(d) | Action::RestoreDb(d, _) | Action::DropDb(d) => format!("db:{d}"),
-        Action::ForgetDb(d) => format!("db:{d}"),
-    }
-}
-
-async fn run_action(
-    conn: &Conn,
-    a: &Action,
-    owners: &BTreeMap<Name, String>,
-    trash: &Trash,
-) -> Result<(), String> {
-    match conn {
-        Conn::Maria(m) => m.run(a, owners, trash).await.map_err(|e| e.to_string()),
-        Conn::Pg(p) => p.run(a, owners, trash).await.map_err(|e| e.to_string()),
-    }
-}
-
-/// One database server: how to reach it and the live connection.
-struct Slot {
-    engine: DbEngine,
-    admin: Result<Admin, String>,
-    managed: Option<Managed>,
-    conn: Option<Conn>,
-    version: String,
-}
-
-impl Slot {
-    async fn ensure_connected(&mut self, scope: &str) -> Result<(), String> {
-        if self.conn.is_some() {
-            return Ok(());
-        }
-        let admin = self.admin.clone()?;
-        let conn = match self.engine {
-            DbEngine::Mariadb => {
-                let m = Maria::connect(&admin, scope)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if self.managed.is_some() {
-                    m.harden_managed().await.map_err(|e| e.to_string())?;
-                }
-                self.version = m.version.clone();
-                Conn::Maria(m)
-            }
-            DbEngine::Postgres => {
-                let p = Pg::connect(&admin, scope)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if self.managed.is_some() {
-                    p.harden_managed().await.map_err(|e| e.to_string())?;
-                }
-                self.version = p.version.clone();
-                Conn::Pg(p)
-            }
-        };
-        tracing::info!(engine = %self.engine, version = %self.version, "connected");
-        self.conn = Some(conn);
-        Ok(())
-    }
-
-    async fn existing(&mut self) -> Result<Existing, String> {
-        match &mut self.conn {
-            Some(Conn::Maria(m)) => m.existing().await.map_err(|e| e.to_string()),
-            Some(Conn::Pg(p)) => p.existing().await.map_err(|e| e.to_string()),
-            None => Err("not connected".into()),
-        }
-    }
-
-    async fn sizes(&self, names: &[String]) -> Result<BTreeMap<String, u64>, String> {
-        match &self.conn {
-            Some(Conn::Maria(m)) => m.sizes(names).await.map_err(|e| e.to_string()),
-            Some(Conn::Pg(p)) => p.sizes(names).await.map_err(|e| e.to_string()),
-            None => Err("not connected".into()),
-        }
-    }
-
-    async fn disconnect(&mut self) {
-        match self.conn.take() {
-            Some(Conn::Maria(m)) => m.close().await,
-            Some(Conn::Pg(p)) => p.close().await,
-            None => {}
-        }
-    }
-
-    /// A missing-binaries hint when the server cannot be reached.
-    fn hint(&self) -> &'static str {
-        let tool = match self.engine {
-            DbEngine::Mariadb => Tool::Mariadbd,
-            DbEngine::Postgres => Tool::Postgres,
-        };
-        if tools::find(tool).is_err() {
-            " (not installed here: install with `apt-get install mariadb-server postgresql`)"
-        } else {
-            ""
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

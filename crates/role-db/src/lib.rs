@@ -76,8 +76,10 @@ pub mod engine;
 pub mod ident;
 pub mod managed;
 pub mod mariadb;
+pub mod options;
 pub mod plan;
 pub mod postgres;
+mod slot;
 pub mod tools;
 pub mod trash;
 
