@@ -118,12 +118,20 @@ const ANSWER_CACHE_ENTRIES: usize = 50_000;
 /// old one is dropped) and a hit in the old one moves back to the young one. So a
 /// stream of one-off questions (random names answered NXDOMAIN) cycles through
 /// without flushing the answers asked again and again.
+///
+/// The maps hash with foldhash, randomly seeded per map: the keys come from the
+/// network, so the seed keeps collisions unpredictable, while the hash of a ~30-byte
+/// question costs a fraction of SipHash's (std's default: ~1% of the answer path's
+/// CPU in `perf`, with the lookup around it another ~8%).
 #[derive(Default)]
 struct AnswerCache {
     set: Option<Arc<ZoneSet>>,
-    young: std::collections::HashMap<Vec<u8>, Arc<[u8]>>,
-    old: std::collections::HashMap<Vec<u8>, Arc<[u8]>>,
+    young: CacheMap,
+    old: CacheMap,
 }
+
+/// One generation of the [`AnswerCache`]: question bytes → encoded answer.
+type CacheMap = std::collections::HashMap<Vec<u8>, Arc<[u8]>, foldhash::fast::RandomState>;
 
 /// The cache key of a plain query: the bytes after the header when the request is
 /// opcode QUERY with one question, no answer/authority records and at most an OPT.
