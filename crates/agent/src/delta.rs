@@ -200,6 +200,10 @@ mod tests {
                 sites: sites
                     .iter()
                     .map(|(d, k)| WebSite {
+                        docroot: None,
+                        hsts: false,
+                        php_version: None,
+                        php_ini: Default::default(),
                         domain: (*d).into(),
                         aliases: vec![],
                         php: true,

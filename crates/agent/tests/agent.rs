@@ -46,6 +46,10 @@ fn web_cfg(server: &str, revision: i64, domains: &[&str]) -> DesiredConfig {
             sites: domains
                 .iter()
                 .map(|d| WebSite {
+                    docroot: None,
+                    hsts: false,
+                    php_version: None,
+                    php_ini: Default::default(),
                     domain: d.to_string(),
                     aliases: vec![],
                     php: false,

@@ -57,6 +57,9 @@
 //! site_disk_mb = 10240               # site files, 0..=1048576
 //! mail_messages_per_hour = 1000      # outgoing, per mailbox and per domain
 //! mail_recipients_per_message = 100  # 1..=10000
+//! php_memory_mb = 512                # largest PHP memory_limit a site sets, 16..=16384
+//! php_upload_mb = 256                # largest upload_max_filesize/post_max_size, 1..=4096
+//! php_execution_s = 300              # largest max_execution_time/max_input_time, 1..=86400
 //!
 //! [names]
 //! resolver = "192.0.2.53:53"         # default: first `nameserver` of /etc/resolv.conf

@@ -416,6 +416,10 @@ mod tests {
                 sites: sites
                     .iter()
                     .map(|d| WebSite {
+                        docroot: None,
+                        hsts: false,
+                        php_version: None,
+                        php_ini: Default::default(),
                         domain: (*d).into(),
                         aliases: vec![],
                         php: false,
@@ -578,6 +582,10 @@ mod tests {
         let cert = params.self_signed(&key).unwrap().pem();
         let key = key.serialize_pem();
         let site = |i: usize| WebSite {
+            docroot: None,
+            hsts: false,
+            php_version: None,
+            php_ini: Default::default(),
             domain: format!("site-{i:06}.example"),
             aliases: vec![format!("www.site-{i:06}.example")],
             php: i.is_multiple_of(3),

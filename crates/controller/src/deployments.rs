@@ -546,6 +546,7 @@ mod tests {
             at: 0,
         };
         let site = Site {
+            web: Default::default(),
             domain: 1,
             aliases: Vec::new(),
             php: false,

@@ -564,6 +564,10 @@ impl Render for SiteView {
             ("php", yes(self.php)),
             ("mode", self.mode.clone()),
             ("https redirect", yes(self.https_redirect)),
+            ("document root", self.docroot.clone()),
+            ("hsts", hsts(self.hsts, self.hsts_active)),
+            ("php version", php_version(self)),
+            ("php settings", php_ini(&self.php_ini)),
             ("cluster", self.cluster.clone()),
             ("active server", opt(&self.active_server)),
             ("kept paths", list(&self.keep)),
@@ -575,6 +579,40 @@ impl Render for SiteView {
         f.extend(self.warnings.iter().map(|w| ("warning", w.clone())));
         f
     }
+}
+
+/// HSTS as asked for and as sent.
+fn hsts(on: bool, active: bool) -> String {
+    match (on, active) {
+        (false, _) => "off".into(),
+        (true, true) => "on (sent: the certificate is trusted)".into(),
+        (true, false) => "on, not sent: the site has no uploaded certificate".into(),
+    }
+}
+
+/// The PHP version chosen, what runs, and what the servers have.
+fn php_version(v: &SiteView) -> String {
+    let chosen = v.php_version.as_deref().unwrap_or("default");
+    let runs = v
+        .php_version_effective
+        .as_deref()
+        .unwrap_or("not reported yet");
+    let have = match v.php_versions_available.is_empty() {
+        true => String::new(),
+        false => format!("; available: {}", v.php_versions_available.join(", ")),
+    };
+    format!("{chosen} (runs {runs}{have})")
+}
+
+/// `k=v, k=v`, or `defaults`.
+fn php_ini(ini: &std::collections::BTreeMap<String, String>) -> String {
+    if ini.is_empty() {
+        return "defaults".into();
+    }
+    ini.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A site's usage against its quota, e.g. `12.5 MiB of 10240 MiB (0%)`.

@@ -389,6 +389,9 @@ pub struct Site {
     /// Kept and local paths, restores, SQLite databases seen (issue 14).
     #[serde(default, skip_serializing_if = "crate::sitefiles::SiteFiles::is_empty")]
     pub files: crate::sitefiles::SiteFiles,
+    /// Document root, HSTS, PHP version and `php.ini` values (issue 15).
+    #[serde(default, skip_serializing_if = "crate::web::WebSettings::is_default")]
+    pub web: crate::web::WebSettings,
 }
 
 /// How many deployment archives (the current one included) are kept per site.

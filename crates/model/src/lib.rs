@@ -19,6 +19,7 @@ pub mod namespace;
 mod roles;
 pub mod sitefiles;
 mod text;
+pub mod web;
 
 pub use country::CountryCode;
 pub use error::{FieldError, Invalid, WithField};

@@ -45,6 +45,26 @@ pub struct Limits {
     pub mail_messages_per_hour: u64,
     /// Recipients of one outgoing message.
     pub mail_recipients_per_message: u64,
+    /// Largest PHP `memory_limit` (MiB) a site may set (issue 15). Plans stored
+    /// before it take the default.
+    #[serde(default = "default_php_memory_mb")]
+    pub php_memory_mb: u64,
+    /// Largest PHP `upload_max_filesize` / `post_max_size` (MiB) a site may set.
+    #[serde(default = "default_php_upload_mb")]
+    pub php_upload_mb: u64,
+    /// Largest PHP `max_execution_time` / `max_input_time` (seconds) a site may set.
+    #[serde(default = "default_php_execution_s")]
+    pub php_execution_s: u64,
+}
+
+fn default_php_memory_mb() -> u64 {
+    Limits::default().php_memory_mb
+}
+fn default_php_upload_mb() -> u64 {
+    Limits::default().php_upload_mb
+}
+fn default_php_execution_s() -> u64 {
+    Limits::default().php_execution_s
 }
 
 impl Default for Limits {
@@ -61,6 +81,9 @@ impl Default for Limits {
             site_disk_mb: 10_240,
             mail_messages_per_hour: 1_000,
             mail_recipients_per_message: 100,
+            php_memory_mb: 512,
+            php_upload_mb: 256,
+            php_execution_s: 300,
         }
     }
 }
@@ -98,6 +121,15 @@ pub struct LimitOverrides {
     /// See [`Limits::mail_recipients_per_message`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail_recipients_per_message: Option<u64>,
+    /// See [`Limits::php_memory_mb`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_memory_mb: Option<u64>,
+    /// See [`Limits::php_upload_mb`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_upload_mb: Option<u64>,
+    /// See [`Limits::php_execution_s`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_execution_s: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -130,11 +162,17 @@ pub enum LimitField {
     MailMessagesPerHour,
     /// [`Limits::mail_recipients_per_message`]
     MailRecipientsPerMessage,
+    /// [`Limits::php_memory_mb`]
+    PhpMemoryMb,
+    /// [`Limits::php_upload_mb`]
+    PhpUploadMb,
+    /// [`Limits::php_execution_s`]
+    PhpExecutionS,
 }
 
 impl LimitField {
     /// Every limit.
-    pub const ALL: [LimitField; 10] = [
+    pub const ALL: [LimitField; 13] = [
         LimitField::MaxMailboxQuotaMb,
         LimitField::MaxFtpQuotaMb,
         LimitField::MaxDomains,
@@ -145,6 +183,9 @@ impl LimitField {
         LimitField::SiteDiskMb,
         LimitField::MailMessagesPerHour,
         LimitField::MailRecipientsPerMessage,
+        LimitField::PhpMemoryMb,
+        LimitField::PhpUploadMb,
+        LimitField::PhpExecutionS,
     ];
 
     /// The field name (as in JSON and on the command line with `-` for `_`).
@@ -160,6 +201,9 @@ impl LimitField {
             LimitField::SiteDiskMb => "site_disk_mb",
             LimitField::MailMessagesPerHour => "mail_messages_per_hour",
             LimitField::MailRecipientsPerMessage => "mail_recipients_per_message",
+            LimitField::PhpMemoryMb => "php_memory_mb",
+            LimitField::PhpUploadMb => "php_upload_mb",
+            LimitField::PhpExecutionS => "php_execution_s",
         }
     }
 
@@ -174,6 +218,9 @@ impl LimitField {
             | LimitField::MaxFtpAccounts
             | LimitField::MailMessagesPerHour => 0..=MAX_COUNT,
             LimitField::MailRecipientsPerMessage => 1..=10_000,
+            LimitField::PhpMemoryMb => 16..=16_384,
+            LimitField::PhpUploadMb => 1..=4_096,
+            LimitField::PhpExecutionS => 1..=86_400,
         }
     }
 
@@ -190,6 +237,9 @@ impl LimitField {
             LimitField::SiteDiskMb => l.site_disk_mb,
             LimitField::MailMessagesPerHour => l.mail_messages_per_hour,
             LimitField::MailRecipientsPerMessage => l.mail_recipients_per_message,
+            LimitField::PhpMemoryMb => l.php_memory_mb,
+            LimitField::PhpUploadMb => l.php_upload_mb,
+            LimitField::PhpExecutionS => l.php_execution_s,
         }
     }
 
@@ -206,6 +256,9 @@ impl LimitField {
             LimitField::SiteDiskMb => &mut l.site_disk_mb,
             LimitField::MailMessagesPerHour => &mut l.mail_messages_per_hour,
             LimitField::MailRecipientsPerMessage => &mut l.mail_recipients_per_message,
+            LimitField::PhpMemoryMb => &mut l.php_memory_mb,
+            LimitField::PhpUploadMb => &mut l.php_upload_mb,
+            LimitField::PhpExecutionS => &mut l.php_execution_s,
         }
     }
 
@@ -228,6 +281,9 @@ impl LimitField {
             LimitField::SiteDiskMb => &mut o.site_disk_mb,
             LimitField::MailMessagesPerHour => &mut o.mail_messages_per_hour,
             LimitField::MailRecipientsPerMessage => &mut o.mail_recipients_per_message,
+            LimitField::PhpMemoryMb => &mut o.php_memory_mb,
+            LimitField::PhpUploadMb => &mut o.php_upload_mb,
+            LimitField::PhpExecutionS => &mut o.php_execution_s,
         }
     }
 }

@@ -26,6 +26,7 @@ fn keys<T: Object>(obj: &T, name: &str) -> Vec<(&'static str, String)> {
 
 fn site(aliases: &[&str]) -> Result<Site, model::Invalid> {
     Ok(Site {
+        web: Default::default(),
         domain: 7,
         aliases: aliases
             .iter()

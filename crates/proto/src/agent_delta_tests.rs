@@ -35,6 +35,10 @@ fn web() -> impl Strategy<Value = RoleConfig> {
     )
         .prop_map(
             |(domain, aliases, php, active, tls, files_origin)| WebSite {
+                docroot: None,
+                hsts: false,
+                php_version: None,
+                php_ini: Default::default(),
                 domain,
                 aliases,
                 php,
@@ -371,6 +375,10 @@ proptest! {
 
 fn site(domain: &str, key: &str) -> WebSite {
     WebSite {
+        docroot: None,
+        hsts: false,
+        php_version: None,
+        php_ini: Default::default(),
         domain: domain.into(),
         aliases: vec![],
         php: false,

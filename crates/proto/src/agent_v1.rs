@@ -203,6 +203,22 @@ pub struct WebSite {
     /// PHP's next write fails at once and the site's error log says why.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub quota_mb: u64,
+    /// The folder of the site's tree that is served (a normalised
+    /// `model::web::DocRoot`, e.g. `public`); `None`: the whole tree. PHP's
+    /// `open_basedir` still covers the whole tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docroot: Option<String>,
+    /// Send `Strict-Transport-Security` on HTTPS answers. The controller sets it
+    /// only when the site asked for it *and* its certificate is one browsers trust
+    /// (uploaded by the customer), never with the internal CA's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hsts: bool,
+    /// The PHP version of the site's pool (`8.2`); `None`: the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_version: Option<String>,
+    /// The site's `php.ini` values (`model::web::INI_KEYS`, normal form).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub php_ini: std::collections::BTreeMap<String, String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -694,6 +710,10 @@ mod tests {
             },
             role: RoleConfig::Web(WebConfig {
                 sites: vec![WebSite {
+                    docroot: None,
+                    hsts: false,
+                    php_version: None,
+                    php_ini: Default::default(),
                     domain: "example.com".into(),
                     aliases: vec!["www.example.com".into()],
                     php: true,

@@ -66,6 +66,29 @@ pub enum RoleReport {
     Mail(MailReport),
     /// A files server's sites (usage, conflicts) and restore results.
     Files(FilesReport),
+    /// A web server's PHP versions.
+    Web(WebReport),
+}
+
+/// What a web server reports: the PHP versions it can run a site's pool with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WebReport {
+    /// Every php-fpm found (Debian: `/usr/sbin/php-fpmX.Y`), lowest version first.
+    #[serde(default)]
+    pub php: Vec<PhpInstalled>,
+}
+
+/// One PHP version installed on a web server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PhpInstalled {
+    /// `MAJOR.MINOR`, what a site chooses (`8.2`).
+    pub version: String,
+    /// What `php-fpmX.Y -v` says (`8.2.28`), when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<String>,
+    /// The one a site without a chosen version runs.
+    #[serde(default)]
+    pub default: bool,
 }
 
 /// What a files server reports.

@@ -367,6 +367,24 @@ pub struct UpdateSite {
     /// (replaces the list).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<Vec<String>>,
+    /// The folder of the site served, relative to its files (`public`); `/` serves
+    /// all of them again. Nothing outside it is ever served; PHP still reaches the
+    /// whole site (`require '../vendor/autoload.php'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docroot: Option<String>,
+    /// HSTS on/off (sent only while the site has a trusted certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<bool>,
+    /// PHP version (`8.2`) one of the site's web servers has; `default` for the
+    /// servers' default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_version: Option<String>,
+    /// `php.ini` values to set (allowed keys and ranges: `docs/web.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_set: Option<BTreeMap<String, String>>,
+    /// `php.ini` keys back to their default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_unset: Option<Vec<String>>,
 }
 
 /// A site.
@@ -410,6 +428,32 @@ pub struct SiteView {
     /// What may not work as expected, e.g. SQLite databases in an `all` site.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The folder served, relative to the site's files (`/`: all of them).
+    #[serde(default = "root_docroot")]
+    pub docroot: String,
+    /// HSTS asked for.
+    #[serde(default)]
+    pub hsts: bool,
+    /// Whether HSTS is sent now (asked for and the certificate is trusted).
+    #[serde(default)]
+    pub hsts_active: bool,
+    /// The PHP version chosen (`None`: the servers' default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_version: Option<String>,
+    /// The PHP version the site's pool runs: the chosen one, else the default of
+    /// the site's web servers as they last reported (`8.2.28` when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_version_effective: Option<String>,
+    /// PHP versions every server of the site's web cluster reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub php_versions_available: Vec<String>,
+    /// `php.ini` values set for the site (normal form).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub php_ini: BTreeMap<String, String>,
+}
+
+fn root_docroot() -> String {
+    "/".into()
 }
 
 /// `PUT /v1/sites/{domain}/certificate`: the customer's own certificate.

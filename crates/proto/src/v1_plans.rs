@@ -29,6 +29,15 @@ pub struct LimitsView {
     pub mail_messages_per_hour: u64,
     /// Recipients of one outgoing message.
     pub mail_recipients_per_message: u64,
+    /// Largest PHP `memory_limit` (MiB) a site may set, 16..=16384.
+    #[serde(default)]
+    pub php_memory_mb: u64,
+    /// Largest PHP `upload_max_filesize`/`post_max_size` (MiB), 1..=4096.
+    #[serde(default)]
+    pub php_upload_mb: u64,
+    /// Largest PHP `max_execution_time`/`max_input_time` (seconds), 1..=86400.
+    #[serde(default)]
+    pub php_execution_s: u64,
 }
 
 impl From<model::limits::Limits> for LimitsView {
@@ -44,6 +53,9 @@ impl From<model::limits::Limits> for LimitsView {
             site_disk_mb: l.site_disk_mb,
             mail_messages_per_hour: l.mail_messages_per_hour,
             mail_recipients_per_message: l.mail_recipients_per_message,
+            php_memory_mb: l.php_memory_mb,
+            php_upload_mb: l.php_upload_mb,
+            php_execution_s: l.php_execution_s,
         }
     }
 }
@@ -83,6 +95,15 @@ pub struct LimitsPatch {
     /// See [`LimitsView::mail_recipients_per_message`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail_recipients_per_message: Option<u64>,
+    /// See [`LimitsView::php_memory_mb`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_memory_mb: Option<u64>,
+    /// See [`LimitsView::php_upload_mb`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_upload_mb: Option<u64>,
+    /// See [`LimitsView::php_execution_s`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_execution_s: Option<u64>,
 }
 
 impl From<LimitsPatch> for model::limits::LimitOverrides {
@@ -98,6 +119,9 @@ impl From<LimitsPatch> for model::limits::LimitOverrides {
             site_disk_mb: p.site_disk_mb,
             mail_messages_per_hour: p.mail_messages_per_hour,
             mail_recipients_per_message: p.mail_recipients_per_message,
+            php_memory_mb: p.php_memory_mb,
+            php_upload_mb: p.php_upload_mb,
+            php_execution_s: p.php_execution_s,
         }
     }
 }
@@ -115,6 +139,9 @@ impl From<model::limits::LimitOverrides> for LimitsPatch {
             site_disk_mb: p.site_disk_mb,
             mail_messages_per_hour: p.mail_messages_per_hour,
             mail_recipients_per_message: p.mail_recipients_per_message,
+            php_memory_mb: p.php_memory_mb,
+            php_upload_mb: p.php_upload_mb,
+            php_execution_s: p.php_execution_s,
         }
     }
 }

@@ -29,7 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent::supervisor::{BoxFuture, EngineContext, EngineError, RoleEngine};
-use proto::agent_v1::{EngineHealth, EngineState, RejectedObject, RoleConfig, WebConfig};
+use proto::agent_v1::{
+    EngineHealth, EngineState, PhpInstalled, RejectedObject, RoleConfig, RoleReport, WebConfig,
+    WebReport,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::fpm::FpmManager;
@@ -58,6 +61,36 @@ pub struct WebEngine {
     replication: Replication,
     /// Sites of the last config not applied (each keeps its previous version).
     rejected: Vec<RejectedObject>,
+    /// The PHP versions found at start (the report the controller checks a
+    /// site's chosen version against).
+    php: WebReport,
+}
+
+/// The PHP versions of this server: every `/usr/sbin/php-fpmX.Y`, with what its
+/// `-v` says, and which one `default` (the php-fpm of sites without a chosen
+/// version) is. Runs each binary once, at engine start.
+fn php_report(default: Option<&std::path::Path>) -> WebReport {
+    let mut php: Vec<PhpInstalled> = crate::fpm::installed()
+        .into_iter()
+        .map(|(version, bin)| PhpInstalled {
+            full: crate::fpm::binary_version(&bin).map(|(_, full)| full),
+            version,
+            default: false,
+        })
+        .collect();
+    if let Some((short, full)) = default.and_then(crate::fpm::binary_version) {
+        match php.iter_mut().find(|p| p.version == short) {
+            Some(p) => p.default = true,
+            // A php-fpm outside /usr/sbin (the `php_fpm` option): it still runs
+            // the sites without a chosen version.
+            None => php.push(PhpInstalled {
+                version: short,
+                full: Some(full),
+                default: true,
+            }),
+        }
+    }
+    WebReport { php }
 }
 
 impl std::fmt::Debug for WebEngine {
@@ -129,7 +162,10 @@ impl WebEngine {
             })?,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let layout = Layout::under(&ctx.state_dir);
+        let binary = ctx.options.get("php_fpm").map(PathBuf::from);
+        let php = php_report(binary.clone().or_else(crate::fpm::find_binary).as_deref());
+        let mut layout = Layout::under(&ctx.state_dir);
+        layout.php_versions = php.php.iter().map(|p| p.version.clone()).collect();
         std::fs::create_dir_all(&layout.content_root)?;
         std::fs::create_dir_all(&layout.php_dir)?;
         let certs = CertStore::default();
@@ -151,7 +187,6 @@ impl WebEngine {
             },
             opts,
         ));
-        let binary = ctx.options.get("php_fpm").map(PathBuf::from);
         let fpm = Arc::new(tokio::sync::Mutex::new(FpmManager::new(
             layout.php_dir.clone(),
             binary,
@@ -175,6 +210,7 @@ impl WebEngine {
                 ctx.identity.clone(),
             ),
             rejected: Vec::new(),
+            php,
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
                 format!("serving 0 sites on http {http_addr} https {https_addr}"),
@@ -363,6 +399,10 @@ impl RoleEngine for WebEngine {
 
     fn rejected(&self) -> Vec<RejectedObject> {
         self.rejected.clone()
+    }
+
+    fn report(&self) -> Option<RoleReport> {
+        Some(RoleReport::Web(self.php.clone()))
     }
 
     fn service_port(&self) -> Option<u16> {

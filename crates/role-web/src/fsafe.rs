@@ -165,6 +165,10 @@ pub(crate) fn monotonic_ns() -> u64 {
 pub struct RootCache {
     inner: ArcSwapOption<CachedRoot>,
     revalidate_ns: u64,
+    /// The site's document root (issue 15): a folder beneath `current` that is
+    /// the root served, opened with `RESOLVE_BENEATH` (a symlink cannot make it
+    /// leave the tree); `None`: `current` itself.
+    docroot: Option<String>,
 }
 
 impl Default for RootCache {
@@ -187,6 +191,17 @@ impl RootCache {
         Self {
             inner: ArcSwapOption::const_empty(),
             revalidate_ns: u64::try_from(after.as_nanos()).unwrap_or(u64::MAX),
+            docroot: None,
+        }
+    }
+
+    /// A cache whose root is the folder `docroot` beneath `current` (a normalised
+    /// relative path), or `current` itself for `None`. A document root that does
+    /// not exist (yet) is [`OpenError::NotFound`], never the tree above it.
+    pub fn with_docroot(docroot: Option<String>) -> Self {
+        Self {
+            docroot,
+            ..Self::default()
         }
     }
 
@@ -218,12 +233,22 @@ impl RootCache {
         // Read the link first, then open: the fd is never older than the target we
         // remember, so a swap in between is seen (and reopened) on the next check.
         let target = rustix::fs::readlinkat(&dir, CURRENT, Vec::new());
-        let root = Arc::new(rustix::fs::openat(
+        let current = rustix::fs::openat(
             &dir,
             CURRENT,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
-        )?);
+        )?;
+        let root = Arc::new(match &self.docroot {
+            None => current,
+            Some(d) => rustix::fs::openat2(
+                &current,
+                d.as_str(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            )?,
+        });
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let cached = target.ok().map(|target| CachedRoot {
             site_dir: dir,
@@ -293,6 +318,41 @@ mod tests {
         // …and after it the swap is seen.
         std::thread::sleep(Duration::from_millis(250));
         assert!(name(&cache.open(tmp.path()).unwrap().fd).ends_with("r2"));
+    }
+
+    #[test]
+    fn a_docroot_is_the_root_and_cannot_leave_the_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("tree");
+        std::fs::create_dir_all(tree.join("public/css")).unwrap();
+        std::fs::create_dir_all(tree.join("vendor")).unwrap();
+        std::fs::write(tree.join(".env"), b"SECRET=1").unwrap();
+        std::fs::write(tree.join("public/index.html"), b"hi").unwrap();
+        std::os::unix::fs::symlink("../vendor", tree.join("public/v")).unwrap();
+        std::os::unix::fs::symlink("tree", tmp.path().join("current")).unwrap();
+        let cache = RootCache::with_docroot(Some("public".into()));
+        let root = cache.open(tmp.path()).unwrap();
+        assert_eq!(open_beneath(&*root.fd, "index.html").unwrap().size(), 2);
+        assert_eq!(
+            open_beneath(&*root.fd, "../.env").unwrap_err(),
+            OpenError::Escape
+        );
+        assert_eq!(open_beneath(&*root.fd, "v").unwrap_err(), OpenError::Escape);
+        assert_eq!(
+            open_beneath(&*root.fd, ".env").unwrap_err(),
+            OpenError::NotFound
+        );
+        // Missing, a file, or a symlink out of the tree: no root at all.
+        let missing = RootCache::with_docroot(Some("web".into()));
+        assert_eq!(missing.open(tmp.path()).unwrap_err(), OpenError::NotFound);
+        let file = RootCache::with_docroot(Some(".env".into()));
+        assert_eq!(file.open(tmp.path()).unwrap_err(), OpenError::NotFound);
+        std::os::unix::fs::symlink("/etc", tree.join("etc")).unwrap();
+        let out = RootCache::with_docroot(Some("etc".into()));
+        assert_eq!(out.open(tmp.path()).unwrap_err(), OpenError::Escape);
+        std::os::unix::fs::symlink("../..", tree.join("up")).unwrap();
+        let up = RootCache::with_docroot(Some("up".into()));
+        assert_eq!(up.open(tmp.path()).unwrap_err(), OpenError::Escape);
     }
 
     #[test]

@@ -78,6 +78,11 @@ fn host_of(value: &str) -> Option<&str> {
     Some(&value[start..start + host.len()])
 }
 
+/// `Strict-Transport-Security` of a site with HSTS on: one year, the site's own
+/// host names only (no `includeSubDomains`: other customers' subdomains may not
+/// have HTTPS), no `preload` (a customer opts in to the preload list themselves).
+static HSTS: http::HeaderValue = http::HeaderValue::from_static("max-age=31536000");
+
 /// Answer one request. Never fails: every problem is an HTTP status.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
@@ -107,7 +112,11 @@ pub(crate) async fn handle(
         .logs
         .access_enabled()
         .then(|| access_record(&conn, &req));
-    let resp = site_response(&shared, &conn, &site, req).await;
+    let mut resp = site_response(&shared, &conn, &site, req).await;
+    if conn.tls && site.hsts && site.cert.is_some() {
+        resp.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, HSTS.clone());
+    }
     Ok(match record {
         Some(rec) => body::logged(resp, &shared.logs, site.domain.as_str().into(), rec),
         None => resp,
@@ -227,8 +236,9 @@ async fn site_response(
 }
 
 fn root_unusable(shared: &Shared, site: &Site, e: OpenError) -> Response<Body> {
+    let docroot = site.docroot.as_deref().unwrap_or(".");
     shared.logs.error(format!(
-        "{}: content root {} not usable: {e:?}",
+        "{}: content root {} (document root {docroot}) not usable: {e:?}",
         site.domain,
         site.root.display()
     ));

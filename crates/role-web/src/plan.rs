@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use model::web::{DocRoot, PhpSettings, PhpVersion};
 use model::DomainName;
 use proto::agent_v1::{RejectedObject, WebConfig, WebSite};
 use rustls::sign::CertifiedKey;
@@ -20,6 +21,9 @@ pub struct Layout {
     pub content_root: PathBuf,
     /// PHP-FPM runtime directory: pool sockets and per-site temp dirs live here.
     pub php_dir: PathBuf,
+    /// The PHP versions this server has (`8.2`; [`crate::fpm::installed`]): a
+    /// site asking for another one is rejected (it keeps its previous version).
+    pub php_versions: Vec<String>,
 }
 
 impl Layout {
@@ -28,6 +32,7 @@ impl Layout {
         Self {
             content_root: state_dir.join("content"),
             php_dir: state_dir.join("php"),
+            php_versions: Vec::new(),
         }
     }
 }
@@ -51,6 +56,11 @@ pub struct PhpSite {
     pub tmp_dir: PathBuf,
     /// The site's content dir `<content_root>/<domain>` (the `open_basedir` root).
     pub site_dir: PathBuf,
+    /// The PHP version of the pool (`8.2`); `None`: the server's default php-fpm.
+    pub version: Option<String>,
+    /// The pool's `php_admin_value[…]`/`php_value[…]` lines of the site's
+    /// `php.ini` values and the engine's defaults (checked by `model::web`).
+    pub ini: Vec<String>,
 }
 
 /// One site as the server sees it.
@@ -64,6 +74,12 @@ pub struct Site {
     pub active: bool,
     /// Redirect plain HTTP to HTTPS (only when the site has a certificate).
     pub https_redirect: bool,
+    /// Send `Strict-Transport-Security` on HTTPS answers (the controller sets it
+    /// only with a trusted certificate).
+    pub hsts: bool,
+    /// The folder of the tree served (normalised `model::web::DocRoot`), `None`:
+    /// the tree; opened beneath `root` by [`crate::fsafe::RootCache`].
+    pub docroot: Option<String>,
     /// The directory served: `<content_root>/<domain>/current`.
     pub root: PathBuf,
     /// PHP through FastCGI, when on.
@@ -288,25 +304,104 @@ fn render_site(ws: &WebSite, layout: &Layout, warnings: &mut Vec<String>) -> Res
             }
         },
     };
-    let php = ws.php.then(|| {
-        let user = pool_user(&domain);
-        PhpSite {
-            socket: layout.php_dir.join(format!("{user}.sock")),
-            tmp_dir: layout.php_dir.join("tmp").join(&domain),
-            site_dir: site_dir.clone(),
-            user,
+    let docroot = match ws.docroot.as_deref().map(DocRoot::parse) {
+        None => None,
+        Some(Ok(d)) => d.map(|d| d.as_str().to_owned()),
+        Some(Err(e)) => {
+            return Err(format!(
+                "document root `{}`: {e}",
+                ws.docroot.as_deref().unwrap_or_default()
+            ))
         }
-    });
+    };
+    let php = match ws.php {
+        true => Some(php_site(ws, &domain, &site_dir, layout)?),
+        false => None,
+    };
     Ok(Site {
         root: site_dir.join(crate::fsafe::CURRENT),
         site_dir,
-        root_cache: crate::fsafe::RootCache::default(),
+        root_cache: crate::fsafe::RootCache::with_docroot(docroot.clone()),
+        docroot,
         domain,
         aliases,
         active: ws.active,
         https_redirect: ws.https_redirect,
+        hsts: ws.hsts,
         php,
         cert,
+    })
+}
+
+/// The engine's `upload_max_filesize` and `post_max_size` when a site sets none.
+pub const DEFAULT_UPLOAD_MB: u64 = 64;
+
+/// A PHP site's pool: its version (installed here, else the site is rejected) and
+/// `php.ini` lines (each value checked by `model::web`, so nothing else reaches the
+/// pool file). A pool with settings gets a socket named after them: a changed
+/// pool then starts beside the old one, whose master (and the other sites' pools
+/// in it) is never restarted for it ([`crate::fpm::converge`]).
+fn php_site(
+    ws: &WebSite,
+    domain: &str,
+    site_dir: &Path,
+    layout: &Layout,
+) -> Result<PhpSite, String> {
+    let user = pool_user(domain);
+    let version = match &ws.php_version {
+        None => None,
+        Some(v) => {
+            let v = PhpVersion::new(v).map_err(|e| e.to_string())?;
+            if !layout.php_versions.iter().any(|have| have == v.as_str()) {
+                let have = match layout.php_versions.is_empty() {
+                    true => "none".to_owned(),
+                    false => layout.php_versions.join(", "),
+                };
+                return Err(format!(
+                    "PHP {v} is not installed on this server (installed: {have})"
+                ));
+            }
+            Some(v.to_string())
+        }
+    };
+    let mut settings = PhpSettings {
+        version: None,
+        ini: ws.php_ini.clone(),
+    };
+    settings.check().map_err(|e| e.to_string())?;
+    let upload = settings
+        .ini
+        .get("upload_max_filesize")
+        .and_then(|v| v.strip_suffix('M')?.parse::<u64>().ok())
+        .unwrap_or(DEFAULT_UPLOAD_MB);
+    settings
+        .ini
+        .entry("upload_max_filesize".into())
+        .or_insert_with(|| format!("{upload}M"));
+    settings
+        .ini
+        .entry("post_max_size".into())
+        .or_insert_with(|| format!("{}M", upload.max(DEFAULT_UPLOAD_MB)));
+    let ini = settings.pool_lines();
+    let socket = match (&version, ws.php_ini.is_empty()) {
+        (None, true) => format!("{user}.sock"),
+        _ => {
+            let mut h = blake3::Hasher::new();
+            h.update(version.as_deref().unwrap_or("").as_bytes());
+            for l in &ini {
+                h.update(b"\n");
+                h.update(l.as_bytes());
+            }
+            format!("{user}-{}.sock", &h.finalize().to_hex()[..8])
+        }
+    };
+    Ok(PhpSite {
+        socket: layout.php_dir.join(socket),
+        tmp_dir: layout.php_dir.join("tmp").join(domain),
+        site_dir: site_dir.to_path_buf(),
+        user,
+        version,
+        ini,
     })
 }
 

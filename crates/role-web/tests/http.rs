@@ -414,3 +414,48 @@ async fn https_redirect_and_access_log() {
     );
     s.stop().await;
 }
+
+/// HSTS (issue 15): sent on HTTPS answers of a site whose config says so (the
+/// controller sets it only with a trusted certificate), never over plain HTTP,
+/// never for a site without it; the HTTP→HTTPS redirect is unchanged.
+#[tokio::test]
+async fn hsts_only_over_https_and_only_when_on() {
+    let ca = TestCa::new("t");
+    let mut cfg = two_sites(&ca);
+    cfg.sites[0].hsts = true;
+    let s = Server::start(&cfg).await;
+    s.publish("a.example", "r1", &[("i.txt", b"A")]);
+    s.publish("b.example", "r1", &[("i.txt", b"B")]);
+    let cafile = ca.write(s.tmp.path(), "ca.pem");
+    let get = |host: &'static str, https: bool| {
+        let mut a = s.resolve(host);
+        a.extend(args(&["--cacert", cafile.to_str().unwrap()]));
+        a.push(match https {
+            true => s.https_url(host, "/i.txt"),
+            false => s.http_url(host, "/i.txt"),
+        });
+        curl(a)
+    };
+    let g = get("a.example", true).await;
+    assert_eq!(g.status, 200, "{}", g.stderr);
+    assert_eq!(
+        g.header("strict-transport-security").as_deref(),
+        Some("max-age=31536000")
+    );
+    let g = get("a.example", false).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(
+        g.header("strict-transport-security"),
+        None,
+        "never over HTTP"
+    );
+    let g = get("b.example", true).await;
+    assert_eq!(g.status, 200, "{}", g.stderr);
+    assert_eq!(g.header("strict-transport-security"), None, "b has it off");
+    // Turned off: gone at once.
+    cfg.sites[0].hsts = false;
+    s.apply(&cfg);
+    let g = get("a.example", true).await;
+    assert_eq!(g.header("strict-transport-security"), None);
+    s.stop().await;
+}

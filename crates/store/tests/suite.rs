@@ -287,6 +287,7 @@ fn site(domain: &Stored<Domain>, hosts: &[&str]) -> Result<NewObject<Site>> {
         domain.meta.owner,
         Some(domain.meta.id),
         Site {
+            web: Default::default(),
             domain: domain.meta.id,
             aliases,
             php: true,

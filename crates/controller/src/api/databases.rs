@@ -69,7 +69,7 @@ fn fill_sizes(
                     .iter()
                     .find(|s| s.name == d.meta.name && s.engine == d.data.engine)
                     .map(|s| s.size_bytes),
-                RoleReport::Mail(_) | RoleReport::Files(_) => None,
+                RoleReport::Mail(_) | RoleReport::Files(_) | RoleReport::Web(_) => None,
             })
             .max();
     }
@@ -130,7 +130,7 @@ async fn check_restore(
                 .trash
                 .iter()
                 .any(|t| t.name == entry && t.engine == engine && t.owner == owner),
-            RoleReport::Mail(_) | RoleReport::Files(_) => false,
+            RoleReport::Mail(_) | RoleReport::Files(_) | RoleReport::Web(_) => false,
         });
     if found {
         Ok(())

@@ -34,12 +34,15 @@ pub struct FilesInfo {
     reports: Vec<(Id, Arc<RoleReport>)>,
     /// Limits in force by account, filled on demand.
     limits: HashMap<Id, Limits>,
+    /// The web servers' PHP versions (issue 15).
+    pub php: super::site_web::PhpInfo,
 }
 
 impl FilesInfo {
     /// The files servers' reports as the health monitor holds them now.
     pub async fn load(state: &AppState) -> ApiResult<Self> {
         let servers = state.store.all::<model::entity::Server>().await?;
+        let php = super::site_web::PhpInfo::new(state, &servers);
         let reports = servers
             .into_iter()
             .filter(|s| s.data.role == Role::Files)
@@ -48,6 +51,7 @@ impl FilesInfo {
         Ok(Self {
             reports,
             limits: HashMap::new(),
+            php,
         })
     }
 
@@ -60,7 +64,7 @@ impl FilesInfo {
             .filter(|(c, _)| *c == cluster)
             .filter_map(|(_, r)| match r.as_ref() {
                 RoleReport::Files(f) => f.sites.iter().find(|s| s.domain == domain),
-                RoleReport::Db(_) | RoleReport::Mail(_) => None,
+                RoleReport::Db(_) | RoleReport::Mail(_) | RoleReport::Web(_) => None,
             })
             .max_by_key(|s| s.seq)
     }

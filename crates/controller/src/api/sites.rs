@@ -10,6 +10,7 @@ use proto::v1::{CreateSite, ErrorBody, ListParams, Page, SiteView, UpdateSite};
 use store::{NewObject, Stored};
 
 use super::site_files::{self, FilesInfo};
+use super::site_web;
 use super::{body_domain, filters, list_page, rfc3339, Names, Paging};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
@@ -23,7 +24,7 @@ pub async fn site_view(
     s: &Stored<Site>,
 ) -> ApiResult<SiteView> {
     let domain = names.domain(s.data.domain).await?;
-    let (customer, cluster, files_cluster) = match names_store(names)
+    let (customer, cluster, files_cluster, web_cluster) = match names_store(names)
         .get::<Domain>(store::Scope::All, s.data.domain)
         .await?
     {
@@ -34,8 +35,9 @@ pub async fn site_view(
                 None => String::new(),
             },
             d.data.placements.get(&Role::Files).copied(),
+            d.data.placements.get(&Role::Web).copied(),
         ),
-        None => (String::new(), String::new(), None),
+        None => (String::new(), String::new(), None, None),
     };
     let status = info.status(files_cluster, &domain);
     let (usage_bytes, conflicts, warnings) = (
@@ -45,7 +47,7 @@ pub async fn site_view(
     );
     let quota_mb = info.quota_mb(state, s.meta.owner).await?;
     let paths = |l: &[model::sitefiles::SitePath]| l.iter().map(ToString::to_string).collect();
-    Ok(SiteView {
+    let mut view = SiteView {
         keep: paths(&s.data.files.keep),
         local: paths(&s.data.files.local),
         usage_bytes,
@@ -64,7 +66,16 @@ pub async fn site_view(
             None => None,
         },
         created_at: rfc3339(s.meta.created_at),
-    })
+        docroot: String::new(),
+        hsts: false,
+        hsts_active: false,
+        php_version: None,
+        php_version_effective: None,
+        php_versions_available: Vec::new(),
+        php_ini: Default::default(),
+    };
+    site_web::fill_view(state, &mut view, &s.data, &info.php, web_cluster).await?;
+    Ok(view)
 }
 
 fn names_store<'a>(names: &Names<'a>) -> &'a store::Store {
@@ -188,6 +199,7 @@ pub async fn create_site(
         deployment: None,
         previous_deployments: Vec::new(),
         files: Default::default(),
+        web: Default::default(),
     };
     let mut info = FilesInfo::load(&state).await?;
     let mut tx = state.store.begin(caller.actor()).await?;
@@ -281,11 +293,21 @@ pub async fn update_site(
         }
         _ => None,
     };
+    let web = web_update_inputs(&state, &req).await?;
     let mut tx = state.store.begin(caller.actor()).await?;
     let mut cur = tx
         .get::<Site>(s.meta.id)
         .await?
         .ok_or_else(|| ApiError::not_found("site not found"))?;
+    if let Some(info) = &web {
+        // The plan read in this transaction, as every limit check does.
+        let limits = match cur.meta.owner {
+            Some(o) => crate::limits::limits_of(&mut tx, &state.config.default_plan, o).await?,
+            None => state.config.default_plan,
+        };
+        let cluster = domain.data.placements.get(&Role::Web).copied();
+        site_web::apply_update(&mut cur.data.web, &req, &limits, &info.php, cluster)?;
+    }
     if let Some(a) = new_aliases {
         cur.data.aliases = a;
     }
@@ -315,6 +337,20 @@ pub async fn update_site(
     Ok(Json(
         site_view(&state, &mut Names::new(&state.store), &mut info, &updated).await?,
     ))
+}
+
+/// The web servers' PHP versions, read before the transaction when the update
+/// has a web part (`None` otherwise).
+async fn web_update_inputs(state: &AppState, req: &UpdateSite) -> ApiResult<Option<FilesInfo>> {
+    let touches = req.docroot.is_some()
+        || req.hsts.is_some()
+        || req.php_version.is_some()
+        || req.php_set.is_some()
+        || req.php_unset.is_some();
+    if !touches {
+        return Ok(None);
+    }
+    Ok(Some(FilesInfo::load(state).await?))
 }
 
 /// `DELETE /v1/sites/{domain}`.

@@ -70,6 +70,10 @@ impl<'a> Index<'a> {
                     files_origin: self.files_origin(domain),
                     local_paths: s.data.files.local.iter().map(ToString::to_string).collect(),
                     quota_mb: site_quota_mb(self.world, domain),
+                    docroot: s.data.web.docroot.as_ref().map(ToString::to_string),
+                    hsts: s.data.web.hsts && self.trusted_cert(name),
+                    php_version: s.data.web.php.version.as_ref().map(ToString::to_string),
+                    php_ini: s.data.web.php.ini.clone(),
                 };
                 Some((site, single))
             })
@@ -88,6 +92,15 @@ impl<'a> Index<'a> {
             .borrow_mut()
             .insert(cluster, Rc::clone(&made));
         made
+    }
+
+    /// Whether the site's certificate is one browsers trust, so HSTS may be sent:
+    /// uploaded by the customer (later: issued by ACME). Never the internal CA's:
+    /// HSTS with it would lock visitors out of the site.
+    fn trusted_cert(&self, domain: &str) -> bool {
+        self.world
+            .secret(SecretPurpose::SiteCert, domain)
+            .is_some_and(|s| s.data.uploaded)
     }
 
     fn dns(&self, server: &Stored<Server>) -> DnsConfig {

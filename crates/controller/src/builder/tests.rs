@@ -98,6 +98,7 @@ pub(super) fn site(id: Id, domain: Id, mode: PlacementMode, active: Option<Id>) 
         "",
         Some(domain),
         Site {
+            web: Default::default(),
             domain,
             aliases: vec![],
             php: true,

@@ -72,6 +72,7 @@ impl Context {
             deployment: None,
             previous_deployments: Vec::new(),
             files: Default::default(),
+            web: Default::default(),
         };
         for k in &model::entity::Object::unique_keys(&data, &domain.meta.name) {
             if self.view.key(tx, k.ns, &k.key).await?.is_some() {

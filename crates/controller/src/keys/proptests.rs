@@ -231,6 +231,7 @@ fn apply_op(truth: &mut Truth, op: &Op) {
                 None,
                 Some(domain),
                 Site {
+                    web: Default::default(),
                     domain,
                     aliases: aliases
                         .iter()

@@ -26,6 +26,7 @@ fn server(name: &str, host: &str, ips: &[&str]) -> Server {
 
 fn site(mode: PlacementMode, active: Option<Id>) -> Site {
     Site {
+        web: Default::default(),
         domain: 1,
         aliases: vec![],
         php: false,

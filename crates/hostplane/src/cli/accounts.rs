@@ -18,7 +18,7 @@ pub enum CustomerCmd {
     #[command(visible_alias = "get")]
     Show(NameArg),
     /// Change an account
-    Update(CustomerUpdate),
+    Update(Box<CustomerUpdate>),
     /// Delete an account that owns nothing
     #[command(visible_alias = "rm")]
     Delete(NameArg),
@@ -400,6 +400,58 @@ pub struct SiteUpdate {
     /// Replicate every path again
     #[arg(long, conflicts_with = "local")]
     pub clear_local: bool,
+    /// Serve only this folder of the site, e.g. public (a framework's .env and
+    /// vendor/ beside it are never served; PHP still reaches them); `/` for all
+    #[arg(long, value_name = "DIR")]
+    pub docroot: Option<String>,
+    /// Serve the whole site again (same as --docroot /)
+    #[arg(long, conflicts_with = "docroot")]
+    pub clear_docroot: bool,
+    /// Send Strict-Transport-Security (on|off); only while the site has an uploaded
+    /// (browser-trusted) certificate, never with the internal one
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub hsts: Option<bool>,
+    /// PHP version of the site's pool, e.g. 8.2, as the web servers have it
+    /// (`site show` lists them); `default` for the servers' default
+    #[arg(long, value_name = "X.Y|default")]
+    pub php_version: Option<String>,
+    /// Set a php.ini value, KEY=VALUE (repeatable), e.g. upload_max_filesize=64M
+    #[arg(long = "php-set", value_name = "KEY=VALUE", value_parser = key_value,
+          long_help = php_set_help())]
+    pub php_set: Vec<(String, String)>,
+    /// Put a php.ini value back to its default (repeatable)
+    #[arg(long = "php-unset", value_name = "KEY")]
+    pub php_unset: Vec<String>,
+}
+
+/// `on`/`off` (also `true`/`false`).
+fn on_off(v: &str) -> Result<bool, String> {
+    match v {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("`{v}`: on or off")),
+    }
+}
+
+/// `KEY=VALUE`.
+fn key_value(v: &str) -> Result<(String, String), String> {
+    v.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| format!("`{v}`: write KEY=VALUE, e.g. memory_limit=256M"))
+}
+
+/// `--php-set`'s long help: every allowed key with its rule (from `model::web`,
+/// the one list the API checks against).
+fn php_set_help() -> String {
+    let mut h = String::from(
+        "Set a php.ini value, KEY=VALUE (repeatable), e.g. upload_max_filesize=64M.\n\
+         Sizes and times are also bounded by the customer's plan (php_memory_mb,\n\
+         php_upload_mb, php_execution_s). Allowed keys:\n",
+    );
+    for k in model::web::INI_KEYS {
+        h.push_str(&format!("  {:<24}{}\n", k.key, k.help));
+    }
+    h
 }
 
 /// `site restore`.

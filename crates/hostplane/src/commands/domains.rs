@@ -103,6 +103,15 @@ pub async fn site(ctx: &Ctx, cmd: SiteCmd) -> anyhow::Result<()> {
                 https_redirect: u.https_redirect,
                 keep: paths(u.clear_keep, u.keep),
                 local: paths(u.clear_local, u.local),
+                docroot: if u.clear_docroot {
+                    Some("/".into())
+                } else {
+                    u.docroot
+                },
+                hsts: u.hsts,
+                php_version: u.php_version,
+                php_set: (!u.php_set.is_empty()).then(|| u.php_set.into_iter().collect()),
+                php_unset: non_empty(u.php_unset),
             };
             ctx.out.one(&api.update_site(&u.domain, &req).await?)
         }

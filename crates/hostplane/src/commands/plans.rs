@@ -88,6 +88,15 @@ pub struct LimitArgs {
     /// Recipients of one outgoing message
     #[arg(long, value_name = "N")]
     pub mail_recipients_per_message: Option<u64>,
+    /// Largest PHP memory_limit a site may set, MiB (16..16384; default 512)
+    #[arg(long, value_name = "MIB")]
+    pub php_memory_mb: Option<u64>,
+    /// Largest PHP upload_max_filesize/post_max_size, MiB (1..4096; default 256)
+    #[arg(long, value_name = "MIB")]
+    pub php_upload_mb: Option<u64>,
+    /// Largest PHP max_execution_time/max_input_time, seconds (1..86400; default 300)
+    #[arg(long, value_name = "S")]
+    pub php_execution_s: Option<u64>,
 }
 
 impl LimitArgs {
@@ -104,6 +113,9 @@ impl LimitArgs {
             site_disk_mb: self.site_disk_mb,
             mail_messages_per_hour: self.mail_messages_per_hour,
             mail_recipients_per_message: self.mail_recipients_per_message,
+            php_memory_mb: self.php_memory_mb,
+            php_upload_mb: self.php_upload_mb,
+            php_execution_s: self.php_execution_s,
         }
     }
 }
@@ -186,6 +198,9 @@ pub fn limit_fields(l: &LimitsView) -> Vec<(&'static str, String)> {
             "recipients per mail",
             l.mail_recipients_per_message.to_string(),
         ),
+        ("php memory", format!("{} MiB", l.php_memory_mb)),
+        ("php upload", format!("{} MiB", l.php_upload_mb)),
+        ("php execution", format!("{} s", l.php_execution_s)),
     ]
 }
 

@@ -63,14 +63,18 @@ pub fn render_config(dir: &Path, pools: &[PhpSite], as_root: bool) -> String {
              php_admin_value[upload_tmp_dir] = {tmp}\n\
              php_admin_value[sys_temp_dir] = {tmp}\n\
              php_admin_value[session.save_path] = {tmp}\n\
-             php_admin_value[upload_max_filesize] = 64M\n\
-             php_admin_value[post_max_size] = 64M\n\
              php_admin_flag[log_errors] = on\n\
              php_admin_flag[expose_php] = off\n\
              php_admin_value[disable_functions] = exec,passthru,shell_exec,system,proc_open,popen,pcntl_exec\n",
             sock = q(&p.socket),
             tmp = q(&p.tmp_dir),
         ));
+        // The site's php.ini values (checked by `model::web`: known keys, values
+        // without spaces, quotes or newlines).
+        for line in &p.ini {
+            c.push_str(line);
+            c.push('\n');
+        }
     }
     c
 }
@@ -80,6 +84,9 @@ pub fn render_config(dir: &Path, pools: &[PhpSite], as_root: bool) -> String {
 pub(super) struct Master {
     /// Its directory: config, pid file, log.
     pub dir: PathBuf,
+    /// The PHP version it runs (`None`: the default php-fpm); its pools all ask
+    /// for this one.
+    pub version: Option<String>,
     /// The process while it runs (it leads its own session: php-fpm calls `setsid`).
     child: Option<Child>,
     /// Pools the plan routes to.
@@ -91,9 +98,10 @@ pub(super) struct Master {
 
 impl Master {
     /// A master (not started) in `dir` for `pools`.
-    pub fn new(dir: PathBuf, pools: Vec<PhpSite>) -> Self {
+    pub fn new(dir: PathBuf, version: Option<String>, pools: Vec<PhpSite>) -> Self {
         Self {
             dir,
+            version,
             child: None,
             live: pools,
             retired: Vec::new(),
@@ -285,6 +293,8 @@ mod tests {
             socket: "/st/php/hp-a-example.sock".into(),
             tmp_dir: "/st/php/tmp/a.example".into(),
             site_dir: "/st/content/a.example".into(),
+            version: None,
+            ini: vec!["php_admin_value[memory_limit] = 256M".into()],
         };
         let c = render_config(Path::new("/st/php/m1"), &[pool], true);
         assert!(c.contains("[hp-a-example]\nuser = hp-a-example\ngroup = hp-a-example\n"));
@@ -293,6 +303,7 @@ mod tests {
             "php_admin_value[open_basedir] = \"/st/content/a.example/:/st/php/tmp/a.example/\"\n"
         ));
         assert!(c.contains("daemonize = no\n"));
+        assert!(c.contains("\nphp_admin_value[memory_limit] = 256M\n"));
         assert!(c.contains("pid = \"/st/php/m1/php-fpm.pid\"\n"));
         let c = render_config(Path::new("/st/php/m1"), &[], false);
         assert!(!c.contains("user ="));

@@ -67,6 +67,9 @@ pub enum FpmError {
         /// useradd's output.
         detail: String,
     },
+    /// A site's PHP version has no php-fpm here (its package is not installed).
+    #[error("PHP {0} is not installed (no /usr/sbin/php-fpm{0})")]
+    NoVersion(String),
     /// The master did not open the pool sockets in time.
     #[error("php-fpm did not become ready: {0}")]
     NotReady(String),
@@ -124,11 +127,14 @@ pub fn converge(sets: &mut [PoolSet], wanted: &[PhpSite]) -> Converged {
         set.live.extend(back);
         set.retired = stay;
         held.extend(set.live.iter().map(|p| p.user.clone()));
-        if set
-            .retired
-            .iter()
-            .any(|p| by_user.contains_key(p.user.as_str()))
-        {
+        // Only a socket still bound by a retired pool and wanted again with
+        // another definition forces a restart; a pool whose settings changed has
+        // a socket of its own ([`crate::plan`]) and starts beside the old one.
+        if set.retired.iter().any(|p| {
+            by_user
+                .get(p.user.as_str())
+                .is_some_and(|w| w.socket == p.socket)
+        }) {
             restart.push(i);
         }
     }
@@ -163,11 +169,52 @@ pub fn find_binary() -> Option<PathBuf> {
     found.pop()
 }
 
+/// The PHP versions installed as Debian installs them (`/usr/sbin/php-fpmX.Y`),
+/// lowest first, with their binaries.
+pub fn installed() -> Vec<(String, PathBuf)> {
+    installed_in(Path::new("/usr/sbin"))
+}
+
+/// [`installed`] in `dir` (tests).
+pub fn installed_in(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let v = model::web::PhpVersion::new(name.strip_prefix("php-fpm")?).ok()?;
+            Some((v.to_string(), e.path()))
+        })
+        .collect();
+    found.sort_by_key(|(v, _)| version_key(v));
+    found
+}
+
+/// `8.10` after `8.9`: compare numerically.
+fn version_key(v: &str) -> (u32, u32) {
+    let (a, b) = v.split_once('.').unwrap_or((v, "0"));
+    (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
+}
+
+/// What a php-fpm binary says its version is: (`8.2`, `8.2.36`), from `-v`.
+pub fn binary_version(binary: &Path) -> Option<(String, String)> {
+    let out = std::process::Command::new(binary).arg("-v").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let full = text.split_whitespace().nth(1)?.to_owned();
+    let mut parts = full.split('.');
+    let short = format!("{}.{}", parts.next()?, parts.next()?);
+    model::web::PhpVersion::new(&short).ok()?;
+    Some((short, full))
+}
+
 /// Runs the php-fpm masters of one engine and converges them on a set of pools.
 #[derive(Debug)]
 pub struct FpmManager {
     dir: PathBuf,
     binary: Option<PathBuf>,
+    /// The binary of each installed PHP version (a site's chosen version).
+    versions: HashMap<String, PathBuf>,
     masters: Vec<Master>,
     next_id: u64,
     as_root: bool,
@@ -188,6 +235,7 @@ impl FpmManager {
         Self {
             dir,
             binary: binary.or_else(find_binary),
+            versions: installed().into_iter().collect(),
             masters: Vec::new(),
             next_id: 1,
             as_root: rustix::process::geteuid().is_root(),
@@ -273,11 +321,19 @@ impl FpmManager {
                     Err(e) => errors.push(format!("pool {}: {e}", p.user)),
                 }
             }
-            if !ready.is_empty() {
+            // One master per PHP version: a master runs one php-fpm binary.
+            let mut by_version: Vec<(Option<String>, Vec<PhpSite>)> = Vec::new();
+            for p in ready {
+                match by_version.iter_mut().find(|(v, _)| *v == p.version) {
+                    Some((_, list)) => list.push(p),
+                    None => by_version.push((p.version.clone(), vec![p])),
+                }
+            }
+            for (version, pools) in by_version {
                 let id = self.next_id;
                 self.next_id += 1;
-                self.masters
-                    .push(Master::new(self.dir.join(format!("m{id}")), ready));
+                let dir = self.dir.join(format!("m{id}"));
+                self.masters.push(Master::new(dir, version, pools));
             }
         }
         if let Err(e) = self.revive().await {
@@ -311,7 +367,14 @@ impl FpmManager {
             if m.live.is_empty() || m.running() {
                 continue;
             }
-            let binary = self.binary.clone().ok_or(FpmError::NoBinary)?;
+            let binary = match &m.version {
+                None => self.binary.clone().ok_or(FpmError::NoBinary)?,
+                Some(v) => self
+                    .versions
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| FpmError::NoVersion(v.clone()))?,
+            };
             users::prepare_dir(&self.dir, self.as_root)?;
             m.start(&binary, self.as_root)?;
             started.push(i);
@@ -342,8 +405,28 @@ impl FpmManager {
         // The largest master is left alone: restarting it would cost the most
         // (every pool's socket, a cold opcode cache) for the least gain.
         let largest = (0..self.masters.len()).max_by_key(|&i| self.masters[i].live.len());
-        let idle: Vec<usize> = (0..self.masters.len())
+        let idle_all: Vec<usize> = (0..self.masters.len())
             .filter(|&i| Some(i) != largest && self.masters[i].idle())
+            .collect();
+        // Masters merge only with masters of the same PHP version (one binary
+        // each): the version with the most idle masters first.
+        let mut versions: Vec<Option<String>> = idle_all
+            .iter()
+            .map(|&i| self.masters[i].version.clone())
+            .collect();
+        versions.sort();
+        versions.dedup();
+        let Some(version) = versions.into_iter().max_by_key(|v| {
+            idle_all
+                .iter()
+                .filter(|&&i| self.masters[i].version == *v)
+                .count()
+        }) else {
+            return;
+        };
+        let idle: Vec<usize> = idle_all
+            .into_iter()
+            .filter(|&i| self.masters[i].version == version)
             .collect();
         if idle.len() < 2 {
             return;
@@ -366,7 +449,7 @@ impl FpmManager {
         let id = self.next_id;
         self.next_id += 1;
         self.masters
-            .push(Master::new(self.dir.join(format!("m{id}")), pools));
+            .push(Master::new(self.dir.join(format!("m{id}")), version, pools));
     }
 
     /// Create the pool's user and directories; the site directory's owner once it
@@ -411,6 +494,8 @@ mod tests {
             socket: format!("/st/php/{user}.sock").into(),
             tmp_dir: format!("/st/php/tmp/{user}").into(),
             site_dir: format!("/st/content/{user}").into(),
+            version: None,
+            ini: Vec::new(),
         }
     }
 
@@ -486,5 +571,49 @@ mod tests {
         assert_eq!(c.restart, vec![0]);
         assert_eq!(users(&sets[0].retired), vec!["b"]);
         assert_eq!(users(&sets[1].live), vec!["c"]);
+    }
+
+    #[test]
+    fn a_pool_with_new_settings_and_its_own_socket_restarts_no_master() {
+        let mut sets = vec![PoolSet {
+            live: vec![pool("a"), pool("b")],
+            retired: vec![],
+        }];
+        let mut b2 = pool("b");
+        b2.ini = vec!["php_admin_value[memory_limit] = 256M".into()];
+        b2.socket = "/st/php/b-1234abcd.sock".into();
+        let c = converge(&mut sets, &[pool("a"), b2.clone()]);
+        assert_eq!(c.fresh, vec![b2.clone()]);
+        assert!(c.restart.is_empty(), "a's master keeps running");
+        assert_eq!(users(&sets[0].live), vec!["a"]);
+        assert_eq!(users(&sets[0].retired), vec!["b"]);
+        // Back to the old settings: the retired pool is live again in place.
+        sets.push(PoolSet {
+            live: vec![b2],
+            retired: vec![],
+        });
+        let c = converge(&mut sets, &[pool("a"), pool("b")]);
+        assert_eq!(c, Converged::default());
+        assert_eq!(users(&sets[0].live), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn installed_versions_are_found_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [
+            "php-fpm8.2",
+            "php-fpm7.4",
+            "php-fpm8.10",
+            "php-fpm",
+            "php-fpmx",
+            "php8.2",
+        ] {
+            std::fs::write(dir.path().join(n), b"").unwrap();
+        }
+        let v: Vec<String> = installed_in(dir.path())
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        assert_eq!(v, vec!["7.4", "8.2", "8.10"]);
     }
 }

@@ -1,0 +1,164 @@
+//! A site's web settings in the API (issue 15): the document root, HSTS, the PHP
+//! version and `php.ini` values of `PATCH /v1/sites/{domain}` and `SiteView`, and
+//! the PHP versions the site's web servers reported (`RoleReport::Web`).
+//!
+//! The rules are `model::web`'s; this module only names the request field of a
+//! failure (a 422 says `php_set.memory_limit`, `docroot` …), reads the owner's plan
+//! for the ceilings, and refuses a PHP version the site's web servers lack.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use model::entity::{Secret, SecretPurpose, Site};
+use model::web::{DocRoot, PhpCeilings, PhpVersion, WebSettings};
+use model::{Id, Role, WithField};
+use proto::agent_v1::{PhpInstalled, RoleReport};
+use proto::v1::{SiteView, UpdateSite};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The web servers' last reports, read once per request.
+pub struct PhpInfo {
+    /// Each web server's cluster and its PHP versions (servers that reported).
+    reports: Vec<(Id, Arc<RoleReport>)>,
+}
+
+impl PhpInfo {
+    /// The reports of the web servers among `servers` as the health monitor
+    /// holds them now.
+    pub fn new(state: &AppState, servers: &[store::Stored<model::entity::Server>]) -> Self {
+        let reports = servers
+            .iter()
+            .filter(|s| s.data.role == Role::Web)
+            .filter_map(|s| Some((s.data.cluster, state.health.report(s.meta.id)?)))
+            .collect();
+        Self { reports }
+    }
+
+    fn of(&self, cluster: Option<Id>) -> impl Iterator<Item = &[PhpInstalled]> {
+        self.reports
+            .iter()
+            .filter(move |(c, _)| Some(*c) == cluster)
+            .filter_map(|(_, r)| match r.as_ref() {
+                RoleReport::Web(w) => Some(w.php.as_slice()),
+                _ => None,
+            })
+    }
+
+    /// The versions every reporting server of web cluster `cluster` has (a site's
+    /// pool runs on each of them, so one lacking the version could not serve it).
+    pub fn available(&self, cluster: Option<Id>) -> Vec<String> {
+        let mut common: Option<BTreeSet<String>> = None;
+        for php in self.of(cluster) {
+            let have: BTreeSet<String> = php.iter().map(|p| p.version.clone()).collect();
+            common = Some(match common {
+                None => have,
+                Some(c) => c.intersection(&have).cloned().collect(),
+            });
+        }
+        common.unwrap_or_default().into_iter().collect()
+    }
+
+    /// The version a site runs: `chosen`, else the servers' default; with the
+    /// full version (`8.2.28`) when a server reported it.
+    pub fn effective(&self, cluster: Option<Id>, chosen: Option<&PhpVersion>) -> Option<String> {
+        let all: Vec<&PhpInstalled> = self.of(cluster).flatten().collect();
+        let pick = match chosen {
+            Some(v) => all.iter().find(|p| p.version == v.as_str()),
+            None => all.iter().find(|p| p.default),
+        };
+        match (pick, chosen) {
+            (Some(p), _) => Some(p.full.clone().unwrap_or_else(|| p.version.clone())),
+            (None, Some(v)) => Some(v.to_string()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Apply the web part of an update to `web` (the stored settings, read inside
+/// the writing transaction): each value checked by `model::web`'s rules, the
+/// `php.ini` limits against `limits` (the owner's plan), a PHP version against
+/// what every server of the site's web cluster reported.
+pub fn apply_update(
+    web: &mut WebSettings,
+    req: &UpdateSite,
+    limits: &model::limits::Limits,
+    php: &PhpInfo,
+    cluster: Option<Id>,
+) -> ApiResult<()> {
+    if let Some(d) = &req.docroot {
+        web.docroot = DocRoot::parse(d).field("docroot")?;
+    }
+    if let Some(h) = req.hsts {
+        web.hsts = h;
+    }
+    if let Some(v) = &req.php_version {
+        web.php.version = match v.as_str() {
+            "default" | "" => None,
+            v => {
+                let v = PhpVersion::new(v).field("php_version")?;
+                let have = php.available(cluster);
+                if !have.iter().any(|h| h == v.as_str()) {
+                    let message = if have.is_empty() {
+                        format!("PHP {v} cannot be checked: no web server of the site's cluster has reported its PHP versions yet")
+                    } else {
+                        format!(
+                            "PHP {v} is not installed on every web server of the site's cluster; they have: {}",
+                            have.join(", ")
+                        )
+                    };
+                    return Err(ApiError::invalid(
+                        "php_version",
+                        "php_not_installed",
+                        message,
+                    ));
+                }
+                Some(v)
+            }
+        };
+    }
+    let ceilings = PhpCeilings::from(limits);
+    for (i, key) in req.php_unset.iter().flatten().enumerate() {
+        web.php.unset(key).field(&format!("php_unset[{i}]"))?;
+    }
+    for (key, value) in req.php_set.iter().flatten() {
+        web.php
+            .set(key, value, &ceilings)
+            .field(&format!("php_set.{key}"))?;
+    }
+    Ok(())
+}
+
+/// Fill `view`'s web fields from `site`.
+pub async fn fill_view(
+    state: &AppState,
+    view: &mut SiteView,
+    site: &Site,
+    php: &PhpInfo,
+    cluster: Option<Id>,
+) -> ApiResult<()> {
+    let web = &site.web;
+    view.docroot = web
+        .docroot
+        .as_ref()
+        .map_or_else(|| "/".to_owned(), ToString::to_string);
+    view.hsts = web.hsts;
+    view.hsts_active = web.hsts && trusted_cert(state, &view.domain).await?;
+    view.php_version = web.php.version.as_ref().map(ToString::to_string);
+    view.php_version_effective = php.effective(cluster, web.php.version.as_ref());
+    view.php_versions_available = php.available(cluster);
+    view.php_ini = web.php.ini.clone();
+    Ok(())
+}
+
+/// Whether the site's certificate is uploaded (trusted by browsers), the builder's
+/// rule for sending HSTS.
+async fn trusted_cert(state: &AppState, domain: &str) -> ApiResult<bool> {
+    let name = SecretPurpose::SiteCert.store_name(domain);
+    Ok(state
+        .store
+        .get_by_name::<Secret>(store::Scope::All, &name)
+        .await?
+        .is_some_and(|s| s.data.uploaded))
+}
