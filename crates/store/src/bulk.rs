@@ -29,18 +29,18 @@ const PER_STATEMENT: usize = 500;
 /// Object rows per multi-row `INSERT` (11 parameters each).
 const OBJECTS_PER_INSERT: usize = 90;
 
-/// `$from, $from+1, ... ` for `n` parameters.
-fn placeholders(from: usize, n: usize) -> String {
+/// `$from, $from+1, ... ` for `n` parameters ([`sql::param`]: `?` on SQLite).
+fn placeholders(b: BackendKind, from: usize, n: usize) -> String {
     (from..from + n)
-        .map(|i| format!("${i}"))
+        .map(|i| sql::param(b, i))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// `($a, $b, ...), (...)`: `rows` tuples of `width` parameters from `$from`.
-fn tuples(from: usize, rows: usize, width: usize) -> String {
+fn tuples(b: BackendKind, from: usize, rows: usize, width: usize) -> String {
     (0..rows)
-        .map(|r| format!("({})", placeholders(from + r * width, width)))
+        .map(|r| format!("({})", placeholders(b, from + r * width, width)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -97,9 +97,10 @@ impl Tx {
         for start in (0..len).step_by(PER_STATEMENT) {
             let end = (start + PER_STATEMENT).min(len);
             let q = format!(
-                "SELECT {} FROM objects WHERE kind = $1 AND {column} IN ({}){order}",
+                "SELECT {} FROM objects WHERE kind = {} AND {column} IN ({}){order}",
                 object_cols!(),
-                placeholders(2, end - start)
+                sql::param(self.backend, 1),
+                placeholders(self.backend, 2, end - start)
             );
             let mut q = sqlx::query(AssertSqlSafe(q)).bind(T::KIND.as_str());
             match by {
@@ -132,8 +133,9 @@ impl Tx {
         for part in keys.chunks(PER_STATEMENT) {
             let q = format!(
                 "SELECT o.kind, o.id, k.key FROM object_keys k JOIN objects o ON o.id = k.object_id \
-                 WHERE k.ns = $1 AND k.key IN ({})",
-                placeholders(2, part.len())
+                 WHERE k.ns = {} AND k.key IN ({})",
+                sql::param(self.backend, 1),
+                placeholders(self.backend, 2, part.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(q)).bind(ns.to_owned());
             for k in part {
@@ -155,7 +157,7 @@ impl Tx {
         for part in owners.chunks(PER_STATEMENT) {
             let q = format!(
                 "SELECT owner, kind, n FROM object_counts WHERE owner IN ({})",
-                placeholders(1, part.len())
+                placeholders(self.backend, 1, part.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(q));
             for id in part {
@@ -184,20 +186,26 @@ impl Tx {
         let mut out = Vec::new();
         // SQLite allows at most 500 terms in a compound SELECT.
         for part in registrables.chunks(100) {
+            // Bound in text order (see `sql::param`): the namespace with each range.
+            let b = self.backend;
             let arms: Vec<String> = (0..part.len())
                 .map(|i| {
                     format!(
                         "SELECT k.key, o.id, o.name, o.owner FROM object_keys k \
                          JOIN objects o ON o.id = k.object_id \
-                         WHERE k.ns = $1 AND k.key >= ${} AND k.key < ${}",
-                        2 + 2 * i,
-                        3 + 2 * i
+                         WHERE k.ns = {} AND k.key >= {} AND k.key < {}",
+                        sql::param(b, 1 + 3 * i),
+                        sql::param(b, 2 + 3 * i),
+                        sql::param(b, 3 + 3 * i)
                     )
                 })
                 .collect();
-            let mut q = sqlx::query(AssertSqlSafe(arms.join(" UNION ALL "))).bind(REGISTRABLE_NS);
+            let mut q = sqlx::query(AssertSqlSafe(arms.join(" UNION ALL ")));
             for reg in part {
-                q = q.bind(format!("{reg}/")).bind(format!("{reg}0"));
+                q = q
+                    .bind(REGISTRABLE_NS)
+                    .bind(format!("{reg}/"))
+                    .bind(format!("{reg}0"));
             }
             for row in q.fetch_all(self.conn()).await? {
                 let key: String = row.try_get(0)?;
@@ -333,8 +341,9 @@ impl Tx {
         let names: Vec<String> = names.into_iter().collect();
         for part in names.chunks(PER_STATEMENT) {
             let q = format!(
-                "SELECT name FROM objects WHERE kind = $1 AND name IN ({})",
-                placeholders(2, part.len())
+                "SELECT name FROM objects WHERE kind = {} AND name IN ({})",
+                sql::param(self.backend, 1),
+                placeholders(self.backend, 2, part.len())
             );
             let mut q = sqlx::query_scalar(AssertSqlSafe(q)).bind(kind);
             for n in part {
@@ -365,7 +374,7 @@ impl Tx {
             let q = format!(
                 "INSERT INTO objects (id, kind, name, owner, reseller, parent, data, created_rev, \
                  updated_rev, created_at, updated_at) VALUES {}",
-                tuples(1, part.len(), 11)
+                tuples(self.backend, 1, part.len(), 11)
             );
             let mut q = sqlx::query(AssertSqlSafe(q));
             for r in part {
@@ -394,7 +403,7 @@ impl Tx {
         for part in keys.chunks(PER_STATEMENT / 3) {
             let q = format!(
                 "INSERT INTO object_keys (ns, key, object_id) VALUES {}",
-                tuples(1, part.len(), 3)
+                tuples(self.backend, 1, part.len(), 3)
             );
             let mut q = sqlx::query(AssertSqlSafe(q));
             for (id, k) in part {

@@ -540,7 +540,7 @@ impl Tx {
                     if p > 1 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!("${}", b + p));
+                    sql.push_str(&crate::sql::param(self.backend, b + p));
                 }
                 sql.push(')');
             }

@@ -185,11 +185,14 @@ suite!(
     change_feed,
     bulk_reads_match_single_reads,
     create_many_matches_create,
+    bulk_statements_span_chunks,
 );
 
 #[path = "suite/bulk.rs"]
 mod bulk;
-use bulk::{bulk_reads_match_single_reads, create_many_matches_create};
+use bulk::{
+    bulk_reads_match_single_reads, bulk_statements_span_chunks, create_many_matches_create,
+};
 
 #[path = "suite/counters.rs"]
 mod counters;

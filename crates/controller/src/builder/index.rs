@@ -12,6 +12,7 @@ use scheduler::Health;
 use store::Stored;
 
 use super::world::World;
+use crate::catalog::MemberSum;
 use crate::zones::{build_zone, ZoneInput, ZoneSerials, ZoneServer};
 
 /// The primary of a cluster's servers: lowest `(rank, id)`.
@@ -42,6 +43,9 @@ pub(super) struct Index<'a> {
     pub(super) zones: HashMap<Id, ZoneContent>,
     /// The catalog zone ([`crate::catalog`]) of every DNS cluster, by cluster id.
     pub(super) catalogs: HashMap<Id, ZoneContent>,
+    /// Each catalog's member digest, for its content hash (see
+    /// [`crate::catalog::MemberSum`]).
+    pub(super) catalog_sums: HashMap<Id, MemberSum>,
     /// Where each domain with a zone is listed: its DNS cluster's catalog, under
     /// its name (so a change updates the catalogs it leaves and joins, not all).
     pub(super) listed: HashMap<Id, (Id, String)>,
@@ -134,6 +138,7 @@ impl<'a> Index<'a> {
             members,
             zones: HashMap::new(),
             catalogs: HashMap::new(),
+            catalog_sums: HashMap::new(),
             listed: HashMap::new(),
             secrets: Secrets(world),
             tls: RefCell::default(),
@@ -354,8 +359,13 @@ impl<'a> Index<'a> {
                 // change that made it rebuilds everything.
                 continue;
             };
-            if crate::catalog::patch_members(catalog, &m.leave, &m.join) {
-                serials.assign(catalog, today_yyyymmdd);
+            let sum = self
+                .catalog_sums
+                .entry(cluster)
+                .or_insert_with(|| MemberSum::of(catalog));
+            if crate::catalog::patch_members(catalog, sum, &m.leave, &m.join) {
+                let hash = sum.content_hash(catalog);
+                serials.assign_hashed(catalog, hash, today_yyyymmdd);
                 changed.push(cluster);
             }
         }
@@ -399,6 +409,7 @@ impl<'a> Index<'a> {
     fn update_catalogs(&mut self, serials: &mut ZoneSerials, today_yyyymmdd: u32) -> Vec<Id> {
         let mut changed = Vec::new();
         let mut catalogs = HashMap::new();
+        let mut sums = HashMap::new();
         for c in self
             .world
             .clusters
@@ -415,13 +426,17 @@ impl<'a> Index<'a> {
                 &crate::catalog::catalog_name(c.meta.name.as_str()),
                 &members,
             );
-            serials.assign(&mut catalog, today_yyyymmdd);
+            let sum = MemberSum::of(&catalog);
+            let hash = sum.content_hash(&catalog);
+            serials.assign_hashed(&mut catalog, hash, today_yyyymmdd);
             if self.catalogs.get(&c.meta.id) != Some(&catalog) {
                 changed.push(c.meta.id);
             }
             catalogs.insert(c.meta.id, catalog);
+            sums.insert(c.meta.id, sum);
         }
         self.catalogs = catalogs;
+        self.catalog_sums = sums;
         self.listed = self
             .world
             .domains

@@ -117,6 +117,8 @@ pub struct Incremental {
     zones: HashMap<Id, ZoneContent>,
     /// The catalog of every DNS cluster, by cluster id.
     catalogs: HashMap<Id, ZoneContent>,
+    /// Each catalog's member digest (its content hash without hashing every member).
+    catalog_sums: HashMap<Id, crate::catalog::MemberSum>,
     /// Which catalog lists each domain's zone, under which name.
     listed: HashMap<Id, (Id, String)>,
     /// Certificates and keys shared by every build and server.
@@ -184,6 +186,7 @@ impl Incremental {
         let mut index = Index::new(world);
         index.zones = std::mem::take(&mut self.zones);
         index.catalogs = std::mem::take(&mut self.catalogs);
+        index.catalog_sums = std::mem::take(&mut self.catalog_sums);
         index.listed = std::mem::take(&mut self.listed);
         index.tls = std::mem::take(&mut self.tls).into();
         let which = (!dirty.everything).then_some(&dirty.zones);
@@ -201,6 +204,7 @@ impl Incremental {
             .collect();
         self.zones = std::mem::take(&mut index.zones);
         self.catalogs = std::mem::take(&mut index.catalogs);
+        self.catalog_sums = std::mem::take(&mut index.catalog_sums);
         self.listed = std::mem::take(&mut index.listed);
         self.tls = index.tls.into_inner();
         let removed: Vec<Id> = self

@@ -372,26 +372,21 @@ async fn execute(
     }
 }
 
-/// Make and store what `plan` says, in one transaction.
+/// Make and store what `plan` says, in one transaction. Every key is made (and
+/// every certificate signed) before the transaction begins, and the new secrets go
+/// in with one multi-row insert (`Tx::create_many`): the store's write lock, which
+/// every API write and import chunk waits for, is held for the writes only, not
+/// for the signing (at 10,000 new domains, 0.5-1 s per pass before).
 async fn write(deps: &KeyDeps, plan: &Plan, now: i64) -> Result<(), KeyError> {
-    let mut tx = deps
-        .store
-        .begin(Actor {
-            account: None,
-            label: "controller".into(),
-        })
-        .await?;
+    let mut created = Vec::with_capacity(plan.create.len());
     for w in &plan.create {
         match make(deps, w, now) {
-            Ok(Some(secret)) => {
-                tx.create(NewObject {
-                    name: w.purpose.store_name(&w.subject),
-                    owner: w.owner,
-                    parent: None,
-                    data: secret,
-                })
-                .await?;
-            }
+            Ok(Some(secret)) => created.push(NewObject {
+                name: w.purpose.store_name(&w.subject),
+                owner: w.owner,
+                parent: None,
+                data: secret,
+            }),
             Ok(None) => {}
             Err(KeyError::Ca(e)) => {
                 tracing::warn!(subject = %w.subject, error = %e, "cannot issue a certificate");
@@ -399,11 +394,24 @@ async fn write(deps: &KeyDeps, plan: &Plan, now: i64) -> Result<(), KeyError> {
             Err(e) => return Err(e),
         }
     }
+    let mut reissued = Vec::with_capacity(plan.reissue.len());
     for (id, w) in &plan.reissue {
         if let Some(secret) = make(deps, w, now)? {
-            tx.update(*id, &w.purpose.store_name(&w.subject), secret)
-                .await?;
+            reissued.push((*id, w.purpose.store_name(&w.subject), secret));
         }
+    }
+    let mut tx = deps
+        .store
+        .begin(Actor {
+            account: None,
+            label: "controller".into(),
+        })
+        .await?;
+    let n = u32::try_from(created.len()).unwrap_or(u32::MAX);
+    let ids = tx.reserve_ids(n).await?;
+    tx.create_many(ids.zip(created).collect()).await?;
+    for (id, name, secret) in reissued {
+        tx.update(id, &name, secret).await?;
     }
     for id in &plan.delete {
         tx.delete(Kind::Secret, *id).await?;

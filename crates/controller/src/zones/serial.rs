@@ -101,6 +101,14 @@ impl ZoneSerials {
     /// else [`next_serial`].
     pub fn assign(&mut self, zone: &mut ZoneContent, today_yyyymmdd: u32) {
         let hash = content_hash(zone);
+        self.assign_hashed(zone, hash, today_yyyymmdd);
+    }
+
+    /// [`ZoneSerials::assign`] with the content's hash computed by the caller
+    /// (a catalog's, kept from its members as they come and go:
+    /// [`crate::catalog::MemberSum`]). The same zone must always be given the
+    /// same kind of hash.
+    pub fn assign_hashed(&mut self, zone: &mut ZoneContent, hash: [u8; 32], today_yyyymmdd: u32) {
         let serial = match self.zones.get(&zone.origin) {
             Some((h, s)) if *h == hash => *s,
             prev => {

@@ -361,3 +361,82 @@ pub(super) async fn create_many_matches_create(env: &Env) -> Result<()> {
 fn ids_of(rows: &[(Id, String, Option<Id>)]) -> Vec<Id> {
     rows.iter().map(|(id, _, _)| *id).collect()
 }
+
+/// Bulk calls large enough to take several statements each (more objects than one
+/// multi-row insert holds, more names than one `IN` list, more events than one
+/// insert, more registrable domains than one `UNION ALL`): every row lands with its
+/// own values. On SQLite these statements bind bare `?` parameters in text order
+/// (`sql::param`), so a parameter out of order would show here as a wrong column.
+pub(super) async fn bulk_statements_span_chunks(env: &Env) -> Result<()> {
+    const N: usize = 1_234;
+    let store = env.open().await?;
+    let owner = customer(&store, "bulk", None).await?;
+    let events_before = store.events(Scope::All, None, 1000).await?.len();
+    let names: Vec<String> = (0..N).map(|i| format!("d{i:05}.example")).collect();
+    let mut tx = store.begin(system()).await?;
+    let ids = tx.reserve_ids(u32::try_from(N)?).await?;
+    let objs = ids
+        .clone()
+        .zip(&names)
+        .map(|(id, n)| Ok((id, domain(n, owner.meta.id)?)))
+        .collect::<Result<Vec<_>>>()?;
+    tx.create_many(objs).await?;
+    tx.commit().await?;
+
+    let mut asked = names.clone();
+    asked.push("missing.example".into());
+    let mut tx = store.begin(system()).await?;
+    let got = tx.get_many_by_name::<Domain>(&asked).await?;
+    ensure!(got.len() == N, "{} of {N}", got.len());
+    for d in &got {
+        let i = usize::try_from(d.meta.id - ids.start)?;
+        ensure!(
+            d.meta.name == names[i]
+                && d.data.name.as_str() == names[i]
+                && d.meta.owner == Some(owner.meta.id)
+                && d.meta.parent.is_none(),
+            "row {i}: {d:?}"
+        );
+    }
+    let by_id = tx
+        .get_many::<Domain>(&ids.clone().collect::<Vec<_>>())
+        .await?;
+    ensure!(
+        sorted_ids(&by_id) == ids.clone().collect::<Vec<_>>(),
+        "by id"
+    );
+    let under = tx.domains_under_many(&names).await?;
+    ensure!(under.len() == N, "{} of {N}", under.len());
+    for (reg, id, name, o) in &under {
+        ensure!(
+            reg == name
+                && names[usize::try_from(id - ids.start)?] == *name
+                && *o == Some(owner.meta.id),
+            "{reg} {id} {name} {o:?}"
+        );
+    }
+    ensure!(
+        tx.count_owned(Kind::Domain, owner.meta.id).await? == i64::try_from(N)?,
+        "counter"
+    );
+    drop(tx);
+    let mut created = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.events(Scope::All, after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        created.extend(
+            page.into_iter()
+                .filter(|e| e.action == "create" && e.kind == "domain")
+                .map(|e| (e.object_id, e.object_name)),
+        );
+    }
+    let want: Vec<(Option<Id>, String)> = ids.zip(names).map(|(id, n)| (Some(id), n)).collect();
+    ensure!(
+        created == want,
+        "one create event per domain, in order ({} events before)",
+        events_before
+    );
+    Ok(())
+}
