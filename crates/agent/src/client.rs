@@ -296,13 +296,19 @@ impl AgentClient {
     /// `GET {base}/v1/agent/config?after={after}&delta=1`: `Some` answer on 200
     /// (a delta or snapshot; a whole document from a controller that ignores
     /// `delta`), `None` on 304. A controller too old to know `delta` answers 400.
+    /// `resync` adds `resync=1`: the delta from `after` at once, without waiting
+    /// for a change (a controller too old to know it answers 400 too).
     pub async fn fetch_delta(
         &self,
         base: &str,
         after: i64,
+        resync: bool,
         timeout: Duration,
     ) -> Result<Option<DeltaAnswer>, ClientError> {
-        let url = format!("{base}{CONFIG_PATH}?after={after}&delta=1");
+        let mut url = format!("{base}{CONFIG_PATH}?after={after}&delta=1");
+        if resync {
+            url.push_str("&resync=1");
+        }
         let resp = self.get(&url, timeout).await?;
         match resp.status() {
             StatusCode::OK => {

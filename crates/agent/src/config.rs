@@ -27,7 +27,7 @@ pub const JOIN_TOKEN_ENV: &str = "HOSTPLANE_JOIN_TOKEN";
 
 /// Default heartbeat interval (ms).
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 1000;
-/// Default interval between full resyncs (s).
+/// Default interval between resyncs (s).
 pub const DEFAULT_RESYNC_INTERVAL_S: u64 = 60;
 /// Default client timeout of one blocking config query (s).
 pub const DEFAULT_WATCH_TIMEOUT_S: u64 = 60;
@@ -104,7 +104,8 @@ pub struct AgentConfig {
     /// Interval between heartbeats in milliseconds. Default: 1000.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_interval_ms: u64,
-    /// Interval between full resyncs (`after=0`) in seconds. Default: 60.
+    /// Interval between resyncs in seconds (the delta from the revision held,
+    /// answered at once and digest-checked; a snapshot when that fails). Default: 60.
     #[serde(default = "default_resync")]
     pub resync_interval_s: u64,
     /// Client timeout of one blocking config query in seconds; must exceed the

@@ -271,8 +271,8 @@ async fn join(config: &AgentConfig, controllers: &Controllers) -> Result<Identit
     }
 }
 
-/// Long-poll the desired config; persist and hand on every change; resync with
-/// `after=0` every `resync_interval_s`.
+/// Long-poll the desired config; persist and hand on every change; resync every
+/// `resync_interval_s`.
 ///
 /// Once the agent holds a whole config it asks for deltas (`delta=1`): only the
 /// items changed since its revision, large material fetched by hash when it lacks
@@ -280,6 +280,12 @@ async fn join(config: &AgentConfig, controllers: &Controllers) -> Result<Identit
 /// it received whole. Any failure on that path makes the next query a snapshot
 /// (`after=0&delta=1`); a controller that does not know `delta` (400) is asked for
 /// whole documents from then on.
+///
+/// A resync of an agent holding items asks for the delta from its own revision,
+/// answered at once (`resync=1`): usually empty, and its digest proves the items
+/// equal the controller's; a mismatch (or a revision the controller does not know)
+/// brings a snapshot. A controller that does not know `resync` (400) gets
+/// `after=0` resyncs from then on.
 async fn watch_loop(
     config: &AgentConfig,
     id: &Identity,
@@ -295,17 +301,20 @@ async fn watch_loop(
     let mut items = current.as_deref().and_then(delta::ItemState::from_config);
     let mut deltas = true;
     let mut need_snapshot = false;
+    let mut resync_by_revision = true;
     loop {
         let resync = Instant::now() >= next_resync;
         let use_delta = deltas && items.is_some();
-        let query = if resync || (use_delta && need_snapshot) {
+        let by_revision = resync && use_delta && resync_by_revision && !need_snapshot && after > 0;
+        let query = if (resync && !by_revision) || (use_delta && need_snapshot) {
             0
         } else {
             after
         };
         let (index, base) = controllers.current();
         let outcome = if use_delta {
-            via_delta(config, client, base, query, &mut items, &id.info.server).await
+            let (items, server) = (&mut items, &id.info.server);
+            via_delta(config, client, base, query, by_revision, items, server).await
         } else {
             client
                 .fetch_config(base, query, config.watch_timeout())
@@ -331,14 +340,20 @@ async fn watch_loop(
                     continue;
                 }
                 tracing::info!(revision = cfg.revision, resync, "new desired config");
-                if let Err(e) = cache::store(&config.state_dir, &cfg) {
+                let cfg = Arc::new(cfg);
+                if let Err(e) = persist(&config.state_dir, &cfg).await {
                     // Still apply it: serving the newest config matters more; the
                     // next resync after a restart repairs the stale cache.
                     tracing::error!("cannot persist the desired config: {e}");
                 }
-                let cfg = Arc::new(cfg);
                 current = Some(Arc::clone(&cfg));
                 desired_tx.send_replace(Some(cfg));
+            }
+            Err(ClientError::Status { status, url, .. })
+                if by_revision && status == reqwest::StatusCode::BAD_REQUEST =>
+            {
+                tracing::info!(url, "the controller does not answer resyncs by revision");
+                resync_by_revision = false;
             }
             Err(ClientError::Status { status, url, .. })
                 if use_delta && status == reqwest::StatusCode::BAD_REQUEST =>
@@ -360,6 +375,18 @@ async fn watch_loop(
     }
 }
 
+/// Write `cfg` to the cache ([`cache::store`]) on the blocking pool, before it is
+/// applied. A web server's config with thousands of sites is megabytes of JSON
+/// and an fsync: on the async workers that stalled the agent's heartbeats (and,
+/// where agents share a runtime, every other agent) for as long.
+async fn persist(state_dir: &Path, cfg: &Arc<DesiredConfig>) -> Result<(), String> {
+    let (dir, cfg) = (state_dir.to_path_buf(), Arc::clone(cfg));
+    match tokio::task::spawn_blocking(move || cache::store(&dir, &cfg)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the cache write failed: {e}")),
+    }
+}
+
 /// One delta query: apply the answer to `items`, fetch the blobs it lacks, and
 /// rebuild the whole config (`None` on 304).
 async fn via_delta(
@@ -367,6 +394,7 @@ async fn via_delta(
     client: &AgentClient,
     base: &str,
     after: i64,
+    resync: bool,
     items: &mut Option<delta::ItemState>,
     server: &str,
 ) -> Result<Option<DesiredConfig>, ClientError> {
@@ -375,7 +403,7 @@ async fn via_delta(
         message,
     };
     let d = match client
-        .fetch_delta(base, after, config.watch_timeout())
+        .fetch_delta(base, after, resync, config.watch_timeout())
         .await?
     {
         None => return Ok(None),

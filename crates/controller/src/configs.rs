@@ -427,6 +427,11 @@ async fn read_feed(store: &Store, since: i64) -> Result<(Feed, bool), StoreError
 /// One build pass: apply the feed since the last pass, refresh the inputs that
 /// are not stored, rebuild what they affect, hand the result to the hub. Returns
 /// the store revision built.
+///
+/// Only the feed read is async; everything after it (applying the feed to the
+/// world, the build, the hub's comparison and the drop of the replaced configs)
+/// runs on the blocking pool: at 100,000 sites it takes up to seconds, and on the
+/// async workers it stalled heartbeats and API answers for that long.
 pub async fn rebuild(deps: &BuildDeps, state: &mut BuildState) -> Result<i64, StoreError> {
     let t0 = std::time::Instant::now();
     deps.site_loads.build_started();
@@ -437,38 +442,55 @@ pub async fn rebuild(deps: &BuildDeps, state: &mut BuildState) -> Result<i64, St
     };
     let (feed, full) = read_feed(&deps.store, since).await?;
     let read = t0.elapsed();
-    let (mut builder, dirty) = match state.builder.take() {
-        Some(mut b) if !full => {
-            let dirty = b.apply(&feed)?;
-            (b, dirty)
-        }
-        _ => (Incremental::new(World::from_feed(&feed)?), Dirty::default()),
-    };
-    deps.site_loads.build_read(&builder.world.sites);
-    fill_inputs(deps, &mut builder.world);
-    let applied = t0.elapsed();
     let today = today_yyyymmdd(time::OffsetDateTime::now_utc().date());
-    let hub = Arc::clone(&deps.configs);
-    let objects = feed.changed.len() + feed.deleted.len();
-    let (builder, pass) = match tokio::task::spawn_blocking(move || {
-        let pass = hub.build_pass(&mut builder, dirty, today);
-        (builder, pass)
+    let previous = state.builder.take();
+    let job_deps = deps.clone();
+    // On an error or a panic the builder is lost: the next pass reloads.
+    let builder = match tokio::task::spawn_blocking(move || {
+        apply_and_build(&job_deps, previous, &feed, full, today, t0, read)
     })
     .await
     {
-        Ok(r) => r,
+        Ok(r) => r?,
         Err(e) => {
-            // The builder is lost with the panic: the next pass reloads.
             tracing::error!(error = %e, "config build panicked");
             return Ok(state.revision);
         }
     };
+    let revision = builder.1;
+    state.builder = Some(builder.0);
+    state.revision = revision;
+    Ok(revision)
+}
+
+/// The blocking part of [`rebuild`]: apply `feed` to the builder (a new one for a
+/// full read), fill the inputs, build, hand the result to the hub. Returns the
+/// builder and the store revision built.
+fn apply_and_build(
+    deps: &BuildDeps,
+    previous: Option<Incremental>,
+    feed: &Feed,
+    full: bool,
+    today: u32,
+    t0: std::time::Instant,
+    read: Duration,
+) -> Result<(Incremental, i64), StoreError> {
+    let (mut builder, dirty) = match previous {
+        Some(mut b) if !full => {
+            let dirty = b.apply(feed)?;
+            (b, dirty)
+        }
+        _ => (Incremental::new(World::from_feed(feed)?), Dirty::default()),
+    };
+    deps.site_loads.build_read(&builder.world.sites);
+    fill_inputs(deps, &mut builder.world);
+    let applied = t0.elapsed();
+    let objects = feed.changed.len() + feed.deleted.len();
+    let pass = deps.configs.build_pass(&mut builder, dirty, today);
     let built = t0.elapsed();
     let rebuilt = pass.rebuilt.len();
     deps.configs.remove(&pass.removed);
     let changed = deps.configs.apply(feed.revision, pass.rebuilt);
-    state.builder = Some(builder);
-    state.revision = feed.revision;
     tracing::debug!(
         revision = feed.revision,
         objects,
@@ -481,7 +503,7 @@ pub async fn rebuild(deps: &BuildDeps, state: &mut BuildState) -> Result<i64, St
         hub_ms = (t0.elapsed() - built).as_millis(),
         "config build phases"
     );
-    Ok(feed.revision)
+    Ok((builder, feed.revision))
 }
 
 /// Put the inputs that are not stored into `world`: health, service ports, the

@@ -231,6 +231,38 @@ async fn deltas_and_blobs_rebuild_the_full_document_and_blobs_stay_per_server() 
     let d = web1.delta(rev + 1000).await.unwrap();
     assert!(d.is_snapshot());
 
+    // A resync by revision: the delta from the agent's own revision at once (no
+    // waiting for a change, so 200 and not 304), empty while nothing changed, with
+    // the digest of the items it holds; from an unknown revision, a snapshot.
+    let (mut items, mut blobs) = (BTreeMap::new(), HashMap::new());
+    let snap = web1.delta(0).await.unwrap();
+    web1.apply(&snap, &mut items, &mut blobs).await;
+    let held = snap.to;
+    let (status, body) = web1
+        .get(&format!("{CONFIG_PATH}?after={held}&delta=1&resync=1"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let d: ConfigDelta = serde_json::from_slice(&body).unwrap();
+    assert_eq!(d.from, held, "a delta, not a snapshot");
+    if d.to == held {
+        assert!(d.upserts.is_empty() && d.removals.is_empty(), "{d:?}");
+        assert_eq!(d.digest, snap.digest);
+    }
+    let (role, _) = web1.apply(&d, &mut items, &mut blobs).await;
+    let now = web1.full().await;
+    if now.revision == d.to {
+        assert_eq!(role, now.role);
+    }
+    let (status, body) = web1
+        .get(&format!(
+            "{CONFIG_PATH}?after={}&delta=1&resync=1",
+            held + 1000
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let d: ConfigDelta = serde_json::from_slice(&body).unwrap();
+    assert!(d.is_snapshot());
+
     // web-2's blobs: served to web-2, 404 to web-1.
     let snap2 = web2.delta(0).await.unwrap();
     let foreign: Vec<String> = snap2
