@@ -28,6 +28,12 @@ pub struct Dirty {
     pub servers: BTreeSet<Id>,
     /// The zones of these domains.
     pub zones: BTreeSet<Id>,
+    /// Domains whose site entry in their web cluster's list is to be remade (the
+    /// site, its domain or its certificate changed; see `web_cache`).
+    pub web_sites: BTreeSet<Id>,
+    /// Web clusters whose whole site list is to be remade (a change that reaches
+    /// all their sites at once: an owner's limits, a plan).
+    pub web_whole: BTreeSet<Id>,
 }
 
 impl Dirty {
@@ -78,8 +84,12 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
         Obj::Domain(d) => {
             dirty.placements(d, &[Role::Web, Role::Dns, Role::Mail, Role::Files]);
             dirty.zones.insert(d.meta.id);
+            dirty.web_sites.insert(d.meta.id);
         }
-        Obj::Site(s) => dirty.domain_roles(world, s.data.domain, &[Role::Web, Role::Files], true),
+        Obj::Site(s) => {
+            dirty.domain_roles(world, s.data.domain, &[Role::Web, Role::Files], true);
+            dirty.web_sites.insert(s.data.domain);
+        }
         Obj::Mailbox(m) => dirty.domain_roles(world, m.data.domain, &[Role::Mail], false),
         Obj::Alias(a) => dirty.domain_roles(world, a.data.domain, &[Role::Mail], false),
         Obj::Ftp(f) => dirty.domain_roles(world, f.data.domain, &[Role::Files], false),
@@ -103,6 +113,7 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
                 .filter(|d| d.data.customer == a.meta.id)
             {
                 dirty.placements(d, &[Role::Web, Role::Files]);
+                dirty.web_whole.extend(d.data.placements.get(&Role::Web));
             }
         }
         // A plan may be any account's: every site's quota may change.
@@ -110,6 +121,13 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
             for role in [Role::Mail, Role::Db, Role::Web, Role::Files] {
                 dirty.role(world, role);
             }
+            dirty.web_whole.extend(
+                world
+                    .clusters
+                    .iter()
+                    .filter(|c| c.data.role == Role::Web)
+                    .map(|c| c.meta.id),
+            );
         }
         Obj::Secret(s) => {
             let subject = s.data.subject.as_str();
@@ -117,6 +135,7 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
                 SecretPurpose::SiteCert => {
                     if let Some(d) = domain_named(world, subject) {
                         dirty.placements(d, &[Role::Web]);
+                        dirty.web_sites.insert(d.meta.id);
                     }
                 }
                 SecretPurpose::ServerCert => dirty.servers.extend(

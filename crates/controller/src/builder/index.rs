@@ -11,6 +11,7 @@ use proto::agent_v1::{TlsMaterial, WebSite, ZoneContent, SYNC_PORT};
 use scheduler::Health;
 use store::Stored;
 
+use super::web_cache::WebCache;
 use super::world::World;
 use crate::catalog::MemberSum;
 use crate::zones::{build_zone, ZoneInput, ZoneSerials, ZoneServer};
@@ -55,6 +56,8 @@ pub(super) struct Index<'a> {
     pub(super) tls: RefCell<TlsCache>,
     /// The sites of each web cluster, made by the first of its servers built.
     pub(super) web_sites: RefCell<HashMap<Id, Rc<ClusterSites>>>,
+    /// The web clusters' site lists kept between builds ([`super::web_cache`]).
+    pub(super) web_cache: RefCell<WebCache>,
 }
 
 /// A web cluster's sites in domain order, as its servers carry them, `active`
@@ -143,6 +146,7 @@ impl<'a> Index<'a> {
             secrets: Secrets(world),
             tls: RefCell::default(),
             web_sites: RefCell::default(),
+            web_cache: RefCell::default(),
         }
     }
 

@@ -8,6 +8,10 @@
 //! ([`affected`]), and only those are rebuilt. The first build, and a change of
 //! clusters or servers, rebuilds everything.
 //!
+//! Each web cluster's site list is kept too and patched site by site
+//! (`web_cache`): a write to one site remakes that site's entry, not its cluster's
+//! list (which took a scan of every domain and site of the platform).
+//!
 //! Every server of a cluster gets the cluster's whole workload (every web server
 //! holds all of the cluster's sites, every DNS server all its zones ...); what
 //! differs per server is its identity and its part: `active` of `single` sites,
@@ -30,6 +34,7 @@ mod roles;
 mod tests;
 #[cfg(test)]
 mod tests_files;
+mod web_cache;
 pub mod world;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -123,6 +128,8 @@ pub struct Incremental {
     listed: HashMap<Id, (Id, String)>,
     /// Certificates and keys shared by every build and server.
     tls: index::TlsCache,
+    /// Each web cluster's site list, patched by the changes of each build.
+    web: web_cache::WebCache,
     /// The servers built (to tell which ones are gone).
     built: BTreeSet<Id>,
     /// Whether a first (full) build was made.
@@ -189,6 +196,8 @@ impl Incremental {
         index.catalog_sums = std::mem::take(&mut self.catalog_sums);
         index.listed = std::mem::take(&mut self.listed);
         index.tls = std::mem::take(&mut self.tls).into();
+        index.web_cache = std::mem::take(&mut self.web).into();
+        index.patch_web_sites(&dirty);
         let which = (!dirty.everything).then_some(&dirty.zones);
         let touched = index.update_zones(which, serials, today_yyyymmdd);
         let rebuilt: BTreeMap<Id, Built> = world
@@ -207,6 +216,7 @@ impl Incremental {
         self.catalog_sums = std::mem::take(&mut index.catalog_sums);
         self.listed = std::mem::take(&mut index.listed);
         self.tls = index.tls.into_inner();
+        self.web = index.web_cache.into_inner();
         let removed: Vec<Id> = self
             .built
             .iter()

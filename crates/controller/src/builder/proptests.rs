@@ -1,9 +1,13 @@
 //! Property test: random sequences of changes (domains, sites, mailboxes,
 //! aliases, DNS records, FTP accounts, databases, key material, server ranks,
 //! health, service ports, mail flushes; a site's kept and local paths and
-//! restores, its owner's site disk limit, the days site file versions are kept), fed to the incremental builder as the
+//! restores, its aliases and the active server of a `single` site, its owner's
+//! site disk limit, the days site file versions are kept; domains moving between
+//! web clusters), fed to the incremental builder as the
 //! store's change feed would bring them (cascaded deletes as tombstones), give
-//! exactly the configs of a full build from scratch after every step.
+//! exactly the configs of a full build from scratch after every step. This also
+//! checks the web clusters' site lists the builder keeps and patches between
+//! builds (`web_cache`) against lists made from scratch.
 
 use model::entity::{Account, Database, DnsRecord, FtpAccount, MailAlias, Mailbox, SecretPurpose};
 use model::sitefiles::{RestoreState, SiteFiles, SitePath, SiteRestore};
@@ -30,7 +34,10 @@ enum Op {
         slot: u8,
         php: bool,
         single: bool,
-        active: bool,
+        /// The active server of a `single` site: none, web-1 (11) or web-2 (12).
+        active: u8,
+        /// Which aliases: none, one, two (in another order than stored).
+        aliases: u8,
         /// Which file settings: none, paths, a pending restore, or both and a
         /// finished restore.
         files: u8,
@@ -77,8 +84,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (slot.clone(), 0u8..6).prop_map(|(slot, p)| Op::Domain { slot, p }),
         1 => slot.clone().prop_map(|slot| Op::DeleteDomain { slot }),
-        4 => (slot.clone(), any::<bool>(), any::<bool>(), any::<bool>(), 0u8..4)
-            .prop_map(|(slot, php, single, active, files)| Op::Site { slot, php, single, active, files }),
+        4 => (slot.clone(), any::<bool>(), any::<bool>(), 0u8..3, 0u8..4, 0u8..3)
+            .prop_map(|(slot, php, single, active, files, aliases)| Op::Site { slot, php, single, active, files, aliases }),
         1 => (0u8..3).prop_map(|mb| Op::SiteDisk { mb }),
         1 => (1u8..4).prop_map(|days| Op::Versions { days }),
         1 => slot.clone().prop_map(|slot| Op::DeleteSite { slot }),
@@ -143,13 +150,22 @@ fn apply(truth: &mut Truth, inputs: &mut World, op: &Op) {
             single,
             active,
             files,
+            aliases,
         } if truth.has(d(slot)) => {
             let mode = if single {
                 PlacementMode::Single
             } else {
                 PlacementMode::All
             };
-            let mut s = site(2000 + d(slot), d(slot), mode, active.then_some(11));
+            let active = [None, Some(11), Some(12)][usize::from(active)];
+            let mut s = site(2000 + d(slot), d(slot), mode, active);
+            let alias =
+                |a: &str| model::DomainName::new(&format!("{a}.{}", name(slot))).expect("alias");
+            s.data.aliases = match aliases {
+                0 => vec![],
+                1 => vec![alias("www")],
+                _ => vec![alias("www"), alias("blog")],
+            };
             s.meta.parent = Some(d(slot));
             s.data.php = php;
             s.data.files = site_files(2000 + d(slot), files);

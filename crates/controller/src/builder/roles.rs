@@ -14,7 +14,9 @@ use proto::agent_v1::{
 };
 use store::Stored;
 
+use super::affected::Dirty;
 use super::index::{addrs, primary_of, ClusterSites, Index};
+use super::web_cache::SiteEntry;
 use super::world::World;
 use super::Built;
 
@@ -35,59 +37,41 @@ impl<'a> Index<'a> {
     }
 
     /// The sites of web cluster `cluster`, made once per build for all its
-    /// servers (each server's build only sets `active` of the `single` ones).
+    /// servers (each server's build only sets `active` of the `single` ones): from
+    /// the list kept between builds ([`super::web_cache`]), or by a scan of the
+    /// world that is then kept.
     fn web_sites(&self, cluster: Id) -> Rc<ClusterSites> {
         if let Some(made) = self.web_sites.borrow().get(&cluster) {
             return Rc::clone(made);
         }
-        let placed: HashMap<Id, &Stored<Domain>> = self
-            .domains_on(Role::Web, cluster)
-            .into_iter()
-            .map(|d| (d.meta.id, d))
-            .collect();
-        let mut sites: Vec<(WebSite, Option<Option<Id>>)> = self
-            .world
-            .sites
-            .iter()
-            .filter_map(|s| {
-                let domain = placed.get(&s.data.domain)?;
-                let single = match s.data.mode {
-                    PlacementMode::All => None,
-                    PlacementMode::Single => Some(s.data.active_server),
-                };
-                let mut aliases: Vec<String> =
-                    s.data.aliases.iter().map(ToString::to_string).collect();
-                aliases.sort();
-                let name = domain.meta.name.as_str();
-                let site = WebSite {
-                    domain: name.to_owned(),
-                    aliases,
-                    php: s.data.php,
-                    mode: s.data.mode,
-                    active: single.is_none(),
-                    https_redirect: s.data.https_redirect,
-                    tls: self.tls(SecretPurpose::SiteCert, name),
-                    files_origin: self.files_origin(domain),
-                    local_paths: s.data.files.local.iter().map(ToString::to_string).collect(),
-                    quota_mb: site_quota_mb(self.world, domain),
-                    docroot: s.data.web.docroot.as_ref().map(ToString::to_string),
-                    hsts: s.data.web.hsts && self.trusted_cert(name),
-                    php_version: s.data.web.php.version.as_ref().map(ToString::to_string),
-                    php_ini: s.data.web.php.ini.clone(),
-                };
-                Some((site, single))
-            })
-            .collect();
-        sites.sort_by(|a, b| a.0.domain.cmp(&b.0.domain));
-        let single = sites
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, single))| single.map(|s| (i, s)))
-            .collect();
-        let made = Rc::new(ClusterSites {
-            sites: sites.into_iter().map(|(site, _)| site).collect(),
-            single,
-        });
+        if !self.web_cache.borrow().has(cluster) {
+            let placed: HashMap<Id, &Stored<Domain>> = self
+                .domains_on(Role::Web, cluster)
+                .into_iter()
+                .map(|d| (d.meta.id, d))
+                .collect();
+            let entries = self
+                .world
+                .sites
+                .iter()
+                .filter_map(|s| {
+                    let domain = placed.get(&s.data.domain)?;
+                    Some((domain.meta.id, s.meta.id, self.web_entry(s, domain)))
+                })
+                .collect();
+            self.web_cache.borrow_mut().set(cluster, entries);
+        }
+        let cache = self.web_cache.borrow();
+        let list = cache.get(cluster).map(|l| l.values()).into_iter().flatten();
+        let mut sites = Vec::new();
+        let mut single = Vec::new();
+        for (i, (site, active)) in list.enumerate() {
+            sites.push(site.clone());
+            if let Some(a) = active {
+                single.push((i, *a));
+            }
+        }
+        let made = Rc::new(ClusterSites { sites, single });
         self.web_sites
             .borrow_mut()
             .insert(cluster, Rc::clone(&made));
@@ -101,6 +85,60 @@ impl<'a> Index<'a> {
         self.world
             .secret(SecretPurpose::SiteCert, domain)
             .is_some_and(|s| s.data.uploaded)
+    }
+
+    /// One site's entry as its web servers carry it.
+    fn web_entry(&self, s: &Stored<Site>, domain: &Stored<Domain>) -> SiteEntry {
+        let single = match s.data.mode {
+            PlacementMode::All => None,
+            PlacementMode::Single => Some(s.data.active_server),
+        };
+        let mut aliases: Vec<String> = s.data.aliases.iter().map(ToString::to_string).collect();
+        aliases.sort();
+        let name = domain.meta.name.as_str();
+        let site = WebSite {
+            domain: name.to_owned(),
+            aliases,
+            php: s.data.php,
+            mode: s.data.mode,
+            active: single.is_none(),
+            https_redirect: s.data.https_redirect,
+            tls: self.tls(SecretPurpose::SiteCert, name),
+            files_origin: self.files_origin(domain),
+            local_paths: s.data.files.local.iter().map(ToString::to_string).collect(),
+            quota_mb: site_quota_mb(self.world, domain),
+            docroot: s.data.web.docroot.as_ref().map(ToString::to_string),
+            hsts: s.data.web.hsts && self.trusted_cert(name),
+            php_version: s.data.web.php.version.as_ref().map(ToString::to_string),
+            php_ini: s.data.web.php.ini.clone(),
+        };
+        (site, single)
+    }
+
+    /// Bring the kept site lists up to the world: drop what `dirty` invalidates
+    /// as a whole, remake the entries of the sites it names (a domain moving
+    /// between clusters leaves one list and joins the other).
+    pub(super) fn patch_web_sites(&self, dirty: &Dirty) {
+        let mut cache = self.web_cache.borrow_mut();
+        cache.invalidate(dirty);
+        if dirty.everything {
+            return;
+        }
+        for &d in &dirty.web_sites {
+            cache.remove_domain(d);
+            let Some(domain) = self.world.domains.get(d) else {
+                continue;
+            };
+            let Some(&cluster) = domain.data.placements.get(&Role::Web) else {
+                continue;
+            };
+            if !cache.has(cluster) {
+                continue;
+            }
+            if let Some(s) = self.world.site_of(d) {
+                cache.put(cluster, d, s.meta.id, self.web_entry(s, domain));
+            }
+        }
     }
 
     fn dns(&self, server: &Stored<Server>) -> DnsConfig {
