@@ -21,6 +21,7 @@ pub mod delta;
 pub mod deploy;
 pub mod fsutil;
 pub mod identity;
+pub mod limits;
 pub mod rehash;
 pub mod status;
 pub mod supervisor;
@@ -120,6 +121,8 @@ pub async fn run_with_engines(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     config.validate()?;
+    // before any engine opens its sites' files
+    limits::raise_nofile();
     let state_dir = config.state_dir.clone();
     fsutil::create_private_dir(&state_dir).map_err(|source| AgentError::Io {
         path: state_dir.display().to_string(),

@@ -170,28 +170,48 @@ enum OpenError {
     Failed(String),
 }
 
+/// The replica state folders held by a running site loop of this process.
+static HELD: std::sync::LazyLock<Mutex<std::collections::HashSet<PathBuf>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A site's replica state, held by one site loop: a loop that stops and one that
+/// starts for the same site (a config change) never touch it at once. An in-process
+/// claim, not a lock file: a lock file held per site for the life of its replica was
+/// one open descriptor per site, and a web server replicating 100,000 sites ran out
+/// of them (the limit is 20,000 here). Released on drop.
+#[derive(Debug)]
+struct StateLock(PathBuf);
+
+impl StateLock {
+    /// Claims `state`, or `None` while another loop of this process holds it.
+    fn try_take(state: &std::path::Path) -> Option<StateLock> {
+        let mut held = HELD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.insert(state.to_path_buf())
+            .then(|| StateLock(state.to_path_buf()))
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        HELD.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
 /// Takes the site's state lock (a replica that stops and one that starts for the same
 /// site never touch its state at once), prepares the tree and opens the replica.
-fn open(
-    spec: &SiteSpec,
-    server: &str,
-) -> Result<(std::fs::File, Replica, Option<Owner>), OpenError> {
+fn open(spec: &SiteSpec, server: &str) -> Result<(StateLock, Replica, Option<Owner>), OpenError> {
     let err = |what: &str| {
         let what = what.to_string();
         move |e: std::io::Error| OpenError::Failed(format!("{what}: {e}"))
     };
     durable::create_private_dir(&spec.state).map_err(err("creating the replica state"))?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(spec.state.join("lock"))
-        .map_err(err("opening the replica lock"))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Busy),
-        Err(std::fs::TryLockError::Error(e)) => return Err(err("locking the replica state")(e)),
-    }
+    let lock = StateLock::try_take(&spec.state).ok_or(OpenError::Busy)?;
+    // the lock file of earlier versions, no longer used
+    let _ = std::fs::remove_file(spec.state.join("lock"));
     let owner = lookup_owner(spec).map_err(OpenError::Failed)?;
     let root = tree::prepare(&spec.site_dir).map_err(err("preparing the site tree"))?;
     if let Some(o) = owner {
@@ -216,7 +236,7 @@ fn open(
 }
 
 /// Opens the site's replica, retrying until it opens or the loop is told to stop.
-async fn open_until_stopped(run: &SiteRun) -> Option<(std::fs::File, Replica, Option<Owner>)> {
+async fn open_until_stopped(run: &SiteRun) -> Option<(StateLock, Replica, Option<Owner>)> {
     let shared = &run.shared;
     loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -366,7 +386,7 @@ enum Lane {
 /// The loop's state between steps: moved onto a pool thread for each step and back.
 struct Loop {
     /// The site's state lock, held while the replica is open.
-    _lock: std::fs::File,
+    _lock: StateLock,
     replica: Replica,
     hub: HttpsHub,
     shared: Arc<Shared>,

@@ -3,6 +3,11 @@
 //! crash or a full disk mid-append) is cut off on open. The log keeps the newest
 //! `keep` entries (rewritten atomically when it holds twice that); a replica asking for
 //! an older position is told to read the manifest instead.
+//!
+//! No descriptor is held between calls: an append opens the file, writes, fsyncs and
+//! closes it, so a files server with 100,000 sites does not hold 100,000 open logs
+//! (the per-process limit is far lower). The file and its directory were fsynced when
+//! the log was opened, so an append to the existing file needs only its own fsync.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -14,7 +19,6 @@ use proto::sitesync::{Entry, LogRead};
 #[derive(Debug)]
 pub struct Log {
     path: PathBuf,
-    file: File,
     entries: Vec<Entry>,
     len: u64,
     keep: usize,
@@ -30,6 +34,7 @@ impl Log {
             .append(true)
             .create(true)
             .open(path)?;
+        // closed on return: nothing is held between calls
         let mut entries: Vec<Entry> = Vec::new();
         let mut good = 0u64;
         let mut r = BufReader::new(&file);
@@ -56,12 +61,33 @@ impl Log {
         }
         Ok(Log {
             path: path.to_path_buf(),
-            file,
             entries,
             len: good,
             keep: keep.max(1),
             before_last: None,
         })
+    }
+
+    /// Opens the existing log for one append or cut. Never creates it: a log deleted
+    /// behind the hub's back is an error, not a fresh log starting at a later seq.
+    /// Opened with `O_APPEND`, so a write lands at the end. A tail beyond the known
+    /// length (an append whose cut-back failed) is cut off first; a shorter file
+    /// (truncated behind the hub's back) is refused rather than appended to.
+    fn reopen(&self) -> io::Result<File> {
+        let file = OpenOptions::new().append(true).open(&self.path)?;
+        let len = file.metadata()?.len();
+        if len > self.len {
+            tracing::warn!(path = %self.path.display(), "sitesync: cutting a torn log tail");
+            file.set_len(self.len)?;
+            file.sync_all()?;
+        } else if len < self.len {
+            return Err(io::Error::other(format!(
+                "{} is {len} bytes, {} expected: truncated behind the hub's back",
+                self.path.display(),
+                self.len
+            )));
+        }
+        Ok(file)
     }
 
     /// The newest sequence number (0 for an empty log).
@@ -90,13 +116,11 @@ impl Log {
         }
         let mut line = serde_json::to_vec(&entry).map_err(io::Error::other)?;
         line.push(b'\n');
-        let res = self
-            .file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data());
+        let mut file = self.reopen()?;
+        let res = file.write_all(&line).and_then(|()| file.sync_data());
         if let Err(e) = res {
-            let _ = self.file.set_len(self.len);
-            let _ = self.file.sync_all();
+            let _ = file.set_len(self.len);
+            let _ = file.sync_all();
             return Err(e);
         }
         self.before_last = Some((self.len, self.entries.len()));
@@ -108,8 +132,9 @@ impl Log {
     /// Takes back the entry just appended (its change could not be applied).
     pub fn undo_last(&mut self) -> io::Result<()> {
         if let Some((len, n)) = self.before_last.take() {
-            self.file.set_len(len)?;
-            self.file.sync_all()?;
+            let file = self.reopen()?;
+            file.set_len(len)?;
+            file.sync_all()?;
             self.len = len;
             self.entries.truncate(n);
         }

@@ -32,7 +32,9 @@ pub struct SiteHub {
     name: String,
     /// The site's state folder (the tree, log, blobs, hash cache are in it).
     dir: std::path::PathBuf,
-    root: File,
+    /// The site's tree (`<dir>/tree`), opened per operation by [`SiteHub::root`]: no
+    /// descriptor is held between calls, so the open files do not grow with the sites.
+    tree: std::path::PathBuf,
     log: Log,
     store: Store,
     pub(super) keep: Keep,
@@ -94,11 +96,10 @@ impl SiteHub {
             std::fs::create_dir(&tree)?;
             durable::sync_dir(dir)?;
         }
-        let root = safe::open_root(&tree)?;
         let mut s = SiteHub {
             name: name.to_string(),
             dir: dir.to_path_buf(),
-            root,
+            tree,
             log: Log::open(&dir.join("log.jsonl"), cfg.log_keep)?,
             store: Store::open(&dir.join("blobs"))?,
             keep: Keep::open(dir)?,
@@ -134,6 +135,14 @@ impl SiteHub {
         Ok(s)
     }
 
+    /// Opens the site's tree for one operation (a real directory, not a symlink: the
+    /// same check as when the site was opened; everything beneath it is then opened
+    /// relative to this descriptor without following symlinks). Dropped at the end of
+    /// the operation.
+    fn root(&self) -> io::Result<File> {
+        safe::open_root(&self.tree)
+    }
+
     /// Reads the whole tree into the index, hashing only the files whose stamp the hash
     /// cache does not hold, and writes the cache anew.
     fn rescan(&mut self) -> io::Result<()> {
@@ -145,7 +154,7 @@ impl SiteHub {
         let skip = move |p: &str| ignored(&ignore, p);
         let cache_path = self.dir.join("hashes.json");
         let mut cache = HashCache::load(&cache_path);
-        let (walked, stamps) = safe::walk_known(&self.root, &skip, &|p, st| cache.known(p, st))?;
+        let (walked, stamps) = safe::walk_known(&self.root()?, &skip, &|p, st| cache.known(p, st))?;
         if let Err(e) = cache.save(&cache_path, stamps, proto::sitesync::Mtime::now().secs) {
             // only a cost: the next open hashes again
             tracing::warn!(site = %self.name, error = %e, "sitesync: cannot write the hash cache");
@@ -186,7 +195,7 @@ impl SiteHub {
             _ => None,
         };
         if let Err(e) = apply(
-            &self.root,
+            &self.root()?,
             c,
             content.as_mut().map(|f| f as &mut dyn Read),
             None,
@@ -238,7 +247,8 @@ impl SiteHub {
     /// Whether the file at `path` begins with SQLite's 16-byte header.
     fn starts_like_sqlite(&self, path: &str) -> bool {
         let mut head = [0u8; 16];
-        safe::open_file(&self.root, path)
+        self.root()
+            .and_then(|root| safe::open_file(&root, path))
             .and_then(|mut f| f.read_exact(&mut head))
             .is_ok_and(|()| &head == SQLITE_HEADER)
     }
@@ -258,7 +268,7 @@ impl SiteHub {
             return self.store.open_blob(hash);
         }
         if let Some(p) = self.by_hash.get(hash).and_then(|s| s.iter().next()) {
-            return safe::open_file(&self.root, p);
+            return safe::open_file(&self.root()?, p);
         }
         Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -353,7 +363,7 @@ impl SiteHub {
     }
 
     fn free_bytes(&self) -> u64 {
-        rustix::fs::fstatvfs(&self.root).map_or(u64::MAX, |v| v.f_bavail.saturating_mul(v.f_frsize))
+        rustix::fs::statvfs(&self.tree).map_or(u64::MAX, |v| v.f_bavail.saturating_mul(v.f_frsize))
     }
 
     fn apply_logged(&mut self, origin: &str, change: &Change) -> Result<Outcome, HubError> {
@@ -394,6 +404,16 @@ impl SiteHub {
         if self.free_bytes() < need.saturating_add(self.reserve_bytes) {
             return Ok(full("disk full on the files server", current.as_ref()));
         }
+        // a failure to open (out of descriptors, say) is passing: the writer retries
+        let root = match self.root() {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(full(
+                    format!("cannot open the site tree: {e}"),
+                    current.as_ref(),
+                ))
+            }
+        };
         let now = Mtime::now();
         // keep what the change displaces, before it is displaced
         let displaced = match &change.op {
@@ -403,7 +423,7 @@ impl SiteHub {
         };
         if let Some(p) = displaced {
             if let Some(n @ Node::File { .. }) = self.nodes.get(p).cloned() {
-                let kept = safe::open_file(&self.root, p)
+                let kept = safe::open_file(&root, p)
                     .and_then(|mut f| self.keep.keep_version(p, &n, Some(&mut f), now));
                 if let Err(e) = kept {
                     return Ok(full(
@@ -424,7 +444,7 @@ impl SiteHub {
             return Ok(full(format!("cannot log: {e}"), current.as_ref()));
         }
         let applied = apply(
-            &self.root,
+            &root,
             change,
             content.as_mut().map(|f| f as &mut dyn Read),
             None,

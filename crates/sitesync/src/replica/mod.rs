@@ -87,7 +87,6 @@ fn under(p: &str, prefix: &str) -> bool {
 #[derive(Debug)]
 pub struct Replica {
     cfg: ReplicaConfig,
-    root: File,
     index: Index,
     outbox: Outbox,
     id_base: String,
@@ -99,18 +98,26 @@ impl Replica {
     pub fn open(cfg: ReplicaConfig) -> Result<Replica, ReplicaError> {
         durable::create_private_dir(&cfg.state)?;
         durable::create_private_dir(&cfg.state.join("tmp"))?;
-        let root = safe::open_root(&cfg.root)?;
+        // checked now (a real directory, not a symlink); opened again per operation
+        drop(safe::open_root(&cfg.root)?);
         let index = Index::load(&cfg.state.join("index.json"))?;
         let outbox = Outbox::open(&cfg.state.join("outbox"))?;
         let now = proto::sitesync::Mtime::now();
         Ok(Replica {
             id_base: format!("{}.{}{:09}", cfg.server, now.secs, now.nanos),
             cfg,
-            root,
             index,
             outbox,
             counter: 0,
         })
+    }
+
+    /// Opens the site's tree for one operation (a real directory, not a symlink;
+    /// everything beneath it is opened relative to it without following symlinks).
+    /// Not held between operations: a web server replicating 100,000 sites would
+    /// otherwise hold 100,000 descriptors, far over the per-process limit.
+    fn root(&self) -> io::Result<File> {
+        safe::open_root(&self.cfg.root)
     }
 
     /// Whether `path` is local to this server (not replicated).
@@ -138,7 +145,7 @@ impl Replica {
     pub fn disk_nodes(
         &self,
     ) -> Result<std::collections::BTreeMap<String, proto::sitesync::Node>, ReplicaError> {
-        Ok(safe::walk(&self.root, true, &|p| self.is_local(p))?)
+        Ok(safe::walk(&self.root()?, true, &|p| self.is_local(p))?)
     }
 
     fn save(&mut self) -> io::Result<()> {

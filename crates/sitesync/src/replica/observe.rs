@@ -51,7 +51,7 @@ impl Replica {
         if self.is_local(path) || name.starts_with(TMP_PREFIX) {
             return Ok(());
         }
-        let disk = match safe::stat_node(&self.root, path) {
+        let disk = match safe::stat_node(&self.root()?, path) {
             Ok(d) => d,
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error()) => {
                 tracing::warn!(%path, "sitesync: name too long, not replicated");
@@ -136,7 +136,7 @@ impl Replica {
         let base = self.index.nodes.get(path).map(Node::version);
         let node = match disk {
             Node::File { .. } => {
-                let mut f = match safe::open_file(&self.root, path) {
+                let mut f = match safe::open_file(&self.root()?, path) {
                     Ok(f) => f,
                     Err(e) if safe::gone(&e) => return Ok(()),
                     Err(e) => return Err(e.into()),
@@ -169,7 +169,7 @@ impl Replica {
         self.index.nodes.insert(path.to_string(), node);
         if new_dir {
             // moved in from outside the tree: its content comes along
-            let sub = safe::open_dir(&self.root, path)?;
+            let sub = safe::open_dir(&self.root()?, path)?;
             let children = safe::walk(&sub, false, &|_| false)?;
             for child in children.keys() {
                 self.observe_path(&format!("{path}/{child}"))?;
@@ -182,7 +182,7 @@ impl Replica {
         let Some(old) = self.index.nodes.get(from).cloned() else {
             return self.observe_path(to);
         };
-        let moved = safe::stat_node(&self.root, to)?;
+        let moved = safe::stat_node(&self.root()?, to)?;
         if self.is_local(from)
             || self.is_local(to)
             || moved.as_ref().map(Node::is_dir) != Some(old.is_dir())
@@ -217,7 +217,7 @@ impl Replica {
 
     /// [`Self::rescan`] of the subtree under the folder `dir` only.
     fn rescan_under(&mut self, dir: &str) -> Result<(), ReplicaError> {
-        let sub = match safe::open_dir(&self.root, dir) {
+        let sub = match safe::open_dir(&self.root()?, dir) {
             Ok(d) => d,
             // moved on again or replaced: the events of that bring it
             Err(_) => return Ok(()),
@@ -245,7 +245,7 @@ impl Replica {
     }
 
     fn rescan(&mut self) -> Result<(), ReplicaError> {
-        let disk = safe::walk(&self.root, false, &|p| self.is_local(p))?;
+        let disk = safe::walk(&self.root()?, false, &|p| self.is_local(p))?;
         for (p, d) in &disk {
             if !self.index.nodes.get(p).is_some_and(|o| quick_eq(o, d)) {
                 self.observe_path(p)?;

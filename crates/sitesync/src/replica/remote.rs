@@ -154,7 +154,7 @@ impl Replica {
             self.index.dirty = true;
             return Ok(false);
         }
-        let disk = safe::stat_node(&self.root, path)?;
+        let disk = safe::stat_node(&self.root()?, path)?;
         if disk.as_ref() != self.index.nodes.get(path) {
             self.observe_path(path)?;
             self.index.dirty = true;
@@ -199,7 +199,7 @@ impl Replica {
             _ => None,
         };
         let res = apply(
-            &self.root,
+            &self.root()?,
             c,
             content.as_mut().map(|f| f as &mut dyn std::io::Read),
             self.cfg.owner,
@@ -232,7 +232,7 @@ impl Replica {
             Op::Delete => self.index.remove_subtree(&c.path),
             Op::Rename { to, .. } => self.index.move_subtree(&c.path, to),
             Op::Meta { .. } => {
-                if let Some(n) = safe::stat_node(&self.root, &c.path)? {
+                if let Some(n) = safe::stat_node(&self.root()?, &c.path)? {
                     self.index.nodes.insert(c.path.clone(), n);
                 }
             }
@@ -281,7 +281,7 @@ impl Replica {
             self.observe_path(to)?;
         }
         let path = lost.path.clone();
-        let mine = safe::stat_node(&self.root, &path)?;
+        let mine = safe::stat_node(&self.root()?, &path)?;
         let fix = match (&current, &mine) {
             (Some(n), Some(m)) if n == m => None,
             (None, None) => None,
@@ -307,7 +307,7 @@ impl Replica {
                 self.index.nodes.insert(path, n);
             }
             None => {
-                if safe::stat_node(&self.root, &path)?.is_none() {
+                if safe::stat_node(&self.root()?, &path)?.is_none() {
                     self.index.remove_subtree(&path);
                 }
             }

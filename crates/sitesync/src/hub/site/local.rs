@@ -72,7 +72,7 @@ impl SiteHub {
             return Ok(());
         }
         let mut none = Vec::new();
-        let quick = match safe::open_parent(&self.root, path, false, &mut none) {
+        let quick = match safe::open_parent(&self.root()?, path, false, &mut none) {
             Ok((dir, name)) => safe::stat_in(&dir, name, false)?,
             Err(e) if safe::gone(&e) || is_errno(&e, rustix::io::Errno::LOOP) => None,
             Err(e) if is_errno(&e, rustix::io::Errno::NAMETOOLONG) => return Ok(()),
@@ -104,7 +104,7 @@ impl SiteHub {
             return Ok(false);
         };
         let mut none = Vec::new();
-        let (dir, name) = match safe::open_parent(&self.root, path, false, &mut none) {
+        let (dir, name) = match safe::open_parent(&self.root()?, path, false, &mut none) {
             Ok(p) => p,
             Err(e) if safe::gone(&e) => return Ok(false),
             Err(e) => return Err(e),
@@ -123,7 +123,7 @@ impl SiteHub {
         if self.skipped(path) {
             return Ok(());
         }
-        let disk = match safe::stat_node(&self.root, path) {
+        let disk = match safe::stat_node(&self.root()?, path) {
             Ok(d) => d,
             Err(e) if is_errno(&e, rustix::io::Errno::NAMETOOLONG) => {
                 tracing::warn!(site = %self.name, %path, "sitesync: name too long, not replicated");
@@ -207,7 +207,7 @@ impl SiteHub {
         self.log_local(path, base, Op::Put { node })?;
         if new_dir {
             // made or moved in whole: its content comes along
-            let sub = safe::open_dir(&self.root, path)?;
+            let sub = safe::open_dir(&self.root()?, path)?;
             let children = safe::walk(&sub, false, &|_| false)?;
             for child in children.keys() {
                 self.observe_path(&format!("{path}/{child}"))?;
@@ -220,7 +220,7 @@ impl SiteHub {
         let Some(old) = self.nodes.get(from).cloned() else {
             return self.observe_path(to);
         };
-        let moved = safe::stat_node(&self.root, to)?;
+        let moved = safe::stat_node(&self.root()?, to)?;
         if self.skipped(from)
             || self.skipped(to)
             || moved.as_ref().map(Node::is_dir) != Some(old.is_dir())
@@ -248,7 +248,7 @@ impl SiteHub {
     /// Compares the whole tree (a stat per path, a hash only where it differs).
     fn rescan_local(&mut self) -> io::Result<()> {
         let (ignore, local) = (self.ignore.clone(), self.local.clone());
-        let disk = safe::walk(&self.root, false, &|p| {
+        let disk = safe::walk(&self.root()?, false, &|p| {
             ignored(&ignore, p) || is_local(&local, p)
         })?;
         for (p, d) in &disk {
