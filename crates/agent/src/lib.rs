@@ -301,7 +301,7 @@ async fn watch_loop(
     let mut after = current.as_ref().map(|c| c.revision).unwrap_or(0);
     // The first query is a full resync: it repairs whatever changed while down.
     let mut next_resync = Instant::now();
-    let mut items = current.as_deref().and_then(delta::ItemState::from_config);
+    let mut items = current.as_ref().and_then(delta::ItemState::from_config);
     let mut deltas = true;
     let mut need_snapshot = false;
     let mut resync_by_revision = true;
@@ -323,7 +323,9 @@ async fn watch_loop(
                 .fetch_config(base, query, config.watch_timeout())
                 .await
                 .and_then(|cfg| match cfg {
-                    Some(cfg) => check_config(&cfg, &id.info.server, base).map(|()| Some(cfg)),
+                    Some(cfg) => {
+                        check_config(&cfg, &id.info.server, base).map(|()| Some(Arc::new(cfg)))
+                    }
                     None => Ok(None),
                 })
         };
@@ -339,7 +341,7 @@ async fn watch_loop(
                 if deltas && !use_delta {
                     items = delta::ItemState::from_config(&cfg);
                 }
-                if current.as_deref() == Some(&cfg) {
+                if current.as_deref() == Some(&*cfg) {
                     continue;
                 }
                 tracing::info!(revision = cfg.revision, resync, "new desired config");
@@ -391,7 +393,7 @@ async fn persist(state_dir: &Path, cfg: &Arc<DesiredConfig>) -> Result<(), Strin
 }
 
 /// One delta query: apply the answer to `items`, fetch the blobs it lacks, and
-/// rebuild the whole config (`None` on 304).
+/// rebuild the whole config (`None` on 304), shared with `items`.
 async fn via_delta(
     config: &AgentConfig,
     client: &AgentClient,
@@ -400,7 +402,7 @@ async fn via_delta(
     resync: bool,
     items: &mut Option<delta::ItemState>,
     server: &str,
-) -> Result<Option<DesiredConfig>, ClientError> {
+) -> Result<Option<Arc<DesiredConfig>>, ClientError> {
     let body = |message: String| ClientError::Body {
         url: base.to_string(),
         message,
@@ -412,6 +414,7 @@ async fn via_delta(
         None => return Ok(None),
         Some(client::DeltaAnswer::Full(cfg)) => {
             check_config(&cfg, server, base)?;
+            let cfg = Arc::new(cfg);
             *items = delta::ItemState::from_config(&cfg);
             return Ok(Some(cfg));
         }

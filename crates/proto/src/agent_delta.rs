@@ -415,7 +415,7 @@ pub fn diff<'a>(
 
 #[path = "agent_delta_changes.rs"]
 mod changes;
-pub use changes::{apply_changes, patch, split_changes, SplitChanges};
+pub use changes::{apply_changes, patch, split_changes, split_element, SplitChanges};
 
 #[cfg(test)]
 #[path = "agent_delta_tests.rs"]

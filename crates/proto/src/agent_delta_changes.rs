@@ -495,6 +495,44 @@ pub fn patch<'a, 'b>(
     Ok(true)
 }
 
+/// The item `id` of `role` with the blobs it refers to, exactly as [`split`] of
+/// the whole config makes it, for an element of a keyed list (`field/key`, or
+/// `field#n/key` for the n-th duplicate); `None` for any other id or an element
+/// that is not there. An agent keeps the config it built instead of every item's
+/// content, and regenerates one element's blobs with this when a patch needs them,
+/// without serializing the whole config.
+pub fn split_element(role: &RoleConfig, id: &str) -> Option<Split> {
+    let (head, key) = id.split_once('/')?;
+    let (field, n) = match head.split_once('#') {
+        Some((f, n)) => (f, n.parse::<usize>().ok().filter(|n| *n > 0)?),
+        None => (head, 0),
+    };
+    let value = match (role, field) {
+        (RoleConfig::Web(c), "sites") => nth(&c.sites, key, n),
+        (RoleConfig::Dns(c), "zones") => nth(&c.zones, key, n),
+        (RoleConfig::Mail(c), "domains") => nth(&c.domains, key, n),
+        (RoleConfig::Files(c), "sites") => nth(&c.sites, key, n),
+        (RoleConfig::Files(c), "ftp_accounts") => nth(&c.ftp_accounts, key, n),
+        (RoleConfig::Files(c), "sync_clients") => nth(&c.sync_clients, key, n),
+        (RoleConfig::Files(c), "deployments") => nth(&c.deployments, key, n),
+        (RoleConfig::Files(c), "site_options") => nth(&c.site_options, key, n),
+        (RoleConfig::Files(c), "restores") => nth(&c.restores, key, n),
+        (RoleConfig::Db(c), "databases") => nth(&c.databases, key, n),
+        (RoleConfig::Db(c), "users") => nth(&c.users, key, n),
+        (RoleConfig::Db(c), "quotas") => nth(&c.quotas, key, n),
+        _ => None,
+    }?;
+    let mut out = Split::default();
+    out.add(id.to_owned(), value, true);
+    Some(out)
+}
+
+/// The JSON of the n-th element of `list` keyed `key`.
+fn nth<T: Keyed>(list: &[T], key: &str, n: usize) -> Option<Value> {
+    let elem = list.iter().filter(|e| e.key() == key).nth(n)?;
+    serde_json::to_value(elem).ok()
+}
+
 /// Apply `(key, new element or None)` changes to a list in strict key order
 /// (`false`, list unspecified, for anything else).
 fn patch_list<T: Keyed + serde::de::DeserializeOwned>(

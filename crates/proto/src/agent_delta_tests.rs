@@ -245,6 +245,27 @@ proptest! {
         }
     }
 
+    /// Every element item regenerated alone is the item `split` made, with the
+    /// very blobs; other ids give nothing.
+    #[test]
+    fn split_element_gives_the_item_split_makes(c in role()) {
+        let s = split(&c).unwrap();
+        for (id, item) in &s.items {
+            match split_element(&c, id) {
+                Some(one) => {
+                    prop_assert_eq!(one.items.len(), 1);
+                    prop_assert_eq!(&one.items[id], item);
+                    for (hash, bytes) in &one.blobs {
+                        prop_assert_eq!(&s.blobs[hash], bytes);
+                    }
+                    prop_assert_eq!(one.blobs.len(), item.blobs.values().collect::<std::collections::BTreeSet<_>>().len());
+                }
+                None => prop_assert!(!id.contains('/'), "element {} not regenerated", id),
+            }
+        }
+        prop_assert!(split_element(&c, "zones/ no such key").is_none());
+    }
+
     #[test]
     fn a_delta_applied_to_the_old_items_gives_the_new_config(a in role(), b in role()) {
         let (sa, sb) = (split(&a).unwrap(), split(&b).unwrap());
