@@ -345,7 +345,6 @@ async fn watch_loop(
                     continue;
                 }
                 tracing::info!(revision = cfg.revision, resync, "new desired config");
-                let cfg = Arc::new(cfg);
                 if let Err(e) = persist(&config.state_dir, &cfg).await {
                     // Still apply it: serving the newest config matters more; the
                     // next resync after a restart repairs the stale cache.

@@ -131,6 +131,8 @@ pub const CURRENT: &str = "current";
 pub const REVALIDATE_AFTER: Duration = Duration::from_millis(1);
 
 struct CachedRoot {
+    /// Holds one slot of [`MAX_CACHED_ROOTS`] while cached.
+    _slot: RootSlot,
     site_dir: OwnedFd,
     target: CString,
     root: Arc<OwnedFd>,
@@ -140,13 +142,44 @@ struct CachedRoot {
     checked_ns: AtomicU64,
 }
 
+/// Most site roots kept open at once, process-wide (each holds two descriptors). A
+/// web server with more sites serves the others with a fresh open per request
+/// (three syscalls): holding two descriptors for every site ever served ran out of
+/// descriptors at 10,000 sites.
+const MAX_CACHED_ROOTS: usize = 4_096;
+
+/// Cached roots now held (see [`MAX_CACHED_ROOTS`]).
+static CACHED_ROOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the process's [`MAX_CACHED_ROOTS`] slots, given back on drop.
+struct RootSlot;
+
+impl RootSlot {
+    /// A slot if fewer than `limit` are taken.
+    fn take(limit: usize) -> Option<Self> {
+        CACHED_ROOTS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| RootSlot)
+    }
+}
+
+impl Drop for RootSlot {
+    fn drop(&mut self) {
+        CACHED_ROOTS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A site root as [`RootCache::open`] gives it.
 #[derive(Debug, Clone)]
 pub struct Root {
     /// The open root directory (`O_PATH`).
     pub fd: Arc<OwnedFd>,
     /// Names this very opened root, never reused in the process; 0 when `current`
-    /// is not a symlink (the root is reopened on every use and has no identity).
+    /// is not a symlink or [`MAX_CACHED_ROOTS`] roots are held already (the root is
+    /// reopened on every use and has no identity).
     /// What is known of paths beneath it may be cached under this id.
     pub id: u64,
 }
@@ -250,13 +283,20 @@ impl RootCache {
             )?,
         });
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let cached = target.ok().map(|target| CachedRoot {
-            site_dir: dir,
-            target,
-            root: root.clone(),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            checked_ns: AtomicU64::new(checked),
-        });
+        // Give back this site's own slot before asking for one, so a site whose
+        // release was swapped keeps its place when every slot is taken.
+        self.inner.store(None);
+        let cached = target
+            .ok()
+            .and_then(|t| RootSlot::take(MAX_CACHED_ROOTS).map(|slot| (t, slot)))
+            .map(|(target, _slot)| CachedRoot {
+                _slot,
+                site_dir: dir,
+                target,
+                root: root.clone(),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                checked_ns: AtomicU64::new(checked),
+            });
         let id = cached.as_ref().map_or(0, |c| c.id);
         self.inner.store(cached.map(Arc::new));
         Ok(Root { fd: root, id })
@@ -271,6 +311,15 @@ impl RootCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_slots_are_bounded_and_given_back() {
+        assert!(RootSlot::take(0).is_none(), "no slot over the limit");
+        let slot = RootSlot::take(usize::MAX).expect("a slot under the limit");
+        let held = CACHED_ROOTS.load(Ordering::Acquire);
+        assert!(held >= 1);
+        drop(slot);
+    }
 
     #[test]
     fn root_cache_follows_swaps() {
