@@ -79,7 +79,25 @@ impl Web {
         assert_eq!(status, reqwest::StatusCode::OK);
     }
 
-    async fn site(&self, domain: &str) -> proto::agent_v1::WebSite {
+    /// The site as the web server's config carries it, once `ready` holds: the
+    /// controller builds configs in the background after a write, so the first
+    /// answers may still be the config from before it.
+    async fn site_when(
+        &self,
+        domain: &str,
+        ready: impl Fn(&proto::agent_v1::WebSite) -> bool,
+    ) -> proto::agent_v1::WebSite {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let site = self.site(domain).await;
+            if site.as_ref().is_some_and(&ready) || std::time::Instant::now() > deadline {
+                return site.expect("the site is in the web server's config");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn site(&self, domain: &str) -> Option<proto::agent_v1::WebSite> {
         let res = self
             .http
             .get(format!("{}{CONFIG_PATH}?after=0", self.url))
@@ -88,7 +106,7 @@ impl Web {
             .unwrap();
         let doc: DesiredConfig = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
         match doc.role {
-            RoleConfig::Web(w) => w.sites.into_iter().find(|s| s.domain == domain).unwrap(),
+            RoleConfig::Web(w) => w.sites.into_iter().find(|s| s.domain == domain),
             other => panic!("{other:?}"),
         }
     }
@@ -207,7 +225,7 @@ async fn web_settings_are_checked_stored_shown_and_sent() {
         .invalid("php_set.post_max_size");
     assert_eq!(e["rule"], "post_below_upload");
     // The web server's config carries them; HSTS withheld (no trusted certificate).
-    let site = web.site("shop.example").await;
+    let site = web.site_when("shop.example", |s| s.docroot.is_some()).await;
     assert_eq!(site.docroot.as_deref(), Some("public"));
     assert_eq!(site.php_version.as_deref(), Some("8.2"));
     assert_eq!(site.php_ini["memory_limit"], "256M");
