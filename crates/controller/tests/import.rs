@@ -180,3 +180,70 @@ async fn import_keeps_the_api_rules_within_and_across_chunks() {
         assert_eq!(creates, 1, "one create event for the {kind}: {events:?}");
     }
 }
+
+/// Site lines take the web settings of `PATCH /v1/sites/{domain}` (document root,
+/// HSTS, `php.ini` values, kept and local paths) under the same rules: a bad
+/// value refuses the line naming the field, a plan ceiling holds, and a re-run
+/// refuses a line whose settings differ from the stored site.
+#[tokio::test]
+async fn site_lines_take_the_web_settings_under_the_api_rules() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    default_clusters(&admin).await;
+    let lines = vec![
+        json!({"kind": "customer", "name": "web"}),
+        json!({"kind": "domain", "name": "fw.example", "customer": "web"}),
+        json!({"kind": "domain", "name": "bad1.example", "customer": "web"}),
+        json!({"kind": "domain", "name": "bad2.example", "customer": "web"}),
+        json!({"kind": "domain", "name": "bad3.example", "customer": "web"}),
+        json!({"kind": "domain", "name": "bad4.example", "customer": "web"}),
+        // 7: a framework site served from `public`, with PHP values and paths.
+        json!({"kind": "site", "domain": "fw.example", "php": true, "docroot": "public/",
+               "hsts": true, "php_set": {"memory_limit": "256M", "date.timezone": "Europe/Berlin"},
+               "keep": ["storage"], "local": ["storage/framework/cache"]}),
+        // 8: a document root outside the tree.
+        json!({"kind": "site", "domain": "bad1.example", "docroot": "../etc"}),
+        // 9: over the plan's memory ceiling (512M by default).
+        json!({"kind": "site", "domain": "bad2.example", "php_set": {"memory_limit": "4G"}}),
+        // 10: a setting no site may change.
+        json!({"kind": "site", "domain": "bad3.example", "php_set": {"allow_url_include": "On"}}),
+        // 11: a PHP version no web server reported.
+        json!({"kind": "site", "domain": "bad4.example", "php_version": "5.6"}),
+    ];
+    let report = import(&admin, &lines, 1, false).await;
+    expect(&report, 7, "created", "");
+    expect(&report, 8, "refused", "docroot");
+    expect(&report, 9, "refused", "php_set.memory_limit");
+    expect(&report, 10, "refused", "php_set.allow_url_include");
+    expect(&report, 11, "refused", "php_version");
+    for bad in ["bad1", "bad2", "bad3", "bad4"] {
+        admin
+            .get(&format!("/v1/sites/{bad}.example"))
+            .await
+            .expect(404);
+    }
+
+    let s = admin.get("/v1/sites/fw.example").await.expect(200);
+    assert_eq!(s["docroot"], "public", "{s}");
+    assert_eq!(s["hsts"], true, "{s}");
+    assert_eq!(s["php_ini"]["memory_limit"], "256M", "{s}");
+    assert_eq!(s["php_ini"]["date.timezone"], "Europe/Berlin", "{s}");
+    assert_eq!(s["keep"], json!(["storage"]), "{s}");
+    assert_eq!(s["local"], json!(["storage/framework/cache"]), "{s}");
+
+    // A re-run of the same line skips it; one with another document root is
+    // refused with the difference shown, and nothing changes.
+    let again = import(&admin, &lines[..7], 1, false).await;
+    expect(&again, 7, "skipped", "");
+    let mut changed = lines[..7].to_vec();
+    changed[6]["docroot"] = json!("web");
+    let report = import(&admin, &changed, 1, false).await;
+    expect(
+        &report,
+        7,
+        "refused",
+        "docroot: stored `public`, file `web`",
+    );
+    let s = admin.get("/v1/sites/fw.example").await.expect(200);
+    assert_eq!(s["docroot"], "public", "{s}");
+}

@@ -53,6 +53,24 @@ pub enum ImportLine {
         /// Redirect HTTP to HTTPS.
         #[serde(default)]
         https_redirect: bool,
+        /// Paths that survive deployments (like `PATCH /v1/sites/{domain}`'s `keep`).
+        #[serde(default)]
+        keep: Vec<String>,
+        /// Paths each web server keeps to itself (`local`).
+        #[serde(default)]
+        local: Vec<String>,
+        /// The folder served (`public`); absent or `/`: the whole tree.
+        #[serde(default)]
+        docroot: Option<String>,
+        /// Send HSTS (only while the site has a trusted certificate).
+        #[serde(default)]
+        hsts: bool,
+        /// PHP version one of the site's web servers has; absent: their default.
+        #[serde(default)]
+        php_version: Option<String>,
+        /// `php.ini` values (allowed keys and ranges: `docs/web.md`).
+        #[serde(default)]
+        php_set: BTreeMap<String, String>,
     },
     /// A mailbox (like `POST /v1/mailboxes`).
     Mailbox {

@@ -6,7 +6,7 @@
 //! failure (a 422 says `php_set.memory_limit`, `docroot` …), reads the owner's plan
 //! for the ceilings, and refuses a PHP version the site's web servers lack.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use model::entity::{Secret, SecretPurpose, Site};
@@ -76,25 +76,64 @@ impl PhpInfo {
     }
 }
 
-/// Apply the web part of an update to `web` (the stored settings, read inside
-/// the writing transaction): each value checked by `model::web`'s rules, the
-/// `php.ini` limits against `limits` (the owner's plan), a PHP version against
-/// what every server of the site's web cluster reported.
+/// The web settings one request changes, from `PATCH /v1/sites/{domain}` or an
+/// import line: both go through [`apply_update`], one set of rules.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WebChange<'a> {
+    /// New document root (`/` or empty: the whole tree).
+    pub docroot: Option<&'a str>,
+    /// HSTS on/off.
+    pub hsts: Option<bool>,
+    /// PHP version, `default` for the servers' default.
+    pub php_version: Option<&'a str>,
+    /// `php.ini` values to set.
+    pub php_set: Option<&'a BTreeMap<String, String>>,
+    /// `php.ini` keys back to their default.
+    pub php_unset: Option<&'a [String]>,
+}
+
+impl<'a> From<&'a UpdateSite> for WebChange<'a> {
+    fn from(req: &'a UpdateSite) -> Self {
+        Self {
+            docroot: req.docroot.as_deref(),
+            hsts: req.hsts,
+            php_version: req.php_version.as_deref(),
+            php_set: req.php_set.as_ref(),
+            php_unset: req.php_unset.as_deref(),
+        }
+    }
+}
+
+impl WebChange<'_> {
+    /// Whether it changes anything (then the PHP reports need not be read).
+    pub fn is_empty(&self) -> bool {
+        self.docroot.is_none()
+            && self.hsts.is_none()
+            && self.php_version.is_none()
+            && self.php_set.is_none()
+            && self.php_unset.is_none()
+    }
+}
+
+/// Apply a web change to `web` (the stored settings, read inside the writing
+/// transaction): each value checked by `model::web`'s rules, the `php.ini`
+/// limits against `limits` (the owner's plan), a PHP version against what every
+/// server of the site's web cluster reported.
 pub fn apply_update(
     web: &mut WebSettings,
-    req: &UpdateSite,
+    req: WebChange<'_>,
     limits: &model::limits::Limits,
     php: &PhpInfo,
     cluster: Option<Id>,
 ) -> ApiResult<()> {
-    if let Some(d) = &req.docroot {
+    if let Some(d) = req.docroot {
         web.docroot = DocRoot::parse(d).field("docroot")?;
     }
     if let Some(h) = req.hsts {
         web.hsts = h;
     }
-    if let Some(v) = &req.php_version {
-        web.php.version = match v.as_str() {
+    if let Some(v) = req.php_version {
+        web.php.version = match v {
             "default" | "" => None,
             v => {
                 let v = PhpVersion::new(v).field("php_version")?;
@@ -119,10 +158,10 @@ pub fn apply_update(
         };
     }
     let ceilings = PhpCeilings::from(limits);
-    for (i, key) in req.php_unset.iter().flatten().enumerate() {
+    for (i, key) in req.php_unset.into_iter().flatten().enumerate() {
         web.php.unset(key).field(&format!("php_unset[{i}]"))?;
     }
-    for (key, value) in req.php_set.iter().flatten() {
+    for (key, value) in req.php_set.into_iter().flatten() {
         web.php
             .set(key, value, &ceilings)
             .field(&format!("php_set.{key}"))?;

@@ -306,7 +306,13 @@ pub async fn update_site(
             None => state.config.default_plan,
         };
         let cluster = domain.data.placements.get(&Role::Web).copied();
-        site_web::apply_update(&mut cur.data.web, &req, &limits, &info.php, cluster)?;
+        site_web::apply_update(
+            &mut cur.data.web,
+            (&req).into(),
+            &limits,
+            &info.php,
+            cluster,
+        )?;
     }
     if let Some(a) = new_aliases {
         cur.data.aliases = a;
@@ -342,12 +348,7 @@ pub async fn update_site(
 /// The web servers' PHP versions, read before the transaction when the update
 /// has a web part (`None` otherwise).
 async fn web_update_inputs(state: &AppState, req: &UpdateSite) -> ApiResult<Option<FilesInfo>> {
-    let touches = req.docroot.is_some()
-        || req.hsts.is_some()
-        || req.php_version.is_some()
-        || req.php_set.is_some()
-        || req.php_unset.is_some();
-    if !touches {
+    if site_web::WebChange::from(req).is_empty() {
         return Ok(None);
     }
     Ok(Some(FilesInfo::load(state).await?))

@@ -93,6 +93,8 @@ pub struct Context {
     pub(super) clusters: Snapshot,
     pub(super) placement: Snapshot,
     pub(super) default_plan: Limits,
+    /// The web servers' PHP versions, for a site line's `php_version`.
+    pub(super) php: crate::api::site_web::PhpInfo,
     pub(super) verified_clusters: BTreeSet<Id>,
     pub(super) picked: Vec<Id>,
     pub(super) view: View,
@@ -106,6 +108,10 @@ impl Context {
             clusters: crate::placement::cluster_snapshot(state).await?,
             placement: crate::placement::placement_snapshot(state).await?,
             default_plan: state.config.default_plan,
+            php: crate::api::site_web::PhpInfo::new(
+                state,
+                &state.store.all::<model::entity::Server>().await?,
+            ),
             verified_clusters: BTreeSet::new(),
             picked: Vec::new(),
             view: View::default(),
@@ -192,9 +198,30 @@ impl Context {
                 php,
                 mode,
                 https_redirect,
+                keep,
+                local,
+                docroot,
+                hsts,
+                php_version,
+                php_set,
             } => {
-                self.site(tx, domain, aliases, *php, mode.as_deref(), *https_redirect)
-                    .await
+                let line = super::services::SiteLine {
+                    domain,
+                    aliases,
+                    php: *php,
+                    mode: mode.as_deref(),
+                    https_redirect: *https_redirect,
+                    keep,
+                    local,
+                    web: crate::api::site_web::WebChange {
+                        docroot: docroot.as_deref(),
+                        hsts: Some(*hsts),
+                        php_version: php_version.as_deref(),
+                        php_set: Some(php_set),
+                        php_unset: None,
+                    },
+                };
+                self.site(tx, line).await
             }
             ImportLine::Mailbox {
                 address,

@@ -7,6 +7,8 @@
 use model::dns::RecordName;
 use model::entity::{Domain, FtpAccount, Kind, MailAlias, Mailbox, Site, MAIL_ADDRESS_NS};
 use model::limits::LimitField;
+use model::sitefiles::{PathClasses, SitePath};
+use model::web::WebSettings;
 use model::{
     DomainName, EmailAddress, FtpUsername, Id, LocalPart, PlacementMode, RelPath, Role, WithField,
 };
@@ -17,18 +19,23 @@ use super::apply::{hash_pair, refused, same_or, Applied, Context, LineError, Lin
 use super::diff::{diff, same_hash};
 use crate::error::ApiError;
 
+/// A site line's fields, borrowed from [`proto::v1_import::ImportLine::Site`].
+pub(super) struct SiteLine<'a> {
+    pub domain: &'a str,
+    pub aliases: &'a [String],
+    pub php: bool,
+    pub mode: Option<&'a str>,
+    pub https_redirect: bool,
+    pub keep: &'a [String],
+    pub local: &'a [String],
+    /// Document root, HSTS, PHP version and values, checked like the API's.
+    pub web: crate::api::site_web::WebChange<'a>,
+}
+
 impl Context {
-    pub(super) async fn site(
-        &mut self,
-        tx: &mut Tx,
-        domain: &str,
-        aliases: &[String],
-        php: bool,
-        mode: Option<&str>,
-        https_redirect: bool,
-    ) -> LineResult {
-        let domain = self.domain_named(tx, "domain", domain).await?;
-        let mode = match mode {
+    pub(super) async fn site(&mut self, tx: &mut Tx, line: SiteLine<'_>) -> LineResult {
+        let domain = self.domain_named(tx, "domain", line.domain).await?;
+        let mode = match line.mode {
             Some(m) => m
                 .parse::<PlacementMode>()
                 .field("mode")
@@ -36,13 +43,49 @@ impl Context {
             None => PlacementMode::Single,
         };
         let aliases = self
-            .site_aliases(tx, domain.data.customer, &domain.data.name, aliases)
+            .site_aliases(tx, domain.data.customer, &domain.data.name, line.aliases)
             .await?;
+        let classes = PathClasses::new(line.keep, line.local).map_err(ApiError::from)?;
+        // The web settings by the API's rules (`PATCH /v1/sites/{domain}`), the
+        // `php.ini` ceilings from the owner's plan.
+        let limits = match domain.meta.owner {
+            Some(o) => self.limits_of(tx, o).await?,
+            None => self.default_plan,
+        };
+        let mut web = WebSettings::default();
+        let cluster = domain.data.placements.get(&Role::Web).copied();
+        crate::api::site_web::apply_update(&mut web, line.web, &limits, &self.php, cluster)?;
+        let (php, https_redirect) = (line.php, line.https_redirect);
         if let Some(cur) = self.view.by_name::<Site>(tx, &domain.meta.name).await? {
             let s = &cur.data;
             let list = |a: &[DomainName]| {
                 a.iter()
                     .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let paths = |a: &[SitePath]| {
+                a.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let docroot = |w: &WebSettings| {
+                w.docroot
+                    .as_ref()
+                    .map_or_else(|| "/".to_owned(), ToString::to_string)
+            };
+            let version = |w: &WebSettings| {
+                w.php
+                    .version
+                    .as_ref()
+                    .map_or_else(|| "default".to_owned(), ToString::to_string)
+            };
+            let ini = |w: &WebSettings| {
+                w.php
+                    .ini
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(",")
             };
@@ -55,6 +98,12 @@ impl Context {
                     https_redirect.to_string(),
                 ),
                 ("aliases", list(&s.aliases), list(&aliases)),
+                ("keep", paths(&s.files.keep), paths(&classes.keep)),
+                ("local", paths(&s.files.local), paths(&classes.local)),
+                ("docroot", docroot(&s.web), docroot(&web)),
+                ("hsts", s.web.hsts.to_string(), web.hsts.to_string()),
+                ("php_version", version(&s.web), version(&web)),
+                ("php_set", ini(&s.web), ini(&web)),
             ]));
         }
         let active_server = if mode == PlacementMode::All {
@@ -71,8 +120,12 @@ impl Context {
             active_server,
             deployment: None,
             previous_deployments: Vec::new(),
-            files: Default::default(),
-            web: Default::default(),
+            files: model::sitefiles::SiteFiles {
+                keep: classes.keep,
+                local: classes.local,
+                ..Default::default()
+            },
+            web,
         };
         for k in &model::entity::Object::unique_keys(&data, &domain.meta.name) {
             if self.view.key(tx, k.ns, &k.key).await?.is_some() {
