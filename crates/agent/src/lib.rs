@@ -22,6 +22,7 @@ pub mod deploy;
 pub mod fsutil;
 pub mod identity;
 pub mod limits;
+pub mod ops;
 pub mod rehash;
 pub mod status;
 pub mod supervisor;

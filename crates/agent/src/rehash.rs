@@ -23,7 +23,13 @@ struct Reporter {
 
 static REPORTER: OnceLock<Reporter> = OnceLock::new();
 
-fn client(ctx: &EngineContext, bind: IpAddr) -> Option<reqwest::Client> {
+/// An HTTPS client to the controllers with the agent's client certificate, bound
+/// to `bind`, whose requests time out after `timeout` (`None` without an identity).
+pub(crate) fn controller_client(
+    ctx: &EngineContext,
+    bind: IpAddr,
+    timeout: std::time::Duration,
+) -> Option<reqwest::Client> {
     let id = ctx.identity.as_ref()?;
     let cert = std::fs::read_to_string(&id.cert).ok()?;
     let key = std::fs::read_to_string(&id.key).ok()?;
@@ -41,7 +47,7 @@ fn client(ctx: &EngineContext, bind: IpAddr) -> Option<reqwest::Client> {
         .https_only(true)
         .local_address(Some(bind))
         .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(30))
+        .timeout(timeout)
         .build()
         .ok()
 }
@@ -51,7 +57,7 @@ pub fn install(ctx: &EngineContext) {
     if REPORTER.get().is_some() {
         return;
     }
-    if let Some(http) = client(ctx, ctx.bind) {
+    if let Some(http) = controller_client(ctx, ctx.bind, std::time::Duration::from_secs(30)) {
         let _ = REPORTER.set(Reporter {
             http,
             controllers: ctx.controllers.clone(),

@@ -8,6 +8,30 @@ impl Client {
         self.get(&["v1", "sites", domain, "conflicts"]).await
     }
 
+    /// `GET /v1/sites/{domain}/logs`: the newest lines of the site's logs from every
+    /// web server of its cluster, merged in time order. `kind`: comma-separated
+    /// `access,error,php,cron` (`None`: all); `since`: RFC 3339, a time ago (`15m`)
+    /// or epoch milliseconds.
+    pub async fn site_logs(
+        &self,
+        domain: &str,
+        kind: Option<&str>,
+        since: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<proto::v1::SiteLogsView> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(k) = kind {
+            q.push(("kind", k.to_owned()));
+        }
+        if let Some(s) = since {
+            q.push(("since", s.to_owned()));
+        }
+        if let Some(l) = limit {
+            q.push(("limit", l.to_string()));
+        }
+        self.get_with(&["v1", "sites", domain, "logs"], &q).await
+    }
+
     /// `POST /v1/sites/{domain}/restore`: ask for a path back (answered at once;
     /// [`Client::site_restore`] follows it).
     pub async fn restore_site_path(

@@ -1,6 +1,8 @@
 //! The mutual-TLS agent endpoints: `GET /v1/agent/config` (blocking query; whole
 //! document, or with `delta=1` a [`proto::agent_delta::ConfigDelta`] built by
-//! [`crate::delta`]) and `POST /v1/agent/heartbeat`, and the [`AgentIdentity`] extractor that guards them.
+//! [`crate::delta`]), `POST /v1/agent/heartbeat`, the operations channel
+//! (`GET /v1/agent/ops`, `POST /v1/agent/ops/{id}`, [`crate::ops`]), and the
+//! [`AgentIdentity`] extractor that guards them.
 //!
 //! An agent is identified only by the client certificate it presented in the TLS
 //! handshake (verified against the controller CA by rustls); bearer tokens are
@@ -306,4 +308,45 @@ pub async fn rehash(
     Ok(Json(proto::rehash::RehashAck {
         replaced: outcome == Outcome::Replaced,
     }))
+}
+
+/// `?wait=SECONDS` of the operations poll.
+#[derive(Debug, serde::Deserialize)]
+pub struct OpsParams {
+    #[serde(default)]
+    wait: u64,
+}
+
+/// `GET /v1/agent/ops` (mutual TLS): the questions waiting for the calling server,
+/// held open up to `wait` seconds (at most `proto::agent_ops::MAX_WAIT_SECS`, and
+/// answered at once when the controller stops).
+pub async fn ops_poll(
+    State(state): State<AppState>,
+    agent: AgentIdentity,
+    ApiQuery(q): ApiQuery<OpsParams>,
+) -> ApiResult<Json<Vec<proto::agent_ops::OpRequest>>> {
+    let wait = std::time::Duration::from_secs(q.wait.min(proto::agent_ops::MAX_WAIT_SECS));
+    let mut stopping = state.stopping.subscribe();
+    let asks = tokio::select! {
+        a = state.ops.take(agent.server.meta.id, wait) => a,
+        _ = stopping.wait_for(|s| *s) => Vec::new(),
+    };
+    Ok(Json(asks))
+}
+
+/// `POST /v1/agent/ops/{id}` (mutual TLS): the calling server's answer to question
+/// `id`; 404 when nobody waits for it any more (timed out, or not its question).
+pub async fn ops_answer(
+    State(state): State<AppState>,
+    agent: AgentIdentity,
+    crate::error::ApiPath(id): crate::error::ApiPath<u64>,
+    ApiJson(answer): ApiJson<proto::agent_ops::OpAnswer>,
+) -> ApiResult<StatusCode> {
+    if state.ops.answer(agent.server.meta.id, id, answer) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(
+            "no question with this id waits for this server's answer",
+        ))
+    }
 }

@@ -33,6 +33,7 @@ pub mod limits;
 pub mod loads;
 pub mod mailcheck;
 pub mod openapi;
+pub mod ops;
 pub mod ownership;
 pub mod placement;
 pub mod rehash;

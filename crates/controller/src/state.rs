@@ -50,6 +50,8 @@ pub struct Inner {
     pub placement: crate::placement::Placement,
     /// Sites per web server for placing new sites ([`crate::loads`]).
     pub site_loads: Arc<crate::loads::SiteLoads>,
+    /// Questions for agents and their answers ([`crate::ops`]).
+    pub ops: Arc<crate::ops::OpsHub>,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             health: Arc::new(health),
             placement: crate::placement::Placement::default(),
             site_loads: Arc::default(),
+            ops: Arc::default(),
         }))
     }
 

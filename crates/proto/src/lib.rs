@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent_delta;
+pub mod agent_ops;
 pub mod agent_v1;
 mod agent_v1_heartbeat;
 pub mod manifest;
@@ -18,6 +19,7 @@ pub mod sitesync;
 pub mod v1;
 pub mod v1_import;
 mod v1_infra;
+mod v1_logs;
 mod v1_plans;
 mod v1_services;
 mod v1_sitefiles;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
 pub use crate::v1_infra::*;
+pub use crate::v1_logs::*;
 pub use crate::v1_plans::*;
 pub use crate::v1_services::*;
 pub use crate::v1_sitefiles::*;

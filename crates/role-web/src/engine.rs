@@ -52,6 +52,8 @@ pub struct WebEngine {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     fpm: Arc<tokio::sync::Mutex<FpmManager>>,
     watchdog: tokio::task::JoinHandle<()>,
+    /// Answering the controller's questions (a site's logs): one task per controller.
+    ops: Vec<tokio::task::JoinHandle<()>>,
     layout: Layout,
     http: SocketAddr,
     https: SocketAddr,
@@ -192,6 +194,25 @@ impl WebEngine {
             binary,
         )));
         let watchdog = tokio::spawn(fpm_watchdog(fpm.clone()));
+        let log_dir = ctx.state_dir.join("logs");
+        let ops = agent::ops::serve(
+            ctx,
+            Arc::new(move |op| match op {
+                proto::agent_ops::Op::SiteLogs(q) => match crate::logread::read_site(
+                    &log_dir,
+                    &q.domain,
+                    &q.kinds,
+                    q.since_ms,
+                    q.limit,
+                    crate::log::Rotation::default().keep,
+                ) {
+                    Ok(a) => proto::agent_ops::OpAnswer::SiteLogs(a),
+                    Err(e) => proto::agent_ops::OpAnswer::Error {
+                        message: format!("reading the logs of {}: {e}", q.domain),
+                    },
+                },
+            }),
+        );
         tracing::info!(%http_addr, %https_addr, "web engine listening");
         Ok(Self {
             plan,
@@ -199,6 +220,7 @@ impl WebEngine {
             server: Some(server),
             fpm,
             watchdog,
+            ops,
             layout,
             http: http_addr,
             https: https_addr,
@@ -418,6 +440,7 @@ impl RoleEngine for WebEngine {
                 let _ = server.await;
             }
             self.watchdog.abort();
+            self.ops.iter().for_each(tokio::task::JoinHandle::abort);
             self.replication.stop();
             self.fpm.lock().await.stop().await;
         })
@@ -430,5 +453,6 @@ impl Drop for WebEngine {
             let _ = stop.send(());
         }
         self.watchdog.abort();
+        self.ops.iter().for_each(tokio::task::JoinHandle::abort);
     }
 }

@@ -19,7 +19,7 @@ use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use crate::body::ChannelBody;
-use crate::log::Logs;
+use crate::log::SiteLog;
 
 const VERSION: u8 = 1;
 const BEGIN_REQUEST: u8 = 1;
@@ -141,8 +141,7 @@ pub async fn execute(
     socket: &Path,
     params: &[(String, String)],
     body: RequestBody,
-    logs: Logs,
-    who: String,
+    log: SiteLog,
 ) -> Result<FcgiResponse, FcgiError> {
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect(socket)).await {
         Ok(Ok(s)) => s,
@@ -172,15 +171,15 @@ pub async fn execute(
     wr.write_all(&head).await?;
     let writer = tokio::spawn(write_stdin(wr, body));
     let mut reader = Records::new(rd);
-    let (status, headers, first) = read_headers(&mut reader, &logs, &who).await?;
+    let (status, headers, first) = read_headers(&mut reader, &log).await?;
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
         if !first.is_empty() && tx.send(Ok(first)).await.is_err() {
             return;
         }
-        forward(reader, tx, logs.clone(), &who).await;
+        forward(reader, tx, &log).await;
         if let Ok(Err(e)) = writer.await {
-            tracing::debug!(error = %e, "{who}: request body not fully sent");
+            tracing::debug!(error = %e, "{}: request body not fully sent", log.who());
         }
     });
     Ok(FcgiResponse {
@@ -252,17 +251,16 @@ impl Records {
     }
 }
 
-fn log_stderr(logs: &Logs, who: &str, data: &[u8]) {
+fn log_stderr(log: &SiteLog, data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        logs.error(format!("{who}: php: {}", line.trim()));
+        log.php(line.trim());
     }
 }
 
 async fn read_headers(
     reader: &mut Records,
-    logs: &Logs,
-    who: &str,
+    log: &SiteLog,
 ) -> Result<(StatusCode, HeaderMap, Bytes), FcgiError> {
     let mut buf = Vec::new();
     loop {
@@ -278,7 +276,7 @@ async fn read_headers(
                     return Err(FcgiError::Protocol("CGI headers too large"));
                 }
             }
-            Some((STDERR, data)) => log_stderr(logs, who, &data),
+            Some((STDERR, data)) => log_stderr(log, &data),
             Some((END_REQUEST, _)) | None => {
                 return Err(FcgiError::Protocol("ended before sending headers"))
             }
@@ -354,7 +352,7 @@ fn is_hop_by_hop(n: &HeaderName) -> bool {
     )
 }
 
-async fn forward(mut reader: Records, tx: mpsc::Sender<io::Result<Bytes>>, logs: Logs, who: &str) {
+async fn forward(mut reader: Records, tx: mpsc::Sender<io::Result<Bytes>>, log: &SiteLog) {
     loop {
         match reader.next().await {
             Ok(Some((STDOUT, data))) => {
@@ -362,11 +360,11 @@ async fn forward(mut reader: Records, tx: mpsc::Sender<io::Result<Bytes>>, logs:
                     return; // client went away; dropping the socket aborts the script
                 }
             }
-            Ok(Some((STDERR, data))) => log_stderr(&logs, who, &data),
+            Ok(Some((STDERR, data))) => log_stderr(log, &data),
             Ok(Some((END_REQUEST, _))) | Ok(None) => return,
             Ok(Some(_)) => {}
             Err(e) => {
-                logs.error(format!("{who}: FastCGI response broken off: {e}"));
+                log.error(format!("FastCGI response broken off: {e}"));
                 let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
                 return;
             }

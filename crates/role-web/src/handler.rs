@@ -217,29 +217,30 @@ async fn site_response(
         Target::NotFound => plain(StatusCode::NOT_FOUND, "not found\n"),
         Target::Forbidden => plain(StatusCode::FORBIDDEN, "forbidden\n"),
         Target::Escape => {
-            shared.logs.error(format!(
-                "{}: refused a path leaving the site root: {}",
-                site.domain,
+            site_log(shared, site).error(format!(
+                "refused a path leaving the site root: {}",
                 rpath.absolute()
             ));
             plain(StatusCode::NOT_FOUND, "not found\n")
         }
         Target::Error(e) => {
-            shared.logs.error(format!(
-                "{}: opening {}: {e}",
-                site.domain,
-                rpath.absolute()
-            ));
+            site_log(shared, site).error(format!("opening {}: {e}", rpath.absolute()));
             plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
         }
     }
 }
 
+/// The site's error log (a copy goes to the server's).
+fn site_log(shared: &Shared, site: &Site) -> crate::log::SiteLog {
+    shared
+        .logs
+        .site(site.domain.as_str().into(), site.domain.as_str())
+}
+
 fn root_unusable(shared: &Shared, site: &Site, e: OpenError) -> Response<Body> {
     let docroot = site.docroot.as_deref().unwrap_or(".");
-    shared.logs.error(format!(
-        "{}: content root {} (document root {docroot}) not usable: {e:?}",
-        site.domain,
+    site_log(shared, site).error(format!(
+        "content root {} (document root {docroot}) not usable: {e:?}",
         site.root.display()
     ));
     plain(StatusCode::NOT_FOUND, "not found\n")

@@ -38,6 +38,7 @@ pub mod fsafe;
 mod handler;
 pub mod hot;
 pub mod log;
+pub mod logread;
 pub mod path;
 pub mod php;
 pub mod plan;

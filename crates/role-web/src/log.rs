@@ -1,10 +1,17 @@
-//! Access and error logs.
+//! Access, error and PHP logs, per site, rotated by size and age.
 //!
 //! Request handlers never touch log files: they send lines to one writer task over a
 //! bounded channel (a full channel drops the line and counts it, so logging can never
 //! stall serving). The writer appends to `<dir>/<domain>.access.log` (NCSA combined
-//! format) and `<dir>/error.log`, flushing after every batch. Error lines also go to
-//! `tracing`.
+//! format), `<dir>/<domain>.error.log` (the engine's errors about the site),
+//! `<dir>/<domain>.php.log` (what PHP wrote to stderr: warnings, fatal errors,
+//! `error_log()`) and the server-wide `<dir>/error.log`, flushing after every batch.
+//! Error lines also go to `tracing`.
+//!
+//! **Rotation** ([`Rotation`]): a file over `max_bytes`, or older than `max_age`,
+//! is renamed to `NAME.1` (older ones shift up to `NAME.<keep>`, the oldest is
+//! deleted) before the next line is written. Only the writer writes these files,
+//! so rotation needs no lock; `logread` reads the current and rotated files.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,13 +20,47 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use proto::agent_ops::LogKind;
 use tokio::sync::mpsc;
 
 /// Lines queued before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
 
+/// When log files are rotated and how many old ones are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// A file reaching this size is rotated.
+    pub max_bytes: u64,
+    /// A file started longer ago than this is rotated (at its next line).
+    pub max_age: std::time::Duration,
+    /// Rotated files kept (`NAME.1` … `NAME.<keep>`).
+    pub keep: u32,
+}
+
+impl Default for Rotation {
+    /// 64 MiB or one day, a week of old files: a busy site's access log stays
+    /// readable and a quiet site's still rotates daily.
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 << 20,
+            max_age: std::time::Duration::from_secs(24 * 3600),
+            keep: 7,
+        }
+    }
+}
+
+/// The time format of error, PHP and cron lines (`2026/11/26 01:02:03`), also
+/// parsed by `logread`.
+pub(crate) const ERROR_TIME: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]/[month]/[day] [hour]:[minute]:[second]");
+
 enum Line {
-    Access { domain: Arc<str>, line: String },
+    /// A line of one of a site's logs.
+    Site {
+        domain: Arc<str>,
+        kind: LogKind,
+        line: String,
+    },
     Error(String),
 }
 
@@ -30,6 +71,41 @@ pub struct Logs {
     tx: Option<mpsc::Sender<Line>>,
     access: bool,
     dropped: Arc<AtomicU64>,
+}
+
+/// One site's error and PHP logs: what a request handler or the FastCGI client
+/// holds while it serves the site. `who` (`domain [pool user]`) prefixes the
+/// server-wide error log's copy of each line.
+#[derive(Clone, Debug)]
+pub struct SiteLog {
+    logs: Logs,
+    domain: Arc<str>,
+    who: Arc<str>,
+}
+
+impl SiteLog {
+    /// An engine error about the site: to its error log and the server's.
+    pub fn error(&self, msg: impl AsRef<str>) {
+        let msg = msg.as_ref();
+        self.logs.error(format!("{}: {msg}", self.who));
+        self.logs.site_line(
+            &self.domain,
+            LogKind::Error,
+            format!("[error] {}", escape(msg)),
+        );
+    }
+
+    /// A line PHP wrote to stderr: to the site's PHP log and the server's error log.
+    pub fn php(&self, line: &str) {
+        self.logs.error(format!("{}: php: {line}", self.who));
+        self.logs
+            .site_line(&self.domain, LogKind::Php, escape(line));
+    }
+
+    /// `domain [user]`, for messages that go to `tracing` only.
+    pub fn who(&self) -> &str {
+        &self.who
+    }
 }
 
 impl std::fmt::Debug for Logs {
@@ -98,8 +174,13 @@ impl Logs {
     /// Start the writer task appending under `dir` (created if missing). With
     /// `access` false only the error log is written (e.g. for benchmarks).
     pub fn start(dir: PathBuf, access: bool) -> Self {
+        Self::start_with(dir, access, Rotation::default())
+    }
+
+    /// [`Logs::start`] with explicit rotation.
+    pub fn start_with(dir: PathBuf, access: bool, rotation: Rotation) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(dir, rx));
+        tokio::spawn(writer(dir, rotation, rx));
         Self {
             tx: Some(tx),
             access,
@@ -118,7 +199,35 @@ impl Logs {
             return;
         }
         let line = rec.combined(time::OffsetDateTime::now_utc());
-        self.send(Line::Access { domain, line });
+        self.send(Line::Site {
+            domain,
+            kind: LogKind::Access,
+            line,
+        });
+    }
+
+    /// The error and PHP logs of site `domain` (`who`: `domain [pool user]`).
+    pub fn site(&self, domain: Arc<str>, who: impl Into<Arc<str>>) -> SiteLog {
+        SiteLog {
+            logs: self.clone(),
+            domain,
+            who: who.into(),
+        }
+    }
+
+    /// Append `text` to log `kind` of site `domain`, time-stamped now.
+    pub fn site_line(&self, domain: &Arc<str>, kind: LogKind, text: String) {
+        if self.tx.is_none() {
+            return;
+        }
+        let when = time::OffsetDateTime::now_utc()
+            .format(ERROR_TIME)
+            .unwrap_or_default();
+        self.send(Line::Site {
+            domain: domain.clone(),
+            kind,
+            line: format!("{when} {text}"),
+        });
     }
 
     /// Record an error (also logged through `tracing`).
@@ -126,10 +235,8 @@ impl Logs {
         let msg = msg.into();
         tracing::warn!(target: "role_web::error_log", "{msg}");
         if self.tx.is_some() {
-            let fmt =
-                time::macros::format_description!("[year]/[month]/[day] [hour]:[minute]:[second]");
             let when = time::OffsetDateTime::now_utc()
-                .format(&fmt)
+                .format(ERROR_TIME)
                 .unwrap_or_default();
             self.send(Line::Error(format!("{when} [error] {}", escape(&msg))));
         }
@@ -149,8 +256,8 @@ impl Logs {
     }
 }
 
-async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Line>) {
-    let mut files: HashMap<String, std::io::BufWriter<std::fs::File>> = HashMap::new();
+async fn writer(dir: PathBuf, rotation: Rotation, mut rx: mpsc::Receiver<Line>) {
+    let mut files: HashMap<String, Open> = HashMap::new();
     let mut batch = Vec::with_capacity(256);
     loop {
         batch.clear();
@@ -162,7 +269,7 @@ async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Line>) {
         // File writes are blocking; keep them off the async threads.
         let result = tokio::task::spawn_blocking(move || {
             let mut files = files;
-            write_batch(&dir, &mut files, &lines);
+            write_batch(&dir, rotation, &mut files, &lines);
             (files, lines)
         })
         .await;
@@ -176,20 +283,49 @@ async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Line>) {
     }
 }
 
+/// An open log file and what rotation needs to know of it.
+struct Open {
+    w: std::io::BufWriter<std::fs::File>,
+    size: u64,
+    started: std::time::SystemTime,
+}
+
+/// The file name of log `kind` of `domain`.
+pub(crate) fn site_file(domain: &str, kind: LogKind) -> String {
+    format!("{domain}.{}.log", kind.as_str())
+}
+
 fn write_batch(
     dir: &std::path::Path,
-    files: &mut HashMap<String, std::io::BufWriter<std::fs::File>>,
+    rotation: Rotation,
+    files: &mut HashMap<String, Open>,
     lines: &[Line],
 ) {
+    let now = std::time::SystemTime::now();
     for line in lines {
         let (name, text) = match line {
-            Line::Access { domain, line } => (format!("{domain}.access.log"), line),
+            Line::Site { domain, kind, line } => (site_file(domain, *kind), line),
             Line::Error(line) => ("error.log".to_string(), line),
         };
+        let due = files.get(&name).is_some_and(|f| {
+            f.size > 0
+                && (f.size + text.len() as u64 + 1 > rotation.max_bytes
+                    || now
+                        .duration_since(f.started)
+                        .is_ok_and(|age| age > rotation.max_age))
+        });
+        if due {
+            if let Some(mut f) = files.remove(&name) {
+                let _ = f.w.flush();
+            }
+            if let Err(e) = rotate(dir, &name, rotation.keep) {
+                tracing::error!(file = %dir.join(&name).display(), error = %e, "cannot rotate log");
+            }
+        }
         if !files.contains_key(&name) {
             match open_log(dir, &name) {
                 Ok(f) => {
-                    files.insert(name.clone(), std::io::BufWriter::new(f));
+                    files.insert(name.clone(), f);
                 }
                 Err(e) => {
                     tracing::error!(file = %dir.join(&name).display(), error = %e, "cannot open log");
@@ -198,20 +334,58 @@ fn write_batch(
             }
         }
         if let Some(f) = files.get_mut(&name) {
-            let _ = writeln!(f, "{text}");
+            if writeln!(f.w, "{text}").is_ok() {
+                f.size += text.len() as u64 + 1;
+            }
         }
     }
     for f in files.values_mut() {
-        let _ = f.flush();
+        let _ = f.w.flush();
     }
 }
 
-fn open_log(dir: &std::path::Path, name: &str) -> std::io::Result<std::fs::File> {
+/// `NAME` → `NAME.1`, `NAME.1` → `NAME.2` … dropping `NAME.<keep>`.
+fn rotate(dir: &std::path::Path, name: &str, keep: u32) -> std::io::Result<()> {
+    let path = |i: u32| dir.join(format!("{name}.{i}"));
+    if keep == 0 {
+        return std::fs::remove_file(dir.join(name));
+    }
+    match std::fs::remove_file(path(keep)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    for i in (1..keep).rev() {
+        match std::fs::rename(path(i), path(i + 1)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::rename(dir.join(name), path(1))
+}
+
+fn open_log(dir: &std::path::Path, name: &str) -> std::io::Result<Open> {
     std::fs::create_dir_all(dir)?;
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join(name))
+        .open(dir.join(name))?;
+    let meta = file.metadata()?;
+    // A file kept from before a restart: its age counts from its creation (or,
+    // where the file system does not record it, from its last change).
+    let started = if meta.len() == 0 {
+        std::time::SystemTime::now()
+    } else {
+        meta.created()
+            .or_else(|_| meta.modified())
+            .unwrap_or_else(|_| std::time::SystemTime::now())
+    };
+    Ok(Open {
+        w: std::io::BufWriter::new(file),
+        size: meta.len(),
+        started,
+    })
 }
 
 #[cfg(test)]

@@ -32,13 +32,14 @@ pub(crate) async fn serve(
     host: &str,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let who = format!("{} [{}]", site.domain, php.user);
+    let log = shared.logs.site(
+        site.domain.as_str().into(),
+        format!("{} [{}]", site.domain, php.user),
+    );
     let (script_path, doc_root) = match (script.file.real_path(), real_dir(root)) {
         (Ok(s), Ok(d)) => (s, d),
         (Err(e), _) | (_, Err(e)) => {
-            shared
-                .logs
-                .error(format!("{who}: resolving the script path: {e}"));
+            log.error(format!("resolving the script path: {e}"));
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
         }
     };
@@ -56,7 +57,7 @@ pub(crate) async fn serve(
         doc_root: &doc_root.to_string_lossy(),
         length,
     });
-    let res = fastcgi::execute(&php.socket, &params, body, shared.logs.clone(), who.clone()).await;
+    let res = fastcgi::execute(&php.socket, &params, body, log.clone()).await;
     match res {
         Ok(r) => {
             let mut resp = Response::new(BodyExt::boxed(r.body));
@@ -65,10 +66,7 @@ pub(crate) async fn serve(
             resp
         }
         Err(e) => {
-            shared.logs.error(format!(
-                "{who}: FastCGI to {} failed: {e}",
-                php.socket.display()
-            ));
+            log.error(format!("FastCGI to {} failed: {e}", php.socket.display()));
             plain(StatusCode::BAD_GATEWAY, "bad gateway\n")
         }
     }

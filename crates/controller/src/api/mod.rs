@@ -19,6 +19,7 @@ pub mod names;
 pub mod plans;
 pub mod routes;
 pub mod site_files;
+pub mod site_logs;
 pub mod site_web;
 pub mod sites;
 pub mod status;

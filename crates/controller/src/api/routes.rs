@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/sites/{domain}/restore/{id}",
             get(site_files::get_restore),
         )
+        .route("/v1/sites/{domain}/logs", get(super::site_logs::site_logs))
         .route("/v1/mail/queue", get(mail::mail_queue))
         .route("/v1/mail/check/{domain}", get(mailcheck::mail_check))
         .route("/v1/mail/flush", post(mail::mail_flush))
@@ -199,6 +200,8 @@ pub fn router(state: AppState) -> Router {
             post(crate::agent_api::heartbeat),
         )
         .route(proto::rehash::REHASH_PATH, post(crate::agent_api::rehash))
+        .route(proto::agent_ops::OPS_PATH, get(crate::agent_api::ops_poll))
+        .route("/v1/agent/ops/{id}", post(crate::agent_api::ops_answer))
         .route(
             "/v1/import",
             post(import::import).layer(DefaultBodyLimit::max(crate::import::MAX_BODY_BYTES)),

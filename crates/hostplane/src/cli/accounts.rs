@@ -284,6 +284,19 @@ Examples:
   hostplane site rollback example.com 3f9a…         # a given one"
     )]
     Rollback(SiteRollbackArgs),
+    /// Show the site's access, error, PHP and cron logs from every web server, merged
+    #[command(
+        after_help = "Lines come from every web server of the site's cluster, in time
+order, each marked with its server. Logs rotate on the servers at 64 MiB or daily (7 kept).
+
+Examples:
+  hostplane site logs example.com                    # the last 200 lines of every log
+  hostplane site logs example.com --error --since 1h # engine errors and PHP errors
+  hostplane site logs example.com --access -n 1000
+  hostplane site logs example.com --follow           # keep printing new lines (Ctrl-C stops)
+  hostplane site logs example.com --json"
+    )]
+    Logs(SiteLogsArgs),
     /// List the kept deployments (the current one first)
     #[command(after_help = "Examples:
   hostplane site deployments example.com
@@ -487,4 +500,32 @@ pub struct SiteRollbackArgs {
     /// The kept deployment to make current (`site deployments` lists them); default:
     /// the one before the current
     pub id: Option<String>,
+}
+
+/// `site logs`.
+#[derive(Debug, Args)]
+pub struct SiteLogsArgs {
+    /// Domain of the site
+    pub domain: String,
+    /// Only the access log
+    #[arg(long)]
+    pub access: bool,
+    /// Only errors: the engine's error log and PHP's
+    #[arg(long)]
+    pub error: bool,
+    /// Only PHP's error log
+    #[arg(long)]
+    pub php: bool,
+    /// Only the cron runs
+    #[arg(long)]
+    pub cron: bool,
+    /// Lines at or after: a time ago (90s, 15m, 2h, 7d) or RFC 3339
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many lines, the newest (1 to 5000)
+    #[arg(short = 'n', long, default_value_t = 200)]
+    pub lines: u32,
+    /// Keep printing new lines as they come (every 2 s)
+    #[arg(short, long)]
+    pub follow: bool,
 }

@@ -125,6 +125,7 @@ pub async fn site(ctx: &Ctx, cmd: SiteCmd) -> anyhow::Result<()> {
         SiteCmd::Restore(r) => super::sitefiles::restore(ctx, &api, r).await,
         SiteCmd::RestoreStatus(r) => ctx.out.one(&api.site_restore(&r.domain, &r.id).await?),
         SiteCmd::Rollback(r) => super::sitefiles::rollback(ctx, &api, r).await,
+        SiteCmd::Logs(l) => super::sitelogs::logs(ctx, &api, l).await,
         SiteCmd::Deployments(d) => super::sitefiles::deployments(ctx, &api, &d.domain).await,
     }
 }

@@ -12,6 +12,7 @@ pub mod mail;
 pub mod plans;
 pub mod session;
 pub mod sitefiles;
+pub mod sitelogs;
 
 use crate::cli::{Command, GlobalOpts, ListOpts};
 use crate::output::Output;
