@@ -533,6 +533,9 @@ impl RoleEngine for WebEngine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        if let Some(s) = &self.sessions {
+            detail = format!("{detail}; {}", s.summary());
+        }
         if let Some(sum) = self.replication.summary() {
             detail = format!("{detail}; {}", sum.detail);
             // Serving the local tree is still serving: degraded, not failed.

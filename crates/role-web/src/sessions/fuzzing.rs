@@ -47,6 +47,40 @@ pub fn exercise(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    /// Valid commands, as pieces to splice and corrupt.
+    const PIECES: &[&[u8]] = &[
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+        b"*4\r\n$5\r\nSETEX\r\n$1\r\nk\r\n$2\r\n10\r\n$3\r\nabc\r\n",
+        b"*6\r\n$3\r\nSET\r\n$6\r\nk_LOCK\r\n$1\r\nt\r\n$2\r\nNX\r\n$2\r\nPX\r\n$3\r\n100\r\n",
+        b"*3\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$1\r\n5\r\n",
+        b"*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n",
+        b"*1\r\n$4\r\nPING\r\n",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+            super::exercise(&data);
+        }
+
+        #[test]
+        fn corrupted_commands(
+            picks in proptest::collection::vec(0..PIECES.len(), 1..8),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        ) {
+            let mut data: Vec<u8> = picks.iter().flat_map(|&i| PIECES[i].iter().copied()).collect();
+            for (at, b) in flips {
+                let n = data.len();
+                data[at % n] = b;
+            }
+            super::exercise(&data);
+        }
+    }
+
     #[test]
     fn seeds() {
         for seed in [

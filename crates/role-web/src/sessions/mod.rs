@@ -283,6 +283,19 @@ impl Sessions {
         }));
     }
 
+    /// One line for the engine's health: sessions held, peers, replication.
+    pub fn summary(&self) -> String {
+        let peers = self.shared.replicator.peers().len();
+        let held = self.len();
+        match (&self.setup_error, self.peer_addr) {
+            (Some(e), _) => format!("PHP sessions: {held} held, not replicated ({e})"),
+            (None, None) => format!("PHP sessions: {held} held, not replicated (no port)"),
+            (None, Some(a)) => {
+                format!("PHP sessions: {held} held, {peers} peers, replication port {a}")
+            }
+        }
+    }
+
     /// Sessions held (all sites, expired ones not yet swept included).
     pub fn len(&self) -> usize {
         self.shared.lock_store().len()

@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 
 use super::command::Write;
 use super::peer_tls::PeerNames;
-use super::resp::{parse, MAX_BULK};
+use super::resp::{parse, MAX_COMMAND};
 use super::Shared;
 
 /// How long a peer that failed is not waited for.
@@ -176,18 +176,27 @@ impl Replicator {
                 let _permit = permit;
                 let url = format!("https://{}/v1/sessions/apply", p2.peer.addr);
                 let r = client.post(url).body(body).send().await;
-                // 404: the peer is up but does not have the site (yet, or no longer)
-                let ok = matches!(&r, Ok(resp) if resp.status().is_success()
-                    || resp.status() == StatusCode::NOT_FOUND);
-                if !ok && !p2.down() {
+                // Any answer but a server error means the peer is up; a 404 is a
+                // site it does not have (yet, or any more), other 4xx a refusal
+                // (a 403: it does not count this server in its cluster yet).
+                let up = match &r {
+                    Ok(resp) => {
+                        let st = resp.status();
+                        if st.is_client_error() && st != StatusCode::NOT_FOUND {
+                            tracing::warn!(peer = %p2.peer.name, status = %st, "session replication: the peer refused a write");
+                        }
+                        !st.is_server_error()
+                    }
+                    Err(_) => false,
+                };
+                if !up && !p2.down() {
                     let why = match r {
                         Ok(resp) => resp.status().to_string(),
                         Err(e) => e.to_string(),
                     };
                     tracing::warn!(peer = %p2.peer.name, error = %why, "session replication: write not delivered");
                 }
-                p2.mark(ok);
-                ok
+                p2.mark(up);
             });
             if !p.down() {
                 waits.push((p.clone(), task));
@@ -266,7 +275,7 @@ pub async fn handle(
     }
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/sessions/apply") => {
-            let body = match Limited::new(req.into_body(), MAX_BULK + 4096)
+            let body = match Limited::new(req.into_body(), MAX_COMMAND + 4096)
                 .collect()
                 .await
             {

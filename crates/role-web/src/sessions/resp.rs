@@ -3,7 +3,8 @@
 //! are simple strings, errors, integers and bulk strings.
 //!
 //! [`parse`] is pure and bounded: at most [`MAX_ARGS`] arguments, each at most
-//! [`MAX_BULK`] bytes, length lines at most 20 digits. Anything else (inline
+//! [`MAX_BULK`] bytes and [`MAX_COMMAND`] in all (known from the length lines, before
+//! the bytes arrive), length lines at most 20 digits. Anything else (inline
 //! commands, nested arrays, negative lengths) is a [`RespError`], after which the
 //! connection is closed: a peer that does not speak the protocol gets no second
 //! chance to make the server guess. The fuzz target `fuzz/fuzz_targets/resp.rs`
@@ -13,6 +14,8 @@
 pub const MAX_ARGS: usize = 16;
 /// Largest argument (a session's serialised data): 4 MiB.
 pub const MAX_BULK: usize = 4 << 20;
+/// Largest command (all its arguments): one session and its key, with room.
+pub const MAX_COMMAND: usize = MAX_BULK + (64 << 10);
 /// Longest length line (`*16` or `$4194304`) before its `\r\n`.
 const MAX_LINE: usize = 20;
 
@@ -33,8 +36,10 @@ pub enum RespError {
     /// More than [`MAX_ARGS`] arguments, or none.
     #[error("Protocol error: a command has 1 to {MAX_ARGS} arguments")]
     TooManyArgs,
-    /// An argument over [`MAX_BULK`] bytes.
-    #[error("Protocol error: an argument is over {MAX_BULK} bytes")]
+    /// An argument over [`MAX_BULK`] bytes, or a command over [`MAX_COMMAND`].
+    #[error(
+        "Protocol error: an argument is over {MAX_BULK} bytes or a command over {MAX_COMMAND}"
+    )]
     TooLarge,
     /// A bulk string not followed by `\r\n`.
     #[error("Protocol error: missing CRLF after a bulk string")]
@@ -59,7 +64,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Args, usize)>, RespError> {
         let Some(len) = length_line(buf, &mut pos, b'$', "bulk")? else {
             return Ok(None);
         };
-        if len > MAX_BULK as u64 {
+        if len > MAX_BULK as u64 || pos as u64 + len > MAX_COMMAND as u64 {
             return Err(RespError::TooLarge);
         }
         let len = len as usize;
@@ -213,6 +218,11 @@ mod tests {
         assert_eq!(parse(b"*-1\r\n"), Err(RespError::BadLength("multibulk")));
         assert_eq!(parse(b"*1\r\n$-1\r\n"), Err(RespError::BadLength("bulk")));
         assert_eq!(parse(b"*1\r\n$4194305\r\n"), Err(RespError::TooLarge));
+        // two large arguments: refused at the second length line, before its bytes
+        let mut two = b"*3\r\n$3\r\nSET\r\n$4194304\r\n".to_vec();
+        two.extend(std::iter::repeat_n(b'k', 4 << 20));
+        two.extend(b"\r\n$100000\r\n");
+        assert_eq!(parse(&two), Err(RespError::TooLarge));
         assert_eq!(parse(b"*1\r\n$2\r\nabcd"), Err(RespError::MissingCrlf));
         assert_eq!(
             parse(b"*1\r\n:1\r\n"),

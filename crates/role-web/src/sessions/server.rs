@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::command::execute;
-use super::resp::{parse, Reply, MAX_BULK};
+use super::resp::{parse, Reply, MAX_COMMAND};
 use super::Shared;
 
 /// Connections served at once (php-fpm keeps one per worker at most).
@@ -96,7 +96,9 @@ async fn connection(mut stream: UnixStream, shared: Arc<Shared>) -> std::io::Res
             stream.write_all(&out).await?;
             out.clear();
         }
-        if buf.len() > MAX_BULK * 2 {
+        // the parser refuses a command over MAX_COMMAND from its length lines, and
+        // complete commands are consumed above: more is not a session client
+        if buf.len() > MAX_COMMAND + 64 * 1024 {
             return Ok(());
         }
         let mut chunk = [0u8; 16 * 1024];
