@@ -466,7 +466,8 @@ fn start_sessions(
         }
     };
     let socket = layout.php_dir.join("sessions.sock");
-    let sessions = Sessions::start(crate::sessions::Options {
+    // Serving must not depend on the session store: without it, pools keep files.
+    let started = Sessions::start(crate::sessions::Options {
         socket: socket.clone(),
         limits: Limits {
             site_bytes: usize::try_from(site_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
@@ -476,7 +477,14 @@ fn start_sessions(
         identity: ctx.identity.clone(),
         peer_listener,
         bind: ctx.bind,
-    })?;
+    });
+    let sessions = match started {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, socket = %socket.display(), "cannot start the PHP session store: PHP sessions stay files on each server");
+            return Ok(None);
+        }
+    };
     tracing::info!(socket = %socket.display(), replication = ?sessions.peer_addr(), "PHP session store started");
     Ok(Some((
         sessions,

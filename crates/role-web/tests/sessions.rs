@@ -207,7 +207,10 @@ async fn a_login_on_one_server_holds_on_the_other_and_never_leaks_to_another_sit
     a.apply(vec![pb.clone()]).await;
     b.apply(vec![pa.clone()]).await;
     let health = a.engine.health().detail;
-    assert!(health.contains("1 peers, replication port 127.0.16.2:"), "{health}");
+    assert!(
+        health.contains("1 peers, replication port 127.0.16.2:"),
+        "{health}"
+    );
 
     // Log in through A, carry on through B (and back).
     let jar = tmp.path().join("alice.jar");
