@@ -5,8 +5,8 @@
 //! a cookie jar as the browser.
 //!
 //! A user logs in through A and is logged in through B; another site asking for the
-//! same session id (on either server) sees nothing and cannot overwrite it; a server
-//! outside the cluster cannot write; a peer that never answers delays a login by at
+//! same session id (on either server) sees nothing and cannot overwrite it; a process
+//! that is no site's gets `-NOPERM`; a server outside the cluster cannot write; a peer that never answers delays a login by at
 //! most the bound; a restarted server gets the sessions back from its peer.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
@@ -206,6 +206,16 @@ async fn a_login_on_one_server_holds_on_the_other_and_never_leaks_to_another_sit
     let (pa, pb) = (a.peer(), b.peer());
     a.apply(vec![pb.clone()]).await;
     b.apply(vec![pa.clone()]).await;
+    // A process that is no site's (this test runs as root) gets no namespace.
+    {
+        use std::io::{Read, Write};
+        let sock = a.engine.sessions().unwrap().socket().to_path_buf();
+        let mut c = std::os::unix::net::UnixStream::connect(sock).unwrap();
+        c.write_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("-NOPERM uid 0 "), "{answer}");
+    }
     let health = a.engine.health().detail;
     assert!(
         health.contains("1 peers, replication port 127.0.16.2:"),

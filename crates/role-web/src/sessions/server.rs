@@ -58,9 +58,15 @@ pub async fn serve(
 async fn connection(mut stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {
     let uid = stream.peer_cred()?.uid();
     let Some(site) = shared.site_of(uid) else {
+        // Read the request first: closing with unread bytes would reset the
+        // connection and lose the answer that says why.
+        let mut chunk = [0u8; 4096];
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(1), stream.read(&mut chunk)).await;
         let mut out = Vec::new();
         Reply::Error(format!("NOPERM uid {uid} has no site on this server")).encode(&mut out);
         stream.write_all(&out).await?;
+        stream.shutdown().await?;
         return Ok(());
     };
     shared.wait_ready().await;
