@@ -305,6 +305,7 @@ mod tests {
                     })
                     .collect(),
                 files_origin: None,
+                peers: Vec::new(),
             }),
         }
     }

@@ -436,6 +436,7 @@ mod tests {
                     })
                     .collect(),
                 files_origin: None,
+                peers: Vec::new(),
             }),
         }
     }
@@ -605,6 +606,7 @@ mod tests {
         d1.role = RoleConfig::Web(WebConfig {
             sites: sites.clone(),
             files_origin: None,
+            peers: Vec::new(),
         });
         let t1 = Tracked::new(&d1, None, &mut sh);
         sites.push(site(n));
@@ -613,6 +615,7 @@ mod tests {
         d2.role = RoleConfig::Web(WebConfig {
             sites,
             files_origin: None,
+            peers: Vec::new(),
         });
         let t2 = Tracked::new(&d2, Some(&t1), &mut sh);
         let full = serde_json::to_vec(&d2).unwrap().len();

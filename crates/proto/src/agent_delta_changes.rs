@@ -185,10 +185,12 @@ fn visit(old: &RoleConfig, new: &RoleConfig, v: &mut Recorder) -> bool {
             RoleConfig::Web(WebConfig {
                 sites: os,
                 files_origin: _,
+                peers: _,
             }),
             RoleConfig::Web(WebConfig {
                 sites: ns,
                 files_origin: _,
+                peers: _,
             }),
         ) => v.list("sites", os, ns),
         (RoleConfig::Dns(DnsConfig { zones: os }), RoleConfig::Dns(DnsConfig { zones: ns })) => {
@@ -261,9 +263,11 @@ fn rest(role: &RoleConfig) -> RoleConfig {
         RoleConfig::Web(WebConfig {
             sites: _,
             files_origin,
+            peers,
         }) => RoleConfig::Web(WebConfig {
             sites: Vec::new(),
             files_origin: files_origin.clone(),
+            peers: peers.clone(),
         }),
         RoleConfig::Dns(DnsConfig { zones: _ }) => RoleConfig::Dns(DnsConfig { zones: Vec::new() }),
         RoleConfig::Mail(MailConfig {

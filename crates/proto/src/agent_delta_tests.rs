@@ -63,6 +63,7 @@ fn web() -> impl Strategy<Value = RoleConfig> {
             RoleConfig::Web(WebConfig {
                 sites,
                 files_origin,
+                peers: Vec::new(),
             })
         })
 }
@@ -421,6 +422,7 @@ fn a_site_is_one_item_its_tls_one_blob_and_a_new_site_changes_only_its_item() {
     let one = RoleConfig::Web(WebConfig {
         sites: vec![site("a.example", "1"), site("c.example", "2")],
         files_origin: None,
+        peers: Vec::new(),
     });
     let s = split(&one).unwrap();
     let ids: Vec<&str> = s.items.keys().map(String::as_str).collect();
@@ -437,6 +439,7 @@ fn a_site_is_one_item_its_tls_one_blob_and_a_new_site_changes_only_its_item() {
             site("c.example", "2"),
         ],
         files_origin: None,
+        peers: Vec::new(),
     });
     let s2 = split(&two).unwrap();
     let (h1, h2) = (hashes(&s), hashes(&s2));
@@ -453,6 +456,7 @@ fn site_changes_are_patched_and_unsorted_lists_joined() {
         RoleConfig::Web(WebConfig {
             sites,
             files_origin: None,
+            peers: Vec::new(),
         })
     };
     let a = web(vec![site("a.example", "1"), site("c.example", "2")]);
@@ -500,6 +504,7 @@ fn missing_blobs_and_malformed_items_are_errors_naming_the_item() {
     let c = RoleConfig::Web(WebConfig {
         sites: vec![site("a.example", "1")],
         files_origin: None,
+        peers: Vec::new(),
     });
     let s = split(&c).unwrap();
     let err = join(s.items.values(), |_| None).unwrap_err();

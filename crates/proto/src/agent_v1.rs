@@ -164,6 +164,24 @@ pub struct WebConfig {
     /// domain's files role is placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_origin: Option<String>,
+    /// The other web servers of this server's cluster, where each PHP session write
+    /// is replicated (issue 15; `role-web`'s `sessions`). Empty: sessions stay on
+    /// this server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<WebPeer>,
+}
+
+/// Port of PHP session replication between the web servers of a cluster (HTTPS,
+/// mutual TLS with the agents' certificates), on each web server's own address.
+pub const SESSION_PORT: u16 = 7444;
+
+/// Another web server of the same cluster, for PHP session replication.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WebPeer {
+    /// Its server name (the common name of its agent certificate).
+    pub name: String,
+    /// Its session replication address, `ip:port`.
+    pub address: String,
 }
 
 /// One site on a web server.
@@ -726,6 +744,7 @@ mod tests {
                     quota_mb: 0,
                 }],
                 files_origin: None,
+                peers: Vec::new(),
             }),
         };
         let json = serde_json::to_value(&cfg).unwrap();

@@ -29,11 +29,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let cfg = WebConfig {
         sites: vec![site],
         files_origin: None,
+        peers: Vec::new(),
     };
     let layout = Layout {
         content_root: PathBuf::from(root),
         php_dir: std::env::temp_dir().join("role-web-bench-php"),
         php_versions: Vec::new(),
+        sessions: None,
     };
     let (plan, rejected) = render(&cfg, &layout, &role_web::Plan::default());
     for r in &rejected {

@@ -14,6 +14,16 @@
 //! | `php_fpm` | path of the php-fpm binary | `/usr/sbin/php-fpm*` |
 //! | `access_log` | `on` / `off` | `on` |
 //! | `threads` | dedicated server threads (`0`: the agent's runtime) | one per CPU |
+//! | `sessions` | `on` / `off`: PHP sessions in the shared store ([`crate::sessions`]) | `on` |
+//! | `sessions_port` | session replication port (`0`: any) | 7444 (`SESSION_PORT`) |
+//! | `sessions_site_mb` | memory one site's sessions may use | 64 |
+//! | `sessions_wait_ms` | how long a session write waits for the peers at most | 500 |
+//!
+//! The session store runs only as root (pools are then their sites' own users, which
+//! is how the store tells sites apart) and for the PHP versions whose php-fpm has the
+//! `redis` extension; other pools keep PHP's file sessions in their temp dir. A
+//! replication port that cannot be bound leaves sessions on this server (logged, and
+//! named in the health).
 //!
 //! State under `ctx.state_dir`: `content/<domain>/tree` (a site's writable files,
 //! served through `content/<domain>/current -> tree`; kept by the site's replica, see
@@ -36,9 +46,10 @@ use proto::agent_v1::{
 use tokio::sync::{oneshot, watch};
 
 use crate::fpm::FpmManager;
-use crate::plan::{render, Layout, Plan};
+use crate::plan::{render, Layout, Plan, SessionsLayout};
 use crate::replicate::Replication;
 use crate::server::{run_with_options, ServerOptions};
+use crate::sessions::{Limits, Peer, Sessions};
 use crate::tls::CertStore;
 
 /// How often a dead php-fpm master is noticed and restarted (and PHP site
@@ -66,6 +77,8 @@ pub struct WebEngine {
     /// The PHP versions found at start (the report the controller checks a
     /// site's chosen version against).
     php: WebReport,
+    /// The shared PHP session store, when it runs.
+    sessions: Option<Sessions>,
 }
 
 /// The PHP versions of this server: every `/usr/sbin/php-fpmX.Y`, with what its
@@ -170,6 +183,10 @@ impl WebEngine {
         layout.php_versions = php.php.iter().map(|p| p.version.clone()).collect();
         std::fs::create_dir_all(&layout.content_root)?;
         std::fs::create_dir_all(&layout.php_dir)?;
+        let default_fpm = binary.clone().or_else(crate::fpm::find_binary);
+        let sessions = start_sessions(ctx, &layout, default_fpm.as_deref())?;
+        layout.sessions = sessions.as_ref().map(|(_, l)| l.clone());
+        let sessions = sessions.map(|(s, _)| s);
         let certs = CertStore::default();
         let opts = ServerOptions {
             log_dir: Some(ctx.state_dir.join("logs")),
@@ -233,11 +250,17 @@ impl WebEngine {
             ),
             rejected: Vec::new(),
             php,
+            sessions,
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
                 format!("serving 0 sites on http {http_addr} https {https_addr}"),
             ))),
         })
+    }
+
+    /// The shared PHP session store, when it runs.
+    pub fn sessions(&self) -> Option<&Sessions> {
+        self.sessions.as_ref()
     }
 
     /// The plain HTTP address.
@@ -283,6 +306,7 @@ impl WebEngine {
         // Swap first: static sites and certificates must not wait for PHP.
         self.plan.send_replace(Arc::new(plan));
         let fpm = self.fpm.lock().await.apply(&pools).await;
+        self.converge_sessions(cfg, &pools, &mut warnings).await;
         self.prune_removed_sites(cfg).await;
         if let Err(e) = &fpm {
             warnings.push(format!("php-fpm: {e}"));
@@ -307,6 +331,55 @@ impl WebEngine {
 }
 
 impl WebEngine {
+    /// Tell the session store which uid is which site (the pools just applied) and
+    /// who the cluster's other web servers are.
+    async fn converge_sessions(
+        &mut self,
+        cfg: &WebConfig,
+        pools: &[crate::plan::PhpSite],
+        warnings: &mut Vec<String>,
+    ) {
+        let Some(sessions) = &mut self.sessions else {
+            return;
+        };
+        let fpm = self.fpm.lock().await;
+        let by_uid = pools
+            .iter()
+            .filter(|p| p.sessions.is_some())
+            .filter_map(|p| {
+                let domain = p.site_dir.file_name()?.to_str()?.to_owned();
+                Some((fpm.uid_of(&p.user)?, domain))
+            })
+            .collect();
+        drop(fpm);
+        let sites = cfg
+            .sites
+            .iter()
+            .filter(|s| s.php)
+            .filter_map(|s| crate::plan::normalize_host(&s.domain).ok())
+            .collect();
+        sessions.set_sites(sites, by_uid);
+        let mut peers = Vec::new();
+        for p in &cfg.peers {
+            match p.address.parse() {
+                Ok(addr) => peers.push(Peer {
+                    name: p.name.clone(),
+                    addr,
+                }),
+                Err(_) => warnings.push(format!(
+                    "session peer {}: `{}` is not an address",
+                    p.name, p.address
+                )),
+            }
+        }
+        if !peers.is_empty() {
+            if let Some(e) = sessions.setup_error() {
+                warnings.push(format!("PHP sessions not replicated: {e}"));
+            }
+        }
+        sessions.set_peers(peers);
+    }
+
     /// Delete the content of sites this server no longer has at all (deleted, or
     /// moved to another cluster): a removed customer's files must not linger on
     /// every web server. Sites kept inactive (`single` sites on standby) stay.
@@ -360,6 +433,91 @@ pub fn prune_content(content_root: &std::path::Path, keep: &BTreeSet<String>) ->
     removed
 }
 
+fn on_off(ctx: &EngineContext, key: &str) -> Result<bool, EngineError> {
+    match ctx.options.get(key).map(String::as_str) {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(v) => Err(EngineError::Invalid(format!(
+            "engine option {key}: `{v}` is neither on nor off"
+        ))),
+    }
+}
+
+fn number_option(ctx: &EngineContext, key: &str, default: u64) -> Result<u64, EngineError> {
+    ctx.options.get(key).map_or(Ok(default), |v| {
+        v.parse::<u64>().map_err(|_| {
+            EngineError::Invalid(format!("engine option {key}: `{v}` is not a number"))
+        })
+    })
+}
+
+/// Start the shared PHP session store (see the module doc for when it runs).
+fn start_sessions(
+    ctx: &EngineContext,
+    layout: &Layout,
+    default_fpm: Option<&std::path::Path>,
+) -> Result<Option<(Sessions, SessionsLayout)>, EngineError> {
+    let site_mb = number_option(ctx, "sessions_site_mb", 64)?;
+    let wait_ms = number_option(ctx, "sessions_wait_ms", 500)?;
+    let port = port_option(ctx, "sessions_port")?;
+    if !on_off(ctx, "sessions")? {
+        return Ok(None);
+    }
+    if !rustix::process::geteuid().is_root() {
+        tracing::info!("not root: PHP sessions stay files on each server");
+        return Ok(None);
+    }
+    let default = default_fpm.is_some_and(crate::fpm::has_redis);
+    let versions: Vec<String> = crate::fpm::installed()
+        .into_iter()
+        .filter(|(_, bin)| crate::fpm::has_redis(bin))
+        .map(|(v, _)| v)
+        .collect();
+    if !default && versions.is_empty() {
+        tracing::warn!("no php-fpm has the redis extension (php-redis): PHP sessions stay files on each server");
+        return Ok(None);
+    }
+    let peer_listener = match std::net::TcpListener::bind((
+        ctx.bind,
+        port.unwrap_or(proto::agent_v1::SESSION_PORT),
+    )) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot bind the session replication port: PHP sessions stay on this server");
+            None
+        }
+    };
+    let socket = layout.php_dir.join("sessions.sock");
+    // Serving must not depend on the session store: without it, pools keep files.
+    let started = Sessions::start(crate::sessions::Options {
+        socket: socket.clone(),
+        limits: Limits {
+            site_bytes: usize::try_from(site_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            ..Limits::default()
+        },
+        wait: Duration::from_millis(wait_ms),
+        identity: ctx.identity.clone(),
+        peer_listener,
+        bind: ctx.bind,
+    });
+    let sessions = match started {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, socket = %socket.display(), "cannot start the PHP session store: PHP sessions stay files on each server");
+            return Ok(None);
+        }
+    };
+    tracing::info!(socket = %socket.display(), replication = ?sessions.peer_addr(), "PHP session store started");
+    Ok(Some((
+        sessions,
+        SessionsLayout {
+            socket,
+            versions,
+            default,
+        },
+    )))
+}
+
 /// Restart a php-fpm master that died (with its own pools only: the others are
 /// not touched) and give newly synced PHP site folders their owner.
 async fn fpm_watchdog(fpm: Arc<tokio::sync::Mutex<FpmManager>>) {
@@ -405,6 +563,9 @@ impl RoleEngine for WebEngine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        if let Some(s) = &self.sessions {
+            detail = format!("{detail}; {}", s.summary());
+        }
         if let Some(sum) = self.replication.summary() {
             detail = format!("{detail}; {}", sum.detail);
             // Serving the local tree is still serving: degraded, not failed.
@@ -442,6 +603,9 @@ impl RoleEngine for WebEngine {
             self.watchdog.abort();
             self.ops.iter().for_each(tokio::task::JoinHandle::abort);
             self.replication.stop();
+            if let Some(s) = &mut self.sessions {
+                s.stop();
+            }
             self.fpm.lock().await.stop().await;
         })
     }

@@ -19,6 +19,9 @@
 //!   a writable tree kept by a `sitesync` replica (PHP's writes pushed to the files
 //!   server's hub, the other servers' writes applied here).
 //!
+//! - [`sessions`]: PHP sessions shared by the web servers of a cluster (issue 15): a
+//!   Redis-protocol session store on a unix socket, writes replicated to the peers.
+//!
 //! Content location contract: a site's files are served from
 //! `<content_root>/<domain>/current/`, where `current` is a symlink; for a replicated
 //! site it points at the writable tree `tree` (and never changes), otherwise at
@@ -44,6 +47,7 @@ pub mod php;
 pub mod plan;
 pub mod replicate;
 pub mod server;
+pub mod sessions;
 pub mod tls;
 
 pub use engine::{start_engine, WebEngine};

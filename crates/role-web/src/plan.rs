@@ -24,6 +24,19 @@ pub struct Layout {
     /// The PHP versions this server has (`8.2`; [`crate::fpm::installed`]): a
     /// site asking for another one is rejected (it keeps its previous version).
     pub php_versions: Vec<String>,
+    /// The shared session store, when PHP's sessions go there ([`crate::sessions`]).
+    pub sessions: Option<SessionsLayout>,
+}
+
+/// Where PHP pools keep their sessions when the engine runs the session store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionsLayout {
+    /// The store's unix socket.
+    pub socket: PathBuf,
+    /// The PHP versions whose php-fpm has the `redis` extension (its session handler).
+    pub versions: Vec<String>,
+    /// Whether the default php-fpm (sites without a chosen version) has it.
+    pub default: bool,
 }
 
 impl Layout {
@@ -33,6 +46,7 @@ impl Layout {
             content_root: state_dir.join("content"),
             php_dir: state_dir.join("php"),
             php_versions: Vec::new(),
+            sessions: None,
         }
     }
 }
@@ -61,6 +75,8 @@ pub struct PhpSite {
     /// The pool's `php_admin_value[…]`/`php_value[…]` lines of the site's
     /// `php.ini` values and the engine's defaults (checked by `model::web`).
     pub ini: Vec<String>,
+    /// The shared session store's socket (`None`: sessions are files in `tmp_dir`).
+    pub sessions: Option<PathBuf>,
 }
 
 /// One site as the server sees it.
@@ -395,7 +411,15 @@ fn php_site(
             format!("{user}-{}.sock", &h.finalize().to_hex()[..8])
         }
     };
+    let sessions = layout.sessions.as_ref().and_then(|s| {
+        let has = match &version {
+            None => s.default,
+            Some(v) => s.versions.contains(v),
+        };
+        has.then(|| s.socket.clone())
+    });
     Ok(PhpSite {
+        sessions,
         socket: layout.php_dir.join(socket),
         tmp_dir: layout.php_dir.join("tmp").join(domain),
         site_dir: site_dir.to_path_buf(),
@@ -469,6 +493,7 @@ mod tests {
         WebConfig {
             sites,
             files_origin: None,
+            peers: Vec::new(),
         }
     }
 

@@ -80,6 +80,7 @@ async fn engine_applies_configs_and_keeps_the_previous_on_error() {
         // no files server: the content stays as published (replication is
         // tests/replication.rs)
         files_origin: None,
+        peers: Vec::new(),
     };
     publish(tmp.path(), "a.example", "index.html", "engine A");
     publish(

@@ -18,6 +18,7 @@ fn two_sites(ca: &TestCa) -> WebConfig {
     WebConfig {
         sites: vec![a, b],
         files_origin: None,
+        peers: Vec::new(),
     }
 }
 

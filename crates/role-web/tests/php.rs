@@ -64,6 +64,7 @@ async fn php_server(domain: &'static str) -> PhpServer {
     let cfg = WebConfig {
         sites: vec![shop, site("static.example")],
         files_origin: None,
+        peers: Vec::new(),
     };
     let s = Server::start(&cfg).await;
     s.publish(

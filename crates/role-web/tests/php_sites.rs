@@ -156,10 +156,12 @@ async fn adding_and_removing_a_php_site_does_not_disturb_another() {
     let only_a = WebConfig {
         sites: vec![a.clone(), site("static.example")],
         files_origin: None,
+        peers: Vec::new(),
     };
     let with_b = WebConfig {
         sites: vec![a, site("static.example"), b],
         files_origin: None,
+        peers: Vec::new(),
     };
     engine
         .apply(&RoleConfig::Web(only_a.clone()))
@@ -307,6 +309,7 @@ async fn sites_added_one_by_one_share_few_masters_and_a_busy_site_is_never_moved
     let mut cfg = WebConfig {
         sites: vec![a],
         files_origin: None,
+        peers: Vec::new(),
     };
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     let (status, body) = get(addr, a_dom, "/pid.php").await.unwrap();

@@ -233,6 +233,7 @@ async fn setup(ips: [&'static str; 2], tune: impl FnOnce(&mut proto::agent_v1::W
     let cfg = WebConfig {
         sites: vec![shop],
         files_origin: None,
+        peers: Vec::new(),
     };
     for w in [&mut a, &mut b] {
         w.engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();

@@ -138,6 +138,7 @@ async fn docroot_php_settings_and_a_neighbour_left_alone() {
     let mut cfg = WebConfig {
         sites: vec![a, php_site(other)],
         files_origin: None,
+        peers: Vec::new(),
     };
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     assert!(engine.rejected().is_empty(), "{:?}", engine.rejected());

@@ -9,8 +9,8 @@ use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FileRestore, FilesConfig,
     FilesSiteOptions, FtpAccountConfig, MailAccount, MailConfig, MailDomain, MailLimits, MailPeer,
-    PreviousTsigSecret, RoleConfig, ServerIdentity, TsigKey, WebConfig, WebSite, ZoneAssignment,
-    ZoneContent,
+    PreviousTsigSecret, RoleConfig, ServerIdentity, TsigKey, WebConfig, WebPeer, WebSite,
+    ZoneAssignment, ZoneContent, SESSION_PORT,
 };
 use store::Stored;
 
@@ -29,10 +29,28 @@ impl<'a> Index<'a> {
                 site.active = *active_server == Some(server.meta.id);
             }
         }
+        // PHP sessions are replicated to the cluster's other web servers, on
+        // their first address (`role-web`'s `sessions`).
+        let peers = self
+            .members
+            .get(&server.data.cluster)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| s.meta.id != server.meta.id)
+            .filter_map(|s| {
+                let ip = s.data.addresses.first()?;
+                Some(WebPeer {
+                    name: s.meta.name.to_string(),
+                    address: std::net::SocketAddr::new(*ip, SESSION_PORT).to_string(),
+                })
+            })
+            .collect();
         // Each site names its own origin (`WebSite::files_origin`).
         WebConfig {
             sites,
             files_origin: None,
+            peers,
         }
     }
 

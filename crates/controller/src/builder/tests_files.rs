@@ -1,6 +1,7 @@
 //! Site files (issue 14) in the built configs: kept and local paths, modes and
 //! quotas in `FilesConfig.site_options`, pending restores in `FilesConfig.restores`,
-//! `versions_days`, and `WebSite.local_paths` / `quota_mb`.
+//! `versions_days`, and `WebSite.local_paths` / `quota_mb`; and each web server's
+//! PHP session peers, `WebConfig.peers` (issue 15).
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use model::entity::{Account, Site};
 use model::limits::LimitOverrides;
 use model::sitefiles::{restore_id, RestoreState, SiteFiles, SitePath, SiteRestore};
 use model::{AccountKind, Id, Slug};
-use proto::agent_v1::{FilesConfig, RoleConfig, WebConfig};
+use proto::agent_v1::{FilesConfig, RoleConfig, WebConfig, WebPeer, SESSION_PORT};
 
 use super::tests::{stored, world, TODAY};
 use super::{build_all, Built, World};
@@ -159,4 +160,17 @@ fn a_restore_or_path_change_rebuilds_only_the_sites_servers() {
         .map(|(id, _)| *id)
         .collect();
     assert_eq!(changed, vec![11, 12, 41]);
+}
+
+#[test]
+fn web_servers_get_the_other_servers_of_their_cluster_as_session_peers() {
+    let b = built(&world());
+    let peer = |name: &str, ip: &str| WebPeer {
+        name: name.into(),
+        address: format!("{ip}:{SESSION_PORT}"),
+    };
+    assert_eq!(web(&b, 11).peers, vec![peer("web-2", "127.0.0.12")]);
+    assert_eq!(web(&b, 12).peers, vec![peer("web-1", "127.0.0.11")]);
+    // web-3 is alone in its cluster: its sessions go nowhere else
+    assert!(web(&b, 13).peers.is_empty());
 }

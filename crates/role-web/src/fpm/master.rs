@@ -27,6 +27,20 @@ fn q(v: &Path) -> String {
     format!("\"{}\"", v.display())
 }
 
+/// Where the pool's PHP sessions go: the engine's shared store (`redis` handler on
+/// its unix socket, [`crate::sessions`]) or files in the site's temp dir; admin
+/// values, so the site's code cannot point them elsewhere.
+fn session_lines(p: &PhpSite) -> String {
+    match &p.sessions {
+        Some(sock) => format!(
+            "php_admin_value[session.save_handler] = redis\n\
+             php_admin_value[session.save_path] = \"unix://{}\"\n",
+            sock.display()
+        ),
+        None => format!("php_admin_value[session.save_path] = {}\n", q(&p.tmp_dir)),
+    }
+}
+
 /// The whole php-fpm configuration of a master in `dir` serving `pools` (pure).
 /// `as_root` adds the `user`/`group` of each pool and the socket owner.
 pub fn render_config(dir: &Path, pools: &[PhpSite], as_root: bool) -> String {
@@ -62,12 +76,13 @@ pub fn render_config(dir: &Path, pools: &[PhpSite], as_root: bool) -> String {
              php_admin_value[open_basedir] = \"{basedir}\"\n\
              php_admin_value[upload_tmp_dir] = {tmp}\n\
              php_admin_value[sys_temp_dir] = {tmp}\n\
-             php_admin_value[session.save_path] = {tmp}\n\
+             {sessions}\
              php_admin_flag[log_errors] = on\n\
              php_admin_flag[expose_php] = off\n\
              php_admin_value[disable_functions] = exec,passthru,shell_exec,system,proc_open,popen,pcntl_exec\n",
             sock = q(&p.socket),
             tmp = q(&p.tmp_dir),
+            sessions = session_lines(p),
         ));
         // The site's php.ini values (checked by `model::web`: known keys, values
         // without spaces, quotes or newlines).
@@ -295,8 +310,20 @@ mod tests {
             site_dir: "/st/content/a.example".into(),
             version: None,
             ini: vec!["php_admin_value[memory_limit] = 256M".into()],
+            sessions: None,
         };
-        let c = render_config(Path::new("/st/php/m1"), &[pool], true);
+        let c = render_config(Path::new("/st/php/m1"), std::slice::from_ref(&pool), true);
+        assert!(c.contains("php_admin_value[session.save_path] = \"/st/php/tmp/a.example\"\n"));
+        assert!(!c.contains("save_handler"));
+        let shared = PhpSite {
+            sessions: Some("/st/php/sessions.sock".into()),
+            ..pool.clone()
+        };
+        let s = render_config(Path::new("/st/php/m1"), &[shared], true);
+        assert!(s.contains(
+            "php_admin_value[session.save_handler] = redis\n\
+             php_admin_value[session.save_path] = \"unix:///st/php/sessions.sock\"\n"
+        ));
         assert!(c.contains("[hp-a-example]\nuser = hp-a-example\ngroup = hp-a-example\n"));
         assert!(c.contains("listen = \"/st/php/hp-a-example.sock\"\n"));
         assert!(c.contains(

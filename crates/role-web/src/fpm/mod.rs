@@ -197,6 +197,19 @@ fn version_key(v: &str) -> (u32, u32) {
     (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
 }
 
+/// Whether a php-fpm binary has the `redis` extension (php-redis, Debian's
+/// `php-redis`): its session handler is how pools reach the shared session store.
+pub fn has_redis(binary: &Path) -> bool {
+    std::process::Command::new(binary)
+        .arg("-m")
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == "redis")
+        })
+}
+
 /// What a php-fpm binary says its version is: (`8.2`, `8.2.36`), from `-v`.
 pub fn binary_version(binary: &Path) -> Option<(String, String)> {
     let out = std::process::Command::new(binary).arg("-v").output().ok()?;
@@ -262,6 +275,11 @@ impl FpmManager {
         self.masters
             .iter_mut()
             .all(|m| m.live.is_empty() || m.running())
+    }
+
+    /// The uid of a site user this manager created or looked up (root only).
+    pub fn uid_of(&self, user: &str) -> Option<u32> {
+        self.users.get(user).map(|ids| ids.uid)
     }
 
     /// The live pools now, master by master.
@@ -496,6 +514,7 @@ mod tests {
             site_dir: format!("/st/content/{user}").into(),
             version: None,
             ini: Vec::new(),
+            sessions: None,
         }
     }
 
