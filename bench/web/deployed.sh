@@ -64,7 +64,7 @@ events { worker_connections 4096; }
 http {
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log $W/nginx/access.log combined buffer=64k flush=1s;
+    access_log $W/nginx/access.log combined buffer=64k flush=100ms;
     sendfile on; tcp_nopush on; tcp_nodelay on;
     keepalive_requests 1000000;
     $ofc
@@ -93,7 +93,7 @@ h2_rps() { # addr file
 }
 median() { python3 -c 'import sys,statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
-echo "ours: web-1 ($OURS) as deployed by hostplane up; nginx $NGINX_ADDR, $WORKERS workers, access log buffer=64k flush=1s"
+echo "ours: web-1 ($OURS) as deployed by hostplane up; nginx $NGINX_ADDR, $WORKERS workers, access log buffer=64k flush=100ms"
 echo "plain: wrk -t$THREADS -c$CONNECTIONS -d$DURATION; h2: h2load -n $H2_REQUESTS -c $H2_CLIENTS -m $H2_STREAMS; $ROUNDS rounds alternating, median"
 printf '%-12s %12s %12s %7s   %s\n' case "ours req/s" "nginx req/s" ratio rounds
 bench() { # name fn file
