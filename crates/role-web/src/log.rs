@@ -1,8 +1,12 @@
 //! Access, error and PHP logs, per site, rotated by size and age.
 //!
-//! Request handlers never touch log files: they send lines to one writer task over a
-//! bounded channel (a full channel drops the line and counts it, so logging can never
-//! stall serving). The writer appends to `<dir>/<domain>.access.log` (NCSA combined
+//! Request handlers never touch log files: they append lines to one shared in-memory
+//! buffer (a full buffer drops the line and counts it, so logging can never stall
+//! serving), and one writer task takes the whole buffer every [`FLUSH_EVERY`], or
+//! sooner once [`FLUSH_LINES`] lines wait. A request costs a lock and a push, not a
+//! wake-up of another thread: waking the writer per line cost a third of the
+//! engine's CPU in context switches. At most that much (100 ms or 512 lines) is
+//! lost if the process is killed. The writer appends to `<dir>/<domain>.access.log` (NCSA combined
 //! format), `<dir>/<domain>.error.log` (the engine's errors about the site),
 //! `<dir>/<domain>.php.log` (what PHP wrote to stderr: warnings, fatal errors,
 //! `error_log()`) and the server-wide `<dir>/error.log`, flushing after every batch.
@@ -21,10 +25,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use proto::agent_ops::LogKind;
-use tokio::sync::mpsc;
 
-/// Lines queued before new ones are dropped.
+/// Lines buffered before new ones are dropped (the writer fell behind).
 const QUEUE: usize = 16 * 1024;
+
+/// The writer takes the buffer at least this often.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// ... and as soon as this many lines wait.
+pub const FLUSH_LINES: usize = 512;
+
+/// What the handles and the writer share.
+struct Buffer {
+    lines: std::sync::Mutex<Vec<Line>>,
+    /// Wakes the writer early (a full batch).
+    full: tokio::sync::Notify,
+}
 
 /// When log files are rotated and how many old ones are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +84,7 @@ enum Line {
 /// forwards errors to `tracing`.
 #[derive(Clone, Default)]
 pub struct Logs {
-    tx: Option<mpsc::Sender<Line>>,
+    buf: Option<Arc<Buffer>>,
     access: bool,
     dropped: Arc<AtomicU64>,
 }
@@ -111,7 +127,7 @@ impl SiteLog {
 impl std::fmt::Debug for Logs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Logs")
-            .field("files", &self.tx.is_some())
+            .field("files", &self.buf.is_some())
             .field("access", &self.access)
             .finish()
     }
@@ -140,10 +156,23 @@ impl AccessRecord {
         let fmt = time::macros::format_description!(
             "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
         );
-        let when = now
-            .to_offset(time::UtcOffset::UTC)
-            .format(&fmt)
-            .unwrap_or_default();
+        // One format per second per thread, not one per request.
+        thread_local! {
+            static STAMP: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        }
+        let when = STAMP.with(|c| {
+            let mut c = c.borrow_mut();
+            let second = now.unix_timestamp();
+            if c.0 != second {
+                *c = (
+                    second,
+                    now.to_offset(time::UtcOffset::UTC)
+                        .format(&fmt)
+                        .unwrap_or_default(),
+                );
+            }
+            c.1.clone()
+        });
         format!(
             "{} - - [{when}] \"{}\" {} {} \"{}\" \"{}\"",
             self.remote.ip(),
@@ -179,10 +208,13 @@ impl Logs {
 
     /// [`Logs::start`] with explicit rotation.
     pub fn start_with(dir: PathBuf, access: bool, rotation: Rotation) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(dir, rotation, rx));
+        let buf = Arc::new(Buffer {
+            lines: std::sync::Mutex::new(Vec::with_capacity(FLUSH_LINES)),
+            full: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(writer(dir, rotation, buf.clone()));
         Self {
-            tx: Some(tx),
+            buf: Some(buf),
             access,
             dropped: Arc::new(AtomicU64::new(0)),
         }
@@ -190,7 +222,7 @@ impl Logs {
 
     /// Whether access lines are recorded.
     pub fn access_enabled(&self) -> bool {
-        self.access && self.tx.is_some()
+        self.access && self.buf.is_some()
     }
 
     /// Record a request of `domain`.
@@ -217,7 +249,7 @@ impl Logs {
 
     /// Append `text` to log `kind` of site `domain`, time-stamped now.
     pub fn site_line(&self, domain: &Arc<str>, kind: LogKind, text: String) {
-        if self.tx.is_none() {
+        if self.buf.is_none() {
             return;
         }
         let when = time::OffsetDateTime::now_utc()
@@ -234,7 +266,7 @@ impl Logs {
     pub fn error(&self, msg: impl Into<String>) {
         let msg = msg.into();
         tracing::warn!(target: "role_web::error_log", "{msg}");
-        if self.tx.is_some() {
+        if self.buf.is_some() {
             let when = time::OffsetDateTime::now_utc()
                 .format(ERROR_TIME)
                 .unwrap_or_default();
@@ -248,37 +280,61 @@ impl Logs {
     }
 
     fn send(&self, line: Line) {
-        if let Some(tx) = &self.tx {
-            if tx.try_send(line).is_err() {
+        if let Some(buf) = &self.buf {
+            let mut lines = buf.lines.lock().unwrap_or_else(|e| e.into_inner());
+            if lines.len() >= QUEUE {
+                drop(lines);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            lines.push(line);
+            if lines.len() == FLUSH_LINES {
+                drop(lines);
+                buf.full.notify_one();
             }
         }
     }
 }
 
-async fn writer(dir: PathBuf, rotation: Rotation, mut rx: mpsc::Receiver<Line>) {
+async fn writer(dir: PathBuf, rotation: Rotation, buf: Arc<Buffer>) {
     let mut files: HashMap<String, Open> = HashMap::new();
-    let mut batch = Vec::with_capacity(256);
+    let mut spare: Vec<Line> = Vec::with_capacity(FLUSH_LINES);
     loop {
-        batch.clear();
-        if rx.recv_many(&mut batch, 256).await == 0 {
-            return;
+        // Every handle gone (the engine stopped): write what is left, then end.
+        let last = Arc::strong_count(&buf) == 1;
+        if !last {
+            let _ = tokio::time::timeout(FLUSH_EVERY, buf.full.notified()).await;
+        }
+        let lines = {
+            let mut b = buf.lines.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *b, spare)
+        };
+        if lines.is_empty() {
+            spare = lines;
+            if last {
+                return;
+            }
+            continue;
         }
         let dir = dir.clone();
-        let lines = std::mem::take(&mut batch);
         // File writes are blocking; keep them off the async threads.
         let result = tokio::task::spawn_blocking(move || {
             let mut files = files;
             write_batch(&dir, rotation, &mut files, &lines);
+            let mut lines = lines;
+            lines.clear();
             (files, lines)
         })
         .await;
         match result {
             Ok((f, l)) => {
                 files = f;
-                batch = l;
+                spare = l;
             }
             Err(_) => return,
+        }
+        if last {
+            return;
         }
     }
 }
