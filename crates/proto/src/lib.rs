@@ -12,8 +12,10 @@
 pub mod agent_delta;
 pub mod agent_v1;
 mod agent_v1_heartbeat;
+mod agent_v1_sitemail;
 pub mod manifest;
 pub mod rehash;
+pub mod sendmail;
 pub mod sitesync;
 pub mod v1;
 pub mod v1_import;

@@ -106,6 +106,7 @@ async fn submitted_mail_is_signed_routed_by_mx_and_failures_bounce() -> Result<(
             dkim: None,
             dkim_rsa: None,
             limits: None,
+            site_login: None,
         }],
         tls: Some(tls(rip)),
         flush: 0,

@@ -111,6 +111,7 @@ impl<'a> Index<'a> {
             hsts: s.data.web.hsts && self.trusted_cert(name),
             php_version: s.data.web.php.version.as_ref().map(ToString::to_string),
             php_ini: s.data.web.php.ini.clone(),
+            mail: None,
         };
         (site, single)
     }
@@ -298,6 +299,7 @@ impl<'a> Index<'a> {
                             private_key_pem: k.private.clone(),
                         }),
                     limits: mail_limits_for(self.world, d),
+                    site_login: None,
                 }
             })
             .collect();
