@@ -14,13 +14,16 @@
 //! | `php_fpm` | path of the php-fpm binary | `/usr/sbin/php-fpm*` |
 //! | `access_log` | `on` / `off` | `on` |
 //! | `threads` | dedicated server threads (`0`: the agent's runtime) | one per CPU |
+//! | `sendmail` | the sendmail command in PHP's `sendmail_path` (`--socket … -t -i` appended) | `<this program> sendmail` |
+//! | `mail_retry_secs` | first retry of spooled site mail (doubling, up to 30 min) | 60 |
 //!
 //! State under `ctx.state_dir`: `content/<domain>/tree` (a site's writable files,
 //! served through `content/<domain>/current -> tree`; kept by the site's replica, see
 //! [`crate::replicate`]; a site gone from the config has its folder deleted),
 //! `replicas/<domain>` (the replica's index, outbox and temp files), `php/` (pool
-//! sockets, temp dirs, php-fpm config and log), `logs/` (`<domain>.access.log`,
-//! `error.log`).
+//! sockets, temp dirs, php-fpm config and log, `sendmail.sock`), `mail-spool/`
+//! (site mail waiting for its mail cluster, [`crate::mailer`]), `logs/`
+//! (`<domain>.access.log`, `error.log`).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +67,8 @@ pub struct WebEngine {
     /// The PHP versions found at start (the report the controller checks a
     /// site's chosen version against).
     php: WebReport,
+    /// Mail from sites: the sendmail socket and the spool worker, or why not.
+    mailer: Result<crate::mailer::Mailer, String>,
 }
 
 /// The PHP versions of this server: every `/usr/sbin/php-fpmX.Y`, with what its
@@ -168,6 +173,18 @@ impl WebEngine {
         layout.php_versions = php.php.iter().map(|p| p.version.clone()).collect();
         std::fs::create_dir_all(&layout.content_root)?;
         std::fs::create_dir_all(&layout.php_dir)?;
+        // Without it (say, a socket path too long for a unix socket) sites are
+        // served anyway; mail() then fails and the health detail says why.
+        let mailer = match start_mailer(ctx, &layout) {
+            Ok((mailer, path)) => {
+                layout.sendmail_path = Some(path);
+                Ok(mailer)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mail from sites is not available");
+                Err(e.to_string())
+            }
+        };
         let certs = CertStore::default();
         let opts = ServerOptions {
             log_dir: Some(ctx.state_dir.join("logs")),
@@ -211,6 +228,7 @@ impl WebEngine {
             ),
             rejected: Vec::new(),
             php,
+            mailer,
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
                 format!("serving 0 sites on http {http_addr} https {https_addr}"),
@@ -238,6 +256,12 @@ impl WebEngine {
         &self.replication
     }
 
+    /// Mail from sites: the sendmail socket and the spool (`None` when it
+    /// could not start; the health detail says why).
+    pub fn mailer(&self) -> Option<&crate::mailer::Mailer> {
+        self.mailer.as_ref().ok()
+    }
+
     /// Where site content is served from.
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -258,6 +282,9 @@ impl WebEngine {
         let active = plan.active_sites().count();
         let mut warnings = plan.warnings.clone();
         self.replication.converge(cfg, &self.layout);
+        if let Ok(m) = &self.mailer {
+            m.set_routes(cfg);
+        }
         // Swap first: static sites and certificates must not wait for PHP.
         self.plan.send_replace(Arc::new(plan));
         let fpm = self.fpm.lock().await.apply(&pools).await;
@@ -338,6 +365,46 @@ pub fn prune_content(content_root: &std::path::Path, keep: &BTreeSet<String>) ->
     removed
 }
 
+/// The sendmail socket and spool worker ([`crate::mailer`]) and PHP's
+/// `sendmail_path` that reaches them. Mail servers' certificates are checked
+/// against the agent's CA (none without an identity: mail then stays spooled).
+fn start_mailer(
+    ctx: &EngineContext,
+    layout: &Layout,
+) -> Result<(crate::mailer::Mailer, String), EngineError> {
+    let command = match ctx.options.get("sendmail") {
+        Some(c) => c.clone(),
+        None => format!("{} sendmail", std::env::current_exe()?.display()),
+    };
+    let socket = layout.php_dir.join("sendmail.sock");
+    let path = format!("{command} --socket {} -t -i", socket.display());
+    if path.contains(['"', '\n', '\r', '\\', '$', '`']) {
+        return Err(EngineError::Invalid(format!(
+            "the sendmail command line {path:?} has characters php-fpm's config cannot carry"
+        )));
+    }
+    let mut opts = crate::mailer::MailerOptions {
+        helo: ctx.server.clone(),
+        ..Default::default()
+    };
+    if let Some(v) = ctx.options.get("mail_retry_secs") {
+        let secs = v.parse::<u64>().map_err(|_| {
+            EngineError::Invalid(format!(
+                "engine option mail_retry_secs: `{v}` is not a number"
+            ))
+        })?;
+        opts.retry_base = Duration::from_secs(secs.max(1));
+        opts.retry_max = opts.retry_max.max(opts.retry_base);
+    }
+    let tls = match &ctx.identity {
+        Some(id) => Some(crate::mailer::tls_client(&std::fs::read(&id.ca)?)?),
+        None => None,
+    };
+    let mailer =
+        crate::mailer::Mailer::start(&socket, &ctx.state_dir.join("mail-spool"), tls, opts)?;
+    Ok((mailer, path))
+}
+
 /// Restart a php-fpm master that died (with its own pools only: the others are
 /// not touched) and give newly synced PHP site folders their owner.
 async fn fpm_watchdog(fpm: Arc<tokio::sync::Mutex<FpmManager>>) {
@@ -383,6 +450,13 @@ impl RoleEngine for WebEngine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        match &self.mailer {
+            Ok(m) if m.queued() > 0 => {
+                detail = format!("{detail}; {} site mails spooled", m.queued());
+            }
+            Ok(_) => {}
+            Err(e) => detail = format!("{detail}; mail from sites unavailable: {e}"),
+        }
         if let Some(sum) = self.replication.summary() {
             detail = format!("{detail}; {}", sum.detail);
             // Serving the local tree is still serving: degraded, not failed.
@@ -418,6 +492,9 @@ impl RoleEngine for WebEngine {
                 let _ = server.await;
             }
             self.watchdog.abort();
+            if let Ok(m) = &mut self.mailer {
+                m.stop();
+            }
             self.replication.stop();
             self.fpm.lock().await.stop().await;
         })

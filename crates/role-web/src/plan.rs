@@ -24,6 +24,9 @@ pub struct Layout {
     /// The PHP versions this server has (`8.2`; [`crate::fpm::installed`]): a
     /// site asking for another one is rejected (it keeps its previous version).
     pub php_versions: Vec<String>,
+    /// PHP's `sendmail_path` for every pool (`hostplane sendmail --socket … -t
+    /// -i`, [`crate::mailer`]); `None`: PHP's default.
+    pub sendmail_path: Option<String>,
 }
 
 impl Layout {
@@ -33,6 +36,7 @@ impl Layout {
             content_root: state_dir.join("content"),
             php_dir: state_dir.join("php"),
             php_versions: Vec::new(),
+            sendmail_path: None,
         }
     }
 }
@@ -382,7 +386,11 @@ fn php_site(
         .ini
         .entry("post_max_size".into())
         .or_insert_with(|| format!("{}M", upload.max(DEFAULT_UPLOAD_MB)));
-    let ini = settings.pool_lines();
+    let mut ini = settings.pool_lines();
+    if let Some(path) = &layout.sendmail_path {
+        // The engine's own command line (no quotes or newlines: checked at start).
+        ini.push(format!("php_admin_value[sendmail_path] = \"{path}\""));
+    }
     let socket = match (&version, ws.php_ini.is_empty()) {
         (None, true) => format!("{user}.sock"),
         _ => {
