@@ -1,6 +1,6 @@
-//! The spool worker: submits every spooled message to its site's mail cluster
-//! (primary first; the next server only when one cannot be reached, never after
-//! an answer, so a 4xx over a sending limit is not dodged on another server),
+//! The spool worker: submits every spooled message (a few at once) to its site's
+//! mail cluster (primary first; the next server only when one cannot be reached,
+//! never after an answer, so a 4xx over a sending limit is not dodged elsewhere),
 //! retries with backoff (in memory: after an engine restart everything is tried
 //! at once), drops a message refused for good (5xx) or older than
 //! [`super::MailerOptions::expire_after`], each with a log line.
@@ -10,11 +10,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
+
 use super::submit::{submit, Submission, SubmitError};
 use super::{Shared, Spooled};
 
 /// Longest sleep between passes when nothing is due.
 const IDLE: Duration = Duration::from_secs(60);
+/// Messages submitted at once.
+const CONCURRENT: usize = 8;
 
 /// A message's retry state.
 #[derive(Debug, Clone, Copy)]
@@ -46,13 +50,26 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             .store(ids.len(), std::sync::atomic::Ordering::Relaxed);
         retry.retain(|id, _| ids.contains(id));
         let now = Instant::now();
-        for id in &ids {
-            if retry.get(id).is_some_and(|r| r.next > now) {
-                continue;
-            }
-            match attempt(&shared, id).await {
+        let due: Vec<String> = ids
+            .iter()
+            .filter(|id| retry.get(*id).is_none_or(|r| r.next <= now))
+            .cloned()
+            .collect();
+        // A few at once: a mail cluster that does not answer delays a pass by
+        // about one connect timeout, not by one per message waiting for it.
+        let mut outcomes = futures_util::stream::iter(due)
+            .map(|id| {
+                let shared = Arc::clone(&shared);
+                async move {
+                    let outcome = attempt(&shared, &id).await;
+                    (id, outcome)
+                }
+            })
+            .buffer_unordered(CONCURRENT);
+        while let Some((id, outcome)) = outcomes.next().await {
+            match outcome {
                 Outcome::Done => {
-                    retry.remove(id);
+                    retry.remove(&id);
                 }
                 Outcome::Later(why) => {
                     let r = retry.entry(id.clone()).or_insert(Retry {
