@@ -60,7 +60,9 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
         match a.as_str() {
             "--" => only_rcpts = true,
             "-t" => req.extract = true,
-            "-i" | "-oi" | "-oee" | "-oem" | "-bm" | "-v" => ignore_dots |= a.ends_with('i'),
+            "-i" | "-oi" => ignore_dots = true,
+            // deliver mode, error reporting, verbosity: nothing to choose here
+            "-bm" | "-v" => {}
             "--socket" => socket = Some(PathBuf::from(value("--socket")?)),
             _ if a.starts_with("-f") => req.from = Some(value("-f")?),
             _ if a.starts_with("-r") => req.from = Some(value("-r")?),
