@@ -6,7 +6,8 @@
 //! server down the message stays spooled, also across an engine restart, and goes
 //! out when the server is back. A site can neither send as another site's domain
 //! nor be told apart by anything but its uid; a site whose domain has no mail is
-//! refused with a sentence saying so.
+//! refused with a sentence saying so. Over its hourly limit the site's mail is
+//! deferred by the mail server and stays spooled.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
@@ -66,8 +67,9 @@ fn mail_domain(name: &str, mailboxes: &[&str], secret: &str) -> MailDomain {
     }
 }
 
-/// A role-mail server on `MAIL_IP`, submission on `port` (0: any).
-fn mail_server(dir: &Path, ca: &TestCa, port: u16) -> MailServer {
+/// A role-mail server on `MAIL_IP`, submission on `port` (0: any); the shop's
+/// domain may send `per_hour` messages an hour (`None`: the default).
+fn mail_server(dir: &Path, ca: &TestCa, port: u16, per_hour: Option<u32>) -> MailServer {
     let ip: IpAddr = MAIL_IP.parse().unwrap();
     let bind = |port: u16| {
         let l = std::net::TcpListener::bind(SocketAddr::new(ip, port)).unwrap();
@@ -84,6 +86,11 @@ fn mail_server(dir: &Path, ca: &TestCa, port: u16) -> MailServer {
     let s = MailServer::start(listeners, dir, "mx.test", Some(ip), Limits::default()).unwrap();
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let mut shop = mail_domain(SHOP, &["bob"], "shop-secret");
+    shop.limits = Some(proto::agent_v1::MailLimits {
+        messages_per_hour_per_mailbox: per_hour,
+        messages_per_hour_per_domain: per_hour,
+        recipients_per_message: None,
+    });
     shop.dkim = Some(DkimKey {
         selector: "hp1".into(),
         algorithm: "ed25519-sha256".into(),
@@ -189,7 +196,7 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
     let ca = TestCa::new("mail test CA");
     let tmp = tempfile::tempdir().unwrap();
     let mail_dir = tmp.path().join("mx");
-    let mut mx = mail_server(&mail_dir, &ca, 0);
+    let mut mx = mail_server(&mail_dir, &ca, 0, None);
     let submission = mx.addrs().submission;
 
     // the web engine: the controller CA as its identity's CA
@@ -287,7 +294,8 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
     let http = engine.http_addr();
     assert_eq!(spool.ids().unwrap(), ids, "still spooled after the restart");
     // … and goes out once the server is back on its address
-    let mx = mail_server(&mail_dir, &ca, submission.port());
+    // (back with a limit of 2 messages an hour for the shop: this one is the first)
+    let mx = mail_server(&mail_dir, &ca, submission.port(), Some(2));
     until(
         "the second message in bob's Maildir",
         Duration::from_secs(30),
@@ -347,6 +355,24 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
     assert!(err.contains("add mail to the domain"), "{err}");
     assert!(spool.ids().unwrap().is_empty());
     assert_eq!(maildir(&mail_dir, SHOP, "bob").len(), 2);
+
+    // 5. over the shop's hourly limit the mail server defers (451): the message
+    // stays spooled for a later retry, nothing is lost
+    assert_eq!(get(http, SHOP, "/mail.php").await.trim(), "sent");
+    until(
+        "the third message in bob's Maildir",
+        Duration::from_secs(30),
+        || maildir(&mail_dir, SHOP, "bob").len() == 3,
+    )
+    .await;
+    assert_eq!(get(http, SHOP, "/mail.php").await.trim(), "sent");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(spool.ids().unwrap().len(), 1, "over the limit: kept");
+    assert_eq!(maildir(&mail_dir, SHOP, "bob").len(), 3);
+    let limited = mx.sending_limited();
+    assert_eq!(limited.len(), 1, "{limited:?}");
+    assert_eq!(limited[0].0, format!("site:{SHOP}"));
+    assert!(limited[0].1 >= 1, "refused and retried: {limited:?}");
 
     engine.shutdown().await;
     drop(mx);
