@@ -163,6 +163,23 @@ async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Every `php-fpm.log` under `dir`, concatenated.
+fn fpm_logs(dir: &Path) -> String {
+    let mut out = String::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.push_str(&fpm_logs(&p));
+        } else if p.file_name().is_some_and(|n| n == "php-fpm.log") {
+            out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+        }
+    }
+    out
+}
+
 /// Run the sendmail command as `uid` (root: 0) with `args`; exit code and stderr.
 fn sendmail_as(uid: u32, gid: u32, args: &[&str], message: &str) -> (i32, String) {
     use std::io::Write;
@@ -346,8 +363,15 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
     assert_ne!(code, 0);
     assert!(err.contains("is not the PHP user of a site"), "{err}");
 
-    // 4. a site whose domain has no mail: refused, saying what to do
+    // 4. a site whose domain has no mail: refused, saying what to do (also in
+    // the php-fpm log, where sendmail's stderr goes)
     assert_eq!(get(http, NOMAIL, "/mail.php").await.trim(), "failed");
+    until(
+        "the refusal in a php-fpm log",
+        Duration::from_secs(10),
+        || fpm_logs(&state.join("php")).contains("has no mail service"),
+    )
+    .await;
     let ids = role_web::fpm::lookup_user(&pool_user(NOMAIL)).unwrap();
     let (code, err) = sendmail_as(ids.uid, ids.gid, &["--socket", sock, "-t", "-i"], &msg);
     assert_eq!(code, 69, "{err}");
