@@ -88,6 +88,15 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
     /// Show the controller's version, revision, object counts, clusters and servers
     #[command(after_help = "Examples:\n  hostplane status\n  hostplane status --json")]
     Status,
+    /// The sendmail command of web servers: PHP's mail() runs it as the site's user
+    /// (set in every site's `sendmail_path`); it hands the message to the local
+    /// web engine, which spools it for the site's mail cluster
+    #[command(
+        after_help = "Accepts -t, -i, -oi, -f SENDER, -r SENDER, -F NAME and recipients; reads the message on stdin.
+Example (what the web engine puts in sendmail_path):
+  hostplane sendmail --socket /var/lib/hostplane/engines/web/php/sendmail.sock -t -i"
+    )]
+    Sendmail(SendmailArgs),
     /// Manage role clusters (web, dns, mail, files, db)
     #[command(
         subcommand,
@@ -465,4 +474,13 @@ pub struct ImportArgs {
     /// Write the lines that pass even when others were refused by the validation
     #[arg(long)]
     pub partial: bool,
+}
+
+/// `hostplane sendmail`'s arguments, sendmail's syntax (parsed by
+/// `role_web::mailer::client`, before clap sees them: see `main`).
+#[derive(Debug, clap::Args)]
+pub struct SendmailArgs {
+    /// sendmail options and recipients
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }

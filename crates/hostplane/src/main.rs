@@ -20,6 +20,19 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // `hostplane sendmail` takes sendmail's syntax (`-t -i -fSENDER`), which is
+    // not clap's, and runs as a site's PHP user: no runtime, no login file.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("sendmail")
+        && !matches!(args.get(2).map(String::as_str), Some("--help" | "-h"))
+    {
+        let code = role_web::mailer::client::main(
+            &args[2..],
+            &mut std::io::stdin().lock(),
+            &mut std::io::stderr(),
+        );
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = cli::parse();
     let password_login = matches!(&cli.command, cli::Command::Login(l) if l.account.is_some());
     let runtime = match tokio::runtime::Builder::new_multi_thread()

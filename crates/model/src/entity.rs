@@ -551,6 +551,10 @@ pub enum SecretPurpose {
     /// label): the controller keeps a few, made at idle priority, so a new account's
     /// domains get their RSA key at once instead of after seconds of key generation.
     DkimRsaSpare,
+    /// A site's submission secret for its PHP mail (subject: the domain; only
+    /// while the domain has a site and a mail placement): `private` the secret
+    /// (web servers get it), `public` its argon2id hash (mail servers get that).
+    SiteMail,
 }
 
 impl SecretPurpose {
@@ -564,6 +568,7 @@ impl SecretPurpose {
             SecretPurpose::Tsig => "tsig",
             SecretPurpose::TsigPrevious => "tsig_previous",
             SecretPurpose::DkimRsaSpare => "dkim_rsa_spare",
+            SecretPurpose::SiteMail => "site_mail",
         }
     }
 

@@ -18,6 +18,7 @@ mod names;
 pub mod namespace;
 mod roles;
 pub mod sitefiles;
+pub mod sitemail;
 mod text;
 pub mod web;
 

@@ -201,6 +201,19 @@ pub fn hash(password: &str) -> Result<String, HashError> {
         .map_err(|e| HashError::Hashing(e.to_string()))
 }
 
+/// The argon2id PHC string of a machine-made secret of at least 128 random bits
+/// (a site's submission secret): such a secret cannot be guessed, so the hash
+/// need not be slow, and light parameters (1 MiB, 1 pass) let the controller make
+/// one per site and mail servers check one per submission cheaply.
+pub fn hash_random_secret(secret: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let params = Params::new(1024, 1, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Hashing(e.to_string()))
+}
+
 /// Check `password` against `stored` of any accepted scheme (blocking). A malformed
 /// or unknown hash never matches.
 pub fn verify(stored: &str, password: &str) -> Verdict {
@@ -249,6 +262,15 @@ mod tests {
     const SHA512_ROUNDS: &str = "$6$rounds=5000$abc$K4v3HcZ8yAmpRfxML6S46NCcqy9r4/KdbQpFvqSWsBf4dgySOEOo1DHJTrmn2BsJK2aNmPN8Tfb826D2o9.z51";
     // Openwall crypt_blowfish test vector: "U*U".
     const BCRYPT_2A: &str = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+
+    #[test]
+    fn random_secrets_hash_light_and_verify() {
+        let h = hash_random_secret("c2VjcmV0LW9mLTMyLWJ5dGVz").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{h}");
+        assert_eq!(scheme(&h).unwrap(), Scheme::Argon2id);
+        assert!(verify(&h, "c2VjcmV0LW9mLTMyLWJ5dGVz").is_right());
+        assert!(!verify(&h, "guess").is_right());
+    }
 
     fn assert_legacy(stored: &str, password: &str, scheme_is: Scheme) {
         assert_eq!(scheme(stored), Ok(scheme_is), "{stored}");

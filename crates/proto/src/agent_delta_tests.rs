@@ -39,6 +39,7 @@ fn web() -> impl Strategy<Value = RoleConfig> {
                 hsts: false,
                 php_version: None,
                 php_ini: Default::default(),
+                mail: None,
                 domain,
                 aliases,
                 php,
@@ -122,6 +123,7 @@ fn mail() -> impl Strategy<Value = RoleConfig> {
             }),
             dkim_rsa: None,
             limits: None,
+            site_login: None,
         });
     (proptest::collection::vec(domain, 0..6), any::<u64>(), tls()).prop_map(
         |(domains, flush, tls)| {
@@ -401,6 +403,7 @@ fn site(domain: &str, key: &str) -> WebSite {
         hsts: false,
         php_version: None,
         php_ini: Default::default(),
+        mail: None,
         domain: domain.into(),
         aliases: vec![],
         php: false,

@@ -26,6 +26,7 @@ use model::{DbEngine, PlacementMode};
 use serde::{Deserialize, Serialize};
 
 pub use crate::agent_v1_heartbeat::*;
+pub use crate::agent_v1_sitemail::*;
 
 /// Path of the join call.
 pub const JOIN_PATH: &str = "/v1/agent/join";
@@ -237,6 +238,10 @@ pub struct WebSite {
     /// The site's `php.ini` values (`model::web::INI_KEYS`, normal form).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub php_ini: std::collections::BTreeMap<String, String>,
+    /// Where the site's PHP `mail()` goes: its domain's mail cluster and the
+    /// site's submission secret; `None` when the domain has no mail role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<SiteMail>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -460,6 +465,10 @@ pub struct MailDomain {
     /// (`None`: every default of [`MailLimits`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<MailLimits>,
+    /// The domain's site may submit its PHP mail (login `site:<domain>`), on the
+    /// primary and the secondaries alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_login: Option<SiteLogin>,
 }
 
 /// Outgoing mail limits on submission, so one cracked mailbox cannot get the
@@ -732,6 +741,7 @@ mod tests {
                     hsts: false,
                     php_version: None,
                     php_ini: Default::default(),
+                    mail: None,
                     domain: "example.com".into(),
                     aliases: vec!["www.example.com".into()],
                     php: true,

@@ -2,7 +2,8 @@
 //! failure in the server's login throttle (crate `throttle`: per mailbox and client
 //! address, an account-wide capped delay, never a lockout), the password check
 //! (`passhash`: argon2id or an imported legacy hash) runs on the blocking pool, a disabled account never logs in, and every failure costs
-//! the client a delay so guessing is slow.
+//! the client a delay so guessing is slow. A site's login (`site:<domain>`, its
+//! web servers submitting PHP mail) goes through the same door.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -52,14 +53,22 @@ pub async fn login(
     let account = plan
         .account(user)
         .filter(|(_, _, a)| a.enabled)
-        .map(|(d, local, a)| (format!("{local}@{}", d.name), a.password_hash.clone()));
+        .map(|(d, local, a)| (format!("{local}@{}", d.name), a.password_hash.clone()))
+        .or_else(|| {
+            // A site's web servers submitting its PHP mail (`model::sitemail`).
+            let (d, hash) = plan.site_login(user)?;
+            Some((
+                format!("{}{}", model::sitemail::LOGIN_PREFIX, d.name),
+                hash.to_owned(),
+            ))
+        });
     let ok = match account {
         Some((address, hash)) => {
             let (pw, stored) = (password.to_string(), hash.clone());
             let verdict = tokio::task::spawn_blocking(move || passhash::verify(&stored, &pw))
                 .await
                 .unwrap_or(passhash::Verdict::Wrong);
-            if verdict.needs_rehash() {
+            if verdict.needs_rehash() && model::sitemail::site_of_login(&address).is_none() {
                 // An imported legacy hash: the controller stores argon2id instead.
                 agent::rehash::rehash("mailbox", address.clone(), hash, password.to_string());
             }

@@ -52,6 +52,9 @@ pub struct DomainPlan {
     pub dkim: Vec<DkimKey>,
     /// Outgoing limits on submission (defaults applied by its accessors).
     pub limits: proto::agent_v1::MailLimits,
+    /// The argon2id hash of the domain's site's submission secret (login
+    /// `site:<domain>`, `model::sitemail`), when the site may send PHP mail.
+    pub site_login: Option<String>,
 }
 
 /// What the engine serves: every hosted domain by name.
@@ -266,6 +269,15 @@ impl Plan {
         Some((d, local, acc))
     }
 
+    /// The site login `site:<domain>` (`model::sitemail::login_name`): the
+    /// domain's plan and the hash of the site's secret, on primaries and
+    /// secondaries alike.
+    pub fn site_login(&self, user: &str) -> Option<(&DomainPlan, &str)> {
+        let site = model::sitemail::site_of_login(user)?;
+        let d = self.domains.get(site.as_str())?;
+        Some((d, d.site_login.as_deref()?))
+    }
+
     /// Quota (bytes, 0 = unlimited) of the local mailbox.
     pub fn quota(&self, domain: &str, local: &str) -> u64 {
         self.domains
@@ -277,7 +289,12 @@ impl Plan {
 
     /// Whether the authenticated `user` (`local@domain`) may use `from` as its
     /// envelope sender: its own address, or an alias that delivers to it.
+    /// A site login (`site:<domain>`) may use any address of its own domain
+    /// (`model::sitemail::may_send_from`), never another domain's.
     pub fn may_send_as(&self, user: &str, from: &str) -> bool {
+        if let Some(site) = model::sitemail::site_of_login(user) {
+            return model::sitemail::may_send_from(&site, from);
+        }
         let (Some((ul, ud)), Some((fl, fd))) = (split_address(user), split_address(from)) else {
             return false;
         };
@@ -389,8 +406,22 @@ fn render_domain(
             },
         );
     }
+    let site_login = match &d.site_login {
+        None => None,
+        Some(l) => match passhash::scheme(&l.password_hash) {
+            Ok(_) => Some(l.password_hash.clone()),
+            Err(e) => {
+                rejected.insert(
+                    format!("site login of {name}"),
+                    format!("the password hash: {e}"),
+                );
+                old.and_then(|o| o.site_login.clone())
+            }
+        },
+    };
     Some(DomainPlan {
         name: name.to_string(),
+        site_login,
         primary: d.primary,
         mailboxes,
         aliases,
@@ -428,6 +459,7 @@ mod tests {
             dkim: None,
             dkim_rsa: None,
             limits: None,
+            site_login: None,
         }
     }
 

@@ -405,6 +405,7 @@ mod tests {
                 dkim: None,
                 dkim_rsa: None,
                 limits: None,
+                site_login: None,
             }],
             tls: None,
             flush: 0,

@@ -36,6 +36,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         php_dir: std::env::temp_dir().join("role-web-bench-php"),
         php_versions: Vec::new(),
         sessions: None,
+        sendmail_path: None,
     };
     let (plan, rejected) = render(&cfg, &layout, &role_web::Plan::default());
     for r in &rejected {

@@ -24,13 +24,16 @@
 //! `redis` extension; other pools keep PHP's file sessions in their temp dir. A
 //! replication port that cannot be bound leaves sessions on this server (logged, and
 //! named in the health).
+//! | `sendmail` | the sendmail command in PHP's `sendmail_path` (`--socket … -t -i` appended) | `<this program> sendmail` |
+//! | `mail_retry_secs` | first retry of spooled site mail (doubling, up to 30 min) | 60 |
 //!
 //! State under `ctx.state_dir`: `content/<domain>/tree` (a site's writable files,
 //! served through `content/<domain>/current -> tree`; kept by the site's replica, see
 //! [`crate::replicate`]; a site gone from the config has its folder deleted),
 //! `replicas/<domain>` (the replica's index, outbox and temp files), `php/` (pool
-//! sockets, temp dirs, php-fpm config and log), `logs/` (`<domain>.access.log`,
-//! `error.log`).
+//! sockets, temp dirs, php-fpm config and log, `sendmail.sock`), `mail-spool/`
+//! (site mail waiting for its mail cluster, [`crate::mailer`]), `logs/`
+//! (`<domain>.access.log`, `error.log`).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -79,6 +82,8 @@ pub struct WebEngine {
     php: WebReport,
     /// The shared PHP session store, when it runs.
     sessions: Option<Sessions>,
+    /// Mail from sites: the sendmail socket and the spool worker, or why not.
+    mailer: Result<crate::mailer::Mailer, String>,
 }
 
 /// The PHP versions of this server: every `/usr/sbin/php-fpmX.Y`, with what its
@@ -187,6 +192,18 @@ impl WebEngine {
         let sessions = start_sessions(ctx, &layout, default_fpm.as_deref())?;
         layout.sessions = sessions.as_ref().map(|(_, l)| l.clone());
         let sessions = sessions.map(|(s, _)| s);
+        // Without it (say, a socket path too long for a unix socket) sites are
+        // served anyway; mail() then fails and the health detail says why.
+        let mailer = match start_mailer(ctx, &layout) {
+            Ok((mailer, path)) => {
+                layout.sendmail_path = Some(path);
+                Ok(mailer)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mail from sites is not available");
+                Err(e.to_string())
+            }
+        };
         let certs = CertStore::default();
         let opts = ServerOptions {
             log_dir: Some(ctx.state_dir.join("logs")),
@@ -251,6 +268,7 @@ impl WebEngine {
             rejected: Vec::new(),
             php,
             sessions,
+            mailer,
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
                 format!("serving 0 sites on http {http_addr} https {https_addr}"),
@@ -283,6 +301,12 @@ impl WebEngine {
         &self.replication
     }
 
+    /// Mail from sites: the sendmail socket and the spool (`None` when it
+    /// could not start; the health detail says why).
+    pub fn mailer(&self) -> Option<&crate::mailer::Mailer> {
+        self.mailer.as_ref().ok()
+    }
+
     /// Where site content is served from.
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -303,6 +327,9 @@ impl WebEngine {
         let active = plan.active_sites().count();
         let mut warnings = plan.warnings.clone();
         self.replication.converge(cfg, &self.layout);
+        if let Ok(m) = &self.mailer {
+            m.set_routes(cfg);
+        }
         // Swap first: static sites and certificates must not wait for PHP.
         self.plan.send_replace(Arc::new(plan));
         let fpm = self.fpm.lock().await.apply(&pools).await;
@@ -518,6 +545,46 @@ fn start_sessions(
     )))
 }
 
+/// The sendmail socket and spool worker ([`crate::mailer`]) and PHP's
+/// `sendmail_path` that reaches them. Mail servers' certificates are checked
+/// against the agent's CA (none without an identity: mail then stays spooled).
+fn start_mailer(
+    ctx: &EngineContext,
+    layout: &Layout,
+) -> Result<(crate::mailer::Mailer, String), EngineError> {
+    let command = match ctx.options.get("sendmail") {
+        Some(c) => c.clone(),
+        None => format!("{} sendmail", std::env::current_exe()?.display()),
+    };
+    let socket = layout.php_dir.join("sendmail.sock");
+    let path = format!("{command} --socket {} -t -i", socket.display());
+    if path.contains(['"', '\n', '\r', '\\', '$', '`']) {
+        return Err(EngineError::Invalid(format!(
+            "the sendmail command line {path:?} has characters php-fpm's config cannot carry"
+        )));
+    }
+    let mut opts = crate::mailer::MailerOptions {
+        helo: ctx.server.clone(),
+        ..Default::default()
+    };
+    if let Some(v) = ctx.options.get("mail_retry_secs") {
+        let secs = v.parse::<u64>().map_err(|_| {
+            EngineError::Invalid(format!(
+                "engine option mail_retry_secs: `{v}` is not a number"
+            ))
+        })?;
+        opts.retry_base = Duration::from_secs(secs.max(1));
+        opts.retry_max = opts.retry_max.max(opts.retry_base);
+    }
+    let tls = match &ctx.identity {
+        Some(id) => Some(crate::mailer::tls_client(&std::fs::read(&id.ca)?)?),
+        None => None,
+    };
+    let mailer =
+        crate::mailer::Mailer::start(&socket, &ctx.state_dir.join("mail-spool"), tls, opts)?;
+    Ok((mailer, path))
+}
+
 /// Restart a php-fpm master that died (with its own pools only: the others are
 /// not touched) and give newly synced PHP site folders their owner.
 async fn fpm_watchdog(fpm: Arc<tokio::sync::Mutex<FpmManager>>) {
@@ -566,6 +633,13 @@ impl RoleEngine for WebEngine {
         if let Some(s) = &self.sessions {
             detail = format!("{detail}; {}", s.summary());
         }
+        match &self.mailer {
+            Ok(m) if m.queued() > 0 => {
+                detail = format!("{detail}; {} site mails spooled", m.queued());
+            }
+            Ok(_) => {}
+            Err(e) => detail = format!("{detail}; mail from sites unavailable: {e}"),
+        }
         if let Some(sum) = self.replication.summary() {
             detail = format!("{detail}; {}", sum.detail);
             // Serving the local tree is still serving: degraded, not failed.
@@ -602,6 +676,9 @@ impl RoleEngine for WebEngine {
             }
             self.watchdog.abort();
             self.ops.iter().for_each(tokio::task::JoinHandle::abort);
+            if let Ok(m) = &mut self.mailer {
+                m.stop();
+            }
             self.replication.stop();
             if let Some(s) = &mut self.sessions {
                 s.stop();

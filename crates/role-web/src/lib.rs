@@ -13,6 +13,8 @@
 //!   system user and socket), managed by the engine in php-fpm masters that a
 //!   change to another site never reloads.
 //! - [`log`]: per-site access logs (combined format) and the error log.
+//! - [`mailer`]: mail from sites (PHP `mail()`): the sendmail socket, the durable
+//!   spool and its worker submitting to the site's mail cluster.
 //! - [`engine`]: the agent adapter, [`start_engine`].
 //!
 //! - [`replicate`]: site-file replication (issue 14): each site with a files server is
@@ -42,6 +44,7 @@ mod handler;
 pub mod hot;
 pub mod log;
 pub mod logread;
+pub mod mailer;
 pub mod path;
 pub mod php;
 pub mod plan;

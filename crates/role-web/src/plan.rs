@@ -26,6 +26,9 @@ pub struct Layout {
     pub php_versions: Vec<String>,
     /// The shared session store, when PHP's sessions go there ([`crate::sessions`]).
     pub sessions: Option<SessionsLayout>,
+    /// PHP's `sendmail_path` for every pool (`hostplane sendmail --socket … -t
+    /// -i`, [`crate::mailer`]); `None`: PHP's default.
+    pub sendmail_path: Option<String>,
 }
 
 /// Where PHP pools keep their sessions when the engine runs the session store.
@@ -47,6 +50,7 @@ impl Layout {
             php_dir: state_dir.join("php"),
             php_versions: Vec::new(),
             sessions: None,
+            sendmail_path: None,
         }
     }
 }
@@ -398,7 +402,11 @@ fn php_site(
         .ini
         .entry("post_max_size".into())
         .or_insert_with(|| format!("{}M", upload.max(DEFAULT_UPLOAD_MB)));
-    let ini = settings.pool_lines();
+    let mut ini = settings.pool_lines();
+    if let Some(path) = &layout.sendmail_path {
+        // The engine's own command line (no quotes or newlines: checked at start).
+        ini.push(format!("php_admin_value[sendmail_path] = \"{path}\""));
+    }
     let socket = match (&version, ws.php_ini.is_empty()) {
         (None, true) => format!("{user}.sock"),
         _ => {

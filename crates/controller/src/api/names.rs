@@ -91,7 +91,11 @@ pub async fn create_transfer(
         tx.update(id, &dname, d.data).await?;
         tx.reassign(Kind::Domain, id, to.meta.id, Some(to.meta.id))
             .await?;
-        for purpose in [SecretPurpose::SiteCert, SecretPurpose::Dkim] {
+        for purpose in [
+            SecretPurpose::SiteCert,
+            SecretPurpose::Dkim,
+            SecretPurpose::SiteMail,
+        ] {
             if let Some(s) = tx
                 .get_by_name::<Secret>(&purpose.store_name(&dname))
                 .await?

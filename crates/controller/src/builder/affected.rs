@@ -168,6 +168,14 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
                 ),
                 // A spare key signs for nobody: no server carries it.
                 SecretPurpose::DkimRsaSpare => {}
+                // The secret reaches the site's web servers, its hash the mail
+                // servers.
+                SecretPurpose::SiteMail => {
+                    if let Some(d) = domain_named(world, subject) {
+                        dirty.placements(d, &[Role::Web, Role::Mail]);
+                        dirty.web_sites.insert(d.meta.id);
+                    }
+                }
             }
         }
     }
@@ -261,14 +269,30 @@ pub fn mark_inputs(world: &World, before: &Inputs, dirty: &mut Dirty) {
             }
         }
     }
+    let mut port_clusters = BTreeSet::new();
     for (id, p) in &world.service_ports {
         if before.service_ports.get(id) != Some(p) {
-            dirty.clusters.extend(cluster_of(*id));
+            port_clusters.extend(cluster_of(*id));
         }
     }
     for id in before.service_ports.keys() {
         if !world.service_ports.contains_key(id) {
-            dirty.clusters.extend(cluster_of(*id));
+            port_clusters.extend(cluster_of(*id));
         }
     }
+    // A mail server's port is in the mail route of every site of its domains.
+    if !port_clusters.is_empty() {
+        for d in &world.domains {
+            if d.data
+                .placements
+                .get(&Role::Mail)
+                .is_some_and(|c| port_clusters.contains(c))
+                && d.data.placements.contains_key(&Role::Web)
+            {
+                dirty.placements(d, &[Role::Web]);
+                dirty.web_sites.insert(d.meta.id);
+            }
+        }
+    }
+    dirty.clusters.extend(port_clusters);
 }

@@ -34,6 +34,8 @@ mod roles;
 mod tests;
 #[cfg(test)]
 mod tests_files;
+#[cfg(test)]
+mod tests_mail;
 mod web_cache;
 pub mod world;
 

@@ -9,8 +9,8 @@ use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FileRestore, FilesConfig,
     FilesSiteOptions, FtpAccountConfig, MailAccount, MailConfig, MailDomain, MailLimits, MailPeer,
-    PreviousTsigSecret, RoleConfig, ServerIdentity, TsigKey, WebConfig, WebPeer, WebSite,
-    ZoneAssignment, ZoneContent, SESSION_PORT,
+    PreviousTsigSecret, RoleConfig, ServerIdentity, SiteLogin, SiteMail, TsigKey, WebConfig,
+    WebPeer, WebSite, ZoneAssignment, ZoneContent, SESSION_PORT,
 };
 use store::Stored;
 
@@ -129,8 +129,34 @@ impl<'a> Index<'a> {
             hsts: s.data.web.hsts && self.trusted_cert(name),
             php_version: s.data.web.php.version.as_ref().map(ToString::to_string),
             php_ini: s.data.web.php.ini.clone(),
+            mail: self.site_mail(domain),
         };
         (site, single)
+    }
+
+    /// Where a site's PHP mail goes: the submission endpoints of its domain's
+    /// mail cluster, primary first, and the site's secret; `None` while the domain
+    /// has no mail placement (or the secret is not made yet).
+    fn site_mail(&self, domain: &Stored<Domain>) -> Option<SiteMail> {
+        let cluster = domain.data.placements.get(&Role::Mail)?;
+        let secret = self
+            .world
+            .secret(SecretPurpose::SiteMail, domain.meta.name.as_str())?;
+        let mut members: Vec<&Stored<Server>> = self.members.get(cluster)?.clone();
+        members.sort_by_key(|s| (s.data.rank, s.meta.id));
+        let submission = members
+            .iter()
+            .flat_map(|s| self.endpoints(s))
+            .filter_map(|e| e.parse::<std::net::SocketAddr>().ok())
+            .map(|mut a| {
+                a.set_port(submission_port(a.port()));
+                a.to_string()
+            })
+            .collect();
+        Some(SiteMail {
+            submission,
+            secret: secret.data.private.clone(),
+        })
     }
 
     /// Bring the kept site lists up to the world: drop what `dirty` invalidates
@@ -316,6 +342,12 @@ impl<'a> Index<'a> {
                             private_key_pem: k.private.clone(),
                         }),
                     limits: mail_limits_for(self.world, d),
+                    site_login: self
+                        .world
+                        .secret(SecretPurpose::SiteMail, d.meta.name.as_str())
+                        .map(|k| SiteLogin {
+                            password_hash: k.data.public.clone(),
+                        }),
                 }
             })
             .collect();
@@ -560,6 +592,17 @@ pub(super) fn mail_limits_for(world: &World, domain: &Stored<Domain>) -> Option<
             u32::try_from(limits.mail_recipients_per_message).unwrap_or(u32::MAX),
         ),
     })
+}
+
+/// A mail server's submission port from its SMTP service port: 587 beside 25,
+/// 10587 beside 10025 (an engine that may not bind privileged ports binds each at
+/// standard + 10000, `role_mail::Listeners::bind_standard`).
+pub(super) fn submission_port(smtp: u16) -> u16 {
+    if smtp >= 10000 {
+        10587
+    } else {
+        587
+    }
 }
 
 /// A site's disk limit in MiB (0: none) as its web and files servers get it: from

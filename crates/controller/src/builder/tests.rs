@@ -630,7 +630,9 @@ fn web_health_reaches_only_the_dns_servers() {
 }
 
 /// A feed object of `obj`, as the store would bring it.
-fn raw<T: model::entity::Object + serde::Serialize>(obj: &Stored<T>) -> store::RawObject {
+pub(super) fn raw<T: model::entity::Object + serde::Serialize>(
+    obj: &Stored<T>,
+) -> store::RawObject {
     store::RawObject {
         kind: T::KIND,
         meta: obj.meta.clone(),

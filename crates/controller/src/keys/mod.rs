@@ -2,7 +2,9 @@
 //! certificate for every site (domain and aliases), a server certificate for every
 //! files and mail server (FTPS, STARTTLS, POP3S, the site-file hub), a DKIM key for every
 //! mail-placed domain (Ed25519, and RSA made in the background by
-//! [`crate::dkim_rsa`]) and a TSIG key for every DNS cluster.
+//! [`crate::dkim_rsa`]), a TSIG key for every DNS cluster and a submission
+//! secret for every site whose domain has mail (PHP `mail()`, stored with its
+//! argon2id hash).
 //!
 //! Which secrets should exist is a pure function of the world ([`wanted`], [`plan`]);
 //! [`ensure`] issues what is missing, re-issues certificates whose names changed or
@@ -76,6 +78,19 @@ pub fn wanted(world: &World) -> Vec<Wanted> {
             names,
             owner: d.meta.owner,
         });
+    }
+    for site in &world.sites {
+        let Some(d) = domains.get(&site.data.domain) else {
+            continue;
+        };
+        if d.data.placements.contains_key(&Role::Mail) {
+            out.push(Wanted {
+                purpose: SecretPurpose::SiteMail,
+                subject: d.meta.name.clone(),
+                names: Vec::new(),
+                owner: d.meta.owner,
+            });
+        }
     }
     for s in &world.servers {
         if matches!(s.data.role, Role::Files | Role::Mail) {
@@ -286,6 +301,11 @@ fn make(deps: &KeyDeps, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyError
             TSIG_ALGORITHM.to_owned(),
             None,
         ),
+        SecretPurpose::SiteMail => {
+            let secret = new_tsig_secret()?;
+            let hash = passhash::hash_random_secret(&secret).map_err(|_| KeyError::Crypto)?;
+            (hash, secret, "argon2id".to_owned(), None)
+        }
         // Only a rotation makes these (`crate::catalog::rotate`); spares are
         // made in the background ([`crate::dkim_rsa`]).
         SecretPurpose::TsigPrevious | SecretPurpose::DkimRsaSpare => return Ok(None),

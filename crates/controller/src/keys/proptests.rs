@@ -78,9 +78,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..3).prop_map(|slot| Op::DeleteServer { slot }),
         1 => (0u8..2, any::<bool>()).prop_map(|(slot, dns)| Op::Cluster { slot, dns }),
         1 => (0u8..2).prop_map(|slot| Op::DeleteCluster { slot }),
-        3 => (0u8..6, slot.clone(), 0u8..3, 0u8..4, any::<bool>()).prop_map(
+        3 => (0u8..7, slot.clone(), 0u8..3, 0u8..4, any::<bool>()).prop_map(
             |(purpose, slot, names, expiry, uploaded)| Op::Secret { purpose, slot, names, expiry, uploaded }),
-        1 => (0u8..6, slot).prop_map(|(purpose, slot)| Op::DeleteSecret { purpose, slot }),
+        1 => (0u8..7, slot).prop_map(|(purpose, slot)| Op::DeleteSecret { purpose, slot }),
         2 => Just(Op::Execute),
     ]
 }
@@ -152,20 +152,23 @@ fn domain_name(slot: u8) -> String {
     format!("d{slot}.example")
 }
 
-const PURPOSES: [SecretPurpose; 7] = [
+const PURPOSES: [SecretPurpose; 8] = [
     SecretPurpose::SiteCert,
     SecretPurpose::ServerCert,
     SecretPurpose::Dkim,
     SecretPurpose::DkimRsa,
     SecretPurpose::Tsig,
     SecretPurpose::TsigPrevious,
+    SecretPurpose::SiteMail,
     SecretPurpose::DkimRsaSpare,
 ];
 
 /// The subject a secret of `purpose` in `slot` has (one that may be wanted).
 fn subject(purpose: SecretPurpose, slot: u8) -> String {
     match purpose {
-        SecretPurpose::SiteCert | SecretPurpose::Dkim => domain_name(slot),
+        SecretPurpose::SiteCert | SecretPurpose::SiteMail | SecretPurpose::Dkim => {
+            domain_name(slot)
+        }
         SecretPurpose::ServerCert => format!("s{}", slot % 3),
         SecretPurpose::DkimRsa if slot < 2 => format!("account-{}", slot + 1),
         SecretPurpose::DkimRsa => domain_name(slot),

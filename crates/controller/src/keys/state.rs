@@ -238,6 +238,11 @@ impl KeyState {
                 .dns_cluster_ids
                 .contains_key(subject)
                 .then(|| want(Vec::new(), None)),
+            SecretPurpose::SiteMail => {
+                let id = self.domain_ids.get(subject)?;
+                let d = self.domains.get(id)?;
+                (d.mail && self.site_of.contains_key(id)).then(|| want(Vec::new(), d.owner))
+            }
             SecretPurpose::TsigPrevious | SecretPurpose::DkimRsaSpare => None,
         }
     }
@@ -248,6 +253,9 @@ impl KeyState {
         for (id, d) in &self.domains {
             if self.site_of.contains_key(id) {
                 out.push((SecretPurpose::SiteCert, d.name.clone()));
+                if d.mail {
+                    out.push((SecretPurpose::SiteMail, d.name.clone()));
+                }
             }
             if d.mail {
                 out.push((SecretPurpose::Dkim, d.name.clone()));
@@ -271,6 +279,8 @@ impl KeyState {
     fn mark_domain(&mut self, d: &DomainFacts) {
         self.pending
             .insert((SecretPurpose::SiteCert, d.name.clone()));
+        self.pending
+            .insert((SecretPurpose::SiteMail, d.name.clone()));
         self.pending.insert((SecretPurpose::Dkim, d.name.clone()));
         self.pending.insert((
             SecretPurpose::DkimRsa,
@@ -283,6 +293,8 @@ impl KeyState {
         if let Some(d) = self.domains.get(&domain) {
             self.pending
                 .insert((SecretPurpose::SiteCert, d.name.clone()));
+            self.pending
+                .insert((SecretPurpose::SiteMail, d.name.clone()));
         }
     }
 

@@ -86,8 +86,10 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Ftp(cmd) => ftp::ftp(ctx, cmd).await,
         Command::Dns(cmd) => dns::dns(ctx, cmd).await,
         Command::Import(args) => import::import(ctx, args).await,
-        Command::Controller(_) | Command::Up(_) | Command::Agent(_) => {
-            anyhow::bail!("internal: `controller`, `up` and `agent` are not client commands")
+        Command::Controller(_) | Command::Up(_) | Command::Agent(_) | Command::Sendmail(_) => {
+            anyhow::bail!(
+                "internal: `controller`, `up`, `agent` and `sendmail` are not client commands"
+            )
         }
     }
 }

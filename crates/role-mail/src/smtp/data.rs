@@ -56,6 +56,9 @@ impl Session {
             Body::TooBig => return self.error("552 5.3.4 message size exceeds fixed limit"),
             Body::LineTooLong => return self.error("500 5.5.2 message line too long"),
         };
+        if let Some(refusal) = self.site_from_refused(&body) {
+            return self.error(&refusal);
+        }
         let plan = self.shared.live().plan.clone();
         let (auth_results, body) = self.authenticate(&plan, &tx, body).await;
         let message = self.with_received(&tx, auth_results.as_bytes(), &body);
@@ -86,6 +89,26 @@ impl Session {
             Err(_) => self.reply("451 4.3.0 local error, try again later"),
         }
         Flow::Continue
+    }
+
+    /// A site's message (login `site:<domain>`) must say `From:` an address of
+    /// the site's own domain, like its envelope sender (`model::sitemail`): else
+    /// the 550 reply to give.
+    fn site_from_refused(&self, body: &[u8]) -> Option<String> {
+        let site = model::sitemail::site_of_login(self.user.as_deref()?)?;
+        let from: Vec<String> = model::sitemail::header_values(body, "From")
+            .iter()
+            .flat_map(|v| model::sitemail::header_addresses(v))
+            .collect();
+        let ok = !from.is_empty()
+            && from
+                .iter()
+                .all(|a| model::sitemail::may_send_from(&site, a));
+        (!ok).then(|| {
+            format!(
+                "550 5.7.1 the From: header of a message from the site {site} must name addresses of its own domain (…@{site})"
+            )
+        })
     }
 
     /// SPF and DKIM on mail entering at the MX: the `Authentication-Results` header

@@ -1,5 +1,6 @@
 //! MAIL FROM and RCPT TO: path and parameter parsing, the sender rule on
-//! submission, recipient checks against the plan (relay denied, unknown user),
+//! submission (a mailbox its own addresses and aliases, a site's login any address
+//! of its own domain, `model::sitemail`), recipient checks against the plan (relay denied, unknown user),
 //! recipient limits and the quota check at RCPT time.
 
 use std::sync::Arc;
@@ -94,9 +95,20 @@ impl Session {
         if let Some(user) = self.user.clone() {
             let plan = self.shared.live().plan.clone();
             if !plan.may_send_as(&user, &path.address) {
+                if let Some(site) = model::sitemail::site_of_login(&user) {
+                    return self.error(&format!(
+                        "553 5.7.1 the site {site} may send only from addresses of its own domain (…@{site})"
+                    ));
+                }
                 return self.error("553 5.7.1 sender address not owned by the authenticated user");
             }
-            if let Some((d, _, _)) = plan.account(&user) {
+            // A site counts as one sender of its domain: against the per-mailbox
+            // limit on its own, and against the domain's total with the mailboxes.
+            let sender = plan
+                .account(&user)
+                .map(|(d, _, _)| d)
+                .or_else(|| plan.site_login(&user).map(|(d, _)| d));
+            if let Some(d) = sender {
                 let hour = crate::sendlimit::current_hour();
                 let (per_mailbox, per_domain) = (d.limits.per_mailbox(), d.limits.per_domain());
                 if let Err(o) =
@@ -125,7 +137,10 @@ impl Session {
     fn user_recipient_limit(&self) -> Option<usize> {
         let user = self.user.as_ref()?;
         let plan = self.shared.live().plan.clone();
-        let (d, _, _) = plan.account(user)?;
+        let d = match plan.account(user) {
+            Some((d, _, _)) => d,
+            None => plan.site_login(user)?.0,
+        };
         Some(d.limits.recipients() as usize)
     }
 

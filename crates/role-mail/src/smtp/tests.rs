@@ -32,6 +32,7 @@ fn cfg(primary: bool) -> MailConfig {
             dkim: None,
             dkim_rsa: None,
             limits: None,
+            site_login: None,
         }],
         tls: None,
         flush: 0,

@@ -83,6 +83,7 @@ pub fn example(primary_smtp: Option<SocketAddr>, tls: Option<TlsMaterial>) -> Ma
             dkim: None,
             dkim_rsa: None,
             limits: None,
+            site_login: None,
         }],
         tls,
         flush: 0,

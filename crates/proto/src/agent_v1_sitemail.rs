@@ -1,0 +1,42 @@
+//! Mail from sites (PHP `mail()`, issue 15) in the desired configs: what a web
+//! server needs to submit a site's mail ([`SiteMail`]: where, and the site's
+//! secret) and what a mail server needs to accept it ([`SiteLogin`]: only an
+//! argon2id hash of that secret). The login name is
+//! `model::sitemail::login_name(domain)`.
+
+use serde::{Deserialize, Serialize};
+
+/// How a site's mail leaves its web servers: submission (STARTTLS, AUTH) to the
+/// domain's mail cluster. In `WebSite::mail`; `None` when the domain has no mail
+/// role (then `mail()` is refused at once with a message saying so).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SiteMail {
+    /// Submission endpoints (`ip:port`) of the domain's mail servers, primary
+    /// first, then the secondaries.
+    pub submission: Vec<String>,
+    /// The site's submission secret. Travels only inside web servers' desired
+    /// configs (mutual TLS; the agent caches them 0600).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for SiteMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteMail")
+            .field("submission", &self.submission)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The site of a mail domain may submit (login `site:<domain>`), for envelope
+/// senders of the domain only. In `MailDomain::site_login`.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SiteLogin {
+    /// argon2id PHC string of the site's secret.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for SiteLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteLogin").finish_non_exhaustive()
+    }
+}
