@@ -289,6 +289,7 @@ mod tests {
                         hsts: false,
                         php_version: None,
                         php_ini: Default::default(),
+                        cron: None,
                         domain: (*d).into(),
                         aliases: vec![],
                         php: true,

@@ -107,6 +107,9 @@ pub struct EngineContext {
     /// The controllers' base URLs (for engines that fetch from them, e.g. site
     /// deployments on files servers).
     pub controllers: Vec<String>,
+    /// The cron lease the controller grants in heartbeat answers (web servers
+    /// run their sites' cron only while it is valid; [`crate::lease`]).
+    pub cron_lease: crate::lease::CronLease,
 }
 
 /// Paths of the agent's mTLS identity files.
@@ -277,6 +280,7 @@ pub struct Supervisor {
     identity: Option<AgentTlsPaths>,
     options: BTreeMap<String, String>,
     controllers: Vec<String>,
+    cron_lease: crate::lease::CronLease,
     engine: Option<Box<dyn RoleEngine>>,
     /// Role the engine (or the failed attempt to build it) is for.
     role: Option<String>,
@@ -308,11 +312,19 @@ impl Supervisor {
             identity: None,
             options: BTreeMap::new(),
             controllers: Vec::new(),
+            cron_lease: crate::lease::CronLease::default(),
             engine: None,
             role: None,
             applied: None,
             last_error: None,
         }
+    }
+
+    /// Give engines built from now on this cron lease (the one the heartbeat loop
+    /// extends).
+    pub fn with_cron_lease(mut self, lease: crate::lease::CronLease) -> Self {
+        self.cron_lease = lease;
+        self
     }
 
     /// Give engines built from now on the agent's identity and engine options.
@@ -351,6 +363,7 @@ impl Supervisor {
             identity: self.identity.clone(),
             options: self.options.clone(),
             controllers: self.controllers.clone(),
+            cron_lease: self.cron_lease.clone(),
         };
         let engine = self.registry.create(&ctx)?;
         self.engine = Some(engine);

@@ -50,6 +50,7 @@ fn web_cfg(server: &str, revision: i64, domains: &[&str]) -> DesiredConfig {
                     hsts: false,
                     php_version: None,
                     php_ini: Default::default(),
+                    cron: None,
                     domain: d.to_string(),
                     aliases: vec![],
                     php: false,

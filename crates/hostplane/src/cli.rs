@@ -165,6 +165,15 @@ Runs until Ctrl-C or SIGTERM. `hostplane server token create --cluster NAME` pri
   hostplane site list --domain example.com"
     )]
     Site(SiteCmd),
+    /// Run PHP scripts or site URLs on a schedule (one web server per site runs them)
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  hostplane cron add example.com \"*/5 * * * *\" \"php wp-cron.php\"
+  hostplane cron list example.com
+  hostplane cron delete example.com 1"
+    )]
+    Cron(CronCmd),
     /// Manage mailboxes
     #[command(
         subcommand,
@@ -322,10 +331,12 @@ pub fn parse_role_cluster(s: &str) -> Result<(String, String), String> {
 }
 
 mod accounts;
+mod cron;
 mod infra;
 mod services;
 
 pub use accounts::*;
+pub use cron::*;
 pub use infra::*;
 pub use services::*;
 

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod rehash;
 pub mod sitesync;
 pub mod v1;
+mod v1_cron;
 pub mod v1_import;
 mod v1_infra;
 mod v1_plans;

@@ -20,7 +20,7 @@
 //! [`crate::replicate`]; a site gone from the config has its folder deleted),
 //! `replicas/<domain>` (the replica's index, outbox and temp files), `php/` (pool
 //! sockets, temp dirs, php-fpm config and log), `logs/` (`<domain>.access.log`,
-//! `error.log`).
+//! `error.log`, `<domain>.cron.log`: one line per cron run, [`crate::cron`]).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +64,10 @@ pub struct WebEngine {
     /// The PHP versions found at start (the report the controller checks a
     /// site's chosen version against).
     php: WebReport,
+    /// This server's name (a site's cron runs here when its holder names it).
+    me: String,
+    /// The cron jobs of the sites this server holds (issue 15).
+    cron: crate::cron::CronRunner,
 }
 
 /// The PHP versions of this server: every `/usr/sbin/php-fpmX.Y`, with what its
@@ -211,6 +215,12 @@ impl WebEngine {
             ),
             rejected: Vec::new(),
             php,
+            me: ctx.server.clone(),
+            cron: crate::cron::CronRunner::start(
+                ctx.cron_lease.clone(),
+                ctx.state_dir.join("logs"),
+                http_addr,
+            ),
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
                 format!("serving 0 sites on http {http_addr} https {https_addr}"),
@@ -231,6 +241,11 @@ impl WebEngine {
     /// The run-time certificate store (where ACME-issued certificates go).
     pub fn cert_store(&self) -> &CertStore {
         &self.certs
+    }
+
+    /// The cron runner (issue 15).
+    pub fn cron(&self) -> &crate::cron::CronRunner {
+        &self.cron
     }
 
     /// The replicated sites (issue 14).
@@ -257,6 +272,9 @@ impl WebEngine {
         let pools = plan.php_pools();
         let active = plan.active_sites().count();
         let mut warnings = plan.warnings.clone();
+        let (cron, cron_warnings) = crate::cron::cron_sites(cfg, &plan, &self.me);
+        warnings.extend(cron_warnings);
+        self.cron.set(cron);
         self.replication.converge(cfg, &self.layout);
         // Swap first: static sites and certificates must not wait for PHP.
         self.plan.send_replace(Arc::new(plan));
@@ -418,6 +436,7 @@ impl RoleEngine for WebEngine {
                 let _ = server.await;
             }
             self.watchdog.abort();
+            self.cron.stop();
             self.replication.stop();
             self.fpm.lock().await.stop().await;
         })

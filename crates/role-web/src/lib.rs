@@ -13,6 +13,8 @@
 //!   system user and socket), managed by the engine in php-fpm masters that a
 //!   change to another site never reloads.
 //! - [`log`]: per-site access logs (combined format) and the error log.
+//! - [`cron`]: a site's cron jobs on the one server holding them, while its lease
+//!   lasts (issue 15).
 //! - [`engine`]: the agent adapter, [`start_engine`].
 //!
 //! - [`replicate`]: site-file replication (issue 14): each site with a files server is
@@ -30,6 +32,7 @@
 pub mod body;
 pub mod cache;
 pub mod compress;
+pub mod cron;
 pub mod engine;
 pub mod fastcgi;
 pub mod files;

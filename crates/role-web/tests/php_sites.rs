@@ -36,6 +36,7 @@ fn ctx(state: &std::path::Path) -> EngineContext {
         identity: None,
         options,
         controllers: Vec::new(),
+        cron_lease: Default::default(),
     }
 }
 

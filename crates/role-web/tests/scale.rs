@@ -99,6 +99,7 @@ fn start_engine(dir: &Path) -> WebEngine {
         identity: Some(identity_paths(&dir.join("web-a/tls"))),
         options,
         controllers: Vec::new(),
+        cron_lease: Default::default(),
     };
     WebEngine::start(&ctx).unwrap()
 }

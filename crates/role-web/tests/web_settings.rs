@@ -31,6 +31,7 @@ fn ctx(state: &Path) -> EngineContext {
         identity: None,
         options,
         controllers: Vec::new(),
+        cron_lease: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::{
     auth, certs, customers, databases, dns, domains, ftp, import, infra, mail, mailcheck, names,
-    plans, site_files, sites, status, tsig,
+    plans, site_cron, site_files, sites, status, tsig,
 };
 use crate::error::{method_not_allowed, not_found_route};
 use crate::state::AppState;
@@ -124,6 +124,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/sites/{domain}/restore/{id}",
             get(site_files::get_restore),
+        )
+        .route(
+            "/v1/sites/{domain}/cron",
+            get(site_cron::list_cron).post(site_cron::create_cron),
+        )
+        .route(
+            "/v1/sites/{domain}/cron/{id}",
+            axum::routing::delete(site_cron::delete_cron),
         )
         .route("/v1/mail/queue", get(mail::mail_queue))
         .route("/v1/mail/check/{domain}", get(mailcheck::mail_check))

@@ -199,6 +199,9 @@ pub async fn create_site(
         deployment: None,
         previous_deployments: Vec::new(),
         files: Default::default(),
+        cron: Vec::new(),
+        cron_next_id: 0,
+        cron_holder: None,
         web: Default::default(),
     };
     let mut info = FilesInfo::load(&state).await?;

@@ -9,8 +9,8 @@ use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FileRestore, FilesConfig,
     FilesSiteOptions, FtpAccountConfig, MailAccount, MailConfig, MailDomain, MailLimits, MailPeer,
-    PreviousTsigSecret, RoleConfig, ServerIdentity, TsigKey, WebConfig, WebSite, ZoneAssignment,
-    ZoneContent,
+    PreviousTsigSecret, RoleConfig, ServerIdentity, TsigKey, WebConfig, WebCron, WebCronJob,
+    WebSite, ZoneAssignment, ZoneContent,
 };
 use store::Stored;
 
@@ -111,8 +111,41 @@ impl<'a> Index<'a> {
             hsts: s.data.web.hsts && self.trusted_cert(name),
             php_version: s.data.web.php.version.as_ref().map(ToString::to_string),
             php_ini: s.data.web.php.ini.clone(),
+            cron: self.web_cron(s, domain),
         };
         (site, single)
+    }
+
+    /// A site's cron jobs and their runner (None without jobs): the holder by
+    /// name, each run bounded by the owner's `php_execution_s`.
+    fn web_cron(&self, s: &Stored<Site>, domain: &Stored<Domain>) -> Option<WebCron> {
+        if s.data.cron.is_empty() {
+            return None;
+        }
+        let holder = s.data.cron_holder.unwrap_or_default();
+        let limits = self
+            .world
+            .account_limits
+            .get(&domain.data.customer)
+            .unwrap_or(&self.world.default_plan);
+        Some(WebCron {
+            holder: holder
+                .server
+                .and_then(|id| self.world.servers.get(id))
+                .map(|srv| srv.meta.name.clone()),
+            not_before: holder.not_before,
+            timeout_s: limits.php_execution_s,
+            jobs: s
+                .data
+                .cron
+                .iter()
+                .map(|j| WebCronJob {
+                    id: j.id,
+                    schedule: j.schedule.clone(),
+                    command: j.command.clone(),
+                })
+                .collect(),
+        })
     }
 
     /// Bring the kept site lists up to the world: drop what `dirty` invalidates

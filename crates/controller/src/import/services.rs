@@ -72,6 +72,9 @@ impl Context {
             deployment: None,
             previous_deployments: Vec::new(),
             files: Default::default(),
+            cron: Vec::new(),
+            cron_next_id: 0,
+            cron_holder: None,
             web: Default::default(),
         };
         for k in &model::entity::Object::unique_keys(&data, &domain.meta.name) {

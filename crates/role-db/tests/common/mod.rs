@@ -98,6 +98,7 @@ pub fn ctx(scope: &str, bind: IpAddr, state: &Path, options: &[(&str, &str)]) ->
         identity: None,
         options: opts,
         controllers: Vec::new(),
+        cron_lease: Default::default(),
     }
 }
 
