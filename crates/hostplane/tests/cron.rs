@@ -1,8 +1,9 @@
 //! A site's cron end to end with real processes (issue 15): `cron add` through
 //! the client → API → placement → the web servers' desired config → the holder's
 //! runner (real php-cli at the real minute) → its `cron.log`; the other web server
-//! runs nothing; the holder killed, the runner moves to the survivor, which runs
-//! the job once the handover (the short lease of this test) has passed.
+//! runs nothing; the holder killed (its long run goes with it), the runner moves
+//! to the survivor, which runs the job once the handover (the short lease of this
+//! test) has passed.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic
 
@@ -34,6 +35,21 @@ fn cron_log(c: &TestCluster, agent: &str) -> String {
 
 fn runs(c: &TestCluster, agent: &str) -> usize {
     cron_log(c, agent).matches(" exit=0 ").count()
+}
+
+/// php processes whose command line names `dir`.
+fn php_under(dir: &std::path::Path) -> Vec<i32> {
+    let marker = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.starts_with("/usr/bin/php") && cmd.contains(&marker)).then_some(pid)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,6 +101,7 @@ async fn cron_runs_on_one_server_and_moves_when_it_dies() {
         let site = content(&c, name);
         std::fs::create_dir_all(site.join("r1")).unwrap();
         std::fs::write(site.join("r1/job.php"), "<?php echo \"tick\\n\";\n").unwrap();
+        std::fs::write(site.join("r1/slow.php"), "<?php sleep(600);\n").unwrap();
         let _ = std::os::unix::fs::symlink("r1", site.join("current"));
     }
     let job = c
@@ -99,6 +116,16 @@ async fn cron_runs_on_one_server_and_moves_when_it_dies() {
         .await
         .unwrap();
     let holder = job.server.clone().unwrap();
+    c.admin()
+        .create_cron_job(
+            DOMAIN,
+            &CreateCronJob {
+                schedule: "* * * * *".into(),
+                command: "php slow.php".into(),
+            },
+        )
+        .await
+        .unwrap();
     let other = if holder == "w1" { "w2" } else { "w1" };
     c.wait_until("a run on the holder", Duration::from_secs(90), async |c| {
         Ok(runs(c, &holder) >= 1)
@@ -108,8 +135,22 @@ async fn cron_runs_on_one_server_and_moves_when_it_dies() {
     assert!(cron_log(&c, &holder).contains("  job=1 | tick\n"));
     assert_eq!(runs(&c, other), 0, "{}", cron_log(&c, other));
 
-    // The holder dies: the runner moves, and the survivor runs the job.
+    // The holder dies (with its run of slow.php: a session of its own naming the
+    // server's state dir): the runner moves, and the survivor runs the job.
+    let marker = c.agent(&holder).unwrap().state_dir.clone();
+    c.wait_until("slow.php running", Duration::from_secs(30), async |_| {
+        Ok(!php_under(&marker).is_empty())
+    })
+    .await
+    .unwrap();
     c.kill_agent(&holder).unwrap();
+    c.wait_until(
+        "the killed server's cron run gone",
+        Duration::from_secs(5),
+        async |_| Ok(php_under(&marker).is_empty()),
+    )
+    .await
+    .unwrap();
     c.wait_until("the runner moved", Duration::from_secs(30), async |c| {
         let list = c.admin().list_cron_jobs(DOMAIN).await?;
         Ok(list[0].server.as_deref() == Some(other))

@@ -2,7 +2,8 @@
 //! runs as the site's user with the pool's settings (`open_basedir` keeps it out
 //! of `/etc/passwd`, `exec` is disabled, arguments arrive as argv), a tick is
 //! skipped while the previous run of the job still goes, a run past the timeout is
-//! killed with its process group, each run is a line in `<domain>.cron.log`, and
+//! killed with its process group, a `GET` job asks the engine for the site's path,
+//! each run is a line in `<domain>.cron.log`, and
 //! only the holder named by the config with a valid lease runs anything.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
@@ -129,6 +130,7 @@ async fn cron_jobs_run_confined_skip_while_running_and_time_out() {
             ),
             ("slow.php", "<?php sleep(4); echo \"slept\\n\";\n"),
             ("forever.php", "<?php while (true) { usleep(100000); }\n"),
+            ("ping.txt", "pong\n"),
         ],
     );
     // The engine's own minute task fires at each minute boundary too: start
@@ -220,12 +222,24 @@ async fn cron_jobs_run_confined_skip_while_running_and_time_out() {
     .await;
     assert!(engine.cron().running().is_empty());
 
+    // A GET job asks this engine for the site's path.
+    engine
+        .apply(&config("web-1", 30, &[(4, "GET /ping.txt")]))
+        .await
+        .unwrap();
+    engine.cron().tick(m + 3);
+    until("the GET's line", Duration::from_secs(15), || {
+        log(state).contains("job=4 | pong")
+    })
+    .await;
+    assert!(log(state).contains(" exit=HTTP 200 command=\"GET /ping.txt\""));
+
     // Another holder, or no lease: nothing runs here.
     engine
         .apply(&config("web-2", 30, &[(1, "php who.php")]))
         .await
         .unwrap();
-    assert!(engine.cron().tick(m + 3).is_empty());
+    assert!(engine.cron().tick(m + 4).is_empty());
     engine
         .apply(&config("web-1", 30, &[(1, "php who.php")]))
         .await
@@ -240,7 +254,7 @@ async fn cron_jobs_run_confined_skip_while_running_and_time_out() {
         .apply(&config("web-1", 30, &[(1, "php who.php")]))
         .await
         .unwrap();
-    let a = other.cron().tick(m + 3);
+    let a = other.cron().tick(m + 4);
     assert!(
         matches!(&a[0], Action::Skip { reason, .. } if reason.contains("no valid lease")),
         "{a:?}"

@@ -36,6 +36,9 @@ impl Outcome {
     }
 }
 
+/// util-linux `setsid`: runs a program in a new session.
+const SETSID: &str = "/usr/bin/setsid";
+
 /// The php-cli of a pool's version: `/usr/bin/phpX.Y`, else `/usr/bin/php`.
 fn php_cli(version: Option<&str>) -> PathBuf {
     if let Some(v) = version {
@@ -85,7 +88,24 @@ pub(super) async fn php(
     if !is_file_beneath(&site.tree, &path) {
         return Outcome::failed(format!("`{script}` is not a file inside the site"));
     }
-    let mut cmd = tokio::process::Command::new(php_cli(pool.version.as_deref()));
+    // A session (and process group) of its own, so the timeout kills the group and,
+    // with its command line naming the engine's state dir, `hostplane up` and the
+    // test kit find it as the server's even after the agent was killed: through
+    // util-linux `setsid` (not a group leader, it calls setsid(2) and execs php in
+    // place); without it, a process group of its own.
+    let php = php_cli(pool.version.as_deref());
+    let mut cmd = match Path::new(SETSID).exists() {
+        true => {
+            let mut c = tokio::process::Command::new(SETSID);
+            c.arg(&php);
+            c
+        }
+        false => {
+            let mut c = tokio::process::Command::new(&php);
+            c.process_group(0);
+            c
+        }
+    };
     cmd.env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", &pool.tmp_dir)
@@ -101,7 +121,6 @@ pub(super) async fn php(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
     if let (true, Some(ids)) = (as_root, ids) {
         cmd.uid(ids.uid).gid(ids.gid);
