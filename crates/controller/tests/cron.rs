@@ -327,6 +327,13 @@ async fn cron_jobs_are_checked_limited_placed_moved_and_leased() {
         })
         .await;
     assert!(cron.unwrap().not_before >= nb);
+    // A site turned `single` runs its cron where it is active.
+    let site = acme
+        .patch("/v1/sites/shop.example", json!({"mode": "single"}))
+        .await
+        .expect(200);
+    assert_eq!(site["active_server"], holder);
+    assert_eq!(acme.get(path).await.expect(200)[0]["server"], holder);
     let moves = cron_moves(&admin).await;
     assert_eq!(
         moves[2..],
