@@ -62,6 +62,11 @@ pub trait RoleEngine: Send {
         Vec::new()
     }
 
+    /// Take the cron lease the heartbeat loop extends ([`crate::lease`]); the
+    /// supervisor hands it to every engine it builds. Only engines that run cron
+    /// jobs (web) keep it.
+    fn set_cron_lease(&mut self, _lease: crate::lease::CronLease) {}
+
     /// Current health (cheap; called every heartbeat interval).
     fn health(&self) -> EngineHealth;
 
@@ -107,9 +112,6 @@ pub struct EngineContext {
     /// The controllers' base URLs (for engines that fetch from them, e.g. site
     /// deployments on files servers).
     pub controllers: Vec<String>,
-    /// The cron lease the controller grants in heartbeat answers (web servers
-    /// run their sites' cron only while it is valid; [`crate::lease`]).
-    pub cron_lease: crate::lease::CronLease,
 }
 
 /// Paths of the agent's mTLS identity files.
@@ -363,9 +365,9 @@ impl Supervisor {
             identity: self.identity.clone(),
             options: self.options.clone(),
             controllers: self.controllers.clone(),
-            cron_lease: self.cron_lease.clone(),
         };
-        let engine = self.registry.create(&ctx)?;
+        let mut engine = self.registry.create(&ctx)?;
+        engine.set_cron_lease(self.cron_lease.clone());
         self.engine = Some(engine);
         Ok(())
     }

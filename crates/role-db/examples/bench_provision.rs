@@ -90,7 +90,6 @@ async fn bench(engine: DbEngine, n: usize) {
             ("size_interval_secs".to_string(), "3600".to_string()),
         ]),
         controllers: Vec::new(),
-        cron_lease: Default::default(),
     };
     let mut e = role_db::start(&ctx).unwrap();
     let h = e.handle();

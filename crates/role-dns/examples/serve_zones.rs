@@ -157,7 +157,6 @@ fn engine(ip: IpAddr, port: u16, dir: &std::path::Path) -> Result<DnsEngine, Str
             ("dns_udp_workers".to_string(), workers),
         ]),
         controllers: Vec::new(),
-        cron_lease: Default::default(),
     };
     DnsEngine::start(&ctx).map_err(|e| e.to_string())
 }

@@ -208,7 +208,6 @@ async fn agent_adapter_applies_role_configs() {
         identity: None,
         options: std::collections::BTreeMap::from([("dns_port".into(), PORT.to_string())]),
         controllers: Vec::new(),
-        cron_lease: Default::default(),
     };
     let mut engine = role_dns::start_engine(&ctx).expect("engine");
     let config = RoleConfig::Dns(cfg(vec![primary(

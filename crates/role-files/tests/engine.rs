@@ -63,7 +63,6 @@ async fn engine_serves_ftp_and_sync_and_applies_live() -> Result<()> {
         }),
         options,
         controllers: vec![],
-        cron_lease: Default::default(),
     };
     let mut engine = role_files::start_engine(&ctx)?;
     let h = engine.health();

@@ -88,7 +88,6 @@ impl Engine {
             }),
             options,
             controllers,
-            cron_lease: Default::default(),
         };
         let engine = role_files::start_engine(&ctx)?;
         let h = engine.health();

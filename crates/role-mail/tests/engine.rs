@@ -24,7 +24,6 @@ async fn engine_applies_live_and_keeps_previous_config_on_error() -> Result<()> 
         identity: None,
         options: BTreeMap::from([("hostname".to_string(), "mx1.example.net".to_string())]),
         controllers: vec![],
-        cron_lease: Default::default(),
     };
     let (mut engine, handle): (Box<dyn RoleEngine>, _) = role_mail::start_engine_with_handle(&ctx)?;
     engine.apply(&RoleConfig::Mail(example(None, None))).await?;

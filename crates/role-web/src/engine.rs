@@ -61,13 +61,13 @@ pub struct WebEngine {
     replication: Replication,
     /// Sites of the last config not applied (each keeps its previous version).
     rejected: Vec<RejectedObject>,
-    /// The PHP versions found at start (the report the controller checks a
-    /// site's chosen version against).
-    php: WebReport,
     /// This server's name (a site's cron runs here when its holder names it).
     me: String,
     /// The cron jobs of the sites this server holds (issue 15).
     cron: crate::cron::CronRunner,
+    /// The PHP versions found at start (the report the controller checks a
+    /// site's chosen version against).
+    php: WebReport,
 }
 
 /// The PHP versions of this server: every `/usr/sbin/php-fpmX.Y`, with what its
@@ -213,14 +213,10 @@ impl WebEngine {
                 &ctx.state_dir,
                 ctx.identity.clone(),
             ),
+            me: ctx.server.clone(),
+            cron: crate::cron::CronRunner::start(ctx.state_dir.join("logs"), http_addr),
             rejected: Vec::new(),
             php,
-            me: ctx.server.clone(),
-            cron: crate::cron::CronRunner::start(
-                ctx.cron_lease.clone(),
-                ctx.state_dir.join("logs"),
-                http_addr,
-            ),
             status: Arc::new(Mutex::new((
                 EngineState::Ok,
                 format!("serving 0 sites on http {http_addr} https {https_addr}"),
@@ -427,6 +423,10 @@ impl RoleEngine for WebEngine {
         Some(self.http.port())
     }
 
+    fn set_cron_lease(&mut self, lease: agent::lease::CronLease) {
+        self.cron.set_lease(lease);
+    }
+
     fn shutdown(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some(stop) = self.stop.take() {
@@ -435,8 +435,8 @@ impl RoleEngine for WebEngine {
             if let Some(server) = self.server.take() {
                 let _ = server.await;
             }
-            self.watchdog.abort();
             self.cron.stop();
+            self.watchdog.abort();
             self.replication.stop();
             self.fpm.lock().await.stop().await;
         })

@@ -20,7 +20,7 @@ use role_web::WebEngine;
 
 const DOMAIN: &str = "cron.example";
 
-fn ctx(state: &Path, lease: &CronLease) -> EngineContext {
+fn ctx(state: &Path) -> EngineContext {
     let mut options = BTreeMap::new();
     options.insert("http_port".to_string(), "0".to_string());
     options.insert("https_port".to_string(), "0".to_string());
@@ -32,7 +32,6 @@ fn ctx(state: &Path, lease: &CronLease) -> EngineContext {
         identity: None,
         options,
         controllers: Vec::new(),
-        cron_lease: lease.clone(),
     }
 }
 
@@ -65,7 +64,7 @@ fn config(holder: &str, timeout_s: u64, jobs: &[(u32, &str)]) -> RoleConfig {
     });
     RoleConfig::Web(WebConfig {
         sites: vec![s],
-        files_origin: None,
+        ..WebConfig::default()
     })
 }
 
@@ -145,7 +144,8 @@ async fn cron_jobs_run_confined_skip_while_running_and_time_out() {
     }
     let lease = CronLease::default();
     lease.extend(Instant::now() + Duration::from_secs(600));
-    let mut engine = WebEngine::start(&ctx(state, &lease)).unwrap();
+    let mut engine = WebEngine::start(&ctx(state)).unwrap();
+    engine.set_cron_lease(lease.clone());
     engine
         .apply(&config(
             "web-1",
@@ -244,12 +244,12 @@ async fn cron_jobs_run_confined_skip_while_running_and_time_out() {
         .apply(&config("web-1", 30, &[(1, "php who.php")]))
         .await
         .unwrap();
-    let expired = CronLease::default();
     let mut other = WebEngine::start(&EngineContext {
         state_dir: state.join("other"),
-        ..ctx(state, &expired)
+        ..ctx(state)
     })
     .unwrap();
+    other.set_cron_lease(CronLease::default());
     other
         .apply(&config("web-1", 30, &[(1, "php who.php")]))
         .await

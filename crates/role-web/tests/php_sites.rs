@@ -36,7 +36,6 @@ fn ctx(state: &std::path::Path) -> EngineContext {
         identity: None,
         options,
         controllers: Vec::new(),
-        cron_lease: Default::default(),
     }
 }
 

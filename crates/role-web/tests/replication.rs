@@ -130,7 +130,6 @@ impl Web {
             identity: Some(identity_paths(&dir.join(name).join("tls"))),
             options,
             controllers: Vec::new(),
-            cron_lease: Default::default(),
         };
         Web {
             engine: WebEngine::start(&ctx).unwrap(),

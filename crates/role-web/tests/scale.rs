@@ -99,7 +99,6 @@ fn start_engine(dir: &Path) -> WebEngine {
         identity: Some(identity_paths(&dir.join("web-a/tls"))),
         options,
         controllers: Vec::new(),
-        cron_lease: Default::default(),
     };
     WebEngine::start(&ctx).unwrap()
 }

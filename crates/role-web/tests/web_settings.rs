@@ -31,7 +31,6 @@ fn ctx(state: &Path) -> EngineContext {
         identity: None,
         options,
         controllers: Vec::new(),
-        cron_lease: Default::default(),
     }
 }
 

@@ -114,6 +114,14 @@ pub fn router(state: AppState) -> Router {
             post(crate::deployments::rollback),
         )
         .route(
+            "/v1/sites/{domain}/cron",
+            get(site_cron::list_cron).post(site_cron::create_cron),
+        )
+        .route(
+            "/v1/sites/{domain}/cron/{id}",
+            axum::routing::delete(site_cron::delete_cron),
+        )
+        .route(
             "/v1/sites/{domain}/conflicts",
             get(site_files::list_conflicts),
         )
@@ -124,14 +132,6 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/sites/{domain}/restore/{id}",
             get(site_files::get_restore),
-        )
-        .route(
-            "/v1/sites/{domain}/cron",
-            get(site_cron::list_cron).post(site_cron::create_cron),
-        )
-        .route(
-            "/v1/sites/{domain}/cron/{id}",
-            axum::routing::delete(site_cron::delete_cron),
         )
         .route("/v1/mail/queue", get(mail::mail_queue))
         .route("/v1/mail/check/{domain}", get(mailcheck::mail_check))

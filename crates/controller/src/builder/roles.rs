@@ -9,9 +9,10 @@ use model::{Id, PlacementMode, Role};
 use proto::agent_v1::{
     DbConfig, DbRoleConfig, DbUserConfig, DkimKey, DnsConfig, FileRestore, FilesConfig,
     FilesSiteOptions, FtpAccountConfig, MailAccount, MailConfig, MailDomain, MailLimits, MailPeer,
-    PreviousTsigSecret, RoleConfig, ServerIdentity, TsigKey, WebConfig, WebCron, WebCronJob,
-    WebSite, ZoneAssignment, ZoneContent,
+    PreviousTsigSecret, RoleConfig, ServerIdentity, TsigKey, WebConfig, WebSite, ZoneAssignment,
+    ZoneContent,
 };
+use proto::agent_v1::{WebCron, WebCronJob};
 use store::Stored;
 
 use super::affected::Dirty;

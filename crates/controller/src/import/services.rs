@@ -65,6 +65,9 @@ impl Context {
         let data = Site {
             domain: domain.meta.id,
             aliases,
+            cron: Vec::new(),
+            cron_next_id: 0,
+            cron_holder: None,
             php,
             mode,
             https_redirect,
@@ -72,9 +75,6 @@ impl Context {
             deployment: None,
             previous_deployments: Vec::new(),
             files: Default::default(),
-            cron: Vec::new(),
-            cron_next_id: 0,
-            cron_holder: None,
             web: Default::default(),
         };
         for k in &model::entity::Object::unique_keys(&data, &domain.meta.name) {

@@ -98,7 +98,6 @@ pub fn ctx(scope: &str, bind: IpAddr, state: &Path, options: &[(&str, &str)]) ->
         identity: None,
         options: opts,
         controllers: Vec::new(),
-        cron_lease: Default::default(),
     }
 }
 

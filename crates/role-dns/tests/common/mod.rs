@@ -40,7 +40,6 @@ pub async fn engine(ip: &str, dir: &Path) -> DnsEngine {
         identity: None,
         options: BTreeMap::from([("dns_port".to_string(), PORT.to_string())]),
         controllers: Vec::new(),
-        cron_lease: Default::default(),
     };
     // A previous engine on this address may still be closing its sockets.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::plan::{PhpSite, Plan};
 
-pub use run::{Outcome, MAX_OUTPUT};
+pub use run::{pool_values, Outcome, MAX_OUTPUT};
 
 /// One job ready to run.
 #[derive(Debug, Clone)]
@@ -188,7 +188,8 @@ pub struct CronRunner {
 /// What the minute task and the runs share.
 #[derive(Debug)]
 struct Shared {
-    lease: CronLease,
+    /// The agent's lease ([`CronRunner::set_lease`]); none granted until then.
+    lease: Mutex<CronLease>,
     log_dir: PathBuf,
     http: SocketAddr,
     /// Running jobs (domain, id) → process group (0 for GET jobs).
@@ -199,11 +200,12 @@ struct Shared {
 
 impl CronRunner {
     /// Start the minute task. `log_dir` holds `<domain>.cron.log`; `http` is this
-    /// engine's plain HTTP address (GET jobs).
-    pub fn start(lease: CronLease, log_dir: PathBuf, http: SocketAddr) -> Self {
+    /// engine's plain HTTP address (GET jobs). Nothing runs before a lease is
+    /// given ([`CronRunner::set_lease`]).
+    pub fn start(log_dir: PathBuf, http: SocketAddr) -> Self {
         let (sites, rx) = watch::channel(Arc::new(Vec::new()));
         let shared = Arc::new(Shared {
-            lease,
+            lease: Mutex::new(CronLease::default()),
             log_dir,
             http,
             running: Mutex::new(HashMap::new()),
@@ -215,6 +217,11 @@ impl CronRunner {
             shared,
             task,
         }
+    }
+
+    /// Run under `lease` (the agent's, extended by its heartbeats).
+    pub fn set_lease(&self, lease: CronLease) {
+        *lock(&self.shared.lease) = lease;
     }
 
     /// The sites whose cron this server holds from now on.
@@ -277,7 +284,8 @@ async fn minutes(shared: Arc<Shared>, rx: watch::Receiver<Arc<Vec<CronSite>>>) {
 
 fn tick(shared: &Arc<Shared>, sites: &Arc<Vec<CronSite>>, minute: i64) -> Vec<Action> {
     let running: HashSet<(String, u32)> = lock(&shared.running).keys().cloned().collect();
-    let actions = due(sites, minute, now_unix(), shared.lease.valid(), &running);
+    let lease_valid = lock(&shared.lease).valid();
+    let actions = due(sites, minute, now_unix(), lease_valid, &running);
     for a in &actions {
         match a {
             Action::Run { site, job } => {

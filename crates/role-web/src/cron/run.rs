@@ -10,6 +10,7 @@ use model::sitefiles::SitePath;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::CronSite;
+use crate::plan::PhpSite;
 
 /// Bytes of a run's output kept for the log (stdout and stderr together); the
 /// rest is read and dropped.
@@ -48,6 +49,24 @@ fn php_cli(version: Option<&str>) -> PathBuf {
         }
     }
     PathBuf::from("/usr/bin/php")
+}
+
+/// The PHP settings site `p`'s pool runs with, as `key=value` pairs for php-cli's
+/// `-d`: read from the very section [`crate::fpm::render_config`] writes for the
+/// pool (`open_basedir`, temp and session paths, `disable_functions`, the site's
+/// `php.ini` values), so a cron run and a request see the same settings.
+pub fn pool_values(p: &PhpSite) -> Vec<(String, String)> {
+    let config = crate::fpm::render_config(Path::new("/"), std::slice::from_ref(p), false);
+    config
+        .lines()
+        .filter(|l| l.starts_with("php_"))
+        .filter_map(|l| {
+            let (directive, value) = l.split_once(" = ")?;
+            let (_, key) = directive.split_once('[')?;
+            let key = key.strip_suffix(']')?;
+            Some((key.to_owned(), value.trim_matches('"').to_owned()))
+        })
+        .collect()
 }
 
 /// Kill process group `pgid` (0: none).
@@ -110,7 +129,7 @@ pub(super) async fn php(
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", &pool.tmp_dir)
         .env("TMPDIR", &pool.tmp_dir);
-    for (k, v) in crate::fpm::cli_values(pool) {
+    for (k, v) in pool_values(pool) {
         cmd.arg("-d").arg(format!("{k}={v}"));
     }
     cmd.arg("-f")

@@ -54,7 +54,7 @@ fn a_server_holds_only_the_sites_naming_it() {
                 &[(1, "* * * * *", "sh x"), (2, "@daily", "GET /x")],
             ),
         ],
-        files_origin: None,
+        ..WebConfig::default()
     };
     let (sites, warnings) = held(&cfg, "web-1");
     let names: Vec<&str> = sites.iter().map(|s| s.domain.as_str()).collect();
@@ -72,6 +72,31 @@ fn a_server_holds_only_the_sites_naming_it() {
 }
 
 #[test]
+fn php_runs_with_the_pools_values() {
+    let mut a = site(
+        "a.example",
+        Some("web-1"),
+        &[(1, "* * * * *", "php cron.php")],
+    );
+    a.php_ini = [("memory_limit".to_owned(), "256M".to_owned())].into();
+    let cfg = WebConfig {
+        sites: vec![a],
+        ..WebConfig::default()
+    };
+    let (sites, _) = held(&cfg, "web-1");
+    let v = pool_values(sites[0].php.as_ref().unwrap());
+    let get = |k: &str| v.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    assert_eq!(
+        get("open_basedir"),
+        Some("/st/content/a.example/:/st/php/tmp/a.example/")
+    );
+    assert!(get("disable_functions").unwrap().contains("exec"));
+    assert_eq!(get("memory_limit"), Some("256M"));
+    assert_eq!(get("sys_temp_dir"), Some("/st/php/tmp/a.example"));
+    assert!(get("session.save_path").is_some());
+}
+
+#[test]
 fn a_minute_runs_what_fires_unless_lease_handover_or_still_running() {
     let cfg = WebConfig {
         sites: vec![site(
@@ -82,7 +107,7 @@ fn a_minute_runs_what_fires_unless_lease_handover_or_still_running() {
                 (2, "* * * * *", "php b.php"),
             ],
         )],
-        files_origin: None,
+        ..WebConfig::default()
     };
     let (mut sites, _) = held(&cfg, "web-1");
     let minute = 29_000_000; // divisible by 5

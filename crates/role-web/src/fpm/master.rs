@@ -48,6 +48,7 @@ pub fn render_config(dir: &Path, pools: &[PhpSite], as_root: bool) -> String {
                 u = p.user
             ));
         }
+        let basedir = format!("{}/:{}/", p.site_dir.display(), p.tmp_dir.display());
         c.push_str(&format!(
             "listen = {sock}\n\
              listen.mode = 0660\n\
@@ -57,12 +58,17 @@ pub fn render_config(dir: &Path, pools: &[PhpSite], as_root: bool) -> String {
              pm.max_requests = 1000\n\
              clear_env = yes\n\
              catch_workers_output = yes\n\
-             security.limit_extensions = .php\n",
+             security.limit_extensions = .php\n\
+             php_admin_value[open_basedir] = \"{basedir}\"\n\
+             php_admin_value[upload_tmp_dir] = {tmp}\n\
+             php_admin_value[sys_temp_dir] = {tmp}\n\
+             php_admin_value[session.save_path] = {tmp}\n\
+             php_admin_flag[log_errors] = on\n\
+             php_admin_flag[expose_php] = off\n\
+             php_admin_value[disable_functions] = exec,passthru,shell_exec,system,proc_open,popen,pcntl_exec\n",
             sock = q(&p.socket),
+            tmp = q(&p.tmp_dir),
         ));
-        for (kind, key, value) in engine_values(p) {
-            c.push_str(&format!("{kind}[{key}] = {value}\n"));
-        }
         // The site's php.ini values (checked by `model::web`: known keys, values
         // without spaces, quotes or newlines).
         for line in &p.ini {
@@ -71,54 +77,6 @@ pub fn render_config(dir: &Path, pools: &[PhpSite], as_root: bool) -> String {
         }
     }
     c
-}
-
-/// The functions no site's PHP may call (no process of its own: a pool, or a
-/// cron job, stays the one PHP process confined by `open_basedir`).
-pub const DISABLED_FUNCTIONS: &str = "exec,passthru,shell_exec,system,proc_open,popen,pcntl_exec";
-
-/// The settings the engine gives every pool of site `p` (directive kind, key,
-/// value as the pool file writes it): confinement to the site and its temp dir,
-/// logging, the disabled functions.
-fn engine_values(p: &PhpSite) -> Vec<(&'static str, &'static str, String)> {
-    let basedir = format!("{}/:{}/", p.site_dir.display(), p.tmp_dir.display());
-    let tmp = q(&p.tmp_dir);
-    vec![
-        ("php_admin_value", "open_basedir", format!("\"{basedir}\"")),
-        ("php_admin_value", "upload_tmp_dir", tmp.clone()),
-        ("php_admin_value", "sys_temp_dir", tmp.clone()),
-        ("php_admin_value", "session.save_path", tmp),
-        ("php_admin_flag", "log_errors", "on".into()),
-        ("php_admin_flag", "expose_php", "off".into()),
-        (
-            "php_admin_value",
-            "disable_functions",
-            DISABLED_FUNCTIONS.into(),
-        ),
-    ]
-}
-
-/// The PHP settings site `p`'s pool runs with, as `key=value` pairs for php-cli's
-/// `-d` (a site's cron jobs): the engine's values of [`render_config`] and the
-/// site's `php.ini` lines, parsed from the very lines the pool file gets.
-pub fn cli_values(p: &PhpSite) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = engine_values(p)
-        .into_iter()
-        .map(|(_, k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
-        .collect();
-    for line in &p.ini {
-        let Some((directive, value)) = line.split_once(" = ") else {
-            continue;
-        };
-        let Some(key) = directive
-            .split_once('[')
-            .and_then(|(_, rest)| rest.strip_suffix(']'))
-        else {
-            continue;
-        };
-        out.push((key.to_owned(), value.trim_matches('"').to_owned()));
-    }
-    out
 }
 
 /// One php-fpm master.
@@ -345,39 +303,10 @@ mod tests {
             "php_admin_value[open_basedir] = \"/st/content/a.example/:/st/php/tmp/a.example/\"\n"
         ));
         assert!(c.contains("daemonize = no\n"));
-        assert!(c.contains("php_admin_value[session.save_path] = \"/st/php/tmp/a.example\"\n"));
-        assert!(c.contains(&format!(
-            "php_admin_value[disable_functions] = {DISABLED_FUNCTIONS}\n"
-        )));
         assert!(c.contains("\nphp_admin_value[memory_limit] = 256M\n"));
         assert!(c.contains("pid = \"/st/php/m1/php-fpm.pid\"\n"));
         let c = render_config(Path::new("/st/php/m1"), &[], false);
         assert!(!c.contains("user ="));
-    }
-
-    #[test]
-    fn cron_gets_the_pool_values() {
-        let pool = PhpSite {
-            user: "hp-a-example".into(),
-            socket: "/st/php/hp-a-example.sock".into(),
-            tmp_dir: "/st/php/tmp/a.example".into(),
-            site_dir: "/st/content/a.example".into(),
-            version: None,
-            ini: vec![
-                "php_admin_value[memory_limit] = 256M".into(),
-                "php_flag[display_errors] = on".into(),
-            ],
-        };
-        let v = cli_values(&pool);
-        let get = |k: &str| v.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-        assert_eq!(
-            get("open_basedir"),
-            Some("/st/content/a.example/:/st/php/tmp/a.example/")
-        );
-        assert_eq!(get("disable_functions"), Some(DISABLED_FUNCTIONS));
-        assert_eq!(get("memory_limit"), Some("256M"));
-        assert_eq!(get("display_errors"), Some("on"));
-        assert_eq!(get("sys_temp_dir"), Some("/st/php/tmp/a.example"));
     }
 
     #[test]

@@ -41,8 +41,8 @@ pub const MERGE_ABOVE: usize = 4;
 mod master;
 mod users;
 
+pub use master::render_config;
 use master::Master;
-pub use master::{cli_values, render_config, DISABLED_FUNCTIONS};
 pub use users::{ensure_user, lookup_user, Ids};
 
 /// PHP-FPM could not be configured or started.
