@@ -290,6 +290,7 @@ mod tests {
                         php_version: None,
                         php_ini: Default::default(),
                         mail: None,
+                        cron: None,
                         domain: (*d).into(),
                         aliases: vec![],
                         php: true,

@@ -21,6 +21,7 @@ pub mod delta;
 pub mod deploy;
 pub mod fsutil;
 pub mod identity;
+pub mod lease;
 pub mod limits;
 pub mod ops;
 pub mod rehash;
@@ -151,6 +152,7 @@ pub async fn run_with_engines(
     // The identity files exist once the agent has joined (possibly after the engine
     // starts); engines that need them read them when they connect.
     let id_paths = identity::IdentityPaths::new(&state_dir);
+    let cron_lease = lease::CronLease::default();
     let supervisor = Supervisor::new(registry, server_name, config.bind, state_dir.clone())
         .with_engine_env(
             Some(supervisor::AgentTlsPaths {
@@ -160,7 +162,8 @@ pub async fn run_with_engines(
             }),
             engine_options(&config),
             config.controllers.clone(),
-        );
+        )
+        .with_cron_lease(cron_lease.clone());
     let initial_role = existing.as_ref().map(|id| id.info.role.clone());
     let sup_task = tokio::spawn(supervise(
         supervisor,
@@ -175,7 +178,7 @@ pub async fn run_with_engines(
     let controllers = Arc::new(Controllers::new(&config.controllers));
     let result = tokio::select! {
         () = shutdown => Ok(()),
-        r = control_plane(&config, existing, controllers, desired_tx, cached, status) => r,
+        r = control_plane(&config, existing, controllers, desired_tx, cached, status, cron_lease) => r,
     };
     let _ = stop_tx.send(true);
     if let Err(e) = sup_task.await {
@@ -215,6 +218,7 @@ async fn control_plane(
     desired_tx: DesiredTx,
     cached: Option<Arc<DesiredConfig>>,
     status: SharedStatus,
+    cron_lease: lease::CronLease,
 ) -> Result<(), AgentError> {
     let id = match existing {
         Some(id) => id,
@@ -223,7 +227,7 @@ async fn control_plane(
     let client = AgentClient::for_identity(&id, config.bind)?;
     tokio::join!(
         watch_loop(config, &id, &client, &controllers, desired_tx, cached),
-        heartbeat_loop(config, &client, &controllers, &status),
+        heartbeat_loop(config, &client, &controllers, &status, &cron_lease),
     );
     Ok(())
 }
@@ -473,6 +477,7 @@ async fn heartbeat_loop(
     client: &AgentClient,
     controllers: &Controllers,
     status: &SharedStatus,
+    cron_lease: &lease::CronLease,
 ) {
     let every = config.heartbeat_interval();
     // A slow answer is worth waiting for as long as the controller's default suspect
@@ -509,8 +514,13 @@ async fn heartbeat_loop(
             rejected: snapshot.rejected,
         };
         let (index, base) = controllers.current();
+        // A lease counts from the send: the controller granted it later.
+        let sent = std::time::Instant::now();
         match client.heartbeat(base, &hb, timeout).await {
             Ok(ack) => {
+                if let Some(secs) = ack.cron_lease_secs {
+                    cron_lease.extend(sent + Duration::from_secs(secs));
+                }
                 if let Some(r) = report {
                     report_sent = Some((r, Instant::now()));
                 }

@@ -62,6 +62,11 @@ pub trait RoleEngine: Send {
         Vec::new()
     }
 
+    /// Take the cron lease the heartbeat loop extends ([`crate::lease`]); the
+    /// supervisor hands it to every engine it builds. Only engines that run cron
+    /// jobs (web) keep it.
+    fn set_cron_lease(&mut self, _lease: crate::lease::CronLease) {}
+
     /// Current health (cheap; called every heartbeat interval).
     fn health(&self) -> EngineHealth;
 
@@ -277,6 +282,7 @@ pub struct Supervisor {
     identity: Option<AgentTlsPaths>,
     options: BTreeMap<String, String>,
     controllers: Vec<String>,
+    cron_lease: crate::lease::CronLease,
     engine: Option<Box<dyn RoleEngine>>,
     /// Role the engine (or the failed attempt to build it) is for.
     role: Option<String>,
@@ -308,11 +314,19 @@ impl Supervisor {
             identity: None,
             options: BTreeMap::new(),
             controllers: Vec::new(),
+            cron_lease: crate::lease::CronLease::default(),
             engine: None,
             role: None,
             applied: None,
             last_error: None,
         }
+    }
+
+    /// Give engines built from now on this cron lease (the one the heartbeat loop
+    /// extends).
+    pub fn with_cron_lease(mut self, lease: crate::lease::CronLease) -> Self {
+        self.cron_lease = lease;
+        self
     }
 
     /// Give engines built from now on the agent's identity and engine options.
@@ -352,7 +366,8 @@ impl Supervisor {
             options: self.options.clone(),
             controllers: self.controllers.clone(),
         };
-        let engine = self.registry.create(&ctx)?;
+        let mut engine = self.registry.create(&ctx)?;
+        engine.set_cron_lease(self.cron_lease.clone());
         self.engine = Some(engine);
         Ok(())
     }

@@ -51,6 +51,7 @@ fn web_cfg(server: &str, revision: i64, domains: &[&str]) -> DesiredConfig {
                     php_version: None,
                     php_ini: Default::default(),
                     mail: None,
+                    cron: None,
                     domain: d.to_string(),
                     aliases: vec![],
                     php: false,

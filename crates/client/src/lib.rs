@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cron;
 mod sitefiles;
 
 use proto::v1::*;

@@ -233,8 +233,17 @@ pub async fn heartbeat(
         // Recording writes the store; the agent need not wait for it.
         tokio::spawn(async move { crate::health::record(&state2.health_deps(), &[t]).await });
     }
+    // The cron lease (`placement::cron`): web servers that applied their current
+    // config run the cron their config assigns them for this long.
+    let cron_lease_secs = (agent.server.data.role == model::Role::Web
+        && state
+            .placement
+            .cron
+            .grant(agent.server.meta.id, hb.applied_revision, &state.configs))
+    .then_some(state.config.health.cron_lease_s);
     Ok(Json(HeartbeatAck {
         server_time: crate::api::rfc3339(time::OffsetDateTime::now_utc()),
+        cron_lease_secs,
     }))
 }
 

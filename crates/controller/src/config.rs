@@ -23,6 +23,8 @@
 //! heartbeat_interval_ms = 1000       # default; agents send a heartbeat this often
 //! suspect_after = 3                  # missed heartbeats before `suspect`
 //! probe_timeout_ms = 500             # TCP connect timeout of the active probe
+//! cron_lease_s = 120                 # cron lease each heartbeat grants a web server,
+//!                                    # 2..=3600; a moved cron waits this long
 //! [health.probe_ports]               # service port probed per role (defaults shown);
 //! web = 80                           # a heartbeat's `probe_port` overrides it per server
 //! dns = 53
@@ -60,6 +62,7 @@
 //! php_memory_mb = 512                # largest PHP memory_limit a site sets, 16..=16384
 //! php_upload_mb = 256                # largest upload_max_filesize/post_max_size, 1..=4096
 //! php_execution_s = 300              # largest max_execution_time/max_input_time, 1..=86400
+//! cron_jobs = 10                     # cron jobs per site, 0..=1000
 //!
 //! [names]
 //! resolver = "192.0.2.53:53"         # default: first `nameserver` of /etc/resolv.conf
@@ -180,6 +183,9 @@ fn default_suspect_after() -> u32 {
 fn default_probe_timeout_ms() -> u64 {
     500
 }
+fn default_cron_lease_s() -> u64 {
+    120
+}
 fn default_config_wait_ms() -> u64 {
     30_000
 }
@@ -265,6 +271,11 @@ pub struct HealthConfig {
     /// Service port probed per role.
     #[serde(default)]
     pub probe_ports: ProbePorts,
+    /// The cron lease a heartbeat grants a web server, in seconds (default 120,
+    /// 2..=3600; `placement::cron`): how long a server cut off from the
+    /// controller keeps running its sites' cron, and how long a moved cron waits.
+    #[serde(default = "default_cron_lease_s")]
+    pub cron_lease_s: u64,
 }
 
 impl Default for HealthConfig {
@@ -274,6 +285,7 @@ impl Default for HealthConfig {
             suspect_after: default_suspect_after(),
             probe_timeout_ms: default_probe_timeout_ms(),
             probe_ports: ProbePorts::default(),
+            cron_lease_s: default_cron_lease_s(),
         }
     }
 }
@@ -650,6 +662,12 @@ impl ControllerConfig {
             return Err(ConfigError::Invalid {
                 key: "health.probe_timeout_ms",
                 message: "must be 10 to 30000".into(),
+            });
+        }
+        if !(2..=3600).contains(&self.health.cron_lease_s) {
+            return Err(ConfigError::Invalid {
+                key: "health.cron_lease_s",
+                message: "must be 2 to 3600".into(),
             });
         }
         if !(10..=600_000).contains(&self.agents.config_wait_ms) {

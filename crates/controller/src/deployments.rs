@@ -556,6 +556,9 @@ mod tests {
             deployment: Some(d("c")),
             previous_deployments: vec![d("b"), d("a")],
             files: Default::default(),
+            cron: Vec::new(),
+            cron_next_id: 0,
+            cron_holder: None,
         };
         let ids = |v: Vec<Deployment>| {
             v.into_iter()

@@ -174,6 +174,15 @@ Example (what the web engine puts in sendmail_path):
   hostplane site list --domain example.com"
     )]
     Site(SiteCmd),
+    /// Run PHP scripts or site URLs on a schedule (one web server per site runs them)
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  hostplane cron add example.com \"*/5 * * * *\" \"php wp-cron.php\"
+  hostplane cron list example.com
+  hostplane cron delete example.com 1"
+    )]
+    Cron(CronCmd),
     /// Manage mailboxes
     #[command(
         subcommand,
@@ -331,10 +340,12 @@ pub fn parse_role_cluster(s: &str) -> Result<(String, String), String> {
 }
 
 mod accounts;
+mod cron;
 mod infra;
 mod services;
 
 pub use accounts::*;
+pub use cron::*;
 pub use infra::*;
 pub use services::*;
 

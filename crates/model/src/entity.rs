@@ -392,6 +392,19 @@ pub struct Site {
     /// Document root, HSTS, PHP version and `php.ini` values (issue 15).
     #[serde(default, skip_serializing_if = "crate::web::WebSettings::is_default")]
     pub web: crate::web::WebSettings,
+    /// Cron jobs (issue 15), in id order; at most the owner's `cron_jobs` limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cron: Vec<crate::cron::CronJob>,
+    /// The id the next cron job gets (ids are never reused within a site).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub cron_next_id: u32,
+    /// Which web server runs the cron jobs, set by placement only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_holder: Option<crate::cron::CronHolder>,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How many deployment archives (the current one included) are kept per site.

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod country;
+pub mod cron;
 pub mod dns;
 pub mod entity;
 mod error;

@@ -55,6 +55,10 @@ pub struct Limits {
     /// Largest PHP `max_execution_time` / `max_input_time` (seconds) a site may set.
     #[serde(default = "default_php_execution_s")]
     pub php_execution_s: u64,
+    /// Most cron jobs of one site (issue 15); each run is bounded by
+    /// `php_execution_s`. Plans stored before it take the default.
+    #[serde(default = "default_cron_jobs")]
+    pub cron_jobs: u64,
 }
 
 fn default_php_memory_mb() -> u64 {
@@ -65,6 +69,9 @@ fn default_php_upload_mb() -> u64 {
 }
 fn default_php_execution_s() -> u64 {
     Limits::default().php_execution_s
+}
+fn default_cron_jobs() -> u64 {
+    Limits::default().cron_jobs
 }
 
 impl Default for Limits {
@@ -84,6 +91,7 @@ impl Default for Limits {
             php_memory_mb: 512,
             php_upload_mb: 256,
             php_execution_s: 300,
+            cron_jobs: 10,
         }
     }
 }
@@ -130,6 +138,9 @@ pub struct LimitOverrides {
     /// See [`Limits::php_execution_s`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub php_execution_s: Option<u64>,
+    /// See [`Limits::cron_jobs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_jobs: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -168,11 +179,13 @@ pub enum LimitField {
     PhpUploadMb,
     /// [`Limits::php_execution_s`]
     PhpExecutionS,
+    /// [`Limits::cron_jobs`]
+    CronJobs,
 }
 
 impl LimitField {
     /// Every limit.
-    pub const ALL: [LimitField; 13] = [
+    pub const ALL: [LimitField; 14] = [
         LimitField::MaxMailboxQuotaMb,
         LimitField::MaxFtpQuotaMb,
         LimitField::MaxDomains,
@@ -186,6 +199,7 @@ impl LimitField {
         LimitField::PhpMemoryMb,
         LimitField::PhpUploadMb,
         LimitField::PhpExecutionS,
+        LimitField::CronJobs,
     ];
 
     /// The field name (as in JSON and on the command line with `-` for `_`).
@@ -204,6 +218,7 @@ impl LimitField {
             LimitField::PhpMemoryMb => "php_memory_mb",
             LimitField::PhpUploadMb => "php_upload_mb",
             LimitField::PhpExecutionS => "php_execution_s",
+            LimitField::CronJobs => "cron_jobs",
         }
     }
 
@@ -221,6 +236,7 @@ impl LimitField {
             LimitField::PhpMemoryMb => 16..=16_384,
             LimitField::PhpUploadMb => 1..=4_096,
             LimitField::PhpExecutionS => 1..=86_400,
+            LimitField::CronJobs => 0..=1_000,
         }
     }
 
@@ -240,6 +256,7 @@ impl LimitField {
             LimitField::PhpMemoryMb => l.php_memory_mb,
             LimitField::PhpUploadMb => l.php_upload_mb,
             LimitField::PhpExecutionS => l.php_execution_s,
+            LimitField::CronJobs => l.cron_jobs,
         }
     }
 
@@ -259,6 +276,7 @@ impl LimitField {
             LimitField::PhpMemoryMb => &mut l.php_memory_mb,
             LimitField::PhpUploadMb => &mut l.php_upload_mb,
             LimitField::PhpExecutionS => &mut l.php_execution_s,
+            LimitField::CronJobs => &mut l.cron_jobs,
         }
     }
 
@@ -284,6 +302,7 @@ impl LimitField {
             LimitField::PhpMemoryMb => &mut o.php_memory_mb,
             LimitField::PhpUploadMb => &mut o.php_upload_mb,
             LimitField::PhpExecutionS => &mut o.php_execution_s,
+            LimitField::CronJobs => &mut o.cron_jobs,
         }
     }
 }

@@ -39,6 +39,9 @@ fn site(aliases: &[&str]) -> Result<Site, model::Invalid> {
         deployment: None,
         previous_deployments: Vec::new(),
         files: Default::default(),
+        cron: Vec::new(),
+        cron_next_id: 0,
+        cron_holder: None,
     })
 }
 

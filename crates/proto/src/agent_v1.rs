@@ -242,6 +242,39 @@ pub struct WebSite {
     /// site's submission secret; `None` when the domain has no mail role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<SiteMail>,
+    /// The site's cron jobs and the one server of the cluster that runs them;
+    /// `None` when the site has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<WebCron>,
+}
+
+/// A site's cron jobs as its web servers carry them (the same item on each; only
+/// the server named `holder` runs them, and only while its heartbeat lease
+/// [`crate::agent_v1::HeartbeatAck::cron_lease_secs`] is valid).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WebCron {
+    /// The server that runs them (its name); `None`: no usable server now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// Unix seconds (controller clock) before which the holder must not start a
+    /// run: when the holder changed, the previous holder's last possible lease end.
+    #[serde(default)]
+    pub not_before: i64,
+    /// Wall-clock bound of one run in seconds (the owner's `php_execution_s`).
+    pub timeout_s: u64,
+    /// The jobs, in id order.
+    pub jobs: Vec<WebCronJob>,
+}
+
+/// One cron job (schedule and command checked by `model::cron`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WebCronJob {
+    /// Its id within the site.
+    pub id: u32,
+    /// `model::cron::CronSchedule` text.
+    pub schedule: String,
+    /// `model::cron::CronCommand` text.
+    pub command: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -742,6 +775,7 @@ mod tests {
                     php_version: None,
                     php_ini: Default::default(),
                     mail: None,
+                    cron: None,
                     domain: "example.com".into(),
                     aliases: vec!["www.example.com".into()],
                     php: true,

@@ -271,4 +271,10 @@ impl EngineState {
 pub struct HeartbeatAck {
     /// The controller's clock (RFC 3339), so agents can log clock skew.
     pub server_time: String,
+    /// The cron lease: the agent may run the cron jobs its desired config assigns
+    /// to it for this many seconds, counted from when it *sent* the heartbeat.
+    /// Granted only to a server that applied its current config; absent from
+    /// older controllers and when not granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_lease_secs: Option<u64>,
 }

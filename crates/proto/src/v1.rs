@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::v1_cron::*;
 pub use crate::v1_infra::*;
 pub use crate::v1_logs::*;
 pub use crate::v1_plans::*;

@@ -38,6 +38,9 @@ pub struct LimitsView {
     /// Largest PHP `max_execution_time`/`max_input_time` (seconds), 1..=86400.
     #[serde(default)]
     pub php_execution_s: u64,
+    /// Most cron jobs of one site, 0..=1000.
+    #[serde(default)]
+    pub cron_jobs: u64,
 }
 
 impl From<model::limits::Limits> for LimitsView {
@@ -56,6 +59,7 @@ impl From<model::limits::Limits> for LimitsView {
             php_memory_mb: l.php_memory_mb,
             php_upload_mb: l.php_upload_mb,
             php_execution_s: l.php_execution_s,
+            cron_jobs: l.cron_jobs,
         }
     }
 }
@@ -104,6 +108,9 @@ pub struct LimitsPatch {
     /// See [`LimitsView::php_execution_s`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub php_execution_s: Option<u64>,
+    /// See [`LimitsView::cron_jobs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_jobs: Option<u64>,
 }
 
 impl From<LimitsPatch> for model::limits::LimitOverrides {
@@ -122,6 +129,7 @@ impl From<LimitsPatch> for model::limits::LimitOverrides {
             php_memory_mb: p.php_memory_mb,
             php_upload_mb: p.php_upload_mb,
             php_execution_s: p.php_execution_s,
+            cron_jobs: p.cron_jobs,
         }
     }
 }
@@ -142,6 +150,7 @@ impl From<model::limits::LimitOverrides> for LimitsPatch {
             php_memory_mb: p.php_memory_mb,
             php_upload_mb: p.php_upload_mb,
             php_execution_s: p.php_execution_s,
+            cron_jobs: p.cron_jobs,
         }
     }
 }

@@ -33,7 +33,8 @@
 //! `replicas/<domain>` (the replica's index, outbox and temp files), `php/` (pool
 //! sockets, temp dirs, php-fpm config and log, `sendmail.sock`), `mail-spool/`
 //! (site mail waiting for its mail cluster, [`crate::mailer`]), `logs/`
-//! (`<domain>.access.log`, `error.log`).
+//! (`<domain>.access.log`, `.error.log`, `.php.log`, `error.log`, `<domain>.cron.log`:
+//! one line per cron run, [`crate::cron`]).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -77,6 +78,10 @@ pub struct WebEngine {
     replication: Replication,
     /// Sites of the last config not applied (each keeps its previous version).
     rejected: Vec<RejectedObject>,
+    /// This server's name (a site's cron runs here when its holder names it).
+    me: String,
+    /// The cron jobs of the sites this server holds (issue 15).
+    cron: crate::cron::CronRunner,
     /// The PHP versions found at start (the report the controller checks a
     /// site's chosen version against).
     php: WebReport,
@@ -265,6 +270,8 @@ impl WebEngine {
                 &ctx.state_dir,
                 ctx.identity.clone(),
             ),
+            me: ctx.server.clone(),
+            cron: crate::cron::CronRunner::start(ctx.state_dir.join("logs"), http_addr),
             rejected: Vec::new(),
             php,
             sessions,
@@ -294,6 +301,11 @@ impl WebEngine {
     /// The run-time certificate store (where ACME-issued certificates go).
     pub fn cert_store(&self) -> &CertStore {
         &self.certs
+    }
+
+    /// The cron runner (issue 15).
+    pub fn cron(&self) -> &crate::cron::CronRunner {
+        &self.cron
     }
 
     /// The replicated sites (issue 14).
@@ -326,6 +338,9 @@ impl WebEngine {
         let pools = plan.php_pools();
         let active = plan.active_sites().count();
         let mut warnings = plan.warnings.clone();
+        let (cron, cron_warnings) = crate::cron::cron_sites(cfg, &plan, &self.me);
+        warnings.extend(cron_warnings);
+        self.cron.set(cron);
         self.replication.converge(cfg, &self.layout);
         if let Ok(m) = &self.mailer {
             m.set_routes(cfg);
@@ -666,6 +681,10 @@ impl RoleEngine for WebEngine {
         Some(self.http.port())
     }
 
+    fn set_cron_lease(&mut self, lease: agent::lease::CronLease) {
+        self.cron.set_lease(lease);
+    }
+
     fn shutdown(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some(stop) = self.stop.take() {
@@ -674,6 +693,7 @@ impl RoleEngine for WebEngine {
             if let Some(server) = self.server.take() {
                 let _ = server.await;
             }
+            self.cron.stop();
             self.watchdog.abort();
             self.ops.iter().for_each(tokio::task::JoinHandle::abort);
             if let Ok(m) = &mut self.mailer {

@@ -15,6 +15,8 @@
 //! - [`log`]: per-site access logs (combined format) and the error log.
 //! - [`mailer`]: mail from sites (PHP `mail()`): the sendmail socket, the durable
 //!   spool and its worker submitting to the site's mail cluster.
+//! - [`cron`]: a site's cron jobs on the one server holding them, while its lease
+//!   lasts (issue 15).
 //! - [`engine`]: the agent adapter, [`start_engine`].
 //!
 //! - [`replicate`]: site-file replication (issue 14): each site with a files server is
@@ -35,6 +37,7 @@
 pub mod body;
 pub mod cache;
 pub mod compress;
+pub mod cron;
 pub mod engine;
 pub mod fastcgi;
 pub mod files;

@@ -400,6 +400,26 @@ fn write_batch(
     }
 }
 
+/// Rotate `dir/name` first if it is due by `rotation` (for logs written outside
+/// the writer task, e.g. the cron runner's, under their writer's own lock).
+pub(crate) fn rotate_if_due(dir: &std::path::Path, name: &str, rotation: Rotation) {
+    let Ok(meta) = std::fs::metadata(dir.join(name)) else {
+        return;
+    };
+    let age = meta
+        .created()
+        .or_else(|_| meta.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    let due = meta.len() > 0
+        && (meta.len() >= rotation.max_bytes || age.is_some_and(|a| a > rotation.max_age));
+    if due {
+        if let Err(e) = rotate(dir, name, rotation.keep) {
+            tracing::error!(file = %dir.join(name).display(), error = %e, "cannot rotate log");
+        }
+    }
+}
+
 /// `NAME` → `NAME.1`, `NAME.1` → `NAME.2` … dropping `NAME.<keep>`.
 fn rotate(dir: &std::path::Path, name: &str, keep: u32) -> std::io::Result<()> {
     let path = |i: u32| dir.join(format!("{name}.{i}"));

@@ -4,8 +4,9 @@
 //!
 //! Files are read backwards in blocks from their end, so asking for the last 200
 //! lines of a 64 MiB access log reads a few blocks, not the file. A line's time is
-//! its own time stamp (combined format `[26/Nov/2026:01:02:03 +0000]`, or
-//! `2026/11/26 01:02:03` at the start of error, PHP and cron lines); a line without
+//! its own time stamp (combined format `[26/Nov/2026:01:02:03 +0000]`,
+//! `2026/11/26 01:02:03` at the start of error and PHP lines, RFC 3339 at the
+//! start of cron lines); a line without
 //! one (a PHP stack trace's continuation) takes the time of the line before it.
 
 use std::fs::File;
@@ -160,6 +161,15 @@ pub fn time_of(line: &str) -> Option<i64> {
     if let Some(head) = line.get(..19) {
         if let Ok(t) = time::PrimitiveDateTime::parse(head, ERROR_TIME) {
             return Some(millis(t.assume_utc()));
+        }
+    }
+    // Cron lines start with an RFC 3339 time (`2026-11-26T01:02:03Z job=1 …`).
+    if line.as_bytes().get(4) == Some(&b'-') {
+        let head = line.split(' ').next().unwrap_or_default();
+        if let Ok(t) =
+            time::OffsetDateTime::parse(head, &time::format_description::well_known::Rfc3339)
+        {
+            return Some(millis(t));
         }
     }
     let open = line.find('[')?;

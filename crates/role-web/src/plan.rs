@@ -174,6 +174,11 @@ impl Plan {
         self.sites.iter().filter(|s| s.active)
     }
 
+    /// The site rendered from the config's site `domain` (as the config spells it).
+    pub fn site_named(&self, domain: &str) -> Option<&Arc<Site>> {
+        self.rendered.get(domain).map(|r| &r.site)
+    }
+
     /// The PHP pools the server needs now (active PHP sites).
     pub fn php_pools(&self) -> Vec<PhpSite> {
         self.active_sites().filter_map(|s| s.php.clone()).collect()

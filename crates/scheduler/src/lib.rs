@@ -6,12 +6,14 @@
 //! Every placement decision of the platform is made here: a domain's clusters
 //! ([`place_domain`]), a new `single` site's server ([`pick_single_server`]), and
 //! re-placement when a server is deleted, drained, down or back, or a domain moves
-//! ([`replace::replace`]). The controller's `placement` module is the one place that
+//! ([`replace::replace`]), and which web server runs a site's cron
+//! ([`cron::place_cron`]). The controller's `placement` module is the one place that
 //! takes snapshots and writes these decisions. Whether silence may fail a server
 //! over at all is [`disruption::judge`]'s decision.
 
 #![forbid(unsafe_code)]
 
+pub mod cron;
 pub mod disruption;
 pub mod replace;
 

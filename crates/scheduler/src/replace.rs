@@ -3,11 +3,11 @@
 //! out of the snapshot), drained, down, back up, or a domain moved to another web
 //! cluster — so failover, drain, server deletion and domain moves decide the same way.
 //!
-//! The decision type names *what* is placed ([`Subject`]); today that is a `single`
-//! site's active web server. Later placement needs — which web server runs a site's
-//! cron, which mail server holds a domain's write lease — add a [`Subject`] variant
-//! and a rule producing [`Decision`]s; the controller's one applying path writes them
-//! with the same lock, transaction and events.
+//! The decision type names *what* is placed ([`Subject`]): a `single` site's active
+//! web server, and the web server running a site's cron ([`crate::cron`]). Later
+//! placement needs — which mail server holds a domain's write lease — add a
+//! [`Subject`] variant and a rule producing [`Decision`]s; the controller's one
+//! applying path writes them with the same lock, transaction and events.
 
 use model::Id;
 
@@ -18,6 +18,9 @@ use crate::{pick_single_server, Health, Snapshot};
 pub enum Subject {
     /// The active web server of a `single` site (site id).
     Site(Id),
+    /// The one web server that runs a site's cron jobs (site id;
+    /// [`crate::cron::place_cron`]).
+    Cron(Id),
 }
 
 /// One placed thing as the caller sees it now.

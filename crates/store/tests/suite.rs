@@ -300,6 +300,9 @@ fn site(domain: &Stored<Domain>, hosts: &[&str]) -> Result<NewObject<Site>> {
             deployment: None,
             previous_deployments: Vec::new(),
             files: Default::default(),
+            cron: Vec::new(),
+            cron_next_id: 0,
+            cron_holder: None,
         },
     ))
 }

@@ -58,6 +58,8 @@ pub struct Options {
     pub config_wait_ms: u64,
     /// How often the controller polls the store revision (ms). Default 200.
     pub resync_interval_ms: u64,
+    /// The cron lease heartbeats grant (s; `[health] cron_lease_s`). Default 120.
+    pub cron_lease_s: u64,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
             probe_timeout_ms: 200,
             config_wait_ms: 2000,
             resync_interval_ms: 200,
+            cron_lease_s: 120,
         }
     }
 }
@@ -175,6 +178,7 @@ impl TestCluster {
         config.health.probe_timeout_ms = opts.probe_timeout_ms;
         config.agents.config_wait_ms = opts.config_wait_ms;
         config.agents.resync_interval_ms = opts.resync_interval_ms;
+        config.health.cron_lease_s = opts.cron_lease_s;
         // Never the machine's resolver (tests send traffic to loopback only): a
         // test that needs answers sets `[names] resolver` to a DNS server of its own.
         if config.names.resolver.is_none() {

@@ -247,7 +247,11 @@ async fn heartbeat(
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    Json(HeartbeatAck { server_time: now }).into_response()
+    Json(HeartbeatAck {
+        server_time: now,
+        cron_lease_secs: None,
+    })
+    .into_response()
 }
 
 impl TestController {

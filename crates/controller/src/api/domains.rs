@@ -190,7 +190,8 @@ pub async fn update_domain(
         .copied();
     cur.data.placements.extend(moves);
     if let (Some(web), Some((snap, held))) = (web_moved, &placement) {
-        crate::placement::replace_domain_sites(held, &mut tx, snap, cur.meta.id, web).await?;
+        crate::placement::replace_domain_sites(held, &state, &mut tx, snap, cur.meta.id, web)
+            .await?;
     }
     let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;

@@ -18,6 +18,7 @@ pub mod mailcheck;
 pub mod names;
 pub mod plans;
 pub mod routes;
+pub mod site_cron;
 pub mod site_files;
 pub mod site_logs;
 pub mod site_web;

@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::{
     auth, certs, customers, databases, dns, domains, ftp, import, infra, mail, mailcheck, names,
-    plans, site_files, sites, status, tsig,
+    plans, site_cron, site_files, sites, status, tsig,
 };
 use crate::error::{method_not_allowed, not_found_route};
 use crate::state::AppState;
@@ -112,6 +112,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/sites/{domain}/rollback",
             post(crate::deployments::rollback),
+        )
+        .route(
+            "/v1/sites/{domain}/cron",
+            get(site_cron::list_cron).post(site_cron::create_cron),
+        )
+        .route(
+            "/v1/sites/{domain}/cron/{id}",
+            axum::routing::delete(site_cron::delete_cron),
         )
         .route(
             "/v1/sites/{domain}/conflicts",

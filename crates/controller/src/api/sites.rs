@@ -199,6 +199,9 @@ pub async fn create_site(
         deployment: None,
         previous_deployments: Vec::new(),
         files: Default::default(),
+        cron: Vec::new(),
+        cron_next_id: 0,
+        cron_holder: None,
         web: Default::default(),
     };
     let mut info = FilesInfo::load(&state).await?;
@@ -339,6 +342,10 @@ pub async fn update_site(
     }
     let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     tx.commit().await?;
+    if new_mode.is_some() && !updated.data.cron.is_empty() {
+        // A `single` site's cron runs where it is active: re-decide its runner.
+        crate::placement::reconcile(&state, "site mode changed").await?;
+    }
     let mut info = FilesInfo::load(&state).await?;
     Ok(Json(
         site_view(&state, &mut Names::new(&state.store), &mut info, &updated).await?,

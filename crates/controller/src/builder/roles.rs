@@ -12,6 +12,7 @@ use proto::agent_v1::{
     PreviousTsigSecret, RoleConfig, ServerIdentity, SiteLogin, SiteMail, TsigKey, WebConfig,
     WebPeer, WebSite, ZoneAssignment, ZoneContent, SESSION_PORT,
 };
+use proto::agent_v1::{WebCron, WebCronJob};
 use store::Stored;
 
 use super::affected::Dirty;
@@ -130,6 +131,7 @@ impl<'a> Index<'a> {
             php_version: s.data.web.php.version.as_ref().map(ToString::to_string),
             php_ini: s.data.web.php.ini.clone(),
             mail: self.site_mail(domain),
+            cron: self.web_cron(s, domain),
         };
         (site, single)
     }
@@ -156,6 +158,38 @@ impl<'a> Index<'a> {
         Some(SiteMail {
             submission,
             secret: secret.data.private.clone(),
+        })
+    }
+
+    /// A site's cron jobs and their runner (None without jobs): the holder by
+    /// name, each run bounded by the owner's `php_execution_s`.
+    fn web_cron(&self, s: &Stored<Site>, domain: &Stored<Domain>) -> Option<WebCron> {
+        if s.data.cron.is_empty() {
+            return None;
+        }
+        let holder = s.data.cron_holder.unwrap_or_default();
+        let limits = self
+            .world
+            .account_limits
+            .get(&domain.data.customer)
+            .unwrap_or(&self.world.default_plan);
+        Some(WebCron {
+            holder: holder
+                .server
+                .and_then(|id| self.world.servers.get(id))
+                .map(|srv| srv.meta.name.clone()),
+            not_before: holder.not_before,
+            timeout_s: limits.php_execution_s,
+            jobs: s
+                .data
+                .cron
+                .iter()
+                .map(|j| WebCronJob {
+                    id: j.id,
+                    schedule: j.schedule.clone(),
+                    command: j.command.clone(),
+                })
+                .collect(),
         })
     }
 

@@ -108,6 +108,9 @@ pub(super) fn site(id: Id, domain: Id, mode: PlacementMode, active: Option<Id>) 
             deployment: None,
             previous_deployments: Vec::new(),
             files: Default::default(),
+            cron: Vec::new(),
+            cron_next_id: 0,
+            cron_holder: None,
         },
     )
 }

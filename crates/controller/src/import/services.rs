@@ -114,6 +114,9 @@ impl Context {
         let data = Site {
             domain: domain.meta.id,
             aliases,
+            cron: Vec::new(),
+            cron_next_id: 0,
+            cron_holder: None,
             php,
             mode,
             https_redirect,

@@ -247,6 +247,9 @@ fn apply_op(truth: &mut Truth, op: &Op) {
                     deployment: None,
                     previous_deployments: Vec::new(),
                     files: Default::default(),
+                    cron: Vec::new(),
+                    cron_next_id: 0,
+                    cron_holder: None,
                 },
             );
         }

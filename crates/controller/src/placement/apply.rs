@@ -1,7 +1,8 @@
 //! Writing decisions: each inside the caller's transaction, re-checked against
 //! what the transaction reads (a subject changed since the snapshot is skipped; the
-//! next pass decides again), with one `site.move` event per move and a
-//! `placement.warning` event the first time a subject is stuck.
+//! next pass decides again), with one `site.move` (a site) or `site.cron_move` (its
+//! cron runner) event per move and a `placement.warning` event the first time a
+//! subject is stuck.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -33,7 +34,7 @@ impl ServerNames {
         self.0.insert(id, (name.to_owned(), health));
     }
 
-    fn name(&self, id: Option<Id>) -> Option<String> {
+    pub(super) fn name(&self, id: Option<Id>) -> Option<String> {
         id.map(|i| {
             self.0
                 .get(&i)
@@ -54,6 +55,10 @@ pub struct Written {
     pub moved: usize,
     /// Subjects stuck, with the server they stay on (warned or already warned).
     pub stuck: BTreeSet<(Subject, Id)>,
+    /// Servers some site's cron left: the caller revokes their cron lease until
+    /// they applied a config built from this transaction
+    /// ([`super::cron::CronLeases::revoke`]), before committing.
+    pub cron_left: Vec<Id>,
 }
 
 /// Whether writing `decisions` would change anything: a move, or a stuck subject
@@ -66,16 +71,51 @@ pub fn anything_to_write(decisions: &[Decision], warned: &BTreeSet<(Subject, Id)
 }
 
 /// Write `decisions` in `tx`. Stuck subjects in `warned` get no new warning.
+/// `cron_lease_s` is the lease agents get: a cron leaving a server may start on
+/// the next one that much later ([`super::cron::not_before`]).
 pub async fn write(
     tx: &mut Tx,
     decisions: &[Decision],
     servers: &ServerNames,
     warned: &BTreeSet<(Subject, Id)>,
     reason: &str,
+    cron_lease_s: u64,
 ) -> Result<Written, StoreError> {
     let mut out = Written::default();
     for d in decisions {
         match *d {
+            Decision::Move {
+                subject: Subject::Cron(site),
+                from,
+                to,
+            } => {
+                let moved =
+                    super::cron::move_cron(tx, site, from, Some(to), servers, reason, cron_lease_s)
+                        .await?;
+                if moved {
+                    out.moved += 1;
+                    out.cron_left.extend(from);
+                }
+            }
+            Decision::Unplace {
+                subject: Subject::Cron(site),
+                from,
+            } => {
+                let moved = super::cron::move_cron(
+                    tx,
+                    site,
+                    Some(from),
+                    None,
+                    servers,
+                    reason,
+                    cron_lease_s,
+                )
+                .await?;
+                if moved {
+                    out.moved += 1;
+                    out.cron_left.push(from);
+                }
+            }
             Decision::Move {
                 subject: Subject::Site(site),
                 from,
@@ -103,10 +143,13 @@ pub async fn write(
                 if warned.contains(&(subject, from)) {
                     continue;
                 }
-                let Subject::Site(site) = subject;
+                let (site, what) = match subject {
+                    Subject::Site(s) => (s, ""),
+                    Subject::Cron(s) => (s, "(its cron) "),
+                };
                 let from_name = servers.name(Some(from)).unwrap_or_default();
                 let warning = format!(
-                    "must leave server `{from_name}` ({}) but no other server of its cluster is usable; it stays",
+                    "{what}must leave server `{from_name}` ({}) but no other server of its cluster is usable; it stays",
                     health_str(servers.health(from))
                 );
                 warn(tx, site, &warning, Some(from_name), reason).await?;

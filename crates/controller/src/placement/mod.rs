@@ -24,16 +24,21 @@
 //! platform costs two small reads (clusters, servers) per tick, no site read, no
 //! store write, no event.
 //!
-//! **Later placement needs** (which web server runs a site's cron, which mail
-//! server holds a domain's write lease) add a [`scheduler::Subject`] variant and a
-//! rule in the scheduler producing [`scheduler::Decision`]s for it, feed their
-//! placed things into the pass next to the sites, and an arm in [`apply::write`];
-//! the lock, the transaction, the events and the level-triggered loop stay.
+//! - **cron runner** — [`cron`]: which web server runs a site's cron jobs
+//!   ([`scheduler::cron::place_cron`]), decided in the same passes after the
+//!   sites' moves, and the lease a heartbeat grants.
+//!
+//! **Later placement needs** (which mail server holds a domain's write lease) add
+//! a [`scheduler::Subject`] variant and a rule in the scheduler producing
+//! [`scheduler::Decision`]s for it, feed their placed things into the pass next to
+//! the sites, and an arm in [`apply::write`]; the lock, the transaction, the
+//! events and the level-triggered loop stay.
 //!
 //! Errors are this module's own ([`PlacementError`]); `error.rs` maps them to HTTP.
 
 pub mod apply;
 pub mod converge;
+pub mod cron;
 pub mod snapshot;
 
 use std::collections::HashMap;
@@ -68,6 +73,8 @@ pub type PlacementResult<T> = Result<T, PlacementError>;
 #[derive(Debug, Default)]
 pub struct Placement {
     memory: tokio::sync::Mutex<Memory>,
+    /// The cron leases heartbeats grant ([`cron::CronLeases`]).
+    pub cron: cron::CronLeases,
 }
 
 impl Placement {
@@ -174,7 +181,12 @@ async fn pass(state: &AppState, memory: &mut Memory, reason: &str) -> PlacementR
         .into_iter()
         .map(|d| (d.meta.id, d.data))
         .collect();
-    let decisions = scheduler::replace(&snap, &placed_sites(&domains, &sites));
+    let mut decisions = scheduler::replace(&snap, &placed_sites(&domains, &sites));
+    let crons = cron::placed(&domains, &sites, &decisions);
+    decisions.extend(scheduler::cron::place_cron(
+        &cron::with_cron_loads(&snap, &sites),
+        &crons,
+    ));
     let stuck: std::collections::BTreeSet<(Subject, Id)> = decisions
         .iter()
         .filter_map(|d| match *d {
@@ -193,8 +205,13 @@ async fn pass(state: &AppState, memory: &mut Memory, reason: &str) -> PlacementR
         &ServerNames::of(&snap),
         &memory.warned,
         reason,
+        state.config.health.cron_lease_s,
     )
     .await?;
+    state
+        .placement
+        .cron
+        .revoke(&written.cron_left, tx.revision());
     tx.commit().await?;
     memory.warned = written.stuck;
     state.changed();
@@ -229,7 +246,22 @@ pub async fn delete_server(
             current: Some(server.meta.id),
         })
         .collect();
-    let decisions = scheduler::replace(&after, &on_it);
+    let mut decisions = scheduler::replace(&after, &on_it);
+    let domains: HashMap<Id, Domain> = state
+        .store
+        .all::<Domain>()
+        .await?
+        .into_iter()
+        .map(|d| (d.meta.id, d.data))
+        .collect();
+    let crons: Vec<_> = cron::placed(&domains, &sites, &decisions)
+        .into_iter()
+        .filter(|c| c.current == Some(server.meta.id))
+        .collect();
+    decisions.extend(scheduler::cron::place_cron(
+        &cron::with_cron_loads(&after, &sites),
+        &crons,
+    ));
     let mut tx = state.store.begin(actor).await?;
     tx.delete(model::entity::Kind::Server, server.meta.id)
         .await?;
@@ -239,8 +271,13 @@ pub async fn delete_server(
         &names,
         &memory.warned,
         "server deleted",
+        state.config.health.cron_lease_s,
     )
     .await?;
+    state
+        .placement
+        .cron
+        .revoke(&written.cron_left, tx.revision());
     tx.commit().await?;
     drop(memory);
     state.changed();
@@ -252,13 +289,27 @@ pub async fn delete_server(
 /// `site.move` events; `all` sites have no active server.
 pub async fn replace_domain_sites(
     held: &tokio::sync::MutexGuard<'_, Memory>,
+    state: &AppState,
     tx: &mut Tx,
     snap: &Snapshot,
     domain: Id,
     web: Id,
 ) -> PlacementResult<usize> {
     let mut placed = Vec::new();
-    for site in tx.children::<Site>(domain).await? {
+    let children = tx.children::<Site>(domain).await?;
+    let mut crons = Vec::new();
+    for site in &children {
+        if !site.data.cron.is_empty() {
+            crons.push(scheduler::cron::CronPlaced {
+                site: site.meta.id,
+                cluster: web,
+                current: site.data.cron_holder.and_then(|h| h.server),
+                pinned: (site.data.mode == PlacementMode::Single)
+                    .then_some(site.data.active_server),
+            });
+        }
+    }
+    for site in children {
         match site.data.mode {
             PlacementMode::Single => placed.push(Placed {
                 subject: Subject::Site(site.meta.id),
@@ -273,15 +324,35 @@ pub async fn replace_domain_sites(
             PlacementMode::All => {}
         }
     }
-    let decisions = scheduler::replace(snap, &placed);
+    let mut decisions = scheduler::replace(snap, &placed);
+    // A `single` site's cron follows the site; an `all` site's goes to any
+    // usable server of the new cluster.
+    for c in &mut crons {
+        let moved = decisions.iter().find_map(|d| match *d {
+            Decision::Move { subject, to, .. } if subject == Subject::Site(c.site) => {
+                Some(Some(to))
+            }
+            Decision::Unplace { subject, .. } if subject == Subject::Site(c.site) => Some(None),
+            _ => None,
+        });
+        if let Some(m) = moved {
+            c.pinned = Some(m);
+        }
+    }
+    decisions.extend(scheduler::cron::place_cron(snap, &crons));
     let written = apply::write(
         tx,
         &decisions,
         &ServerNames::of(snap),
         &held.warned,
         "domain moved",
+        state.config.health.cron_lease_s,
     )
     .await?;
+    state
+        .placement
+        .cron
+        .revoke(&written.cron_left, tx.revision());
     Ok(written.moved)
 }
 

@@ -36,6 +36,9 @@ fn site(mode: PlacementMode, active: Option<Id>) -> Site {
         deployment: None,
         previous_deployments: Vec::new(),
         files: Default::default(),
+        cron: Vec::new(),
+        cron_next_id: 0,
+        cron_holder: None,
     }
 }
 

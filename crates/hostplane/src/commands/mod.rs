@@ -2,6 +2,7 @@
 //! arguments into one or more typed API calls and prints the answer.
 
 pub mod accounts;
+pub mod cron;
 pub mod databases;
 pub mod dns;
 pub mod domains;
@@ -78,6 +79,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Token(cmd) => accounts::token(ctx, cmd).await,
         Command::Domain(cmd) => domains::domain(ctx, cmd).await,
         Command::Site(cmd) => domains::site(ctx, cmd).await,
+        Command::Cron(cmd) => cron::cron(ctx, cmd).await,
         Command::Mailbox(cmd) => mail::mailbox(ctx, cmd).await,
         Command::Alias(cmd) => mail::alias(ctx, cmd).await,
         Command::Db(cmd) => databases::database(ctx, cmd).await,

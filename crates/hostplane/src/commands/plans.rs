@@ -97,6 +97,9 @@ pub struct LimitArgs {
     /// Largest PHP max_execution_time/max_input_time, seconds (1..86400; default 300)
     #[arg(long, value_name = "S")]
     pub php_execution_s: Option<u64>,
+    /// Most cron jobs of one site (0..1000; default 10)
+    #[arg(long, value_name = "N")]
+    pub cron_jobs: Option<u64>,
 }
 
 impl LimitArgs {
@@ -116,6 +119,7 @@ impl LimitArgs {
             php_memory_mb: self.php_memory_mb,
             php_upload_mb: self.php_upload_mb,
             php_execution_s: self.php_execution_s,
+            cron_jobs: self.cron_jobs,
         }
     }
 }
@@ -201,6 +205,7 @@ pub fn limit_fields(l: &LimitsView) -> Vec<(&'static str, String)> {
         ("php memory", format!("{} MiB", l.php_memory_mb)),
         ("php upload", format!("{} MiB", l.php_upload_mb)),
         ("php execution", format!("{} s", l.php_execution_s)),
+        ("cron jobs per site", l.cron_jobs.to_string()),
     ]
 }
 

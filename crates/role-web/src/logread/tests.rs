@@ -24,7 +24,12 @@ fn times_of_each_format() {
         time_of("2026/11/26 01:02:03 [error] x"),
         Some(1_795_654_923_000)
     );
+    assert_eq!(
+        time_of("2026-11-26T01:02:03Z job=1 start=2026-11-26T01:02:00Z exit=0"),
+        Some(1_795_654_923_000)
+    );
     assert_eq!(time_of("#0 {main}"), None);
+    assert_eq!(time_of("  job=1 | output line"), None);
 }
 
 #[test]

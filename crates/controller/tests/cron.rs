@@ -1,0 +1,347 @@
+//! A site's cron jobs through the API and the placement path (issue 15): bad
+//! schedules and commands are 422s naming the field and the rule, another
+//! customer's site is a 404, the plan's `cron_jobs` is a 409; the first job places
+//! the site's cron runner on one web server of its cluster, draining or deleting
+//! that server moves it (a `site.cron_move` event, a handover time one lease
+//! ahead), the web servers' config names the holder, and a heartbeat grants the
+//! lease only to a server that applied its current config.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{default_clusters, Api, Server};
+use proto::agent_v1::{DesiredConfig, RoleConfig, CONFIG_PATH, HEARTBEAT_PATH, JOIN_PATH};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use serde_json::{json, Value};
+
+/// A joined web server speaking the agent protocol (mutual TLS).
+struct Web {
+    url: String,
+    http: reqwest::Client,
+}
+
+async fn join(srv: &Server, admin: &Api, name: &str) -> Web {
+    let token = admin
+        .post("/v1/join-tokens", json!({"cluster": "web-1"}))
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let r = srv
+        .client(None)
+        .post(
+            JOIN_PATH,
+            json!({
+                "token": token, "csr_pem": csr, "name": name,
+                "hostname": format!("{name}.hosting.example"), "addresses": ["127.0.0.1"],
+                "country": "DE", "region": "eu-test", "hardware": "test",
+            }),
+        )
+        .await
+        .expect(200);
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", r["cert_pem"].as_str().unwrap(), key.serialize_pem()).as_bytes(),
+    )
+    .unwrap();
+    Web {
+        url: srv.url.clone(),
+        http: reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&srv.ca).unwrap())
+            .identity(identity)
+            .build()
+            .unwrap(),
+    }
+}
+
+impl Web {
+    /// A heartbeat saying config `applied` is applied; the lease granted.
+    async fn beat(&self, applied: i64) -> Option<u64> {
+        let ack: Value = self
+            .http
+            .post(format!("{}{HEARTBEAT_PATH}", self.url))
+            .json(&json!({
+                "applied_revision": applied,
+                "engines": [{"name": "web", "state": "ok", "detail": "test"}],
+                "agent_version": "test",
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ack["cron_lease_secs"].as_u64()
+    }
+
+    async fn config(&self) -> DesiredConfig {
+        let res = self
+            .http
+            .get(format!("{}{CONFIG_PATH}?after=0", self.url))
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+    }
+
+    /// The site's cron as this server's config carries it, once `ready` holds.
+    async fn cron_when(
+        &self,
+        domain: &str,
+        ready: impl Fn(&Option<proto::agent_v1::WebCron>) -> bool,
+    ) -> (i64, Option<proto::agent_v1::WebCron>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let doc = self.config().await;
+            let RoleConfig::Web(w) = doc.role else {
+                panic!("not a web config")
+            };
+            let cron = w
+                .sites
+                .into_iter()
+                .find(|s| s.domain == domain)
+                .and_then(|s| s.cron);
+            if ready(&cron) || std::time::Instant::now() > deadline {
+                assert!(ready(&cron), "config never got ready: {cron:?}");
+                return (doc.revision, cron);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn cron_moves(admin: &Api) -> Vec<(Value, Value, String)> {
+    admin
+        .list_all("/v1/events?limit=1000")
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "site.cron_move")
+        .map(|e| {
+            (
+                e["detail"]["from"].clone(),
+                e["detail"]["to"].clone(),
+                e["detail"]["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cron_jobs_are_checked_limited_placed_moved_and_leased() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    default_clusters(&admin).await;
+    let web_a = join(&srv, &admin, "web-a").await;
+    let web_b = join(&srv, &admin, "web-b").await;
+    let acme = common::customer(&srv, &admin, "acme", json!({})).await;
+    admin
+        .patch("/v1/customers/acme", json!({"limits": {"cron_jobs": 2}}))
+        .await
+        .expect(200);
+    let bob = common::customer(&srv, &admin, "bob", json!({})).await;
+    acme.post("/v1/domains", json!({"name": "shop.example"}))
+        .await
+        .expect(201);
+    acme.post(
+        "/v1/sites",
+        json!({"domain": "shop.example", "php": true, "mode": "all"}),
+    )
+    .await
+    .expect(201);
+    let path = "/v1/sites/shop.example/cron";
+
+    // Bad input: 422 naming the field and the rule (the message names the cron field).
+    for (body, field, rule, says) in [
+        (
+            json!({"schedule": "61 * * * *", "command": "php a.php"}),
+            "schedule",
+            "cron_range",
+            "minute",
+        ),
+        (
+            json!({"schedule": "* * 31 feb *", "command": "php a.php"}),
+            "schedule",
+            "cron_never",
+            "day-of-month",
+        ),
+        (
+            json!({"schedule": "* * *", "command": "php a.php"}),
+            "schedule",
+            "cron_fields",
+            "5 fields",
+        ),
+        (
+            json!({"schedule": "@reboot", "command": "php a.php"}),
+            "schedule",
+            "cron_macro",
+            "@hourly",
+        ),
+        (
+            json!({"schedule": "* * * * *", "command": "rm -rf /"}),
+            "command",
+            "cron_command",
+            "no shell",
+        ),
+        (
+            json!({"schedule": "* * * * *", "command": "php ../../etc/passwd"}),
+            "command",
+            "dot_part",
+            "..",
+        ),
+        (
+            json!({"schedule": "* * * * *", "command": "php /etc/passwd"}),
+            "command",
+            "absolute",
+            "absolute",
+        ),
+    ] {
+        let e = acme.post(path, body).await.invalid(field);
+        assert_eq!(e["rule"], rule, "{e}");
+        assert!(e["message"].as_str().unwrap().contains(says), "{e}");
+    }
+    assert!(acme
+        .get(path)
+        .await
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // The first job places the runner on one of the two servers.
+    let job = acme
+        .post(
+            path,
+            json!({"schedule": "*/5  * * * *", "command": "php wp-cron.php"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(job["id"], 1);
+    assert_eq!(job["schedule"], "*/5 * * * *");
+    assert!(job["next_run"].as_str().unwrap().ends_with(":00Z"), "{job}");
+    let holder = job["server"].as_str().unwrap().to_owned();
+    assert!(holder == "web-a" || holder == "web-b");
+    let (first, other) = if holder == "web-a" {
+        (&web_a, "web-b")
+    } else {
+        (&web_b, "web-a")
+    };
+
+    // Another customer sees no such site.
+    bob.get(path).await.error(404, "not_found");
+    bob.post(
+        path,
+        json!({"schedule": "* * * * *", "command": "php x.php"}),
+    )
+    .await
+    .error(404, "not_found");
+    bob.delete(&format!("{path}/1"))
+        .await
+        .error(404, "not_found");
+
+    // The plan's limit (2 here).
+    acme.post(
+        path,
+        json!({"schedule": "@daily", "command": "GET /cron?x=1"}),
+    )
+    .await
+    .expect(201);
+    let e = acme
+        .post(path, json!({"schedule": "@hourly", "command": "php c.php"}))
+        .await
+        .error(409, "limit_reached");
+    assert_eq!(e["field"], "cron_jobs", "{e}");
+    let list = acme.get(path).await.expect(200);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[1]["command"], "GET /cron?x=1");
+    acme.delete(&format!("{path}/2")).await.expect(204);
+    acme.delete(&format!("{path}/2"))
+        .await
+        .error(404, "not_found");
+
+    // Both servers' configs name the holder; the heartbeat grants the lease to a
+    // server that applied its current config, not to one behind it.
+    let (rev, cron) = first
+        .cron_when("shop.example", |c| {
+            c.as_ref().is_some_and(|c| c.jobs.len() == 1)
+        })
+        .await;
+    let cron = cron.unwrap();
+    assert_eq!(cron.holder.as_deref(), Some(holder.as_str()));
+    assert_eq!(cron.not_before, 0);
+    assert_eq!(cron.timeout_s, 300);
+    assert_eq!(cron.jobs[0].command, "php wp-cron.php");
+    assert_eq!(first.beat(rev).await, Some(120));
+    assert_eq!(first.beat(0).await, None);
+
+    // Draining the holder moves the runner, to start one lease later.
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    admin
+        .post(&format!("/v1/servers/{holder}/drain"), json!({}))
+        .await
+        .expect(200);
+    let list = acme.get(path).await.expect(200);
+    assert_eq!(list[0]["server"], other, "{list}");
+    assert_eq!(
+        cron_moves(&admin).await,
+        vec![
+            (Value::Null, json!(holder), "cron added".to_owned()),
+            (json!(holder), json!(other), "drain".to_owned())
+        ]
+    );
+    let (_, cron) = first
+        .cron_when("shop.example", |c| {
+            c.as_ref()
+                .is_some_and(|c| c.holder.as_deref() == Some(other))
+        })
+        .await;
+    let nb = cron.unwrap().not_before;
+    assert!(
+        nb >= before + 120 && nb <= before + 120 + 30,
+        "{nb} vs {before}"
+    );
+
+    // Deleting the new holder leaves none (the other is drained) …
+    admin
+        .delete(&format!("/v1/servers/{other}"))
+        .await
+        .expect(204);
+    assert!(acme.get(path).await.expect(200)[0]["server"].is_null());
+    // … until the drained one is back, keeping the handover time.
+    admin
+        .post(&format!("/v1/servers/{holder}/undrain"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(acme.get(path).await.expect(200)[0]["server"], holder);
+    let (_, cron) = first
+        .cron_when("shop.example", |c| {
+            c.as_ref()
+                .is_some_and(|c| c.holder.as_deref() == Some(holder.as_str()))
+        })
+        .await;
+    assert!(cron.unwrap().not_before >= nb);
+    // A site turned `single` runs its cron where it is active.
+    let site = acme
+        .patch("/v1/sites/shop.example", json!({"mode": "single"}))
+        .await
+        .expect(200);
+    assert_eq!(site["active_server"], holder);
+    assert_eq!(acme.get(path).await.expect(200)[0]["server"], holder);
+    let moves = cron_moves(&admin).await;
+    assert_eq!(
+        moves[2..],
+        [
+            (json!(other), Value::Null, "server deleted".to_owned()),
+            (Value::Null, json!(holder), "undrain".to_owned())
+        ],
+        "{moves:?}"
+    );
+    srv.stop().await;
+}
