@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use proto::agent_delta::ConfigDelta;
 use proto::agent_v1::{
-    DesiredConfig, Heartbeat, HeartbeatAck, JoinRequest, JoinResponse, CONFIG_PATH, HEARTBEAT_PATH,
-    JOIN_PATH,
+    ConfigQuery, DesiredConfig, Heartbeat, HeartbeatAck, JoinRequest, JoinResponse, CONFIG_PATH,
+    HEARTBEAT_PATH, JOIN_PATH,
 };
 use rand::Rng;
 use reqwest::StatusCode;
@@ -284,7 +284,11 @@ impl AgentClient {
         after: i64,
         timeout: Duration,
     ) -> Result<Option<DesiredConfig>, ClientError> {
-        let url = format!("{base}{CONFIG_PATH}?after={after}");
+        let query = ConfigQuery {
+            after,
+            ..ConfigQuery::default()
+        };
+        let url = format!("{base}{CONFIG_PATH}?{}", query.to_query_string());
         let resp = self.get(&url, timeout).await?;
         match resp.status() {
             StatusCode::OK => Ok(Some(json_body(&url, resp).await?)),
@@ -305,10 +309,12 @@ impl AgentClient {
         resync: bool,
         timeout: Duration,
     ) -> Result<Option<DeltaAnswer>, ClientError> {
-        let mut url = format!("{base}{CONFIG_PATH}?after={after}&delta=1");
-        if resync {
-            url.push_str("&resync=1");
-        }
+        let query = ConfigQuery {
+            after,
+            delta: 1,
+            resync: u8::from(resync),
+        };
+        let url = format!("{base}{CONFIG_PATH}?{}", query.to_query_string());
         let resp = self.get(&url, timeout).await?;
         match resp.status() {
             StatusCode::OK => {

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use model::entity::Server;
-use proto::agent_v1::{Heartbeat, HeartbeatAck};
+use proto::agent_v1::{ConfigQuery, Heartbeat, HeartbeatAck};
 use store::{Scope, Stored};
 
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
@@ -69,35 +69,15 @@ impl FromRequestParts<AppState> for AgentIdentity {
     }
 }
 
-/// Query of `GET /v1/agent/config`: [`proto::agent_v1::ConfigQuery`]'s `after`
-/// and `delta`, and `resync`.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigParams {
-    /// The revision the agent already has; `0` asks for the full config at once.
-    #[serde(default)]
-    pub after: i64,
-    /// `1`: a delta from `after` (see [`proto::agent_v1::ConfigQuery::delta`]).
-    #[serde(default)]
-    pub delta: u8,
-    /// `1` with `delta=1`: the agent's periodic resync. Answered at once (no
-    /// waiting for a change) with the delta from `after`, usually empty, whose
-    /// digest the agent checks against its items; a snapshot only when `after` is
-    /// unknown here. Before, every resync asked `after=0` and each agent received
-    /// and parsed every item (30 MB at 100,000 sites) every minute.
-    #[serde(default)]
-    pub resync: u8,
-}
-
 /// `GET /v1/agent/config?after=REV[&delta=1[&resync=1]]`: the server's desired config
 /// as soon as its revision is greater than `after` (at once for `after=0`), else
 /// `304` after `agents.config_wait_ms`. With `delta=1` the answer is a delta from
 /// `after`, or a snapshot at once when `after` is not a revision this controller can
-/// start from; with `resync=1` the delta is answered at once (see [`ConfigParams`]).
+/// start from; with `resync=1` the delta is answered at once (see [`ConfigQuery::resync`]).
 pub async fn config(
     State(state): State<AppState>,
     agent: AgentIdentity,
-    ApiQuery(q): ApiQuery<ConfigParams>,
+    ApiQuery(q): ApiQuery<ConfigQuery>,
 ) -> Response {
     let wait = std::time::Duration::from_millis(state.config.agents.config_wait_ms);
     let id = agent.server.meta.id;

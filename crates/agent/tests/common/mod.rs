@@ -190,6 +190,16 @@ async fn config(
     Extension(peer): Extension<Peer>,
     Query(q): Query<ConfigQuery>,
 ) -> Response {
+    if q.resync != 0 {
+        // This fake stands for a controller that predates `resync` (it answered 400
+        // when `ConfigQuery` had no such field): the agent falls back to `after=0`
+        // resyncs, which the resync tests count.
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "unknown field `resync`",
+        );
+    }
     let Some(server) = peer.server else {
         return error(
             StatusCode::UNAUTHORIZED,
