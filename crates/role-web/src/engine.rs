@@ -580,6 +580,7 @@ fn start_mailer(
     }
     let mut opts = crate::mailer::MailerOptions {
         helo: ctx.server.clone(),
+        log_dir: Some(ctx.state_dir.join("logs")),
         ..Default::default()
     };
     if let Some(v) = ctx.options.get("mail_retry_secs") {

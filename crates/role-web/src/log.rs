@@ -400,6 +400,26 @@ fn write_batch(
     }
 }
 
+/// Append one line (time-stamped now) to log `kind` of `domain` in `dir` from
+/// outside the writer task (the sendmail socket's refusals). `O_APPEND` keeps the
+/// line whole beside the writer's; rotation stays the writer's.
+pub fn append_site_line(
+    dir: &std::path::Path,
+    domain: &str,
+    kind: LogKind,
+    text: &str,
+) -> std::io::Result<()> {
+    let when = time::OffsetDateTime::now_utc()
+        .format(ERROR_TIME)
+        .unwrap_or_default();
+    std::fs::create_dir_all(dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(site_file(domain, kind)))?;
+    f.write_all(format!("{when} {}\n", escape(text)).as_bytes())
+}
+
 /// Rotate `dir/name` first if it is due by `rotation` (for logs written outside
 /// the writer task, e.g. the cron runner's, under their writer's own lock).
 pub(crate) fn rotate_if_due(dir: &std::path::Path, name: &str, rotation: Rotation) {

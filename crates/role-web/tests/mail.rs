@@ -360,6 +360,13 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
         err.contains("only from addresses of its own domain"),
         "{err}"
     );
+    // ... and the other site's error log says why its mail() failed (`site logs`).
+    let other_log = std::fs::read_to_string(state.join("logs").join(format!("{OTHER}.error.log")))
+        .unwrap_or_default();
+    assert!(
+        other_log.contains("mail() refused") && other_log.contains("own domain"),
+        "{other_log}"
+    );
     let (code, err) = sendmail_as(0, 0, &["--socket", sock, "-t", "-i"], &msg);
     assert_ne!(code, 0);
     assert!(err.contains("is not the PHP user of a site"), "{err}");

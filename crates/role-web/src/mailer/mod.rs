@@ -74,6 +74,9 @@ pub struct MailerOptions {
     pub expire_after: Duration,
     /// Name in EHLO.
     pub helo: String,
+    /// The engine's log folder: a refused `mail()` is written to the site's error
+    /// log there (what `hostplane site logs --error` shows); `None`: only traced.
+    pub log_dir: Option<PathBuf>,
 }
 
 impl Default for MailerOptions {
@@ -83,6 +86,7 @@ impl Default for MailerOptions {
             retry_max: Duration::from_secs(30 * 60),
             expire_after: EXPIRE_AFTER,
             helo: "localhost".into(),
+            log_dir: None,
         }
     }
 }

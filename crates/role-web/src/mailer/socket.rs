@@ -140,6 +140,27 @@ async fn handle(stream: &mut UnixStream, shared: &Shared) -> Result<String, Stri
             )
         })?;
     let site = model::DomainName::new(site).map_err(|e| format!("site {site}: {}", e.message))?;
+    let result = spool_site_mail(shared, &routes, &site, uid, &req, &raw).await;
+    if let (Err(why), Some(dir)) = (&result, shared.opts.log_dir.clone()) {
+        // The customer reads why mail() returned false in the site's error log.
+        let (domain, text) = (site.to_string(), format!("[error] mail() refused: {why}"));
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::log::append_site_line(&dir, &domain, proto::agent_ops::LogKind::Error, &text)
+        })
+        .await;
+    }
+    result
+}
+
+/// Check and spool the message of site `site`; the spool id, or why not.
+async fn spool_site_mail(
+    shared: &Shared,
+    routes: &super::Routes,
+    site: &model::DomainName,
+    uid: u32,
+    req: &SendmailRequest,
+    raw: &[u8],
+) -> Result<String, String> {
     if routes
         .by_domain
         .get(site.as_str())
@@ -162,7 +183,7 @@ async fn handle(stream: &mut UnixStream, shared: &Shared) -> Result<String, Stri
         std::process::id(),
         uid
     );
-    let prepared = super::message::prepare(&site, &req, &raw, &unique, &date)?;
+    let prepared = super::message::prepare(site, req, raw, &unique, &date)?;
     let envelope = Envelope {
         domain: site.to_string(),
         from: prepared.from,
