@@ -1,6 +1,6 @@
 //! Static files: MIME type, validators (ETag, Last-Modified) and conditional GET,
 //! single byte ranges, gzip/brotli for text, HEAD. Small files are served from the
-//! [`ContentCache`]; large ones are streamed in 64 KiB chunks.
+//! [`ContentCache`]; large ones are streamed in 512 KiB chunks.
 //!
 //! The ETag is built from mtime and size (not the inode), so every web server of a
 //! cluster holding the same synced file gives the same tag.
@@ -23,8 +23,10 @@ use crate::fsafe::Opened;
 /// Files up to this size are read on the async thread (one `pread`); larger ones
 /// in the blocking pool.
 const INLINE_READ: u64 = 256 << 10;
-/// Chunk size when streaming large files.
-const CHUNK: usize = 64 << 10;
+/// Chunk size when streaming large files: each chunk is one read in the blocking
+/// pool and one hand-over back, so larger chunks mean fewer thread wake-ups per
+/// byte (64 KiB chunks served a 10 MiB file at 0.66× nginx's sendfile).
+const CHUNK: usize = 512 << 10;
 
 /// The validators of a file version, with their header values rendered once.
 #[derive(Debug)]
@@ -384,7 +386,7 @@ async fn encoded(
     Ok(Served::Whole(full(packed), n, Some(enc)))
 }
 
-/// Stream `len` bytes from `start` in 64 KiB chunks (reads in the blocking pool).
+/// Stream `len` bytes from `start` in [`CHUNK`]s (reads in the blocking pool).
 fn stream(o: Opened, start: u64, len: u64) -> io::Result<Body> {
     let mut file = std::fs::File::from(o.fd);
     file.seek(SeekFrom::Start(start))?;
