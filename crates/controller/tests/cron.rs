@@ -11,55 +11,14 @@
 mod common;
 
 use common::{default_clusters, Api, Server};
-use proto::agent_v1::{DesiredConfig, RoleConfig, CONFIG_PATH, HEARTBEAT_PATH, JOIN_PATH};
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use proto::agent_v1::{DesiredConfig, RoleConfig, CONFIG_PATH, HEARTBEAT_PATH};
 use serde_json::{json, Value};
 
 /// A joined web server speaking the agent protocol (mutual TLS).
-struct Web {
-    url: String,
-    http: reqwest::Client,
-}
+type Web = common::Joined;
 
 async fn join(srv: &Server, admin: &Api, name: &str) -> Web {
-    let token = admin
-        .post("/v1/join-tokens", json!({"cluster": "web-1"}))
-        .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
-    params.distinguished_name = dn;
-    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-    let r = srv
-        .client(None)
-        .post(
-            JOIN_PATH,
-            json!({
-                "token": token, "csr_pem": csr, "name": name,
-                "hostname": format!("{name}.hosting.example"), "addresses": ["127.0.0.1"],
-                "country": "DE", "region": "eu-test", "hardware": "test",
-            }),
-        )
-        .await
-        .expect(200);
-    let identity = reqwest::Identity::from_pem(
-        format!("{}{}", r["cert_pem"].as_str().unwrap(), key.serialize_pem()).as_bytes(),
-    )
-    .unwrap();
-    Web {
-        url: srv.url.clone(),
-        http: reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(reqwest::Certificate::from_pem(&srv.ca).unwrap())
-            .identity(identity)
-            .build()
-            .unwrap(),
-    }
+    common::join_agent(srv, admin, "web-1", name).await
 }
 
 impl Web {

@@ -12,54 +12,14 @@ use std::time::Duration;
 
 use common::{Api, Server};
 use proto::agent_delta::{blob_path, join, ConfigDelta, Item};
-use proto::agent_v1::{DesiredConfig, RoleConfig, CONFIG_PATH, JOIN_PATH};
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use proto::agent_v1::{DesiredConfig, RoleConfig, CONFIG_PATH};
 use reqwest::StatusCode;
 use serde_json::json;
 
-struct Agent {
-    url: String,
-    http: reqwest::Client,
-}
+type Agent = common::Joined;
 
 async fn join_agent(srv: &Server, admin: &Api, cluster: &str, name: &str) -> Agent {
-    let token = admin
-        .post("/v1/join-tokens", json!({"cluster": cluster}))
-        .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
-    params.distinguished_name = dn;
-    let csr_pem = params.serialize_request(&key).unwrap().pem().unwrap();
-    let r = srv
-        .client(None)
-        .post(
-            JOIN_PATH,
-            json!({"token": token, "csr_pem": csr_pem, "name": name,
-                "hostname": format!("{name}.hosting.example"), "addresses": ["127.0.0.1"],
-                "country": "DE", "region": "", "hardware": ""}),
-        )
-        .await
-        .expect(200);
-    let identity = reqwest::Identity::from_pem(
-        format!("{}{}", r["cert_pem"].as_str().unwrap(), key.serialize_pem()).as_bytes(),
-    )
-    .unwrap();
-    let http = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&srv.ca).unwrap())
-        .identity(identity)
-        .build()
-        .unwrap();
-    Agent {
-        url: srv.url.clone(),
-        http,
-    }
+    common::join_agent(srv, admin, cluster, name).await
 }
 
 impl Agent {

@@ -11,56 +11,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Api, Server};
-use proto::agent_v1::{DesiredConfig, RoleConfig, CONFIG_PATH, HEARTBEAT_PATH, JOIN_PATH};
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use proto::agent_v1::{DesiredConfig, RoleConfig, CONFIG_PATH, HEARTBEAT_PATH};
 use serde_json::{json, Value};
 
 /// A joined files server speaking the agent protocol (mutual TLS).
-struct Files {
-    url: String,
-    http: reqwest::Client,
-}
+type Files = common::Joined;
 
 /// Join a server named `name` to cluster `cluster`.
 async fn join(srv: &Server, admin: &Api, cluster: &str, name: &str) -> Files {
-    let token = admin
-        .post("/v1/join-tokens", json!({"cluster": cluster}))
-        .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
-    params.distinguished_name = dn;
-    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-    let r = srv
-        .client(None)
-        .post(
-            JOIN_PATH,
-            json!({
-                "token": token, "csr_pem": csr, "name": name,
-                "hostname": format!("{name}.hosting.example"), "addresses": ["127.0.0.1"],
-                "country": "DE", "region": "eu-test", "hardware": "test",
-            }),
-        )
-        .await
-        .expect(200);
-    let identity = reqwest::Identity::from_pem(
-        format!("{}{}", r["cert_pem"].as_str().unwrap(), key.serialize_pem()).as_bytes(),
-    )
-    .unwrap();
-    Files {
-        url: srv.url.clone(),
-        http: reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(reqwest::Certificate::from_pem(&srv.ca).unwrap())
-            .identity(identity)
-            .build()
-            .unwrap(),
-    }
+    common::join_agent(srv, admin, cluster, name).await
 }
 
 impl Files {

@@ -255,3 +255,54 @@ pub async fn customer(server: &Server, admin: &Api, name: &str, body: Value) -> 
         .expect(201);
     server.client(Some(t["token"].as_str().unwrap()))
 }
+
+/// A server joined through the agent protocol: the controller's URL and a client
+/// presenting the server's certificate (mutual TLS), for the agent endpoints.
+pub struct Joined {
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+/// Join a server named `name` to cluster `cluster` as an agent does (join token,
+/// CSR, the certificate the controller signs).
+pub async fn join_agent(srv: &Server, admin: &Api, cluster: &str, name: &str) -> Joined {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+    let token = admin
+        .post("/v1/join-tokens", json!({"cluster": cluster}))
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let r = srv
+        .client(None)
+        .post(
+            proto::agent_v1::JOIN_PATH,
+            json!({
+                "token": token, "csr_pem": csr, "name": name,
+                "hostname": format!("{name}.hosting.example"), "addresses": ["127.0.0.1"],
+                "country": "DE", "region": "eu-test", "hardware": "test",
+            }),
+        )
+        .await
+        .expect(200);
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", r["cert_pem"].as_str().unwrap(), key.serialize_pem()).as_bytes(),
+    )
+    .unwrap();
+    Joined {
+        url: srv.url.clone(),
+        http: reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&srv.ca).unwrap())
+            .identity(identity)
+            .build()
+            .unwrap(),
+    }
+}
