@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use model::entity::{Kind, Site};
 use model::{Id, PlacementMode};
 use scheduler::{Decision, Health, Snapshot, Subject};
-use store::{StoreError, Tx};
+use store::{StoreError, Stored, Tx};
 
 use crate::health::health_str;
 
@@ -176,19 +176,42 @@ async fn move_site(
         return Ok(false); // changed meanwhile; the next pass decides again
     }
     cur.data.active_server = to;
+    write_moved(
+        tx,
+        cur,
+        [from, to],
+        servers,
+        reason,
+        ("site.move", "single site"),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Write `cur`, a site just re-placed from `from` to `to`, with its event
+/// (`action`, e.g. `site.move`) naming both servers and the reason; `what` names
+/// the move in the log.
+pub(super) async fn write_moved(
+    tx: &mut Tx,
+    cur: Stored<Site>,
+    [from, to]: [Option<Id>; 2],
+    servers: &ServerNames,
+    reason: &str,
+    (action, what): (&str, &str),
+) -> Result<(), StoreError> {
     let owner = cur.meta.owner;
     let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     let (from, to) = (servers.name(from), servers.name(to));
-    tracing::info!(site = %updated.meta.name, ?from, ?to, reason, "single site moved");
+    tracing::info!(site = %updated.meta.name, ?from, ?to, reason, "{what} moved");
     tx.event(
-        "site.move",
+        action,
         Kind::Site,
         Some((updated.meta.id, &updated.meta.name)),
         owner,
         serde_json::json!({ "from": from, "to": to, "reason": reason }),
     )
     .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// A `placement.warning` event on a site.

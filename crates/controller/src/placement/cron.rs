@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use model::cron::CronHolder;
-use model::entity::{Domain, Kind, Site};
+use model::entity::{Domain, Site};
 use model::{Id, PlacementMode, Role};
 use scheduler::cron::CronPlaced;
 use scheduler::{Decision, Snapshot};
@@ -164,16 +164,13 @@ pub async fn move_cron(
             None => holder.not_before,
         },
     });
-    let owner = cur.meta.owner;
-    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
-    let (from, to) = (servers.name(from), servers.name(to));
-    tracing::info!(site = %updated.meta.name, ?from, ?to, reason, "cron runner moved");
-    tx.event(
-        "site.cron_move",
-        Kind::Site,
-        Some((updated.meta.id, &updated.meta.name)),
-        owner,
-        serde_json::json!({ "from": from, "to": to, "reason": reason }),
+    super::apply::write_moved(
+        tx,
+        cur,
+        [from, to],
+        servers,
+        reason,
+        ("site.cron_move", "cron runner"),
     )
     .await?;
     Ok(true)
