@@ -237,7 +237,18 @@ async fn cron_jobs_are_checked_limited_placed_moved_and_leased() {
     assert_eq!(cron.not_before, 0);
     assert_eq!(cron.timeout_s, 300);
     assert_eq!(cron.jobs[0].command, "php wp-cron.php");
-    assert_eq!(first.beat(rev).await, Some(120));
+    // A build may land between reading the config and the heartbeat (the key
+    // task's, say): then the server is behind again and rightly gets no lease, so
+    // read the current revision again until one heartbeat finds it applied.
+    let mut applied = rev;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while first.beat(applied).await != Some(120) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lease for a server that applied its current config"
+        );
+        applied = first.config().await.revision;
+    }
     assert_eq!(first.beat(0).await, None);
 
     // Draining the holder moves the runner, to start one lease later.
@@ -303,4 +314,106 @@ async fn cron_jobs_are_checked_limited_placed_moved_and_leased() {
         "{moves:?}"
     );
     srv.stop().await;
+}
+
+/// Import site lines carry cron jobs under the API's rules: each job is checked
+/// like `POST …/cron` (a bad one refuses the line naming `cron[i].…`), the plan's
+/// `cron_jobs` holds, the runner is placed through the placement path after the
+/// commit, and a re-run skips an identical line and refuses one whose jobs differ.
+#[tokio::test]
+async fn import_site_lines_take_cron_jobs_under_the_api_rules() {
+    use common::{expect, import};
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    default_clusters(&admin).await;
+    let _web = join(&srv, &admin, "web-a").await;
+    let jobs = json!([
+        {"schedule": "*/5  * * * *", "command": "php wp-cron.php"},
+        {"schedule": "@daily", "command": "GET /cron/daily"},
+    ]);
+    let lines = vec![
+        json!({"kind": "customer", "name": "imp"}),
+        json!({"kind": "domain", "name": "wp.example", "customer": "imp"}),
+        json!({"kind": "domain", "name": "bad1.example", "customer": "imp"}),
+        json!({"kind": "domain", "name": "bad2.example", "customer": "imp"}),
+        json!({"kind": "domain", "name": "bad3.example", "customer": "imp"}),
+        // 6: two good jobs.
+        json!({"kind": "site", "domain": "wp.example", "php": true, "mode": "all", "cron": jobs}),
+        // 7: a bad schedule in the second job.
+        json!({"kind": "site", "domain": "bad1.example", "cron": [
+            {"schedule": "* * * * *", "command": "php a.php"},
+            {"schedule": "61 * * * *", "command": "php a.php"}]}),
+        // 8: a shell command.
+        json!({"kind": "site", "domain": "bad2.example", "cron": [
+            {"schedule": "* * * * *", "command": "bash -c id"}]}),
+        // 9: more jobs than the plan allows (10 by default).
+        json!({"kind": "site", "domain": "bad3.example", "cron":
+            (0..11).map(|i| json!({"schedule": "* * * * *", "command": format!("php j{i}.php")})).collect::<Vec<_>>()}),
+    ];
+    let report = import(&admin, &lines, 1, false).await;
+    expect(&report, 6, "created", "");
+    expect(&report, 7, "refused", "cron[1].schedule");
+    expect(&report, 8, "refused", "cron[0].command");
+    expect(&report, 9, "refused", "cron_jobs");
+    for bad in ["bad1", "bad2", "bad3"] {
+        admin
+            .get(&format!("/v1/sites/{bad}.example"))
+            .await
+            .expect(404);
+    }
+
+    // The jobs as the API shows them, numbered, normalised, placed on the server.
+    let list = admin.get("/v1/sites/wp.example/cron").await.expect(200);
+    let got: Vec<(Value, Value, Value, Value)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["id"].clone(),
+                j["schedule"].clone(),
+                j["command"].clone(),
+                j["server"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                json!(1),
+                json!("*/5 * * * *"),
+                json!("php wp-cron.php"),
+                json!("web-a")
+            ),
+            (
+                json!(2),
+                json!("0 0 * * *"),
+                json!("GET /cron/daily"),
+                json!("web-a")
+            ),
+        ],
+        "{list}"
+    );
+    // A job added later through the API gets the next id.
+    let next = admin
+        .post(
+            "/v1/sites/wp.example/cron",
+            json!({"schedule": "@hourly", "command": "php h.php"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(next["id"], 3, "{next}");
+    admin
+        .delete("/v1/sites/wp.example/cron/3")
+        .await
+        .expect(204);
+
+    // A re-run skips the identical line and refuses one with other jobs.
+    let again = import(&admin, &lines[..6], 1, false).await;
+    expect(&again, 6, "skipped", "");
+    let mut changed = lines[..6].to_vec();
+    changed[5]["cron"] = json!([{"schedule": "*/5 * * * *", "command": "php wp-cron.php"}]);
+    let report = import(&admin, &changed, 1, false).await;
+    expect(&report, 6, "refused", "cron: stored");
 }

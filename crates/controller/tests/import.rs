@@ -8,48 +8,8 @@
 
 mod common;
 
-use common::{customer, default_clusters, Api, Server};
+use common::{customer, default_clusters, expect, import, Server};
 use serde_json::{json, Value};
-
-/// `POST /v1/import` of `lines` (numbered from `first`) as the admin.
-async fn import(api: &Api, lines: &[Value], first: u64, dry_run: bool) -> Value {
-    let body: Vec<String> = lines.iter().map(Value::to_string).collect();
-    let res = api
-        .http
-        .post(format!(
-            "{}/v1/import?dry_run={dry_run}&first_line={first}",
-            api.url
-        ))
-        .bearer_auth(api.token.as_deref().unwrap())
-        .header("content-type", "application/x-ndjson")
-        .body(body.join("\n"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    res.json().await.unwrap()
-}
-
-/// `(status, reason)` of line `n`.
-fn outcome(report: &Value, n: u64) -> (String, String) {
-    let r = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["line"] == n)
-        .unwrap_or_else(|| panic!("no line {n}: {report}"));
-    (
-        r["status"].as_str().unwrap().to_owned(),
-        r["reason"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
-#[track_caller]
-fn expect(report: &Value, n: u64, status: &str, reason_has: &str) {
-    let (s, why) = outcome(report, n);
-    assert_eq!(s, status, "line {n}: {why}; {report}");
-    assert!(why.contains(reason_has), "line {n}: {why}");
-}
 
 #[tokio::test]
 async fn import_keeps_the_api_rules_within_and_across_chunks() {

@@ -71,6 +71,9 @@ pub enum ImportLine {
         /// `php.ini` values (allowed keys and ranges: `docs/web.md`).
         #[serde(default)]
         php_set: BTreeMap<String, String>,
+        /// Cron jobs (like `POST /v1/sites/{domain}/cron`, in this order; ids 1, 2, …).
+        #[serde(default)]
+        cron: Vec<crate::v1_cron::CreateCronJob>,
     },
     /// A mailbox (like `POST /v1/mailboxes`).
     Mailbox {

@@ -97,6 +97,8 @@ pub struct Context {
     pub(super) php: crate::api::site_web::PhpInfo,
     pub(super) verified_clusters: BTreeSet<Id>,
     pub(super) picked: Vec<Id>,
+    /// A new site came with cron jobs: their runners are placed after the commit.
+    pub(super) cron_added: bool,
     pub(super) view: View,
     ids: Ids,
 }
@@ -114,6 +116,7 @@ impl Context {
             ),
             verified_clusters: BTreeSet::new(),
             picked: Vec::new(),
+            cron_added: false,
             view: View::default(),
             ids: Ids::StandIn(0),
         })
@@ -165,10 +168,18 @@ impl Context {
         Ok(())
     }
 
-    /// Tell the in-memory site loads about the sites placed by a committed chunk.
-    pub fn after_commit(&self, state: &AppState) {
+    /// Tell the in-memory site loads about the sites placed by a committed chunk,
+    /// and place the cron runners of new sites with jobs through the one placement
+    /// path (a pass under its lock; a failed pass is logged: the runner is then
+    /// placed by the next pass).
+    pub async fn after_commit(&self, state: &AppState) {
         for s in &self.picked {
             state.site_loads.picked(*s);
+        }
+        if self.cron_added {
+            if let Err(e) = crate::placement::reconcile(state, "import").await {
+                tracing::warn!(error = %e, "placing imported sites' cron runners failed; the next placement pass retries");
+            }
         }
     }
 
@@ -204,6 +215,7 @@ impl Context {
                 hsts,
                 php_version,
                 php_set,
+                cron,
             } => {
                 let line = super::services::SiteLine {
                     domain,
@@ -220,6 +232,7 @@ impl Context {
                         php_set: Some(php_set),
                         php_unset: None,
                     },
+                    cron,
                 };
                 self.site(tx, line).await
             }

@@ -166,7 +166,7 @@ pub async fn run(
     } else {
         ctx.write(&mut tx).await?;
         tx.commit().await?;
-        ctx.after_commit(state);
+        ctx.after_commit(state).await;
     }
     Ok(report)
 }

@@ -4,6 +4,7 @@
 //! unique across kinds, quotas under the plan, DNS coexistence
 //! (`api::dns::check_coexist`), alias destinations (`api::mail::destinations`).
 
+use model::cron::{CronCommand, CronJob, CronSchedule};
 use model::dns::RecordName;
 use model::entity::{Domain, FtpAccount, Kind, MailAlias, Mailbox, Site, MAIL_ADDRESS_NS};
 use model::limits::LimitField;
@@ -30,6 +31,51 @@ pub(super) struct SiteLine<'a> {
     pub local: &'a [String],
     /// Document root, HSTS, PHP version and values, checked like the API's.
     pub web: crate::api::site_web::WebChange<'a>,
+    /// Cron jobs, checked like `POST /v1/sites/{domain}/cron`.
+    pub cron: &'a [proto::v1::CreateCronJob],
+}
+
+/// A site line's cron jobs by `model::cron`'s rules (a 422 names `cron[i].schedule`
+/// or `cron[i].command`), numbered 1, 2, … as the API would, at most the plan's
+/// `cron_jobs`.
+fn cron_jobs(
+    jobs: &[proto::v1::CreateCronJob],
+    limits: &model::limits::Limits,
+) -> Result<Vec<CronJob>, LineError> {
+    if jobs.len() as u64 > limits.cron_jobs {
+        return Err(crate::limits::limit_reached(
+            LimitField::CronJobs,
+            format!(
+                "the site lists {} cron jobs, its plan allows {} (cron_jobs)",
+                jobs.len(),
+                limits.cron_jobs
+            ),
+        )
+        .into());
+    }
+    let mut out = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let schedule = CronSchedule::parse(&job.schedule)
+            .field(&format!("cron[{i}].schedule"))
+            .map_err(ApiError::from)?;
+        let command = CronCommand::parse(&job.command)
+            .field(&format!("cron[{i}].command"))
+            .map_err(ApiError::from)?;
+        out.push(CronJob {
+            id: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            schedule: schedule.to_string(),
+            command: command.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Cron jobs as one comparable text (`schedule command; …`), for a re-run's diff.
+fn cron_text(jobs: &[CronJob]) -> String {
+    jobs.iter()
+        .map(|j| format!("{} {}", j.schedule, j.command))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Context {
@@ -55,6 +101,7 @@ impl Context {
         let mut web = WebSettings::default();
         let cluster = domain.data.placements.get(&Role::Web).copied();
         crate::api::site_web::apply_update(&mut web, line.web, &limits, &self.php, cluster)?;
+        let cron = cron_jobs(line.cron, &limits)?;
         let (php, https_redirect) = (line.php, line.https_redirect);
         if let Some(cur) = self.view.by_name::<Site>(tx, &domain.meta.name).await? {
             let s = &cur.data;
@@ -104,6 +151,7 @@ impl Context {
                 ("hsts", s.web.hsts.to_string(), web.hsts.to_string()),
                 ("php_version", version(&s.web), version(&web)),
                 ("php_set", ini(&s.web), ini(&web)),
+                ("cron", cron_text(&s.cron), cron_text(&cron)),
             ]));
         }
         let active_server = if mode == PlacementMode::All {
@@ -114,8 +162,8 @@ impl Context {
         let data = Site {
             domain: domain.meta.id,
             aliases,
-            cron: Vec::new(),
-            cron_next_id: 0,
+            cron_next_id: cron.last().map_or(0, |j| j.id),
+            cron,
             cron_holder: None,
             php,
             mode,
@@ -152,6 +200,7 @@ impl Context {
         if let Some(s) = active_server {
             self.picked.push(s);
         }
+        self.cron_added |= !line.cron.is_empty();
         Ok(Applied::Created)
     }
 

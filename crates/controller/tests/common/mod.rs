@@ -306,3 +306,43 @@ pub async fn join_agent(srv: &Server, admin: &Api, cluster: &str, name: &str) ->
             .unwrap(),
     }
 }
+
+/// `POST /v1/import` of `lines` (numbered from `first`) as the admin.
+pub async fn import(api: &Api, lines: &[Value], first: u64, dry_run: bool) -> Value {
+    let body: Vec<String> = lines.iter().map(Value::to_string).collect();
+    let res = api
+        .http
+        .post(format!(
+            "{}/v1/import?dry_run={dry_run}&first_line={first}",
+            api.url
+        ))
+        .bearer_auth(api.token.as_deref().unwrap())
+        .header("content-type", "application/x-ndjson")
+        .body(body.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    res.json().await.unwrap()
+}
+
+/// `(status, reason)` of line `n`.
+pub fn outcome(report: &Value, n: u64) -> (String, String) {
+    let r = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["line"] == n)
+        .unwrap_or_else(|| panic!("no line {n}: {report}"));
+    (
+        r["status"].as_str().unwrap().to_owned(),
+        r["reason"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[track_caller]
+pub fn expect(report: &Value, n: u64, status: &str, reason_has: &str) {
+    let (s, why) = outcome(report, n);
+    assert_eq!(s, status, "line {n}: {why}; {report}");
+    assert!(why.contains(reason_has), "line {n}: {why}");
+}
