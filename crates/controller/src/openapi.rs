@@ -81,7 +81,7 @@ impl Modify for BearerAuth {
         proto::v1::CreateDomain, proto::v1::UpdateDomain, proto::v1::DomainView,
         proto::v1::CreateDomainChallenge, proto::v1::DomainChallengeView,
         proto::v1::CreateDomainTransfer, proto::v1::DomainTransferView,
-        proto::v1::CreateSite, proto::v1::UpdateSite, proto::v1::SiteView,
+        proto::v1::CreateSite, proto::v1::UpdateSite, proto::v1::SiteView, proto::v1::SiteMailSpooled,
         proto::v1::CreateMailbox, proto::v1::UpdateMailbox, proto::v1::MailboxView,
         proto::v1::CreateAlias, proto::v1::UpdateAlias, proto::v1::AliasView,
         proto::v1::CreateDatabase, proto::v1::UpdateDatabase, proto::v1::DatabaseView,

@@ -48,7 +48,13 @@ async fn php_mail_reaches_the_sites_mailbox_signed() {
         eprintln!("skipped: needs root (pools run as each site's own user)");
         return;
     }
-    let mut c = TestCluster::start(BIN, Options::default()).await.unwrap();
+    // Retries every second (the default waits a minute first), so the spooled
+    // message below goes out soon after its mail server is back.
+    let opts = Options {
+        engine_options: [("mail_retry_secs".to_owned(), "1".to_owned())].into(),
+        ..Options::default()
+    };
+    let mut c = TestCluster::start(BIN, opts).await.unwrap();
     for (name, role) in [
         ("web-a", "web"),
         ("dns-1", "dns"),
@@ -168,6 +174,36 @@ async fn php_mail_reaches_the_sites_mailbox_signed() {
     assert!(msg.contains("Subject: Your order"), "{msg}");
     assert!(msg.contains("DKIM-Signature:"), "{msg}");
     assert!(msg.contains(&format!("d={DOMAIN}")), "{msg}");
+    let site = c.admin().get_site(DOMAIN).await.unwrap();
+    assert_eq!(site.mail_cluster.as_deref(), Some("mail-1"), "{site:?}");
+    assert!(site.mail_spooled.is_empty(), "{site:?}");
+
+    // The mail cluster down: mail() still succeeds (spooled durably on the web
+    // server), and the site's view says what waits where and why.
+    c.kill_agent("mx1").unwrap();
+    assert_eq!(http_get(&http, "/mail.php"), "sent");
+    c.wait_until("site show names the waiting message", T, async |c| {
+        let site = c.admin().get_site(DOMAIN).await?;
+        Ok(site
+            .mail_spooled
+            .iter()
+            .any(|m| m.server == "w1" && m.messages == 1 && !m.last_error.is_empty()))
+    })
+    .await
+    .unwrap();
+    // Back up: the message goes out and nothing waits any more.
+    c.restart_agent("mx1").unwrap();
+    let m3 = maildir.clone();
+    c.wait_until("the second message in bob's Maildir", T, async move |_| {
+        Ok(std::fs::read_dir(&m3).is_ok_and(|d| d.count() == 2))
+    })
+    .await
+    .unwrap();
+    c.wait_until("nothing waits", T, async |c| {
+        Ok(c.admin().get_site(DOMAIN).await?.mail_spooled.is_empty())
+    })
+    .await
+    .unwrap();
 }
 
 fn rustix_root() -> bool {

@@ -70,12 +70,31 @@ pub enum RoleReport {
     Web(WebReport),
 }
 
-/// What a web server reports: the PHP versions it can run a site's pool with.
+/// What a web server reports: the PHP versions it can run a site's pool with, and
+/// the site mail waiting in its spool for another attempt.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WebReport {
     /// Every php-fpm found (Debian: `/usr/sbin/php-fpmX.Y`), lowest version first.
     #[serde(default)]
     pub php: Vec<PhpInstalled>,
+    /// Sites whose `mail()` messages wait for a retry (the mail cluster did not
+    /// take them yet), so `site show` can say why a customer's mail is late.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mail_spool: Vec<SiteMailSpool>,
+}
+
+/// One site's mail waiting on a web server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SiteMailSpool {
+    /// The site (its domain).
+    pub domain: String,
+    /// Messages waiting for another attempt.
+    pub messages: u32,
+    /// Unix seconds when the oldest of them was sent by PHP.
+    pub oldest: u64,
+    /// Why the last attempt did not deliver (the mail server's reply or the
+    /// connection error).
+    pub last_error: String,
 }
 
 /// One PHP version installed on a web server.

@@ -452,6 +452,26 @@ pub struct SiteView {
     /// `php.ini` values set for the site (normal form).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub php_ini: BTreeMap<String, String>,
+    /// The mail cluster PHP's `mail()` submits to (absent: the domain has no mail
+    /// service, so `mail()` fails and says so in the site's error log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_cluster: Option<String>,
+    /// `mail()` messages waiting on the site's web servers for another attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mail_spooled: Vec<SiteMailSpooled>,
+}
+
+/// A site's `mail()` messages waiting on one web server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SiteMailSpooled {
+    /// The web server holding them.
+    pub server: String,
+    /// How many.
+    pub messages: u32,
+    /// When PHP sent the oldest (RFC 3339).
+    pub oldest: String,
+    /// Why the last attempt did not deliver.
+    pub last_error: String,
 }
 
 fn root_docroot() -> String {

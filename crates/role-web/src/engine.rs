@@ -115,7 +115,10 @@ fn php_report(default: Option<&std::path::Path>) -> WebReport {
             }),
         }
     }
-    WebReport { php }
+    WebReport {
+        php,
+        mail_spool: Vec::new(),
+    }
 }
 
 impl std::fmt::Debug for WebEngine {
@@ -675,7 +678,11 @@ impl RoleEngine for WebEngine {
     }
 
     fn report(&self) -> Option<RoleReport> {
-        Some(RoleReport::Web(self.php.clone()))
+        let mut report = self.php.clone();
+        if let Ok(m) = &self.mailer {
+            report.mail_spool = m.waiting();
+        }
+        Some(RoleReport::Web(report))
     }
 
     fn service_port(&self) -> Option<u16> {

@@ -60,6 +60,9 @@ pub struct Options {
     pub resync_interval_ms: u64,
     /// The cron lease heartbeats grant (s; `[health] cron_lease_s`). Default 120.
     pub cron_lease_s: u64,
+    /// Every agent's `[engine]` options (each engine documents its keys), e.g.
+    /// the web engine's `mail_retry_secs`. Default none.
+    pub engine_options: BTreeMap<String, String>,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             config_wait_ms: 2000,
             resync_interval_ms: 200,
             cron_lease_s: 120,
+            engine_options: BTreeMap::new(),
         }
     }
 }
@@ -402,7 +406,7 @@ impl TestCluster {
             heartbeat_interval_ms: self.opts.heartbeat_interval_ms,
             resync_interval_s: 60,
             watch_timeout_s: (self.opts.config_wait_ms / 1000 + 5).max(2),
-            engine: Default::default(),
+            engine: self.opts.engine_options.clone(),
         };
         let config_path = dir.join("agent.toml");
         std::fs::write(&config_path, toml::to_string(&config)?)?;

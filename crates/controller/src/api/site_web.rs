@@ -12,16 +12,16 @@ use std::sync::Arc;
 use model::entity::{Secret, SecretPurpose, Site};
 use model::web::{DocRoot, PhpCeilings, PhpVersion, WebSettings};
 use model::{Id, Role, WithField};
-use proto::agent_v1::{PhpInstalled, RoleReport};
-use proto::v1::{SiteView, UpdateSite};
+use proto::agent_v1::{PhpInstalled, RoleReport, WebReport};
+use proto::v1::{SiteMailSpooled, SiteView, UpdateSite};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The web servers' last reports, read once per request.
 pub struct PhpInfo {
-    /// Each web server's cluster and its PHP versions (servers that reported).
-    reports: Vec<(Id, Arc<RoleReport>)>,
+    /// Each web server's cluster, name and last report (servers that reported).
+    reports: Vec<(Id, String, Arc<RoleReport>)>,
 }
 
 impl PhpInfo {
@@ -31,19 +31,51 @@ impl PhpInfo {
         let reports = servers
             .iter()
             .filter(|s| s.data.role == Role::Web)
-            .filter_map(|s| Some((s.data.cluster, state.health.report(s.meta.id)?)))
+            .filter_map(|s| {
+                let report = state.health.report(s.meta.id)?;
+                Some((s.data.cluster, s.meta.name.clone(), report))
+            })
             .collect();
         Self { reports }
     }
 
-    fn of(&self, cluster: Option<Id>) -> impl Iterator<Item = &[PhpInstalled]> {
+    /// The web reports of cluster `cluster`'s servers, with their names.
+    fn web(&self, cluster: Option<Id>) -> impl Iterator<Item = (&str, &WebReport)> {
         self.reports
             .iter()
-            .filter(move |(c, _)| Some(*c) == cluster)
-            .filter_map(|(_, r)| match r.as_ref() {
-                RoleReport::Web(w) => Some(w.php.as_slice()),
+            .filter(move |(c, _, _)| Some(*c) == cluster)
+            .filter_map(|(_, name, r)| match r.as_ref() {
+                RoleReport::Web(w) => Some((name.as_str(), w)),
                 _ => None,
             })
+    }
+
+    fn of(&self, cluster: Option<Id>) -> impl Iterator<Item = &[PhpInstalled]> {
+        self.web(cluster).map(|(_, w)| w.php.as_slice())
+    }
+
+    /// `domain`'s `mail()` messages waiting on the servers of web cluster
+    /// `cluster`, as each last reported.
+    pub fn mail_spooled(&self, cluster: Option<Id>, domain: &str) -> Vec<SiteMailSpooled> {
+        let mut out: Vec<SiteMailSpooled> = self
+            .web(cluster)
+            .filter_map(|(server, w)| {
+                let m = w.mail_spool.iter().find(|m| m.domain == domain)?;
+                let oldest = i64::try_from(m.oldest)
+                    .ok()
+                    .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                    .map(super::rfc3339)
+                    .unwrap_or_default();
+                Some(SiteMailSpooled {
+                    server: server.to_owned(),
+                    messages: m.messages,
+                    oldest,
+                    last_error: m.last_error.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.server.cmp(&b.server));
+        out
     }
 
     /// The versions every reporting server of web cluster `cluster` has (a site's
@@ -188,6 +220,7 @@ pub async fn fill_view(
     view.php_version_effective = php.effective(cluster, web.php.version.as_ref());
     view.php_versions_available = php.available(cluster);
     view.php_ini = web.php.ini.clone();
+    view.mail_spooled = php.mail_spooled(cluster, &view.domain);
     Ok(())
 }
 

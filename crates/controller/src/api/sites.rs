@@ -24,7 +24,7 @@ pub async fn site_view(
     s: &Stored<Site>,
 ) -> ApiResult<SiteView> {
     let domain = names.domain(s.data.domain).await?;
-    let (customer, cluster, files_cluster, web_cluster) = match names_store(names)
+    let (customer, cluster, files_cluster, web_cluster, mail_cluster) = match names_store(names)
         .get::<Domain>(store::Scope::All, s.data.domain)
         .await?
     {
@@ -36,8 +36,12 @@ pub async fn site_view(
             },
             d.data.placements.get(&Role::Files).copied(),
             d.data.placements.get(&Role::Web).copied(),
+            match d.data.placements.get(&Role::Mail) {
+                Some(c) => Some(names.cluster(*c).await?),
+                None => None,
+            },
         ),
-        None => (String::new(), String::new(), None, None),
+        None => (String::new(), String::new(), None, None, None),
     };
     let status = info.status(files_cluster, &domain);
     let (usage_bytes, conflicts, warnings) = (
@@ -73,6 +77,8 @@ pub async fn site_view(
         php_version_effective: None,
         php_versions_available: Vec::new(),
         php_ini: Default::default(),
+        mail_cluster,
+        mail_spooled: Vec::new(),
     };
     site_web::fill_view(state, &mut view, &s.data, &info.php, web_cluster).await?;
     Ok(view)

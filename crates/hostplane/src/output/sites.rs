@@ -36,6 +36,7 @@ impl Render for SiteView {
             ("hsts", hsts(self.hsts, self.hsts_active)),
             ("php version", php_version(self)),
             ("php settings", php_ini(&self.php_ini)),
+            ("php mail()", php_mail(self)),
             ("cluster", self.cluster.clone()),
             ("active server", opt(&self.active_server)),
             ("kept paths", list(&self.keep)),
@@ -44,8 +45,31 @@ impl Render for SiteView {
             ("conflicts", self.conflicts.to_string()),
             ("created", self.created_at.clone()),
         ];
+        f.extend(self.mail_spooled.iter().map(|m| {
+            (
+                "mail waiting",
+                format!(
+                    "{} message(s) on {} since {}; last try: {}",
+                    m.messages, m.server, m.oldest, m.last_error
+                ),
+            )
+        }));
         f.extend(self.warnings.iter().map(|w| ("warning", w.clone())));
         f
+    }
+}
+
+/// Where PHP's `mail()` goes, and whether mail is waiting.
+fn php_mail(v: &SiteView) -> String {
+    let waiting: u32 = v.mail_spooled.iter().map(|m| m.messages).sum();
+    match (&v.mail_cluster, waiting) {
+        (None, _) => {
+            "no mail service for this domain: mail() fails (see `site logs --error`)".into()
+        }
+        (Some(c), 0) => format!("submitted to mail cluster {c}, nothing waiting"),
+        (Some(c), n) => {
+            format!("submitted to mail cluster {c}, {n} message(s) waiting for a retry")
+        }
     }
 }
 

@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub opts: MailerOptions,
     pub queued: std::sync::atomic::AtomicUsize,
+    /// Per site, the mail waiting for a retry (the worker's last pass).
+    pub waiting: std::sync::Mutex<Vec<proto::agent_v1::SiteMailSpool>>,
 }
 
 /// The sendmail socket and the spool worker of one web engine.
@@ -154,6 +156,7 @@ impl Mailer {
             tls,
             opts,
             queued: std::sync::atomic::AtomicUsize::new(0),
+            waiting: std::sync::Mutex::new(Vec::new()),
         });
         let tasks = vec![
             tokio::spawn(socket::serve(listener, Arc::clone(&shared))),
@@ -188,6 +191,16 @@ impl Mailer {
         self.shared
             .queued
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Per site, the mail waiting for another attempt at the worker's last pass
+    /// (the heartbeat report `site show` reads).
+    pub fn waiting(&self) -> Vec<proto::agent_v1::SiteMailSpool> {
+        self.shared
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Stop listening and submitting (spooled mail stays for the next start).
