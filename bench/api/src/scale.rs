@@ -1,7 +1,9 @@
 //! `--scale N`: the API at size (issue 13, point 4). Creates N domain + site pairs
 //! (each pair two requests, two store transactions) with the concurrent clients, in
-//! ten slices of N/10, printing each slice's objects/s and the controller's RSS, so a
-//! slowdown with size shows as falling rates; then the latency percentiles of
+//! ten slices of N/10, printing each slice's objects/s, the controller's CPU time
+//! per object (user + system, from `/proc`; unlike the rate it does not move with
+//! the load of a shared machine, so growth with size shows in it as well) and its
+//! RSS, so a slowdown with size shows as falling rates; then the latency percentiles of
 //! `GET /v1/status`, the domain listing (every page of 100) and the audit log (every
 //! page of 100, at most `MAX_EVENT_PAGES`) at the final size.
 //!
@@ -90,6 +92,25 @@ async fn import_mailboxes(
     Ok(t.elapsed())
 }
 
+/// Clock ticks per second of `/proc/PID/stat` times (`USER_HZ`, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU time (user + system, in clock ticks) the process `pid` has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) ends with `)`:
+    // state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let at = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    at(11) + at(12)
+}
+
 /// The name of the `i`th domain.
 fn domain_name(i: usize) -> String {
     format!("scale-{i:06}.example")
@@ -110,13 +131,14 @@ pub async fn run(client: &reqwest::Client, url: &str, size: Size, pid: u32) -> R
             ""
         }
     );
-    println!("slice | pairs so far | objects/s | mailboxes/s | RSS MiB");
+    println!("slice | pairs so far | objects/s | CPU µs/object | mailboxes/s | RSS MiB");
     let mut rates = Vec::new();
     // Time spent on the pairs only (mailbox imports are timed apart).
     let mut pair_secs = 0.0;
     for slice in 0..10 {
         let (from, to) = (n * slice / 10, n * (slice + 1) / 10);
         let (c, u) = (client.clone(), url.to_owned());
+        let cpu_before = cpu_ticks(pid);
         let elapsed = run_parallel(to - from, clients, move |i| {
             let (c, u) = (c.clone(), u.clone());
             async move {
@@ -138,6 +160,7 @@ pub async fn run(client: &reqwest::Client, url: &str, size: Size, pid: u32) -> R
             }
         })
         .await?;
+        let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
         pair_secs += elapsed.as_secs_f64();
         let rate = 2.0 * (to - from) as f64 / elapsed.as_secs_f64();
         rates.push(rate);
@@ -148,10 +171,11 @@ pub async fn run(client: &reqwest::Client, url: &str, size: Size, pid: u32) -> R
             "-".to_owned()
         };
         println!(
-            "{:>5} | {:>12} | {:>9.0} | {:>11} | {:>7}",
+            "{:>5} | {:>12} | {:>9.0} | {:>13.0} | {:>11} | {:>7}",
             slice + 1,
             to,
             rate,
+            cpu as f64 * 1e6 / TICKS_PER_SEC / (2 * (to - from)) as f64,
             mail_rate,
             rss_kib(pid).0 / 1024
         );

@@ -482,7 +482,7 @@ fn apply_and_build(
         }
         _ => (Incremental::new(World::from_feed(feed)?), Dirty::default()),
     };
-    deps.site_loads.build_read(&builder.world.sites);
+    deps.site_loads.build_read(builder.world.active_sites());
     fill_inputs(deps, &mut builder.world);
     let applied = t0.elapsed();
     let objects = feed.changed.len() + feed.deleted.len();

@@ -10,9 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use model::entity::Site;
 use model::Id;
-use store::Stored;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -61,14 +59,9 @@ impl SiteLoads {
         }
     }
 
-    /// The build read `sites`: its counts replace what was in flight.
-    pub fn build_read(&self, sites: &[Stored<Site>]) {
-        let mut built: HashMap<Id, u32> = HashMap::new();
-        for s in sites {
-            if let Some(id) = s.data.active_server {
-                *built.entry(id).or_default() += 1;
-            }
-        }
+    /// The build read the store: the active sites per server it counted
+    /// ([`crate::builder::World::active_sites`]) replace what was in flight.
+    pub fn build_read(&self, built: HashMap<Id, u32>) {
         let mut inner = self.lock();
         inner.built = built;
         inner.in_flight.clear();
@@ -88,7 +81,7 @@ mod tests {
         loads.build_started();
         loads.picked(2); // during the read: kept after it
         assert_eq!(loads.loads().get(&1), Some(&2));
-        loads.build_read(&[]);
+        loads.build_read(HashMap::new());
         assert_eq!(loads.loads().get(&1), None);
         assert_eq!(loads.loads().get(&2), Some(&1));
     }

@@ -373,6 +373,15 @@ proptest! {
             for (id, b) in &full {
                 prop_assert_eq!(built.get(id), Some(b), "server {} differs after {:?}", id, batch);
             }
+            // The active sites per server, kept by the world's index, equal a count
+            // of every site (what placement reads after each build).
+            let mut counted = std::collections::HashMap::new();
+            for s in scratch.sites.iter() {
+                if let Some(id) = s.data.active_server {
+                    *counted.entry(id).or_insert(0u32) += 1;
+                }
+            }
+            prop_assert_eq!(inc.world.active_sites(), counted);
         }
     }
 }

@@ -222,6 +222,9 @@ pub struct World {
     pub(crate) domain_ids: HashMap<String, Id>,
     /// Site ids by domain id (one site per domain).
     pub(crate) site_ids: HashMap<Id, Id>,
+    /// How many sites are active on each server (kept with `site_ids`), for
+    /// placing new sites ([`crate::loads`]) without counting every site per build.
+    pub(crate) active_sites: HashMap<Id, u32>,
     /// Secret ids by purpose and subject: a set, as a rotated key has two for a
     /// while (the newest, highest id, is the one in force).
     pub(crate) secret_ids: HashMap<(SecretPurpose, String), BTreeSet<Id>>,
@@ -237,7 +240,7 @@ pub struct World {
 /// What an object is indexed by in [`World`], if anything.
 enum Indexed {
     Domain(String),
-    Site(Id),
+    Site(Id, Option<Id>),
     Secret((SecretPurpose, String)),
     Record(Id),
     Not,
@@ -247,7 +250,7 @@ impl Indexed {
     fn of(obj: &Obj) -> Self {
         match obj {
             Obj::Domain(d) => Self::Domain(d.meta.name.clone()),
-            Obj::Site(s) => Self::Site(s.data.domain),
+            Obj::Site(s) => Self::Site(s.data.domain, s.data.active_server),
             Obj::Secret(s) => Self::Secret((s.data.purpose, s.data.subject.clone())),
             Obj::DnsRecord(r) => Self::Record(r.data.domain),
             _ => Self::Not,
@@ -277,6 +280,21 @@ impl World {
                 .and_then(|id| self.sites.get(*id));
         }
         self.sites.iter().rev().find(|s| s.data.domain == domain)
+    }
+
+    /// How many sites are active on each server (servers without any absent): by
+    /// index, O(servers); by a count of every site in a world built by hand.
+    pub fn active_sites(&self) -> HashMap<Id, u32> {
+        if self.site_ids.len() == self.sites.len() {
+            return self.active_sites.clone();
+        }
+        let mut out: HashMap<Id, u32> = HashMap::new();
+        for s in &self.sites {
+            if let Some(id) = s.data.active_server {
+                *out.entry(id).or_default() += 1;
+            }
+        }
+        out
     }
 
     /// The secret of `purpose` for `subject`, the newest (highest id) if a rotation
@@ -321,8 +339,11 @@ impl World {
             Indexed::Domain(n) => {
                 self.domain_ids.insert(n, id);
             }
-            Indexed::Site(d) => {
+            Indexed::Site(d, server) => {
                 self.site_ids.insert(d, id);
+                if let Some(server) = server {
+                    *self.active_sites.entry(server).or_default() += 1;
+                }
             }
             Indexed::Secret(k) => {
                 if self.secret_ids.entry(k).or_default().insert(id) {
@@ -345,9 +366,17 @@ impl World {
                     self.domain_ids.remove(&n);
                 }
             }
-            Indexed::Site(d) => {
+            Indexed::Site(d, server) => {
                 if self.site_ids.get(&d) == Some(&id) {
                     self.site_ids.remove(&d);
+                }
+                if let Some(server) = server {
+                    if let Some(n) = self.active_sites.get_mut(&server) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            self.active_sites.remove(&server);
+                        }
+                    }
                 }
             }
             Indexed::Secret(k) => {
