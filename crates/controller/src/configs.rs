@@ -31,7 +31,7 @@ use proto::agent_v1::{DesiredConfig, CONFIG_FORMAT};
 use store::{Changes, Feed, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::builder::{build_all, Built, Dirty, Incremental, Pass, World};
+use crate::builder::{build_all, Built, Dirty, Incremental, World};
 use crate::health::HealthMonitor;
 use crate::loads::SiteLoads;
 use crate::zones::ZoneSerials;
@@ -53,6 +53,31 @@ struct Hub {
     servers: HashMap<Id, Entry>,
     /// Items and blobs shared by the servers' trackers.
     shared: crate::delta::Shared,
+}
+
+impl Hub {
+    /// Log (at trace level: it walks every item) what the configs hold, to tell
+    /// where the controller's memory goes at scale.
+    fn log_usage(&self) {
+        let web_sites: usize = self
+            .servers
+            .values()
+            .map(|e| match &e.doc.role {
+                proto::agent_v1::RoleConfig::Web(w) => w.sites.len(),
+                _ => 0,
+            })
+            .sum();
+        let (items, item_bytes, blobs, blob_bytes) = self.shared.usage();
+        tracing::trace!(
+            servers = self.servers.len(),
+            web_sites,
+            items,
+            item_json_mib = item_bytes >> 20,
+            blobs,
+            blob_mib = blob_bytes >> 20,
+            "hub usage"
+        );
+    }
 }
 
 /// Desired configs by server, with per-server revisions.
@@ -145,82 +170,97 @@ impl ConfigHub {
 
     /// Set the configs of the servers in `built`, made at store `revision` (the
     /// others keep theirs); returns the ids of the servers whose config changed (new
-    /// ones included).
-    ///
-    /// A rebuilt server's config is compared with its previous one element by
-    /// element ([`proto::agent_delta::split_changes`]) and only the items that
-    /// changed are serialized and hashed, so the work per change is proportional to
-    /// the change (plus one comparison per element), not to the server's size.
+    /// ones included). See [`ConfigHub::apply_one`].
     pub fn apply(&self, revision: i64, built: BTreeMap<Id, Built>) -> Vec<Id> {
-        let mut changed = Vec::new();
+        let changed: Vec<Id> = built
+            .into_iter()
+            .filter_map(|(id, b)| self.apply_one(revision, id, b).then_some(id))
+            .collect();
+        self.finish(revision, !changed.is_empty());
+        changed
+    }
+
+    /// Set the config of server `id` to `b`, made at store `revision`; `true` when
+    /// it changed (or is new). Readers see it at once; the waiters are woken by
+    /// [`ConfigHub::finish`] at the end of the build.
+    ///
+    /// The config is compared with the previous one element by element
+    /// ([`proto::agent_delta::split_changes`]) and only the items that changed are
+    /// serialized and hashed, so the work per change is proportional to the change
+    /// (plus one comparison per element), not to the server's size. The replaced
+    /// config is dropped here, so a build handing servers one by one holds one
+    /// extra config at a time, not one per server.
+    pub fn apply_one(&self, revision: i64, id: Id, b: Built) -> bool {
+        let mut hub = self.hub.write().unwrap_or_else(|p| p.into_inner());
+        let old = hub.servers.remove(&id);
+        let changes = match &old {
+            Some(o) => match proto::agent_delta::split_changes(&o.doc.role, &b.role) {
+                Ok(c) if c.is_empty() && o.doc.server == b.server => None,
+                Ok(c) => Some(Some(c)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot compare a desired config by items");
+                    (o.doc.server != b.server || o.doc.role != b.role).then_some(None)
+                }
+            },
+            None => Some(None),
+        };
+        let Some(changes) = changes else {
+            if let Some(o) = old {
+                hub.servers.insert(id, o);
+            }
+            return false;
+        };
+        let rev = match &old {
+            Some(o) => revision.max(o.doc.revision + 1),
+            None => revision.max(1),
+        };
+        let doc = DesiredConfig {
+            format: CONFIG_FORMAT,
+            revision: rev,
+            server: b.server,
+            role: b.role,
+        };
+        let delta = match (old, changes) {
+            (Some(o), Some(c)) => {
+                // Readers hold the tracker only while answering: a copy is rarely
+                // needed.
+                let t = Arc::try_unwrap(o.delta).unwrap_or_else(|t| (*t).clone());
+                t.advance(&doc, c, &mut hub.shared)
+            }
+            (old, _) => crate::delta::Tracked::new(
+                &doc,
+                old.as_ref().map(|o| o.delta.as_ref()),
+                &mut hub.shared,
+            ),
+        };
+        hub.servers.insert(
+            id,
+            Entry {
+                doc: Arc::new(doc),
+                delta: Arc::new(delta),
+            },
+        );
+        true
+    }
+
+    /// End a build made at store `revision` whose servers were handed to
+    /// [`ConfigHub::apply_one`]: sweep the shared items, record the revision and
+    /// wake the waiters when something `changed` (or on the first build).
+    pub fn finish(&self, revision: i64, changed: bool) {
         {
             let mut hub = self.hub.write().unwrap_or_else(|p| p.into_inner());
-            let mut next = HashMap::with_capacity(built.len());
-            for (id, b) in built {
-                let old = hub.servers.remove(&id);
-                let changes = match &old {
-                    Some(o) => match proto::agent_delta::split_changes(&o.doc.role, &b.role) {
-                        Ok(c) if c.is_empty() && o.doc.server == b.server => None,
-                        Ok(c) => Some(Some(c)),
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot compare a desired config by items");
-                            (o.doc.server != b.server || o.doc.role != b.role).then_some(None)
-                        }
-                    },
-                    None => Some(None),
-                };
-                let Some(changes) = changes else {
-                    if let Some(o) = old {
-                        next.insert(id, o);
-                    }
-                    continue;
-                };
-                let rev = match &old {
-                    Some(o) => revision.max(o.doc.revision + 1),
-                    None => revision.max(1),
-                };
-                let doc = DesiredConfig {
-                    format: CONFIG_FORMAT,
-                    revision: rev,
-                    server: b.server,
-                    role: b.role,
-                };
-                let delta = match (old, changes) {
-                    (Some(o), Some(c)) => {
-                        // Readers hold the tracker only while answering: a copy
-                        // is rarely needed.
-                        let t = Arc::try_unwrap(o.delta).unwrap_or_else(|t| (*t).clone());
-                        t.advance(&doc, c, &mut hub.shared)
-                    }
-                    (old, _) => crate::delta::Tracked::new(
-                        &doc,
-                        old.as_ref().map(|o| o.delta.as_ref()),
-                        &mut hub.shared,
-                    ),
-                };
-                next.insert(
-                    id,
-                    Entry {
-                        doc: Arc::new(doc),
-                        delta: Arc::new(delta),
-                    },
-                );
-                changed.push(id);
-            }
-            // Servers absent from `built` keep their config ([`ConfigHub::remove`]
-            // drops those that are gone).
-            next.extend(std::mem::take(&mut hub.servers));
-            hub.servers = next;
             hub.shared.sweep();
+            if changed && tracing::enabled!(tracing::Level::TRACE) {
+                hub.log_usage();
+            }
             hub.built_revision = revision;
             let first = !hub.ready;
             hub.ready = true;
-            if !first && changed.is_empty() {
-                return changed;
+            if !first && !changed {
+                return;
             }
         }
         self.generation.send_modify(|g| *g = g.wrapping_add(1));
-        changed
     }
 
     /// Build every server's config from `world` with this hub's zone serials
@@ -250,16 +290,43 @@ impl ConfigHub {
     }
 
     /// Rebuild what `dirty` names with `builder` and this hub's zone serials
-    /// (held locked for the build, so concurrent builds number zones in turn);
-    /// changed serials are journaled before the result can reach any agent.
-    pub fn build_pass(&self, builder: &mut Incremental, dirty: Dirty, today_yyyymmdd: u32) -> Pass {
+    /// (held locked for the build, so concurrent builds number zones in turn) and
+    /// hand each rebuilt server to [`ConfigHub::apply_one`] as soon as it is made
+    /// (one server's new config in flight at a time); changed serials are
+    /// journaled before any server is built. Drops the servers that are gone.
+    /// Returns how many servers were rebuilt and which ones changed (by id).
+    pub fn build_and_apply(
+        &self,
+        builder: &mut Incremental,
+        dirty: Dirty,
+        today_yyyymmdd: u32,
+        revision: i64,
+    ) -> (usize, Vec<Id>) {
         let mut serials = self.serials.lock().unwrap_or_else(|p| p.into_inner());
-        let pass = builder.build(dirty, &mut serials, today_yyyymmdd);
-        let changes = serials.take_changes();
-        if !changes.is_empty() {
-            self.journal_serials(&changes);
-        }
-        pass
+        let mut rebuilt = 0;
+        let mut changed = Vec::new();
+        let removed = builder.build_into(
+            dirty,
+            &mut serials,
+            today_yyyymmdd,
+            &mut |serials| {
+                let changes = serials.take_changes();
+                if !changes.is_empty() {
+                    self.journal_serials(&changes);
+                }
+            },
+            &mut |id, b| {
+                rebuilt += 1;
+                if self.apply_one(revision, id, b) {
+                    changed.push(id);
+                }
+            },
+        );
+        drop(serials);
+        changed.sort_unstable();
+        self.remove(&removed);
+        self.finish(revision, !changed.is_empty());
+        (rebuilt, changed)
     }
 
     /// Append changed serials to the journal and fsync, before the build that
@@ -486,11 +553,10 @@ fn apply_and_build(
     fill_inputs(deps, &mut builder.world);
     let applied = t0.elapsed();
     let objects = feed.changed.len() + feed.deleted.len();
-    let pass = deps.configs.build_pass(&mut builder, dirty, today);
+    let (rebuilt, changed) =
+        deps.configs
+            .build_and_apply(&mut builder, dirty, today, feed.revision);
     let built = t0.elapsed();
-    let rebuilt = pass.rebuilt.len();
-    deps.configs.remove(&pass.removed);
-    let changed = deps.configs.apply(feed.revision, pass.rebuilt);
     tracing::debug!(
         revision = feed.revision,
         objects,
@@ -499,8 +565,7 @@ fn apply_and_build(
         changed = changed.len(),
         read_ms = read.as_millis(),
         apply_feed_ms = (applied - read).as_millis(),
-        build_ms = (built - applied).as_millis(),
-        hub_ms = (t0.elapsed() - built).as_millis(),
+        build_and_hub_ms = (built - applied).as_millis(),
         "config build phases"
     );
     Ok((builder, feed.revision))

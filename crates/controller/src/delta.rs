@@ -98,6 +98,19 @@ impl Shared {
         self.swept_to = self.items.len() + self.blobs.len();
     }
 
+    /// What the shared table holds, for the hub's memory log: live items and
+    /// the bytes of their JSON, live blobs and their bytes.
+    pub fn usage(&self) -> (usize, usize, usize, usize) {
+        let items: Vec<Arc<StoredItem>> = self.items.values().filter_map(Weak::upgrade).collect();
+        let blobs: Vec<Arc<[u8]>> = self.blobs.values().filter_map(Weak::upgrade).collect();
+        (
+            items.len(),
+            items.iter().map(|i| i.json.len()).sum(),
+            blobs.len(),
+            blobs.iter().map(|b| b.len()).sum(),
+        )
+    }
+
     /// How many items and blobs are held, and their bytes (for tests and
     /// diagnostics).
     pub fn held(&self) -> (usize, usize, usize) {

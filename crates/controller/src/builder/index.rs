@@ -3,11 +3,10 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::rc::Rc;
 
 use model::entity::{DnsRecord, Domain, Secret, SecretPurpose, Server, Ttls};
 use model::{Id, Role};
-use proto::agent_v1::{TlsMaterial, WebSite, ZoneContent, SYNC_PORT};
+use proto::agent_v1::{TlsMaterial, ZoneContent, SYNC_PORT};
 use scheduler::Health;
 use store::Stored;
 
@@ -54,17 +53,8 @@ pub(super) struct Index<'a> {
     pub(super) secrets: Secrets<'a>,
     /// Certificates and keys as shared strings (see [`TlsCache`]).
     pub(super) tls: RefCell<TlsCache>,
-    /// The sites of each web cluster, made by the first of its servers built.
-    pub(super) web_sites: RefCell<HashMap<Id, Rc<ClusterSites>>>,
     /// The web clusters' site lists kept between builds ([`super::web_cache`]).
     pub(super) web_cache: RefCell<WebCache>,
-}
-
-/// A web cluster's sites in domain order, as its servers carry them, `active`
-/// set for every `all` site; and the `single` ones: index and active server.
-pub(super) struct ClusterSites {
-    pub(super) sites: Vec<WebSite>,
-    pub(super) single: Vec<(usize, Option<Id>)>,
 }
 
 /// Certificates and keys as shared strings, by secret id, with the revision of
@@ -145,7 +135,6 @@ impl<'a> Index<'a> {
             listed: HashMap::new(),
             secrets: Secrets(world),
             tls: RefCell::default(),
-            web_sites: RefCell::default(),
             web_cache: RefCell::default(),
         }
     }
@@ -154,6 +143,9 @@ impl<'a> Index<'a> {
     /// [`TlsCache`].
     pub(super) fn tls(&self, purpose: SecretPurpose, subject: &str) -> Option<TlsMaterial> {
         let s = self.world.secret(purpose, subject)?;
+        if let Some(m) = self.world.site_tls(s.meta.id) {
+            return Some(m.clone());
+        }
         let mut cache = self.tls.borrow_mut();
         if let Some((rev, m)) = cache.0.get(&s.meta.id) {
             if *rev == s.meta.updated_rev {

@@ -35,6 +35,8 @@ mod tests;
 #[cfg(test)]
 mod tests_files;
 #[cfg(test)]
+mod tests_hub;
+#[cfg(test)]
 mod tests_mail;
 mod web_cache;
 pub mod world;
@@ -178,13 +180,31 @@ impl Incremental {
 
     /// Rebuild what `dirty` names and what the changed inputs (health, ports,
     /// mail flush ...) affect; everything on the first build. Zone serials come
-    /// from and go to `serials` (see [`build_all`]).
-    pub fn build(
+    /// from and go to `serials` (see [`build_all`]). Collects every rebuilt
+    /// server's config (see [`Incremental::build_into`] to hand them on one by one).
+    pub fn build(&mut self, dirty: Dirty, serials: &mut ZoneSerials, today_yyyymmdd: u32) -> Pass {
+        let mut rebuilt = BTreeMap::new();
+        let removed = self.build_into(dirty, serials, today_yyyymmdd, &mut |_| {}, &mut |id, b| {
+            rebuilt.insert(id, b);
+        });
+        Pass { rebuilt, removed }
+    }
+
+    /// [`Incremental::build`], handing each rebuilt server's config to `sink` as
+    /// soon as it is made (in server order) instead of collecting them: at 100,000
+    /// sites a web server's config is megabytes, and holding all 50 of a first
+    /// build at once (next to the hub's previous ones) made the controller's peak.
+    /// `zones_done` sees the serials once every zone is numbered and before any
+    /// server is built (the hub journals them there, before any config can reach
+    /// an agent). Returns the servers that no longer exist.
+    pub fn build_into(
         &mut self,
         mut dirty: Dirty,
         serials: &mut ZoneSerials,
         today_yyyymmdd: u32,
-    ) -> Pass {
+        zones_done: &mut dyn FnMut(&mut ZoneSerials),
+        sink: &mut dyn FnMut(Id, Built),
+    ) -> Vec<Id> {
         affected::mark_inputs(&self.world, &self.inputs, &mut dirty);
         self.inputs = Inputs::of(&self.world);
         if !self.ready {
@@ -202,17 +222,17 @@ impl Incremental {
         index.patch_web_sites(&dirty);
         let which = (!dirty.everything).then_some(&dirty.zones);
         let touched = index.update_zones(which, serials, today_yyyymmdd);
-        let rebuilt: BTreeMap<Id, Built> = world
-            .servers
-            .iter()
-            .filter(|s| {
-                dirty.everything
-                    || dirty.servers.contains(&s.meta.id)
-                    || dirty.clusters.contains(&s.data.cluster)
-                    || touched.contains(&s.data.cluster)
-            })
-            .map(|s| (s.meta.id, index.build(s)))
-            .collect();
+        zones_done(serials);
+        let mut built = Vec::new();
+        for s in world.servers.iter().filter(|s| {
+            dirty.everything
+                || dirty.servers.contains(&s.meta.id)
+                || dirty.clusters.contains(&s.data.cluster)
+                || touched.contains(&s.data.cluster)
+        }) {
+            sink(s.meta.id, index.build(s));
+            built.push(s.meta.id);
+        }
         self.zones = std::mem::take(&mut index.zones);
         self.catalogs = std::mem::take(&mut index.catalogs);
         self.catalog_sums = std::mem::take(&mut index.catalog_sums);
@@ -228,8 +248,8 @@ impl Incremental {
         for id in &removed {
             self.built.remove(id);
         }
-        self.built.extend(rebuilt.keys().copied());
-        Pass { rebuilt, removed }
+        self.built.extend(built);
+        removed
     }
 }
 

@@ -2,7 +2,6 @@
 //! domains, files and database servers' workloads.
 
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 
 use model::entity::{Domain, SecretPurpose, Server, Site};
 use model::{Id, PlacementMode, Role};
@@ -16,20 +15,32 @@ use proto::agent_v1::{WebCron, WebCronJob};
 use store::Stored;
 
 use super::affected::Dirty;
-use super::index::{addrs, primary_of, ClusterSites, Index};
+use super::index::{addrs, primary_of, Index};
 use super::web_cache::SiteEntry;
 use super::world::World;
 use super::Built;
 
 impl<'a> Index<'a> {
     fn web(&self, server: &Stored<Server>) -> WebConfig {
-        let cluster = self.web_sites(server.data.cluster);
-        let mut sites = cluster.sites.clone();
-        for (i, active_server) in &cluster.single {
-            if let Some(site) = sites.get_mut(*i) {
-                site.active = *active_server == Some(server.meta.id);
-            }
-        }
+        // Each server's list is cloned straight from its cluster's kept list, with
+        // `active` of the `single` sites set for this server (no per-build copy of
+        // the cluster's list in between).
+        self.ensure_web_sites(server.data.cluster);
+        let cache = self.web_cache.borrow();
+        let sites: Vec<WebSite> = cache
+            .get(server.data.cluster)
+            .map(|l| l.values())
+            .into_iter()
+            .flatten()
+            .map(|(site, single)| {
+                let mut site = site.clone();
+                if let Some(active_server) = single {
+                    site.active = *active_server == Some(server.meta.id);
+                }
+                site
+            })
+            .collect();
+        drop(cache);
         // PHP sessions are replicated to the cluster's other web servers, on
         // their first address (`role-web`'s `sessions`).
         let peers = self
@@ -55,46 +66,28 @@ impl<'a> Index<'a> {
         }
     }
 
-    /// The sites of web cluster `cluster`, made once per build for all its
-    /// servers (each server's build only sets `active` of the `single` ones): from
-    /// the list kept between builds ([`super::web_cache`]), or by a scan of the
-    /// world that is then kept.
-    fn web_sites(&self, cluster: Id) -> Rc<ClusterSites> {
-        if let Some(made) = self.web_sites.borrow().get(&cluster) {
-            return Rc::clone(made);
+    /// Make sure web cluster `cluster`'s site list is kept ([`super::web_cache`]):
+    /// when it is not (first build, or dropped as a whole), it is made by a scan
+    /// of the world.
+    fn ensure_web_sites(&self, cluster: Id) {
+        if self.web_cache.borrow().has(cluster) {
+            return;
         }
-        if !self.web_cache.borrow().has(cluster) {
-            let placed: HashMap<Id, &Stored<Domain>> = self
-                .domains_on(Role::Web, cluster)
-                .into_iter()
-                .map(|d| (d.meta.id, d))
-                .collect();
-            let entries = self
-                .world
-                .sites
-                .iter()
-                .filter_map(|s| {
-                    let domain = placed.get(&s.data.domain)?;
-                    Some((domain.meta.id, s.meta.id, self.web_entry(s, domain)))
-                })
-                .collect();
-            self.web_cache.borrow_mut().set(cluster, entries);
-        }
-        let cache = self.web_cache.borrow();
-        let list = cache.get(cluster).map(|l| l.values()).into_iter().flatten();
-        let mut sites = Vec::new();
-        let mut single = Vec::new();
-        for (i, (site, active)) in list.enumerate() {
-            sites.push(site.clone());
-            if let Some(a) = active {
-                single.push((i, *a));
-            }
-        }
-        let made = Rc::new(ClusterSites { sites, single });
-        self.web_sites
-            .borrow_mut()
-            .insert(cluster, Rc::clone(&made));
-        made
+        let placed: HashMap<Id, &Stored<Domain>> = self
+            .domains_on(Role::Web, cluster)
+            .into_iter()
+            .map(|d| (d.meta.id, d))
+            .collect();
+        let entries = self
+            .world
+            .sites
+            .iter()
+            .filter_map(|s| {
+                let domain = placed.get(&s.data.domain)?;
+                Some((domain.meta.id, s.meta.id, self.web_entry(s, domain)))
+            })
+            .collect();
+        self.web_cache.borrow_mut().set(cluster, entries);
     }
 
     /// Whether the site's certificate is one browsers trust, so HSTS may be sent:

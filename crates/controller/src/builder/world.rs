@@ -11,6 +11,7 @@ use model::entity::{
     Object, Plan, Secret, SecretPurpose, Server, Site,
 };
 use model::Id;
+use proto::agent_v1::TlsMaterial;
 use scheduler::Health;
 use store::{Feed, RawObject, StoreError, Stored};
 
@@ -235,6 +236,12 @@ pub struct World {
     /// tell a complete index from a world built by hand).
     pub(crate) record_ids: HashMap<Id, BTreeSet<Id>>,
     pub(crate) records_indexed: usize,
+    /// Every site certificate and key entered through [`World::upsert`], by secret
+    /// id, as shared strings; the secret itself keeps empty PEMs. The builder's
+    /// configs carry these very strings, so the world and every web server's
+    /// config hold one copy of each site's PEMs (at 100,000 sites the world's
+    /// strings and a cache of shared copies were two copies, ~100 MB each).
+    pub(crate) site_tls: HashMap<Id, TlsMaterial>,
 }
 
 /// What an object is indexed by in [`World`], if anything.
@@ -482,6 +489,7 @@ impl World {
 
     /// Insert or replace an object; returns the version it replaced.
     pub fn upsert(&mut self, obj: Obj) -> Option<Obj> {
+        let obj = self.take_site_tls(obj);
         let (id, key) = (obj.id(), Indexed::of(&obj));
         let old = self.upsert_unindexed(obj);
         if let Some(o) = &old {
@@ -503,9 +511,36 @@ impl World {
         None
     }
 
+    /// A site certificate's PEMs move to [`World::site_tls`] (shared strings);
+    /// other objects pass unchanged.
+    fn take_site_tls(&mut self, obj: Obj) -> Obj {
+        let Obj::Secret(mut s) = obj else {
+            return obj;
+        };
+        if s.data.purpose == SecretPurpose::SiteCert {
+            let m = TlsMaterial {
+                cert_pem: std::mem::take(&mut s.data.public).into(),
+                key_pem: std::mem::take(&mut s.data.private).into(),
+            };
+            self.site_tls.insert(s.meta.id, m);
+        } else {
+            self.site_tls.remove(&s.meta.id);
+        }
+        Obj::Secret(s)
+    }
+
+    /// The certificate and key of site-certificate secret `id`, if it entered
+    /// through [`World::upsert`] (a world built by hand keeps them in the secret).
+    pub fn site_tls(&self, id: Id) -> Option<&TlsMaterial> {
+        self.site_tls.get(&id)
+    }
+
     /// Remove an object; returns it (`None`: a kind the builder does not read, or
     /// not held).
     pub fn remove(&mut self, kind: Kind, id: Id) -> Option<Obj> {
+        if kind == Kind::Secret {
+            self.site_tls.remove(&id);
+        }
         let old = self.remove_unindexed(kind, id);
         if let Some(o) = &old {
             self.unindex(id, Indexed::of(o));
@@ -623,10 +658,19 @@ mod secret_index_tests {
         assert_eq!(w.secrets_indexed, w.secrets.len());
         w.remove(Kind::Secret, 7);
         assert_eq!(found(&w), None);
+        assert!(w.site_tls(7).is_none());
         assert_eq!(w.secrets_indexed, w.secrets.len());
         assert!(!w
             .secret_ids
             .contains_key(&(SecretPurpose::SiteCert, "a.example".into())));
+        // Site certificates keep their PEMs once, as shared strings, not in the
+        // secret; removing the secret drops them.
+        assert_eq!(w.secrets.get(9).map(|s| s.data.public.as_str()), Some(""));
+        assert_eq!(w.site_tls(9).map(|m| &*m.cert_pem), Some("n"));
+        assert!(w.site_tls(8).is_none(), "a DKIM key stays in its secret");
+        assert_eq!(w.secrets.get(8).map(|s| s.data.private.as_str()), Some("d"));
+        w.remove(Kind::Secret, 9);
+        assert!(w.site_tls(9).is_none());
         // A world built by hand (index incomplete) finds the newest by a scan.
         let mut hand = World::default();
         hand.secrets
