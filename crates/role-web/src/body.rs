@@ -1,6 +1,8 @@
 //! Response bodies: the boxed body type every handler returns, small constructors,
 //! a channel-fed body (FastCGI output) and the byte-counting wrapper that writes the
-//! access-log line when the response is finished.
+//! access-log line when the response is finished; the request body type
+//! ([`ReqBody`]: hyper's, or none for the plain-HTTP fast path) and the
+//! [`FileRange`] marker that lets the fast path send a file with `sendfile`.
 
 use std::io;
 use std::pin::Pin;
@@ -10,7 +12,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use tokio::sync::mpsc;
 
 use crate::log::{AccessRecord, Logs};
@@ -50,6 +52,57 @@ pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
         }
         Err(_) => plain(StatusCode::BAD_REQUEST, "bad request\n"),
     }
+}
+
+/// The body of a request: hyper's for connections it serves, none for requests the
+/// plain-HTTP fast path ([`crate::fast`]) takes (it takes only body-less ones).
+pub enum ReqBody {
+    /// The request body as hyper reads it.
+    Incoming(Incoming),
+    /// No body.
+    Empty,
+}
+
+impl HttpBody for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ReqBody::Incoming(i) => Pin::new(i).poll_frame(cx),
+            ReqBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Incoming(i) => i.is_end_stream(),
+            ReqBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Incoming(i) => i.size_hint(),
+            ReqBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// Response extension saying the body is exactly `len` bytes of the open file `fd`
+/// from `start`: the plain-HTTP fast path sends them with `sendfile` instead of
+/// polling the body (which streams the same bytes through memory for hyper).
+#[derive(Clone, Debug)]
+pub struct FileRange {
+    /// The open file (a duplicate of the body's descriptor).
+    pub fd: Arc<std::os::fd::OwnedFd>,
+    /// First byte.
+    pub start: u64,
+    /// Bytes to send.
+    pub len: u64,
 }
 
 /// A body fed by a channel (chunks arrive from another task).
@@ -116,6 +169,15 @@ impl Drop for LoggedBody {
     fn drop(&mut self) {
         self.logs.access(self.domain.clone(), &self.record);
     }
+}
+
+/// What the access-log line of a response still needs: the site and the record
+/// (status and bytes are filled in when the response is done).
+pub struct PendingLog {
+    /// The site's domain.
+    pub domain: Arc<str>,
+    /// The record, without status and bytes yet.
+    pub record: AccessRecord,
 }
 
 /// Wrap `resp` so its access-log line is written when it is done.

@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
@@ -62,7 +61,7 @@ pub enum FcgiError {
 /// Where the request body comes from.
 pub enum RequestBody {
     /// Streamed from the client as it arrives.
-    Stream(Incoming),
+    Stream(crate::body::ReqBody),
     /// Already in memory (chunked uploads are collected first to learn the length).
     Buffered(Bytes),
 }

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::io::AsyncReadExt;
 
-use crate::body::{empty, full, Body};
+use crate::body::{empty, full, Body, FileRange};
 use crate::cache::{ContentCache, FileKey, Variant};
 use crate::compress::{self, Encoding};
 use crate::fsafe::Opened;
@@ -152,13 +152,18 @@ pub async fn respond(
         (None, Some(e)) => encoded(cache, meta.key, source, e).await,
         (None, None) => whole(source, size),
     };
-    let (status, body, len, enc) = match result {
-        Ok(Served::Partial(body, len)) => (StatusCode::PARTIAL_CONTENT, body, len, None),
-        Ok(Served::Whole(body, len, enc)) => (StatusCode::OK, body, len, enc),
+    let (status, body, len, enc, file) = match result {
+        Ok(Served::Partial(body, len, file)) => {
+            (StatusCode::PARTIAL_CONTENT, body, len, None, file)
+        }
+        Ok(Served::Whole(body, len, enc, file)) => (StatusCode::OK, body, len, enc, file),
         Err(e) => return read_failed(&e),
     };
     let mut r = Response::new(if head { empty() } else { body });
     *r.status_mut() = status;
+    if let (Some(f), false) = (file, head) {
+        r.extensions_mut().insert(f);
+    }
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -178,9 +183,10 @@ pub async fn respond(
     r
 }
 
+/// A body, its length, and where it lies in the file when it is read from one.
 enum Served {
-    Whole(Body, u64, Option<Encoding>),
-    Partial(Body, u64),
+    Whole(Body, u64, Option<Encoding>, Option<FileRange>),
+    Partial(Body, u64, Option<FileRange>),
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -337,9 +343,12 @@ fn whole(source: Source, size: u64) -> io::Result<Served> {
     Ok(match source {
         Source::Memory(b) => {
             let n = b.len() as u64;
-            Served::Whole(full(b), n, None)
+            Served::Whole(full(b), n, None, None)
         }
-        Source::File(o) => Served::Whole(stream(o, 0, size)?, size, None),
+        Source::File(o) => {
+            let (body, file) = stream(o, 0, size)?;
+            Served::Whole(body, size, None, Some(file))
+        }
     })
 }
 
@@ -350,11 +359,12 @@ fn ranged(source: Source, start: u64, end: u64) -> io::Result<Served> {
             if s >= e {
                 return Err(io::Error::other("file changed while serving a range"));
             }
-            Ok(Served::Partial(full(b.slice(s..e)), (e - s) as u64))
+            Ok(Served::Partial(full(b.slice(s..e)), (e - s) as u64, None))
         }
         Source::File(o) => {
             let len = end - start + 1;
-            Ok(Served::Partial(stream(o, start, len)?, len))
+            let (body, file) = stream(o, start, len)?;
+            Ok(Served::Partial(body, len, Some(file)))
         }
     }
 }
@@ -367,7 +377,7 @@ async fn encoded(
 ) -> io::Result<Served> {
     if let Some(b) = cache.get(key, Variant::Encoded(enc)) {
         let n = b.len() as u64;
-        return Ok(Served::Whole(full(b), n, Some(enc)));
+        return Ok(Served::Whole(full(b), n, Some(enc), None));
     }
     let plain = match source {
         Source::Memory(b) => b,
@@ -383,16 +393,22 @@ async fn encoded(
     let packed = Bytes::from(packed);
     cache.insert(key, Variant::Encoded(enc), packed.clone());
     let n = packed.len() as u64;
-    Ok(Served::Whole(full(packed), n, Some(enc)))
+    Ok(Served::Whole(full(packed), n, Some(enc), None))
 }
 
-/// Stream `len` bytes from `start` in [`CHUNK`]s (reads in the blocking pool).
-fn stream(o: Opened, start: u64, len: u64) -> io::Result<Body> {
+/// Stream `len` bytes from `start` in [`CHUNK`]s (reads in the blocking pool), and
+/// the same bytes as a [`FileRange`] (a duplicate descriptor) for `sendfile`.
+fn stream(o: Opened, start: u64, len: u64) -> io::Result<(Body, FileRange)> {
+    let range = FileRange {
+        fd: std::sync::Arc::new(o.fd.try_clone()?),
+        start,
+        len,
+    };
     let mut file = std::fs::File::from(o.fd);
     file.seek(SeekFrom::Start(start))?;
     let file = tokio::fs::File::from_std(file).take(len);
     let chunks = tokio_util::io::ReaderStream::with_capacity(file, CHUNK);
-    Ok(StreamBody::new(chunks.map_ok(Frame::data)).boxed())
+    Ok((StreamBody::new(chunks.map_ok(Frame::data)).boxed(), range))
 }
 
 #[cfg(test)]

@@ -9,10 +9,9 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use http::{header, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::sync::watch;
 
-use crate::body::{self, plain, redirect, Body};
+use crate::body::{self, plain, redirect, Body, PendingLog, ReqBody};
 use crate::cache::ContentCache;
 use crate::files::Source;
 use crate::fsafe::{self, Kind, OpenError, Opened, Root};
@@ -83,18 +82,34 @@ fn host_of(value: &str) -> Option<&str> {
 /// have HTTPS), no `preload` (a customer opts in to the preload list themselves).
 static HSTS: http::HeaderValue = http::HeaderValue::from_static("max-age=31536000");
 
-/// Answer one request. Never fails: every problem is an HTTP status.
+/// Answer one request (for hyper). Never fails: every problem is an HTTP status.
+/// The access-log line is written when the response body is done.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<Body>, Infallible> {
+    let (resp, log) = respond(&shared, &conn, req).await;
+    Ok(match log {
+        Some(p) => body::logged(resp, &shared.logs, p.domain, p.record),
+        None => resp,
+    })
+}
+
+/// Answer one request, and say what its access-log line needs (when access logs
+/// are on and the request reached a site); the caller writes the line when the
+/// response is sent. Every problem is an HTTP status.
+pub(crate) async fn respond(
+    shared: &Shared,
+    conn: &Conn,
+    req: Request<ReqBody>,
+) -> (Response<Body>, Option<PendingLog>) {
     let plan = shared.plan.borrow().clone();
     let Some(host) = request_host(&req) else {
-        return Ok(plain(StatusCode::BAD_REQUEST, "missing host\n"));
+        return (plain(StatusCode::BAD_REQUEST, "missing host\n"), None);
     };
     let Some(site) = plan.site_for_host(&host).cloned() else {
-        return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
+        return (plain(StatusCode::NOT_FOUND, "not found\n"), None);
     };
     drop(host);
     if let Some(sni) = &conn.sni {
@@ -102,25 +117,24 @@ pub(crate) async fn handle(
             .site_for_host(sni)
             .is_some_and(|s| Arc::ptr_eq(s, &site));
         if !same {
-            return Ok(plain(
-                StatusCode::MISDIRECTED_REQUEST,
-                "misdirected request\n",
-            ));
+            let r = plain(StatusCode::MISDIRECTED_REQUEST, "misdirected request\n");
+            return (r, None);
         }
     }
     let record = shared
         .logs
         .access_enabled()
-        .then(|| access_record(&conn, &req));
-    let mut resp = site_response(&shared, &conn, &site, req).await;
+        .then(|| access_record(conn, &req));
+    let mut resp = site_response(shared, conn, &site, req).await;
     if conn.tls && site.hsts && site.cert.is_some() {
         resp.headers_mut()
             .insert(header::STRICT_TRANSPORT_SECURITY, HSTS.clone());
     }
-    Ok(match record {
-        Some(rec) => body::logged(resp, &shared.logs, site.domain.as_str().into(), rec),
-        None => resp,
-    })
+    let log = record.map(|record| PendingLog {
+        domain: site.domain.as_str().into(),
+        record,
+    });
+    (resp, log)
 }
 
 fn access_record<B>(conn: &Conn, req: &Request<B>) -> AccessRecord {
@@ -148,7 +162,7 @@ async fn site_response(
     shared: &Shared,
     conn: &Conn,
     site: &Arc<Site>,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Response<Body> {
     if !conn.tls && site.https_redirect && site.cert.is_some() {
         return to_https(shared, &req);

@@ -17,6 +17,8 @@
 //!   spool and its worker submitting to the site's mail cluster.
 //! - [`cron`]: a site's cron jobs on the one server holding them, while its lease
 //!   lasts (issue 15).
+//! - `fast`: the plain-HTTP/1.1 fast path (our own loop for body-less GET/HEAD,
+//!   `sendfile` for large files; everything else goes to hyper).
 //! - [`engine`]: the agent adapter, [`start_engine`].
 //!
 //! - [`replicate`]: site-file replication (issue 14): each site with a files server is
@@ -39,6 +41,7 @@ pub mod cache;
 pub mod compress;
 pub mod cron;
 pub mod engine;
+mod fast;
 pub mod fastcgi;
 pub mod files;
 pub mod fpm;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use http::{header, HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
+
+use crate::body::ReqBody;
 
 use crate::body::{plain, Body};
 use crate::fastcgi::{self, RequestBody};
@@ -30,7 +32,7 @@ pub(crate) async fn serve(
     root: &OwnedFd,
     script: Script,
     host: &str,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Response<Body> {
     let log = shared.logs.site(
         site.domain.as_str().into(),
@@ -78,7 +80,7 @@ fn real_dir(root: &OwnedFd) -> std::io::Result<std::path::PathBuf> {
 }
 
 /// The body to pass on and its length (for `CONTENT_LENGTH`).
-async fn request_body(incoming: Incoming) -> Result<(RequestBody, u64), StatusCode> {
+async fn request_body(incoming: ReqBody) -> Result<(RequestBody, u64), StatusCode> {
     if let Some(n) = incoming.size_hint().exact() {
         if n > MAX_BODY {
             return Err(StatusCode::PAYLOAD_TOO_LARGE);

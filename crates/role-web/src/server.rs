@@ -20,8 +20,11 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
+use crate::body::ReqBody;
 use crate::cache::ContentCache;
+use crate::fast::{self, FastConn, Rewind};
 use crate::handler::{self, Conn, Shared};
 use crate::hot::HotFiles;
 use crate::log::Logs;
@@ -189,6 +192,7 @@ async fn serve_loop(
     let Listeners { http, https } = listeners;
     let builder = Arc::new(builder(opts));
     let graceful = GracefulShutdown::new();
+    let stop = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -197,7 +201,7 @@ async fn serve_loop(
                 if let Some((stream, remote)) = accepted(r).await {
                     let w = graceful.watcher();
                     let t = opts.header_timeout;
-                    tokio::spawn(serve_plain(shared.clone(), w, t, stream, remote));
+                    tokio::spawn(serve_plain(shared.clone(), w, t, stop.clone(), stream, remote));
                 }
             }
             r = accept(https.as_ref()) => {
@@ -211,6 +215,7 @@ async fn serve_loop(
         }
     }
     drop((http, https));
+    stop.cancel();
     if tokio::time::timeout(opts.drain, graceful.shutdown())
         .await
         .is_err()
@@ -255,10 +260,13 @@ async fn accepted(r: io::Result<(TcpStream, SocketAddr)>) -> Option<(TcpStream, 
     }
 }
 
+/// A plain-HTTP connection: on the fast path ([`crate::fast`]; `stop` is the
+/// server's shutdown signal) until a request needs hyper, then on hyper.
 async fn serve_plain(
     shared: Arc<Shared>,
     watcher: Watcher,
     header_timeout: Duration,
+    stop: CancellationToken,
     stream: TcpStream,
     remote: SocketAddr,
 ) {
@@ -271,10 +279,33 @@ async fn serve_plain(
         tls: false,
         sni: None,
     });
-    let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
+    let fc = FastConn {
+        shared,
+        conn,
+        header_timeout,
+        stop,
+    };
+    if let Some(handed) = fast::serve(&fc, stream).await {
+        let FastConn { shared, conn, .. } = fc;
+        let io = Rewind::new(handed);
+        serve_plain_hyper(shared, conn, watcher, header_timeout, io).await;
+    }
+}
+
+async fn serve_plain_hyper(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    watcher: Watcher,
+    header_timeout: Duration,
+    io: Rewind,
+) {
+    let remote = conn.remote;
+    let svc = service_fn(move |req| {
+        handler::handle(shared.clone(), conn.clone(), req.map(ReqBody::Incoming))
+    });
     // Plain HTTP is HTTP/1.1 only (HTTP/2 is offered over TLS by ALPN): the HTTP/1
     // connection directly, without the auto builder's version sniffing.
-    let c = http1_builder(header_timeout).serve_connection(TokioIo::new(stream), svc);
+    let c = http1_builder(header_timeout).serve_connection(TokioIo::new(io), svc);
     if let Err(e) = watcher.watch(c).await {
         tracing::debug!(%remote, error = %e, "web: connection ended with an error");
     }
@@ -320,7 +351,9 @@ async fn serve_tls(
         tls: true,
         sni,
     });
-    let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
+    let svc = service_fn(move |req| {
+        handler::handle(shared.clone(), conn.clone(), req.map(ReqBody::Incoming))
+    });
     let c = builder.serve_connection(TokioIo::new(tls), svc);
     if let Err(e) = watcher.watch(c.into_owned()).await {
         tracing::debug!(%remote, error = %e, "web: connection ended with an error");
