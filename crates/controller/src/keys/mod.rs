@@ -274,10 +274,10 @@ pub fn tsig_key_name(cluster: &str) -> String {
 }
 
 /// Make the secret `w` describes (`None`: a certificate without a CA to issue it).
-fn make(deps: &KeyDeps, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyError> {
+fn make(ca: Option<&Ca>, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyError> {
     let (public, private, algorithm, not_after) = match w.purpose {
         SecretPurpose::SiteCert | SecretPurpose::ServerCert => {
-            let Some(ca) = deps.ca.as_ref() else {
+            let Some(ca) = ca else {
                 return Ok(None);
             };
             let issued = ca.sign_server_cert(&w.names)?;
@@ -392,15 +392,20 @@ async fn execute(
     }
 }
 
-/// Make and store what `plan` says, in one transaction. Every key is made (and
-/// every certificate signed) before the transaction begins, and the new secrets go
-/// in with one multi-row insert (`Tx::create_many`): the store's write lock, which
-/// every API write and import chunk waits for, is held for the writes only, not
-/// for the signing (at 10,000 new domains, 0.5-1 s per pass before).
-async fn write(deps: &KeyDeps, plan: &Plan, now: i64) -> Result<(), KeyError> {
-    let mut created = Vec::with_capacity(plan.create.len());
-    for w in &plan.create {
-        match make(deps, w, now) {
+/// The secrets a plan creates and re-issues, made (blocking).
+type Made = (Vec<NewObject<Secret>>, Vec<(Id, String, Secret)>);
+
+/// Make the secrets of `create` and `reissue` (blocking: signing, key generation
+/// and hashing). A certificate the CA refuses is skipped with a warning.
+fn make_all(
+    ca: Option<&Ca>,
+    create: &[Wanted],
+    reissue: &[(Id, Wanted)],
+    now: i64,
+) -> Result<Made, KeyError> {
+    let mut created = Vec::with_capacity(create.len());
+    for w in create {
+        match make(ca, w, now) {
             Ok(Some(secret)) => created.push(NewObject {
                 name: w.purpose.store_name(&w.subject),
                 owner: w.owner,
@@ -414,12 +419,29 @@ async fn write(deps: &KeyDeps, plan: &Plan, now: i64) -> Result<(), KeyError> {
             Err(e) => return Err(e),
         }
     }
-    let mut reissued = Vec::with_capacity(plan.reissue.len());
-    for (id, w) in &plan.reissue {
-        if let Some(secret) = make(deps, w, now)? {
+    let mut reissued = Vec::with_capacity(reissue.len());
+    for (id, w) in reissue {
+        if let Some(secret) = make(ca, w, now)? {
             reissued.push((*id, w.purpose.store_name(&w.subject), secret));
         }
     }
+    Ok((created, reissued))
+}
+
+/// Make and store what `plan` says, in one transaction. Every key is made (and
+/// every certificate signed) before the transaction begins, and the new secrets go
+/// in with one multi-row insert (`Tx::create_many`): the store's write lock, which
+/// every API write and import chunk waits for, is held for the writes only, not
+/// for the signing (at 10,000 new domains, 0.5-1 s per pass before).
+async fn write(deps: &KeyDeps, plan: &Plan, now: i64) -> Result<(), KeyError> {
+    // Signing, key generation and hashing are CPU work (a site's mail secret is an
+    // argon2id hash): on the blocking pool, so the API's async workers never wait
+    // behind a burst of them.
+    let (ca, create, reissue) = (deps.ca.clone(), plan.create.clone(), plan.reissue.clone());
+    let (created, reissued) =
+        tokio::task::spawn_blocking(move || make_all(ca.as_deref(), &create, &reissue, now))
+            .await
+            .map_err(|_| KeyError::Crypto)??;
     let mut tx = deps
         .store
         .begin(Actor {
