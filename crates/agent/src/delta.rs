@@ -405,6 +405,61 @@ mod tests {
         assert!(Arc::ptr_eq(&site_tls(&built, 0), &site_tls(&now, 0)));
     }
 
+    fn dns(revision: i64, zones: &[(&str, u32)]) -> DesiredConfig {
+        use proto::agent_v1::{DnsConfig, ZoneAssignment, ZoneContent, ZoneRecord};
+        let mut c = cfg(revision, &[]);
+        c.role = RoleConfig::Dns(DnsConfig {
+            zones: zones
+                .iter()
+                .map(|(d, serial)| ZoneAssignment {
+                    domain: (*d).into(),
+                    primary: true,
+                    primary_addresses: vec![],
+                    secondaries: vec!["127.0.0.2".into()],
+                    zone: Some(Arc::new(ZoneContent {
+                        origin: (*d).into(),
+                        serial: *serial,
+                        records: (0..20)
+                            .map(|i| ZoneRecord {
+                                name: format!("h{i}.{d}"),
+                                ttl: 300,
+                                rtype: "A".into(),
+                                data: format!("192.0.2.{i}"),
+                            })
+                            .collect(),
+                    })),
+                    primary_endpoints: vec![],
+                    notify: vec!["127.0.0.2:53".into()],
+                    tsig: None,
+                })
+                .collect(),
+        });
+        c
+    }
+
+    /// A DNS config patched by a delta shares every unchanged zone's content with
+    /// the config before (nothing copied per revision but the changed zones).
+    #[test]
+    fn unchanged_zones_are_shared_between_builds() {
+        let zone = |c: &DesiredConfig, i: usize| match &c.role {
+            RoleConfig::Dns(d) => d.zones[i].zone.clone().unwrap(),
+            _ => unreachable!("a dns config"),
+        };
+        let a = dns(3, &[("a.example", 1), ("b.example", 1)]);
+        let b = dns(4, &[("a.example", 1), ("b.example", 2)]);
+        let mut st = ItemState::from_config(&Arc::new(a)).unwrap();
+        let before = st.build().unwrap();
+        let (d, sb) = delta(&before, &b);
+        assert_eq!(d.upserts.len(), 1, "only b.example changed");
+        for h in st.apply(d).unwrap() {
+            st.add_blob(h.clone(), Arc::clone(&sb.blobs[&h]));
+        }
+        let after = st.build().unwrap();
+        assert_eq!(*after, b);
+        assert!(Arc::ptr_eq(&zone(&before, 0), &zone(&after, 0)));
+        assert!(!Arc::ptr_eq(&zone(&before, 1), &zone(&after, 1)));
+    }
+
     fn web_mut(c: &mut DesiredConfig) -> &mut WebConfig {
         match &mut c.role {
             RoleConfig::Web(w) => w,

@@ -31,6 +31,17 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Write `bytes` to `path` atomically, creating it with the given Unix mode.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_atomic_with(path, mode, |f| f.write_all(bytes))
+}
+
+/// [`write_atomic`] with the content written by `write` (through a buffer), so a
+/// large document can be serialized straight into the file instead of into a
+/// buffer of its whole size first.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -54,8 +65,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     #[cfg(not(unix))]
     let _ = mode;
     let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
+        let mut f = std::io::BufWriter::with_capacity(64 * 1024, opts.open(&tmp)?);
+        write(&mut f)?;
+        let f = f
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;

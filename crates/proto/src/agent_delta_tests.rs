@@ -77,15 +77,17 @@ fn dns() -> impl Strategy<Value = RoleConfig> {
             primary,
             primary_addresses: vec![],
             secondaries: vec!["127.0.0.2".into()],
-            zone: primary.then(|| ZoneContent {
-                origin: domain,
-                serial,
-                records: vec![ZoneRecord {
-                    name: "x".into(),
-                    ttl: 60,
-                    rtype: "TXT".into(),
-                    data,
-                }],
+            zone: primary.then(|| {
+                std::sync::Arc::new(ZoneContent {
+                    origin: domain,
+                    serial,
+                    records: vec![ZoneRecord {
+                        name: "x".into(),
+                        ttl: 60,
+                        rtype: "TXT".into(),
+                        data,
+                    }],
+                })
             }),
             primary_endpoints: vec![],
             notify: vec![],

@@ -338,6 +338,26 @@ mod shared_str {
     }
 }
 
+/// Serde of an optional shared [`ZoneContent`] as the plain object (serde's `rc`
+/// feature is not enabled in this workspace).
+mod shared_zone {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ZoneContent;
+
+    pub fn serialize<S: Serializer>(v: &Option<Arc<ZoneContent>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<ZoneContent>>, D::Error> {
+        Ok(Option::<ZoneContent>::deserialize(d)?.map(Arc::new))
+    }
+}
+
 impl std::fmt::Debug for TlsMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the key.
@@ -372,8 +392,13 @@ pub struct ZoneAssignment {
     /// The zone's whole content as the controller built it (the primary serves it;
     /// a secondary may use it to check what it transferred). Absent from older
     /// controllers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone: Option<ZoneContent>,
+    ///
+    /// Shared (`Arc`; JSON form unchanged): an agent rebuilds its whole config from
+    /// the one before on every change, and at 10,000 zones a deep copy of every
+    /// zone's records was tens of megabytes allocated and freed per revision (the
+    /// DNS agent's peak, and the pages its allocator kept after it).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "shared_zone")]
+    pub zone: Option<std::sync::Arc<ZoneContent>>,
     /// Where a secondary transfers from and which NOTIFY sources it accepts:
     /// the primary's DNS endpoints as `ip:port` (port 53, or 10053 for an
     /// unprivileged engine). Empty on the primary.

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent::supervisor::EngineContext;
@@ -137,7 +138,7 @@ fn primary(c: ZoneContent, notify: Vec<String>) -> ZoneAssignment {
         primary: true,
         primary_addresses: vec![],
         secondaries: vec![],
-        zone: Some(c),
+        zone: Some(Arc::new(c)),
         primary_endpoints: vec![],
         notify,
         tsig: None,

@@ -281,7 +281,7 @@ mod tests {
             primary: true,
             primary_addresses: vec![],
             secondaries: vec![],
-            zone: Some(content(origin, serial, ip)),
+            zone: Some(Arc::new(content(origin, serial, ip))),
             primary_endpoints: vec![],
             notify: vec![],
             tsig: None,
@@ -364,7 +364,7 @@ mod tests {
         served.commit(p);
 
         let mut bad = primary("c.example", 1, "192.0.2.3");
-        bad.zone.as_mut().unwrap().records[2].data = "not an address".into();
+        Arc::make_mut(bad.zone.as_mut().unwrap()).records[2].data = "not an address".into();
         let mut bad_endpoint = primary("d.example", 1, "192.0.2.4");
         bad_endpoint.notify = vec!["nowhere".into()];
         let mut no_content = primary("e.example", 1, "192.0.2.5");
@@ -422,7 +422,7 @@ mod tests {
             primary: false,
             primary_addresses: vec![],
             secondaries: vec![],
-            zone: Some(content("Sec.Example", 1, "192.0.2.1")),
+            zone: Some(Arc::new(content("Sec.Example", 1, "192.0.2.1"))),
             primary_endpoints: vec!["127.0.0.1:53".into()],
             notify: vec![],
             tsig: None,

@@ -278,7 +278,7 @@ impl<'a> Index<'a> {
             primary: is_primary,
             primary_addresses: primary_addresses.clone(),
             secondaries: secondaries.clone(),
-            zone: zone.cloned(),
+            zone: zone.cloned().map(std::sync::Arc::new),
             primary_endpoints: primary_endpoints.clone(),
             notify: notify.clone(),
             tsig: tsig.clone(),

@@ -104,7 +104,7 @@ pub fn primary(content: ZoneContent, notify: Vec<String>, tsig: Option<TsigKey>)
         primary: true,
         primary_addresses: vec![],
         secondaries: vec![],
-        zone: Some(content),
+        zone: Some(std::sync::Arc::new(content)),
         primary_endpoints: vec![],
         notify,
         tsig,
