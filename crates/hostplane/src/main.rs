@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    quiet_broken_pipe();
     let cli = cli::parse();
     let password_login = matches!(&cli.command, cli::Command::Login(l) if l.account.is_some());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -52,6 +53,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `hostplane domain list | head` closes the pipe early: Rust ignores SIGPIPE, so
+/// the next `println!` panics. Like other command-line tools, end quietly then
+/// (exit status 141, a shell's for SIGPIPE) instead of printing a panic; every
+/// other panic keeps the default report.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
