@@ -38,7 +38,8 @@ pub struct LogsParams {
     /// Comma-separated logs: `access`, `error`, `php`, `cron` (default: all).
     #[serde(default)]
     kind: Option<String>,
-    /// Lines at or after: RFC 3339 (`2026-12-07T10:00:00Z`), a time ago (`90s`,
+    /// Lines at or after: RFC 3339 (`2026-12-07T10:00:00Z`), a UTC time today
+    /// (`12:55`), a UTC date and time (`2026-12-07 12:55`), a time ago (`90s`,
     /// `15m`, `2h`, `7d`), or milliseconds since the epoch (what `at_ms` says).
     #[serde(default)]
     since: Option<String>,
@@ -166,13 +167,16 @@ fn parse_since(raw: &str, now: time::OffsetDateTime) -> ApiResult<i64> {
         ApiError::invalid(
             "since",
             "bad_time",
-            format!("`{raw}` is not a time: give RFC 3339 (2026-12-07T10:00:00Z), a time ago (90s, 15m, 2h, 7d) or milliseconds since the epoch"),
+            format!("`{raw}` is not a time: give RFC 3339 (2026-12-07T10:00:00Z), a UTC time of today (12:55 or 12:55:30) or a UTC date and time (2026-12-07 12:55), a time ago (90s, 15m, 2h, 7d) or milliseconds since the epoch"),
         )
     };
     let raw = raw.trim();
     if let Ok(t) = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
     {
         return Ok(millis(t));
+    }
+    if let Some(ms) = wall_clock(raw, now) {
+        return Ok(ms);
     }
     if raw.len() > 1 {
         let (n, unit) = raw.split_at(raw.len() - 1);
@@ -192,6 +196,24 @@ fn parse_since(raw: &str, now: time::OffsetDateTime) -> ApiResult<i64> {
         }
     }
     raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(bad)
+}
+
+/// `HH:MM[:SS]` (today, UTC: the time zone log lines are shown in) or
+/// `YYYY-MM-DD HH:MM[:SS]` / `YYYY-MM-DDTHH:MM[:SS]` without a zone (UTC).
+fn wall_clock(raw: &str, now: time::OffsetDateTime) -> Option<i64> {
+    use time::macros::format_description as fd;
+    let time_of = |s: &str| {
+        time::Time::parse(s, fd!("[hour]:[minute]:[second]"))
+            .or_else(|_| time::Time::parse(s, fd!("[hour]:[minute]")))
+            .ok()
+    };
+    if let Some(t) = time_of(raw) {
+        return Some(millis(now.replace_time(t)));
+    }
+    let (date, clock) = raw.split_once([' ', 'T'])?;
+    let date = time::Date::parse(date, fd!("[year]-[month]-[day]")).ok()?;
+    let t = time_of(clock)?;
+    Some(millis(time::PrimitiveDateTime::new(date, t).assume_utc()))
 }
 
 fn millis(t: time::OffsetDateTime) -> i64 {
@@ -223,7 +245,27 @@ mod tests {
             parse_since("1795654923000", now).unwrap(),
             1_795_654_923_000
         );
-        for bad in ["yesterday", "-5m", "5x", "m", "99999999d", ""] {
+        assert_eq!(parse_since("09:30", now).unwrap(), at - 1_800_000);
+        assert_eq!(parse_since("09:30:15", now).unwrap(), at - 1_785_000);
+        assert_eq!(
+            parse_since("2026-12-06 10:00", now).unwrap(),
+            at - 86_400_000
+        );
+        assert_eq!(
+            parse_since("2026-12-06T10:00:00", now).unwrap(),
+            at - 86_400_000
+        );
+        for bad in [
+            "yesterday",
+            "-5m",
+            "5x",
+            "m",
+            "99999999d",
+            "",
+            "25:00",
+            "12:61",
+            "2026-13-01 10:00",
+        ] {
             let e = parse_since(bad, now).unwrap_err();
             assert_eq!(e.body.field.as_deref(), Some("since"), "{bad}");
         }

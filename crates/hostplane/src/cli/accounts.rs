@@ -519,7 +519,8 @@ pub struct SiteLogsArgs {
     /// Only the cron runs
     #[arg(long)]
     pub cron: bool,
-    /// Lines at or after: a time ago (90s, 15m, 2h, 7d) or RFC 3339
+    /// Lines at or after: a time ago (90s, 15m, 2h, 7d), a UTC time today (12:55),
+    /// a UTC date and time (2026-12-07 12:55) or RFC 3339
     #[arg(long)]
     pub since: Option<String>,
     /// At most this many lines, the newest (1 to 5000)
