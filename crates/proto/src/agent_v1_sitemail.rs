@@ -17,12 +17,19 @@ pub struct SiteMail {
     /// The site's submission secret. Travels only inside web servers' desired
     /// configs (mutual TLS; the agent caches them 0600).
     pub secret: String,
+    /// The host name mail clients of the domain connect to for IMAP, POP3 and
+    /// submission (the mail primary's, which its certificate is for): what the
+    /// web servers answer in the domain's Thunderbird autoconfig and Outlook
+    /// Autodiscover documents. `None` from older controllers (no documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_host: Option<String>,
 }
 
 impl std::fmt::Debug for SiteMail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SiteMail")
             .field("submission", &self.submission)
+            .field("client_host", &self.client_host)
             .finish_non_exhaustive()
     }
 }

@@ -19,7 +19,7 @@ use crate::hot::HotFiles;
 use crate::log::{AccessRecord, Logs};
 use crate::path::{self, PathError, ReqPath};
 use crate::plan::{Plan, Site};
-use crate::{files, php};
+use crate::{autoconfig, files, php};
 
 /// State shared by every connection of a server.
 pub(crate) struct Shared {
@@ -108,8 +108,13 @@ pub(crate) async fn respond(
     let Some(host) = request_host(&req) else {
         return (plain(StatusCode::BAD_REQUEST, "missing host\n"), None);
     };
-    let Some(site) = plan.site_for_host(&host).cloned() else {
-        return (plain(StatusCode::NOT_FOUND, "not found\n"), None);
+    // `autoconfig.<name>` / `autodiscover.<name>`: only the mail client documents.
+    let (site, prefixed) = match plan.site_for_host(&host) {
+        Some(s) => (s.clone(), false),
+        None => match autoconfig::prefixed_site(&plan, &host) {
+            Some(s) => (s.clone(), true),
+            None => return (plain(StatusCode::NOT_FOUND, "not found\n"), None),
+        },
     };
     drop(host);
     if let Some(sni) = &conn.sni {
@@ -125,7 +130,11 @@ pub(crate) async fn respond(
         .logs
         .access_enabled()
         .then(|| access_record(conn, &req));
-    let mut resp = site_response(shared, conn, &site, req).await;
+    let mut resp = match autoconfig::wanted(&site, req.method(), req.uri().path()) {
+        Some(doc) => autoconfig::answer(&site, doc, req).await,
+        None if prefixed => plain(StatusCode::NOT_FOUND, "not found\n"),
+        None => site_response(shared, conn, &site, req).await,
+    };
     if conn.tls && site.hsts && site.cert.is_some() {
         resp.headers_mut()
             .insert(header::STRICT_TRANSPORT_SECURITY, HSTS.clone());

@@ -36,6 +36,7 @@
 
 #![forbid(unsafe_code)]
 
+mod autoconfig;
 pub mod body;
 pub mod cache;
 pub mod compress;

@@ -110,6 +110,31 @@ pub struct Site {
     pub site_dir: PathBuf,
     /// The open root, revalidated per request.
     pub root_cache: crate::fsafe::RootCache,
+    /// The host name of the domain's mail cluster for its mail clients
+    /// (`SiteMail::client_host`): set, the site answers the autoconfig documents
+    /// ([`crate::autoconfig`]).
+    pub mail_client_host: Option<String>,
+}
+
+#[cfg(test)]
+impl Site {
+    /// A site with nothing on disk, for pure tests.
+    pub(crate) fn for_test(domain: &str) -> Self {
+        Site {
+            domain: domain.to_owned(),
+            aliases: Vec::new(),
+            active: true,
+            https_redirect: false,
+            hsts: false,
+            docroot: None,
+            root: PathBuf::from("/nonexistent/current"),
+            php: None,
+            cert: None,
+            site_dir: PathBuf::from("/nonexistent"),
+            root_cache: crate::fsafe::RootCache::with_docroot(None),
+            mail_client_host: None,
+        }
+    }
 }
 
 /// Everything the server needs to answer requests; swapped as one `Arc`.
@@ -355,6 +380,12 @@ fn render_site(ws: &WebSite, layout: &Layout, warnings: &mut Vec<String>) -> Res
         hsts: ws.hsts,
         php,
         cert,
+        mail_client_host: ws
+            .mail
+            .as_ref()
+            .and_then(|m| m.client_host.as_deref())
+            .filter(|h| DomainName::new(h).is_ok())
+            .map(str::to_owned),
     })
 }
 

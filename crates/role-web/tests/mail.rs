@@ -247,6 +247,7 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
     let route = |secret: &str| SiteMail {
         submission: vec![submission.to_string()],
         secret: secret.into(),
+        client_host: None,
     };
     for d in [SHOP, OTHER, NOMAIL] {
         publish(&state, d);

@@ -151,6 +151,7 @@ impl<'a> Index<'a> {
         Some(SiteMail {
             submission,
             secret: secret.data.private.clone(),
+            client_host: members.first().map(|s| s.data.hostname.to_string()),
         })
     }
 

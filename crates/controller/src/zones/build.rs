@@ -259,6 +259,7 @@ fn generate(input: &ZoneInput<'_>) -> Vec<Rec> {
     name_servers(input, &mut out);
     web(input, &mut out);
     mail(input, &mut out);
+    mail_clients(input, &mut out);
     mail_policies(input, &mut out);
     out
 }
@@ -324,6 +325,67 @@ fn mail(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
             out.push(Rec::address(&name, ttl, *ip));
         }
     }
+}
+
+/// The services a mail client is told about (RFC 6186 SRV name, port), implicit
+/// TLS first: IMAP, POP3 and submission of the mail engine (`role-mail`).
+pub(crate) const MAIL_CLIENT_SRV: [(&str, u16); 6] = [
+    ("_imaps._tcp", 993),
+    ("_imap._tcp", 143),
+    ("_pop3s._tcp", 995),
+    ("_pop3._tcp", 110),
+    ("_submissions._tcp", 465),
+    ("_submission._tcp", 587),
+];
+
+/// Client autoconfiguration of a mail domain: RFC 6186 SRV records for IMAP,
+/// POP3 and submission at the mail primary's host name (the name its certificate
+/// is for, unlike `mail.<domain>`), and, when the domain has a site, `autoconfig`
+/// (Thunderbird) and `autodiscover` (Outlook) at the site's web servers, which
+/// answer both documents (`role-web`'s `autoconfig`) — plus the
+/// `_autodiscover._tcp` SRV pointing Outlook at the domain's own HTTPS. None of
+/// it when the customer publishes their own apex MX (their mail is elsewhere).
+fn mail_clients(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
+    let Some(primary) = input.mail.first() else {
+        return;
+    };
+    // The customer's own apex MX sends their mail elsewhere: do not point
+    // their mail clients at us.
+    let own_mx = input
+        .records
+        .iter()
+        .any(|r| r.name.is_apex() && matches!(r.data, RecordData::Mx { .. }));
+    if own_mx {
+        return;
+    }
+    let ttl = input.ttls.default;
+    let host = fqdn(primary.server.hostname.as_str());
+    for (name, port) in MAIL_CLIENT_SRV {
+        out.push(Rec::new(
+            abs(input, name),
+            ttl,
+            RType::Srv,
+            format!("0 1 {port} {host}"),
+        ));
+    }
+    let web = web_targets(input);
+    if web.is_empty() {
+        return;
+    }
+    for rel in ["autoconfig", "autodiscover"] {
+        let name = abs(input, rel);
+        for s in &web {
+            for ip in &s.server.addresses {
+                out.push(Rec::address(&name, input.ttls.web, *ip));
+            }
+        }
+    }
+    out.push(Rec::new(
+        abs(input, "_autodiscover._tcp"),
+        ttl,
+        RType::Srv,
+        format!("0 1 443 {}", fqdn(input.origin.as_str())),
+    ));
 }
 
 /// True if the customer has a TXT record at absolute name `name`.

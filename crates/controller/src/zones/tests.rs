@@ -423,6 +423,61 @@ fn generated_records() {
 }
 
 #[test]
+fn mail_domains_tell_clients_where_to_connect() {
+    let origin = example();
+    let f = fleet();
+    let site = site(PlacementMode::All, None);
+    let z = build_zone(&input(&origin, &f, Some(&site), &[]));
+    // RFC 6186 SRV at the mail primary's own host name (its certificate's).
+    assert_eq!(
+        names_of(&z, "_imaps._tcp.example.com", "SRV"),
+        ["0 1 993 mx1.hosting.example."]
+    );
+    assert_eq!(
+        names_of(&z, "_submissions._tcp.example.com", "SRV"),
+        ["0 1 465 mx1.hosting.example."]
+    );
+    assert_eq!(
+        names_of(&z, "_pop3s._tcp.example.com", "SRV"),
+        ["0 1 995 mx1.hosting.example."]
+    );
+    // Thunderbird's and Outlook's names at the site's web servers.
+    for name in ["autoconfig.example.com", "autodiscover.example.com"] {
+        assert_eq!(
+            names_of(&z, name, "A"),
+            ["192.0.2.80", "192.0.2.81"],
+            "{name}"
+        );
+    }
+    assert_eq!(
+        names_of(&z, "_autodiscover._tcp.example.com", "SRV"),
+        ["0 1 443 example.com."]
+    );
+    // Without a site: the SRV records, no web names.
+    let z = build_zone(&input(&origin, &f, None, &[]));
+    assert_eq!(names_of(&z, "_imap._tcp.example.com", "SRV").len(), 1);
+    assert!(names_of(&z, "autoconfig.example.com", "A").is_empty());
+    // Without mail: nothing.
+    let mut no_mail = input(&origin, &f, Some(&site), &[]);
+    no_mail.mail.clear();
+    let z = build_zone(&no_mail);
+    assert!(names_of(&z, "_imaps._tcp.example.com", "SRV").is_empty());
+    assert!(names_of(&z, "autodiscover.example.com", "A").is_empty());
+    // The customer's own MX: their mail is elsewhere, so is their clients'.
+    let mx = [rec(
+        "@",
+        None,
+        RecordData::Mx {
+            preference: 5,
+            exchange: target("mx.google.example"),
+        },
+    )];
+    let z = build_zone(&input(&origin, &f, Some(&site), &mx));
+    assert!(names_of(&z, "_imaps._tcp.example.com", "SRV").is_empty());
+    assert!(names_of(&z, "autoconfig.example.com", "A").is_empty());
+}
+
+#[test]
 fn customer_records_replace_generated_ones() {
     let cases: HashMap<_, _> = cases().into_iter().collect();
     let z = &cases["customer_records"];
