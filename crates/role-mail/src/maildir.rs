@@ -247,17 +247,21 @@ fn crlf_size(path: &Path) -> std::io::Result<u64> {
 
 /// Read a stored message back with CRLF line ends.
 pub fn read_crlf(path: &Path) -> std::io::Result<Vec<u8>> {
-    let data = fs::read(path)?;
+    Ok(read_crlf_bytes(&fs::read(path)?))
+}
+
+/// `data` (LF or mixed line ends) with CRLF line ends.
+pub fn read_crlf_bytes(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 40);
     let mut prev = 0u8;
-    for &b in &data {
+    for &b in data {
         if b == b'\n' && prev != b'\r' {
             out.push(b'\r');
         }
         out.push(b);
         prev = b;
     }
-    Ok(out)
+    out
 }
 
 /// Remove messages; returns how many could not be removed.
