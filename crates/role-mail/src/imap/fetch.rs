@@ -7,7 +7,6 @@
 //! Messages are served with CRLF line ends, and the MIME offsets are those of the
 //! CRLF form, so sizes and partials agree with what is sent.
 
-use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::body::{
@@ -25,33 +24,41 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 
 use super::{store, Session};
 
+/// Whether `n` is in `set`, `*` standing for `largest`. A membership test, never
+/// an expansion: `1:4294967295` costs as little as `1`.
+pub(crate) fn in_set(set: &SequenceSet, n: u32, largest: u32) -> bool {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    let v = |x: &SeqOrUid| match x {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(x) => v(x) == n,
+        Sequence::Range(a, b) => {
+            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+            lo <= n && n <= hi
+        }
+    })
+}
+
 /// Sequence numbers (1-based) of the selected view that `set` names.
 pub(crate) fn resolve(s: &Session, set: &SequenceSet, uid: bool) -> Vec<usize> {
     let Some(sel) = s.selected.as_ref() else {
         return Vec::new();
     };
-    if sel.view.is_empty() {
-        return Vec::new();
-    }
     if uid {
-        let max = sel.view.last().map(|m| m.uid).unwrap_or(1);
-        let Some(largest) = NonZeroU32::new(max) else {
-            return Vec::new();
-        };
-        let wanted: BTreeSet<u32> = set.iter(largest).map(NonZeroU32::get).collect();
+        let max = sel.view.last().map(|m| m.uid).unwrap_or(0);
         sel.view
             .iter()
             .enumerate()
-            .filter(|(_, m)| wanted.contains(&m.uid))
+            .filter(|(_, m)| in_set(set, m.uid, max))
             .map(|(i, _)| i + 1)
             .collect()
     } else {
-        let Some(largest) = NonZeroU32::new(sel.view.len() as u32) else {
-            return Vec::new();
-        };
-        set.iter(largest)
-            .map(|n| n.get() as usize)
-            .filter(|&n| n <= sel.view.len())
+        let len = sel.view.len() as u32;
+        (1..=len)
+            .filter(|&n| in_set(set, n, len))
+            .map(|n| n as usize)
             .collect()
     }
 }

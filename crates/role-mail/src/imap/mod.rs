@@ -157,42 +157,58 @@ pub(crate) enum Next {
 
 /// Run an IMAP session on `io` (`tls`: already encrypted, port 993).
 pub async fn run(shared: Arc<Shared>, io: Box<dyn Io>, peer: SocketAddr, tls: bool) {
-    let mut s = Session {
-        shared,
-        peer,
-        conn: Conn::new(io),
-        tls,
-        user: None,
-        selected: None,
-        utf8: false,
-        failures: 0,
-        bad: 0,
-    };
-    let caps = auth::capabilities(&s);
-    s.untagged_ok(Some(Code::Capability(caps)), "hostplane IMAP ready");
-    loop {
-        let cmd = match s.read_command().await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                s.bad += 1;
-                if s.bad > MAX_BAD {
-                    s.bye("too many errors");
-                    break;
-                }
-                continue;
-            }
-            Err(ConnError::Timeout) => {
-                s.bye("autologout; idle for too long");
-                break;
-            }
-            Err(_) => break,
-        };
-        match s.command(cmd).await {
-            Next::Continue => {}
-            Next::Close => break,
+    Session::new(shared, io, peer, tls).serve().await;
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, io: Box<dyn Io>, peer: SocketAddr, tls: bool) -> Self {
+        Session {
+            shared,
+            peer,
+            conn: Conn::new(io),
+            tls,
+            user: None,
+            selected: None,
+            utf8: false,
+            failures: 0,
+            bad: 0,
         }
     }
-    s.conn.close().await;
+
+    /// Greet, then read and answer commands until LOGOUT or the connection ends.
+    pub(crate) async fn serve(mut self) {
+        let s = &mut self;
+        let caps = auth::capabilities(s);
+        s.untagged_ok(Some(Code::Capability(caps)), "hostplane IMAP ready");
+        s.serve_loop().await;
+        s.conn.close().await;
+    }
+
+    async fn serve_loop(&mut self) {
+        let s = self;
+        loop {
+            let cmd = match s.read_command().await {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    s.bad += 1;
+                    if s.bad > MAX_BAD {
+                        s.bye("too many errors");
+                        break;
+                    }
+                    continue;
+                }
+                Err(ConnError::Timeout) => {
+                    s.bye("autologout; idle for too long");
+                    break;
+                }
+                Err(_) => break,
+            };
+            match s.command(cmd).await {
+                Next::Continue => {}
+                Next::Close => break,
+            }
+        }
+    }
 }
 
 /// The bytes of a LIST pattern.

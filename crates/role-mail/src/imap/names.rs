@@ -162,15 +162,37 @@ pub fn from_dir_entry(entry: &str) -> Option<String> {
 /// IMAP LIST pattern match (`*` matches anything, `%` anything but the separator),
 /// case-sensitive except for INBOX.
 pub fn matches(pattern: &str, name: &str) -> bool {
+    // dynamic programming over (pattern, name) positions: linear in each, so a
+    // pattern of many wildcards cannot make LIST exponential
     fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some('%') => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != SEP)
-                .any(|i| go(&p[1..], &n[i..])),
-            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..]),
+        // m[j]: pattern prefix matches name prefix of length j
+        let mut m = vec![false; n.len() + 1];
+        m[0] = true;
+        for &pc in p {
+            let mut next = vec![false; n.len() + 1];
+            match pc {
+                '*' | '%' => {
+                    let mut reach = false;
+                    for j in 0..=n.len() {
+                        if m[j] {
+                            reach = true;
+                        }
+                        next[j] = reach;
+                        // `%` does not cross the separator
+                        if pc == '%' && j < n.len() && n[j] == SEP {
+                            reach = false;
+                        }
+                    }
+                }
+                c => {
+                    for j in 0..n.len() {
+                        next[j + 1] = m[j] && n[j] == c;
+                    }
+                }
+            }
+            m = next;
         }
+        m[n.len()]
     }
     let (p, n) = if is_inbox(name) {
         (pattern.to_ascii_uppercase(), "INBOX".to_string())
@@ -235,5 +257,10 @@ mod tests {
         assert!(matches("A.%", "A.B"));
         assert!(matches("inbox", "INBOX"));
         assert!(!matches("Se", "Sent"));
+        assert!(matches("%.B", "A.B"));
+        assert!(!matches("%B", "A.B"));
+        assert!(matches("*B", "A.B"));
+        let many = "*%".repeat(200);
+        assert!(!matches(&format!("{many}x"), &"a.".repeat(100)));
     }
 }

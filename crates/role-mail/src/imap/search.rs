@@ -103,11 +103,8 @@ fn matches(c: &mut Cand<'_>, key: &SearchKey<'_>) -> bool {
         K::Or(a, b) => matches(c, a) || matches(c, b),
         K::Not(k) => !matches(c, k),
         K::All => true,
-        K::SequenceSet(set) => {
-            NonZeroU32::new(c.max_seq).is_some_and(|m| set.iter(m).any(|n| n.get() == c.seq))
-        }
-        K::Uid(set) => NonZeroU32::new(c.max_uid.max(c.uid))
-            .is_some_and(|m| set.iter(m).any(|n| n.get() == c.uid)),
+        K::SequenceSet(set) => super::fetch::in_set(set, c.seq, c.max_seq),
+        K::Uid(set) => super::fetch::in_set(set, c.uid, c.max_uid.max(c.uid)),
         K::Answered => flag(c, "\\Answered"),
         K::Unanswered => !flag(c, "\\Answered"),
         K::Deleted => flag(c, "\\Deleted"),

@@ -345,3 +345,26 @@ async fn limits_on_lines_and_literals() {
     let t = run(&s, format!("{LOGIN}a SELECT {{999999+}}\r\n").as_bytes()).await;
     assert!(t.contains("* BYE [TOOBIG]"), "{t}");
 }
+
+/// The fuzz entry point on hand-picked hostile inputs (the fuzz target runs it on
+/// generated ones).
+#[test]
+fn fuzz_entry_survives_hostile_input() {
+    let inputs: [&[u8]; 12] = [
+        b"",
+        b"a SELECT INBOX\r\nb FETCH 1:* (BODY[1.2.3.MIME] BODY[2.HEADER] BODY[2.1] BODYSTRUCTURE ENVELOPE)\r\n",
+        b"a SELECT INBOX\r\nb FETCH 4294967295:* (BODY[]<4294967295.4294967295>)\r\n",
+        b"a APPEND INBOX {5+}\r\n\x00\x01\x02\r\n\r\n",
+        b"a CREATE \"&AC4ALg-\"\r\nb RENAME INBOX \"&AC8-\"\r\nc DELETE \"..\"\r\n",
+        b"a SELECT INBOX\r\nb UID SEARCH OR NOT (SUBJECT x) TEXT {3}\r\nabc\r\n",
+        b"a SELECT INBOX\r\nb STORE 1:* +FLAGS (k1 k2 k3 k4 k5 k6 k7 k8 k9 k10 k11 k12 k13 k14 k15 k16 k17 k18 k19 k20 k21 k22 k23 k24 k25 k26 k27 k28)\r\n",
+        b"a IDLE\r\nDONE\r\nb IDLE\r\nXX\r\n",
+        b"a LIST \"\" \"*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%\"\r\n",
+        b"* * * * *\r\n\r\n\r\n)(\r\n{99999999999}\r\n",
+        b"a SELECT INBOX\r\nb MOVE 1:* Trash\r\nc SELECT Trash\r\nd COPY 1:* INBOX\r\n",
+        b"a AUTHENTICATE PLAIN\r\n*\r\nb ENABLE UTF8=ACCEPT\r\nc CREATE \"\xc3\xa4\"\r\n",
+    ];
+    for i in inputs {
+        super::harness::exercise(i);
+    }
+}
