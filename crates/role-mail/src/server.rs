@@ -115,11 +115,18 @@ impl Drop for ConnSlot {
     }
 }
 
-/// Holds a POP3 maildrop lock.
+/// Holds a POP3 maildrop lock: in this process, and across processes by an
+/// exclusive `flock` on `<Maildir>/hostplane-pop3.lock` (released when the file
+/// closes, also when the process dies). IMAP never takes it: POP3 is exclusive
+/// only against other POP3 sessions of the same mailbox.
 pub struct DropLock {
     shared: Arc<Shared>,
     path: PathBuf,
+    _file: std::fs::File,
 }
+
+/// The cross-process lock file of a maildrop.
+pub const POP3_LOCK: &str = "hostplane-pop3.lock";
 
 impl Drop for DropLock {
     fn drop(&mut self) {
@@ -214,18 +221,29 @@ impl Shared {
         })
     }
 
-    /// Lock the maildrop at `path` for one POP3 session.
+    /// Lock the maildrop at `path` for one POP3 session (`None`: another POP3
+    /// session, of this process or another, holds it).
     pub fn lock_maildrop(self: &Arc<Self>, path: PathBuf) -> Option<DropLock> {
         let mut l = self
             .pop_locks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !l.insert(path.clone()) {
+        if l.contains(&path) {
             return None;
         }
+        std::fs::create_dir_all(&path).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join(POP3_LOCK))
+            .ok()?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+        l.insert(path.clone());
         Some(DropLock {
             shared: Arc::clone(self),
             path,
+            _file: file,
         })
     }
 }

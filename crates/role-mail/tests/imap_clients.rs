@@ -46,6 +46,20 @@ typ, boxes = m.list('""', 'Projekte.*'); assert b"Projekte.Alt" in b"".join(boxe
 for bad in ['"../bob"', '"&AC4ALg-"', '"/etc"', '"*"']:
     typ, data = m.select(bad); assert typ == "NO", (bad, data)
 m.logout()
+# a dozen concurrent sessions of one user, and POP3 beside them
+import poplib
+many = []
+for i in range(12):
+    c = imaplib.IMAP4_SSL(host, ports, ssl_context=ctx); c.login("alice@example.com", "alice-pw")
+    c.select("INBOX"); many.append(c)
+p = poplib.POP3(host, int(sys.argv[5])); p.stls(context=ctx)
+p.user("alice@example.com"); p.pass_("alice-pw"); p.stat()
+c = imaplib.IMAP4_SSL(host, ports, ssl_context=ctx); c.login("alice@example.com", "alice-pw")
+typ, data = c.select("Archive"); assert typ == "OK", data
+c.logout()
+p.quit()
+for c in many:
+    c.logout()
 # implicit TLS; another user's mailbox is never reachable
 s = imaplib.IMAP4_SSL(host, ports, ssl_context=ctx)
 s.login("bob@example.com", "bob-pw")
@@ -99,6 +113,7 @@ async fn python_imaplib_starttls_imaps_and_idle() -> Result<()> {
             a.imap.port().to_string(),
             a.imaps.port().to_string(),
             a.mx.port().to_string(),
+            a.pop3.port().to_string(),
         ],
     )
     .await?;
