@@ -10,7 +10,8 @@
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::body::{
-    BasicFields, Body, BodyStructure, MultiPartExtensionData, SpecificFields,
+    BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
+    SpecificFields,
 };
 use imap_codec::imap_types::core::{IString, Literal, NString, Tag, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
@@ -366,7 +367,7 @@ pub(crate) fn structure(
             subtype: istr(&sub),
             extension_data: ext.then(|| MultiPartExtensionData {
                 parameter_list: params(ct, false),
-                tail: None,
+                tail: Some(disposition(part.content_disposition())),
             }),
         };
     }
@@ -404,7 +405,24 @@ pub(crate) fn structure(
     };
     BodyStructure::Single {
         body: Body { basic, specific },
-        extension_data: None,
+        extension_data: ext.then(|| SinglePartExtensionData {
+            md5: NString(None),
+            tail: Some(disposition(part.content_disposition())),
+        }),
+    }
+}
+
+/// `Content-Disposition` as BODYSTRUCTURE extension data (clients find
+/// attachments and their file names by it).
+fn disposition(d: Option<&mail_parser::ContentType<'_>>) -> Disposition<'static> {
+    Disposition {
+        disposition: d.map(|d| {
+            (
+                istr(&d.ctype().to_ascii_lowercase()),
+                params(Some(d), false),
+            )
+        }),
+        tail: None,
     }
 }
 

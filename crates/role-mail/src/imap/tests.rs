@@ -51,7 +51,7 @@ fn setup() -> (tempfile::TempDir, Arc<Shared>) {
 
 const LOGIN: &str = "a LOGIN alice@example.com alice-pw\r\n";
 
-const MIXED: &[u8] = b"From: Bob Example <bob@example.com>\r\nTo: alice@example.com\r\nSubject: nested\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\nContent-Type: multipart/alternative; boundary=\"inner\"\r\n\r\n--inner\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello plain zebra\r\n--inner\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hello html</p>\r\n--inner--\r\n--outer\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--outer--\r\n";
+const MIXED: &[u8] = b"From: Bob Example <bob@example.com>\r\nTo: alice@example.com\r\nSubject: nested\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\nContent-Type: multipart/alternative; boundary=\"inner\"\r\n\r\n--inner\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello plain zebra\r\n--inner\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hello html</p>\r\n--inner--\r\n--outer\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Disposition: attachment; filename=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--outer--\r\n";
 
 #[tokio::test]
 async fn capability_login_and_failures() {
@@ -197,6 +197,10 @@ async fn fetch_store_search_expunge_with_persistent_uids() {
         "{t}"
     );
     assert!(t.to_ascii_lowercase().contains("\"alternative\""), "{t}");
+    assert!(
+        t.contains("(\"attachment\" (\"FILENAME\" \"a.bin\"))"),
+        "{t}"
+    );
     assert!(t.to_ascii_lowercase().contains("\"mixed\""), "{t}");
     assert!(t.contains("ENVELOPE (\"Mon, 7 Dec 2026 10:00:00 +0000\" \"nested\" ((\"Bob Example\" NIL \"bob\" \"example.com\"))"), "{t}");
     assert!(t.contains("hello plain zebra"), "{t}");
