@@ -301,5 +301,11 @@ mod tests {
         let l = letters_for(&md, &names).unwrap().unwrap();
         assert_eq!(l, "Sa");
         assert_eq!(names_of(&l, &keywords(&md)), names);
+        // quota usage counts the Maildir++ folders too
+        let before = crate::maildir::usage(&md).unwrap();
+        let sent = md.join(".Sent");
+        create_folder(&sent, true).unwrap();
+        fs::write(sent.join("cur").join("1.M1P1.h,S=7:2,S"), b"1234567").unwrap();
+        assert_eq!(crate::maildir::usage(&md).unwrap(), before + 7);
     }
 }
