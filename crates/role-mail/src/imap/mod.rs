@@ -211,6 +211,15 @@ impl Session {
     }
 }
 
+/// Run `f` where blocking is allowed: `block_in_place` on a multi-threaded
+/// runtime (the server), directly on a current-thread one (tests, fuzzing).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The bytes of a LIST pattern.
 fn list_bytes(m: &imap_codec::imap_types::mailbox::ListMailbox<'_>) -> Vec<u8> {
     use imap_codec::imap_types::mailbox::ListMailbox;
@@ -337,9 +346,41 @@ impl Session {
     async fn command(&mut self, cmd: Command<'static>) -> Next {
         let tag = cmd.tag.clone();
         let authed = self.user.is_some();
-        let selected = self.selected.is_some();
         use CommandBody as C;
         match cmd.body {
+            C::StartTLS => auth::starttls(self, &tag).await,
+            C::Login { username, password } if !authed => {
+                auth::login(
+                    self,
+                    &tag,
+                    username.as_ref(),
+                    password.declassify().as_ref(),
+                )
+                .await
+            }
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } if !authed => {
+                let ir = initial_response.map(|r| r.declassify().to_vec());
+                auth::authenticate(self, &tag, &mechanism, ir).await
+            }
+            C::Idle if authed => idle::idle(self, &tag).await,
+            body => {
+                // Everything else is file work (sync, fsync, reads): off the
+                // async workers where the runtime allows it.
+                blocking(|| self.sync_command(&tag, body))
+            }
+        }
+    }
+
+    /// The commands that need no awaiting.
+    fn sync_command(&mut self, tag: &Tag<'static>, body: CommandBody<'static>) -> Next {
+        let tag = tag.clone();
+        let authed = self.user.is_some();
+        let selected = self.selected.is_some();
+        use CommandBody as C;
+        match body {
             C::Capability => auth::capability(self, &tag),
             C::Noop | C::Check => {
                 if selected {
@@ -361,23 +402,6 @@ impl Session {
                     params.into_iter().map(|(k, v)| Some((k?, v?))).collect();
                 self.data(Data::Id { parameters });
                 self.ok(&tag, None, "ID done");
-            }
-            C::StartTLS => return auth::starttls(self, &tag).await,
-            C::Login { username, password } if !authed => {
-                return auth::login(
-                    self,
-                    &tag,
-                    username.as_ref(),
-                    password.declassify().as_ref(),
-                )
-                .await
-            }
-            C::Authenticate {
-                mechanism,
-                initial_response,
-            } if !authed => {
-                let ir = initial_response.map(|r| r.declassify().to_vec());
-                return auth::authenticate(self, &tag, &mechanism, ir).await;
             }
             C::Login { .. } | C::Authenticate { .. } => self.bad(&tag, "already logged in"),
             _ if !authed => self.bad(&tag, "log in first"),
@@ -423,7 +447,6 @@ impl Session {
             }
             C::GetQuotaRoot { mailbox } => mailbox::quota_root(self, &tag, &mailbox),
             C::GetQuota { root } => mailbox::quota(self, &tag, root.as_ref()),
-            C::Idle => return idle::idle(self, &tag).await,
             _ if !selected => self.bad(&tag, "select a mailbox first"),
             C::Unselect => {
                 self.selected = None;
