@@ -265,3 +265,60 @@ async fn mbsync_two_way() -> Result<()> {
     assert_eq!(count(&local.join("INBOX")), 4, "{}", r.out);
     Ok(())
 }
+
+/// mutt reads INBOX over IMAPS and moves the message to Archive (its own UI driven
+/// by `push`, on a pseudo-terminal from `script`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutt_reads_and_moves_over_imaps() -> Result<()> {
+    let ip = ip(block(), 1);
+    let dir = tempfile::tempdir()?;
+    let material = tls(ip);
+    let s = server(
+        ip,
+        0,
+        dir.path(),
+        &example(None, Some(material.clone())),
+        Limits::default(),
+    )?;
+    deliver(dir.path(), "alice", b"Subject: for mutt\r\n\r\nread me\r\n")?;
+    let a = s.addrs();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, material.cert_pem.as_bytes())?;
+    let rc = dir.path().join("muttrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "set imap_user=alice@example.com\nset imap_pass=alice-pw\nset ssl_verify_host=no\nset certificate_file={cert}\nset folder=imaps://{ip}:{port}/\nset spoolfile=+INBOX\nset confirmappend=no\nset delete=yes\nset move=no\nset quit=yes\nset mail_check=0\nset timeout=1\n",
+            cert = cert.display(),
+            port = a.imaps.port()
+        ),
+    )?;
+    let r = run(
+        "sh",
+        &[
+            "-c".into(),
+            format!(
+                "HOME={home} TERM=xterm script -qec \"mutt -n -F {rc} -e 'push <display-message><exit><save-message>=Archive<enter><sync-mailbox><quit>'\" /dev/null",
+                home = dir.path().display(),
+                rc = rc.display(),
+            ),
+        ],
+    )
+    .await?;
+    let md = dir.path().join("mail/example.com/alice/Maildir");
+    let count = |p: std::path::PathBuf| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(count(md.join(".Archive/cur")), 1, "{}", r.out);
+    assert_eq!(
+        count(md.join("cur")) + count(md.join("new")),
+        0,
+        "{}",
+        r.out
+    );
+    let moved = std::fs::read_dir(md.join(".Archive/cur"))?
+        .flatten()
+        .next()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(moved.ends_with(":2,S"), "read by mutt: {moved}");
+    Ok(())
+}
