@@ -372,3 +372,27 @@ fn fuzz_entry_survives_hostile_input() {
         super::harness::exercise(i);
     }
 }
+
+#[tokio::test]
+async fn utf8_accept_quota_id_and_unselect() {
+    let (d, s) = setup();
+    let script = format!(
+        "{LOGIN}i ID NIL\r\nc CREATE \"Entw&APw-rfe\"\r\ne ENABLE UTF8=ACCEPT\r\nl LIST \"\" \"Entw*\"\r\nc2 CREATE \"Gr\u{fc}\u{df}e\"\r\nq GETQUOTAROOT INBOX\r\nq2 GETQUOTA \"\"\r\ns SELECT INBOX\r\nu UNSELECT\r\nf FETCH 1 FLAGS\r\n"
+    );
+    let t = run(&s, script.as_bytes()).await;
+    assert!(t.contains("* ID (\"name\" \"hostplane\")"), "{t}");
+    assert!(t.contains("* ENABLED UTF8=ACCEPT"), "{t}");
+    // sent as a literal (an astring either way), UTF-8 rather than modified UTF-7
+    assert!(
+        t.contains("* LIST () \".\" {9}\r\nEntw\u{fc}rfe\r\n"),
+        "{t}"
+    );
+    assert!(t.contains("c2 OK"), "{t}");
+    assert!(
+        t.contains("* QUOTAROOT INBOX \"\"") && t.contains("(STORAGE 0 1024)"),
+        "{t}"
+    );
+    assert!(t.contains("u OK") && t.contains("f BAD"), "{t}");
+    let md = maildir::maildir_path(d.path(), "example.com", "alice");
+    assert!(md.join(".Entw&APw-rfe").is_dir() && md.join(".Gr&APwA3w-e").is_dir());
+}
