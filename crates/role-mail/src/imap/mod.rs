@@ -260,6 +260,12 @@ impl Session {
         self.status(Status::ok(None, code, text));
     }
 
+    /// The selected mailbox vanished: say so (RFC 7162's `CLOSED` code, which
+    /// clients that do not know it ignore as text).
+    fn bye_selected(&mut self) {
+        self.untagged_ok(Some(code("CLOSED")), "mailbox no longer exists");
+    }
+
     /// Untagged BYE.
     pub fn bye(&mut self, text: &str) {
         self.status(Status::bye(None, text));
@@ -553,6 +559,12 @@ impl Session {
         let Some(dir) = self.selected.as_ref().map(|s| s.folder.dir.clone()) else {
             return;
         };
+        if !dir.join("cur").is_dir() {
+            // deleted or renamed by another session: nothing is left to show
+            self.selected = None;
+            self.bye_selected();
+            return;
+        }
         let folder = match self.shared.imap.sync(&dir) {
             Ok(f) => f,
             Err(e) => {

@@ -395,4 +395,33 @@ async fn utf8_accept_quota_id_and_unselect() {
     assert!(t.contains("u OK") && t.contains("f BAD"), "{t}");
     let md = maildir::maildir_path(d.path(), "example.com", "alice");
     assert!(md.join(".Entw&APw-rfe").is_dir() && md.join(".Gr&APwA3w-e").is_dir());
+    // a selected mailbox deleted by another session
+    let (server, client) = tokio::io::duplex(1 << 16);
+    let peer = std::net::SocketAddr::from(([192, 0, 2, 1], 1));
+    let task = tokio::spawn(super::run(Arc::clone(&s), Box::new(server), peer, false));
+    let (mut rd, mut wr) = tokio::io::split(client);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    wr.write_all(format!("{LOGIN}s SELECT Junk\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("s OK") {
+        let mut buf = [0u8; 4096];
+        let n = rd.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let other = run(&s, format!("{LOGIN}d DELETE Junk\r\n").as_bytes()).await;
+    assert!(other.contains("d OK"), "{other}");
+    wr.write_all(b"n NOOP\r\nf FETCH 1 FLAGS\r\n")
+        .await
+        .unwrap();
+    wr.shutdown().await.unwrap();
+    let mut out = String::new();
+    rd.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.contains("* OK [CLOSED]") && out.contains("n OK") && out.contains("f BAD"),
+        "{out}"
+    );
+    let _ = task.await;
 }

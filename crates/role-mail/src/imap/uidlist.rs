@@ -20,6 +20,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Name of the per-folder UID list.
 pub const UIDLIST: &str = "hostplane-uidlist";
+/// Its cross-process lock file.
+pub const UIDLIST_LOCK: &str = "hostplane-uidlist.lock";
 /// Name of the keyword table at the Maildir root.
 pub const KEYWORDS: &str = "hostplane-keywords";
 /// Most keywords a mailbox can hold (one file-name letter each).
@@ -126,9 +128,17 @@ pub fn create_folder(dir: &Path, is_sub: bool) -> std::io::Result<()> {
 
 impl Folder {
     /// Synchronise the folder at `dir` (which must exist): see the module doc.
-    /// The caller holds the folder's lock.
+    /// The caller holds the folder's in-process lock; an exclusive `flock` on
+    /// `hostplane-uidlist.lock` keeps another process (a second server on the same
+    /// state, a future replica applier) from assigning the same UIDs meanwhile.
     pub fn sync(dir: &Path) -> std::io::Result<Folder> {
         crate::maildir::ensure(dir)?;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(UIDLIST_LOCK))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
         let new = dir.join("new");
         let cur = dir.join("cur");
         let mut moved = false;
