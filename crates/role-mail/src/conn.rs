@@ -159,6 +159,42 @@ impl Conn {
         }
     }
 
+    /// Read exactly `n` bytes (an IMAP literal).
+    pub async fn read_exact(&mut self, n: usize, timeout: Duration) -> Result<Vec<u8>, ConnError> {
+        let mut out = Vec::with_capacity(n.min(1 << 20));
+        loop {
+            let avail = &self.buf[self.start..];
+            let take = avail.len().min(n - out.len());
+            out.extend_from_slice(&avail[..take]);
+            self.start += take;
+            if out.len() == n {
+                return Ok(out);
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Wait until the client sent something (cancel-safe: nothing read is lost,
+    /// so it can race a notification, as IMAP IDLE does). Flush first.
+    pub async fn wait_input(&mut self, timeout: Duration) -> Result<(), ConnError> {
+        if self.has_pending_input() {
+            return Ok(());
+        }
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(timeout, self.io.read(&mut chunk))
+            .await
+            .map_err(|_| ConnError::Timeout)??;
+        if n == 0 {
+            return Err(ConnError::Closed);
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
     /// Replace the stream by its TLS upgrade, dropping input sent before it.
     pub async fn upgrade(
         &mut self,

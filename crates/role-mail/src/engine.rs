@@ -3,7 +3,8 @@
 //!
 //! Ports on the server's own address, each the standard one or standard + 10000
 //! when it cannot be bound (no privilege): SMTP 25/10025, submission 587/10587,
-//! submissions 465/10465, POP3 110/10110, POP3S 995/10995. State lives in
+//! submissions 465/10465, POP3 110/10110, POP3S 995/10995, IMAP 143/10143,
+//! IMAPS 993/10993. State lives in
 //! `ctx.state_dir`: `mail/<domain>/<local>/Maildir` and `queue/`.
 //!
 //! Engine options read from `ctx.options` (the agent config's `[engine]` table):
@@ -30,7 +31,7 @@ use crate::plan::Plan;
 use crate::queue::{Bounce, Outbound, Queue, QueueEntry};
 use crate::server::{self, Limits, Live, Service, Shared};
 
-/// The five listeners of a mail server (already bound).
+/// The seven listeners of a mail server (already bound).
 #[derive(Debug)]
 pub struct Listeners {
     /// Inbound SMTP (25).
@@ -43,10 +44,14 @@ pub struct Listeners {
     pub pop3: TcpListener,
     /// POP3 over TLS (995).
     pub pop3s: TcpListener,
+    /// IMAP (143).
+    pub imap: TcpListener,
+    /// IMAP over TLS (993).
+    pub imaps: TcpListener,
 }
 
 impl Listeners {
-    /// Bind all five on `ip`, each on its standard port or standard + 10000.
+    /// Bind all seven on `ip`, each on its standard port or standard + 10000.
     pub fn bind_standard(ip: IpAddr) -> std::io::Result<Self> {
         Ok(Self {
             mx: bind_port(ip, 25)?,
@@ -54,10 +59,12 @@ impl Listeners {
             submissions: bind_port(ip, 465)?,
             pop3: bind_port(ip, 110)?,
             pop3s: bind_port(ip, 995)?,
+            imap: bind_port(ip, 143)?,
+            imaps: bind_port(ip, 993)?,
         })
     }
 
-    /// Bind all five on `ip`, port 0 (tests).
+    /// Bind all seven on `ip`, port 0 (tests).
     pub fn bind_any(ip: IpAddr) -> std::io::Result<Self> {
         let any = || bind_exact(SocketAddr::new(ip, 0));
         Ok(Self {
@@ -66,6 +73,8 @@ impl Listeners {
             submissions: any()?,
             pop3: any()?,
             pop3s: any()?,
+            imap: any()?,
+            imaps: any()?,
         })
     }
 }
@@ -93,6 +102,10 @@ pub struct Addrs {
     pub pop3: SocketAddr,
     /// POP3S.
     pub pop3s: SocketAddr,
+    /// IMAP.
+    pub imap: SocketAddr,
+    /// IMAPS.
+    pub imaps: SocketAddr,
 }
 
 /// Queue status and flush, for the agent (`hostplane mail queue` / `flush`).
@@ -156,6 +169,8 @@ impl MailServer {
             submissions: listeners.submissions.local_addr()?,
             pop3: listeners.pop3.local_addr()?,
             pop3s: listeners.pop3s.local_addr()?,
+            imap: listeners.imap.local_addr()?,
+            imaps: listeners.imaps.local_addr()?,
         };
         let (stop, rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -165,6 +180,8 @@ impl MailServer {
             (listeners.submissions, Service::Submissions),
             (listeners.pop3, Service::Pop3),
             (listeners.pop3s, Service::Pop3s),
+            (listeners.imap, Service::Imap),
+            (listeners.imaps, Service::Imaps),
         ] {
             tasks.push(tokio::spawn(server::serve(
                 Arc::clone(&shared),
@@ -398,7 +415,7 @@ impl MailEngine {
     fn set_status(&self, state: EngineState, note: String) {
         let a = self.server.addrs();
         let detail = format!(
-            "{}smtp {}, submission {} and {}, pop3 {} and {}; {} domains",
+            "{}smtp {}, submission {} and {}, pop3 {} and {}, imap {} and {}; {} domains",
             if note.is_empty() {
                 String::new()
             } else {
@@ -409,6 +426,8 @@ impl MailEngine {
             a.submissions.port(),
             a.pop3.port(),
             a.pop3s.port(),
+            a.imap.port(),
+            a.imaps.port(),
             self.server.domain_count(),
         );
         *self

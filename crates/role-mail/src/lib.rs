@@ -11,6 +11,8 @@
 //!   SMTP client that hands mail to the primary; [`dedup`]: the primary's
 //!   suppression of a copy relayed twice.
 //! - [`pop3`]: POP3 with STLS (110) and over TLS (995).
+//! - [`imap`]: IMAP4rev1 with STARTTLS (143) and over TLS (993), UIDs persisted
+//!   per folder; wire format by `imap-codec`, MIME by `mail-parser`.
 //! - [`dns`], [`dkim`], [`dsn`]: outbound delivery's MX lookup, DKIM signing and
 //!   delivery status notifications.
 //! - [`accounts`], [`tls`]: password checks, TLS acceptor and opportunistic client.
@@ -20,8 +22,9 @@
 //!   and domain).
 //! - [`harness`]: in-memory session driver for protocol tests.
 //!
-//! Commands are parsed by hand (the grammar we accept is small and every branch is
-//! tested) rather than with smtp-proto.
+//! SMTP and POP3 commands are parsed by hand (the grammar we accept is small and
+//! every branch is tested) rather than with smtp-proto; IMAP's grammar is not small,
+//! so IMAP uses `imap-codec`.
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +37,7 @@ pub mod dns;
 pub mod dsn;
 pub mod engine;
 pub mod harness;
+pub mod imap;
 pub mod maildir;
 pub mod plan;
 pub mod pop3;

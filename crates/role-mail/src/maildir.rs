@@ -155,8 +155,27 @@ pub fn name_field(name: &str, key: &str) -> Option<u64> {
         .find_map(|f| f.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
-/// Bytes used by the mailbox (`new` and `cur`), from the names' `S=` or file sizes.
+/// Bytes used by the mailbox (`new` and `cur` of INBOX and of every Maildir++
+/// folder `.Name` that IMAP clients create), from the names' `S=` or file sizes.
 pub fn usage(maildir: &Path) -> std::io::Result<u64> {
+    let mut total = folder_usage(maildir)?;
+    if let Ok(entries) = fs::read_dir(maildir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.')
+                && name != "."
+                && name != ".."
+                && e.file_type().is_ok_and(|t| t.is_dir())
+            {
+                total += folder_usage(&e.path())?;
+            }
+        }
+    }
+    Ok(total)
+}
+
+fn folder_usage(maildir: &Path) -> std::io::Result<u64> {
     let mut total = 0u64;
     for sub in ["new", "cur"] {
         let dir = match fs::read_dir(maildir.join(sub)) {
@@ -247,17 +266,21 @@ fn crlf_size(path: &Path) -> std::io::Result<u64> {
 
 /// Read a stored message back with CRLF line ends.
 pub fn read_crlf(path: &Path) -> std::io::Result<Vec<u8>> {
-    let data = fs::read(path)?;
+    Ok(read_crlf_bytes(&fs::read(path)?))
+}
+
+/// `data` (LF or mixed line ends) with CRLF line ends.
+pub fn read_crlf_bytes(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 40);
     let mut prev = 0u8;
-    for &b in &data {
+    for &b in data {
         if b == b'\n' && prev != b'\r' {
             out.push(b'\r');
         }
         out.push(b);
         prev = b;
     }
-    Ok(out)
+    out
 }
 
 /// Remove messages; returns how many could not be removed.

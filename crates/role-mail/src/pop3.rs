@@ -467,6 +467,29 @@ mod tests {
         assert_eq!(maildir::take_listing(&md).unwrap().len(), 1);
     }
 
+    /// The maildrop lock holds across servers sharing a state directory (as two
+    /// processes would: `flock` is per open file), and never blocks IMAP.
+    #[tokio::test]
+    async fn pop3_lock_is_cross_process_and_leaves_imap_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = harness::shared(dir.path(), &cfg(), Limits::default()).unwrap();
+        let b = harness::shared(dir.path(), &cfg(), Limits::default()).unwrap();
+        let md = maildir::maildir_path(dir.path(), "example.com", "alice");
+        let held = a.lock_maildrop(md.clone()).expect("first lock");
+        assert!(b.lock_maildrop(md.clone()).is_none(), "other server");
+        assert!(a.lock_maildrop(md.clone()).is_none(), "same server");
+        let t = harness::pop3(&b, b"USER alice@example.com\r\nPASS alice-pw\r\nQUIT\r\n").await;
+        assert!(t.contains("[IN-USE]"), "{t}");
+        let t = crate::imap::harness::run(
+            &b,
+            b"a LOGIN alice@example.com alice-pw\r\nb SELECT INBOX\r\n",
+        )
+        .await;
+        assert!(t.contains("b OK [READ-WRITE]"), "{t}");
+        drop(held);
+        assert!(b.lock_maildrop(md).is_some(), "released");
+    }
+
     #[test]
     fn top_lines() {
         let m = b"A: 1\r\n\r\nl1\r\nl2\r\nl3\r\n";

@@ -1,7 +1,7 @@
 //! The running mail server: state shared by every session ([`Shared`]: the live
 //! plan and TLS acceptor swapped as one `Arc`, limits, the queue, connection counts,
-//! POP3 maildrop locks) and the accept loops of the SMTP, submission and POP3
-//! listeners. Listeners are bound by the caller (the engine adapter or a test).
+//! POP3 maildrop locks, IMAP folder notifiers) and the accept loops of the SMTP,
+//! submission, POP3 and IMAP listeners. Listeners are bound by the caller (the engine adapter or a test).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -79,6 +79,8 @@ pub struct Shared {
     /// Outgoing limits on submission (messages per hour).
     pub sending: crate::sendlimit::SendLimits,
     pop_locks: Mutex<HashSet<PathBuf>>,
+    /// IMAP folder locks and change notifiers (delivery wakes IDLE through it).
+    pub imap: crate::imap::Registry,
     verifier: RwLock<Option<Arc<crate::verify::Verifier>>>,
 }
 
@@ -113,11 +115,18 @@ impl Drop for ConnSlot {
     }
 }
 
-/// Holds a POP3 maildrop lock.
+/// Holds a POP3 maildrop lock: in this process, and across processes by an
+/// exclusive `flock` on `<Maildir>/hostplane-pop3.lock` (released when the file
+/// closes, also when the process dies). IMAP never takes it: POP3 is exclusive
+/// only against other POP3 sessions of the same mailbox.
 pub struct DropLock {
     shared: Arc<Shared>,
     path: PathBuf,
+    _file: std::fs::File,
 }
+
+/// The cross-process lock file of a maildrop.
+pub const POP3_LOCK: &str = "hostplane-pop3.lock";
 
 impl Drop for DropLock {
     fn drop(&mut self) {
@@ -150,6 +159,7 @@ impl Shared {
             logins: throttle::Throttle::default(),
             sending: crate::sendlimit::SendLimits::default(),
             pop_locks: Mutex::new(HashSet::new()),
+            imap: crate::imap::Registry::default(),
             verifier: RwLock::new(None),
         })
     }
@@ -186,14 +196,21 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = v.map(Arc::new);
     }
 
-    /// Admit a connection from `ip`, or `None` when a limit is reached.
+    /// Admit a connection from `ip`, or `None` when a limit is reached. IMAP
+    /// sessions (`uncapped`) count only against the per-address limit: a server
+    /// holds one long-lived session per client device, so there is no total cap.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnSlot> {
+        self.admit_with(ip, false)
+    }
+
+    fn admit_with(self: &Arc<Self>, ip: IpAddr, uncapped: bool) -> Option<ConnSlot> {
         let mut c = self
             .conns
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let per_ip = c.1.get(&ip).copied().unwrap_or(0);
-        if c.0 >= self.limits.max_conn_total || per_ip >= self.limits.max_conn_per_ip {
+        if (!uncapped && c.0 >= self.limits.max_conn_total) || per_ip >= self.limits.max_conn_per_ip
+        {
             return None;
         }
         c.0 += 1;
@@ -204,18 +221,29 @@ impl Shared {
         })
     }
 
-    /// Lock the maildrop at `path` for one POP3 session.
+    /// Lock the maildrop at `path` for one POP3 session (`None`: another POP3
+    /// session, of this process or another, holds it).
     pub fn lock_maildrop(self: &Arc<Self>, path: PathBuf) -> Option<DropLock> {
         let mut l = self
             .pop_locks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !l.insert(path.clone()) {
+        if l.contains(&path) {
             return None;
         }
+        std::fs::create_dir_all(&path).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join(POP3_LOCK))
+            .ok()?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+        l.insert(path.clone());
         Some(DropLock {
             shared: Arc::clone(self),
             path,
+            _file: file,
         })
     }
 }
@@ -233,11 +261,15 @@ pub enum Service {
     Pop3,
     /// POP3 over implicit TLS (995).
     Pop3s,
+    /// IMAP with STARTTLS (143).
+    Imap,
+    /// IMAP over implicit TLS (993).
+    Imaps,
 }
 
 impl Service {
     fn implicit_tls(self) -> bool {
-        matches!(self, Service::Submissions | Service::Pop3s)
+        matches!(self, Service::Submissions | Service::Pop3s | Service::Imaps)
     }
 }
 
@@ -276,9 +308,11 @@ async fn handle(
     peer: SocketAddr,
     service: Service,
 ) {
-    let Some(_slot) = shared.admit(peer.ip()) else {
+    let imap = matches!(service, Service::Imap | Service::Imaps);
+    let Some(_slot) = shared.admit_with(peer.ip(), imap) else {
         let msg: &[u8] = match service {
             Service::Pop3 | Service::Pop3s => b"-ERR [SYS/TEMP] too many connections\r\n",
+            Service::Imap | Service::Imaps => b"* BYE too many connections from your address\r\n",
             _ => b"421 4.7.0 too many connections, try again later\r\n",
         };
         if !service.implicit_tls() {
@@ -304,5 +338,6 @@ async fn handle(
             crate::smtp::run(shared, io, peer, crate::smtp::Mode::Submission, tls).await
         }
         Service::Pop3 | Service::Pop3s => crate::pop3::run(shared, io, peer, tls).await,
+        Service::Imap | Service::Imaps => crate::imap::run(shared, io, peer, tls).await,
     }
 }

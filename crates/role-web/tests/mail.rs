@@ -82,6 +82,8 @@ fn mail_server(dir: &Path, ca: &TestCa, port: u16, per_hour: Option<u32>) -> Mai
         submissions: bind(0),
         pop3: bind(0),
         pop3s: bind(0),
+        imap: bind(0),
+        imaps: bind(0),
     };
     let s = MailServer::start(listeners, dir, "mx.test", Some(ip), Limits::default()).unwrap();
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();

@@ -117,6 +117,8 @@ pub fn ports(role: &str, privileged: bool) -> Vec<(&'static str, u16)> {
             ("submissions", 465),
             ("pop3", 110),
             ("pop3s", 995),
+            ("imap", 143),
+            ("imaps", 993),
         ],
         "files" => &[("ftp", 21), ("sync", 7443)],
         "db" => &[("mysql", 3306), ("postgres", 5432)],

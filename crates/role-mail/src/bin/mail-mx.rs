@@ -30,6 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         submissions: bind(0)?,
         pop3: bind(0)?,
         pop3s: bind(0)?,
+        imap: bind(0)?,
+        imaps: bind(0)?,
     };
     let limits = Limits {
         max_conn_per_ip: 1000,

@@ -266,6 +266,10 @@ pub fn deliver(
     let mut id = String::new();
     for (domain, l) in &local {
         id = maildir::deliver(&shared.state_dir, domain, l, &shared.hostname, message)?;
+        // wake IMAP IDLE sessions on this INBOX
+        shared
+            .imap
+            .changed(&maildir::maildir_path(&shared.state_dir, domain, l));
     }
     for (route, rcpts) in relay {
         id = shared

@@ -104,6 +104,8 @@ pub fn listeners(ip: IpAddr, mx_port: u16) -> Result<Listeners> {
         submissions: bind(0)?,
         pop3: bind(0)?,
         pop3s: bind(0)?,
+        imap: bind(0)?,
+        imaps: bind(0)?,
     })
 }
 
