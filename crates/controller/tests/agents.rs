@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Api, Server};
+use common::{csr, Api, Server};
 use proto::agent_v1::{DesiredConfig, RoleConfig, CONFIG_PATH, HEARTBEAT_PATH, JOIN_PATH};
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -38,16 +37,6 @@ struct Agent {
 }
 
 /// A key and a CSR (PEM) for `name`.
-fn csr(name: &str) -> (KeyPair, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
-    params.distinguished_name = dn;
-    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
-    (key, pem)
-}
-
 fn join_body(token: &str, name: &str, csr_pem: &str, ip: &str) -> Value {
     json!({
         "token": token,

@@ -265,8 +265,20 @@ pub struct Joined {
 
 /// Join a server named `name` to cluster `cluster` as an agent does (join token,
 /// CSR, the certificate the controller signs).
-pub async fn join_agent(srv: &Server, admin: &Api, cluster: &str, name: &str) -> Joined {
+/// A new agent key and a certificate signing request for `name` (what an agent
+/// sends when it joins).
+pub fn csr(name: &str) -> (rcgen::KeyPair, String) {
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    (key, pem)
+}
+
+pub async fn join_agent(srv: &Server, admin: &Api, cluster: &str, name: &str) -> Joined {
     let token = admin
         .post("/v1/join-tokens", json!({"cluster": cluster}))
         .await
@@ -274,12 +286,7 @@ pub async fn join_agent(srv: &Server, admin: &Api, cluster: &str, name: &str) ->
         .as_str()
         .unwrap()
         .to_owned();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
-    params.distinguished_name = dn;
-    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let (key, csr) = csr(name);
     let r = srv
         .client(None)
         .post(
