@@ -305,6 +305,7 @@ mod tests {
                         local_paths: Vec::new(),
                         quota_mb: 0,
                     })
+                    .map(std::sync::Arc::new)
                     .collect(),
                 files_origin: None,
                 peers: Vec::new(),
@@ -488,7 +489,7 @@ mod tests {
         let mut st = ItemState::from_config(&a).unwrap();
 
         let mut b = cfg(4, &[("a.example", "1"), ("b.example", "2")]);
-        web_mut(&mut b).sites[1].https_redirect = true;
+        std::sync::Arc::make_mut(&mut web_mut(&mut b).sites[1]).https_redirect = true;
         let (d, _) = delta(&a, &b);
         assert_eq!(d.upserts.len(), 1);
         assert!(
@@ -502,14 +503,15 @@ mod tests {
         let mut c = b.clone();
         c.revision = 5;
         web_mut(&mut c).files_origin = Some("files-1.example".into());
-        web_mut(&mut c).sites[0].https_redirect = true;
+        std::sync::Arc::make_mut(&mut web_mut(&mut c).sites[0]).https_redirect = true;
         let (d, _) = delta(&b, &c);
         assert_eq!(*apply_held(&mut st, d), c);
 
         // A delta that does not lead to the controller's items, then a snapshot.
         let mut e = c.clone();
         e.revision = 6;
-        web_mut(&mut e).sites[0].aliases = vec!["www.a.example".into()];
+        std::sync::Arc::make_mut(&mut web_mut(&mut e).sites[0]).aliases =
+            vec!["www.a.example".into()];
         let (mut bad, _) = delta(&c, &e);
         bad.digest = "0".repeat(64);
         assert!(matches!(st.apply(bad), Err(Mismatch::Digest { to: 6 })));

@@ -63,6 +63,7 @@ fn web_cfg(server: &str, revision: i64, domains: &[&str]) -> DesiredConfig {
                     local_paths: Vec::new(),
                     quota_mb: 0,
                 })
+                .map(std::sync::Arc::new)
                 .collect(),
             files_origin: None,
             peers: Vec::new(),

@@ -31,12 +31,43 @@ pub const MAX_REVISIONS: usize = 64;
 /// Most changed item ids a server's history keeps over all its revisions.
 pub const MAX_CHANGED_IDS: usize = 50_000;
 
+/// A blob's key: its BLAKE3 hash as 32 bytes, not the 64-character hex string
+/// the wire carries (every server's blob map holds one per site: at 100,000
+/// sites on 50 web servers, 500,000 keys).
+type BlobKey = [u8; 32];
+
+/// The key of blob `hash` (hex, as items name it). A name that is not 64 hex
+/// digits (never made by [`proto::agent_delta::split`]) is keyed by its own
+/// hash, the same way at insert and lookup.
+fn blob_key(hash: &str) -> BlobKey {
+    let b = hash.as_bytes();
+    let mut out = [0u8; 32];
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if b.len() == 64 {
+        let mut ok = true;
+        for (i, o) in out.iter_mut().enumerate() {
+            match (nibble(b[2 * i]), nibble(b[2 * i + 1])) {
+                (Some(h), Some(l)) => *o = (h << 4) | l,
+                _ => ok = false,
+            }
+        }
+        if ok {
+            return out;
+        }
+    }
+    *blake3::hash(b).as_bytes()
+}
+
 /// One item as sent: its JSON, content hash and the blobs it refers to.
 #[derive(Debug)]
 struct StoredItem {
     hash: [u8; 32],
     json: Box<str>,
-    blobs: Box<[String]>,
+    blobs: Box<[BlobKey]>,
 }
 
 impl StoredItem {
@@ -45,7 +76,7 @@ impl StoredItem {
         StoredItem {
             hash: *blake3::hash(json.as_bytes()).as_bytes(),
             json: json.into(),
-            blobs: item.blobs.values().cloned().collect(),
+            blobs: item.blobs.values().map(|h| blob_key(h)).collect(),
         }
     }
 }
@@ -58,7 +89,7 @@ impl StoredItem {
 #[derive(Debug, Default)]
 pub struct Shared {
     items: HashMap<[u8; 32], Weak<StoredItem>>,
-    blobs: HashMap<String, Weak<[u8]>>,
+    blobs: HashMap<BlobKey, Weak<[u8]>>,
     /// Entries left by the last sweep (the next one runs at twice that).
     swept_to: usize,
 }
@@ -78,11 +109,11 @@ impl Shared {
     }
 
     /// The one shared copy of blob `hash` (whose content is `bytes`).
-    fn blob(&mut self, hash: &str, bytes: &Arc<[u8]>) -> Arc<[u8]> {
-        if let Some(live) = self.blobs.get(hash).and_then(Weak::upgrade) {
+    fn blob(&mut self, hash: BlobKey, bytes: &Arc<[u8]>) -> Arc<[u8]> {
+        if let Some(live) = self.blobs.get(&hash).and_then(Weak::upgrade) {
             return live;
         }
-        self.blobs.insert(hash.to_owned(), Arc::downgrade(bytes));
+        self.blobs.insert(hash, Arc::downgrade(bytes));
         Arc::clone(bytes)
     }
 
@@ -139,10 +170,10 @@ pub struct Tracked {
     /// `None` when the config could not be split (never expected): then deltas are
     /// answered with the whole document.
     items: Option<BTreeMap<String, Arc<StoredItem>>>,
-    blobs: HashMap<String, Blob>,
+    blobs: HashMap<BlobKey, Blob>,
     /// Blobs the previous revision had and this one dropped, still served so an
     /// agent applying the previous delta can finish.
-    retired: HashMap<String, Arc<[u8]>>,
+    retired: HashMap<BlobKey, Arc<[u8]>>,
     digest: String,
     /// `(revision, ids changed to reach it)`, oldest first.
     history: VecDeque<(i64, Arc<[String]>)>,
@@ -172,12 +203,13 @@ impl Tracked {
                     .iter()
                     .map(|(id, item)| (id.clone(), shared.item(item)))
                     .collect();
-                let mut blobs: HashMap<String, Blob> = s
+                let mut blobs: HashMap<BlobKey, Blob> = s
                     .blobs
                     .into_iter()
                     .map(|(h, bytes)| {
-                        let bytes = shared.blob(&h, &bytes);
-                        (h, Blob { bytes, refs: 0 })
+                        let key = blob_key(&h);
+                        let bytes = shared.blob(key, &bytes);
+                        (key, Blob { bytes, refs: 0 })
                     })
                     .collect();
                 for item in items.values() {
@@ -218,7 +250,7 @@ impl Tracked {
             .blobs
             .iter()
             .filter(|(h, _)| !t.blobs.contains_key(*h))
-            .map(|(h, b)| (h.clone(), Arc::clone(&b.bytes)))
+            .map(|(h, b)| (*h, Arc::clone(&b.bytes)))
             .collect();
         t.history = prev.history.clone();
         t.base = prev.base;
@@ -252,19 +284,19 @@ impl Tracked {
             if items.get(id).is_some_and(|o| o.hash == stored.hash) {
                 continue;
             }
-            for h in stored.blobs.iter() {
+            for (name, h) in item.blobs.values().zip(stored.blobs.iter()) {
                 if let Some(b) = self.blobs.get_mut(h) {
                     b.refs += 1;
-                } else if let Some(bytes) = upserts.blobs.get(h) {
+                } else if let Some(bytes) = upserts.blobs.get(name) {
                     self.blobs.insert(
-                        h.clone(),
+                        *h,
                         Blob {
-                            bytes: shared.blob(h, bytes),
+                            bytes: shared.blob(*h, bytes),
                             refs: 1,
                         },
                     );
                 } else {
-                    tracing::error!(item = %id, blob = %h, "a changed item's blob is missing");
+                    tracing::error!(item = %id, blob = %name, "a changed item's blob is missing");
                 }
             }
             if let Some(old) = items.insert(id.clone(), stored) {
@@ -279,7 +311,7 @@ impl Tracked {
                     b.refs = b.refs.saturating_sub(1);
                     if b.refs == 0 {
                         if let Some(b) = self.blobs.remove(h) {
-                            retired.insert(h.clone(), b.bytes);
+                            retired.insert(*h, b.bytes);
                         }
                     }
                 }
@@ -374,10 +406,11 @@ impl Tracked {
 
     /// The content of blob `hash`, if this config (or the previous one) refers to it.
     pub fn blob(&self, hash: &str) -> Option<Arc<[u8]>> {
+        let key = blob_key(hash);
         self.blobs
-            .get(hash)
+            .get(&key)
             .map(|b| &b.bytes)
-            .or_else(|| self.retired.get(hash))
+            .or_else(|| self.retired.get(&key))
             .cloned()
     }
 }
@@ -412,6 +445,20 @@ mod tests {
     use super::*;
     use proto::agent_delta::{join, ConfigDelta, Item};
     use proto::agent_v1::{RoleConfig, ServerIdentity, TlsMaterial, WebConfig, WebSite};
+
+    fn hex(k: &BlobKey) -> String {
+        k.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn blob_keys_are_the_hashes_bytes() {
+        let h = blake3::hash(b"x");
+        assert_eq!(blob_key(&h.to_hex()), *h.as_bytes());
+        assert_eq!(hex(&blob_key(&h.to_hex())), h.to_hex().as_str());
+        // Anything else is keyed by its own hash, alike each time.
+        assert_eq!(blob_key("not-hex"), blob_key("not-hex"));
+        assert_ne!(blob_key("not-hex"), blob_key("not-hey"));
+    }
 
     fn doc(revision: i64, sites: &[&str]) -> DesiredConfig {
         DesiredConfig {
@@ -449,6 +496,7 @@ mod tests {
                         local_paths: Vec::new(),
                         quota_mb: 0,
                     })
+                    .map(std::sync::Arc::new)
                     .collect(),
                 files_origin: None,
                 peers: Vec::new(),
@@ -539,7 +587,7 @@ mod tests {
         ];
         // A changed certificate (same site, new blob) at 13.
         if let RoleConfig::Web(w) = &mut docs[3].role {
-            if let Some(tls) = w.sites[1].tls.as_mut() {
+            if let Some(tls) = std::sync::Arc::make_mut(&mut w.sites[1]).tls.as_mut() {
                 tls.key_pem = format!("{}rotated", tls.key_pem).into();
             }
         }
@@ -567,10 +615,10 @@ mod tests {
                 assert_eq!(advanced.answer(after, new), whole.answer(after, new));
             }
             let blobs = |t: &Tracked| {
-                let mut b: Vec<(String, u32)> =
-                    t.blobs.iter().map(|(h, b)| (h.clone(), b.refs)).collect();
+                let mut b: Vec<(BlobKey, u32)> =
+                    t.blobs.iter().map(|(h, b)| (*h, b.refs)).collect();
                 b.sort();
-                let mut r: Vec<String> = t.retired.keys().cloned().collect();
+                let mut r: Vec<BlobKey> = t.retired.keys().copied().collect();
                 r.sort();
                 (b, r)
             };
@@ -619,14 +667,14 @@ mod tests {
             quota_mb: 0,
         };
         let mut d1 = doc(10, &[]);
-        let mut sites: Vec<WebSite> = (0..n).map(site).collect();
+        let mut sites: Vec<std::sync::Arc<WebSite>> = (0..n).map(site).map(Into::into).collect();
         d1.role = RoleConfig::Web(WebConfig {
             sites: sites.clone(),
             files_origin: None,
             peers: Vec::new(),
         });
         let t1 = Tracked::new(&d1, None, &mut sh);
-        sites.push(site(n));
+        sites.push(site(n).into());
         let mut d2 = d1.clone();
         d2.revision = 11;
         d2.role = RoleConfig::Web(WebConfig {
@@ -686,7 +734,7 @@ mod tests {
         let changes = proto::agent_delta::split_changes(&d.role, &d2.role).unwrap();
         let a = a.advance(&d2, changes, &mut sh);
         assert_eq!(b.answer(0, &other), alone.answer(0, &other));
-        assert!(b.blob(b.blobs.keys().next().unwrap()).is_some());
+        assert!(b.blob(&hex(b.blobs.keys().next().unwrap())).is_some());
         drop((a, b, alone));
         assert_eq!(sh.held(), (0, 0, 0));
         sh.sweep();
@@ -704,10 +752,11 @@ mod tests {
         assert_eq!(t.history.len(), MAX_REVISIONS);
         assert!(!t.knows(1) && t.knows(t.base) && t.knows(t.revision()));
         let other = Tracked::new(&doc(1, &["secret.example"]), None, &mut sh);
-        let foreign: Vec<&String> = other.blobs.keys().collect();
+        let foreign: Vec<String> = other.blobs.keys().map(hex).collect();
         assert!(!foreign.is_empty());
         for h in foreign {
-            assert!(t.blob(h).is_none(), "another server's blob is not served");
+            assert!(other.blob(&h).is_some());
+            assert!(t.blob(&h).is_none(), "another server's blob is not served");
         }
     }
 }

@@ -67,7 +67,7 @@ impl Web {
                 .sites
                 .into_iter()
                 .find(|s| s.domain == domain)
-                .and_then(|s| s.cron);
+                .and_then(|s| s.cron.clone());
             if ready(&cron) || std::time::Instant::now() > deadline {
                 assert!(ready(&cron), "config never got ready: {cron:?}");
                 return (doc.revision, cron);

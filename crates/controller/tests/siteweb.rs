@@ -65,7 +65,11 @@ impl Web {
             .unwrap();
         let doc: DesiredConfig = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
         match doc.role {
-            RoleConfig::Web(w) => w.sites.into_iter().find(|s| s.domain == domain),
+            RoleConfig::Web(w) => w
+                .sites
+                .into_iter()
+                .find(|s| s.domain == domain)
+                .map(|s| (*s).clone()),
             other => panic!("{other:?}"),
         }
     }

@@ -61,7 +61,7 @@ async fn site(c: &TestCluster, domain: &str, web: &str, mode: &str) -> Option<St
 /// The sites in the desired config agent `name` received (its `desired.json`).
 fn cached_sites(c: &TestCluster, name: &str) -> Vec<WebSite> {
     match c.agent_desired(name).unwrap().map(|d| d.role) {
-        Some(RoleConfig::Web(w)) => w.sites,
+        Some(RoleConfig::Web(w)) => w.sites.iter().map(|s| (**s).clone()).collect(),
         Some(other) => panic!("{name} has a {} config", other.role()),
         None => Vec::new(),
     }

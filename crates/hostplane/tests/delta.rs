@@ -38,7 +38,7 @@ async fn site(c: &TestCluster, domain: &str) {
 
 fn sites(c: &TestCluster, name: &str) -> Vec<WebSite> {
     match c.agent_desired(name).unwrap().map(|d| d.role) {
-        Some(RoleConfig::Web(w)) => w.sites,
+        Some(RoleConfig::Web(w)) => w.sites.iter().map(|s| (**s).clone()).collect(),
         _ => Vec::new(),
     }
 }

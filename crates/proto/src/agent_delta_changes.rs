@@ -41,8 +41,12 @@ impl SplitChanges {
 
 /// An element of a keyed list: its key as [`keyed_field`]'s [`super::KeySpec`]
 /// reads it from the element's JSON.
-trait Keyed: PartialEq + Serialize {
+trait Keyed: PartialEq + Sized {
     fn key(&self) -> &str;
+    /// The element's JSON.
+    fn to_json(&self) -> serde_json::Result<Value>;
+    /// An element from its JSON.
+    fn from_json(v: Value) -> serde_json::Result<Self>;
 }
 
 macro_rules! keyed_by_field {
@@ -51,12 +55,17 @@ macro_rules! keyed_by_field {
             fn key(&self) -> &str {
                 &self.$f
             }
+            fn to_json(&self) -> serde_json::Result<Value> {
+                serde_json::to_value(self)
+            }
+            fn from_json(v: Value) -> serde_json::Result<Self> {
+                serde_json::from_value(v)
+            }
         })*
     };
 }
 
 keyed_by_field!(
-    WebSite => domain,
     ZoneAssignment => domain,
     MailDomain => domain,
     FtpAccountConfig => username,
@@ -67,15 +76,41 @@ keyed_by_field!(
     DbUserConfig => name,
 );
 
+/// Web sites are held shared ([`WebConfig::sites`]); equal `Arc`s compare by
+/// pointer first (`WebSite: Eq`), so unchanged shared entries cost no field walk.
+impl Keyed for std::sync::Arc<WebSite> {
+    fn key(&self) -> &str {
+        &self.domain
+    }
+    fn to_json(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(&**self)
+    }
+    fn from_json(v: Value) -> serde_json::Result<Self> {
+        serde_json::from_value::<WebSite>(v).map(std::sync::Arc::new)
+    }
+}
+
 impl Keyed for String {
     fn key(&self) -> &str {
         self
     }
+    fn to_json(&self) -> serde_json::Result<Value> {
+        Ok(Value::String(self.clone()))
+    }
+    fn from_json(v: Value) -> serde_json::Result<Self> {
+        serde_json::from_value(v)
+    }
 }
 
-impl<T: PartialEq + Serialize> Keyed for (String, T) {
+impl<T: PartialEq + Serialize + serde::de::DeserializeOwned> Keyed for (String, T) {
     fn key(&self) -> &str {
         &self.0
+    }
+    fn to_json(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+    fn from_json(v: Value) -> serde_json::Result<Self> {
+        serde_json::from_value(v)
     }
 }
 
@@ -357,7 +392,9 @@ fn list_changes<T: Keyed>(
     let (nn, n_sorted) = numbered(new);
     let upsert = |out: &mut SplitChanges, j: usize| -> Result<(), DeltaError> {
         let e = &new[j];
-        let value = serde_json::to_value(e).map_err(|e| DeltaError::NotAnObject(e.to_string()))?;
+        let value = e
+            .to_json()
+            .map_err(|e| DeltaError::NotAnObject(e.to_string()))?;
         out.upserts
             .add(element_id(field, e.key(), nn[j]), value, true);
         Ok(())
@@ -534,15 +571,12 @@ pub fn split_element(role: &RoleConfig, id: &str) -> Option<Split> {
 /// The JSON of the n-th element of `list` keyed `key`.
 fn nth<T: Keyed>(list: &[T], key: &str, n: usize) -> Option<Value> {
     let elem = list.iter().filter(|e| e.key() == key).nth(n)?;
-    serde_json::to_value(elem).ok()
+    elem.to_json().ok()
 }
 
 /// Apply `(key, new element or None)` changes to a list in strict key order
 /// (`false`, list unspecified, for anything else).
-fn patch_list<T: Keyed + serde::de::DeserializeOwned>(
-    list: &mut Vec<T>,
-    changes: Vec<(&str, Option<Value>)>,
-) -> bool {
+fn patch_list<T: Keyed>(list: &mut Vec<T>, changes: Vec<(&str, Option<Value>)>) -> bool {
     // An empty list is one whole-field item, never elements: a change to it is
     // no element change. A list out of order or with duplicate keys has an
     // order item or numbered ids.
@@ -558,7 +592,7 @@ fn patch_list<T: Keyed + serde::de::DeserializeOwned>(
             // Not there: nothing to remove (callers may name a superset).
             (None, Err(_)) => {}
             (Some(v), at) => {
-                let Ok(elem) = serde_json::from_value::<T>(v) else {
+                let Ok(elem) = T::from_json(v) else {
                     return false;
                 };
                 if elem.key() != key {

@@ -63,7 +63,7 @@ fn web() -> impl Strategy<Value = RoleConfig> {
     )
         .prop_map(|(sites, files_origin)| {
             RoleConfig::Web(WebConfig {
-                sites,
+                sites: sites.into_iter().map(std::sync::Arc::new).collect(),
                 files_origin,
                 peers: Vec::new(),
             })
@@ -427,7 +427,10 @@ fn site(domain: &str, key: &str) -> WebSite {
 #[test]
 fn a_site_is_one_item_its_tls_one_blob_and_a_new_site_changes_only_its_item() {
     let one = RoleConfig::Web(WebConfig {
-        sites: vec![site("a.example", "1"), site("c.example", "2")],
+        sites: vec![site("a.example", "1"), site("c.example", "2")]
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
         files_origin: None,
         peers: Vec::new(),
     });
@@ -444,7 +447,10 @@ fn a_site_is_one_item_its_tls_one_blob_and_a_new_site_changes_only_its_item() {
             site("a.example", "1"),
             site("b.example", "3"),
             site("c.example", "2"),
-        ],
+        ]
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect(),
         files_origin: None,
         peers: Vec::new(),
     });
@@ -461,7 +467,7 @@ fn a_site_is_one_item_its_tls_one_blob_and_a_new_site_changes_only_its_item() {
 fn site_changes_are_patched_and_unsorted_lists_joined() {
     let web = |sites: Vec<WebSite>| {
         RoleConfig::Web(WebConfig {
-            sites,
+            sites: sites.into_iter().map(std::sync::Arc::new).collect(),
             files_origin: None,
             peers: Vec::new(),
         })
@@ -509,7 +515,10 @@ fn unsorted_and_duplicate_keys_survive_with_an_order_item() {
 #[test]
 fn missing_blobs_and_malformed_items_are_errors_naming_the_item() {
     let c = RoleConfig::Web(WebConfig {
-        sites: vec![site("a.example", "1")],
+        sites: vec![site("a.example", "1")]
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
         files_origin: None,
         peers: Vec::new(),
     });

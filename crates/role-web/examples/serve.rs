@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "domain": domain, "mode": "all", "active": true,
     }))?;
     let cfg = WebConfig {
-        sites: vec![site],
+        sites: vec![site].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
     };

@@ -535,7 +535,7 @@ mod tests {
 
     fn config(sites: Vec<WebSite>) -> WebConfig {
         WebConfig {
-            sites,
+            sites: sites.into_iter().map(Arc::new).collect(),
             files_origin: None,
             peers: Vec::new(),
         }

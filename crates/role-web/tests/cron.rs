@@ -63,7 +63,7 @@ fn config(holder: &str, timeout_s: u64, jobs: &[(u32, &str)]) -> RoleConfig {
             .collect(),
     });
     RoleConfig::Web(WebConfig {
-        sites: vec![s],
+        sites: vec![s].into_iter().map(std::sync::Arc::new).collect(),
         ..WebConfig::default()
     })
 }

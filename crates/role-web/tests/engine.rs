@@ -76,7 +76,7 @@ async fn engine_applies_configs_and_keeps_the_previous_on_error() {
     let mut p = site("p.example");
     p.php = true;
     let cfg = WebConfig {
-        sites: vec![a, p],
+        sites: vec![a, p].into_iter().map(std::sync::Arc::new).collect(),
         // no files server: the content stays as published (replication is
         // tests/replication.rs)
         files_origin: None,
@@ -121,12 +121,12 @@ async fn engine_applies_configs_and_keeps_the_previous_on_error() {
     // update of P to a bad alias are rejected and named; P keeps its old version,
     // the new one stays absent, and a good new site is served.
     let mut bad = cfg.clone();
-    bad.sites[1].aliases = vec!["a/b.p.example".into()];
-    bad.sites[1].php = false;
+    std::sync::Arc::make_mut(&mut bad.sites[1]).aliases = vec!["a/b.p.example".into()];
+    std::sync::Arc::make_mut(&mut bad.sites[1]).php = false;
     let mut thief = site("b.example");
     thief.aliases = vec!["a.example".into()];
-    bad.sites.insert(0, thief);
-    bad.sites.push(site("c.example"));
+    bad.sites.insert(0, thief.into());
+    bad.sites.push(site("c.example").into());
     publish(tmp.path(), "c.example", "index.html", "engine C");
     engine.apply(&RoleConfig::Web(bad)).await.unwrap();
     let objects: Vec<String> = engine.rejected().into_iter().map(|r| r.object).collect();

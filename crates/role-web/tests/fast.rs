@@ -45,7 +45,7 @@ async fn fixture(tune: impl FnOnce(&mut role_web::ServerOptions)) -> Fixture {
     let mut w = site(HOST);
     w.php = true;
     let cfg = WebConfig {
-        sites: vec![w],
+        sites: vec![w].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
     };

@@ -16,7 +16,7 @@ fn two_sites(ca: &TestCa) -> WebConfig {
     let mut b = site("b.example");
     b.tls = Some(ca.issue(&["b.example"]));
     WebConfig {
-        sites: vec![a, b],
+        sites: vec![a, b].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
     }
@@ -124,10 +124,11 @@ async fn certificates_and_plans_change_without_restart() {
     };
     assert_ne!(fetch("a.example").await.exit, 0, "CA2 must not verify yet");
     let mut cfg = two_sites(&ca);
-    cfg.sites[0].tls = Some(ca2.issue(&["a.example", "www.a.example"]));
+    std::sync::Arc::make_mut(&mut cfg.sites[0]).tls =
+        Some(ca2.issue(&["a.example", "www.a.example"]));
     let mut c = site("c.example");
     c.tls = Some(ca2.issue(&["c.example"]));
-    cfg.sites.push(c);
+    cfg.sites.push(c.into());
     s.publish("c.example", "r1", &[("index.html", b"site C")]);
     s.apply(&cfg);
     let g = fetch("a.example").await;
@@ -135,7 +136,7 @@ async fn certificates_and_plans_change_without_restart() {
     let g = fetch("c.example").await;
     assert_eq!(g.text(), "site C");
     // Deactivating a site (single placement moved away): unknown from now on.
-    cfg.sites[2].active = false;
+    std::sync::Arc::make_mut(&mut cfg.sites[2]).active = false;
     s.apply(&cfg);
     let mut a = s.resolve("c.example");
     a.push(s.http_url("c.example", "/"));
@@ -380,7 +381,7 @@ async fn path_escapes_and_dotfiles_are_not_served() {
 async fn https_redirect_and_access_log() {
     let ca = TestCa::new("t");
     let mut cfg = two_sites(&ca);
-    cfg.sites[1].https_redirect = true;
+    std::sync::Arc::make_mut(&mut cfg.sites[1]).https_redirect = true;
     // (on two dedicated server threads, as the agent's engine runs)
     let s = Server::start_with(&cfg, |o| o.threads = 2).await;
     s.publish("b.example", "r1", &[("index.html", b"B")]);
@@ -423,7 +424,7 @@ async fn https_redirect_and_access_log() {
 async fn hsts_only_over_https_and_only_when_on() {
     let ca = TestCa::new("t");
     let mut cfg = two_sites(&ca);
-    cfg.sites[0].hsts = true;
+    std::sync::Arc::make_mut(&mut cfg.sites[0]).hsts = true;
     let s = Server::start(&cfg).await;
     s.publish("a.example", "r1", &[("i.txt", b"A")]);
     s.publish("b.example", "r1", &[("i.txt", b"B")]);
@@ -454,7 +455,7 @@ async fn hsts_only_over_https_and_only_when_on() {
     assert_eq!(g.status, 200, "{}", g.stderr);
     assert_eq!(g.header("strict-transport-security"), None, "b has it off");
     // Turned off: gone at once.
-    cfg.sites[0].hsts = false;
+    std::sync::Arc::make_mut(&mut cfg.sites[0]).hsts = false;
     s.apply(&cfg);
     let g = get("a.example", true).await;
     assert_eq!(g.header("strict-transport-security"), None);

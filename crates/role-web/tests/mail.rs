@@ -259,7 +259,10 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
             web_site(SHOP, Some(route("shop-secret"))),
             web_site(OTHER, Some(route("other-secret"))),
             web_site(NOMAIL, None),
-        ],
+        ]
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect(),
         files_origin: None,
         peers: Vec::new(),
     };

@@ -62,7 +62,10 @@ async fn php_server(domain: &'static str) -> PhpServer {
     shop.php = true;
     shop.tls = Some(ca.issue(&[domain]));
     let cfg = WebConfig {
-        sites: vec![shop, site("static.example")],
+        sites: vec![shop, site("static.example")]
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
         files_origin: None,
         peers: Vec::new(),
     };

@@ -154,12 +154,18 @@ async fn adding_and_removing_a_php_site_does_not_disturb_another() {
     let mut b = site(b_dom);
     b.php = true;
     let only_a = WebConfig {
-        sites: vec![a.clone(), site("static.example")],
+        sites: vec![a.clone(), site("static.example")]
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
         files_origin: None,
         peers: Vec::new(),
     };
     let with_b = WebConfig {
-        sites: vec![a, site("static.example"), b],
+        sites: vec![a, site("static.example"), b]
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
         files_origin: None,
         peers: Vec::new(),
     };
@@ -307,7 +313,7 @@ async fn sites_added_one_by_one_share_few_masters_and_a_busy_site_is_never_moved
     let mut a = site(a_dom);
     a.php = true;
     let mut cfg = WebConfig {
-        sites: vec![a],
+        sites: vec![a].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
     };
@@ -326,7 +332,7 @@ async fn sites_added_one_by_one_share_few_masters_and_a_busy_site_is_never_moved
         publish(tmp.path(), name, "pid.php", PID_PHP);
         let mut s = site(name);
         s.php = true;
-        cfg.sites.push(s);
+        cfg.sites.push(s.into());
         engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
         // (Not requested yet: a site requested within the idle timeout keeps a
         // worker, and a master with a worker is never merged.)

@@ -231,7 +231,7 @@ async fn setup(ips: [&'static str; 2], tune: impl FnOnce(&mut proto::agent_v1::W
     shop.files_origin = Some(hs.base());
     tune(&mut shop);
     let cfg = WebConfig {
-        sites: vec![shop],
+        sites: vec![shop].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
     };
@@ -447,7 +447,7 @@ async fn over_quota_php_cannot_write_until_back_under() {
         a.engine.health().detail.contains("over quota")
     })
     .await;
-    cfg.sites[0].quota_mb = 10;
+    std::sync::Arc::make_mut(&mut cfg.sites[0]).quota_mb = 10;
     a.engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     until(
         Duration::from_secs(10),
@@ -486,8 +486,8 @@ async fn sites_come_and_go_without_touching_the_others() {
     };
     assert_eq!(a.engine.replication().loops_started(), 1);
     let (mut on_a, mut on_b) = (cfg.clone(), cfg.clone());
-    on_a.sites.push(standby(true));
-    on_b.sites.push(standby(false));
+    on_a.sites.push(standby(true).into());
+    on_b.sites.push(standby(false).into());
     a.engine.apply(&RoleConfig::Web(on_a)).await.unwrap();
     b.engine.apply(&RoleConfig::Web(on_b)).await.unwrap();
     // one loop more each: the shop's was not restarted

@@ -192,7 +192,7 @@ async fn a_web_server_with_many_sites_keeps_its_threads_bounded() {
             .map(|i| {
                 let mut s = site(&site_name(i));
                 s.files_origin = Some(base.clone());
-                s
+                std::sync::Arc::new(s)
             })
             .collect(),
         files_origin: None,

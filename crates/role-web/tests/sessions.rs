@@ -108,7 +108,10 @@ impl Web {
         let mut other = site(OTHER);
         other.php = true;
         let cfg = WebConfig {
-            sites: vec![shop, other],
+            sites: vec![shop, other]
+                .into_iter()
+                .map(std::sync::Arc::new)
+                .collect(),
             files_origin: None,
             peers,
         };

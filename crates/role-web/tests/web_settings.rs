@@ -136,7 +136,10 @@ async fn docroot_php_settings_and_a_neighbour_left_alone() {
         ("date.timezone", "Europe/Berlin"),
     ]);
     let mut cfg = WebConfig {
-        sites: vec![a, php_site(other)],
+        sites: vec![a, php_site(other)]
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
         files_origin: None,
         peers: Vec::new(),
     };
@@ -206,7 +209,7 @@ async fn docroot_php_settings_and_a_neighbour_left_alone() {
     // The neighbour's worker and master, before and after app's settings change.
     let before = pid_of(&get(&engine, other, "/pid.php", &[]).await.text());
     let master = parent_of(&before);
-    cfg.sites[0]
+    std::sync::Arc::make_mut(&mut cfg.sites[0])
         .php_ini
         .insert("memory_limit".into(), "64M".into());
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
@@ -218,7 +221,7 @@ async fn docroot_php_settings_and_a_neighbour_left_alone() {
     assert_eq!(parent_of(&after), master, "nor its master");
 
     // A document root that does not exist yet: 404, never the tree above it.
-    cfg.sites[0].docroot = Some("web".into());
+    std::sync::Arc::make_mut(&mut cfg.sites[0]).docroot = Some("web".into());
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     let g = get(&engine, app, "/", &[]).await;
     assert_eq!(g.status, 404);
@@ -228,7 +231,7 @@ async fn docroot_php_settings_and_a_neighbour_left_alone() {
     std::fs::write(rel.join("web/index.html"), "web root").unwrap();
     assert_eq!(get(&engine, app, "/", &[]).await.text(), "web root");
     // Back to the whole tree.
-    cfg.sites[0].docroot = None;
+    std::sync::Arc::make_mut(&mut cfg.sites[0]).docroot = None;
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     assert_eq!(
         get(&engine, app, "/web/index.html", &[]).await.text(),
@@ -237,7 +240,7 @@ async fn docroot_php_settings_and_a_neighbour_left_alone() {
 
     // A version this server lacks: that site is rejected (keeps what it had),
     // the other is served.
-    cfg.sites[0].php_version = Some("5.6".into());
+    std::sync::Arc::make_mut(&mut cfg.sites[0]).php_version = Some("5.6".into());
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     let rejected = engine.rejected();
     assert_eq!(rejected.len(), 1, "{rejected:?}");
@@ -270,7 +273,7 @@ async fn docroot_php_settings_and_a_neighbour_left_alone() {
         "{report:?}"
     );
     // And a site asking for it by name runs on it.
-    cfg.sites[0].php_version = Some("8.2".into());
+    std::sync::Arc::make_mut(&mut cfg.sites[0]).php_version = Some("8.2".into());
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     assert!(engine.rejected().is_empty(), "{:?}", engine.rejected());
     let body = get(&engine, app, "/public/ini.php", &[]).await.text();

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use model::entity::{DnsRecord, Domain, Secret, SecretPurpose, Server, Ttls};
 use model::{Id, Role};
@@ -39,8 +40,9 @@ pub(super) struct Index<'a> {
     pub(super) world: &'a World,
     pub(super) cluster_names: HashMap<Id, &'a str>,
     pub(super) members: HashMap<Id, Vec<&'a Stored<Server>>>,
-    /// The zone of every DNS-placed domain, by domain id.
-    pub(super) zones: HashMap<Id, ZoneContent>,
+    /// The zone of every DNS-placed domain, by domain id; shared with the DNS
+    /// servers' configs that carry it (one copy, not one per DNS server).
+    pub(super) zones: HashMap<Id, Arc<ZoneContent>>,
     /// The catalog zone ([`crate::catalog`]) of every DNS cluster, by cluster id.
     pub(super) catalogs: HashMap<Id, ZoneContent>,
     /// Each catalog's member digest, for its content hash (see
@@ -307,11 +309,11 @@ impl<'a> Index<'a> {
                 let old = match zone {
                     Some((dns, _, zone)) => {
                         let old = self.zones.get(&id);
-                        if old == Some(&zone) {
+                        if old.map(|z| &**z) == Some(&zone) {
                             continue;
                         }
                         touched.extend(dns);
-                        self.zones.insert(id, zone)
+                        self.zones.insert(id, Arc::new(zone))
                     }
                     None => self.zones.remove(&id),
                 };
@@ -329,8 +331,8 @@ impl<'a> Index<'a> {
             let built: HashSet<&str> = self
                 .zones
                 .values()
-                .chain(self.catalogs.values())
                 .map(|z| z.origin.as_str())
+                .chain(self.catalogs.values().map(|z| z.origin.as_str()))
                 .collect();
             serials.retain(|origin| built.contains(origin));
         }

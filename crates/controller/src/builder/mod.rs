@@ -38,6 +38,8 @@ mod tests_files;
 mod tests_hub;
 #[cfg(test)]
 mod tests_mail;
+#[cfg(test)]
+mod tests_mem;
 mod web_cache;
 pub mod world;
 
@@ -122,8 +124,9 @@ pub struct Incremental {
     pub world: World,
     /// The not-stored inputs of the last build (to tell what changed).
     inputs: Inputs,
-    /// The zone of every DNS-placed domain, by domain id.
-    zones: HashMap<Id, ZoneContent>,
+    /// The zone of every DNS-placed domain, by domain id (shared with the DNS
+    /// servers' configs).
+    zones: HashMap<Id, std::sync::Arc<ZoneContent>>,
     /// The catalog of every DNS cluster, by cluster id.
     catalogs: HashMap<Id, ZoneContent>,
     /// Each catalog's member digest (its content hash without hashing every member).

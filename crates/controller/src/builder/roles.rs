@@ -2,6 +2,7 @@
 //! domains, files and database servers' workloads.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use model::entity::{Domain, SecretPurpose, Server, Site};
 use model::{Id, PlacementMode, Role};
@@ -22,23 +23,16 @@ use super::Built;
 
 impl<'a> Index<'a> {
     fn web(&self, server: &Stored<Server>) -> WebConfig {
-        // Each server's list is cloned straight from its cluster's kept list, with
-        // `active` of the `single` sites set for this server (no per-build copy of
-        // the cluster's list in between).
+        // Each server's list points at its cluster's kept entries (shared, not
+        // copied), the `active` variant of the `single` sites it serves.
         self.ensure_web_sites(server.data.cluster);
         let cache = self.web_cache.borrow();
-        let sites: Vec<WebSite> = cache
+        let sites: Vec<Arc<WebSite>> = cache
             .get(server.data.cluster)
             .map(|l| l.values())
             .into_iter()
             .flatten()
-            .map(|(site, single)| {
-                let mut site = site.clone();
-                if let Some(active_server) = single {
-                    site.active = *active_server == Some(server.meta.id);
-                }
-                site
-            })
+            .map(|e| Arc::clone(e.for_server(server.meta.id)))
             .collect();
         drop(cache);
         // PHP sessions are replicated to the cluster's other web servers, on
@@ -126,7 +120,7 @@ impl<'a> Index<'a> {
             mail: self.site_mail(domain),
             cron: self.web_cron(s, domain),
         };
-        (site, single)
+        SiteEntry::new(site, single)
     }
 
     /// Where a site's PHP mail goes: the submission endpoints of its domain's
@@ -274,12 +268,12 @@ impl<'a> Index<'a> {
                         })
                     }),
             });
-        let assignment = |domain: &str, zone: Option<&ZoneContent>| ZoneAssignment {
+        let assignment = |domain: &str, zone: Option<std::sync::Arc<ZoneContent>>| ZoneAssignment {
             domain: domain.to_owned(),
             primary: is_primary,
             primary_addresses: primary_addresses.clone(),
             secondaries: secondaries.clone(),
-            zone: zone.cloned().map(std::sync::Arc::new),
+            zone,
             primary_endpoints: primary_endpoints.clone(),
             notify: notify.clone(),
             tsig: tsig.clone(),
@@ -288,11 +282,14 @@ impl<'a> Index<'a> {
             .domains_on(Role::Dns, server.data.cluster)
             .into_iter()
             .filter(|d| self.zones.contains_key(&d.meta.id))
-            .map(|d| assignment(&d.meta.name, self.zones.get(&d.meta.id)))
+            .map(|d| assignment(&d.meta.name, self.zones.get(&d.meta.id).cloned()))
             .collect();
         // The catalog, only with a key: it is never transferred unsigned.
         if let (Some(catalog), Some(_)) = (self.catalogs.get(&server.data.cluster), &tsig) {
-            zones.push(assignment(&catalog.origin, Some(catalog)));
+            zones.push(assignment(
+                &catalog.origin,
+                Some(std::sync::Arc::new(catalog.clone())),
+            ));
         }
         DnsConfig { zones }
     }

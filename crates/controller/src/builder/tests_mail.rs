@@ -26,7 +26,7 @@ fn a_sites_mail_secret_reaches_its_web_servers_and_its_hash_the_mail_servers() {
         web.sites
             .iter()
             .find(|s| s.domain == "a.example")
-            .cloned()
+            .map(|s| (**s).clone())
             .unwrap()
     };
     let mail_domain = |b: &BTreeMap<Id, Built>, server: Id| {

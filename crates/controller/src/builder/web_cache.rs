@@ -14,15 +14,57 @@
 //! incremental builds with full ones.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use model::Id;
 use proto::agent_v1::WebSite;
 
 use super::affected::Dirty;
 
-/// One site as its web cluster's servers carry it, `active` set as for an `all`
-/// site; for a `single` site also its active server (set per server at build).
-pub(super) type SiteEntry = (WebSite, Option<Option<Id>>);
+/// One site as its web cluster's servers carry it, shared by all their configs
+/// (`Arc`: one copy per site, not one per server).
+#[derive(Debug, Clone)]
+pub(super) struct SiteEntry {
+    /// The entry every server carries: for a `single` site, every server but the
+    /// active one (`active: false`).
+    pub(super) site: Arc<WebSite>,
+    /// For a `single` site: its active server and the entry that server carries
+    /// (`active: true`).
+    pub(super) single: Option<(Option<Id>, Arc<WebSite>)>,
+}
+
+impl SiteEntry {
+    /// The entry for `mode`'s servers from `site` (whose `active` is ignored):
+    /// `single` sites get both variants, made once here.
+    pub(super) fn new(mut site: WebSite, single: Option<Option<Id>>) -> Self {
+        match single {
+            None => {
+                site.active = true;
+                SiteEntry {
+                    site: Arc::new(site),
+                    single: None,
+                }
+            }
+            Some(active_server) => {
+                site.active = true;
+                let active = Arc::new(site.clone());
+                site.active = false;
+                SiteEntry {
+                    site: Arc::new(site),
+                    single: Some((active_server, active)),
+                }
+            }
+        }
+    }
+
+    /// The entry server `server` carries.
+    pub(super) fn for_server(&self, server: Id) -> &Arc<WebSite> {
+        match &self.single {
+            Some((Some(active), site)) if *active == server => site,
+            _ => &self.site,
+        }
+    }
+}
 
 /// Where a cached entry is: its cluster and its key (domain name, site id: the
 /// servers' order).
@@ -53,7 +95,7 @@ impl WebCache {
         self.drop_cluster(cluster);
         let mut list = BTreeMap::new();
         for (domain, site, entry) in entries {
-            let key = (entry.0.domain.clone(), site);
+            let key = (entry.site.domain.clone(), site);
             self.at.insert(domain, (cluster, key.clone()));
             list.insert(key, entry);
         }
@@ -65,7 +107,7 @@ impl WebCache {
     pub(super) fn put(&mut self, cluster: Id, domain: Id, site: Id, entry: SiteEntry) {
         self.remove_domain(domain);
         if let Some(list) = self.clusters.get_mut(&cluster) {
-            let key = (entry.0.domain.clone(), site);
+            let key = (entry.site.domain.clone(), site);
             self.at.insert(domain, (cluster, key.clone()));
             list.insert(key, entry);
         }

@@ -424,7 +424,7 @@ impl Site {
                         .sites
                         .into_iter()
                         .find(|x| x.domain == DOMAIN)
-                        .map(|x| x.local_paths),
+                        .map(|x| x.local_paths.clone()),
                     Some(RoleConfig::Files(f)) => f
                         .site_options
                         .into_iter()

@@ -53,7 +53,10 @@ fn a_server_holds_only_the_sites_naming_it() {
                 Some("web-1"),
                 &[(1, "* * * * *", "sh x"), (2, "@daily", "GET /x")],
             ),
-        ],
+        ]
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect(),
         ..WebConfig::default()
     };
     let (sites, warnings) = held(&cfg, "web-1");
@@ -80,7 +83,7 @@ fn php_runs_with_the_pools_values() {
     );
     a.php_ini = [("memory_limit".to_owned(), "256M".to_owned())].into();
     let cfg = WebConfig {
-        sites: vec![a],
+        sites: vec![a].into_iter().map(std::sync::Arc::new).collect(),
         ..WebConfig::default()
     };
     let (sites, _) = held(&cfg, "web-1");
@@ -106,7 +109,10 @@ fn a_minute_runs_what_fires_unless_lease_handover_or_still_running() {
                 (1, "*/5 * * * *", "php a.php"),
                 (2, "* * * * *", "php b.php"),
             ],
-        )],
+        )]
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect(),
         ..WebConfig::default()
     };
     let (mut sites, _) = held(&cfg, "web-1");
