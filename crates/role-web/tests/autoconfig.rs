@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{args, curl, site, Server, TestCa};
 use proto::agent_v1::{SiteMail, WebConfig};
 
@@ -25,7 +27,7 @@ async fn mail_domains_answer_thunderbird_and_outlook() {
         client_host: Some("mx1.hosting.test".into()),
     });
     let cfg = WebConfig {
-        sites: vec![shop, site(NOMAIL)],
+        sites: vec![Arc::new(shop), Arc::new(site(NOMAIL))],
         files_origin: None,
         peers: Vec::new(),
     };
