@@ -19,6 +19,8 @@
 //!   lasts (issue 15).
 //! - `fast`: the plain-HTTP/1.1 fast path (our own loop for body-less GET/HEAD,
 //!   `sendfile` for large files; everything else goes to hyper).
+//! - `cork`: write coalescing under hyper on TLS connections (what one poll of the
+//!   connection wrote leaves as full records in one socket write).
 //! - [`engine`]: the agent adapter, [`start_engine`].
 //!
 //! - [`replicate`]: site-file replication (issue 14): each site with a files server is
@@ -40,6 +42,7 @@ mod autoconfig;
 pub mod body;
 pub mod cache;
 pub mod compress;
+mod cork;
 pub mod cron;
 pub mod engine;
 mod fast;

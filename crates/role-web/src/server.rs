@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body::ReqBody;
 use crate::cache::ContentCache;
+use crate::cork;
 use crate::fast::{self, FastConn, Rewind};
 use crate::handler::{self, Conn, Shared};
 use crate::hot::HotFiles;
@@ -354,8 +355,9 @@ async fn serve_tls(
     let svc = service_fn(move |req| {
         handler::handle(shared.clone(), conn.clone(), req.map(ReqBody::Incoming))
     });
-    let c = builder.serve_connection(TokioIo::new(tls), svc);
-    if let Err(e) = watcher.watch(c.into_owned()).await {
+    let (io, uncork) = cork::cork(tls);
+    let c = builder.serve_connection(TokioIo::new(io), svc);
+    if let Err(e) = uncork.drive(watcher.watch(c.into_owned()), timeout).await {
         tracing::debug!(%remote, error = %e, "web: connection ended with an error");
     }
 }
