@@ -269,6 +269,37 @@ pub fn read_crlf(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(read_crlf_bytes(&fs::read(path)?))
 }
 
+/// The header of the message at `path`, through its blank line, with CRLF line
+/// ends: what ENVELOPE needs, without reading (or parsing) a large body.
+pub fn read_header_crlf(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = f.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        let from = data.len().saturating_sub(2);
+        data.extend_from_slice(&chunk[..n]);
+        if let Some(end) = header_end(&data[from..]) {
+            data.truncate(from + end);
+            break;
+        }
+    }
+    Ok(read_crlf_bytes(&data))
+}
+
+/// Where the header of `d` ends: just after its first empty line (LF or CRLF).
+fn header_end(d: &[u8]) -> Option<usize> {
+    (0..d.len()).find_map(|i| match (d[i], d.get(i + 1), d.get(i + 2)) {
+        (b'\n', Some(b'\n'), _) => Some(i + 2),
+        (b'\n', Some(b'\r'), Some(b'\n')) => Some(i + 3),
+        _ => None,
+    })
+}
+
 /// `data` (LF or mixed line ends) with CRLF line ends.
 pub fn read_crlf_bytes(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 40);
@@ -305,6 +336,35 @@ pub fn remove(paths: &[&Path]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_only_read_stops_at_the_blank_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m");
+        let long = "x".repeat(20_000);
+        for (file, want) in [
+            (
+                format!("Subject: a\n\n{long}\n"),
+                "Subject: a\r\n\r\n".to_string(),
+            ),
+            (
+                format!("Subject: a\r\nX: b\r\n\r\n{long}"),
+                "Subject: a\r\nX: b\r\n\r\n".into(),
+            ),
+            // header longer than one read, blank line across the chunk boundary
+            (
+                format!("X: {}\n\nbody", "y".repeat(8188)),
+                format!("X: {}\r\n\r\n", "y".repeat(8188)),
+            ),
+            ("Subject: no body\n".into(), "Subject: no body\r\n".into()),
+        ] {
+            fs::write(&p, &file).unwrap();
+            assert_eq!(
+                String::from_utf8(read_header_crlf(&p).unwrap()).unwrap(),
+                want
+            );
+        }
+    }
 
     #[test]
     fn deliver_list_read_remove() {

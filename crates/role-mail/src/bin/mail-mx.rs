@@ -1,6 +1,6 @@
 //! A standalone mail server for benchmarks and crash tests: serves the
 //! `MailConfig` in `CONFIG` (JSON) with its SMTP MX on `IP:PORT` (other services on
-//! free ports), state under `DIR`, until killed.
+//! free ports, IMAP on `$IMAP_PORT` when set), state under `DIR`, until killed.
 //!
 //! `mail-mx IP PORT DIR CONFIG`
 
@@ -24,13 +24,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         l.set_nonblocking(true)?;
         tokio::net::TcpListener::from_std(l)
     };
+    // bench/imap needs a known IMAP port; everything else stays on free ports.
+    let imap_port: u16 = match std::env::var("IMAP_PORT") {
+        Ok(p) => p.parse()?,
+        Err(_) => 0,
+    };
     let listeners = Listeners {
         mx: bind(port)?,
         submission: bind(0)?,
         submissions: bind(0)?,
         pop3: bind(0)?,
         pop3s: bind(0)?,
-        imap: bind(0)?,
+        imap: bind(imap_port)?,
         imaps: bind(0)?,
     };
     let limits = Limits {
@@ -41,7 +46,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for r in server.apply(&cfg) {
         eprintln!("not applied: {}: {}", r.object, r.reason);
     }
-    println!("listening on {}", server.addrs().mx);
+    println!(
+        "listening on {} (imap {})",
+        server.addrs().mx,
+        server.addrs().imap
+    );
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

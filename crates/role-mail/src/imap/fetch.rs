@@ -101,7 +101,7 @@ pub(crate) fn fetch(
     for seq in seqs {
         let Some((seen, msg)) = s.selected.as_ref().and_then(|sel| {
             let seen = sel.view.get(seq - 1)?.clone();
-            let msg = sel.folder.msgs.iter().find(|m| m.uid == seen.uid)?.clone();
+            let msg = sel.folder.get(seen.uid)?.clone();
             Some((seen, msg))
         }) else {
             continue;
@@ -118,8 +118,24 @@ pub(crate) fn fetch(
                     | MessageDataItemName::Rfc822Size
             )
         });
+        // ENVELOPE alone (what a client asks of a whole folder) needs the header only.
+        let header_only = names.iter().all(|n| {
+            matches!(
+                n,
+                MessageDataItemName::Flags
+                    | MessageDataItemName::Uid
+                    | MessageDataItemName::InternalDate
+                    | MessageDataItemName::Rfc822Size
+                    | MessageDataItemName::Envelope
+            )
+        });
+        let read = if header_only {
+            crate::maildir::read_header_crlf
+        } else {
+            crate::maildir::read_crlf
+        };
         let raw = if needs_body {
-            match crate::maildir::read_crlf(&path) {
+            match read(&path) {
                 Ok(r) => Some(r),
                 Err(_) => continue, // expunged meanwhile
             }

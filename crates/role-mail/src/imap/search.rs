@@ -190,7 +190,7 @@ pub(crate) fn search(s: &mut Session, tag: &Tag<'_>, key: &SearchKey<'_>, uid: b
         let max_seq = sel.view.len() as u32;
         let max_uid = sel.view.last().map(|m| m.uid).unwrap_or(0);
         for (i, seen) in sel.view.iter().enumerate() {
-            let Some(m) = sel.folder.msgs.iter().find(|m| m.uid == seen.uid) else {
+            let Some(m) = sel.folder.get(seen.uid) else {
                 continue;
             };
             let mut c = Cand {

@@ -48,7 +48,7 @@ fn change_flags(
             let Some(seen) = sel.view.get_mut(seq - 1) else {
                 continue;
             };
-            let Some(m) = folder.msgs.iter().find(|m| m.uid == seen.uid) else {
+            let Some(m) = folder.get(seen.uid) else {
                 continue;
             };
             let old = uidlist::names_of(m.letters(), &table);
@@ -163,7 +163,7 @@ pub(crate) fn copy(
         let Some(seen) = sel.view.get(seq - 1) else {
             continue;
         };
-        let Some(m) = source.msgs.iter().find(|m| m.uid == seen.uid) else {
+        let Some(m) = source.get(seen.uid) else {
             continue;
         };
         let fields: String = m.base.split(',').skip(1).map(|f| format!(",{f}")).collect();

@@ -127,6 +127,15 @@ pub fn create_folder(dir: &Path, is_sub: bool) -> std::io::Result<()> {
 }
 
 impl Folder {
+    /// The message with `uid`: a binary search, `msgs` being in ascending UID order
+    /// (a linear scan per message made FETCH 1:* quadratic in the folder's size).
+    pub fn get(&self, uid: u32) -> Option<&Msg> {
+        self.msgs
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| &self.msgs[i])
+    }
+
     /// Synchronise the folder at `dir` (which must exist): see the module doc.
     /// The caller holds the folder's in-process lock; an exclusive `flock` on
     /// `hostplane-uidlist.lock` keeps another process (a second server on the same
