@@ -91,9 +91,9 @@ pub(crate) fn select(s: &mut Session, tag: &Tag<'_>, mailbox: &Mailbox<'_>, read
         s.no(tag, Some(super::code("NONEXISTENT")), "no such mailbox");
         return;
     }
-    let folder = match s.shared.imap.sync(&dir) {
-        Ok(f) => f,
-        Err(_) => {
+    let (folder, version) = match s.shared.imap.sync_since(&dir, 0) {
+        Ok(Some(f)) => f,
+        Ok(None) | Err(_) => {
             s.no(tag, Some(super::code("SERVERBUG")), "cannot open mailbox");
             return;
         }
@@ -140,6 +140,7 @@ pub(crate) fn select(s: &mut Session, tag: &Tag<'_>, mailbox: &Mailbox<'_>, read
         read_only,
         view,
         folder,
+        version,
     });
     let code = if read_only {
         Code::ReadOnly

@@ -55,7 +55,7 @@ impl Msg {
 }
 
 /// A synchronised view of one folder.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Folder {
     /// The folder's Maildir directory.
     pub dir: PathBuf,
