@@ -83,6 +83,31 @@ s.logout()
 print("OK")
 "#;
 
+/// A mail server with TLS on an address of its own, its state in a new
+/// directory, and its certificate in `cert.pem` there for clients to pin.
+struct Started {
+    ip: std::net::IpAddr,
+    dir: tempfile::TempDir,
+    s: role_mail::MailServer,
+    cert: std::path::PathBuf,
+}
+
+fn start() -> Result<Started> {
+    let ip = ip(block(), 1);
+    let dir = tempfile::tempdir()?;
+    let material = tls(ip);
+    let s = server(
+        ip,
+        0,
+        dir.path(),
+        &example(None, Some(material.clone())),
+        Limits::default(),
+    )?;
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, material.cert_pem.as_bytes())?;
+    Ok(Started { ip, dir, s, cert })
+}
+
 fn deliver(dir: &std::path::Path, local: &str, msg: &[u8]) -> Result<()> {
     role_mail::maildir::deliver(dir, "example.com", local, "h", msg)?;
     Ok(())
@@ -90,15 +115,7 @@ fn deliver(dir: &std::path::Path, local: &str, msg: &[u8]) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_imaplib_starttls_imaps_and_idle() -> Result<()> {
-    let ip = ip(block(), 1);
-    let dir = tempfile::tempdir()?;
-    let s = server(
-        ip,
-        0,
-        dir.path(),
-        &example(None, Some(tls(ip))),
-        Limits::default(),
-    )?;
+    let Started { ip, dir, s, .. } = start()?;
     deliver(
         dir.path(),
         "alice",
@@ -125,19 +142,8 @@ async fn python_imaplib_starttls_imaps_and_idle() -> Result<()> {
 /// (STARTTLS, the server's certificate pinned).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutt_batch_files_its_copy_over_imap() -> Result<()> {
-    let ip = ip(block(), 1);
-    let dir = tempfile::tempdir()?;
-    let material = tls(ip);
-    let s = server(
-        ip,
-        0,
-        dir.path(),
-        &example(None, Some(material.clone())),
-        Limits::default(),
-    )?;
+    let Started { ip, dir, s, cert } = start()?;
     let a = s.addrs();
-    let cert = dir.path().join("cert.pem");
-    std::fs::write(&cert, material.cert_pem.as_bytes())?;
     let rc = dir.path().join("muttrc");
     std::fs::write(
         &rc,
@@ -178,16 +184,7 @@ async fn mutt_batch_files_its_copy_over_imap() -> Result<()> {
 /// flag, a deletion) back to the server, with UIDs kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mbsync_two_way() -> Result<()> {
-    let ip = ip(block(), 1);
-    let dir = tempfile::tempdir()?;
-    let material = tls(ip);
-    let s = server(
-        ip,
-        0,
-        dir.path(),
-        &example(None, Some(material.clone())),
-        Limits::default(),
-    )?;
+    let Started { ip, dir, s, cert } = start()?;
     let a = s.addrs();
     for i in 0..5 {
         deliver(
@@ -196,8 +193,6 @@ async fn mbsync_two_way() -> Result<()> {
             format!("Subject: m{i}\r\n\r\nbody {i}\r\n").as_bytes(),
         )?;
     }
-    let cert = dir.path().join("cert.pem");
-    std::fs::write(&cert, material.cert_pem.as_bytes())?;
     let local = dir.path().join("local");
     std::fs::create_dir_all(&local)?;
     let cfg = dir.path().join("mbsyncrc");
@@ -270,20 +265,9 @@ async fn mbsync_two_way() -> Result<()> {
 /// by `push`, on a pseudo-terminal from `script`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutt_reads_and_moves_over_imaps() -> Result<()> {
-    let ip = ip(block(), 1);
-    let dir = tempfile::tempdir()?;
-    let material = tls(ip);
-    let s = server(
-        ip,
-        0,
-        dir.path(),
-        &example(None, Some(material.clone())),
-        Limits::default(),
-    )?;
+    let Started { ip, dir, s, cert } = start()?;
     deliver(dir.path(), "alice", b"Subject: for mutt\r\n\r\nread me\r\n")?;
     let a = s.addrs();
-    let cert = dir.path().join("cert.pem");
-    std::fs::write(&cert, material.cert_pem.as_bytes())?;
     let rc = dir.path().join("muttrc");
     std::fs::write(
         &rc,
