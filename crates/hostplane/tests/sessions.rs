@@ -105,9 +105,19 @@ async fn a_login_through_one_web_server_holds_through_the_other() {
     assert!(next < BOUND + Duration::from_secs(2), "{next:?}");
 
     // w2 killed and restarted: it asks w1 for the sessions before PHP reads any.
+    let logged = s.c.agent_log("w2").unwrap().len();
     s.c.kill_agent("w2").unwrap();
     s.c.restart_agent("w2").unwrap();
     s.c.wait_converged("w2", T).await.unwrap();
+    // PHP waits at most `READY_WAIT` for the snapshot; on a loaded machine the
+    // fetch can take longer, so the test waits for it (a snapshot that never
+    // comes still fails here, by name).
+    s.wait("w2's session snapshot from w1", 30, || {
+        let log = s.c.agent_log("w2").unwrap_or_default();
+        let new = log.get(logged..).unwrap_or(&log);
+        new.contains("PHP sessions fetched from a peer")
+    })
+    .await;
     s.wait("PHP on w2 again", 30, || {
         s.php("w2", "op=ping").as_deref() == Ok("ok")
     })
