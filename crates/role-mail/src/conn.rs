@@ -90,6 +90,12 @@ impl Conn {
 
     async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
         self.flush().await?;
+        self.read_more(timeout).await
+    }
+
+    /// Read what the client sent next into the buffer (compacted first). Cancel-safe:
+    /// bytes are added only once a read has completed.
+    async fn read_more(&mut self, timeout: Duration) -> Result<(), ConnError> {
         if self.start > 0 && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -175,24 +181,13 @@ impl Conn {
     }
 
     /// Wait until the client sent something (cancel-safe: nothing read is lost,
-    /// so it can race a notification, as IMAP IDLE does). Flush first.
+    /// so it can race a notification, as IMAP IDLE does). It does not flush (a
+    /// cancelled write is not safe): the caller flushes first.
     pub async fn wait_input(&mut self, timeout: Duration) -> Result<(), ConnError> {
         if self.has_pending_input() {
             return Ok(());
         }
-        if self.start > 0 && self.start * 2 >= self.buf.len() {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(timeout, self.io.read(&mut chunk))
-            .await
-            .map_err(|_| ConnError::Timeout)??;
-        if n == 0 {
-            return Err(ConnError::Closed);
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
+        self.read_more(timeout).await
     }
 
     /// Replace the stream by its TLS upgrade, dropping input sent before it.
