@@ -1,5 +1,9 @@
-//! The cron lease: how long this server may run the cron jobs its desired config
-//! assigns to it (issue 15).
+//! Leases the controller grants with heartbeat answers: the cron lease (how long
+//! this server may run the cron jobs its desired config assigns to it, issue 15)
+//! and the mail writer lease (how long this mail server may accept writes to the
+//! mailboxes of its cluster when its desired config names it the writer, issue 16).
+//!
+//! Both work alike; the text below says "cron" for either.
 //!
 //! Each heartbeat answer may grant `cron_lease_secs`; the heartbeat loop extends
 //! the lease to the heartbeat's *send* time plus that (the controller granted it
@@ -14,9 +18,24 @@ use std::time::Instant;
 
 /// A shared, monotonic-clock lease (cloned into the engine's context).
 #[derive(Debug, Clone, Default)]
-pub struct CronLease(Arc<Mutex<Option<Instant>>>);
+pub struct Lease(Arc<Mutex<Option<Instant>>>);
 
-impl CronLease {
+/// The cron lease (`HeartbeatAck::cron_lease_secs`).
+pub type CronLease = Lease;
+
+/// The mail writer lease (`HeartbeatAck::mail_lease_secs`).
+pub type MailLease = Lease;
+
+/// Every lease heartbeat answers grant, as the agent holds them.
+#[derive(Debug, Clone, Default)]
+pub struct Leases {
+    /// `HeartbeatAck::cron_lease_secs`.
+    pub cron: CronLease,
+    /// `HeartbeatAck::mail_lease_secs`.
+    pub mail: MailLease,
+}
+
+impl Lease {
     /// Extend the lease to `until` (never shortens it).
     pub fn extend(&self, until: Instant) {
         let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -152,7 +152,7 @@ pub async fn run_with_engines(
     // The identity files exist once the agent has joined (possibly after the engine
     // starts); engines that need them read them when they connect.
     let id_paths = identity::IdentityPaths::new(&state_dir);
-    let cron_lease = lease::CronLease::default();
+    let leases = lease::Leases::default();
     let supervisor = Supervisor::new(registry, server_name, config.bind, state_dir.clone())
         .with_engine_env(
             Some(supervisor::AgentTlsPaths {
@@ -163,7 +163,8 @@ pub async fn run_with_engines(
             engine_options(&config),
             config.controllers.clone(),
         )
-        .with_cron_lease(cron_lease.clone());
+        .with_cron_lease(leases.cron.clone())
+        .with_mail_lease(leases.mail.clone());
     let initial_role = existing.as_ref().map(|id| id.info.role.clone());
     let sup_task = tokio::spawn(supervise(
         supervisor,
@@ -178,7 +179,7 @@ pub async fn run_with_engines(
     let controllers = Arc::new(Controllers::new(&config.controllers));
     let result = tokio::select! {
         () = shutdown => Ok(()),
-        r = control_plane(&config, existing, controllers, desired_tx, cached, status, cron_lease) => r,
+        r = control_plane(&config, existing, controllers, desired_tx, cached, status, leases) => r,
     };
     let _ = stop_tx.send(true);
     if let Err(e) = sup_task.await {
@@ -218,7 +219,7 @@ async fn control_plane(
     desired_tx: DesiredTx,
     cached: Option<Arc<DesiredConfig>>,
     status: SharedStatus,
-    cron_lease: lease::CronLease,
+    leases: lease::Leases,
 ) -> Result<(), AgentError> {
     let id = match existing {
         Some(id) => id,
@@ -227,7 +228,7 @@ async fn control_plane(
     let client = AgentClient::for_identity(&id, config.bind)?;
     tokio::join!(
         watch_loop(config, &id, &client, &controllers, desired_tx, cached),
-        heartbeat_loop(config, &client, &controllers, &status, &cron_lease),
+        heartbeat_loop(config, &client, &controllers, &status, &leases),
     );
     Ok(())
 }
@@ -477,7 +478,7 @@ async fn heartbeat_loop(
     client: &AgentClient,
     controllers: &Controllers,
     status: &SharedStatus,
-    cron_lease: &lease::CronLease,
+    leases: &lease::Leases,
 ) {
     let every = config.heartbeat_interval();
     // A slow answer is worth waiting for as long as the controller's default suspect
@@ -519,7 +520,10 @@ async fn heartbeat_loop(
         match client.heartbeat(base, &hb, timeout).await {
             Ok(ack) => {
                 if let Some(secs) = ack.cron_lease_secs {
-                    cron_lease.extend(sent + Duration::from_secs(secs));
+                    leases.cron.extend(sent + Duration::from_secs(secs));
+                }
+                if let Some(secs) = ack.mail_lease_secs {
+                    leases.mail.extend(sent + Duration::from_secs(secs));
                 }
                 if let Some(r) = report {
                     report_sent = Some((r, Instant::now()));

@@ -67,6 +67,11 @@ pub trait RoleEngine: Send {
     /// jobs (web) keep it.
     fn set_cron_lease(&mut self, _lease: crate::lease::CronLease) {}
 
+    /// Take the mail writer lease the heartbeat loop extends ([`crate::lease`]).
+    /// Only the mail engine keeps it: it accepts writes to its cluster's mailboxes
+    /// only while its desired config names it the writer and this lease is valid.
+    fn set_mail_lease(&mut self, _lease: crate::lease::MailLease) {}
+
     /// Current health (cheap; called every heartbeat interval).
     fn health(&self) -> EngineHealth;
 
@@ -283,6 +288,7 @@ pub struct Supervisor {
     options: BTreeMap<String, String>,
     controllers: Vec<String>,
     cron_lease: crate::lease::CronLease,
+    mail_lease: crate::lease::MailLease,
     engine: Option<Box<dyn RoleEngine>>,
     /// Role the engine (or the failed attempt to build it) is for.
     role: Option<String>,
@@ -315,6 +321,7 @@ impl Supervisor {
             options: BTreeMap::new(),
             controllers: Vec::new(),
             cron_lease: crate::lease::CronLease::default(),
+            mail_lease: crate::lease::MailLease::default(),
             engine: None,
             role: None,
             applied: None,
@@ -326,6 +333,13 @@ impl Supervisor {
     /// extends).
     pub fn with_cron_lease(mut self, lease: crate::lease::CronLease) -> Self {
         self.cron_lease = lease;
+        self
+    }
+
+    /// Give engines built from now on this mail writer lease (the one the
+    /// heartbeat loop extends).
+    pub fn with_mail_lease(mut self, lease: crate::lease::MailLease) -> Self {
+        self.mail_lease = lease;
         self
     }
 
@@ -368,6 +382,7 @@ impl Supervisor {
         };
         let mut engine = self.registry.create(&ctx)?;
         engine.set_cron_lease(self.cron_lease.clone());
+        engine.set_mail_lease(self.mail_lease.clone());
         self.engine = Some(engine);
         Ok(())
     }

@@ -224,6 +224,7 @@ pub async fn heartbeat(
     Ok(Json(HeartbeatAck {
         server_time: crate::api::rfc3339(time::OffsetDateTime::now_utc()),
         cron_lease_secs,
+        mail_lease_secs: None,
     }))
 }
 

@@ -237,6 +237,7 @@ fn visit(old: &RoleConfig, new: &RoleConfig, v: &mut Recorder) -> bool {
                 flush: _,
                 tls: _,
                 peers: _,
+                writer: _,
             }),
             RoleConfig::Mail(MailConfig { domains: ns, .. }),
         ) => v.list("domains", os, ns),
@@ -310,11 +311,13 @@ fn rest(role: &RoleConfig) -> RoleConfig {
             flush,
             tls,
             peers,
+            writer,
         }) => RoleConfig::Mail(MailConfig {
             domains: Vec::new(),
             flush: *flush,
             tls: tls.clone(),
             peers: peers.clone(),
+            writer: writer.clone(),
         }),
         RoleConfig::Files(FilesConfig {
             sites: _,

@@ -135,6 +135,7 @@ fn mail() -> impl Strategy<Value = RoleConfig> {
                 flush,
                 tls,
                 peers: vec![],
+                writer: None,
             })
         },
     )

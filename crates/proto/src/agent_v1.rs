@@ -529,6 +529,39 @@ pub struct MailConfig {
     /// outside may carry an `Authentication-Results` header in one of their names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<MailPeer>,
+    /// Which server of this cluster writes its mailboxes now (issue 16). `None`
+    /// (an older controller, or replication not set up): the primary writes and
+    /// nothing is replicated, as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<MailWriter>,
+}
+
+/// Port of mailbox replication between the mail servers of a cluster (TLS, mutual
+/// TLS with the agents' certificates), on each mail server's own address: the
+/// writer streams its changes to the others there, and a server that was away
+/// catches up there (issue 16).
+pub const MAIL_REPL_PORT: u16 = 7445;
+
+/// The single writer of a mail cluster's mailboxes (issue 16), decided by the
+/// controller's placement path. The holder delivers, accepts IMAP/POP3 changes
+/// and assigns UIDs, but only while its mail lease
+/// ([`crate::agent_v1::HeartbeatAck::mail_lease_secs`]) is valid and not before
+/// `not_before`; every other server applies the holder's replication stream and
+/// serves reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MailWriter {
+    /// The writing server's name; `None`: no usable server now (nobody writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// Fencing epoch, raised by the controller on every change of holder. The
+    /// writer stamps its replication stream with it; a server refuses a stream
+    /// whose epoch is below the highest it has seen, in its config or on the wire.
+    pub epoch: u64,
+    /// Unix seconds (controller clock) before which the holder must not accept
+    /// writes: when the holder changed, the previous holder's last possible lease
+    /// end plus a clock margin.
+    #[serde(default)]
+    pub not_before: i64,
 }
 
 /// Another mail server of the same cluster.
@@ -538,6 +571,14 @@ pub struct MailPeer {
     pub addresses: Vec<String>,
     /// The names it may sign `Authentication-Results` with (server name, host name).
     pub names: Vec<String>,
+    /// Its server name (the common name of its agent certificate, which its
+    /// replication connections present); empty from older controllers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub server: String,
+    /// Its mailbox replication address, `ip:`[`MAIL_REPL_PORT`]; `None`: no
+    /// replication with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<String>,
 }
 
 /// One mail domain on a mail server.

@@ -296,4 +296,10 @@ pub struct HeartbeatAck {
     /// older controllers and when not granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron_lease_secs: Option<u64>,
+    /// The mail writer lease (issue 16): a mail server its desired config names
+    /// the writer of its cluster's mailboxes ([`crate::agent_v1::MailWriter`]) may
+    /// accept writes for this many seconds, counted from when it *sent* the
+    /// heartbeat. Granted only to that server, once it applied its current config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_lease_secs: Option<u64>,
 }

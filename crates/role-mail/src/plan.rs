@@ -469,6 +469,7 @@ mod tests {
             tls: None,
             flush: 0,
             peers: Vec::new(),
+            writer: None,
         }
     }
 

@@ -410,6 +410,7 @@ mod tests {
             tls: None,
             flush: 0,
             peers: Vec::new(),
+            writer: None,
         }
     }
 

@@ -111,6 +111,7 @@ async fn submitted_mail_is_signed_routed_by_mx_and_failures_bounce() -> Result<(
         tls: Some(tls(rip)),
         flush: 0,
         peers: Vec::new(),
+        writer: None,
     };
     let receiver = server(rip, rport, rdir.path(), &rcfg, Limits::default())?;
     receiver.set_outbound(Some(resolver), rport);
@@ -259,6 +260,8 @@ async fn mail_relayed_by_a_peer_keeps_the_verdict_made_where_it_entered() -> Res
     let peer = |ip: std::net::IpAddr, name: &str| MailPeer {
         addresses: vec![ip.to_string()],
         names: vec![name.to_string()],
+        server: String::new(),
+        replication: None,
     };
 
     let pdir = tempfile::tempdir()?;

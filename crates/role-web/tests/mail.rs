@@ -103,6 +103,7 @@ fn mail_server(dir: &Path, ca: &TestCa, port: u16, per_hour: Option<u32>) -> Mai
         flush: 0,
         tls: Some(ca.issue(&[MAIL_IP])),
         peers: vec![],
+        writer: None,
     };
     let rejected = s.apply(&cfg);
     assert!(rejected.is_empty(), "{rejected:?}");

@@ -260,6 +260,7 @@ async fn heartbeat(
     Json(HeartbeatAck {
         server_time: now,
         cron_lease_secs: None,
+        mail_lease_secs: None,
     })
     .into_response()
 }

@@ -382,6 +382,8 @@ impl<'a> Index<'a> {
             .map(|s| MailPeer {
                 addresses: s.data.addresses.iter().map(ToString::to_string).collect(),
                 names: vec![s.meta.name.to_string(), s.data.hostname.to_string()],
+                server: s.meta.name.to_string(),
+                replication: None,
             })
             .collect();
         MailConfig {
@@ -389,6 +391,7 @@ impl<'a> Index<'a> {
             flush: self.world.mail_flush,
             tls: self.tls(SecretPurpose::ServerCert, server.meta.name.as_str()),
             peers,
+            writer: None,
         }
     }
 

@@ -77,6 +77,7 @@ pub fn exercise(data: &[u8]) {
             tls: None,
             flush: 0,
             peers: Vec::new(),
+            writer: None,
         };
         let _guard = rt.enter();
         let shared = crate::harness::shared(&dir, &cfg, crate::server::Limits::default()).ok()?;

@@ -40,6 +40,7 @@ fn cfg() -> MailConfig {
         tls: None,
         flush: 0,
         peers: Vec::new(),
+        writer: None,
     }
 }
 

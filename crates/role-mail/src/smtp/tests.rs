@@ -37,6 +37,7 @@ fn cfg(primary: bool) -> MailConfig {
         tls: None,
         flush: 0,
         peers: Vec::new(),
+        writer: None,
     }
 }
 

@@ -88,6 +88,7 @@ pub fn example(primary_smtp: Option<SocketAddr>, tls: Option<TlsMaterial>) -> Ma
         tls,
         flush: 0,
         peers: Vec::new(),
+        writer: None,
     }
 }
 
