@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -88,8 +89,10 @@ pub async fn run(
 ///
 /// With [`ServerOptions::threads`] = 0 the connections run on the caller's runtime;
 /// with n > 0 they run on n dedicated threads, each with its own single-threaded
-/// runtime accepting on the same sockets (nginx's worker model: a connection stays
-/// on one thread, no work stealing, no cross-thread wake-ups).
+/// runtime (nginx's worker model: a connection stays on one thread, no work
+/// stealing, no cross-thread wake-ups), and one dispatcher on the caller's runtime
+/// accepts and hands each connection to the thread with the fewest open ones
+/// ([`pick`]).
 pub async fn run_with_options(
     http: Option<TcpListener>,
     https: Option<TcpListener>,
@@ -116,8 +119,8 @@ pub async fn run_with_options(
         https_port,
     });
     if opts.threads == 0 {
-        let listeners = Listeners { http, https };
-        return serve_loop(listeners, shared, acceptor, &opts, shutdown).await;
+        let source = Source::Listen(Listeners { http, https });
+        return serve_loop(source, shared, acceptor, &opts, shutdown).await;
     }
     run_threads(http, https, shared, acceptor, opts, shutdown).await
 }
@@ -128,8 +131,131 @@ struct Listeners {
     https: Option<TcpListener>,
 }
 
-fn clone_std(l: &Option<std::net::TcpListener>) -> io::Result<Option<std::net::TcpListener>> {
-    l.as_ref().map(|l| l.try_clone()).transpose()
+/// A connection the dispatcher accepted for a worker thread (std form: it moves
+/// between runtimes).
+enum Accepted {
+    Plain(std::net::TcpStream, SocketAddr),
+    Tls(std::net::TcpStream, SocketAddr),
+}
+
+/// Where a serving loop takes its connections from.
+enum Source {
+    /// Accept on the listeners itself (threads = 0: the caller's runtime).
+    Listen(Listeners),
+    /// Connections handed over by the dispatcher, and this worker's count of open
+    /// connections (the dispatcher's balance).
+    Queue(mpsc::UnboundedReceiver<Accepted>, Arc<AtomicUsize>),
+}
+
+/// A connection ready to serve: plain or TLS, on this runtime.
+enum Incoming {
+    Plain(TcpStream, SocketAddr),
+    Tls(TcpStream, SocketAddr),
+}
+
+impl Source {
+    /// The next connection (pending forever once a queue's dispatcher is gone:
+    /// the loop ends by its shutdown signal).
+    async fn next(&mut self) -> Option<Incoming> {
+        match self {
+            Source::Listen(l) => tokio::select! {
+                r = accept(l.http.as_ref()) => accepted(r).await.map(|(s, a)| Incoming::Plain(s, a)),
+                r = accept(l.https.as_ref()) => accepted(r).await.map(|(s, a)| Incoming::Tls(s, a)),
+            },
+            Source::Queue(rx, _) => {
+                let Some(a) = rx.recv().await else {
+                    return std::future::pending().await;
+                };
+                let (std, remote, tls) = match a {
+                    Accepted::Plain(s, r) => (s, r, false),
+                    Accepted::Tls(s, r) => (s, r, true),
+                };
+                match TcpStream::from_std(std) {
+                    Ok(s) if tls => Some(Incoming::Tls(s, remote)),
+                    Ok(s) => Some(Incoming::Plain(s, remote)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "web: handing over a connection failed");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts one connection open on this worker until the guard drops.
+    fn guard(&self) -> Option<OpenGuard> {
+        match self {
+            Source::Listen(_) => None,
+            Source::Queue(_, open) => Some(OpenGuard(open.clone())),
+        }
+    }
+}
+
+/// Decrements a worker's open-connection count when its connection ends (the
+/// dispatcher incremented it when it handed the connection over).
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The worker to hand the next connection to: the one with the fewest open
+/// connections, ties going round-robin from `next`.
+///
+/// Why not let every thread accept on the shared sockets: an awake thread drains
+/// the whole backlog before the others wake, so a burst of keep-alive
+/// connections (a load balancer's pool, a benchmark's 64) all lands on one
+/// thread and the others idle. Measured as deployed (`bench/web/deployed.sh`,
+/// 100 KiB): 85% of the work on one of two threads.
+fn pick(open: &[usize], next: usize) -> usize {
+    let n = open.len().max(1);
+    (0..n)
+        .map(|k| (next + k) % n)
+        .min_by_key(|&i| open.get(i).copied().unwrap_or(usize::MAX))
+        .unwrap_or(0)
+}
+
+/// One worker thread as the dispatcher sees it.
+struct Worker {
+    tx: mpsc::UnboundedSender<Accepted>,
+    open: Arc<AtomicUsize>,
+}
+
+/// The dispatcher: accepts on the caller's runtime and hands each connection to
+/// the least busy worker thread until `shutdown`.
+async fn dispatch(listeners: Listeners, workers: &[Worker], shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut source = Source::Listen(listeners);
+    let mut next = 0usize;
+    loop {
+        let incoming = tokio::select! {
+            () = &mut shutdown => break,
+            i = source.next() => i,
+        };
+        let Some(incoming) = incoming else { continue };
+        let open: Vec<usize> = workers
+            .iter()
+            .map(|w| w.open.load(Ordering::Relaxed))
+            .collect();
+        let i = pick(&open, next);
+        next = i + 1;
+        let Some(w) = workers.get(i) else { continue };
+        let handed = match incoming {
+            Incoming::Plain(s, r) => s.into_std().map(|s| Accepted::Plain(s, r)),
+            Incoming::Tls(s, r) => s.into_std().map(|s| Accepted::Tls(s, r)),
+        };
+        match handed {
+            Ok(a) => {
+                w.open.fetch_add(1, Ordering::Relaxed);
+                if w.tx.send(a).is_err() {
+                    w.open.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "web: handing over a connection failed"),
+        }
+    }
 }
 
 async fn run_threads(
@@ -140,12 +266,16 @@ async fn run_threads(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let http = http.map(|l| l.into_std()).transpose()?;
-    let https = https.map(|l| l.into_std()).transpose()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(opts.threads);
+    let mut workers = Vec::with_capacity(opts.threads);
     for i in 0..opts.threads {
-        let (h, s) = (clone_std(&http)?, clone_std(&https)?);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        workers.push(Worker {
+            tx,
+            open: open.clone(),
+        });
         let (shared, acceptor, opts) = (shared.clone(), acceptor.clone(), opts.clone());
         let mut stop = stop_rx.clone();
         let thread = std::thread::Builder::new().name(format!("web-{i}")).spawn(
@@ -154,21 +284,17 @@ async fn run_threads(
                     .enable_all()
                     .build()?;
                 rt.block_on(async move {
-                    let listeners = Listeners {
-                        http: h.map(TcpListener::from_std).transpose()?,
-                        https: s.map(TcpListener::from_std).transpose()?,
-                    };
                     let stopped = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    serve_loop(listeners, shared, acceptor, &opts, stopped).await
+                    serve_loop(Source::Queue(rx, open), shared, acceptor, &opts, stopped).await
                 })
             },
         )?;
         threads.push(thread);
     }
-    drop((http, https));
-    shutdown.await;
+    dispatch(Listeners { http, https }, &workers, shutdown).await;
+    drop(workers);
     let _ = stop_tx.send(true);
     tokio::task::spawn_blocking(move || {
         for t in threads {
@@ -184,38 +310,43 @@ async fn run_threads(
 }
 
 async fn serve_loop(
-    listeners: Listeners,
+    mut source: Source,
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
     opts: &ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let Listeners { http, https } = listeners;
     let builder = Arc::new(builder(opts));
     let graceful = GracefulShutdown::new();
     let stop = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
+        let incoming = tokio::select! {
             () = &mut shutdown => break,
-            r = accept(http.as_ref()) => {
-                if let Some((stream, remote)) = accepted(r).await {
-                    let w = graceful.watcher();
-                    let t = opts.header_timeout;
-                    tokio::spawn(serve_plain(shared.clone(), w, t, stop.clone(), stream, remote));
-                }
+            i = source.next() => i,
+        };
+        let guard = source.guard();
+        let w = graceful.watcher();
+        let t = opts.header_timeout;
+        match incoming {
+            None => {}
+            Some(Incoming::Plain(stream, remote)) => {
+                let (shared, stop) = (shared.clone(), stop.clone());
+                tokio::spawn(async move {
+                    serve_plain(shared, w, t, stop, stream, remote).await;
+                    drop(guard);
+                });
             }
-            r = accept(https.as_ref()) => {
-                if let Some((stream, remote)) = accepted(r).await {
-                    let w = graceful.watcher();
-                    let acc = acceptor.clone();
-                    let t = opts.header_timeout;
-                    tokio::spawn(serve_tls(shared.clone(), builder.clone(), w, acc, t, stream, remote));
-                }
+            Some(Incoming::Tls(stream, remote)) => {
+                let (shared, builder, acc) = (shared.clone(), builder.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    serve_tls(shared, builder, w, acc, t, stream, remote).await;
+                    drop(guard);
+                });
             }
         }
     }
-    drop((http, https));
+    drop(source);
     stop.cancel();
     if tokio::time::timeout(opts.drain, graceful.shutdown())
         .await
@@ -359,5 +490,29 @@ async fn serve_tls(
     let c = builder.serve_connection(TokioIo::new(io), svc);
     if let Err(e) = uncork.drive(watcher.watch(c.into_owned()), timeout).await {
         tracing::debug!(%remote, error = %e, "web: connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick;
+
+    #[test]
+    fn pick_takes_the_least_busy_worker_and_rotates_ties() {
+        assert_eq!(pick(&[3, 1, 2], 0), 1);
+        assert_eq!(pick(&[0, 0], 0), 0);
+        assert_eq!(pick(&[0, 0], 1), 1);
+        assert_eq!(pick(&[0, 0, 0], 5), 2);
+        assert_eq!(pick(&[1, 0, 0], 3), 1);
+        assert_eq!(pick(&[], 7), 0);
+        // A burst of connections with none closing spreads evenly.
+        let mut open = [0usize; 2];
+        let mut next = 0;
+        for _ in 0..64 {
+            let i = pick(&open, next);
+            open[i] += 1;
+            next = i + 1;
+        }
+        assert_eq!(open, [32, 32]);
     }
 }
