@@ -405,3 +405,122 @@ assert b"\\Answered" in str(data).encode(), data
     ensure!(send(&b, 1, "to-mx2").await?.contains("refused 451"));
     Ok(())
 }
+
+/// Replication lag under 200 deliveries a second for 10 s (a benchmark, not a
+/// check): four SMTP connections each deliver one message every 20 ms to the
+/// writer; a watcher polls the follower's INBOX every 2 ms and notes when each
+/// message (by the id the writer's 250 reply names) appears there.
+/// `cargo test -p role-mail --test replication -- --ignored --nocapture lag`
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark"]
+async fn lag_under_200_deliveries_a_second() -> Result<()> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let blk = block();
+    let tmp = tempfile::tempdir()?;
+    let pki = Pki::new();
+    let a = Node::start(&pki, "mx1", ip(blk, 1), &tmp.path().join("a"))?;
+    let b = Node::start(&pki, "mx2", ip(blk, 2), &tmp.path().join("b"))?;
+    a.grant_lease();
+    apply(&a, &config(&a, Some(&b), "mx2", "mx1", 1))?;
+    apply(&b, &config(&b, Some(&a), "mx1", "mx1", 1))?;
+    wait_for("mx1 writing", || a.server.may_write().is_ok()).await?;
+    wait_for("mx2 following", || b.server.replication().1 == Some(1)).await?;
+
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (seen, done) = (Arc::clone(&seen), Arc::clone(&done));
+        let cur = b.inbox("").join("cur");
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(rd) = std::fs::read_dir(&cur) {
+                    let now = Instant::now();
+                    let mut s = seen.lock().unwrap();
+                    for e in rd.flatten() {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        let id = n.split([',', ':']).next().unwrap_or("").to_string();
+                        s.entry(id).or_insert(now);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let mx = a.addrs().mx;
+    let per_conn = 500u32; // 4 x 500 over 10 s = 200/s
+    let mut tasks = Vec::new();
+    for c in 0..4u32 {
+        let sent = Arc::clone(&sent);
+        tasks.push(tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(mx).await?;
+            let (r, mut w) = tcp.into_split();
+            let mut r = BufReader::new(r);
+            let mut line = String::new();
+            r.read_line(&mut line).await?;
+            w.write_all(b"EHLO bench.test\r\n").await?;
+            loop {
+                line.clear();
+                r.read_line(&mut line).await?;
+                if line.starts_with("250 ") {
+                    break;
+                }
+            }
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for i in 0..per_conn {
+                tick.tick().await;
+                w.write_all(b"MAIL FROM:<x@sender.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+                    .await?;
+                for _ in 0..3 {
+                    line.clear();
+                    r.read_line(&mut line).await?;
+                }
+                let body = format!(
+                    "Subject: lag {c} {i}\r\nMessage-ID: <lag-{c}-{i}@sender.test>\r\n\r\nbody\r\n.\r\n"
+                );
+                w.write_all(body.as_bytes()).await?;
+                line.clear();
+                r.read_line(&mut line).await?;
+                anyhow::ensure!(line.starts_with("250"), "{line}");
+                let id = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+                sent.lock().unwrap().insert(id, Instant::now());
+            }
+            w.write_all(b"QUIT\r\n").await?;
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    for t in tasks {
+        t.await??;
+    }
+    let took = started.elapsed();
+    let total = sent.lock().unwrap().len();
+    wait_for("every message on mx2", || {
+        let s = seen.lock().unwrap();
+        sent.lock().unwrap().keys().all(|k| s.contains_key(k))
+    })
+    .await?;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
+    let mut lags: Vec<Duration> = {
+        let (sent, seen) = (sent.lock().unwrap(), seen.lock().unwrap());
+        sent.iter()
+            .map(|(k, t)| seen[k].saturating_duration_since(*t))
+            .collect()
+    };
+    lags.sort();
+    let p = |q: f64| lags[((lags.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "replication lag: {total} messages in {:.1} s ({:.0}/s): p50 {:?} p99 {:?} max {:?}",
+        took.as_secs_f64(),
+        total as f64 / took.as_secs_f64(),
+        p(0.5),
+        p(0.99),
+        p(1.0)
+    );
+    converged(&a, &b, "", total).await?;
+    Ok(())
+}

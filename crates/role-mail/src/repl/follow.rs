@@ -38,6 +38,9 @@ pub struct ReplConfig {
     pub peers: BTreeMap<String, String>,
 }
 
+/// Messages asked for at once (pipelined).
+const GET_BATCH: usize = 64;
+
 /// Full sweep at least this often while following.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -288,30 +291,33 @@ async fn sync_mailbox(
             blocking(move || store::wanted(&fd, &p, &ff, mode)).await?
         };
         let mut staged = BTreeMap::new();
-        for w in want {
-            store::check_base(&w.base)?;
-            let r = call(
-                conn,
-                &Req::Get {
+        // requests pipelined in batches (one round trip per batch, not per message)
+        for batch in want.chunks(GET_BATCH) {
+            for w in batch {
+                store::check_base(&w.base)?;
+                let get = Req::Get {
                     mailbox: id.clone(),
                     dir: f.dir.clone(),
                     base: w.base.clone(),
-                },
-            )
-            .await;
-            match r {
-                Ok(Resp::Body) => {}
-                Ok(other) => return Err(err(format!("unexpected answer {other:?}"))),
-                // expunged meanwhile: the next round sees it gone
-                Err(e) => {
-                    tracing::debug!(error = %e, base = %w.base, "mail replication: message not fetched");
-                    continue;
-                }
+                    letters: w.letters.clone(),
+                };
+                wire::send(conn, &get).await?;
             }
-            let data = wire::read_frame(conn).await?;
-            let (r, d, b) = (root.clone(), f.dir.clone(), w.base.clone());
-            let path = blocking(move || store::stage(&r, &d, &b, w.mtime, &data)).await?;
-            staged.insert(w.base, path);
+            for w in batch {
+                match wire::recv(conn).await? {
+                    Resp::Body => {}
+                    // expunged meanwhile: the next round sees it gone
+                    Resp::Error(e) => {
+                        tracing::debug!(error = %e, base = %w.base, "mail replication: message not fetched");
+                        continue;
+                    }
+                    other => return Err(err(format!("unexpected answer {other:?}"))),
+                }
+                let data = wire::read_frame(conn).await?;
+                let (r, d, b, t) = (root.clone(), f.dir.clone(), w.base.clone(), w.mtime);
+                let path = blocking(move || store::stage(&r, &d, &b, t, &data)).await?;
+                staged.insert(w.base.clone(), path);
+            }
         }
         let (s, r, ff, p) = (
             Arc::clone(shared),

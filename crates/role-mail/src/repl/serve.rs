@@ -109,13 +109,19 @@ async fn session(
                     Err(e) => wire::send(&mut tls, &Resp::Error(e.to_string())).await?,
                 }
             }
-            Req::Get { mailbox, dir, base } => {
+            Req::Get {
+                mailbox,
+                dir,
+                base,
+                letters,
+            } => {
                 let s = Arc::clone(shared);
                 let r = blocking(move || {
                     store::check_dir(&dir)?;
                     store::check_base(&base)?;
+                    store::check_letters(&letters)?;
                     let root = store::root_of(&s, &mailbox)?;
-                    store::read_body(&s, &root, &dir, &base)
+                    store::read_body(&s, &root, &dir, &base, &letters)
                 })
                 .await;
                 match r {

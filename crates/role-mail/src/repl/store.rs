@@ -163,9 +163,22 @@ pub fn manifest(shared: &Shared, root: &Path) -> std::io::Result<Manifest> {
     })
 }
 
-/// The stored bytes of message `base` in folder `dir`.
-pub fn read_body(shared: &Shared, root: &Path, dir: &str, base: &str) -> std::io::Result<Vec<u8>> {
-    let f = shared.imap.sync(&folder_path(root, dir))?;
+/// The stored bytes of message `base` in folder `dir`: its file as the manifest
+/// named it (`letters`), else found by a rescan (its flags changed since).
+pub fn read_body(
+    shared: &Shared,
+    root: &Path,
+    dir: &str,
+    base: &str,
+    letters: &str,
+) -> std::io::Result<Vec<u8>> {
+    let fdir = folder_path(root, dir);
+    match fs::read(fdir.join("cur").join(format!("{base}:2,{letters}"))) {
+        Ok(d) => return Ok(d),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let f = shared.imap.sync(&fdir)?;
     let m = f
         .msgs
         .iter()
@@ -230,7 +243,9 @@ pub fn stage(
     data: &[u8],
 ) -> std::io::Result<PathBuf> {
     let fdir = folder_path(root, dir);
-    uidlist::create_folder(&fdir, !dir.is_empty())?;
+    if !fdir.join("tmp").is_dir() {
+        uidlist::create_folder(&fdir, !dir.is_empty())?;
+    }
     let tmp = fdir.join("tmp").join(format!("repl-{base}"));
     write_file(&tmp, data, mtime)?;
     Ok(tmp)
@@ -411,7 +426,9 @@ pub fn apply_folder(
     mode: Mode,
 ) -> std::io::Result<Vec<LocalOnly>> {
     let fdir = folder_path(root, &remote.dir);
-    uidlist::create_folder(&fdir, !remote.dir.is_empty())?;
+    if !fdir.join("cur").is_dir() {
+        uidlist::create_folder(&fdir, !remote.dir.is_empty())?;
+    }
     let slot = shared.imap.slot(&fdir);
     let only = {
         let _g = slot.lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -455,13 +472,15 @@ pub fn apply_folder(
             msgs,
         };
         uidlist::write_list(&folder)?;
+        let held: BTreeSet<&str> = folder.msgs.iter().map(|x| x.base.as_str()).collect();
         let agreed: BTreeMap<String, String> = remote
             .msgs
             .iter()
-            .filter(|m| folder.msgs.iter().any(|x| x.base == m.base))
+            .filter(|m| held.contains(m.base.as_str()))
             .map(|m| (m.base.clone(), m.letters.clone()))
             .collect();
         write_base(&fdir, peer, &agreed)?;
+        let only: BTreeSet<String> = only.into_iter().collect();
         folder
             .msgs
             .iter()

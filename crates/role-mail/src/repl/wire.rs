@@ -85,6 +85,9 @@ pub enum Req {
         dir: String,
         /// Base name.
         base: String,
+        /// Its flag letters in the manifest (finds the file without a rescan).
+        #[serde(default)]
+        letters: String,
     },
     /// Add a message (its bytes follow).
     Put {
