@@ -381,7 +381,7 @@ async fn sync_mailbox(
             }
             let data = {
                 let p = o.path.clone();
-                blocking(move || Ok(std::fs::read(p)?)).await?
+                blocking(move || std::fs::read(p)).await?
             };
             let mtime = {
                 let p = o.path.clone();

@@ -352,6 +352,19 @@ pub struct LocalOnly {
     pub path: PathBuf,
 }
 
+/// What [`merge`] decided for a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    /// (UID, base name, flag letters), ascending UID.
+    pub list: Vec<(u32, String, String)>,
+    /// The new UIDNEXT.
+    pub uidnext: u32,
+    /// Base names to remove here.
+    pub remove: Vec<String>,
+    /// Base names only here (kept, handed back).
+    pub only: Vec<String>,
+}
+
 /// The new message list of a folder (pure): the remote's UIDs for messages both
 /// have, local-only messages keep their UID unless it collides (then the next
 /// free one), expunges and flag changes per [`Mode`]. Returns the list, the new
@@ -362,7 +375,7 @@ pub fn merge(
     base: &BTreeMap<String, String>,
     staged: &BTreeSet<String>,
     mode: Mode,
-) -> (Vec<(u32, String, String)>, u32, Vec<String>, Vec<String>) {
+) -> Merged {
     let mine: HashMap<&str, &Msg> = local.msgs.iter().map(|m| (m.base.as_str(), m)).collect();
     let theirs: BTreeSet<&str> = remote.msgs.iter().map(|m| m.base.as_str()).collect();
     let mut out = Vec::new();
@@ -411,7 +424,12 @@ pub fn merge(
         only.push(m.base.clone());
     }
     out.sort_by_key(|(u, _, _)| *u);
-    (out, next, remove, only)
+    Merged {
+        list: out,
+        uidnext: next,
+        remove,
+        only,
+    }
 }
 
 /// Apply one folder of the other server's state (see [`merge`]) under the
@@ -435,7 +453,12 @@ pub fn apply_folder(
         let local = Folder::sync(&fdir)?;
         let base = read_base(&fdir, peer);
         let staged_names: BTreeSet<String> = staged.keys().cloned().collect();
-        let (list, uidnext, remove, only) = merge(&local, remote, &base, &staged_names, mode);
+        let Merged {
+            list,
+            uidnext,
+            remove,
+            only,
+        } = merge(&local, remote, &base, &staged_names, mode);
         let cur = fdir.join("cur");
         let mine: HashMap<&str, &Msg> = local.msgs.iter().map(|m| (m.base.as_str(), m)).collect();
         let mut msgs = Vec::with_capacity(list.len());
@@ -622,7 +645,12 @@ mod tests {
         let base: BTreeMap<String, String> =
             [("a".into(), "".into()), ("b".into(), "S".into())].into();
         let staged: BTreeSet<String> = ["c".to_string()].into();
-        let (list, next, remove, only) = merge(&local, &remote, &base, &staged, Mode::Follow);
+        let Merged {
+            list,
+            uidnext: next,
+            remove,
+            only,
+        } = merge(&local, &remote, &base, &staged, Mode::Follow);
         assert_eq!(
             list,
             vec![
@@ -643,9 +671,9 @@ mod tests {
             msgs: vec![st(1, "a", "")],
             ..remote.clone()
         };
-        let (list, ..) = merge(&local2, &remote2, &base, &BTreeSet::new(), Mode::CatchUp);
+        let list = merge(&local2, &remote2, &base, &BTreeSet::new(), Mode::CatchUp).list;
         assert_eq!(list, vec![(1, "a".into(), "S".into())]);
-        let (list, ..) = merge(&local2, &remote2, &base, &BTreeSet::new(), Mode::Follow);
+        let list = merge(&local2, &remote2, &base, &BTreeSet::new(), Mode::Follow).list;
         assert_eq!(list, vec![(1, "a".into(), "".into())]);
     }
 
