@@ -15,7 +15,12 @@
 //!   like Postfix's `smtpd_client_connection_count_limit`);
 //! - `resolver`: `ip:port` of the DNS resolver for MX lookups; without it remote
 //!   recipients (submission, remote alias destinations) are refused at RCPT;
-//! - `outbound_port`: SMTP port of remote mail exchangers (default 25; tests).
+//! - `outbound_port`: SMTP port of remote mail exchangers (default 25; tests);
+//! - `repl_port`: mailbox replication port (default `MAIL_REPL_PORT`, 7445; `0`:
+//!   any, tests), on the server's own address, served only when the agent has
+//!   its identity certificate;
+//! - `repl_catchup_secs`: how long a new writer tries to reach the previous one
+//!   before writing (default 5).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -134,6 +139,8 @@ pub struct MailServer {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     addrs: Addrs,
+    repl: Option<watch::Sender<crate::repl::ReplConfig>>,
+    repl_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for MailServer {
@@ -201,7 +208,74 @@ impl MailServer {
             stop,
             tasks,
             addrs,
+            repl: None,
+            repl_addr: None,
         })
+    }
+
+    /// Take part in mailbox replication as server `me` (issue 16): serve the
+    /// replication port on `listener` with `identity` (the agent's certificate)
+    /// and run the coordinator that follows the writer or catches up before
+    /// writing. Without an identity nothing is served or followed, and a server
+    /// the config names the writer writes without catching up. Call once, before
+    /// the first [`MailServer::apply`] that names a writer.
+    pub fn enable_replication(
+        &mut self,
+        me: &str,
+        identity: Option<&agent::supervisor::AgentTlsPaths>,
+        listener: Option<TcpListener>,
+        catchup: std::time::Duration,
+    ) -> std::io::Result<()> {
+        self.shared.repl.set_me(me);
+        let identity = identity
+            .map(crate::repl::tls::Identity::load)
+            .transpose()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if let (Some(id), Some(l)) = (&identity, listener) {
+            self.repl_addr = Some(l.local_addr()?);
+            let tls = id
+                .server_config()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.tasks.push(tokio::spawn(crate::repl::serve::serve(
+                Arc::clone(&self.shared),
+                l,
+                tls,
+                self.stop.subscribe(),
+            )));
+        }
+        let (tx, rx) = watch::channel(crate::repl::ReplConfig::default());
+        self.tasks.push(tokio::spawn(crate::repl::follow::run(
+            Arc::clone(&self.shared),
+            identity,
+            rx,
+            catchup,
+            self.stop.subscribe(),
+        )));
+        self.repl = Some(tx);
+        Ok(())
+    }
+
+    /// The replication port's address, when served.
+    pub fn repl_addr(&self) -> Option<SocketAddr> {
+        self.repl_addr
+    }
+
+    /// Take the mail writer lease the agent's heartbeat loop extends.
+    pub fn set_mail_lease(&self, lease: agent::lease::MailLease) {
+        self.shared.repl.set_lease(lease);
+    }
+
+    /// Whether this server may write its mailboxes now, and why not.
+    pub fn may_write(&self) -> Result<(), crate::repl::Refusal> {
+        self.shared.repl.check()
+    }
+
+    /// Replication status: a line for health, and the writer epoch this server
+    /// follows up to date (a follower that finished its sweep) or caught up for
+    /// (a writer that finished its takeover catch-up).
+    pub fn replication(&self) -> (String, Option<u64>) {
+        let (line, followed) = self.shared.repl_status();
+        (line, followed.or(self.shared.repl.caught_up()))
     }
 
     /// Converge on `cfg`, object by object ([`Plan::render`] against the plan
@@ -211,6 +285,14 @@ impl MailServer {
     pub fn apply(&self, cfg: &MailConfig) -> Vec<RejectedObject> {
         let live = self.shared.live();
         let (plan, mut rejected) = Plan::render(cfg, &live.plan);
+        self.shared.repl.set_writer(cfg.writer.clone());
+        self.shared.set_repl_peers(
+            cfg.peers
+                .iter()
+                .filter(|p| !p.server.is_empty())
+                .map(|p| p.server.clone())
+                .collect(),
+        );
         let tls = match cfg.tls.as_ref().map(crate::tls::acceptor).transpose() {
             Ok(tls) => tls,
             Err(e) => {
@@ -232,6 +314,24 @@ impl MailServer {
             }
             *last = Some(cfg.flush);
             self.shared.queue.flush();
+        }
+        drop(last);
+        if let Some(tx) = &self.repl {
+            let peers = cfg
+                .peers
+                .iter()
+                .filter_map(|p| Some((p.server.clone(), p.replication.clone()?)))
+                .filter(|(s, _)| !s.is_empty())
+                .collect();
+            tx.send_if_modified(|c| {
+                let new = crate::repl::ReplConfig {
+                    writer: cfg.writer.clone(),
+                    peers,
+                };
+                let changed = *c != new;
+                *c = new;
+                changed
+            });
         }
         rejected
     }
@@ -331,6 +431,8 @@ struct Options {
     limits: Limits,
     resolver: Option<SocketAddr>,
     outbound_port: u16,
+    repl_port: u16,
+    catchup: std::time::Duration,
 }
 
 /// Parse the engine options.
@@ -366,6 +468,12 @@ fn options(ctx: &EngineContext) -> Result<Options, EngineError> {
             .map_err(|_| EngineError::Invalid(format!("engine option outbound_port: {p}")))?,
         None => 25,
     };
+    let repl_port = match num("repl_port")? {
+        Some(p) => u16::try_from(p)
+            .map_err(|_| EngineError::Invalid(format!("engine option repl_port: {p}")))?,
+        None => proto::agent_v1::MAIL_REPL_PORT,
+    };
+    let catchup = std::time::Duration::from_secs(num("repl_catchup_secs")?.unwrap_or(5) as u64);
     let hostname = ctx
         .options
         .get("hostname")
@@ -376,6 +484,8 @@ fn options(ctx: &EngineContext) -> Result<Options, EngineError> {
         limits,
         resolver,
         outbound_port,
+        repl_port,
+        catchup,
     })
 }
 
@@ -399,7 +509,13 @@ pub fn start_engine_with_handle(
         Some(ctx.bind),
         o.limits,
     )?;
+    let mut server = server;
     server.set_outbound(o.resolver, o.outbound_port);
+    let repl_listener = match &ctx.identity {
+        Some(_) => Some(bind_exact(SocketAddr::new(ctx.bind, o.repl_port))?),
+        None => None,
+    };
+    server.enable_replication(&ctx.server, ctx.identity.as_ref(), repl_listener, o.catchup)?;
     let handle = server.handle();
     let engine = MailEngine {
         server,
@@ -463,6 +579,10 @@ impl RoleEngine for MailEngine {
         self.rejected.clone()
     }
 
+    fn set_mail_lease(&mut self, lease: agent::lease::MailLease) {
+        self.server.set_mail_lease(lease);
+    }
+
     fn health(&self) -> EngineHealth {
         let (state, detail) = self
             .status
@@ -476,11 +596,17 @@ impl RoleEngine for MailEngine {
             Some(m) => format!("; outgoing limit hit {over} times (last by {m})"),
             None => String::new(),
         };
+        let (repl, epoch) = self.server.replication();
+        let repl = match (repl.is_empty(), epoch) {
+            (true, _) => String::new(),
+            (false, Some(e)) => format!("; replication: {repl} (caught up to epoch {e})"),
+            (false, None) => format!("; replication: {repl}"),
+        };
         EngineHealth {
             name: "mail".into(),
             state,
             detail: format!(
-                "{detail}; queue {queued}; logins: {} wrong, {} throttled{over}",
+                "{detail}; queue {queued}; logins: {} wrong, {} throttled{over}{repl}",
                 logins.failures, logins.refused
             ),
         }

@@ -20,6 +20,8 @@
 //!   the agent adapter ([`start_engine`]).
 //! - [`sendlimit`]: outgoing limits on submission (messages per hour per mailbox
 //!   and domain).
+//! - [`repl`]: mailboxes replicated to the cluster's other mail servers, one
+//!   fenced writer at a time (issue 16).
 //! - [`harness`]: in-memory session driver for protocol tests.
 //!
 //! SMTP and POP3 commands are parsed by hand (the grammar we accept is small and
@@ -42,6 +44,7 @@ pub mod maildir;
 pub mod plan;
 pub mod pop3;
 pub mod queue;
+pub mod repl;
 pub mod sendlimit;
 pub mod server;
 pub mod smtp;

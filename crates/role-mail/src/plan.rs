@@ -68,6 +68,11 @@ pub struct Plan {
     /// The names the other mail servers sign `Authentication-Results` with
     /// (lower case).
     pub peer_names: Vec<String>,
+    /// The mailboxes are replicated between the cluster's servers (the config
+    /// names a writer, issue 16): every server serves logins and reads, and a
+    /// domain that is not primary here needs no `primary_smtp` (its mail is then
+    /// refused with 451 until this server writes again).
+    pub replicated: bool,
 }
 
 /// Where one accepted recipient's copy goes.
@@ -151,7 +156,7 @@ impl Plan {
                 continue;
             }
             let old = previous.domains.get(&name);
-            match render_domain(d, &name, old, &mut rejected) {
+            match render_domain(d, &name, old, cfg.writer.is_some(), &mut rejected) {
                 Some(plan) => {
                     domains.insert(name, plan);
                 }
@@ -189,6 +194,7 @@ impl Plan {
             domains,
             peer_addresses,
             peer_names,
+            replicated: cfg.writer.is_some(),
         };
         let rejected = rejected
             .into_iter()
@@ -258,11 +264,12 @@ impl Plan {
         Ok(())
     }
 
-    /// The login `address` (`local@domain`) on a primary domain, if it exists.
+    /// The login `address` (`local@domain`) on a primary domain (on every server
+    /// when the mailboxes are replicated), if it exists.
     pub fn account(&self, address: &str) -> Option<(&DomainPlan, String, &Account)> {
         let (local, domain) = split_address(address)?;
         let d = self.domains.get(&domain)?;
-        if !d.primary {
+        if !d.primary && !self.replicated {
             return None;
         }
         let acc = d.accounts.get(&local)?;
@@ -323,9 +330,10 @@ fn render_domain(
     d: &MailDomain,
     name: &str,
     old: Option<&DomainPlan>,
+    replicated: bool,
     rejected: &mut Rejections,
 ) -> Option<DomainPlan> {
-    let primary_smtp = if d.primary {
+    let primary_smtp = if d.primary || (replicated && d.primary_smtp.is_none()) {
         None
     } else {
         let raw = d.primary_smtp.clone().unwrap_or_default();

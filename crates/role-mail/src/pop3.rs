@@ -227,6 +227,9 @@ impl Pop3 {
                 }
             }
             "DELE" => match self.msg(arg).map(|(n, _)| n) {
+                Some(_) if self.shared.repl.check().is_err() => {
+                    self.err("[SYS/TEMP] mailbox is read-only on this server now, try again later");
+                }
                 Some(n) => {
                     if let Some(mb) = self.mailbox.as_mut() {
                         mb.deleted[n - 1] = true;
@@ -334,7 +337,25 @@ impl Pop3 {
             .filter(|(_, d)| **d)
             .map(|(e, _)| e.path.as_path())
             .collect();
-        if maildir::remove(&doomed) == 0 {
+        if doomed.is_empty() {
+            self.ok("bye");
+            return;
+        }
+        if self.shared.repl.check().is_err() {
+            // the lease ended during the session: nothing is removed
+            self.err("[SYS/TEMP] mailbox is read-only on this server now; nothing deleted");
+            return;
+        }
+        let root = doomed[0]
+            .parent()
+            .and_then(std::path::Path::parent)
+            .map(std::path::Path::to_path_buf);
+        let failed = maildir::remove(&doomed);
+        if let Some(root) = root {
+            self.shared.imap.changed(&root);
+            self.shared.touched(&root);
+        }
+        if failed == 0 {
             self.ok("bye");
         } else {
             self.err("some deleted messages not removed");

@@ -82,6 +82,13 @@ pub struct Shared {
     /// IMAP folder locks and change notifiers (delivery wakes IDLE through it).
     pub imap: crate::imap::Registry,
     verifier: RwLock<Option<Arc<crate::verify::Verifier>>>,
+    /// Whether this server may write its cluster's mailboxes now (issue 16).
+    pub repl: crate::repl::Gate,
+    /// Mailboxes changed here, for followers waiting on this server.
+    pub repl_feed: crate::repl::Feed,
+    repl_peers: RwLock<std::collections::BTreeSet<String>>,
+    /// Replication status line and the writer epoch followed up to date.
+    repl_status: Mutex<(String, Option<u64>)>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -151,7 +158,6 @@ impl Shared {
                 plan: Arc::new(Plan::default()),
                 tls: None,
             })),
-            state_dir,
             hostname,
             limits,
             queue,
@@ -161,7 +167,57 @@ impl Shared {
             pop_locks: Mutex::new(HashSet::new()),
             imap: crate::imap::Registry::default(),
             verifier: RwLock::new(None),
+            repl: crate::repl::Gate::new(Some(&state_dir)),
+            repl_feed: crate::repl::Feed::default(),
+            repl_peers: RwLock::new(Default::default()),
+            repl_status: Mutex::new((String::new(), None)),
+            state_dir,
         })
+    }
+
+    /// The server names of the cluster's other mail servers (replication peers).
+    pub fn repl_peers(&self) -> std::collections::BTreeSet<String> {
+        self.repl_peers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Set the replication peers' names.
+    pub fn set_repl_peers(&self, names: std::collections::BTreeSet<String>) {
+        *self
+            .repl_peers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = names;
+    }
+
+    /// Set the replication status line (health).
+    pub fn set_repl_status(&self, s: String) {
+        self.repl_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0 = s;
+    }
+
+    /// Record that this server is up to date with the writer at `epoch`.
+    pub fn set_followed(&self, epoch: Option<u64>) {
+        self.repl_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1 = epoch;
+    }
+
+    /// The replication status line and the writer epoch followed up to date.
+    pub fn repl_status(&self) -> (String, Option<u64>) {
+        self.repl_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Tell followers the mailbox at `root` changed (a write was made here).
+    pub fn touched(&self, root: &std::path::Path) {
+        self.repl_feed.touch(root);
     }
 
     /// The current plan and TLS.

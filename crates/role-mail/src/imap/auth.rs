@@ -204,7 +204,14 @@ async fn finish_login(s: &mut Session, tag: &Tag<'_>, user: &str, password: &str
         return Next::Continue;
     };
     let root = crate::maildir::maildir_path(&s.shared.state_dir, &domain, &local);
-    if let Err(e) = prepare(&root) {
+    // only a server that writes creates the special-use folders (a follower gets
+    // them from the writer; creating them here would fork their UIDVALIDITY)
+    let r = if s.shared.repl.check().is_ok() {
+        prepare(&root)
+    } else {
+        crate::maildir::ensure(&root)
+    };
+    if let Err(e) = r {
         tracing::warn!(error = %e, %address, "imap: cannot prepare mailbox");
         s.no(tag, Some(super::code("SERVERBUG")), "mailbox unavailable");
         return Next::Continue;

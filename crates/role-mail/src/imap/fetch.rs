@@ -96,7 +96,9 @@ pub(crate) fn fetch(
         names.push(MessageDataItemName::Uid);
     }
     let seqs = resolve(s, set, uid);
-    let read_only = s.selected.as_ref().is_some_and(|sel| sel.read_only);
+    // a server that may not write now serves bodies without setting \Seen
+    let read_only =
+        s.selected.as_ref().is_some_and(|sel| sel.read_only) || s.shared.repl.check().is_err();
     let mut to_mark = Vec::new();
     for seq in seqs {
         let Some((seen, msg)) = s.selected.as_ref().and_then(|sel| {

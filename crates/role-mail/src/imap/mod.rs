@@ -503,8 +503,43 @@ impl Session {
         }
     }
 
-    /// The commands that need no awaiting.
+    /// The commands that need no awaiting. A command that changes a mailbox is
+    /// refused while this server may not write (replication, issue 16: another
+    /// server writes, or the writer lease lapsed), and announced to followers
+    /// when it ran.
     fn sync_command(&mut self, tag: &Tag<'static>, body: CommandBody<'static>) -> Next {
+        use CommandBody as C;
+        let authed = self.user.is_some();
+        let writes = matches!(
+            body,
+            C::Create { .. }
+                | C::Delete { .. }
+                | C::Rename { .. }
+                | C::Append { .. }
+                | C::Expunge
+                | C::ExpungeUid { .. }
+                | C::Store { .. }
+                | C::Copy { .. }
+                | C::Move { .. }
+        );
+        if authed && writes {
+            if let Err(why) = self.shared.repl.check() {
+                let text = format!("mailbox is read-only on this server now ({why}), try again");
+                self.no(tag, Some(code("UNAVAILABLE")), &text);
+                return Next::Continue;
+            }
+        }
+        let close = matches!(body, C::Close);
+        let next = self.sync_command_inner(tag, body);
+        if authed && (writes || close) {
+            if let Some(u) = &self.user {
+                self.shared.touched(&u.root);
+            }
+        }
+        next
+    }
+
+    fn sync_command_inner(&mut self, tag: &Tag<'static>, body: CommandBody<'static>) -> Next {
         let tag = tag.clone();
         let authed = self.user.is_some();
         let selected = self.selected.is_some();
@@ -582,7 +617,9 @@ impl Session {
                 self.ok(&tag, None, "unselected");
             }
             C::Close => {
-                if !self.selected.as_ref().is_some_and(|s| s.read_only) {
+                if !self.selected.as_ref().is_some_and(|s| s.read_only)
+                    && self.shared.repl.check().is_ok()
+                {
                     store::remove_deleted(self, None);
                 }
                 self.selected = None;

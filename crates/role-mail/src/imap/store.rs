@@ -78,6 +78,9 @@ pub(crate) fn add_flags_quietly(s: &mut Session, seqs: &[usize], flag: &str) {
         n.insert(flag.clone());
         n
     });
+    if let Some(u) = &s.user {
+        s.shared.touched(&u.root);
+    }
 }
 
 /// STORE / UID STORE.

@@ -114,6 +114,12 @@ fn render_list(f: &Folder) -> String {
     s
 }
 
+/// Write `f`'s UID list durably (the replication applier sets a folder to the
+/// writer's UIDs with it; the caller holds the folder's locks).
+pub fn write_list(f: &Folder) -> std::io::Result<()> {
+    durable::write_atomic(&f.dir.join(UIDLIST), render_list(f).as_bytes(), 0o600)
+}
+
 /// Create `tmp/`, `new/`, `cur/` of a folder and Maildir++'s `maildirfolder` marker.
 pub fn create_folder(dir: &Path, is_sub: bool) -> std::io::Result<()> {
     crate::maildir::ensure(dir)?;

@@ -20,6 +20,9 @@ pub enum DeliverError {
     /// A mailbox would go over its quota.
     #[error("mailbox {0} would exceed its quota")]
     Quota(String),
+    /// This server may not write its mailboxes now (replication, issue 16).
+    #[error("mailboxes not writable here now: {0}")]
+    NotWriter(crate::repl::Refusal),
     /// Disk trouble.
     #[error("local error: {0}")]
     Io(#[from] std::io::Error),
@@ -81,6 +84,11 @@ impl Session {
             Ok(Ok(id)) => self.reply(&format!("250 2.0.0 OK queued as {id}")),
             Ok(Err(DeliverError::Quota(m))) => {
                 self.reply(&format!("552 5.2.2 mailbox {m} is full"));
+            }
+            Ok(Err(DeliverError::NotWriter(why))) => {
+                self.reply(&format!(
+                    "451 4.3.0 mailbox not writable on this server now ({why}); try again later"
+                ));
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "delivery failed");
@@ -253,6 +261,9 @@ pub fn deliver(
             return Ok("duplicate".to_string());
         }
     }
+    if !local.is_empty() {
+        shared.repl.check().map_err(DeliverError::NotWriter)?;
+    }
     let stored = maildir::to_lf(message).len() as u64;
     for (domain, l) in &local {
         let quota = plan.quota(domain, l);
@@ -266,10 +277,10 @@ pub fn deliver(
     let mut id = String::new();
     for (domain, l) in &local {
         id = maildir::deliver(&shared.state_dir, domain, l, &shared.hostname, message)?;
-        // wake IMAP IDLE sessions on this INBOX
-        shared
-            .imap
-            .changed(&maildir::maildir_path(&shared.state_dir, domain, l));
+        // wake IMAP IDLE sessions on this INBOX, and followers
+        let root = maildir::maildir_path(&shared.state_dir, domain, l);
+        shared.imap.changed(&root);
+        shared.touched(&root);
     }
     for (route, rcpts) in relay {
         id = shared

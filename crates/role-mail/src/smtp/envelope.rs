@@ -179,6 +179,14 @@ impl Session {
             Err(RcptError::Loop) => return self.error("550 5.4.6 alias loop"),
             Err(RcptError::BadAddress) => return self.error("501 5.1.3 bad recipient address"),
         };
+        if targets.iter().any(|t| matches!(t, Target::Local { .. })) {
+            if let Err(why) = self.shared.repl.check() {
+                self.reply(&format!(
+                    "451 4.3.0 mailbox not writable on this server now ({why}); try again later"
+                ));
+                return Flow::Continue;
+            }
+        }
         let remote = targets.iter().any(|t| matches!(t, Target::Remote { .. }));
         if remote && self.shared.queue.outbound().is_none() {
             return self.error("550 5.7.1 remote delivery is not configured on this server");
