@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::request::Parts;
 use http::{header, HeaderValue, Method, StatusCode};
 
@@ -152,10 +152,8 @@ impl FromRequestParts<Panel> for Ctx {
 }
 
 impl Ctx {
-    /// The session, or a redirect to the sign-in page.
-    pub fn require(&self) -> Result<&Signed, Response> {
-        self.signed
-            .as_ref()
-            .ok_or_else(|| axum::response::Redirect::to("/login").into_response())
+    /// The session, if signed in (pages answer a redirect to `/login` otherwise).
+    pub fn require(&self) -> Option<&Signed> {
+        self.signed.as_ref()
     }
 }

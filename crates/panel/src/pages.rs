@@ -30,8 +30,8 @@ fn failed(panel: &Panel, signed: &Signed, f: Failure) -> Response {
 macro_rules! signed_in {
     ($ctx:expr) => {
         match $ctx.require() {
-            Ok(s) => s.clone(),
-            Err(res) => return res,
+            Some(s) => s.clone(),
+            None => return Redirect::to("/login").into_response(),
         }
     };
 }
