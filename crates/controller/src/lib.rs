@@ -80,13 +80,25 @@ pub enum ServeError {
     Other(String),
 }
 
-/// The full HTTP application (router plus panic guard) over `state`.
+/// The full HTTP application (router plus panic guard) over `state`: the web
+/// panel's pages at `/` (crate `panel`), every other path the REST API, which the
+/// panel also calls in-process for everything it shows and does.
 pub fn app(state: AppState) -> axum::Router {
-    api::router(state).layer(CatchPanicLayer::custom(
+    panel::router(api::router(state), pass_client_addr).layer(CatchPanicLayer::custom(
         |_: Box<dyn std::any::Any + Send>| {
             error::ApiError::internal("a request handler panicked").into_response()
         },
     ))
+}
+
+/// What a panel page's API calls keep of the browser request: the client address
+/// (the login throttle and bad-token limits key on it).
+fn pass_client_addr(ext: &axum::http::Extensions) -> axum::http::Extensions {
+    let mut out = axum::http::Extensions::new();
+    if let Some(a) = ext.get::<ClientAddr>() {
+        out.insert(*a);
+    }
+    out
 }
 
 /// Serve the API on `listener` until `shutdown` completes. HTTPS unless the config

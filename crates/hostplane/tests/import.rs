@@ -284,6 +284,7 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
         account: "imported".into(),
         password: "customer-pw-1".into(),
         token_name: None,
+        expires_in_days: None,
     };
     let anon = c.admin().with_token(None);
     anon.login(&login).await.unwrap();

@@ -75,6 +75,10 @@ pub struct LoginRequest {
     /// Label of the token to create (default `login`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_name: Option<String>,
+    /// Days until the token expires, 1–3650 (default: never). The web panel asks
+    /// for 1, so a session lost with a controller restart leaves no lasting token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
 }
 
 /// `GET /v1/auth/whoami`: the account the token acts as.

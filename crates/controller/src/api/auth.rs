@@ -64,6 +64,7 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     let name = token_name(req.token_name.as_deref().unwrap_or("login"))?;
+    let expires_at = expiry(req.expires_in_days)?;
     // The failure is reserved before the password is checked, so concurrent wrong
     // guesses see each other; a right password releases it (crate `throttle`).
     let source = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
@@ -119,10 +120,23 @@ pub async fn login(
         label: account.meta.name.clone(),
     };
     let mut tx = state.store.begin(actor).await?;
-    let (token, stored) = issue_token(&mut tx, &account, &name, None).await?;
+    let (token, stored) = issue_token(&mut tx, &account, &name, expires_at).await?;
     tx.commit().await?;
     let info = token_view(&mut Names::new(&state.store), &stored).await?;
     Ok((StatusCode::CREATED, Json(TokenCreated { token, info })))
+}
+
+/// The expiry time of a token valid for `days` (none: never expires).
+fn expiry(days: Option<u32>) -> ApiResult<Option<i64>> {
+    match days {
+        None => Ok(None),
+        Some(d) if (1..=3650).contains(&d) => Ok(Some(now_unix() + i64::from(d) * 86_400)),
+        Some(_) => Err(ApiError::invalid(
+            "expires_in_days",
+            "out_of_range",
+            "expires_in_days is 1 to 3650",
+        )),
+    }
 }
 
 /// An argon2id hash of a random string, verified against when the account does not exist.
@@ -174,17 +188,7 @@ pub async fn create_token(
             .await?
             .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?,
     };
-    let expires_at = match req.expires_in_days {
-        None => None,
-        Some(d) if (1..=3650).contains(&d) => Some(now_unix() + i64::from(d) * 86_400),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "expires_in_days",
-                "out_of_range",
-                "expires_in_days is 1 to 3650",
-            ))
-        }
-    };
+    let expires_at = expiry(req.expires_in_days)?;
     let mut tx = state.store.begin(caller.actor()).await?;
     let (token, stored) = issue_token(&mut tx, &account, &name, expires_at).await?;
     tx.commit().await?;

@@ -23,7 +23,12 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
             let password = read_password(&account)?;
             let anon = target.client(false)?.with_token(None);
             let created = anon
-                .login(&LoginRequest { account, password, token_name: Some(token_label()) })
+                .login(&LoginRequest {
+                    account,
+                    password,
+                    token_name: Some(token_label()),
+                    expires_in_days: None,
+                })
                 .await?;
             (created.token, true)
         }

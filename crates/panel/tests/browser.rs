@@ -1,0 +1,478 @@
+//! The panel in a real browser: a controller in this process (real TLS on a
+//! loopback port), Debian's Chromium driven over WebDriver by `chromedriver`
+//! (fantoccini), and plain HTTPS requests (reqwest) for what a browser will not
+//! show: status codes, headers, a POST without its CSRF token.
+//!
+//! Screenshots of each page at desktop and phone width are written under
+//! `target/tmp/panel-screenshots/` for a person to look at (not compared).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+/// A controller served in this process, as the controller's own tests start one.
+struct Controller {
+    url: String,
+    ca: Vec<u8>,
+    admin_token: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), controller::ServeError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Controller {
+    async fn start() -> Result<Controller> {
+        let dir = tempfile::tempdir()?;
+        let listen: SocketAddr = "127.0.0.1:0".parse()?;
+        let out = controller::init::init(controller::init::InitOptions {
+            data_dir: dir.path().join("cp"),
+            listen,
+            store_url: None,
+            extra_names: vec!["controller.test".into()],
+            admin_name: "admin".into(),
+            plain_http: false,
+        })
+        .await?;
+        let mut config = controller::config::ControllerConfig::load(&out.config_path)?;
+        config.names.resolver = Some("127.0.0.1:9".parse()?);
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let url = config.url(listener.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(controller::serve(config, listener, async move {
+            let _ = rx.await;
+        }));
+        Ok(Controller {
+            url,
+            ca: std::fs::read(&out.ca_path)?,
+            admin_token: out.admin_token,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        })
+    }
+
+    /// An HTTPS client trusting the controller's CA, keeping cookies, never
+    /// following redirects (the test looks at them).
+    fn http(&self) -> Result<reqwest::Client> {
+        Ok(reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca)?)
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?)
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value> {
+        let res = self
+            .http()?
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{path}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+/// `chromedriver` on a free loopback port, in a process group of its own so the
+/// browsers it starts die with it.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Result<Driver> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .context("start chromedriver (apt-get install chromium chromium-driver)")?
+        };
+        Ok(Driver { child, port })
+    }
+
+    async fn connect(&self, profile: &std::path::Path) -> Result<Client> {
+        let mut caps = serde_json::Map::new();
+        caps.insert("acceptInsecureCerts".into(), json!(true));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]}),
+        );
+        let url = format!("http://127.0.0.1:{}", self.port);
+        // chromedriver needs a moment to listen: try until it answers (bounded).
+        let mut last = None;
+        for _ in 0..100 {
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("cannot open a WebDriver session: {last:?}")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and every Chromium process it started.
+        // (Never `kill -KILL -PGID` through procps' kill(1): its 4.0.2 in Debian 12
+        // treats that as `kill -1`, every process of the machine.)
+        let pgid = i32::try_from(self.child.id())
+            .ok()
+            .filter(|p| *p > 1)
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pgid) = pgid {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn shots_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("panel-screenshots")
+}
+
+/// Screenshots of the current page at desktop and phone width.
+async fn shoot(c: &Client, name: &str) -> Result<()> {
+    let dir = shots_dir();
+    std::fs::create_dir_all(&dir)?;
+    for (label, w, h) in [("desktop", 1280, 900), ("phone", 390, 844)] {
+        c.set_window_size(w, h).await?;
+        let png = c.screenshot().await?;
+        std::fs::write(dir.join(format!("{name}-{label}.png")), png)?;
+    }
+    c.set_window_size(1280, 900).await?;
+    Ok(())
+}
+
+/// Wait (bounded by fantoccini's wait) for an element whose text contains `text`.
+async fn wait_text(c: &Client, css: &str, text: &str) -> Result<()> {
+    eprintln!("browser: wait for `{text}` in #{css}");
+    let xpath = format!("//*[@id='{css}']//*[contains(text(), '{text}')]");
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .with_context(|| format!("no `{text}` in #{css}"))?;
+    Ok(())
+}
+
+/// Wait (at most 30 s) for the element with `id`.
+async fn wait_id(c: &Client, id: &str) -> Result<()> {
+    eprintln!("browser: wait for #{id}");
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id(id))
+        .await
+        .with_context(|| format!("no #{id}"))?;
+    Ok(())
+}
+
+async fn fill(c: &Client, id: &str, value: &str) -> Result<()> {
+    let e = c.find(Locator::Id(id)).await?;
+    e.clear().await?;
+    e.send_keys(value).await?;
+    Ok(())
+}
+
+async fn click(c: &Client, css: &str) -> Result<()> {
+    eprintln!("browser: click {css}");
+    c.find(Locator::Css(css)).await?.click().await?;
+    Ok(())
+}
+
+/// The hidden CSRF field of a page's HTML.
+fn csrf_of(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    let end = html[at..].find('"')?;
+    Some(html[at..at + end].to_owned())
+}
+
+/// Sign in through the form with plain HTTPS; returns the client (holding the
+/// session cookie) and the session's CSRF token.
+async fn sign_in_http(
+    cp: &Controller,
+    account: &str,
+    password: &str,
+) -> Result<(reqwest::Client, String)> {
+    let http = cp.http()?;
+    let page = http
+        .get(format!("{}/login", cp.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = csrf_of(&page).context("no csrf on the login form")?;
+    let res = http
+        .post(format!("{}/login", cp.url))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("account", account),
+            ("password", password),
+        ])
+        .send()
+        .await?;
+    if res.status() != reqwest::StatusCode::SEE_OTHER {
+        bail!("sign-in answered {}", res.status());
+    }
+    let home = http
+        .get(format!("{}/", cp.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = csrf_of(&home).context("no csrf on the dashboard")?;
+    Ok((http, csrf))
+}
+
+async fn panel_tokens(cp: &Controller, account: &str) -> Result<usize> {
+    let res = cp
+        .http()?
+        .get(format!("{}/v1/tokens?customer={account}", cp.url))
+        .bearer_auth(&cp.admin_token)
+        .send()
+        .await?
+        .json::<Value>()
+        .await?;
+    let panel: Vec<&Value> = res["items"]
+        .as_array()
+        .map(|a| a.iter().filter(|t| t["name"] == "panel session").collect())
+        .unwrap_or_default();
+    // A session's token expires on its own (a day), should the session be lost.
+    for t in &panel {
+        if !t["expires_at"].is_string() {
+            bail!("a panel session token that never expires: {t}");
+        }
+    }
+    Ok(panel.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_signs_in_adds_domain_mailbox_record_in_chromium() -> Result<()> {
+    let cp = Controller::start().await?;
+    for role in ["web", "dns", "mail", "files", "db"] {
+        cp.admin(
+            reqwest::Method::POST,
+            "/v1/clusters",
+            json!({"name": format!("{role}-1"), "role": role, "default": true}),
+        )
+        .await?;
+    }
+    for name in ["alice", "bob"] {
+        cp.admin(
+            reqwest::Method::POST,
+            "/v1/customers",
+            json!({"name": name, "password": format!("{name}-password-1")}),
+        )
+        .await?;
+    }
+    cp.admin(
+        reqwest::Method::POST,
+        "/v1/domains",
+        json!({"name": "bob-garden.com", "customer": "bob"}),
+    )
+    .await?;
+
+    let driver = Driver::start()?;
+    let profile = tempfile::tempdir()?;
+    eprintln!("browser: WebDriver session");
+    let c = driver.connect(profile.path()).await?;
+    let outcome = browse(&cp, &c).await;
+    let _ = c.close().await;
+    drop(driver);
+    outcome?;
+
+    http_checks(&cp).await?;
+    cp.stop().await
+}
+
+/// Everything a person does, in Chromium.
+async fn browse(cp: &Controller, c: &Client) -> Result<()> {
+    eprintln!("browser: open the panel");
+    // Not signed in: the dashboard sends us to the form.
+    c.goto(&format!("{}/", cp.url)).await?;
+    wait_id(c, "password").await?;
+    shoot(c, "login").await?;
+    fill(c, "account", "alice").await?;
+    fill(c, "password", "wrong-password-1").await?;
+    click(c, "form[action='/login'] button").await?;
+    wait_id(c, "login-error").await?;
+    fill(c, "password", "alice-password-1").await?;
+    click(c, "form[action='/login'] button").await?;
+    wait_text(c, "usage", "Domains").await?;
+    shoot(c, "dashboard").await?;
+
+    // A domain: first a name the API refuses, its error next to the field.
+    c.goto(&format!("{}/domains", cp.url)).await?;
+    fill(c, "domain-name", "not a domain").await?;
+    click(c, "#add-domain button").await?;
+    wait_id(c, "name-error").await?;
+    shoot(c, "domains-error").await?;
+    fill(c, "domain-name", "alice-shop.com").await?;
+    click(c, "#add-domain button").await?;
+    wait_text(c, "domains", "alice-shop.com").await?;
+    shoot(c, "domains").await?;
+
+    // Its page: a mailbox and a record.
+    click(c, "#domains a[href='/domains/alice-shop.com']").await?;
+    wait_id(c, "add-mailbox").await?;
+    fill(c, "mb-local", "info").await?;
+    fill(c, "mb-password", "mailbox-password-1").await?;
+    click(c, "#add-mailbox button").await?;
+    wait_text(c, "mailboxes", "info@alice-shop.com").await?;
+    fill(c, "rr-name", "www").await?;
+    fill(c, "rr-value", "300.1.2.3").await?;
+    click(c, "#add-record button").await?;
+    wait_id(c, "rr-value-error").await?;
+    fill(c, "rr-value", "192.0.2.10").await?;
+    click(c, "#add-record button").await?;
+    wait_text(c, "records", "192.0.2.10").await?;
+    shoot(c, "domain").await?;
+
+    // Listed on reload too (not only in the answer to the form).
+    c.goto(&format!("{}/domains/alice-shop.com", cp.url))
+        .await?;
+    wait_text(c, "mailboxes", "info@alice-shop.com").await?;
+    wait_text(c, "records", "192.0.2.10").await?;
+
+    // Bob's domain by URL: the API's 404.
+    c.goto(&format!("{}/domains/bob-garden.com", cp.url))
+        .await?;
+    let h1 = c.find(Locator::Css("main h1")).await?.text().await?;
+    if h1 != "Not found" {
+        bail!("bob's domain shown to alice: {h1}");
+    }
+    shoot(c, "not-found").await?;
+
+    // Sign out: back to the form; the dashboard is no longer ours.
+    c.goto(&format!("{}/", cp.url)).await?;
+    click(c, ".signout button").await?;
+    wait_id(c, "password").await?;
+    c.goto(&format!("{}/domains", cp.url)).await?;
+    wait_id(c, "password").await?;
+    Ok(())
+}
+
+/// What plain HTTPS sees: headers, statuses, CSRF refusals, sign-out revoking.
+async fn http_checks(cp: &Controller) -> Result<()> {
+    use reqwest::StatusCode;
+    let anon = cp.http()?;
+    let login = anon.get(format!("{}/login", cp.url)).send().await?;
+    let csp = login
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    // The API is still there beside the panel.
+    let api = anon
+        .get(format!("{}/v1/auth/whoami", cp.url))
+        .send()
+        .await?;
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    // The sign-in form without its token.
+    let res = anon
+        .post(format!("{}/login", cp.url))
+        .form(&[("account", "alice"), ("password", "alice-password-1")])
+        .send()
+        .await?;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let before = panel_tokens(cp, "alice").await?;
+    let (http, csrf) = sign_in_http(cp, "alice", "alice-password-1").await?;
+    assert_eq!(panel_tokens(cp, "alice").await?, before + 1);
+    let cookie_set = http.get(format!("{}/", cp.url)).send().await?;
+    assert_eq!(cookie_set.status(), StatusCode::OK);
+    // Another customer's domain: 404, as the API says.
+    let res = http
+        .get(format!("{}/domains/bob-garden.com", cp.url))
+        .send()
+        .await?;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // A POST without the CSRF token, or with another, is refused and changes nothing.
+    for form in [
+        vec![("name", "csrf-less.com")],
+        vec![("name", "csrf-less.com"), ("csrf", "forged")],
+    ] {
+        let res = http
+            .post(format!("{}/domains", cp.url))
+            .form(&form)
+            .send()
+            .await?;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    let list = http
+        .get(format!("{}/domains", cp.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(!list.contains("csrf-less.com"));
+    // With it: added (303 back to the list).
+    let res = http
+        .post(format!("{}/domains", cp.url))
+        .form(&[("name", "alice-two.com"), ("csrf", csrf.as_str())])
+        .send()
+        .await?;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // An API validation error: 422 with the message at the field.
+    let res = http
+        .post(format!("{}/domains", cp.url))
+        .form(&[("name", "-bad-.com"), ("csrf", csrf.as_str())])
+        .send()
+        .await?;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await?.contains("id=\"name-error\""));
+    // Sign-out revokes the session's token and ends the session.
+    let res = http
+        .post(format!("{}/logout", cp.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await?;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(panel_tokens(cp, "alice").await?, before);
+    let res = http.get(format!("{}/", cp.url)).send().await?;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    Ok(())
+}
