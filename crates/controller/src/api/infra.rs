@@ -173,6 +173,7 @@ pub async fn create_cluster(
         is_default,
         ttls,
         external_secondaries,
+        mail_writer: None,
     };
     let created = tx
         .create(NewObject {
