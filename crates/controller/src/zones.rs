@@ -87,6 +87,10 @@ pub struct ZoneInput<'a> {
     pub site: Option<&'a Site>,
     /// The mail cluster's servers, ranked (primary first; empty when mail is not placed).
     pub mail: Vec<ZoneServer<'a>>,
+    /// The server writing the mail cluster's mailboxes (`placement::mail`): the
+    /// client-facing names (`mail`, the RFC 6186 SRV targets) follow it. `None`:
+    /// the primary's (nobody writes, or mail is not placed).
+    pub mail_writer: Option<Id>,
     /// The files cluster's servers, ranked (empty when files is not placed).
     pub files: Vec<ZoneServer<'a>>,
     /// The customer's own records of this zone.

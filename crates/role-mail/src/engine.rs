@@ -527,6 +527,8 @@ impl RoleEngine for MailEngine {
                     .into_iter()
                     .map(|(mailbox, refused)| proto::agent_v1::LimitedSender { mailbox, refused })
                     .collect(),
+                // Filled by mailbox replication (issue 16, the role-mail side).
+                caught_up_epoch: None,
             },
         ))
     }
