@@ -113,7 +113,11 @@ fn advance_raises_the_epoch_and_waits_for_the_old_lease() {
     );
     assert_eq!(advance(moved, Some(11), 2000, 20), moved, "no change");
     let first = advance(Writer::default(), Some(10), 1000, 20);
-    assert_eq!((first.epoch, first.not_before), (1, 0), "nobody to wait for");
+    assert_eq!(
+        (first.epoch, first.not_before),
+        (1, 0),
+        "nobody to wait for"
+    );
 }
 
 fn health() -> impl Strategy<Value = Health> {

@@ -11,9 +11,8 @@ use axum::Json;
 use model::entity::{Account, Cluster, Database, DbUser, Domain, Kind, Server, Ttls, TTL_RANGE};
 use model::{CountryCode, DomainName, Id, Role, Slug, WithField};
 use proto::v1::{
-    MailWriterView,
-    ClusterView, CreateCluster, CreateServer, ErrorBody, ListParams, Page, ServerView,
-    UpdateCluster, UpdateServer,
+    ClusterView, CreateCluster, CreateServer, ErrorBody, ListParams, MailWriterView, Page,
+    ServerView, UpdateCluster, UpdateServer,
 };
 use scheduler::{same_country_violations, ClusterInfo, Health, SameCountry};
 use store::{ListQuery, NewObject, Scope, Store, Stored, Tx};

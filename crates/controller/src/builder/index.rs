@@ -181,7 +181,12 @@ impl<'a> Index<'a> {
     /// the decided holder, or, before any decision, the primary. `None` when the
     /// decision is that nobody writes.
     pub(super) fn mail_writer_of(&self, cluster: Id) -> Option<Id> {
-        match self.world.clusters.get(cluster).and_then(|c| c.data.mail_writer) {
+        match self
+            .world
+            .clusters
+            .get(cluster)
+            .and_then(|c| c.data.mail_writer)
+        {
             Some(w) => w.holder,
             None => primary_of(self.members.get(&cluster)?).map(|s| s.meta.id),
         }

@@ -312,7 +312,9 @@ impl<'a> Index<'a> {
             .get(server.data.cluster)
             .and_then(|c| c.data.mail_writer);
         let writer_server = match state {
-            Some(w) => w.holder.and_then(|h| members.iter().find(|s| s.meta.id == h).copied()),
+            Some(w) => w
+                .holder
+                .and_then(|h| members.iter().find(|s| s.meta.id == h).copied()),
             None => primary_of(members),
         };
         let is_primary = writer_server.map(|p| p.meta.id) == Some(server.meta.id);

@@ -141,7 +141,10 @@ fn a_mail_writer_move_reaches_the_cluster_its_zones_and_sites() {
     assert!(mx1.domains.iter().all(|d| d.primary));
     assert!(mx1.peers.iter().all(|p| p.replication.is_none()));
     let mx2 = mail_of(&built, 32);
-    assert!(mx2.domains.iter().all(|d| !d.primary && d.accounts.is_empty()));
+    assert!(mx2
+        .domains
+        .iter()
+        .all(|d| !d.primary && d.accounts.is_empty()));
 
     let mut revision = 1;
     let mut set_writer = |inc: &mut Incremental, holder: Option<Id>, epoch: u64| {
@@ -163,7 +166,10 @@ fn a_mail_writer_move_reaches_the_cluster_its_zones_and_sites() {
 
     // The first pass makes mx1 the writer (epoch 1).
     let dirty = set_writer(&mut inc, Some(31), 1);
-    assert!(!dirty.everything, "a writer move is not an infrastructure change");
+    assert!(
+        !dirty.everything,
+        "a writer move is not an infrastructure change"
+    );
     let pass = inc.build(dirty, &mut serials, TODAY);
     pass.fold_into(&mut built);
     let mx1 = mail_of(&built, 31);
@@ -181,9 +187,13 @@ fn a_mail_writer_move_reaches_the_cluster_its_zones_and_sites() {
             .unwrap()
     };
     assert!(a(&mx1).primary && !a(&mx2).primary);
-    assert_eq!(a(&mx2).primary_smtp.as_deref(), Some("127.0.0.31:25"));
+    assert_eq!(a(&mx2).primary_smtp.as_deref(), Some("127.0.0.31:10025"));
     assert_eq!(a(&mx1).accounts.len(), 1);
-    assert_eq!(a(&mx2).accounts, a(&mx1).accounts, "replicas get the logins");
+    assert_eq!(
+        a(&mx2).accounts,
+        a(&mx1).accounts,
+        "replicas get the logins"
+    );
     assert_eq!(built, build_all(&inc.world, &mut serials.clone(), TODAY));
 
     // mx1 fails: mx2 writes (epoch 2). Rebuilt: the mail cluster, the web
@@ -209,11 +219,7 @@ fn a_mail_writer_move_reaches_the_cluster_its_zones_and_sites() {
         .map(|r| r.2.as_str())
         .collect();
     assert_eq!(srv, ["0 1 993 mx2.hosting.example."]);
-    assert!(zone.contains(&(
-        "mail.a.example".into(),
-        "A".into(),
-        "127.0.0.32".into()
-    )));
+    assert!(zone.contains(&("mail.a.example".into(), "A".into(), "127.0.0.32".into())));
     let mx: Vec<&str> = zone
         .iter()
         .filter(|r| r.0 == "a.example" && r.1 == "MX")

@@ -179,12 +179,9 @@ pub async fn reconcile(state: &AppState, reason: &str) -> PlacementResult<usize>
 /// One pass with the lock held.
 async fn pass(state: &AppState, memory: &mut Memory, reason: &str) -> PlacementResult<usize> {
     let sites = state.store.all::<Site>().await?;
-    let (snap, clusters) = snapshot::snapshot_and_clusters(
-        &state.store,
-        &state.health,
-        &snapshot::loads_of(&sites),
-    )
-    .await?;
+    let (snap, clusters) =
+        snapshot::snapshot_and_clusters(&state.store, &state.health, &snapshot::loads_of(&sites))
+            .await?;
     let domains: HashMap<Id, Domain> = state
         .store
         .all::<Domain>()
