@@ -10,6 +10,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{default_clusters, Api, Server};
@@ -87,6 +89,19 @@ async fn lease(m: &Mail, caught_up: Option<u64>) -> u64 {
     }
 }
 
+/// Heartbeats of `m` every 300 ms with its current revision, reporting the epoch
+/// in `caught` (0: none), so it stays `up` between the test's own heartbeats.
+fn keep_beating(m: Arc<Mail>, caught: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let applied = config(&m).await.revision;
+            let e = caught.load(Ordering::SeqCst);
+            beat(&m, applied, (e > 0).then_some(e)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
 /// The cluster's writer and epoch as `cluster show` has them.
 async fn shown(admin: &Api) -> (Value, u64) {
     let c = admin.get("/v1/clusters/mail-1").await.expect(200);
@@ -118,8 +133,15 @@ async fn the_mail_writer_fails_over_is_leased_to_it_alone_and_handed_back() {
     let srv = Server::start_with(|c| c.health.mail_lease_s = 7).await;
     let admin = srv.admin();
     default_clusters(&admin).await;
-    let mx1 = common::join_agent(&srv, &admin, "mail-1", "mx1").await;
-    let mx2 = common::join_agent_in(&srv, &admin, "mail-1", "mx2", "FR").await;
+    let mx1 = Arc::new(common::join_agent(&srv, &admin, "mail-1", "mx1").await);
+    let mx2 = Arc::new(common::join_agent_in(&srv, &admin, "mail-1", "mx2", "FR").await);
+    // Both stay `up` throughout (a silent one would rightly fail over), each
+    // reporting the epoch it caught up with.
+    let (caught1, caught2) = (Arc::new(AtomicU64::new(1)), Arc::new(AtomicU64::new(1)));
+    let beating = [
+        keep_beating(mx1.clone(), caught1.clone()),
+        keep_beating(mx2.clone(), caught2.clone()),
+    ];
 
     // The first pass (a health tick) makes the primary the writer.
     let (rev1, w) = writer_when(&mx2, "mx1").await;
@@ -141,6 +163,7 @@ async fn the_mail_writer_fails_over_is_leased_to_it_alone_and_handed_back() {
     // Draining mx1 moves the writer to mx2: epoch 2, one event, a handover one
     // lease (7 s) and the clock margin ahead.
     let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    caught2.store(2, Ordering::SeqCst); // the new writer reports its own epoch
     admin
         .post("/v1/servers/mx1/drain", json!({}))
         .await
@@ -171,10 +194,10 @@ async fn the_mail_writer_fails_over_is_leased_to_it_alone_and_handed_back() {
     }
     assert_eq!(shown(&admin).await, (json!("mx2"), 2), "no hand-back yet");
     // … and takes it back once its report says it applied epoch 2's stream.
-    let applied = config(&mx1).await.revision;
-    beat(&mx1, applied, Some(2)).await;
+    caught1.store(2, Ordering::SeqCst);
     let (_, w) = writer_when(&mx2, "mx1").await;
     assert_eq!(w.epoch, 3);
+    caught1.store(3, Ordering::SeqCst);
     assert_eq!(lease(&mx1, Some(3)).await, 7);
     let applied2 = config(&mx2).await.revision;
     assert_eq!(beat(&mx2, applied2, Some(3)).await, None);
@@ -186,5 +209,8 @@ async fn the_mail_writer_fails_over_is_leased_to_it_alone_and_handed_back() {
             (json!("mx2"), json!("mx1"), 3, "health".to_owned()),
         ]
     );
+    for b in beating {
+        b.abort();
+    }
     srv.stop().await;
 }
