@@ -221,10 +221,18 @@ pub async fn heartbeat(
             .cron
             .grant(agent.server.meta.id, hb.applied_revision, &state.configs))
     .then_some(state.config.health.cron_lease_s);
+    // The mail writer lease (`placement::mail`): only the writer of its mail
+    // cluster, once it applied a config built after the move that made it so.
+    let mail_lease_secs = (agent.server.data.role == model::Role::Mail
+        && state
+            .placement
+            .mail
+            .grant(agent.server.meta.id, hb.applied_revision, &state.configs))
+    .then_some(state.config.health.mail_lease_s);
     Ok(Json(HeartbeatAck {
         server_time: crate::api::rfc3339(time::OffsetDateTime::now_utc()),
         cron_lease_secs,
-        mail_lease_secs: None,
+        mail_lease_secs,
     }))
 }
 

@@ -25,6 +25,9 @@
 //! probe_timeout_ms = 500             # TCP connect timeout of the active probe
 //! cron_lease_s = 120                 # cron lease each heartbeat grants a web server,
 //!                                    # 2..=3600; a moved cron waits this long
+//! mail_lease_s = 20                  # mail writer lease each heartbeat grants a mail
+//!                                    # cluster's writer, 2..=600; a moved writer waits
+//!                                    # this long before the new one accepts writes
 //! [health.probe_ports]               # service port probed per role (defaults shown);
 //! web = 80                           # a heartbeat's `probe_port` overrides it per server
 //! dns = 53

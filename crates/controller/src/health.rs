@@ -682,6 +682,7 @@ mod tests {
                         refused: *n,
                     })
                     .collect(),
+                caught_up_epoch: None,
             })
         };
         let names = |v: Vec<LimitedSender>| v.into_iter().map(|l| l.mailbox).collect::<Vec<_>>();

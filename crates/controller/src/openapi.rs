@@ -74,7 +74,7 @@ impl Modify for BearerAuth {
     components(schemas(
         proto::v1::ErrorBody, proto::v1::LoginRequest, proto::v1::WhoAmI, proto::v1::CreateToken,
         proto::v1::TokenView, proto::v1::TokenCreated, proto::v1::CreateCluster, proto::v1::UpdateCluster,
-        proto::v1::ClusterView, proto::v1::TsigView, proto::v1::RotateTsig, proto::v1::CreateServer, proto::v1::UpdateServer, proto::v1::ServerView,
+        proto::v1::ClusterView, proto::v1::MailWriterView, proto::v1::TsigView, proto::v1::RotateTsig, proto::v1::CreateServer, proto::v1::UpdateServer, proto::v1::ServerView,
         proto::v1::CreateCustomer, proto::v1::UpdateCustomer, proto::v1::CustomerView,
         proto::v1::CreatePlan, proto::v1::UpdatePlan, proto::v1::PlanView, proto::v1::LimitsView,
         proto::v1::LimitsPatch, proto::v1::EndpointsView,

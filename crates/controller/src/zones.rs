@@ -16,8 +16,10 @@
 //!   is active (`all`: every healthy, non-drained server of the web cluster;
 //!   `single`: the active server). Never empty: when every candidate is down, all
 //!   candidates are kept. No site, no web records;
-//! - MX 10 to the mail primary, 20, 30 … to the secondaries; `mail` with the mail
-//!   primary's addresses; `ftp` with the files primary's addresses;
+//! - MX 10 to the mail primary, 20, 30 … to the secondaries; `mail` with the
+//!   addresses of the mail cluster's writer (the primary unless it failed over;
+//!   the RFC 6186 SRV targets follow it too); `ftp` with the files primary's
+//!   addresses;
 //! - `v=spf1 mx -all` at `@` unless the customer has an SPF TXT (`v=spf1 …`) there;
 //! - `v=DMARC1; p=none` at `_dmarc` unless the customer has a TXT there;
 //! - the DKIM public keys (Ed25519 and RSA) at `<selector>._domainkey` when mail is
@@ -87,6 +89,10 @@ pub struct ZoneInput<'a> {
     pub site: Option<&'a Site>,
     /// The mail cluster's servers, ranked (primary first; empty when mail is not placed).
     pub mail: Vec<ZoneServer<'a>>,
+    /// The server writing the mail cluster's mailboxes (`placement::mail`): the
+    /// client-facing names (`mail`, the RFC 6186 SRV targets) follow it. `None`:
+    /// the primary's (nobody writes, or mail is not placed).
+    pub mail_writer: Option<Id>,
     /// The files cluster's servers, ranked (empty when files is not placed).
     pub files: Vec<ZoneServer<'a>>,
     /// The customer's own records of this zone.

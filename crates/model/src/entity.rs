@@ -282,8 +282,31 @@ pub struct Cluster {
     /// transfer the cluster's zones.
     #[serde(default)]
     pub external_secondaries: Vec<std::net::SocketAddr>,
+    /// Mail clusters: which server writes the cluster's mailboxes now (issue 16),
+    /// decided by the controller's placement path (`scheduler::mail`); `None`
+    /// until the first pass (and on other roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_writer: Option<MailWriterState>,
 }
 object!(Cluster, Cluster);
+
+/// The writer of a mail cluster's mailboxes as the store keeps it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MailWriterState {
+    /// The writing server (None: no usable server; one is chosen when usable).
+    #[serde(default)]
+    pub holder: Option<Id>,
+    /// Fencing epoch: raised by one on every change of holder, never lowered
+    /// (stored, so it survives a controller restart); replicas refuse a stream of
+    /// a lower epoch than the highest they have seen.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Unix seconds before which the holder must not accept writes: when the
+    /// holder changed, the previous holder's last possible lease end plus a clock
+    /// margin (0: at once).
+    #[serde(default)]
+    pub not_before: i64,
+}
 
 /// One machine (or one `up` process) with one role in one cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

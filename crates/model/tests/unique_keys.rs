@@ -135,6 +135,7 @@ fn every_other_kind_claims_none() -> R {
             default: 3600,
         },
         external_secondaries: Vec::new(),
+        mail_writer: None,
     };
     assert_eq!(keys(&cluster, "web-1"), none);
     let server = Server {

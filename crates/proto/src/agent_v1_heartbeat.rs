@@ -212,6 +212,14 @@ pub struct MailReport {
     /// started (the controller records an event when a count grows).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limited: Vec<LimitedSender>,
+    /// Mailbox replication (issue 16): the writer epoch
+    /// ([`crate::agent_v1::MailWriter::epoch`]) whose stream this server has
+    /// applied up to the writer's end — it holds every change the writer made so
+    /// far. `None`: not caught up (or not replicating). The writer itself reports
+    /// its own epoch. The controller hands the lease back to a better-ranked
+    /// server (the primary, returned) only once it reports the current epoch here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caught_up_epoch: Option<u64>,
 }
 
 /// A mailbox the outgoing limits refused messages from.

@@ -73,8 +73,25 @@ pub struct ClusterView {
     /// External secondaries (`ip:port`) of a DNS cluster.
     #[serde(default)]
     pub external_secondaries: Vec<String>,
+    /// A mail cluster's mailbox writer (issue 16; admins only), once placement
+    /// decided one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_writer: Option<MailWriterView>,
     /// RFC 3339.
     pub created_at: String,
+}
+
+/// Which server of a mail cluster writes its mailboxes now (the others replicate
+/// and serve reads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MailWriterView {
+    /// The writing server; `None` while no server of the cluster is usable.
+    pub server: Option<String>,
+    /// Fencing epoch: raised by one on every change of writer.
+    pub epoch: u64,
+    /// When the writer may start accepting writes (RFC 3339): the previous
+    /// writer's last lease end plus a margin.
+    pub not_before: String,
 }
 
 /// `GET /v1/clusters/{name}/tsig` (admins): a DNS cluster's TSIG key and how to

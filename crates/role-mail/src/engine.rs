@@ -653,6 +653,9 @@ impl RoleEngine for MailEngine {
                     .into_iter()
                     .map(|(mailbox, refused)| proto::agent_v1::LimitedSender { mailbox, refused })
                     .collect(),
+                // The writer epoch this server has caught up with: the controller
+                // hands the lease back to a better-ranked server only from then.
+                caught_up_epoch: self.server.replication().1,
             },
         ))
     }

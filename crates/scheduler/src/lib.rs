@@ -7,7 +7,8 @@
 //! ([`place_domain`]), a new `single` site's server ([`pick_single_server`]), and
 //! re-placement when a server is deleted, drained, down or back, or a domain moves
 //! ([`replace::replace`]), and which web server runs a site's cron
-//! ([`cron::place_cron`]). The controller's `placement` module is the one place that
+//! ([`cron::place_cron`]), and which server writes a mail cluster's mailboxes
+//! ([`mail::place_mail`]). The controller's `placement` module is the one place that
 //! takes snapshots and writes these decisions. Whether silence may fail a server
 //! over at all is [`disruption::judge`]'s decision.
 
@@ -15,6 +16,7 @@
 
 pub mod cron;
 pub mod disruption;
+pub mod mail;
 pub mod replace;
 
 pub use replace::{replace, without_server, Decision, Placed, Subject};

@@ -21,6 +21,9 @@ pub enum Subject {
     /// The one web server that runs a site's cron jobs (site id;
     /// [`crate::cron::place_cron`]).
     Cron(Id),
+    /// The one server of a mail cluster that writes its mailboxes (cluster id;
+    /// [`crate::mail::place_mail`]).
+    MailWriter(Id),
 }
 
 /// One placed thing as the caller sees it now.

@@ -319,6 +319,7 @@ fn cluster(name: &str) -> Result<NewObject<Cluster>> {
             is_default: true,
             ttls: Ttls::default(),
             external_secondaries: Vec::new(),
+            mail_writer: None,
         },
     ))
 }

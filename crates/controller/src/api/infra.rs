@@ -11,8 +11,8 @@ use axum::Json;
 use model::entity::{Account, Cluster, Database, DbUser, Domain, Kind, Server, Ttls, TTL_RANGE};
 use model::{CountryCode, DomainName, Id, Role, Slug, WithField};
 use proto::v1::{
-    ClusterView, CreateCluster, CreateServer, ErrorBody, ListParams, Page, ServerView,
-    UpdateCluster, UpdateServer,
+    ClusterView, CreateCluster, CreateServer, ErrorBody, ListParams, MailWriterView, Page,
+    ServerView, UpdateCluster, UpdateServer,
 };
 use scheduler::{same_country_violations, ClusterInfo, Health, SameCountry};
 use store::{ListQuery, NewObject, Scope, Store, Stored, Tx};
@@ -31,6 +31,16 @@ pub async fn cluster_view(store: &Store, c: &Stored<Cluster>) -> ApiResult<Clust
     q.parent = Some(c.meta.id);
     let mut servers = store.list::<Server>(&q).await?;
     servers.sort_by_key(|s| (s.data.rank, s.meta.id));
+    let mail_writer = c.data.mail_writer.map(|w| MailWriterView {
+        server: w
+            .holder
+            .and_then(|h| servers.iter().find(|s| s.meta.id == h))
+            .map(|s| s.meta.name.clone()),
+        epoch: w.epoch,
+        not_before: time::OffsetDateTime::from_unix_timestamp(w.not_before)
+            .map(rfc3339)
+            .unwrap_or_default(),
+    });
     Ok(ClusterView {
         name: c.meta.name.clone(),
         role: c.data.role.to_string(),
@@ -45,6 +55,7 @@ pub async fn cluster_view(store: &Store, c: &Stored<Cluster>) -> ApiResult<Clust
             .iter()
             .map(ToString::to_string)
             .collect(),
+        mail_writer,
         created_at: rfc3339(c.meta.created_at),
     })
 }
@@ -173,6 +184,7 @@ pub async fn create_cluster(
         is_default,
         ttls,
         external_secondaries,
+        mail_writer: None,
     };
     let created = tx
         .create(NewObject {
@@ -239,6 +251,7 @@ fn shown_cluster(caller: &Caller, mut view: ClusterView) -> ClusterView {
     if !caller.is_admin() {
         view.servers.clear();
         view.external_secondaries.clear();
+        view.mail_writer = None;
     }
     view
 }

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use model::entity::{Domain, SecretPurpose};
+use model::entity::{Cluster, Domain, SecretPurpose};
 use model::{Id, Role};
 use scheduler::Health;
 use store::Stored;
@@ -181,6 +181,30 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
     }
 }
 
+/// Whether a cluster changed only in its mail writer (a placement move, far
+/// more frequent than an operator's edit, and reaching far less than "everything").
+fn only_mail_writer_changed(old: &Stored<Cluster>, new: &Stored<Cluster>) -> bool {
+    let mut same = old.data.clone();
+    same.mail_writer = new.data.mail_writer;
+    same == new.data && old.meta.name == new.meta.name
+}
+
+/// A mail cluster's writer moved: every server of the cluster (who writes, who
+/// relays to whom), the zones of its domains (client names follow the writer)
+/// and their sites' entries (the mail client host and submission order).
+fn mail_writer_moved(world: &World, cluster: Id, dirty: &mut Dirty) {
+    dirty.clusters.insert(cluster);
+    for d in world
+        .domains
+        .iter()
+        .filter(|d| d.data.placements.get(&Role::Mail) == Some(&cluster))
+    {
+        dirty.zones.insert(d.meta.id);
+        dirty.web_sites.insert(d.meta.id);
+        dirty.placements(d, &[Role::Web]);
+    }
+}
+
 /// The domain named `name` (by the world's index: a burst of site creations
 /// brings a certificate and a DKIM key per domain, and a scan per secret made the
 /// builder O(platform) per key).
@@ -191,6 +215,12 @@ fn domain_named<'a>(world: &'a World, name: &str) -> Option<&'a Stored<Domain>> 
 /// Mark what the changes of one feed affect.
 pub fn mark_changes(world: &World, changes: &[Change], dirty: &mut Dirty) {
     for c in changes {
+        if let (Some(Obj::Cluster(old)), Some(Obj::Cluster(new))) = (&c.old, &c.new) {
+            if only_mail_writer_changed(old, new) {
+                mail_writer_moved(world, new.meta.id, dirty);
+                continue;
+            }
+        }
         for v in [&c.old, &c.new].into_iter().flatten() {
             mark(world, v, dirty);
             if dirty.everything {

@@ -177,6 +177,21 @@ impl<'a> Index<'a> {
             .collect()
     }
 
+    /// The server writing mail cluster `cluster`'s mailboxes (`placement::mail`):
+    /// the decided holder, or, before any decision, the primary. `None` when the
+    /// decision is that nobody writes.
+    pub(super) fn mail_writer_of(&self, cluster: Id) -> Option<Id> {
+        match self
+            .world
+            .clusters
+            .get(cluster)
+            .and_then(|c| c.data.mail_writer)
+        {
+            Some(w) => w.holder,
+            None => primary_of(self.members.get(&cluster)?).map(|s| s.meta.id),
+        }
+    }
+
     /// The content origin (`https://ip:port`) of a domain's files placement: the
     /// files cluster's primary.
     pub(super) fn files_origin(&self, domain: &Stored<Domain>) -> Option<String> {
@@ -390,6 +405,7 @@ impl<'a> Index<'a> {
             web: self.zone_servers(web),
             site: web.and_then(|_| self.world.site_of(d.meta.id).map(|s| &s.data)),
             mail: self.zone_servers(placed(Role::Mail)),
+            mail_writer: placed(Role::Mail).and_then(|c| self.mail_writer_of(c)),
             files: self.zone_servers(placed(Role::Files)),
             records: records.unwrap_or_default(),
             ttls: Ttls {

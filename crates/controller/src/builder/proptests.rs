@@ -1,6 +1,6 @@
 //! Property test: random sequences of changes (domains, sites, mailboxes,
 //! aliases, DNS records, FTP accounts, databases, key material, server ranks,
-//! health, service ports, mail flushes; a site's kept and local paths and
+//! health, service ports, mail flushes, mail writer moves; a site's kept and local paths and
 //! restores, its aliases and the active server of a `single` site, its owner's
 //! site disk limit, the days site file versions are kept; domains moving between
 //! web clusters), fed to the incremental builder as the
@@ -74,6 +74,8 @@ enum Op {
     Port { server: u8, port: u8 },
     /// `mail flush`.
     Flush,
+    /// The mail cluster's writer moves (placement): none decided, nobody, mx1, mx2.
+    MailWriter { holder: u8 },
 }
 
 /// The servers of [`world`].
@@ -104,6 +106,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..9, 0u8..4).prop_map(|(server, h)| Op::Health { server, h }),
         1 => (0u8..9, 0u8..3).prop_map(|(server, port)| Op::Port { server, port }),
         1 => Just(Op::Flush),
+        2 => (0u8..4).prop_map(|holder| Op::MailWriter { holder }),
     ]
 }
 
@@ -296,6 +299,21 @@ fn apply(truth: &mut Truth, inputs: &mut World, op: &Op) {
                 .insert(SERVERS[usize::from(server)], 10_000 + u16::from(port));
         }
         Op::Flush => inputs.mail_flush += 1,
+        Op::MailWriter { holder } => {
+            if let Some(mut c) = inputs.clusters.get(4).cloned() {
+                let epoch = c.data.mail_writer.map_or(0, |w| w.epoch) + 1;
+                c.data.mail_writer = match holder {
+                    0 => None,
+                    h => Some(model::entity::MailWriterState {
+                        holder: [None, Some(31), Some(32)][usize::from(h - 1)],
+                        epoch,
+                        not_before: i64::try_from(epoch).unwrap_or_default(),
+                    }),
+                };
+                inputs.clusters.upsert(c.clone());
+                truth.put(c);
+            }
+        }
         // A child of a domain that does not exist: the store refuses it.
         _ => {}
     }

@@ -12,7 +12,7 @@ use proto::agent_v1::{
     PreviousTsigSecret, RoleConfig, ServerIdentity, SiteLogin, SiteMail, TsigKey, WebConfig,
     WebPeer, WebSite, ZoneAssignment, ZoneContent, SESSION_PORT,
 };
-use proto::agent_v1::{WebCron, WebCronJob};
+use proto::agent_v1::{MailWriter, WebCron, WebCronJob, MAIL_REPL_PORT};
 use store::Stored;
 
 use super::affected::Dirty;
@@ -124,15 +124,18 @@ impl<'a> Index<'a> {
     }
 
     /// Where a site's PHP mail goes: the submission endpoints of its domain's
-    /// mail cluster, primary first, and the site's secret; `None` while the domain
-    /// has no mail placement (or the secret is not made yet).
+    /// mail cluster, its writer first (then by rank), and the site's secret; `None`
+    /// while the domain has no mail placement (or the secret is not made yet).
     fn site_mail(&self, domain: &Stored<Domain>) -> Option<SiteMail> {
         let cluster = domain.data.placements.get(&Role::Mail)?;
         let secret = self
             .world
             .secret(SecretPurpose::SiteMail, domain.meta.name.as_str())?;
         let mut members: Vec<&Stored<Server>> = self.members.get(cluster)?.clone();
-        members.sort_by_key(|s| (s.data.rank, s.meta.id));
+        // The cluster's writer first (it takes submissions without a relay hop),
+        // then by rank; its host name is the one mail clients are configured with.
+        let writer = self.mail_writer_of(*cluster);
+        members.sort_by_key(|s| (Some(s.meta.id) != writer, s.data.rank, s.meta.id));
         let submission = members
             .iter()
             .flat_map(|s| self.endpoints(s))
@@ -300,13 +303,29 @@ impl<'a> Index<'a> {
             .get(&server.data.cluster)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let primary = primary_of(members);
-        let is_primary = primary.map(|p| p.meta.id) == Some(server.meta.id);
+        // The writer of the cluster's mailboxes (`placement::mail`) stores mail;
+        // before the first placement pass (no writer decided), the primary does and
+        // nothing is replicated, as before issue 16.
+        let state = self
+            .world
+            .clusters
+            .get(server.data.cluster)
+            .and_then(|c| c.data.mail_writer);
+        let writer_server = match state {
+            Some(w) => w
+                .holder
+                .and_then(|h| members.iter().find(|s| s.meta.id == h).copied()),
+            None => primary_of(members),
+        };
+        let is_primary = writer_server.map(|p| p.meta.id) == Some(server.meta.id);
         let primary_smtp = if is_primary {
             None
         } else {
-            primary.and_then(|p| self.endpoints(p).into_iter().next())
+            writer_server.and_then(|p| self.endpoints(p).into_iter().next())
         };
+        // Replicas serve IMAP/POP3 reads, and everything after a failover: every
+        // server of a replicated cluster gets the logins.
+        let logins_here = is_primary || state.is_some();
         let domains = self
             .domains_on(Role::Mail, server.data.cluster)
             .into_iter()
@@ -341,7 +360,7 @@ impl<'a> Index<'a> {
                     primary: is_primary,
                     mailboxes,
                     aliases,
-                    accounts: if is_primary {
+                    accounts: if logins_here {
                         self.mail_accounts(d.meta.id)
                     } else {
                         Vec::new()
@@ -383,7 +402,10 @@ impl<'a> Index<'a> {
                 addresses: s.data.addresses.iter().map(ToString::to_string).collect(),
                 names: vec![s.meta.name.to_string(), s.data.hostname.to_string()],
                 server: s.meta.name.to_string(),
-                replication: None,
+                replication: state.and_then(|_| {
+                    let ip = s.data.addresses.first()?;
+                    Some(std::net::SocketAddr::new(*ip, MAIL_REPL_PORT).to_string())
+                }),
             })
             .collect();
         MailConfig {
@@ -391,7 +413,11 @@ impl<'a> Index<'a> {
             flush: self.world.mail_flush,
             tls: self.tls(SecretPurpose::ServerCert, server.meta.name.as_str()),
             peers,
-            writer: None,
+            writer: state.map(|w| MailWriter {
+                holder: writer_server.map(|s| s.meta.name.to_string()),
+                epoch: w.epoch,
+                not_before: w.not_before,
+            }),
         }
     }
 

@@ -47,6 +47,7 @@ pub(super) fn cluster(id: Id, name: &str, role: Role) -> Stored<Cluster> {
             is_default: false,
             ttls: Ttls::default(),
             external_secondaries: Vec::new(),
+            mail_writer: None,
         },
     )
 }

@@ -87,6 +87,9 @@ fn default_probe_timeout_ms() -> u64 {
 fn default_cron_lease_s() -> u64 {
     120
 }
+fn default_mail_lease_s() -> u64 {
+    20
+}
 fn default_config_wait_ms() -> u64 {
     30_000
 }
@@ -177,6 +180,12 @@ pub struct HealthConfig {
     /// controller keeps running its sites' cron, and how long a moved cron waits.
     #[serde(default = "default_cron_lease_s")]
     pub cron_lease_s: u64,
+    /// The mail writer lease a heartbeat grants the writer of a mail cluster, in
+    /// seconds (default 20, 2..=600; `placement::mail`): how long a writer cut off
+    /// from the controller keeps accepting writes, and so how long a moved writer
+    /// waits before the new one accepts any (the failover's write outage).
+    #[serde(default = "default_mail_lease_s")]
+    pub mail_lease_s: u64,
 }
 
 impl Default for HealthConfig {
@@ -187,6 +196,7 @@ impl Default for HealthConfig {
             probe_timeout_ms: default_probe_timeout_ms(),
             probe_ports: ProbePorts::default(),
             cron_lease_s: default_cron_lease_s(),
+            mail_lease_s: default_mail_lease_s(),
         }
     }
 }
@@ -217,6 +227,12 @@ impl HealthConfig {
             return Err(ConfigError::Invalid {
                 key: "health.cron_lease_s",
                 message: "must be 2 to 3600".into(),
+            });
+        }
+        if !(2..=600).contains(&self.mail_lease_s) {
+            return Err(ConfigError::Invalid {
+                key: "health.mail_lease_s",
+                message: "must be 2 to 600".into(),
             });
         }
         Ok(())

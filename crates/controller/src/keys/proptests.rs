@@ -290,6 +290,7 @@ fn apply_op(truth: &mut Truth, op: &Op) {
                     is_default: false,
                     ttls: Default::default(),
                     external_secondaries: Vec::new(),
+                    mail_writer: None,
                 },
             );
         }

@@ -1,8 +1,8 @@
 //! Writing decisions: each inside the caller's transaction, re-checked against
 //! what the transaction reads (a subject changed since the snapshot is skipped; the
-//! next pass decides again), with one `site.move` (a site) or `site.cron_move` (its
-//! cron runner) event per move and a `placement.warning` event the first time a
-//! subject is stuck.
+//! next pass decides again), with one `site.move` (a site), `site.cron_move` (its
+//! cron runner) or `mail.writer_move` (a mail cluster's writer) event per move and
+//! a `placement.warning` event the first time a subject is stuck.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -59,6 +59,29 @@ pub struct Written {
     /// they applied a config built from this transaction
     /// ([`super::cron::CronLeases::revoke`]), before committing.
     pub cron_left: Vec<Id>,
+    /// Servers a mail writer left or joined: the caller revokes their mail lease
+    /// likewise ([`super::mail::MailLeases::revoke`]).
+    pub mail_touched: Vec<Id>,
+}
+
+/// The leases agents get, in seconds: a cron or mail writer leaving a server may
+/// start on the next one that much later.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseSecs {
+    /// `[health] cron_lease_s`.
+    pub cron: u64,
+    /// `[health] mail_lease_s`.
+    pub mail: u64,
+}
+
+impl LeaseSecs {
+    /// From the controller's `[health]` section.
+    pub fn of(h: &crate::config::HealthConfig) -> Self {
+        Self {
+            cron: h.cron_lease_s,
+            mail: h.mail_lease_s,
+        }
+    }
 }
 
 /// Whether writing `decisions` would change anything: a move, or a stuck subject
@@ -71,19 +94,61 @@ pub fn anything_to_write(decisions: &[Decision], warned: &BTreeSet<(Subject, Id)
 }
 
 /// Write `decisions` in `tx`. Stuck subjects in `warned` get no new warning.
-/// `cron_lease_s` is the lease agents get: a cron leaving a server may start on
-/// the next one that much later ([`super::cron::not_before`]).
+/// `leases` are the leases agents get: a cron or mail writer leaving a server may
+/// start on the next one that much later ([`super::cron::not_before`],
+/// [`scheduler::mail::advance`]).
 pub async fn write(
     tx: &mut Tx,
     decisions: &[Decision],
     servers: &ServerNames,
     warned: &BTreeSet<(Subject, Id)>,
     reason: &str,
-    cron_lease_s: u64,
+    leases: LeaseSecs,
 ) -> Result<Written, StoreError> {
+    let cron_lease_s = leases.cron;
     let mut out = Written::default();
     for d in decisions {
         match *d {
+            Decision::Move {
+                subject: Subject::MailWriter(cluster),
+                from,
+                to,
+            } => {
+                let moved = super::mail::move_writer(
+                    tx,
+                    cluster,
+                    from,
+                    Some(to),
+                    servers,
+                    reason,
+                    leases.mail,
+                )
+                .await?;
+                if moved {
+                    out.moved += 1;
+                    out.mail_touched.extend(from);
+                    out.mail_touched.push(to);
+                }
+            }
+            Decision::Unplace {
+                subject: Subject::MailWriter(cluster),
+                from,
+            } => {
+                let moved = super::mail::move_writer(
+                    tx,
+                    cluster,
+                    Some(from),
+                    None,
+                    servers,
+                    reason,
+                    leases.mail,
+                )
+                .await?;
+                if moved {
+                    out.moved += 1;
+                    out.mail_touched.push(from);
+                }
+            }
             Decision::Move {
                 subject: Subject::Cron(site),
                 from,
@@ -146,6 +211,12 @@ pub async fn write(
                 let (site, what) = match subject {
                     Subject::Site(s) => (s, ""),
                     Subject::Cron(s) => (s, "(its cron) "),
+                    Subject::MailWriter(c) => {
+                        let health = health_str(servers.health(from));
+                        super::mail::warn_stuck(tx, c, servers.name(Some(from)), health, reason)
+                            .await?;
+                        continue;
+                    }
                 };
                 let from_name = servers.name(Some(from)).unwrap_or_default();
                 let warning = format!(

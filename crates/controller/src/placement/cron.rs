@@ -212,7 +212,7 @@ pub async fn write_placed(
         &ServerNames::of(snap),
         &held.warned,
         reason,
-        state.config.health.cron_lease_s,
+        super::apply::LeaseSecs::of(&state.config.health),
     )
     .await?;
     state

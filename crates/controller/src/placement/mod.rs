@@ -28,8 +28,11 @@
 //!   ([`scheduler::cron::place_cron`]), decided in the same passes after the
 //!   sites' moves, and the lease a heartbeat grants.
 //!
-//! **Later placement needs** (which mail server holds a domain's write lease) add
-//! a [`scheduler::Subject`] variant and a rule in the scheduler producing
+//! - **mail writer** — [`mail`]: which server of each mail cluster writes its
+//!   mailboxes ([`scheduler::mail::place_mail`]), decided in the same passes, its
+//!   fencing epoch, and the lease a heartbeat grants.
+//!
+//! **Later placement needs** add a [`scheduler::Subject`] variant and a rule in the scheduler producing
 //! [`scheduler::Decision`]s for it, feed their placed things into the pass next to
 //! the sites, and an arm in [`apply::write`]; the lock, the transaction, the
 //! events and the level-triggered loop stay.
@@ -39,6 +42,7 @@
 pub mod apply;
 pub mod converge;
 pub mod cron;
+pub mod mail;
 pub mod snapshot;
 
 use std::collections::HashMap;
@@ -75,6 +79,8 @@ pub struct Placement {
     memory: tokio::sync::Mutex<Memory>,
     /// The cron leases heartbeats grant ([`cron::CronLeases`]).
     pub cron: cron::CronLeases,
+    /// The mail writer leases heartbeats grant ([`mail::MailLeases`]).
+    pub mail: mail::MailLeases,
 }
 
 impl Placement {
@@ -173,7 +179,9 @@ pub async fn reconcile(state: &AppState, reason: &str) -> PlacementResult<usize>
 /// One pass with the lock held.
 async fn pass(state: &AppState, memory: &mut Memory, reason: &str) -> PlacementResult<usize> {
     let sites = state.store.all::<Site>().await?;
-    let snap = snapshot_with(state, &sites).await?;
+    let (snap, clusters) =
+        snapshot::snapshot_and_clusters(&state.store, &state.health, &snapshot::loads_of(&sites))
+            .await?;
     let domains: HashMap<Id, Domain> = state
         .store
         .all::<Domain>()
@@ -187,6 +195,8 @@ async fn pass(state: &AppState, memory: &mut Memory, reason: &str) -> PlacementR
         &cron::with_cron_loads(&snap, &sites),
         &crons,
     ));
+    decisions.extend(mail::decide(&clusters, &snap, &state.health));
+    let holders = mail::holders_after(&clusters, &decisions);
     let stuck: std::collections::BTreeSet<(Subject, Id)> = decisions
         .iter()
         .filter_map(|d| match *d {
@@ -196,6 +206,7 @@ async fn pass(state: &AppState, memory: &mut Memory, reason: &str) -> PlacementR
         .collect();
     if !apply::anything_to_write(&decisions, &memory.warned) {
         memory.warned = stuck;
+        state.placement.mail.set_holders(holders);
         return Ok(0);
     }
     let mut tx = state.store.begin(scheduler_actor()).await?;
@@ -205,17 +216,31 @@ async fn pass(state: &AppState, memory: &mut Memory, reason: &str) -> PlacementR
         &ServerNames::of(&snap),
         &memory.warned,
         reason,
-        state.config.health.cron_lease_s,
+        apply::LeaseSecs::of(&state.config.health),
     )
     .await?;
-    state
-        .placement
-        .cron
-        .revoke(&written.cron_left, tx.revision());
+    revoke(state, &written, tx.revision());
     tx.commit().await?;
+    state.placement.mail.set_holders(holders);
+    changed(state, &written);
     memory.warned = written.stuck;
-    state.changed();
     Ok(written.moved)
+}
+
+/// Revoke the leases of the servers `written` moved something away from (or a
+/// mail writer onto), before the commit of revision `revision`.
+fn revoke(state: &AppState, written: &apply::Written, revision: i64) {
+    state.placement.cron.revoke(&written.cron_left, revision);
+    state.placement.mail.revoke(&written.mail_touched, revision);
+}
+
+/// After a placement commit: rebuild, and when a mail writer moved, have the
+/// other mail servers deliver what they queued to the new writer at once.
+fn changed(state: &AppState, written: &apply::Written) {
+    state.changed();
+    if !written.mail_touched.is_empty() {
+        state.flush_mail();
+    }
 }
 
 /// Server delete: delete `server` and move the `single` sites active on it to
@@ -262,6 +287,18 @@ pub async fn delete_server(
         &cron::with_cron_loads(&after, &sites),
         &crons,
     ));
+    // A mail writer on it moves in the same transaction.
+    let clusters = state.store.all::<model::entity::Cluster>().await?;
+    decisions.extend(
+        mail::decide(&clusters, &after, &state.health)
+            .into_iter()
+            .filter(|d| match *d {
+                Decision::Move { from, .. } => from == Some(server.meta.id),
+                Decision::Unplace { from, .. } | Decision::Stuck { from, .. } => {
+                    from == server.meta.id
+                }
+            }),
+    );
     let mut tx = state.store.begin(actor).await?;
     tx.delete(model::entity::Kind::Server, server.meta.id)
         .await?;
@@ -271,16 +308,13 @@ pub async fn delete_server(
         &names,
         &memory.warned,
         "server deleted",
-        state.config.health.cron_lease_s,
+        apply::LeaseSecs::of(&state.config.health),
     )
     .await?;
-    state
-        .placement
-        .cron
-        .revoke(&written.cron_left, tx.revision());
+    revoke(state, &written, tx.revision());
     tx.commit().await?;
     drop(memory);
-    state.changed();
+    changed(state, &written);
     Ok(written.moved)
 }
 
@@ -346,13 +380,10 @@ pub async fn replace_domain_sites(
         &ServerNames::of(snap),
         &held.warned,
         "domain moved",
-        state.config.health.cron_lease_s,
+        apply::LeaseSecs::of(&state.config.health),
     )
     .await?;
-    state
-        .placement
-        .cron
-        .revoke(&written.cron_left, tx.revision());
+    revoke(state, &written, tx.revision());
     Ok(written.moved)
 }
 
@@ -369,15 +400,19 @@ pub async fn move_snapshot(state: &AppState) -> PlacementResult<Snapshot> {
 /// for microseconds) never starves failover.
 pub async fn tick(state: &AppState) {
     let mut memory = state.placement.lock().await;
-    let snap = match placement_snapshot(state).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "placement check cannot read the servers; retrying");
-            return;
-        }
-    };
+    let load = state.site_loads.loads();
+    let (snap, clusters) =
+        match snapshot::snapshot_and_clusters(&state.store, &state.health, &load).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "placement check cannot read the servers; retrying");
+                return;
+            }
+        };
     let fp = converge::fingerprint(&snap);
-    if !memory.needs_pass(&fp) {
+    // A mail writer to hand back (its primary caught up) changes no fingerprint.
+    let mail = mail::decide(&clusters, &snap, &state.health);
+    if !memory.needs_pass(&fp) && !apply::anything_to_write(&mail, &memory.warned) {
         return;
     }
     match pass(state, &mut memory, "health").await {

@@ -29,11 +29,20 @@ pub async fn snapshot_of(
     health: &HealthMonitor,
     load: &HashMap<Id, u32>,
 ) -> PlacementResult<Snapshot> {
+    Ok(snapshot_and_clusters(store, health, load).await?.0)
+}
+
+/// [`snapshot_of`], with the clusters it was made from (their mail writers).
+pub async fn snapshot_and_clusters(
+    store: &Store,
+    health: &HealthMonitor,
+    load: &HashMap<Id, u32>,
+) -> PlacementResult<(Snapshot, Vec<Stored<Cluster>>)> {
     let clusters = store.all::<Cluster>().await?;
     let servers = store.all::<Server>().await?;
-    Ok(Snapshot {
+    let snap = Snapshot {
         clusters: clusters
-            .into_iter()
+            .iter()
             .map(|c| ClusterInfo {
                 id: c.meta.id,
                 name: c.meta.name.clone(),
@@ -50,7 +59,8 @@ pub async fn snapshot_of(
                     .collect(),
             })
             .collect(),
-    })
+    };
+    Ok((snap, clusters))
 }
 
 /// The scheduler's view of one server (health `unknown`; the caller sets it).

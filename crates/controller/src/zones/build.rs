@@ -295,7 +295,8 @@ fn web(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
 }
 
 /// MX 10, 20 … in rank order (with the exchanges' addresses where they lie inside
-/// the zone), `mail` at the mail primary and `ftp` at the files primary.
+/// the zone), `mail` at the mail cluster's writer (the primary unless it failed
+/// over) and `ftp` at the files primary.
 fn mail(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
     let ttl = input.ttls.default;
     for (i, mx) in input.mail.iter().enumerate() {
@@ -313,9 +314,9 @@ fn mail(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
             }
         }
     }
-    if let Some(primary) = input.mail.first() {
+    if let Some(writer) = mail_client_server(input) {
         let name = abs(input, "mail");
-        for ip in &primary.server.addresses {
+        for ip in &writer.server.addresses {
             out.push(Rec::address(&name, ttl, *ip));
         }
     }
@@ -325,6 +326,16 @@ fn mail(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
             out.push(Rec::address(&name, ttl, *ip));
         }
     }
+}
+
+/// The mail server clients are sent to (`mail.<domain>`, the SRV targets): the
+/// cluster's writer (`placement::mail`), which takes every change; the primary
+/// when no writer is known.
+fn mail_client_server<'a, 'b>(input: &'b ZoneInput<'a>) -> Option<&'b ZoneServer<'a>> {
+    input
+        .mail_writer
+        .and_then(|w| input.mail.iter().find(|s| s.id == w))
+        .or_else(|| input.mail.first())
 }
 
 /// The services a mail client is told about (RFC 6186 SRV name, port), implicit
@@ -339,14 +350,14 @@ pub(crate) const MAIL_CLIENT_SRV: [(&str, u16); 6] = [
 ];
 
 /// Client autoconfiguration of a mail domain: RFC 6186 SRV records for IMAP,
-/// POP3 and submission at the mail primary's host name (the name its certificate
-/// is for, unlike `mail.<domain>`), and, when the domain has a site, `autoconfig`
+/// POP3 and submission at the host name of the mail cluster's writer (the name
+/// its certificate is for, unlike `mail.<domain>`; it follows the writer), and, when the domain has a site, `autoconfig`
 /// (Thunderbird) and `autodiscover` (Outlook) at the site's web servers, which
 /// answer both documents (`role-web`'s `autoconfig`) — plus the
 /// `_autodiscover._tcp` SRV pointing Outlook at the domain's own HTTPS. None of
 /// it when the customer publishes their own apex MX (their mail is elsewhere).
 fn mail_clients(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
-    let Some(primary) = input.mail.first() else {
+    let Some(writer) = mail_client_server(input) else {
         return;
     };
     // The customer's own apex MX sends their mail elsewhere: do not point
@@ -359,7 +370,7 @@ fn mail_clients(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
         return;
     }
     let ttl = input.ttls.default;
-    let host = fqdn(primary.server.hostname.as_str());
+    let host = fqdn(writer.server.hostname.as_str());
     for (name, port) in MAIL_CLIENT_SRV {
         out.push(Rec::new(
             abs(input, name),

@@ -113,6 +113,7 @@ fn input<'a>(
         records: records.iter().collect(),
         ttls: Ttls::default(),
         dkim: Vec::new(),
+        mail_writer: None,
     }
 }
 

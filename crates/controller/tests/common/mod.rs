@@ -279,6 +279,18 @@ pub fn csr(name: &str) -> (rcgen::KeyPair, String) {
 }
 
 pub async fn join_agent(srv: &Server, admin: &Api, cluster: &str, name: &str) -> Joined {
+    join_agent_in(srv, admin, cluster, name, "DE").await
+}
+
+/// [`join_agent`] for a server standing in `country` (a secondary of a ranked
+/// cluster must stand elsewhere than its primary).
+pub async fn join_agent_in(
+    srv: &Server,
+    admin: &Api,
+    cluster: &str,
+    name: &str,
+    country: &str,
+) -> Joined {
     let token = admin
         .post("/v1/join-tokens", json!({"cluster": cluster}))
         .await
@@ -294,7 +306,7 @@ pub async fn join_agent(srv: &Server, admin: &Api, cluster: &str, name: &str) ->
             json!({
                 "token": token, "csr_pem": csr, "name": name,
                 "hostname": format!("{name}.hosting.example"), "addresses": ["127.0.0.1"],
-                "country": "DE", "region": "eu-test", "hardware": "test",
+                "country": country, "region": "eu-test", "hardware": "test",
             }),
         )
         .await

@@ -34,8 +34,21 @@ impl Render for ClusterView {
             ("web ttl", self.web_ttl.to_string()),
             ("ttl", self.ttl.to_string()),
             ("servers", list(&self.servers)),
-            ("created", self.created_at.clone()),
         ]
+        .into_iter()
+        .chain(self.mail_writer.as_ref().map(|w| {
+            (
+                "mail writer",
+                format!(
+                    "{} (epoch {}, writes from {})",
+                    w.server.as_deref().unwrap_or("none: no usable server"),
+                    w.epoch,
+                    w.not_before
+                ),
+            )
+        }))
+        .chain([("created", self.created_at.clone())])
+        .collect()
     }
 }
 
