@@ -425,7 +425,8 @@ impl Client {
 
     /// `GET /v1/sites/{domain}/certificate/acme`: the site's ACME certificate status.
     pub async fn get_site_acme(&self, domain: &str) -> Result<proto::v1::AcmeStatusView> {
-        self.get(&["v1", "sites", domain, "certificate", "acme"]).await
+        self.get(&["v1", "sites", domain, "certificate", "acme"])
+            .await
     }
 
     /// `PUT /v1/sites/{domain}/certificate/acme`: turn ACME on or off for a site.

@@ -79,8 +79,12 @@ async fn start_pebble(http_port: u16, dns: SocketAddr) -> Pebble {
     std::fs::write(dir.path().join("pebble-tls-ca.pem"), ca.as_ref().pem()).unwrap();
     std::fs::write(dir.path().join("pebble-tls.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("pebble-tls.key"), key.serialize_pem()).unwrap();
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
-    let mgmt: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .unwrap();
+    let mgmt: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .unwrap();
     let config = serde_json::json!({
         "pebble": {
             "listenAddress": api.to_string(),
@@ -170,7 +174,13 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
         c.wait_converged(n, T).await.unwrap();
     }
     let mut addrs = Vec::new();
-    for (server, word) in [("ns1", "on"), ("w1", "http"), ("w2", "http"), ("w1", "https"), ("w2", "https")] {
+    for (server, word) in [
+        ("ns1", "on"),
+        ("w1", "http"),
+        ("w2", "http"),
+        ("w1", "https"),
+        ("w2", "https"),
+    ] {
         c.wait_until("engine address", T, async |c| {
             Ok(engine_addr(c, server, word).await.is_some())
         })
@@ -218,11 +228,15 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
 
     let api = c.admin().clone();
     let issued = c
-        .wait_until("the ACME certificate is issued", Duration::from_secs(120), async |_| {
-            let s = api.get_site_acme("shop.test").await?;
-            anyhow::ensure!(s.status != "failed", "ACME failed: {s:?}");
-            Ok(s.status == "valid" && s.serving == "acme")
-        })
+        .wait_until(
+            "the ACME certificate is issued",
+            Duration::from_secs(120),
+            async |_| {
+                let s = api.get_site_acme("shop.test").await?;
+                anyhow::ensure!(s.status != "failed", "ACME failed: {s:?}");
+                Ok(s.status == "valid" && s.serving == "acme")
+            },
+        )
         .await;
     let status = api.get_site_acme("shop.test").await.unwrap();
     assert!(
@@ -235,8 +249,14 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
     assert_eq!(names, ["shop.test", "www.shop.test"]);
     assert_eq!(status.left_out.len(), 1, "{status:?}");
     assert_eq!(status.left_out[0].name, "old.shop.test");
-    assert!(status.left_out[0].reason.contains("does not resolve"), "{status:?}");
-    assert!(status.issuer.as_deref().unwrap_or("").contains("Pebble"), "{status:?}");
+    assert!(
+        status.left_out[0].reason.contains("does not resolve"),
+        "{status:?}"
+    );
+    assert!(
+        status.issuer.as_deref().unwrap_or("").contains("Pebble"),
+        "{status:?}"
+    );
     assert!(status.last_error.is_none(), "{status:?}");
 
     // Pebble's root, from its management endpoint (served with its own TLS cert).
@@ -264,7 +284,12 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
                 Ok(curl_https(addr, host, &root_path).0 == 0)
             })
             .await
-            .unwrap_or_else(|e| panic!("{host} at {addr}: {e} {:?}", curl_https(addr, host, &root_path)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{host} at {addr}: {e} {:?}",
+                    curl_https(addr, host, &root_path)
+                )
+            });
         }
     }
     // The controller's internal CA does not verify it any more (it is not its cert).

@@ -332,7 +332,12 @@ pub fn render(cfg: &WebConfig, layout: &Layout, previous: &Plan) -> (Plan, Vec<R
     plan.acme = cfg
         .acme_challenges
         .iter()
-        .map(|c| (c.token.clone(), (c.name.clone(), c.key_authorization.clone())))
+        .map(|c| {
+            (
+                c.token.clone(),
+                (c.name.clone(), c.key_authorization.clone()),
+            )
+        })
         .collect();
     rejected.sort();
     rejected.dedup_by(|a, b| a.object == b.object);

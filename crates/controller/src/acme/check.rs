@@ -41,7 +41,11 @@ pub async fn observe(resolver: SocketAddr, name: &str) -> Observed {
 /// The verdict on one name: `Ok` when it resolves to at least one address and
 /// every address is one of `published` (the site's web servers); otherwise the
 /// reason, for the site's status.
-pub fn evaluate(name: &str, observed: &Observed, published: &BTreeSet<IpAddr>) -> Result<(), String> {
+pub fn evaluate(
+    name: &str,
+    observed: &Observed,
+    published: &BTreeSet<IpAddr>,
+) -> Result<(), String> {
     if name.starts_with("*.") {
         return Err("a wildcard name needs DNS-01, which is not offered yet".into());
     }
@@ -73,8 +77,12 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let published: BTreeSet<IpAddr> = [ip("192.0.2.1"), ip("192.0.2.2")].into();
         assert!(evaluate("a.example", &Ok(vec![ip("192.0.2.2")]), &published).is_ok());
-        let e = evaluate("a.example", &Ok(vec![ip("192.0.2.1"), ip("198.51.100.7")]), &published)
-            .unwrap_err();
+        let e = evaluate(
+            "a.example",
+            &Ok(vec![ip("192.0.2.1"), ip("198.51.100.7")]),
+            &published,
+        )
+        .unwrap_err();
         assert!(e.contains("198.51.100.7"), "{e}");
         let e = evaluate("a.example", &Ok(vec![]), &published).unwrap_err();
         assert!(e.contains("does not resolve"), "{e}");

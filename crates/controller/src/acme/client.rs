@@ -44,7 +44,9 @@ pub enum ClientError {
 
 /// The HTTPS client the ACME protocol runs over: the system's roots and those of
 /// `ca_file`.
-pub fn http_client(ca_file: Option<&Path>) -> Result<Box<dyn instant_acme::HttpClient>, ClientError> {
+pub fn http_client(
+    ca_file: Option<&Path>,
+) -> Result<Box<dyn instant_acme::HttpClient>, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for c in native.certs {
@@ -87,7 +89,11 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<Box<dyn instant_acme::HttpC
 
 /// The platform's account on `config`'s CA: the stored one when it was made for
 /// the same directory, else a new one (stored before it is used).
-pub async fn account(store: &Store, config: &AcmeConfig, data_dir: &Path) -> Result<Account, ClientError> {
+pub async fn account(
+    store: &Store,
+    config: &AcmeConfig,
+    data_dir: &Path,
+) -> Result<Account, ClientError> {
     let directory = config.directory_url().to_owned();
     let ca_file = config.ca_file_path(data_dir);
     let name = SecretPurpose::AcmeAccount.store_name(ACCOUNT_SUBJECT);
@@ -101,11 +107,7 @@ pub async fn account(store: &Store, config: &AcmeConfig, data_dir: &Path) -> Res
             return Ok(builder.from_credentials(creds).await?);
         }
     }
-    let contact: Vec<String> = config
-        .email
-        .iter()
-        .map(|e| format!("mailto:{e}"))
-        .collect();
+    let contact: Vec<String> = config.email.iter().map(|e| format!("mailto:{e}")).collect();
     let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
     let eab = config
         .eab()

@@ -77,7 +77,9 @@ impl AcmeConfig {
             let ok = email
                 .split_once('@')
                 .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.ends_with('.'))
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
+                && !email
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ',');
             if !ok {
                 return Err(ConfigError::Invalid {
                     key: "acme.email",
@@ -97,16 +99,14 @@ impl AcmeConfig {
                 if decode_eab(key).is_none() {
                     return Err(ConfigError::Invalid {
                         key: "acme.eab_hmac_key",
-                        message: "must be the base64url key the CA gave (at least 16 bytes)"
-                            .into(),
+                        message: "must be the base64url key the CA gave (at least 16 bytes)".into(),
                     });
                 }
             }
             _ => {
                 return Err(ConfigError::Invalid {
                     key: "acme.eab_kid",
-                    message: "External Account Binding needs both eab_kid and eab_hmac_key"
-                        .into(),
+                    message: "External Account Binding needs both eab_kid and eab_hmac_key".into(),
                 })
             }
         }
@@ -138,23 +138,35 @@ mod tests {
             a.ca_file_path("/d".as_ref()).unwrap(),
             std::path::PathBuf::from("/d/pebble.pem")
         );
-        assert!(ControllerConfig::parse("data_dir = \"/d\"").unwrap().acme.is_none());
+        assert!(ControllerConfig::parse("data_dir = \"/d\"")
+            .unwrap()
+            .acme
+            .is_none());
         let url = "data_dir = \"/d\"\n[acme]\ndirectory = \"https://127.0.0.1:14000/dir\"";
         let a = ControllerConfig::parse(url).unwrap().acme.unwrap();
         assert_eq!(a.directory_url(), "https://127.0.0.1:14000/dir");
         for (bad, key) in [
             ("directory = \"http://x/dir\"", "acme.directory"),
             ("directory = \"letsencrypt-prod\"", "acme.directory"),
-            ("directory = \"letsencrypt\"\nemail = \"nobody\"", "acme.email"),
-            ("directory = \"letsencrypt\"\neab_kid = \"k\"", "acme.eab_kid"),
+            (
+                "directory = \"letsencrypt\"\nemail = \"nobody\"",
+                "acme.email",
+            ),
+            (
+                "directory = \"letsencrypt\"\neab_kid = \"k\"",
+                "acme.eab_kid",
+            ),
             (
                 "directory = \"letsencrypt\"\neab_kid = \"k\"\neab_hmac_key = \"!!\"",
                 "acme.eab_hmac_key",
             ),
-            ("directory = \"letsencrypt\"\ndirectroy = \"x\"", "directroy"),
+            (
+                "directory = \"letsencrypt\"\ndirectroy = \"x\"",
+                "directroy",
+            ),
         ] {
-            let e = ControllerConfig::parse(&format!("data_dir = \"/d\"\n[acme]\n{bad}"))
-                .unwrap_err();
+            let e =
+                ControllerConfig::parse(&format!("data_dir = \"/d\"\n[acme]\n{bad}")).unwrap_err();
             assert!(e.to_string().contains(key), "{bad}: {e}");
         }
         let eab = "directory = \"letsencrypt\"\neab_kid = \"kid-1\"\neab_hmac_key = \"zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W\"";

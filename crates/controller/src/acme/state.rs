@@ -162,7 +162,10 @@ mod tests {
     fn due_rules() {
         let w = names(&["a.example", "www.a.example"]);
         assert!(due(None, &w, Served::Internal, 10));
-        assert!(!due(None, &w, Served::Uploaded, 10), "uploaded is never replaced");
+        assert!(
+            !due(None, &w, Served::Uploaded, 10),
+            "uploaded is never replaced"
+        );
         let mut s = SiteAcme {
             wanted: w.clone(),
             renew_at: Some(100),
@@ -188,7 +191,10 @@ mod tests {
             assert!((55 * day..=65 * day).contains(&t), "{seed}: {t}");
             assert_eq!(t, renew_at(0, 90 * day, seed), "stable per site");
         }
-        assert_ne!(renew_at(0, 90 * day, "a.example"), renew_at(0, 90 * day, "b.example"));
+        assert_ne!(
+            renew_at(0, 90 * day, "a.example"),
+            renew_at(0, 90 * day, "b.example")
+        );
         assert_eq!(renew_at(0, 3, "a"), 2);
     }
 

@@ -237,9 +237,10 @@ impl From<instant_acme::Error> for Failure {
         let rate_limited = matches!(&e, instant_acme::Error::Api(p)
             if p.r#type.as_deref().is_some_and(|t| t.ends_with(":rateLimited")));
         let retry_after = match &e {
-            instant_acme::Error::Timeout(Some(at)) => {
-                Some(at.saturating_duration_since(std::time::Instant::now()).as_secs() as i64)
-            }
+            instant_acme::Error::Timeout(Some(at)) => Some(
+                at.saturating_duration_since(std::time::Instant::now())
+                    .as_secs() as i64,
+            ),
             _ => None,
         };
         Failure {
@@ -377,7 +378,12 @@ async fn record_failure(
 
 /// The order itself: HTTP-01 tokens to every web server, the CA told once they
 /// all serve them, then the certificate.
-async fn order(app: &AppState, account: &Account, d: &Due, names: &[String]) -> Result<Issued, Failure> {
+async fn order(
+    app: &AppState,
+    account: &Account,
+    d: &Due,
+    names: &[String],
+) -> Result<Issued, Failure> {
     let idents: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
     let mut order = account.new_order(&NewOrder::new(&idents)).await?;
     let mut tokens: Vec<AcmeChallenge> = Vec::new();
@@ -389,11 +395,7 @@ async fn order(app: &AppState, account: &Account, d: &Due, names: &[String]) -> 
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
                 other => {
-                    return Err(format!(
-                        "authorization of {} is {other:?}",
-                        a.identifier()
-                    )
-                    .into())
+                    return Err(format!("authorization of {} is {other:?}", a.identifier()).into())
                 }
             }
             let ident = a.identifier().to_string();
@@ -469,7 +471,11 @@ async fn challenge_errors(order: &mut instant_acme::Order) -> Option<String> {
 
 /// Wait until every web server of the site that is not down reports a config
 /// revision holding all `tokens` as applied.
-async fn wait_applied(app: &AppState, servers: &[Stored<Server>], tokens: &[AcmeChallenge]) -> Result<(), Failure> {
+async fn wait_applied(
+    app: &AppState,
+    servers: &[Stored<Server>],
+    tokens: &[AcmeChallenge],
+) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + APPLY_WAIT;
     let mut since: HashMap<Id, i64> = HashMap::new();
     loop {
@@ -562,7 +568,11 @@ fn holds(role: &RoleConfig, tokens: &[AcmeChallenge]) -> bool {
     }
 }
 
-async fn put_challenges(app: &AppState, domain: &Stored<Domain>, tokens: &[AcmeChallenge]) -> Result<(), store::StoreError> {
+async fn put_challenges(
+    app: &AppState,
+    domain: &Stored<Domain>,
+    tokens: &[AcmeChallenge],
+) -> Result<(), store::StoreError> {
     let name = SecretPurpose::AcmeChallenge.store_name(&domain.meta.name);
     let data = Secret {
         purpose: SecretPurpose::AcmeChallenge,
@@ -628,7 +638,11 @@ async fn save_state(
     Ok(())
 }
 
-async fn write_state(tx: &mut store::Tx, domain: &Stored<Domain>, st: &SiteAcme) -> Result<(), store::StoreError> {
+async fn write_state(
+    tx: &mut store::Tx,
+    domain: &Stored<Domain>,
+    st: &SiteAcme,
+) -> Result<(), store::StoreError> {
     let name = SecretPurpose::AcmeSite.store_name(&domain.meta.name);
     let data = Secret {
         purpose: SecretPurpose::AcmeSite,
@@ -660,7 +674,13 @@ async fn write_state(tx: &mut store::Tx, domain: &Stored<Domain>, st: &SiteAcme)
 /// The issued certificate becomes the site's, in one transaction with its state
 /// and the `cert.issued` event; unless the customer uploaded one meanwhile, which
 /// is kept.
-async fn swap_in(app: &AppState, d: &Due, mut st: SiteAcme, cert: Secret, issuer: &str) -> Result<(), store::StoreError> {
+async fn swap_in(
+    app: &AppState,
+    d: &Due,
+    mut st: SiteAcme,
+    cert: Secret,
+    issuer: &str,
+) -> Result<(), store::StoreError> {
     let name = SecretPurpose::SiteCert.store_name(&d.domain.meta.name);
     let mut tx = app.store.begin(lease::actor()).await?;
     let cur = tx.get_by_name::<Secret>(&name).await?;

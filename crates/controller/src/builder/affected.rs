@@ -185,7 +185,8 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
                     }
                 }
                 // The ACME task's bookkeeping: no server carries it.
-                SecretPurpose::AcmeAccount | SecretPurpose::AcmeSite | SecretPurpose::AcmeLease => {}
+                SecretPurpose::AcmeAccount | SecretPurpose::AcmeSite | SecretPurpose::AcmeLease => {
+                }
             }
         }
     }

@@ -789,7 +789,10 @@ fn acme_challenges_reach_the_sites_web_cluster_only() {
     for s in ["web-1", "web-2"] {
         let c = web(&docs, s);
         assert_eq!(c.len(), 1, "{s}");
-        assert_eq!((c[0].token.as_str(), c[0].key_authorization.as_str()), ("t1", "t1.k"));
+        assert_eq!(
+            (c[0].token.as_str(), c[0].key_authorization.as_str()),
+            ("t1", "t1.k")
+        );
         assert_eq!(c[0].name, "a.example");
     }
     assert!(web(&docs, "web-3").is_empty(), "another cluster's site");

@@ -76,8 +76,7 @@ pub(crate) fn cert_stale(
     if acme {
         return not_after.is_some_and(|t| t - now < ACME_FALLBACK_BEFORE);
     }
-    sorted(have_names) != sorted(want_names)
-        || not_after.is_some_and(|t| t - now < RENEW_BEFORE)
+    sorted(have_names) != sorted(want_names) || not_after.is_some_and(|t| t - now < RENEW_BEFORE)
 }
 
 /// One secret that should exist.
@@ -197,7 +196,9 @@ pub fn plan(wanted: Vec<Wanted>, existing: &[Stored<Secret>], now: i64) -> Plan 
     // Spare RSA keys are nobody's: neither wanted nor unwanted.
     let existing: Vec<&Stored<Secret>> = existing
         .iter()
-        .filter(|s| s.data.purpose != SecretPurpose::DkimRsaSpare && !is_acme_purpose(s.data.purpose))
+        .filter(|s| {
+            s.data.purpose != SecretPurpose::DkimRsaSpare && !is_acme_purpose(s.data.purpose)
+        })
         .collect();
     let have: HashMap<(SecretPurpose, &str), &Stored<Secret>> = existing
         .iter()

@@ -179,8 +179,14 @@ impl Render for proto::v1::CertificateView {
 }
 
 impl Render for proto::v1::AcmeStatusView {
-    const HEADERS: &'static [&'static str] =
-        &["domain", "status", "serving", "issuer", "expires", "last error"];
+    const HEADERS: &'static [&'static str] = &[
+        "domain",
+        "status",
+        "serving",
+        "issuer",
+        "expires",
+        "last error",
+    ];
     fn cells(&self) -> Vec<String> {
         vec![
             self.domain.clone(),
