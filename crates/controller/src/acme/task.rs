@@ -169,7 +169,8 @@ async fn pass(
         .filter(|(name, _)| !live.contains(*name))
         .map(|(_, s)| s.meta.id)
         .collect();
-    if due.is_empty() && gone.is_empty() && !(*first && !challenges.is_empty()) {
+    let stale_possible = *first && !challenges.is_empty();
+    if due.is_empty() && gone.is_empty() && !stale_possible {
         return Ok(());
     }
     if !lease::acquire(&app.store, me, now).await? {
@@ -486,10 +487,10 @@ async fn wait_applied(
                 continue;
             }
             // The first revision seen holding the tokens.
-            if !since.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(e) = since.entry(id) {
                 if let Some(doc) = app.configs.get(id) {
                     if holds(&doc.role, tokens) {
-                        since.insert(id, doc.revision);
+                        e.insert(doc.revision);
                     }
                 }
             }
