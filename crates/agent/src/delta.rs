@@ -309,6 +309,7 @@ mod tests {
                     .collect(),
                 files_origin: None,
                 peers: Vec::new(),
+                acme_challenges: Vec::new(),
             }),
         }
     }

@@ -67,6 +67,7 @@ fn web_cfg(server: &str, revision: i64, domains: &[&str]) -> DesiredConfig {
                 .collect(),
             files_origin: None,
             peers: Vec::new(),
+            acme_challenges: Vec::new(),
         }),
     }
 }

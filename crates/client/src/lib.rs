@@ -423,6 +423,27 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/sites/{domain}/certificate/acme`: the site's ACME certificate status.
+    pub async fn get_site_acme(&self, domain: &str) -> Result<proto::v1::AcmeStatusView> {
+        self.get(&["v1", "sites", domain, "certificate", "acme"])
+            .await
+    }
+
+    /// `PUT /v1/sites/{domain}/certificate/acme`: turn ACME on or off for a site.
+    pub async fn put_site_acme(
+        &self,
+        domain: &str,
+        req: &proto::v1::AcmeSettings,
+    ) -> Result<proto::v1::AcmeStatusView> {
+        self.send::<_, NoBody, _>(
+            Method::PUT,
+            &["v1", "sites", domain, "certificate", "acme"],
+            None,
+            Some(req),
+        )
+        .await
+    }
+
     /// `DELETE /v1/sites/{domain}/certificate`: back to the internal certificate.
     pub async fn delete_site_certificate(&self, domain: &str) -> Result<()> {
         self.delete(&["v1", "sites", domain, "certificate"]).await

@@ -75,6 +75,14 @@
 //! platform_zones = ["hosting.example"] # default: none besides the registrable
 //!                                    # domains of the servers' host names, which are
 //!                                    # always the platform's; only admins add names there
+//!
+//! [acme]                             # optional; none: no ACME, sites keep internal certs
+//! directory = "letsencrypt"          # or "letsencrypt-staging", or the https:// URL of a
+//!                                    # CA's ACME directory (Pebble in tests)
+//! email = "hostmaster@example.com"   # optional contact given to the CA
+//! ca_file = "acme-roots.pem"         # optional extra roots for the ACME server's HTTPS
+//! eab_kid = "kid"                    # optional External Account Binding, both or neither
+//! eab_hmac_key = "base64url..."
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -181,6 +189,9 @@ pub struct ControllerConfig {
     /// Key material: spare RSA DKIM keys.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// Publicly trusted site certificates by ACME (issue 17); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<crate::acme::AcmeConfig>,
 }
 
 /// `[default_plan]`: missing keys take their defaults; unknown keys are refused.
@@ -224,6 +235,7 @@ impl ControllerConfig {
             default_plan: model::limits::Limits::default(),
             names: NamesConfig::default(),
             keys: KeysConfig::default(),
+            acme: None,
         }
     }
 
@@ -304,6 +316,9 @@ impl ControllerConfig {
         self.health.validate()?;
         self.agents.validate()?;
         self.tsig.validate()?;
+        if let Some(acme) = &self.acme {
+            acme.validate()?;
+        }
         if let Some(url) = &self.store {
             if !(url.starts_with("sqlite:")
                 || url.starts_with("postgres://")

@@ -500,6 +500,7 @@ mod tests {
                     .collect(),
                 files_origin: None,
                 peers: Vec::new(),
+                acme_challenges: Vec::new(),
             }),
         }
     }
@@ -672,6 +673,7 @@ mod tests {
             sites: sites.clone(),
             files_origin: None,
             peers: Vec::new(),
+            acme_challenges: Vec::new(),
         });
         let t1 = Tracked::new(&d1, None, &mut sh);
         sites.push(site(n).into());
@@ -681,6 +683,7 @@ mod tests {
             sites,
             files_origin: None,
             peers: Vec::new(),
+            acme_challenges: Vec::new(),
         });
         let t2 = Tracked::new(&d2, Some(&t1), &mut sh);
         let full = serde_json::to_vec(&d2).unwrap().len();

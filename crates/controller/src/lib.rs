@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod agent_api;
 pub mod api;
 pub mod auth;
@@ -153,11 +154,15 @@ pub async fn serve(
         }
     }
     let app = app(state.clone());
-    let background = [
+    let mut background = vec![
         tokio::spawn(configs::run(state.build_deps())),
         tokio::spawn(keys::run(state.key_deps())),
         tokio::spawn(health::run(state.health_deps())),
     ];
+    // ACME (issue 17): only with `[acme]`.
+    if let Some(acme) = state.config.acme.clone() {
+        background.push(tokio::spawn(acme::task::run(state.clone(), acme)));
+    }
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

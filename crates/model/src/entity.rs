@@ -591,6 +591,20 @@ pub enum SecretPurpose {
     /// while the domain has a site and a mail placement): `private` the secret
     /// (web servers get it), `public` its argon2id hash (mail servers get that).
     SiteMail,
+    /// The platform's ACME account (subject: `platform`): `private` the
+    /// account credentials JSON (key included), `public` the account URL.
+    AcmeAccount,
+    /// A site's ACME state (subject: the domain): `public` its JSON (order status,
+    /// last attempt and error, issuer, expiry, backoff; `controller::acme`), no
+    /// private half.
+    AcmeSite,
+    /// A pending HTTP-01 challenge of a site (subject: the domain): `public` the
+    /// JSON list of tokens and key authorizations every web server of the site
+    /// answers under `/.well-known/acme-challenge/`; deleted once validated.
+    AcmeChallenge,
+    /// Which controller issues ACME certificates (subject: `issuer`): `public` the
+    /// holder, `not_after` the end of its lease.
+    AcmeLease,
 }
 
 impl SecretPurpose {
@@ -605,6 +619,10 @@ impl SecretPurpose {
             SecretPurpose::TsigPrevious => "tsig_previous",
             SecretPurpose::DkimRsaSpare => "dkim_rsa_spare",
             SecretPurpose::SiteMail => "site_mail",
+            SecretPurpose::AcmeAccount => "acme_account",
+            SecretPurpose::AcmeSite => "acme_site",
+            SecretPurpose::AcmeChallenge => "acme_challenge",
+            SecretPurpose::AcmeLease => "acme_lease",
         }
     }
 

@@ -221,11 +221,13 @@ fn visit(old: &RoleConfig, new: &RoleConfig, v: &mut Recorder) -> bool {
                 sites: os,
                 files_origin: _,
                 peers: _,
+                acme_challenges: _,
             }),
             RoleConfig::Web(WebConfig {
                 sites: ns,
                 files_origin: _,
                 peers: _,
+                acme_challenges: _,
             }),
         ) => v.list("sites", os, ns),
         (RoleConfig::Dns(DnsConfig { zones: os }), RoleConfig::Dns(DnsConfig { zones: ns })) => {
@@ -300,10 +302,12 @@ fn rest(role: &RoleConfig) -> RoleConfig {
             sites: _,
             files_origin,
             peers,
+            acme_challenges,
         }) => RoleConfig::Web(WebConfig {
             sites: Vec::new(),
             files_origin: files_origin.clone(),
             peers: peers.clone(),
+            acme_challenges: acme_challenges.clone(),
         }),
         RoleConfig::Dns(DnsConfig { zones: _ }) => RoleConfig::Dns(DnsConfig { zones: Vec::new() }),
         RoleConfig::Mail(MailConfig {

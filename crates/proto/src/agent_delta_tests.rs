@@ -66,6 +66,7 @@ fn web() -> impl Strategy<Value = RoleConfig> {
                 sites: sites.into_iter().map(std::sync::Arc::new).collect(),
                 files_origin,
                 peers: Vec::new(),
+                acme_challenges: Vec::new(),
             })
         })
 }
@@ -434,6 +435,7 @@ fn a_site_is_one_item_its_tls_one_blob_and_a_new_site_changes_only_its_item() {
             .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     });
     let s = split(&one).unwrap();
     let ids: Vec<&str> = s.items.keys().map(String::as_str).collect();
@@ -454,6 +456,7 @@ fn a_site_is_one_item_its_tls_one_blob_and_a_new_site_changes_only_its_item() {
         .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     });
     let s2 = split(&two).unwrap();
     let (h1, h2) = (hashes(&s), hashes(&s2));
@@ -471,6 +474,7 @@ fn site_changes_are_patched_and_unsorted_lists_joined() {
             sites: sites.into_iter().map(std::sync::Arc::new).collect(),
             files_origin: None,
             peers: Vec::new(),
+            acme_challenges: Vec::new(),
         })
     };
     let a = web(vec![site("a.example", "1"), site("c.example", "2")]);
@@ -522,6 +526,7 @@ fn missing_blobs_and_malformed_items_are_errors_naming_the_item() {
             .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     });
     let s = split(&c).unwrap();
     let err = join(s.items.values(), |_| None).unwrap_err();

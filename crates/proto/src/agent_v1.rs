@@ -200,6 +200,23 @@ pub struct WebConfig {
     /// this server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<WebPeer>,
+    /// Pending ACME HTTP-01 challenges of this cluster's sites (issue 17): each is
+    /// answered at `http://<name>/.well-known/acme-challenge/<token>` before any
+    /// redirect to HTTPS. The controller tells the CA to validate only after every
+    /// web server of the site applied a config holding the token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acme_challenges: Vec<AcmeChallenge>,
+}
+
+/// One ACME HTTP-01 challenge (RFC 8555 section 8.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AcmeChallenge {
+    /// The name being validated (the site's domain or one of its aliases).
+    pub name: String,
+    /// The challenge token (base64url), the last path segment.
+    pub token: String,
+    /// The body to answer: `token.thumbprint`.
+    pub key_authorization: String,
 }
 
 /// Port of PHP session replication between the web servers of a cluster (HTTPS,
@@ -909,6 +926,7 @@ mod tests {
                 .collect(),
                 files_origin: None,
                 peers: Vec::new(),
+                acme_challenges: Vec::new(),
             }),
         };
         let json = serde_json::to_value(&cfg).unwrap();

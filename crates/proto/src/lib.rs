@@ -19,6 +19,7 @@ pub mod rehash;
 pub mod sendmail;
 pub mod sitesync;
 pub mod v1;
+mod v1_acme;
 mod v1_cron;
 pub mod v1_import;
 mod v1_infra;

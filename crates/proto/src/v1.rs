@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::v1_acme::*;
 pub use crate::v1_cron::*;
 pub use crate::v1_infra::*;
 pub use crate::v1_logs::*;
@@ -516,8 +517,8 @@ pub struct DeploymentView {
 pub struct CertificateView {
     /// The site's domain.
     pub domain: String,
-    /// `internal` (controller CA), `uploaded` (the customer's) or `pending` (not
-    /// issued yet).
+    /// `internal` (controller CA), `acme` (publicly trusted, issue 17),
+    /// `uploaded` (the customer's) or `pending` (not issued yet).
     pub source: String,
     /// DNS names it covers.
     pub names: Vec<String>,

@@ -43,6 +43,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         sites: vec![site].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     let layout = Layout {
         content_root: PathBuf::from(root),

@@ -82,6 +82,9 @@ fn host_of(value: &str) -> Option<&str> {
 /// have HTTPS), no `preload` (a customer opts in to the preload list themselves).
 static HSTS: http::HeaderValue = http::HeaderValue::from_static("max-age=31536000");
 
+/// The path prefix of ACME HTTP-01 challenges (RFC 8555 section 8.3).
+const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
+
 /// Answer one request (for hyper). Never fails: every problem is an HTTP status.
 /// The access-log line is written when the response body is done.
 pub(crate) async fn handle(
@@ -108,6 +111,18 @@ pub(crate) async fn respond(
     let Some(host) = request_host(&req) else {
         return (plain(StatusCode::BAD_REQUEST, "missing host\n"), None);
     };
+    // ACME HTTP-01 (issue 17): answered before the site's redirect to HTTPS, its
+    // files and PHP, on HTTP and HTTPS alike (a CA may follow a redirect).
+    if let Some(token) = req.uri().path().strip_prefix(ACME_PREFIX) {
+        if let Some(key_auth) = plan.acme_answer(&host, token) {
+            let mut r = Response::new(body::full(key_auth.to_owned()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/octet-stream"),
+            );
+            return (r, None);
+        }
+    }
     // `autoconfig.<name>` / `autodiscover.<name>`: only the mail client documents.
     let (site, prefixed) = match plan.site_for_host(&host) {
         Some(s) => (s.clone(), false),

@@ -150,6 +150,9 @@ pub struct Plan {
     /// (certificate parsed once, open-root cache kept), so a change to one site
     /// touches no other.
     rendered: HashMap<String, Rendered>,
+    /// Pending ACME HTTP-01 challenges by token: the name each is for and the key
+    /// authorization to answer ([`WebConfig::acme_challenges`]).
+    acme: HashMap<String, (String, String)>,
 }
 
 /// A site's rendering and the config it came from.
@@ -202,6 +205,17 @@ impl Plan {
     /// The site rendered from the config's site `domain` (as the config spells it).
     pub fn site_named(&self, domain: &str) -> Option<&Arc<Site>> {
         self.rendered.get(domain).map(|r| &r.site)
+    }
+
+    /// The key authorization of ACME HTTP-01 challenge `token` when it was issued
+    /// for `host` (compared case-insensitively, without a trailing dot): the CA
+    /// asks `http://<name>/.well-known/acme-challenge/<token>` (RFC 8555 8.3).
+    pub fn acme_answer(&self, host: &str, token: &str) -> Option<&str> {
+        let (name, key_auth) = self.acme.get(token)?;
+        let host = host.trim_end_matches('.');
+        name.trim_end_matches('.')
+            .eq_ignore_ascii_case(host)
+            .then_some(key_auth.as_str())
     }
 
     /// The PHP pools the server needs now (active PHP sites).
@@ -315,6 +329,16 @@ pub fn render(cfg: &WebConfig, layout: &Layout, previous: &Plan) -> (Plan, Vec<R
         }
         plan.sites.push(site);
     }
+    plan.acme = cfg
+        .acme_challenges
+        .iter()
+        .map(|c| {
+            (
+                c.token.clone(),
+                (c.name.clone(), c.key_authorization.clone()),
+            )
+        })
+        .collect();
     rejected.sort();
     rejected.dedup_by(|a, b| a.object == b.object);
     (plan, rejected)
@@ -538,6 +562,7 @@ mod tests {
             sites: sites.into_iter().map(Arc::new).collect(),
             files_origin: None,
             peers: Vec::new(),
+            acme_challenges: Vec::new(),
         }
     }
 

@@ -30,6 +30,7 @@ async fn mail_domains_answer_thunderbird_and_outlook() {
         sites: vec![Arc::new(shop), Arc::new(site(NOMAIL))],
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     let srv = Server::start(&cfg).await;
     srv.publish(SHOP, "r1", &[("index.html", b"shop")]);

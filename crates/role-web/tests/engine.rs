@@ -81,6 +81,7 @@ async fn engine_applies_configs_and_keeps_the_previous_on_error() {
         // tests/replication.rs)
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     publish(tmp.path(), "a.example", "index.html", "engine A");
     publish(

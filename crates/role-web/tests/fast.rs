@@ -48,6 +48,7 @@ async fn fixture(tune: impl FnOnce(&mut role_web::ServerOptions)) -> Fixture {
         sites: vec![w].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     let s = Server::start_with(&cfg, tune).await;
     let small = noise(1024, 1);

@@ -39,6 +39,7 @@ async fn server(ca: &TestCa) -> Server {
         sites: vec![std::sync::Arc::new(s)],
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     let s = Server::start_with(&cfg, |o| o.threads = 2).await;
     let files = files();

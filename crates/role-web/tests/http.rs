@@ -19,6 +19,7 @@ fn two_sites(ca: &TestCa) -> WebConfig {
         sites: vec![a, b].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     }
 }
 
@@ -459,5 +460,47 @@ async fn hsts_only_over_https_and_only_when_on() {
     s.apply(&cfg);
     let g = get("a.example", true).await;
     assert_eq!(g.header("strict-transport-security"), None);
+    s.stop().await;
+}
+
+/// ACME HTTP-01 (issue 17): a pending challenge is answered at
+/// `/.well-known/acme-challenge/<token>` for its own name only, before the site's
+/// redirect to HTTPS (and before its files, which have the same path here); other
+/// tokens fall through to the site; a challenge removed from the config is gone.
+#[tokio::test]
+async fn acme_challenge_answered_before_https_redirect() {
+    let ca = TestCa::new("t");
+    let mut cfg = two_sites(&ca);
+    std::sync::Arc::make_mut(&mut cfg.sites[1]).https_redirect = true;
+    cfg.acme_challenges = vec![proto::agent_v1::AcmeChallenge {
+        name: "b.example".into(),
+        token: "tok-1_ABC".into(),
+        key_authorization: "tok-1_ABC.thumb".into(),
+    }];
+    let s = Server::start(&cfg).await;
+    s.publish(
+        "a.example",
+        "r1",
+        &[(".well-known/acme-challenge/tok-1_ABC", b"site file")],
+    );
+    s.publish("b.example", "r1", &[("index.html", b"B")]);
+    let get = |host: &'static str, path: &'static str| {
+        let mut a = s.resolve(host);
+        a.push(s.http_url(host, path));
+        curl(a)
+    };
+    let g = get("b.example", "/.well-known/acme-challenge/tok-1_ABC").await;
+    assert_eq!((g.status, g.text().as_str()), (200, "tok-1_ABC.thumb"));
+    // Another token of the redirecting site: the redirect as usual.
+    let g = get("b.example", "/.well-known/acme-challenge/other").await;
+    assert_eq!(g.status, 301);
+    // The token under another site's name is that site's business (its file).
+    let g = get("a.example", "/.well-known/acme-challenge/tok-1_ABC").await;
+    assert_eq!((g.status, g.text().as_str()), (200, "site file"));
+    // Validated and removed from the config: back to the redirect.
+    cfg.acme_challenges.clear();
+    s.apply(&cfg);
+    let g = get("b.example", "/.well-known/acme-challenge/tok-1_ABC").await;
+    assert_eq!(g.status, 301);
     s.stop().await;
 }

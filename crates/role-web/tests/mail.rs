@@ -266,6 +266,7 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
         .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     let http = engine.http_addr();

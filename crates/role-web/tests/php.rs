@@ -68,6 +68,7 @@ async fn php_server(domain: &'static str) -> PhpServer {
             .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     let s = Server::start(&cfg).await;
     s.publish(

@@ -160,6 +160,7 @@ async fn adding_and_removing_a_php_site_does_not_disturb_another() {
             .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     let with_b = WebConfig {
         sites: vec![a, site("static.example"), b]
@@ -168,6 +169,7 @@ async fn adding_and_removing_a_php_site_does_not_disturb_another() {
             .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     engine
         .apply(&RoleConfig::Web(only_a.clone()))
@@ -316,6 +318,7 @@ async fn sites_added_one_by_one_share_few_masters_and_a_busy_site_is_never_moved
         sites: vec![a].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     let (status, body) = get(addr, a_dom, "/pid.php").await.unwrap();

@@ -234,6 +234,7 @@ async fn setup(ips: [&'static str; 2], tune: impl FnOnce(&mut proto::agent_v1::W
         sites: vec![shop].into_iter().map(std::sync::Arc::new).collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     for w in [&mut a, &mut b] {
         w.engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();

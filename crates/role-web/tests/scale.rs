@@ -197,6 +197,7 @@ async fn a_web_server_with_many_sites_keeps_its_threads_bounded() {
             .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     let before = engine_threads();
 

@@ -114,6 +114,7 @@ impl Web {
                 .collect(),
             files_origin: None,
             peers,
+            acme_challenges: Vec::new(),
         };
         self.engine.apply(&RoleConfig::Web(cfg)).await.unwrap();
     }

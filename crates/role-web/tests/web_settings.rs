@@ -142,6 +142,7 @@ async fn docroot_php_settings_and_a_neighbour_left_alone() {
             .collect(),
         files_origin: None,
         peers: Vec::new(),
+        acme_challenges: Vec::new(),
     };
     engine.apply(&RoleConfig::Web(cfg.clone())).await.unwrap();
     assert!(engine.rejected().is_empty(), "{:?}", engine.rejected());

@@ -319,6 +319,12 @@ impl TestCluster {
         &self.ca_pem
     }
 
+    /// The controller's `controller.toml` (a test may edit it between
+    /// [`TestCluster::stop_controller`] and [`TestCluster::start_controller`]).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     /// The controller's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

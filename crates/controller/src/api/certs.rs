@@ -135,6 +135,7 @@ fn view(domain: &str, s: Option<&Stored<Secret>>) -> CertificateView {
         domain: domain.to_owned(),
         source: match s {
             Some(s) if s.data.uploaded => "uploaded",
+            Some(s) if crate::acme::is_acme_cert(&s.data) => "acme",
             Some(_) => "internal",
             None => "pending",
         }

@@ -102,6 +102,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(certs::delete_certificate),
         )
         .route(
+            "/v1/sites/{domain}/certificate/acme",
+            get(crate::acme::api::get_status).put(crate::acme::api::put_settings),
+        )
+        .route(
             "/v1/sites/{domain}/content",
             axum::routing::put(crate::deployments::upload),
         )

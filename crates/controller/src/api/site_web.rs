@@ -224,13 +224,13 @@ pub async fn fill_view(
     Ok(())
 }
 
-/// Whether the site's certificate is uploaded (trusted by browsers), the builder's
-/// rule for sending HSTS.
+/// Whether the site's certificate is uploaded or issued by ACME (trusted by
+/// browsers), the builder's rule for sending HSTS.
 async fn trusted_cert(state: &AppState, domain: &str) -> ApiResult<bool> {
     let name = SecretPurpose::SiteCert.store_name(domain);
     Ok(state
         .store
         .get_by_name::<Secret>(store::Scope::All, &name)
         .await?
-        .is_some_and(|s| s.data.uploaded))
+        .is_some_and(|s| s.data.uploaded || crate::acme::is_acme_cert(&s.data)))
 }

@@ -176,6 +176,17 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
                         dirty.web_sites.insert(d.meta.id);
                     }
                 }
+                // A pending HTTP-01 challenge reaches every web server of the
+                // site's cluster (`WebConfig::acme_challenges`), its site entry
+                // unchanged.
+                SecretPurpose::AcmeChallenge => {
+                    if let Some(d) = domain_named(world, subject) {
+                        dirty.placements(d, &[Role::Web]);
+                    }
+                }
+                // The ACME task's bookkeeping: no server carries it.
+                SecretPurpose::AcmeAccount | SecretPurpose::AcmeSite | SecretPurpose::AcmeLease => {
+                }
             }
         }
     }

@@ -265,21 +265,32 @@ fn apply(truth: &mut Truth, inputs: &mut World, op: &Op) {
             },
         )),
         Op::Secret { slot, dkim, v } => {
-            let (purpose, base) = if dkim {
-                (SecretPurpose::Dkim, 100_000)
-            } else {
-                (SecretPurpose::SiteCert, 110_000)
+            let (purpose, base) = match (dkim, v % 4) {
+                (true, _) => (SecretPurpose::Dkim, 100_000),
+                // A pending ACME HTTP-01 challenge (issue 17): web configs only.
+                (false, 3) => (SecretPurpose::AcmeChallenge, 120_000),
+                (false, _) => (SecretPurpose::SiteCert, 110_000),
+            };
+            let public = match purpose {
+                SecretPurpose::AcmeChallenge => format!(
+                    r#"[{{"name":"{}","token":"t{v}","key_authorization":"t{v}.k"}}]"#,
+                    name(slot)
+                ),
+                _ => format!("PUB{v}"),
             };
             truth.put(secret(
                 base + d(slot),
                 purpose,
                 &name(slot),
-                &format!("PUB{v}"),
+                &public,
                 &format!("KEY{v}"),
             ));
         }
         Op::DeleteSecret { slot, dkim } => {
             truth.delete(if dkim { 100_000 } else { 110_000 } + d(slot));
+            if !dkim {
+                truth.delete(120_000 + d(slot));
+            }
         }
         Op::Rank { server, rank } => {
             let id = SERVERS[usize::from(server)];

@@ -57,6 +57,7 @@ impl<'a> Index<'a> {
             sites,
             files_origin: None,
             peers,
+            acme_challenges: self.acme_challenges(server.data.cluster),
         }
     }
 
@@ -85,12 +86,30 @@ impl<'a> Index<'a> {
     }
 
     /// Whether the site's certificate is one browsers trust, so HSTS may be sent:
-    /// uploaded by the customer (later: issued by ACME). Never the internal CA's:
+    /// uploaded by the customer or issued by ACME. Never the internal CA's:
     /// HSTS with it would lock visitors out of the site.
     fn trusted_cert(&self, domain: &str) -> bool {
         self.world
             .secret(SecretPurpose::SiteCert, domain)
-            .is_some_and(|s| s.data.uploaded)
+            .is_some_and(|s| s.data.uploaded || crate::acme::is_acme_cert(&s.data))
+    }
+
+    /// The pending ACME HTTP-01 challenges of the sites placed on web cluster
+    /// `cluster` (issue 17), sorted by token so the config is stable.
+    fn acme_challenges(&self, cluster: Id) -> Vec<proto::agent_v1::AcmeChallenge> {
+        let mut out: Vec<proto::agent_v1::AcmeChallenge> = self
+            .world
+            .acme_challenges()
+            .filter(|s| {
+                self.world
+                    .domain_named(&s.data.subject)
+                    .and_then(|d| d.data.placements.get(&Role::Web))
+                    == Some(&cluster)
+            })
+            .flat_map(|s| crate::acme::challenges_of(&s.data))
+            .collect();
+        out.sort_by(|a, b| a.token.cmp(&b.token));
+        out
     }
 
     /// One site's entry as its web servers carry it.

@@ -760,3 +760,43 @@ fn a_deleted_certificate_leaves_the_tls_cache() {
         "only the deleted and server certs were cached"
     );
 }
+
+/// ACME HTTP-01 (issue 17): a pending challenge secret of a site reaches every web
+/// server of the site's cluster, and no other; a bad secret adds nothing; removed,
+/// it is gone from the configs.
+#[test]
+fn acme_challenges_reach_the_sites_web_cluster_only() {
+    let mut w = world();
+    let tokens = r#"[{"name":"a.example","token":"t1","key_authorization":"t1.k"}]"#;
+    w.upsert(Obj::Secret(secret(
+        700,
+        SecretPurpose::AcmeChallenge,
+        "a.example",
+        tokens,
+        "",
+    )));
+    w.upsert(Obj::Secret(secret(
+        701,
+        SecretPurpose::AcmeChallenge,
+        "us.example",
+        "not json",
+        "",
+    )));
+    let docs = documents(&w);
+    let web = |docs: &BTreeMap<String, DesiredConfig>, name: &str| match &docs[name].role {
+        RoleConfig::Web(w) => w.acme_challenges.clone(),
+        other => panic!("{other:?}"),
+    };
+    for s in ["web-1", "web-2"] {
+        let c = web(&docs, s);
+        assert_eq!(c.len(), 1, "{s}");
+        assert_eq!(
+            (c[0].token.as_str(), c[0].key_authorization.as_str()),
+            ("t1", "t1.k")
+        );
+        assert_eq!(c[0].name, "a.example");
+    }
+    assert!(web(&docs, "web-3").is_empty(), "another cluster's site");
+    w.remove(model::entity::Kind::Secret, 700);
+    assert!(web(&documents(&w), "web-1").is_empty());
+}

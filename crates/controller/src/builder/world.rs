@@ -242,6 +242,9 @@ pub struct World {
     /// config hold one copy of each site's PEMs (at 100,000 sites the world's
     /// strings and a cache of shared copies were two copies, ~100 MB each).
     pub(crate) site_tls: HashMap<Id, TlsMaterial>,
+    /// Ids of the pending ACME HTTP-01 challenge secrets (few, and short-lived),
+    /// so a web server's build finds its cluster's without a scan of every secret.
+    pub(crate) acme_challenges: BTreeSet<Id>,
 }
 
 /// A few ids in ascending order: the secrets of one purpose and subject (one,
@@ -558,6 +561,11 @@ impl World {
         let Obj::Secret(mut s) = obj else {
             return obj;
         };
+        if s.data.purpose == SecretPurpose::AcmeChallenge {
+            self.acme_challenges.insert(s.meta.id);
+        } else {
+            self.acme_challenges.remove(&s.meta.id);
+        }
         if s.data.purpose == SecretPurpose::SiteCert {
             let m = TlsMaterial {
                 cert_pem: std::mem::take(&mut s.data.public).into(),
@@ -568,6 +576,14 @@ impl World {
             self.site_tls.remove(&s.meta.id);
         }
         Obj::Secret(s)
+    }
+
+    /// The pending ACME HTTP-01 challenges (secrets of purpose
+    /// [`SecretPurpose::AcmeChallenge`] entered through [`World::upsert`]).
+    pub fn acme_challenges(&self) -> impl Iterator<Item = &Stored<Secret>> + '_ {
+        self.acme_challenges
+            .iter()
+            .filter_map(|id| self.secrets.get(*id))
     }
 
     /// The certificate and key of site-certificate secret `id`, if it entered
@@ -581,6 +597,7 @@ impl World {
     pub fn remove(&mut self, kind: Kind, id: Id) -> Option<Obj> {
         if kind == Kind::Secret {
             self.site_tls.remove(&id);
+            self.acme_challenges.remove(&id);
         }
         let old = self.remove_unindexed(kind, id);
         if let Some(o) = &old {

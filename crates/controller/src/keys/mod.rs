@@ -42,6 +42,42 @@ pub const DKIM_SELECTOR: &str = "hp1";
 pub const DKIM_ALGORITHM: &str = "ed25519-sha256";
 /// Certificates are re-issued this long (seconds) before they expire.
 pub const RENEW_BEFORE: i64 = 30 * 24 * 3600;
+/// A site certificate issued by ACME ([`crate::acme`]) is left to the ACME task
+/// (renewal, names) and replaced by an internal one only this close (seconds) to
+/// its expiry, when ACME renewal failed all along: an expired certificate is worse.
+pub const ACME_FALLBACK_BEFORE: i64 = 24 * 3600;
+
+/// Whether a secret of this purpose belongs to the ACME task ([`crate::acme`]),
+/// neither wanted nor unwanted here (like spare RSA keys).
+pub fn is_acme_purpose(p: SecretPurpose) -> bool {
+    matches!(
+        p,
+        SecretPurpose::AcmeAccount
+            | SecretPurpose::AcmeSite
+            | SecretPurpose::AcmeChallenge
+            | SecretPurpose::AcmeLease
+    )
+}
+
+/// Whether a stored certificate is due for (re-)issue by this task: never an
+/// uploaded one; an ACME one only near its expiry; an internal one when its names
+/// changed or it expires within [`RENEW_BEFORE`].
+pub(crate) fn cert_stale(
+    have_names: &[String],
+    not_after: Option<i64>,
+    uploaded: bool,
+    acme: bool,
+    want_names: &[String],
+    now: i64,
+) -> bool {
+    if uploaded {
+        return false;
+    }
+    if acme {
+        return not_after.is_some_and(|t| t - now < ACME_FALLBACK_BEFORE);
+    }
+    sorted(have_names) != sorted(want_names) || not_after.is_some_and(|t| t - now < RENEW_BEFORE)
+}
 
 /// One secret that should exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +196,9 @@ pub fn plan(wanted: Vec<Wanted>, existing: &[Stored<Secret>], now: i64) -> Plan 
     // Spare RSA keys are nobody's: neither wanted nor unwanted.
     let existing: Vec<&Stored<Secret>> = existing
         .iter()
-        .filter(|s| s.data.purpose != SecretPurpose::DkimRsaSpare)
+        .filter(|s| {
+            s.data.purpose != SecretPurpose::DkimRsaSpare && !is_acme_purpose(s.data.purpose)
+        })
         .collect();
     let have: HashMap<(SecretPurpose, &str), &Stored<Secret>> = existing
         .iter()
@@ -195,9 +233,14 @@ pub fn plan(wanted: Vec<Wanted>, existing: &[Stored<Secret>], now: i64) -> Plan 
                     SecretPurpose::SiteCert | SecretPurpose::ServerCert
                 );
                 let stale = is_cert
-                    && !s.data.uploaded
-                    && (sorted(&s.data.names) != sorted(&w.names)
-                        || s.data.not_after.is_some_and(|t| t - now < RENEW_BEFORE));
+                    && cert_stale(
+                        &s.data.names,
+                        s.data.not_after,
+                        s.data.uploaded,
+                        crate::acme::is_acme_cert(&s.data),
+                        &w.names,
+                        now,
+                    );
                 if stale {
                     plan.reissue.push((s.meta.id, w));
                 }
@@ -309,6 +352,11 @@ fn make(ca: Option<&Ca>, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyErro
         // Only a rotation makes these (`crate::catalog::rotate`); spares are
         // made in the background ([`crate::dkim_rsa`]).
         SecretPurpose::TsigPrevious | SecretPurpose::DkimRsaSpare => return Ok(None),
+        // The ACME task's own ([`crate::acme`]).
+        SecretPurpose::AcmeAccount
+        | SecretPurpose::AcmeSite
+        | SecretPurpose::AcmeChallenge
+        | SecretPurpose::AcmeLease => return Ok(None),
     };
     Ok(Some(Secret {
         purpose: w.purpose,

@@ -78,9 +78,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..3).prop_map(|slot| Op::DeleteServer { slot }),
         1 => (0u8..2, any::<bool>()).prop_map(|(slot, dns)| Op::Cluster { slot, dns }),
         1 => (0u8..2).prop_map(|slot| Op::DeleteCluster { slot }),
-        3 => (0u8..7, slot.clone(), 0u8..3, 0u8..4, any::<bool>()).prop_map(
+        3 => (0u8..9, slot.clone(), 0u8..3, 0u8..4, any::<bool>()).prop_map(
             |(purpose, slot, names, expiry, uploaded)| Op::Secret { purpose, slot, names, expiry, uploaded }),
-        1 => (0u8..7, slot).prop_map(|(purpose, slot)| Op::DeleteSecret { purpose, slot }),
+        1 => (0u8..9, slot).prop_map(|(purpose, slot)| Op::DeleteSecret { purpose, slot }),
         2 => Just(Op::Execute),
     ]
 }
@@ -152,7 +152,7 @@ fn domain_name(slot: u8) -> String {
     format!("d{slot}.example")
 }
 
-const PURPOSES: [SecretPurpose; 8] = [
+const PURPOSES: [SecretPurpose; 10] = [
     SecretPurpose::SiteCert,
     SecretPurpose::ServerCert,
     SecretPurpose::Dkim,
@@ -160,6 +160,9 @@ const PURPOSES: [SecretPurpose; 8] = [
     SecretPurpose::Tsig,
     SecretPurpose::TsigPrevious,
     SecretPurpose::SiteMail,
+    // The ACME task's: neither wanted nor deleted by the key task.
+    SecretPurpose::AcmeSite,
+    SecretPurpose::AcmeChallenge,
     SecretPurpose::DkimRsaSpare,
 ];
 
@@ -174,6 +177,9 @@ fn subject(purpose: SecretPurpose, slot: u8) -> String {
         SecretPurpose::DkimRsa => domain_name(slot),
         SecretPurpose::Tsig | SecretPurpose::TsigPrevious => format!("c{}", slot % 2),
         SecretPurpose::DkimRsaSpare => format!("spare-{slot}"),
+        SecretPurpose::AcmeSite | SecretPurpose::AcmeChallenge => domain_name(slot),
+        SecretPurpose::AcmeAccount => "platform".into(),
+        SecretPurpose::AcmeLease => "issuer".into(),
     }
 }
 

@@ -55,6 +55,8 @@ struct Have {
     names: Vec<String>,
     not_after: Option<i64>,
     uploaded: bool,
+    /// Issued by ACME ([`crate::acme::is_acme_cert`]).
+    acme: bool,
 }
 
 /// The key task's state: the facts secrets depend on, the stored secrets and the
@@ -244,6 +246,10 @@ impl KeyState {
                 (d.mail && self.site_of.contains_key(id)).then(|| want(Vec::new(), d.owner))
             }
             SecretPurpose::TsigPrevious | SecretPurpose::DkimRsaSpare => None,
+            SecretPurpose::AcmeAccount
+            | SecretPurpose::AcmeSite
+            | SecretPurpose::AcmeChallenge
+            | SecretPurpose::AcmeLease => None,
         }
     }
 
@@ -436,6 +442,10 @@ impl KeyState {
                 self.spares.insert(id);
                 return Ok(());
             }
+            if super::is_acme_purpose(s.data.purpose) {
+                return Ok(());
+            }
+            let acme = crate::acme::is_acme_cert(&s.data);
             let key = (s.data.purpose, s.data.subject);
             self.pending.insert(key.clone());
             self.secret_keys.insert(id, key.clone());
@@ -446,6 +456,7 @@ impl KeyState {
                     names: s.data.names,
                     not_after: s.data.not_after,
                     uploaded: s.data.uploaded,
+                    acme,
                 },
             );
         }
@@ -460,8 +471,5 @@ fn stale(w: &Wanted, h: &Have, now: i64) -> bool {
         w.purpose,
         SecretPurpose::SiteCert | SecretPurpose::ServerCert
     );
-    is_cert
-        && !h.uploaded
-        && (super::sorted(&h.names) != super::sorted(&w.names)
-            || h.not_after.is_some_and(|t| t - now < super::RENEW_BEFORE))
+    is_cert && super::cert_stale(&h.names, h.not_after, h.uploaded, h.acme, &w.names, now)
 }

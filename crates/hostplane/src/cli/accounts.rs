@@ -315,7 +315,9 @@ Examples:
         after_help = "Examples:
   hostplane site cert show example.com
   hostplane site cert upload example.com --cert fullchain.pem --key privkey.pem
-  hostplane site cert delete example.com     # back to the internal CA's certificate"
+  hostplane site cert delete example.com     # back to the internal CA's certificate
+  hostplane site cert status example.com     # the ACME certificate: issuer, expiry, errors
+  hostplane site cert acme example.com --off # keep the internal or uploaded certificate"
     )]
     Cert(SiteCertCmd),
 }
@@ -339,6 +341,23 @@ pub enum SiteCertCmd {
     /// Remove an uploaded certificate; the site gets one from the internal CA again
     #[command(visible_alias = "rm")]
     Delete(DomainArg),
+    /// The site's publicly trusted (ACME) certificate: issuer, expiry, last attempt and error
+    Status(DomainArg),
+    /// Turn ACME on or off for the site (on by default when the controller has `[acme]`)
+    Acme(SiteCertAcme),
+}
+
+/// `site cert acme`.
+#[derive(Debug, Args)]
+pub struct SiteCertAcme {
+    /// Domain name of the site
+    pub domain: String,
+    /// Turn ACME on
+    #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+    pub on: bool,
+    /// Turn ACME off
+    #[arg(long)]
+    pub off: bool,
 }
 
 /// `site cert upload`.

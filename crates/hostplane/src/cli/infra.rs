@@ -75,6 +75,13 @@ pub struct UpArgs {
     /// Seconds to wait for every agent to be up before printing the summary anyway
     #[arg(long, value_name = "S", default_value_t = 120)]
     pub wait_secs: u64,
+    /// ACME directory for publicly trusted site certificates (`letsencrypt`,
+    /// `letsencrypt-staging` or a URL, e.g. Pebble's); sets the controller's `[acme]`
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// Extra roots (PEM) to trust for the ACME server's HTTPS (Pebble's own CA)
+    #[arg(long, value_name = "FILE", requires = "acme_directory")]
+    pub acme_ca_file: Option<PathBuf>,
 }
 
 /// Parse `127.0.0` (three octets inside 127.0.0.0/8).

@@ -155,6 +155,11 @@ async fn site_cert(
             api.delete_site_certificate(&d.domain).await?;
             ctx.out.deleted("certificate of", &d.domain)
         }
+        SiteCertCmd::Status(d) => ctx.out.one(&api.get_site_acme(&d.domain).await?),
+        SiteCertCmd::Acme(a) => {
+            let req = proto::v1::AcmeSettings { enabled: a.on };
+            ctx.out.one(&api.put_site_acme(&a.domain, &req).await?)
+        }
     }
 }
 

@@ -178,6 +178,54 @@ impl Render for proto::v1::CertificateView {
     }
 }
 
+impl Render for proto::v1::AcmeStatusView {
+    const HEADERS: &'static [&'static str] = &[
+        "domain",
+        "status",
+        "serving",
+        "issuer",
+        "expires",
+        "last error",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.domain.clone(),
+            self.status.clone(),
+            self.serving.clone(),
+            self.issuer.clone().unwrap_or_default(),
+            self.not_after.clone().unwrap_or_default(),
+            self.last_error.clone().unwrap_or_default(),
+        ]
+    }
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let mut out = vec![
+            ("domain", self.domain.clone()),
+            (
+                "acme",
+                match (self.configured, self.enabled) {
+                    (false, _) => "not configured on the controller".into(),
+                    (true, true) => "on".into(),
+                    (true, false) => "off for this site".into(),
+                },
+            ),
+            ("status", self.status.clone()),
+            ("serving", self.serving.clone()),
+            ("names", self.names.join(", ")),
+            ("issuer", opt(&self.issuer)),
+            ("expires", opt(&self.not_after)),
+            ("renews", opt(&self.renew_at)),
+            ("last attempt", opt(&self.last_attempt)),
+            ("last error", opt(&self.last_error)),
+            ("next attempt", opt(&self.next_attempt)),
+        ];
+        for l in &self.left_out {
+            out.push(("left out", format!("{}: {}", l.name, l.reason)));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

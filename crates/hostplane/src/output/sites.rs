@@ -78,7 +78,7 @@ fn hsts(on: bool, active: bool) -> String {
     match (on, active) {
         (false, _) => "off".into(),
         (true, true) => "on (sent: the certificate is trusted)".into(),
-        (true, false) => "on, not sent: the site has no uploaded certificate".into(),
+        (true, false) => "on, not sent: the site has no uploaded or ACME certificate".into(),
     }
 }
 

@@ -534,6 +534,19 @@ fn write_run_config(data_dir: &Path, state: &UpState, args: &UpArgs) -> anyhow::
     let mut config = ControllerConfig::load(&state.config)
         .with_context(|| format!("cannot load {}", state.config.display()))?;
     config.listen = args.listen;
+    if let Some(dir) = &args.acme_directory {
+        let ca_file = match &args.acme_ca_file {
+            Some(p) => Some(std::path::absolute(p)?),
+            None => None,
+        };
+        config.acme = Some(controller::acme::AcmeConfig {
+            directory: dir.clone(),
+            email: None,
+            ca_file,
+            eab_kid: None,
+            eab_hmac_key: None,
+        });
+    }
     config.health.heartbeat_interval_ms = args.health_interval_ms;
     config.health.probe_timeout_ms = (args.health_interval_ms / 2).clamp(50, 500);
     let privileged = topology::privileged();

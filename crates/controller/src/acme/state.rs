@@ -1,0 +1,209 @@
+//! A site's ACME state as stored (the JSON `public` of its
+//! [`model::entity::SecretPurpose::AcmeSite`] secret) and the pure decisions over
+//! it: is the site due for an order, when to renew, how long to back off.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a site's ACME certificate stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not ordered yet (the site serves its internal certificate).
+    #[default]
+    Pending,
+    /// An order is under way.
+    Ordering,
+    /// Issued and served.
+    Valid,
+    /// The last attempt failed; retried at `next_attempt`.
+    Failed,
+    /// The customer's uploaded certificate is served; ACME leaves the site alone.
+    Uploaded,
+    /// ACME is turned off for this site.
+    Disabled,
+}
+
+/// A name left out of an order, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    /// The name.
+    pub name: String,
+    /// Why (a sentence for people).
+    pub reason: String,
+}
+
+/// One site's ACME state (unix seconds throughout).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SiteAcme {
+    /// Where it stands.
+    pub status: Status,
+    /// ACME turned off for this site by its owner.
+    pub disabled: bool,
+    /// The names wanted when the last order was made (domain and aliases), so a
+    /// change of names orders again.
+    pub wanted: Vec<String>,
+    /// The names of the ACME certificate served.
+    pub names: Vec<String>,
+    /// Names the last order left out (did not resolve to the cluster, wildcard …).
+    pub left_out: Vec<LeftOut>,
+    /// The issuer (subject of the certificate's issuer) of the served certificate.
+    pub issuer: Option<String>,
+    /// Validity of the served certificate.
+    pub not_before: Option<i64>,
+    /// Validity of the served certificate.
+    pub not_after: Option<i64>,
+    /// When it is renewed (two thirds of its life, with jitter).
+    pub renew_at: Option<i64>,
+    /// When an order was last attempted.
+    pub last_attempt: Option<i64>,
+    /// When the last attempt ended well.
+    pub last_success: Option<i64>,
+    /// Why the last attempt failed (cleared by a success).
+    pub last_error: Option<String>,
+    /// Failures in a row (backoff).
+    pub failures: u32,
+    /// Not before this time again (backoff, `Retry-After`, rate limits).
+    pub next_attempt: Option<i64>,
+}
+
+/// The kind of certificate a site serves now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// None yet (the key task is about to issue the internal one).
+    None,
+    /// The internal CA's.
+    Internal,
+    /// Issued by ACME.
+    Acme,
+    /// Uploaded by the customer.
+    Uploaded,
+}
+
+/// Whether a site must be ordered (or renewed) now: never with an uploaded
+/// certificate or ACME turned off, never before its backoff ends; then when it
+/// serves no ACME certificate, when its names changed since the last order, or
+/// when its renewal time came.
+pub fn due(state: Option<&SiteAcme>, wanted: &[String], served: Served, now: i64) -> bool {
+    if served == Served::Uploaded {
+        return false;
+    }
+    let Some(s) = state else {
+        return true;
+    };
+    if s.disabled || s.next_attempt.is_some_and(|t| t > now) {
+        return false;
+    }
+    if served != Served::Acme {
+        return true;
+    }
+    sorted(&s.wanted) != sorted(wanted) || s.renew_at.is_none_or(|t| t <= now)
+}
+
+fn sorted(v: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = v.iter().map(String::as_str).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// When to renew a certificate valid from `not_before` to `not_after`: at two
+/// thirds of its lifetime, moved by a jitter of up to a twentieth of the lifetime
+/// either way, fixed per `seed` (the domain) so every controller computes the
+/// same time and renewals of many sites spread out.
+pub fn renew_at(not_before: i64, not_after: i64, seed: &str) -> i64 {
+    let life = (not_after - not_before).max(0);
+    let base = not_before + life * 2 / 3;
+    let spread = life / 20;
+    if spread == 0 {
+        return base;
+    }
+    let h = blake3::hash(seed.as_bytes());
+    let x = i64::from(u32::from_le_bytes([
+        h.as_bytes()[0],
+        h.as_bytes()[1],
+        h.as_bytes()[2],
+        h.as_bytes()[3],
+    ]));
+    base + (x % (2 * spread + 1)) - spread
+}
+
+/// First retry after this many seconds; doubled per failure in a row.
+pub const BACKOFF_BASE: i64 = 60;
+/// Longest backoff (seconds).
+pub const BACKOFF_MAX: i64 = 6 * 3600;
+/// Wait after a CA's rate-limit answer without `Retry-After` (seconds).
+pub const RATE_LIMITED_WAIT: i64 = 3600;
+
+/// Seconds to wait after `failures` failures in a row (the newest included);
+/// `retry_after` (seconds from now) when the CA said so, and at least
+/// [`RATE_LIMITED_WAIT`] when it refused for a rate limit.
+pub fn backoff(failures: u32, rate_limited: bool, retry_after: Option<i64>) -> i64 {
+    let shift = failures.saturating_sub(1).min(20);
+    let mut wait = BACKOFF_BASE.saturating_mul(1 << shift).min(BACKOFF_MAX);
+    if rate_limited {
+        wait = wait.max(RATE_LIMITED_WAIT);
+    }
+    if let Some(r) = retry_after {
+        wait = wait.max(r);
+    }
+    wait
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn due_rules() {
+        let w = names(&["a.example", "www.a.example"]);
+        assert!(due(None, &w, Served::Internal, 10));
+        assert!(
+            !due(None, &w, Served::Uploaded, 10),
+            "uploaded is never replaced"
+        );
+        let mut s = SiteAcme {
+            wanted: w.clone(),
+            renew_at: Some(100),
+            ..SiteAcme::default()
+        };
+        assert!(!due(Some(&s), &w, Served::Acme, 10));
+        assert!(due(Some(&s), &w, Served::Acme, 100), "renewal time");
+        assert!(due(Some(&s), &w, Served::Internal, 10), "no ACME cert yet");
+        let more = names(&["a.example", "www.a.example", "b.example"]);
+        assert!(due(Some(&s), &more, Served::Acme, 10), "names changed");
+        s.next_attempt = Some(50);
+        assert!(!due(Some(&s), &more, Served::Acme, 10), "backing off");
+        assert!(due(Some(&s), &more, Served::Acme, 50));
+        s.disabled = true;
+        assert!(!due(Some(&s), &more, Served::Internal, 60), "turned off");
+    }
+
+    #[test]
+    fn renewal_two_thirds_with_bounded_jitter() {
+        let day = 86_400;
+        for seed in ["a.example", "b.example", "c.example", "x"] {
+            let t = renew_at(0, 90 * day, seed);
+            assert!((55 * day..=65 * day).contains(&t), "{seed}: {t}");
+            assert_eq!(t, renew_at(0, 90 * day, seed), "stable per site");
+        }
+        assert_ne!(
+            renew_at(0, 90 * day, "a.example"),
+            renew_at(0, 90 * day, "b.example")
+        );
+        assert_eq!(renew_at(0, 3, "a"), 2);
+    }
+
+    #[test]
+    fn backoff_doubles_capped_and_honours_the_ca() {
+        assert_eq!(backoff(1, false, None), 60);
+        assert_eq!(backoff(2, false, None), 120);
+        assert_eq!(backoff(40, false, None), BACKOFF_MAX);
+        assert_eq!(backoff(1, true, None), RATE_LIMITED_WAIT);
+        assert_eq!(backoff(1, false, Some(900)), 900);
+    }
+}

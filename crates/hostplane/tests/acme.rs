@@ -1,0 +1,312 @@
+//! ACME end to end (issue 17) against a real ACME server, Debian's Pebble: the
+//! controller orders a site's certificate, both web servers of the site's cluster
+//! answer the HTTP-01 challenge, Pebble validates it for real (resolving the site's
+//! name through our own DNS server, `-dnsserver`, and fetching the token from our
+//! web engine), and every web server then serves the Pebble-issued chain, checked
+//! by `curl --cacert <Pebble's root>`. A dangling alias is left out and reported.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use proto::v1::{CreateDomain, CreateSite};
+use testkit::{Options, TestCluster};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hostplane");
+const T: Duration = Duration::from_secs(30);
+const PEBBLE: &str = "/usr/bin/pebble";
+
+/// Pebble as a child process, killed (and reaped) on drop.
+struct Pebble {
+    child: Child,
+    dir: tempfile::TempDir,
+    api: SocketAddr,
+    mgmt: SocketAddr,
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pebble {
+    /// The CA of Pebble's own HTTPS certificate.
+    fn tls_ca(&self) -> PathBuf {
+        self.dir.path().join("pebble-tls-ca.pem")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
+    }
+}
+
+/// A free TCP port on `ip` (bound then released).
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start Pebble on 127.0.0.1 with its own HTTPS certificate (made here), validating
+/// HTTP-01 on `http_port` and resolving names through `dns`.
+async fn start_pebble(http_port: u16, dns: SocketAddr) -> Pebble {
+    assert!(
+        Path::new(PEBBLE).exists(),
+        "{PEBBLE} is missing: apt-get install pebble (scripts/test installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Pebble's own HTTPS: a leaf for 127.0.0.1 signed by a CA of this test (the
+    // controller trusts the CA through `[acme] ca_file`).
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pebble test TLS CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.path().join("pebble-tls-ca.pem"), ca.as_ref().pem()).unwrap();
+    std::fs::write(dir.path().join("pebble-tls.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("pebble-tls.key"), key.serialize_pem()).unwrap();
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .unwrap();
+    let mgmt: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .unwrap();
+    let config = serde_json::json!({
+        "pebble": {
+            "listenAddress": api.to_string(),
+            "managementListenAddress": mgmt.to_string(),
+            "certificate": dir.path().join("pebble-tls.pem"),
+            "privateKey": dir.path().join("pebble-tls.key"),
+            "httpPort": http_port,
+            "tlsPort": free_port("127.0.0.1"),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false
+        }
+    });
+    let cfg = dir.path().join("pebble.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let log = std::fs::File::create(dir.path().join("pebble.log")).unwrap();
+    let child = Command::new(PEBBLE)
+        .arg("-config")
+        .arg(&cfg)
+        .arg("-dnsserver")
+        .arg(dns.to_string())
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_WFE_NONCEREJECT", "0")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pebble = Pebble {
+        child,
+        dir,
+        api,
+        mgmt,
+    };
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(api).await.is_ok() {
+            return pebble;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("pebble did not listen on {api}:\n{}", pebble.log());
+}
+
+/// `ip:port` after the word `word` in a server's first engine's health detail
+/// (`on http 127.0.0.11:80`, `serving N zones … on IP:PORT`).
+async fn engine_addr(c: &TestCluster, server: &str, word: &str) -> Option<SocketAddr> {
+    let view = c.server(server).await.ok()?;
+    let detail = &view.engines.first()?.detail;
+    let mut words = detail.split_whitespace();
+    words.find(|w| *w == word)?;
+    let next = words.next()?;
+    let next = if next == "on" { words.next()? } else { next };
+    next.trim_end_matches([';', ',']).parse().ok()
+}
+
+/// `curl` to `https://<host>/` at `addr`, trusting only `root`; (exit code, stderr).
+fn curl_https(addr: SocketAddr, host: &str, root: &Path) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--max-time", "5", "--cacert"])
+        .arg(root)
+        .arg("--resolve")
+        .arg(format!("{host}:{}:{}", addr.port(), addr.ip()))
+        .arg(format!("https://{host}:{}/", addr.port()))
+        .output()
+        .expect("`curl` not found: install curl (scripts/test does)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_chain() {
+    let mut c = TestCluster::start(BIN, Options::default()).await.unwrap();
+    for (name, role) in [
+        ("web-a", "web"),
+        ("dns-1", "dns"),
+        ("mail-1", "mail"),
+        ("files-1", "files"),
+    ] {
+        c.add_cluster(name, role, true).await.unwrap();
+    }
+    c.add_customer("acme").await.unwrap();
+    c.add_agent("ns1", "dns-1", "GB").await.unwrap();
+    c.add_agent("w1", "web-a", "GB").await.unwrap();
+    c.add_agent("w2", "web-a", "GB").await.unwrap();
+    for n in ["ns1", "w1", "w2"] {
+        c.wait_converged(n, T).await.unwrap();
+    }
+    let mut addrs = Vec::new();
+    for (server, word) in [
+        ("ns1", "on"),
+        ("w1", "http"),
+        ("w2", "http"),
+        ("w1", "https"),
+        ("w2", "https"),
+    ] {
+        c.wait_until("engine address", T, async |c| {
+            Ok(engine_addr(c, server, word).await.is_some())
+        })
+        .await
+        .unwrap();
+        addrs.push(engine_addr(&c, server, word).await.unwrap());
+    }
+    let (dns, w1, w2, w1s, w2s) = (addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]);
+    assert_eq!(w1.port(), w2.port(), "pebble validates HTTP-01 on one port");
+    let pebble = start_pebble(w1.port(), dns).await;
+
+    // The controller with `[acme]` pointed at Pebble and our DNS as its resolver.
+    c.stop_controller().unwrap();
+    let mut config = controller::config::ControllerConfig::load(c.config_path()).unwrap();
+    config.acme = Some(controller::acme::AcmeConfig {
+        directory: format!("https://{}/dir", pebble.api),
+        email: Some("hostmaster@hosting.test".into()),
+        ca_file: Some(pebble.tls_ca()),
+        eab_kid: None,
+        eab_hmac_key: None,
+    });
+    config.names.resolver = Some(dns);
+    std::fs::write(c.config_path(), config.to_toml().unwrap()).unwrap();
+    c.start_controller().await.unwrap();
+
+    c.admin()
+        .create_domain(&CreateDomain {
+            name: "shop.test".into(),
+            customer: Some("acme".into()),
+            clusters: None,
+        })
+        .await
+        .unwrap();
+    c.admin()
+        .create_site(&CreateSite {
+            domain: "shop.test".into(),
+            // `www` resolves to the web servers; `old` resolves nowhere.
+            aliases: Some(vec!["www.shop.test".into(), "old.shop.test".into()]),
+            php: None,
+            mode: Some("all".into()),
+            https_redirect: Some(true),
+        })
+        .await
+        .unwrap();
+
+    let api = c.admin().clone();
+    let issued = c
+        .wait_until(
+            "the ACME certificate is issued",
+            Duration::from_secs(120),
+            async |_| {
+                let s = api.get_site_acme("shop.test").await?;
+                anyhow::ensure!(s.status != "failed", "ACME failed: {s:?}");
+                Ok(s.status == "valid" && s.serving == "acme")
+            },
+        )
+        .await;
+    let status = api.get_site_acme("shop.test").await.unwrap();
+    assert!(
+        issued.is_ok(),
+        "{issued:?}\nstatus: {status:?}\npebble:\n{}",
+        pebble.log()
+    );
+    let mut names = status.names.clone();
+    names.sort();
+    assert_eq!(names, ["shop.test", "www.shop.test"]);
+    assert_eq!(status.left_out.len(), 1, "{status:?}");
+    assert_eq!(status.left_out[0].name, "old.shop.test");
+    assert!(
+        status.left_out[0].reason.contains("does not resolve"),
+        "{status:?}"
+    );
+    assert!(
+        status.issuer.as_deref().unwrap_or("").contains("Pebble"),
+        "{status:?}"
+    );
+    assert!(status.last_error.is_none(), "{status:?}");
+
+    // Pebble's root, from its management endpoint (served with its own TLS cert).
+    let http = testkit::reqwest::Client::builder()
+        .add_root_certificate(
+            testkit::reqwest::Certificate::from_pem(&std::fs::read(pebble.tls_ca()).unwrap())
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let root = http
+        .get(format!("https://{}/roots/0", pebble.mgmt))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let root_path = pebble.dir.path().join("pebble-root.pem");
+    std::fs::write(&root_path, root).unwrap();
+    // Both web servers serve the Pebble-issued chain, for both names.
+    for addr in [w1s, w2s] {
+        for host in ["shop.test", "www.shop.test"] {
+            c.wait_until("the ACME chain is served", T, async |_| {
+                Ok(curl_https(addr, host, &root_path).0 == 0)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{host} at {addr}: {e} {:?}",
+                    curl_https(addr, host, &root_path)
+                )
+            });
+        }
+    }
+    // The controller's internal CA does not verify it any more (it is not its cert).
+    let ca = pebble.dir.path().join("internal-ca.pem");
+    std::fs::write(&ca, c.ca_pem()).unwrap();
+    assert_ne!(curl_https(w1s, "shop.test", &ca).0, 0);
+    // The tokens are gone from the web servers' configs once validated.
+    c.wait_until("challenge tokens removed", T, async |c| {
+        Ok(match c.agent_desired("w1")?.map(|d| d.role) {
+            Some(proto::agent_v1::RoleConfig::Web(w)) => w.acme_challenges.is_empty(),
+            _ => false,
+        })
+    })
+    .await
+    .unwrap();
+    // `site cert show` names the source; the event is recorded.
+    let cert = api.get_site_certificate("shop.test").await.unwrap();
+    assert_eq!(cert.source, "acme");
+    drop(pebble);
+}

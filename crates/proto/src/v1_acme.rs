@@ -1,0 +1,63 @@
+//! REST bodies of a site's ACME certificate (issue 17):
+//! `GET /v1/sites/{domain}/certificate/acme` and its `PUT` (turn ACME off or on).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where a site's publicly trusted certificate stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AcmeStatusView {
+    /// The site's domain.
+    pub domain: String,
+    /// Whether the controller has `[acme]` configured at all.
+    pub configured: bool,
+    /// Whether ACME is on for this site (on by default).
+    pub enabled: bool,
+    /// `pending`, `ordering`, `valid`, `failed`, `uploaded` (the customer's
+    /// certificate is kept) or `disabled`.
+    pub status: String,
+    /// The certificate the site serves now: `acme`, `internal`, `uploaded` or
+    /// `pending`.
+    pub serving: String,
+    /// Names of the ACME certificate.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Names left out of the last order, each with the reason.
+    #[serde(default)]
+    pub left_out: Vec<AcmeLeftOut>,
+    /// Issuer of the ACME certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Its expiry (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// When it is renewed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_at: Option<String>,
+    /// The last attempt (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<String>,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The next attempt after a failure (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
+}
+
+/// A name left out of an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AcmeLeftOut {
+    /// The name.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Body of `PUT /v1/sites/{domain}/certificate/acme`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSettings {
+    /// Order and renew a publicly trusted certificate for the site.
+    pub enabled: bool,
+}
