@@ -13,14 +13,14 @@
 //! A blob is served only to a server whose current config (or the one just before
 //! it) refers to it: a web server can never fetch another cluster's keys.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use proto::agent_delta::{digest, split, Item, SplitChanges};
-use proto::agent_v1::DesiredConfig;
+use proto::agent_v1::{DesiredConfig, RoleConfig, WebSite};
 
 use crate::agent_api::AgentIdentity;
 use crate::error::{ApiError, ApiResult};
@@ -62,9 +62,10 @@ fn blob_key(hash: &str) -> BlobKey {
     *blake3::hash(b).as_bytes()
 }
 
-/// One item as sent: its JSON, content hash and the blobs it refers to.
+/// One item as sent: its id, JSON, content hash and the blobs it refers to.
 #[derive(Debug)]
 struct StoredItem {
+    id: Box<str>,
     hash: [u8; 32],
     json: Box<str>,
     blobs: Box<[BlobKey]>,
@@ -74,6 +75,7 @@ impl StoredItem {
     fn of(item: &Item) -> Self {
         let json = serde_json::to_string(item).unwrap_or_default();
         StoredItem {
+            id: item.id.as_str().into(),
             hash: *blake3::hash(json.as_bytes()).as_bytes(),
             json: json.into(),
             blobs: item.blobs.values().map(|h| blob_key(h)).collect(),
@@ -117,6 +119,24 @@ impl Shared {
         Arc::clone(bytes)
     }
 
+    /// How blob `hash` of item `id` (its field `field`, content `bytes`) of
+    /// `doc` is held: as the web site whose `tls` field it is when that site
+    /// serializes to exactly these bytes (the PEMs are the world's shared
+    /// strings, so nothing is copied), else as the one shared copy of the bytes.
+    fn body(
+        &mut self,
+        hash: BlobKey,
+        doc: &DesiredConfig,
+        id: &str,
+        field: &str,
+        bytes: &Arc<[u8]>,
+    ) -> Body {
+        if let Some(site) = tls_site(doc, id, field, bytes) {
+            return Body::Tls(site);
+        }
+        Body::Bytes(self.blob(hash, bytes))
+    }
+
     /// Forget the items and blobs no tracker holds any more, once there are as
     /// many entries again as after the last sweep (amortized O(1) per entry).
     pub fn sweep(&mut self) {
@@ -151,10 +171,118 @@ impl Shared {
     }
 }
 
+/// Where a blob's content is held.
+#[derive(Debug, Clone)]
+enum Body {
+    /// The content itself (shared between trackers through [`Shared`]).
+    Bytes(Arc<[u8]>),
+    /// A web site's `tls` field, serialized again when served: its PEMs are
+    /// `World::site_tls`'s strings, which the web configs share, so the
+    /// controller holds no second copy of every site's certificate and key as
+    /// blob JSON (~100 MB at 100,000 sites). Only made when the site's `tls`
+    /// serializes to the very bytes the blob's hash was taken of.
+    Tls(Arc<WebSite>),
+}
+
+impl Body {
+    /// Point a TLS body at `doc`'s entry of the same site when that carries the
+    /// same material, so a site whose other fields changed does not keep its
+    /// previous entry alive through the blob.
+    fn refresh(&mut self, doc: &DesiredConfig, id: &str) {
+        let Body::Tls(held) = self else { return };
+        if let Some(site) = site_of(doc, id) {
+            if !Arc::ptr_eq(held, site) && site.tls.is_some() && site.tls == held.tls {
+                *held = Arc::clone(site);
+            }
+        }
+    }
+
+    /// The blob's content (the JSON the agent asked for by hash).
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Body::Bytes(b) => b.to_vec(),
+            Body::Tls(site) => tls_json(site).unwrap_or_default(),
+        }
+    }
+}
+
+/// The JSON of a web site's `tls` field as [`proto::agent_delta::split`] makes
+/// it (through a `serde_json::Value`, as split does); `None` without TLS.
+fn tls_json(site: &WebSite) -> Option<Vec<u8>> {
+    let tls = site.tls.as_ref()?;
+    let value = serde_json::to_value(tls).ok()?;
+    serde_json::to_vec(&value).ok()
+}
+
+/// The site of `doc` whose `tls` field is blob `bytes` of item `id`, if the
+/// blob is that field of a web site's item (`sites/DOMAIN`) and the site
+/// serializes to exactly these bytes.
+fn tls_site(doc: &DesiredConfig, id: &str, field: &str, bytes: &[u8]) -> Option<Arc<WebSite>> {
+    if field != "tls" {
+        return None;
+    }
+    let site = site_of(doc, id)?;
+    (tls_json(site)?.as_slice() == bytes).then(|| Arc::clone(site))
+}
+
+/// The web site of `doc` that item `id` (`sites/DOMAIN`) is, if any.
+fn site_of<'a>(doc: &'a DesiredConfig, id: &str) -> Option<&'a Arc<WebSite>> {
+    let RoleConfig::Web(web) = &doc.role else {
+        return None;
+    };
+    let domain = id.strip_prefix("sites/")?;
+    // The builder sorts sites by domain; a list that is not sorted is searched.
+    match web
+        .sites
+        .binary_search_by(|s| s.domain.as_str().cmp(domain))
+    {
+        Ok(i) => Some(&web.sites[i]),
+        Err(_) => web.sites.iter().find(|s| s.domain == domain),
+    }
+}
+
+/// A server's item, ordered and looked up by its id (`Borrow<str>`): a
+/// server's item set holds one pointer per item, not an id string of its own
+/// beside it (50 web servers of 10,000 sites each: 500,000 ids).
+#[derive(Debug, Clone)]
+struct ItemRef(Arc<StoredItem>);
+
+impl ItemRef {
+    fn id(&self) -> &str {
+        &self.0.id
+    }
+}
+
+impl std::borrow::Borrow<str> for ItemRef {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
+impl PartialEq for ItemRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ItemRef {}
+
+impl PartialOrd for ItemRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ItemRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.id.cmp(&other.0.id)
+    }
+}
+
 /// A blob with the number of items referring to it.
 #[derive(Debug, Clone)]
 struct Blob {
-    bytes: Arc<[u8]>,
+    body: Body,
     refs: u32,
 }
 
@@ -169,11 +297,11 @@ pub struct Tracked {
     revision: i64,
     /// `None` when the config could not be split (never expected): then deltas are
     /// answered with the whole document.
-    items: Option<BTreeMap<String, Arc<StoredItem>>>,
+    items: Option<BTreeSet<ItemRef>>,
     blobs: HashMap<BlobKey, Blob>,
     /// Blobs the previous revision had and this one dropped, still served so an
     /// agent applying the previous delta can finish.
-    retired: HashMap<BlobKey, Arc<[u8]>>,
+    retired: HashMap<BlobKey, Body>,
     digest: String,
     /// `(revision, ids changed to reach it)`, oldest first.
     history: VecDeque<(i64, Arc<[String]>)>,
@@ -185,7 +313,7 @@ impl std::fmt::Debug for Tracked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tracked")
             .field("revision", &self.revision)
-            .field("items", &self.items.as_ref().map(BTreeMap::len))
+            .field("items", &self.items.as_ref().map(BTreeSet::len))
             .field("blobs", &self.blobs.len())
             .field("base", &self.base)
             .finish_non_exhaustive()
@@ -198,24 +326,20 @@ impl Tracked {
     pub fn new(doc: &DesiredConfig, prev: Option<&Tracked>, shared: &mut Shared) -> Self {
         let (items, blobs) = match split(&doc.role) {
             Ok(s) => {
-                let items: BTreeMap<String, Arc<StoredItem>> = s
+                let items: BTreeSet<ItemRef> = s
                     .items
-                    .iter()
-                    .map(|(id, item)| (id.clone(), shared.item(item)))
+                    .values()
+                    .map(|item| ItemRef(shared.item(item)))
                     .collect();
-                let mut blobs: HashMap<BlobKey, Blob> = s
-                    .blobs
-                    .into_iter()
-                    .map(|(h, bytes)| {
-                        let key = blob_key(&h);
-                        let bytes = shared.blob(key, &bytes);
-                        (key, Blob { bytes, refs: 0 })
-                    })
-                    .collect();
-                for item in items.values() {
-                    for h in item.blobs.iter() {
-                        if let Some(b) = blobs.get_mut(h) {
+                let mut blobs: HashMap<BlobKey, Blob> = HashMap::with_capacity(s.blobs.len());
+                for (id, item) in &s.items {
+                    for (field, name) in &item.blobs {
+                        let key = blob_key(name);
+                        if let Some(b) = blobs.get_mut(&key) {
                             b.refs += 1;
+                        } else if let Some(bytes) = s.blobs.get(name) {
+                            let body = shared.body(key, doc, id, field, bytes);
+                            blobs.insert(key, Blob { body, refs: 1 });
                         }
                     }
                 }
@@ -242,15 +366,19 @@ impl Tracked {
         };
         let mut changed: Vec<String> = new
             .iter()
-            .filter(|(id, s)| old.get(*id).map(|o| o.hash) != Some(s.hash))
-            .map(|(id, _)| id.clone())
+            .filter(|s| old.get(s.id()).map(|o| o.0.hash) != Some(s.0.hash))
+            .map(|s| s.id().to_owned())
             .collect();
-        changed.extend(old.keys().filter(|id| !new.contains_key(*id)).cloned());
+        changed.extend(
+            old.iter()
+                .filter(|o| !new.contains(o.id()))
+                .map(|o| o.id().to_owned()),
+        );
         t.retired = prev
             .blobs
             .iter()
             .filter(|(h, _)| !t.blobs.contains_key(*h))
-            .map(|(h, b)| (*h, Arc::clone(&b.bytes)))
+            .map(|(h, b)| (*h, b.body.clone()))
             .collect();
         t.history = prev.history.clone();
         t.base = prev.base;
@@ -274,24 +402,28 @@ impl Tracked {
         let mut changed = Vec::with_capacity(upserts.items.len() + removals.len());
         let mut released: Vec<Arc<StoredItem>> = Vec::new();
         for id in removals {
-            if let Some(old) = items.remove(&id) {
+            if let Some(ItemRef(old)) = items.take(id.as_str()) {
                 released.push(old);
                 changed.push(id);
             }
         }
         for (id, item) in &upserts.items {
             let stored = shared.item(item);
-            if items.get(id).is_some_and(|o| o.hash == stored.hash) {
+            if items
+                .get(id.as_str())
+                .is_some_and(|o| o.0.hash == stored.hash)
+            {
                 continue;
             }
-            for (name, h) in item.blobs.values().zip(stored.blobs.iter()) {
+            for ((field, name), h) in item.blobs.iter().zip(stored.blobs.iter()) {
                 if let Some(b) = self.blobs.get_mut(h) {
                     b.refs += 1;
+                    b.body.refresh(doc, id);
                 } else if let Some(bytes) = upserts.blobs.get(name) {
                     self.blobs.insert(
                         *h,
                         Blob {
-                            bytes: shared.blob(*h, bytes),
+                            body: shared.body(*h, doc, id, field, bytes),
                             refs: 1,
                         },
                     );
@@ -299,7 +431,7 @@ impl Tracked {
                     tracing::error!(item = %id, blob = %name, "a changed item's blob is missing");
                 }
             }
-            if let Some(old) = items.insert(id.clone(), stored) {
+            if let Some(ItemRef(old)) = items.replace(ItemRef(stored)) {
                 released.push(old);
             }
             changed.push(id.clone());
@@ -311,7 +443,7 @@ impl Tracked {
                     b.refs = b.refs.saturating_sub(1);
                     if b.refs == 0 {
                         if let Some(b) = self.blobs.remove(h) {
-                            retired.insert(*h, b.bytes);
+                            retired.insert(*h, b.body);
                         }
                     }
                 }
@@ -327,7 +459,7 @@ impl Tracked {
     fn compute_digest(&self) -> String {
         self.items
             .as_ref()
-            .map(|i| digest(i.iter().map(|(id, s)| (id.as_str(), &s.hash))))
+            .map(|i| digest(i.iter().map(|s| (s.id(), &s.0.hash))))
             .unwrap_or_default()
     }
 
@@ -374,13 +506,13 @@ impl Tracked {
             let mut rm = Vec::new();
             for id in ids {
                 match items.get(id) {
-                    Some(s) => up.push(&*s.json),
+                    Some(s) => up.push(&*s.0.json),
                     None => rm.push(id),
                 }
             }
             (after, up, rm)
         } else {
-            (0, items.values().map(|s| &*s.json).collect(), Vec::new())
+            (0, items.iter().map(|s| &*s.0.json).collect(), Vec::new())
         };
         let len: usize = upserts.iter().map(|j| j.len() + 1).sum();
         let mut out = String::with_capacity(len + 512);
@@ -405,13 +537,13 @@ impl Tracked {
     }
 
     /// The content of blob `hash`, if this config (or the previous one) refers to it.
-    pub fn blob(&self, hash: &str) -> Option<Arc<[u8]>> {
+    pub fn blob(&self, hash: &str) -> Option<Vec<u8>> {
         let key = blob_key(hash);
         self.blobs
             .get(&key)
-            .map(|b| &b.bytes)
+            .map(|b| &b.body)
             .or_else(|| self.retired.get(&key))
-            .cloned()
+            .map(Body::bytes)
     }
 }
 
@@ -431,7 +563,7 @@ pub async fn blob(
         Some(bytes) => Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
-            bytes.to_vec(),
+            bytes,
         )
             .into_response()),
         None => Err(ApiError::not_found(format!(
@@ -441,325 +573,5 @@ pub async fn blob(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::agent_delta::{join, ConfigDelta, Item};
-    use proto::agent_v1::{RoleConfig, ServerIdentity, TlsMaterial, WebConfig, WebSite};
-
-    fn hex(k: &BlobKey) -> String {
-        k.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    #[test]
-    fn blob_keys_are_the_hashes_bytes() {
-        let h = blake3::hash(b"x");
-        assert_eq!(blob_key(&h.to_hex()), *h.as_bytes());
-        assert_eq!(hex(&blob_key(&h.to_hex())), h.to_hex().as_str());
-        // Anything else is keyed by its own hash, alike each time.
-        assert_eq!(blob_key("not-hex"), blob_key("not-hex"));
-        assert_ne!(blob_key("not-hex"), blob_key("not-hey"));
-    }
-
-    fn doc(revision: i64, sites: &[&str]) -> DesiredConfig {
-        DesiredConfig {
-            format: proto::agent_v1::CONFIG_FORMAT,
-            revision,
-            server: ServerIdentity {
-                name: "web-1".into(),
-                role: "web".into(),
-                cluster: "web-eu".into(),
-                rank: 0,
-                addresses: vec![],
-                hostname: "web-1.example".into(),
-            },
-            role: RoleConfig::Web(WebConfig {
-                sites: sites
-                    .iter()
-                    .map(|d| WebSite {
-                        docroot: None,
-                        hsts: false,
-                        php_version: None,
-                        php_ini: Default::default(),
-                        mail: None,
-                        cron: None,
-                        domain: (*d).into(),
-                        aliases: vec![],
-                        php: false,
-                        mode: model::PlacementMode::All,
-                        active: true,
-                        https_redirect: false,
-                        tls: Some(TlsMaterial {
-                            cert_pem: format!("CERT {d} {}", "c".repeat(600)).into(),
-                            key_pem: format!("KEY {d} {}", "k".repeat(300)).into(),
-                        }),
-                        files_origin: None,
-                        local_paths: Vec::new(),
-                        quota_mb: 0,
-                    })
-                    .map(std::sync::Arc::new)
-                    .collect(),
-                files_origin: None,
-                peers: Vec::new(),
-                acme_challenges: Vec::new(),
-            }),
-        }
-    }
-
-    /// What an agent does: apply the answer to its items, fetch blobs, join.
-    fn apply(
-        items: &mut BTreeMap<String, Item>,
-        answer: &str,
-        t: &Tracked,
-    ) -> (ConfigDelta, RoleConfig) {
-        let d: ConfigDelta = serde_json::from_str(answer).unwrap();
-        if d.is_snapshot() {
-            items.clear();
-        }
-        for id in &d.removals {
-            items.remove(id);
-        }
-        for item in &d.upserts {
-            items.insert(item.id.clone(), item.clone());
-        }
-        let got = digest(
-            items
-                .iter()
-                .map(|(id, i)| (id.as_str(), i.hash()))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|(id, h)| (*id, h)),
-        );
-        assert_eq!(got, d.digest);
-        let blobs: HashMap<String, Arc<[u8]>> = items
-            .values()
-            .flat_map(|i| i.blobs.values())
-            .map(|h| (h.clone(), t.blob(h).expect("blob served")))
-            .collect();
-        let role = join(items.values(), |h| blobs.get(h).map(|b| &b[..])).unwrap();
-        (d, role)
-    }
-
-    #[test]
-    fn deltas_and_snapshots_rebuild_the_full_document() {
-        let mut sh = Shared::default();
-        let d1 = doc(5, &["a.example", "b.example"]);
-        let t1 = Tracked::new(&d1, None, &mut sh);
-        let mut items = BTreeMap::new();
-        let (snap, role) = apply(&mut items, &t1.answer(0, &d1), &t1);
-        assert!(snap.is_snapshot());
-        assert_eq!(role, d1.role);
-
-        let d2 = doc(9, &["a.example", "b.example", "c.example"]);
-        let t2 = Tracked::new(&d2, Some(&t1), &mut sh);
-        let d3 = doc(12, &["a.example", "c.example"]);
-        let t3 = Tracked::new(&d3, Some(&t2), &mut sh);
-        // From 5: one site added, one removed; from 9: one removed.
-        let (delta, role) = apply(&mut items.clone(), &t3.answer(5, &d3), &t3);
-        assert_eq!((delta.from, delta.to), (5, 12));
-        assert_eq!(delta.upserts.len(), 1);
-        assert_eq!(delta.removals, ["sites/b.example"]);
-        assert_eq!(role, d3.role);
-        let (d, role) = apply(&mut items, &t2.answer(5, &d2), &t2);
-        assert_eq!(d.upserts[0].id, "sites/c.example");
-        assert_eq!(role, d2.role);
-        let (d, role) = apply(&mut items, &t3.answer(9, &d3), &t3);
-        assert!(d.upserts.is_empty() && d.removals == ["sites/b.example"]);
-        assert_eq!(role, d3.role);
-        // Unknown revisions (restart, another controller, too old) → snapshot.
-        assert!(!t3.knows(7) && !t3.knows(13) && !t3.knows(0));
-        let (d, role) = apply(&mut BTreeMap::new(), &t3.answer(7, &d3), &t3);
-        assert!(d.is_snapshot());
-        assert_eq!(role, d3.role);
-    }
-
-    /// [`Tracked::advance`] with only the changed items gives the very tracker a
-    /// whole split gives: items, digest, answers from every revision, blobs
-    /// (retired ones included).
-    #[test]
-    fn advancing_by_changes_equals_tracking_the_whole_document() {
-        let mut sh = Shared::default();
-        let mut docs = [
-            doc(5, &["a.example", "b.example", "d.example"]),
-            doc(9, &["a.example", "b.example", "c.example", "d.example"]),
-            doc(12, &["a.example", "c.example", "d.example"]),
-            doc(13, &["a.example", "c.example", "d.example"]),
-            doc(20, &[]),
-            doc(21, &["e.example"]),
-        ];
-        // A changed certificate (same site, new blob) at 13.
-        if let RoleConfig::Web(w) = &mut docs[3].role {
-            if let Some(tls) = std::sync::Arc::make_mut(&mut w.sites[1]).tls.as_mut() {
-                tls.key_pem = format!("{}rotated", tls.key_pem).into();
-            }
-        }
-        let mut whole = Tracked::new(&docs[0], None, &mut sh);
-        let mut advanced = Tracked::new(&docs[0], None, &mut sh);
-        for pair in docs.windows(2) {
-            let (old, new) = (&pair[0], &pair[1]);
-            whole = Tracked::new(new, Some(&whole), &mut sh);
-            let changes = proto::agent_delta::split_changes(&old.role, &new.role).unwrap();
-            advanced = advanced.advance(new, changes, &mut sh);
-            assert_eq!(advanced.digest, whole.digest);
-            assert_eq!(advanced.base, whole.base);
-            let ids = |t: &Tracked| {
-                t.history
-                    .iter()
-                    .map(|(r, ids)| {
-                        let mut ids = ids.to_vec();
-                        ids.sort();
-                        (*r, ids)
-                    })
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(ids(&advanced), ids(&whole));
-            for after in [0, 5, 7, 9, 12, 13, 20] {
-                assert_eq!(advanced.answer(after, new), whole.answer(after, new));
-            }
-            let blobs = |t: &Tracked| {
-                let mut b: Vec<(BlobKey, u32)> =
-                    t.blobs.iter().map(|(h, b)| (*h, b.refs)).collect();
-                b.sort();
-                let mut r: Vec<BlobKey> = t.retired.keys().copied().collect();
-                r.sort();
-                (b, r)
-            };
-            assert_eq!(blobs(&advanced), blobs(&whole));
-            let mut items = BTreeMap::new();
-            let (_, role) = apply(&mut items, &advanced.answer(0, new), &advanced);
-            assert_eq!(role, new.role);
-        }
-    }
-
-    /// Wire sizes for a synthetic web server (`HP_DELTA_SITES` sites, default
-    /// 2,000; the report's figures are for 100,000), each with a real ECDSA P-256
-    /// certificate and key from rcgen (varied per site): the whole document, the
-    /// snapshot of items, and what one new site costs as a delta.
-    #[test]
-    fn wire_sizes_of_snapshot_and_one_site_delta() {
-        let mut sh = Shared::default();
-        let n: usize = std::env::var("HP_DELTA_SITES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2_000);
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["site-000000.example".to_string()]).unwrap();
-        let cert = params.self_signed(&key).unwrap().pem();
-        let key = key.serialize_pem();
-        let site = |i: usize| WebSite {
-            docroot: None,
-            hsts: false,
-            php_version: None,
-            php_ini: Default::default(),
-            mail: None,
-            cron: None,
-            domain: format!("site-{i:06}.example"),
-            aliases: vec![format!("www.site-{i:06}.example")],
-            php: i.is_multiple_of(3),
-            mode: model::PlacementMode::All,
-            active: true,
-            https_redirect: true,
-            tls: Some(TlsMaterial {
-                cert_pem: format!("{cert}{i:06}").into(),
-                key_pem: format!("{key}{i:06}").into(),
-            }),
-            files_origin: Some("https://127.0.0.1:7443".into()),
-            local_paths: Vec::new(),
-            quota_mb: 0,
-        };
-        let mut d1 = doc(10, &[]);
-        let mut sites: Vec<std::sync::Arc<WebSite>> = (0..n).map(site).map(Into::into).collect();
-        d1.role = RoleConfig::Web(WebConfig {
-            sites: sites.clone(),
-            files_origin: None,
-            peers: Vec::new(),
-            acme_challenges: Vec::new(),
-        });
-        let t1 = Tracked::new(&d1, None, &mut sh);
-        sites.push(site(n).into());
-        let mut d2 = d1.clone();
-        d2.revision = 11;
-        d2.role = RoleConfig::Web(WebConfig {
-            sites,
-            files_origin: None,
-            peers: Vec::new(),
-            acme_challenges: Vec::new(),
-        });
-        let t2 = Tracked::new(&d2, Some(&t1), &mut sh);
-        let full = serde_json::to_vec(&d2).unwrap().len();
-        let snapshot = t2.answer(0, &d2).len();
-        let delta = t2.answer(10, &d2);
-        let parsed: ConfigDelta = serde_json::from_str(&delta).unwrap();
-        assert_eq!(parsed.upserts.len(), 1);
-        let blob_bytes: usize = parsed.upserts[0]
-            .blobs
-            .values()
-            .map(|h| t2.blob(h).unwrap().len())
-            .sum();
-        let per_change = delta.len() + blob_bytes;
-        println!(
-            "sites={} full_doc_bytes={full} snapshot_bytes={snapshot} one_site_delta_bytes={} \
-             new_site_blob_bytes={blob_bytes} per_change_bytes={per_change} full/per_change={}",
-            n + 1,
-            delta.len(),
-            full / per_change.max(1)
-        );
-        assert!(
-            per_change * 100 < full,
-            "one change costs under 1% of the document"
-        );
-        assert!(
-            snapshot * 3 < full,
-            "the snapshot leaves the TLS material out"
-        );
-    }
-
-    /// Servers with the same sites hold one copy of each item and blob, answer
-    /// exactly as unshared trackers do, and a sweep forgets what no one holds.
-    #[test]
-    fn servers_with_the_same_sites_share_items_and_blobs() {
-        let mut sh = Shared::default();
-        let names: Vec<String> = (0..3000).map(|i| format!("s{i}.example")).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let d = doc(4, &names);
-        let mut other = d.clone();
-        other.server.name = "web-2".into();
-        let a = Tracked::new(&d, None, &mut sh);
-        let b = Tracked::new(&other, None, &mut sh);
-        let alone = Tracked::new(&d, None, &mut Shared::default());
-        let (items, blobs, _) = sh.held();
-        assert_eq!(items, a.items.as_ref().unwrap().len());
-        assert_eq!(blobs, a.blobs.len());
-        assert_eq!(b.answer(0, &other), alone.answer(0, &other));
-        assert_eq!(a.answer(0, &d), alone.answer(0, &d));
-        // One server moves on: the other keeps its items and blobs.
-        let d2 = doc(5, &names[1..]);
-        let changes = proto::agent_delta::split_changes(&d.role, &d2.role).unwrap();
-        let a = a.advance(&d2, changes, &mut sh);
-        assert_eq!(b.answer(0, &other), alone.answer(0, &other));
-        assert!(b.blob(&hex(b.blobs.keys().next().unwrap())).is_some());
-        drop((a, b, alone));
-        assert_eq!(sh.held(), (0, 0, 0));
-        sh.sweep();
-        assert!(sh.items.is_empty() && sh.blobs.is_empty());
-    }
-
-    #[test]
-    fn history_is_bounded_and_blobs_belong_to_the_server() {
-        let mut sh = Shared::default();
-        let mut t = Tracked::new(&doc(1, &["a.example"]), None, &mut sh);
-        for rev in 2..(MAX_REVISIONS as i64 + 10) {
-            let name = format!("s{rev}.example");
-            t = Tracked::new(&doc(rev, &[name.as_str()]), Some(&t), &mut sh);
-        }
-        assert_eq!(t.history.len(), MAX_REVISIONS);
-        assert!(!t.knows(1) && t.knows(t.base) && t.knows(t.revision()));
-        let other = Tracked::new(&doc(1, &["secret.example"]), None, &mut sh);
-        let foreign: Vec<String> = other.blobs.keys().map(hex).collect();
-        assert!(!foreign.is_empty());
-        for h in foreign {
-            assert!(other.blob(&h).is_some());
-            assert!(t.blob(&h).is_none(), "another server's blob is not served");
-        }
-    }
-}
+#[path = "delta_tests.rs"]
+mod tests;

@@ -226,9 +226,16 @@ pub struct World {
     /// How many sites are active on each server (kept with `site_ids`), for
     /// placing new sites ([`crate::loads`]) without counting every site per build.
     pub(crate) active_sites: HashMap<Id, u32>,
-    /// Secret ids by purpose and subject: a set, as a rotated key has two for a
-    /// while (the newest, highest id, is the one in force).
-    pub(crate) secret_ids: HashMap<(SecretPurpose, String), IdSet>,
+    /// Secret ids by a hash of purpose and subject ([`World::secret_key`]): a
+    /// set, as a rotated key has two for a while (the newest, highest id, is the
+    /// one in force), and the rare other subject with the same hash is told apart
+    /// by its secret's own purpose and subject. Keyed by the hash, not a copy of
+    /// the subject: three secrets per domain made this map ~45 MB at 100,000
+    /// domains with a `(purpose, String)` key and a `Vec` per entry.
+    pub(crate) secret_ids: HashMap<u64, IdSet>,
+    /// The keyed hasher of [`World::secret_key`] (random per process: subjects are
+    /// customers' domain names).
+    pub(crate) secret_hasher: std::collections::hash_map::RandomState,
     /// How many ids `secret_ids` holds: equal to the number of secrets when the
     /// index is complete.
     pub(crate) secrets_indexed: usize,
@@ -248,11 +255,12 @@ pub struct World {
 }
 
 /// A few ids in ascending order: the secrets of one purpose and subject (one,
-/// two while a key rotates). A sorted `Vec`, not a `BTreeSet`, whose first
-/// insert allocates a whole B-tree node (~100 bytes) for one id: with three
-/// secrets per domain that was ~30 MB at 100,000 domains.
+/// two while a key rotates). A sorted boxed slice, not a `BTreeSet`, whose first
+/// insert allocates a whole B-tree node (~100 bytes) for one id (with three
+/// secrets per domain that was ~30 MB at 100,000 domains), nor a `Vec` (8 bytes
+/// more per entry for a capacity that is never used).
 #[derive(Debug, Clone, Default)]
-pub struct IdSet(Vec<Id>);
+pub struct IdSet(Box<[Id]>);
 
 impl IdSet {
     /// Add `id`; `false` when it was there.
@@ -260,7 +268,9 @@ impl IdSet {
         match self.0.binary_search(&id) {
             Ok(_) => false,
             Err(i) => {
-                self.0.insert(i, id);
+                let mut v = std::mem::take(&mut self.0).into_vec();
+                v.insert(i, id);
+                self.0 = v.into_boxed_slice();
                 true
             }
         }
@@ -270,7 +280,9 @@ impl IdSet {
     pub fn remove(&mut self, id: &Id) -> bool {
         match self.0.binary_search(id) {
             Ok(i) => {
-                self.0.remove(i);
+                let mut v = std::mem::take(&mut self.0).into_vec();
+                v.remove(i);
+                self.0 = v.into_boxed_slice();
                 true
             }
             Err(_) => false,
@@ -280,6 +292,11 @@ impl IdSet {
     /// The highest id.
     pub fn last(&self) -> Option<&Id> {
         self.0.last()
+    }
+
+    /// The ids, highest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = Id> + '_ {
+        self.0.iter().rev().copied()
     }
 
     /// Whether no id is held.
@@ -354,9 +371,11 @@ impl World {
         if self.secrets_indexed == self.secrets.len() {
             return self
                 .secret_ids
-                .get(&(purpose, subject.to_owned()))
-                .and_then(IdSet::last)
-                .and_then(|id| self.secrets.get(*id));
+                .get(&self.secret_key(purpose, subject))
+                .into_iter()
+                .flat_map(IdSet::newest_first)
+                .filter_map(|id| self.secrets.get(id))
+                .find(|s| s.data.purpose == purpose && s.data.subject == subject);
         }
         self.secrets
             .iter()
@@ -385,6 +404,12 @@ impl World {
         out
     }
 
+    /// The key of `(purpose, subject)` in [`World::secret_ids`].
+    pub(crate) fn secret_key(&self, purpose: SecretPurpose, subject: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.secret_hasher.hash_one((purpose, subject))
+    }
+
     fn index(&mut self, id: Id, key: Indexed) {
         match key {
             Indexed::Domain(n) => {
@@ -396,7 +421,8 @@ impl World {
                     *self.active_sites.entry(server).or_default() += 1;
                 }
             }
-            Indexed::Secret(k) => {
+            Indexed::Secret((purpose, subject)) => {
+                let k = self.secret_key(purpose, &subject);
                 if self.secret_ids.entry(k).or_default().insert(id) {
                     self.secrets_indexed += 1;
                 }
@@ -430,7 +456,8 @@ impl World {
                     }
                 }
             }
-            Indexed::Secret(k) => {
+            Indexed::Secret((purpose, subject)) => {
+                let k = self.secret_key(purpose, &subject);
                 if let Some(ids) = self.secret_ids.get_mut(&k) {
                     if ids.remove(&id) {
                         self.secrets_indexed -= 1;
@@ -720,7 +747,7 @@ mod secret_index_tests {
         assert_eq!(w.secrets_indexed, w.secrets.len());
         assert!(!w
             .secret_ids
-            .contains_key(&(SecretPurpose::SiteCert, "a.example".into())));
+            .contains_key(&w.secret_key(SecretPurpose::SiteCert, "a.example")));
         // Site certificates keep their PEMs once, as shared strings, not in the
         // secret; removing the secret drops them.
         assert_eq!(w.secrets.get(9).map(|s| s.data.public.as_str()), Some(""));
@@ -739,5 +766,39 @@ mod secret_index_tests {
             hand.secret(SecretPurpose::Tsig, "dns").map(|s| s.meta.id),
             Some(3)
         );
+    }
+
+    /// Two subjects whose keys collide in `secret_ids` share one id set; each
+    /// still finds its own secret (and none when only the other has one).
+    #[test]
+    fn subjects_sharing_an_index_key_find_their_own_secret() {
+        let mut w = World::default();
+        let cert =
+            |id, subject: &str| Obj::Secret(secret(id, SecretPurpose::SiteCert, subject, "c", "k"));
+        w.upsert(cert(5, "a.example"));
+        w.upsert(cert(6, "b.example"));
+        // Force the collision: b's id also under a's key, a's also under b's.
+        let (ka, kb) = (
+            w.secret_key(SecretPurpose::SiteCert, "a.example"),
+            w.secret_key(SecretPurpose::SiteCert, "b.example"),
+        );
+        assert!(w.secret_ids.get_mut(&ka).unwrap().insert(6));
+        assert!(w.secret_ids.get_mut(&kb).unwrap().insert(5));
+        assert_eq!(
+            w.secrets_indexed,
+            w.secrets.len(),
+            "the index is still used"
+        );
+        let found = |w: &World, s: &str| w.secret(SecretPurpose::SiteCert, s).map(|s| s.meta.id);
+        assert_eq!(found(&w, "a.example"), Some(5));
+        assert_eq!(found(&w, "b.example"), Some(6));
+        assert_eq!(
+            w.secret(SecretPurpose::Dkim, "a.example")
+                .map(|s| s.meta.id),
+            None
+        );
+        w.remove(Kind::Secret, 5);
+        assert_eq!(found(&w, "a.example"), None);
+        assert_eq!(found(&w, "b.example"), Some(6));
     }
 }
