@@ -24,6 +24,7 @@ pub mod identity;
 pub mod lease;
 pub mod limits;
 pub mod ops;
+pub mod peer_tls;
 pub mod rehash;
 pub mod status;
 pub mod supervisor;
