@@ -1,9 +1,11 @@
 //! Site content deployed through the API (`hostplane site upload`), for customers
 //! who do not use FTP.
 //!
-//! `PUT /v1/sites/{domain}/content` takes a tar archive of the site's folder,
-//! streams it to `<data_dir>/deployments/<blake3>.tar` (fsynced, file and
-//! directory, before the answer) and records its id on the site. The desired config
+//! `PUT /v1/sites/{domain}/content` takes a tar archive of the site's folder (or a
+//! zip or `.tar.gz`, rewritten as a tar; every entry checked for zip-slip, links
+//! and zip bombs by [`crate::archive`]), streams it to
+//! `<data_dir>/deployments/<blake3>.tar` (fsynced, file and directory, before the
+//! answer) and records its id on the site. The desired config
 //! of the domain's files servers lists the deployment; the files engine fetches it
 //! from `GET /v1/agent/deployments/{id}` (mutual TLS, only a files server that holds
 //! a site with that deployment), unpacks it safely and replaces the site's files with
@@ -35,6 +37,7 @@ use proto::v1::{DeploymentView, ErrorBody, KeptDeploymentView, SiteRollback};
 use store::Scope;
 
 use crate::agent_api::AgentIdentity;
+use crate::archive;
 use crate::api::sites::path_site;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -67,7 +70,8 @@ fn io_error(e: std::io::Error) -> ApiError {
 }
 
 /// Stream `body` (at most `max` bytes, else `too_big`) into the deployments
-/// directory; returns `(id, size)`.
+/// directory, checked (and a zip or `.tar.gz` rewritten as a tar) by
+/// [`crate::archive`]; returns `(id, size)` of the tar kept.
 async fn receive(
     state: &AppState,
     body: Body,
@@ -78,12 +82,17 @@ async fn receive(
     durable::create_private_dir(&dir).map_err(io_error)?;
     let tmp = dir.join(format!("upload-{}.part", rand::random::<u64>()));
     let result = receive_into(&tmp, body, max, too_big).await;
-    let (id, size) = match result {
+    let (id, size, kind) = match result {
         Ok(v) => v,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
+    };
+    let (tmp, id, size) = match checked(tmp, id, size, kind, max).await {
+        Ok(v) => v,
+        Err(archive::ArchiveError::TooBig { .. }) => return Err(too_big(size)),
+        Err(e) => return Err(archive_refused(e)),
     };
     let path = dir.join(format!("{id}.tar"));
     let guard = COLLECTING.read().await;
@@ -97,12 +106,62 @@ async fn receive(
     Ok((id, size, guard))
 }
 
+/// The API's answer to an archive [`crate::archive`] refuses.
+fn archive_refused(e: archive::ArchiveError) -> ApiError {
+    match e {
+        archive::ArchiveError::Io(e) => io_error(e),
+        archive::ArchiveError::Unsafe { .. } => {
+            ApiError::invalid("body", "archive_entry", format!("the archive is refused: {e}"))
+        }
+        archive::ArchiveError::Bomb(_) => {
+            ApiError::invalid("body", "archive_bomb", format!("the archive is refused: {e}"))
+        }
+        e => ApiError::invalid("body", "archive", format!("the archive is refused: {e}")),
+    }
+}
+
+/// Check the upload at `tmp` (removed on error): a tar stays as it is; a zip or
+/// `.tar.gz` becomes a tar of at most `max` bytes, with its own id and size.
+async fn checked(
+    tmp: PathBuf,
+    id: String,
+    size: u64,
+    kind: archive::Kind,
+    max: u64,
+) -> Result<(PathBuf, String, u64), archive::ArchiveError> {
+    tokio::task::spawn_blocking(move || {
+        let result = (|| {
+            if kind == archive::Kind::Tar {
+                archive::check_tar(&tmp)?;
+                return Ok((tmp.clone(), id, size));
+            }
+            let out = tmp.with_extension("tar-part");
+            let limits = archive::Limits {
+                room: max,
+                uploaded: size,
+            };
+            archive::to_tar(&tmp, kind, &out, limits)?;
+            let _ = std::fs::remove_file(&tmp);
+            let mut hasher = blake3::Hasher::new();
+            let mut f = std::fs::File::open(&out)?;
+            let n = std::io::copy(&mut f, &mut hasher)?;
+            Ok((out, hasher.finalize().to_hex().to_string(), n))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    })
+    .await
+    .unwrap_or_else(|e| Err(archive::ArchiveError::Io(std::io::Error::other(e))))
+}
+
 async fn receive_into(
     tmp: &Path,
     mut body: Body,
     max: u64,
     too_big: &(dyn Fn(u64) -> ApiError + Send + Sync),
-) -> ApiResult<(String, u64)> {
+) -> ApiResult<(String, u64, archive::Kind)> {
     let mut file = std::fs::File::create(tmp).map_err(io_error)?;
     let mut hasher = blake3::Hasher::new();
     let mut size: u64 = 0;
@@ -130,18 +189,19 @@ async fn receive_into(
         // Blocking writes of at most one frame: small, and the disk is local.
         file.write_all(&data).map_err(io_error)?;
     }
-    if head.len() < 512 || head.get(257..262) != Some(b"ustar".as_slice()) {
+    let Some(kind) = archive::sniff(&head) else {
         return Err(ApiError::invalid(
             "body",
             "tar",
-            "the body must be a tar archive of the site's folder (ustar or GNU format); `hostplane site upload DOMAIN DIR` makes one",
+            "the body must be a tar (ustar or GNU format), a gzip-compressed tar or a zip archive of the site's folder; `hostplane site upload DOMAIN DIR` makes one",
         ));
-    }
+    };
     file.sync_all().map_err(io_error)?;
-    Ok((hasher.finalize().to_hex().to_string(), size))
+    Ok((hasher.finalize().to_hex().to_string(), size, kind))
 }
 
-/// `PUT /v1/sites/{domain}/content`: replace the site's files with a tar archive.
+/// `PUT /v1/sites/{domain}/content`: replace the site's files with a tar, `.tar.gz`
+/// or zip archive.
 #[utoipa::path(put, path = "/v1/sites/{domain}/content", tag = "sites", params(("domain" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/x-tar"),
     responses((status = 200, body = DeploymentView), (status = 404, body = ErrorBody),

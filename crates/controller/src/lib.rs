@@ -10,6 +10,7 @@
 pub mod acme;
 pub mod agent_api;
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod builder;
 pub mod ca;

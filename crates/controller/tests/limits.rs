@@ -450,13 +450,16 @@ async fn plans_bound_counts_even_under_concurrency() {
     srv.stop().await;
 }
 
-/// A minimal archive the controller accepts (a ustar header, then `len` bytes).
+/// A tar the controller accepts: one file of `len` bytes `seed`.
 fn archive(seed: u8, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; 512];
-    v[257..262].copy_from_slice(b"ustar");
-    v[0] = seed;
-    v.extend(std::iter::repeat_n(seed, len));
-    v
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(len as u64);
+    h.set_mode(0o644);
+    let data = vec![seed; len];
+    b.append_data(&mut h, "index.html", data.as_slice())
+        .expect("tar");
+    b.into_inner().expect("tar")
 }
 
 async fn upload(c: &Api, domain: &str, body: Vec<u8>) -> (u16, Value) {

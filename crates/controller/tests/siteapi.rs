@@ -193,13 +193,15 @@ async fn keep_and_local_paths_are_checked_stored_and_shown() {
     srv.stop().await;
 }
 
-/// A minimal archive the controller accepts (a ustar header, then a byte).
+/// A tar the controller accepts: one file holding `seed`.
 fn archive(seed: u8) -> Vec<u8> {
-    let mut v = vec![0u8; 512];
-    v[257..262].copy_from_slice(b"ustar");
-    v[0] = seed;
-    v.push(seed);
-    v
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(1);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "index.html", [seed].as_slice())
+        .expect("tar");
+    b.into_inner().expect("tar")
 }
 
 async fn upload(c: &Api, domain: &str, seed: u8) -> String {
@@ -215,6 +217,80 @@ async fn upload(c: &Api, domain: &str, seed: u8) -> String {
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     v["id"].as_str().unwrap().to_owned()
+}
+
+async fn put_content(c: &Api, domain: &str, body: Vec<u8>) -> (u16, Value) {
+    let resp = c
+        .http
+        .put(format!("{}/v1/sites/{domain}/content", c.url))
+        .bearer_auth(c.token.as_deref().unwrap())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    for (name, data) in entries {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// A zip release is kept as a tar; zip-slip and a zip bomb are refused at upload
+/// with a 422 naming the body, and nothing is kept.
+#[tokio::test]
+async fn zip_releases_are_checked_for_slip_and_bombs() {
+    let srv = Server::start().await;
+    let (_admin, acme) = setup(&srv, "single").await;
+    let (status, v) = put_content(
+        &acme,
+        "shop.example",
+        zip_of(&[("public/index.html", b"<p>hi</p>")]),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let good = v["id"].as_str().unwrap().to_owned();
+    let (status, e) = put_content(
+        &acme,
+        "shop.example",
+        zip_of(&[("../../../etc/cron.d/x", b"* * * * * root sh")]),
+    )
+    .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["field"], "body");
+    assert_eq!(e["rule"], "archive_entry");
+    assert!(e["message"].as_str().unwrap().contains("zip-slip"), "{e}");
+    let zeros = vec![0u8; 200 << 20];
+    let (status, e) = put_content(&acme, "shop.example", zip_of(&[("z.bin", &zeros)])).await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["rule"], "archive_bomb");
+    // A tar with `..` is refused too.
+    let mut h = tar::Header::new_ustar();
+    h.as_old_mut().name[..9].copy_from_slice(b"../x.html");
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, [1u8].as_slice()).unwrap();
+    let (status, e) = put_content(&acme, "shop.example", b.into_inner().unwrap()).await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["rule"], "archive_entry");
+    let kept = acme
+        .get("/v1/sites/shop.example/deployments")
+        .await
+        .expect(200);
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept}");
+    assert_eq!(kept[0]["id"], good);
+    srv.stop().await;
 }
 
 #[tokio::test]
