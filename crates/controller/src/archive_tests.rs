@@ -130,8 +130,7 @@ fn zip_slip_is_refused_in_every_format() {
         "/etc/cron.d/evil",
         "..\\..\\evil.php",
     ] {
-        let err = convert(&zip_of(&[("ok.txt", b"ok"), (name, b"x")]), Kind::Zip)
-            .expect_err(name);
+        let err = convert(&zip_of(&[("ok.txt", b"ok"), (name, b"x")]), Kind::Zip).expect_err(name);
         assert!(
             matches!(&err, ArchiveError::Unsafe { entry, .. } if entry == name),
             "{name}: {err}"
@@ -158,8 +157,12 @@ fn links_are_refused() {
     assert!(err.to_string().contains("is a link"), "{err}");
 
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    w.add_symlink("passwd", "/etc/passwd", zip::write::SimpleFileOptions::default())
-        .expect("symlink");
+    w.add_symlink(
+        "passwd",
+        "/etc/passwd",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .expect("symlink");
     let zip = w.finish().expect("finish").into_inner();
     let err = convert(&zip, Kind::Zip).expect_err("zip link");
     assert!(err.to_string().contains("is a link"), "{err}");

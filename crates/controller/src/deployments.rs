@@ -37,8 +37,8 @@ use proto::v1::{DeploymentView, ErrorBody, KeptDeploymentView, SiteRollback};
 use store::Scope;
 
 use crate::agent_api::AgentIdentity;
-use crate::archive;
 use crate::api::sites::path_site;
+use crate::archive;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -110,12 +110,16 @@ async fn receive(
 fn archive_refused(e: archive::ArchiveError) -> ApiError {
     match e {
         archive::ArchiveError::Io(e) => io_error(e),
-        archive::ArchiveError::Unsafe { .. } => {
-            ApiError::invalid("body", "archive_entry", format!("the archive is refused: {e}"))
-        }
-        archive::ArchiveError::Bomb(_) => {
-            ApiError::invalid("body", "archive_bomb", format!("the archive is refused: {e}"))
-        }
+        archive::ArchiveError::Unsafe { .. } => ApiError::invalid(
+            "body",
+            "archive_entry",
+            format!("the archive is refused: {e}"),
+        ),
+        archive::ArchiveError::Bomb(_) => ApiError::invalid(
+            "body",
+            "archive_bomb",
+            format!("the archive is refused: {e}"),
+        ),
         e => ApiError::invalid("body", "archive", format!("the archive is refused: {e}")),
     }
 }

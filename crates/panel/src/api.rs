@@ -123,6 +123,35 @@ impl Api {
         }
     }
 
+    /// One API call with a raw body of `content_type` (an archive).
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Body,
+        ext: &Extensions,
+    ) -> Reply {
+        let result = async {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, content_type)
+                .body(body)
+                .map_err(|e| e.to_string())?;
+            self.send(req, ext).await
+        };
+        match result.await {
+            Ok(r) => r,
+            Err(message) => Reply {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: serde_json::json!({"error": "internal", "message": message}),
+            },
+        }
+    }
+
     async fn try_call(
         &self,
         method: Method,
@@ -142,7 +171,11 @@ impl Api {
             }
             None => Body::empty(),
         };
-        let mut req = req.body(body).map_err(|e| e.to_string())?;
+        let req = req.body(body).map_err(|e| e.to_string())?;
+        self.send(req, ext).await
+    }
+
+    async fn send(&self, mut req: Request<Body>, ext: &Extensions) -> Result<Reply, String> {
         *req.extensions_mut() = ext.clone();
         let res = self
             .router

@@ -44,10 +44,11 @@ impl FormErrors {
         self.fields.insert(field.to_owned(), message.into());
     }
 
-    /// Keep the submitted values (never passwords) to fill the form again.
+    /// Keep the submitted values (never passwords or private keys) to fill the
+    /// form again.
     pub fn keep(mut self, values: &BTreeMap<String, String>) -> Self {
         for (k, v) in values {
-            if k != "csrf" && !k.contains("password") {
+            if k != "csrf" && !k.contains("password") && k != "key_pem" {
                 self.values.insert(k.clone(), v.clone());
             }
         }

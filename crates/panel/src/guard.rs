@@ -83,14 +83,26 @@ pub async fn csrf_guard(State(panel): State<Panel>, req: Request, next: Next) ->
         parts.extensions.insert(Current(signed));
         return next.run(Request::from_parts(parts, body)).await;
     }
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
-        return views::error_page(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The form is too large.",
-            None,
-        );
+    // A file upload (multipart) carries its token in the form's URL, and its
+    // body goes to the handler unread (it has a limit of its own).
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (submitted, body) = if multipart {
+        let q = parts.uri.query().unwrap_or_default().as_bytes();
+        (form_field(q, "csrf"), body)
+    } else {
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+            return views::error_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is too large.",
+                None,
+            );
+        };
+        (form_field(&bytes, "csrf"), Body::from(bytes))
     };
-    let submitted = form_field(&bytes, "csrf");
     let expected = if parts.uri.path() == "/login" {
         session::cookie(&parts.headers, session::LOGIN_COOKIE).map(str::to_owned)
     } else {
@@ -106,8 +118,7 @@ pub async fn csrf_guard(State(panel): State<Panel>, req: Request, next: Next) ->
         );
     }
     parts.extensions.insert(Current(signed));
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// The first value of `name` in an urlencoded form body.

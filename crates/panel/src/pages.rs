@@ -10,31 +10,12 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::api::{seg, Failure};
+use crate::flow::{failed, see, signed_in, submit, Refused};
 use crate::forms::{self, Fields, FormErrors};
 use crate::guard::{Ctx, Signed};
 
 use crate::views::{self, DashboardPage, DomainPage, DomainsPage, Nav, RecordRow, Usage};
 use crate::Panel;
-
-/// The page for an API failure: its 401 ends the session (sign in again), any
-/// other status is shown with the API's message (404 stays 404).
-fn failed(panel: &Panel, signed: &Signed, f: Failure) -> Response {
-    if f.status == StatusCode::UNAUTHORIZED {
-        panel.sessions.remove(&signed.id);
-        let res = Redirect::to("/login").into_response();
-        return res;
-    }
-    views::error_page(f.status, &f.error.message, Some(&signed.session))
-}
-
-macro_rules! signed_in {
-    ($ctx:expr) => {
-        match $ctx.require() {
-            Some(s) => s.clone(),
-            None => return Redirect::to("/login").into_response(),
-        }
-    };
-}
 
 /// `GET /`: usage against the account's limits.
 pub async fn dashboard(State(panel): State<Panel>, ctx: Ctx) -> Response {
@@ -72,28 +53,43 @@ async fn dashboard_data(
             .await
             .map(|v| v.len() as u64)
     };
-    let usage = vec![
+    let mut usage = vec![
         Usage {
-            what: "Domains",
+            what: "Domains".into(),
             used: count("/v1/domains").await?,
             limit: limits.map(|l| l.max_domains),
         },
         Usage {
-            what: "Mailboxes",
+            what: "Mailboxes".into(),
             used: count("/v1/mailboxes").await?,
             limit: limits.map(|l| l.max_mailboxes),
         },
         Usage {
-            what: "Databases",
+            what: "Databases".into(),
             used: count("/v1/databases").await?,
             limit: limits.map(|l| l.max_databases),
         },
         Usage {
-            what: "FTP accounts",
+            what: "FTP accounts".into(),
             used: count("/v1/ftp-accounts").await?,
             limit: limits.map(|l| l.max_ftp_accounts),
         },
     ];
+    // Each site's files against its disk quota (the plan's `site_disk_mb`), in MiB.
+    let sites = panel
+        .api
+        .list_all::<proto::v1::SiteView>("/v1/sites", &s.token, &ctx.ext)
+        .await?;
+    usage.extend(
+        sites
+            .iter()
+            .filter(|_| s.kind == "customer")
+            .map(|site| Usage {
+                what: format!("Disk of {} (MiB)", site.domain),
+                used: site.usage_bytes.unwrap_or(0) >> 20,
+                limit: (site.quota_mb > 0).then_some(site.quota_mb),
+            }),
+    );
     Ok(DashboardPage {
         nav: Some(Nav::of(s)),
         usage,
@@ -140,24 +136,23 @@ pub async fn add_domain(
     Form(fields): Form<Fields>,
 ) -> Response {
     let signed = signed_in!(ctx);
-    let s = &signed.session;
-    let body = forms::domain_body(&fields);
-    let reply = panel
-        .api
-        .call(
-            Method::POST,
-            "/v1/domains",
-            Some(&s.token),
-            Some(&body),
-            &ctx.ext,
-        )
-        .await;
-    match reply.ok() {
-        Ok(()) => Redirect::to("/domains").into_response(),
-        Err(f) if f.status == StatusCode::UNAUTHORIZED => failed(&panel, &signed, f),
-        Err(f) => {
-            let errors = FormErrors::from_failure(&f, forms::domain_field).keep(&fields);
-            domains_page(&panel, &ctx, &signed, f.status, errors).await
+    let body = Ok(forms::domain_body(&fields));
+    match submit::<Value>(
+        &panel,
+        &ctx,
+        &signed,
+        Method::POST,
+        "/v1/domains",
+        body,
+        &fields,
+        forms::domain_field,
+    )
+    .await
+    {
+        Ok(_) => see("/domains"),
+        Err(Refused::Page(r)) => r,
+        Err(Refused::Form(status, errors)) => {
+            domains_page(&panel, &ctx, &signed, status, errors).await
         }
     }
 }
@@ -265,44 +260,31 @@ pub async fn add_mailbox(
     Form(fields): Form<Fields>,
 ) -> Response {
     let signed = signed_in!(ctx);
-    let s = &signed.session;
+    let body = forms::mailbox_body(&name, &fields);
     let mut extras = DomainExtras::default();
-    let status = match forms::mailbox_body(&name, &fields) {
-        Err(errors) => {
-            extras.mailbox_errors = errors.keep(&fields);
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        Ok(body) => {
-            let reply = panel
-                .api
-                .call(
-                    Method::POST,
-                    "/v1/mailboxes",
-                    Some(&s.token),
-                    Some(&body),
-                    &ctx.ext,
-                )
-                .await;
-            match reply.into_result::<proto::v1::WithPassword<proto::v1::MailboxView>>() {
-                Ok(created) => match created.generated_password {
-                    Some(pw) => {
-                        extras.generated = Some((created.object.address, pw));
-                        StatusCode::OK
-                    }
-                    None => return back_to(&name),
-                },
-                Err(f)
-                    if f.status == StatusCode::UNAUTHORIZED
-                        || (f.status == StatusCode::NOT_FOUND && f.error.field.is_none()) =>
-                {
-                    return failed(&panel, &signed, f)
-                }
-                Err(f) => {
-                    extras.mailbox_errors =
-                        FormErrors::from_failure(&f, forms::mailbox_field).keep(&fields);
-                    f.status
-                }
+    let status = match submit::<proto::v1::WithPassword<proto::v1::MailboxView>>(
+        &panel,
+        &ctx,
+        &signed,
+        Method::POST,
+        "/v1/mailboxes",
+        body,
+        &fields,
+        forms::mailbox_field,
+    )
+    .await
+    {
+        Ok(created) => match created.generated_password {
+            Some(pw) => {
+                extras.generated = Some((created.object.address, pw));
+                StatusCode::OK
             }
+            None => return back_to(&name),
+        },
+        Err(Refused::Page(r)) => return r,
+        Err(Refused::Form(status, errors)) => {
+            extras.mailbox_errors = errors;
+            status
         }
     };
     domain_page(&panel, &ctx, &signed, &name, status, extras).await
@@ -316,39 +298,27 @@ pub async fn add_record(
     Form(fields): Form<Fields>,
 ) -> Response {
     let signed = signed_in!(ctx);
-    let s = &signed.session;
-    let mut extras = DomainExtras::default();
-    let status = match forms::record_body(&name, &fields) {
-        Err(errors) => {
-            extras.record_errors = errors.keep(&fields);
-            StatusCode::UNPROCESSABLE_ENTITY
+    let body = forms::record_body(&name, &fields);
+    match submit::<Value>(
+        &panel,
+        &ctx,
+        &signed,
+        Method::POST,
+        "/v1/dns-records",
+        body,
+        &fields,
+        forms::record_field,
+    )
+    .await
+    {
+        Ok(_) => back_to(&name),
+        Err(Refused::Page(r)) => r,
+        Err(Refused::Form(status, errors)) => {
+            let extras = DomainExtras {
+                record_errors: errors,
+                ..DomainExtras::default()
+            };
+            domain_page(&panel, &ctx, &signed, &name, status, extras).await
         }
-        Ok(body) => {
-            let reply = panel
-                .api
-                .call(
-                    Method::POST,
-                    "/v1/dns-records",
-                    Some(&s.token),
-                    Some(&body),
-                    &ctx.ext,
-                )
-                .await;
-            match reply.ok() {
-                Ok(()) => return back_to(&name),
-                Err(f)
-                    if f.status == StatusCode::UNAUTHORIZED
-                        || (f.status == StatusCode::NOT_FOUND && f.error.field.is_none()) =>
-                {
-                    return failed(&panel, &signed, f)
-                }
-                Err(f) => {
-                    extras.record_errors =
-                        FormErrors::from_failure(&f, forms::record_field).keep(&fields);
-                    f.status
-                }
-            }
-        }
-    };
-    domain_page(&panel, &ctx, &signed, &name, status, extras).await
+    }
 }

@@ -80,7 +80,7 @@ pub struct LoginPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
     /// What is counted.
-    pub what: &'static str,
+    pub what: String,
     /// How many there are.
     pub used: u64,
     /// The plan's limit, if the account has one.

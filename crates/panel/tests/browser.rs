@@ -185,11 +185,18 @@ async fn shoot(c: &Client, name: &str) -> Result<()> {
 async fn wait_text(c: &Client, css: &str, text: &str) -> Result<()> {
     eprintln!("browser: wait for `{text}` in #{css}");
     let xpath = format!("//*[@id='{css}']//*[contains(text(), '{text}')]");
-    c.wait()
+    if let Err(e) = c
+        .wait()
         .at_most(Duration::from_secs(30))
         .for_element(Locator::XPath(&xpath))
         .await
-        .with_context(|| format!("no `{text}` in #{css}"))?;
+    {
+        let main = match c.find(Locator::Css("main")).await {
+            Ok(m) => m.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        bail!("no `{text}` in #{css} ({e}); the page shows:\n{main}");
+    }
     Ok(())
 }
 
@@ -308,6 +315,12 @@ async fn customer_signs_in_adds_domain_mailbox_record_in_chromium() -> Result<()
         json!({"name": "bob-garden.com", "customer": "bob"}),
     )
     .await?;
+    cp.admin(
+        reqwest::Method::POST,
+        "/v1/sites",
+        json!({"domain": "bob-garden.com"}),
+    )
+    .await?;
 
     let driver = Driver::start()?;
     let profile = tempfile::tempdir()?;
@@ -371,6 +384,9 @@ async fn browse(cp: &Controller, c: &Client) -> Result<()> {
     wait_text(c, "mailboxes", "info@alice-shop.com").await?;
     wait_text(c, "records", "192.0.2.10").await?;
 
+    mail(cp, c).await?;
+    sites(cp, c).await?;
+
     // Bob's domain by URL: the API's 404.
     c.goto(&format!("{}/domains/bob-garden.com", cp.url))
         .await?;
@@ -386,6 +402,140 @@ async fn browse(cp: &Controller, c: &Client) -> Result<()> {
     wait_id(c, "password").await?;
     c.goto(&format!("{}/domains", cp.url)).await?;
     wait_id(c, "password").await?;
+    Ok(())
+}
+
+/// The mail page: an alias and forward (after a destination the API refuses),
+/// a mailbox's new password generated and shown once.
+async fn mail(cp: &Controller, c: &Client) -> Result<()> {
+    click(c, "#mail-link").await?;
+    wait_id(c, "add-alias").await?;
+    fill(c, "al-local", "sales").await?;
+    fill(c, "al-dests", "info@alice-shop.com\nnot an address").await?;
+    click(c, "#add-alias button").await?;
+    wait_id(c, "al-dests-error").await?;
+    fill(c, "al-dests", "info@alice-shop.com\nboss@example.org").await?;
+    click(c, "#add-alias button").await?;
+    wait_text(c, "aliases", "boss@example.org").await?;
+    // The mailbox: a generated password, shown once.
+    click(c, "#mailboxes summary").await?;
+    click(c, ".mb-edit input[value='generate']").await?;
+    click(c, ".mb-edit button").await?;
+    wait_id(c, "generated").await?;
+    shoot(c, "mail").await?;
+    c.goto(&format!("{}/mail/alice-shop.com", cp.url)).await?;
+    wait_id(c, "add-alias").await?;
+    if c.find(Locator::Id("generated")).await.is_ok() {
+        bail!("the generated password is shown again");
+    }
+    c.goto(&format!("{}/mail/bob-garden.com", cp.url)).await?;
+    let h1 = c.find(Locator::Css("main h1")).await?.text().await?;
+    if h1 != "Not found" {
+        bail!("bob's mail shown to alice: {h1}");
+    }
+    c.goto(&format!("{}/domains/alice-shop.com", cp.url))
+        .await?;
+    wait_id(c, "add-mailbox").await?;
+    Ok(())
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, opts)?;
+        w.write_all(data)?;
+    }
+    Ok(w.finish()?.into_inner())
+}
+
+/// The sites pages: add a site, change its settings (after an alias the API
+/// refuses), a cron job added (after a bad schedule) and deleted, a release
+/// uploaded as a zip (after a zip-slip archive the API refuses), the logs page.
+async fn sites(cp: &Controller, c: &Client) -> Result<()> {
+    let files = tempfile::tempdir()?;
+    let evil = files.path().join("evil.zip");
+    std::fs::write(
+        &evil,
+        zip_of(&[("../../etc/cron.d/evil", b"* * * * * root id")])?,
+    )?;
+    let good = files.path().join("site.zip");
+    std::fs::write(
+        &good,
+        zip_of(&[("public/index.html", b"<h1>alice's shop</h1>")])?,
+    )?;
+
+    c.goto(&format!("{}/sites", cp.url)).await?;
+    wait_id(c, "add-site").await?;
+    fill(c, "site-domain", "alice-shop.com").await?;
+    click(c, "#add-site input[name='php']").await?;
+    click(c, "#add-site button").await?;
+    wait_id(c, "site-settings").await?;
+
+    // Settings: an alias outside alice's domains, its error at the field; then one
+    // inside, and a document root.
+    fill(c, "set-aliases", "www.bob-garden.com").await?;
+    click(c, "#site-settings button").await?;
+    wait_id(c, "aliases-error").await?;
+    shoot(c, "site-error").await?;
+    fill(c, "set-aliases", "www.alice-shop.com").await?;
+    fill(c, "set-docroot", "public").await?;
+    click(c, "#site-settings button").await?;
+    wait_id(c, "notice").await?;
+    c.goto(&format!("{}/sites", cp.url)).await?;
+    wait_text(c, "sites", "www.alice-shop.com").await?;
+    shoot(c, "sites").await?;
+    c.goto(&format!("{}/sites/alice-shop.com", cp.url)).await?;
+    let docroot = c
+        .find(Locator::Id("set-docroot"))
+        .await?
+        .prop("value")
+        .await?;
+    if docroot.as_deref() != Some("public") {
+        bail!("document root not saved: {docroot:?}");
+    }
+
+    // A cron job: a bad schedule first.
+    fill(c, "cron-schedule", "every minute").await?;
+    fill(c, "cron-command", "GET /cron.php").await?;
+    click(c, "#add-cron button").await?;
+    wait_id(c, "schedule-error").await?;
+    fill(c, "cron-schedule", "*/5 * * * *").await?;
+    click(c, "#add-cron button").await?;
+    wait_text(c, "cron-jobs", "/cron.php").await?;
+
+    // A release: the zip-slip archive is refused at its field, the good one kept.
+    let input = c.find(Locator::Id("release-archive")).await?;
+    input.send_keys(&evil.display().to_string()).await?;
+    click(c, "#upload-release button").await?;
+    wait_id(c, "archive-error").await?;
+    let e = c.find(Locator::Id("archive-error")).await?.text().await?;
+    if !e.contains("zip-slip") {
+        bail!("the zip-slip refusal says: {e}");
+    }
+    let input = c.find(Locator::Id("release-archive")).await?;
+    input.send_keys(&good.display().to_string()).await?;
+    click(c, "#upload-release button").await?;
+    wait_id(c, "notice").await?;
+    wait_text(c, "releases", "KiB").await?;
+    shoot(c, "site").await?;
+
+    // The job deleted.
+    click(c, "#cron-jobs button.danger").await?;
+    wait_text(c, "cron-jobs", "No cron jobs.").await?;
+
+    click(c, "#logs-link").await?;
+    wait_id(c, "log-kind").await?;
+    shoot(c, "site-logs").await?;
+
+    // Bob's site by URL: the API's 404.
+    c.goto(&format!("{}/sites/bob-garden.com", cp.url)).await?;
+    let h1 = c.find(Locator::Css("main h1")).await?.text().await?;
+    if h1 != "Not found" {
+        bail!("bob's site shown to alice: {h1}");
+    }
     Ok(())
 }
 
@@ -438,6 +588,19 @@ async fn http_checks(cp: &Controller) -> Result<()> {
         let res = http
             .post(format!("{}/domains", cp.url))
             .form(&form)
+            .send()
+            .await?;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    // A file upload without the token in its URL, or with another.
+    for url in ["release", "release?csrf=forged"] {
+        let mut body = b"--hp-test\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"a.zip\"\r\nContent-Type: application/zip\r\n\r\n".to_vec();
+        body.extend(zip_of(&[("index.html", b"x")])?);
+        body.extend_from_slice(b"\r\n--hp-test--\r\n");
+        let res = http
+            .post(format!("{}/sites/alice-shop.com/{url}", cp.url))
+            .header("content-type", "multipart/form-data; boundary=hp-test")
+            .body(body)
             .send()
             .await?;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
