@@ -47,7 +47,7 @@ pub enum Refused {
     /// with this status.
     Form(StatusCode, FormErrors),
     /// Answer with this page instead (the sign-in form, a 404 page).
-    Page(Response),
+    Page(Box<Response>),
 }
 
 /// One form submitted: `body` is what [`crate::forms`] made of the fields (or
@@ -103,7 +103,7 @@ pub fn judge<T: DeserializeOwned>(
             if f.status == StatusCode::UNAUTHORIZED
                 || (f.status == StatusCode::NOT_FOUND && f.error.field.is_none()) =>
         {
-            Err(Refused::Page(failed(panel, signed, f)))
+            Err(Refused::Page(Box::new(failed(panel, signed, f))))
         }
         Err(f) => Err(Refused::Form(
             f.status,

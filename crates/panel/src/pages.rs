@@ -150,7 +150,7 @@ pub async fn add_domain(
     .await
     {
         Ok(_) => see("/domains"),
-        Err(Refused::Page(r)) => r,
+        Err(Refused::Page(r)) => *r,
         Err(Refused::Form(status, errors)) => {
             domains_page(&panel, &ctx, &signed, status, errors).await
         }
@@ -281,7 +281,7 @@ pub async fn add_mailbox(
             }
             None => return back_to(&name),
         },
-        Err(Refused::Page(r)) => return r,
+        Err(Refused::Page(r)) => return *r,
         Err(Refused::Form(status, errors)) => {
             extras.mailbox_errors = errors;
             status
@@ -312,7 +312,7 @@ pub async fn add_record(
     .await
     {
         Ok(_) => back_to(&name),
-        Err(Refused::Page(r)) => r,
+        Err(Refused::Page(r)) => *r,
         Err(Refused::Form(status, errors)) => {
             let extras = DomainExtras {
                 record_errors: errors,

@@ -187,8 +187,7 @@ async fn page(
                             .into_iter()
                             .filter(|c| c.name != s.account)
                             .map(|c| {
-                                let o =
-                                    serde_json::to_value(&c.limit_overrides).unwrap_or_default();
+                                let o = serde_json::to_value(c.limit_overrides).unwrap_or_default();
                                 (c, o)
                             })
                             .collect(),
@@ -208,7 +207,7 @@ async fn page(
                         plans: plans
                             .into_iter()
                             .map(|p| {
-                                let l = serde_json::to_value(&p.limits).unwrap_or_default();
+                                let l = serde_json::to_value(p.limits).unwrap_or_default();
                                 (p, l)
                             })
                             .collect(),
@@ -326,7 +325,7 @@ async fn act(panel: &Panel, ctx: &Ctx, signed: &Signed, a: Act<'_>) -> Response 
         // A join token's secret: shown once.
         Ok(v) if v.get("token").is_some_and(Value::is_string) => {
             let created = (
-                v["info"]["cluster"].as_str().unwrap_or_default().to_owned(),
+                v["cluster"].as_str().unwrap_or_default().to_owned(),
                 v["token"].as_str().unwrap_or_default().to_owned(),
             );
             page(
@@ -341,7 +340,7 @@ async fn act(panel: &Panel, ctx: &Ctx, signed: &Signed, a: Act<'_>) -> Response 
             .await
         }
         Ok(_) => see(a.which.url()),
-        Err(Refused::Page(r)) => r,
+        Err(Refused::Page(r)) => *r,
         Err(Refused::Form(status, errors)) => {
             let errors = BTreeMap::from([(a.form, errors)]);
             page(panel, ctx, signed, a.which, status, errors, None).await

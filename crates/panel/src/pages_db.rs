@@ -247,7 +247,7 @@ async fn act(panel: &Panel, ctx: &Ctx, signed: &Signed, a: Act<'_>) -> Response 
                 }
             }
         }
-        Err(Refused::Page(r)) => r,
+        Err(Refused::Page(r)) => *r,
         Err(Refused::Form(status, errors)) => {
             let errors = BTreeMap::from([(a.form, errors)]);
             page(panel, ctx, signed, a.which, status, errors, None).await

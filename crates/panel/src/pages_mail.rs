@@ -257,7 +257,7 @@ async fn answer(
             );
             page.await
         }
-        Err(Refused::Page(r)) => r,
+        Err(Refused::Page(r)) => *r,
         Err(Refused::Form(status, errors)) => {
             let errors = BTreeMap::from([(form, errors)]);
             mail_page(panel, ctx, signed, domain, status, errors, None).await

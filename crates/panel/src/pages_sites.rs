@@ -186,7 +186,7 @@ pub async fn add_site(
     .await
     {
         Ok(site) => see(&site_url(&site.domain)),
-        Err(Refused::Page(r)) => r,
+        Err(Refused::Page(r)) => *r,
         Err(Refused::Form(status, errors)) => {
             sites_page(&panel, &ctx, &signed, status, errors).await
         }
@@ -314,7 +314,7 @@ async fn answer(
 ) -> Response {
     match outcome {
         Ok(_) => see(&format!("{}?done={form}", site_url(domain))),
-        Err(Refused::Page(r)) => r,
+        Err(Refused::Page(r)) => *r,
         Err(Refused::Form(status, errors)) => {
             let errors = BTreeMap::from([(form, errors)]);
             site_page(panel, ctx, signed, domain, status, errors, None).await
@@ -529,7 +529,7 @@ pub async fn release(
             )
             .await
         }
-        Err(Refused::Page(r)) => r,
+        Err(Refused::Page(r)) => *r,
         Err(Refused::Form(status, errors)) => {
             let errors = BTreeMap::from([("release", errors)]);
             site_page(&panel, &ctx, &signed, &domain, status, errors, None).await

@@ -301,6 +301,12 @@ async fn customer_signs_in_adds_domain_mailbox_record_in_chromium() -> Result<()
         )
         .await?;
     }
+    cp.admin(
+        reqwest::Method::POST,
+        "/v1/customers",
+        json!({"name": "root2", "kind": "admin", "password": "root2-password-1"}),
+    )
+    .await?;
     for name in ["alice", "bob"] {
         cp.admin(
             reqwest::Method::POST,
@@ -386,6 +392,7 @@ async fn browse(cp: &Controller, c: &Client) -> Result<()> {
 
     mail(cp, c).await?;
     sites(cp, c).await?;
+    data_pages(cp, c).await?;
 
     // Bob's domain by URL: the API's 404.
     c.goto(&format!("{}/domains/bob-garden.com", cp.url))
@@ -402,6 +409,100 @@ async fn browse(cp: &Controller, c: &Client) -> Result<()> {
     wait_id(c, "password").await?;
     c.goto(&format!("{}/domains", cp.url)).await?;
     wait_id(c, "password").await?;
+
+    admin_pages(cp, c).await
+}
+
+/// Databases, users and FTP accounts (passwords generated and shown once), the
+/// audit log and notifications.
+async fn data_pages(cp: &Controller, c: &Client) -> Result<()> {
+    c.goto(&format!("{}/databases", cp.url)).await?;
+    wait_id(c, "add-db").await?;
+    fill(c, "db-name", "Shop-DB").await?;
+    click(c, "#add-db button").await?;
+    wait_id(c, "db-name-error").await?;
+    fill(c, "db-name", "shop").await?;
+    click(c, "#add-db button").await?;
+    wait_text(c, "databases", "shop").await?;
+    fill(c, "u-name", "shop_rw").await?;
+    fill(c, "u-dbs", "shop").await?;
+    click(c, "#add-user button").await?;
+    wait_id(c, "generated").await?;
+    wait_text(c, "db-users", "shop_rw").await?;
+    shoot(c, "databases").await?;
+
+    c.goto(&format!("{}/ftp", cp.url)).await?;
+    wait_id(c, "add-ftp").await?;
+    fill(c, "ftp-username", "alice-deploy").await?;
+    fill(c, "ftp-domain", "alice-shop.com").await?;
+    fill(c, "ftp-quota", "lots").await?;
+    click(c, "#add-ftp button").await?;
+    wait_id(c, "ftp-quota-error").await?;
+    fill(c, "ftp-quota", "").await?;
+    click(c, "#add-ftp button").await?;
+    wait_id(c, "generated").await?;
+    wait_text(c, "ftp-accounts", "alice-deploy").await?;
+    shoot(c, "ftp").await?;
+
+    c.goto(&format!("{}/audit", cp.url)).await?;
+    wait_text(c, "events", "alice-shop.com").await?;
+    shoot(c, "audit").await?;
+    c.goto(&format!("{}/notifications", cp.url)).await?;
+    wait_id(c, "notices").await?;
+    shoot(c, "notifications").await?;
+    // A customer has no accounts to manage and no platform page.
+    c.goto(&format!("{}/platform", cp.url)).await?;
+    let h1 = c.find(Locator::Css("main h1")).await?.text().await?;
+    if h1 == "Platform" {
+        bail!("a customer sees the platform page");
+    }
+    Ok(())
+}
+
+/// An admin: accounts (a plan assigned), plans (one added), the platform (a
+/// join token shown once).
+async fn admin_pages(cp: &Controller, c: &Client) -> Result<()> {
+    fill(c, "account", "root2").await?;
+    fill(c, "password", "root2-password-1").await?;
+    click(c, "form[action='/login'] button").await?;
+    wait_text(c, "usage", "Domains").await?;
+
+    c.goto(&format!("{}/plans", cp.url)).await?;
+    wait_id(c, "add-plan").await?;
+    fill(c, "pl-name", "small").await?;
+    let e = c
+        .find(Locator::Css("#add-plan input[name='limit.max_domains']"))
+        .await?;
+    e.send_keys("3").await?;
+    click(c, "#add-plan button").await?;
+    wait_text(c, "plans", "small").await?;
+    shoot(c, "plans").await?;
+
+    c.goto(&format!("{}/customers", cp.url)).await?;
+    wait_text(c, "accounts", "bob").await?;
+    fill(c, "ac-name", "Carol").await?;
+    click(c, "#add-account button").await?;
+    wait_id(c, "ac-name-error").await?;
+    fill(c, "ac-name", "carol").await?;
+    click(c, "#add-account button").await?;
+    wait_text(c, "accounts", "carol").await?;
+    shoot(c, "customers").await?;
+
+    c.goto(&format!("{}/platform", cp.url)).await?;
+    wait_id(c, "add-join-token").await?;
+    click(c, "#add-join-token button").await?;
+    wait_id(c, "join-token").await?;
+    let shown = c.find(Locator::Id("join-token")).await?.text().await?;
+    if !shown.contains("Join token for web-1: hpj_") {
+        bail!("the join token notice says: {shown}");
+    }
+    wait_text(c, "join-tokens", "web-1").await?;
+    shoot(c, "platform").await?;
+    c.goto(&format!("{}/platform", cp.url)).await?;
+    wait_id(c, "add-join-token").await?;
+    if c.find(Locator::Id("join-token")).await.is_ok() {
+        bail!("the join token is shown again");
+    }
     Ok(())
 }
 
