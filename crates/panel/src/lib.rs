@@ -19,6 +19,7 @@
 pub mod api;
 pub mod forms;
 pub mod guard;
+pub mod map;
 pub mod pages;
 pub mod session;
 pub mod signin;
@@ -72,6 +73,10 @@ pub fn router(api: Router, pass_ext: PassExtensions) -> Router {
             "/domains/{name}/dns",
             get(pages::to_domain).post(pages::add_record),
         )
+        .route("/map", get(map::page))
+        .route(map::EVENTS_PATH, get(map::events))
+        .route(map::JS_PATH, get(map::js))
+        .route(map::CSS_PATH, get(map::css))
         .route(views::HTMX_PATH, get(views::htmx))
         .route(views::CSS_PATH, get(views::css))
         .route_layer(axum::middleware::from_fn_with_state(
