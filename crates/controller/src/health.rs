@@ -454,13 +454,7 @@ pub async fn record(state: &HealthDeps, transitions: &[Transition]) {
     if transitions.is_empty() {
         return;
     }
-    for t in transitions {
-        state.health.live.publish(crate::live::LiveEvent::Health {
-            server: t.server,
-            from: t.from,
-            to: t.to,
-        });
-    }
+    state.health.live.transitions(transitions);
     let servers: HashMap<Id, Stored<Server>> = match state.store.all::<Server>().await {
         Ok(list) => list.into_iter().map(|s| (s.meta.id, s)).collect(),
         Err(e) => {

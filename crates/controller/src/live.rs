@@ -61,6 +61,17 @@ impl Live {
         let _ = self.tx.send(event);
     }
 
+    /// Tell every follower about health transitions.
+    pub fn transitions(&self, transitions: &[crate::health::Transition]) {
+        for t in transitions {
+            self.publish(LiveEvent::Health {
+                server: t.server,
+                from: t.from,
+                to: t.to,
+            });
+        }
+    }
+
     /// Follow the changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.tx.subscribe()

@@ -443,6 +443,14 @@ async fn customer_stream_and_api_name_no_server(c: &mut TestCluster) -> Result<(
             .bearer_auth(&token)
     };
     assert_eq!(api("/v1/map/platform").send().await?.status(), 403);
+    // The panel's stream wants a session: without its cookie, a 401 (which an
+    // EventSource does not retry).
+    let anon = c
+        .http()
+        .get(format!("{}/map/events", c.url()))
+        .send()
+        .await?;
+    assert_eq!(anon.status(), 401);
     let services = api("/v1/map/services").send().await?.text().await?;
     let mut stream = api("/v1/map/events")
         .timeout(Duration::from_secs(60))

@@ -414,10 +414,10 @@ async fn token_valid(state: &AppState, caller: &Caller) -> bool {
         .get::<ApiToken>(Scope::All, caller.token_id)
         .await
     {
-        Ok(Some(t)) => !t
+        Ok(Some(t)) => t
             .data
             .expires_at
-            .is_some_and(|at| at <= crate::auth::now_unix()),
+            .is_none_or(|at| at > crate::auth::now_unix()),
         Ok(None) => false,
         // The store is unwell: keep the stream; the next check decides.
         Err(_) => true,

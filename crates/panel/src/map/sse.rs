@@ -29,10 +29,7 @@ impl Parser {
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Event> {
         self.pending.extend_from_slice(chunk);
         let mut out = Vec::new();
-        loop {
-            let Some((end, skip)) = block_end(&self.pending) else {
-                break;
-            };
+        while let Some((end, skip)) = block_end(&self.pending) {
             let block: Vec<u8> = self.pending.drain(..end + skip).take(end).collect();
             if let Some(e) = event(&String::from_utf8_lossy(&block)) {
                 out.push(e);
