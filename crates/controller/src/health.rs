@@ -147,6 +147,8 @@ pub struct HealthMonitor {
     /// The joined agents' identities, refreshed every tick: heartbeats are
     /// authenticated from memory ([`crate::identities`]).
     pub identities: crate::identities::Identities,
+    /// Followers of the platform map's changes ([`crate::live`]).
+    pub live: crate::live::Live,
 }
 
 impl HealthMonitor {
@@ -157,6 +159,7 @@ impl HealthMonitor {
             servers: Mutex::new(HashMap::new()),
             blind: Mutex::new(BlindClock::default()),
             identities: crate::identities::Identities::default(),
+            live: crate::live::Live::default(),
         }
     }
 
@@ -451,6 +454,7 @@ pub async fn record(state: &HealthDeps, transitions: &[Transition]) {
     if transitions.is_empty() {
         return;
     }
+    state.health.live.transitions(transitions);
     let servers: HashMap<Id, Stored<Server>> = match state.store.all::<Server>().await {
         Ok(list) => list.into_iter().map(|s| (s.meta.id, s)).collect(),
         Err(e) => {

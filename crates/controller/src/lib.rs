@@ -32,6 +32,7 @@ pub mod init;
 pub mod join;
 pub mod keys;
 pub mod limits;
+pub mod live;
 pub mod loads;
 pub mod mailcheck;
 pub mod openapi;

@@ -68,6 +68,7 @@ impl Modify for BearerAuth {
         api::dns::create_record, api::dns::list_records, api::dns::get_record,
         api::dns::update_record, api::dns::delete_record,
         api::status::events, api::status::status,
+        api::map::platform_map, api::map::services_map, api::map::map_events,
         api::infra::drain_server, api::infra::undrain_server, api::infra::reset_agent,
         crate::join::create_join_token, crate::join::list_join_tokens, crate::join::delete_join_token,
         api::import::import,
@@ -97,6 +98,9 @@ impl Modify for BearerAuth {
         proto::v1::CreateFtpAccount, proto::v1::UpdateFtpAccount, proto::v1::FtpAccountView,
         proto::v1::CreateDnsRecord, proto::v1::UpdateDnsRecord, proto::v1::DnsRecordView,
         proto::v1::EventView, proto::v1::StatusView, proto::v1::ThrottleCounts,
+        proto::v1::PlatformMapView, proto::v1::MapClusterView, proto::v1::MapServerView, proto::v1::MapCarries,
+        proto::v1::ServiceMapView, proto::v1::ServiceLocationView, proto::v1::MapHealthEvent,
+        proto::v1::MapDrainEvent, proto::v1::MapServicesEvent,
         proto::v1::CreateJoinToken, proto::v1::JoinTokenView, proto::v1::JoinTokenCreated,
     )),
     tags(

@@ -195,6 +195,40 @@ impl Api {
         Ok(Reply { status, body })
     }
 
+    /// A call whose answer is a stream (server-sent events): its body as it
+    /// comes, on a 2xx answer; the API's error otherwise.
+    pub async fn open(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        ext: &Extensions,
+    ) -> Result<Body, Failure> {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let mut req = req
+            .body(Body::empty())
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        *req.extensions_mut() = ext.clone();
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        if res.status().is_success() {
+            return Ok(res.into_body());
+        }
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), MAX_ANSWER)
+            .await
+            .unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Err(Failure::from_reply(Reply { status, body }))
+    }
+
     /// Every item of a paged listing (`path` without query or with one).
     pub async fn list_all<T: DeserializeOwned>(
         &self,

@@ -21,6 +21,7 @@ pub mod flow;
 pub mod forms;
 pub mod forms_sites;
 pub mod guard;
+pub mod map;
 pub mod pages;
 pub mod pages_admin;
 pub mod pages_audit;
@@ -205,6 +206,10 @@ pub fn router(api: Router, pass_ext: PassExtensions) -> Router {
         .merge(mail_routes())
         .merge(db_routes())
         .merge(admin_routes())
+        .route("/map", get(map::page))
+        .route(map::EVENTS_PATH, get(map::events))
+        .route(map::JS_PATH, get(map::js))
+        .route(map::CSS_PATH, get(map::css))
         .route(views::HTMX_PATH, get(views::htmx))
         .route(views::CSS_PATH, get(views::css))
         .route_layer(axum::middleware::from_fn_with_state(

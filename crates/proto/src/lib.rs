@@ -24,6 +24,7 @@ mod v1_cron;
 pub mod v1_import;
 mod v1_infra;
 mod v1_logs;
+mod v1_map;
 mod v1_plans;
 mod v1_services;
 mod v1_sitefiles;

@@ -8,6 +8,7 @@ pub use crate::v1_acme::*;
 pub use crate::v1_cron::*;
 pub use crate::v1_infra::*;
 pub use crate::v1_logs::*;
+pub use crate::v1_map::*;
 pub use crate::v1_plans::*;
 pub use crate::v1_services::*;
 pub use crate::v1_sitefiles::*;

@@ -723,6 +723,10 @@ async fn set_drained(
         let u = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
         tx.commit().await?;
         state.changed();
+        state.health.live.publish(crate::live::LiveEvent::Drain {
+            server: u.meta.id,
+            drained,
+        });
         u
     } else {
         drop(tx);

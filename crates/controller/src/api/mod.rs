@@ -15,6 +15,7 @@ pub mod import;
 pub mod infra;
 pub mod mail;
 pub mod mailcheck;
+pub mod map;
 pub mod names;
 pub mod plans;
 pub mod routes;
