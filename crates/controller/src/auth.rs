@@ -417,7 +417,11 @@ async fn check_impersonator(
     id: Id,
     account: &Stored<Account>,
 ) -> ApiResult<Impersonator> {
-    let gone = || ApiError::unauthorized("the impersonation token's owner may no longer act as this account; sign in again");
+    let gone = || {
+        ApiError::unauthorized(
+            "the impersonation token's owner may no longer act as this account; sign in again",
+        )
+    };
     let who = state
         .store
         .get::<Account>(Scope::All, id)

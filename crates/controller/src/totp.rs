@@ -110,13 +110,11 @@ pub fn accept(secret: &str, code: &str, unix: i64, last_step: i64) -> Option<i64
         return None;
     }
     let now = step_of(unix);
-    (now - 1..=now + 1)
-        .filter(|s| *s > last_step)
-        .find(|s| {
-            code_at(secret, *s).is_some_and(|c| {
-                bool::from(subtle::ConstantTimeEq::ct_eq(c.as_bytes(), code.as_bytes()))
-            })
+    (now - 1..=now + 1).filter(|s| *s > last_step).find(|s| {
+        code_at(secret, *s).is_some_and(|c| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(c.as_bytes(), code.as_bytes()))
         })
+    })
 }
 
 /// True if `code` has the shape of a TOTP code (six digits, spaces ignored).

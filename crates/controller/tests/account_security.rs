@@ -44,11 +44,17 @@ async fn totp_enrolment_login_recovery_and_disable() {
         .await
         .expect(201);
     let anon = srv.client(None);
-    let t = anon.post("/v1/auth/login", login("acme", pw, json!({}))).await.expect(201);
+    let t = anon
+        .post("/v1/auth/login", login("acme", pw, json!({})))
+        .await
+        .expect(201);
     let acme = srv.client(Some(t["token"].as_str().unwrap()));
 
     let st = acme.get("/v1/auth/totp").await.expect(200);
-    assert_eq!(st, json!({"enrolled": false, "confirmed": false, "recovery_codes_left": 0}));
+    assert_eq!(
+        st,
+        json!({"enrolled": false, "confirmed": false, "recovery_codes_left": 0})
+    );
     acme.post("/v1/auth/totp/confirm", json!({"code": "123456"}))
         .await
         .error(409, "conflict");
@@ -62,7 +68,9 @@ async fn totp_enrolment_login_recovery_and_disable() {
     let svg = e["qr_svg"].as_str().unwrap();
     assert!(svg.starts_with("<svg") && !svg.contains("style"), "{svg}");
     // Not on until confirmed: logins still need only the password.
-    anon.post("/v1/auth/login", login("acme", pw, json!({}))).await.expect(201);
+    anon.post("/v1/auth/login", login("acme", pw, json!({})))
+        .await
+        .expect(201);
 
     let step = totp::step_of(now());
     let right = totp::code_at(&secret, step).unwrap();
@@ -84,55 +92,90 @@ async fn totp_enrolment_login_recovery_and_disable() {
     let st = acme.get("/v1/auth/totp").await.expect(200);
     assert_eq!(st["confirmed"], true);
     assert_eq!(st["recovery_codes_left"], 10);
-    acme.post("/v1/auth/totp", json!(null)).await.error(409, "conflict");
+    acme.post("/v1/auth/totp", json!(null))
+        .await
+        .error(409, "conflict");
 
     // Login: no code names the field; the confirming code is not accepted again.
-    let r = anon.post("/v1/auth/login", login("acme", pw, json!({}))).await;
+    let r = anon
+        .post("/v1/auth/login", login("acme", pw, json!({})))
+        .await;
     let b = r.error(401, "unauthorized");
-    assert_eq!((b["field"].as_str(), b["rule"].as_str()), (Some("totp_code"), Some("totp_required")));
+    assert_eq!(
+        (b["field"].as_str(), b["rule"].as_str()),
+        (Some("totp_code"), Some("totp_required"))
+    );
     let b = anon
-        .post("/v1/auth/login", login("acme", pw, json!({"totp_code": right})))
+        .post(
+            "/v1/auth/login",
+            login("acme", pw, json!({"totp_code": right})),
+        )
         .await
         .error(401, "unauthorized");
     assert_eq!(b["field"], "totp_code", "{b}");
     // The next step's code (one step of drift allowed) works, once.
     let next = totp::code_at(&secret, totp::step_of(now()) + 1).unwrap();
-    anon.post("/v1/auth/login", login("acme", pw, json!({"totp_code": next})))
-        .await
-        .expect(201);
+    anon.post(
+        "/v1/auth/login",
+        login("acme", pw, json!({"totp_code": next})),
+    )
+    .await
+    .expect(201);
     let b = anon
-        .post("/v1/auth/login", login("acme", pw, json!({"totp_code": next})))
+        .post(
+            "/v1/auth/login",
+            login("acme", pw, json!({"totp_code": next})),
+        )
         .await
         .error(401, "unauthorized");
     assert_eq!(b["field"], "totp_code");
     // A wrong password with a code is the plain refusal (no field).
     let b = anon
-        .post("/v1/auth/login", login("acme", "wrong password!", json!({"totp_code": "000000"})))
+        .post(
+            "/v1/auth/login",
+            login("acme", "wrong password!", json!({"totp_code": "000000"})),
+        )
         .await
         .error(401, "unauthorized");
     assert!(b["field"].is_null(), "{b}");
 
     // A recovery code works once (any case), then it is gone.
     let rc = codes[3].to_uppercase();
-    anon.post("/v1/auth/login", login("acme", pw, json!({"recovery_code": rc})))
-        .await
-        .expect(201);
+    anon.post(
+        "/v1/auth/login",
+        login("acme", pw, json!({"recovery_code": rc})),
+    )
+    .await
+    .expect(201);
     let b = anon
-        .post("/v1/auth/login", login("acme", pw, json!({"recovery_code": codes[3]})))
+        .post(
+            "/v1/auth/login",
+            login("acme", pw, json!({"recovery_code": codes[3]})),
+        )
         .await
         .error(401, "unauthorized");
     assert_eq!(b["field"], "recovery_code");
-    assert_eq!(acme.get("/v1/auth/totp").await.expect(200)["recovery_codes_left"], 9);
+    assert_eq!(
+        acme.get("/v1/auth/totp").await.expect(200)["recovery_codes_left"],
+        9
+    );
 
     // Disabling needs proof.
-    acme.post("/v1/auth/totp/disable", json!({})).await.invalid("code");
-    acme.post("/v1/auth/totp/disable", json!({"password": "not it at all"}))
+    acme.post("/v1/auth/totp/disable", json!({}))
         .await
-        .invalid("password");
+        .invalid("code");
+    acme.post(
+        "/v1/auth/totp/disable",
+        json!({"password": "not it at all"}),
+    )
+    .await
+    .invalid("password");
     acme.post("/v1/auth/totp/disable", json!({"password": pw}))
         .await
         .expect(204);
-    anon.post("/v1/auth/login", login("acme", pw, json!({}))).await.expect(201);
+    anon.post("/v1/auth/login", login("acme", pw, json!({})))
+        .await
+        .expect(201);
     srv.stop().await;
 }
 
@@ -144,8 +187,12 @@ async fn impersonation_is_scoped_and_audited_under_both_names() {
     let alice = customer(&srv, &admin, "alice", json!({})).await;
     let r1 = customer(&srv, &admin, "res-one", json!({"kind": "reseller"})).await;
     let r2 = customer(&srv, &admin, "res-two", json!({"kind": "reseller"})).await;
-    r1.post("/v1/customers", json!({"name": "carol"})).await.expect(201);
-    r2.post("/v1/customers", json!({"name": "dave"})).await.expect(201);
+    r1.post("/v1/customers", json!({"name": "carol"}))
+        .await
+        .expect(201);
+    r2.post("/v1/customers", json!({"name": "dave"}))
+        .await
+        .expect(201);
 
     // Refusals: customers never; another reseller's customer, the admin's
     // customer, a reseller, oneself: as if absent; resellers are not acted as.
@@ -164,9 +211,12 @@ async fn impersonation_is_scoped_and_audited_under_both_names() {
         .post("/v1/auth/impersonate", json!({"account": "res-one"}))
         .await
         .error(403, "forbidden");
-    r1.post("/v1/auth/impersonate", json!({"account": "carol", "minutes": 0}))
-        .await
-        .invalid("minutes");
+    r1.post(
+        "/v1/auth/impersonate",
+        json!({"account": "carol", "minutes": 0}),
+    )
+    .await
+    .invalid("minutes");
 
     // The reseller acts as its customer: both identities in whoami.
     let t = r1
@@ -177,7 +227,11 @@ async fn impersonation_is_scoped_and_audited_under_both_names() {
     let as_carol = srv.client(Some(t["token"].as_str().unwrap()));
     let me = as_carol.get("/v1/auth/whoami").await.expect(200);
     assert_eq!(
-        (me["account"].as_str(), me["kind"].as_str(), me["impersonator"].as_str()),
+        (
+            me["account"].as_str(),
+            me["kind"].as_str(),
+            me["impersonator"].as_str()
+        ),
         (Some("carol"), Some("customer"), Some("res-one"))
     );
     // What only the account's owner may do.
@@ -185,13 +239,19 @@ async fn impersonation_is_scoped_and_audited_under_both_names() {
         .post("/v1/tokens", json!({"name": "keep"}))
         .await
         .error(403, "forbidden");
-    as_carol.post("/v1/auth/totp", json!(null)).await.error(403, "forbidden");
+    as_carol
+        .post("/v1/auth/totp", json!(null))
+        .await
+        .error(403, "forbidden");
     as_carol
         .post("/v1/auth/impersonate", json!({"account": "carol"}))
         .await
         .error(403, "forbidden");
     // Carol's scope, nothing more.
-    as_carol.get("/v1/customers/dave").await.error(404, "not_found");
+    as_carol
+        .get("/v1/customers/dave")
+        .await
+        .error(404, "not_found");
 
     // A change made with it: audited as "res-one as carol", seen by carol too.
     as_carol
@@ -200,7 +260,9 @@ async fn impersonation_is_scoped_and_audited_under_both_names() {
         .expect(201);
     let by_both = |events: &[Value]| {
         events.iter().any(|e| {
-            e["kind"] == "domain" && e["object"] == "carol.example" && e["actor"] == "res-one as carol"
+            e["kind"] == "domain"
+                && e["object"] == "carol.example"
+                && e["actor"] == "res-one as carol"
         })
     };
     assert!(by_both(&admin.list_all("/v1/events").await));
@@ -212,7 +274,10 @@ async fn impersonation_is_scoped_and_audited_under_both_names() {
         .delete(&format!("/v1/tokens/{}", t["id"].as_str().unwrap()))
         .await
         .expect(204);
-    as_carol.get("/v1/auth/whoami").await.error(401, "unauthorized");
+    as_carol
+        .get("/v1/auth/whoami")
+        .await
+        .error(401, "unauthorized");
     let t = admin
         .post("/v1/auth/impersonate", json!({"account": "dave"}))
         .await

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod api;
 pub mod forms;
 pub mod guard;
@@ -72,6 +73,18 @@ pub fn router(api: Router, pass_ext: PassExtensions) -> Router {
             "/domains/{name}/dns",
             get(pages::to_domain).post(pages::add_record),
         )
+        .route("/account", get(account::account))
+        .route("/account/totp", get(pages::home).post(account::enroll))
+        .route(
+            "/account/totp/confirm",
+            get(pages::home).post(account::confirm),
+        )
+        .route(
+            "/account/totp/disable",
+            get(pages::home).post(account::disable),
+        )
+        .route("/act-as", get(pages::home).post(account::act_as))
+        .route("/act-as/stop", get(pages::home).post(account::stop_acting))
         .route(views::HTMX_PATH, get(views::htmx))
         .route(views::CSS_PATH, get(views::css))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -18,8 +18,8 @@ use store::{Actor, NewObject, Scope, Stored};
 use super::auth::token_view;
 use super::Names;
 use crate::auth::{
-    hash_blocking, issue_token, now_unix, owner_of_account, verify_blocking,
-    verify_login_blocking, Caller,
+    hash_blocking, issue_token, now_unix, owner_of_account, verify_blocking, verify_login_blocking,
+    Caller,
 };
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
@@ -190,7 +190,11 @@ pub async fn totp_disable(
         }
         (_, Some(pw)) if !pw.is_empty() => {
             let hash = account.data.password_hash.clone().ok_or_else(|| {
-                ApiError::invalid("password", "no_password", "the account has no password; give a code")
+                ApiError::invalid(
+                    "password",
+                    "no_password",
+                    "the account has no password; give a code",
+                )
             })?;
             if !verify_login_blocking(pw, hash).await?.is_right() {
                 return Err(ApiError::invalid(
@@ -384,7 +388,9 @@ pub async fn impersonate(
                 .with_field("account")
         })?;
     if target.data.kind != AccountKind::Customer {
-        return Err(ApiError::forbidden("only customer accounts can be acted as").with_field("account"));
+        return Err(
+            ApiError::forbidden("only customer accounts can be acted as").with_field("account"),
+        );
     }
     if target.data.disabled {
         return Err(ApiError::invalid(
@@ -397,8 +403,14 @@ pub async fn impersonate(
     let label = format!("impersonation by {}", caller.account.name);
     let label: String = label.chars().take(64).collect();
     let mut tx = state.store.begin(caller.actor()).await?;
-    let (token, stored) =
-        issue_token(&mut tx, &target, &label, Some(expires_at), Some(caller.account_id)).await?;
+    let (token, stored) = issue_token(
+        &mut tx,
+        &target,
+        &label,
+        Some(expires_at),
+        Some(caller.account_id),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(by = %caller.account.name, account = %target.meta.name, minutes, "impersonation token issued");
     let info = token_view(&mut Names::new(&state.store), &stored).await?;

@@ -98,8 +98,7 @@ pub async fn login(
     }
     // The second factor, still under the ticket: a wrong code is a failure like a
     // wrong password; a missing one is not (the password was right).
-    match super::account::second_factor(&state, &account, req.totp_code, req.recovery_code).await
-    {
+    match super::account::second_factor(&state, &account, req.totp_code, req.recovery_code).await {
         Ok(()) => ticket.succeeded(),
         Err(SecondFactor::Missing(e)) => {
             ticket.succeeded();

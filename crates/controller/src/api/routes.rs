@@ -6,8 +6,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::{
-    account, auth, certs, customers, databases, dns, domains, ftp, import, infra, mail, mailcheck, names,
-    plans, site_cron, site_files, sites, status, tsig,
+    account, auth, certs, customers, databases, dns, domains, ftp, import, infra, mail, mailcheck,
+    names, plans, site_cron, site_files, sites, status, tsig,
 };
 use crate::error::{method_not_allowed, not_found_route};
 use crate::state::AppState;
