@@ -43,10 +43,8 @@ pub struct AccountPage {
     pub act_errors: FormErrors,
 }
 
-fn signed(ctx: &Ctx) -> Result<Signed, Response> {
-    ctx.require()
-        .cloned()
-        .ok_or_else(|| Redirect::to("/login").into_response())
+fn signed(ctx: &Ctx) -> Option<Signed> {
+    ctx.require().cloned()
 }
 
 fn failed(panel: &Panel, signed: &Signed, f: Failure) -> Response {
@@ -103,18 +101,16 @@ async fn page(
 
 /// `GET /account`.
 pub async fn account(State(panel): State<Panel>, ctx: Ctx) -> Response {
-    let signed = match signed(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(signed) = signed(&ctx) else {
+        return Redirect::to("/login").into_response();
     };
     page(&panel, &ctx, &signed, StatusCode::OK, |_| {}).await
 }
 
 /// `POST /account/totp`: start an enrolment; the page shows its QR code.
 pub async fn enroll(State(panel): State<Panel>, ctx: Ctx) -> Response {
-    let signed = match signed(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(signed) = signed(&ctx) else {
+        return Redirect::to("/login").into_response();
     };
     let reply = call(
         &panel,
@@ -144,9 +140,8 @@ pub async fn enroll(State(panel): State<Panel>, ctx: Ctx) -> Response {
 /// `POST /account/totp/confirm`: a code turns two-factor on; the page shows the
 /// recovery codes once.
 pub async fn confirm(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fields>) -> Response {
-    let signed = match signed(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(signed) = signed(&ctx) else {
+        return Redirect::to("/login").into_response();
     };
     let code = fields.get("code").cloned().unwrap_or_default();
     let reply = call(
@@ -176,9 +171,8 @@ pub async fn confirm(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fi
 
 /// `POST /account/totp/disable`: with a current code or the password.
 pub async fn disable(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fields>) -> Response {
-    let signed = match signed(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(signed) = signed(&ctx) else {
+        return Redirect::to("/login").into_response();
     };
     let code = fields.get("code").map(|c| c.trim()).unwrap_or_default();
     let password = fields.get("password").cloned().unwrap_or_default();
@@ -216,9 +210,8 @@ pub async fn disable(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fi
 /// `POST /act-as`: act as the customer named in field `account` (the API decides
 /// whether the signed-in account may).
 pub async fn act_as(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fields>) -> Response {
-    let signed = match signed(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(signed) = signed(&ctx) else {
+        return Redirect::to("/login").into_response();
     };
     let own = signed.session.clone();
     if own.own.is_some() {
@@ -267,9 +260,8 @@ pub async fn act_as(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fie
 
 /// `POST /act-as/stop`: revoke the impersonation token, back to the own session.
 pub async fn stop_acting(State(panel): State<Panel>, ctx: Ctx) -> Response {
-    let signed = match signed(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(signed) = signed(&ctx) else {
+        return Redirect::to("/login").into_response();
     };
     let acting = signed.session;
     let Some(own) = acting.own.clone() else {

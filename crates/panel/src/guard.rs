@@ -72,7 +72,7 @@ pub async fn csrf_guard(State(panel): State<Panel>, req: Request, next: Next) ->
             Ok(None) => None,
             Err(idle) => {
                 let ext = (panel.pass_ext)(req.extensions());
-                revoke(&panel, idle, ext);
+                revoke(&panel, *idle, ext);
                 None
             }
         },

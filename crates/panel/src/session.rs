@@ -130,13 +130,13 @@ impl Sessions {
     /// The session of `id` if it exists and was used within the idle timeout (the
     /// use counts: its idle time starts again). An idle session is removed and
     /// returned as `Err` so its token can be revoked.
-    pub fn touch(&self, id: &str, now: Instant) -> Result<Option<Session>, Session> {
+    pub fn touch(&self, id: &str, now: Instant) -> Result<Option<Session>, Box<Session>> {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(id) else {
             return Ok(None);
         };
         if now.saturating_duration_since(entry.last_seen) >= self.idle {
-            let gone = map.remove(id).map(|e| e.session);
+            let gone = map.remove(id).map(|e| Box::new(e.session));
             return gone.map_or(Ok(None), Err);
         }
         entry.last_seen = now;
