@@ -568,6 +568,38 @@ impl Client {
         self.all_pages(&["v1", "tokens"], params).await
     }
 
+    /// `POST /v1/auth/impersonate`: a token acting as a customer the caller
+    /// manages, recording the caller as impersonator.
+    pub async fn impersonate(&self, req: &Impersonate) -> Result<TokenCreated> {
+        self.post(&["v1", "auth", "impersonate"], req).await
+    }
+
+    /// `GET /v1/auth/totp`: the caller's two-factor state.
+    pub async fn totp_status(&self) -> Result<TotpStatus> {
+        self.get(&["v1", "auth", "totp"]).await
+    }
+
+    /// `POST /v1/auth/totp`: start a two-factor enrolment.
+    pub async fn totp_enroll(&self) -> Result<TotpEnrolment> {
+        self.post_empty(&["v1", "auth", "totp"]).await
+    }
+
+    /// `POST /v1/auth/totp/confirm`: turn two-factor on; the recovery codes.
+    pub async fn totp_confirm(&self, req: &TotpConfirm) -> Result<RecoveryCodes> {
+        self.post(&["v1", "auth", "totp", "confirm"], req).await
+    }
+
+    /// `POST /v1/auth/totp/disable`: turn two-factor off.
+    pub async fn totp_disable(&self, req: &TotpDisable) -> Result<()> {
+        self.send::<(), NoBody, TotpDisable>(
+            Method::POST,
+            &["v1", "auth", "totp", "disable"],
+            None,
+            Some(req),
+        )
+        .await
+    }
+
     /// `DELETE /v1/tokens/{id}`: revoke a token.
     pub async fn delete_token(&self, id: &str) -> Result<()> {
         self.delete(&["v1", "tokens", id]).await

@@ -41,6 +41,17 @@ pub struct Caller {
     pub token_id: Id,
     /// Public id of the token used.
     pub token_public_id: String,
+    /// For an impersonation token: who acts as `account` with it.
+    pub impersonator: Option<Impersonator>,
+}
+
+/// The reseller or admin behind an impersonation token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Impersonator {
+    /// Its account id.
+    pub id: Id,
+    /// Its account name.
+    pub name: String,
 }
 
 impl Caller {
@@ -58,11 +69,29 @@ impl Caller {
         self.account.kind == AccountKind::Admin
     }
 
-    /// The audit log's actor.
+    /// The audit log's actor: the account, and for an impersonation token both
+    /// names, `<impersonator> as <account>` (the id stays the account's, so the
+    /// customer's own log shows the change).
     pub fn actor(&self) -> Actor {
+        let label = match &self.impersonator {
+            Some(i) => format!("{} as {}", i.name, self.account.name),
+            None => self.account.name.to_string(),
+        };
         Actor {
             account: Some(self.account_id),
-            label: self.account.name.to_string(),
+            label,
+        }
+    }
+
+    /// 403 for an impersonation token: what only the account's owner may do
+    /// (tokens, two-factor, impersonating further).
+    pub fn require_own(&self) -> ApiResult<()> {
+        match &self.impersonator {
+            None => Ok(()),
+            Some(i) => Err(ApiError::forbidden(format!(
+                "`{}` is acting as `{}`: an impersonation token cannot do this",
+                i.name, self.account.name
+            ))),
         }
     }
 
@@ -253,6 +282,7 @@ pub async fn issue_token(
     account: &Stored<Account>,
     name: &str,
     expires_at: Option<i64>,
+    impersonator: Option<Id>,
 ) -> ApiResult<(String, Stored<ApiToken>)> {
     let (token, public_id, secret) = secrets::generate_token();
     let secret_hash = hash_blocking(secret).await?;
@@ -262,6 +292,7 @@ pub async fn issue_token(
         public_id: public_id.clone(),
         secret_hash,
         expires_at,
+        impersonator,
     };
     let stored = tx
         .create(NewObject {
@@ -362,15 +393,53 @@ async fn verify_token(state: &AppState, token: &str) -> ApiResult<(Caller, Optio
     if account.data.disabled {
         return Err(ApiError::unauthorized("the account is disabled"));
     }
+    let impersonator = match stored.data.impersonator {
+        None => None,
+        Some(id) => Some(check_impersonator(state, id, &account).await?),
+    };
     Ok((
         Caller {
             account_id: account.meta.id,
             account: account.data,
             token_id: stored.meta.id,
             token_public_id: stored.meta.name,
+            impersonator,
         },
         stored.data.expires_at,
     ))
+}
+
+/// The impersonator `id` of a token of `account`, if it may still act as it: it
+/// exists, is not disabled, and is an admin or the account's reseller (checked on
+/// every verification, so a customer moved to another reseller ends it).
+async fn check_impersonator(
+    state: &AppState,
+    id: Id,
+    account: &Stored<Account>,
+) -> ApiResult<Impersonator> {
+    let gone = || {
+        ApiError::unauthorized(
+            "the impersonation token's owner may no longer act as this account; sign in again",
+        )
+    };
+    let who = state
+        .store
+        .get::<Account>(Scope::All, id)
+        .await?
+        .ok_or_else(gone)?;
+    let allowed = !who.data.disabled
+        && match who.data.kind {
+            AccountKind::Admin => true,
+            AccountKind::Reseller => account.data.reseller == Some(who.meta.id),
+            AccountKind::Customer => false,
+        };
+    if !allowed {
+        return Err(gone());
+    }
+    Ok(Impersonator {
+        id: who.meta.id,
+        name: who.meta.name,
+    })
 }
 
 /// The bearer token of a request, if any.

@@ -208,7 +208,7 @@ async fn first_admin(store: &Store, admin: &Slug) -> Result<String, InitError> {
             )),
             other => InitError::Store(other),
         })?;
-    let (token, _) = crate::auth::issue_token(&mut tx, &account, "init", None)
+    let (token, _) = crate::auth::issue_token(&mut tx, &account, "init", None, None)
         .await
         .map_err(|e| InitError::Other(e.body.message))?;
     tx.commit().await?;

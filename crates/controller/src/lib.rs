@@ -45,6 +45,7 @@ pub mod secrets;
 pub mod site_reports;
 pub mod state;
 pub mod tls;
+pub mod totp;
 pub mod zones;
 
 use std::future::Future;

@@ -34,6 +34,8 @@ impl Modify for BearerAuth {
     paths(
         api::auth::login, api::auth::whoami, api::auth::create_token, api::auth::list_tokens,
         api::auth::get_token, api::auth::revoke_token,
+        api::account::totp_status, api::account::totp_enroll, api::account::totp_confirm,
+        api::account::totp_disable, api::account::impersonate,
         api::infra::create_cluster, api::infra::list_clusters, api::infra::get_cluster,
         api::infra::update_cluster, api::infra::delete_cluster,
         api::tsig::get_tsig, api::tsig::rotate_tsig,
@@ -75,7 +77,8 @@ impl Modify for BearerAuth {
     ),
     components(schemas(
         proto::v1::ErrorBody, proto::v1::LoginRequest, proto::v1::WhoAmI, proto::v1::CreateToken,
-        proto::v1::TokenView, proto::v1::TokenCreated, proto::v1::CreateCluster, proto::v1::UpdateCluster,
+        proto::v1::TokenView, proto::v1::TokenCreated, proto::v1::TotpStatus, proto::v1::TotpEnrolment,
+        proto::v1::TotpConfirm, proto::v1::RecoveryCodes, proto::v1::TotpDisable, proto::v1::Impersonate, proto::v1::CreateCluster, proto::v1::UpdateCluster,
         proto::v1::ClusterView, proto::v1::MailWriterView, proto::v1::TsigView, proto::v1::RotateTsig, proto::v1::CreateServer, proto::v1::UpdateServer, proto::v1::ServerView,
         proto::v1::CreateCustomer, proto::v1::UpdateCustomer, proto::v1::CustomerView,
         proto::v1::CreatePlan, proto::v1::UpdatePlan, proto::v1::PlanView, proto::v1::LimitsView,

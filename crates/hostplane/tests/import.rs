@@ -285,6 +285,8 @@ async fn import_validates_resumes_refuses_differences_and_rehashes_at_login() {
         password: "customer-pw-1".into(),
         token_name: None,
         expires_in_days: None,
+        totp_code: None,
+        recovery_code: None,
     };
     let anon = c.admin().with_token(None);
     anon.login(&login).await.unwrap();

@@ -240,6 +240,10 @@ pub struct ApiToken {
     /// Unix time after which the token is refused.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// For an impersonation token: the reseller or admin account that acts as
+    /// `account` with it (both names go into the audit log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<Id>,
 }
 object!(ApiToken, Token);
 
@@ -605,6 +609,11 @@ pub enum SecretPurpose {
     /// Which controller issues ACME certificates (subject: `issuer`): `public` the
     /// holder, `not_after` the end of its lease.
     AcmeLease,
+    /// An account's TOTP two-factor secret (subject: the account name): `private`
+    /// the base32 secret, `public` the JSON state (confirmed, last step used,
+    /// argon2id hashes of the unused recovery codes; `controller::totp`). No
+    /// server carries it.
+    Totp,
 }
 
 impl SecretPurpose {
@@ -623,6 +632,7 @@ impl SecretPurpose {
             SecretPurpose::AcmeSite => "acme_site",
             SecretPurpose::AcmeChallenge => "acme_challenge",
             SecretPurpose::AcmeLease => "acme_lease",
+            SecretPurpose::Totp => "totp",
         }
     }
 

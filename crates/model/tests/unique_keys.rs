@@ -123,6 +123,7 @@ fn every_other_kind_claims_none() -> R {
         public_id: "abc".into(),
         secret_hash: String::new(),
         expires_at: None,
+        impersonator: None,
     };
     assert_eq!(keys(&token, "abc"), none);
     let cluster = Cluster {

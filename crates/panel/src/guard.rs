@@ -72,7 +72,7 @@ pub async fn csrf_guard(State(panel): State<Panel>, req: Request, next: Next) ->
             Ok(None) => None,
             Err(idle) => {
                 let ext = (panel.pass_ext)(req.extensions());
-                revoke(&panel, idle, ext);
+                revoke(&panel, *idle, ext);
                 None
             }
         },
@@ -128,18 +128,24 @@ pub fn form_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Revoke a session's API token in the background (sign-out waits for it instead).
+/// Revoke a session's API tokens (its own and, while acting as a customer, the
+/// impersonation token) in the background (sign-out waits for it instead).
 pub fn revoke(panel: &Panel, s: Session, ext: http::Extensions) {
     let api = panel.api.clone();
-    tokio::spawn(async move {
-        let path = format!("/v1/tokens/{}", crate::api::seg(&s.token_id));
+    tokio::spawn(async move { revoke_now(&api, &s, &ext).await });
+}
+
+/// Revoke every API token of session `s` now (each with itself).
+pub async fn revoke_now(api: &crate::api::Api, s: &Session, ext: &http::Extensions) {
+    for (token, id) in s.tokens() {
+        let path = format!("/v1/tokens/{}", crate::api::seg(&id));
         let r = api
-            .call(Method::DELETE, &path, Some(&s.token), None, &ext)
+            .call(Method::DELETE, &path, Some(&token), None, ext)
             .await;
         if !r.status.is_success() && r.status != StatusCode::UNAUTHORIZED {
             tracing::warn!(account = %s.account, status = %r.status, "cannot revoke an ended panel session's token");
         }
-    });
+    }
 }
 
 /// What a panel handler gets: the session (if signed in) and the request's

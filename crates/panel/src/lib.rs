@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod api;
 pub mod flow;
 pub mod forms;
@@ -210,6 +211,18 @@ pub fn router(api: Router, pass_ext: PassExtensions) -> Router {
         .route(map::EVENTS_PATH, get(map::events))
         .route(map::JS_PATH, get(map::js))
         .route(map::CSS_PATH, get(map::css))
+        .route("/account", get(account::account))
+        .route("/account/totp", get(pages::home).post(account::enroll))
+        .route(
+            "/account/totp/confirm",
+            get(pages::home).post(account::confirm),
+        )
+        .route(
+            "/account/totp/disable",
+            get(pages::home).post(account::disable),
+        )
+        .route("/act-as", get(pages::home).post(account::act_as))
+        .route("/act-as/stop", get(pages::home).post(account::stop_acting))
         .route(views::HTMX_PATH, get(views::htmx))
         .route(views::CSS_PATH, get(views::css))
         .route_layer(axum::middleware::from_fn_with_state(

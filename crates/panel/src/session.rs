@@ -53,6 +53,27 @@ pub struct Session {
     pub kind: String,
     /// The CSRF token every form of this session carries.
     pub csrf: String,
+    /// While acting as a customer (an impersonation token above): the signed-in
+    /// account's own session, back in place when acting stops.
+    pub own: Option<Box<Session>>,
+}
+
+impl Session {
+    /// The name of the person signed in: the impersonator while acting as a
+    /// customer, the account otherwise.
+    pub fn person(&self) -> &str {
+        self.own.as_ref().map_or(&self.account, |o| &o.account)
+    }
+
+    /// Every API token the session holds (the acting one first), to revoke at
+    /// its end.
+    pub fn tokens(&self) -> Vec<(String, String)> {
+        let mut v = vec![(self.token.clone(), self.token_id.clone())];
+        if let Some(o) = &self.own {
+            v.extend(o.tokens());
+        }
+        v
+    }
 }
 
 #[derive(Debug)]
@@ -109,17 +130,30 @@ impl Sessions {
     /// The session of `id` if it exists and was used within the idle timeout (the
     /// use counts: its idle time starts again). An idle session is removed and
     /// returned as `Err` so its token can be revoked.
-    pub fn touch(&self, id: &str, now: Instant) -> Result<Option<Session>, Session> {
+    pub fn touch(&self, id: &str, now: Instant) -> Result<Option<Session>, Box<Session>> {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(id) else {
             return Ok(None);
         };
         if now.saturating_duration_since(entry.last_seen) >= self.idle {
-            let gone = map.remove(id).map(|e| e.session);
+            let gone = map.remove(id).map(|e| Box::new(e.session));
             return gone.map_or(Ok(None), Err);
         }
         entry.last_seen = now;
         Ok(Some(entry.session.clone()))
+    }
+
+    /// Put `session` in place of the session `id` holds (acting as a customer and
+    /// back); false when `id` is gone.
+    pub fn replace(&self, id: &str, session: Session, now: Instant) -> bool {
+        match self.lock().get_mut(id) {
+            Some(e) => {
+                e.session = session;
+                e.last_seen = now;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Remove a session (sign-out, or its token no longer works).
@@ -183,7 +217,34 @@ mod tests {
             account: name.to_owned(),
             kind: "customer".to_owned(),
             csrf: random_secret(),
+            own: None,
         }
+    }
+
+    #[test]
+    fn acting_as_a_customer_and_back() {
+        let s = Sessions::new(Duration::from_secs(60));
+        let now = Instant::now();
+        let mut own = session("reseller");
+        own.kind = "reseller".to_owned();
+        let (id, _) = s.create(own.clone(), now);
+        let acting = Session {
+            own: Some(Box::new(own.clone())),
+            ..session("acme")
+        };
+        assert_eq!(acting.person(), "reseller");
+        assert_eq!(
+            acting.tokens(),
+            vec![
+                ("hp_acme_secret".to_owned(), "acme".to_owned()),
+                ("hp_reseller_secret".to_owned(), "reseller".to_owned())
+            ]
+        );
+        assert!(s.replace(&id, acting, now));
+        assert_eq!(s.touch(&id, now).unwrap().unwrap().account, "acme");
+        assert!(s.replace(&id, own, now));
+        assert_eq!(s.touch(&id, now).unwrap().unwrap().person(), "reseller");
+        assert!(!s.replace("gone", session("x"), now));
     }
 
     #[test]

@@ -41,6 +41,20 @@ fn login_form(status: StatusCode, csrf: String, errors: FormErrors) -> Response 
     with_cookie(res, session::LOGIN_COOKIE, Some(&csrf))
 }
 
+/// True for six digits (spaces allowed): a TOTP code rather than a recovery code.
+pub fn looks_like_totp(code: &str) -> bool {
+    let digits: Vec<u8> = code.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    digits.len() == 6 && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// The sign-in form's field for an API field of `POST /v1/auth/login`.
+pub fn login_field(api: &str) -> Option<&'static str> {
+    match api {
+        "totp_code" | "recovery_code" => Some("code"),
+        _ => None,
+    }
+}
+
 /// `GET /login`: the form (its CSRF token in a cookie of its own), or the
 /// dashboard when already signed in.
 pub async fn login_page(ctx: Ctx) -> Response {
@@ -54,12 +68,23 @@ pub async fn login_page(ctx: Ctx) -> Response {
 pub async fn login(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fields>) -> Response {
     let account = fields.get("account").cloned().unwrap_or_default();
     let password = fields.get("password").cloned().unwrap_or_default();
-    let body = json!({
+    let mut body = json!({
         "account": account.trim(),
         "password": password,
         "token_name": "panel session",
         "expires_in_days": TOKEN_DAYS,
     });
+    // One field for the second factor: six digits are the authenticator's code,
+    // anything else a recovery code.
+    let code = fields.get("code").map(|c| c.trim()).unwrap_or_default();
+    if !code.is_empty() {
+        let key = if looks_like_totp(code) {
+            "totp_code"
+        } else {
+            "recovery_code"
+        };
+        body[key] = json!(code);
+    }
     let reply = panel
         .api
         .call(Method::POST, "/v1/auth/login", None, Some(&body), &ctx.ext)
@@ -71,7 +96,10 @@ pub async fn login(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fiel
     };
     let created: proto::v1::TokenCreated = match reply.into_result() {
         Ok(c) => c,
-        Err(f) => return again(f.status, f.error.message),
+        Err(f) => {
+            let errors = FormErrors::from_failure(&f, login_field).keep(&fields);
+            return login_form(f.status, random_secret(), errors);
+        }
     };
     let who: proto::v1::WhoAmI = match panel
         .api
@@ -95,6 +123,7 @@ pub async fn login(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fiel
             account: who.account,
             kind: who.kind,
             csrf: random_secret(),
+            own: None,
         },
         Instant::now(),
     );
@@ -110,15 +139,7 @@ pub async fn login(State(panel): State<Panel>, ctx: Ctx, Form(fields): Form<Fiel
 /// session, clear the cookie.
 pub async fn logout(State(panel): State<Panel>, ctx: Ctx) -> Response {
     if let Some(signed) = &ctx.signed {
-        let s = &signed.session;
-        let path = format!("/v1/tokens/{}", crate::api::seg(&s.token_id));
-        let r = panel
-            .api
-            .call(Method::DELETE, &path, Some(&s.token), None, &ctx.ext)
-            .await;
-        if !r.status.is_success() && r.status != StatusCode::UNAUTHORIZED {
-            tracing::warn!(account = %s.account, status = %r.status, "sign-out could not revoke the session's token");
-        }
+        crate::guard::revoke_now(&panel.api, &signed.session, &ctx.ext).await;
         panel.sessions.remove(&signed.id);
     }
     with_cookie(

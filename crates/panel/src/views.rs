@@ -51,6 +51,8 @@ pub struct Nav {
     pub kind: String,
     /// CSRF token of the session (every form carries it).
     pub csrf: String,
+    /// While acting as a customer: who is signed in (the banner names both).
+    pub impersonator: Option<String>,
 }
 
 impl Nav {
@@ -60,6 +62,7 @@ impl Nav {
             account: session.account.clone(),
             kind: session.kind.clone(),
             csrf: session.csrf.clone(),
+            impersonator: session.own.as_ref().map(|o| o.account.clone()),
         }
     }
 }

@@ -10,6 +10,7 @@ fn nav() -> Option<Nav> {
         account: "alice".into(),
         kind: "customer".into(),
         csrf: "CSRF-TOKEN".into(),
+        impersonator: None,
     })
 }
 

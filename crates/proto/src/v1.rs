@@ -81,6 +81,75 @@ pub struct LoginRequest {
     /// for 1, so a session lost with a controller restart leaves no lasting token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_days: Option<u32>,
+    /// The current six-digit TOTP code, required when the account has two-factor
+    /// authentication (or give `recovery_code` instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_code: Option<String>,
+    /// One of the account's unused recovery codes, in place of `totp_code`
+    /// (each works once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+}
+
+/// `GET /v1/auth/totp`: the caller's two-factor state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TotpStatus {
+    /// An enrolment exists (maybe not confirmed yet).
+    pub enrolled: bool,
+    /// Confirmed with a code: logins need a code.
+    pub confirmed: bool,
+    /// Recovery codes not used yet.
+    pub recovery_codes_left: usize,
+}
+
+/// `POST /v1/auth/totp`: a new enrolment, to be confirmed with a code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// The secret, base32 (for typing into an authenticator app).
+    pub secret: String,
+    /// The `otpauth://totp/...` URI (RFC 6238: SHA-1, 30 s, 6 digits).
+    pub otpauth_uri: String,
+    /// The URI as a QR code, an SVG document without inline styles.
+    pub qr_svg: String,
+}
+
+/// `POST /v1/auth/totp/confirm`: a current code from the authenticator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirm {
+    /// Six digits.
+    pub code: String,
+}
+
+/// `POST /v1/auth/totp/confirm`: the recovery codes, shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten single-use codes `xxxxx-xxxxx`.
+    pub recovery_codes: Vec<String>,
+}
+
+/// `POST /v1/auth/totp/disable`: proof that the caller holds the account: a
+/// current code or the password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpDisable {
+    /// A current TOTP code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The account's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `POST /v1/auth/impersonate`: a token acting as a customer the caller manages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Impersonate {
+    /// The customer to act as.
+    pub account: String,
+    /// Minutes the token is valid, 1–480 (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<u32>,
 }
 
 /// `GET /v1/auth/whoami`: the account the token acts as.
@@ -92,6 +161,9 @@ pub struct WhoAmI {
     pub kind: String,
     /// Id of the token used.
     pub token_id: String,
+    /// For an impersonation token: the reseller or admin acting as `account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<String>,
 }
 
 /// `POST /v1/tokens`: create an API token.

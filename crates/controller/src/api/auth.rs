@@ -11,6 +11,7 @@ use proto::v1::{
 };
 use store::{Actor, Scope, Stored};
 
+use super::account::SecondFactor;
 use super::{filters, list_page, rfc3339, visible, Names, Paging};
 use crate::auth::{
     client_ip, hash_blocking, issue_token, now_unix, verify_blocking, verify_login_blocking, Caller,
@@ -95,7 +96,20 @@ pub async fn login(
     if !verdict.is_right() || account.data.disabled {
         return Err(fail());
     }
-    ticket.succeeded();
+    // The second factor, still under the ticket: a wrong code is a failure like a
+    // wrong password; a missing one is not (the password was right).
+    match super::account::second_factor(&state, &account, req.totp_code, req.recovery_code).await {
+        Ok(()) => ticket.succeeded(),
+        Err(SecondFactor::Missing(e)) => {
+            ticket.succeeded();
+            return Err(e);
+        }
+        Err(SecondFactor::Wrong(e)) => {
+            tracing::info!(account = %account.meta.name, %source, "login with a wrong second factor");
+            return Err(e);
+        }
+        Err(SecondFactor::Store(e)) => return Err(e),
+    }
     if verdict.needs_rehash() {
         // An imported legacy hash: store argon2id now that the password is known.
         let new = hash_blocking(req.password).await?;
@@ -120,7 +134,7 @@ pub async fn login(
         label: account.meta.name.clone(),
     };
     let mut tx = state.store.begin(actor).await?;
-    let (token, stored) = issue_token(&mut tx, &account, &name, expires_at).await?;
+    let (token, stored) = issue_token(&mut tx, &account, &name, expires_at, None).await?;
     tx.commit().await?;
     let info = token_view(&mut Names::new(&state.store), &stored).await?;
     Ok((StatusCode::CREATED, Json(TokenCreated { token, info })))
@@ -150,6 +164,7 @@ pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
         account: caller.account.name.to_string(),
         kind: caller.account.kind.to_string(),
         token_id: caller.token_public_id,
+        impersonator: caller.impersonator.map(|i| i.name),
     })
 }
 
@@ -161,6 +176,7 @@ pub async fn create_token(
     caller: Caller,
     ApiJson(req): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+    caller.require_own()?;
     let name = token_name(&req.name)?;
     let account: Stored<Account> = match req.account.as_deref() {
         Some(a) if a != caller.account.name.as_str() => {
@@ -190,7 +206,7 @@ pub async fn create_token(
     };
     let expires_at = expiry(req.expires_in_days)?;
     let mut tx = state.store.begin(caller.actor()).await?;
-    let (token, stored) = issue_token(&mut tx, &account, &name, expires_at).await?;
+    let (token, stored) = issue_token(&mut tx, &account, &name, expires_at, None).await?;
     tx.commit().await?;
     let info = token_view(&mut Names::new(&state.store), &stored).await?;
     Ok((StatusCode::CREATED, Json(TokenCreated { token, info })))

@@ -3,6 +3,7 @@
 //! HTTP layer imports from here: placement and snapshots live in
 //! [`crate::placement`].
 
+pub mod account;
 pub mod auth;
 pub mod certs;
 pub mod common;

@@ -6,8 +6,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::{
-    auth, certs, customers, databases, dns, domains, ftp, import, infra, mail, mailcheck, names,
-    plans, site_cron, site_files, sites, status, tsig,
+    account, auth, certs, customers, databases, dns, domains, ftp, import, infra, mail, mailcheck,
+    names, plans, site_cron, site_files, sites, status, tsig,
 };
 use crate::error::{method_not_allowed, not_found_route};
 use crate::state::AppState;
@@ -18,6 +18,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/whoami", get(auth::whoami))
+        .route(
+            "/v1/auth/totp",
+            get(account::totp_status).post(account::totp_enroll),
+        )
+        .route("/v1/auth/totp/confirm", post(account::totp_confirm))
+        .route("/v1/auth/totp/disable", post(account::totp_disable))
+        .route("/v1/auth/impersonate", post(account::impersonate))
         .route(
             "/v1/tokens",
             get(auth::list_tokens).post(auth::create_token),

@@ -187,6 +187,8 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
                 // The ACME task's bookkeeping: no server carries it.
                 SecretPurpose::AcmeAccount | SecretPurpose::AcmeSite | SecretPurpose::AcmeLease => {
                 }
+                // An account's two-factor secret: the controller's alone.
+                SecretPurpose::Totp => {}
             }
         }
     }

@@ -47,8 +47,9 @@ pub const RENEW_BEFORE: i64 = 30 * 24 * 3600;
 /// its expiry, when ACME renewal failed all along: an expired certificate is worse.
 pub const ACME_FALLBACK_BEFORE: i64 = 24 * 3600;
 
-/// Whether a secret of this purpose belongs to the ACME task ([`crate::acme`]),
-/// neither wanted nor unwanted here (like spare RSA keys).
+/// Whether a secret of this purpose belongs to the ACME task ([`crate::acme`]) or
+/// to an account (its TOTP secret, [`crate::totp`]), neither wanted nor unwanted
+/// here (like spare RSA keys).
 pub fn is_acme_purpose(p: SecretPurpose) -> bool {
     matches!(
         p,
@@ -56,6 +57,7 @@ pub fn is_acme_purpose(p: SecretPurpose) -> bool {
             | SecretPurpose::AcmeSite
             | SecretPurpose::AcmeChallenge
             | SecretPurpose::AcmeLease
+            | SecretPurpose::Totp
     )
 }
 
@@ -357,6 +359,8 @@ fn make(ca: Option<&Ca>, w: &Wanted, now: i64) -> Result<Option<Secret>, KeyErro
         | SecretPurpose::AcmeSite
         | SecretPurpose::AcmeChallenge
         | SecretPurpose::AcmeLease => return Ok(None),
+        // An account's two-factor secret (`crate::totp`), made when it enrolls.
+        SecretPurpose::Totp => return Ok(None),
     };
     Ok(Some(Secret {
         purpose: w.purpose,

@@ -180,6 +180,7 @@ fn subject(purpose: SecretPurpose, slot: u8) -> String {
         SecretPurpose::AcmeSite | SecretPurpose::AcmeChallenge => domain_name(slot),
         SecretPurpose::AcmeAccount => "platform".into(),
         SecretPurpose::AcmeLease => "issuer".into(),
+        SecretPurpose::Totp => "acme".into(),
     }
 }
 

@@ -250,6 +250,7 @@ impl KeyState {
             | SecretPurpose::AcmeSite
             | SecretPurpose::AcmeChallenge
             | SecretPurpose::AcmeLease => None,
+            SecretPurpose::Totp => None,
         }
     }
 

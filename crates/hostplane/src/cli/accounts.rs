@@ -105,6 +105,45 @@ pub enum TokenCmd {
     /// Revoke a token by id
     #[command(visible_aliases = ["rm", "delete"])]
     Revoke(TokenRevoke),
+    /// A token acting as a customer you manage; changes made with it are audited
+    /// as `<you> as <customer>`
+    Impersonate(TokenImpersonate),
+    /// Two-factor authentication (TOTP) of your account
+    #[command(subcommand)]
+    Totp(TotpCmd),
+}
+
+/// `token impersonate`.
+#[derive(Debug, Args)]
+pub struct TokenImpersonate {
+    /// The customer to act as
+    pub account: String,
+    /// Minutes the token is valid, 1-480 (default 60)
+    #[arg(long)]
+    pub minutes: Option<u32>,
+}
+
+/// `token totp ...`.
+#[derive(Debug, Subcommand)]
+pub enum TotpCmd {
+    /// Whether two-factor authentication is on
+    Status,
+    /// Start an enrolment: prints the secret and the otpauth:// URI
+    Enroll,
+    /// Turn it on with the authenticator's current code; prints the recovery codes once
+    Confirm {
+        /// Six digits
+        code: String,
+    },
+    /// Turn it off with a current code (or --password, read from stdin)
+    Disable {
+        /// A current code
+        #[arg(long, required_unless_present = "password")]
+        code: Option<String>,
+        /// Prove it with the account's password instead (one line of stdin)
+        #[arg(long)]
+        password: bool,
+    },
 }
 
 /// `token create`.

@@ -123,6 +123,10 @@ pub struct LoginArgs {
     /// Log in with an account name; the password is read from stdin
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
+    /// With --account, when two-factor authentication is on: the authenticator's
+    /// six-digit code, or a recovery code
+    #[arg(long, value_name = "CODE", requires = "account")]
+    pub code: Option<String>,
 }
 
 // ------------------------------------------------------------------ clusters

@@ -4,7 +4,7 @@ use proto::v1::{CreateCustomer, CreateToken, UpdateCustomer};
 use std::collections::BTreeMap;
 
 use super::{listing, Ctx};
-use crate::cli::{CustomerCmd, TokenCmd};
+use crate::cli::{CustomerCmd, TokenCmd, TotpCmd};
 use crate::output::{print_fields, secret, Render};
 
 fn cluster_map(pairs: Vec<(String, String)>) -> Option<BTreeMap<String, String>> {
@@ -90,6 +90,77 @@ pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<()> {
         TokenCmd::Revoke(r) => {
             api.delete_token(&r.id).await?;
             ctx.out.deleted("token", &r.id)
+        }
+        TokenCmd::Impersonate(i) => {
+            let req = proto::v1::Impersonate {
+                account: i.account,
+                minutes: i.minutes,
+            };
+            let created = api.impersonate(&req).await?;
+            if ctx.out.json {
+                return crate::output::print_json(&created);
+            }
+            print_fields(&created.info.fields());
+            secret("token", &created.token);
+            Ok(())
+        }
+        TokenCmd::Totp(t) => totp(ctx, &api, t).await,
+    }
+}
+
+async fn totp(ctx: &Ctx, api: &client::Client, cmd: TotpCmd) -> anyhow::Result<()> {
+    match cmd {
+        TotpCmd::Status => {
+            let st = api.totp_status().await?;
+            if ctx.out.json {
+                return crate::output::print_json(&st);
+            }
+            let state = if st.confirmed {
+                "on"
+            } else if st.enrolled {
+                "enrolment not confirmed"
+            } else {
+                "off"
+            };
+            print_fields(&[
+                ("two-factor", state.to_owned()),
+                ("recovery codes left", st.recovery_codes_left.to_string()),
+            ]);
+            Ok(())
+        }
+        TotpCmd::Enroll => {
+            let e = api.totp_enroll().await?;
+            if ctx.out.json {
+                return crate::output::print_json(&e);
+            }
+            print_fields(&[("uri", e.otpauth_uri.clone())]);
+            secret("secret", &e.secret);
+            println!("Add it to an authenticator app, then: hostplane token totp confirm CODE");
+            Ok(())
+        }
+        TotpCmd::Confirm { code } => {
+            let r = api.totp_confirm(&proto::v1::TotpConfirm { code }).await?;
+            if ctx.out.json {
+                return crate::output::print_json(&r);
+            }
+            println!("Two-factor authentication is on. Recovery codes (each works once, shown only now):");
+            for c in &r.recovery_codes {
+                println!("  {c}");
+            }
+            Ok(())
+        }
+        TotpCmd::Disable { code, password } => {
+            let password = if password {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            api.totp_disable(&proto::v1::TotpDisable { code, password })
+                .await?;
+            println!("Two-factor authentication is off.");
+            Ok(())
         }
     }
 }

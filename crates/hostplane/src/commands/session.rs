@@ -28,6 +28,8 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
                     password,
                     token_name: Some(token_label()),
                     expires_in_days: None,
+                    totp_code: args.code.clone().filter(|c| is_totp_code(c)),
+                    recovery_code: args.code.clone().filter(|c| !is_totp_code(c)),
                 })
                 .await?;
             (created.token, true)
@@ -58,6 +60,12 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
             ("saved to", path.display().to_string()),
         ],
     )
+}
+
+/// Six digits (spaces allowed): a TOTP code, not a recovery code.
+fn is_totp_code(code: &str) -> bool {
+    let d: Vec<u8> = code.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    d.len() == 6 && d.iter().all(u8::is_ascii_digit)
 }
 
 fn token_label() -> String {
