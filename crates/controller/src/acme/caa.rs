@@ -221,4 +221,64 @@ mod tests {
         assert_eq!(issuer_of(""), "");
         assert_eq!(issuer_of(";"), "");
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn prop() -> impl Strategy<Value = Property> {
+            (
+                any::<bool>(),
+                prop_oneof![
+                    Just("issue".to_owned()),
+                    Just("issuewild".to_owned()),
+                    Just("iodef".to_owned()),
+                    "[a-z]{1,8}",
+                ],
+                prop_oneof![
+                    Just("ca.example".to_owned()),
+                    Just("other.example; a=b".to_owned()),
+                    Just(";".to_owned()),
+                    "[ -~]{0,20}",
+                ],
+            )
+                .prop_map(|(critical, tag, value)| Property {
+                    critical,
+                    tag,
+                    value,
+                })
+        }
+
+        proptest! {
+            /// Never panics; a non-critical property of an unknown tag never
+            /// changes the verdict; a CA named by every `issue`/`issuewild`
+            /// value is allowed unless a critical unknown tag forbids.
+            #[test]
+            fn verdict_invariants(props in prop::collection::vec(prop(), 0..6), wild in any::<bool>()) {
+                let name = if wild { "*.a.example" } else { "a.example" };
+                let ids = vec!["ca.example".to_owned()];
+                let rel: Relevant = Some(("a.example".into(), props.clone()));
+                let v = evaluate(name, &rel, &ids);
+                let mut more = props.clone();
+                more.push(Property { critical: false, tag: "zzunknown".into(), value: "x".into() });
+                prop_assert_eq!(v.is_ok(), evaluate(name, &Some(("a.example".into(), more)), &ids).is_ok());
+                let all: Vec<String> = props
+                    .iter()
+                    .filter(|p| p.tag == "issue" || p.tag == "issuewild")
+                    .map(|p| issuer_of(&p.value))
+                    .filter(|i| !i.is_empty())
+                    .collect();
+                let critical_unknown = props.iter().any(|p| {
+                    p.critical
+                        && !["issue", "issuewild", "iodef", "issuemail", "contactemail", "contactphone"]
+                            .contains(&p.tag.as_str())
+                });
+                if !critical_unknown && !props.iter().any(|p| (p.tag == "issue" || p.tag == "issuewild") && issuer_of(&p.value).is_empty()) {
+                    let mut every = all.clone();
+                    every.push("ca.example".into());
+                    prop_assert!(evaluate(name, &rel, &every).is_ok());
+                }
+            }
+        }
+    }
 }
