@@ -103,6 +103,9 @@ pub struct ZoneInput<'a> {
     /// (Ed25519 and RSA): each published at `<selector>._domainkey` unless the
     /// customer has a TXT there.
     pub dkim: Vec<(&'a str, String)>,
+    /// Pending ACME DNS-01 challenges, `(absolute name, TXT value)`: those whose
+    /// name lies in this zone are published (`acme::dns01`).
+    pub acme_txt: Vec<(String, String)>,
 }
 
 /// The zone as a master file (RFC 1035 §5): `$ORIGIN`, then one line per record

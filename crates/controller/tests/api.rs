@@ -708,6 +708,15 @@ async fn resources_crud_and_validation() {
     )
     .await
     .error(409, "conflict");
+    // A wildcard alias only under the site's own domain, one leading `*`.
+    for bad in ["*.example.com", "a.*.xn--bcher-kva.example"] {
+        acme.post(
+            "/v1/sites",
+            json!({"domain": "xn--bcher-kva.example", "aliases": [bad]}),
+        )
+        .await
+        .invalid("aliases[0]");
+    }
     acme.post("/v1/sites", json!({"domain": "example.com"}))
         .await
         .error(409, "conflict");

@@ -4,6 +4,8 @@
 //! name through our own DNS server, `-dnsserver`, and fetching the token from our
 //! web engine), and every web server then serves the Pebble-issued chain, checked
 //! by `curl --cacert <Pebble's root>`. A dangling alias is left out and reported.
+//! DNS-01: a wildcard alias validated through the TXT record our DNS servers
+//! (primary and secondary) publish, and a name whose CAA forbids the CA left out.
 
 #![allow(clippy::unwrap_used)]
 
@@ -192,20 +194,6 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
     assert_eq!(w1.port(), w2.port(), "pebble validates HTTP-01 on one port");
     let pebble = start_pebble(w1.port(), dns).await;
 
-    // The controller with `[acme]` pointed at Pebble and our DNS as its resolver.
-    c.stop_controller().unwrap();
-    let mut config = controller::config::ControllerConfig::load(c.config_path()).unwrap();
-    config.acme = Some(controller::acme::AcmeConfig {
-        directory: format!("https://{}/dir", pebble.api),
-        email: Some("hostmaster@hosting.test".into()),
-        ca_file: Some(pebble.tls_ca()),
-        eab_kid: None,
-        eab_hmac_key: None,
-    });
-    config.names.resolver = Some(dns);
-    std::fs::write(c.config_path(), config.to_toml().unwrap()).unwrap();
-    c.start_controller().await.unwrap();
-
     c.admin()
         .create_domain(&CreateDomain {
             name: "shop.test".into(),
@@ -225,6 +213,34 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
         })
         .await
         .unwrap();
+
+    // This test is about HTTP-01 on every web server: our DNS serves shop.test,
+    // so `auto` would choose DNS-01 (tested below).
+    c.admin()
+        .put_site_acme(
+            "shop.test",
+            &proto::v1::AcmeSettings {
+                enabled: None,
+                challenge: Some("http-01".into()),
+            },
+        )
+        .await
+        .unwrap();
+
+    // The controller with `[acme]` pointed at Pebble and our DNS as its resolver.
+    c.stop_controller().unwrap();
+    let mut config = controller::config::ControllerConfig::load(c.config_path()).unwrap();
+    config.acme = Some(controller::acme::AcmeConfig {
+        directory: format!("https://{}/dir", pebble.api),
+        email: Some("hostmaster@hosting.test".into()),
+        ca_file: Some(pebble.tls_ca()),
+        eab_kid: None,
+        eab_hmac_key: None,
+        caa_identities: Vec::new(),
+    });
+    config.names.resolver = Some(dns);
+    std::fs::write(c.config_path(), config.to_toml().unwrap()).unwrap();
+    c.start_controller().await.unwrap();
 
     let api = c.admin().clone();
     let issued = c
@@ -258,6 +274,10 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
         "{status:?}"
     );
     assert!(status.last_error.is_none(), "{status:?}");
+    assert!(
+        status.validated.iter().all(|v| v.ends_with(": http-01")),
+        "{status:?}"
+    );
 
     // Pebble's root, from its management endpoint (served with its own TLS cert).
     let http = testkit::reqwest::Client::builder()
@@ -308,5 +328,184 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
     // `site cert show` names the source; the event is recorded.
     let cert = api.get_site_certificate("shop.test").await.unwrap();
     assert_eq!(cert.source, "acme");
+    drop(pebble);
+}
+
+/// Restart the controller with `[acme]` pointed at `pebble`, our DNS server
+/// `dns` as its resolver and `caa` as the CA's CAA identities.
+async fn with_acme(c: &mut TestCluster, pebble: &Pebble, dns: SocketAddr, caa: &[&str]) {
+    c.stop_controller().unwrap();
+    let mut config = controller::config::ControllerConfig::load(c.config_path()).unwrap();
+    config.acme = Some(controller::acme::AcmeConfig {
+        directory: format!("https://{}/dir", pebble.api),
+        email: Some("hostmaster@hosting.test".into()),
+        ca_file: Some(pebble.tls_ca()),
+        eab_kid: None,
+        eab_hmac_key: None,
+        caa_identities: caa.iter().map(|s| s.to_string()).collect(),
+    });
+    config.names.resolver = Some(dns);
+    std::fs::write(c.config_path(), config.to_toml().unwrap()).unwrap();
+    c.start_controller().await.unwrap();
+}
+
+/// Pebble's root (from its management endpoint), written to a file for curl.
+async fn pebble_root(pebble: &Pebble) -> PathBuf {
+    let http = testkit::reqwest::Client::builder()
+        .add_root_certificate(
+            testkit::reqwest::Certificate::from_pem(&std::fs::read(pebble.tls_ca()).unwrap())
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let root = http
+        .get(format!("https://{}/roots/0", pebble.mgmt))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let path = pebble.dir.path().join("pebble-root.pem");
+    std::fs::write(&path, root).unwrap();
+    path
+}
+
+/// The TXT data at `name` in the zone `ns` is told to serve.
+fn zone_txt(c: &TestCluster, ns: &str, name: &str) -> Vec<String> {
+    match c.agent_desired(ns).unwrap().map(|d| d.role) {
+        Some(proto::agent_v1::RoleConfig::Dns(d)) => d
+            .zones
+            .iter()
+            .filter_map(|z| z.zone.as_ref())
+            .flat_map(|z| z.records.iter())
+            .filter(|r| r.name == name && r.rtype == "TXT")
+            .map(|r| r.data.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_validates_dns01_for_a_wildcard_and_caa_leaves_a_forbidden_name_out() {
+    let mut c = TestCluster::start(BIN, Options::default()).await.unwrap();
+    for (name, role) in [
+        ("web-a", "web"),
+        ("dns-1", "dns"),
+        ("mail-1", "mail"),
+        ("files-1", "files"),
+    ] {
+        c.add_cluster(name, role, true).await.unwrap();
+    }
+    c.add_customer("acme").await.unwrap();
+    // A primary and a secondary: the CA is told only when both serve the TXT.
+    // (ns1 joins first: the primary; a secondary lives in another country.)
+    c.add_agent("ns1", "dns-1", "GB").await.unwrap();
+    c.wait_converged("ns1", T).await.unwrap();
+    c.add_agent("ns2", "dns-1", "FR").await.unwrap();
+    c.add_agent("w1", "web-a", "GB").await.unwrap();
+    for n in ["ns2", "w1"] {
+        c.wait_converged(n, T).await.unwrap();
+    }
+    let mut addrs = Vec::new();
+    for (server, word) in [("ns1", "on"), ("w1", "http"), ("w1", "https")] {
+        c.wait_until("engine address", T, async |c| {
+            Ok(engine_addr(c, server, word).await.is_some())
+        })
+        .await
+        .unwrap();
+        addrs.push(engine_addr(&c, server, word).await.unwrap());
+    }
+    let (dns, w1, w1s) = (addrs[0], addrs[1], addrs[2]);
+    let pebble = start_pebble(w1.port(), dns).await;
+    with_acme(&mut c, &pebble, dns, &["pebble.test"]).await;
+
+    c.admin()
+        .create_domain(&CreateDomain {
+            name: "wild.test".into(),
+            customer: Some("acme".into()),
+            clusters: None,
+        })
+        .await
+        .unwrap();
+    // CAA: the apex allows this CA; `nope` has its own RRset (the closest one
+    // counts) naming another CA only.
+    for (name, value) in [("@", "pebble.test"), ("nope", "other-ca.example")] {
+        c.admin()
+            .create_dns_record(&proto::v1::CreateDnsRecord {
+                domain: "wild.test".into(),
+                name: name.into(),
+                ttl: None,
+                data: serde_json::json!({"type": "CAA", "flags": 0, "tag": "issue", "value": value}),
+            })
+            .await
+            .unwrap();
+    }
+    c.admin()
+        .create_site(&CreateSite {
+            domain: "wild.test".into(),
+            aliases: Some(vec!["*.wild.test".into(), "nope.wild.test".into()]),
+            php: None,
+            mode: Some("all".into()),
+            https_redirect: Some(false),
+        })
+        .await
+        .unwrap();
+
+    let api = c.admin().clone();
+    let issued = c
+        .wait_until(
+            "the wildcard certificate is issued",
+            Duration::from_secs(120),
+            async |_| {
+                let s = api.get_site_acme("wild.test").await?;
+                anyhow::ensure!(s.status != "failed", "ACME failed: {s:?}");
+                Ok(s.status == "valid" && s.serving == "acme")
+            },
+        )
+        .await;
+    let status = api.get_site_acme("wild.test").await.unwrap();
+    assert!(
+        issued.is_ok(),
+        "{issued:?}\nstatus: {status:?}\npebble:\n{}",
+        pebble.log()
+    );
+    let mut names = status.names.clone();
+    names.sort();
+    assert_eq!(names, ["*.wild.test", "wild.test"]);
+    assert_eq!(status.challenge, "auto");
+    let mut validated = status.validated.clone();
+    validated.sort();
+    assert_eq!(
+        validated,
+        ["*.wild.test: dns-01", "wild.test: dns-01"],
+        "{status:?}"
+    );
+    assert_eq!(status.left_out.len(), 1, "{status:?}");
+    assert_eq!(status.left_out[0].name, "nope.wild.test");
+    assert!(
+        status.left_out[0].reason.contains("CAA")
+            && status.left_out[0].reason.contains("other-ca.example"),
+        "{status:?}"
+    );
+
+    // Any name one label below is served with the wildcard certificate (the
+    // zone's `*` record and role-web's wildcard alias), trusted through Pebble.
+    let root = pebble_root(&pebble).await;
+    for host in ["wild.test", "anything.wild.test"] {
+        c.wait_until("the wildcard chain is served", T, async |_| {
+            Ok(curl_https(w1s, host, &root).0 == 0)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{host}: {e} {:?}", curl_https(w1s, host, &root)));
+    }
+    // The challenge records are gone from both DNS servers' zones.
+    for ns in ["ns1", "ns2"] {
+        c.wait_until("challenge records removed", T, async |c| {
+            Ok(zone_txt(c, ns, "_acme-challenge.wild.test").is_empty())
+        })
+        .await
+        .unwrap();
+    }
     drop(pebble);
 }

@@ -392,8 +392,9 @@ object!(Domain, Domain);
 pub struct Site {
     /// The domain (its name is the site's primary host name).
     pub domain: Id,
-    /// Further host names served by the site; each inside one of the customer's domains.
-    #[serde(default)]
+    /// Further host names served by the site; each inside one of the customer's
+    /// domains; a wildcard (`*.example.com`) only under the site's own domain.
+    #[serde(default, deserialize_with = "crate::names::de_host_patterns")]
     pub aliases: Vec<DomainName>,
     /// Serve `.php` through PHP-FPM.
     #[serde(default)]

@@ -131,6 +131,36 @@ impl DomainName {
         self.0.split('.')
     }
 
+    /// A site's host name, which may be a wildcard (`*.example.com`, one
+    /// leading `*` label before at least two labels of [`DomainName::new`]): the
+    /// form site aliases take. Matches every name one label below the rest
+    /// (RFC 4592's and the certificate's wildcard, not deeper names).
+    pub fn host_pattern(input: &str) -> Result<Self, Invalid> {
+        let trimmed = input.trim();
+        match trimmed.strip_prefix("*.") {
+            Some(rest) => {
+                if rest.contains('*') {
+                    return Err(Invalid::new(
+                        "bad_wildcard",
+                        "a wildcard host name has one `*`, as its first label (`*.example.com`)",
+                    ));
+                }
+                let base = Self::new(rest)?;
+                Ok(Self(format!("*.{}", base.0)))
+            }
+            None if trimmed.contains('*') => Err(Invalid::new(
+                "bad_wildcard",
+                "a wildcard host name has one `*`, as its first label (`*.example.com`)",
+            )),
+            None => Self::new(trimmed),
+        }
+    }
+
+    /// Whether this is a wildcard host name (`*.example.com`).
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+
     /// True if `self` equals `other` or lies below it (`www.a.com` under `a.com`).
     pub fn is_within(&self, other: &DomainName) -> bool {
         self.0 == other.0
@@ -638,6 +668,15 @@ impl fmt::Debug for Password {
     }
 }
 
+/// Deserialise host names that may be wildcards ([`DomainName::host_pattern`]):
+/// site aliases.
+pub fn de_host_patterns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DomainName>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| DomainName::host_pattern(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,5 +780,29 @@ mod tests {
         assert_eq!(RelPath::new("/public/img/").unwrap().as_str(), "public/img");
         assert_eq!(RelPath::new("a/../b").unwrap_err().rule, "dot_segment");
         assert_eq!(RelPath::new("a//b").unwrap_err().rule, "empty_segment");
+    }
+
+    #[test]
+    fn host_patterns_admit_one_leading_wildcard() {
+        let w = DomainName::host_pattern("*.Example.com").unwrap();
+        assert_eq!(w.as_str(), "*.example.com");
+        assert!(w.is_wildcard());
+        assert!(w.is_within(&DomainName::new("example.com").unwrap()));
+        assert!(!DomainName::host_pattern("www.example.com")
+            .unwrap()
+            .is_wildcard());
+        for bad in [
+            "*.com",
+            "a.*.example.com",
+            "*.*.example.com",
+            "*example.com",
+            "*",
+        ] {
+            assert!(DomainName::host_pattern(bad).is_err(), "{bad}");
+        }
+        assert!(
+            DomainName::new("*.example.com").is_err(),
+            "domains stay plain"
+        );
     }
 }

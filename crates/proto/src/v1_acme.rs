@@ -19,9 +19,17 @@ pub struct AcmeStatusView {
     /// The certificate the site serves now: `acme`, `internal`, `uploaded` or
     /// `pending`.
     pub serving: String,
+    /// How names are validated: `auto` (DNS-01 for names delegated to the
+    /// platform's DNS and for wildcards, HTTP-01 otherwise), `http-01` or `dns-01`.
+    #[serde(default = "auto")]
+    pub challenge: String,
     /// Names of the ACME certificate.
     #[serde(default)]
     pub names: Vec<String>,
+    /// The challenge each name of the last order was validated with
+    /// (`name: http-01` …).
+    #[serde(default)]
+    pub validated: Vec<String>,
     /// Names left out of the last order, each with the reason.
     #[serde(default)]
     pub left_out: Vec<AcmeLeftOut>,
@@ -54,10 +62,19 @@ pub struct AcmeLeftOut {
     pub reason: String,
 }
 
-/// Body of `PUT /v1/sites/{domain}/certificate/acme`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+fn auto() -> String {
+    "auto".into()
+}
+
+/// Body of `PUT /v1/sites/{domain}/certificate/acme`; an absent field is left
+/// as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcmeSettings {
     /// Order and renew a publicly trusted certificate for the site.
-    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// How names are validated: `auto`, `http-01` or `dns-01`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
 }

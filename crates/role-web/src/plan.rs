@@ -188,8 +188,13 @@ fn site_hash(ws: &WebSite, buf: &mut Vec<u8>) -> [u8; 32] {
 
 impl Plan {
     /// The active site serving `host` (lowercase, no port, no trailing dot).
+    /// An exact host name wins over a wildcard alias (`*.example.com`), which
+    /// answers names exactly one label below it.
     pub fn site_for_host(&self, host: &str) -> Option<&Arc<Site>> {
-        self.hosts.get(host)
+        self.hosts.get(host).or_else(|| {
+            let (_, parent) = host.split_once('.')?;
+            self.hosts.get(format!("*.{parent}").as_str())
+        })
     }
 
     /// Every site of the config, active or not (in config order).
@@ -360,12 +365,19 @@ fn site_host(name: &str) -> Result<String, String> {
         .map_err(|e| format!("`{name}`: {e}"))
 }
 
+/// An alias: a host name as [`site_host`], or a wildcard (`*.example.com`).
+fn alias_host(name: &str) -> Result<String, String> {
+    DomainName::host_pattern(name)
+        .map(|d| d.as_str().to_string())
+        .map_err(|e| format!("`{name}`: {e}"))
+}
+
 fn render_site(ws: &WebSite, layout: &Layout, warnings: &mut Vec<String>) -> Result<Site, String> {
     let domain = site_host(&ws.domain)?;
     let aliases = ws
         .aliases
         .iter()
-        .map(|a| site_host(a))
+        .map(|a| alias_host(a))
         .collect::<Result<Vec<_>, _>>()?;
     let site_dir = layout.content_root.join(&domain);
     let cert = match &ws.tls {
@@ -579,6 +591,25 @@ mod tests {
         assert!(plan.site_for_host("example.com").is_some());
         assert!(plan.site_for_host("other.example").is_none());
         assert!(plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_wildcard_alias_answers_one_label_below_and_exact_names_win() {
+        let mut a = site("example.com", true);
+        a.aliases = vec!["*.example.com".into()];
+        let mut b = site("shop.example.com", true);
+        b.aliases = Vec::new();
+        let plan = render(&config(vec![a, b]), &layout());
+        assert_eq!(
+            plan.site_for_host("x.example.com").unwrap().domain,
+            "example.com"
+        );
+        assert_eq!(
+            plan.site_for_host("shop.example.com").unwrap().domain,
+            "shop.example.com"
+        );
+        assert!(plan.site_for_host("a.b.example.com").is_none());
+        assert!(plan.site_for_host("example.org").is_none());
     }
 
     #[test]

@@ -71,7 +71,13 @@ async fn view(state: &AppState, domain: &str) -> ApiResult<AcmeStatusView> {
         enabled: !st.disabled,
         status: status_str(status).into(),
         serving: serving.into(),
+        challenge: st.challenge.as_str().into(),
         names: st.names,
+        validated: st
+            .validated
+            .iter()
+            .map(|(n, m)| format!("{n}: {}", m.as_str()))
+            .collect(),
         left_out: st
             .left_out
             .into_iter()
@@ -115,6 +121,16 @@ pub async fn put_settings(
 ) -> ApiResult<Json<AcmeStatusView>> {
     let site = path_site(&state, &caller, &name).await?;
     let domain = domain_of(&state, &site).await?;
+    let challenge = match req.challenge.as_deref() {
+        None => None,
+        Some(c) => Some(super::plan::Choice::parse(c).ok_or_else(|| {
+            crate::error::ApiError::invalid(
+                "challenge",
+                "bad_challenge",
+                format!("`{c}` is not a challenge: auto, http-01 or dns-01"),
+            )
+        })?),
+    };
     let store_name = SecretPurpose::AcmeSite.store_name(&domain.meta.name);
     let mut tx = state.store.begin(caller.actor()).await?;
     let cur = tx.get_by_name::<Secret>(&store_name).await?;
@@ -122,9 +138,18 @@ pub async fn put_settings(
         .as_ref()
         .and_then(|s| serde_json::from_str(&s.data.public).ok())
         .unwrap_or_default();
-    st.disabled = !req.enabled;
-    if req.enabled {
-        // Turned on again: try at once.
+    if let Some(enabled) = req.enabled {
+        st.disabled = !enabled;
+    }
+    if let Some(c) = challenge {
+        if c != st.challenge {
+            // Validated differently from now on: order again.
+            st.wanted.clear();
+        }
+        st.challenge = c;
+    }
+    if req.enabled == Some(true) || challenge.is_some() {
+        // Turned on again or a new challenge: try at once.
         st.next_attempt = None;
         st.failures = 0;
     }

@@ -33,6 +33,11 @@ pub struct AcmeConfig {
     /// External Account Binding HMAC key, base64url as the CA hands it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eab_hmac_key: Option<String>,
+    /// The issuer domains by which CAA records name this CA (RFC 8659 `issue`
+    /// values); a name whose CAA does not allow them is left out of orders.
+    /// Empty: `letsencrypt.org` for Let's Encrypt, no CAA check for another CA.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caa_identities: Vec<String>,
 }
 
 impl AcmeConfig {
@@ -86,6 +91,16 @@ impl AcmeConfig {
                     message: format!("`{email}` is not an email address"),
                 });
             }
+        }
+        if let Some(bad) = self
+            .caa_identities
+            .iter()
+            .find(|i| model::DomainName::new(i).is_err())
+        {
+            return Err(ConfigError::Invalid {
+                key: "acme.caa_identities",
+                message: format!("`{bad}` is not an issuer domain name (like letsencrypt.org)"),
+            });
         }
         match (&self.eab_kid, &self.eab_hmac_key) {
             (None, None) => {}
@@ -163,6 +178,10 @@ mod tests {
             (
                 "directory = \"letsencrypt\"\ndirectroy = \"x\"",
                 "directroy",
+            ),
+            (
+                "directory = \"letsencrypt\"\ncaa_identities = [\"not a name\"]",
+                "acme.caa_identities",
             ),
         ] {
             let e =

@@ -25,10 +25,13 @@
 //! `cert.failed` events record each outcome.
 
 pub mod api;
+pub mod caa;
 pub mod check;
 pub mod client;
 mod config;
+pub mod dns01;
 pub mod lease;
+pub mod plan;
 pub mod state;
 pub mod task;
 
@@ -48,7 +51,7 @@ pub fn is_acme_cert(s: &Secret) -> bool {
 /// The HTTP-01 challenges an [`SecretPurpose::AcmeChallenge`] secret holds (none
 /// when its JSON does not parse: a bad secret must not stop a build).
 pub fn challenges_of(s: &Secret) -> Vec<proto::agent_v1::AcmeChallenge> {
-    if s.purpose != SecretPurpose::AcmeChallenge {
+    if s.purpose != SecretPurpose::AcmeChallenge || s.algorithm == dns01::ALGORITHM {
         return Vec::new();
     }
     serde_json::from_str(&s.public).unwrap_or_default()

@@ -65,6 +65,10 @@ pub struct SiteAcme {
     pub failures: u32,
     /// Not before this time again (backoff, `Retry-After`, rate limits).
     pub next_attempt: Option<i64>,
+    /// How the site's names are validated (the owner's choice).
+    pub challenge: super::plan::Choice,
+    /// The challenge each name of the last order was validated with.
+    pub validated: Vec<(String, super::plan::Method)>,
 }
 
 /// The kind of certificate a site serves now.

@@ -18,8 +18,9 @@ use model::{Id, Role};
 use proto::agent_v1::{AcmeChallenge, RoleConfig};
 use store::{NewObject, Stored};
 
+use super::plan::{self, Method};
 use super::state::{self, LeftOut, Served, SiteAcme, Status};
-use super::{check, client, lease, AcmeConfig, ACME_ALGORITHM};
+use super::{client, dns01, lease, AcmeConfig, ACME_ALGORITHM};
 use crate::state::AppState;
 
 /// How often the task looks again without a change.
@@ -217,7 +218,7 @@ async fn pass(
         if *app.stopping.borrow() || !lease::acquire(&app.store, me, now_secs()).await? {
             break;
         }
-        issue(app, acct, d).await?;
+        issue(app, config, acct, d).await?;
     }
     Ok(())
 }
@@ -271,7 +272,12 @@ struct Issued {
 
 /// Order one site's certificate and record the outcome (a failure is recorded
 /// in the site's state and an event, not returned).
-async fn issue(app: &AppState, account: &Account, d: Due) -> Result<(), store::StoreError> {
+async fn issue(
+    app: &AppState,
+    config: &AcmeConfig,
+    account: &Account,
+    d: Due,
+) -> Result<(), store::StoreError> {
     let name = d.domain.meta.name.clone();
     let started = now();
     let mut st = d.prev.clone().unwrap_or_default();
@@ -287,19 +293,15 @@ async fn issue(app: &AppState, account: &Account, d: Due) -> Result<(), store::S
     // store holds now (a new site's addresses reach them a moment after it is
     // created); a server that is down, or slow beyond the wait, is not waited for.
     dns_current(app, &d.domain, &d.all_servers).await;
-    let resolver = app.config.names.resolver();
-    let mut ok = Vec::new();
-    let mut left_out = Vec::new();
-    for n in &d.wanted {
-        let observed = check::observe(resolver, n).await;
-        match check::evaluate(n, &observed, &published) {
-            Ok(()) => ok.push(n.clone()),
-            Err(reason) => left_out.push(LeftOut {
-                name: n.clone(),
-                reason,
-            }),
-        }
-    }
+    let (ok, left_out) = plan::check_names(
+        app,
+        config,
+        &d.wanted,
+        st.challenge,
+        &published,
+        &d.all_servers,
+    )
+    .await;
     st.wanted = d.wanted.clone();
     st.left_out = left_out.clone();
     let result = if ok.is_empty() {
@@ -317,6 +319,9 @@ async fn issue(app: &AppState, account: &Account, d: Due) -> Result<(), store::S
         if let Err(e) = delete_challenges(app, &name).await {
             tracing::warn!(domain = %name, error = %e, "cannot remove ACME challenge tokens");
         }
+        if let Err(e) = dns01::delete(app, &name).await {
+            tracing::warn!(domain = %name, error = %e, "cannot remove ACME challenge records");
+        }
         r
     };
     let now = now();
@@ -328,6 +333,7 @@ async fn issue(app: &AppState, account: &Account, d: Due) -> Result<(), store::S
     match result {
         Ok((issued, (not_before, not_after, issuer))) => {
             st.names = issued.names.clone();
+            st.validated = ok.clone();
             st.issuer = Some(issuer.clone());
             st.not_before = Some(not_before);
             st.not_after = Some(not_after);
@@ -377,17 +383,32 @@ async fn record_failure(
     Ok(())
 }
 
-/// The order itself: HTTP-01 tokens to every web server, the CA told once they
-/// all serve them, then the certificate.
+/// The order itself: HTTP-01 tokens to every web server, DNS-01 records to every
+/// authoritative server of their zones, the CA told once they all serve them,
+/// then the certificate.
 async fn order(
     app: &AppState,
     account: &Account,
     d: &Due,
-    names: &[String],
+    names: &[(String, Method)],
 ) -> Result<Issued, Failure> {
-    let idents: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+    let idents: Vec<Identifier> = names
+        .iter()
+        .map(|(n, _)| Identifier::Dns(n.clone()))
+        .collect();
+    let method_of = |ident: &str| {
+        names
+            .iter()
+            .find(|(n, _)| n == ident)
+            .map_or(Method::Http01, |(_, m)| *m)
+    };
+    let kind = |m: Method| match m {
+        Method::Http01 => ChallengeType::Http01,
+        Method::Dns01 => ChallengeType::Dns01,
+    };
     let mut order = account.new_order(&NewOrder::new(&idents)).await?;
     let mut tokens: Vec<AcmeChallenge> = Vec::new();
+    let mut txts: Vec<dns01::TxtChallenge> = Vec::new();
     {
         let mut authz = order.authorizations();
         while let Some(a) = authz.next().await {
@@ -400,28 +421,42 @@ async fn order(
                 }
             }
             let ident = a.identifier().to_string();
-            let ch = a
-                .challenge(ChallengeType::Http01)
-                .ok_or_else(|| format!("the CA offers no http-01 challenge for {ident}"))?;
-            tokens.push(AcmeChallenge {
-                name: ident,
-                token: ch.token.clone(),
-                key_authorization: ch.key_authorization().as_str().to_owned(),
-            });
+            let method = method_of(&ident);
+            let ch = a.challenge(kind(method)).ok_or_else(|| {
+                format!("the CA offers no {} challenge for {ident}", method.as_str())
+            })?;
+            match method {
+                Method::Http01 => tokens.push(AcmeChallenge {
+                    name: ident,
+                    token: ch.token.clone(),
+                    key_authorization: ch.key_authorization().as_str().to_owned(),
+                }),
+                Method::Dns01 => txts.push(dns01::TxtChallenge {
+                    record: dns01::record_name(&ident),
+                    name: ident,
+                    value: ch.key_authorization().dns_value(),
+                }),
+            }
         }
     }
-    if !tokens.is_empty() {
-        put_challenges(app, &d.domain, &tokens)
-            .await
-            .map_err(|e| format!("cannot store the challenge tokens: {e}"))?;
-        wait_applied(app, &d.servers, &tokens).await?;
+    if !txts.is_empty() {
+        dns01::publish_and_wait(app, &d.domain, &txts, &d.all_servers).await?;
+    }
+    if !tokens.is_empty() || !txts.is_empty() {
+        if !tokens.is_empty() {
+            put_challenges(app, &d.domain, &tokens)
+                .await
+                .map_err(|e| format!("cannot store the challenge tokens: {e}"))?;
+            wait_applied(app, &d.servers, &tokens).await?;
+        }
         let mut authz = order.authorizations();
         while let Some(a) = authz.next().await {
             let mut a = a?;
             if a.status != AuthorizationStatus::Pending {
                 continue;
             }
-            if let Some(mut ch) = a.challenge(ChallengeType::Http01) {
+            let method = method_of(&a.identifier().to_string());
+            if let Some(mut ch) = a.challenge(kind(method)) {
                 ch.set_ready().await?;
             }
         }
@@ -449,7 +484,7 @@ async fn order(
     Ok(Issued {
         chain_pem,
         key_pem,
-        names: names.to_vec(),
+        names: names.iter().map(|(n, _)| n.clone()).collect(),
     })
 }
 

@@ -89,7 +89,9 @@ fn names_store<'a>(names: &Names<'a>) -> &'a store::Store {
 }
 
 /// Validate aliases: host names inside one of the customer's domains, no duplicates,
-/// not the site's own domain.
+/// not the site's own domain; a wildcard (`*.example.com`, served for every name
+/// one label below, certified by ACME through DNS-01) only under the site's own
+/// domain.
 async fn aliases(
     state: &AppState,
     customer: model::Id,
@@ -106,7 +108,16 @@ async fn aliases(
     let mut out: Vec<DomainName> = Vec::new();
     for (i, a) in list.iter().enumerate() {
         let field = format!("aliases[{i}]");
-        let name = DomainName::new(a).field(&field)?;
+        let name = DomainName::host_pattern(a).field(&field)?;
+        if name.is_wildcard() && !name.is_within(domain) {
+            return Err(ApiError::invalid(
+                field,
+                "wildcard_outside_site",
+                format!(
+                    "`{name}`: a wildcard alias must lie under the site's own domain `{domain}`"
+                ),
+            ));
+        }
         if &name == domain || out.contains(&name) {
             return Err(ApiError::invalid(
                 field,

@@ -179,9 +179,16 @@ pub fn mark(world: &World, obj: &Obj, dirty: &mut Dirty) {
                 // A pending HTTP-01 challenge reaches every web server of the
                 // site's cluster (`WebConfig::acme_challenges`), its site entry
                 // unchanged.
+                // A DNS-01 challenge's TXT records reach the zones holding
+                // their names.
                 SecretPurpose::AcmeChallenge => {
                     if let Some(d) = domain_named(world, subject) {
                         dirty.placements(d, &[Role::Web]);
+                    }
+                    for t in crate::acme::dns01::records_of(&s.data) {
+                        if let Some(d) = zone_holding(world, &t.record) {
+                            dirty.zones.insert(d.meta.id);
+                        }
                     }
                 }
                 // The ACME task's bookkeeping: no server carries it.
@@ -223,6 +230,13 @@ fn mail_writer_moved(world: &World, cluster: Id, dirty: &mut Dirty) {
 /// builder O(platform) per key).
 fn domain_named<'a>(world: &'a World, name: &str) -> Option<&'a Stored<Domain>> {
     world.domain_named(name)
+}
+
+/// The domain whose zone holds `name`: the longest domain `name` is at or below.
+fn zone_holding<'a>(world: &'a World, name: &str) -> Option<&'a Stored<Domain>> {
+    std::iter::once(0)
+        .chain(name.match_indices('.').map(|(i, _)| i + 1))
+        .find_map(|start| domain_named(world, &name[start..]))
 }
 
 /// Mark what the changes of one feed affect.

@@ -415,6 +415,14 @@ impl<'a> Index<'a> {
             dkim: placed(Role::Mail)
                 .map(|_| self.dkim_records(&d.meta.name, d.meta.owner))
                 .unwrap_or_default(),
+            // Pending DNS-01 challenges (one order at a time: a few secrets);
+            // the zone keeps those whose name lies in it.
+            acme_txt: self
+                .world
+                .acme_challenges()
+                .flat_map(|s| crate::acme::dns01::records_of(&s.data))
+                .map(|t| (t.record, t.value))
+                .collect(),
         })
     }
 

@@ -261,7 +261,26 @@ fn generate(input: &ZoneInput<'_>) -> Vec<Rec> {
     mail(input, &mut out);
     mail_clients(input, &mut out);
     mail_policies(input, &mut out);
+    acme_challenges(input, &mut out);
     out
+}
+
+/// TTL of ACME DNS-01 challenge records: short, they live for one validation.
+const ACME_TXT_TTL: u32 = 60;
+
+/// The pending ACME DNS-01 challenges (`_acme-challenge.<name>` TXT, RFC 8555
+/// 8.4) whose names lie in this zone.
+fn acme_challenges(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
+    for (name, value) in &input.acme_txt {
+        if at_or_below(name, input.origin.as_str()) {
+            out.push(Rec::new(
+                name.as_str(),
+                ACME_TXT_TTL,
+                RType::Txt,
+                quoted(value),
+            ));
+        }
+    }
 }
 
 /// `origin` plus a relative name.
@@ -284,12 +303,24 @@ fn name_servers(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
 }
 
 /// `@` and `www` with the addresses of the servers the site is served from.
+/// A wildcard alias of the site under this zone (`*.example.com`) gets the same
+/// addresses (RFC 4592: names without records of their own resolve through it).
 fn web(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
     let www = abs(input, "www");
+    let wildcards: Vec<&str> = input
+        .site
+        .iter()
+        .flat_map(|s| s.aliases.iter())
+        .filter(|a| a.is_wildcard() && a.is_within(input.origin))
+        .map(|a| a.as_str())
+        .collect();
     for s in web_targets(input) {
         for ip in &s.server.addresses {
             out.push(Rec::address(input.origin.as_str(), input.ttls.web, *ip));
             out.push(Rec::address(&www, input.ttls.web, *ip));
+            for w in &wildcards {
+                out.push(Rec::address(w, input.ttls.web, *ip));
+            }
         }
     }
 }

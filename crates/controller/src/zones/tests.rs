@@ -113,6 +113,7 @@ fn input<'a>(
         records: records.iter().collect(),
         ttls: Ttls::default(),
         dkim: Vec::new(),
+        acme_txt: Vec::new(),
         mail_writer: None,
     }
 }
@@ -142,6 +143,31 @@ fn dkim_key_is_published_unless_the_customer_has_a_txt_there() {
         names_of(&z, "hp1._domainkey.example.com", "TXT"),
         ["\"v=DKIM1; p=mine\""]
     );
+}
+
+#[test]
+fn acme_txt_in_its_zone_and_a_wildcard_alias_resolves_like_the_apex() {
+    let f = fleet();
+    let origin = example();
+    let mut s = site(PlacementMode::All, None);
+    s.aliases = vec![DomainName::host_pattern("*.example.com").unwrap()];
+    let mut inp = input(&origin, &f, Some(&s), &[]);
+    inp.acme_txt = vec![
+        ("_acme-challenge.example.com".into(), "abc_-1".into()),
+        ("_acme-challenge.other.test".into(), "elsewhere".into()),
+    ];
+    let z = build_zone(&inp);
+    assert_eq!(
+        names_of(&z, "_acme-challenge.example.com", "TXT"),
+        ["\"abc_-1\""]
+    );
+    assert!(z
+        .records
+        .iter()
+        .all(|r| r.name != "_acme-challenge.other.test"));
+    let apex = names_of(&z, "example.com", "A");
+    assert!(!apex.is_empty());
+    assert_eq!(names_of(&z, "*.example.com", "A"), apex);
 }
 
 #[test]

@@ -356,7 +356,8 @@ Examples:
   hostplane site cert upload example.com --cert fullchain.pem --key privkey.pem
   hostplane site cert delete example.com     # back to the internal CA's certificate
   hostplane site cert status example.com     # the ACME certificate: issuer, expiry, errors
-  hostplane site cert acme example.com --off # keep the internal or uploaded certificate"
+  hostplane site cert acme example.com --off # keep the internal or uploaded certificate
+  hostplane site cert acme example.com --challenge dns-01   # validate through our DNS"
     )]
     Cert(SiteCertCmd),
 }
@@ -382,7 +383,7 @@ pub enum SiteCertCmd {
     Delete(DomainArg),
     /// The site's publicly trusted (ACME) certificate: issuer, expiry, last attempt and error
     Status(DomainArg),
-    /// Turn ACME on or off for the site (on by default when the controller has `[acme]`)
+    /// Turn ACME on or off for the site (on by default when the controller has `[acme]`), choose its challenge
     Acme(SiteCertAcme),
 }
 
@@ -392,11 +393,16 @@ pub struct SiteCertAcme {
     /// Domain name of the site
     pub domain: String,
     /// Turn ACME on
-    #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+    #[arg(long, conflicts_with = "off", required_unless_present_any = ["off", "challenge"])]
     pub on: bool,
     /// Turn ACME off
     #[arg(long)]
     pub off: bool,
+    /// How the CA validates the names: `auto` (DNS-01 where the domain is
+    /// delegated to the platform's DNS and for wildcards, else HTTP-01),
+    /// `http-01` or `dns-01`
+    #[arg(long, value_name = "auto|http-01|dns-01")]
+    pub challenge: Option<String>,
 }
 
 /// `site cert upload`.

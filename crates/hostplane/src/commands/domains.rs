@@ -157,7 +157,10 @@ async fn site_cert(
         }
         SiteCertCmd::Status(d) => ctx.out.one(&api.get_site_acme(&d.domain).await?),
         SiteCertCmd::Acme(a) => {
-            let req = proto::v1::AcmeSettings { enabled: a.on };
+            let req = proto::v1::AcmeSettings {
+                enabled: (a.on || a.off).then_some(a.on),
+                challenge: a.challenge.clone(),
+            };
             ctx.out.one(&api.put_site_acme(&a.domain, &req).await?)
         }
     }

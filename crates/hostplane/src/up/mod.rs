@@ -545,6 +545,7 @@ fn write_run_config(data_dir: &Path, state: &UpState, args: &UpArgs) -> anyhow::
             ca_file,
             eab_kid: None,
             eab_hmac_key: None,
+            caa_identities: Vec::new(),
         });
     }
     config.health.heartbeat_interval_ms = args.health_interval_ms;
