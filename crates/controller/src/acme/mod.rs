@@ -30,6 +30,7 @@ pub mod check;
 pub mod client;
 mod config;
 pub mod lease;
+mod pass;
 pub mod queue;
 pub mod state;
 pub mod task;
