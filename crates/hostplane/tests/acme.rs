@@ -1,268 +1,77 @@
-//! ACME end to end (issue 17) against a real ACME server, Debian's Pebble: the
-//! controller orders a site's certificate, both web servers of the site's cluster
-//! answer the HTTP-01 challenge, Pebble validates it for real (resolving the site's
-//! name through our own DNS server, `-dnsserver`, and fetching the token from our
-//! web engine), and every web server then serves the Pebble-issued chain, checked
-//! by `curl --cacert <Pebble's root>`. A dangling alias is left out and reported.
-//! DNS-01: a wildcard alias validated through the TXT record our DNS servers
-//! (primary and secondary) publish, and a name whose CAA forbids the CA left out.
+//! ACME end to end (issue 17) against a real ACME server, Debian's Pebble
+//! (`testkit::acme`): the controller orders a site's certificate, both web servers
+//! of the site's cluster answer the HTTP-01 challenge, Pebble validates it for real
+//! (resolving the site's names through our own DNS server, `-dnsserver`, and
+//! fetching the token from our web engine), and every web server then serves the
+//! Pebble-issued chain, checked by `curl --cacert <Pebble's root>`.
+//!
+//! The tests: a name that resolves only to the SECOND web server is validated
+//! there, a dangling alias is left out; short-lived certificates are renewed
+//! (and a removed name is dropped by the renewal); CA failures injected by the
+//! proxy in front of Pebble (429 rate limit with `Retry-After`, an invalid
+//! challenge) are shown in the site's ACME status while it keeps its internal
+//! certificate; and renewal information (RFC 9773, added by the proxy) moves the
+//! renewal into the CA's window and names the replaced certificate.
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use proto::v1::{CreateDomain, CreateSite};
-use testkit::{Options, TestCluster};
+use proto::v1::{AcmeSettings, CreateDnsRecord, UpdateSite};
+use testkit::acme::{curl_https, AcmeCluster, PebbleOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hostplane");
 const T: Duration = Duration::from_secs(30);
-const PEBBLE: &str = "/usr/bin/pebble";
+const ISSUE: Duration = Duration::from_secs(120);
 
-/// Pebble as a child process, killed (and reaped) on drop.
-struct Pebble {
-    child: Child,
-    dir: tempfile::TempDir,
-    api: SocketAddr,
-    mgmt: SocketAddr,
-}
-
-impl Drop for Pebble {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Pebble {
-    /// The CA of Pebble's own HTTPS certificate.
-    fn tls_ca(&self) -> PathBuf {
-        self.dir.path().join("pebble-tls-ca.pem")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
-    }
-}
-
-/// A free TCP port on `ip` (bound then released).
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
+fn unix(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .unix_timestamp()
 }
 
-/// Start Pebble on 127.0.0.1 with its own HTTPS certificate (made here), validating
-/// HTTP-01 on `http_port` and resolving names through `dns`.
-async fn start_pebble(http_port: u16, dns: SocketAddr) -> Pebble {
-    assert!(
-        Path::new(PEBBLE).exists(),
-        "{PEBBLE} is missing: apt-get install pebble (scripts/test installs it)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    // Pebble's own HTTPS: a leaf for 127.0.0.1 signed by a CA of this test (the
-    // controller trusts the CA through `[acme] ca_file`).
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::default();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "pebble test TLS CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    std::fs::write(dir.path().join("pebble-tls-ca.pem"), ca.as_ref().pem()).unwrap();
-    std::fs::write(dir.path().join("pebble-tls.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.path().join("pebble-tls.key"), key.serialize_pem()).unwrap();
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
-        .parse()
-        .unwrap();
-    let mgmt: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
-        .parse()
-        .unwrap();
-    let config = serde_json::json!({
-        "pebble": {
-            "listenAddress": api.to_string(),
-            "managementListenAddress": mgmt.to_string(),
-            "certificate": dir.path().join("pebble-tls.pem"),
-            "privateKey": dir.path().join("pebble-tls.key"),
-            "httpPort": http_port,
-            "tlsPort": free_port("127.0.0.1"),
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": false
-        }
-    });
-    let cfg = dir.path().join("pebble.json");
-    std::fs::write(&cfg, config.to_string()).unwrap();
-    let log = std::fs::File::create(dir.path().join("pebble.log")).unwrap();
-    let child = Command::new(PEBBLE)
-        .arg("-config")
-        .arg(&cfg)
-        .arg("-dnsserver")
-        .arg(dns.to_string())
-        .env("PEBBLE_VA_NOSLEEP", "1")
-        .env("PEBBLE_WFE_NONCEREJECT", "0")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let pebble = Pebble {
-        child,
-        dir,
-        api,
-        mgmt,
-    };
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(api).await.is_ok() {
-            return pebble;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("pebble did not listen on {api}:\n{}", pebble.log());
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// `ip:port` after the word `word` in a server's first engine's health detail
-/// (`on http 127.0.0.11:80`, `serving N zones … on IP:PORT`).
-async fn engine_addr(c: &TestCluster, server: &str, word: &str) -> Option<SocketAddr> {
-    let view = c.server(server).await.ok()?;
-    let detail = &view.engines.first()?.detail;
-    let mut words = detail.split_whitespace();
-    words.find(|w| *w == word)?;
-    let next = words.next()?;
-    let next = if next == "on" { words.next()? } else { next };
-    next.trim_end_matches([';', ',']).parse().ok()
-}
-
-/// `curl` to `https://<host>/` at `addr`, trusting only `root`; (exit code, stderr).
-fn curl_https(addr: SocketAddr, host: &str, root: &Path) -> (i32, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "--max-time", "5", "--cacert"])
-        .arg(root)
-        .arg("--resolve")
-        .arg(format!("{host}:{}:{}", addr.port(), addr.ip()))
-        .arg(format!("https://{host}:{}/", addr.port()))
-        .output()
-        .expect("`curl` not found: install curl (scripts/test does)");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn valid(s: &proto::v1::AcmeStatusView) -> bool {
+    s.status == "valid" && s.serving == "acme"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_chain() {
-    let mut c = TestCluster::start(BIN, Options::default()).await.unwrap();
-    for (name, role) in [
-        ("web-a", "web"),
-        ("dns-1", "dns"),
-        ("mail-1", "mail"),
-        ("files-1", "files"),
-    ] {
-        c.add_cluster(name, role, true).await.unwrap();
-    }
-    c.add_customer("acme").await.unwrap();
-    c.add_agent("ns1", "dns-1", "GB").await.unwrap();
-    c.add_agent("w1", "web-a", "GB").await.unwrap();
-    c.add_agent("w2", "web-a", "GB").await.unwrap();
-    for n in ["ns1", "w1", "w2"] {
-        c.wait_converged(n, T).await.unwrap();
-    }
-    let mut addrs = Vec::new();
-    for (server, word) in [
-        ("ns1", "on"),
-        ("w1", "http"),
-        ("w2", "http"),
-        ("w1", "https"),
-        ("w2", "https"),
-    ] {
-        c.wait_until("engine address", T, async |c| {
-            Ok(engine_addr(c, server, word).await.is_some())
-        })
+    let a = AcmeCluster::start(BIN, PebbleOptions::default(), false)
         .await
         .unwrap();
-        addrs.push(engine_addr(&c, server, word).await.unwrap());
-    }
-    let (dns, w1, w2, w1s, w2s) = (addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]);
-    assert_eq!(w1.port(), w2.port(), "pebble validates HTTP-01 on one port");
-    let pebble = start_pebble(w1.port(), dns).await;
-
+    let c = &a.c;
+    a.add_domain("shop.test").await.unwrap();
+    // `two` resolves to the second web server only: Pebble validates it there.
+    let w2 = a.http[1].ip();
     c.admin()
-        .create_domain(&CreateDomain {
-            name: "shop.test".into(),
-            customer: Some("acme".into()),
-            clusters: None,
-        })
-        .await
-        .unwrap();
-    c.admin()
-        .create_site(&CreateSite {
+        .create_dns_record(&CreateDnsRecord {
             domain: "shop.test".into(),
-            // `www` resolves to the web servers; `old` resolves nowhere.
-            aliases: Some(vec!["www.shop.test".into(), "old.shop.test".into()]),
-            php: None,
-            mode: Some("all".into()),
-            https_redirect: Some(true),
+            name: "two".into(),
+            ttl: None,
+            data: serde_json::json!({"type": "A", "address": w2.to_string()}),
         })
         .await
         .unwrap();
-
-    // This test is about HTTP-01 on every web server: our DNS serves shop.test,
-    // so `auto` would choose DNS-01 (tested below).
-    c.admin()
-        .put_site_acme(
-            "shop.test",
-            &proto::v1::AcmeSettings {
-                enabled: None,
-                challenge: Some("http-01".into()),
-            },
-        )
+    // `www` resolves to both web servers; `old` resolves nowhere.
+    a.add_site(
+        "shop.test",
+        &["www.shop.test", "old.shop.test", "two.shop.test"],
+    )
+    .await
+    .unwrap();
+    let status = a
+        .wait_acme("shop.test", "the ACME certificate is issued", ISSUE, |s| {
+            s.status != "failed" && valid(s)
+        })
         .await
         .unwrap();
-
-    // The controller with `[acme]` pointed at Pebble and our DNS as its resolver.
-    c.stop_controller().unwrap();
-    let mut config = controller::config::ControllerConfig::load(c.config_path()).unwrap();
-    config.acme = Some(controller::acme::AcmeConfig {
-        directory: format!("https://{}/dir", pebble.api),
-        email: Some("hostmaster@hosting.test".into()),
-        ca_file: Some(pebble.tls_ca()),
-        eab_kid: None,
-        eab_hmac_key: None,
-        caa_identities: Vec::new(),
-    });
-    config.names.resolver = Some(dns);
-    std::fs::write(c.config_path(), config.to_toml().unwrap()).unwrap();
-    c.start_controller().await.unwrap();
-
-    let api = c.admin().clone();
-    let issued = c
-        .wait_until(
-            "the ACME certificate is issued",
-            Duration::from_secs(120),
-            async |_| {
-                let s = api.get_site_acme("shop.test").await?;
-                anyhow::ensure!(s.status != "failed", "ACME failed: {s:?}");
-                Ok(s.status == "valid" && s.serving == "acme")
-            },
-        )
-        .await;
-    let status = api.get_site_acme("shop.test").await.unwrap();
-    assert!(
-        issued.is_ok(),
-        "{issued:?}\nstatus: {status:?}\npebble:\n{}",
-        pebble.log()
-    );
     let mut names = status.names.clone();
     names.sort();
-    assert_eq!(names, ["shop.test", "www.shop.test"]);
+    assert_eq!(names, ["shop.test", "two.shop.test", "www.shop.test"]);
     assert_eq!(status.left_out.len(), 1, "{status:?}");
     assert_eq!(status.left_out[0].name, "old.shop.test");
     assert!(
@@ -274,238 +83,207 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
         "{status:?}"
     );
     assert!(status.last_error.is_none(), "{status:?}");
-    assert!(
-        status.validated.iter().all(|v| v.ends_with(": http-01")),
-        "{status:?}"
-    );
 
-    // Pebble's root, from its management endpoint (served with its own TLS cert).
-    let http = testkit::reqwest::Client::builder()
-        .add_root_certificate(
-            testkit::reqwest::Certificate::from_pem(&std::fs::read(pebble.tls_ca()).unwrap())
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let root = http
-        .get(format!("https://{}/roots/0", pebble.mgmt))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let root_path = pebble.dir.path().join("pebble-root.pem");
-    std::fs::write(&root_path, root).unwrap();
-    // Both web servers serve the Pebble-issued chain, for both names.
-    for addr in [w1s, w2s] {
-        for host in ["shop.test", "www.shop.test"] {
+    let root = a.pebble.root_file().await.unwrap();
+    // Both web servers serve the Pebble-issued chain, for every name.
+    for addr in a.https {
+        for host in ["shop.test", "www.shop.test", "two.shop.test"] {
             c.wait_until("the ACME chain is served", T, async |_| {
-                Ok(curl_https(addr, host, &root_path).0 == 0)
+                Ok(curl_https(addr, host, &root).0 == 0)
             })
             .await
             .unwrap_or_else(|e| {
-                panic!(
-                    "{host} at {addr}: {e} {:?}",
-                    curl_https(addr, host, &root_path)
-                )
+                panic!("{host} at {addr}: {e} {:?}", curl_https(addr, host, &root))
             });
         }
     }
     // The controller's internal CA does not verify it any more (it is not its cert).
-    let ca = pebble.dir.path().join("internal-ca.pem");
+    let ca = a.pebble.dir.path().join("internal-ca.pem");
     std::fs::write(&ca, c.ca_pem()).unwrap();
-    assert_ne!(curl_https(w1s, "shop.test", &ca).0, 0);
+    assert_ne!(curl_https(a.https[0], "shop.test", &ca).0, 0);
     // The tokens are gone from the web servers' configs once validated.
-    c.wait_until("challenge tokens removed", T, async |c| {
-        Ok(match c.agent_desired("w1")?.map(|d| d.role) {
-            Some(proto::agent_v1::RoleConfig::Web(w)) => w.acme_challenges.is_empty(),
-            _ => false,
+    for w in ["w1", "w2"] {
+        c.wait_until("challenge tokens removed", T, async |c| {
+            Ok(match c.agent_desired(w)?.map(|d| d.role) {
+                Some(proto::agent_v1::RoleConfig::Web(w)) => w.acme_challenges.is_empty(),
+                _ => false,
+            })
         })
-    })
-    .await
-    .unwrap();
-    // `site cert show` names the source; the event is recorded.
-    let cert = api.get_site_certificate("shop.test").await.unwrap();
-    assert_eq!(cert.source, "acme");
-    drop(pebble);
-}
-
-/// Restart the controller with `[acme]` pointed at `pebble`, our DNS server
-/// `dns` as its resolver and `caa` as the CA's CAA identities.
-async fn with_acme(c: &mut TestCluster, pebble: &Pebble, dns: SocketAddr, caa: &[&str]) {
-    c.stop_controller().unwrap();
-    let mut config = controller::config::ControllerConfig::load(c.config_path()).unwrap();
-    config.acme = Some(controller::acme::AcmeConfig {
-        directory: format!("https://{}/dir", pebble.api),
-        email: Some("hostmaster@hosting.test".into()),
-        ca_file: Some(pebble.tls_ca()),
-        eab_kid: None,
-        eab_hmac_key: None,
-        caa_identities: caa.iter().map(|s| s.to_string()).collect(),
-    });
-    config.names.resolver = Some(dns);
-    std::fs::write(c.config_path(), config.to_toml().unwrap()).unwrap();
-    c.start_controller().await.unwrap();
-}
-
-/// Pebble's root (from its management endpoint), written to a file for curl.
-async fn pebble_root(pebble: &Pebble) -> PathBuf {
-    let http = testkit::reqwest::Client::builder()
-        .add_root_certificate(
-            testkit::reqwest::Certificate::from_pem(&std::fs::read(pebble.tls_ca()).unwrap())
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let root = http
-        .get(format!("https://{}/roots/0", pebble.mgmt))
-        .send()
-        .await
-        .unwrap()
-        .text()
         .await
         .unwrap();
-    let path = pebble.dir.path().join("pebble-root.pem");
-    std::fs::write(&path, root).unwrap();
-    path
-}
-
-/// The TXT data at `name` in the zone `ns` is told to serve.
-fn zone_txt(c: &TestCluster, ns: &str, name: &str) -> Vec<String> {
-    match c.agent_desired(ns).unwrap().map(|d| d.role) {
-        Some(proto::agent_v1::RoleConfig::Dns(d)) => d
-            .zones
-            .iter()
-            .filter_map(|z| z.zone.as_ref())
-            .flat_map(|z| z.records.iter())
-            .filter(|r| r.name == name && r.rtype == "TXT")
-            .map(|r| r.data.clone())
-            .collect(),
-        _ => Vec::new(),
     }
+    // `site cert show` names the source.
+    let cert = c.admin().get_site_certificate("shop.test").await.unwrap();
+    assert_eq!(cert.source, "acme");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pebble_validates_dns01_for_a_wildcard_and_caa_leaves_a_forbidden_name_out() {
-    let mut c = TestCluster::start(BIN, Options::default()).await.unwrap();
-    for (name, role) in [
-        ("web-a", "web"),
-        ("dns-1", "dns"),
-        ("mail-1", "mail"),
-        ("files-1", "files"),
-    ] {
-        c.add_cluster(name, role, true).await.unwrap();
-    }
-    c.add_customer("acme").await.unwrap();
-    // A primary and a secondary: the CA is told only when both serve the TXT.
-    // (ns1 joins first: the primary; a secondary lives in another country.)
-    c.add_agent("ns1", "dns-1", "GB").await.unwrap();
-    c.wait_converged("ns1", T).await.unwrap();
-    c.add_agent("ns2", "dns-1", "FR").await.unwrap();
-    c.add_agent("w1", "web-a", "GB").await.unwrap();
-    for n in ["ns2", "w1"] {
-        c.wait_converged(n, T).await.unwrap();
-    }
-    let mut addrs = Vec::new();
-    for (server, word) in [("ns1", "on"), ("w1", "http"), ("w1", "https")] {
-        c.wait_until("engine address", T, async |c| {
-            Ok(engine_addr(c, server, word).await.is_some())
+async fn short_lived_certificates_are_renewed_and_a_removed_name_is_dropped() {
+    // 60-second certificates: renewed at two thirds (about 40 s) of their life.
+    let a = AcmeCluster::start(
+        BIN,
+        PebbleOptions {
+            validity_secs: Some(60),
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    a.add_domain("short.test").await.unwrap();
+    a.add_site("short.test", &["www.short.test"]).await.unwrap();
+    let first = a
+        .wait_acme("short.test", "the first certificate", ISSUE, valid)
+        .await
+        .unwrap();
+    let first_end = unix(first.not_after.as_deref().unwrap());
+    let renew = unix(first.renew_at.as_deref().unwrap());
+    assert!(renew < first_end, "renewed before it expires: {first:?}");
+    let renewed = a
+        .wait_acme("short.test", "the renewal", ISSUE, |s| {
+            valid(s) && s.not_after.as_deref().is_some_and(|t| unix(t) > first_end)
         })
         .await
         .unwrap();
-        addrs.push(engine_addr(&c, server, word).await.unwrap());
-    }
-    let (dns, w1, w1s) = (addrs[0], addrs[1], addrs[2]);
-    let pebble = start_pebble(w1.port(), dns).await;
-    with_acme(&mut c, &pebble, dns, &["pebble.test"]).await;
-
-    c.admin()
-        .create_domain(&CreateDomain {
-            name: "wild.test".into(),
-            customer: Some("acme".into()),
-            clusters: None,
-        })
-        .await
-        .unwrap();
-    // CAA: the apex allows this CA; `nope` has its own RRset (the closest one
-    // counts) naming another CA only.
-    for (name, value) in [("@", "pebble.test"), ("nope", "other-ca.example")] {
-        c.admin()
-            .create_dns_record(&proto::v1::CreateDnsRecord {
-                domain: "wild.test".into(),
-                name: name.into(),
-                ttl: None,
-                data: serde_json::json!({"type": "CAA", "flags": 0, "tag": "issue", "value": value}),
-            })
-            .await
-            .unwrap();
-    }
-    c.admin()
-        .create_site(&CreateSite {
-            domain: "wild.test".into(),
-            aliases: Some(vec!["*.wild.test".into(), "nope.wild.test".into()]),
-            php: None,
-            mode: Some("all".into()),
-            https_redirect: Some(false),
-        })
-        .await
-        .unwrap();
-
-    let api = c.admin().clone();
-    let issued = c
-        .wait_until(
-            "the wildcard certificate is issued",
-            Duration::from_secs(120),
-            async |_| {
-                let s = api.get_site_acme("wild.test").await?;
-                anyhow::ensure!(s.status != "failed", "ACME failed: {s:?}");
-                Ok(s.status == "valid" && s.serving == "acme")
+    assert_eq!(renewed.names.len(), 2, "{renewed:?}");
+    // Removing a name: the next certificate drops it.
+    a.c.admin()
+        .update_site(
+            "short.test",
+            &UpdateSite {
+                aliases: Some(Vec::new()),
+                ..UpdateSite::default()
             },
         )
-        .await;
-    let status = api.get_site_acme("wild.test").await.unwrap();
-    assert!(
-        issued.is_ok(),
-        "{issued:?}\nstatus: {status:?}\npebble:\n{}",
-        pebble.log()
-    );
-    let mut names = status.names.clone();
-    names.sort();
-    assert_eq!(names, ["*.wild.test", "wild.test"]);
-    assert_eq!(status.challenge, "auto");
-    let mut validated = status.validated.clone();
-    validated.sort();
-    assert_eq!(
-        validated,
-        ["*.wild.test: dns-01", "wild.test: dns-01"],
-        "{status:?}"
-    );
-    assert_eq!(status.left_out.len(), 1, "{status:?}");
-    assert_eq!(status.left_out[0].name, "nope.wild.test");
-    assert!(
-        status.left_out[0].reason.contains("CAA")
-            && status.left_out[0].reason.contains("other-ca.example"),
-        "{status:?}"
-    );
+        .await
+        .unwrap();
+    a.wait_acme("short.test", "a certificate without www", ISSUE, |s| {
+        valid(s) && s.names == ["short.test"]
+    })
+    .await
+    .unwrap();
+    // ACME off: no renewal any more; the status says so.
+    let off =
+        a.c.admin()
+            .put_site_acme("short.test", &AcmeSettings { enabled: Some(false), challenge: None })
+            .await
+            .unwrap();
+    assert_eq!(off.status, "disabled");
+}
 
-    // Any name one label below is served with the wildcard certificate (the
-    // zone's `*` record and role-web's wildcard alias), trusted through Pebble.
-    let root = pebble_root(&pebble).await;
-    for host in ["wild.test", "anything.wild.test"] {
-        c.wait_until("the wildcard chain is served", T, async |_| {
-            Ok(curl_https(w1s, host, &root).0 == 0)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_failures_are_shown_and_the_internal_certificate_kept() {
+    let a = AcmeCluster::start(BIN, PebbleOptions::default(), true)
+        .await
+        .unwrap();
+    let api = a.c.admin().clone();
+    // A rate limit with `Retry-After`: the failure is shown, the retry waits
+    // as long as the CA said.
+    a.proxy().set(|f| {
+        f.refuse_orders = 1;
+        f.retry_after = 7200;
+    });
+    a.add_domain("limited.test").await.unwrap();
+    a.add_site("limited.test", &[]).await.unwrap();
+    let s = a
+        .wait_acme("limited.test", "the rate limit shown", ISSUE, |s| {
+            s.status == "failed"
         })
         .await
-        .unwrap_or_else(|e| panic!("{host}: {e} {:?}", curl_https(w1s, host, &root)));
-    }
-    // The challenge records are gone from both DNS servers' zones.
-    for ns in ["ns1", "ns2"] {
-        c.wait_until("challenge records removed", T, async |c| {
-            Ok(zone_txt(c, ns, "_acme-challenge.wild.test").is_empty())
+        .unwrap();
+    let err = s.last_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("rateLimited") || err.contains("too many"),
+        "{s:?}"
+    );
+    let wait = unix(s.next_attempt.as_deref().unwrap()) - unix(s.last_attempt.as_deref().unwrap());
+    assert!(wait >= 7200 - 60, "Retry-After honoured: {s:?}");
+    a.c.wait_until("the internal certificate is served", T, async |_| {
+        Ok(api.get_site_acme("limited.test").await?.serving == "internal")
+    })
+    .await
+    .unwrap();
+    let ca = a.pebble.dir.path().join("internal-ca.pem");
+    std::fs::write(&ca, a.c.ca_pem()).unwrap();
+    for addr in a.https {
+        a.c.wait_until("the internal chain is served", T, async |_| {
+            Ok(curl_https(addr, "limited.test", &ca).0 == 0)
         })
         .await
         .unwrap();
     }
-    drop(pebble);
+
+    // An invalid challenge: the web servers publish a token Pebble does not
+    // ask for, Pebble's validation fails.
+    a.proxy().set(|f| f.bad_tokens = true);
+    api.put_site_acme("limited.test", &AcmeSettings { enabled: Some(false), challenge: None })
+        .await
+        .unwrap();
+    api.put_site_acme("limited.test", &AcmeSettings { enabled: Some(true), challenge: None })
+        .await
+        .unwrap();
+    let s = a
+        .wait_acme("limited.test", "the invalid challenge shown", ISSUE, |s| {
+            s.status == "failed"
+                && s.last_error
+                    .as_deref()
+                    .is_some_and(|e| !e.contains("too many"))
+        })
+        .await
+        .unwrap();
+    let err = s.last_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("limited.test") && (err.contains("Invalid") || err.contains("unauthorized")),
+        "{s:?}"
+    );
+    assert_eq!(s.serving, "internal", "{s:?}");
+    assert_eq!(curl_https(a.https[1], "limited.test", &ca).0, 0);
+
+    // The CA well again: turned on anew, the site gets its certificate.
+    a.proxy().set(|f| f.bad_tokens = false);
+    api.put_site_acme("limited.test", &AcmeSettings { enabled: Some(true), challenge: None })
+        .await
+        .unwrap();
+    a.wait_acme("limited.test", "issued once the CA is well", ISSUE, valid)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_information_moves_the_renewal_and_names_the_replaced_certificate() {
+    let a = AcmeCluster::start(BIN, PebbleOptions::default(), true)
+        .await
+        .unwrap();
+    let day = 86_400;
+    let (start, end) = (now() + 10 * day, now() + 11 * day);
+    a.proxy().set(|f| f.renewal_window = Some((start, end)));
+    a.add_domain("ari.test").await.unwrap();
+    a.add_site("ari.test", &[]).await.unwrap();
+    let s = a
+        .wait_acme("ari.test", "issued with a renewal window", ISSUE, |s| {
+            valid(s) && s.renewal_window.is_some()
+        })
+        .await
+        .unwrap();
+    // Pebble's certificates live 5 years: two thirds would be years away; the
+    // CA's window says in ten days.
+    let renew = unix(s.renew_at.as_deref().unwrap());
+    assert!((start..=end).contains(&renew), "{s:?}");
+    let asked = a.proxy().faults().renewal_asked;
+    assert!(!asked.is_empty());
+    let first_id = asked[0].clone();
+    let first_end = unix(s.not_after.as_deref().unwrap());
+
+    // The CA moves the window into the past (an incident): renewed at once
+    // after its next check, naming the certificate it replaces.
+    a.proxy()
+        .set(|f| f.renewal_window = Some((now() - 2 * day, now() - day)));
+    a.wait_acme("ari.test", "renewed early", Duration::from_secs(240), |s| {
+        valid(s) && s.not_after.as_deref().is_some_and(|t| unix(t) > first_end)
+    })
+    .await
+    .unwrap();
+    a.proxy()
+        .set(|f| f.renewal_window = Some((now() + 10 * day, now() + 11 * day)));
+    let f = a.proxy().faults();
+    assert!(f.replaces.contains(&first_id), "{f:?}");
 }

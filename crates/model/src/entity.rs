@@ -597,7 +597,10 @@ pub enum SecretPurpose {
     /// (web servers get it), `public` its argon2id hash (mail servers get that).
     SiteMail,
     /// The platform's ACME account (subject: `platform`): `private` the
-    /// account credentials JSON (key included), `public` the account URL.
+    /// account credentials JSON (key included), `public` the account URL; and
+    /// (subject: `queue`) the account's recent orders, failed validations and
+    /// issued certificates the CA's rate limits count (`public` JSON, no private
+    /// half; `controller::acme::queue`).
     AcmeAccount,
     /// A site's ACME state (subject: the domain): `public` its JSON (order status,
     /// last attempt and error, issuer, expiry, backoff; `controller::acme`), no

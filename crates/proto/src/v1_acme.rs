@@ -13,8 +13,9 @@ pub struct AcmeStatusView {
     pub configured: bool,
     /// Whether ACME is on for this site (on by default).
     pub enabled: bool,
-    /// `pending`, `ordering`, `valid`, `failed`, `uploaded` (the customer's
-    /// certificate is kept) or `disabled`.
+    /// `pending`, `ordering`, `valid`, `failed`, `waiting` (held back by a CA
+    /// limit, see `waiting_for`), `uploaded` (the customer's certificate is kept)
+    /// or `disabled`.
     pub status: String,
     /// The certificate the site serves now: `acme`, `internal`, `uploaded` or
     /// `pending`.
@@ -51,6 +52,14 @@ pub struct AcmeStatusView {
     /// The next attempt after a failure (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<String>,
+    /// The CA limit the order queue waits for (status `waiting`, until
+    /// `next_attempt`), e.g. "new orders per account per 3 hours (300)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
+    /// The CA's suggested renewal window (RFC 9773 renewal information), start
+    /// and end (RFC 3339), when the CA offers one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_window: Option<[String; 2]>,
 }
 
 /// A name left out of an order.

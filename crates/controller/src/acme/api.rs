@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::Json;
 use model::entity::{Domain, Secret, SecretPurpose, Site};
 use proto::v1::{AcmeLeftOut, AcmeSettings, AcmeStatusView, ErrorBody};
-use store::{NewObject, Scope, Stored};
+use store::{Scope, Stored};
 
 use super::state::{SiteAcme, Status};
 use crate::api::sites::path_site;
@@ -27,6 +27,7 @@ fn status_str(s: Status) -> &'static str {
         Status::Failed => "failed",
         Status::Uploaded => "uploaded",
         Status::Disabled => "disabled",
+        Status::Waiting => "waiting",
     }
 }
 
@@ -92,6 +93,10 @@ async fn view(state: &AppState, domain: &str) -> ApiResult<AcmeStatusView> {
         last_attempt: time(st.last_attempt),
         last_error: st.last_error,
         next_attempt: time(st.next_attempt),
+        waiting_for: st.waiting_for.filter(|_| st.status == Status::Waiting),
+        renewal_window: st
+            .ari_window
+            .and_then(|(a, b)| Some([time(Some(a))?, time(Some(b))?])),
     })
 }
 
@@ -163,20 +168,7 @@ pub async fn put_settings(
         uploaded: false,
         names: st.names.clone(),
     };
-    match cur {
-        Some(c) => {
-            tx.update(c.meta.id, &store_name, data).await?;
-        }
-        None => {
-            tx.create(NewObject {
-                name: store_name,
-                owner: domain.meta.owner,
-                parent: None,
-                data,
-            })
-            .await?;
-        }
-    }
+    super::task::upsert_secret(&mut tx, store_name, domain.meta.owner, data).await?;
     tx.commit().await?;
     state.changed();
     Ok(Json(view(&state, &domain.meta.name).await?))

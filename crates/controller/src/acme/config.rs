@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use super::queue::Limits;
 use crate::config::ConfigError;
 
 /// Let's Encrypt's production directory.
@@ -38,9 +39,55 @@ pub struct AcmeConfig {
     /// Empty: `letsencrypt.org` for Let's Encrypt, no CAA check for another CA.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caa_identities: Vec<String>,
+    /// The CA's limit of failed validations per name per hour (Let's Encrypt: 5).
+    #[serde(default = "default_failed")]
+    pub failed_validations_per_hour: u32,
+    /// The CA's limit of new orders per account per 3 hours (Let's Encrypt: 300).
+    #[serde(default = "default_orders")]
+    pub orders_per_3h: u32,
+    /// The CA's limit of certificates per registered domain per week (Let's
+    /// Encrypt: 50).
+    #[serde(default = "default_certs")]
+    pub certs_per_domain_week: u32,
+}
+
+fn default_failed() -> u32 {
+    Limits::default().failed_validations_per_hour
+}
+fn default_orders() -> u32 {
+    Limits::default().orders_per_3h
+}
+fn default_certs() -> u32 {
+    Limits::default().certs_per_domain_week
 }
 
 impl AcmeConfig {
+    /// `[acme]` with `directory` and everything else at its default (Let's
+    /// Encrypt's limits, no email, no extra roots, no EAB).
+    pub fn new(directory: impl Into<String>) -> Self {
+        let l = Limits::default();
+        AcmeConfig {
+            directory: directory.into(),
+            email: None,
+            ca_file: None,
+            eab_kid: None,
+            eab_hmac_key: None,
+            failed_validations_per_hour: l.failed_validations_per_hour,
+            orders_per_3h: l.orders_per_3h,
+            certs_per_domain_week: l.certs_per_domain_week,
+            caa_identities: Vec::new(),
+        }
+    }
+
+    /// The CA's limits the order queue keeps under.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            failed_validations_per_hour: self.failed_validations_per_hour,
+            orders_per_3h: self.orders_per_3h,
+            certs_per_domain_week: self.certs_per_domain_week,
+        }
+    }
+
     /// The directory URL in effect (presets expanded).
     pub fn directory_url(&self) -> &str {
         match self.directory.as_str() {
@@ -102,6 +149,22 @@ impl AcmeConfig {
                 message: format!("`{bad}` is not an issuer domain name (like letsencrypt.org)"),
             });
         }
+        for (key, v) in [
+            (
+                "acme.failed_validations_per_hour",
+                self.failed_validations_per_hour,
+            ),
+            ("acme.orders_per_3h", self.orders_per_3h),
+            ("acme.certs_per_domain_week", self.certs_per_domain_week),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be at least 1 (the CA's limit; Let's Encrypt's is the default)"
+                        .into(),
+                });
+            }
+        }
         match (&self.eab_kid, &self.eab_hmac_key) {
             (None, None) => {}
             (Some(kid), Some(key)) => {
@@ -149,6 +212,7 @@ mod tests {
         .unwrap();
         let a = c.acme.unwrap();
         assert_eq!(a.directory_url(), super::LETSENCRYPT_STAGING);
+        assert_eq!(a.limits(), super::Limits::default(), "Let's Encrypt's");
         assert_eq!(
             a.ca_file_path("/d".as_ref()).unwrap(),
             std::path::PathBuf::from("/d/pebble.pem")
@@ -182,6 +246,10 @@ mod tests {
             (
                 "directory = \"letsencrypt\"\ncaa_identities = [\"not a name\"]",
                 "acme.caa_identities",
+            ),
+            (
+                "directory = \"letsencrypt\"\norders_per_3h = 0",
+                "acme.orders_per_3h",
             ),
         ] {
             let e =

@@ -26,16 +26,21 @@
 
 pub mod api;
 pub mod caa;
+pub mod ari;
 pub mod check;
 pub mod client;
 mod config;
 pub mod dns01;
 pub mod lease;
 pub mod plan;
+mod pass;
+pub mod queue;
 pub mod state;
 pub mod task;
+pub mod view;
 
 pub use config::{AcmeConfig, LETSENCRYPT, LETSENCRYPT_STAGING};
+pub use queue::Limits;
 
 use model::entity::{Secret, SecretPurpose};
 
@@ -55,4 +60,28 @@ pub fn challenges_of(s: &Secret) -> Vec<proto::agent_v1::AcmeChallenge> {
         return Vec::new();
     }
     serde_json::from_str(&s.public).unwrap_or_default()
+}
+
+/// For a stored ACME certificate, how long (seconds) before its expiry the key
+/// task replaces it by an internal one if every renewal failed: a day
+/// ([`crate::keys::ACME_FALLBACK_BEFORE`]), or the last sixth of its life when
+/// that is shorter (short-lived certificates are renewed at two thirds); `None`
+/// for any other secret.
+pub fn fallback_lead(s: &Secret) -> Option<i64> {
+    if !is_acme_cert(s) {
+        return None;
+    }
+    let day = crate::keys::ACME_FALLBACK_BEFORE;
+    let not_before = rustls_pemfile::certs(&mut s.public.as_bytes())
+        .next()
+        .and_then(Result::ok)
+        .and_then(|der| {
+            x509_parser::parse_x509_certificate(&der)
+                .ok()
+                .map(|(_, c)| c.validity().not_before.timestamp())
+        });
+    Some(match (not_before, s.not_after) {
+        (Some(b), Some(a)) if a > b => day.min((a - b) / 6),
+        _ => day,
+    })
 }

@@ -21,6 +21,9 @@ pub enum Status {
     Uploaded,
     /// ACME is turned off for this site.
     Disabled,
+    /// Held back by the order queue: a CA limit is full until `next_attempt`
+    /// (`waiting_for` names it).
+    Waiting,
 }
 
 /// A name left out of an order, and why.
@@ -69,6 +72,24 @@ pub struct SiteAcme {
     pub challenge: super::plan::Choice,
     /// The challenge each name of the last order was validated with.
     pub validated: Vec<(String, super::plan::Method)>,
+    /// The CA limit the order queue waits for (with [`Status::Waiting`]).
+    pub waiting_for: Option<String>,
+    /// The served certificate's ARI identifier (RFC 9773 `certID`: base64url AKI
+    /// key identifier, `.`, base64url serial), given as `replaces` when renewing.
+    pub cert_id: Option<String>,
+    /// The CA's suggested renewal window (RFC 9773), when it offers one.
+    pub ari_window: Option<(i64, i64)>,
+    /// When to ask the CA for the renewal window again (its `Retry-After`).
+    pub ari_next_check: Option<i64>,
+}
+
+impl SiteAcme {
+    /// The certificate a renewal replaces (RFC 9773 `replaces`): the served
+    /// one's identifier, when the CA offers renewal information.
+    pub fn replaces(&self) -> Option<instant_acme::CertificateIdentifier<'static>> {
+        self.ari_window?;
+        super::ari::replaces(self.cert_id.as_deref()?)
+    }
 }
 
 /// The kind of certificate a site serves now.
@@ -84,24 +105,65 @@ pub enum Served {
     Uploaded,
 }
 
+/// What the task does with a site it looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Order (or renew) its certificate.
+    Order,
+    /// Ask the CA for its renewal window (RFC 9773) and nothing else.
+    RenewalInfo,
+}
+
 /// Whether a site must be ordered (or renewed) now: never with an uploaded
 /// certificate or ACME turned off, never before its backoff ends; then when it
 /// serves no ACME certificate, when its names changed since the last order, or
 /// when its renewal time came.
 pub fn due(state: Option<&SiteAcme>, wanted: &[String], served: Served, now: i64) -> bool {
+    look(state, wanted, served, now) == Some(Look::Order)
+}
+
+/// What to do with a site at `now`, if anything: [`due`]'s order, or the renewal
+/// window's check when its time came.
+pub fn look(state: Option<&SiteAcme>, wanted: &[String], served: Served, now: i64) -> Option<Look> {
     if served == Served::Uploaded {
-        return false;
+        return None;
     }
     let Some(s) = state else {
-        return true;
+        return Some(Look::Order);
     };
     if s.disabled || s.next_attempt.is_some_and(|t| t > now) {
-        return false;
+        return None;
     }
-    if served != Served::Acme {
-        return true;
+    if served != Served::Acme
+        || sorted(&s.wanted) != sorted(wanted)
+        || s.renew_at.is_none_or(|t| t <= now)
+    {
+        return Some(Look::Order);
     }
-    sorted(&s.wanted) != sorted(wanted) || s.renew_at.is_none_or(|t| t <= now)
+    s.ari_next_check
+        .is_some_and(|t| t <= now)
+        .then_some(Look::RenewalInfo)
+}
+
+/// The earliest time [`look`] answers something for this site (`i64::MIN`: now;
+/// `None`: never, until its state, names or certificate change).
+pub fn next_look(state: Option<&SiteAcme>, wanted: &[String], served: Served) -> Option<i64> {
+    if served == Served::Uploaded {
+        return None;
+    }
+    let Some(s) = state else {
+        return Some(i64::MIN);
+    };
+    if s.disabled {
+        return None;
+    }
+    let earliest = s.next_attempt.unwrap_or(i64::MIN);
+    if served != Served::Acme || sorted(&s.wanted) != sorted(wanted) {
+        return Some(earliest);
+    }
+    let renew = s.renew_at.unwrap_or(i64::MIN);
+    let t = s.ari_next_check.map_or(renew, |c| c.min(renew));
+    Some(t.max(earliest))
 }
 
 fn sorted(v: &[String]) -> Vec<&str> {
@@ -185,6 +247,66 @@ mod tests {
         assert!(due(Some(&s), &more, Served::Acme, 50));
         s.disabled = true;
         assert!(!due(Some(&s), &more, Served::Internal, 60), "turned off");
+    }
+
+    #[test]
+    fn look_times_agree_with_look() {
+        let w = names(&["a.example", "www.a.example"]);
+        let acme = SiteAcme {
+            wanted: w.clone(),
+            renew_at: Some(100),
+            ari_next_check: Some(40),
+            ..SiteAcme::default()
+        };
+        assert_eq!(next_look(Some(&acme), &w, Served::Acme), Some(40));
+        assert_eq!(look(Some(&acme), &w, Served::Acme, 39), None);
+        assert_eq!(
+            look(Some(&acme), &w, Served::Acme, 40),
+            Some(Look::RenewalInfo)
+        );
+        assert_eq!(look(Some(&acme), &w, Served::Acme, 100), Some(Look::Order));
+        // Removing a name: ordered again (the new certificate drops it).
+        let fewer = names(&["a.example"]);
+        assert_eq!(next_look(Some(&acme), &fewer, Served::Acme), Some(i64::MIN));
+        assert!(due(Some(&acme), &fewer, Served::Acme, 0));
+        // Turned off, or an uploaded certificate: never looked at.
+        let off = SiteAcme {
+            disabled: true,
+            ..acme.clone()
+        };
+        assert_eq!(next_look(Some(&off), &w, Served::Acme), None);
+        assert_eq!(next_look(Some(&acme), &w, Served::Uploaded), None);
+        assert_eq!(next_look(None, &w, Served::Internal), Some(i64::MIN));
+        let waiting = SiteAcme {
+            next_attempt: Some(500),
+            ..acme.clone()
+        };
+        assert_eq!(next_look(Some(&waiting), &w, Served::Acme), Some(500));
+        assert_eq!(next_look(Some(&waiting), &w, Served::Internal), Some(500));
+    }
+
+    proptest::proptest! {
+        /// Before `next_look` nothing is to be done; at it, something is (unless
+        /// never).
+        #[test]
+        fn nothing_to_do_before_next_look(
+            renew in proptest::option::of(0i64..1000), ari in proptest::option::of(0i64..1000),
+            next in proptest::option::of(0i64..1000), disabled in proptest::bool::ANY,
+            same in proptest::bool::ANY, served in 0u8..4, now in 0i64..1000,
+        ) {
+            let w = names(&["a.example"]);
+            let s = SiteAcme { wanted: if same { w.clone() } else { Vec::new() }, renew_at: renew,
+                ari_next_check: ari, next_attempt: next, disabled, ..SiteAcme::default() };
+            let served = [Served::None, Served::Internal, Served::Acme, Served::Uploaded][served as usize];
+            match next_look(Some(&s), &w, served) {
+                None => proptest::prop_assert_eq!(look(Some(&s), &w, served, now), None),
+                Some(t) if now < t => proptest::prop_assert_eq!(look(Some(&s), &w, served, now), None),
+                Some(t) => {
+                    let t = t.max(0);
+                    proptest::prop_assert!(look(Some(&s), &w, served, t).is_some());
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! one at a time, holding the issuer lease ([`super::lease`]); woken by every
 //! store change and every [`IDLE_CHECK`] (renewals, backoffs ending).
 //!
-//! Each pass reads the sites, domains, servers and secrets from the store (an
-//! O(platform) read; see `docs/acme.md` for the known limit), decides with
-//! [`state::due`] and runs [`issue`] for each due site.
+//! Each pass ([`super::pass`]) brings the task's [`super::view::AcmeView`]
+//! forward by the store's change feed and takes only the sites whose look time has come (no ACME certificate yet,
+//! names changed, renewal or renewal-information time, backoff over): O(due +
+//! changes), not O(platform). Each due site goes through the order queue
+//! ([`super::queue`]: the CA's limits over the stored history) and then [`issue`];
+//! a site whose renewal-information check is due gets only that ([`super::ari`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -18,10 +21,14 @@ use model::{Id, Role};
 use proto::agent_v1::{AcmeChallenge, RoleConfig};
 use store::{NewObject, Stored};
 
+use super::client::RetryAfter;
+use super::queue::{self, Verdict};
 use super::plan::{self, Method};
-use super::state::{self, LeftOut, Served, SiteAcme, Status};
-use super::{client, dns01, lease, AcmeConfig, ACME_ALGORITHM};
+use super::state::{self, LeftOut, SiteAcme, Status};
+use super::{ari, client, dns01, lease, AcmeConfig, ACME_ALGORITHM};
 use crate::state::AppState;
+
+pub use super::pass::run;
 
 /// How often the task looks again without a change.
 pub const IDLE_CHECK: Duration = Duration::from_secs(30);
@@ -29,209 +36,73 @@ pub const IDLE_CHECK: Duration = Duration::from_secs(30);
 pub const APPLY_WAIT: Duration = Duration::from_secs(60);
 /// Longest wait for the CA to validate an order, and again to issue it.
 pub const CA_WAIT: Duration = Duration::from_secs(90);
-
-/// Run until the controller stops (only spawned with `[acme]`).
-pub async fn run(app: AppState, config: AcmeConfig) {
-    let me = holder_id(&app);
-    let mut changes = app.changes.subscribe();
-    let mut stopping = app.stopping.subscribe();
-    let mut account: Option<Account> = None;
-    let mut first = true;
-    loop {
-        changes.mark_unchanged();
-        if let Err(e) = pass(&app, &config, &me, &mut account, &mut first).await {
-            tracing::warn!(error = %e, "ACME pass failed");
-        }
-        if *stopping.borrow() {
-            break;
-        }
-        tokio::select! {
-            _ = changes.changed() => {}
-            () = tokio::time::sleep(IDLE_CHECK) => {}
-            _ = stopping.changed() => break,
-        }
-        // A burst of changes is one pass.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    if let Err(e) = lease::release(&app.store, &me).await {
-        tracing::debug!(error = %e, "cannot release the ACME lease");
-    }
-}
-
-fn holder_id(app: &AppState) -> String {
-    let mut r = [0u8; 6];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut r);
-    let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}/{hex}", app.config.listen)
-}
-
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// One site the pass found due.
-struct Due {
-    site: Stored<Site>,
-    domain: Stored<Domain>,
-    wanted: Vec<String>,
-    prev: Option<SiteAcme>,
-    servers: Vec<Stored<Server>>,
-    all_servers: std::sync::Arc<Vec<Stored<Server>>>,
+pub(super) struct Due {
+    pub(super) site: Stored<Site>,
+    pub(super) domain: Stored<Domain>,
+    pub(super) wanted: Vec<String>,
+    pub(super) prev: Option<SiteAcme>,
+    pub(super) servers: Vec<Stored<Server>>,
+    pub(super) all_servers: std::sync::Arc<Vec<Stored<Server>>>,
 }
 
-/// Errors of a pass (an order's own failure is recorded in its site's state).
-#[derive(Debug, thiserror::Error)]
-enum PassError {
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error(transparent)]
-    Client(#[from] client::ClientError),
-}
-
-async fn pass(
+/// Ask the CA for the renewal window of the site's certificate and schedule the
+/// renewal in it (RFC 9773); the state is written whatever the answer, so the
+/// site is scheduled again.
+pub(super) async fn renewal_info(
     app: &AppState,
-    config: &AcmeConfig,
-    me: &str,
-    account: &mut Option<Account>,
-    first: &mut bool,
-) -> Result<(), PassError> {
-    let now = now();
-    let sites = app.store.all::<Site>().await?;
-    let domains: HashMap<Id, Stored<Domain>> = app
-        .store
-        .all::<Domain>()
-        .await?
-        .into_iter()
-        .map(|d| (d.meta.id, d))
-        .collect();
-    let servers = std::sync::Arc::new(app.store.all::<Server>().await?);
-    let mut certs: HashMap<String, Stored<Secret>> = HashMap::new();
-    let mut states: HashMap<String, Stored<Secret>> = HashMap::new();
-    let mut challenges: Vec<Stored<Secret>> = Vec::new();
-    for s in app.store.all::<Secret>().await? {
-        match s.data.purpose {
-            SecretPurpose::SiteCert => {
-                certs.insert(s.data.subject.clone(), s);
-            }
-            SecretPurpose::AcmeSite => {
-                states.insert(s.data.subject.clone(), s);
-            }
-            SecretPurpose::AcmeChallenge => challenges.push(s),
-            _ => {}
-        }
-    }
-    let mut due = Vec::new();
-    let mut live: BTreeSet<String> = BTreeSet::new();
-    for site in sites {
-        let Some(domain) = domains.get(&site.data.domain) else {
-            continue;
-        };
-        let name = domain.meta.name.clone();
-        live.insert(name.clone());
-        let Some(cluster) = domain.data.placements.get(&Role::Web) else {
-            continue;
-        };
-        let mut wanted = vec![name.clone()];
-        for a in &site.data.aliases {
-            let a = a.to_string();
-            if !wanted.contains(&a) {
-                wanted.push(a);
-            }
-        }
-        let served = match certs.get(&name) {
-            None => Served::None,
-            Some(c) if c.data.uploaded => Served::Uploaded,
-            Some(c) if super::is_acme_cert(&c.data) => Served::Acme,
-            Some(_) => Served::Internal,
-        };
-        let prev = states
-            .get(&name)
-            .and_then(|s| serde_json::from_str::<SiteAcme>(&s.data.public).ok());
-        if !state::due(prev.as_ref(), &wanted, served, now) {
-            continue;
-        }
-        let web_servers: Vec<Stored<Server>> = servers
-            .iter()
-            .filter(|s| s.data.cluster == *cluster && s.data.role == Role::Web)
-            .cloned()
-            .collect();
-        due.push(Due {
-            site,
-            domain: domain.clone(),
-            wanted,
-            prev,
-            servers: web_servers,
-            all_servers: std::sync::Arc::clone(&servers),
-        });
-    }
-    // State of sites that are gone: removing a site stops its renewal.
-    let gone: Vec<Id> = states
-        .iter()
-        .filter(|(name, _)| !live.contains(*name))
-        .map(|(_, s)| s.meta.id)
-        .collect();
-    let stale_possible = *first && !challenges.is_empty();
-    if due.is_empty() && gone.is_empty() && !stale_possible {
-        return Ok(());
-    }
-    if !lease::acquire(&app.store, me, now).await? {
-        return Ok(());
-    }
-    // Challenges left by an interrupted issuance are stale: only the holder
-    // issues, and it is starting.
-    let stale: Vec<Id> = match *first {
-        true => challenges.iter().map(|c| c.meta.id).collect(),
-        false => Vec::new(),
-    };
-    if !gone.is_empty() || !stale.is_empty() {
-        let mut tx = app.store.begin(lease::actor()).await?;
-        for id in gone.iter().chain(stale.iter()) {
-            tx.delete(Kind::Secret, *id).await?;
-        }
-        tx.commit().await?;
-        app.changed();
-    }
-    *first = false;
-    if due.is_empty() {
-        return Ok(());
-    }
-    if account.is_none() {
-        match client::account(&app.store, config, &app.config.data_dir).await {
-            Ok(a) => *account = Some(a),
-            Err(e) => {
-                // Shown on every due site (its status names the CA's problem)
-                // and retried with the sites' backoff.
-                let f = Failure::from(format!("cannot use the ACME account: {e}"));
-                for d in &due {
-                    let mut st = d.prev.clone().unwrap_or_default();
-                    st.last_attempt = Some(now);
-                    record_failure(app, d, st, &f, Vec::new()).await?;
-                }
-                return Err(e.into());
-            }
-        }
-    }
-    let Some(acct) = account.as_ref() else {
-        return Ok(());
-    };
-    for d in due {
-        if *app.stopping.borrow() || !lease::acquire(&app.store, me, now_secs()).await? {
-            break;
-        }
-        issue(app, config, acct, d).await?;
-    }
-    Ok(())
+    account: &Account,
+    d: Due,
+) -> Result<(), store::StoreError> {
+    let mut st = d.prev.clone().unwrap_or_default();
+    refresh_window(account, &d.domain.meta.name, &mut st, now()).await;
+    save_state(app, &d, &st, None).await
 }
 
-fn now_secs() -> i64 {
-    now()
+/// Fetch the renewal window of `st`'s certificate and move `renew_at` into it
+/// (a time already inside the same window is kept); without ARI at the CA the
+/// two-thirds time stays.
+async fn refresh_window(account: &Account, name: &str, st: &mut SiteAcme, now: i64) {
+    let Some(id) = st.cert_id.clone() else {
+        st.ari_next_check = None;
+        return;
+    };
+    match ari::fetch(account, &id, now).await {
+        Ok(Some(w)) => {
+            let inside = st
+                .renew_at
+                .is_some_and(|t| st.ari_window == Some((w.start, w.end)) && t <= w.end);
+            if !inside {
+                let r: f64 = rand::random();
+                st.renew_at = Some(ari::pick(w.start, w.end, now, r));
+            }
+            st.ari_window = Some((w.start, w.end));
+            st.ari_next_check = Some(w.next_check);
+        }
+        Ok(None) => {
+            st.ari_window = None;
+            st.ari_next_check = None;
+        }
+        Err(e) => {
+            tracing::warn!(domain = %name, error = %client::describe(&e), "cannot fetch ACME renewal information");
+            st.ari_next_check = Some(now + queue::HOUR);
+        }
+    }
 }
 
 /// Why one order failed, for the site's state.
-struct Failure {
-    message: String,
-    rate_limited: bool,
-    retry_after: Option<i64>,
+pub(super) struct Failure {
+    pub(super) message: String,
+    pub(super) rate_limited: bool,
+    pub(super) retry_after: Option<i64>,
+    /// Whether a new order was made (counted by the queue).
+    pub(super) ordered: bool,
+    /// Names whose validation failed (counted by the queue).
+    pub(super) invalid: Vec<String>,
 }
 
 impl From<instant_acme::Error> for Failure {
@@ -246,9 +117,11 @@ impl From<instant_acme::Error> for Failure {
             _ => None,
         };
         Failure {
-            message: e.to_string(),
+            message: client::describe(&e),
             rate_limited,
             retry_after,
+            ordered: false,
+            invalid: Vec::new(),
         }
     }
 }
@@ -259,6 +132,8 @@ impl From<String> for Failure {
             message,
             rate_limited: false,
             retry_after: None,
+            ordered: false,
+            invalid: Vec::new(),
         }
     }
 }
@@ -271,19 +146,39 @@ struct Issued {
 }
 
 /// Order one site's certificate and record the outcome (a failure is recorded
-/// in the site's state and an event, not returned).
-async fn issue(
+/// in the site's state and an event, not returned). The order queue comes
+/// first: while one of the CA's `limits` is full the site waits (its state says
+/// for what and until when) without asking the CA.
+pub(super) async fn issue(
     app: &AppState,
     config: &AcmeConfig,
     account: &Account,
     d: Due,
+    limits: &queue::Limits,
+    directory: &str,
+    seen: &RetryAfter,
 ) -> Result<(), store::StoreError> {
     let name = d.domain.meta.name.clone();
     let started = now();
     let mut st = d.prev.clone().unwrap_or_default();
+    let registered = queue::registered_domain(&name);
+    let mut history = queue::load(&app.store, directory, started).await?;
+    if let Verdict::Wait { until, reason } =
+        queue::decide(limits, &history, &d.wanted, &registered, started)
+    {
+        if st.next_attempt != Some(until) || st.status != Status::Waiting {
+            tracing::info!(domain = %name, %reason, until, "ACME order waits for a CA limit");
+        }
+        st.status = Status::Waiting;
+        st.waiting_for = Some(reason);
+        st.next_attempt = Some(until);
+        return save_state(app, &d, &st, None).await;
+    }
+    st.waiting_for = None;
     st.status = Status::Ordering;
     st.last_attempt = Some(started);
     save_state(app, &d, &st, None).await?;
+    seen.take();
     let published: BTreeSet<IpAddr> = d
         .servers
         .iter()
@@ -314,7 +209,7 @@ async fn issue(
                 .join("; ")
         )))
     } else {
-        let r = order(app, account, &d, &ok).await;
+        let r = order(app, account, &d, &ok, st.replaces()).await;
         // The tokens are of no use any more, whatever the outcome.
         if let Err(e) = delete_challenges(app, &name).await {
             tracing::warn!(domain = %name, error = %e, "cannot remove ACME challenge tokens");
@@ -330,6 +225,20 @@ async fn issue(
             .map(|f| (i, f))
             .map_err(|e| Failure::from(format!("the issued certificate does not parse: {e}")))
     });
+    match &result {
+        Ok(_) => {
+            history.record_order(now);
+            history.record_issued(&registered, now);
+        }
+        Err(f) => {
+            if f.ordered {
+                history.record_order(now);
+            }
+            history.record_failed(&f.invalid, now);
+        }
+    }
+    history.prune(now);
+    queue::save(&app.store, &history).await?;
     match result {
         Ok((issued, (not_before, not_after, issuer))) => {
             st.names = issued.names.clone();
@@ -338,6 +247,10 @@ async fn issue(
             st.not_before = Some(not_before);
             st.not_after = Some(not_after);
             st.renew_at = Some(state::renew_at(not_before, not_after, &name));
+            st.cert_id = ari::cert_id(&issued.chain_pem).ok();
+            st.ari_window = None;
+            // The CA's renewal window, when it offers one, moves the renewal.
+            refresh_window(account, &name, &mut st, now).await;
             st.last_success = Some(now);
             st.last_error = None;
             st.failures = 0;
@@ -355,13 +268,18 @@ async fn issue(
             swap_in(app, &d, st, cert, &issuer).await?;
             tracing::info!(domain = %name, names = ?issued.names, "ACME certificate issued");
         }
-        Err(f) => record_failure(app, &d, st, &f, left_out).await?,
+        Err(mut f) => {
+            if f.retry_after.is_none() {
+                f.retry_after = seen.take();
+            }
+            record_failure(app, &d, st, &f, left_out).await?
+        }
     }
     Ok(())
 }
 
 /// Record a failed attempt: the reason, the backoff, a `cert.failed` event.
-async fn record_failure(
+pub(super) async fn record_failure(
     app: &AppState,
     d: &Due,
     mut st: SiteAcme,
@@ -383,6 +301,35 @@ async fn record_failure(
     Ok(())
 }
 
+/// Create the order, naming the certificate it `replaces` (RFC 9773) when the
+/// CA offers renewal information; a CA that refuses the replacement (already
+/// replaced, unknown) is asked again without it.
+async fn new_order(
+    account: &Account,
+    idents: &[Identifier],
+    replaces: Option<instant_acme::CertificateIdentifier<'static>>,
+) -> Result<instant_acme::Order, instant_acme::Error> {
+    if let Some(r) = replaces {
+        match account
+            .new_order(&NewOrder::new(idents).replaces(r.clone()))
+            .await
+        {
+            Ok(o) => return Ok(o),
+            Err(instant_acme::Error::Api(p))
+                if p.r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":rateLimited")) =>
+            {
+                return Err(instant_acme::Error::Api(p))
+            }
+            Err(e) => {
+                tracing::info!(error = %client::describe(&e), "the CA refused `replaces`; ordering without it");
+            }
+        }
+    }
+    account.new_order(&NewOrder::new(idents)).await
+}
+
 /// The order itself: HTTP-01 tokens to every web server, DNS-01 records to every
 /// authoritative server of their zones, the CA told once they all serve them,
 /// then the certificate.
@@ -391,6 +338,7 @@ async fn order(
     account: &Account,
     d: &Due,
     names: &[(String, Method)],
+    replaces: Option<instant_acme::CertificateIdentifier<'static>>,
 ) -> Result<Issued, Failure> {
     let idents: Vec<Identifier> = names
         .iter()
@@ -406,24 +354,32 @@ async fn order(
         Method::Http01 => ChallengeType::Http01,
         Method::Dns01 => ChallengeType::Dns01,
     };
-    let mut order = account.new_order(&NewOrder::new(&idents)).await?;
+    let mut order = new_order(account, &idents, replaces).await?;
+    let ordered = |mut f: Failure| {
+        f.ordered = true;
+        f
+    };
     let mut tokens: Vec<AcmeChallenge> = Vec::new();
     let mut txts: Vec<dns01::TxtChallenge> = Vec::new();
     {
         let mut authz = order.authorizations();
         while let Some(a) = authz.next().await {
-            let mut a = a?;
+            let mut a = a.map_err(|e| ordered(e.into()))?;
             match a.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
                 other => {
-                    return Err(format!("authorization of {} is {other:?}", a.identifier()).into())
+                    return Err(ordered(
+                        format!("authorization of {} is {other:?}", a.identifier()).into(),
+                    ))
                 }
             }
             let ident = a.identifier().to_string();
             let method = method_of(&ident);
             let ch = a.challenge(kind(method)).ok_or_else(|| {
-                format!("the CA offers no {} challenge for {ident}", method.as_str())
+                ordered(
+                    format!("the CA offers no {} challenge for {ident}", method.as_str()).into(),
+                )
             })?;
             match method {
                 Method::Http01 => tokens.push(AcmeChallenge {
@@ -440,24 +396,28 @@ async fn order(
         }
     }
     if !txts.is_empty() {
-        dns01::publish_and_wait(app, &d.domain, &txts, &d.all_servers).await?;
+        dns01::publish_and_wait(app, &d.domain, &txts, &d.all_servers)
+            .await
+            .map_err(|e| ordered(e.into()))?;
     }
     if !tokens.is_empty() || !txts.is_empty() {
         if !tokens.is_empty() {
             put_challenges(app, &d.domain, &tokens)
                 .await
-                .map_err(|e| format!("cannot store the challenge tokens: {e}"))?;
-            wait_applied(app, &d.servers, &tokens).await?;
+                .map_err(|e| ordered(format!("cannot store the challenge tokens: {e}").into()))?;
+            wait_applied(app, &d.servers, &tokens)
+                .await
+                .map_err(ordered)?;
         }
         let mut authz = order.authorizations();
         while let Some(a) = authz.next().await {
-            let mut a = a?;
+            let mut a = a.map_err(|e| ordered(e.into()))?;
             if a.status != AuthorizationStatus::Pending {
                 continue;
             }
             let method = method_of(&a.identifier().to_string());
             if let Some(mut ch) = a.challenge(kind(method)) {
-                ch.set_ready().await?;
+                ch.set_ready().await.map_err(|e| ordered(e.into()))?;
             }
         }
     }
@@ -465,22 +425,29 @@ async fn order(
     let status = match order.poll_ready(&retry).await {
         Ok(s) => s,
         Err(e) => {
-            let why = challenge_errors(&mut order).await;
-            return Err(match why {
-                Some(w) => Failure {
-                    message: format!("{e}; {w}"),
-                    ..Failure::from(e)
-                },
-                None => Failure::from(e),
-            });
+            let (why, invalid) = challenge_errors(&mut order).await;
+            let mut f = Failure::from(e);
+            if let Some(w) = why {
+                f.message = format!("{}; {w}", f.message);
+            }
+            f.invalid = invalid;
+            return Err(ordered(f));
         }
     };
     if status != OrderStatus::Ready {
-        let why = challenge_errors(&mut order).await.unwrap_or_default();
-        return Err(format!("the order is {status:?}: {why}").into());
+        let (why, invalid) = challenge_errors(&mut order).await;
+        let mut f = Failure::from(format!(
+            "the order is {status:?}: {}",
+            why.unwrap_or_default()
+        ));
+        f.invalid = invalid;
+        return Err(ordered(f));
     }
-    let key_pem = order.finalize().await?;
-    let chain_pem = order.poll_certificate(&retry).await?;
+    let key_pem = order.finalize().await.map_err(|e| ordered(e.into()))?;
+    let chain_pem = order
+        .poll_certificate(&retry)
+        .await
+        .map_err(|e| ordered(e.into()))?;
     Ok(Issued {
         chain_pem,
         key_pem,
@@ -488,21 +455,28 @@ async fn order(
     })
 }
 
-/// The CA's reasons on failed challenges of `order`, for the site's last error.
-async fn challenge_errors(order: &mut instant_acme::Order) -> Option<String> {
+/// The CA's reasons on failed challenges of `order`, for the site's last error,
+/// and the names whose validation failed.
+async fn challenge_errors(order: &mut instant_acme::Order) -> (Option<String>, Vec<String>) {
     let mut out = Vec::new();
+    let mut names = Vec::new();
     let mut authz = order.authorizations();
     while let Some(Ok(mut a)) = authz.next().await {
         let ident = a.identifier().to_string();
         if let Ok(s) = a.refresh().await {
+            let mut failed = s.status == AuthorizationStatus::Invalid;
             for c in &s.challenges {
                 if let Some(p) = &c.error {
                     out.push(format!("{ident}: {p}"));
+                    failed = true;
                 }
+            }
+            if failed {
+                names.push(ident.clone());
             }
         }
     }
-    (!out.is_empty()).then(|| out.join("; "))
+    ((!out.is_empty()).then(|| out.join("; ")), names)
 }
 
 /// Wait until every web server of the site that is not down reports a config
@@ -621,20 +595,7 @@ async fn put_challenges(
         names: tokens.iter().map(|t| t.name.clone()).collect(),
     };
     let mut tx = app.store.begin(lease::actor()).await?;
-    match tx.get_by_name::<Secret>(&name).await? {
-        Some(cur) => {
-            tx.update(cur.meta.id, &name, data).await?;
-        }
-        None => {
-            tx.create(NewObject {
-                name,
-                owner: domain.meta.owner,
-                parent: None,
-                data,
-            })
-            .await?;
-        }
-    }
+    upsert_secret(&mut tx, name, domain.meta.owner, data).await?;
     tx.commit().await?;
     app.changed();
     Ok(())
@@ -690,21 +651,7 @@ async fn write_state(
         uploaded: false,
         names: st.names.clone(),
     };
-    match tx.get_by_name::<Secret>(&name).await? {
-        Some(cur) => {
-            tx.update(cur.meta.id, &name, data).await?;
-        }
-        None => {
-            tx.create(NewObject {
-                name,
-                owner: domain.meta.owner,
-                parent: None,
-                data,
-            })
-            .await?;
-        }
-    }
-    Ok(())
+    upsert_secret(tx, name, domain.meta.owner, data).await
 }
 
 /// The issued certificate becomes the site's, in one transaction with its state
@@ -732,20 +679,7 @@ async fn swap_in(
         st.status = Status::Uploaded;
     } else {
         st.status = Status::Valid;
-        match cur {
-            Some(c) => {
-                tx.update(c.meta.id, &name, cert).await?;
-            }
-            None => {
-                tx.create(NewObject {
-                    name,
-                    owner: d.domain.meta.owner,
-                    parent: None,
-                    data: cert,
-                })
-                .await?;
-            }
-        }
+        upsert_secret(&mut tx, name, d.domain.meta.owner, cert).await?;
     }
     write_state(&mut tx, &d.domain, &st).await?;
     tx.event(
@@ -758,6 +692,31 @@ async fn swap_in(
     .await?;
     tx.commit().await?;
     app.changed();
+    Ok(())
+}
+
+/// Write secret `data` under `name`: the stored one updated, or a new one made
+/// (owned by `owner`). The one get-or-create of the ACME secrets.
+pub(super) async fn upsert_secret(
+    tx: &mut store::Tx,
+    name: String,
+    owner: Option<Id>,
+    data: Secret,
+) -> Result<(), store::StoreError> {
+    match tx.get_by_name::<Secret>(&name).await? {
+        Some(cur) => {
+            tx.update(cur.meta.id, &name, data).await?;
+        }
+        None => {
+            tx.create(NewObject {
+                name,
+                owner,
+                parent: None,
+                data,
+            })
+            .await?;
+        }
+    }
     Ok(())
 }
 

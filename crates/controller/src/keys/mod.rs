@@ -45,6 +45,8 @@ pub const RENEW_BEFORE: i64 = 30 * 24 * 3600;
 /// A site certificate issued by ACME ([`crate::acme`]) is left to the ACME task
 /// (renewal, names) and replaced by an internal one only this close (seconds) to
 /// its expiry, when ACME renewal failed all along: an expired certificate is worse.
+/// A short-lived certificate uses the last sixth of its life instead, when that
+/// is shorter ([`crate::acme::fallback_lead`]).
 pub const ACME_FALLBACK_BEFORE: i64 = 24 * 3600;
 
 /// Whether a secret of this purpose belongs to the ACME task ([`crate::acme`]) or
@@ -68,15 +70,15 @@ pub(crate) fn cert_stale(
     have_names: &[String],
     not_after: Option<i64>,
     uploaded: bool,
-    acme: bool,
+    acme: Option<i64>,
     want_names: &[String],
     now: i64,
 ) -> bool {
     if uploaded {
         return false;
     }
-    if acme {
-        return not_after.is_some_and(|t| t - now < ACME_FALLBACK_BEFORE);
+    if let Some(lead) = acme {
+        return not_after.is_some_and(|t| t - now < lead);
     }
     sorted(have_names) != sorted(want_names) || not_after.is_some_and(|t| t - now < RENEW_BEFORE)
 }
@@ -239,7 +241,7 @@ pub fn plan(wanted: Vec<Wanted>, existing: &[Stored<Secret>], now: i64) -> Plan 
                         &s.data.names,
                         s.data.not_after,
                         s.data.uploaded,
-                        crate::acme::is_acme_cert(&s.data),
+                        crate::acme::fallback_lead(&s.data),
                         &w.names,
                         now,
                     );

@@ -55,8 +55,9 @@ struct Have {
     names: Vec<String>,
     not_after: Option<i64>,
     uploaded: bool,
-    /// Issued by ACME ([`crate::acme::is_acme_cert`]).
-    acme: bool,
+    /// Issued by ACME: how long before expiry it falls back to an internal
+    /// certificate ([`crate::acme::fallback_lead`]).
+    acme: Option<i64>,
 }
 
 /// The key task's state: the facts secrets depend on, the stored secrets and the
@@ -446,7 +447,7 @@ impl KeyState {
             if super::is_acme_purpose(s.data.purpose) {
                 return Ok(());
             }
-            let acme = crate::acme::is_acme_cert(&s.data);
+            let acme = crate::acme::fallback_lead(&s.data);
             let key = (s.data.purpose, s.data.subject);
             self.pending.insert(key.clone());
             self.secret_keys.insert(id, key.clone());

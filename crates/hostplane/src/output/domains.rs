@@ -221,6 +221,18 @@ impl Render for proto::v1::AcmeStatusView {
             ("last error", opt(&self.last_error)),
             ("next attempt", opt(&self.next_attempt)),
         ];
+        if let Some(w) = &self.waiting_for {
+            out.push((
+                "queue",
+                format!(
+                    "waiting for the CA's limit of {w} until {}",
+                    opt(&self.next_attempt)
+                ),
+            ));
+        }
+        if let Some([a, b]) = &self.renewal_window {
+            out.push(("renewal window", format!("{a} .. {b} (the CA's, RFC 9773)")));
+        }
         for l in &self.left_out {
             out.push(("left out", format!("{}: {}", l.name, l.reason)));
         }

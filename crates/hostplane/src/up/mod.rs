@@ -540,12 +540,8 @@ fn write_run_config(data_dir: &Path, state: &UpState, args: &UpArgs) -> anyhow::
             None => None,
         };
         config.acme = Some(controller::acme::AcmeConfig {
-            directory: dir.clone(),
-            email: None,
             ca_file,
-            eab_kid: None,
-            eab_hmac_key: None,
-            caa_identities: Vec::new(),
+            ..controller::acme::AcmeConfig::new(dir.clone())
         });
     }
     config.health.heartbeat_interval_ms = args.health_interval_ms;
