@@ -1,7 +1,8 @@
 //! APPEND with UIDPLUS `APPENDUID`: the message (any size up to the server's SMTP
 //! message limit, checked before its literal is read) is written to the folder's
 //! `tmp/`, fsynced, renamed into `cur/` with its flags, the directory fsynced, and
-//! only then given a UID (persisted by [`super::uidlist`]) and announced.
+//! only then given a UID (one line appended to the UID list and synced,
+//! [`uidlist::append_uid`], without rescanning the folder) and announced.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -108,22 +109,32 @@ pub(crate) fn append(
             return;
         }
     };
-    let folder = match s.shared.imap.sync(&dir) {
-        Ok(f) => f,
-        Err(_) => {
-            s.no(tag, Some(super::code("SERVERBUG")), "cannot store message");
-            return;
-        }
+    let assigned = {
+        let slot = s.shared.imap.slot(&dir);
+        let _g = slot
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        uidlist::append_uid(&dir, &base)
+    };
+    let assigned = match assigned {
+        Ok(Some(a)) => Ok(a),
+        // no UID list yet: a full sync writes one
+        Ok(None) => s.shared.imap.sync(&dir).map(|folder| {
+            let uid = folder.msgs.iter().find(|m| m.base == base).map(|m| m.uid);
+            (folder.uidvalidity, uid.unwrap_or(0))
+        }),
+        Err(e) => Err(e),
+    };
+    let Ok((uidvalidity, uid)) = assigned else {
+        s.no(tag, Some(super::code("SERVERBUG")), "cannot store message");
+        return;
     };
     s.shared.imap.changed(&dir);
-    let uid = folder.msgs.iter().find(|m| m.base == base).map(|m| m.uid);
     if s.selected.is_some() {
         s.refresh(false);
     }
-    let code = match (
-        NonZeroU32::new(folder.uidvalidity),
-        uid.and_then(NonZeroU32::new),
-    ) {
+    let code = match (NonZeroU32::new(uidvalidity), NonZeroU32::new(uid)) {
         (Some(v), Some(u)) => Some(Code::AppendUid {
             uid_validity: v,
             uid: u,

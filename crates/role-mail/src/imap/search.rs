@@ -20,8 +20,11 @@ struct Cand<'s> {
     uid: u32,
     flags: &'s std::collections::BTreeSet<String>,
     path: std::path::PathBuf,
+    base: &'s str,
+    slot: &'s super::FolderSlot,
     size: u64,
     raw: Option<Vec<u8>>,
+    header: Option<Vec<u8>>,
     max_seq: u32,
     max_uid: u32,
 }
@@ -34,6 +37,19 @@ impl Cand<'_> {
         self.raw.as_deref().unwrap_or_default()
     }
 
+    /// The header only (what header keys need), from the folder's header cache.
+    fn header(&mut self) -> &[u8] {
+        if self.header.is_none() {
+            let h = self
+                .slot
+                .header(self.base, &self.path)
+                .map(|h| h.to_vec())
+                .unwrap_or_default();
+            self.header = Some(h);
+        }
+        self.header.as_deref().unwrap_or_default()
+    }
+
     fn internal(&self) -> Option<NaiveDate> {
         let t = std::fs::metadata(&self.path).ok()?.modified().ok()?;
         let dt: chrono::DateTime<chrono::Utc> = t.into();
@@ -43,7 +59,26 @@ impl Cand<'_> {
 
 fn contains(hay: &str, needle: &[u8]) -> bool {
     let needle = String::from_utf8_lossy(needle).to_lowercase();
+    if needle.is_ascii() {
+        // no lower-cased copy of a whole message for the common ASCII needle
+        return ascii_find(hay.as_bytes(), needle.as_bytes());
+    }
     hay.to_lowercase().contains(&needle)
+}
+
+/// Whether `hay` contains `needle` (ASCII, lower case) ignoring ASCII case.
+fn ascii_find(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let upper = first.to_ascii_uppercase();
+    let n = needle.len();
+    if hay.len() < n {
+        return false;
+    }
+    (0..=hay.len() - n).any(|i| {
+        (hay[i] == first || hay[i] == upper) && hay[i + 1..i + n].eq_ignore_ascii_case(rest)
+    })
 }
 
 fn header_text(m: &Message<'_>, name: &str) -> String {
@@ -124,9 +159,8 @@ fn matches(c: &mut Cand<'_>, key: &SearchKey<'_>) -> bool {
         K::On(d) => c.internal().is_some_and(|x| x == *d.as_ref()),
         K::Since(d) => c.internal().is_some_and(|x| x >= *d.as_ref()),
         K::SentBefore(d) | K::SentOn(d) | K::SentSince(d) => {
-            let raw = c.raw().to_vec();
             let sent = MessageParser::default()
-                .parse_headers(raw.as_slice())
+                .parse_headers(c.header())
                 .and_then(|m| m.date().cloned())
                 .and_then(|dt| {
                     NaiveDate::from_ymd_opt(i32::from(dt.year), dt.month.into(), dt.day.into())
@@ -146,16 +180,14 @@ fn matches(c: &mut Cand<'_>, key: &SearchKey<'_>) -> bool {
                 K::Bcc(_) => "Bcc",
                 _ => "Subject",
             };
-            let raw = c.raw().to_vec();
             MessageParser::default()
-                .parse_headers(raw.as_slice())
+                .parse_headers(c.header())
                 .is_some_and(|m| contains(&header_text(&m, name), v.as_ref()))
         }
         K::Header(name, v) => {
-            let raw = c.raw().to_vec();
             let name = String::from_utf8_lossy(name.as_ref()).into_owned();
             MessageParser::default()
-                .parse_headers(raw.as_slice())
+                .parse_headers(c.header())
                 .is_some_and(|m| {
                     m.root_part()
                         .headers
@@ -165,8 +197,8 @@ fn matches(c: &mut Cand<'_>, key: &SearchKey<'_>) -> bool {
                 })
         }
         K::Body(v) | K::Text(v) => {
-            let raw = c.raw().to_vec();
-            let Some(m) = MessageParser::default().parse(raw.as_slice()) else {
+            let raw = c.raw();
+            let Some(m) = MessageParser::default().parse(raw) else {
                 return false;
             };
             let mut hay = body_text(&m);
@@ -187,6 +219,7 @@ fn matches(c: &mut Cand<'_>, key: &SearchKey<'_>) -> bool {
 pub(crate) fn search(s: &mut Session, tag: &Tag<'_>, key: &SearchKey<'_>, uid: bool) {
     let mut hits = Vec::new();
     if let Some(sel) = s.selected.as_ref() {
+        let slot = s.shared.imap.slot(&sel.folder.dir);
         let max_seq = sel.view.len() as u32;
         let max_uid = sel.view.last().map(|m| m.uid).unwrap_or(0);
         for (i, seen) in sel.view.iter().enumerate() {
@@ -198,8 +231,11 @@ pub(crate) fn search(s: &mut Session, tag: &Tag<'_>, key: &SearchKey<'_>, uid: b
                 uid: seen.uid,
                 flags: &seen.flags,
                 path: sel.folder.path(m),
+                base: &m.base,
+                slot: &slot,
                 size: m.size(&sel.folder.dir),
                 raw: None,
+                header: None,
                 max_seq,
                 max_uid,
             };
