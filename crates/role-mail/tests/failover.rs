@@ -9,6 +9,11 @@
 //! UIDVALIDITY for what it had, and every acknowledged message exactly once; the
 //! returned primary gets what was written on the secondary meanwhile, hands back
 //! what only it had, and takes the lease back.
+//!
+//! A writer cut off from the controller (its lease no longer extended) while
+//! clients and senders still reach it, and unreachable for the new writer's
+//! replication too (so only its lease can stop it): no message is accepted by the
+//! new writer before the last one the old writer accepted.
 
 mod common;
 
@@ -75,18 +80,32 @@ impl Mx {
 
     /// The controller's config for this server: `holder` writes at `epoch`.
     fn write_config(&self, other: &Mx, holder: &str, epoch: u64, tls: &TlsMaterial) -> Result<()> {
+        let repl = SocketAddr::new(other.ip, other.repl).to_string();
+        self.write_config_at(other, holder, (epoch, 0), &repl, tls)
+    }
+
+    /// The same with the writer's `(epoch, not_before)` and the other server's
+    /// replication address given.
+    fn write_config_at(
+        &self,
+        other: &Mx,
+        holder: &str,
+        (epoch, not_before): (u64, i64),
+        repl: &str,
+        tls: &TlsMaterial,
+    ) -> Result<()> {
         let mut cfg: MailConfig = example(None, Some(tls.clone()));
         cfg.domains[0].primary = self.name == holder;
         cfg.writer = Some(MailWriter {
             holder: Some(holder.into()),
             epoch,
-            not_before: 0,
+            not_before,
         });
         cfg.peers = vec![MailPeer {
             addresses: vec![other.ip.to_string()],
             names: vec![],
             server: other.name.into(),
-            replication: Some(SocketAddr::new(other.ip, other.repl).to_string()),
+            replication: Some(repl.to_string()),
         }];
         let tmp = self.dir.join("config.tmp");
         std::fs::write(&tmp, serde_json::to_vec(&cfg)?)?;
@@ -427,5 +446,97 @@ async fn a_writer_killed_mid_delivery_loses_and_doubles_nothing() -> Result<()> 
     .await?;
     beat3.store(false, Ordering::SeqCst);
     drop(p1);
+    Ok(())
+}
+
+/// Sends to each host in turn, every round, until both accepted `want` messages
+/// after one refused; logs `ok <round> <host>` (one process: the log's order is
+/// the order the servers answered in).
+const PY_ALTERNATE: &str = r#"
+import smtplib, sys, time, os
+hosts = [(h, int(p)) for h, p in (x.rsplit(":", 1) for x in sys.argv[1].split(","))]
+log = open(sys.argv[2], "a")
+deadline, r = time.time() + 90, 0
+while time.time() < deadline and not os.path.exists(sys.argv[3]):
+    for h, p in hosts:
+        try:
+            s = smtplib.SMTP(h, p, timeout=5)
+            s.sendmail("x@sender.test", ["alice@example.com"],
+                f"Subject: cut {r} {h}\r\nMessage-ID: <cut-{r}-{h}@sender.test>\r\n\r\nbody\r\n")
+            log.write(f"ok {r} {h}\n"); log.flush()
+            s.quit()
+        except Exception:
+            pass
+        r += 1
+    time.sleep(0.02)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_cut_off_from_the_controller_stops_before_the_next_writes() -> Result<()> {
+    let blk = block();
+    let tmp = tempfile::tempdir()?;
+    let pki = Pki::new();
+    let mx1 = Mx::new("mx1", ip(blk, 1), &tmp.path().join("mx1"), &pki)?;
+    let mx2 = Mx::new("mx2", ip(blk, 2), &tmp.path().join("mx2"), &pki)?;
+    let tls = shared_tls(mx1.ip, mx2.ip);
+    mx1.write_config(&mx2, "mx1", 1, &tls)?;
+    mx2.write_config(&mx1, "mx1", 1, &tls)?;
+    let beat1 = Arc::new(AtomicBool::new(true));
+    let hb1 = heartbeat(&mx1, beat1.clone());
+    let _p1 = mx1.spawn()?;
+    let _p2 = mx2.spawn()?;
+
+    // a sender trying both servers every round, all along
+    let (log, stop) = (tmp.path().join("cut.log"), tmp.path().join("stop"));
+    let args = vec![
+        format!("{}:{},{}:{}", mx1.ip, mx1.smtp, mx2.ip, mx2.smtp),
+        log.display().to_string(),
+        stop.display().to_string(),
+    ];
+    let sender = tokio::spawn(async move { python(PY_ALTERNATE, &args).await });
+    let by = |host: IpAddr| -> Vec<usize> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let end = format!(" {host}");
+        text.lines()
+            .filter(|l| l.ends_with(&end))
+            .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
+            .collect()
+    };
+    wait_for("mx1 accepting", || by(mx1.ip).len() >= 5).await?;
+
+    // mx1 cut off from the controller: no more heartbeat answers (it still serves
+    // clients). The controller gives mx2 the writer at epoch 2, to start once
+    // mx1's last lease (3 s) and a margin have passed; mx1's replication port is
+    // unreachable from mx2 (a partition), so mx1 never hears of epoch 2.
+    beat1.store(false, Ordering::SeqCst);
+    let _ = hb1.await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let not_before = i64::try_from(now + 3 + 2)?;
+    let closed = SocketAddr::new(mx1.ip, free_port(mx1.ip)?).to_string();
+    mx2.write_config_at(&mx1, "mx2", (2, not_before), &closed, &tls)?;
+    let beat2 = Arc::new(AtomicBool::new(true));
+    let _hb2 = heartbeat(&mx2, beat2.clone());
+
+    wait_for("mx2 accepting", || by(mx2.ip).len() >= 5).await?;
+    std::fs::write(&stop, b"")?;
+    sender.await??;
+    let (last1, first2) = (
+        by(mx1.ip).into_iter().max().unwrap_or(0),
+        by(mx2.ip).into_iter().min().unwrap_or(0),
+    );
+    eprintln!(
+        "mx1 accepted {} (last in round {last1}), mx2 {} (first in round {first2})",
+        by(mx1.ip).len(),
+        by(mx2.ip).len()
+    );
+    ensure!(
+        last1 < first2,
+        "both servers accepted writes: mx1 until round {last1}, mx2 from round {first2}"
+    );
+    // and mx1 did stop on its own: nothing accepted there after mx2 began
+    ensure!(by(mx1.ip).iter().all(|&r| r < first2));
+    beat2.store(false, Ordering::SeqCst);
     Ok(())
 }
