@@ -323,7 +323,8 @@ async fn fetch_state(
             }
             None => prev.get(dir).cloned(),
         };
-        folders.push(state.ok_or_else(|| err(format!("a change of folder {dir:?} not sent before")))?);
+        folders
+            .push(state.ok_or_else(|| err(format!("a change of folder {dir:?} not sent before")))?);
     }
     known.insert(
         id.clone(),
@@ -419,9 +420,7 @@ async fn sync_mailbox(
                 ));
             }
             for (base, task) in writes {
-                let path = task
-                    .await
-                    .map_err(|e| err(format!("task failed: {e}")))??;
+                let path = task.await.map_err(|e| err(format!("task failed: {e}")))??;
                 staged.insert(base, path);
             }
         }
@@ -483,6 +482,22 @@ async fn sync_mailbox(
     if mode == Mode::Follow {
         for (dir, o) in only {
             if o.base.is_empty() {
+                // an empty folder made here while this server wrote: the writer
+                // creates it too (writers that answer `Delta` know `Folder`)
+                if changed.is_some() {
+                    let req = Req::Folder {
+                        mailbox: id.clone(),
+                        dir: dir.clone(),
+                    };
+                    match call(conn, &req).await {
+                        Ok(_) => {
+                            tracing::info!(%dir, "mail replication: handed a folder back to the writer")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%dir, error = %e, "mail replication: the writer did not take a folder back yet")
+                        }
+                    }
+                }
                 continue;
             }
             let data = {

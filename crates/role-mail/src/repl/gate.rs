@@ -177,7 +177,11 @@ impl Gate {
         if self.caught_up() == Some(epoch) {
             return;
         }
-        if let Some(f) = self.epoch_file.as_ref().map(|f| f.with_file_name(CAUGHT_UP)) {
+        if let Some(f) = self
+            .epoch_file
+            .as_ref()
+            .map(|f| f.with_file_name(CAUGHT_UP))
+        {
             let r = f
                 .parent()
                 .map(durable::create_private_dir)

@@ -180,6 +180,25 @@ async fn session(
                     Err(e) => wire::send(&mut tls, &Resp::Error(e.to_string())).await?,
                 }
             }
+            Req::Folder { mailbox, dir } => {
+                let s = Arc::clone(shared);
+                let r = blocking(move || {
+                    store::check_dir(&dir)?;
+                    if dir.is_empty() {
+                        return Err(store::invalid("bad folder"));
+                    }
+                    if let Err(why) = s.repl.check() {
+                        return Err(std::io::Error::other(format!("not writing here: {why}")));
+                    }
+                    let root = store::root_of(&s, &mailbox)?;
+                    store::make_folder(&s, &root, &dir)
+                })
+                .await;
+                match r {
+                    Ok(()) => wire::send(&mut tls, &Resp::Done).await?,
+                    Err(e) => wire::send(&mut tls, &Resp::Error(e.to_string())).await?,
+                }
+            }
             Req::Wait { since } => {
                 let resp = wait(shared, since).await;
                 wire::send(&mut tls, &resp).await?;

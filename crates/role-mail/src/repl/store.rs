@@ -184,7 +184,11 @@ pub fn delta(
                 let prev = before.map(|(_, st)| st);
                 let now = state_of(&f, dir, prev);
                 let d = super::wire::FolderDelta::between(prev, &now);
-                if !d.full && d.upsert.is_empty() && d.removed.is_empty() && prev.is_some_and(|p| p.uidnext == now.uidnext) {
+                if !d.full
+                    && d.upsert.is_empty()
+                    && d.removed.is_empty()
+                    && prev.is_some_and(|p| p.uidnext == now.uidnext)
+                {
                     next.insert(dir.clone(), (version, now));
                     continue;
                 }
@@ -285,6 +289,19 @@ pub fn put(
             durable::sync_dir(&fdir.join("cur"))?;
             Folder::sync(&fdir)?;
         }
+    }
+    shared.imap.changed(&fdir);
+    shared.repl_feed.touch(root);
+    Ok(())
+}
+
+/// Create folder `dir` a follower hands back (the writer's side); nothing if it
+/// exists.
+pub fn make_folder(shared: &Shared, root: &Path, dir: &str) -> std::io::Result<()> {
+    let fdir = folder_path(root, dir);
+    if !fdir.join("cur").is_dir() {
+        uidlist::create_folder(&fdir, true)?;
+        shared.imap.sync(&fdir)?;
     }
     shared.imap.changed(&fdir);
     shared.repl_feed.touch(root);

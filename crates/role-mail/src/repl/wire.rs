@@ -15,6 +15,8 @@
 //! - `Put` + bytes → `Done`: a message the follower has that the writer lacks
 //!   (written there while it was the writer), added by the writer under a new
 //!   UID;
+//! - `Folder` → `Done`: a folder the follower has that the writer lacks (made
+//!   there while it was the writer, still empty), created by the writer;
 //! - `Wait` → `Changed`: blocks until a mailbox changes after a change number.
 
 use serde::{Deserialize, Serialize};
@@ -204,6 +206,14 @@ pub enum Req {
         letters: String,
         /// Internal date.
         mtime: i64,
+    },
+    /// Create a folder the follower has that the writer lacks (made there, empty,
+    /// while it was the writer).
+    Folder {
+        /// Mailbox.
+        mailbox: MailboxId,
+        /// Folder directory (`.Name`).
+        dir: String,
     },
     /// Wait for changes after `since`.
     Wait {
