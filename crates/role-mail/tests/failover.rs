@@ -125,7 +125,9 @@ impl Mx {
             .env("LEASE_FILE", self.lease_path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join(format!("{}.log", self.name)))?)
+            .stderr(std::fs::File::create(
+                self.dir.join(format!("{}.log", self.name)),
+            )?)
             .spawn()?;
         Ok(Proc(child))
     }
@@ -148,9 +150,13 @@ impl Mx {
 fn ids_in(md: &Path) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for sub in ["new", "cur"] {
-        for e in std::fs::read_dir(md.join(sub)).into_iter().flatten().flatten() {
-            let text = String::from_utf8_lossy(&std::fs::read(e.path()).unwrap_or_default())
-                .into_owned();
+        for e in std::fs::read_dir(md.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text =
+                String::from_utf8_lossy(&std::fs::read(e.path()).unwrap_or_default()).into_owned();
             if let Some(id) = text
                 .lines()
                 .find_map(|l| l.strip_prefix("Message-ID: <fo-"))
@@ -245,7 +251,11 @@ async fn mbsync(mx: &Mx, local: &Path, cert: &Path) -> Result<String> {
             local = local.display()
         ),
     )?;
-    let r = run("mbsync", &["-c".into(), cfg.display().to_string(), "-a".into()]).await?;
+    let r = run(
+        "mbsync",
+        &["-c".into(), cfg.display().to_string(), "-a".into()],
+    )
+    .await?;
     ensure!(r.ok, "mbsync against {} failed: {}", mx.name, r.out);
     Ok(r.out)
 }
@@ -269,12 +279,19 @@ fn far_uids(local: &Path) -> Result<(String, BTreeMap<String, u32>)> {
     let near_to_far: BTreeMap<u32, u32> = lines
         .filter_map(|l| {
             let mut w = l.split_whitespace();
-            Some((w.nth(1)?.parse().ok()?, l.split_whitespace().next()?.parse().ok()?))
+            Some((
+                w.nth(1)?.parse().ok()?,
+                l.split_whitespace().next()?.parse().ok()?,
+            ))
         })
         .collect();
     let mut out = BTreeMap::new();
     for sub in ["new", "cur"] {
-        for e in std::fs::read_dir(inbox.join(sub)).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(inbox.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(near) = name
                 .split(",U=")
@@ -340,7 +357,10 @@ async fn a_writer_killed_mid_delivery_loses_and_doubles_nothing() -> Result<()> 
         log.display().to_string(),
     ];
     let sender = tokio::spawn(async move { python(PY_SENDER, &args).await });
-    wait_for("40 messages acknowledged by mx1", || acked(&log).0.len() >= 40).await?;
+    wait_for("40 messages acknowledged by mx1", || {
+        acked(&log).0.len() >= 40
+    })
+    .await?;
 
     // mbsync before the failure, and mx2 holding what it saw
     let local = tmp.path().join("local");
@@ -355,7 +375,10 @@ async fn a_writer_killed_mid_delivery_loses_and_doubles_nothing() -> Result<()> 
 
     // kill -9 of the writer in the middle of the stream
     let at_kill = acked(&log).0.len();
-    wait_for("the stream going on", || acked(&log).0.len() >= at_kill + 20).await?;
+    wait_for("the stream going on", || {
+        acked(&log).0.len() >= at_kill + 20
+    })
+    .await?;
     p1.0.kill()?;
     p1.0.wait()?;
     beat1.store(false, Ordering::SeqCst);
@@ -377,7 +400,10 @@ async fn a_writer_killed_mid_delivery_loses_and_doubles_nothing() -> Result<()> 
         doubt.len(),
         mx2.ids().len() - by2.min(mx2.ids().len())
     );
-    ensure!(by1 >= at_kill + 20 && by2 > 0, "the stream did not span the failover");
+    ensure!(
+        by1 >= at_kill + 20 && by2 > 0,
+        "the stream did not span the failover"
+    );
 
     // mbsync against mx2 during the outage: what it had keeps UIDs and UIDVALIDITY
     mbsync(&mx2, &local, &cert).await?;

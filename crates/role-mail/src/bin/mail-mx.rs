@@ -96,9 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0);
                 if let Some(left) = until.and_then(|u| u64::try_from(u - now).ok()) {
-                    lease.extend(
-                        std::time::Instant::now() + std::time::Duration::from_secs(left),
-                    );
+                    lease.extend(std::time::Instant::now() + std::time::Duration::from_secs(left));
                 }
             }
             match std::fs::read(&config) {
