@@ -316,17 +316,16 @@ fn far_uids(local: &Path) -> Result<(String, BTreeMap<String, u32>)> {
 }
 
 /// A certificate for both servers' IMAPS (mbsync trusts exactly it).
-fn shared_tls(a: IpAddr, b: IpAddr) -> TlsMaterial {
+fn shared_tls(a: IpAddr, b: IpAddr) -> Result<TlsMaterial> {
     let ck = rcgen::generate_simple_self_signed(vec![
         "mx.test".to_string(),
         a.to_string(),
         b.to_string(),
-    ])
-    .unwrap();
-    TlsMaterial {
+    ])?;
+    Ok(TlsMaterial {
         cert_pem: ck.cert.pem().into(),
         key_pem: ck.signing_key.serialize_pem().into(),
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -337,7 +336,7 @@ async fn a_writer_killed_mid_delivery_loses_and_doubles_nothing() -> Result<()> 
     let pki = Pki::new();
     let mx1 = Mx::new("mx1", ip(blk, 1), &tmp.path().join("mx1"), &pki)?;
     let mx2 = Mx::new("mx2", ip(blk, 2), &tmp.path().join("mx2"), &pki)?;
-    let tls = shared_tls(mx1.ip, mx2.ip);
+    let tls = shared_tls(mx1.ip, mx2.ip)?;
     let cert = tmp.path().join("cert.pem");
     std::fs::write(&cert, tls.cert_pem.as_bytes())?;
 
@@ -504,7 +503,7 @@ async fn a_writer_cut_off_from_the_controller_stops_before_the_next_writes() -> 
     let pki = Pki::new();
     let mx1 = Mx::new("mx1", ip(blk, 1), &tmp.path().join("mx1"), &pki)?;
     let mx2 = Mx::new("mx2", ip(blk, 2), &tmp.path().join("mx2"), &pki)?;
-    let tls = shared_tls(mx1.ip, mx2.ip);
+    let tls = shared_tls(mx1.ip, mx2.ip)?;
     mx1.write_config(&mx2, "mx1", 1, &tls)?;
     mx2.write_config(&mx1, "mx1", 1, &tls)?;
     let beat1 = Arc::new(AtomicBool::new(true));
