@@ -310,6 +310,10 @@ pub struct MailWriterState {
     /// margin (0: at once).
     #[serde(default)]
     pub not_before: i64,
+    /// The holder before the last move: once its mail report shows it follows
+    /// this epoch (so it writes no more), `not_before` is brought forward to then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Id>,
 }
 
 /// One machine (or one `up` process) with one role in one cluster.

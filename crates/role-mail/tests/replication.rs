@@ -4,7 +4,8 @@
 //! the follower with the same UIDs and UIDLs; the follower refuses writes and
 //! serves reads; a writer without a lease or with a stale epoch stops writing; a
 //! follower that was away catches up; a takeover writes, and what each side
-//! wrote alone flows to the other, only the conflicting message renumbered.
+//! wrote alone flows to the other (an empty folder too), only the conflicting
+//! message renumbered.
 
 mod common;
 
@@ -345,7 +346,12 @@ async fn a_follower_catches_up_and_a_takeover_flows_back() -> Result<()> {
     // mx2 down again; mx1 takes one more message, then dies before mx2 saw it
     drop(b);
     ensure!(send(&a, 1, "only-on-mx1").await?.contains("sent 0"));
-    imap(&a, "m.select('INBOX')").await?; // UIDs assigned (UID 5)
+    // UIDs assigned (UID 5); an empty folder made there too
+    imap(
+        &a,
+        "m.select('INBOX'); assert m.create('Projects')[0] == 'OK'",
+    )
+    .await?;
     drop(a);
 
     // mx2 takes over at epoch 2 (mx1 unreachable: it writes after the bounded wait)
@@ -369,6 +375,11 @@ typ, data = m.uid("FETCH", "5", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"); assert 
     apply(&a, &config(&a, Some(&b), "mx2", "mx2", 2))?;
     apply(&b, &config(&b, Some(&a), "mx1", "mx2", 2))?;
     converged(&a, &b, "", 6).await?;
+    // the empty folder mx1 made while it wrote reaches mx2 as well
+    wait_for("mx1's empty folder on mx2", || {
+        b.inbox(".Projects").join("cur").is_dir()
+    })
+    .await?;
     let uids = b.uids("");
     ensure!(
         uids.lines()

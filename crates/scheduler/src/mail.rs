@@ -16,7 +16,8 @@
 //!
 //! Level-triggered like every re-placement: deciding again on the result of the
 //! moves, with the same snapshot, moves nothing. The epoch and the start time of a
-//! new holder are [`advance`]'s (pure too), applied by the controller with the move.
+//! new holder are [`advance`]'s (pure too), applied by the controller with the move;
+//! [`start_early`] ends the wait once the previous holder shows it stopped writing.
 
 use model::Id;
 
@@ -115,6 +116,8 @@ pub struct Writer {
     pub epoch: u64,
     /// Unix seconds before which the holder must not write.
     pub not_before: i64,
+    /// The holder before the last move (whose lease `not_before` waits out).
+    pub previous: Option<Id>,
 }
 
 /// Seconds added to a handover for the clocks of the controller and the new
@@ -138,7 +141,26 @@ pub fn advance(w: Writer, to: Option<Id>, now: i64, lease_s: u64) -> Writer {
                 .saturating_add(CLOCK_MARGIN_S),
             None => w.not_before,
         },
+        previous: w.holder,
     }
+}
+
+/// The writer may start at `now` instead of waiting out `not_before` (the hand-back
+/// gap): its previous holder reports (`reported`: server, epoch its mail report
+/// says it applied the writer's stream of) that it follows the current epoch or a
+/// later one. A server that reports that has seen the new epoch, so its write gate
+/// refuses every write (it is not the holder, or it is fenced) whatever lease it
+/// still has. A previous holder that does not report it (down, cut off, deleted)
+/// is waited out in full. `None`: nothing to change. Pure.
+pub fn start_early(w: Writer, reported: &[(Id, Option<u64>)], now: i64) -> Option<i64> {
+    let prev = w.previous?;
+    if w.holder.is_none() || w.holder == Some(prev) || w.not_before <= now {
+        return None;
+    }
+    reported
+        .iter()
+        .any(|&(id, e)| id == prev && e.is_some_and(|e| e >= w.epoch))
+        .then_some(now)
 }
 
 #[cfg(test)]

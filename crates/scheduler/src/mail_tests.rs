@@ -101,6 +101,7 @@ fn advance_raises_the_epoch_and_waits_for_the_old_lease() {
         holder: Some(10),
         epoch: 4,
         not_before: 0,
+        previous: None,
     };
     let moved = advance(w, Some(11), 1000, 20);
     assert_eq!(
@@ -108,7 +109,8 @@ fn advance_raises_the_epoch_and_waits_for_the_old_lease() {
         Writer {
             holder: Some(11),
             epoch: 5,
-            not_before: 1000 + 20 + CLOCK_MARGIN_S
+            not_before: 1000 + 20 + CLOCK_MARGIN_S,
+            previous: Some(10),
         }
     );
     assert_eq!(advance(moved, Some(11), 2000, 20), moved, "no change");
@@ -118,6 +120,34 @@ fn advance_raises_the_epoch_and_waits_for_the_old_lease() {
         (1, 0),
         "nobody to wait for"
     );
+}
+
+#[test]
+fn a_hand_back_starts_once_the_previous_holder_follows_the_new_epoch() {
+    // mx10 held epoch 4; the lease goes back to... mx11 at epoch 5 at t=1000
+    let w = advance(
+        Writer {
+            holder: Some(10),
+            epoch: 4,
+            not_before: 0,
+            previous: None,
+        },
+        Some(11),
+        1000,
+        20,
+    );
+    // not yet: mx10 reports the old epoch, or nothing, or someone else reports
+    assert_eq!(start_early(w, &[(10, Some(4)), (11, Some(5))], 1001), None);
+    assert_eq!(start_early(w, &[(10, None)], 1001), None);
+    assert_eq!(start_early(w, &[(12, Some(5))], 1001), None);
+    assert_eq!(start_early(w, &[], 1001), None);
+    // mx10 follows epoch 5 (or later): at once
+    assert_eq!(start_early(w, &[(10, Some(5))], 1001), Some(1001));
+    assert_eq!(start_early(w, &[(10, Some(6))], 1002), Some(1002));
+    // past not_before, or a first holder (nobody before): nothing to do
+    assert_eq!(start_early(w, &[(10, Some(5))], w.not_before), None);
+    let first = advance(Writer::default(), Some(10), 1000, 20);
+    assert_eq!(start_early(first, &[(10, Some(1))], 1001), None);
 }
 
 fn health() -> impl Strategy<Value = Health> {
@@ -163,7 +193,7 @@ proptest! {
         start in prop::option::of(9i64..14),
     ) {
         let mut p = placed(start, &[]);
-        let mut w = Writer { holder: start, epoch: 0, not_before: 0 };
+        let mut w = Writer { holder: start, epoch: 0, not_before: 0, previous: None };
         for (i, (servers, caught_up)) in steps.iter().enumerate() {
             let s = snap(servers);
             p.caught_up = caught_up.clone();
@@ -186,6 +216,42 @@ proptest! {
                 again.iter().all(|d| matches!(d, Decision::Stuck { .. })),
                 "flaps: {:?} after {:?} on {:?}", again, ds, servers
             );
+        }
+    }
+}
+
+proptest! {
+    /// The early start is never before `now`, never later than the wait it ends,
+    /// happens only when the previous holder (not the holder, not another server)
+    /// reports the current epoch or a later one, and once applied it is done (a
+    /// second call changes nothing).
+    #[test]
+    fn an_early_start_needs_the_previous_holder_to_follow(
+        holder in prop::option::of(10i64..13),
+        previous in prop::option::of(10i64..13),
+        epoch in 0u64..5,
+        not_before in 0i64..50,
+        now in 0i64..50,
+        reported in prop::collection::vec((10i64..13, prop::option::of(0u64..6)), 0..4),
+    ) {
+        let w = Writer { holder, epoch, not_before, previous };
+        match start_early(w, &reported, now) {
+            Some(t) => {
+                prop_assert_eq!(t, now);
+                prop_assert!(t < not_before);
+                let prev = previous.unwrap();
+                prop_assert!(holder.is_some() && holder != Some(prev));
+                prop_assert!(reported.iter().any(|&(id, e)| id == prev && e.is_some_and(|e| e >= epoch)));
+                let started = Writer { not_before: t, ..w };
+                prop_assert_eq!(start_early(started, &reported, now), None);
+            }
+            None => prop_assert!(
+                previous.is_none()
+                    || holder.is_none()
+                    || holder == previous
+                    || not_before <= now
+                    || !reported.iter().any(|&(id, e)| Some(id) == previous && e.is_some_and(|e| e >= epoch))
+            ),
         }
     }
 }

@@ -319,6 +319,7 @@ fn apply(truth: &mut Truth, inputs: &mut World, op: &Op) {
                         holder: [None, Some(31), Some(32)][usize::from(h - 1)],
                         epoch,
                         not_before: i64::try_from(epoch).unwrap_or_default(),
+                        previous: None,
                     }),
                 };
                 inputs.clusters.upsert(c.clone());

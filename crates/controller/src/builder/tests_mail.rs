@@ -153,6 +153,7 @@ fn a_mail_writer_move_reaches_the_cluster_its_zones_and_sites() {
             holder,
             epoch,
             not_before: 1_700_000_000 + i64::try_from(epoch).unwrap(),
+            previous: None,
         });
         revision += 1;
         c.meta.updated_rev = revision;

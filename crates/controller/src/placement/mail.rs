@@ -23,6 +23,13 @@
 //! writing no earlier than `not_before` (the move's time plus the lease and a clock
 //! margin). Moves made by another controller of the same store are not seen here
 //! (one controller serves a platform's agents at a time).
+//!
+//! **Early start.** A hand-back to a returning primary would wait that whole
+//! `not_before` although the previous holder is alive and stops writing as soon as
+//! it applies the move. Once its mail report says it follows the new epoch (so it
+//! has seen it and its write gate refuses), [`tick`] brings `not_before` forward to
+//! now ([`early_starts`], [`start_writer`], a `mail.writer_start` event). A
+//! previous holder that does not report so (down, cut off) is waited out.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -173,6 +180,7 @@ pub async fn move_writer(
             holder: was.holder,
             epoch: was.epoch,
             not_before: was.not_before,
+            previous: was.previous,
         },
         to,
         now,
@@ -182,6 +190,7 @@ pub async fn move_writer(
         holder: w.holder,
         epoch: w.epoch,
         not_before: w.not_before,
+        previous: w.previous,
     });
     let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
     let (from, to) = (servers.name(from), servers.name(to));
@@ -197,6 +206,77 @@ pub async fn move_writer(
             "epoch": w.epoch,
             "not_before": w.not_before,
             "reason": reason,
+        }),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The writers that may start now rather than at their `not_before`, as
+/// (cluster, epoch, start): their previous holder's mail report shows it follows
+/// the current epoch ([`scheduler::mail::start_early`]).
+pub fn early_starts(
+    clusters: &[Stored<Cluster>],
+    health: &HealthMonitor,
+    now: i64,
+) -> Vec<(Id, u64, i64)> {
+    clusters
+        .iter()
+        .filter(|c| c.data.role == Role::Mail)
+        .filter_map(|c| {
+            let w = c.data.mail_writer?;
+            let prev = w.previous?;
+            let reported = match health.report(prev).as_deref() {
+                Some(RoleReport::Mail(m)) => vec![(prev, m.caught_up_epoch)],
+                _ => Vec::new(),
+            };
+            let writer = Writer {
+                holder: w.holder,
+                epoch: w.epoch,
+                not_before: w.not_before,
+                previous: w.previous,
+            };
+            scheduler::mail::start_early(writer, &reported, now).map(|t| (c.meta.id, w.epoch, t))
+        })
+        .collect()
+}
+
+/// Bring the start of mail cluster `cluster`'s writer forward to `at` if it is
+/// still at `epoch` and later than that, with a `mail.writer_start` event;
+/// whether it changed.
+pub async fn start_writer(
+    tx: &mut Tx,
+    cluster: Id,
+    epoch: u64,
+    at: i64,
+    servers: &ServerNames,
+) -> Result<bool, StoreError> {
+    let Some(mut cur) = tx.get::<Cluster>(cluster).await? else {
+        return Ok(false);
+    };
+    let Some(mut w) = cur.data.mail_writer else {
+        return Ok(false);
+    };
+    if w.epoch != epoch || w.not_before <= at {
+        return Ok(false); // moved or started meanwhile
+    }
+    let waited_until = w.not_before;
+    w.not_before = at;
+    cur.data.mail_writer = Some(w);
+    let updated = tx.update(cur.meta.id, &cur.meta.name, cur.data).await?;
+    let (holder, previous) = (servers.name(w.holder), servers.name(w.previous));
+    tracing::info!(cluster = %updated.meta.name, ?holder, ?previous, epoch, "mail writer starts early: the previous holder follows it");
+    tx.event(
+        "mail.writer_start",
+        Kind::Cluster,
+        Some((updated.meta.id, &updated.meta.name)),
+        None,
+        serde_json::json!({
+            "holder": holder,
+            "previous": previous,
+            "epoch": epoch,
+            "not_before": at,
+            "instead_of": waited_until,
         }),
     )
     .await?;

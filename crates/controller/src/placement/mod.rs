@@ -227,6 +227,26 @@ async fn pass(state: &AppState, memory: &mut Memory, reason: &str) -> PlacementR
     Ok(written.moved)
 }
 
+/// Bring the start of the writers in `early` forward (their previous holders
+/// follow the new epoch), in one transaction, and rebuild.
+async fn start_writers(
+    state: &AppState,
+    snap: &Snapshot,
+    early: &[(Id, u64, i64)],
+) -> PlacementResult<()> {
+    let mut tx = state.store.begin(scheduler_actor()).await?;
+    let names = ServerNames::of(snap);
+    let mut any = false;
+    for &(cluster, epoch, at) in early {
+        any |= mail::start_writer(&mut tx, cluster, epoch, at, &names).await?;
+    }
+    if any {
+        tx.commit().await?;
+        state.changed();
+    }
+    Ok(())
+}
+
 /// Revoke the leases of the servers `written` moved something away from (or a
 /// mail writer onto), before the commit of revision `revision`.
 fn revoke(state: &AppState, written: &apply::Written, revision: i64) {
@@ -409,6 +429,13 @@ pub async fn tick(state: &AppState) {
                 return;
             }
         };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let early = mail::early_starts(&clusters, &state.health, now);
+    if !early.is_empty() {
+        if let Err(e) = start_writers(state, &snap, &early).await {
+            tracing::warn!(error = %e, "mail writer start cannot be written; retrying");
+        }
+    }
     let fp = converge::fingerprint(&snap);
     // A mail writer to hand back (its primary caught up) changes no fingerprint.
     let mail = mail::decide(&clusters, &snap, &state.health);

@@ -112,13 +112,28 @@ async fn act(shared: &Arc<Shared>, identity: Option<&Identity>, c: &ReplConfig, 
     }
 }
 
+/// What a peer said in its hello.
+#[derive(Debug, Clone, Copy)]
+struct Hello {
+    /// Its config epoch.
+    epoch: u64,
+    /// Its config names it the writer.
+    holder: bool,
+    /// It answers `Delta`.
+    delta: bool,
+}
+
+/// The writer's folders as last received on this connection, per mailbox (what
+/// its `Delta` answers are relative to).
+type Known = std::collections::HashMap<MailboxId, BTreeMap<String, wire::FolderState>>;
+
 /// Connect to `peer` at `addr` with mutual TLS and say hello.
 async fn connect(
     shared: &Shared,
     id: &Identity,
     peer: &str,
     addr: &str,
-) -> std::io::Result<(Conn, u64, bool)> {
+) -> std::io::Result<(Conn, Hello)> {
     let cfg = id.client_config(peer).map_err(|e| err(e.to_string()))?;
     let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
@@ -141,9 +156,21 @@ async fn connect(
     )
     .await?;
     match wire::recv(&mut tls).await? {
-        Resp::Hello { epoch, holder, .. } => {
+        Resp::Hello {
+            epoch,
+            holder,
+            delta,
+            ..
+        } => {
             shared.repl.saw_epoch(epoch);
-            Ok((tls, epoch, holder))
+            Ok((
+                tls,
+                Hello {
+                    epoch,
+                    holder,
+                    delta,
+                },
+            ))
         }
         Resp::Error(e) => Err(err(e)),
         other => Err(err(format!("unexpected answer {other:?}"))),
@@ -172,7 +199,14 @@ async fn follow(
     peer: &str,
     addr: &str,
 ) -> std::io::Result<()> {
-    let (mut conn, epoch, holder) = connect(shared, id, peer, addr).await?;
+    let (mut conn, hello) = connect(shared, id, peer, addr).await?;
+    let Hello {
+        epoch,
+        holder,
+        delta,
+    } = hello;
+    // only what changed since the last round, when the writer offers it
+    let mut known: Option<Known> = delta.then(Known::default);
     let highest = shared.repl.highest_epoch();
     if !holder || epoch < highest {
         return Err(err(format!(
@@ -181,7 +215,7 @@ async fn follow(
     }
     let (mut seq, boxes) = list(&mut conn).await?;
     for b in &boxes {
-        sync_mailbox(shared, &mut conn, peer, b, Mode::Follow).await?;
+        sync_mailbox(shared, &mut conn, peer, b, Mode::Follow, known.as_mut()).await?;
     }
     shared.set_repl_status(format!("following {peer} at epoch {epoch}, caught up"));
     shared.set_followed(Some(epoch));
@@ -199,6 +233,10 @@ async fn follow(
             } => {
                 let todo = if resync || swept.elapsed() > SWEEP_EVERY {
                     swept = Instant::now();
+                    // every folder compared in full again
+                    if let Some(k) = known.as_mut() {
+                        k.clear();
+                    }
                     let (now, all) = list(&mut conn).await?;
                     seq = now;
                     all
@@ -207,7 +245,7 @@ async fn follow(
                     mailboxes
                 };
                 for b in &todo {
-                    sync_mailbox(shared, &mut conn, peer, b, Mode::Follow).await?;
+                    sync_mailbox(shared, &mut conn, peer, b, Mode::Follow, known.as_mut()).await?;
                 }
             }
             other => return Err(err(format!("unexpected answer {other:?}"))),
@@ -224,7 +262,7 @@ async fn take_over(shared: &Arc<Shared>, id: &Identity, c: &ReplConfig, catchup:
             continue;
         }
         let r = async {
-            let (mut conn, epoch, _) =
+            let (mut conn, Hello { epoch, .. }) =
                 tokio::time::timeout(catchup, connect(shared, id, peer, addr))
                     .await
                     .map_err(|_| err("not reachable"))??;
@@ -233,7 +271,7 @@ async fn take_over(shared: &Arc<Shared>, id: &Identity, c: &ReplConfig, catchup:
             }
             let (_, boxes) = list(&mut conn).await?;
             for b in &boxes {
-                sync_mailbox(shared, &mut conn, peer, b, Mode::CatchUp).await?;
+                sync_mailbox(shared, &mut conn, peer, b, Mode::CatchUp, None).await?;
             }
             Ok::<usize, std::io::Error>(boxes.len())
         };
@@ -251,23 +289,71 @@ async fn take_over(shared: &Arc<Shared>, id: &Identity, c: &ReplConfig, catchup:
     }
 }
 
-/// One round for one mailbox: fetch its manifest and the messages we lack, apply
-/// folder by folder, hand back what only we have (when following).
+/// The writer's state of mailbox `id`: its whole manifest, or (with `known`) its
+/// changes since the last round on this connection, applied to what was received
+/// then. Also the folders that changed (`None`: all of them).
+async fn fetch_state(
+    conn: &mut Conn,
+    id: &MailboxId,
+    known: Option<&mut Known>,
+) -> std::io::Result<(wire::Manifest, Option<BTreeSet<String>>)> {
+    let Some(known) = known else {
+        return match call(conn, &Req::Manifest(id.clone())).await? {
+            Resp::Manifest(m) => Ok((m, None)),
+            other => Err(err(format!("unexpected answer {other:?}"))),
+        };
+    };
+    let prev = known.remove(id);
+    let req = Req::Delta {
+        mailbox: id.clone(),
+        fresh: prev.is_none(),
+    };
+    let d = match call(conn, &req).await? {
+        Resp::Delta(d) => d,
+        other => return Err(err(format!("unexpected answer {other:?}"))),
+    };
+    let prev = prev.unwrap_or_default();
+    let mut folders = Vec::with_capacity(d.dirs.len());
+    let mut changed = BTreeSet::new();
+    for dir in &d.dirs {
+        let state = match d.folders.iter().find(|f| &f.dir == dir) {
+            Some(fd) => {
+                changed.insert(dir.clone());
+                fd.apply(prev.get(dir))
+            }
+            None => prev.get(dir).cloned(),
+        };
+        folders
+            .push(state.ok_or_else(|| err(format!("a change of folder {dir:?} not sent before")))?);
+    }
+    known.insert(
+        id.clone(),
+        folders.iter().map(|f| (f.dir.clone(), f.clone())).collect(),
+    );
+    let m = wire::Manifest {
+        keywords: d.keywords,
+        subscriptions: d.subscriptions,
+        folders,
+    };
+    Ok((m, Some(changed)))
+}
+
+/// One round for one mailbox: fetch its manifest (or its changes) and the
+/// messages we lack, apply folder by folder (only the folders that changed), hand
+/// back what only we have (when following).
 async fn sync_mailbox(
     shared: &Arc<Shared>,
     conn: &mut Conn,
     peer: &str,
     id: &MailboxId,
     mode: Mode,
+    known: Option<&mut Known>,
 ) -> std::io::Result<()> {
     let root = match store::root_of(shared, id) {
         Ok(r) => r,
         Err(_) => return Ok(()), // not hosted here (yet): the next sweep
     };
-    let m = match call(conn, &Req::Manifest(id.clone())).await? {
-        Resp::Manifest(m) => m,
-        other => return Err(err(format!("unexpected answer {other:?}"))),
-    };
+    let (m, changed) = fetch_state(conn, id, known).await?;
     for f in &m.folders {
         store::check_dir(&f.dir)?;
     }
@@ -281,6 +367,9 @@ async fn sync_mailbox(
     }
     let mut only: Vec<(String, store::LocalOnly)> = Vec::new();
     for f in &m.folders {
+        if changed.as_ref().is_some_and(|c| !c.contains(&f.dir)) {
+            continue; // as applied in an earlier round
+        }
         let fdir = if f.dir.is_empty() {
             root.clone()
         } else {
@@ -288,7 +377,14 @@ async fn sync_mailbox(
         };
         let want = {
             let (fd, p, ff) = (fdir.clone(), peer.to_string(), f.clone());
-            blocking(move || store::wanted(&fd, &p, &ff, mode)).await?
+            blocking(move || {
+                let want = store::wanted(&fd, &p, &ff, mode)?;
+                if !want.is_empty() && !fd.join("tmp").is_dir() {
+                    crate::imap::uidlist::create_folder(&fd, !ff.dir.is_empty())?;
+                }
+                Ok(want)
+            })
+            .await?
         };
         let mut staged = BTreeMap::new();
         // requests pipelined in batches (one round trip per batch, not per message)
@@ -303,6 +399,9 @@ async fn sync_mailbox(
                 };
                 wire::send(conn, &get).await?;
             }
+            // each written and fsynced on its own blocking thread while the next
+            // arrives (concurrent fsyncs share the file system's journal commits)
+            let mut writes = Vec::with_capacity(batch.len());
             for w in batch {
                 match wire::recv(conn).await? {
                     Resp::Body => {}
@@ -315,8 +414,14 @@ async fn sync_mailbox(
                 }
                 let data = wire::read_frame(conn).await?;
                 let (r, d, b, t) = (root.clone(), f.dir.clone(), w.base.clone(), w.mtime);
-                let path = blocking(move || store::stage(&r, &d, &b, t, &data)).await?;
-                staged.insert(w.base.clone(), path);
+                writes.push((
+                    w.base.clone(),
+                    tokio::spawn(blocking(move || store::stage(&r, &d, &b, t, &data))),
+                ));
+            }
+            for (base, task) in writes {
+                let path = task.await.map_err(|e| err(format!("task failed: {e}")))??;
+                staged.insert(base, path);
             }
         }
         let (s, r, ff, p) = (
@@ -377,6 +482,22 @@ async fn sync_mailbox(
     if mode == Mode::Follow {
         for (dir, o) in only {
             if o.base.is_empty() {
+                // an empty folder made here while this server wrote: the writer
+                // creates it too (writers that answer `Delta` know `Folder`)
+                if changed.is_some() {
+                    let req = Req::Folder {
+                        mailbox: id.clone(),
+                        dir: dir.clone(),
+                    };
+                    match call(conn, &req).await {
+                        Ok(_) => {
+                            tracing::info!(%dir, "mail replication: handed a folder back to the writer")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%dir, error = %e, "mail replication: the writer did not take a folder back yet")
+                        }
+                    }
+                }
                 continue;
             }
             let data = {

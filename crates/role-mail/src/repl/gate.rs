@@ -74,6 +74,9 @@ pub fn may_write(f: &Facts<'_>) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The file under `<state>/repl` naming the epoch this server caught up for.
+const CAUGHT_UP: &str = "caught-up";
+
 /// The live write gate of one server.
 #[derive(Debug)]
 pub struct Gate {
@@ -90,17 +93,21 @@ impl Gate {
     /// A gate keeping its highest epoch under `state_dir/repl` (`None`: in memory).
     pub fn new(state_dir: Option<&Path>) -> Self {
         let epoch_file = state_dir.map(|d| d.join("repl").join("epoch"));
-        let highest = epoch_file
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0);
+        let read = |f: Option<PathBuf>| {
+            f.and_then(|f| std::fs::read_to_string(f).ok())
+                .and_then(|t| t.trim().parse::<u64>().ok())
+        };
+        let highest = read(epoch_file.clone()).unwrap_or(0);
+        // a writer that caught up for an epoch and restarted need not again: no
+        // other server wrote at that epoch (only its holder may)
+        let caught_up = read(state_dir.map(|d| d.join("repl").join(CAUGHT_UP)))
+            .map_or(0, |e| e.saturating_add(1));
         Self {
             me: RwLock::new(String::new()),
             writer: RwLock::new(None),
             lease: RwLock::new(agent::lease::MailLease::default()),
             highest: AtomicU64::new(highest),
-            caught_up: AtomicU64::new(0),
+            caught_up: AtomicU64::new(caught_up),
             epoch_file,
         }
     }
@@ -165,8 +172,25 @@ impl Gate {
         self.highest.load(Ordering::Acquire)
     }
 
-    /// The takeover catch-up for `epoch` is done.
+    /// The takeover catch-up for `epoch` is done (kept durably, beside the epoch).
     pub fn set_caught_up(&self, epoch: u64) {
+        if self.caught_up() == Some(epoch) {
+            return;
+        }
+        if let Some(f) = self
+            .epoch_file
+            .as_ref()
+            .map(|f| f.with_file_name(CAUGHT_UP))
+        {
+            let r = f
+                .parent()
+                .map(durable::create_private_dir)
+                .unwrap_or(Ok(()))
+                .and_then(|()| durable::write_atomic(&f, epoch.to_string().as_bytes(), 0o600));
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "mail replication: cannot record the catch-up of epoch {epoch}");
+            }
+        }
         self.caught_up.store(epoch + 1, Ordering::Release);
     }
 
@@ -347,6 +371,18 @@ mod tests {
         assert_eq!(g.saw_epoch(5), 5);
         assert_eq!(g.saw_epoch(2), 5);
         assert_eq!(Gate::new(Some(d.path())).highest_epoch(), 5);
+    }
+
+    #[test]
+    fn the_catch_up_survives_a_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let g = Gate::new(Some(d.path()));
+        assert_eq!(g.caught_up(), None);
+        g.set_caught_up(4);
+        assert_eq!(Gate::new(Some(d.path())).caught_up(), Some(4));
+        g.set_caught_up(6);
+        assert_eq!(Gate::new(Some(d.path())).caught_up(), Some(6));
+        assert_eq!(Gate::new(None).caught_up(), None);
     }
 
     #[test]

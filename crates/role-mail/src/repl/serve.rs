@@ -71,6 +71,8 @@ async fn session(
         wire::send(&mut tls, &Resp::Error(msg.clone())).await?;
         return Err(std::io::Error::other(msg));
     }
+    // what this connection was sent of each mailbox (`Delta` answers only changes)
+    let mut sent: std::collections::HashMap<MailboxId, store::Sent> = Default::default();
     loop {
         let req: Req = match wire::recv(&mut tls).await {
             Ok(r) => r,
@@ -88,6 +90,7 @@ async fn session(
                         server: me.clone(),
                         epoch: w.as_ref().map_or(0, |w| w.epoch),
                         holder: w.is_some_and(|w| w.holder.as_deref() == Some(me.as_str())),
+                        delta: true,
                     },
                 )
                 .await?;
@@ -106,6 +109,26 @@ async fn session(
                 .await;
                 match r {
                     Ok(m) => wire::send(&mut tls, &Resp::Manifest(m)).await?,
+                    Err(e) => wire::send(&mut tls, &Resp::Error(e.to_string())).await?,
+                }
+            }
+            Req::Delta { mailbox, fresh } => {
+                let before = if fresh {
+                    store::Sent::new()
+                } else {
+                    sent.remove(&mailbox).unwrap_or_default()
+                };
+                let (s, id) = (Arc::clone(shared), mailbox.clone());
+                let r = blocking(move || {
+                    let root = store::root_of(&s, &id)?;
+                    store::delta(&s, &root, &before)
+                })
+                .await;
+                match r {
+                    Ok((d, now)) => {
+                        sent.insert(mailbox, now);
+                        wire::send(&mut tls, &Resp::Delta(d)).await?
+                    }
                     Err(e) => wire::send(&mut tls, &Resp::Error(e.to_string())).await?,
                 }
             }
@@ -150,6 +173,25 @@ async fn session(
                     }
                     let root = store::root_of(&s, &mailbox)?;
                     store::put(&s, &root, &dir, &base, &letters, mtime, &data)
+                })
+                .await;
+                match r {
+                    Ok(()) => wire::send(&mut tls, &Resp::Done).await?,
+                    Err(e) => wire::send(&mut tls, &Resp::Error(e.to_string())).await?,
+                }
+            }
+            Req::Folder { mailbox, dir } => {
+                let s = Arc::clone(shared);
+                let r = blocking(move || {
+                    store::check_dir(&dir)?;
+                    if dir.is_empty() {
+                        return Err(store::invalid("bad folder"));
+                    }
+                    if let Err(why) = s.repl.check() {
+                        return Err(std::io::Error::other(format!("not writing here: {why}")));
+                    }
+                    let root = store::root_of(&s, &mailbox)?;
+                    store::make_folder(&s, &root, &dir)
                 })
                 .await;
                 match r {

@@ -129,7 +129,12 @@ fn mtime(path: &Path) -> i64 {
         .unwrap_or(0)
 }
 
-fn state_of(f: &Folder, dir: &str) -> FolderState {
+/// The wire state of `f`; internal dates of messages in `known` (the state sent
+/// before) are taken from there, not read again.
+fn state_of(f: &Folder, dir: &str, known: Option<&FolderState>) -> FolderState {
+    let dates: HashMap<&str, i64> = known
+        .map(|k| k.msgs.iter().map(|m| (m.base.as_str(), m.mtime)).collect())
+        .unwrap_or_default();
     FolderState {
         dir: dir.to_string(),
         uidvalidity: f.uidvalidity,
@@ -141,10 +146,66 @@ fn state_of(f: &Folder, dir: &str) -> FolderState {
                 uid: m.uid,
                 base: m.base.clone(),
                 letters: m.letters().to_string(),
-                mtime: mtime(&f.path(m)),
+                mtime: dates
+                    .get(m.base.as_str())
+                    .copied()
+                    .unwrap_or_else(|| mtime(&f.path(m))),
             })
             .collect(),
     }
+}
+
+/// What the writer sent one follower connection of a mailbox: per folder
+/// directory, the folder's version in the IMAP registry and its state.
+pub type Sent = BTreeMap<String, (u64, FolderState)>;
+
+/// The mailbox at `root` as changed since `sent` (what this connection was sent
+/// of it before; empty: everything). A folder whose registry version did not
+/// move is not read again (only its directories' time stamps are).
+pub fn delta(
+    shared: &Shared,
+    root: &Path,
+    sent: &Sent,
+) -> std::io::Result<(super::wire::Delta, Sent)> {
+    crate::maildir::ensure(root)?;
+    let dirs = folder_dirs(root);
+    let mut next = Sent::new();
+    let mut folders = Vec::new();
+    for dir in &dirs {
+        let before = sent.get(dir);
+        let since = before.map_or(0, |(v, _)| *v);
+        match shared.imap.sync_since(&folder_path(root, dir), since)? {
+            None => {
+                if let Some(b) = before {
+                    next.insert(dir.clone(), b.clone());
+                }
+            }
+            Some((f, version)) => {
+                let prev = before.map(|(_, st)| st);
+                let now = state_of(&f, dir, prev);
+                let d = super::wire::FolderDelta::between(prev, &now);
+                if !d.full
+                    && d.upsert.is_empty()
+                    && d.removed.is_empty()
+                    && prev.is_some_and(|p| p.uidnext == now.uidnext)
+                {
+                    next.insert(dir.clone(), (version, now));
+                    continue;
+                }
+                folders.push(d);
+                next.insert(dir.clone(), (version, now));
+            }
+        }
+    }
+    Ok((
+        super::wire::Delta {
+            keywords: uidlist::keywords(root),
+            subscriptions: fs::read_to_string(root.join("subscriptions")).unwrap_or_default(),
+            dirs,
+            folders,
+        },
+        next,
+    ))
 }
 
 /// The mailbox at `root` as this server holds it (synchronising each folder,
@@ -154,7 +215,7 @@ pub fn manifest(shared: &Shared, root: &Path) -> std::io::Result<Manifest> {
     let mut folders = Vec::new();
     for dir in folder_dirs(root) {
         let f = shared.imap.sync(&folder_path(root, &dir))?;
-        folders.push(state_of(&f, &dir));
+        folders.push(state_of(&f, &dir, None));
     }
     Ok(Manifest {
         keywords: uidlist::keywords(root),
@@ -228,6 +289,19 @@ pub fn put(
             durable::sync_dir(&fdir.join("cur"))?;
             Folder::sync(&fdir)?;
         }
+    }
+    shared.imap.changed(&fdir);
+    shared.repl_feed.touch(root);
+    Ok(())
+}
+
+/// Create folder `dir` a follower hands back (the writer's side); nothing if it
+/// exists.
+pub fn make_folder(shared: &Shared, root: &Path, dir: &str) -> std::io::Result<()> {
+    let fdir = folder_path(root, dir);
+    if !fdir.join("cur").is_dir() {
+        uidlist::create_folder(&fdir, true)?;
+        shared.imap.sync(&fdir)?;
     }
     shared.imap.changed(&fdir);
     shared.repl_feed.touch(root);
@@ -460,6 +534,26 @@ pub fn apply_folder(
             only,
         } = merge(&local, remote, &base, &staged_names, mode);
         let cur = fdir.join("cur");
+        let validity = if mode == Mode::Follow || local.msgs.is_empty() {
+            remote.uidvalidity
+        } else {
+            local.uidvalidity
+        };
+        if remove.is_empty()
+            && staged.is_empty()
+            && local.uidvalidity == validity
+            && local.uidnext == uidnext
+            && local.msgs.len() == list.len()
+            && local
+                .msgs
+                .iter()
+                .zip(&list)
+                .all(|(m, (u, b, l))| m.uid == *u && m.base == *b && m.letters() == l)
+            && agreed_base(remote, &list) == base
+        {
+            // nothing to change here (a full sweep of a folder in step): no writes
+            return Ok(local_only(&local, &only));
+        }
         let mine: HashMap<&str, &Msg> = local.msgs.iter().map(|m| (m.base.as_str(), m)).collect();
         let mut msgs = Vec::with_capacity(list.len());
         for (uid, b, letters) in &list {
@@ -486,37 +580,48 @@ pub fn apply_folder(
         durable::sync_dir(&cur)?;
         let folder = Folder {
             dir: fdir.clone(),
-            uidvalidity: if mode == Mode::Follow || local.msgs.is_empty() {
-                remote.uidvalidity
-            } else {
-                local.uidvalidity
-            },
+            uidvalidity: validity,
             uidnext,
             msgs,
         };
         uidlist::write_list(&folder)?;
-        let held: BTreeSet<&str> = folder.msgs.iter().map(|x| x.base.as_str()).collect();
-        let agreed: BTreeMap<String, String> = remote
+        let held: Vec<(u32, String, String)> = folder
             .msgs
             .iter()
-            .filter(|m| held.contains(m.base.as_str()))
-            .map(|m| (m.base.clone(), m.letters.clone()))
+            .map(|m| (m.uid, m.base.clone(), m.letters().to_string()))
             .collect();
-        write_base(&fdir, peer, &agreed)?;
-        let only: BTreeSet<String> = only.into_iter().collect();
-        folder
-            .msgs
-            .iter()
-            .filter(|m| only.contains(&m.base))
-            .map(|m| LocalOnly {
-                base: m.base.clone(),
-                letters: m.letters().to_string(),
-                path: folder.path(m),
-            })
-            .collect()
+        write_base(&fdir, peer, &agreed_base(remote, &held))?;
+        local_only(&folder, &only)
     };
     shared.imap.changed(&fdir);
     Ok(only)
+}
+
+/// The base after a round: the remote's messages the folder holds (`list`),
+/// with the remote's flags.
+fn agreed_base(remote: &FolderState, list: &[(u32, String, String)]) -> BTreeMap<String, String> {
+    let held: BTreeSet<&str> = list.iter().map(|(_, b, _)| b.as_str()).collect();
+    remote
+        .msgs
+        .iter()
+        .filter(|m| held.contains(m.base.as_str()))
+        .map(|m| (m.base.clone(), m.letters.clone()))
+        .collect()
+}
+
+/// The messages of `folder` named in `only` (kept here, to hand back).
+fn local_only(folder: &Folder, only: &[String]) -> Vec<LocalOnly> {
+    let only: BTreeSet<&str> = only.iter().map(String::as_str).collect();
+    folder
+        .msgs
+        .iter()
+        .filter(|m| only.contains(m.base.as_str()))
+        .map(|m| LocalOnly {
+            base: m.base.clone(),
+            letters: m.letters().to_string(),
+            path: folder.path(m),
+        })
+        .collect()
 }
 
 /// Apply the other server's keyword table and subscriptions, and remove folders
@@ -562,6 +667,9 @@ pub fn apply_mailbox(
     }
     let mut agreed = theirs;
     agreed.retain(|d| root.join(d).join("cur").is_dir() || d.is_empty());
+    if agreed == known {
+        return Ok(()); // unchanged: no write
+    }
     write_folder_base(root, peer, &agreed)
 }
 

@@ -7,10 +7,16 @@
 //! - `List` → `List`: every mailbox the writer holds and its change number;
 //! - `Manifest` → `Manifest`: a mailbox's folders (UIDVALIDITY, UIDNEXT, every
 //!   message's UID, base name, flag letters, internal date) and keyword table;
+//! - `Delta` → `Delta`: the same, but per connection only what changed since the
+//!   last `Delta` of that mailbox on it (folders unchanged are only named, a
+//!   changed folder carries its new and changed messages and the names of those
+//!   gone); offered by writers that say `delta` in their `Hello`;
 //! - `Get` → `Body` + bytes: one message as stored;
 //! - `Put` + bytes → `Done`: a message the follower has that the writer lacks
 //!   (written there while it was the writer), added by the writer under a new
 //!   UID;
+//! - `Folder` → `Done`: a folder the follower has that the writer lacks (made
+//!   there while it was the writer, still empty), created by the writer;
 //! - `Wait` → `Changed`: blocks until a mailbox changes after a change number.
 
 use serde::{Deserialize, Serialize};
@@ -62,6 +68,97 @@ pub struct Manifest {
     pub folders: Vec<FolderState>,
 }
 
+/// One folder of a [`Delta`]: the writer's folder as it changed since the state
+/// it sent last on this connection (`full`: from nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderDelta {
+    /// Directory name beneath the Maildir (`""`, `.Name`).
+    pub dir: String,
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UIDNEXT.
+    pub uidnext: u32,
+    /// Not relative to an earlier state: `upsert` is every message.
+    pub full: bool,
+    /// Messages new or changed (UID or flags), ascending UID.
+    pub upsert: Vec<MsgState>,
+    /// Base names no longer in the folder.
+    pub removed: Vec<String>,
+}
+
+/// A mailbox's state as it changed since the last [`Delta`] on this connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// The keyword table.
+    pub keywords: Vec<String>,
+    /// The IMAP subscriptions file's text.
+    pub subscriptions: String,
+    /// Every folder directory of the mailbox, INBOX first.
+    pub dirs: Vec<String>,
+    /// The folders that changed (the others are as sent before).
+    pub folders: Vec<FolderDelta>,
+}
+
+impl FolderDelta {
+    /// The folder after this change to `prev` (the state last received), or
+    /// `None` when the change is relative to a state the receiver does not have.
+    pub fn apply(&self, prev: Option<&FolderState>) -> Option<FolderState> {
+        let mut msgs: std::collections::HashMap<String, MsgState> = match (self.full, prev) {
+            (true, _) => Default::default(),
+            (false, Some(p)) => p.msgs.iter().map(|m| (m.base.clone(), m.clone())).collect(),
+            (false, None) => return None,
+        };
+        for b in &self.removed {
+            msgs.remove(b);
+        }
+        for m in &self.upsert {
+            msgs.insert(m.base.clone(), m.clone());
+        }
+        let mut msgs: Vec<MsgState> = msgs.into_values().collect();
+        msgs.sort_by(|a, b| (a.uid, &a.base).cmp(&(b.uid, &b.base)));
+        Some(FolderState {
+            dir: self.dir.clone(),
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            msgs,
+        })
+    }
+
+    /// The change from `prev` (what was sent last, if anything) to `now`.
+    pub fn between(prev: Option<&FolderState>, now: &FolderState) -> Self {
+        let (full, upsert, removed) = match prev {
+            Some(p) if p.uidvalidity == now.uidvalidity => {
+                let before: std::collections::HashMap<&str, &MsgState> =
+                    p.msgs.iter().map(|m| (m.base.as_str(), m)).collect();
+                let after: std::collections::HashSet<&str> =
+                    now.msgs.iter().map(|m| m.base.as_str()).collect();
+                let upsert = now
+                    .msgs
+                    .iter()
+                    .filter(|m| before.get(m.base.as_str()) != Some(m))
+                    .cloned()
+                    .collect();
+                let removed = p
+                    .msgs
+                    .iter()
+                    .filter(|m| !after.contains(m.base.as_str()))
+                    .map(|m| m.base.clone())
+                    .collect();
+                (false, upsert, removed)
+            }
+            _ => (true, now.msgs.clone(), Vec::new()),
+        };
+        FolderDelta {
+            dir: now.dir.clone(),
+            uidvalidity: now.uidvalidity,
+            uidnext: now.uidnext,
+            full,
+            upsert,
+            removed,
+        }
+    }
+}
+
 /// A follower's request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,6 +174,14 @@ pub enum Req {
     List,
     /// One mailbox's state.
     Manifest(MailboxId),
+    /// One mailbox's state as changed since the last `Delta` for it on this
+    /// connection (`fresh`: the follower holds nothing of it; send everything).
+    Delta {
+        /// Mailbox.
+        mailbox: MailboxId,
+        /// Send every folder in full.
+        fresh: bool,
+    },
     /// One message's bytes.
     Get {
         /// Mailbox.
@@ -102,6 +207,14 @@ pub enum Req {
         /// Internal date.
         mtime: i64,
     },
+    /// Create a folder the follower has that the writer lacks (made there, empty,
+    /// while it was the writer).
+    Folder {
+        /// Mailbox.
+        mailbox: MailboxId,
+        /// Folder directory (`.Name`).
+        dir: String,
+    },
     /// Wait for changes after `since`.
     Wait {
         /// The last change number the follower applied.
@@ -121,6 +234,9 @@ pub enum Resp {
         epoch: u64,
         /// Its config names it the holder.
         holder: bool,
+        /// It answers `Delta` (older servers only `Manifest`).
+        #[serde(default)]
+        delta: bool,
     },
     /// Mailboxes and the change number they are current at.
     List {
@@ -131,6 +247,8 @@ pub enum Resp {
     },
     /// A mailbox's state.
     Manifest(Manifest),
+    /// A mailbox's changed state.
+    Delta(Delta),
     /// A message (its bytes follow).
     Body,
     /// A request done.
@@ -185,4 +303,55 @@ pub async fn recv<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
     let data = read_frame(r).await?;
     serde_json::from_slice(&data)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn folder(rng: &mut impl Rng, validity: u32) -> FolderState {
+        let mut msgs = Vec::new();
+        for i in 0..rng.gen_range(0..12u32) {
+            if rng.gen_bool(0.7) {
+                msgs.push(MsgState {
+                    uid: i + 1,
+                    base: format!("m{i}"),
+                    letters: ["", "S", "FS", "a"][rng.gen_range(0..4)].into(),
+                    mtime: i64::from(i) * 7,
+                });
+            }
+        }
+        msgs.sort_by_key(|m| m.uid);
+        FolderState {
+            dir: ".X".into(),
+            uidvalidity: validity,
+            uidnext: 20,
+            msgs,
+        }
+    }
+
+    /// Property: whatever the two states, the change between them applied to the
+    /// first gives the second; from nothing it is full; a change relative to a
+    /// state the receiver lacks is refused.
+    #[test]
+    fn a_delta_rebuilds_the_folder() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        for _ in 0..2000 {
+            let (va, vb) = (rng.gen_range(1..3), rng.gen_range(1..3));
+            let a = folder(&mut rng, va);
+            let b = folder(&mut rng, vb);
+            let d = FolderDelta::between(Some(&a), &b);
+            assert_eq!(d.apply(Some(&a)), Some(b.clone()), "{a:?} -> {b:?}: {d:?}");
+            assert_eq!(d.full, a.uidvalidity != b.uidvalidity);
+            if !d.full {
+                assert_eq!(d.apply(None), None);
+                assert!(d.upsert.len() + d.removed.len() <= a.msgs.len() + b.msgs.len());
+            }
+            let full = FolderDelta::between(None, &b);
+            assert!(full.full);
+            assert_eq!(full.apply(None), Some(b.clone()));
+            assert_eq!(full.apply(Some(&a)), Some(b));
+        }
+    }
 }
