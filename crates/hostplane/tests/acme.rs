@@ -164,7 +164,13 @@ async fn short_lived_certificates_are_renewed_and_a_removed_name_is_dropped() {
     // ACME off: no renewal any more; the status says so.
     let off =
         a.c.admin()
-            .put_site_acme("short.test", &AcmeSettings { enabled: Some(false), challenge: None })
+            .put_site_acme(
+                "short.test",
+                &AcmeSettings {
+                    enabled: Some(false),
+                    challenge: None,
+                },
+            )
             .await
             .unwrap();
     assert_eq!(off.status, "disabled");
@@ -215,12 +221,24 @@ async fn ca_failures_are_shown_and_the_internal_certificate_kept() {
     // An invalid challenge: the web servers publish a token Pebble does not
     // ask for, Pebble's validation fails.
     a.proxy().set(|f| f.bad_tokens = true);
-    api.put_site_acme("limited.test", &AcmeSettings { enabled: Some(false), challenge: None })
-        .await
-        .unwrap();
-    api.put_site_acme("limited.test", &AcmeSettings { enabled: Some(true), challenge: None })
-        .await
-        .unwrap();
+    api.put_site_acme(
+        "limited.test",
+        &AcmeSettings {
+            enabled: Some(false),
+            challenge: None,
+        },
+    )
+    .await
+    .unwrap();
+    api.put_site_acme(
+        "limited.test",
+        &AcmeSettings {
+            enabled: Some(true),
+            challenge: None,
+        },
+    )
+    .await
+    .unwrap();
     let s = a
         .wait_acme("limited.test", "the invalid challenge shown", ISSUE, |s| {
             s.status == "failed"
@@ -240,9 +258,15 @@ async fn ca_failures_are_shown_and_the_internal_certificate_kept() {
 
     // The CA well again: turned on anew, the site gets its certificate.
     a.proxy().set(|f| f.bad_tokens = false);
-    api.put_site_acme("limited.test", &AcmeSettings { enabled: Some(true), challenge: None })
-        .await
-        .unwrap();
+    api.put_site_acme(
+        "limited.test",
+        &AcmeSettings {
+            enabled: Some(true),
+            challenge: None,
+        },
+    )
+    .await
+    .unwrap();
     a.wait_acme("limited.test", "issued once the CA is well", ISSUE, valid)
         .await
         .unwrap();

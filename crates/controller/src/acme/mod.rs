@@ -25,15 +25,15 @@
 //! `cert.failed` events record each outcome.
 
 pub mod api;
-pub mod caa;
 pub mod ari;
+pub mod caa;
 pub mod check;
 pub mod client;
 mod config;
 pub mod dns01;
 pub mod lease;
-pub mod plan;
 mod pass;
+pub mod plan;
 pub mod queue;
 pub mod state;
 pub mod task;

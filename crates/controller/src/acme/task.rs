@@ -22,8 +22,8 @@ use proto::agent_v1::{AcmeChallenge, RoleConfig};
 use store::{NewObject, Stored};
 
 use super::client::RetryAfter;
-use super::queue::{self, Verdict};
 use super::plan::{self, Method};
+use super::queue::{self, Verdict};
 use super::state::{self, LeftOut, SiteAcme, Status};
 use super::{ari, client, dns01, lease, AcmeConfig, ACME_ALGORITHM};
 use crate::state::AppState;
