@@ -285,8 +285,11 @@ mod tests {
             pop3: "pop.mail.hosting.example".into(),
             smtp: "smtp.mail.hosting.example".into(),
         };
-        insta::assert_snapshot!(thunderbird("example.com", &hosts));
-        insta::assert_snapshot!(autodiscover(&hosts, None));
+        insta::assert_snapshot!(
+            "client_names_thunderbird",
+            thunderbird("example.com", &hosts)
+        );
+        insta::assert_snapshot!("client_names_autodiscover", autodiscover(&hosts, None));
     }
 
     #[test]
