@@ -213,6 +213,7 @@ async fn main() -> Result<()> {
             web_ttl: None,
             ttl: None,
             external_secondaries: None,
+            hostname: None,
         };
         post(&client, &format!("{url}/v1/clusters"), &body).await?;
     }

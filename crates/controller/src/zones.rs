@@ -20,6 +20,14 @@
 //!   addresses of the mail cluster's writer (the primary unless it failed over;
 //!   the RFC 6186 SRV targets follow it too); `ftp` with the files primary's
 //!   addresses;
+//! - the platform's own host names that lie inside the zone (below its apex):
+//!   every server's host name at its addresses, and the client names of a mail
+//!   cluster with a host name (`imap.`, `pop.`, `smtp.` of it) at the current
+//!   writer's addresses, so they follow a failover ([`ZoneInput::hosts`]); the
+//!   zone of a platform domain such as `hosting.example` serves them;
+//! - the RFC 6186 SRV records of a mail domain at its mail cluster's client
+//!   names (`imap.<hostname>` …) when the cluster has a host name, else at the
+//!   writer's own host name;
 //! - `v=spf1 mx -all` at `@` unless the customer has an SPF TXT (`v=spf1 …`) there;
 //! - `v=DMARC1; p=none` at `_dmarc` unless the customer has a TXT there;
 //! - the DKIM public keys (Ed25519 and RSA) at `<selector>._domainkey` when mail is
@@ -28,7 +36,9 @@
 
 use std::fmt::Write as _;
 
-use model::entity::{DnsRecord, Server, Site, Ttls};
+use std::net::IpAddr;
+
+use model::entity::{DnsRecord, MailClientNames, Server, Site, Ttls};
 use model::{DomainName, Id};
 use proto::agent_v1::ZoneContent;
 use scheduler::Health;
@@ -93,6 +103,14 @@ pub struct ZoneInput<'a> {
     /// client-facing names (`mail`, the RFC 6186 SRV targets) follow it. `None`:
     /// the primary's (nobody writes, or mail is not placed).
     pub mail_writer: Option<Id>,
+    /// The client-facing names of the domain's mail cluster (`imap.<hostname>`
+    /// …; `Cluster::hostname`): the RFC 6186 SRV targets. `None`: the writer's
+    /// own host name is.
+    pub mail_names: Option<MailClientNames>,
+    /// The platform's host names strictly below this zone's apex, with the
+    /// addresses they are published at (servers' host names; mail clusters'
+    /// client names at their writer's addresses), sorted by name.
+    pub hosts: Vec<(String, Vec<IpAddr>)>,
     /// The files cluster's servers, ranked (empty when files is not placed).
     pub files: Vec<ZoneServer<'a>>,
     /// The customer's own records of this zone.

@@ -358,6 +358,57 @@ async fn free_text_refuses_controls_and_bidi_overrides() {
     srv.stop().await;
 }
 
+/// Issue 16: a mail cluster's client-facing host name is a valid host name, on
+/// mail clusters only; shown to admins, removed with an empty string.
+#[tokio::test]
+async fn a_mail_clusters_hostname_is_checked_and_shown() {
+    let srv = Server::start().await;
+    let admin = srv.admin();
+    let b = admin
+        .post(
+            "/v1/clusters",
+            json!({"name": "web-x", "role": "web", "hostname": "web.hosting.example"}),
+        )
+        .await
+        .invalid("hostname");
+    assert_eq!(b["rule"], "mail_only", "{b}");
+    for bad in ["not a name", "-x.example", "localhost"] {
+        admin
+            .post(
+                "/v1/clusters",
+                json!({"name": "mail-x", "role": "mail", "hostname": bad}),
+            )
+            .await
+            .invalid("hostname");
+    }
+    let c = admin
+        .post(
+            "/v1/clusters",
+            json!({"name": "mail-x", "role": "mail", "hostname": "Mail.Hosting.Example"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(c["hostname"], "mail.hosting.example");
+    let c = admin
+        .patch(
+            "/v1/clusters/mail-x",
+            json!({"hostname": "m.hosting.example"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(c["hostname"], "m.hosting.example");
+    admin
+        .patch("/v1/clusters/mail-x", json!({"hostname": "a b"}))
+        .await
+        .invalid("hostname");
+    let c = admin
+        .patch("/v1/clusters/mail-x", json!({"hostname": ""}))
+        .await
+        .expect(200);
+    assert!(c.get("hostname").is_none(), "{c}");
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_requests_get_json_errors() {
     let srv = Server::start().await;

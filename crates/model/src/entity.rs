@@ -291,8 +291,55 @@ pub struct Cluster {
     /// until the first pass (and on other roles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail_writer: Option<MailWriterState>,
+    /// Mail clusters: the client-facing host name (issue 16), e.g.
+    /// `mail.hosting.example`. Mail clients are sent to `imap.`, `pop.` and
+    /// `smtp.` of it ([`Cluster::mail_client_names`]), which the zone holding them
+    /// publishes at the current writer's addresses and every server's certificate
+    /// covers, so clients keep one name across a failover. `None`: clients are
+    /// sent to the writer's own host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<DomainName>,
 }
 object!(Cluster, Cluster);
+
+/// The host names mail clients use for one mail cluster (see
+/// [`Cluster::hostname`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MailClientNames {
+    /// IMAP (993, 143): `imap.<hostname>`.
+    pub imap: String,
+    /// POP3 (995, 110): `pop.<hostname>`.
+    pub pop3: String,
+    /// Submission (465, 587): `smtp.<hostname>`.
+    pub smtp: String,
+}
+
+impl MailClientNames {
+    /// The names for the cluster host name `hostname`.
+    pub fn of(hostname: &DomainName) -> Self {
+        let h = hostname.as_str();
+        Self {
+            imap: format!("imap.{h}"),
+            pop3: format!("pop.{h}"),
+            smtp: format!("smtp.{h}"),
+        }
+    }
+
+    /// The three names, IMAP, POP3, submission.
+    pub fn all(&self) -> [&str; 3] {
+        [&self.imap, &self.pop3, &self.smtp]
+    }
+}
+
+impl Cluster {
+    /// The client-facing names of a mail cluster with a host name.
+    pub fn mail_client_names(&self) -> Option<MailClientNames> {
+        (self.role == Role::Mail)
+            .then_some(self.hostname.as_ref())
+            .flatten()
+            .map(MailClientNames::of)
+    }
+}
 
 /// The writer of a mail cluster's mailboxes as the store keeps it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -137,6 +137,7 @@ fn every_other_kind_claims_none() -> R {
         },
         external_secondaries: Vec::new(),
         mail_writer: None,
+        hostname: None,
     };
     assert_eq!(keys(&cluster, "web-1"), none);
     let server = Server {

@@ -23,6 +23,24 @@ pub struct SiteMail {
     /// Autodiscover documents. `None` from older controllers (no documents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_host: Option<String>,
+    /// The mail cluster's client-facing names (`imap.<hostname>`, `pop.`,
+    /// `smtp.`) when it has a host name: they follow the writer in DNS and every
+    /// server's certificate covers them; the documents name these instead of
+    /// `client_host`. `None`: the cluster has no host name (or an older
+    /// controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_names: Option<ClientNames>,
+}
+
+/// The host names mail clients use per protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientNames {
+    /// IMAP (993).
+    pub imap: String,
+    /// POP3 (995).
+    pub pop3: String,
+    /// Submission (465).
+    pub smtp: String,
 }
 
 impl std::fmt::Debug for SiteMail {
@@ -30,6 +48,7 @@ impl std::fmt::Debug for SiteMail {
         f.debug_struct("SiteMail")
             .field("submission", &self.submission)
             .field("client_host", &self.client_host)
+            .field("client_names", &self.client_names)
             .finish_non_exhaustive()
     }
 }

@@ -30,6 +30,11 @@ pub struct CreateCluster {
     /// notified on every zone change and allowed to transfer the zones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_secondaries: Option<Vec<String>>,
+    /// Mail clusters: the client-facing host name, e.g. `mail.hosting.example`;
+    /// mail clients are sent to `imap.`, `pop.` and `smtp.` of it, which follow
+    /// the cluster's writer in DNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// `PATCH /v1/clusters/{name}`: fields to change.
@@ -51,6 +56,9 @@ pub struct UpdateCluster {
     /// Replace the external secondaries (DNS clusters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_secondaries: Option<Vec<String>>,
+    /// Mail clusters: a new client-facing host name; the empty string removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// A cluster.
@@ -77,6 +85,10 @@ pub struct ClusterView {
     /// decided one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail_writer: Option<MailWriterView>,
+    /// A mail cluster's client-facing host name (clients use `imap.`, `pop.`,
+    /// `smtp.` of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// RFC 3339.
     pub created_at: String,
 }

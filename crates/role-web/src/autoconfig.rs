@@ -1,7 +1,9 @@
 //! Mail client autoconfiguration (issue 16 point 4), answered by the web servers of
 //! a mail domain's site: Thunderbird's `config-v1.1.xml` and Outlook's
-//! Autodiscover XML, both pointing at the host name of the domain's mail cluster
-//! (`proto::SiteMail::client_host`, whose certificate the platform controls).
+//! Autodiscover XML, both pointing at the host names of the domain's mail cluster
+//! (`proto::SiteMail::client_names`: `imap.`, `pop.` and `smtp.` of the
+//! cluster's host name, which follow its writer; else `client_host`, the
+//! writer's own host name; the platform controls the certificates of both).
 //!
 //! Where clients look, and what answers here:
 //! - Thunderbird: `http(s)://autoconfig.<domain>/mail/config-v1.1.xml`, then
@@ -30,6 +32,48 @@ const TB_WELL_KNOWN: &str = "/.well-known/autoconfig/mail/config-v1.1.xml";
 const AD_PATH: &str = "/autodiscover/autodiscover.xml";
 /// An Autodiscover request is a few hundred bytes.
 const MAX_REQUEST: usize = 16 * 1024;
+
+/// The host names the documents give per protocol ([`ClientHosts::of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientHosts {
+    /// IMAP.
+    pub imap: String,
+    /// POP3.
+    pub pop3: String,
+    /// Submission.
+    pub smtp: String,
+}
+
+impl ClientHosts {
+    /// One host for every protocol.
+    pub fn one(host: &str) -> Self {
+        Self {
+            imap: host.to_owned(),
+            pop3: host.to_owned(),
+            smtp: host.to_owned(),
+        }
+    }
+
+    /// From a site's mail route: its cluster's client names when all three are
+    /// valid host names, else its client host when valid; `None` otherwise (no
+    /// documents).
+    pub fn of(mail: &proto::agent_v1::SiteMail) -> Option<Self> {
+        let valid = |h: &str| model::DomainName::new(h).is_ok();
+        if let Some(n) = &mail.client_names {
+            if valid(&n.imap) && valid(&n.pop3) && valid(&n.smtp) {
+                return Some(Self {
+                    imap: n.imap.clone(),
+                    pop3: n.pop3.clone(),
+                    smtp: n.smtp.clone(),
+                });
+            }
+        }
+        mail.client_host
+            .as_deref()
+            .filter(|h| valid(h))
+            .map(Self::one)
+    }
+}
 
 /// Which document a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +110,7 @@ pub(crate) fn wanted(site: &Site, method: &Method, path: &str) -> Option<Doc> {
 /// Answer `doc` for `site` (the request body is read, bounded, for Outlook's
 /// address).
 pub(crate) async fn answer(site: &Site, doc: Doc, req: Request<ReqBody>) -> Response<Body> {
-    let Some(host) = site.mail_client_host.as_deref() else {
+    let Some(host) = site.mail_client_host.as_ref() else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
     let head = req.method() == Method::HEAD;
@@ -96,9 +140,14 @@ pub(crate) async fn answer(site: &Site, doc: Doc, req: Request<ReqBody>) -> Resp
 
 /// Thunderbird's `clientConfig` (version 1.1): IMAP and POP3 over implicit TLS,
 /// submission over implicit TLS, the whole address as the login.
-pub(crate) fn thunderbird(domain: &str, host: &str) -> String {
-    let (d, h) = (xml_escape(domain), xml_escape(host));
+pub(crate) fn thunderbird(domain: &str, hosts: &ClientHosts) -> String {
+    let d = xml_escape(domain);
     let server = |kind: &str, tag: &str, port: u16| {
+        let h = xml_escape(match kind {
+            "imap" => &hosts.imap,
+            "pop3" => &hosts.pop3,
+            _ => &hosts.smtp,
+        });
         format!(
             "    <{tag} type=\"{kind}\">\n      <hostname>{h}</hostname>\n      <port>{port}</port>\n      \
              <socketType>SSL</socketType>\n      <authentication>password-cleartext</authentication>\n      \
@@ -117,12 +166,16 @@ pub(crate) fn thunderbird(domain: &str, host: &str) -> String {
 
 /// Outlook's Autodiscover response (the 2006a "outlook" schema): IMAP and SMTP
 /// over TLS, the login the requested address when it is one of the site's.
-pub(crate) fn autodiscover(host: &str, address: Option<&str>) -> String {
-    let h = xml_escape(host);
+pub(crate) fn autodiscover(hosts: &ClientHosts, address: Option<&str>) -> String {
     let login = address
         .map(|a| format!("        <LoginName>{}</LoginName>\n", xml_escape(a)))
         .unwrap_or_default();
     let proto = |kind: &str, port: u16, extra: &str| {
+        let h = xml_escape(match kind {
+            "IMAP" => &hosts.imap,
+            "POP3" => &hosts.pop3,
+            _ => &hosts.smtp,
+        });
         format!(
             "      <Protocol>\n        <Type>{kind}</Type>\n        <Server>{h}</Server>\n        \
              <Port>{port}</Port>\n        <DomainRequired>off</DomainRequired>\n{login}        \
@@ -191,13 +244,59 @@ mod tests {
 
     #[test]
     fn thunderbird_document() {
-        insta::assert_snapshot!(thunderbird("example.com", "mx1.hosting.example"));
+        insta::assert_snapshot!(thunderbird(
+            "example.com",
+            &ClientHosts::one("mx1.hosting.example")
+        ));
+    }
+
+    #[test]
+    fn client_names_win_over_the_client_host_when_valid() {
+        use proto::agent_v1::{ClientNames, SiteMail};
+        let mut mail = SiteMail {
+            submission: Vec::new(),
+            secret: String::new(),
+            client_host: Some("mx1.hosting.example".into()),
+            client_names: None,
+        };
+        assert_eq!(
+            ClientHosts::of(&mail),
+            Some(ClientHosts::one("mx1.hosting.example"))
+        );
+        mail.client_names = Some(ClientNames {
+            imap: "imap.m.example".into(),
+            pop3: "pop.m.example".into(),
+            smtp: "smtp.m.example".into(),
+        });
+        assert_eq!(ClientHosts::of(&mail).unwrap().smtp, "smtp.m.example");
+        mail.client_names.as_mut().unwrap().pop3 = "bad name".into();
+        assert_eq!(
+            ClientHosts::of(&mail),
+            Some(ClientHosts::one("mx1.hosting.example"))
+        );
+        mail.client_host = Some("-bad-".into());
+        assert_eq!(ClientHosts::of(&mail), None);
+    }
+
+    #[test]
+    fn documents_name_each_protocol_s_client_name() {
+        let hosts = ClientHosts {
+            imap: "imap.mail.hosting.example".into(),
+            pop3: "pop.mail.hosting.example".into(),
+            smtp: "smtp.mail.hosting.example".into(),
+        };
+        insta::assert_snapshot!(
+            "client_names_thunderbird",
+            thunderbird("example.com", &hosts)
+        );
+        insta::assert_snapshot!("client_names_autodiscover", autodiscover(&hosts, None));
     }
 
     #[test]
     fn autodiscover_document() {
-        insta::assert_snapshot!(autodiscover("mx1.hosting.example", Some("a&b@example.com")));
-        assert!(!autodiscover("mx1.hosting.example", None).contains("LoginName"));
+        let hosts = ClientHosts::one("mx1.hosting.example");
+        insta::assert_snapshot!(autodiscover(&hosts, Some("a&b@example.com")));
+        assert!(!autodiscover(&hosts, None).contains("LoginName"));
     }
 
     #[test]
@@ -219,7 +318,7 @@ mod tests {
     fn paths_need_mail_and_the_right_method() {
         let mut site = Site::for_test("example.com");
         assert_eq!(wanted(&site, &Method::GET, TB_PATH), None);
-        site.mail_client_host = Some("mx1.hosting.example".into());
+        site.mail_client_host = Some(ClientHosts::one("mx1.hosting.example"));
         assert_eq!(wanted(&site, &Method::GET, TB_PATH), Some(Doc::Thunderbird));
         assert_eq!(
             wanted(&site, &Method::GET, TB_WELL_KNOWN),

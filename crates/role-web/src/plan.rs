@@ -110,10 +110,11 @@ pub struct Site {
     pub site_dir: PathBuf,
     /// The open root, revalidated per request.
     pub root_cache: crate::fsafe::RootCache,
-    /// The host name of the domain's mail cluster for its mail clients
-    /// (`SiteMail::client_host`): set, the site answers the autoconfig documents
+    /// The host names of the domain's mail cluster for its mail clients
+    /// (`SiteMail::client_names`, else `SiteMail::client_host` for every
+    /// protocol): set, the site answers the autoconfig documents
     /// ([`crate::autoconfig`]).
-    pub mail_client_host: Option<String>,
+    pub mail_client_host: Option<crate::autoconfig::ClientHosts>,
 }
 
 #[cfg(test)]
@@ -419,9 +420,7 @@ fn render_site(ws: &WebSite, layout: &Layout, warnings: &mut Vec<String>) -> Res
         mail_client_host: ws
             .mail
             .as_ref()
-            .and_then(|m| m.client_host.as_deref())
-            .filter(|h| DomainName::new(h).is_ok())
-            .map(str::to_owned),
+            .and_then(crate::autoconfig::ClientHosts::of),
     })
 }
 

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{args, curl, site, Server, TestCa};
-use proto::agent_v1::{SiteMail, WebConfig};
+use proto::agent_v1::{ClientNames, SiteMail, WebConfig};
 
 const SHOP: &str = "shop-autoconfig.test";
 const NOMAIL: &str = "nomail-autoconfig.test";
@@ -25,6 +25,12 @@ async fn mail_domains_answer_thunderbird_and_outlook() {
         submission: vec!["127.0.0.1:587".into()],
         secret: "s".into(),
         client_host: Some("mx1.hosting.test".into()),
+        // The cluster's client names win over the writer's host name.
+        client_names: Some(ClientNames {
+            imap: "imap.mail.hosting.test".into(),
+            pop3: "pop.mail.hosting.test".into(),
+            smtp: "smtp.mail.hosting.test".into(),
+        }),
     });
     let cfg = WebConfig {
         sites: vec![Arc::new(shop), Arc::new(site(NOMAIL))],
@@ -65,7 +71,10 @@ async fn mail_domains_answer_thunderbird_and_outlook() {
         "{text}"
     );
     assert!(
-        text.contains("<hostname>mx1.hosting.test</hostname>"),
+        text.contains("<hostname>imap.mail.hosting.test</hostname>")
+            && text.contains("<hostname>pop.mail.hosting.test</hostname>")
+            && text.contains("<hostname>smtp.mail.hosting.test</hostname>")
+            && !text.contains("mx1.hosting.test"),
         "{text}"
     );
     assert!(
@@ -81,7 +90,9 @@ async fn mail_domains_answer_thunderbird_and_outlook() {
     )
     .await;
     assert_eq!(tb.status, 200, "{tb:?}");
-    assert!(tb.text().contains("<hostname>mx1.hosting.test</hostname>"));
+    assert!(tb
+        .text()
+        .contains("<hostname>imap.mail.hosting.test</hostname>"));
 
     // Outlook: POST with the address; echoed only when it is the site's
     let body = format!(
@@ -102,7 +113,11 @@ async fn mail_domains_answer_thunderbird_and_outlook() {
     .await;
     assert_eq!(ad.status, 200, "{ad:?}");
     let text = ad.text();
-    assert!(text.contains("<Server>mx1.hosting.test</Server>"), "{text}");
+    assert!(
+        text.contains("<Server>imap.mail.hosting.test</Server>")
+            && text.contains("<Server>smtp.mail.hosting.test</Server>"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("<LoginName>jo@{SHOP}</LoginName>")),
         "{text}"

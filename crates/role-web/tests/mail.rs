@@ -251,6 +251,7 @@ async fn php_mail_is_spooled_submitted_signed_and_kept_while_the_mail_server_is_
         submission: vec![submission.to_string()],
         secret: secret.into(),
         client_host: None,
+        client_names: None,
     };
     for d in [SHOP, OTHER, NOMAIL] {
         publish(&state, d);

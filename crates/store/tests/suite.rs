@@ -320,6 +320,7 @@ fn cluster(name: &str) -> Result<NewObject<Cluster>> {
             ttls: Ttls::default(),
             external_secondaries: Vec::new(),
             mail_writer: None,
+            hostname: None,
         },
     ))
 }

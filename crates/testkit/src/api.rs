@@ -25,6 +25,7 @@ impl TestCluster {
                 web_ttl: None,
                 ttl: None,
                 external_secondaries: None,
+                hostname: None,
             })
             .await?)
     }

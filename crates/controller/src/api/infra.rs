@@ -56,6 +56,7 @@ pub async fn cluster_view(store: &Store, c: &Stored<Cluster>) -> ApiResult<Clust
             .map(ToString::to_string)
             .collect(),
         mail_writer,
+        hostname: c.data.hostname.as_ref().map(ToString::to_string),
         created_at: rfc3339(c.meta.created_at),
     })
 }
@@ -108,6 +109,31 @@ fn external_secondaries(
         }
     }
     Ok(Some(out))
+}
+
+/// Parse a mail cluster's client-facing host name (`Some(None)`: remove it, from
+/// an empty string); only mail clusters have one.
+fn cluster_hostname(value: Option<String>, role: Role) -> ApiResult<Option<Option<DomainName>>> {
+    let Some(value) = value else { return Ok(None) };
+    if value.is_empty() {
+        return Ok(Some(None));
+    }
+    if role != Role::Mail {
+        return Err(ApiError::invalid(
+            "hostname",
+            "mail_only",
+            "only mail clusters have a client-facing host name",
+        ));
+    }
+    let name = DomainName::new(&value).field("hostname")?;
+    if name.labels().count() < 2 {
+        return Err(ApiError::invalid(
+            "hostname",
+            "not_a_host_name",
+            format!("`{value}` is not a host name with a domain (e.g. mail.hosting.example)"),
+        ));
+    }
+    Ok(Some(Some(name)))
 }
 
 fn ttl(value: Option<u32>, field: &str, default: u32) -> ApiResult<u32> {
@@ -173,6 +199,7 @@ pub async fn create_cluster(
     let is_default = req.default.unwrap_or(false);
     let external_secondaries =
         external_secondaries(req.external_secondaries, role)?.unwrap_or_default();
+    let hostname = cluster_hostname(req.hostname, role)?.flatten();
     let mut tx = state.store.begin(caller.actor()).await?;
     if is_default {
         unset_other_defaults(&state.store, &mut tx, role, None).await?;
@@ -185,6 +212,7 @@ pub async fn create_cluster(
         ttls,
         external_secondaries,
         mail_writer: None,
+        hostname,
     };
     let created = tx
         .create(NewObject {
@@ -252,6 +280,7 @@ fn shown_cluster(caller: &Caller, mut view: ClusterView) -> ClusterView {
         view.servers.clear();
         view.external_secondaries.clear();
         view.mail_writer = None;
+        view.hostname = None;
     }
     view
 }
@@ -289,6 +318,9 @@ pub async fn update_cluster(
     }
     if let Some(list) = external_secondaries(req.external_secondaries, cur.data.role)? {
         cur.data.external_secondaries = list;
+    }
+    if let Some(h) = cluster_hostname(req.hostname, cur.data.role)? {
+        cur.data.hostname = h;
     }
     if let Some(d) = req.default {
         if d && !cur.data.is_default {

@@ -210,10 +210,27 @@ fn only_mail_writer_changed(old: &Stored<Cluster>, new: &Stored<Cluster>) -> boo
 }
 
 /// A mail cluster's writer moved: every server of the cluster (who writes, who
-/// relays to whom), the zones of its domains (client names follow the writer)
-/// and their sites' entries (the mail client host and submission order).
+/// relays to whom), the zones of its domains (client names follow the writer),
+/// the zones holding the cluster's own client names (`imap.<hostname>` …, at the
+/// writer's addresses: every domain at or above them) and their sites' entries
+/// (the mail client host and submission order).
 fn mail_writer_moved(world: &World, cluster: Id, dirty: &mut Dirty) {
     dirty.clusters.insert(cluster);
+    if let Some(names) = world
+        .clusters
+        .get(cluster)
+        .and_then(|c| c.data.mail_client_names())
+    {
+        for name in names.all() {
+            let mut rest = name;
+            while let Some((_, parent)) = rest.split_once('.') {
+                if let Some(d) = world.domain_named(parent) {
+                    dirty.zones.insert(d.meta.id);
+                }
+                rest = parent;
+            }
+        }
+    }
     for d in world
         .domains
         .iter()

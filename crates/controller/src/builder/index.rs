@@ -57,6 +57,55 @@ pub(super) struct Index<'a> {
     pub(super) tls: RefCell<TlsCache>,
     /// The web clusters' site lists kept between builds ([`super::web_cache`]).
     pub(super) web_cache: RefCell<WebCache>,
+    /// The platform's host names ([`PlatformHosts`]).
+    pub(super) hosts: PlatformHosts,
+}
+
+/// The platform's own host names and where they point: every server's host
+/// name at its addresses, and each mail cluster's client names
+/// (`Cluster::mail_client_names`) at its writer's (the primary's before any
+/// decision or while nobody writes, so the names still resolve). Indexed by
+/// every proper ancestor of each name, so a zone finds the names below its apex
+/// in one lookup.
+#[derive(Debug, Default)]
+pub(super) struct PlatformHosts {
+    names: Vec<(String, Vec<std::net::IpAddr>)>,
+    /// Ancestor name → indexes into `names`.
+    below: HashMap<String, Vec<usize>>,
+}
+
+impl PlatformHosts {
+    fn add(&mut self, name: String, addresses: Vec<std::net::IpAddr>) {
+        let i = self.names.len();
+        let mut rest = name.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            self.below.entry(parent.to_owned()).or_default().push(i);
+            rest = parent;
+        }
+        self.names.push((name, addresses));
+    }
+
+    /// The names strictly below `origin`, sorted, each once (a name given twice
+    /// keeps every address).
+    pub(super) fn below(&self, origin: &str) -> Vec<(String, Vec<std::net::IpAddr>)> {
+        let Some(list) = self.below.get(origin) else {
+            return Vec::new();
+        };
+        let mut out: BTreeMap<&str, Vec<std::net::IpAddr>> = BTreeMap::new();
+        for i in list {
+            let (name, addresses) = &self.names[*i];
+            out.entry(name)
+                .or_default()
+                .extend(addresses.iter().copied());
+        }
+        out.into_iter()
+            .map(|(n, mut a)| {
+                a.sort_unstable();
+                a.dedup();
+                (n.to_owned(), a)
+            })
+            .collect()
+    }
 }
 
 /// Certificates and keys as shared strings, by secret id, with the revision of
@@ -123,7 +172,7 @@ impl<'a> Index<'a> {
         for list in members.values_mut() {
             list.sort_by_key(|s| (s.data.rank, s.meta.id));
         }
-        Self {
+        let mut index = Self {
             world,
             cluster_names: world
                 .clusters
@@ -138,7 +187,34 @@ impl<'a> Index<'a> {
             secrets: Secrets(world),
             tls: RefCell::default(),
             web_cache: RefCell::default(),
+            hosts: PlatformHosts::default(),
+        };
+        index.hosts = index.platform_hosts();
+        index
+    }
+
+    /// The platform's host names (see [`PlatformHosts`]).
+    fn platform_hosts(&self) -> PlatformHosts {
+        let mut hosts = PlatformHosts::default();
+        for s in &self.world.servers {
+            hosts.add(s.data.hostname.to_string(), s.data.addresses.clone());
         }
+        for c in &self.world.clusters {
+            let Some(names) = c.data.mail_client_names() else {
+                continue;
+            };
+            let members = self.members.get(&c.meta.id);
+            let writer = self
+                .mail_writer_of(c.meta.id)
+                .and_then(|w| self.world.servers.get(w))
+                .filter(|w| w.data.cluster == c.meta.id)
+                .or_else(|| members.and_then(|m| primary_of(m)));
+            let Some(writer) = writer else { continue };
+            for n in names.all() {
+                hosts.add(n.to_owned(), writer.data.addresses.clone());
+            }
+        }
+        hosts
     }
 
     /// The certificate and key of `purpose` for `subject`, shared through the
@@ -406,6 +482,10 @@ impl<'a> Index<'a> {
             site: web.and_then(|_| self.world.site_of(d.meta.id).map(|s| &s.data)),
             mail: self.zone_servers(placed(Role::Mail)),
             mail_writer: placed(Role::Mail).and_then(|c| self.mail_writer_of(c)),
+            mail_names: placed(Role::Mail)
+                .and_then(|c| self.world.clusters.get(c))
+                .and_then(|c| c.data.mail_client_names()),
+            hosts: self.hosts.below(d.data.name.as_str()),
             files: self.zone_servers(placed(Role::Files)),
             records: records.unwrap_or_default(),
             ttls: Ttls {

@@ -39,6 +39,8 @@ mod tests_hub;
 #[cfg(test)]
 mod tests_mail;
 #[cfg(test)]
+mod tests_mailnames;
+#[cfg(test)]
 mod tests_mem;
 mod web_cache;
 pub mod world;

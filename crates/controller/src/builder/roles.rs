@@ -168,6 +168,16 @@ impl<'a> Index<'a> {
             submission,
             secret: secret.data.private.clone(),
             client_host: members.first().map(|s| s.data.hostname.to_string()),
+            client_names: self
+                .world
+                .clusters
+                .get(*cluster)
+                .and_then(|c| c.data.mail_client_names())
+                .map(|n| proto::agent_v1::ClientNames {
+                    imap: n.imap,
+                    pop3: n.pop3,
+                    smtp: n.smtp,
+                }),
         })
     }
 

@@ -48,6 +48,7 @@ pub(super) fn cluster(id: Id, name: &str, role: Role) -> Stored<Cluster> {
             ttls: Ttls::default(),
             external_secondaries: Vec::new(),
             mail_writer: None,
+            hostname: None,
         },
     )
 }

@@ -1,6 +1,9 @@
 //! Key material the controller issues and keeps for the data plane: a TLS
 //! certificate for every site (domain and aliases), a server certificate for every
-//! files and mail server (FTPS, STARTTLS, POP3S, the site-file hub), a DKIM key for every
+//! files and mail server (FTPS, STARTTLS, POP3S, IMAPS, the site-file hub; a mail
+//! server's also covers its cluster's client names, `imap.<hostname>` …, so a
+//! client on those names is served a valid certificate by whichever server
+//! writes after a failover), a DKIM key for every
 //! mail-placed domain (Ed25519, and RSA made in the background by
 //! [`crate::dkim_rsa`]), a TSIG key for every DNS cluster and a submission
 //! secret for every site whose domain has mail (PHP `mail()`, stored with its
@@ -136,6 +139,13 @@ pub fn wanted(world: &World) -> Vec<Wanted> {
         if matches!(s.data.role, Role::Files | Role::Mail) {
             let mut names = vec![s.data.hostname.to_string()];
             names.extend(s.data.addresses.iter().map(ToString::to_string));
+            if let Some(client) = world
+                .clusters
+                .get(s.data.cluster)
+                .and_then(|c| c.data.mail_client_names())
+            {
+                push_new(&mut names, client.all());
+            }
             out.push(Wanted {
                 purpose: SecretPurpose::ServerCert,
                 subject: s.meta.name.clone(),
@@ -257,6 +267,15 @@ pub fn plan(wanted: Vec<Wanted>, existing: &[Stored<Secret>], now: i64) -> Plan 
         .filter(|id| !kept.contains(id))
         .collect();
     plan
+}
+
+/// Add `more` to `names`, each once.
+pub(crate) fn push_new<'a>(names: &mut Vec<String>, more: impl IntoIterator<Item = &'a str>) {
+    for n in more {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_owned());
+        }
+    }
 }
 
 fn sorted(v: &[String]) -> Vec<&str> {

@@ -46,7 +46,9 @@ enum Op {
     },
     Cluster {
         slot: u8,
-        dns: bool,
+        /// web, dns, mail, mail with a client-facing host name (whose names
+        /// join its servers' certificates).
+        kind: u8,
     },
     DeleteCluster {
         slot: u8,
@@ -76,7 +78,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => slot.clone().prop_map(|slot| Op::DeleteSite { slot }),
         2 => (0u8..3, 0u8..3, 0u8..3).prop_map(|(slot, role, ip)| Op::Server { slot, role, ip }),
         1 => (0u8..3).prop_map(|slot| Op::DeleteServer { slot }),
-        1 => (0u8..2, any::<bool>()).prop_map(|(slot, dns)| Op::Cluster { slot, dns }),
+        1 => (0u8..2, 0u8..5).prop_map(|(slot, kind)| Op::Cluster { slot, kind }),
         1 => (0u8..2).prop_map(|slot| Op::DeleteCluster { slot }),
         3 => (0u8..9, slot.clone(), 0u8..3, 0u8..4, any::<bool>()).prop_map(
             |(purpose, slot, names, expiry, uploaded)| Op::Secret { purpose, slot, names, expiry, uploaded }),
@@ -264,6 +266,11 @@ fn apply_op(truth: &mut Truth, op: &Op) {
         Op::Server { slot, role, ip } => {
             let name = format!("s{slot}");
             let role = [Role::Web, Role::Files, Role::Mail][usize::from(role)];
+            // In cluster c0 or c1 when it exists (its client names may join the
+            // certificate), else in a cluster the store does not hold.
+            let cluster = truth
+                .find(Kind::Cluster, &format!("c{}", ip % 2))
+                .unwrap_or(1);
             truth.put(
                 &name,
                 None,
@@ -271,7 +278,7 @@ fn apply_op(truth: &mut Truth, op: &Op) {
                 Server {
                     name: Slug::new(&name).unwrap(),
                     role,
-                    cluster: 1,
+                    cluster,
                     rank: 0,
                     hostname: DomainName::new(&format!("{name}.hosting.example")).unwrap(),
                     addresses: vec![format!("192.0.2.{ip}").parse().unwrap()],
@@ -284,20 +291,28 @@ fn apply_op(truth: &mut Truth, op: &Op) {
             );
         }
         Op::DeleteServer { slot } => truth.delete_named(Kind::Server, &format!("s{slot}")),
-        Op::Cluster { slot, dns } => {
+        Op::Cluster { slot, kind } => {
             let name = format!("c{slot}");
+            let (role, hostname) = match kind {
+                0 => (Role::Web, None),
+                1 => (Role::Dns, None),
+                2 => (Role::Mail, None),
+                3 => (Role::Mail, Some("mail.hosting.example")),
+                _ => (Role::Mail, Some("m2.hosting.example")),
+            };
             truth.put(
                 &name,
                 None,
                 None,
                 Cluster {
                     name: Slug::new(&name).unwrap(),
-                    role: if dns { Role::Dns } else { Role::Web },
+                    role,
                     description: String::new(),
                     is_default: false,
                     ttls: Default::default(),
                     external_secondaries: Vec::new(),
                     mail_writer: None,
+                    hostname: hostname.map(|h| DomainName::new(h).unwrap()),
                 },
             );
         }

@@ -44,6 +44,8 @@ struct SiteFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ServerFacts {
     name: String,
+    /// Its cluster (a mail cluster's client names join its certificate).
+    cluster: Id,
     /// Certificate names for files and mail servers; `None` for other roles.
     names: Option<Vec<String>>,
 }
@@ -75,6 +77,9 @@ pub struct KeyState {
     cert_servers: HashMap<String, Id>,
     /// DNS cluster names by id.
     dns_clusters: HashMap<Id, String>,
+    /// Mail clusters' client names (`Cluster::mail_client_names`), by cluster id:
+    /// on every certificate of the cluster's servers.
+    mail_names: HashMap<Id, Vec<String>>,
     /// DNS cluster ids by name.
     dns_cluster_ids: HashMap<String, Id>,
     /// RSA DKIM subjects: how many mail domains sign with each, and its owner.
@@ -227,7 +232,11 @@ impl KeyState {
             }
             SecretPurpose::ServerCert => {
                 let s = self.servers.get(self.cert_servers.get(subject)?)?;
-                Some(want(s.names.clone()?, None))
+                let mut names = s.names.clone()?;
+                if let Some(client) = self.mail_names.get(&s.cluster) {
+                    super::push_new(&mut names, client.iter().map(String::as_str));
+                }
+                Some(want(names, None))
             }
             SecretPurpose::Dkim => {
                 let d = self.domains.get(self.domain_ids.get(subject)?)?;
@@ -352,7 +361,23 @@ impl KeyState {
         }
     }
 
+    /// Mark the certificates of cluster `cluster`'s servers.
+    fn mark_cluster_servers(&mut self, cluster: Id) {
+        let names: Vec<String> = self
+            .servers
+            .values()
+            .filter(|s| s.cluster == cluster)
+            .map(|s| s.name.clone())
+            .collect();
+        for n in names {
+            self.pending.insert((SecretPurpose::ServerCert, n));
+        }
+    }
+
     fn remove_cluster(&mut self, id: Id) {
+        if self.mail_names.remove(&id).is_some() {
+            self.mark_cluster_servers(id);
+        }
         if let Some(name) = self.dns_clusters.remove(&id) {
             if self.dns_cluster_ids.get(&name) == Some(&id) {
                 self.dns_cluster_ids.remove(&name);
@@ -426,12 +451,23 @@ impl KeyState {
                 id,
                 ServerFacts {
                     name: s.meta.name,
+                    cluster: s.data.cluster,
                     names,
                 },
             );
         } else if raw.kind == Cluster::KIND {
             let c: Stored<Cluster> = raw.parse()?;
+            let names = c
+                .data
+                .mail_client_names()
+                .map(|n| n.all().map(str::to_owned).to_vec());
+            if self.mail_names.get(&id) != names.as_ref() {
+                self.mark_cluster_servers(id);
+            }
             self.remove_cluster(id);
+            if let Some(names) = names {
+                self.mail_names.insert(id, names);
+            }
             if c.data.role == Role::Dns {
                 self.mark_cluster(&c.meta.name);
                 self.dns_cluster_ids.insert(c.meta.name.clone(), id);

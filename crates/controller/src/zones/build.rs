@@ -262,6 +262,7 @@ fn generate(input: &ZoneInput<'_>) -> Vec<Rec> {
     mail_clients(input, &mut out);
     mail_policies(input, &mut out);
     acme_challenges(input, &mut out);
+    platform_hosts(input, &mut out);
     out
 }
 
@@ -279,6 +280,17 @@ fn acme_challenges(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
                 RType::Txt,
                 quoted(value),
             ));
+        }
+    }
+}
+
+/// The platform's host names inside the zone (servers', mail clusters' client
+/// names), each at its addresses.
+fn platform_hosts(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
+    let ttl = input.ttls.default;
+    for (name, addresses) in &input.hosts {
+        for ip in addresses {
+            out.push(Rec::address(name, ttl, *ip));
         }
     }
 }
@@ -381,8 +393,11 @@ pub(crate) const MAIL_CLIENT_SRV: [(&str, u16); 6] = [
 ];
 
 /// Client autoconfiguration of a mail domain: RFC 6186 SRV records for IMAP,
-/// POP3 and submission at the host name of the mail cluster's writer (the name
-/// its certificate is for, unlike `mail.<domain>`; it follows the writer), and, when the domain has a site, `autoconfig`
+/// POP3 and submission at the mail cluster's client names (`imap.<hostname>`,
+/// `pop.`, `smtp.`: they follow the writer in the zone holding them, and every
+/// server's certificate covers them) when the cluster has a host name, else at
+/// the host name of the cluster's writer (the name its certificate is for,
+/// unlike `mail.<domain>`), and, when the domain has a site, `autoconfig`
 /// (Thunderbird) and `autodiscover` (Outlook) at the site's web servers, which
 /// answer both documents (`role-web`'s `autoconfig`) — plus the
 /// `_autodiscover._tcp` SRV pointing Outlook at the domain's own HTTPS. None of
@@ -401,13 +416,19 @@ fn mail_clients(input: &ZoneInput<'_>, out: &mut Vec<Rec>) {
         return;
     }
     let ttl = input.ttls.default;
-    let host = fqdn(writer.server.hostname.as_str());
+    let writer_host = writer.server.hostname.as_str();
     for (name, port) in MAIL_CLIENT_SRV {
+        let host = match &input.mail_names {
+            Some(n) if name.starts_with("_imap") => n.imap.as_str(),
+            Some(n) if name.starts_with("_pop3") => n.pop3.as_str(),
+            Some(n) => n.smtp.as_str(),
+            None => writer_host,
+        };
         out.push(Rec::new(
             abs(input, name),
             ttl,
             RType::Srv,
-            format!("0 1 {port} {host}"),
+            format!("0 1 {port} {}", fqdn(host)),
         ));
     }
     let web = web_targets(input);

@@ -115,6 +115,8 @@ fn input<'a>(
         dkim: Vec::new(),
         acme_txt: Vec::new(),
         mail_writer: None,
+        mail_names: None,
+        hosts: Vec::new(),
     }
 }
 
@@ -349,7 +351,57 @@ fn cases() -> Vec<(&'static str, ZoneContent)> {
         )],
     };
     out.push(("ipv6", build_zone(&input(&origin, &v6, Some(&all), &[]))));
+
+    // Issue 16: a mail domain of a cluster with a client-facing host name (SRV
+    // at its names), and the platform zone holding the servers' host names and
+    // the cluster's client names at the writer (mx2 after a failover).
+    let names =
+        model::entity::MailClientNames::of(&DomainName::new("mail.hosting.example").unwrap());
+    let mut i = input(&origin, &f, Some(&all), &[]);
+    i.mail_names = Some(names.clone());
+    i.mail_writer = Some(32);
+    out.push(("mail_client_names", build_zone(&i)));
+    let mut i = input(&hosting, &f, None, &[]);
+    i.mail_writer = Some(32);
+    let mx2: Vec<std::net::IpAddr> = vec!["198.51.100.25".parse().unwrap()];
+    i.hosts = vec![
+        ("imap.mail.hosting.example".into(), mx2.clone()),
+        (
+            "mx1.hosting.example".into(),
+            vec!["192.0.2.25".parse().unwrap()],
+        ),
+        ("pop.mail.hosting.example".into(), mx2.clone()),
+        ("smtp.mail.hosting.example".into(), mx2),
+        (
+            "web-1.hosting.example".into(),
+            vec!["192.0.2.80".parse().unwrap()],
+        ),
+    ];
+    out.push(("platform_hosts", build_zone(&i)));
     out
+}
+
+#[test]
+fn a_customer_record_replaces_a_platform_host_name() {
+    let f = fleet();
+    let hosting = DomainName::new("hosting.example").unwrap();
+    let own = vec![rec(
+        "imap.mail",
+        None,
+        RecordData::A {
+            address: "203.0.113.9".parse().unwrap(),
+        },
+    )];
+    let mut i = input(&hosting, &f, None, &own);
+    i.hosts = vec![(
+        "imap.mail.hosting.example".into(),
+        vec!["192.0.2.25".parse().unwrap()],
+    )];
+    let z = build_zone(&i);
+    assert_eq!(
+        names_of(&z, "imap.mail.hosting.example", "A"),
+        ["203.0.113.9"]
+    );
 }
 
 #[test]

@@ -240,6 +240,10 @@ pub struct ClusterAdd {
     /// zone transfers to, as IP or IP:PORT; repeat for several
     #[arg(long = "external-secondary", value_name = "IP[:PORT]")]
     pub external_secondaries: Vec<String>,
+    /// Mail clusters: the client-facing host name (clients use imap., pop. and
+    /// smtp. of it, which follow the writer in DNS), e.g. mail.hosting.example
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
 }
 
 /// `cluster update`.
@@ -265,6 +269,13 @@ pub struct ClusterUpdate {
     /// Remove every external secondary
     #[arg(long, conflicts_with = "external_secondaries")]
     pub no_external_secondaries: bool,
+    /// Mail clusters: a new client-facing host name
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Mail clusters: remove the client-facing host name (clients are sent to
+    /// the writer's own host name)
+    #[arg(long, conflicts_with = "hostname")]
+    pub no_hostname: bool,
 }
 
 // ------------------------------------------------------------------ servers

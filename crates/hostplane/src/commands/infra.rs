@@ -23,6 +23,7 @@ pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                 ttl: a.ttl,
                 external_secondaries: (!a.external_secondaries.is_empty())
                     .then_some(a.external_secondaries),
+                hostname: a.hostname,
             };
             ctx.out.one(&api.create_cluster(&req).await?)
         }
@@ -44,6 +45,11 @@ pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                     Some(Vec::new())
                 } else {
                     (!u.external_secondaries.is_empty()).then_some(u.external_secondaries)
+                },
+                hostname: if u.no_hostname {
+                    Some(String::new())
+                } else {
+                    u.hostname
                 },
             };
             ctx.out.one(&api.update_cluster(&u.name, &req).await?)

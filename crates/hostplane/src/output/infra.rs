@@ -36,6 +36,12 @@ impl Render for ClusterView {
             ("servers", list(&self.servers)),
         ]
         .into_iter()
+        .chain(self.hostname.as_ref().map(|h| {
+            (
+                "client names",
+                format!("imap.{h}, pop.{h}, smtp.{h} (host name {h})"),
+            )
+        }))
         .chain(self.mail_writer.as_ref().map(|w| {
             (
                 "mail writer",

@@ -18,6 +18,7 @@
 
 pub mod control;
 pub mod groups;
+mod platform;
 pub mod procs;
 pub mod runstate;
 mod summary;
@@ -26,7 +27,9 @@ pub mod topology;
 use anyhow::{bail, Context};
 use controller::config::ControllerConfig;
 use controller::init::InitOptions;
-use proto::v1::{CreateCluster, CreateJoinToken, CreateServer, ListParams, ServerView};
+use proto::v1::{
+    CreateCluster, CreateJoinToken, CreateServer, ListParams, ServerView, UpdateCluster,
+};
 use serde::{Deserialize, Serialize};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -239,6 +242,7 @@ async fn supervise(
     let plan = topology::servers(args.web, args.address_base);
     let setup = async {
         ensure_clusters(&api).await?;
+        platform::ensure_domain(&api).await?;
         let mut agents = Vec::new();
         for server in &plan {
             let options = topology::engine_options(server, &plan, topology::privileged());
@@ -585,7 +589,20 @@ async fn ensure_clusters(api: &client::Client) -> anyhow::Result<()> {
                 e.role,
                 c.role
             ),
-            Some(_) => {}
+            Some(e) => {
+                // A data dir made before mail clusters had a host name.
+                if c.role == "mail" && e.hostname.is_none() {
+                    api.update_cluster(
+                        c.name,
+                        &UpdateCluster {
+                            hostname: Some(topology::MAIL_HOSTNAME.into()),
+                            ..UpdateCluster::default()
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("cannot name the cluster {}", c.name))?;
+                }
+            }
             None => {
                 let has_default = existing.iter().any(|e| e.role == c.role && e.default);
                 api.create_cluster(&CreateCluster {
@@ -596,6 +613,7 @@ async fn ensure_clusters(api: &client::Client) -> anyhow::Result<()> {
                     web_ttl: None,
                     ttl: None,
                     external_secondaries: None,
+                    hostname: (c.role == "mail").then(|| topology::MAIL_HOSTNAME.into()),
                 })
                 .await
                 .with_context(|| format!("cannot create the cluster {}", c.name))?;

@@ -40,6 +40,18 @@ impl PlannedServer {
     }
 }
 
+/// The platform's own domain: every server's host name is under it, and its
+/// zone (served by the DNS cluster like any customer's) publishes them.
+pub const PLATFORM_DOMAIN: &str = "hostplane.test";
+
+/// The customer owning [`PLATFORM_DOMAIN`] (an admin adds names in a platform
+/// zone; the domain still needs an owning customer).
+pub const PLATFORM_CUSTOMER: &str = "platform";
+
+/// The mail cluster's client-facing host name: clients use
+/// `imap.mail.hostplane.test`, `pop.` and `smtp.`, which follow the writer.
+pub const MAIL_HOSTNAME: &str = "mail.hostplane.test";
+
 /// The clusters, in creation order (the first of each role is its default).
 pub fn clusters() -> Vec<PlannedCluster> {
     let c = |name, role, default| PlannedCluster {
