@@ -183,11 +183,18 @@ pub async fn shoot(c: &Client, name: &str) -> Result<()> {
 pub async fn wait_text(c: &Client, css: &str, text: &str) -> Result<()> {
     eprintln!("browser: wait for `{text}` in #{css}");
     let xpath = format!("//*[@id='{css}']//*[contains(text(), '{text}')]");
-    c.wait()
+    if let Err(e) = c
+        .wait()
         .at_most(Duration::from_secs(30))
         .for_element(Locator::XPath(&xpath))
         .await
-        .with_context(|| format!("no `{text}` in #{css}"))?;
+    {
+        let main = match c.find(Locator::Css("main")).await {
+            Ok(m) => m.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        bail!("no `{text}` in #{css} ({e}); the page shows:\n{main}");
+    }
     Ok(())
 }
 
