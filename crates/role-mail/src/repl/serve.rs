@@ -101,10 +101,10 @@ async fn session(
                 wire::send(&mut tls, &Resp::List { seq, mailboxes }).await?;
             }
             Req::Manifest(id) => {
-                let s = Arc::clone(shared);
+                let (s, peer) = (Arc::clone(shared), name.clone());
                 let r = blocking(move || {
                     let root = store::root_of(&s, &id)?;
-                    store::manifest(&s, &root)
+                    store::manifest(&s, &root, &peer)
                 })
                 .await;
                 match r {
@@ -118,10 +118,10 @@ async fn session(
                 } else {
                     sent.remove(&mailbox).unwrap_or_default()
                 };
-                let (s, id) = (Arc::clone(shared), mailbox.clone());
+                let (s, id, peer) = (Arc::clone(shared), mailbox.clone(), name.clone());
                 let r = blocking(move || {
                     let root = store::root_of(&s, &id)?;
-                    store::delta(&s, &root, &before)
+                    store::delta(&s, &root, &peer, &before)
                 })
                 .await;
                 match r {

@@ -152,7 +152,19 @@ fn state_of(f: &Folder, dir: &str, known: Option<&FolderState>) -> FolderState {
                     .unwrap_or_else(|| mtime(&f.path(m))),
             })
             .collect(),
+        gone: Vec::new(),
     }
+}
+
+/// The bases of `state` (the writer's folder at `fdir`) that `peer` is to remove:
+/// in this server's base with `peer` (both had them after their last round),
+/// gone here since (see [`FolderState::gone`]).
+fn gone_for(fdir: &Path, peer: &str, state: &mut FolderState) {
+    let now: BTreeSet<&str> = state.msgs.iter().map(|m| m.base.as_str()).collect();
+    state.gone = read_base(fdir, peer)
+        .into_keys()
+        .filter(|b| !now.contains(b.as_str()))
+        .collect();
 }
 
 /// What the writer sent one follower connection of a mailbox: per folder
@@ -165,6 +177,7 @@ pub type Sent = BTreeMap<String, (u64, FolderState)>;
 pub fn delta(
     shared: &Shared,
     root: &Path,
+    peer: &str,
     sent: &Sent,
 ) -> std::io::Result<(super::wire::Delta, Sent)> {
     crate::maildir::ensure(root)?;
@@ -182,7 +195,8 @@ pub fn delta(
             }
             Some((f, version)) => {
                 let prev = before.map(|(_, st)| st);
-                let now = state_of(&f, dir, prev);
+                let mut now = state_of(&f, dir, prev);
+                gone_for(&folder_path(root, dir), peer, &mut now);
                 let d = super::wire::FolderDelta::between(prev, &now);
                 if !d.full
                     && d.upsert.is_empty()
@@ -210,12 +224,15 @@ pub fn delta(
 
 /// The mailbox at `root` as this server holds it (synchronising each folder,
 /// which assigns UIDs to new deliveries: only a writer serves manifests).
-pub fn manifest(shared: &Shared, root: &Path) -> std::io::Result<Manifest> {
+pub fn manifest(shared: &Shared, root: &Path, peer: &str) -> std::io::Result<Manifest> {
     crate::maildir::ensure(root)?;
     let mut folders = Vec::new();
     for dir in folder_dirs(root) {
-        let f = shared.imap.sync(&folder_path(root, &dir))?;
-        folders.push(state_of(&f, &dir, None));
+        let fdir = folder_path(root, &dir);
+        let f = shared.imap.sync(&fdir)?;
+        let mut st = state_of(&f, &dir, None);
+        gone_for(&fdir, peer, &mut st);
+        folders.push(st);
     }
     Ok(Manifest {
         keywords: uidlist::keywords(root),
@@ -452,6 +469,7 @@ pub fn merge(
 ) -> Merged {
     let mine: HashMap<&str, &Msg> = local.msgs.iter().map(|m| (m.base.as_str(), m)).collect();
     let theirs: BTreeSet<&str> = remote.msgs.iter().map(|m| m.base.as_str()).collect();
+    let gone: BTreeSet<&str> = remote.gone.iter().map(String::as_str).collect();
     let mut out = Vec::new();
     let mut used = BTreeSet::new();
     for r in &remote.msgs {
@@ -481,7 +499,7 @@ pub fn merge(
         if theirs.contains(m.base.as_str()) {
             continue;
         }
-        if base.contains_key(&m.base) {
+        if base.contains_key(&m.base) || gone.contains(m.base.as_str()) {
             remove.push(m.base.clone());
             continue;
         }
@@ -748,6 +766,7 @@ mod tests {
             uidvalidity: 7,
             uidnext: 5,
             msgs: vec![st(1, "a", "F"), st(3, "c", ""), st(4, "d", "")],
+            gone: Vec::new(),
         };
         // b was agreed before (expunged there); mine was written here; d staged
         let base: BTreeMap<String, String> =
@@ -783,6 +802,42 @@ mod tests {
         assert_eq!(list, vec![(1, "a".into(), "S".into())]);
         let list = merge(&local2, &remote2, &base, &BTreeSet::new(), Mode::Follow).list;
         assert_eq!(list, vec![(1, "a".into(), "".into())]);
+    }
+
+    /// A server back after an outage has no base with the server that wrote
+    /// meanwhile: a message both had before (in the writer's base with it) that
+    /// the writer expunged since is removed here, not handed back as written here.
+    #[test]
+    fn a_message_expunged_by_the_writer_during_an_outage_is_not_resurrected() {
+        let local = Folder {
+            dir: PathBuf::from("/x"),
+            uidvalidity: 7,
+            uidnext: 4,
+            msgs: vec![
+                msg(1, "a", ""),
+                msg(3, "deleted-there", ""),
+                msg(4, "mine", ""),
+            ],
+        };
+        let remote = FolderState {
+            dir: String::new(),
+            uidvalidity: 7,
+            uidnext: 6,
+            msgs: vec![st(1, "a", ""), st(5, "new-there", "")],
+            gone: vec!["deleted-there".into()],
+        };
+        let staged: BTreeSet<String> = ["new-there".to_string()].into();
+        let m = merge(&local, &remote, &BTreeMap::new(), &staged, Mode::Follow);
+        assert_eq!(m.remove, vec!["deleted-there".to_string()]);
+        assert_eq!(m.only, vec!["mine".to_string()]);
+        assert_eq!(
+            m.list,
+            vec![
+                (1, "a".into(), "".into()),
+                (4, "mine".into(), "".into()),
+                (5, "new-there".into(), "".into())
+            ]
+        );
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub struct FolderState {
     pub uidnext: u32,
     /// Messages, ascending UID.
     pub msgs: Vec<MsgState>,
+    /// Base names the writer and the asking follower both had after their last
+    /// round (the writer's base with it) that the writer no longer has: expunged
+    /// there since. The follower removes them instead of handing them back as
+    /// written by itself (a server that returns after an outage has no base with
+    /// the server that wrote meanwhile).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<String>,
 }
 
 /// A whole mailbox.
@@ -84,6 +91,9 @@ pub struct FolderDelta {
     pub upsert: Vec<MsgState>,
     /// Base names no longer in the folder.
     pub removed: Vec<String>,
+    /// As [`FolderState::gone`], whole (not relative to the earlier state).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<String>,
 }
 
 /// A mailbox's state as it changed since the last [`Delta`] on this connection.
@@ -121,6 +131,7 @@ impl FolderDelta {
             uidvalidity: self.uidvalidity,
             uidnext: self.uidnext,
             msgs,
+            gone: self.gone.clone(),
         })
     }
 
@@ -155,6 +166,7 @@ impl FolderDelta {
             full,
             upsert,
             removed,
+            gone: now.gone.clone(),
         }
     }
 }
@@ -328,6 +340,7 @@ mod tests {
             uidvalidity: validity,
             uidnext: 20,
             msgs,
+            gone: Vec::new(),
         }
     }
 
