@@ -72,6 +72,12 @@ async fn pebble_validates_http01_on_every_web_server_and_the_site_serves_its_cha
     let mut names = status.names.clone();
     names.sort();
     assert_eq!(names, ["shop.test", "two.shop.test", "www.shop.test"]);
+    // The site's `http-01`, set right after it was created (while the task may
+    // already be ordering), holds: every name was validated by HTTP-01.
+    assert!(
+        status.validated.iter().all(|v| v.ends_with(": http-01")),
+        "{status:?}"
+    );
     assert_eq!(status.left_out.len(), 1, "{status:?}");
     assert_eq!(status.left_out[0].name, "old.shop.test");
     assert!(

@@ -641,6 +641,23 @@ async fn write_state(
     st: &SiteAcme,
 ) -> Result<(), store::StoreError> {
     let name = SecretPurpose::AcmeSite.store_name(&domain.meta.name);
+    // The owner's settings (on/off, challenge) are the API's (`api::put_settings`);
+    // this pass may have read the state before the owner changed them: keep what
+    // the store holds now, and order again for a new challenge.
+    let mut st = st.clone();
+    if let Some(stored) = tx
+        .get_by_name::<Secret>(&name)
+        .await?
+        .and_then(|s| serde_json::from_str::<SiteAcme>(&s.data.public).ok())
+    {
+        st.disabled = stored.disabled;
+        if stored.challenge != st.challenge {
+            st.challenge = stored.challenge;
+            st.wanted.clear();
+            st.next_attempt = None;
+        }
+    }
+    let st = &st;
     let data = Secret {
         purpose: SecretPurpose::AcmeSite,
         subject: domain.meta.name.clone(),
